@@ -1,0 +1,13 @@
+DROP TABLE idempotency_keys;
+DROP TABLE rate_limits;
+DROP TABLE mail_tokens;
+DROP TABLE refresh_tokens;
+DROP TABLE sessions;
+DROP TABLE remembered_devices;
+DROP TABLE mfa_challenges;
+DROP TABLE recovery_codes;
+DROP TABLE totp_credentials;
+DROP TABLE invitations;
+DROP TABLE user_roles;
+DROP TABLE users;
+DROP TABLE organisations;

@@ -1,0 +1,779 @@
+//! Organisations, users and invitations.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::crypto::{random_token, sha256_hex};
+use crate::auth::principal::{load_roles, org_subtrees, Principal, Role, RoleGrant};
+use crate::auth::service::{self as auth, normalize_email, valid_email};
+use crate::clock::{dur, from_db, to_db};
+use crate::config::Config;
+use crate::db::DbConn;
+use crate::error::{AppError, FieldError};
+use crate::http::etag;
+use crate::mail::Mail;
+use crate::schema::{invitations, organisations, totp_credentials, user_roles, users};
+
+/// Kind of organisation: region, care provider (vårdgivare) or unit (enhet/klinik).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    Region,
+    CareProvider,
+    Unit,
+}
+
+impl OrgKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgKind::Region => "region",
+            OrgKind::CareProvider => "care_provider",
+            OrgKind::Unit => "unit",
+        }
+    }
+    fn parse(s: &str) -> OrgKind {
+        match s {
+            "region" => OrgKind::Region,
+            "care_provider" => OrgKind::CareProvider,
+            _ => OrgKind::Unit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Organisation {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub kind: OrgKind,
+    pub name: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Organisation {
+    pub fn etag(&self) -> String {
+        etag(self.version, self.updated_at)
+    }
+}
+
+type OrgRow = (String, Option<String>, String, String, i32, chrono::NaiveDateTime, chrono::NaiveDateTime);
+
+fn org_from(r: OrgRow) -> Organisation {
+    Organisation {
+        id: r.0,
+        parent_id: r.1,
+        kind: OrgKind::parse(&r.2),
+        name: r.3,
+        version: r.4,
+        created_at: from_db(r.5),
+        updated_at: from_db(r.6),
+    }
+}
+
+const ORG_COLUMNS: (
+    organisations::id,
+    organisations::parent_id,
+    organisations::kind,
+    organisations::name,
+    organisations::version,
+    organisations::created_at,
+    organisations::updated_at,
+) = (
+    organisations::id,
+    organisations::parent_id,
+    organisations::kind,
+    organisations::name,
+    organisations::version,
+    organisations::created_at,
+    organisations::updated_at,
+);
+
+pub fn get_org(conn: &mut DbConn, id: &str) -> Result<Organisation, AppError> {
+    let row: OrgRow = organisations::table.find(id).select(ORG_COLUMNS).first(conn)?;
+    Ok(org_from(row))
+}
+
+pub fn list_orgs(
+    conn: &mut DbConn,
+    kind: Option<OrgKind>,
+    parent_id: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Organisation>, AppError> {
+    let mut q = organisations::table.select(ORG_COLUMNS).into_boxed();
+    if let Some(k) = kind {
+        q = q.filter(organisations::kind.eq(k.as_str()));
+    }
+    if let Some(p) = parent_id {
+        q = q.filter(organisations::parent_id.eq(p.to_string()));
+    }
+    if let Some(a) = after {
+        q = q.filter(organisations::id.gt(a.to_string()));
+    }
+    let rows: Vec<OrgRow> = q.order(organisations::id).limit(limit + 1).load(conn)?;
+    Ok(rows.into_iter().map(org_from).collect())
+}
+
+pub fn validate_name(field: &str, name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::validation(field, "must be 1 to 200 characters"));
+    }
+    Ok(name.to_string())
+}
+
+/// Creates an organisation. The tree is region -> care provider -> unit (units may nest).
+pub fn create_org(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: Option<&Principal>,
+    id: Option<String>,
+    kind: OrgKind,
+    name: &str,
+    parent_id: Option<&str>,
+) -> Result<Organisation, AppError> {
+    let name = validate_name("name", name)?;
+    let parent = match parent_id {
+        None => None,
+        Some(p) => Some(
+            get_org(conn, p)
+                .map_err(|_| AppError::validation("parent_id", "no such organisation"))?,
+        ),
+    };
+    let fits = matches!(
+        (kind, parent.as_ref().map(|p| p.kind)),
+        (OrgKind::Region, None)
+            | (OrgKind::CareProvider, Some(OrgKind::Region))
+            | (OrgKind::Unit, Some(OrgKind::CareProvider | OrgKind::Unit))
+    );
+    if !fits {
+        return Err(AppError::validation(
+            "parent_id",
+            "a region has no parent; a care provider belongs to a region; a unit to a care provider or unit",
+        ));
+    }
+    if let Some(me) = me {
+        let allowed = match &parent {
+            // New regions: only administrators (of an existing region) run the platform.
+            None => me.has_role(Role::Administrator),
+            Some(p) => me.has_role_over(conn, Role::Administrator, &p.id)?,
+        };
+        Principal::require(allowed)?;
+    }
+    let id = id.unwrap_or_else(|| Uuid::new_v4().to_string());
+    diesel::insert_into(organisations::table)
+        .values((
+            organisations::id.eq(&id),
+            organisations::parent_id.eq(parent_id),
+            organisations::kind.eq(kind.as_str()),
+            organisations::name.eq(&name),
+            organisations::version.eq(1),
+            organisations::created_at.eq(to_db(now)),
+            organisations::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    get_org(conn, &id)
+}
+
+pub fn rename_org(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    name: &str,
+) -> Result<Organisation, AppError> {
+    let current = get_org(conn, id)?;
+    Principal::require(me.has_role_over(conn, Role::Administrator, id)?)?;
+    if_match(&current.etag())?;
+    let name = validate_name("name", name)?;
+    diesel::update(organisations::table.find(id))
+        .set((
+            organisations::name.eq(name),
+            organisations::version.eq(current.version + 1),
+            organisations::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    get_org(conn, id)
+}
+
+// ---- Users -------------------------------------------------------------------------
+
+/// The second factors a user has set up.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MfaStatus {
+    pub totp: bool,
+    pub email_code: bool,
+    pub recovery_codes_remaining: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    /// Login; any domain.
+    pub email: String,
+    pub display_name: String,
+    pub email_verified: bool,
+    /// `active` or `disabled`.
+    pub status: String,
+    pub roles: Vec<RoleGrant>,
+    pub mfa: MfaStatus,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    pub fn etag(&self) -> String {
+        etag(self.version, self.updated_at)
+    }
+}
+
+type UserRow = (
+    String,
+    String,
+    String,
+    Option<chrono::NaiveDateTime>,
+    String,
+    i32,
+    i32,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+);
+
+const USER_COLUMNS: (
+    users::id,
+    users::email,
+    users::display_name,
+    users::email_verified_at,
+    users::status,
+    users::email_mfa_enabled,
+    users::version,
+    users::created_at,
+    users::updated_at,
+) = (
+    users::id,
+    users::email,
+    users::display_name,
+    users::email_verified_at,
+    users::status,
+    users::email_mfa_enabled,
+    users::version,
+    users::created_at,
+    users::updated_at,
+);
+
+fn user_from(conn: &mut DbConn, r: UserRow) -> Result<User, AppError> {
+    let totp: Option<Option<String>> = totp_credentials::table
+        .find(&r.0)
+        .select(totp_credentials::secret)
+        .first(conn)
+        .optional()?;
+    Ok(User {
+        roles: load_roles(conn, &r.0)?,
+        mfa: MfaStatus {
+            totp: matches!(totp, Some(Some(_))),
+            email_code: r.5 != 0,
+            recovery_codes_remaining: auth::recovery_codes_left(conn, &r.0)?,
+        },
+        id: r.0,
+        email: r.1,
+        display_name: r.2,
+        email_verified: r.3.is_some(),
+        status: r.4,
+        version: r.6,
+        created_at: from_db(r.7),
+        updated_at: from_db(r.8),
+    })
+}
+
+pub fn get_user(conn: &mut DbConn, id: &str) -> Result<User, AppError> {
+    let row: UserRow = users::table.find(id).select(USER_COLUMNS).first(conn)?;
+    user_from(conn, row)
+}
+
+/// A user is visible to themselves and to administrators and directors of studies
+/// over an organisation where the user holds a role. Others get 404, not 403.
+pub fn visible_user(conn: &mut DbConn, me: &Principal, id: &str) -> Result<User, AppError> {
+    if me.user_id == id {
+        return get_user(conn, id);
+    }
+    let user = get_user(conn, id)?;
+    for grant in &user.roles {
+        if me.has_role_over(conn, Role::Administrator, &grant.organisation_id)?
+            || me.has_role_over(conn, Role::DirectorOfStudies, &grant.organisation_id)?
+        {
+            return Ok(user);
+        }
+    }
+    Err(AppError::NotFound)
+}
+
+pub fn list_users(
+    conn: &mut DbConn,
+    me: &Principal,
+    role: Option<Role>,
+    organisation_id: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<User>, AppError> {
+    let roots = me.orgs_with(&[Role::Administrator, Role::DirectorOfStudies]);
+    if roots.is_empty() {
+        return Err(AppError::Forbidden(
+            "listing users needs the administrator or director-of-studies role".into(),
+        ));
+    }
+    let mut orgs = org_subtrees(conn, &roots)?;
+    if let Some(o) = organisation_id {
+        orgs.retain(|x| x == o);
+    }
+    let mut q = user_roles::table
+        .filter(user_roles::organisation_id.eq_any(orgs))
+        .select(user_roles::user_id)
+        .distinct()
+        .into_boxed();
+    if let Some(r) = role {
+        q = q.filter(user_roles::role.eq(r.as_str()));
+    }
+    if let Some(a) = after {
+        q = q.filter(user_roles::user_id.gt(a.to_string()));
+    }
+    let ids: Vec<String> = q.order(user_roles::user_id).limit(limit + 1).load(conn)?;
+    ids.iter().map(|id| get_user(conn, id)).collect()
+}
+
+pub fn update_me(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    display_name: &str,
+) -> Result<User, AppError> {
+    let current = get_user(conn, &me.user_id)?;
+    if_match(&current.etag())?;
+    let name = validate_name("display_name", display_name)?;
+    diesel::update(users::table.find(&me.user_id))
+        .set((
+            users::display_name.eq(name),
+            users::version.eq(current.version + 1),
+            users::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    get_user(conn, &me.user_id)
+}
+
+// ---- Invitations --------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Invitation {
+    pub id: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub organisation_id: String,
+    /// `pending`, `accepted`, `revoked` or `expired`.
+    pub status: String,
+    pub invited_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub version: i32,
+    pub updated_at: DateTime<Utc>,
+}
+
+type InvitationRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+    Option<chrono::NaiveDateTime>,
+    Option<chrono::NaiveDateTime>,
+);
+
+const INVITATION_COLUMNS: (
+    invitations::id,
+    invitations::email,
+    invitations::display_name,
+    invitations::role,
+    invitations::organisation_id,
+    invitations::invited_by,
+    invitations::created_at,
+    invitations::expires_at,
+    invitations::accepted_at,
+    invitations::revoked_at,
+) = (
+    invitations::id,
+    invitations::email,
+    invitations::display_name,
+    invitations::role,
+    invitations::organisation_id,
+    invitations::invited_by,
+    invitations::created_at,
+    invitations::expires_at,
+    invitations::accepted_at,
+    invitations::revoked_at,
+);
+
+fn invitation_from(r: InvitationRow, now: DateTime<Utc>) -> Invitation {
+    let expires_at = from_db(r.7);
+    let status = if r.8.is_some() {
+        "accepted"
+    } else if r.9.is_some() {
+        "revoked"
+    } else if expires_at <= now {
+        "expired"
+    } else {
+        "pending"
+    };
+    // An invitation changes at most once (accepted or revoked after creation).
+    let changed = r.8.or(r.9);
+    Invitation {
+        id: r.0,
+        email: r.1,
+        display_name: r.2,
+        role: Role::parse(&r.3).unwrap_or(Role::Trainee),
+        organisation_id: r.4,
+        status: status.into(),
+        invited_by: r.5,
+        created_at: from_db(r.6),
+        expires_at,
+        accepted_at: r.8.map(from_db),
+        version: if changed.is_some() { 2 } else { 1 },
+        updated_at: from_db(changed.unwrap_or(r.6)),
+    }
+}
+
+pub fn get_invitation(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<Invitation, AppError> {
+    let row: InvitationRow = invitations::table.find(id).select(INVITATION_COLUMNS).first(conn)?;
+    Ok(invitation_from(row, now))
+}
+
+pub struct NewInvitation {
+    pub id: Option<String>,
+    pub email: String,
+    pub role: Role,
+    pub organisation_id: String,
+    pub display_name: Option<String>,
+}
+
+/// Invites an address with a role at an organisation and returns the mail to send. An
+/// earlier pending invitation of the same address, role and organisation is replaced,
+/// so "send it again" is simply inviting again.
+pub fn invite(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: Option<&Principal>,
+    new: NewInvitation,
+) -> Result<(Invitation, Mail, String), AppError> {
+    let email = normalize_email(&new.email);
+    let mut errors = Vec::new();
+    if !valid_email(&email) {
+        errors.push(FieldError::new("email", "is not an e-mail address"));
+    }
+    let display_name = match new.display_name.as_deref().map(|n| validate_name("display_name", n)) {
+        Some(Err(AppError::Validation(mut e))) => {
+            errors.append(&mut e);
+            None
+        }
+        Some(Ok(n)) => Some(n),
+        _ => None,
+    };
+    let org = match get_org(conn, &new.organisation_id) {
+        Ok(o) => Some(o),
+        Err(_) => {
+            errors.push(FieldError::new("organisation_id", "no such organisation"));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let org = org.ok_or(AppError::NotFound)?;
+    if let Some(me) = me {
+        Principal::require(me.can_invite(conn, new.role, &org.id)?)?;
+    }
+    let existing_user: Option<String> = users::table
+        .filter(users::email.eq(&email))
+        .select(users::id)
+        .first(conn)
+        .optional()?;
+    if let Some(uid) = &existing_user {
+        let has: i64 = user_roles::table
+            .filter(user_roles::user_id.eq(uid))
+            .filter(user_roles::role.eq(new.role.as_str()))
+            .filter(user_roles::organisation_id.eq(&org.id))
+            .count()
+            .get_result(conn)?;
+        if has > 0 {
+            return Err(AppError::Conflict(
+                "this person already has that role at that organisation".into(),
+            ));
+        }
+    }
+    diesel::update(
+        invitations::table
+            .filter(invitations::email.eq(&email))
+            .filter(invitations::role.eq(new.role.as_str()))
+            .filter(invitations::organisation_id.eq(&org.id))
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null()),
+    )
+    .set(invitations::revoked_at.eq(to_db(now)))
+    .execute(conn)?;
+    let token = random_token();
+    let id = new.id.unwrap_or_else(|| Uuid::new_v4().to_string());
+    let expires_at = now + dur(cfg.invitation_ttl);
+    diesel::insert_into(invitations::table)
+        .values((
+            invitations::id.eq(&id),
+            invitations::email.eq(&email),
+            invitations::display_name.eq(&display_name),
+            invitations::role.eq(new.role.as_str()),
+            invitations::organisation_id.eq(&org.id),
+            invitations::token_hash.eq(sha256_hex(&token)),
+            invitations::invited_by.eq(me.map(|m| m.user_id.clone())),
+            invitations::created_at.eq(to_db(now)),
+            invitations::expires_at.eq(to_db(expires_at)),
+        ))
+        .execute(conn)?;
+    let link = format!(
+        "{}/invitations/accept?token={token}",
+        cfg.public_url.trim_end_matches('/')
+    );
+    let days = cfg.invitation_ttl.as_secs() / 86_400;
+    let mail = Mail {
+        to: email.clone(),
+        subject: format!("Inbjudan till eportfolio / Invitation to eportfolio ({})", org.name),
+        body: format!(
+            "Du har bjudits in till eportfolio som {role} vid {org}.\n\
+             You have been invited to eportfolio as {role} at {org}.\n\n\
+             {link}\n\n\
+             Länken gäller i {days} dagar och kan användas en gång. Du väljer lösenord och \
+             en andra faktor (app eller kod via e-post).\n\
+             The link is valid for {days} days and can be used once. You will choose a \
+             password and a second factor (app or e-mailed code).\n",
+            role = new.role.as_str(),
+            org = org.name,
+        ),
+    };
+    Ok((get_invitation(conn, now, &id)?, mail, link))
+}
+
+pub fn list_invitations(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Invitation>, AppError> {
+    let roots = me.orgs_with(&[Role::Administrator, Role::DirectorOfStudies]);
+    if roots.is_empty() {
+        return Err(AppError::Forbidden(
+            "invitations are managed by administrators and directors of studies".into(),
+        ));
+    }
+    let orgs = org_subtrees(conn, &roots)?;
+    let mut q = invitations::table
+        .filter(invitations::organisation_id.eq_any(orgs))
+        .select(INVITATION_COLUMNS)
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(invitations::id.gt(a.to_string()));
+    }
+    // Status depends on the clock; filter after loading, on a bounded page.
+    let rows: Vec<InvitationRow> = q.order(invitations::id).limit(limit + 1).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| invitation_from(r, now))
+        .filter(|i| status.is_none_or(|s| i.status == s))
+        .collect())
+}
+
+pub fn revoke_invitation(conn: &mut DbConn, now: DateTime<Utc>, me: &Principal, id: &str) -> Result<(), AppError> {
+    let inv = get_invitation(conn, now, id)?;
+    if !me.can_invite(conn, inv.role, &inv.organisation_id)? {
+        return Err(AppError::NotFound);
+    }
+    if inv.status != "pending" {
+        return Err(AppError::Conflict(format!("the invitation is already {}", inv.status)));
+    }
+    diesel::update(invitations::table.find(id))
+        .set(invitations::revoked_at.eq(to_db(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What the invitee sees before accepting.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InvitationPreview {
+    pub email: String,
+    pub role: Role,
+    pub organisation_id: String,
+    pub organisation_name: String,
+    pub expires_at: DateTime<Utc>,
+    /// True when the address already has an account: accept with its password.
+    pub account_exists: bool,
+    pub display_name: Option<String>,
+}
+
+pub struct PendingInvitation {
+    pub id: String,
+    pub preview: InvitationPreview,
+    /// Password hash of the existing account, to check before granting a new role.
+    pub existing_hash: Option<String>,
+    pub existing_user: Option<String>,
+}
+
+pub fn pending_invitation(conn: &mut DbConn, now: DateTime<Utc>, token: &str) -> Result<PendingInvitation, AppError> {
+    let row: Option<InvitationRow> = invitations::table
+        .filter(invitations::token_hash.eq(sha256_hex(token)))
+        .filter(invitations::accepted_at.is_null())
+        .filter(invitations::revoked_at.is_null())
+        .filter(invitations::expires_at.gt(to_db(now)))
+        .select(INVITATION_COLUMNS)
+        .first(conn)
+        .optional()?;
+    let inv = invitation_from(row.ok_or(AppError::InvalidToken)?, now);
+    let org = get_org(conn, &inv.organisation_id)?;
+    let existing: Option<(String, Option<String>)> = users::table
+        .filter(users::email.eq(&inv.email))
+        .select((users::id, users::password_hash))
+        .first(conn)
+        .optional()?;
+    Ok(PendingInvitation {
+        id: inv.id,
+        preview: InvitationPreview {
+            email: inv.email,
+            role: inv.role,
+            organisation_id: org.id,
+            organisation_name: org.name,
+            expires_at: inv.expires_at,
+            account_exists: existing.is_some(),
+            display_name: inv.display_name,
+        },
+        existing_hash: existing.as_ref().and_then(|e| e.1.clone()),
+        existing_user: existing.map(|e| e.0),
+    })
+}
+
+pub enum Accepted {
+    /// A new account: it must enrol a second factor before it can do anything.
+    NewAccount { mfa_token: String, expires_at: DateTime<Utc> },
+    /// An existing account got the role.
+    RoleGranted,
+}
+
+/// Accepts an invitation. For a new account `new_password_hash` is its password (hashed
+/// by the caller); for an existing one the caller has already checked its password.
+pub fn accept_invitation(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    token: &str,
+    display_name: Option<&str>,
+    new_password_hash: Option<&str>,
+) -> Result<Accepted, AppError> {
+    let pending = pending_invitation(conn, now, token)?;
+    let p = &pending.preview;
+    let (user_id, new_account) = match &pending.existing_user {
+        Some(id) => (id.clone(), false),
+        None => {
+            let hash = new_password_hash
+                .ok_or_else(|| AppError::validation("password", "is required for a new account"))?;
+            let name = display_name
+                .map(str::to_string)
+                .or_else(|| p.display_name.clone())
+                .unwrap_or_else(|| p.email.split('@').next().unwrap_or("").to_string());
+            let name = validate_name("display_name", &name)?;
+            let id = Uuid::new_v4().to_string();
+            diesel::insert_into(users::table)
+                .values((
+                    users::id.eq(&id),
+                    users::email.eq(&p.email),
+                    users::display_name.eq(name),
+                    users::password_hash.eq(hash),
+                    // The link arrived at this address: it is verified.
+                    users::email_verified_at.eq(to_db(now)),
+                    users::email_mfa_enabled.eq(0),
+                    users::status.eq("active"),
+                    users::version.eq(1),
+                    users::created_at.eq(to_db(now)),
+                    users::updated_at.eq(to_db(now)),
+                ))
+                .execute(conn)?;
+            (id, true)
+        }
+    };
+    diesel::insert_into(user_roles::table)
+        .values((
+            user_roles::id.eq(Uuid::new_v4().to_string()),
+            user_roles::user_id.eq(&user_id),
+            user_roles::role.eq(p.role.as_str()),
+            user_roles::organisation_id.eq(&p.organisation_id),
+            user_roles::created_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    diesel::update(invitations::table.find(&pending.id))
+        .set((
+            invitations::accepted_at.eq(to_db(now)),
+            invitations::user_id.eq(&user_id),
+        ))
+        .execute(conn)?;
+    if new_account {
+        let (mfa_token, expires_at) = auth::create_challenge(conn, cfg, now, &user_id, "enrol")?;
+        Ok(Accepted::NewAccount {
+            mfa_token,
+            expires_at,
+        })
+    } else {
+        Ok(Accepted::RoleGranted)
+    }
+}
+
+pub fn user_count(conn: &mut DbConn) -> Result<i64, AppError> {
+    Ok(users::table.count().get_result(conn)?)
+}
+
+/// First administrator: finds or creates the region and invites the address as its
+/// administrator. Used by `eportfolio admin create`.
+pub fn bootstrap_admin(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    email: &str,
+    region: &str,
+) -> Result<(Invitation, Mail, String), AppError> {
+    let existing: Option<String> = organisations::table
+        .filter(organisations::kind.eq("region"))
+        .filter(organisations::name.eq(region.trim()))
+        .select(organisations::id)
+        .first(conn)
+        .optional()?;
+    let org_id = match existing {
+        Some(id) => id,
+        None => create_org(conn, now, None, None, OrgKind::Region, region, None)?.id,
+    };
+    invite(
+        conn,
+        cfg,
+        now,
+        None,
+        NewInvitation {
+            id: None,
+            email: email.into(),
+            role: Role::Administrator,
+            organisation_id: org_id,
+            display_name: None,
+        },
+    )
+}

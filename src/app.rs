@@ -1,0 +1,273 @@
+//! Builds the application: state, routes and the OpenAPI document, in one place for
+//! `main` and the tests.
+
+use std::sync::Arc;
+
+use actix_web::middleware::{from_fn, Compress};
+use actix_web::{dev::Server, get, web, App, HttpResponse, HttpServer};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{self, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::{service_config::ServiceConfig, AppExt};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::crypto::{self, JwtKeys};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::db::{self, DbPool};
+use crate::error::{AppError, Problem};
+use crate::mail::Mailer;
+use crate::{accounts, auth, http, idempotency};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: DbPool,
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub mailer: Mailer,
+    pub jwt: JwtKeys,
+    /// Verified against when a login names no account, to keep timing uniform.
+    pub dummy_hash: String,
+}
+
+impl AppState {
+    /// Opens and migrates the database and prepares keys and mail.
+    pub fn new(config: Config, clock: SharedClock) -> Result<AppState, AppError> {
+        let pool = db::connect(&config.database_url, config.db_pool_size)?;
+        let mut conn = pool.get()?;
+        let applied = db::migrate(&mut conn)?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "database migrated");
+        }
+        drop(conn);
+        let secret = crypto::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+        let mailer = Mailer::new(&config.mail, &config.mail_from)?;
+        crypto::argon2(config.argon2)?;
+        Ok(AppState {
+            dummy_hash: crypto::dummy_hash(config.argon2),
+            pool,
+            config: Arc::new(config),
+            clock,
+            mailer,
+            jwt: JwtKeys::from_secret(&secret),
+        })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "eportfolio",
+        description = "Competence portfolio for Swedish doctors in BT and ST training: delmål, \
+            learning activities, assessments, supervision and the final assessment.\n\n\
+            Errors are `application/problem+json` (RFC 9457); the `type` URI is stable. \
+            Creating POSTs accept `Idempotency-Key`. Updates accept `If-Match`.",
+        license(name = "MIT")
+    ),
+    modifiers(&Conventions),
+    components(schemas(Problem, crate::error::FieldError)),
+    tags(
+        (name = "auth", description = "Signing in: password, second factor, tokens, links"),
+        (name = "me", description = "The signed-in user's own profile and security settings"),
+        (name = "organisations", description = "Region -> care provider -> unit"),
+        (name = "invitations", description = "How people join"),
+        (name = "users", description = "People of my organisations"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+/// Adds what every operation shares: the bearer scheme and the standard problem
+/// responses, so each handler only documents what is particular to it.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, api: &mut openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    crate::error::PROBLEM_JSON,
+                    openapi::ContentBuilder::new()
+                        .schema(Some(openapi::Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in api.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let secured = op
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| !s.is_empty() && s.iter().any(|r| r != &Default::default()));
+                let has_body = op.request_body.is_some();
+                let mut add = |code: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| problem(description).into());
+                };
+                add("400", "Malformed request (bad JSON, unknown field, bad query parameter)");
+                if secured {
+                    add("401", "Missing, invalid or expired access token");
+                    add("403", "Your roles do not allow this");
+                }
+                if has_body {
+                    add("413", "Request body too large");
+                    add("415", "Request body is not application/json");
+                    add("422", "Semantically invalid (see `errors`)");
+                }
+                add("429", "Too many requests; see Retry-After");
+                add("500", "A bug: reported with the request id");
+            }
+        }
+    }
+}
+
+/// Every API route, under `/api/v1`.
+fn api_v1(cfg: &mut ServiceConfig) {
+    use accounts as a;
+    use auth::handlers as h;
+    cfg.service(h::login)
+        .service(h::mfa_verify)
+        .service(h::mfa_email_code)
+        .service(h::mfa_totp_setup)
+        .service(h::mfa_totp_confirm)
+        .service(h::refresh)
+        .service(h::logout)
+        .service(h::password_reset)
+        .service(h::password_reset_confirm)
+        .service(h::email_verification)
+        .service(a::preview_invitation)
+        .service(a::accept_invitation)
+        .service(a::get_me)
+        .service(a::patch_me)
+        .service(h::me_totp_setup)
+        .service(h::me_totp_confirm)
+        .service(h::me_recovery_codes)
+        .service(h::me_devices)
+        .service(h::me_device_revoke)
+        .service(h::me_password)
+        .service(h::me_email)
+        .service(a::create_organisation)
+        .service(a::list_organisations)
+        .service(a::get_organisation)
+        .service(a::patch_organisation)
+        .service(a::create_invitation)
+        .service(a::list_invitations)
+        .service(a::revoke_invitation)
+        .service(a::list_users)
+        .service(a::get_user);
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct HealthStatus {
+    status: String,
+}
+
+/// Liveness
+#[utoipa::path(tag = "health", responses((status = 200, body = HealthStatus)), security(()))]
+#[get("/health")]
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(HealthStatus {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the database answers
+#[utoipa::path(
+    tag = "health",
+    responses(
+        (status = 200, body = HealthStatus),
+        (status = 503, description = "Database unreachable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[get("/ready")]
+async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    db::run(&state.pool, |c| db::ping(c))
+        .await
+        .map_err(|e| AppError::Unavailable(format!("database: {e}")))?;
+    Ok(HttpResponse::Ok().json(HealthStatus {
+        status: "ready".into(),
+    }))
+}
+
+/// The OpenAPI document, as served and as committed in `openapi/openapi.json`.
+pub fn openapi() -> openapi::OpenApi {
+    let (_, api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .service(health)
+        .service(ready)
+        .service(utoipa_actix_web::scope("/api/v1").configure(api_v1))
+        .split_for_parts();
+    let mut api = api;
+    Conventions.modify(&mut api);
+    api
+}
+
+pub fn openapi_json() -> String {
+    openapi().to_pretty_json().unwrap_or_default() + "\n"
+}
+
+/// Binds and starts the server; the returned `Server` finishes in-flight requests on
+/// shutdown (SIGINT/SIGTERM or `ServerHandle::stop(true)`).
+pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server, AppError> {
+    let state = web::Data::new(state);
+    let api = web::Data::new(openapi());
+    let config = state.config.clone();
+    let workers = if config.workers == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        config.workers
+    };
+    let server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .app_data(state.clone())
+            .app_data(http::json_config(config.max_json_body))
+            .app_data(http::query_config())
+            .app_data(http::path_config())
+            .service(health)
+            .service(ready)
+            .service(
+                utoipa_actix_web::scope("/api/v1")
+                    .wrap(from_fn(idempotency::middleware))
+                    .configure(api_v1),
+            )
+            .split_for_parts();
+        app.service(
+            SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", api.get_ref().clone()),
+        )
+        .service(web::redirect("/docs", "/docs/"))
+        .default_service(web::to(http::not_found))
+        .wrap(Compress::default())
+        .wrap(from_fn(http::request_id_and_log))
+    })
+    .workers(workers)
+    .shutdown_timeout(30)
+    .listen(listener)
+    .map_err(|e| AppError::Config(format!("cannot listen: {e}")))?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,736 @@
+//! `/auth/*` and the caller's own security settings under `/me`.
+
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::auth::crypto;
+use crate::auth::principal::Principal;
+use crate::auth::service::{self, IssuedSession, LoginOutcome, MfaMethod, SecondFactor, Verified};
+use crate::clock::{from_db, to_db};
+use crate::db;
+use crate::error::AppError;
+use crate::http::client_info;
+use crate::schema::remembered_devices;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    /// A device token from an earlier login with `remember_device`: skips the second factor.
+    pub device_token: Option<String>,
+}
+
+/// Outcome of a step of signing in.
+#[derive(Serialize, ToSchema, Default)]
+pub struct AuthResponse {
+    /// `authenticated`, `mfa_required` or `mfa_enrolment_required`.
+    pub status: String,
+    /// For `mfa_required`/`mfa_enrolment_required`: pass to the `/auth/mfa/*` calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token_expires_at: Option<DateTime<Utc>>,
+    /// Second factors this account can use now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<MfaMethod>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// Seconds until the access token expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Present when `remember_device` was asked for: send it with later logins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
+    /// Shown once, at first enrolment: store them somewhere safe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_remaining: Option<i64>,
+}
+
+fn tokens(state: &AppState, session: &IssuedSession) -> Result<AuthResponse, AppError> {
+    let access = state.jwt.issue(
+        &session.user_id,
+        &session.session_id,
+        state.clock.now(),
+        state.config.access_token_ttl,
+    )?;
+    Ok(AuthResponse {
+        status: "authenticated".into(),
+        access_token: Some(access),
+        token_type: Some("Bearer".into()),
+        expires_in: Some(state.config.access_token_ttl.as_secs()),
+        refresh_token: Some(session.refresh_token.clone()),
+        ..Default::default()
+    })
+}
+
+fn verified(state: &AppState, v: Verified) -> Result<HttpResponse, AppError> {
+    let mut body = tokens(state, &v.session)?;
+    body.device_token = v.device_token;
+    body.recovery_codes = v.recovery_codes;
+    body.recovery_codes_remaining = v.recovery_codes_remaining;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Log in with e-mail and password
+///
+/// Answers with the next step: a second factor (`mfa_required`), enrolling one
+/// (`mfa_enrolment_required`), or tokens when a remembered device skips the second factor.
+/// A wrong e-mail and a wrong password get the same answer.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Next step of signing in", body = AuthResponse),
+        (status = 401, description = "Wrong e-mail or password", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let email = service::normalize_email(&body.email);
+    let client = client_info(&req, &state.config);
+    let now = state.clock.now();
+    let cfg = state.config.clone();
+    let user = {
+        let (email, client) = (email.clone(), client.clone());
+        db::write(&state.pool, move |c| service::login_start(c, &cfg, now, &email, &client)).await?
+    };
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let dummy = state.dummy_hash.clone();
+    let password = body.password;
+    let password_ok = web::block(move || {
+        // Verify against a dummy hash when there is no account, so timing tells nothing.
+        let hash = stored.unwrap_or(dummy);
+        crypto::verify_password(&password, &hash)
+    })
+    .await?;
+    let user = match user {
+        Some(u) if password_ok && u.status == "active" => u,
+        _ => {
+            let cfg = state.config.clone();
+            db::write(&state.pool, move |c| service::login_failed(c, &cfg, now, &email)).await?;
+            return Err(AppError::InvalidCredentials);
+        }
+    };
+    let cfg = state.config.clone();
+    let device = body.device_token;
+    let outcome = db::write(&state.pool, move |c| {
+        service::login_succeeded(c, &cfg, now, &user, device.as_deref(), &client)
+    })
+    .await?;
+    let body = match outcome {
+        LoginOutcome::Authenticated(session) => tokens(&state, &session)?,
+        LoginOutcome::MfaRequired {
+            mfa_token,
+            methods,
+            expires_at,
+        } => AuthResponse {
+            status: "mfa_required".into(),
+            mfa_token: Some(mfa_token),
+            mfa_token_expires_at: Some(expires_at),
+            methods: Some(methods),
+            ..Default::default()
+        },
+        LoginOutcome::EnrolmentRequired {
+            mfa_token,
+            expires_at,
+        } => AuthResponse {
+            status: "mfa_enrolment_required".into(),
+            mfa_token: Some(mfa_token),
+            mfa_token_expires_at: Some(expires_at),
+            ..Default::default()
+        },
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub mfa_token: String,
+    pub method: MfaMethod,
+    pub code: String,
+    /// Remember this device for 30 days: later logins from it skip the second factor.
+    #[serde(default)]
+    pub remember_device: bool,
+    /// A name to recognise the device by in `/me/devices` (default: its user agent).
+    pub device_name: Option<String>,
+}
+
+fn remember(remember_device: bool, device_name: Option<String>) -> service::RememberAs {
+    remember_device.then(|| device_name.unwrap_or_default())
+}
+
+/// Complete a login with a second factor
+///
+/// A TOTP code, an e-mailed code (request one first) or a recovery code. Completing an
+/// enrolment by e-mailed code turns e-mailed codes on and returns the recovery codes.
+#[utoipa::path(
+    tag = "auth",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Signed in", body = AuthResponse),
+        (status = 401, description = "Wrong code, or the sign-in step expired", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/auth/mfa/verify")]
+pub async fn mfa_verify(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<VerifyRequest>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let factor = match body.method {
+        MfaMethod::Totp => SecondFactor::Totp(body.code),
+        MfaMethod::EmailCode => SecondFactor::EmailCode(body.code),
+        MfaMethod::RecoveryCode => SecondFactor::RecoveryCode(body.code),
+    };
+    let client = client_info(&req, &state.config);
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let remember = remember(body.remember_device, body.device_name);
+    let v = db::write(&state.pool, move |c| {
+        service::verify_second_factor(c, &cfg, now, &body.mfa_token, &factor, remember, &client)
+    })
+    .await??;
+    verified(&state, v)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaTokenRequest {
+    pub mfa_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmailCodeSent {
+    /// The address the code went to, masked.
+    pub sent_to: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Send a sign-in code by e-mail
+///
+/// For accounts that use e-mailed codes, and during enrolment to choose them. The code
+/// is valid for 10 minutes, once, with a limited number of attempts.
+#[utoipa::path(
+    tag = "auth",
+    request_body = MfaTokenRequest,
+    responses(
+        (status = 202, description = "Code sent", body = EmailCodeSent),
+        (status = 401, description = "The sign-in step expired", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "E-mailed codes are not enabled for this account", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/auth/mfa/email-code")]
+pub async fn mfa_email_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<MfaTokenRequest>,
+) -> Result<HttpResponse, AppError> {
+    let client = client_info(&req, &state.config);
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let (mail, expires_at) =
+        db::write(&state.pool, move |c| service::send_email_code(c, &cfg, now, &body.mfa_token, &client)).await?;
+    let sent_to = service::mask_email(&mail.to);
+    state.mailer.send_all(vec![mail]).await;
+    Ok(HttpResponse::Accepted().json(EmailCodeSent {
+        sent_to,
+        expires_at,
+    }))
+}
+
+/// TOTP enrolment data: add it to an authenticator app, then confirm with a code.
+#[derive(Serialize, ToSchema)]
+pub struct TotpSetupResponse {
+    /// Base32 secret, for typing in by hand.
+    pub secret: String,
+    /// `otpauth://totp/...` URI.
+    pub otpauth_uri: String,
+    /// The URI as a QR code: a PNG image, base64-encoded.
+    pub qr_png_base64: String,
+}
+
+impl From<service::TotpSetup> for TotpSetupResponse {
+    fn from(s: service::TotpSetup) -> Self {
+        TotpSetupResponse {
+            secret: s.secret,
+            otpauth_uri: s.otpauth_uri,
+            qr_png_base64: s.qr_png_base64,
+        }
+    }
+}
+
+/// Start TOTP enrolment while signing in
+///
+/// For a sign-in step with status `mfa_enrolment_required`.
+#[utoipa::path(
+    tag = "auth",
+    request_body = MfaTokenRequest,
+    responses(
+        (status = 200, description = "Secret, URI and QR code", body = TotpSetupResponse),
+        (status = 401, description = "The sign-in step expired", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/auth/mfa/totp/setup")]
+pub async fn mfa_totp_setup(
+    state: web::Data<AppState>,
+    body: web::Json<MfaTokenRequest>,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    let setup = db::write(&state.pool, move |c| {
+        let challenge = service::open_challenge(c, now, &body.mfa_token)?;
+        service::totp_setup(c, now, &challenge.user_id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(TotpSetupResponse::from(setup)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmWhileSigningIn {
+    pub mfa_token: String,
+    pub code: String,
+    #[serde(default)]
+    pub remember_device: bool,
+    pub device_name: Option<String>,
+}
+
+/// Confirm TOTP enrolment and sign in
+///
+/// The authenticator is active once a code from it is accepted. Returns tokens and,
+/// at first enrolment, the ten recovery codes (shown once).
+#[utoipa::path(
+    tag = "auth",
+    request_body = TotpConfirmWhileSigningIn,
+    responses(
+        (status = 200, description = "Enrolled and signed in", body = AuthResponse),
+        (status = 401, description = "Wrong code, or the sign-in step expired", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/auth/mfa/totp/confirm")]
+pub async fn mfa_totp_confirm(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<TotpConfirmWhileSigningIn>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let client = client_info(&req, &state.config);
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let remember = remember(body.remember_device, body.device_name);
+    let v = db::write(&state.pool, move |c| {
+        service::enrol_totp_and_sign_in(c, &cfg, now, &body.mfa_token, &body.code, remember, &client)
+    })
+    .await??;
+    verified(&state, v)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Exchange a refresh token for new tokens
+///
+/// The refresh token is rotated: each one works once. Presenting a used one revokes
+/// the whole session (it may have been stolen).
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New access and refresh token", body = AuthResponse),
+        (status = 401, description = "Unknown, used or revoked refresh token", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, AppError> {
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let session =
+        db::write(&state.pool, move |c| service::refresh(c, &cfg, now, &body.refresh_token)).await??;
+    Ok(HttpResponse::Ok().json(tokens(&state, &session)?))
+}
+
+/// Log out
+///
+/// Ends the current session: its access and refresh tokens stop working at once.
+#[utoipa::path(
+    tag = "auth",
+    responses((status = 204, description = "Logged out")),
+    security(("bearer" = []))
+)]
+#[post("/auth/logout")]
+pub async fn logout(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    db::write(&state.pool, move |c| service::revoke_session(c, now, &me.session_id, "logout")).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    pub email: String,
+}
+
+/// Ask for a password-reset link
+///
+/// Always answers 202, whether or not the address has an account.
+#[utoipa::path(
+    tag = "auth",
+    request_body = PasswordResetRequest,
+    responses((status = 202, description = "If the address has an account, a link is on its way")),
+    security(())
+)]
+#[post("/auth/password-reset")]
+pub async fn password_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<PasswordResetRequest>,
+) -> Result<HttpResponse, AppError> {
+    let email = service::normalize_email(&body.email);
+    let client = client_info(&req, &state.config);
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let mail =
+        db::write(&state.pool, move |c| service::request_password_reset(c, &cfg, now, &email, &client)).await?;
+    state.mailer.send_all(mail.into_iter().collect()).await;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    pub token: String,
+    pub new_password: String,
+}
+
+async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
+    let params = state.config.argon2;
+    web::block(move || crypto::hash_password(params, &password)).await?
+}
+
+/// Set a new password from a reset link
+///
+/// Ends every session and forgets remembered devices. The second factor is still
+/// asked at the next login.
+#[utoipa::path(
+    tag = "auth",
+    request_body = PasswordResetConfirm,
+    responses(
+        (status = 204, description = "Password changed"),
+        (status = 422, description = "Link unknown, used or expired, or password too weak", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/auth/password-reset/confirm")]
+pub async fn password_reset_confirm(
+    state: web::Data<AppState>,
+    body: web::Json<PasswordResetConfirm>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    service::check_password("new_password", &body.new_password)?;
+    let new_hash = hash(&state, body.new_password).await?;
+    let now = state.clock.now();
+    db::write(&state.pool, move |c| service::reset_password(c, now, &body.token, &new_hash)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub token: String,
+}
+
+/// Confirm an e-mail address from a verification link
+#[utoipa::path(
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 204, description = "Address confirmed (and changed, for an e-mail change)"),
+        (status = 422, description = "Link unknown, used or expired", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/auth/email-verification")]
+pub async fn email_verification(
+    state: web::Data<AppState>,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    db::write(&state.pool, move |c| service::confirm_email(c, now, &body.token)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- /me: the caller's own security settings ------------------------------------------
+
+/// Start (or restart) TOTP enrolment
+///
+/// A new secret; the current authenticator keeps working until the new one is confirmed.
+#[utoipa::path(
+    tag = "me",
+    responses((status = 200, description = "Secret, URI and QR code", body = TotpSetupResponse)),
+    security(("bearer" = []))
+)]
+#[post("/me/totp")]
+pub async fn me_totp_setup(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    let setup = db::write(&state.pool, move |c| service::totp_setup(c, now, &me.user_id)).await?;
+    Ok(HttpResponse::Ok().json(TotpSetupResponse::from(setup)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequest {
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TotpConfirmed {
+    /// Present when the account had no recovery codes yet (shown once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+/// Confirm TOTP enrolment
+#[utoipa::path(
+    tag = "me",
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "Authenticator active", body = TotpConfirmed),
+        (status = 401, description = "Wrong code", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/me/totp/confirm")]
+pub async fn me_totp_confirm(
+    state: web::Data<AppState>,
+    me: Principal,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    let codes =
+        db::write(&state.pool, move |c| service::totp_confirm(c, now, &me.user_id, &body.code)).await??;
+    Ok(HttpResponse::Ok().json(TotpConfirmed {
+        recovery_codes: codes,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Ten single-use codes, shown only now; earlier codes stop working.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Replace the recovery codes
+#[utoipa::path(
+    tag = "me",
+    responses((status = 201, description = "New codes", body = RecoveryCodes)),
+    security(("bearer" = []))
+)]
+#[post("/me/recovery-codes")]
+pub async fn me_recovery_codes(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    let codes =
+        db::write(&state.pool, move |c| service::replace_recovery_codes(c, now, &me.user_id)).await?;
+    Ok(HttpResponse::Created().json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
+#[derive(Queryable)]
+struct Device {
+    id: String,
+    name: String,
+    created: chrono::NaiveDateTime,
+    last_used: chrono::NaiveDateTime,
+    expires: chrono::NaiveDateTime,
+}
+
+/// A remembered device (skips the second factor for 30 days).
+#[derive(Serialize, ToSchema)]
+pub struct DeviceView {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// List my remembered devices
+#[utoipa::path(
+    tag = "me",
+    responses((status = 200, description = "Active remembered devices", body = crate::http::Page<DeviceView>)),
+    security(("bearer" = []))
+)]
+#[get("/me/devices")]
+pub async fn me_devices(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
+    let now = to_db(state.clock.now());
+    let rows: Vec<Device> = db::run(&state.pool, move |c| {
+        Ok(remembered_devices::table
+            .filter(remembered_devices::user_id.eq(&me.user_id))
+            .filter(remembered_devices::revoked_at.is_null())
+            .filter(remembered_devices::expires_at.gt(now))
+            .order(remembered_devices::last_used_at.desc())
+            .select((
+                remembered_devices::id,
+                remembered_devices::name,
+                remembered_devices::created_at,
+                remembered_devices::last_used_at,
+                remembered_devices::expires_at,
+            ))
+            .load(c)?)
+    })
+    .await?;
+    let items: Vec<DeviceView> = rows
+        .into_iter()
+        .map(|d| DeviceView {
+            id: d.id,
+            name: d.name,
+            created_at: from_db(d.created),
+            last_used_at: from_db(d.last_used),
+            expires_at: from_db(d.expires),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(crate::http::Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// Forget a remembered device
+///
+/// Its next login asks for the second factor again.
+#[utoipa::path(
+    tag = "me",
+    params(("id" = String, Path, description = "Device id")),
+    responses(
+        (status = 204, description = "Forgotten"),
+        (status = 404, description = "No such device of yours", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/me/devices/{id}")]
+pub async fn me_device_revoke(
+    state: web::Data<AppState>,
+    me: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let now = to_db(state.clock.now());
+    let id = path.into_inner();
+    let n = db::write(&state.pool, move |c| {
+        Ok(diesel::update(
+            remembered_devices::table
+                .filter(remembered_devices::id.eq(&id))
+                .filter(remembered_devices::user_id.eq(&me.user_id))
+                .filter(remembered_devices::revoked_at.is_null()),
+        )
+        .set(remembered_devices::revoked_at.eq(now))
+        .execute(c)?)
+    })
+    .await?;
+    if n == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change my password
+///
+/// Ends all sessions, this one included, and forgets remembered devices.
+#[utoipa::path(
+    tag = "me",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; log in again"),
+        (status = 401, description = "Current password wrong", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/me/password")]
+pub async fn me_password(
+    state: web::Data<AppState>,
+    me: Principal,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    service::check_password("new_password", &body.new_password)?;
+    let user_id = me.user_id.clone();
+    let stored = db::run(&state.pool, move |c| service::password_hash_of(c, &user_id)).await?;
+    let current = body.current_password;
+    let ok = web::block(move || stored.is_some_and(|h| crypto::verify_password(&current, &h))).await?;
+    if !ok {
+        return Err(AppError::InvalidCredentials);
+    }
+    let new_hash = hash(&state, body.new_password).await?;
+    let now = state.clock.now();
+    db::write(&state.pool, move |c| {
+        service::set_password(c, now, &me.user_id, &new_hash)?;
+        service::revoke_all_sessions(c, now, &me.user_id, "password_change")
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChange {
+    pub new_email: String,
+}
+
+/// Change my e-mail address
+///
+/// Sends a confirmation link to the new address; the change takes effect when it is used.
+#[utoipa::path(
+    tag = "me",
+    request_body = EmailChange,
+    responses(
+        (status = 202, description = "Confirmation link sent to the new address"),
+        (status = 409, description = "The address belongs to another account", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/me/email")]
+pub async fn me_email(
+    state: web::Data<AppState>,
+    me: Principal,
+    body: web::Json<EmailChange>,
+) -> Result<HttpResponse, AppError> {
+    let email = service::normalize_email(&body.new_email);
+    if !service::valid_email(&email) {
+        return Err(AppError::validation("new_email", "is not an e-mail address"));
+    }
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let mail =
+        db::write(&state.pool, move |c| service::request_email_change(c, &cfg, now, &me.user_id, &email)).await?;
+    state.mailer.send_all(vec![mail]).await;
+    Ok(HttpResponse::Accepted().finish())
+}

@@ -1,0 +1,7 @@
+//! Authentication: login with password and a second factor, sessions, link tokens.
+
+pub mod crypto;
+pub mod handlers;
+pub mod principal;
+pub mod ratelimit;
+pub mod service;

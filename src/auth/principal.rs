@@ -1,0 +1,247 @@
+//! Who is calling, and what they may do. Every authorisation decision goes through
+//! `Principal`, so later capabilities (per-trainee assignments, API clients) extend it
+//! here rather than in handlers.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::clock::to_db;
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::schema::{organisations, sessions, user_roles, users};
+
+/// A role held at an organisation (and, through the tree, below it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// BT/ST doctor in training (BT-/ST-läkare).
+    Trainee,
+    /// Main or placement supervisor (huvudhandledare / tjänstgöringshandledare).
+    Supervisor,
+    /// Director of studies (studierektor).
+    DirectorOfStudies,
+    /// Administrator (e.g. the BT unit).
+    Administrator,
+    /// External assessor for the final assessment (extern bedömare).
+    ExternalAssessor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Trainee => "trainee",
+            Role::Supervisor => "supervisor",
+            Role::DirectorOfStudies => "director_of_studies",
+            Role::Administrator => "administrator",
+            Role::ExternalAssessor => "external_assessor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "trainee" => Role::Trainee,
+            "supervisor" => Role::Supervisor,
+            "director_of_studies" => Role::DirectorOfStudies,
+            "administrator" => Role::Administrator,
+            "external_assessor" => Role::ExternalAssessor,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoleGrant {
+    pub role: Role,
+    pub organisation_id: String,
+}
+
+/// An authenticated user with a completed second factor.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub session_id: String,
+    pub email: String,
+    pub roles: Vec<RoleGrant>,
+}
+
+impl Principal {
+    /// Does the caller hold `role` at `org_id` or at one of its ancestors?
+    pub fn has_role_over(&self, conn: &mut DbConn, role: Role, org_id: &str) -> Result<bool, AppError> {
+        if !self.roles.iter().any(|g| g.role == role) {
+            return Ok(false);
+        }
+        let chain = org_chain(conn, org_id)?;
+        Ok(self
+            .roles
+            .iter()
+            .any(|g| g.role == role && chain.iter().any(|o| o == &g.organisation_id)))
+    }
+
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.iter().any(|g| g.role == role)
+    }
+
+    /// Organisations where the caller holds one of `roles` (roots of the subtrees they see).
+    pub fn orgs_with(&self, roles: &[Role]) -> Vec<String> {
+        self.roles
+            .iter()
+            .filter(|g| roles.contains(&g.role))
+            .map(|g| g.organisation_id.clone())
+            .collect()
+    }
+
+    /// May the caller invite someone as `role` to `org_id`? Administrators invite any
+    /// role in their subtree; directors of studies invite the people of a training
+    /// programme (trainees, supervisors, external assessors).
+    pub fn can_invite(&self, conn: &mut DbConn, role: Role, org_id: &str) -> Result<bool, AppError> {
+        if self.has_role_over(conn, Role::Administrator, org_id)? {
+            return Ok(true);
+        }
+        let director_may = matches!(
+            role,
+            Role::Trainee | Role::Supervisor | Role::ExternalAssessor
+        );
+        Ok(director_may && self.has_role_over(conn, Role::DirectorOfStudies, org_id)?)
+    }
+
+    pub fn require(allowed: bool) -> Result<(), AppError> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "your roles do not allow this action".into(),
+            ))
+        }
+    }
+}
+
+/// `org_id` followed by its ancestors up to the region. Trees are shallow (region,
+/// care provider, unit), so a walk is cheaper than a recursive query on both backends.
+pub fn org_chain(conn: &mut DbConn, org_id: &str) -> Result<Vec<String>, AppError> {
+    let mut chain = Vec::new();
+    let mut next = Some(org_id.to_string());
+    while let Some(id) = next {
+        if chain.contains(&id) || chain.len() > 16 {
+            break;
+        }
+        let parent: Option<Option<String>> = organisations::table
+            .find(&id)
+            .select(organisations::parent_id)
+            .first(conn)
+            .optional()?;
+        match parent {
+            None => break,
+            Some(p) => {
+                chain.push(id);
+                next = p;
+            }
+        }
+    }
+    Ok(chain)
+}
+
+/// All organisations in the subtrees rooted at `roots` (the roots included).
+pub fn org_subtrees(conn: &mut DbConn, roots: &[String]) -> Result<Vec<String>, AppError> {
+    let mut all: Vec<String> = roots.to_vec();
+    let mut frontier = roots.to_vec();
+    while !frontier.is_empty() && all.len() < 100_000 {
+        let children: Vec<String> = organisations::table
+            .filter(organisations::parent_id.eq_any(&frontier))
+            .select(organisations::id)
+            .load(conn)?;
+        frontier = children
+            .into_iter()
+            .filter(|c| !all.contains(c))
+            .collect();
+        all.extend(frontier.iter().cloned());
+    }
+    Ok(all)
+}
+
+pub fn load_roles(conn: &mut DbConn, user_id: &str) -> Result<Vec<RoleGrant>, AppError> {
+    let rows: Vec<(String, String)> = user_roles::table
+        .filter(user_roles::user_id.eq(user_id))
+        .select((user_roles::role, user_roles::organisation_id))
+        .order(user_roles::created_at)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(r, o)| {
+            Role::parse(&r).map(|role| RoleGrant {
+                role,
+                organisation_id: o,
+            })
+        })
+        .collect())
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// The user id claimed by a well-signed access token, without touching the database
+/// (used to scope idempotency keys before the handler authenticates fully).
+pub fn claimed_user(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let token = bearer(req)?;
+    state.jwt.decode(&token).map(|c| c.sub)
+}
+
+impl FromRequest for Principal {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Principal, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal("state missing"))?;
+            let token = token.ok_or_else(|| {
+                AppError::Unauthenticated("send an access token: Authorization: Bearer <token>".into())
+            })?;
+            let claims = state
+                .jwt
+                .decode(&token)
+                .ok_or_else(|| AppError::Unauthenticated("the access token is not valid".into()))?;
+            let now = state.clock.now();
+            if claims.exp <= now.timestamp() {
+                return Err(AppError::Unauthenticated(
+                    "the access token has expired; refresh it".into(),
+                ));
+            }
+            db::run(&state.pool, move |conn| {
+                let now = to_db(now);
+                let found: Option<(String, String)> = sessions::table
+                    .inner_join(users::table)
+                    .filter(sessions::id.eq(&claims.sid))
+                    .filter(sessions::user_id.eq(&claims.sub))
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::expires_at.gt(now))
+                    .filter(users::status.eq("active"))
+                    .select((users::id, users::email))
+                    .first(conn)
+                    .optional()?;
+                let (user_id, email) = found.ok_or_else(|| {
+                    AppError::Unauthenticated("the session has ended; log in again".into())
+                })?;
+                let roles = load_roles(conn, &user_id)?;
+                Ok(Principal {
+                    user_id,
+                    session_id: claims.sid,
+                    email,
+                    roles,
+                })
+            })
+            .await
+        })
+    }
+}

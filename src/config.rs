@@ -1,0 +1,259 @@
+//! Configuration from environment variables. Every variable is documented in the README
+//! with its default; `Config::from_env` is the only place that reads them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::AppError;
+
+/// How outgoing mail leaves the service.
+#[derive(Clone, Debug)]
+pub enum MailTransportConfig {
+    /// Write each message as an `.eml` file into a directory (quick start: no mail server needed).
+    Outbox(PathBuf),
+    /// Deliver over SMTP.
+    Smtp {
+        host: String,
+        port: u16,
+        /// `none` (plain, for loopback relays), `starttls` or `tls` (implicit TLS).
+        security: SmtpSecurity,
+        username: Option<String>,
+        password: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    None,
+    StartTls,
+    Tls,
+}
+
+/// Argon2id cost parameters. OWASP's baseline by default; tests lower them to stay fast.
+#[derive(Clone, Copy, Debug)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// A fixed-window limit: at most `max` attempts per `window`.
+#[derive(Clone, Copy, Debug)]
+pub struct Limit {
+    pub max: i32,
+    pub window: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    /// Failed logins per account.
+    pub login_per_account: Limit,
+    /// Login attempts per client address.
+    pub login_per_address: Limit,
+    /// Failed second-factor attempts per account.
+    pub mfa_per_account: Limit,
+    /// Password-reset and e-mailed-code requests per account and per address.
+    pub mail_per_account: Limit,
+    pub mail_per_address: Limit,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub db_pool_size: u32,
+    /// Base URL of the frontend; deep links in e-mails point there.
+    pub public_url: String,
+    pub jwt_secret: Option<String>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub device_token_ttl: Duration,
+    pub invitation_ttl: Duration,
+    pub reset_token_ttl: Duration,
+    pub email_code_ttl: Duration,
+    pub email_code_max_attempts: i32,
+    pub mfa_challenge_ttl: Duration,
+    pub argon2: Argon2Params,
+    pub rate_limits: RateLimits,
+    pub mail: MailTransportConfig,
+    pub mail_from: String,
+    pub max_json_body: usize,
+    pub log_json: bool,
+    pub workers: usize,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is trusted for the client address.
+    pub trusted_proxies: Vec<String>,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T, AppError> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| AppError::Config(format!("{name}: cannot parse {v:?}"))),
+    }
+}
+
+fn secs(name: &str, default: u64) -> Result<Duration, AppError> {
+    parse(name, default).map(Duration::from_secs)
+}
+
+impl Config {
+    /// Defaults suitable for the quick start: SQLite under `./data`, mail to `./data/outbox`.
+    pub fn defaults() -> Config {
+        let data_dir = PathBuf::from("data");
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "data/eportfolio.sqlite3".into(),
+            db_pool_size: 8,
+            public_url: "http://127.0.0.1:8080".into(),
+            jwt_secret: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            device_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            reset_token_ttl: Duration::from_secs(3600),
+            email_code_ttl: Duration::from_secs(600),
+            email_code_max_attempts: 5,
+            mfa_challenge_ttl: Duration::from_secs(900),
+            argon2: Argon2Params {
+                memory_kib: 19_456,
+                iterations: 2,
+                parallelism: 1,
+            },
+            rate_limits: RateLimits {
+                login_per_account: Limit {
+                    max: 10,
+                    window: Duration::from_secs(900),
+                },
+                login_per_address: Limit {
+                    max: 100,
+                    window: Duration::from_secs(900),
+                },
+                mfa_per_account: Limit {
+                    max: 10,
+                    window: Duration::from_secs(900),
+                },
+                mail_per_account: Limit {
+                    max: 5,
+                    window: Duration::from_secs(3600),
+                },
+                mail_per_address: Limit {
+                    max: 30,
+                    window: Duration::from_secs(3600),
+                },
+            },
+            mail: MailTransportConfig::Outbox(data_dir.join("outbox")),
+            mail_from: "eportfolio <no-reply@eportfolio.invalid>".into(),
+            max_json_body: 256 * 1024,
+            log_json: false,
+            workers: 0,
+            trusted_proxies: Vec::new(),
+            data_dir,
+        }
+    }
+
+    pub fn from_env() -> Result<Config, AppError> {
+        let d = Config::defaults();
+        let data_dir = var("EPORTFOLIO_DATA_DIR").map(PathBuf::from).unwrap_or(d.data_dir);
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| {
+            data_dir
+                .join("eportfolio.sqlite3")
+                .to_string_lossy()
+                .into_owned()
+        });
+        let mail = match var("SMTP_HOST") {
+            None => MailTransportConfig::Outbox(
+                var("MAIL_OUTBOX_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| data_dir.join("outbox")),
+            ),
+            Some(host) => {
+                let security = match var("SMTP_SECURITY").as_deref().unwrap_or("starttls") {
+                    "none" => SmtpSecurity::None,
+                    "starttls" => SmtpSecurity::StartTls,
+                    "tls" => SmtpSecurity::Tls,
+                    other => {
+                        return Err(AppError::Config(format!(
+                            "SMTP_SECURITY: expected none, starttls or tls, got {other:?}"
+                        )))
+                    }
+                };
+                let default_port = match security {
+                    SmtpSecurity::None => 25,
+                    SmtpSecurity::StartTls => 587,
+                    SmtpSecurity::Tls => 465,
+                };
+                MailTransportConfig::Smtp {
+                    host,
+                    port: parse("SMTP_PORT", default_port)?,
+                    security,
+                    username: var("SMTP_USERNAME"),
+                    password: var("SMTP_PASSWORD"),
+                }
+            }
+        };
+        let rl = d.rate_limits;
+        Ok(Config {
+            bind: parse("EPORTFOLIO_BIND", d.bind)?,
+            database_url,
+            db_pool_size: parse("DATABASE_POOL_SIZE", d.db_pool_size)?,
+            public_url: var("EPORTFOLIO_PUBLIC_URL").unwrap_or(d.public_url),
+            jwt_secret: var("JWT_SECRET"),
+            access_token_ttl: secs("ACCESS_TOKEN_TTL_SECONDS", d.access_token_ttl.as_secs())?,
+            refresh_token_ttl: secs("REFRESH_TOKEN_TTL_SECONDS", d.refresh_token_ttl.as_secs())?,
+            device_token_ttl: secs("DEVICE_TOKEN_TTL_SECONDS", d.device_token_ttl.as_secs())?,
+            invitation_ttl: secs("INVITATION_TTL_SECONDS", d.invitation_ttl.as_secs())?,
+            reset_token_ttl: secs("RESET_TOKEN_TTL_SECONDS", d.reset_token_ttl.as_secs())?,
+            email_code_ttl: secs("EMAIL_CODE_TTL_SECONDS", d.email_code_ttl.as_secs())?,
+            email_code_max_attempts: parse("EMAIL_CODE_MAX_ATTEMPTS", d.email_code_max_attempts)?,
+            mfa_challenge_ttl: secs("MFA_CHALLENGE_TTL_SECONDS", d.mfa_challenge_ttl.as_secs())?,
+            argon2: Argon2Params {
+                memory_kib: parse("ARGON2_MEMORY_KIB", d.argon2.memory_kib)?,
+                iterations: parse("ARGON2_ITERATIONS", d.argon2.iterations)?,
+                parallelism: parse("ARGON2_PARALLELISM", d.argon2.parallelism)?,
+            },
+            rate_limits: RateLimits {
+                login_per_account: Limit {
+                    max: parse("RATE_LIMIT_LOGIN_PER_ACCOUNT", rl.login_per_account.max)?,
+                    ..rl.login_per_account
+                },
+                login_per_address: Limit {
+                    max: parse("RATE_LIMIT_LOGIN_PER_ADDRESS", rl.login_per_address.max)?,
+                    ..rl.login_per_address
+                },
+                mfa_per_account: Limit {
+                    max: parse("RATE_LIMIT_MFA_PER_ACCOUNT", rl.mfa_per_account.max)?,
+                    ..rl.mfa_per_account
+                },
+                mail_per_account: Limit {
+                    max: parse("RATE_LIMIT_MAIL_PER_ACCOUNT", rl.mail_per_account.max)?,
+                    ..rl.mail_per_account
+                },
+                mail_per_address: Limit {
+                    max: parse("RATE_LIMIT_MAIL_PER_ADDRESS", rl.mail_per_address.max)?,
+                    ..rl.mail_per_address
+                },
+            },
+            mail,
+            mail_from: var("MAIL_FROM").unwrap_or(d.mail_from),
+            max_json_body: parse("MAX_JSON_BODY_BYTES", d.max_json_body)?,
+            log_json: var("LOG_FORMAT").as_deref() == Some("json"),
+            workers: parse("EPORTFOLIO_WORKERS", d.workers)?,
+            trusted_proxies: var("TRUSTED_PROXIES")
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+                .unwrap_or_default(),
+            data_dir,
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        crate::db::is_postgres_url(&self.database_url)
+    }
+}

@@ -1,0 +1,301 @@
+//! One error type for the whole service, converted once into `application/problem+json`
+//! (RFC 9457). The `type` URI of each variant is stable: clients switch on it.
+
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_BASE: &str = "https://eportfolio.example/problems/";
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One offending field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `email` or `leave_periods[1].end`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem, e.g. `https://eportfolio.example/problems/validation`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Present for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The request id, as in the `X-Request-Id` header, for support.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    #[error("authentication required: {0}")]
+    Unauthenticated(String),
+    /// Wrong e-mail or password; deliberately says nothing about which.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("invalid second factor")]
+    InvalidSecondFactor,
+    /// A link token (invitation, reset, verification) that is unknown, used or expired.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("idempotency key reused with another request")]
+    IdempotencyKeyReused,
+    #[error("a request with this idempotency key is still in progress")]
+    IdempotencyInProgress,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("precondition required: {0}")]
+    PreconditionRequired(String),
+    #[error("rate limited")]
+    RateLimited { retry_after: Duration },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// The stable machine code; the last segment of the problem `type` URI.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Malformed(_) => "malformed-request",
+            AppError::Validation(_) => "validation",
+            AppError::Unprocessable(_) => "unprocessable",
+            AppError::UnsupportedMediaType(_) => "unsupported-media-type",
+            AppError::PayloadTooLarge(_) => "payload-too-large",
+            AppError::Unauthenticated(_) => "unauthenticated",
+            AppError::InvalidCredentials => "invalid-credentials",
+            AppError::InvalidSecondFactor => "invalid-second-factor",
+            AppError::InvalidToken => "invalid-token",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound => "not-found",
+            AppError::MethodNotAllowed => "method-not-allowed",
+            AppError::Conflict(_) => "conflict",
+            AppError::IdempotencyKeyReused => "idempotency-key-reused",
+            AppError::IdempotencyInProgress => "idempotency-in-progress",
+            AppError::PreconditionFailed => "precondition-failed",
+            AppError::PreconditionRequired(_) => "precondition-required",
+            AppError::RateLimited { .. } => "rate-limited",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Config(_) | AppError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            AppError::Malformed(_) => "Malformed request",
+            AppError::Validation(_) => "Validation failed",
+            AppError::Unprocessable(_) => "Request cannot be processed",
+            AppError::UnsupportedMediaType(_) => "Unsupported media type",
+            AppError::PayloadTooLarge(_) => "Payload too large",
+            AppError::Unauthenticated(_) => "Authentication required",
+            AppError::InvalidCredentials => "Invalid credentials",
+            AppError::InvalidSecondFactor => "Invalid second factor",
+            AppError::InvalidToken => "Invalid or expired link",
+            AppError::Forbidden(_) => "Forbidden",
+            AppError::NotFound => "Not found",
+            AppError::MethodNotAllowed => "Method not allowed",
+            AppError::Conflict(_) => "Conflict",
+            AppError::IdempotencyKeyReused => "Idempotency key reused",
+            AppError::IdempotencyInProgress => "Request in progress",
+            AppError::PreconditionFailed => "Precondition failed",
+            AppError::PreconditionRequired(_) => "Precondition required",
+            AppError::RateLimited { .. } => "Too many requests",
+            AppError::Unavailable(_) => "Service unavailable",
+            AppError::Config(_) | AppError::Internal(_) => "Internal error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            AppError::Malformed(d)
+            | AppError::Unprocessable(d)
+            | AppError::UnsupportedMediaType(d)
+            | AppError::PayloadTooLarge(d)
+            | AppError::Unauthenticated(d)
+            | AppError::Forbidden(d)
+            | AppError::Conflict(d)
+            | AppError::PreconditionRequired(d)
+            | AppError::Unavailable(d) => d.clone(),
+            AppError::Validation(errors) => format!(
+                "{} field(s) are invalid: {}",
+                errors.len(),
+                errors
+                    .iter()
+                    .map(|e| e.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            AppError::InvalidCredentials => "The e-mail address or password is wrong.".into(),
+            AppError::InvalidSecondFactor => {
+                "The code is wrong, expired or already used.".into()
+            }
+            AppError::InvalidToken => {
+                "The link is unknown, already used or expired; ask for a new one.".into()
+            }
+            AppError::NotFound => "No such resource, or you may not see it.".into(),
+            AppError::MethodNotAllowed => "This resource does not support that method.".into(),
+            AppError::IdempotencyKeyReused => {
+                "This Idempotency-Key was already used with a different request body.".into()
+            }
+            AppError::IdempotencyInProgress => {
+                "A request with this Idempotency-Key is still being processed; retry shortly."
+                    .into()
+            }
+            AppError::PreconditionFailed => {
+                "The resource changed since you read it (If-Match does not match its ETag).".into()
+            }
+            AppError::RateLimited { retry_after } => format!(
+                "Too many attempts; try again in {} seconds.",
+                retry_after.as_secs().max(1)
+            ),
+            // Internal details go to the log, never to the client.
+            AppError::Config(_) | AppError::Internal(_) => {
+                "An unexpected error occurred; it has been logged.".into()
+            }
+        }
+    }
+
+    pub fn validation(field: &str, message: &str) -> AppError {
+        AppError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> AppError {
+        AppError::Internal(e.to_string())
+    }
+
+    pub fn problem(&self, request_id: Option<String>) -> Problem {
+        Problem {
+            type_: format!("{PROBLEM_BASE}{}", self.code()),
+            title: self.title().into(),
+            status: self.status_code().as_u16(),
+            detail: self.detail(),
+            errors: match self {
+                AppError::Validation(e) => e.clone(),
+                _ => Vec::new(),
+            },
+            request_id,
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Malformed(_) => StatusCode::BAD_REQUEST,
+            AppError::Validation(_) | AppError::Unprocessable(_) | AppError::InvalidToken => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unauthenticated(_)
+            | AppError::InvalidCredentials
+            | AppError::InvalidSecondFactor => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Conflict(_)
+            | AppError::IdempotencyKeyReused
+            | AppError::IdempotencyInProgress => StatusCode::CONFLICT,
+            AppError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            AppError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Config(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        // The request id is filled in by the request-id middleware, which sees the response.
+        let mut res = HttpResponse::build(status);
+        res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        match self {
+            AppError::RateLimited { retry_after } => {
+                res.insert_header((
+                    header::RETRY_AFTER,
+                    retry_after.as_secs().max(1).to_string(),
+                ));
+            }
+            AppError::Unauthenticated(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        res.body(serde_json::to_string(&self.problem(None)).unwrap_or_default())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> AppError {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => AppError::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                AppError::Conflict(format!("already exists ({})", info.message()))
+            }
+            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                AppError::Unprocessable("refers to a record that does not exist".into())
+            }
+            other => AppError::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<r2d2_error::PoolError> for AppError {
+    fn from(e: r2d2_error::PoolError) -> AppError {
+        AppError::Unavailable(format!("database connection not available: {e}"))
+    }
+}
+
+mod r2d2_error {
+    pub type PoolError = diesel::r2d2::PoolError;
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(_: actix_web::error::BlockingError) -> AppError {
+        AppError::Unavailable("the service is shutting down".into())
+    }
+}

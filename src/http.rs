@@ -1,0 +1,247 @@
+//! HTTP plumbing shared by every feature: request ids and access logs, extractor error
+//! mapping to problem+json, client address, pagination, ETags.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::service::ClientInfo;
+use crate::config::Config;
+use crate::error::{AppError, PROBLEM_JSON};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request an id (the client's `X-Request-Id` if sane), logs one line per
+/// request, and copies the id into problem documents so users can quote it to support.
+pub async fn request_id_and_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+    let started = std::time::Instant::now();
+    let res = next.call(req).await?;
+    let status = res.status();
+    let mut res = if res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes())
+    {
+        add_request_id_to_problem(res, &id).await?
+    } else {
+        res.map_into_boxed_body()
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
+    } else {
+        tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
+    }
+    Ok(res)
+}
+
+async fn add_request_id_to_problem(
+    res: ServiceResponse<impl MessageBody + 'static>,
+    id: &str,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let (req, res) = res.into_parts();
+    let (head, body) = res.into_parts();
+    let bytes = actix_web::body::to_bytes(body)
+        .await
+        .map_err(|_| actix_web::error::ErrorInternalServerError("body"))?;
+    let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("request_id".into(), serde_json::Value::String(id.into()));
+            serde_json::to_vec(&map).unwrap_or_else(|_| bytes.to_vec())
+        }
+        _ => bytes.to_vec(),
+    };
+    let res = head.set_body(BoxBody::new(bytes));
+    Ok(ServiceResponse::new(req, res))
+}
+
+/// Maps extractor failures (bad JSON, wrong content type, oversized body, bad query or
+/// path) to the problem types of the API.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| {
+            let app = match &err {
+                JsonPayloadError::ContentType => AppError::UnsupportedMediaType(
+                    "send the request body as application/json".into(),
+                ),
+                JsonPayloadError::OverflowKnownLength { length, limit } => AppError::PayloadTooLarge(
+                    format!("the body is {length} bytes; the limit is {limit}"),
+                ),
+                JsonPayloadError::Overflow { limit } => {
+                    AppError::PayloadTooLarge(format!("the body exceeds {limit} bytes"))
+                }
+                JsonPayloadError::Deserialize(e) => {
+                    if e.is_data() {
+                        AppError::Malformed(format!("the JSON does not fit the schema: {e}"))
+                    } else {
+                        AppError::Malformed(format!("the body is not valid JSON: {e}"))
+                    }
+                }
+                other => AppError::Malformed(format!("cannot read the body: {other}")),
+            };
+            app.into()
+        })
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let detail = match &err {
+            QueryPayloadError::Deserialize(e) => format!("bad query parameters: {e}"),
+            other => format!("bad query parameters: {other}"),
+        };
+        AppError::Malformed(detail).into()
+    })
+}
+
+/// An id in the path that cannot exist (not a UUID, say) is simply not found.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_err: PathError, _req| AppError::NotFound.into())
+}
+
+pub async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+/// The client's address: the peer, or the first `X-Forwarded-For` hop when the peer is
+/// a trusted proxy (so one proxy does not make all clients share one rate limit).
+pub fn client_info(req: &HttpRequest, config: &Config) -> ClientInfo {
+    let peer = req.peer_addr().map(|a| a.ip().to_string());
+    let address = match &peer {
+        Some(p) if config.trusted_proxies.iter().any(|t| t == p) => req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_string())
+            .or(peer.clone()),
+        _ => peer,
+    };
+    ClientInfo {
+        address,
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+/// `limit` (default 50, max 200) and an opaque `cursor` from the previous page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> Result<i64, AppError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(l) if (1..=MAX_LIMIT).contains(&l) => Ok(l),
+            Some(_) => Err(AppError::validation("limit", "must be between 1 and 200")),
+        }
+    }
+
+    /// The decoded cursor: the sort key of the last item of the previous page.
+    pub fn after(&self) -> Result<Option<String>, AppError> {
+        match &self.cursor {
+            None => Ok(None),
+            Some(c) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .map(Some)
+                .ok_or_else(|| AppError::validation("cursor", "is not a cursor from this API")),
+        }
+    }
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> Page<T> {
+    /// Builds a page from `limit + 1` fetched rows: the extra row only says "there is more".
+    pub fn from_rows(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last()
+                .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(r)))
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// Strong ETag derived from a record's version and update time.
+pub fn etag(version: i32, updated_at: DateTime<Utc>) -> String {
+    format!("\"{version}-{}\"", updated_at.timestamp_micros())
+}
+
+/// The `If-Match` header, if sent (unreadable values never match).
+pub fn if_match(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_string())
+}
+
+/// `If-Match`, when sent, must name the current ETag (or `*`).
+pub fn check_if_match(if_match: Option<&str>, current: &str) -> Result<(), AppError> {
+    let Some(value) = if_match else {
+        return Ok(());
+    };
+    let matches = value
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == current || t.trim_start_matches("W/") == current);
+    if matches {
+        Ok(())
+    } else {
+        Err(AppError::PreconditionFailed)
+    }
+}
+
+/// A JSON response with the record's ETag.
+pub fn with_etag<T: Serialize>(status: actix_web::http::StatusCode, tag: String, body: &T) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, tag))
+        .json(body)
+}

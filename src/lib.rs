@@ -1,0 +1,20 @@
+//! eportfolio: a competence portfolio for Swedish doctors in BT/ST training.
+//!
+//! Layout: `app` wires routes and the OpenAPI document; each feature module (`auth`,
+//! `accounts`, ...) has thin handlers over domain functions that take a connection and
+//! the time. Shared plumbing: `config`, `db`, `error`, `mail`, `clock`, `http`.
+
+pub mod accounts;
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod idempotency;
+pub mod mail;
+pub mod schema;
+
+pub use app::{openapi, openapi_json, server, AppState};
+pub use config::Config;

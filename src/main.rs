@@ -1,0 +1,130 @@
+//! Command line: `serve` (the default), `migrate`, `openapi`, `admin create`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use eportfolio::accounts::service as accounts;
+use eportfolio::clock::SystemClock;
+use eportfolio::{db, AppState, Config};
+
+#[derive(Parser)]
+#[command(name = "eportfolio", version, about = "Competence portfolio for BT/ST doctors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Invite the first (or another) administrator; prints the invitation link.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The region the administrator manages (created if missing).
+        #[arg(long, default_value = "Region Stockholm")]
+        region: String,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", eportfolio::openapi_json());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_json);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::Migrate => migrate(config),
+        Command::Admin {
+            command: AdminCommand::Create { email, region },
+        } => admin_create(config, &email, &region),
+        Command::Openapi => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(config: Config) -> Result<(), eportfolio::error::AppError> {
+    let pool = db::connect(&config.database_url, 1)?;
+    let mut conn = pool.get()?;
+    let applied = db::migrate(&mut conn)?;
+    println!("applied {} migration(s)", applied.len());
+    Ok(())
+}
+
+fn admin_create(config: Config, email: &str, region: &str) -> Result<(), eportfolio::error::AppError> {
+    let state = AppState::new(config, Arc::new(SystemClock))?;
+    let now = state.clock.now();
+    let cfg = state.config.clone();
+    let mut conn = state.pool.get()?;
+    let (invitation, mail, link) = db::write_tx(&mut conn, |c| {
+        accounts::bootstrap_admin(c, &cfg, now, email, region)
+    })?;
+    if let Err(e) = state.mailer.send(&mail) {
+        eprintln!("note: the invitation mail could not be sent ({e}); use the link below");
+    }
+    println!(
+        "Invited {} as administrator of {region}.\nOpen this link (valid until {}) or accept through the API:\n\n  {link}\n\n  POST /api/v1/auth/invitations/<token>/accept  {{\"password\": \"...\"}}",
+        invitation.email, invitation.expires_at
+    );
+    Ok(())
+}
+
+fn serve(config: Config) -> Result<(), eportfolio::error::AppError> {
+    let bind = config.bind;
+    let backend = if config.is_postgres() { "postgresql" } else { "sqlite" };
+    let state = AppState::new(config, Arc::new(SystemClock))?;
+    let mut conn = state.pool.get()?;
+    if accounts::user_count(&mut conn)? == 0 {
+        tracing::warn!(
+            "no accounts yet: create the first administrator with \
+             `cargo run --release -- admin create --email you@example.org`"
+        );
+    }
+    drop(conn);
+    let listener = std::net::TcpListener::bind(bind)
+        .map_err(|e| eportfolio::error::AppError::Config(format!("cannot bind {bind}: {e}")))?;
+    tracing::info!(%bind, backend, "serving; API docs at http://{bind}/docs/");
+    actix_web::rt::System::new()
+        .block_on(async move { eportfolio::server(state, listener)?.await.map_err(eportfolio::error::AppError::internal) })
+}
