@@ -1,1 +1,9 @@
+//! The integration suite: the real server over HTTP, a real SMTP server on loopback,
+//! SQLite always and PostgreSQL when `TEST_DATABASE_URL` is set.
 
+mod support;
+
+mod accounts;
+mod auth_flows;
+mod conventions;
+mod openapi;

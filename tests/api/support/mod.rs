@@ -1,0 +1,381 @@
+//! `TestApp`: the real server on a loopback port, a real SMTP server beside it, a clock
+//! the test moves, and a fresh database (SQLite file, or a new PostgreSQL database when
+//! `TEST_DATABASE_URL` is set).
+
+#![allow(dead_code)]
+
+pub mod smtp;
+pub mod totp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use diesel::Connection;
+use eportfolio::clock::ManualClock;
+use eportfolio::config::{Argon2Params, MailTransportConfig, SmtpSecurity};
+use eportfolio::{db, AppState, Config};
+use serde_json::{json, Value};
+
+pub use smtp::SmtpServer;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub base: String,
+    pub clock: Arc<ManualClock>,
+    pub smtp: SmtpServer,
+    pub config: Config,
+    handle: actix_web::dev::ServerHandle,
+    dir: std::path::PathBuf,
+    agent: ureq::Agent,
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        self
+    }
+
+    /// Asserts an RFC 9457 problem with the given status and type suffix.
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, kind: &str) -> Resp {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "not a problem document: {}",
+            self.text
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("https://eportfolio.example/problems/{kind}"),
+            "body: {}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
+        assert!(self.body["request_id"].is_string(), "problem without request id");
+        self
+    }
+}
+
+/// A signed-in user as the tests drive them.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub access: String,
+    pub refresh: String,
+    pub totp_secret: Option<String>,
+    pub recovery_codes: Vec<String>,
+}
+
+fn start_clock() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).single().expect("valid time")
+}
+
+fn database_url(dir: &std::path::Path) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if !base.trim().is_empty() => {
+            let name = format!("ep_test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = diesel::PgConnection::establish(&base)
+                .unwrap_or_else(|e| panic!("TEST_DATABASE_URL {base}: {e}"));
+            diesel::RunQueryDsl::execute(diesel::sql_query(format!("CREATE DATABASE {name}")), &mut admin)
+                .expect("create test database");
+            let (head, tail) = base.split_at(base.rfind('/').expect("database url has a path"));
+            let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
+            format!("{head}/{name}{query}")
+        }
+        _ => dir.join("test.sqlite3").to_string_lossy().into_owned(),
+    }
+}
+
+impl TestApp {
+    pub fn start() -> TestApp {
+        TestApp::start_with(|_| {})
+    }
+
+    /// Starts the app with test defaults, then lets the test adjust the configuration.
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = std::env::temp_dir().join(format!("eportfolio-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let smtp = SmtpServer::start();
+        let mut config = Config::defaults();
+        config.data_dir = dir.clone();
+        config.database_url = database_url(&dir);
+        config.db_pool_size = 4;
+        config.workers = 2;
+        config.public_url = "https://app.example".into();
+        // Cheap hashing keeps the suite fast; production parameters are the defaults.
+        config.argon2 = Argon2Params {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        config.mail = MailTransportConfig::Smtp {
+            host: "127.0.0.1".into(),
+            port: smtp.port(),
+            security: SmtpSecurity::None,
+            username: None,
+            password: None,
+        };
+        adjust(&mut config);
+        let clock = ManualClock::new(start_clock());
+        let state = AppState::new(config.clone(), clock.clone()).expect("app state");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = eportfolio::server(state, listener).expect("server");
+                tx.send(server.handle()).expect("send handle");
+                let _ = server.await;
+            })
+        });
+        let handle = rx.recv().expect("server started");
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            clock,
+            smtp,
+            config,
+            handle,
+            dir,
+            agent: ureq::AgentBuilder::new()
+                .timeout(std::time::Duration::from_secs(30))
+                .build(),
+        }
+    }
+
+    /// Sends a request; `path` starting with `/api` or `/health`-like is used as is,
+    /// anything else is under `/api/v1`.
+    pub fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>, headers: &[(&str, &str)]) -> Resp {
+        let url = if path.starts_with("/api/") || !path.starts_with('/') || ["/health", "/ready", "/docs"].iter().any(|p| path.starts_with(p)) {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/api/v1{path}", self.base)
+        };
+        let mut req = self.agent.request(method, &url);
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let result = match body {
+            Some(b) => req.send_json(b.clone()),
+            None => req.call(),
+        };
+        Self::read(result)
+    }
+
+    /// Sends a raw body with a content type of the test's choosing.
+    pub fn send_raw(&self, method: &str, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Resp {
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut req = self.agent.request(method, &url).set("Content-Type", content_type);
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        Self::read(req.send_bytes(body))
+    }
+
+    fn read(result: Result<ureq::Response, ureq::Error>) -> Resp {
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| resp.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_string())))
+            .collect();
+        let text = resp.into_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.send("GET", path, token, None, &[])
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.send("POST", path, token, Some(&body), &[])
+    }
+
+    pub fn patch(&self, path: &str, token: Option<&str>, body: Value, headers: &[(&str, &str)]) -> Resp {
+        self.send("PATCH", path, token, Some(&body), headers)
+    }
+
+    pub fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.send("DELETE", path, token, None, &[])
+    }
+
+    /// Moves time forward (tokens expire, TOTP steps advance).
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(chrono::Duration::seconds(seconds));
+    }
+
+    pub fn now_unix(&self) -> i64 {
+        eportfolio::clock::Clock::now(&*self.clock).timestamp()
+    }
+
+    /// A TOTP code for the app's current time, computed by the test's own RFC 6238 code.
+    pub fn totp(&self, secret: &str) -> String {
+        totp::code_at(secret, self.now_unix())
+    }
+
+    /// What `eportfolio admin create` does: invites the first administrator of a region.
+    /// Returns the invitation token from the mail the SMTP server received.
+    pub fn bootstrap_admin(&self, email: &str, region: &str) -> String {
+        let pool = db::connect(&self.config.database_url, 1).expect("pool");
+        let mut conn = pool.get().expect("conn");
+        let now = eportfolio::clock::Clock::now(&*self.clock);
+        let before = self.smtp.count_to(email);
+        let (_, mail, _) = db::write_tx(&mut conn, |c| {
+            eportfolio::accounts::service::bootstrap_admin(c, &self.config, now, email, region)
+        })
+        .expect("bootstrap");
+        let mailer = eportfolio::mail::Mailer::new(&self.config.mail, &self.config.mail_from).expect("mailer");
+        mailer.send(&mail).expect("send");
+        self.smtp
+            .wait_for(email, before)
+            .find_token_after("token=")
+            .expect("token in invitation mail")
+    }
+
+    /// Accepts an invitation as a new account and enrols TOTP; returns the signed-in user.
+    pub fn accept_with_totp(&self, token: &str, email: &str) -> TestUser {
+        let accepted = self
+            .post(&format!("/auth/invitations/{token}/accept"), None, json!({"password": PASSWORD}))
+            .expect(200);
+        assert_eq!(accepted.body["status"], "mfa_enrolment_required");
+        let mfa = accepted.body["mfa_token"].as_str().expect("mfa token").to_string();
+        let setup = self.post("/auth/mfa/totp/setup", None, json!({"mfa_token": mfa})).expect(200);
+        let uri = setup.body["otpauth_uri"].as_str().expect("uri");
+        assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+        let secret = totp::secret_from_otpauth_uri(uri);
+        assert_eq!(secret, setup.body["secret"].as_str().expect("secret"));
+        let done = self
+            .post(
+                "/auth/mfa/totp/confirm",
+                None,
+                json!({"mfa_token": mfa, "code": self.totp(&secret)}),
+            )
+            .expect(200);
+        let codes: Vec<String> = done.body["recovery_codes"]
+            .as_array()
+            .expect("recovery codes at first enrolment")
+            .iter()
+            .map(|c| c.as_str().expect("code").to_string())
+            .collect();
+        assert_eq!(codes.len(), 10);
+        // The next TOTP code must come from a later step (no replay).
+        self.advance(30);
+        let access = done.body["access_token"].as_str().expect("access").to_string();
+        let me = self.get("/me", Some(&access)).expect(200);
+        TestUser {
+            id: me.body["id"].as_str().expect("id").to_string(),
+            email: email.to_string(),
+            password: PASSWORD.into(),
+            access,
+            refresh: done.body["refresh_token"].as_str().expect("refresh").to_string(),
+            totp_secret: Some(secret),
+            recovery_codes: codes,
+        }
+    }
+
+    /// A signed-in administrator of a fresh region; returns (admin, region id).
+    pub fn admin(&self) -> (TestUser, String) {
+        let email = "admin@regionstockholm.se";
+        let token = self.bootstrap_admin(email, "Region Stockholm");
+        let admin = self.accept_with_totp(&token, email);
+        let me = self.get("/me", Some(&admin.access)).expect(200);
+        let region = me.body["roles"][0]["organisation_id"].as_str().expect("role").to_string();
+        (admin, region)
+    }
+
+    /// Invites `email` as `role` at `org` (as `inviter`) and returns the token mailed.
+    pub fn invite(&self, inviter: &TestUser, email: &str, role: &str, org: &str) -> String {
+        let before = self.smtp.count_to(email);
+        self.post(
+            "/invitations",
+            Some(&inviter.access),
+            json!({"email": email, "role": role, "organisation_id": org}),
+        )
+        .expect(201);
+        self.smtp
+            .wait_for(email, before)
+            .find_token_after("token=")
+            .expect("token in invitation mail")
+    }
+
+    /// Invites and onboards a user with TOTP.
+    pub fn join(&self, inviter: &TestUser, email: &str, role: &str, org: &str) -> TestUser {
+        let token = self.invite(inviter, email, role, org);
+        self.accept_with_totp(&token, email)
+    }
+
+    /// Full login with password and TOTP.
+    pub fn login_totp(&self, user: &TestUser) -> TestUser {
+        let step = self
+            .post("/auth/login", None, json!({"email": user.email, "password": user.password}))
+            .expect(200);
+        assert_eq!(step.body["status"], "mfa_required", "{}", step.text);
+        let secret = user.totp_secret.as_deref().expect("user has totp");
+        let done = self
+            .post(
+                "/auth/mfa/verify",
+                None,
+                json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": self.totp(secret)}),
+            )
+            .expect(200);
+        self.advance(30);
+        TestUser {
+            access: done.body["access_token"].as_str().expect("access").into(),
+            refresh: done.body["refresh_token"].as_str().expect("refresh").into(),
+            ..user.clone()
+        }
+    }
+
+    pub fn create_org(&self, admin: &TestUser, kind: &str, name: &str, parent: Option<&str>) -> String {
+        let r = self
+            .post(
+                "/organisations",
+                Some(&admin.access),
+                json!({"kind": kind, "name": name, "parent_id": parent}),
+            )
+            .expect(201);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false))).join();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
