@@ -126,7 +126,10 @@ impl Modify for Conventions {
                         .entry(code.to_string())
                         .or_insert_with(|| problem(description).into());
                 };
-                add("400", "Malformed request (bad JSON, unknown field, bad query parameter)");
+                add(
+                    "400",
+                    "Malformed request (bad JSON, unknown field, bad query parameter)",
+                );
                 if secured {
                     add("401", "Missing, invalid or expired access token");
                     add("403", "Your roles do not allow this");
@@ -204,7 +207,7 @@ async fn health() -> HttpResponse {
 )]
 #[get("/ready")]
 async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    db::run(&state.pool, |c| db::ping(c))
+    db::run(&state.pool, db::ping)
         .await
         .map_err(|e| AppError::Unavailable(format!("database: {e}")))?;
     Ok(HttpResponse::Ok().json(HealthStatus {
@@ -237,12 +240,18 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
     let api = web::Data::new(openapi());
     let config = state.config.clone();
     let workers = if config.workers == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
     } else {
         config.workers
     };
     let server = HttpServer::new(move || {
+        // The spec route comes before the `/api/v1` scope, which would otherwise answer 404.
         let (app, _) = App::new()
+            .service(
+                SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", api.get_ref().clone()),
+            )
             .into_utoipa_app()
             .app_data(state.clone())
             .app_data(http::json_config(config.max_json_body))
@@ -256,13 +265,10 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
                     .configure(api_v1),
             )
             .split_for_parts();
-        app.service(
-            SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", api.get_ref().clone()),
-        )
-        .service(web::redirect("/docs", "/docs/"))
-        .default_service(web::to(http::not_found))
-        .wrap(Compress::default())
-        .wrap(from_fn(http::request_id_and_log))
+        app.service(web::redirect("/docs", "/docs/"))
+            .default_service(web::to(http::not_found))
+            .wrap(Compress::default())
+            .wrap(from_fn(http::request_id_and_log))
     })
     .workers(workers)
     .shutdown_timeout(30)

@@ -161,7 +161,9 @@ impl Config {
 
     pub fn from_env() -> Result<Config, AppError> {
         let d = Config::defaults();
-        let data_dir = var("EPORTFOLIO_DATA_DIR").map(PathBuf::from).unwrap_or(d.data_dir);
+        let data_dir = var("EPORTFOLIO_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or(d.data_dir);
         let database_url = var("DATABASE_URL").unwrap_or_else(|| {
             data_dir
                 .join("eportfolio.sqlite3")

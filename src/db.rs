@@ -103,7 +103,9 @@ where
             Ok(value)
         }
         Err(e) => {
-            if let Err(rollback) = <DbConn as Connection>::TransactionManager::rollback_transaction(conn) {
+            if let Err(rollback) =
+                <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
+            {
                 tracing::error!(error = %rollback, "rollback failed");
             }
             Err(e)

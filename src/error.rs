@@ -166,9 +166,7 @@ impl AppError {
                     .join(", ")
             ),
             AppError::InvalidCredentials => "The e-mail address or password is wrong.".into(),
-            AppError::InvalidSecondFactor => {
-                "The code is wrong, expired or already used.".into()
-            }
+            AppError::InvalidSecondFactor => "The code is wrong, expired or already used.".into(),
             AppError::InvalidToken => {
                 "The link is unknown, already used or expired; ask for a new one.".into()
             }

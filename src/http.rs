@@ -87,9 +87,11 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
                 JsonPayloadError::ContentType => AppError::UnsupportedMediaType(
                     "send the request body as application/json".into(),
                 ),
-                JsonPayloadError::OverflowKnownLength { length, limit } => AppError::PayloadTooLarge(
-                    format!("the body is {length} bytes; the limit is {limit}"),
-                ),
+                JsonPayloadError::OverflowKnownLength { length, limit } => {
+                    AppError::PayloadTooLarge(format!(
+                        "the body is {length} bytes; the limit is {limit}"
+                    ))
+                }
                 JsonPayloadError::Overflow { limit } => {
                     AppError::PayloadTooLarge(format!("the body exceeds {limit} bytes"))
                 }
@@ -240,7 +242,11 @@ pub fn check_if_match(if_match: Option<&str>, current: &str) -> Result<(), AppEr
 }
 
 /// A JSON response with the record's ETag.
-pub fn with_etag<T: Serialize>(status: actix_web::http::StatusCode, tag: String, body: &T) -> HttpResponse {
+pub fn with_etag<T: Serialize>(
+    status: actix_web::http::StatusCode,
+    tag: String,
+    body: &T,
+) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::ETAG, tag))
         .json(body)

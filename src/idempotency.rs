@@ -92,7 +92,10 @@ pub async fn middleware(
     let now = state.clock.now();
     let slot = {
         let (scope, key, hash) = (scope.clone(), key.clone(), request_hash.clone());
-        db::write(&state.pool, move |conn| reserve(conn, now, &scope, &key, &hash)).await
+        db::write(&state.pool, move |conn| {
+            reserve(conn, now, &scope, &key, &hash)
+        })
+        .await
     };
     match slot {
         Err(e) => Ok(req.error_response(e).map_into_boxed_body()),
@@ -101,9 +104,8 @@ pub async fn middleware(
             content_type,
             body,
         }) => {
-            let mut res = HttpResponse::build(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            );
+            let mut res =
+                HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
             if let Some(ct) = content_type {
                 res.insert_header((header::CONTENT_TYPE, ct));
             }
@@ -157,7 +159,13 @@ fn reserve(
     key: &str,
     hash: &str,
 ) -> Result<Slot, AppError> {
-    type Row = (String, Option<i32>, Option<String>, Option<String>, chrono::NaiveDateTime);
+    type Row = (
+        String,
+        Option<i32>,
+        Option<String>,
+        Option<String>,
+        chrono::NaiveDateTime,
+    );
     let existing: Option<Row> = idempotency_keys::table
         .find((scope, key))
         .select((

@@ -89,7 +89,9 @@ impl Mailer {
                 tracing::info!(to = %mail.to, subject = %mail.subject, "mail sent");
                 Ok(())
             }
-            Err(e) => Err(AppError::Unavailable(format!("mail could not be sent: {e}"))),
+            Err(e) => Err(AppError::Unavailable(format!(
+                "mail could not be sent: {e}"
+            ))),
         }
     }
 

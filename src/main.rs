@@ -9,7 +9,11 @@ use eportfolio::clock::SystemClock;
 use eportfolio::{db, AppState, Config};
 
 #[derive(Parser)]
-#[command(name = "eportfolio", version, about = "Competence portfolio for BT/ST doctors")]
+#[command(
+    name = "eportfolio",
+    version,
+    about = "Competence portfolio for BT/ST doctors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -92,7 +96,11 @@ fn migrate(config: Config) -> Result<(), eportfolio::error::AppError> {
     Ok(())
 }
 
-fn admin_create(config: Config, email: &str, region: &str) -> Result<(), eportfolio::error::AppError> {
+fn admin_create(
+    config: Config,
+    email: &str,
+    region: &str,
+) -> Result<(), eportfolio::error::AppError> {
     let state = AppState::new(config, Arc::new(SystemClock))?;
     let now = state.clock.now();
     let cfg = state.config.clone();
@@ -112,7 +120,11 @@ fn admin_create(config: Config, email: &str, region: &str) -> Result<(), eportfo
 
 fn serve(config: Config) -> Result<(), eportfolio::error::AppError> {
     let bind = config.bind;
-    let backend = if config.is_postgres() { "postgresql" } else { "sqlite" };
+    let backend = if config.is_postgres() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
     let state = AppState::new(config, Arc::new(SystemClock))?;
     let mut conn = state.pool.get()?;
     if accounts::user_count(&mut conn)? == 0 {
@@ -125,6 +137,9 @@ fn serve(config: Config) -> Result<(), eportfolio::error::AppError> {
     let listener = std::net::TcpListener::bind(bind)
         .map_err(|e| eportfolio::error::AppError::Config(format!("cannot bind {bind}: {e}")))?;
     tracing::info!(%bind, backend, "serving; API docs at http://{bind}/docs/");
-    actix_web::rt::System::new()
-        .block_on(async move { eportfolio::server(state, listener)?.await.map_err(eportfolio::error::AppError::internal) })
+    actix_web::rt::System::new().block_on(async move {
+        eportfolio::server(state, listener)?
+            .await
+            .map_err(eportfolio::error::AppError::internal)
+    })
 }

@@ -15,7 +15,9 @@ use crate::auth::service as auth;
 use crate::db;
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
-use service::{Accepted, Invitation, InvitationPreview, NewInvitation, OrgKind, Organisation, User};
+use service::{
+    Accepted, Invitation, InvitationPreview, NewInvitation, OrgKind, Organisation, User,
+};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -156,7 +158,14 @@ pub async fn patch_organisation(
     let now = state.clock.now();
     let expected = if_match(&req);
     let org = db::write(&state.pool, move |c| {
-        service::rename_org(c, now, &me, &id, |tag| check_if_match(expected.as_deref(), tag), &body.name)
+        service::rename_org(
+            c,
+            now,
+            &me,
+            &id,
+            |tag| check_if_match(expected.as_deref(), tag),
+            &body.name,
+        )
     })
     .await?;
     Ok(with_etag(StatusCode::OK, org.etag(), &org))
@@ -245,7 +254,10 @@ pub async fn list_invitations(
     let q = query.into_inner();
     if let Some(s) = &q.status {
         if !["pending", "accepted", "revoked", "expired"].contains(&s.as_str()) {
-            return Err(AppError::validation("status", "must be pending, accepted, revoked or expired"));
+            return Err(AppError::validation(
+                "status",
+                "must be pending, accepted, revoked or expired",
+            ));
         }
     }
     let page = PageParams {
@@ -280,7 +292,10 @@ pub async fn revoke_invitation(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let now = state.clock.now();
-    db::write(&state.pool, move |c| service::revoke_invitation(c, now, &me, &id)).await?;
+    db::write(&state.pool, move |c| {
+        service::revoke_invitation(c, now, &me, &id)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -301,7 +316,10 @@ pub async fn preview_invitation(
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
     let now = state.clock.now();
-    let p = db::run(&state.pool, move |c| service::pending_invitation(c, now, &token)).await?;
+    let p = db::run(&state.pool, move |c| {
+        service::pending_invitation(c, now, &token)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(p.preview))
 }
 
@@ -352,7 +370,10 @@ pub async fn accept_invitation(
     let now = state.clock.now();
     let pending = {
         let token = token.clone();
-        db::run(&state.pool, move |c| service::pending_invitation(c, now, &token)).await?
+        db::run(&state.pool, move |c| {
+            service::pending_invitation(c, now, &token)
+        })
+        .await?
     };
     let params = state.config.argon2;
     let password = body.password;
@@ -371,7 +392,14 @@ pub async fn accept_invitation(
     };
     let cfg = state.config.clone();
     let accepted = db::write(&state.pool, move |c| {
-        service::accept_invitation(c, &cfg, now, &token, body.display_name.as_deref(), new_hash.as_deref())
+        service::accept_invitation(
+            c,
+            &cfg,
+            now,
+            &token,
+            body.display_name.as_deref(),
+            new_hash.as_deref(),
+        )
     })
     .await?;
     let body = match accepted {
@@ -433,7 +461,13 @@ pub async fn patch_me(
     let now = state.clock.now();
     let expected = if_match(&req);
     let user = db::write(&state.pool, move |c| {
-        service::update_me(c, now, &me, |tag| check_if_match(expected.as_deref(), tag), &body.display_name)
+        service::update_me(
+            c,
+            now,
+            &me,
+            |tag| check_if_match(expected.as_deref(), tag),
+            &body.display_name,
+        )
     })
     .await?;
     Ok(with_etag(StatusCode::OK, user.etag(), &user))
@@ -472,7 +506,14 @@ pub async fn list_users(
     };
     let (limit, after) = (page.limit()?, page.after()?);
     let rows = db::run(&state.pool, move |c| {
-        service::list_users(c, &me, q.role, q.organisation_id.as_deref(), after.as_deref(), limit)
+        service::list_users(
+            c,
+            &me,
+            q.role,
+            q.organisation_id.as_deref(),
+            after.as_deref(),
+            limit,
+        )
     })
     .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |u| u.id.clone())))

@@ -60,7 +60,15 @@ impl Organisation {
     }
 }
 
-type OrgRow = (String, Option<String>, String, String, i32, chrono::NaiveDateTime, chrono::NaiveDateTime);
+type OrgRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    i32,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+);
 
 fn org_from(r: OrgRow) -> Organisation {
     Organisation {
@@ -93,7 +101,10 @@ const ORG_COLUMNS: (
 );
 
 pub fn get_org(conn: &mut DbConn, id: &str) -> Result<Organisation, AppError> {
-    let row: OrgRow = organisations::table.find(id).select(ORG_COLUMNS).first(conn)?;
+    let row: OrgRow = organisations::table
+        .find(id)
+        .select(ORG_COLUMNS)
+        .first(conn)?;
     Ok(org_from(row))
 }
 
@@ -451,8 +462,15 @@ fn invitation_from(r: InvitationRow, now: DateTime<Utc>) -> Invitation {
     }
 }
 
-pub fn get_invitation(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<Invitation, AppError> {
-    let row: InvitationRow = invitations::table.find(id).select(INVITATION_COLUMNS).first(conn)?;
+pub fn get_invitation(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    id: &str,
+) -> Result<Invitation, AppError> {
+    let row: InvitationRow = invitations::table
+        .find(id)
+        .select(INVITATION_COLUMNS)
+        .first(conn)?;
     Ok(invitation_from(row, now))
 }
 
@@ -479,7 +497,11 @@ pub fn invite(
     if !valid_email(&email) {
         errors.push(FieldError::new("email", "is not an e-mail address"));
     }
-    let display_name = match new.display_name.as_deref().map(|n| validate_name("display_name", n)) {
+    let display_name = match new
+        .display_name
+        .as_deref()
+        .map(|n| validate_name("display_name", n))
+    {
         Some(Err(AppError::Validation(mut e))) => {
             errors.append(&mut e);
             None
@@ -552,7 +574,10 @@ pub fn invite(
     let days = cfg.invitation_ttl.as_secs() / 86_400;
     let mail = Mail {
         to: email.clone(),
-        subject: format!("Inbjudan till eportfolio / Invitation to eportfolio ({})", org.name),
+        subject: format!(
+            "Inbjudan till eportfolio / Invitation to eportfolio ({})",
+            org.name
+        ),
         body: format!(
             "Du har bjudits in till eportfolio som {role} vid {org}.\n\
              You have been invited to eportfolio as {role} at {org}.\n\n\
@@ -599,13 +624,21 @@ pub fn list_invitations(
         .collect())
 }
 
-pub fn revoke_invitation(conn: &mut DbConn, now: DateTime<Utc>, me: &Principal, id: &str) -> Result<(), AppError> {
+pub fn revoke_invitation(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+) -> Result<(), AppError> {
     let inv = get_invitation(conn, now, id)?;
     if !me.can_invite(conn, inv.role, &inv.organisation_id)? {
         return Err(AppError::NotFound);
     }
     if inv.status != "pending" {
-        return Err(AppError::Conflict(format!("the invitation is already {}", inv.status)));
+        return Err(AppError::Conflict(format!(
+            "the invitation is already {}",
+            inv.status
+        )));
     }
     diesel::update(invitations::table.find(id))
         .set(invitations::revoked_at.eq(to_db(now)))
@@ -634,7 +667,11 @@ pub struct PendingInvitation {
     pub existing_user: Option<String>,
 }
 
-pub fn pending_invitation(conn: &mut DbConn, now: DateTime<Utc>, token: &str) -> Result<PendingInvitation, AppError> {
+pub fn pending_invitation(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    token: &str,
+) -> Result<PendingInvitation, AppError> {
     let row: Option<InvitationRow> = invitations::table
         .filter(invitations::token_hash.eq(sha256_hex(token)))
         .filter(invitations::accepted_at.is_null())
@@ -668,7 +705,10 @@ pub fn pending_invitation(conn: &mut DbConn, now: DateTime<Utc>, token: &str) ->
 
 pub enum Accepted {
     /// A new account: it must enrol a second factor before it can do anything.
-    NewAccount { mfa_token: String, expires_at: DateTime<Utc> },
+    NewAccount {
+        mfa_token: String,
+        expires_at: DateTime<Utc>,
+    },
     /// An existing account got the role.
     RoleGranted,
 }

@@ -15,8 +15,13 @@ use crate::config::Argon2Params;
 use crate::error::AppError;
 
 pub fn argon2(params: Argon2Params) -> Result<Argon2<'static>, AppError> {
-    let p = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
-        .map_err(|e| AppError::Config(format!("argon2 parameters: {e}")))?;
+    let p = Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        None,
+    )
+    .map_err(|e| AppError::Config(format!("argon2 parameters: {e}")))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
 }
 

@@ -109,7 +109,10 @@ pub async fn login(
     let cfg = state.config.clone();
     let user = {
         let (email, client) = (email.clone(), client.clone());
-        db::write(&state.pool, move |c| service::login_start(c, &cfg, now, &email, &client)).await?
+        db::write(&state.pool, move |c| {
+            service::login_start(c, &cfg, now, &email, &client)
+        })
+        .await?
     };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let dummy = state.dummy_hash.clone();
@@ -124,7 +127,10 @@ pub async fn login(
         Some(u) if password_ok && u.status == "active" => u,
         _ => {
             let cfg = state.config.clone();
-            db::write(&state.pool, move |c| service::login_failed(c, &cfg, now, &email)).await?;
+            db::write(&state.pool, move |c| {
+                service::login_failed(c, &cfg, now, &email)
+            })
+            .await?;
             return Err(AppError::InvalidCredentials);
         }
     };
@@ -247,8 +253,10 @@ pub async fn mfa_email_code(
 ) -> Result<HttpResponse, AppError> {
     let client = client_info(&req, &state.config);
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let (mail, expires_at) =
-        db::write(&state.pool, move |c| service::send_email_code(c, &cfg, now, &body.mfa_token, &client)).await?;
+    let (mail, expires_at) = db::write(&state.pool, move |c| {
+        service::send_email_code(c, &cfg, now, &body.mfa_token, &client)
+    })
+    .await?;
     let sent_to = service::mask_email(&mail.to);
     state.mailer.send_all(vec![mail]).await;
     Ok(HttpResponse::Accepted().json(EmailCodeSent {
@@ -338,7 +346,15 @@ pub async fn mfa_totp_confirm(
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let remember = remember(body.remember_device, body.device_name);
     let v = db::write(&state.pool, move |c| {
-        service::enrol_totp_and_sign_in(c, &cfg, now, &body.mfa_token, &body.code, remember, &client)
+        service::enrol_totp_and_sign_in(
+            c,
+            &cfg,
+            now,
+            &body.mfa_token,
+            &body.code,
+            remember,
+            &client,
+        )
     })
     .await??;
     verified(&state, v)
@@ -369,8 +385,10 @@ pub async fn refresh(
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, AppError> {
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let session =
-        db::write(&state.pool, move |c| service::refresh(c, &cfg, now, &body.refresh_token)).await??;
+    let session = db::write(&state.pool, move |c| {
+        service::refresh(c, &cfg, now, &body.refresh_token)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(tokens(&state, &session)?))
 }
 
@@ -385,7 +403,10 @@ pub async fn refresh(
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    db::write(&state.pool, move |c| service::revoke_session(c, now, &me.session_id, "logout")).await?;
+    db::write(&state.pool, move |c| {
+        service::revoke_session(c, now, &me.session_id, "logout")
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -413,8 +434,10 @@ pub async fn password_reset(
     let email = service::normalize_email(&body.email);
     let client = client_info(&req, &state.config);
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let mail =
-        db::write(&state.pool, move |c| service::request_password_reset(c, &cfg, now, &email, &client)).await?;
+    let mail = db::write(&state.pool, move |c| {
+        service::request_password_reset(c, &cfg, now, &email, &client)
+    })
+    .await?;
     state.mailer.send_all(mail.into_iter().collect()).await;
     Ok(HttpResponse::Accepted().finish())
 }
@@ -453,7 +476,10 @@ pub async fn password_reset_confirm(
     service::check_password("new_password", &body.new_password)?;
     let new_hash = hash(&state, body.new_password).await?;
     let now = state.clock.now();
-    db::write(&state.pool, move |c| service::reset_password(c, now, &body.token, &new_hash)).await?;
+    db::write(&state.pool, move |c| {
+        service::reset_password(c, now, &body.token, &new_hash)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -479,7 +505,10 @@ pub async fn email_verification(
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    db::write(&state.pool, move |c| service::confirm_email(c, now, &body.token)).await?;
+    db::write(&state.pool, move |c| {
+        service::confirm_email(c, now, &body.token)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -494,9 +523,15 @@ pub async fn email_verification(
     security(("bearer" = []))
 )]
 #[post("/me/totp")]
-pub async fn me_totp_setup(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
+pub async fn me_totp_setup(
+    state: web::Data<AppState>,
+    me: Principal,
+) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let setup = db::write(&state.pool, move |c| service::totp_setup(c, now, &me.user_id)).await?;
+    let setup = db::write(&state.pool, move |c| {
+        service::totp_setup(c, now, &me.user_id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(TotpSetupResponse::from(setup)))
 }
 
@@ -530,8 +565,10 @@ pub async fn me_totp_confirm(
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let codes =
-        db::write(&state.pool, move |c| service::totp_confirm(c, now, &me.user_id, &body.code)).await??;
+    let codes = db::write(&state.pool, move |c| {
+        service::totp_confirm(c, now, &me.user_id, &body.code)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(TotpConfirmed {
         recovery_codes: codes,
     }))
@@ -550,10 +587,15 @@ pub struct RecoveryCodes {
     security(("bearer" = []))
 )]
 #[post("/me/recovery-codes")]
-pub async fn me_recovery_codes(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
+pub async fn me_recovery_codes(
+    state: web::Data<AppState>,
+    me: Principal,
+) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let codes =
-        db::write(&state.pool, move |c| service::replace_recovery_codes(c, now, &me.user_id)).await?;
+    let codes = db::write(&state.pool, move |c| {
+        service::replace_recovery_codes(c, now, &me.user_id)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(RecoveryCodes {
         recovery_codes: codes,
     }))
@@ -585,7 +627,10 @@ pub struct DeviceView {
     security(("bearer" = []))
 )]
 #[get("/me/devices")]
-pub async fn me_devices(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
+pub async fn me_devices(
+    state: web::Data<AppState>,
+    me: Principal,
+) -> Result<HttpResponse, AppError> {
     let now = to_db(state.clock.now());
     let rows: Vec<Device> = db::run(&state.pool, move |c| {
         Ok(remembered_devices::table
@@ -686,7 +731,8 @@ pub async fn me_password(
     let user_id = me.user_id.clone();
     let stored = db::run(&state.pool, move |c| service::password_hash_of(c, &user_id)).await?;
     let current = body.current_password;
-    let ok = web::block(move || stored.is_some_and(|h| crypto::verify_password(&current, &h))).await?;
+    let ok =
+        web::block(move || stored.is_some_and(|h| crypto::verify_password(&current, &h))).await?;
     if !ok {
         return Err(AppError::InvalidCredentials);
     }
@@ -726,11 +772,16 @@ pub async fn me_email(
 ) -> Result<HttpResponse, AppError> {
     let email = service::normalize_email(&body.new_email);
     if !service::valid_email(&email) {
-        return Err(AppError::validation("new_email", "is not an e-mail address"));
+        return Err(AppError::validation(
+            "new_email",
+            "is not an e-mail address",
+        ));
     }
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let mail =
-        db::write(&state.pool, move |c| service::request_email_change(c, &cfg, now, &me.user_id, &email)).await?;
+    let mail = db::write(&state.pool, move |c| {
+        service::request_email_change(c, &cfg, now, &me.user_id, &email)
+    })
+    .await?;
     state.mailer.send_all(vec![mail]).await;
     Ok(HttpResponse::Accepted().finish())
 }

@@ -72,7 +72,12 @@ pub struct Principal {
 
 impl Principal {
     /// Does the caller hold `role` at `org_id` or at one of its ancestors?
-    pub fn has_role_over(&self, conn: &mut DbConn, role: Role, org_id: &str) -> Result<bool, AppError> {
+    pub fn has_role_over(
+        &self,
+        conn: &mut DbConn,
+        role: Role,
+        org_id: &str,
+    ) -> Result<bool, AppError> {
         if !self.roles.iter().any(|g| g.role == role) {
             return Ok(false);
         }
@@ -99,7 +104,12 @@ impl Principal {
     /// May the caller invite someone as `role` to `org_id`? Administrators invite any
     /// role in their subtree; directors of studies invite the people of a training
     /// programme (trainees, supervisors, external assessors).
-    pub fn can_invite(&self, conn: &mut DbConn, role: Role, org_id: &str) -> Result<bool, AppError> {
+    pub fn can_invite(
+        &self,
+        conn: &mut DbConn,
+        role: Role,
+        org_id: &str,
+    ) -> Result<bool, AppError> {
         if self.has_role_over(conn, Role::Administrator, org_id)? {
             return Ok(true);
         }
@@ -155,10 +165,7 @@ pub fn org_subtrees(conn: &mut DbConn, roots: &[String]) -> Result<Vec<String>, 
             .filter(organisations::parent_id.eq_any(&frontier))
             .select(organisations::id)
             .load(conn)?;
-        frontier = children
-            .into_iter()
-            .filter(|c| !all.contains(c))
-            .collect();
+        frontier = children.into_iter().filter(|c| !all.contains(c)).collect();
         all.extend(frontier.iter().cloned());
     }
     Ok(all)
@@ -206,7 +213,9 @@ impl FromRequest for Principal {
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("state missing"))?;
             let token = token.ok_or_else(|| {
-                AppError::Unauthenticated("send an access token: Authorization: Bearer <token>".into())
+                AppError::Unauthenticated(
+                    "send an access token: Authorization: Bearer <token>".into(),
+                )
             })?;
             let claims = state
                 .jwt

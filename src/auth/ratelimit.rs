@@ -10,7 +10,12 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::schema::rate_limits;
 
-fn current(conn: &mut DbConn, key: &str, limit: Limit, now: DateTime<Utc>) -> Result<(i32, DateTime<Utc>), AppError> {
+fn current(
+    conn: &mut DbConn,
+    key: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+) -> Result<(i32, DateTime<Utc>), AppError> {
     let row: Option<(chrono::NaiveDateTime, i32)> = rate_limits::table
         .find(key)
         .select((rate_limits::window_start, rate_limits::count))
@@ -23,14 +28,21 @@ fn current(conn: &mut DbConn, key: &str, limit: Limit, now: DateTime<Utc>) -> Re
 }
 
 fn refuse(limit: Limit, window_start: DateTime<Utc>, now: DateTime<Utc>) -> AppError {
-    let left = (window_start + dur(limit.window) - now).num_seconds().max(1);
+    let left = (window_start + dur(limit.window) - now)
+        .num_seconds()
+        .max(1);
     AppError::RateLimited {
         retry_after: std::time::Duration::from_secs(left as u64),
     }
 }
 
 /// Fails with 429 if `key` already used up its window, without counting this attempt.
-pub fn check(conn: &mut DbConn, key: &str, limit: Limit, now: DateTime<Utc>) -> Result<(), AppError> {
+pub fn check(
+    conn: &mut DbConn,
+    key: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
     let (count, start) = current(conn, key, limit, now)?;
     if count >= limit.max {
         return Err(refuse(limit, start, now));
@@ -48,7 +60,12 @@ pub fn hit(conn: &mut DbConn, key: &str, limit: Limit, now: DateTime<Utc>) -> Re
 }
 
 /// Counts a failure (e.g. a wrong password) after the fact.
-pub fn fail(conn: &mut DbConn, key: &str, limit: Limit, now: DateTime<Utc>) -> Result<(), AppError> {
+pub fn fail(
+    conn: &mut DbConn,
+    key: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
     let (count, start) = current(conn, key, limit, now)?;
     record(conn, key, count + 1, start)
 }

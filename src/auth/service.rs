@@ -65,7 +65,10 @@ pub fn check_password(field: &str, password: &str) -> Result<(), AppError> {
         ));
     }
     if n > 256 {
-        return Err(AppError::validation(field, "must be at most 256 characters"));
+        return Err(AppError::validation(
+            field,
+            "must be at most 256 characters",
+        ));
     }
     Ok(())
 }
@@ -124,17 +127,39 @@ pub fn login_start(
     email: &str,
     client: &ClientInfo,
 ) -> Result<Option<Credentials>, AppError> {
-    ratelimit::hit(conn, &login_address_key(&client.address), cfg.rate_limits.login_per_address, now)?;
-    ratelimit::check(conn, &login_account_key(email), cfg.rate_limits.login_per_account, now)?;
+    ratelimit::hit(
+        conn,
+        &login_address_key(&client.address),
+        cfg.rate_limits.login_per_address,
+        now,
+    )?;
+    ratelimit::check(
+        conn,
+        &login_account_key(email),
+        cfg.rate_limits.login_per_account,
+        now,
+    )?;
     credentials_by_email(conn, email)
 }
 
-pub fn login_failed(conn: &mut DbConn, cfg: &Config, now: DateTime<Utc>, email: &str) -> Result<(), AppError> {
-    ratelimit::fail(conn, &login_account_key(email), cfg.rate_limits.login_per_account, now)
+pub fn login_failed(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    email: &str,
+) -> Result<(), AppError> {
+    ratelimit::fail(
+        conn,
+        &login_account_key(email),
+        cfg.rate_limits.login_per_account,
+        now,
+    )
 }
 
 /// Which second factors a user can answer a login challenge with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MfaMethod {
     /// A code from an authenticator app (RFC 6238).
@@ -219,7 +244,12 @@ pub fn login_succeeded(
     })
 }
 
-fn remembered_device_valid(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str, token: &str) -> Result<bool, AppError> {
+fn remembered_device_valid(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    token: &str,
+) -> Result<bool, AppError> {
     let n = diesel::update(
         remembered_devices::table
             .filter(remembered_devices::token_hash.eq(sha256_hex(token)))
@@ -268,7 +298,11 @@ pub struct Challenge {
 }
 
 /// An open challenge for `mfa_token`, or 401: the client must log in again.
-pub fn open_challenge(conn: &mut DbConn, now: DateTime<Utc>, mfa_token: &str) -> Result<Challenge, AppError> {
+pub fn open_challenge(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    mfa_token: &str,
+) -> Result<Challenge, AppError> {
     let found: Option<Challenge> = mfa_challenges::table
         .filter(mfa_challenges::token_hash.eq(sha256_hex(mfa_token)))
         .filter(mfa_challenges::consumed_at.is_null())
@@ -286,7 +320,9 @@ pub fn open_challenge(conn: &mut DbConn, now: DateTime<Utc>, mfa_token: &str) ->
         .first(conn)
         .optional()?;
     found.ok_or_else(|| {
-        AppError::Unauthenticated("the sign-in step has expired or was used up; log in again".into())
+        AppError::Unauthenticated(
+            "the sign-in step has expired or was used up; log in again".into(),
+        )
     })
 }
 
@@ -333,10 +369,18 @@ pub fn send_email_code(
                 .into(),
         ));
     }
-    ratelimit::hit(conn, &format!("mail:acct:{}", user.id), cfg.rate_limits.mail_per_account, now)?;
     ratelimit::hit(
         conn,
-        &format!("mail:addr:{}", client.address.as_deref().unwrap_or("unknown")),
+        &format!("mail:acct:{}", user.id),
+        cfg.rate_limits.mail_per_account,
+        now,
+    )?;
+    ratelimit::hit(
+        conn,
+        &format!(
+            "mail:addr:{}",
+            client.address.as_deref().unwrap_or("unknown")
+        ),
         cfg.rate_limits.mail_per_address,
         now,
     )?;
@@ -391,15 +435,23 @@ pub fn verify_second_factor(
     client: &ClientInfo,
 ) -> Result<Result<Verified, AppError>, AppError> {
     let challenge = open_challenge(conn, now, mfa_token)?;
-    ratelimit::check(conn, &mfa_key(&challenge.user_id), cfg.rate_limits.mfa_per_account, now)?;
+    ratelimit::check(
+        conn,
+        &mfa_key(&challenge.user_id),
+        cfg.rate_limits.mfa_per_account,
+        now,
+    )?;
     let user = credentials_by_id(conn, &challenge.user_id)?;
     let enrolling = challenge.purpose == "enrol";
     let mut remaining = None;
     let mut new_codes = None;
     let ok = match factor {
-        SecondFactor::Totp(code) => !enrolling && totp_accept(conn, now, &user.id, code, false)?.is_some(),
+        SecondFactor::Totp(code) => {
+            !enrolling && totp_accept(conn, now, &user.id, code, false)?.is_some()
+        }
         SecondFactor::EmailCode(code) => {
-            let valid = challenge.email_code_hash.as_deref() == Some(&email_code_hash(&challenge.id, code.trim()))
+            let valid = challenge.email_code_hash.as_deref()
+                == Some(&email_code_hash(&challenge.id, code.trim()))
                 && challenge
                     .email_code_expires_at
                     .is_some_and(|t| from_db(t) > now)
@@ -435,7 +487,12 @@ pub fn verify_second_factor(
         diesel::update(mfa_challenges::table.find(&challenge.id))
             .set(mfa_challenges::attempts.eq(challenge.attempts + 1))
             .execute(conn)?;
-        ratelimit::fail(conn, &mfa_key(&user.id), cfg.rate_limits.mfa_per_account, now)?;
+        ratelimit::fail(
+            conn,
+            &mfa_key(&user.id),
+            cfg.rate_limits.mfa_per_account,
+            now,
+        )?;
         return Ok(Err(AppError::InvalidSecondFactor));
     }
     let method = match factor {
@@ -443,14 +500,16 @@ pub fn verify_second_factor(
         SecondFactor::EmailCode(_) => "email_code",
         SecondFactor::RecoveryCode(_) => "recovery_code",
     };
-    finish_second_factor(conn, cfg, now, &challenge, method, remember, client).map(|(session, device_token)| {
-        Ok(Verified {
-            session,
-            device_token,
-            recovery_codes: new_codes,
-            recovery_codes_remaining: remaining,
-        })
-    })
+    finish_second_factor(conn, cfg, now, &challenge, method, remember, client).map(
+        |(session, device_token)| {
+            Ok(Verified {
+                session,
+                device_token,
+                recovery_codes: new_codes,
+                recovery_codes_remaining: remaining,
+            })
+        },
+    )
 }
 
 fn finish_second_factor(
@@ -466,7 +525,14 @@ fn finish_second_factor(
     ratelimit::clear(conn, &mfa_key(&challenge.user_id))?;
     let session = create_session(conn, cfg, now, &challenge.user_id, method, client)?;
     let device_token = match remember {
-        Some(name) => Some(remember_device(conn, cfg, now, &challenge.user_id, &name, client)?),
+        Some(name) => Some(remember_device(
+            conn,
+            cfg,
+            now,
+            &challenge.user_id,
+            &name,
+            client,
+        )?),
         None => None,
     };
     Ok((session, device_token))
@@ -518,7 +584,10 @@ pub fn create_session(
             sessions::user_id.eq(user_id),
             sessions::second_factor.eq(second_factor),
             sessions::client_address.eq(&client.address),
-            sessions::user_agent.eq(client.user_agent.as_ref().map(|u| u.chars().take(300).collect::<String>())),
+            sessions::user_agent.eq(client
+                .user_agent
+                .as_ref()
+                .map(|u| u.chars().take(300).collect::<String>())),
             sessions::created_at.eq(to_db(now)),
             sessions::last_used_at.eq(to_db(now)),
             sessions::expires_at.eq(to_db(now + dur(cfg.refresh_token_ttl))),
@@ -532,7 +601,11 @@ pub fn create_session(
     })
 }
 
-fn new_refresh_token(conn: &mut DbConn, now: DateTime<Utc>, session_id: &str) -> Result<String, AppError> {
+fn new_refresh_token(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    session_id: &str,
+) -> Result<String, AppError> {
     let token = random_token();
     diesel::insert_into(refresh_tokens::table)
         .values((
@@ -552,7 +625,8 @@ pub fn refresh(
     now: DateTime<Utc>,
     refresh_token: &str,
 ) -> Result<Result<IssuedSession, AppError>, AppError> {
-    let denied = || AppError::Unauthenticated("the refresh token is not valid; log in again".into());
+    let denied =
+        || AppError::Unauthenticated("the refresh token is not valid; log in again".into());
     let found: Option<(String, Option<chrono::NaiveDateTime>)> = refresh_tokens::table
         .find(sha256_hex(refresh_token))
         .select((refresh_tokens::session_id, refresh_tokens::used_at))
@@ -602,19 +676,33 @@ pub fn refresh(
     }))
 }
 
-pub fn revoke_session(conn: &mut DbConn, now: DateTime<Utc>, session_id: &str, reason: &str) -> Result<(), AppError> {
-    diesel::update(sessions::table.find(session_id).filter(sessions::revoked_at.is_null()))
-        .set((
-            sessions::revoked_at.eq(to_db(now)),
-            sessions::revoked_reason.eq(reason),
-        ))
-        .execute(conn)?;
+pub fn revoke_session(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    session_id: &str,
+    reason: &str,
+) -> Result<(), AppError> {
+    diesel::update(
+        sessions::table
+            .find(session_id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(to_db(now)),
+        sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 
 /// Ends every session of a user (password change or reset). Remembered devices are
 /// forgotten too: whoever changed the password may be evicting an intruder.
-pub fn revoke_all_sessions(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str, reason: &str) -> Result<(), AppError> {
+pub fn revoke_all_sessions(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    reason: &str,
+) -> Result<(), AppError> {
     diesel::update(
         sessions::table
             .filter(sessions::user_id.eq(user_id))
@@ -638,7 +726,8 @@ pub fn revoke_all_sessions(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str,
 // ---- TOTP -------------------------------------------------------------------------
 
 fn build_totp(secret_b32: &str, account: &str) -> Result<Totp, AppError> {
-    let secret = Secret::try_from_base32(secret_b32).map_err(|e| AppError::internal(format!("totp secret: {e:?}")))?;
+    let secret = Secret::try_from_base32(secret_b32)
+        .map_err(|e| AppError::internal(format!("totp secret: {e:?}")))?;
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(6)
@@ -659,11 +748,17 @@ pub struct TotpSetup {
 
 /// Starts (or restarts) TOTP enrolment; an active secret keeps working until the new
 /// one is confirmed.
-pub fn totp_setup(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<TotpSetup, AppError> {
+pub fn totp_setup(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+) -> Result<TotpSetup, AppError> {
     let user = credentials_by_id(conn, user_id)?;
     let secret = Secret::generate().to_base32();
     let totp = build_totp(&secret, &user.email)?;
-    let otpauth_uri = totp.to_url().map_err(|e| AppError::internal(format!("totp url: {e:?}")))?;
+    let otpauth_uri = totp
+        .to_url()
+        .map_err(|e| AppError::internal(format!("totp url: {e:?}")))?;
     let qr_png_base64 = totp
         .to_qr_base64()
         .map_err(|e| AppError::internal(format!("totp qr: {e:?}")))?;
@@ -688,7 +783,13 @@ pub fn totp_setup(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Resul
 
 /// Accepts a TOTP code (the pending secret when `pending`), at most once per time step:
 /// a code that was already used, or one from an earlier step, is refused (no replay).
-fn totp_accept(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str, code: &str, pending: bool) -> Result<Option<u64>, AppError> {
+fn totp_accept(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    code: &str,
+    pending: bool,
+) -> Result<Option<u64>, AppError> {
     type Row = (Option<String>, Option<String>, Option<i64>);
     let row: Option<Row> = totp_credentials::table
         .find(user_id)
@@ -756,17 +857,28 @@ pub fn enrol_totp_and_sign_in(
     client: &ClientInfo,
 ) -> Result<Result<Verified, AppError>, AppError> {
     let challenge = open_challenge(conn, now, mfa_token)?;
-    ratelimit::check(conn, &mfa_key(&challenge.user_id), cfg.rate_limits.mfa_per_account, now)?;
+    ratelimit::check(
+        conn,
+        &mfa_key(&challenge.user_id),
+        cfg.rate_limits.mfa_per_account,
+        now,
+    )?;
     match totp_confirm(conn, now, &challenge.user_id, code)? {
         Err(e) => {
             diesel::update(mfa_challenges::table.find(&challenge.id))
                 .set(mfa_challenges::attempts.eq(challenge.attempts + 1))
                 .execute(conn)?;
-            ratelimit::fail(conn, &mfa_key(&challenge.user_id), cfg.rate_limits.mfa_per_account, now)?;
+            ratelimit::fail(
+                conn,
+                &mfa_key(&challenge.user_id),
+                cfg.rate_limits.mfa_per_account,
+                now,
+            )?;
             Ok(Err(e))
         }
         Ok(codes) => {
-            let (session, device_token) = finish_second_factor(conn, cfg, now, &challenge, "totp", remember, client)?;
+            let (session, device_token) =
+                finish_second_factor(conn, cfg, now, &challenge, "totp", remember, client)?;
             Ok(Ok(Verified {
                 session,
                 device_token,
@@ -779,9 +891,16 @@ pub fn enrol_totp_and_sign_in(
 
 // ---- Recovery codes -----------------------------------------------------------------
 
-pub fn replace_recovery_codes(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<Vec<String>, AppError> {
-    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
-    let codes: Vec<String> = (0..RECOVERY_CODE_COUNT).map(|_| crypto::recovery_code()).collect();
+pub fn replace_recovery_codes(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+) -> Result<Vec<String>, AppError> {
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+        .execute(conn)?;
+    let codes: Vec<String> = (0..RECOVERY_CODE_COUNT)
+        .map(|_| crypto::recovery_code())
+        .collect();
     for code in &codes {
         diesel::insert_into(recovery_codes::table)
             .values((
@@ -795,7 +914,12 @@ pub fn replace_recovery_codes(conn: &mut DbConn, now: DateTime<Utc>, user_id: &s
     Ok(codes)
 }
 
-fn use_recovery_code(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str, code: &str) -> Result<bool, AppError> {
+fn use_recovery_code(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    code: &str,
+) -> Result<bool, AppError> {
     let n = diesel::update(
         recovery_codes::table
             .filter(recovery_codes::user_id.eq(user_id))
@@ -828,18 +952,33 @@ pub fn request_password_reset(
 ) -> Result<Option<Mail>, AppError> {
     ratelimit::hit(
         conn,
-        &format!("mail:addr:{}", client.address.as_deref().unwrap_or("unknown")),
+        &format!(
+            "mail:addr:{}",
+            client.address.as_deref().unwrap_or("unknown")
+        ),
         cfg.rate_limits.mail_per_address,
         now,
     )?;
-    ratelimit::hit(conn, &format!("reset:acct:{email}"), cfg.rate_limits.mail_per_account, now)?;
+    ratelimit::hit(
+        conn,
+        &format!("reset:acct:{email}"),
+        cfg.rate_limits.mail_per_account,
+        now,
+    )?;
     let Some(user) = credentials_by_email(conn, email)? else {
         return Ok(None);
     };
     if user.status != "active" {
         return Ok(None);
     }
-    let token = create_mail_token(conn, now, &user.id, "password_reset", None, cfg.reset_token_ttl)?;
+    let token = create_mail_token(
+        conn,
+        now,
+        &user.id,
+        "password_reset",
+        None,
+        cfg.reset_token_ttl,
+    )?;
     let minutes = cfg.reset_token_ttl.as_secs() / 60;
     Ok(Some(Mail {
         to: user.email,
@@ -878,7 +1017,12 @@ pub fn create_mail_token(
 }
 
 /// Marks a link token used and returns (user id, new e-mail).
-fn take_mail_token(conn: &mut DbConn, now: DateTime<Utc>, token: &str, purpose: &str) -> Result<(String, Option<String>), AppError> {
+fn take_mail_token(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    token: &str,
+    purpose: &str,
+) -> Result<(String, Option<String>), AppError> {
     let hash = sha256_hex(token);
     let found: Option<(String, Option<String>)> = mail_tokens::table
         .find(&hash)
@@ -897,7 +1041,12 @@ fn take_mail_token(conn: &mut DbConn, now: DateTime<Utc>, token: &str, purpose: 
 
 /// Sets a new password from a reset link (hash computed by the caller, outside the
 /// transaction) and ends every session.
-pub fn reset_password(conn: &mut DbConn, now: DateTime<Utc>, token: &str, new_hash: &str) -> Result<(), AppError> {
+pub fn reset_password(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    token: &str,
+    new_hash: &str,
+) -> Result<(), AppError> {
     let (user_id, _) = take_mail_token(conn, now, token, "password_reset")?;
     set_password(conn, now, &user_id, new_hash)?;
     // Other reset links sent earlier stop working too.
@@ -912,7 +1061,12 @@ pub fn reset_password(conn: &mut DbConn, now: DateTime<Utc>, token: &str, new_ha
     revoke_all_sessions(conn, now, &user_id, "password_reset")
 }
 
-pub fn set_password(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str, new_hash: &str) -> Result<(), AppError> {
+pub fn set_password(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    new_hash: &str,
+) -> Result<(), AppError> {
     diesel::update(users::table.find(user_id))
         .set((
             users::password_hash.eq(new_hash),
@@ -940,10 +1094,24 @@ pub fn request_email_change(
         .count()
         .get_result(conn)?;
     if taken > 0 {
-        return Err(AppError::Conflict("that e-mail address belongs to another account".into()));
+        return Err(AppError::Conflict(
+            "that e-mail address belongs to another account".into(),
+        ));
     }
-    ratelimit::hit(conn, &format!("mail:acct:{user_id}"), cfg.rate_limits.mail_per_account, now)?;
-    let token = create_mail_token(conn, now, user_id, "email_verification", Some(new_email), cfg.reset_token_ttl)?;
+    ratelimit::hit(
+        conn,
+        &format!("mail:acct:{user_id}"),
+        cfg.rate_limits.mail_per_account,
+        now,
+    )?;
+    let token = create_mail_token(
+        conn,
+        now,
+        user_id,
+        "email_verification",
+        Some(new_email),
+        cfg.reset_token_ttl,
+    )?;
     Ok(Mail {
         to: new_email.into(),
         subject: "Bekräfta din e-postadress / Confirm your e-mail address".into(),
@@ -956,7 +1124,11 @@ pub fn request_email_change(
     })
 }
 
-pub fn confirm_email(conn: &mut DbConn, now: DateTime<Utc>, token: &str) -> Result<String, AppError> {
+pub fn confirm_email(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    token: &str,
+) -> Result<String, AppError> {
     let (user_id, new_email) = take_mail_token(conn, now, token, "email_verification")?;
     match new_email {
         Some(email) => {
@@ -966,7 +1138,9 @@ pub fn confirm_email(conn: &mut DbConn, now: DateTime<Utc>, token: &str) -> Resu
                 .count()
                 .get_result(conn)?;
             if taken > 0 {
-                return Err(AppError::Conflict("that e-mail address belongs to another account".into()));
+                return Err(AppError::Conflict(
+                    "that e-mail address belongs to another account".into(),
+                ));
             }
             diesel::update(users::table.find(&user_id))
                 .set((

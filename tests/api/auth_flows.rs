@@ -32,15 +32,23 @@ fn a_totp_code_is_accepted_once_and_one_step_of_skew_is_allowed() {
     let secret = admin.totp_secret.clone().expect("secret");
 
     let login = |app: &TestApp| {
-        app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD}))
-            .expect(200)
-            .body["mfa_token"]
+        app.post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
+        .expect(200)
+        .body["mfa_token"]
             .as_str()
             .expect("mfa token")
             .to_string()
     };
     let verify = |app: &TestApp, mfa: &str, code: &str| {
-        app.post("/auth/mfa/verify", None, json!({"mfa_token": mfa, "method": "totp", "code": code}))
+        app.post(
+            "/auth/mfa/verify",
+            None,
+            json!({"mfa_token": mfa, "method": "totp", "code": code}),
+        )
     };
 
     // A code from the previous 30-second step still works (clock skew of a phone);
@@ -67,50 +75,106 @@ fn doctor_without_an_authenticator_app_uses_emailed_codes() {
     let email = "ny.bt-lakare@example.org";
     let token = app.invite(&admin, email, "trainee", &region);
     let accepted = app
-        .post(&format!("/auth/invitations/{token}/accept"), None, json!({"password": PASSWORD, "display_name": "Ny BT-läkare"}))
+        .post(
+            &format!("/auth/invitations/{token}/accept"),
+            None,
+            json!({"password": PASSWORD, "display_name": "Ny BT-läkare"}),
+        )
         .expect(200);
-    let mfa = accepted.body["mfa_token"].as_str().expect("mfa").to_string();
+    let mfa = accepted.body["mfa_token"]
+        .as_str()
+        .expect("mfa")
+        .to_string();
 
     // Choosing e-mailed codes: ask for one, then verify it.
     let before = app.smtp.count_to(email);
-    let sent = app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa})).expect(202);
+    let sent = app
+        .post("/auth/mfa/email-code", None, json!({"mfa_token": mfa}))
+        .expect(202);
     assert_eq!(sent.body["sent_to"], "n***@example.org");
     let mail = app.smtp.wait_for(email, before);
     let code = mail.find_six_digit_code().expect("code in mail");
     let done = app
-        .post("/auth/mfa/verify", None, json!({"mfa_token": mfa, "method": "email_code", "code": code}))
+        .post(
+            "/auth/mfa/verify",
+            None,
+            json!({"mfa_token": mfa, "method": "email_code", "code": code}),
+        )
         .expect(200);
-    assert_eq!(done.body["recovery_codes"].as_array().expect("codes").len(), 10);
-    let me = app.get("/me", done.body["access_token"].as_str()).expect(200);
+    assert_eq!(
+        done.body["recovery_codes"].as_array().expect("codes").len(),
+        10
+    );
+    let me = app
+        .get("/me", done.body["access_token"].as_str())
+        .expect(200);
     assert_eq!(me.body["mfa"]["email_code"], true);
     assert_eq!(me.body["mfa"]["totp"], false);
     assert_eq!(me.body["display_name"], "Ny BT-läkare");
 
     // Next login: the e-mailed code is offered; a wrong one fails, the right one works once.
-    let step = app.post("/auth/login", None, json!({"email": email, "password": PASSWORD})).expect(200);
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .expect(200);
     assert_eq!(step.body["methods"], json!(["email_code", "recovery_code"]));
     let mfa = step.body["mfa_token"].as_str().expect("mfa").to_string();
     let before = app.smtp.count_to(email);
-    app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa})).expect(202);
-    let code = app.smtp.wait_for(email, before).find_six_digit_code().expect("code");
+    app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa}))
+        .expect(202);
+    let code = app
+        .smtp
+        .wait_for(email, before)
+        .find_six_digit_code()
+        .expect("code");
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    app.post("/auth/mfa/verify", None, json!({"mfa_token": mfa, "method": "email_code", "code": wrong}))
-        .expect_problem(401, "invalid-second-factor");
-    app.post("/auth/mfa/verify", None, json!({"mfa_token": mfa, "method": "email_code", "code": code}))
-        .expect(200);
+    app.post(
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": mfa, "method": "email_code", "code": wrong}),
+    )
+    .expect_problem(401, "invalid-second-factor");
+    app.post(
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": mfa, "method": "email_code", "code": code}),
+    )
+    .expect(200);
     // The challenge is used up with it.
-    app.post("/auth/mfa/verify", None, json!({"mfa_token": mfa, "method": "email_code", "code": code}))
-        .expect_problem(401, "unauthenticated");
+    app.post(
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": mfa, "method": "email_code", "code": code}),
+    )
+    .expect_problem(401, "unauthenticated");
 
     // A code expires after 10 minutes.
-    let step = app.post("/auth/login", None, json!({"email": email, "password": PASSWORD})).expect(200);
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .expect(200);
     let mfa = step.body["mfa_token"].as_str().expect("mfa").to_string();
     let before = app.smtp.count_to(email);
-    app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa})).expect(202);
-    let code = app.smtp.wait_for(email, before).find_six_digit_code().expect("code");
+    app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa}))
+        .expect(202);
+    let code = app
+        .smtp
+        .wait_for(email, before)
+        .find_six_digit_code()
+        .expect("code");
     app.advance(11 * 60);
-    app.post("/auth/mfa/verify", None, json!({"mfa_token": mfa, "method": "email_code", "code": code}))
-        .expect_problem(401, "invalid-second-factor");
+    app.post(
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": mfa, "method": "email_code", "code": code}),
+    )
+    .expect_problem(401, "invalid-second-factor");
 }
 
 #[test]
@@ -119,29 +183,61 @@ fn emailed_code_attempts_are_limited() {
     let (admin, region) = app.admin();
     let email = "trainee@example.org";
     let token = app.invite(&admin, email, "trainee", &region);
-    let accepted = app.post(&format!("/auth/invitations/{token}/accept"), None, json!({"password": PASSWORD})).expect(200);
-    let mfa = accepted.body["mfa_token"].as_str().expect("mfa").to_string();
+    let accepted = app
+        .post(
+            &format!("/auth/invitations/{token}/accept"),
+            None,
+            json!({"password": PASSWORD}),
+        )
+        .expect(200);
+    let mfa = accepted.body["mfa_token"]
+        .as_str()
+        .expect("mfa")
+        .to_string();
     let before = app.smtp.count_to(email);
-    app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa})).expect(202);
-    let code = app.smtp.wait_for(email, before).find_six_digit_code().expect("code");
+    app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa}))
+        .expect(202);
+    let code = app
+        .smtp
+        .wait_for(email, before)
+        .find_six_digit_code()
+        .expect("code");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
-        app.post("/auth/mfa/verify", None, json!({"mfa_token": mfa, "method": "email_code", "code": wrong}))
-            .expect_problem(401, "invalid-second-factor");
+        app.post(
+            "/auth/mfa/verify",
+            None,
+            json!({"mfa_token": mfa, "method": "email_code", "code": wrong}),
+        )
+        .expect_problem(401, "invalid-second-factor");
     }
     // After five wrong tries even the right code is refused: the step must start over.
-    app.post("/auth/mfa/verify", None, json!({"mfa_token": mfa, "method": "email_code", "code": code}))
-        .expect_problem(401, "unauthenticated");
+    app.post(
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": mfa, "method": "email_code", "code": code}),
+    )
+    .expect_problem(401, "unauthenticated");
 }
 
 #[test]
 fn a_totp_user_cannot_fall_back_to_emailed_codes() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
-    let step = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect(200);
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
+        .expect(200);
     assert_eq!(step.body["methods"], json!(["totp", "recovery_code"]));
-    app.post("/auth/mfa/email-code", None, json!({"mfa_token": step.body["mfa_token"]}))
-        .expect_problem(403, "forbidden");
+    app.post(
+        "/auth/mfa/email-code",
+        None,
+        json!({"mfa_token": step.body["mfa_token"]}),
+    )
+    .expect_problem(403, "forbidden");
 }
 
 #[test]
@@ -149,22 +245,56 @@ fn recovery_codes_work_once_each() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     let code = admin.recovery_codes[0].clone();
-    let step = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect(200);
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
+        .expect(200);
     // Typed in upper case with spaces: still accepted.
     let typed = code.to_uppercase().replace('-', " ");
     let done = app
-        .post("/auth/mfa/verify", None, json!({"mfa_token": step.body["mfa_token"], "method": "recovery_code", "code": typed}))
+        .post(
+            "/auth/mfa/verify",
+            None,
+            json!({"mfa_token": step.body["mfa_token"], "method": "recovery_code", "code": typed}),
+        )
         .expect(200);
     assert_eq!(done.body["recovery_codes_remaining"], 9);
 
-    let step = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect(200);
-    app.post("/auth/mfa/verify", None, json!({"mfa_token": step.body["mfa_token"], "method": "recovery_code", "code": code}))
-        .expect_problem(401, "invalid-second-factor");
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
+        .expect(200);
+    app.post(
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": step.body["mfa_token"], "method": "recovery_code", "code": code}),
+    )
+    .expect_problem(401, "invalid-second-factor");
 
     // New codes replace the old ones.
-    let fresh = app.post("/me/recovery-codes", Some(&admin.access), json!({})).expect(201);
-    assert_eq!(fresh.body["recovery_codes"].as_array().expect("codes").len(), 10);
-    let step = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect(200);
+    let fresh = app
+        .post("/me/recovery-codes", Some(&admin.access), json!({}))
+        .expect(201);
+    assert_eq!(
+        fresh.body["recovery_codes"]
+            .as_array()
+            .expect("codes")
+            .len(),
+        10
+    );
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
+        .expect(200);
     app.post("/auth/mfa/verify", None, json!({"mfa_token": step.body["mfa_token"], "method": "recovery_code", "code": admin.recovery_codes[1]}))
         .expect_problem(401, "invalid-second-factor");
 }
@@ -174,7 +304,13 @@ fn a_remembered_phone_skips_the_second_factor_until_revoked_or_expired() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     let secret = admin.totp_secret.clone().expect("secret");
-    let step = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect(200);
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
+        .expect(200);
     let done = app
         .post(
             "/auth/mfa/verify",
@@ -182,40 +318,84 @@ fn a_remembered_phone_skips_the_second_factor_until_revoked_or_expired() {
             json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&secret), "remember_device": true, "device_name": "Annas iPhone"}),
         )
         .expect(200);
-    let device = done.body["device_token"].as_str().expect("device token").to_string();
+    let device = done.body["device_token"]
+        .as_str()
+        .expect("device token")
+        .to_string();
 
     let direct = app
-        .post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD, "device_token": device}))
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD, "device_token": device}),
+        )
         .expect(200);
     assert_eq!(direct.body["status"], "authenticated");
-    let access = direct.body["access_token"].as_str().expect("access").to_string();
+    let access = direct.body["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
 
     // The device token alone is not enough: the password is still checked.
-    app.post("/auth/login", None, json!({"email": admin.email, "password": "wrong password!", "device_token": device}))
-        .expect_problem(401, "invalid-credentials");
+    app.post(
+        "/auth/login",
+        None,
+        json!({"email": admin.email, "password": "wrong password!", "device_token": device}),
+    )
+    .expect_problem(401, "invalid-credentials");
 
     let devices = app.get("/me/devices", Some(&access)).expect(200);
     assert_eq!(devices.body["items"][0]["name"], "Annas iPhone");
-    let id = devices.body["items"][0]["id"].as_str().expect("id").to_string();
-    app.delete(&format!("/me/devices/{id}"), Some(&access)).expect(204);
-    app.delete(&format!("/me/devices/{id}"), Some(&access)).expect_problem(404, "not-found");
+    let id = devices.body["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.delete(&format!("/me/devices/{id}"), Some(&access))
+        .expect(204);
+    app.delete(&format!("/me/devices/{id}"), Some(&access))
+        .expect_problem(404, "not-found");
     let asked = app
-        .post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD, "device_token": device}))
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD, "device_token": device}),
+        )
         .expect(200);
     assert_eq!(asked.body["status"], "mfa_required");
 
     // A new remembered device lasts 30 days.
     app.advance(30);
-    let step = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect(200);
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
+        .expect(200);
     let done = app
         .post("/auth/mfa/verify", None, json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&secret), "remember_device": true}))
         .expect(200);
-    let device = done.body["device_token"].as_str().expect("device").to_string();
+    let device = done.body["device_token"]
+        .as_str()
+        .expect("device")
+        .to_string();
     app.advance(29 * 86_400);
-    let ok = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD, "device_token": device})).expect(200);
+    let ok = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD, "device_token": device}),
+        )
+        .expect(200);
     assert_eq!(ok.body["status"], "authenticated");
     app.advance(2 * 86_400);
-    let expired = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD, "device_token": device})).expect(200);
+    let expired = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD, "device_token": device}),
+        )
+        .expect(200);
     assert_eq!(expired.body["status"], "mfa_required");
 }
 
@@ -223,17 +403,41 @@ fn a_remembered_phone_skips_the_second_factor_until_revoked_or_expired() {
 fn refresh_tokens_rotate_and_reuse_revokes_the_session() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
-    let first = app.post("/auth/refresh", None, json!({"refresh_token": admin.refresh})).expect(200);
-    let second_refresh = first.body["refresh_token"].as_str().expect("refresh").to_string();
+    let first = app
+        .post(
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": admin.refresh}),
+        )
+        .expect(200);
+    let second_refresh = first.body["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
     assert_ne!(second_refresh, admin.refresh);
-    let access = first.body["access_token"].as_str().expect("access").to_string();
+    let access = first.body["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
     app.get("/me", Some(&access)).expect(200);
 
     // The rotated token presented again: somebody has a copy. The session ends.
-    app.post("/auth/refresh", None, json!({"refresh_token": admin.refresh})).expect_problem(401, "unauthenticated");
-    app.post("/auth/refresh", None, json!({"refresh_token": second_refresh})).expect_problem(401, "unauthenticated");
-    app.get("/me", Some(&access)).expect_problem(401, "unauthenticated");
-    app.get("/me", Some(&admin.access)).expect_problem(401, "unauthenticated");
+    app.post(
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": admin.refresh}),
+    )
+    .expect_problem(401, "unauthenticated");
+    app.post(
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": second_refresh}),
+    )
+    .expect_problem(401, "unauthenticated");
+    app.get("/me", Some(&access))
+        .expect_problem(401, "unauthenticated");
+    app.get("/me", Some(&admin.access))
+        .expect_problem(401, "unauthenticated");
 }
 
 #[test]
@@ -243,12 +447,25 @@ fn access_tokens_expire_after_fifteen_minutes_and_refresh_continues() {
     app.advance(14 * 60);
     app.get("/me", Some(&admin.access)).expect(200);
     app.advance(2 * 60);
-    let r = app.get("/me", Some(&admin.access)).expect_problem(401, "unauthenticated");
+    let r = app
+        .get("/me", Some(&admin.access))
+        .expect_problem(401, "unauthenticated");
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
-    let fresh = app.post("/auth/refresh", None, json!({"refresh_token": admin.refresh})).expect(200);
-    app.get("/me", fresh.body["access_token"].as_str()).expect(200);
+    let fresh = app
+        .post(
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": admin.refresh}),
+        )
+        .expect(200);
+    app.get("/me", fresh.body["access_token"].as_str())
+        .expect(200);
     // A forged token is refused.
-    app.get("/me", Some("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl")).expect_problem(401, "unauthenticated");
+    app.get(
+        "/me",
+        Some("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"),
+    )
+    .expect_problem(401, "unauthenticated");
 }
 
 #[test]
@@ -256,9 +473,16 @@ fn logout_ends_only_that_session() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     let phone = app.login_totp(&admin);
-    app.post("/auth/logout", Some(&admin.access), json!({})).expect(204);
-    app.get("/me", Some(&admin.access)).expect_problem(401, "unauthenticated");
-    app.post("/auth/refresh", None, json!({"refresh_token": admin.refresh})).expect_problem(401, "unauthenticated");
+    app.post("/auth/logout", Some(&admin.access), json!({}))
+        .expect(204);
+    app.get("/me", Some(&admin.access))
+        .expect_problem(401, "unauthenticated");
+    app.post(
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": admin.refresh}),
+    )
+    .expect_problem(401, "unauthenticated");
     app.get("/me", Some(&phone.access)).expect(200);
 }
 
@@ -267,15 +491,34 @@ fn changing_the_password_ends_every_session() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     let phone = app.login_totp(&admin);
-    app.post("/me/password", Some(&admin.access), json!({"current_password": "not it at all", "new_password": "a brand new passphrase"}))
-        .expect_problem(401, "invalid-credentials");
-    app.post("/me/password", Some(&admin.access), json!({"current_password": PASSWORD, "new_password": "short"}))
-        .expect_problem(422, "validation");
-    app.post("/me/password", Some(&admin.access), json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
-        .expect(204);
-    app.get("/me", Some(&admin.access)).expect_problem(401, "unauthenticated");
-    app.get("/me", Some(&phone.access)).expect_problem(401, "unauthenticated");
-    app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect_problem(401, "invalid-credentials");
+    app.post(
+        "/me/password",
+        Some(&admin.access),
+        json!({"current_password": "not it at all", "new_password": "a brand new passphrase"}),
+    )
+    .expect_problem(401, "invalid-credentials");
+    app.post(
+        "/me/password",
+        Some(&admin.access),
+        json!({"current_password": PASSWORD, "new_password": "short"}),
+    )
+    .expect_problem(422, "validation");
+    app.post(
+        "/me/password",
+        Some(&admin.access),
+        json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+    )
+    .expect(204);
+    app.get("/me", Some(&admin.access))
+        .expect_problem(401, "unauthenticated");
+    app.get("/me", Some(&phone.access))
+        .expect_problem(401, "unauthenticated");
+    app.post(
+        "/auth/login",
+        None,
+        json!({"email": admin.email, "password": PASSWORD}),
+    )
+    .expect_problem(401, "invalid-credentials");
     let user = TestUser {
         password: "a brand new passphrase".into(),
         ..admin
@@ -288,21 +531,44 @@ fn password_reset_by_mail_without_revealing_accounts() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     // Same answer for an unknown address, and no mail.
-    app.post("/auth/password-reset", None, json!({"email": "nobody@example.org"})).expect(202);
+    app.post(
+        "/auth/password-reset",
+        None,
+        json!({"email": "nobody@example.org"}),
+    )
+    .expect(202);
     let before = app.smtp.count_to(&admin.email);
-    app.post("/auth/password-reset", None, json!({"email": "Admin@RegionStockholm.se"})).expect(202);
+    app.post(
+        "/auth/password-reset",
+        None,
+        json!({"email": "Admin@RegionStockholm.se"}),
+    )
+    .expect(202);
     let mail = app.smtp.wait_for(&admin.email, before);
     assert!(mail.subject().contains("lösenord"), "{}", mail.subject());
     let token = mail.find_token_after("token=").expect("token");
     assert_eq!(app.smtp.count_to("nobody@example.org"), 0);
 
-    app.post("/auth/password-reset/confirm", None, json!({"token": token, "new_password": "tiny"}))
-        .expect_problem(422, "validation");
-    app.post("/auth/password-reset/confirm", None, json!({"token": token, "new_password": "reset passphrase 2026"}))
-        .expect(204);
-    app.post("/auth/password-reset/confirm", None, json!({"token": token, "new_password": "another passphrase"}))
-        .expect_problem(422, "invalid-token");
-    app.get("/me", Some(&admin.access)).expect_problem(401, "unauthenticated");
+    app.post(
+        "/auth/password-reset/confirm",
+        None,
+        json!({"token": token, "new_password": "tiny"}),
+    )
+    .expect_problem(422, "validation");
+    app.post(
+        "/auth/password-reset/confirm",
+        None,
+        json!({"token": token, "new_password": "reset passphrase 2026"}),
+    )
+    .expect(204);
+    app.post(
+        "/auth/password-reset/confirm",
+        None,
+        json!({"token": token, "new_password": "another passphrase"}),
+    )
+    .expect_problem(422, "invalid-token");
+    app.get("/me", Some(&admin.access))
+        .expect_problem(401, "unauthenticated");
     let user = TestUser {
         password: "reset passphrase 2026".into(),
         ..admin
@@ -312,11 +578,20 @@ fn password_reset_by_mail_without_revealing_accounts() {
 
     // Links expire after an hour.
     let before = app.smtp.count_to(&user.email);
-    app.post("/auth/password-reset", None, json!({"email": user.email})).expect(202);
-    let token = app.smtp.wait_for(&user.email, before).find_token_after("token=").expect("token");
+    app.post("/auth/password-reset", None, json!({"email": user.email}))
+        .expect(202);
+    let token = app
+        .smtp
+        .wait_for(&user.email, before)
+        .find_token_after("token=")
+        .expect("token");
     app.advance(3601);
-    app.post("/auth/password-reset/confirm", None, json!({"token": token, "new_password": "too late passphrase"}))
-        .expect_problem(422, "invalid-token");
+    app.post(
+        "/auth/password-reset/confirm",
+        None,
+        json!({"token": token, "new_password": "too late passphrase"}),
+    )
+    .expect_problem(422, "invalid-token");
 }
 
 #[test]
@@ -324,25 +599,55 @@ fn repeated_wrong_passwords_lock_the_account_with_429_and_retry_after() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     for _ in 0..10 {
-        app.post("/auth/login", None, json!({"email": admin.email, "password": "guess guess guess"}))
-            .expect_problem(401, "invalid-credentials");
+        app.post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": "guess guess guess"}),
+        )
+        .expect_problem(401, "invalid-credentials");
     }
     // Now even the right password waits: the account is locked for the window.
-    let locked = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD}));
+    let locked = app.post(
+        "/auth/login",
+        None,
+        json!({"email": admin.email, "password": PASSWORD}),
+    );
     let locked = locked.expect_problem(429, "rate-limited");
-    let retry: i64 = locked.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    let retry: i64 = locked
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
     assert!(retry > 0 && retry <= 900, "retry after {retry}");
 
     // An unknown address behaves exactly the same: no way to tell which accounts exist.
     let unknown = "ingen@example.org";
-    let first = app.post("/auth/login", None, json!({"email": unknown, "password": "guess guess guess"}));
+    let first = app.post(
+        "/auth/login",
+        None,
+        json!({"email": unknown, "password": "guess guess guess"}),
+    );
     let first = first.expect_problem(401, "invalid-credentials");
-    let known = app.post("/auth/login", None, json!({"email": "other@example.org", "password": "x"}));
+    let known = app.post(
+        "/auth/login",
+        None,
+        json!({"email": "other@example.org", "password": "x"}),
+    );
     assert_eq!(first.body["detail"], known.body["detail"]);
     for _ in 0..9 {
-        app.post("/auth/login", None, json!({"email": unknown, "password": "guess guess guess"})).expect(401);
+        app.post(
+            "/auth/login",
+            None,
+            json!({"email": unknown, "password": "guess guess guess"}),
+        )
+        .expect(401);
     }
-    app.post("/auth/login", None, json!({"email": unknown, "password": "guess"})).expect_problem(429, "rate-limited");
+    app.post(
+        "/auth/login",
+        None,
+        json!({"email": unknown, "password": "guess"}),
+    )
+    .expect_problem(429, "rate-limited");
 
     app.advance(retry + 1);
     app.login_totp(&admin);
@@ -353,9 +658,19 @@ fn many_logins_from_one_address_are_rate_limited() {
     let app = TestApp::start_with(|c| c.rate_limits.login_per_address.max = 5);
     let (admin, _) = app.admin();
     for i in 0..5 {
-        app.post("/auth/login", None, json!({"email": format!("u{i}@example.org"), "password": "whatever pass"})).expect(401);
+        app.post(
+            "/auth/login",
+            None,
+            json!({"email": format!("u{i}@example.org"), "password": "whatever pass"}),
+        )
+        .expect(401);
     }
-    app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect_problem(429, "rate-limited");
+    app.post(
+        "/auth/login",
+        None,
+        json!({"email": admin.email, "password": PASSWORD}),
+    )
+    .expect_problem(429, "rate-limited");
 }
 
 #[test]
@@ -363,14 +678,34 @@ fn wrong_second_factors_are_limited_per_account() {
     let app = TestApp::start_with(|c| c.rate_limits.mfa_per_account.max = 3);
     let (admin, _) = app.admin();
     for _ in 0..3 {
-        let step = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect(200);
-        app.post("/auth/mfa/verify", None, json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": "000000"}))
-            .expect(401);
+        let step = app
+            .post(
+                "/auth/login",
+                None,
+                json!({"email": admin.email, "password": PASSWORD}),
+            )
+            .expect(200);
+        app.post(
+            "/auth/mfa/verify",
+            None,
+            json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": "000000"}),
+        )
+        .expect(401);
     }
-    let step = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect(200);
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
+        .expect(200);
     let secret = admin.totp_secret.clone().expect("secret");
-    app.post("/auth/mfa/verify", None, json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&secret)}))
-        .expect_problem(429, "rate-limited");
+    app.post(
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&secret)}),
+    )
+    .expect_problem(429, "rate-limited");
 }
 
 #[test]
@@ -378,17 +713,39 @@ fn re_enrolling_totp_keeps_the_old_app_working_until_confirmed() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     let old = admin.totp_secret.clone().expect("secret");
-    let setup = app.post("/me/totp", Some(&admin.access), json!({})).expect(200);
+    let setup = app
+        .post("/me/totp", Some(&admin.access), json!({}))
+        .expect(200);
     let new = setup.body["secret"].as_str().expect("secret").to_string();
     assert!(!setup.body["qr_png_base64"].as_str().expect("qr").is_empty());
     // Not confirmed yet: the old authenticator still signs in.
     app.login_totp(&admin);
-    app.post("/me/totp/confirm", Some(&admin.access), json!({"code": "123456"})).expect_problem(401, "invalid-second-factor");
-    app.post("/me/totp/confirm", Some(&admin.access), json!({"code": app.totp(&new)})).expect(200);
+    app.post(
+        "/me/totp/confirm",
+        Some(&admin.access),
+        json!({"code": "123456"}),
+    )
+    .expect_problem(401, "invalid-second-factor");
+    app.post(
+        "/me/totp/confirm",
+        Some(&admin.access),
+        json!({"code": app.totp(&new)}),
+    )
+    .expect(200);
     app.advance(30);
-    let step = app.post("/auth/login", None, json!({"email": admin.email, "password": PASSWORD})).expect(200);
-    app.post("/auth/mfa/verify", None, json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&old)}))
-        .expect_problem(401, "invalid-second-factor");
+    let step = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": admin.email, "password": PASSWORD}),
+        )
+        .expect(200);
+    app.post(
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&old)}),
+    )
+    .expect_problem(401, "invalid-second-factor");
     app.login_totp(&TestUser {
         totp_secret: Some(new),
         ..admin
@@ -399,18 +756,41 @@ fn re_enrolling_totp_keeps_the_old_app_working_until_confirmed() {
 fn changing_the_email_address_needs_the_new_address_to_confirm() {
     let app = TestApp::start();
     let (admin, region) = app.admin();
-    app.post("/me/email", Some(&admin.access), json!({"new_email": "not-an-address"})).expect_problem(422, "validation");
+    app.post(
+        "/me/email",
+        Some(&admin.access),
+        json!({"new_email": "not-an-address"}),
+    )
+    .expect_problem(422, "validation");
     let other = app.join(&admin, "taken@example.org", "supervisor", &region);
-    app.post("/me/email", Some(&admin.access), json!({"new_email": other.email})).expect_problem(409, "conflict");
+    app.post(
+        "/me/email",
+        Some(&admin.access),
+        json!({"new_email": other.email}),
+    )
+    .expect_problem(409, "conflict");
     let new = "anna.admin@sll.se";
     let before = app.smtp.count_to(new);
-    app.post("/me/email", Some(&admin.access), json!({"new_email": new})).expect(202);
-    let token = app.smtp.wait_for(new, before).find_token_after("token=").expect("token");
+    app.post("/me/email", Some(&admin.access), json!({"new_email": new}))
+        .expect(202);
+    let token = app
+        .smtp
+        .wait_for(new, before)
+        .find_token_after("token=")
+        .expect("token");
     // Not changed until confirmed.
-    assert_eq!(app.get("/me", Some(&admin.access)).expect(200).body["email"], admin.email.as_str());
-    app.post("/auth/email-verification", None, json!({"token": token})).expect(204);
-    assert_eq!(app.get("/me", Some(&admin.access)).expect(200).body["email"], new);
-    app.post("/auth/email-verification", None, json!({"token": token})).expect_problem(422, "invalid-token");
+    assert_eq!(
+        app.get("/me", Some(&admin.access)).expect(200).body["email"],
+        admin.email.as_str()
+    );
+    app.post("/auth/email-verification", None, json!({"token": token}))
+        .expect(204);
+    assert_eq!(
+        app.get("/me", Some(&admin.access)).expect(200).body["email"],
+        new
+    );
+    app.post("/auth/email-verification", None, json!({"token": token}))
+        .expect_problem(422, "invalid-token");
     app.login_totp(&TestUser {
         email: new.into(),
         ..admin

@@ -19,13 +19,19 @@ fn committed_openapi_matches_the_code() {
 #[test]
 fn every_operation_has_summary_security_and_problem_responses() {
     let spec: serde_json::Value = serde_json::from_str(&eportfolio::openapi_json()).expect("json");
-    assert!(spec["openapi"].as_str().expect("version").starts_with("3.1"));
+    assert!(spec["openapi"]
+        .as_str()
+        .expect("version")
+        .starts_with("3.1"));
     let paths = spec["paths"].as_object().expect("paths");
     assert!(paths.len() > 20, "only {} paths", paths.len());
     for (path, item) in paths {
         for (method, op) in item.as_object().expect("item") {
             let name = format!("{method} {path}");
-            assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{name}: no summary");
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{name}: no summary"
+            );
             assert!(op["security"].is_array(), "{name}: no security requirement");
             let responses = op["responses"].as_object().expect("responses");
             for code in ["400", "429", "500"] {
@@ -35,7 +41,11 @@ fn every_operation_has_summary_security_and_problem_responses() {
                     "{name}: no problem response {code}"
                 );
             }
-            let public = op["security"].as_array().expect("security").iter().all(|s| s.as_object().is_some_and(|o| o.is_empty()));
+            let public = op["security"]
+                .as_array()
+                .expect("security")
+                .iter()
+                .all(|s| s.as_object().is_some_and(|o| o.is_empty()));
             if !public {
                 assert!(responses.contains_key("401"), "{name}: secured but no 401");
             }

@@ -42,20 +42,30 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// Asserts the status, showing the body when it differs.
     #[track_caller]
     pub fn expect(self, status: u16) -> Resp {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         self
     }
 
     /// Asserts an RFC 9457 problem with the given status and type suffix.
     #[track_caller]
     pub fn expect_problem(self, status: u16, kind: &str) -> Resp {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         assert_eq!(
             self.header("content-type"),
             Some("application/problem+json"),
@@ -70,7 +80,10 @@ impl Resp {
         );
         assert_eq!(self.body["status"], status);
         assert!(self.body["title"].is_string() && self.body["detail"].is_string());
-        assert!(self.body["request_id"].is_string(), "problem without request id");
+        assert!(
+            self.body["request_id"].is_string(),
+            "problem without request id"
+        );
         self
     }
 }
@@ -88,7 +101,9 @@ pub struct TestUser {
 }
 
 fn start_clock() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 fn database_url(dir: &std::path::Path) -> String {
@@ -97,8 +112,11 @@ fn database_url(dir: &std::path::Path) -> String {
             let name = format!("ep_test_{}", uuid::Uuid::new_v4().simple());
             let mut admin = diesel::PgConnection::establish(&base)
                 .unwrap_or_else(|e| panic!("TEST_DATABASE_URL {base}: {e}"));
-            diesel::RunQueryDsl::execute(diesel::sql_query(format!("CREATE DATABASE {name}")), &mut admin)
-                .expect("create test database");
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query(format!("CREATE DATABASE {name}")),
+                &mut admin,
+            )
+            .expect("create test database");
             let (head, tail) = base.split_at(base.rfind('/').expect("database url has a path"));
             let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
             format!("{head}/{name}{query}")
@@ -114,7 +132,8 @@ impl TestApp {
 
     /// Starts the app with test defaults, then lets the test adjust the configuration.
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = std::env::temp_dir().join(format!("eportfolio-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("eportfolio-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let smtp = SmtpServer::start();
         let mut config = Config::defaults();
@@ -165,8 +184,20 @@ impl TestApp {
 
     /// Sends a request; `path` starting with `/api` or `/health`-like is used as is,
     /// anything else is under `/api/v1`.
-    pub fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>, headers: &[(&str, &str)]) -> Resp {
-        let url = if path.starts_with("/api/") || !path.starts_with('/') || ["/health", "/ready", "/docs"].iter().any(|p| path.starts_with(p)) {
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let url = if path.starts_with("/api/")
+            || !path.starts_with('/')
+            || ["/health", "/ready", "/docs"]
+                .iter()
+                .any(|p| path.starts_with(p))
+        {
             format!("{}{path}", self.base)
         } else {
             format!("{}/api/v1{path}", self.base)
@@ -186,9 +217,19 @@ impl TestApp {
     }
 
     /// Sends a raw body with a content type of the test's choosing.
-    pub fn send_raw(&self, method: &str, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Resp {
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Resp {
         let url = format!("{}/api/v1{path}", self.base);
-        let mut req = self.agent.request(method, &url).set("Content-Type", content_type);
+        let mut req = self
+            .agent
+            .request(method, &url)
+            .set("Content-Type", content_type);
         if let Some(t) = token {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
@@ -205,7 +246,10 @@ impl TestApp {
         let headers = resp
             .headers_names()
             .into_iter()
-            .filter_map(|n| resp.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_string())))
+            .filter_map(|n| {
+                resp.header(&n)
+                    .map(|v| (n.to_ascii_lowercase(), v.to_string()))
+            })
             .collect();
         let text = resp.into_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -225,7 +269,13 @@ impl TestApp {
         self.send("POST", path, token, Some(&body), &[])
     }
 
-    pub fn patch(&self, path: &str, token: Option<&str>, body: Value, headers: &[(&str, &str)]) -> Resp {
+    pub fn patch(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         self.send("PATCH", path, token, Some(&body), headers)
     }
 
@@ -258,7 +308,8 @@ impl TestApp {
             eportfolio::accounts::service::bootstrap_admin(c, &self.config, now, email, region)
         })
         .expect("bootstrap");
-        let mailer = eportfolio::mail::Mailer::new(&self.config.mail, &self.config.mail_from).expect("mailer");
+        let mailer = eportfolio::mail::Mailer::new(&self.config.mail, &self.config.mail_from)
+            .expect("mailer");
         mailer.send(&mail).expect("send");
         self.smtp
             .wait_for(email, before)
@@ -269,11 +320,20 @@ impl TestApp {
     /// Accepts an invitation as a new account and enrols TOTP; returns the signed-in user.
     pub fn accept_with_totp(&self, token: &str, email: &str) -> TestUser {
         let accepted = self
-            .post(&format!("/auth/invitations/{token}/accept"), None, json!({"password": PASSWORD}))
+            .post(
+                &format!("/auth/invitations/{token}/accept"),
+                None,
+                json!({"password": PASSWORD}),
+            )
             .expect(200);
         assert_eq!(accepted.body["status"], "mfa_enrolment_required");
-        let mfa = accepted.body["mfa_token"].as_str().expect("mfa token").to_string();
-        let setup = self.post("/auth/mfa/totp/setup", None, json!({"mfa_token": mfa})).expect(200);
+        let mfa = accepted.body["mfa_token"]
+            .as_str()
+            .expect("mfa token")
+            .to_string();
+        let setup = self
+            .post("/auth/mfa/totp/setup", None, json!({"mfa_token": mfa}))
+            .expect(200);
         let uri = setup.body["otpauth_uri"].as_str().expect("uri");
         assert!(uri.starts_with("otpauth://totp/"), "{uri}");
         let secret = totp::secret_from_otpauth_uri(uri);
@@ -294,14 +354,20 @@ impl TestApp {
         assert_eq!(codes.len(), 10);
         // The next TOTP code must come from a later step (no replay).
         self.advance(30);
-        let access = done.body["access_token"].as_str().expect("access").to_string();
+        let access = done.body["access_token"]
+            .as_str()
+            .expect("access")
+            .to_string();
         let me = self.get("/me", Some(&access)).expect(200);
         TestUser {
             id: me.body["id"].as_str().expect("id").to_string(),
             email: email.to_string(),
             password: PASSWORD.into(),
             access,
-            refresh: done.body["refresh_token"].as_str().expect("refresh").to_string(),
+            refresh: done.body["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_string(),
             totp_secret: Some(secret),
             recovery_codes: codes,
         }
@@ -313,7 +379,10 @@ impl TestApp {
         let token = self.bootstrap_admin(email, "Region Stockholm");
         let admin = self.accept_with_totp(&token, email);
         let me = self.get("/me", Some(&admin.access)).expect(200);
-        let region = me.body["roles"][0]["organisation_id"].as_str().expect("role").to_string();
+        let region = me.body["roles"][0]["organisation_id"]
+            .as_str()
+            .expect("role")
+            .to_string();
         (admin, region)
     }
 
@@ -341,7 +410,11 @@ impl TestApp {
     /// Full login with password and TOTP.
     pub fn login_totp(&self, user: &TestUser) -> TestUser {
         let step = self
-            .post("/auth/login", None, json!({"email": user.email, "password": user.password}))
+            .post(
+                "/auth/login",
+                None,
+                json!({"email": user.email, "password": user.password}),
+            )
             .expect(200);
         assert_eq!(step.body["status"], "mfa_required", "{}", step.text);
         let secret = user.totp_secret.as_deref().expect("user has totp");
@@ -360,7 +433,13 @@ impl TestApp {
         }
     }
 
-    pub fn create_org(&self, admin: &TestUser, kind: &str, name: &str, parent: Option<&str>) -> String {
+    pub fn create_org(
+        &self,
+        admin: &TestUser,
+        kind: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> String {
         let r = self
             .post(
                 "/organisations",
@@ -375,7 +454,9 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let handle = self.handle.clone();
-        let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false))).join();
+        let _ =
+            std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
+                .join();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
