@@ -188,7 +188,7 @@ struct HealthStatus {
 }
 
 /// Liveness
-#[utoipa::path(tag = "health", responses((status = 200, body = HealthStatus)), security(()))]
+#[utoipa::path(tag = "health", responses((status = 200, description = "The process is alive", body = HealthStatus)), security(()))]
 #[get("/health")]
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(HealthStatus {
@@ -200,7 +200,7 @@ async fn health() -> HttpResponse {
 #[utoipa::path(
     tag = "health",
     responses(
-        (status = 200, body = HealthStatus),
+        (status = 200, description = "The database answers", body = HealthStatus),
         (status = 503, description = "Database unreachable", body = Problem, content_type = "application/problem+json"),
     ),
     security(())

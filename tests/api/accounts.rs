@@ -308,6 +308,7 @@ fn each_role_may_do_only_its_part_with_organisations_and_invitations() {
     assert_eq!(ortopedi.body["parent_id"], ks.as_str());
 
     // Directors invite the programme's people in their subtree...
+    let mut invited = Vec::new();
     for (email, role, at) in [
         ("ny.st@karolinska.se", "trainee", &akut),
         ("ny.handledare@karolinska.se", "supervisor", &ks),
@@ -319,6 +320,17 @@ fn each_role_may_do_only_its_part_with_organisations_and_invitations() {
         assert_eq!(r.body["organisation_id"], at.as_str());
         assert_eq!(r.body["status"], "pending");
         assert_eq!(r.body["invited_by"], director.id.as_str());
+        invited.push(r.body["id"].as_str().expect("id").to_string());
+    }
+    let directors_list = app
+        .get("/invitations?status=pending", Some(&director.access))
+        .expect(200);
+    for id in &invited {
+        assert!(
+            item_ids(&directors_list).contains(id),
+            "{}",
+            directors_list.text
+        );
     }
     // ...but not administrators or other directors...
     for role in ["administrator", "director_of_studies"] {
@@ -345,6 +357,28 @@ fn each_role_may_do_only_its_part_with_organisations_and_invitations() {
             .expect_problem(403, "forbidden");
     }
     assert_eq!(app.smtp.count_to("kollega@karolinska.se"), 0);
+    // Nor can they revoke the director's invitations: for them those do not exist.
+    app.delete(
+        &format!("/invitations/{}", invited[0]),
+        Some(&trainee.access),
+    )
+    .expect_problem(404, "not-found");
+    let still = app
+        .get("/invitations?status=pending", Some(&director.access))
+        .expect(200);
+    assert!(item_ids(&still).contains(&invited[0]), "{}", still.text);
+    // Renaming is for administrators too.
+    app.patch(
+        &format!("/organisations/{akut}"),
+        Some(&director.access),
+        json!({"name": "Studierektorns klinik"}),
+        &[],
+    )
+    .expect_problem(403, "forbidden");
+    let akut_now = app
+        .get(&format!("/organisations/{akut}"), Some(&director.access))
+        .expect(200);
+    assert_eq!(akut_now.body["name"], "Akutkliniken");
 
     // Everyone signed in may browse the tree.
     for user in [&admin, &director, &supervisor, &trainee, &assessor] {

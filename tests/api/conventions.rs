@@ -399,6 +399,43 @@ fn an_idempotent_replay_still_requires_a_live_session() {
 }
 
 #[test]
+fn a_create_refused_for_an_expired_token_succeeds_when_retried_with_a_fresh_one() {
+    let app = TestApp::start();
+    let (admin, region) = app.admin();
+    let body = json!({"kind": "care_provider", "name": "Danderyds sjukhus", "parent_id": region});
+    let key = [("Idempotency-Key", "create-danderyd-1")];
+
+    // The phone was in a pocket for a while: its access token (15 min) has expired.
+    app.advance(16 * 60);
+    app.send(
+        "POST",
+        "/organisations",
+        Some(&admin.access),
+        Some(&body),
+        &key,
+    )
+    .expect_problem(401, "unauthenticated");
+
+    // It refreshes and retries the same request with the same key, as it should.
+    let refreshed = app
+        .post(
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": admin.refresh}),
+        )
+        .expect(200);
+    let access = refreshed.body["access_token"].as_str().expect("access");
+    let retry = app
+        .send("POST", "/organisations", Some(access), Some(&body), &key)
+        .expect(201);
+    assert_eq!(retry.body["name"], "Danderyds sjukhus");
+    let providers = app
+        .get("/organisations?kind=care_provider", Some(access))
+        .expect(200);
+    assert_eq!(providers.body["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn offline_clients_choose_the_id_of_what_they_create() {
     let app = TestApp::start();
     let (admin, region) = app.admin();
