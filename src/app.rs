@@ -267,8 +267,9 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
             .split_for_parts();
         app.service(web::redirect("/docs", "/docs/"))
             .default_service(web::to(http::not_found))
-            .wrap(Compress::default())
             .wrap(from_fn(http::request_id_and_log))
+            // Outermost, so the request-id middleware sees bodies before compression.
+            .wrap(Compress::default())
     })
     .workers(workers)
     .shutdown_timeout(30)

@@ -9,14 +9,14 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, FromRequest, HttpMessage, HttpResponse};
 use chrono::Duration;
 use diesel::prelude::*;
 use futures_util::StreamExt;
 
 use crate::app::AppState;
 use crate::auth::crypto::sha256_hex;
-use crate::auth::principal::claimed_user;
+use crate::auth::principal::Principal;
 use crate::clock::{from_db, to_db};
 use crate::db;
 use crate::error::AppError;
@@ -34,6 +34,7 @@ enum Slot {
     Replay {
         status: u16,
         content_type: Option<String>,
+        etag: Option<String>,
         body: String,
     },
 }
@@ -60,11 +61,15 @@ pub async fn middleware(
         let err = AppError::validation("Idempotency-Key", "must be 1 to 255 characters");
         return Ok(req.error_response(err).map_into_boxed_body());
     }
-    // Unauthenticated requests pass through; the handler will refuse them anyway.
-    let Some(user_id) = claimed_user(req.request(), &state) else {
+    // Only a live session owns keys: a request that fails authentication goes on to the
+    // handler, which refuses it, and nothing is stored or replayed.
+    let principal =
+        Principal::from_request(req.request(), &mut actix_web::dev::Payload::None).await;
+    let Ok(principal) = principal else {
         return next.call(req).await.map(|r| r.map_into_boxed_body());
     };
-    let scope = format!("user:{user_id}");
+    let scope = format!("user:{}", principal.user_id);
+    req.extensions_mut().insert(principal);
 
     // Read the body to hash it, then hand it on to the handler.
     let limit = state.config.max_json_body;
@@ -102,12 +107,16 @@ pub async fn middleware(
         Ok(Slot::Replay {
             status,
             content_type,
+            etag,
             body,
         }) => {
             let mut res =
                 HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
             if let Some(ct) = content_type {
                 res.insert_header((header::CONTENT_TYPE, ct));
+            }
+            if let Some(tag) = etag {
+                res.insert_header((header::ETAG, tag));
             }
             res.insert_header(("idempotent-replayed", "true"));
             Ok(req.into_response(res.body(body)))
@@ -121,19 +130,28 @@ pub async fn middleware(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let etag = res
+                .headers()
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let (head, body) = res.into_parts();
             let bytes = actix_web::body::to_bytes(body)
                 .await
                 .map_err(|_| actix_web::error::ErrorInternalServerError("body"))?;
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            // Server errors are not remembered: the retry should really be retried.
-            let store = !status.is_server_error();
+            // Answers that a retry may change are not remembered: server errors, an
+            // expired token (the client refreshes and retries), rate limits.
+            let store = !(status.is_server_error()
+                || status == StatusCode::UNAUTHORIZED
+                || status == StatusCode::TOO_MANY_REQUESTS);
             let result = db::write(&state.pool, move |conn| {
                 if store {
                     diesel::update(idempotency_keys::table.find((&scope, &key)))
                         .set((
                             idempotency_keys::status_code.eq(status.as_u16() as i32),
                             idempotency_keys::content_type.eq(content_type),
+                            idempotency_keys::etag.eq(etag),
                             idempotency_keys::response_body.eq(text),
                         ))
                         .execute(conn)?;
@@ -164,6 +182,7 @@ fn reserve(
         Option<i32>,
         Option<String>,
         Option<String>,
+        Option<String>,
         chrono::NaiveDateTime,
     );
     let existing: Option<Row> = idempotency_keys::table
@@ -172,12 +191,13 @@ fn reserve(
             idempotency_keys::request_hash,
             idempotency_keys::status_code,
             idempotency_keys::content_type,
+            idempotency_keys::etag,
             idempotency_keys::response_body,
             idempotency_keys::created_at,
         ))
         .first(conn)
         .optional()?;
-    if let Some((stored_hash, status, content_type, body, created)) = existing {
+    if let Some((stored_hash, status, content_type, etag, body, created)) = existing {
         let age = now - from_db(created);
         let expired = age > Duration::hours(RETENTION_HOURS);
         let stale = status.is_none() && age > Duration::seconds(STALE_PENDING_SECONDS);
@@ -190,6 +210,7 @@ fn reserve(
                 Some(status) => Ok(Slot::Replay {
                     status: status as u16,
                     content_type,
+                    etag,
                     body: body.unwrap_or_default(),
                 }),
             };

@@ -156,6 +156,7 @@ diesel::table! {
         request_hash -> Text,
         status_code -> Nullable<Integer>,
         content_type -> Nullable<Text>,
+        etag -> Nullable<Text>,
         response_body -> Nullable<Text>,
         created_at -> Timestamp,
     }

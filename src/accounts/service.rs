@@ -340,7 +340,9 @@ pub fn list_users(
     }
     let mut orgs = org_subtrees(conn, &roots)?;
     if let Some(o) = organisation_id {
-        orgs.retain(|x| x == o);
+        // That organisation and everything below it, within what the caller may see.
+        let below = org_subtrees(conn, &[o.to_string()])?;
+        orgs.retain(|x| below.contains(x));
     }
     let mut q = user_roles::table
         .filter(user_roles::organisation_id.eq_any(orgs))
@@ -612,16 +614,27 @@ pub fn list_invitations(
         .filter(invitations::organisation_id.eq_any(orgs))
         .select(INVITATION_COLUMNS)
         .into_boxed();
+    let at = to_db(now);
+    q = match status {
+        None => q,
+        Some("accepted") => q.filter(invitations::accepted_at.is_not_null()),
+        Some("revoked") => q
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_not_null()),
+        Some("expired") => q
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null())
+            .filter(invitations::expires_at.le(at)),
+        Some(_) => q
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null())
+            .filter(invitations::expires_at.gt(at)),
+    };
     if let Some(a) = after {
         q = q.filter(invitations::id.gt(a.to_string()));
     }
-    // Status depends on the clock; filter after loading, on a bounded page.
     let rows: Vec<InvitationRow> = q.order(invitations::id).limit(limit + 1).load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| invitation_from(r, now))
-        .filter(|i| status.is_none_or(|s| i.status == s))
-        .collect())
+    Ok(rows.into_iter().map(|r| invitation_from(r, now)).collect())
 }
 
 pub fn revoke_invitation(

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -196,18 +196,15 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-/// The user id claimed by a well-signed access token, without touching the database
-/// (used to scope idempotency keys before the handler authenticates fully).
-pub fn claimed_user(req: &HttpRequest, state: &AppState) -> Option<String> {
-    let token = bearer(req)?;
-    state.jwt.decode(&token).map(|c| c.sub)
-}
-
 impl FromRequest for Principal {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Principal, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Already authenticated by a middleware (idempotency) for this request.
+        if let Some(known) = req.extensions().get::<Principal>().cloned() {
+            return Box::pin(async move { Ok(known) });
+        }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req);
         Box::pin(async move {

@@ -145,6 +145,7 @@ CREATE TABLE idempotency_keys (
     request_hash TEXT NOT NULL,
     status_code INTEGER,
     content_type TEXT,
+    etag TEXT,
     response_body TEXT,
     created_at TIMESTAMP NOT NULL,
     PRIMARY KEY (scope, key)
