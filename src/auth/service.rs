@@ -337,6 +337,41 @@ fn mfa_key(user_id: &str) -> String {
     format!("mfa:acct:{user_id}")
 }
 
+/// An open challenge whose account has not used up its second-factor attempts.
+fn challenge_to_answer(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    mfa_token: &str,
+) -> Result<Challenge, AppError> {
+    let challenge = open_challenge(conn, now, mfa_token)?;
+    ratelimit::check(
+        conn,
+        &mfa_key(&challenge.user_id),
+        cfg.rate_limits.mfa_per_account,
+        now,
+    )?;
+    Ok(challenge)
+}
+
+/// Counts a wrong second factor against the challenge and the account.
+fn wrong_answer(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    challenge: &Challenge,
+) -> Result<(), AppError> {
+    diesel::update(mfa_challenges::table.find(&challenge.id))
+        .set(mfa_challenges::attempts.eq(challenge.attempts + 1))
+        .execute(conn)?;
+    ratelimit::fail(
+        conn,
+        &mfa_key(&challenge.user_id),
+        cfg.rate_limits.mfa_per_account,
+        now,
+    )
+}
+
 fn email_code_hash(challenge_id: &str, code: &str) -> String {
     sha256_hex(&format!("{challenge_id}:{code}"))
 }
@@ -434,13 +469,7 @@ pub fn verify_second_factor(
     remember: RememberAs,
     client: &ClientInfo,
 ) -> Result<Result<Verified, AppError>, AppError> {
-    let challenge = open_challenge(conn, now, mfa_token)?;
-    ratelimit::check(
-        conn,
-        &mfa_key(&challenge.user_id),
-        cfg.rate_limits.mfa_per_account,
-        now,
-    )?;
+    let challenge = challenge_to_answer(conn, cfg, now, mfa_token)?;
     let user = credentials_by_id(conn, &challenge.user_id)?;
     let enrolling = challenge.purpose == "enrol";
     let mut remaining = None;
@@ -484,15 +513,7 @@ pub fn verify_second_factor(
         }
     };
     if !ok {
-        diesel::update(mfa_challenges::table.find(&challenge.id))
-            .set(mfa_challenges::attempts.eq(challenge.attempts + 1))
-            .execute(conn)?;
-        ratelimit::fail(
-            conn,
-            &mfa_key(&user.id),
-            cfg.rate_limits.mfa_per_account,
-            now,
-        )?;
+        wrong_answer(conn, cfg, now, &challenge)?;
         return Ok(Err(AppError::InvalidSecondFactor));
     }
     let method = match factor {
@@ -856,24 +877,10 @@ pub fn enrol_totp_and_sign_in(
     remember: RememberAs,
     client: &ClientInfo,
 ) -> Result<Result<Verified, AppError>, AppError> {
-    let challenge = open_challenge(conn, now, mfa_token)?;
-    ratelimit::check(
-        conn,
-        &mfa_key(&challenge.user_id),
-        cfg.rate_limits.mfa_per_account,
-        now,
-    )?;
+    let challenge = challenge_to_answer(conn, cfg, now, mfa_token)?;
     match totp_confirm(conn, now, &challenge.user_id, code)? {
         Err(e) => {
-            diesel::update(mfa_challenges::table.find(&challenge.id))
-                .set(mfa_challenges::attempts.eq(challenge.attempts + 1))
-                .execute(conn)?;
-            ratelimit::fail(
-                conn,
-                &mfa_key(&challenge.user_id),
-                cfg.rate_limits.mfa_per_account,
-                now,
-            )?;
+            wrong_answer(conn, cfg, now, &challenge)?;
             Ok(Err(e))
         }
         Ok(codes) => {

@@ -4,6 +4,15 @@ use serde_json::json;
 
 use crate::support::{totp, TestApp, TestUser, PASSWORD};
 
+/// A six-digit code that is certainly not `code`.
+fn other_than(code: &str) -> &'static str {
+    if code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
 #[test]
 fn rfc6238_reference_vectors_hold_for_the_test_totp() {
     totp::self_check();
@@ -30,42 +39,25 @@ fn a_totp_code_is_accepted_once_and_one_step_of_skew_is_allowed() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     let secret = admin.totp_secret.clone().expect("secret");
-
-    let login = |app: &TestApp| {
-        app.post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD}),
-        )
-        .expect(200)
-        .body["mfa_token"]
-            .as_str()
-            .expect("mfa token")
-            .to_string()
-    };
-    let verify = |app: &TestApp, mfa: &str, code: &str| {
-        app.post(
-            "/auth/mfa/verify",
-            None,
-            json!({"mfa_token": mfa, "method": "totp", "code": code}),
-        )
-    };
+    let login = || app.password_step(&admin.email, PASSWORD);
 
     // A code from the previous 30-second step still works (clock skew of a phone);
     // move on one step first, since enrolment used the step before this one.
     app.advance(30);
     let previous = totp::code_at(&secret, app.now_unix() - 30);
-    verify(&app, &login(&app), &previous).expect(200);
+    app.verify(&login(), "totp", &previous).expect(200);
 
     // The current code works once; the same code again is a replay.
     let current = app.totp(&secret);
-    verify(&app, &login(&app), &current).expect(200);
-    verify(&app, &login(&app), &current).expect_problem(401, "invalid-second-factor");
+    app.verify(&login(), "totp", &current).expect(200);
+    app.verify(&login(), "totp", &current)
+        .expect_problem(401, "invalid-second-factor");
 
     // Two steps old is too old.
     app.advance(30);
     let stale = totp::code_at(&secret, app.now_unix() - 60);
-    verify(&app, &login(&app), &stale).expect_problem(401, "invalid-second-factor");
+    app.verify(&login(), "totp", &stale)
+        .expect_problem(401, "invalid-second-factor");
 }
 
 #[test]
@@ -74,17 +66,7 @@ fn doctor_without_an_authenticator_app_uses_emailed_codes() {
     let (admin, region) = app.admin();
     let email = "ny.bt-lakare@example.org";
     let token = app.invite(&admin, email, "trainee", &region);
-    let accepted = app
-        .post(
-            &format!("/auth/invitations/{token}/accept"),
-            None,
-            json!({"password": PASSWORD, "display_name": "Ny BT-läkare"}),
-        )
-        .expect(200);
-    let mfa = accepted.body["mfa_token"]
-        .as_str()
-        .expect("mfa")
-        .to_string();
+    let mfa = app.accept_new(&token, Some("Ny BT-läkare"));
 
     // Choosing e-mailed codes: ask for one, then verify it.
     let before = app.smtp.count_to(email);
@@ -92,15 +74,12 @@ fn doctor_without_an_authenticator_app_uses_emailed_codes() {
         .post("/auth/mfa/email-code", None, json!({"mfa_token": mfa}))
         .expect(202);
     assert_eq!(sent.body["sent_to"], "n***@example.org");
-    let mail = app.smtp.wait_for(email, before);
-    let code = mail.find_six_digit_code().expect("code in mail");
-    let done = app
-        .post(
-            "/auth/mfa/verify",
-            None,
-            json!({"mfa_token": mfa, "method": "email_code", "code": code}),
-        )
-        .expect(200);
+    let code = app
+        .smtp
+        .wait_for(email, before)
+        .find_six_digit_code()
+        .expect("code in mail");
+    let done = app.verify(&mfa, "email_code", &code).expect(200);
     assert_eq!(
         done.body["recovery_codes"].as_array().expect("codes").len(),
         10
@@ -113,68 +92,23 @@ fn doctor_without_an_authenticator_app_uses_emailed_codes() {
     assert_eq!(me.body["display_name"], "Ny BT-läkare");
 
     // Next login: the e-mailed code is offered; a wrong one fails, the right one works once.
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .expect(200);
+    let step = app.login_step(email, PASSWORD, None).expect(200);
     assert_eq!(step.body["methods"], json!(["email_code", "recovery_code"]));
-    let mfa = step.body["mfa_token"].as_str().expect("mfa").to_string();
-    let before = app.smtp.count_to(email);
-    app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa}))
-        .expect(202);
-    let code = app
-        .smtp
-        .wait_for(email, before)
-        .find_six_digit_code()
-        .expect("code");
-    let wrong = if code == "000000" { "111111" } else { "000000" };
-    app.post(
-        "/auth/mfa/verify",
-        None,
-        json!({"mfa_token": mfa, "method": "email_code", "code": wrong}),
-    )
-    .expect_problem(401, "invalid-second-factor");
-    app.post(
-        "/auth/mfa/verify",
-        None,
-        json!({"mfa_token": mfa, "method": "email_code", "code": code}),
-    )
-    .expect(200);
+    let mfa = TestApp::mfa_token_of(&step);
+    let code = app.emailed_code(email, &mfa);
+    app.verify(&mfa, "email_code", other_than(&code))
+        .expect_problem(401, "invalid-second-factor");
+    app.verify(&mfa, "email_code", &code).expect(200);
     // The challenge is used up with it.
-    app.post(
-        "/auth/mfa/verify",
-        None,
-        json!({"mfa_token": mfa, "method": "email_code", "code": code}),
-    )
-    .expect_problem(401, "unauthenticated");
+    app.verify(&mfa, "email_code", &code)
+        .expect_problem(401, "unauthenticated");
 
     // A code expires after 10 minutes.
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .expect(200);
-    let mfa = step.body["mfa_token"].as_str().expect("mfa").to_string();
-    let before = app.smtp.count_to(email);
-    app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa}))
-        .expect(202);
-    let code = app
-        .smtp
-        .wait_for(email, before)
-        .find_six_digit_code()
-        .expect("code");
+    let mfa = app.password_step(email, PASSWORD);
+    let code = app.emailed_code(email, &mfa);
     app.advance(11 * 60);
-    app.post(
-        "/auth/mfa/verify",
-        None,
-        json!({"mfa_token": mfa, "method": "email_code", "code": code}),
-    )
-    .expect_problem(401, "invalid-second-factor");
+    app.verify(&mfa, "email_code", &code)
+        .expect_problem(401, "invalid-second-factor");
 }
 
 #[test]
@@ -183,54 +117,22 @@ fn emailed_code_attempts_are_limited() {
     let (admin, region) = app.admin();
     let email = "trainee@example.org";
     let token = app.invite(&admin, email, "trainee", &region);
-    let accepted = app
-        .post(
-            &format!("/auth/invitations/{token}/accept"),
-            None,
-            json!({"password": PASSWORD}),
-        )
-        .expect(200);
-    let mfa = accepted.body["mfa_token"]
-        .as_str()
-        .expect("mfa")
-        .to_string();
-    let before = app.smtp.count_to(email);
-    app.post("/auth/mfa/email-code", None, json!({"mfa_token": mfa}))
-        .expect(202);
-    let code = app
-        .smtp
-        .wait_for(email, before)
-        .find_six_digit_code()
-        .expect("code");
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mfa = app.accept_new(&token, None);
+    let code = app.emailed_code(email, &mfa);
     for _ in 0..5 {
-        app.post(
-            "/auth/mfa/verify",
-            None,
-            json!({"mfa_token": mfa, "method": "email_code", "code": wrong}),
-        )
-        .expect_problem(401, "invalid-second-factor");
+        app.verify(&mfa, "email_code", other_than(&code))
+            .expect_problem(401, "invalid-second-factor");
     }
     // After five wrong tries even the right code is refused: the step must start over.
-    app.post(
-        "/auth/mfa/verify",
-        None,
-        json!({"mfa_token": mfa, "method": "email_code", "code": code}),
-    )
-    .expect_problem(401, "unauthenticated");
+    app.verify(&mfa, "email_code", &code)
+        .expect_problem(401, "unauthenticated");
 }
 
 #[test]
 fn a_totp_user_cannot_fall_back_to_emailed_codes() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD}),
-        )
-        .expect(200);
+    let step = app.login_step(&admin.email, PASSWORD, None).expect(200);
     assert_eq!(step.body["methods"], json!(["totp", "recovery_code"]));
     app.post(
         "/auth/mfa/email-code",
@@ -245,35 +147,21 @@ fn recovery_codes_work_once_each() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     let code = admin.recovery_codes[0].clone();
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD}),
-        )
-        .expect(200);
     // Typed in upper case with spaces: still accepted.
     let typed = code.to_uppercase().replace('-', " ");
     let done = app
-        .post(
-            "/auth/mfa/verify",
-            None,
-            json!({"mfa_token": step.body["mfa_token"], "method": "recovery_code", "code": typed}),
+        .verify(
+            &app.password_step(&admin.email, PASSWORD),
+            "recovery_code",
+            &typed,
         )
         .expect(200);
     assert_eq!(done.body["recovery_codes_remaining"], 9);
 
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD}),
-        )
-        .expect(200);
-    app.post(
-        "/auth/mfa/verify",
-        None,
-        json!({"mfa_token": step.body["mfa_token"], "method": "recovery_code", "code": code}),
+    app.verify(
+        &app.password_step(&admin.email, PASSWORD),
+        "recovery_code",
+        &code,
     )
     .expect_problem(401, "invalid-second-factor");
 
@@ -288,15 +176,12 @@ fn recovery_codes_work_once_each() {
             .len(),
         10
     );
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD}),
-        )
-        .expect(200);
-    app.post("/auth/mfa/verify", None, json!({"mfa_token": step.body["mfa_token"], "method": "recovery_code", "code": admin.recovery_codes[1]}))
-        .expect_problem(401, "invalid-second-factor");
+    app.verify(
+        &app.password_step(&admin.email, PASSWORD),
+        "recovery_code",
+        &admin.recovery_codes[1],
+    )
+    .expect_problem(401, "invalid-second-factor");
 }
 
 #[test]
@@ -304,31 +189,26 @@ fn a_remembered_phone_skips_the_second_factor_until_revoked_or_expired() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     let secret = admin.totp_secret.clone().expect("secret");
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD}),
-        )
-        .expect(200);
-    let done = app
-        .post(
-            "/auth/mfa/verify",
-            None,
-            json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&secret), "remember_device": true, "device_name": "Annas iPhone"}),
-        )
-        .expect(200);
-    let device = done.body["device_token"]
-        .as_str()
-        .expect("device token")
-        .to_string();
+    let remembered = |name: Option<&str>| {
+        let mut body = json!({
+            "mfa_token": app.password_step(&admin.email, PASSWORD),
+            "method": "totp",
+            "code": app.totp(&secret),
+            "remember_device": true,
+        });
+        if let Some(name) = name {
+            body["device_name"] = json!(name);
+        }
+        let done = app.post("/auth/mfa/verify", None, body).expect(200);
+        done.body["device_token"]
+            .as_str()
+            .expect("device token")
+            .to_string()
+    };
+    let device = remembered(Some("Annas iPhone"));
 
     let direct = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD, "device_token": device}),
-        )
+        .login_step(&admin.email, PASSWORD, Some(&device))
         .expect(200);
     assert_eq!(direct.body["status"], "authenticated");
     let access = direct.body["access_token"]
@@ -337,12 +217,8 @@ fn a_remembered_phone_skips_the_second_factor_until_revoked_or_expired() {
         .to_string();
 
     // The device token alone is not enough: the password is still checked.
-    app.post(
-        "/auth/login",
-        None,
-        json!({"email": admin.email, "password": "wrong password!", "device_token": device}),
-    )
-    .expect_problem(401, "invalid-credentials");
+    app.login_step(&admin.email, "wrong password!", Some(&device))
+        .expect_problem(401, "invalid-credentials");
 
     let devices = app.get("/me/devices", Some(&access)).expect(200);
     assert_eq!(devices.body["items"][0]["name"], "Annas iPhone");
@@ -355,46 +231,21 @@ fn a_remembered_phone_skips_the_second_factor_until_revoked_or_expired() {
     app.delete(&format!("/me/devices/{id}"), Some(&access))
         .expect_problem(404, "not-found");
     let asked = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD, "device_token": device}),
-        )
+        .login_step(&admin.email, PASSWORD, Some(&device))
         .expect(200);
     assert_eq!(asked.body["status"], "mfa_required");
 
     // A new remembered device lasts 30 days.
     app.advance(30);
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD}),
-        )
-        .expect(200);
-    let done = app
-        .post("/auth/mfa/verify", None, json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&secret), "remember_device": true}))
-        .expect(200);
-    let device = done.body["device_token"]
-        .as_str()
-        .expect("device")
-        .to_string();
+    let device = remembered(None);
     app.advance(29 * 86_400);
     let ok = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD, "device_token": device}),
-        )
+        .login_step(&admin.email, PASSWORD, Some(&device))
         .expect(200);
     assert_eq!(ok.body["status"], "authenticated");
     app.advance(2 * 86_400);
     let expired = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD, "device_token": device}),
-        )
+        .login_step(&admin.email, PASSWORD, Some(&device))
         .expect(200);
     assert_eq!(expired.body["status"], "mfa_required");
 }
@@ -403,13 +254,8 @@ fn a_remembered_phone_skips_the_second_factor_until_revoked_or_expired() {
 fn refresh_tokens_rotate_and_reuse_revokes_the_session() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
-    let first = app
-        .post(
-            "/auth/refresh",
-            None,
-            json!({"refresh_token": admin.refresh}),
-        )
-        .expect(200);
+    let refresh = |token: &str| app.post("/auth/refresh", None, json!({"refresh_token": token}));
+    let first = refresh(&admin.refresh).expect(200);
     let second_refresh = first.body["refresh_token"]
         .as_str()
         .expect("refresh")
@@ -422,18 +268,8 @@ fn refresh_tokens_rotate_and_reuse_revokes_the_session() {
     app.get("/me", Some(&access)).expect(200);
 
     // The rotated token presented again: somebody has a copy. The session ends.
-    app.post(
-        "/auth/refresh",
-        None,
-        json!({"refresh_token": admin.refresh}),
-    )
-    .expect_problem(401, "unauthenticated");
-    app.post(
-        "/auth/refresh",
-        None,
-        json!({"refresh_token": second_refresh}),
-    )
-    .expect_problem(401, "unauthenticated");
+    refresh(&admin.refresh).expect_problem(401, "unauthenticated");
+    refresh(&second_refresh).expect_problem(401, "unauthenticated");
     app.get("/me", Some(&access))
         .expect_problem(401, "unauthenticated");
     app.get("/me", Some(&admin.access))
@@ -491,39 +327,26 @@ fn changing_the_password_ends_every_session() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     let phone = app.login_totp(&admin);
-    app.post(
-        "/me/password",
-        Some(&admin.access),
-        json!({"current_password": "not it at all", "new_password": "a brand new passphrase"}),
-    )
-    .expect_problem(401, "invalid-credentials");
-    app.post(
-        "/me/password",
-        Some(&admin.access),
-        json!({"current_password": PASSWORD, "new_password": "short"}),
-    )
-    .expect_problem(422, "validation");
-    app.post(
-        "/me/password",
-        Some(&admin.access),
-        json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
-    )
-    .expect(204);
+    let change = |current: &str, new: &str| {
+        app.post(
+            "/me/password",
+            Some(&admin.access),
+            json!({"current_password": current, "new_password": new}),
+        )
+    };
+    change("not it at all", "a brand new passphrase").expect_problem(401, "invalid-credentials");
+    change(PASSWORD, "short").expect_problem(422, "validation");
+    change(PASSWORD, "a brand new passphrase").expect(204);
     app.get("/me", Some(&admin.access))
         .expect_problem(401, "unauthenticated");
     app.get("/me", Some(&phone.access))
         .expect_problem(401, "unauthenticated");
-    app.post(
-        "/auth/login",
-        None,
-        json!({"email": admin.email, "password": PASSWORD}),
-    )
-    .expect_problem(401, "invalid-credentials");
-    let user = TestUser {
+    app.login_step(&admin.email, PASSWORD, None)
+        .expect_problem(401, "invalid-credentials");
+    app.login_totp(&TestUser {
         password: "a brand new passphrase".into(),
         ..admin
-    };
-    app.login_totp(&user);
+    });
 }
 
 #[test]
@@ -549,24 +372,16 @@ fn password_reset_by_mail_without_revealing_accounts() {
     let token = mail.find_token_after("token=").expect("token");
     assert_eq!(app.smtp.count_to("nobody@example.org"), 0);
 
-    app.post(
-        "/auth/password-reset/confirm",
-        None,
-        json!({"token": token, "new_password": "tiny"}),
-    )
-    .expect_problem(422, "validation");
-    app.post(
-        "/auth/password-reset/confirm",
-        None,
-        json!({"token": token, "new_password": "reset passphrase 2026"}),
-    )
-    .expect(204);
-    app.post(
-        "/auth/password-reset/confirm",
-        None,
-        json!({"token": token, "new_password": "another passphrase"}),
-    )
-    .expect_problem(422, "invalid-token");
+    let confirm = |token: &str, new: &str| {
+        app.post(
+            "/auth/password-reset/confirm",
+            None,
+            json!({"token": token, "new_password": new}),
+        )
+    };
+    confirm(&token, "tiny").expect_problem(422, "validation");
+    confirm(&token, "reset passphrase 2026").expect(204);
+    confirm(&token, "another passphrase").expect_problem(422, "invalid-token");
     app.get("/me", Some(&admin.access))
         .expect_problem(401, "unauthenticated");
     let user = TestUser {
@@ -577,21 +392,9 @@ fn password_reset_by_mail_without_revealing_accounts() {
     app.login_totp(&user);
 
     // Links expire after an hour.
-    let before = app.smtp.count_to(&user.email);
-    app.post("/auth/password-reset", None, json!({"email": user.email}))
-        .expect(202);
-    let token = app
-        .smtp
-        .wait_for(&user.email, before)
-        .find_token_after("token=")
-        .expect("token");
+    let token = app.reset_link(&user.email);
     app.advance(3601);
-    app.post(
-        "/auth/password-reset/confirm",
-        None,
-        json!({"token": token, "new_password": "too late passphrase"}),
-    )
-    .expect_problem(422, "invalid-token");
+    confirm(&token, "too late passphrase").expect_problem(422, "invalid-token");
 }
 
 #[test]
@@ -599,20 +402,13 @@ fn repeated_wrong_passwords_lock_the_account_with_429_and_retry_after() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
     for _ in 0..10 {
-        app.post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": "guess guess guess"}),
-        )
-        .expect_problem(401, "invalid-credentials");
+        app.login_step(&admin.email, "guess guess guess", None)
+            .expect_problem(401, "invalid-credentials");
     }
     // Now even the right password waits: the account is locked for the window.
-    let locked = app.post(
-        "/auth/login",
-        None,
-        json!({"email": admin.email, "password": PASSWORD}),
-    );
-    let locked = locked.expect_problem(429, "rate-limited");
+    let locked = app
+        .login_step(&admin.email, PASSWORD, None)
+        .expect_problem(429, "rate-limited");
     let retry: i64 = locked
         .header("retry-after")
         .expect("Retry-After")
@@ -622,32 +418,17 @@ fn repeated_wrong_passwords_lock_the_account_with_429_and_retry_after() {
 
     // An unknown address behaves exactly the same: no way to tell which accounts exist.
     let unknown = "ingen@example.org";
-    let first = app.post(
-        "/auth/login",
-        None,
-        json!({"email": unknown, "password": "guess guess guess"}),
-    );
-    let first = first.expect_problem(401, "invalid-credentials");
-    let known = app.post(
-        "/auth/login",
-        None,
-        json!({"email": "other@example.org", "password": "x"}),
-    );
+    let first = app
+        .login_step(unknown, "guess guess guess", None)
+        .expect_problem(401, "invalid-credentials");
+    let known = app.login_step("other@example.org", "x", None);
     assert_eq!(first.body["detail"], known.body["detail"]);
     for _ in 0..9 {
-        app.post(
-            "/auth/login",
-            None,
-            json!({"email": unknown, "password": "guess guess guess"}),
-        )
-        .expect(401);
+        app.login_step(unknown, "guess guess guess", None)
+            .expect(401);
     }
-    app.post(
-        "/auth/login",
-        None,
-        json!({"email": unknown, "password": "guess"}),
-    )
-    .expect_problem(429, "rate-limited");
+    app.login_step(unknown, "guess", None)
+        .expect_problem(429, "rate-limited");
 
     app.advance(retry + 1);
     app.login_totp(&admin);
@@ -658,19 +439,11 @@ fn many_logins_from_one_address_are_rate_limited() {
     let app = TestApp::start_with(|c| c.rate_limits.login_per_address.max = 5);
     let (admin, _) = app.admin();
     for i in 0..5 {
-        app.post(
-            "/auth/login",
-            None,
-            json!({"email": format!("u{i}@example.org"), "password": "whatever pass"}),
-        )
-        .expect(401);
+        app.login_step(&format!("u{i}@example.org"), "whatever pass", None)
+            .expect(401);
     }
-    app.post(
-        "/auth/login",
-        None,
-        json!({"email": admin.email, "password": PASSWORD}),
-    )
-    .expect_problem(429, "rate-limited");
+    app.login_step(&admin.email, PASSWORD, None)
+        .expect_problem(429, "rate-limited");
 }
 
 #[test]
@@ -678,32 +451,14 @@ fn wrong_second_factors_are_limited_per_account() {
     let app = TestApp::start_with(|c| c.rate_limits.mfa_per_account.max = 3);
     let (admin, _) = app.admin();
     for _ in 0..3 {
-        let step = app
-            .post(
-                "/auth/login",
-                None,
-                json!({"email": admin.email, "password": PASSWORD}),
-            )
-            .expect(200);
-        app.post(
-            "/auth/mfa/verify",
-            None,
-            json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": "000000"}),
-        )
-        .expect(401);
+        app.verify(&app.password_step(&admin.email, PASSWORD), "totp", "000000")
+            .expect(401);
     }
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD}),
-        )
-        .expect(200);
     let secret = admin.totp_secret.clone().expect("secret");
-    app.post(
-        "/auth/mfa/verify",
-        None,
-        json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&secret)}),
+    app.verify(
+        &app.password_step(&admin.email, PASSWORD),
+        "totp",
+        &app.totp(&secret),
     )
     .expect_problem(429, "rate-limited");
 }
@@ -720,30 +475,20 @@ fn re_enrolling_totp_keeps_the_old_app_working_until_confirmed() {
     assert!(!setup.body["qr_png_base64"].as_str().expect("qr").is_empty());
     // Not confirmed yet: the old authenticator still signs in.
     app.login_totp(&admin);
-    app.post(
-        "/me/totp/confirm",
-        Some(&admin.access),
-        json!({"code": "123456"}),
-    )
-    .expect_problem(401, "invalid-second-factor");
-    app.post(
-        "/me/totp/confirm",
-        Some(&admin.access),
-        json!({"code": app.totp(&new)}),
-    )
-    .expect(200);
-    app.advance(30);
-    let step = app
-        .post(
-            "/auth/login",
-            None,
-            json!({"email": admin.email, "password": PASSWORD}),
+    let confirm = |code: &str| {
+        app.post(
+            "/me/totp/confirm",
+            Some(&admin.access),
+            json!({"code": code}),
         )
-        .expect(200);
-    app.post(
-        "/auth/mfa/verify",
-        None,
-        json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": app.totp(&old)}),
+    };
+    confirm("123456").expect_problem(401, "invalid-second-factor");
+    confirm(&app.totp(&new)).expect(200);
+    app.advance(30);
+    app.verify(
+        &app.password_step(&admin.email, PASSWORD),
+        "totp",
+        &app.totp(&old),
     )
     .expect_problem(401, "invalid-second-factor");
     app.login_totp(&TestUser {
@@ -756,23 +501,13 @@ fn re_enrolling_totp_keeps_the_old_app_working_until_confirmed() {
 fn changing_the_email_address_needs_the_new_address_to_confirm() {
     let app = TestApp::start();
     let (admin, region) = app.admin();
-    app.post(
-        "/me/email",
-        Some(&admin.access),
-        json!({"new_email": "not-an-address"}),
-    )
-    .expect_problem(422, "validation");
+    let change = |new: &str| app.post("/me/email", Some(&admin.access), json!({"new_email": new}));
+    change("not-an-address").expect_problem(422, "validation");
     let other = app.join(&admin, "taken@example.org", "supervisor", &region);
-    app.post(
-        "/me/email",
-        Some(&admin.access),
-        json!({"new_email": other.email}),
-    )
-    .expect_problem(409, "conflict");
+    change(&other.email).expect_problem(409, "conflict");
     let new = "anna.admin@sll.se";
     let before = app.smtp.count_to(new);
-    app.post("/me/email", Some(&admin.access), json!({"new_email": new}))
-        .expect(202);
+    change(new).expect(202);
     let token = app
         .smtp
         .wait_for(new, before)

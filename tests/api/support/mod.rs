@@ -319,18 +319,7 @@ impl TestApp {
 
     /// Accepts an invitation as a new account and enrols TOTP; returns the signed-in user.
     pub fn accept_with_totp(&self, token: &str, email: &str) -> TestUser {
-        let accepted = self
-            .post(
-                &format!("/auth/invitations/{token}/accept"),
-                None,
-                json!({"password": PASSWORD}),
-            )
-            .expect(200);
-        assert_eq!(accepted.body["status"], "mfa_enrolment_required");
-        let mfa = accepted.body["mfa_token"]
-            .as_str()
-            .expect("mfa token")
-            .to_string();
+        let mfa = self.accept_new(token, None);
         let setup = self
             .post("/auth/mfa/totp/setup", None, json!({"mfa_token": mfa}))
             .expect(200);
@@ -407,24 +396,84 @@ impl TestApp {
         self.accept_with_totp(&token, email)
     }
 
+    /// Step one of a login: e-mail and password (and a remembered device, if any).
+    pub fn login_step(&self, email: &str, password: &str, device_token: Option<&str>) -> Resp {
+        let mut body = json!({"email": email, "password": password});
+        if let Some(device) = device_token {
+            body["device_token"] = json!(device);
+        }
+        self.post("/auth/login", None, body)
+    }
+
+    /// The `mfa_token` of a login (or acceptance) step that asks for a second factor.
+    pub fn mfa_token_of(step: &Resp) -> String {
+        step.body["mfa_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no mfa_token in {}", step.text))
+            .to_string()
+    }
+
+    /// A password login that must be answered with a second factor; returns its token.
+    pub fn password_step(&self, email: &str, password: &str) -> String {
+        let step = self.login_step(email, password, None).expect(200);
+        assert_eq!(step.body["status"], "mfa_required", "{}", step.text);
+        Self::mfa_token_of(&step)
+    }
+
+    /// Step two: answer the challenge with a second factor.
+    pub fn verify(&self, mfa_token: &str, method: &str, code: &str) -> Resp {
+        self.post(
+            "/auth/mfa/verify",
+            None,
+            json!({"mfa_token": mfa_token, "method": method, "code": code}),
+        )
+    }
+
+    /// Asks for an e-mailed code for the challenge and reads it from the delivered mail.
+    pub fn emailed_code(&self, email: &str, mfa_token: &str) -> String {
+        let before = self.smtp.count_to(email);
+        self.post(
+            "/auth/mfa/email-code",
+            None,
+            json!({"mfa_token": mfa_token}),
+        )
+        .expect(202);
+        self.smtp
+            .wait_for(email, before)
+            .find_six_digit_code()
+            .expect("code in mail")
+    }
+
+    /// Accepts an invitation as a new account with the standard password; returns the
+    /// enrolment `mfa_token`.
+    pub fn accept_new(&self, token: &str, display_name: Option<&str>) -> String {
+        let mut body = json!({"password": PASSWORD});
+        if let Some(name) = display_name {
+            body["display_name"] = json!(name);
+        }
+        let accepted = self
+            .post(&format!("/auth/invitations/{token}/accept"), None, body)
+            .expect(200);
+        assert_eq!(accepted.body["status"], "mfa_enrolment_required");
+        Self::mfa_token_of(&accepted)
+    }
+
+    /// Asks for a password-reset link for `email` and returns its token.
+    pub fn reset_link(&self, email: &str) -> String {
+        let before = self.smtp.count_to(email);
+        self.post("/auth/password-reset", None, json!({"email": email}))
+            .expect(202);
+        self.smtp
+            .wait_for(email, before)
+            .find_token_after("token=")
+            .expect("token in reset mail")
+    }
+
     /// Full login with password and TOTP.
     pub fn login_totp(&self, user: &TestUser) -> TestUser {
-        let step = self
-            .post(
-                "/auth/login",
-                None,
-                json!({"email": user.email, "password": user.password}),
-            )
-            .expect(200);
-        assert_eq!(step.body["status"], "mfa_required", "{}", step.text);
+        let mfa = self.password_step(&user.email, &user.password);
         let secret = user.totp_secret.as_deref().expect("user has totp");
-        let done = self
-            .post(
-                "/auth/mfa/verify",
-                None,
-                json!({"mfa_token": step.body["mfa_token"], "method": "totp", "code": self.totp(secret)}),
-            )
-            .expect(200);
+        let done = self.verify(&mfa, "totp", &self.totp(secret)).expect(200);
         self.advance(30);
         TestUser {
             access: done.body["access_token"].as_str().expect("access").into(),
