@@ -39,6 +39,11 @@ impl AppState {
         if !applied.is_empty() {
             tracing::info!(?applied, "database migrated");
         }
+        let now = clock.now();
+        let seeded = db::write_tx(&mut conn, |c| crate::curriculum::catalogue::seed(c, now))?;
+        if !seeded.is_empty() {
+            tracing::info!(?seeded, "regulation catalogue loaded");
+        }
         drop(conn);
         let secret = crypto::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let mailer = Mailer::new(&config.mail, &config.mail_from)?;
@@ -72,6 +77,7 @@ impl AppState {
         (name = "organisations", description = "Region -> care provider -> unit"),
         (name = "invitations", description = "How people join"),
         (name = "users", description = "People of my organisations"),
+        (name = "curriculum", description = "Regulations, delmål and programme templates"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -179,7 +185,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(a::list_invitations)
         .service(a::revoke_invitation)
         .service(a::list_users)
-        .service(a::get_user);
+        .service(a::get_user)
+        .configure(crate::curriculum::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

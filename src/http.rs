@@ -251,3 +251,29 @@ pub fn with_etag<T: Serialize>(
         .insert_header((header::ETAG, tag))
         .json(body)
 }
+
+/// Reads a raw request body up to `limit` bytes (for non-JSON uploads such as CSV).
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, AppError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::Malformed(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge(format!(
+                "the body exceeds {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The media type of a request, without parameters, lower-cased.
+pub fn media_type(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}

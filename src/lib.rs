@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod curriculum;
 pub mod db;
 pub mod error;
 pub mod http;

@@ -181,4 +181,164 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_tokens,
     rate_limits,
     idempotency_keys,
+    regulations,
+    delmal,
+    programme_templates,
+    enrolments,
+    placements,
+    leave_periods,
+    assignments,
+    credited_service,
+    study_plan_goals,
+    enrolment_changes,
 );
+
+diesel::table! {
+    regulations (id) {
+        id -> Text,
+        code -> Text,
+        version -> Integer,
+        name_sv -> Text,
+        name_en -> Nullable<Text>,
+        statute -> Text,
+        in_force -> Nullable<Text>,
+        rules -> Text,
+        content_hash -> Text,
+        source -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    delmal (id) {
+        id -> Text,
+        regulation_id -> Text,
+        code -> Text,
+        group_code -> Nullable<Text>,
+        specialty -> Text,
+        title_sv -> Text,
+        title_en -> Nullable<Text>,
+        description -> Nullable<Text>,
+        position -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    programme_templates (id) {
+        id -> Text,
+        template_id -> Text,
+        version -> Integer,
+        organisation_id -> Text,
+        regulation_id -> Text,
+        name -> Text,
+        content -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    enrolments (id) {
+        id -> Text,
+        trainee_id -> Text,
+        organisation_id -> Text,
+        template_id -> Text,
+        template_version -> Integer,
+        track -> Text,
+        start_date -> Text,
+        planned_end -> Text,
+        extent_percent -> Integer,
+        status -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    placements (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        placement_type -> Text,
+        start_date -> Text,
+        end_date -> Text,
+        unit_id -> Nullable<Text>,
+        version -> Integer,
+        removed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    leave_periods (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        kind -> Text,
+        start_date -> Text,
+        end_date -> Text,
+        percent -> Integer,
+        removed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    assignments (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        placement_id -> Nullable<Text>,
+        valid_from -> Text,
+        valid_to -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credited_service (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        description -> Text,
+        start_date -> Text,
+        end_date -> Text,
+        credited_days -> Integer,
+        evidence -> Text,
+        delmal -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    study_plan_goals (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        placement_id -> Nullable<Text>,
+        goal -> Text,
+        delmal -> Text,
+        status -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    enrolment_changes (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        seq -> BigInt,
+        at -> Timestamp,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        entity -> Text,
+        entity_id -> Text,
+        data -> Text,
+    }
+}

@@ -1,0 +1,10 @@
+DROP TABLE enrolment_changes;
+DROP TABLE study_plan_goals;
+DROP TABLE credited_service;
+DROP TABLE assignments;
+DROP TABLE leave_periods;
+DROP TABLE placements;
+DROP TABLE enrolments;
+DROP TABLE programme_templates;
+DROP TABLE delmal;
+DROP TABLE regulations;

@@ -1,0 +1,474 @@
+//! Programme templates: a region's way of running BT or ST, versioned because content
+//! changes during the year (the pilot changed twice). Versions are immutable; trainees
+//! stay on the version they were enrolled on.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::principal::{Principal, Role};
+use crate::clock::{from_db, to_db};
+use crate::curriculum::catalogue;
+use crate::db::DbConn;
+use crate::error::{AppError, FieldError};
+use crate::schema::programme_templates;
+
+/// Formative assessment instruments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssessmentType {
+    /// Mini-CEX: observed patient encounter.
+    MiniCex,
+    /// DOPS: observed procedure.
+    Dops,
+    /// CbD: case-based discussion.
+    Cbd,
+    /// Sit-in (medsittning).
+    SitIn,
+    /// Multi-source feedback.
+    MultiSource,
+}
+
+/// What a checklist item asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecklistKind {
+    /// A learning activity to do (lärandeaktivitet).
+    LearningActivity,
+    /// Formative assessments of a type, with a count.
+    Assessment,
+    /// A topic for supervision talks.
+    SupervisionTopic,
+    /// An area for deeper study (fördjupning).
+    DeeperStudy,
+    /// Teaching: regional or local programme days.
+    Teaching,
+    /// A course (e.g. the insurance-medicine day).
+    Course,
+}
+
+/// A required item of a placement's checklist or of the whole programme.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistItem {
+    /// Stable across versions when the client keeps it; generated if absent. Records
+    /// refer to it, so an item keeps its meaning in later versions.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub kind: ChecklistKind,
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// For `assessment`: the instrument.
+    #[serde(default)]
+    pub assessment_type: Option<AssessmentType>,
+    /// How many are required (assessments, teaching days); default 1.
+    #[serde(default)]
+    pub count: Option<i32>,
+    /// Delmål codes the item serves.
+    #[serde(default)]
+    pub delmal: Vec<String>,
+}
+
+/// A kind of placement (tjänstgöringsavsnitt) with its nominal length and checklist.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementType {
+    /// Short key used by enrolments, e.g. `allmanmedicin`.
+    pub key: String,
+    /// Display name, e.g. `Allmänmedicin`.
+    pub name: String,
+    /// Nominal length in months (full time).
+    pub months: i32,
+    /// Supervision cadence: a talk at least every N days (7 in allmänmedicin, else 14).
+    pub supervision_every_days: i32,
+    /// Categories of the regulation's structural rules this placement counts towards,
+    /// e.g. `["primärvård"]` or `["akut sjukvård"]`.
+    #[serde(default)]
+    pub counts_as: Vec<String>,
+    #[serde(default)]
+    pub checklist: Vec<ChecklistItem>,
+}
+
+/// The content of a template version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateContent {
+    pub name: String,
+    /// For ST: the specialty whose c-delmål apply.
+    #[serde(default)]
+    pub specialty: Option<String>,
+    /// Nominal length of the programme at full time.
+    pub duration_months: i32,
+    /// Cadence where a placement type sets none (days).
+    pub supervision_every_days: i32,
+    pub placement_types: Vec<PlacementType>,
+    /// Items for the whole programme (regional teaching, insurance-medicine day, courses).
+    #[serde(default)]
+    pub programme_items: Vec<ChecklistItem>,
+}
+
+/// A version of a programme template.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProgrammeTemplate {
+    /// The template (same for every version).
+    pub id: String,
+    pub version: i32,
+    pub organisation_id: String,
+    pub regulation_id: String,
+    #[serde(flatten)]
+    pub content: TemplateContent,
+    pub latest: bool,
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ProgrammeTemplate {
+    pub fn etag(&self) -> String {
+        crate::http::etag(self.version, self.updated_at)
+    }
+
+    pub fn placement_type(&self, key: &str) -> Option<&PlacementType> {
+        self.content.placement_types.iter().find(|p| p.key == key)
+    }
+}
+
+type Row = (
+    String,
+    i32,
+    String,
+    String,
+    String,
+    Option<String>,
+    chrono::NaiveDateTime,
+);
+
+fn template_from(conn: &mut DbConn, r: Row) -> Result<ProgrammeTemplate, AppError> {
+    let latest = latest_version(conn, &r.0)? == Some(r.1);
+    let content: TemplateContent = serde_json::from_str(&r.4)
+        .map_err(|e| AppError::internal(format!("stored template {} v{}: {e}", r.0, r.1)))?;
+    Ok(ProgrammeTemplate {
+        id: r.0,
+        version: r.1,
+        organisation_id: r.2,
+        regulation_id: r.3,
+        content,
+        latest,
+        created_by: r.5,
+        created_at: from_db(r.6),
+        updated_at: from_db(r.6),
+    })
+}
+
+const COLUMNS: (
+    programme_templates::template_id,
+    programme_templates::version,
+    programme_templates::organisation_id,
+    programme_templates::regulation_id,
+    programme_templates::content,
+    programme_templates::created_by,
+    programme_templates::created_at,
+) = (
+    programme_templates::template_id,
+    programme_templates::version,
+    programme_templates::organisation_id,
+    programme_templates::regulation_id,
+    programme_templates::content,
+    programme_templates::created_by,
+    programme_templates::created_at,
+);
+
+fn latest_version(conn: &mut DbConn, template_id: &str) -> Result<Option<i32>, AppError> {
+    Ok(programme_templates::table
+        .filter(programme_templates::template_id.eq(template_id))
+        .select(diesel::dsl::max(programme_templates::version))
+        .first(conn)?)
+}
+
+/// A version of a template, or the latest when `version` is None.
+pub fn get_template(
+    conn: &mut DbConn,
+    template_id: &str,
+    version: Option<i32>,
+) -> Result<ProgrammeTemplate, AppError> {
+    let version = match version {
+        Some(v) => v,
+        None => latest_version(conn, template_id)?.ok_or(AppError::NotFound)?,
+    };
+    let row: Row = programme_templates::table
+        .filter(programme_templates::template_id.eq(template_id))
+        .filter(programme_templates::version.eq(version))
+        .select(COLUMNS)
+        .first(conn)?;
+    template_from(conn, row)
+}
+
+pub fn list_versions(
+    conn: &mut DbConn,
+    template_id: &str,
+) -> Result<Vec<ProgrammeTemplate>, AppError> {
+    let rows: Vec<Row> = programme_templates::table
+        .filter(programme_templates::template_id.eq(template_id))
+        .order(programme_templates::version)
+        .select(COLUMNS)
+        .load(conn)?;
+    if rows.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    rows.into_iter().map(|r| template_from(conn, r)).collect()
+}
+
+/// Latest version of every template, optionally of one organisation.
+pub fn list_templates(
+    conn: &mut DbConn,
+    organisation_id: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ProgrammeTemplate>, AppError> {
+    let mut q = programme_templates::table
+        .filter(programme_templates::version.eq(1))
+        .select(programme_templates::template_id)
+        .into_boxed();
+    if let Some(o) = organisation_id {
+        q = q.filter(programme_templates::organisation_id.eq(o.to_string()));
+    }
+    if let Some(a) = after {
+        q = q.filter(programme_templates::template_id.gt(a.to_string()));
+    }
+    let ids: Vec<String> = q
+        .order(programme_templates::template_id)
+        .limit(limit + 1)
+        .load(conn)?;
+    ids.iter().map(|id| get_template(conn, id, None)).collect()
+}
+
+fn check_items(
+    items: &[ChecklistItem],
+    at: &str,
+    codes: &HashSet<String>,
+    errors: &mut Vec<FieldError>,
+) {
+    for (i, item) in items.iter().enumerate() {
+        let f = |name: &str| format!("{at}[{i}].{name}");
+        if item.title.trim().is_empty() || item.title.chars().count() > 300 {
+            errors.push(FieldError::new(f("title"), "1 to 300 characters"));
+        }
+        if item.kind == ChecklistKind::Assessment && item.assessment_type.is_none() {
+            errors.push(FieldError::new(
+                f("assessment_type"),
+                "an assessment item names its instrument",
+            ));
+        }
+        if item.count.is_some_and(|c| !(1..=100).contains(&c)) {
+            errors.push(FieldError::new(f("count"), "between 1 and 100"));
+        }
+        for code in &item.delmal {
+            if !codes.contains(code) {
+                errors.push(FieldError::new(
+                    f("delmal"),
+                    format!("unknown delmål {code} in this regulation version"),
+                ));
+            }
+        }
+    }
+}
+
+fn validate(
+    conn: &mut DbConn,
+    regulation_id: &str,
+    content: &mut TemplateContent,
+) -> Result<(), AppError> {
+    let mut errors = Vec::new();
+    let codes: HashSet<String> = match catalogue::get_regulation(conn, regulation_id) {
+        Ok(_) => catalogue::delmal_codes(conn, regulation_id, content.specialty.as_deref())?
+            .into_iter()
+            .collect(),
+        Err(_) => {
+            errors.push(FieldError::new(
+                "regulation_id",
+                "no such regulation version",
+            ));
+            HashSet::new()
+        }
+    };
+    if content.name.trim().is_empty() || content.name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "1 to 200 characters"));
+    }
+    if !(1..=120).contains(&content.duration_months) {
+        errors.push(FieldError::new("duration_months", "between 1 and 120"));
+    }
+    if !(1..=90).contains(&content.supervision_every_days) {
+        errors.push(FieldError::new(
+            "supervision_every_days",
+            "between 1 and 90 days",
+        ));
+    }
+    if content.placement_types.is_empty() {
+        errors.push(FieldError::new(
+            "placement_types",
+            "at least one placement type",
+        ));
+    }
+    let mut keys = HashSet::new();
+    for (i, p) in content.placement_types.iter().enumerate() {
+        let f = |name: &str| format!("placement_types[{i}].{name}");
+        let key_ok = !p.key.is_empty()
+            && p.key.len() <= 60
+            && p.key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !key_ok {
+            errors.push(FieldError::new(
+                f("key"),
+                "lower-case letters, digits, '_' or '-'",
+            ));
+        } else if !keys.insert(p.key.clone()) {
+            errors.push(FieldError::new(f("key"), "appears twice"));
+        }
+        if p.name.trim().is_empty() {
+            errors.push(FieldError::new(f("name"), "is required"));
+        }
+        if !(1..=60).contains(&p.months) {
+            errors.push(FieldError::new(f("months"), "between 1 and 60"));
+        }
+        if !(1..=90).contains(&p.supervision_every_days) {
+            errors.push(FieldError::new(
+                f("supervision_every_days"),
+                "between 1 and 90 days",
+            ));
+        }
+        check_items(&p.checklist, &f("checklist"), &codes, &mut errors);
+    }
+    check_items(
+        &content.programme_items,
+        "programme_items",
+        &codes,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    // Items without an id get one now, so records can point at them for good.
+    let mut ids = HashSet::new();
+    for item in content
+        .placement_types
+        .iter_mut()
+        .flat_map(|p| p.checklist.iter_mut())
+        .chain(content.programme_items.iter_mut())
+    {
+        let id = item
+            .id
+            .clone()
+            .filter(|i| !i.trim().is_empty())
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        if !ids.insert(id.clone()) {
+            return Err(AppError::validation(
+                "checklist",
+                &format!("item id {id} appears twice"),
+            ));
+        }
+        item.id = Some(id);
+    }
+    Ok(())
+}
+
+/// May `me` edit templates of `org`? Administrators and directors of studies over it.
+pub fn may_edit(conn: &mut DbConn, me: &Principal, org: &str) -> Result<bool, AppError> {
+    Ok(me.has_role_over(conn, Role::Administrator, org)?
+        || me.has_role_over(conn, Role::DirectorOfStudies, org)?)
+}
+
+/// Creates version 1 of a new template.
+pub fn create_template(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: Option<String>,
+    organisation_id: &str,
+    regulation_id: &str,
+    mut content: TemplateContent,
+) -> Result<ProgrammeTemplate, AppError> {
+    if crate::accounts::service::get_org(conn, organisation_id).is_err() {
+        return Err(AppError::validation(
+            "organisation_id",
+            "no such organisation",
+        ));
+    }
+    Principal::require(may_edit(conn, me, organisation_id)?)?;
+    validate(conn, regulation_id, &mut content)?;
+    let template_id = id.unwrap_or_else(|| Uuid::new_v4().to_string());
+    insert(
+        conn,
+        now,
+        me,
+        &template_id,
+        1,
+        organisation_id,
+        regulation_id,
+        &content,
+    )?;
+    get_template(conn, &template_id, Some(1))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    template_id: &str,
+    version: i32,
+    organisation_id: &str,
+    regulation_id: &str,
+    content: &TemplateContent,
+) -> Result<(), AppError> {
+    let json = serde_json::to_string(content).map_err(AppError::internal)?;
+    diesel::insert_into(programme_templates::table)
+        .values((
+            programme_templates::id.eq(Uuid::new_v4().to_string()),
+            programme_templates::template_id.eq(template_id),
+            programme_templates::version.eq(version),
+            programme_templates::organisation_id.eq(organisation_id),
+            programme_templates::regulation_id.eq(regulation_id),
+            programme_templates::name.eq(content.name.trim()),
+            programme_templates::content.eq(json),
+            programme_templates::created_by.eq(&me.user_id),
+            programme_templates::created_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Editing a template: a new version with the full new content. The regulation version
+/// may change too (e.g. to a new version of the regulation).
+pub fn new_version(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    template_id: &str,
+    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    regulation_id: Option<&str>,
+    mut content: TemplateContent,
+) -> Result<ProgrammeTemplate, AppError> {
+    let current = get_template(conn, template_id, None)?;
+    Principal::require(may_edit(conn, me, &current.organisation_id)?)?;
+    if_match(&current.etag())?;
+    let regulation_id = regulation_id.unwrap_or(&current.regulation_id).to_string();
+    validate(conn, &regulation_id, &mut content)?;
+    let version = current.version + 1;
+    insert(
+        conn,
+        now,
+        me,
+        template_id,
+        version,
+        &current.organisation_id,
+        &regulation_id,
+        &content,
+    )?;
+    get_template(conn, template_id, Some(version))
+}
