@@ -78,6 +78,7 @@ impl AppState {
         (name = "invitations", description = "How people join"),
         (name = "users", description = "People of my organisations"),
         (name = "curriculum", description = "Regulations, delmål and programme templates"),
+        (name = "enrolment", description = "Trainees' training plans: placements, leave, supervisors, time served"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -186,7 +187,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(a::revoke_invitation)
         .service(a::list_users)
         .service(a::get_user)
-        .configure(crate::curriculum::routes);
+        .configure(crate::curriculum::routes)
+        .configure(crate::enrolment::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod curriculum;
 pub mod db;
+pub mod enrolment;
 pub mod error;
 pub mod http;
 pub mod idempotency;

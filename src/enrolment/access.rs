@@ -1,0 +1,140 @@
+//! Who may see and change an enrolment. Access follows the enrolment's assignments and
+//! their validity periods, plus the organisation roles of administrators and directors.
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+
+use crate::auth::principal::{Principal, Role};
+use crate::db::DbConn;
+use crate::error::AppError;
+use crate::schema::{assignments, enrolments};
+
+/// What the caller may do with one enrolment, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    None,
+    /// Read the plan (external assessor, the trainee).
+    Read,
+    /// Read, and work on the study plan (the trainee, assigned supervisors).
+    Supervise,
+    /// Change the plan (administrators and directors of studies).
+    Manage,
+}
+
+/// Assignment roles on an enrolment.
+pub const MAIN_SUPERVISOR: &str = "main_supervisor";
+pub const PLACEMENT_SUPERVISOR: &str = "placement_supervisor";
+pub const DIRECTOR: &str = "director_of_studies";
+pub const EXTERNAL_ASSESSOR: &str = "external_assessor";
+
+/// Roles the caller holds on the enrolment today through assignments.
+pub fn active_assignment_roles(
+    conn: &mut DbConn,
+    user_id: &str,
+    enrolment_id: &str,
+    today: NaiveDate,
+) -> Result<Vec<String>, AppError> {
+    let today = today.to_string();
+    Ok(assignments::table
+        .filter(assignments::enrolment_id.eq(enrolment_id))
+        .filter(assignments::user_id.eq(user_id))
+        .filter(assignments::valid_from.le(&today))
+        .filter(
+            assignments::valid_to
+                .is_null()
+                .or(assignments::valid_to.gt(&today)),
+        )
+        .select(assignments::role)
+        .load(conn)?)
+}
+
+pub fn access(
+    conn: &mut DbConn,
+    me: &Principal,
+    enrolment_id: &str,
+    today: NaiveDate,
+) -> Result<Access, AppError> {
+    let found: Option<(String, String)> = enrolments::table
+        .find(enrolment_id)
+        .select((enrolments::trainee_id, enrolments::organisation_id))
+        .first(conn)
+        .optional()?;
+    let Some((trainee, org)) = found else {
+        return Ok(Access::None);
+    };
+    if me.has_role_over(conn, Role::Administrator, &org)?
+        || me.has_role_over(conn, Role::DirectorOfStudies, &org)?
+    {
+        return Ok(Access::Manage);
+    }
+    let roles = active_assignment_roles(conn, &me.user_id, enrolment_id, today)?;
+    if roles.iter().any(|r| r == DIRECTOR) {
+        return Ok(Access::Manage);
+    }
+    if me.user_id == trainee
+        || roles
+            .iter()
+            .any(|r| r == MAIN_SUPERVISOR || r == PLACEMENT_SUPERVISOR)
+    {
+        return Ok(Access::Supervise);
+    }
+    if roles.iter().any(|r| r == EXTERNAL_ASSESSOR) {
+        return Ok(Access::Read);
+    }
+    Ok(Access::None)
+}
+
+/// At least `needed`, or an error: 404 when the caller may not even see the enrolment
+/// (so its existence is not revealed), 403 when they see it but may not do this.
+pub fn require(
+    conn: &mut DbConn,
+    me: &Principal,
+    enrolment_id: &str,
+    today: NaiveDate,
+    needed: Access,
+) -> Result<Access, AppError> {
+    let has = access(conn, me, enrolment_id, today)?;
+    if has == Access::None {
+        return Err(AppError::NotFound);
+    }
+    if has < needed {
+        return Err(AppError::Forbidden(
+            "your part in this training plan does not allow this".into(),
+        ));
+    }
+    Ok(has)
+}
+
+/// Enrolments the caller may see: their own, those they are assigned to today, and all
+/// in organisations where they administer or direct studies.
+pub fn visible_enrolment_ids(
+    conn: &mut DbConn,
+    me: &Principal,
+    today: NaiveDate,
+) -> Result<Vec<String>, AppError> {
+    let roots = me.orgs_with(&[Role::Administrator, Role::DirectorOfStudies]);
+    let orgs = crate::auth::principal::org_subtrees(conn, &roots)?;
+    let mut ids: Vec<String> = enrolments::table
+        .filter(
+            enrolments::trainee_id
+                .eq(&me.user_id)
+                .or(enrolments::organisation_id.eq_any(&orgs)),
+        )
+        .select(enrolments::id)
+        .load(conn)?;
+    let today = today.to_string();
+    let assigned: Vec<String> = assignments::table
+        .filter(assignments::user_id.eq(&me.user_id))
+        .filter(assignments::valid_from.le(&today))
+        .filter(
+            assignments::valid_to
+                .is_null()
+                .or(assignments::valid_to.gt(&today)),
+        )
+        .select(assignments::enrolment_id)
+        .load(conn)?;
+    ids.extend(assigned);
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
