@@ -606,7 +606,7 @@ fn warnings(
                     .collect();
                 let planned = time::planned_months(&periods, e.extent_percent);
                 if planned + 1e-9 < min {
-                    warn(&mut out, "minimum_months_in", format!("{} requires at least {min} months in {category}; the plan has {planned}", regulation.statute));
+                    warn(&mut out, "minimum_months_in", format!("{} requires at least {min} months in {category}; the plan has {planned:.1}", regulation.statute));
                 }
             }
         }
@@ -1328,6 +1328,7 @@ pub fn add_assignment(
                 "not a placement of this enrolment",
             ));
         }
+        (AssignmentRole::PlacementSupervisor, Some(_)) => {}
         (_, Some(_)) => errors.push(FieldError::new(
             "placement_id",
             "only placement supervisors belong to a placement",

@@ -133,12 +133,12 @@ impl Plan {
     }
 }
 
-/// Full-time-equivalent months of the planned placements that count towards `category`
-/// (used for the regulation's minimum months per kind of placement).
+/// Full-time-equivalent months of planned placements (for the regulation's minimum
+/// months). Not rounded: 2.96 months is less than 3.
 pub fn planned_months(placements: &[(NaiveDate, NaiveDate)], extent_percent: i32) -> f64 {
     let days: i64 = placements
         .iter()
         .map(|(s, e)| (*e - *s).num_days() + 1)
         .sum();
-    round1(days as f64 * extent_percent.clamp(0, 100) as f64 / 100.0 / DAYS_PER_MONTH)
+    days as f64 * extent_percent.clamp(0, 100) as f64 / 100.0 / DAYS_PER_MONTH
 }

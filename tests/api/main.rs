@@ -6,4 +6,6 @@ mod support;
 mod accounts;
 mod auth_flows;
 mod conventions;
+mod curriculum;
+mod enrolment;
 mod openapi;

@@ -482,6 +482,34 @@ impl TestApp {
         }
     }
 
+    /// Id of the newest version of a seeded regulation (`bt-2021`, `st-2021`, ...).
+    pub fn regulation_id(&self, user: &TestUser, code: &str) -> String {
+        let r = self
+            .get(
+                &format!("/regulations?code={code}&latest=true"),
+                Some(&user.access),
+            )
+            .expect(200);
+        r.body["items"][0]["id"]
+            .as_str()
+            .expect("regulation")
+            .to_string()
+    }
+
+    /// Region Stockholm's BT programme (the shared catalogue's example) as a template of
+    /// `org`; returns the template id.
+    pub fn stockholm_bt_template(&self, admin: &TestUser, org: &str) -> String {
+        let regulation = self.regulation_id(admin, "bt-2021");
+        let r = self
+            .post(
+                "/programme-templates",
+                Some(&admin.access),
+                stockholm_bt(org, &regulation),
+            )
+            .expect(201);
+        r.body["id"].as_str().expect("template id").to_string()
+    }
+
     pub fn create_org(
         &self,
         admin: &TestUser,
@@ -498,6 +526,41 @@ impl TestApp {
             .expect(201);
         r.body["id"].as_str().expect("id").to_string()
     }
+}
+
+/// The body of Region Stockholm's BT template: four placements, each with a checklist,
+/// and programme-wide teaching.
+pub fn stockholm_bt(org: &str, regulation: &str) -> Value {
+    json!({
+        "organisation_id": org,
+        "regulation_id": regulation,
+        "name": "BT Region Stockholm",
+        "duration_months": 12,
+        "supervision_every_days": 14,
+        "placement_types": [
+            {"key": "allmanmedicin", "name": "Allmänmedicin", "months": 4, "supervision_every_days": 7,
+             "counts_as": ["primärvård"],
+             "checklist": [
+                {"kind": "assessment", "title": "Mini-CEX på vårdcentralen", "assessment_type": "mini_cex", "count": 2, "delmal": ["BT1", "BT9"]},
+                {"kind": "learning_activity", "title": "Hembesök med distriktssköterska", "delmal": ["BT10"]},
+                {"kind": "supervision_topic", "title": "Bemötande i svåra samtal", "delmal": ["BT9"]}
+             ]},
+            {"key": "akut", "name": "Akut sjukvård", "months": 4, "supervision_every_days": 14,
+             "counts_as": ["akut sjukvård"],
+             "checklist": [
+                {"kind": "assessment", "title": "DOPS", "assessment_type": "dops", "count": 2, "delmal": ["BT1"]},
+                {"kind": "deeper_study", "title": "Sepsis", "delmal": ["BT1", "BT15"]}
+             ]},
+            {"key": "geriatrik", "name": "Geriatrik", "months": 2, "supervision_every_days": 14,
+             "checklist": [{"kind": "assessment", "title": "CbD", "assessment_type": "cbd", "count": 1, "delmal": ["BT17"]}]},
+            {"key": "psykiatri", "name": "Psykiatri", "months": 2, "supervision_every_days": 14,
+             "checklist": [{"kind": "assessment", "title": "Medsittning", "assessment_type": "sit_in", "count": 1, "delmal": ["BT2"]}]}
+        ],
+        "programme_items": [
+            {"kind": "teaching", "title": "Regional utbildningsdag (första tisdagen)", "count": 10, "delmal": ["BT3", "BT4"]},
+            {"kind": "course", "title": "Försäkringsmedicinsk dag", "delmal": ["BT16"]}
+        ]
+    })
 }
 
 impl Drop for TestApp {
