@@ -22,16 +22,24 @@ pub const SEED: &str = include_str!("../../catalog/regulations.json");
 pub struct Regulation {
     pub id: String,
     /// Stable across versions, e.g. `bt-2021`.
+    #[schema(example = "bt-2021")]
     pub code: String,
+    #[schema(example = 1)]
     pub version: i32,
+    #[schema(example = "Bastjänstgöring")]
     pub name_sv: String,
+    #[schema(example = "Basic medical training (BT)")]
     pub name_en: Option<String>,
     /// The statute, e.g. `HSLF-FS 2021:8`.
+    #[schema(example = "HSLF-FS 2021:8")]
     pub statute: String,
+    #[schema(example = "2021-07-01")]
     pub in_force: Option<String>,
     /// Structural rules (minimum months, placements) as published.
+    #[schema(example = json!({"minimum_months": 6, "minimum_months_in": {"akut sjukvård": 3, "primärvård": 3}}))]
     pub rules: Value,
     /// `seed` (shipped catalogue) or `api`.
+    #[schema(example = "seed")]
     pub source: String,
     /// True for the newest version of this code.
     pub latest: bool,
@@ -45,14 +53,20 @@ pub struct Delmal {
     pub id: String,
     pub regulation_id: String,
     /// `BT7`, `STa3`, `c4`, ...
+    #[schema(example = "BT7")]
     pub code: String,
     /// `STa`, `STb`, `STc`, `a`, `b`, `c`, when the regulation groups them.
+    #[schema(example = "STa")]
     pub group: Option<String>,
     /// For specialty delmål (STc, c): the specialty; null for common delmål.
+    #[schema(example = "allmänmedicin")]
     pub specialty: Option<String>,
+    #[schema(example = "Vetenskapligt förhållningssätt")]
     pub title_sv: String,
+    #[schema(example = "Scientific approach")]
     pub title_en: Option<String>,
     pub description: Option<String>,
+    #[schema(example = 7)]
     pub position: i32,
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -63,15 +77,20 @@ pub struct Delmal {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DelmalInput {
+    #[schema(example = "STc1")]
     pub code: String,
+    #[schema(example = "Allmänmedicinsk konsultation")]
     pub title_sv: String,
     #[serde(default)]
+    #[schema(example = "The general practice consultation")]
     pub title_en: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(example = "STc")]
     pub group: Option<String>,
     #[serde(default)]
+    #[schema(example = "allmänmedicin")]
     pub specialty: Option<String>,
 }
 
@@ -80,14 +99,18 @@ pub struct DelmalInput {
 pub struct RegulationInput {
     /// Stable code, lower-case letters, digits and dashes: `bt-2021`.
     #[serde(alias = "id")]
+    #[schema(example = "bt-2021")]
     pub code: String,
+    #[schema(example = "Bastjänstgöring")]
     pub name_sv: String,
     #[serde(default)]
     pub name_en: Option<String>,
     /// The statute, e.g. `HSLF-FS 2021:8`.
     #[serde(alias = "regulation")]
+    #[schema(example = "HSLF-FS 2021:8")]
     pub statute: String,
     #[serde(default)]
+    #[schema(example = "2021-07-01")]
     pub in_force: Option<String>,
     #[serde(default)]
     pub rules: Value,

@@ -60,6 +60,7 @@ pub struct ChecklistItem {
     #[serde(default)]
     pub id: Option<String>,
     pub kind: ChecklistKind,
+    #[schema(example = "Mini-CEX på vårdcentralen")]
     pub title: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -68,9 +69,11 @@ pub struct ChecklistItem {
     pub assessment_type: Option<AssessmentType>,
     /// How many are required (assessments, teaching days); default 1.
     #[serde(default)]
+    #[schema(example = 2)]
     pub count: Option<i32>,
     /// Delmål codes the item serves.
     #[serde(default)]
+    #[schema(example = json!(["BT1", "BT9"]))]
     pub delmal: Vec<String>,
 }
 
@@ -79,16 +82,21 @@ pub struct ChecklistItem {
 #[serde(deny_unknown_fields)]
 pub struct PlacementType {
     /// Short key used by enrolments, e.g. `allmanmedicin`.
+    #[schema(example = "allmanmedicin")]
     pub key: String,
     /// Display name, e.g. `Allmänmedicin`.
+    #[schema(example = "Allmänmedicin")]
     pub name: String,
     /// Nominal length in months (full time).
+    #[schema(example = 4)]
     pub months: i32,
     /// Supervision cadence: a talk at least every N days (7 in allmänmedicin, else 14).
+    #[schema(example = 7)]
     pub supervision_every_days: i32,
     /// Categories of the regulation's structural rules this placement counts towards,
     /// e.g. `["primärvård"]` or `["akut sjukvård"]`.
     #[serde(default)]
+    #[schema(example = json!(["primärvård"]))]
     pub counts_as: Vec<String>,
     #[serde(default)]
     pub checklist: Vec<ChecklistItem>,
@@ -98,13 +106,16 @@ pub struct PlacementType {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateContent {
+    #[schema(example = "BT Region Stockholm")]
     pub name: String,
     /// For ST: the specialty whose c-delmål apply.
     #[serde(default)]
     pub specialty: Option<String>,
     /// Nominal length of the programme at full time.
+    #[schema(example = 12)]
     pub duration_months: i32,
     /// Cadence where a placement type sets none (days).
+    #[schema(example = 14)]
     pub supervision_every_days: i32,
     pub placement_types: Vec<PlacementType>,
     /// Items for the whole programme (regional teaching, insurance-medicine day, courses).
@@ -117,6 +128,7 @@ pub struct TemplateContent {
 pub struct ProgrammeTemplate {
     /// The template (same for every version).
     pub id: String,
+    #[schema(example = 2)]
     pub version: i32,
     pub organisation_id: String,
     pub regulation_id: String,

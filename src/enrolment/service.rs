@@ -105,9 +105,12 @@ impl AssignmentRole {
 pub struct Placement {
     pub id: String,
     /// Key of a placement type of the template, e.g. `allmanmedicin`.
+    #[schema(example = "allmanmedicin")]
     pub placement_type: String,
+    #[schema(example = "2026-09-01")]
     pub start_date: NaiveDate,
     /// Inclusive.
+    #[schema(example = "2026-12-31")]
     pub end_date: NaiveDate,
     /// Care provider or unit where it is served.
     pub unit_id: Option<String>,
@@ -122,11 +125,15 @@ pub struct Placement {
 pub struct LeavePeriod {
     pub id: String,
     /// e.g. `parental`, `sick`, `other`.
+    #[schema(example = "parental")]
     pub kind: String,
+    #[schema(example = "2027-02-01")]
     pub start_date: NaiveDate,
     /// Inclusive.
+    #[schema(example = "2027-02-28")]
     pub end_date: NaiveDate,
     /// Share of time on leave: 100 for full leave, 50 for half.
+    #[schema(example = 100)]
     pub percent: i32,
     pub created_at: DateTime<Utc>,
 }
@@ -137,8 +144,10 @@ pub struct Assignment {
     pub user_id: String,
     pub role: AssignmentRole,
     pub placement_id: Option<String>,
+    #[schema(example = "2026-09-01")]
     pub valid_from: NaiveDate,
     /// Exclusive: the first day the assignment no longer holds. Null while open.
+    #[schema(example = "2027-09-01")]
     pub valid_to: Option<NaiveDate>,
     /// Holds today.
     pub active: bool,
@@ -151,13 +160,17 @@ pub struct Assignment {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CreditedService {
     pub id: String,
+    #[schema(example = "AT, medicinkliniken, Danderyds sjukhus")]
     pub description: String,
     pub start_date: NaiveDate,
     pub end_date: NaiveDate,
+    #[schema(example = 90)]
     pub credited_days: i32,
     /// What proves it, e.g. the certificate from the AT placement.
+    #[schema(example = "Tjänstgöringsintyg 2024-12-02")]
     pub evidence: String,
     /// Delmål this service supports.
+    #[schema(example = json!(["BT1", "BT15"]))]
     pub delmal: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -167,7 +180,11 @@ pub struct CreditedService {
 pub struct PlanWarning {
     /// e.g. `minimum_months_in`, `minimum_months`, `overlapping_placements`,
     /// `placement_outside_enrolment`, `unknown_placement_type`.
+    #[schema(example = "minimum_months_in")]
     pub code: String,
+    #[schema(
+        example = "HSLF-FS 2021:8 requires at least 3 months in primärvård; the plan has 3.0"
+    )]
     pub message: String,
 }
 
@@ -177,13 +194,18 @@ pub struct Enrolment {
     pub trainee_id: String,
     pub organisation_id: String,
     pub template_id: String,
+    #[schema(example = 1)]
     pub template_version: i32,
     pub track: Track,
+    #[schema(example = "2026-09-01")]
     pub start_date: NaiveDate,
+    #[schema(example = "2027-08-31")]
     pub planned_end: NaiveDate,
     /// Employment extent in per cent of full time.
+    #[schema(example = 75)]
     pub extent_percent: i32,
     /// `active`, `completed` or `withdrawn`.
+    #[schema(example = "active")]
     pub status: String,
     pub placements: Vec<Placement>,
     pub leave_periods: Vec<LeavePeriod>,
@@ -248,16 +270,20 @@ pub fn record_change(
 /// One entry of an enrolment's history.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Change {
+    #[schema(example = 4)]
     pub seq: i64,
     pub at: DateTime<Utc>,
     pub actor_id: Option<String>,
     /// `created`, `updated`, `removed`, `ended`, `migrated`.
+    #[schema(example = "updated")]
     pub action: String,
     /// `enrolment`, `placement`, `leave_period`, `assignment`, `credited_service`,
     /// `study_plan_goal`.
+    #[schema(example = "placement")]
     pub entity: String,
     pub entity_id: String,
     /// The entity as it was after the change (before it, for removals).
+    #[schema(example = json!({"end_date": "2026-09-30", "previous": {"end_date": "2026-09-04"}}))]
     pub data: serde_json::Value,
 }
 
@@ -726,8 +752,11 @@ fn user_has_role(conn: &mut DbConn, user_id: &str, role: Role) -> Result<bool, A
 #[serde(deny_unknown_fields)]
 pub struct PlacementInput {
     pub id: Option<uuid::Uuid>,
+    #[schema(example = "akut")]
     pub placement_type: String,
+    #[schema(example = "2027-01-01")]
     pub start_date: NaiveDate,
+    #[schema(example = "2027-04-30")]
     pub end_date: NaiveDate,
     pub unit_id: Option<String>,
     /// The placement supervisor (tjänstgöringshandledare), assigned for the placement's dates.
@@ -739,10 +768,14 @@ pub struct PlacementInput {
 pub struct LeaveInput {
     pub id: Option<uuid::Uuid>,
     /// e.g. `parental`, `sick`, `other`.
+    #[schema(example = "sick")]
     pub kind: String,
+    #[schema(example = "2027-03-01")]
     pub start_date: NaiveDate,
+    #[schema(example = "2027-03-14")]
     pub end_date: NaiveDate,
     /// Share of time on leave, 1 to 100 (default 100).
+    #[schema(example = 50)]
     pub percent: Option<i32>,
 }
 
@@ -1505,12 +1538,15 @@ pub fn end_assignment(
 pub struct CreditedServiceInput {
     pub id: Option<uuid::Uuid>,
     /// e.g. `AT, medicinkliniken, Danderyds sjukhus`.
+    #[schema(example = "AT, kirurgkliniken, Södersjukhuset")]
     pub description: String,
     pub start_date: NaiveDate,
     pub end_date: NaiveDate,
     /// Days credited (full-time equivalent); at most six months in all.
+    #[schema(example = 60)]
     pub credited_days: i32,
     /// What proves the service (certificate reference).
+    #[schema(example = "Tjänstgöringsintyg 2025-02-01")]
     pub evidence: String,
     /// Delmål the service supports.
     #[serde(default)]
@@ -1612,9 +1648,12 @@ pub struct StudyPlanGoal {
     pub enrolment_id: String,
     /// The placement the goal belongs to; null for the whole programme.
     pub placement_id: Option<String>,
+    #[schema(example = "Leda ett familjesamtal")]
     pub goal: String,
+    #[schema(example = json!(["BT9", "BT10"]))]
     pub delmal: Vec<String>,
     /// `planned`, `in_progress` or `done`.
+    #[schema(example = "in_progress")]
     pub status: String,
     pub version: i32,
     pub created_at: DateTime<Utc>,

@@ -23,24 +23,34 @@ pub struct Plan {
 /// Progress in time, in full-time equivalents.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct TimeServed {
+    #[schema(example = "2026-06-30")]
     pub as_of: NaiveDate,
     /// Calendar days in placements from the start up to `as_of`.
+    #[schema(example = 177)]
     pub calendar_days: i64,
     /// Of those, days on leave (weighted by the leave's share).
+    #[schema(example = 30.0)]
     pub leave_days: f64,
     /// Full-time-equivalent days served: calendar days x extent x (1 - leave share).
+    #[schema(example = 110.25)]
     pub served_days: f64,
+    #[schema(example = 3.6)]
     pub served_months: f64,
     /// Credited service before licence, in days.
+    #[schema(example = 0)]
     pub credited_days: i32,
     /// Served plus credited, in months.
+    #[schema(example = 3.6)]
     pub total_months: f64,
     /// The programme's nominal length at full time.
+    #[schema(example = 12)]
     pub nominal_months: i32,
     /// Share of the nominal length done, 0 to 1.
+    #[schema(example = 0.3)]
     pub fraction_done: f64,
     /// When the nominal length is reached if the plan continues as now (placements, then
     /// the same extent).
+    #[schema(example = "2027-06-05")]
     pub projected_end: Option<NaiveDate>,
 }
 

@@ -8,4 +8,5 @@ mod auth_flows;
 mod conventions;
 mod curriculum;
 mod enrolment;
+mod enrolment_access;
 mod openapi;

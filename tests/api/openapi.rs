@@ -52,3 +52,45 @@ fn every_operation_has_summary_security_and_problem_responses() {
         }
     }
 }
+
+#[test]
+fn curriculum_and_enrolment_schemas_carry_examples() {
+    let spec: serde_json::Value = serde_json::from_str(&eportfolio::openapi_json()).expect("json");
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    for name in [
+        "Regulation",
+        "Delmal",
+        "DelmalInput",
+        "RegulationInput",
+        "ChecklistItem",
+        "PlacementType",
+        "TemplateContent",
+        "Enrolment",
+        "Placement",
+        "LeavePeriod",
+        "Assignment",
+        "CreditedService",
+        "PlanWarning",
+        "TimeServed",
+        "Change",
+        "StudyPlanGoal",
+        "PlacementInput",
+        "LeaveInput",
+        "CreditedServiceInput",
+    ] {
+        let schema = schemas.get(name).unwrap_or_else(|| panic!("schema {name} missing"));
+        let text = schema.to_string();
+        assert!(text.contains("\"example\""), "schema {name} has no example");
+    }
+    // Creating operations show a whole request example.
+    for (path, method) in [
+        ("/api/v1/regulations", "post"),
+        ("/api/v1/programme-templates", "post"),
+        ("/api/v1/enrolments", "post"),
+        ("/api/v1/enrolments/{id}/assignments", "post"),
+        ("/api/v1/enrolments/{id}/study-plan-goals", "post"),
+    ] {
+        let body = &spec["paths"][path][method]["requestBody"]["content"]["application/json"];
+        assert!(body["example"].is_object(), "{method} {path} has no request example");
+    }
+}
