@@ -1188,6 +1188,21 @@ pub fn update_placement(
             placements::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
+    // The placement supervisor's assignment follows a moved end date.
+    if end != current.end_date {
+        diesel::update(
+            assignments::table
+                .filter(assignments::placement_id.eq(id))
+                .filter(
+                    assignments::valid_to.eq((current.end_date + Duration::days(1)).to_string()),
+                ),
+        )
+        .set((
+            assignments::valid_to.eq((end + Duration::days(1)).to_string()),
+            assignments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    }
     touch(conn, now, &enrolment_id)?;
     record_change(
         conn,
@@ -1216,6 +1231,7 @@ pub fn remove_placement(
     diesel::update(placements::table.find(id))
         .set(placements::removed_at.eq(to_db(now)))
         .execute(conn)?;
+    end_placement_assignments(conn, now, me, &enrolment_id, id, today)?;
     touch(conn, now, &enrolment_id)?;
     record_change(
         conn,
@@ -1227,6 +1243,45 @@ pub fn remove_placement(
             "placement_type": current.placement_type, "start_date": current.start_date, "end_date": current.end_date,
         }),
     )
+}
+
+/// A removed placement has no supervisor any more: open assignments end today (or never
+/// start, if they had not yet).
+fn end_placement_assignments(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    enrolment_id: &str,
+    placement_id: &str,
+    today: NaiveDate,
+) -> Result<(), AppError> {
+    let open: Vec<(String, String)> = assignments::table
+        .filter(assignments::placement_id.eq(placement_id))
+        .filter(
+            assignments::valid_to
+                .is_null()
+                .or(assignments::valid_to.gt(today.to_string())),
+        )
+        .select((assignments::id, assignments::valid_from))
+        .load(conn)?;
+    for (aid, from) in open {
+        let end = date(&from).max(today);
+        diesel::update(assignments::table.find(&aid))
+            .set((
+                assignments::valid_to.eq(end.to_string()),
+                assignments::updated_at.eq(to_db(now)),
+            ))
+            .execute(conn)?;
+        record_change(
+            conn,
+            now,
+            Some(&me.user_id),
+            enrolment_id,
+            Changed("ended", "assignment", &aid),
+            json!({"valid_to": end}),
+        )?;
+    }
+    Ok(())
 }
 
 pub fn add_leave(
@@ -1368,6 +1423,14 @@ pub fn add_assignment(
         )),
         _ => {}
     }
+    if a.role != AssignmentRole::ExternalAssessor
+        && is_external_assessor(conn, enrolment_id, &a.user_id, today)?
+    {
+        errors.push(FieldError::new(
+            "user_id",
+            "this person is the trainee's external assessor and can take no other part in the training",
+        ));
+    }
     if a.role == AssignmentRole::ExternalAssessor {
         let trainee: String = enrolments::table
             .find(enrolment_id)
@@ -1459,18 +1522,53 @@ pub fn add_assignment(
 
 /// Has the user ever been assigned to this trainee's training (any enrolment)?
 fn was_involved(conn: &mut DbConn, enrolment_id: &str, user_id: &str) -> Result<bool, AppError> {
+    let (trainee, org): (String, String) = enrolments::table
+        .find(enrolment_id)
+        .select((enrolments::trainee_id, enrolments::organisation_id))
+        .first(conn)?;
+    // Directors and administrators of the programme's organisation follow its trainees.
+    let chain = crate::auth::principal::org_chain(conn, &org)?;
+    let manages = load_roles(conn, user_id)?.iter().any(|g| {
+        matches!(g.role, Role::DirectorOfStudies | Role::Administrator)
+            && chain.contains(&g.organisation_id)
+    });
+    let n: i64 = assignments::table
+        .filter(assignments::enrolment_id.eq_any(trainee_enrolments(conn, &trainee)?))
+        .filter(assignments::user_id.eq(user_id))
+        .filter(assignments::role.ne(access::EXTERNAL_ASSESSOR))
+        .count()
+        .get_result(conn)?;
+    Ok(manages || n > 0)
+}
+
+fn trainee_enrolments(conn: &mut DbConn, trainee: &str) -> Result<Vec<String>, AppError> {
+    Ok(enrolments::table
+        .filter(enrolments::trainee_id.eq(trainee))
+        .select(enrolments::id)
+        .load(conn)?)
+}
+
+/// Is the user this trainee's external assessor (now or later)? Then they may take no
+/// other part in the training, or they would no longer be external.
+fn is_external_assessor(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    user_id: &str,
+    today: NaiveDate,
+) -> Result<bool, AppError> {
     let trainee: String = enrolments::table
         .find(enrolment_id)
         .select(enrolments::trainee_id)
         .first(conn)?;
-    let ids: Vec<String> = enrolments::table
-        .filter(enrolments::trainee_id.eq(&trainee))
-        .select(enrolments::id)
-        .load(conn)?;
     let n: i64 = assignments::table
-        .filter(assignments::enrolment_id.eq_any(ids))
+        .filter(assignments::enrolment_id.eq_any(trainee_enrolments(conn, &trainee)?))
         .filter(assignments::user_id.eq(user_id))
-        .filter(assignments::role.ne(access::EXTERNAL_ASSESSOR))
+        .filter(assignments::role.eq(access::EXTERNAL_ASSESSOR))
+        .filter(
+            assignments::valid_to
+                .is_null()
+                .or(assignments::valid_to.gt(today.to_string())),
+        )
         .count()
         .get_result(conn)?;
     Ok(n > 0)

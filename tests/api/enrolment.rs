@@ -587,3 +587,84 @@ fn an_enrolment_is_checked_before_it_is_stored() {
     let e = enrol(&p, body);
     assert_eq!(codes(&e["warnings"]), ["overlapping_placements"]);
 }
+
+#[test]
+fn a_placement_supervisor_follows_the_placement() {
+    let p = programme();
+    let e = enrol(&p, part_time_year(&p));
+    let id = e["id"].as_str().expect("id");
+    let path = format!("/enrolments/{id}");
+    let tjg = p.app.join(&p.director, "tjg@sll.se", "supervisor", &p.unit);
+    let placement = p
+        .app
+        .post(
+            &format!("{path}/placements"),
+            Some(&p.director.access),
+            json!({"placement_type": "psykiatri", "start_date": "2026-11-01", "end_date": "2026-11-30", "supervisor_id": tjg.id}),
+        )
+        .expect(201);
+    assert_eq!(placement.body["supervisor_id"], tjg.id.as_str());
+    let pid = placement.body["id"].as_str().expect("id");
+
+    // The placement is extended by a month: so is the supervisor's access.
+    p.app
+        .patch(
+            &format!("/placements/{pid}"),
+            Some(&p.director.access),
+            json!({"end_date": "2026-12-31"}),
+            &[],
+        )
+        .expect(200);
+    p.app.advance(10 * 86_400);
+    let tjg = p.app.login_totp(&tjg);
+    p.app.get(&path, Some(&tjg.access)).expect(200);
+
+    // Removed from the plan: the supervisor's assignment ends the same day.
+    let director = p.app.login_totp(&p.director);
+    p.app
+        .delete(&format!("/placements/{pid}"), Some(&director.access))
+        .expect(204);
+    p.app
+        .get(&path, Some(&tjg.access))
+        .expect_problem(404, "not-found");
+    let ended = p.app.get(&path, Some(&director.access)).expect(200).body["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .find(|a| a["user_id"] == tjg.id.as_str())
+        .expect("assignment kept")
+        .clone();
+    assert_eq!(ended["valid_to"], "2026-12-04");
+    assert_eq!(ended["active"], false);
+
+    // The programme's director of studies is involved in the training, so may not be
+    // its external assessor even with that role.
+    let admin = p.app.login_totp(&p.admin);
+    let region = p.app.get("/me", Some(&admin.access)).expect(200).body["roles"][0]
+        ["organisation_id"]
+        .as_str()
+        .expect("region")
+        .to_string();
+    let token = p.app.invite(
+        &admin,
+        "studierektor@sll.se",
+        "external_assessor",
+        &region,
+    );
+    p.app
+        .post(
+            &format!("/auth/invitations/{token}/accept"),
+            None,
+            json!({"password": crate::support::PASSWORD}),
+        )
+        .expect(200);
+    let refused = p
+        .app
+        .post(
+            &format!("{path}/assignments"),
+            Some(&director.access),
+            json!({"user_id": p.director.id, "role": "external_assessor"}),
+        )
+        .expect_problem(422, "validation");
+    assert_eq!(refused.body["errors"][0]["field"], "user_id");
+}

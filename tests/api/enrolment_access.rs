@@ -216,6 +216,13 @@ impl Programme {
             .len()
     }
 
+    /// The signed-in administrator of Region Skåne, a region of its own.
+    fn other_region_admin(&self) -> TestUser {
+        let email = "admin@regionskane.example";
+        let token = self.app.bootstrap_admin(email, "Region Skåne");
+        self.app.accept_with_totp(&token, email)
+    }
+
     /// The enrolment ids `user` finds in `GET /enrolments`.
     fn listed_for(&self, user: &TestUser) -> Vec<String> {
         ids(&self.app.get("/enrolments", Some(&user.access)).expect(200))
@@ -419,11 +426,13 @@ fn programme_templates_are_written_only_by_managers_of_their_care_provider() {
             "BT Danderyd 2027",
         )),
     );
+    let skane = p.other_region_admin();
     let outsiders = [
         ("trainee", &p.trainee),
         ("supervisor", &p.supervisor_a),
         ("external assessor", &p.assessor),
         ("director of another care provider", &other_director),
+        ("administrator of another region", &skane),
     ];
     for (who, user) in outsiders {
         for c in [&create, &edit] {
@@ -523,6 +532,8 @@ fn an_enrolment_is_seen_only_by_those_with_a_part_in_it() {
         "director_of_studies",
         &karolinska,
     );
+    // Region Skåne's administrator runs another region altogether.
+    let skane = p.other_region_admin();
     let e = &p.enrolment;
     let reads = [
         call("GET", format!("/enrolments/{e}"), None),
@@ -562,6 +573,7 @@ fn an_enrolment_is_seen_only_by_those_with_a_part_in_it() {
         ("another trainee", &p.other_trainee),
         ("unassigned external assessor", &p.assessor),
         ("director of another care provider", &other_director),
+        ("administrator of another region", &skane),
     ];
     for (who, user) in strangers {
         for c in &reads {
@@ -590,6 +602,11 @@ fn an_enrolment_is_seen_only_by_those_with_a_part_in_it() {
     assert_eq!(p.listed_for(&p.other_trainee), nothing, "another trainee");
     assert_eq!(p.listed_for(&p.assessor), nothing, "external assessor");
     assert_eq!(p.listed_for(&other_director), nothing, "other director");
+    assert_eq!(
+        p.listed_for(&skane),
+        nothing,
+        "other region's administrator"
+    );
     // Asking for the trainee by id reveals nothing either.
     let filtered = app
         .get(
@@ -614,6 +631,15 @@ fn only_the_director_and_administrators_change_the_plan() {
     let app = &p.app;
     let e = &p.enrolment;
     let pl = &p.placement;
+    // A week of sick leave in October is already in the plan.
+    let sick = app
+        .post(
+            &format!("/enrolments/{e}/leave-periods"),
+            Some(&p.director.access),
+            json!({"kind": "sick", "start_date": "2026-10-05", "end_date": "2026-10-09"}),
+        )
+        .expect(201);
+    let sick = sick.body["id"].as_str().expect("leave id").to_string();
     let changes = [
         call(
             "PATCH",
@@ -661,6 +687,7 @@ fn only_the_director_and_administrators_change_the_plan() {
             format!("/assignments/{}/end", p.main_assignment),
             Some(json!({})),
         ),
+        call("DELETE", format!("/leave-periods/{sick}"), None),
     ];
     let migrate = call(
         "POST",
@@ -796,6 +823,7 @@ fn only_the_director_and_administrators_change_the_plan() {
     allowed(app, "director", d, &changes[6], 204);
     let main_ended = allowed(app, "director", d, &changes[7], 200);
     assert_eq!(main_ended.body["active"], false);
+    allowed(app, "director", d, &changes[8], 204);
     // With the main supervisor's assignment over, supervisor A's access is gone too.
     refused(
         app,
@@ -811,6 +839,9 @@ fn only_the_director_and_administrators_change_the_plan() {
         1
     );
     assert_eq!(now.body["placements"][0]["placement_type"], "akut");
+    let leave = now.body["leave_periods"].as_array().expect("leave");
+    assert_eq!(leave.len(), 1, "the sick leave is removed: {leave:?}");
+    assert_eq!(leave[0]["kind"], "parental");
 
     // A new template version, and the administrator moves the trainee onto it.
     allowed(
@@ -1123,4 +1154,63 @@ fn someone_involved_in_the_training_cannot_be_its_external_assessor() {
     let ok = allowed(app, "director", &p.director, &assign(&p.assessor), 201);
     assert_eq!(ok.body["user_id"], p.assessor.id.as_str());
     assert_eq!(ok.body["role"], "external_assessor");
+}
+
+#[test]
+fn the_external_assessor_does_not_become_involved_later() {
+    let p = Programme::start();
+    let app = &p.app;
+    let e = &p.enrolment;
+    let a = &p.assessor;
+    allowed(
+        app,
+        "director",
+        &p.director,
+        &call(
+            "POST",
+            format!("/enrolments/{e}/assignments"),
+            Some(json!({"user_id": a.id, "role": "external_assessor"})),
+        ),
+        201,
+    );
+    // The assessor is also a supervisor at the health centre ...
+    let token = app.invite(&p.director, &a.email, "supervisor", &p.unit);
+    let accepted = app
+        .post(
+            &format!("/auth/invitations/{token}/accept"),
+            None,
+            json!({"password": PASSWORD}),
+        )
+        .expect(200);
+    assert_eq!(accepted.body["status"], "role_granted");
+    // ... but supervising this trainee would make them involved in the training they
+    // are to assess independently.
+    let r = app.post(
+        &format!("/enrolments/{e}/assignments"),
+        Some(&p.director.access),
+        json!({"user_id": a.id, "role": "main_supervisor"}),
+    );
+    let plan = p.enrolment();
+    let assignments = plan.body["assignments"].as_array().expect("assignments");
+    let of_assessor: Vec<&str> = assignments
+        .iter()
+        .filter(|x| x["user_id"] == a.id.as_str() && x["active"] == true)
+        .map(|x| x["role"].as_str().expect("role"))
+        .collect();
+    assert!(
+        !(of_assessor.contains(&"external_assessor") && of_assessor.len() > 1),
+        "the external assessor now also holds {of_assessor:?} on the same training \
+         (the assignment answered {} {})",
+        r.status,
+        r.text
+    );
+    let r = r.expect_problem(422, "validation");
+    assert_eq!(r.body["errors"][0]["field"], "user_id");
+    // Supervisor A is still the main supervisor.
+    let main: Vec<&Value> = assignments
+        .iter()
+        .filter(|x| x["role"] == "main_supervisor" && x["active"] == true)
+        .collect();
+    assert_eq!(main.len(), 1);
+    assert_eq!(main[0]["user_id"], p.supervisor_a.id.as_str());
 }

@@ -78,7 +78,9 @@ fn curriculum_and_enrolment_schemas_carry_examples() {
         "LeaveInput",
         "CreditedServiceInput",
     ] {
-        let schema = schemas.get(name).unwrap_or_else(|| panic!("schema {name} missing"));
+        let schema = schemas
+            .get(name)
+            .unwrap_or_else(|| panic!("schema {name} missing"));
         let text = schema.to_string();
         assert!(text.contains("\"example\""), "schema {name} has no example");
     }
@@ -91,6 +93,9 @@ fn curriculum_and_enrolment_schemas_carry_examples() {
         ("/api/v1/enrolments/{id}/study-plan-goals", "post"),
     ] {
         let body = &spec["paths"][path][method]["requestBody"]["content"]["application/json"];
-        assert!(body["example"].is_object(), "{method} {path} has no request example");
+        assert!(
+            body["example"].is_object(),
+            "{method} {path} has no request example"
+        );
     }
 }
