@@ -663,6 +663,15 @@ fn warnings(
 }
 
 pub fn get_enrolment(conn: &mut DbConn, id: &str, today: NaiveDate) -> Result<Enrolment, AppError> {
+    Ok(load_enrolment(conn, id, today)?.0)
+}
+
+/// The enrolment with the template version it follows.
+fn load_enrolment(
+    conn: &mut DbConn,
+    id: &str,
+    today: NaiveDate,
+) -> Result<(Enrolment, templates::ProgrammeTemplate), AppError> {
     let r: EnrolmentRow = enrolments::table
         .find(id)
         .select((
@@ -713,7 +722,19 @@ pub fn get_enrolment(conn: &mut DbConn, id: &str, today: NaiveDate) -> Result<En
     };
     e.time_served = plan_of(&e, template.content.duration_months).time_served(today);
     e.warnings = warnings(conn, &e, &template)?;
-    Ok(e)
+    Ok((e, template))
+}
+
+/// The template version an enrolment follows.
+fn template_of(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+) -> Result<templates::ProgrammeTemplate, AppError> {
+    let (template_id, version): (String, i32) = enrolments::table
+        .find(enrolment_id)
+        .select((enrolments::template_id, enrolments::template_version))
+        .first(conn)?;
+    templates::get_template(conn, &template_id, Some(version))
 }
 
 pub fn time_served(
@@ -722,8 +743,7 @@ pub fn time_served(
     today: NaiveDate,
     as_of: NaiveDate,
 ) -> Result<TimeServed, AppError> {
-    let e = get_enrolment(conn, id, today)?;
-    let template = templates::get_template(conn, &e.template_id, Some(e.template_version))?;
+    let (e, template) = load_enrolment(conn, id, today)?;
     Ok(plan_of(&e, template.content.duration_months).time_served(as_of))
 }
 
@@ -1023,11 +1043,7 @@ pub fn add_placement(
 ) -> Result<Placement, AppError> {
     let today = now.date_naive();
     access::require(conn, me, enrolment_id, today, Access::Manage)?;
-    let (template_id, version): (String, i32) = enrolments::table
-        .find(enrolment_id)
-        .select((enrolments::template_id, enrolments::template_version))
-        .first(conn)?;
-    let template = templates::get_template(conn, &template_id, Some(version))?;
+    let template = template_of(conn, enrolment_id)?;
     let mut errors = Vec::new();
     if template.placement_type(&p.placement_type).is_none() {
         let keys: Vec<&str> = template
@@ -1149,11 +1165,7 @@ pub fn update_placement(
     access::require(conn, me, &enrolment_id, today, Access::Manage)?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
     if_match(&etag(current.version, current.updated_at))?;
-    let (template_id, version): (String, i32) = enrolments::table
-        .find(&enrolment_id)
-        .select((enrolments::template_id, enrolments::template_version))
-        .first(conn)?;
-    let template = templates::get_template(conn, &template_id, Some(version))?;
+    let template = template_of(conn, &enrolment_id)?;
     let placement_type = patch
         .placement_type
         .unwrap_or(current.placement_type.clone());
@@ -1663,8 +1675,7 @@ pub fn add_credited_service(
 ) -> Result<CreditedService, AppError> {
     let today = now.date_naive();
     access::require(conn, me, enrolment_id, today, Access::Manage)?;
-    let e = get_enrolment(conn, enrolment_id, today)?;
-    let template = templates::get_template(conn, &e.template_id, Some(e.template_version))?;
+    let (e, template) = load_enrolment(conn, enrolment_id, today)?;
     let codes = catalogue::delmal_codes(
         conn,
         &template.regulation_id,
@@ -1867,11 +1878,7 @@ fn check_goal(
     if !["planned", "in_progress", "done"].contains(&status) {
         errors.push(FieldError::new("status", "planned, in_progress or done"));
     }
-    let (template_id, version): (String, i32) = enrolments::table
-        .find(enrolment_id)
-        .select((enrolments::template_id, enrolments::template_version))
-        .first(conn)?;
-    let template = templates::get_template(conn, &template_id, Some(version))?;
+    let template = template_of(conn, enrolment_id)?;
     let codes = catalogue::delmal_codes(
         conn,
         &template.regulation_id,

@@ -645,12 +645,9 @@ fn a_placement_supervisor_follows_the_placement() {
         .as_str()
         .expect("region")
         .to_string();
-    let token = p.app.invite(
-        &admin,
-        "studierektor@sll.se",
-        "external_assessor",
-        &region,
-    );
+    let token = p
+        .app
+        .invite(&admin, "studierektor@sll.se", "external_assessor", &region);
     p.app
         .post(
             &format!("/auth/invitations/{token}/accept"),
