@@ -28,6 +28,7 @@ pub struct AppState {
     pub jwt: JwtKeys,
     /// Verified against when a login names no account, to keep timing uniform.
     pub dummy_hash: String,
+    pub blobs: Arc<dyn crate::storage::BlobStore>,
 }
 
 impl AppState {
@@ -47,6 +48,9 @@ impl AppState {
         drop(conn);
         let secret = crypto::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let mailer = Mailer::new(&config.mail, &config.mail_from)?;
+        let blobs = Arc::new(crate::storage::LocalDisk::new(
+            &config.data_dir.join("attachments"),
+        )?);
         crypto::argon2(config.argon2)?;
         Ok(AppState {
             dummy_hash: crypto::dummy_hash(config.argon2),
@@ -55,6 +59,7 @@ impl AppState {
             clock,
             mailer,
             jwt: JwtKeys::from_secret(&secret),
+            blobs,
         })
     }
 }
@@ -79,6 +84,7 @@ impl AppState {
         (name = "users", description = "People of my organisations"),
         (name = "curriculum", description = "Regulations, delmål and programme templates"),
         (name = "enrolment", description = "Trainees' training plans: placements, leave, supervisors, time served"),
+        (name = "portfolio", description = "Learning activities and attachments"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -188,7 +194,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(a::list_users)
         .service(a::get_user)
         .configure(crate::curriculum::routes)
-        .configure(crate::enrolment::routes);
+        .configure(crate::enrolment::routes)
+        .configure(crate::portfolio::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

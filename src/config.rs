@@ -80,6 +80,10 @@ pub struct Config {
     pub mail: MailTransportConfig,
     pub mail_from: String,
     pub max_json_body: usize,
+    /// Largest attachment accepted, in bytes.
+    pub attachment_max_bytes: u64,
+    /// Media types attachments may have.
+    pub attachment_types: Vec<String>,
     pub log_json: bool,
     pub workers: usize,
     /// Addresses of reverse proxies whose `X-Forwarded-For` is trusted for the client address.
@@ -152,6 +156,16 @@ impl Config {
             mail: MailTransportConfig::Outbox(data_dir.join("outbox")),
             mail_from: "eportfolio <no-reply@eportfolio.invalid>".into(),
             max_json_body: 256 * 1024,
+            attachment_max_bytes: 20 * 1024 * 1024,
+            attachment_types: [
+                "application/pdf",
+                "image/jpeg",
+                "image/png",
+                "image/heic",
+                "text/plain",
+            ]
+            .map(String::from)
+            .to_vec(),
             log_json: false,
             workers: 0,
             trusted_proxies: Vec::new(),
@@ -246,6 +260,10 @@ impl Config {
             mail,
             mail_from: var("MAIL_FROM").unwrap_or(d.mail_from),
             max_json_body: parse("MAX_JSON_BODY_BYTES", d.max_json_body)?,
+            attachment_max_bytes: parse("ATTACHMENT_MAX_BYTES", d.attachment_max_bytes)?,
+            attachment_types: var("ATTACHMENT_TYPES")
+                .map(|v| v.split(',').map(|s| s.trim().to_lowercase()).collect())
+                .unwrap_or(d.attachment_types),
             log_json: var("LOG_FORMAT").as_deref() == Some("json"),
             workers: parse("EPORTFOLIO_WORKERS", d.workers)?,
             trusted_proxies: var("TRUSTED_PROXIES")

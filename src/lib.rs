@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -16,7 +17,9 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod mail;
+pub mod portfolio;
 pub mod schema;
+pub mod storage;
 
 pub use app::{openapi, openapi_json, server, AppState};
 pub use config::Config;

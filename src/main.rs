@@ -32,6 +32,17 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; exits non-zero if any entry was changed or removed.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -77,6 +88,9 @@ fn main() -> ExitCode {
         Command::Admin {
             command: AdminCommand::Create { email, region },
         } => admin_create(config, &email, &region),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => audit_verify(config),
         Command::Openapi => Ok(()),
     };
     match result {
@@ -94,6 +108,23 @@ fn migrate(config: Config) -> Result<(), eportfolio::error::AppError> {
     let applied = db::migrate(&mut conn)?;
     println!("applied {} migration(s)", applied.len());
     Ok(())
+}
+
+fn audit_verify(config: Config) -> Result<(), eportfolio::error::AppError> {
+    let pool = db::connect(&config.database_url, 1)?;
+    let mut conn = pool.get()?;
+    let v = eportfolio::audit::verify(&mut conn)?;
+    if v.intact {
+        println!("audit log intact: {} entries verified", v.entries);
+        Ok(())
+    } else {
+        Err(eportfolio::error::AppError::Internal(format!(
+            "audit log broken at entry {}: {} ({} entries before it verify)",
+            v.first_broken.unwrap_or_default(),
+            v.reason.unwrap_or_default(),
+            v.entries
+        )))
+    }
 }
 
 fn admin_create(

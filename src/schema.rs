@@ -162,6 +162,66 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        actor_id -> Nullable<Text>,
+        client -> Nullable<Text>,
+        action -> Text,
+        entity -> Text,
+        entity_id -> Text,
+        enrolment_id -> Nullable<Text>,
+        data -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    activities (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        kind -> Text,
+        title -> Text,
+        start_date -> Text,
+        end_date -> Nullable<Text>,
+        placement_id -> Nullable<Text>,
+        checklist_item_id -> Nullable<Text>,
+        template_version -> Integer,
+        reflection -> Text,
+        version -> Integer,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    record_delmal (record_id, code) {
+        record_id -> Text,
+        code -> Text,
+        enrolment_id -> Text,
+    }
+}
+
+diesel::table! {
+    attachments (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        record_id -> Text,
+        filename -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        storage_key -> Text,
+        uploaded_by -> Text,
+        created_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> organisations (organisation_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
@@ -191,6 +251,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     credited_service,
     study_plan_goals,
     enrolment_changes,
+    audit_log,
+    activities,
+    record_delmal,
+    attachments,
 );
 
 diesel::table! {

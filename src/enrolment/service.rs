@@ -251,6 +251,19 @@ pub fn record_change(
         .filter(enrolment_changes::enrolment_id.eq(enrolment_id))
         .select(diesel::dsl::max(enrolment_changes::seq))
         .first(conn)?;
+    crate::audit::append(
+        conn,
+        now,
+        crate::audit::Event {
+            actor_id: actor,
+            client: None,
+            action,
+            entity,
+            entity_id,
+            enrolment_id: Some(enrolment_id),
+            data: &data,
+        },
+    )?;
     diesel::insert_into(enrolment_changes::table)
         .values((
             enrolment_changes::id.eq(Uuid::new_v4().to_string()),

@@ -1,0 +1,556 @@
+//! Learning activities (lärandeaktiviteter): what the trainee did, linked to delmål,
+//! a placement and optionally a checklist item of their template version.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, Event};
+use crate::auth::principal::Principal;
+use crate::auth::service::ClientInfo;
+use crate::clock::{from_db, to_db};
+use crate::curriculum::{catalogue, templates};
+use crate::db::DbConn;
+use crate::enrolment::access::{self, Access};
+use crate::enrolment::service::enrolment_of_placement;
+use crate::error::{AppError, FieldError};
+use crate::http::etag;
+use crate::portfolio::attachments::{self, Attachment};
+use crate::schema::{activities, enrolments, record_delmal};
+
+/// Kind of learning activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    ClinicalWork,
+    Course,
+    Seminar,
+    RegionalTeaching,
+    LocalTeaching,
+    ELearning,
+    SelfStudy,
+    /// Auskultation.
+    Observership,
+    Other,
+}
+
+impl ActivityKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::ClinicalWork => "clinical_work",
+            ActivityKind::Course => "course",
+            ActivityKind::Seminar => "seminar",
+            ActivityKind::RegionalTeaching => "regional_teaching",
+            ActivityKind::LocalTeaching => "local_teaching",
+            ActivityKind::ELearning => "e_learning",
+            ActivityKind::SelfStudy => "self_study",
+            ActivityKind::Observership => "observership",
+            ActivityKind::Other => "other",
+        }
+    }
+    fn parse(s: &str) -> ActivityKind {
+        match s {
+            "clinical_work" => ActivityKind::ClinicalWork,
+            "course" => ActivityKind::Course,
+            "seminar" => ActivityKind::Seminar,
+            "regional_teaching" => ActivityKind::RegionalTeaching,
+            "local_teaching" => ActivityKind::LocalTeaching,
+            "e_learning" => ActivityKind::ELearning,
+            "self_study" => ActivityKind::SelfStudy,
+            "observership" => ActivityKind::Observership,
+            _ => ActivityKind::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Activity {
+    pub id: String,
+    pub enrolment_id: String,
+    pub kind: ActivityKind,
+    #[schema(example = "Kurs i försäkringsmedicin")]
+    pub title: String,
+    #[schema(example = "2026-10-06")]
+    pub start_date: NaiveDate,
+    /// For activities over a period.
+    pub end_date: Option<NaiveDate>,
+    pub placement_id: Option<String>,
+    /// The checklist item of the template this fulfils.
+    pub checklist_item_id: Option<String>,
+    /// Template version the activity was logged under (its checklist ids refer to it).
+    pub template_version: i32,
+    #[schema(example = "Jag lärde mig skriva läkarintyg för sjukpenning ...")]
+    pub reflection: String,
+    #[schema(example = json!(["BT16"]))]
+    pub delmal: Vec<String>,
+    pub attachments: Vec<Attachment>,
+    pub version: i32,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Activity {
+    pub fn etag(&self) -> String {
+        etag(self.version, self.updated_at)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewActivity {
+    /// Client-chosen id (offline phones).
+    pub id: Option<uuid::Uuid>,
+    pub kind: ActivityKind,
+    pub title: String,
+    pub start_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+    pub placement_id: Option<String>,
+    pub checklist_item_id: Option<String>,
+    #[serde(default)]
+    pub reflection: String,
+    #[serde(default)]
+    pub delmal: Vec<String>,
+}
+
+/// A partial update: fields left out stay as they are (drafts are saved as typed).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityPatch {
+    pub kind: Option<ActivityKind>,
+    pub title: Option<String>,
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    pub placement_id: Option<String>,
+    pub checklist_item_id: Option<String>,
+    pub reflection: Option<String>,
+    pub delmal: Option<Vec<String>>,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i32,
+    String,
+    i32,
+    String,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+);
+
+// A diesel column tuple: its type is the columns themselves.
+#[allow(clippy::type_complexity)]
+const COLUMNS: (
+    activities::id,
+    activities::enrolment_id,
+    activities::kind,
+    activities::title,
+    activities::start_date,
+    activities::end_date,
+    activities::placement_id,
+    activities::checklist_item_id,
+    activities::template_version,
+    activities::reflection,
+    activities::version,
+    activities::created_by,
+    activities::created_at,
+    activities::updated_at,
+) = (
+    activities::id,
+    activities::enrolment_id,
+    activities::kind,
+    activities::title,
+    activities::start_date,
+    activities::end_date,
+    activities::placement_id,
+    activities::checklist_item_id,
+    activities::template_version,
+    activities::reflection,
+    activities::version,
+    activities::created_by,
+    activities::created_at,
+    activities::updated_at,
+);
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+}
+
+fn delmal_of(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(String, String)>, AppError> {
+    Ok(record_delmal::table
+        .filter(record_delmal::record_id.eq_any(ids))
+        .order((record_delmal::record_id, record_delmal::code))
+        .select((record_delmal::record_id, record_delmal::code))
+        .load(conn)?)
+}
+
+fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Activity>, AppError> {
+    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let links = delmal_of(conn, &ids)?;
+    let mut files = attachments::of_records(conn, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Activity {
+            delmal: links
+                .iter()
+                .filter(|(id, _)| id == &r.0)
+                .map(|(_, c)| c.clone())
+                .collect(),
+            attachments: files.remove(&r.0).unwrap_or_default(),
+            id: r.0,
+            enrolment_id: r.1,
+            kind: ActivityKind::parse(&r.2),
+            title: r.3,
+            start_date: date(&r.4),
+            end_date: r.5.as_deref().map(date),
+            placement_id: r.6,
+            checklist_item_id: r.7,
+            template_version: r.8,
+            reflection: r.9,
+            version: r.10,
+            created_by: r.11,
+            created_at: from_db(r.12),
+            updated_at: from_db(r.13),
+        })
+        .collect())
+}
+
+pub fn get_activity(conn: &mut DbConn, id: &str) -> Result<Activity, AppError> {
+    let row: Row = activities::table
+        .find(id)
+        .filter(activities::deleted_at.is_null())
+        .select(COLUMNS)
+        .first(conn)?;
+    from_rows(conn, vec![row])?.pop().ok_or(AppError::NotFound)
+}
+
+pub fn enrolment_of_activity(conn: &mut DbConn, id: &str) -> Result<String, AppError> {
+    Ok(activities::table
+        .find(id)
+        .filter(activities::deleted_at.is_null())
+        .select(activities::enrolment_id)
+        .first(conn)?)
+}
+
+/// Only the trainee writes their own activities.
+pub fn require_trainee(
+    conn: &mut DbConn,
+    me: &Principal,
+    enrolment_id: &str,
+    today: NaiveDate,
+) -> Result<(), AppError> {
+    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    let trainee: String = enrolments::table
+        .find(enrolment_id)
+        .select(enrolments::trainee_id)
+        .first(conn)?;
+    if trainee != me.user_id {
+        return Err(AppError::Forbidden(
+            "only the trainee logs their learning activities".into(),
+        ));
+    }
+    Ok(())
+}
+
+struct Checked {
+    template_version: i32,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    title: &str,
+    start: NaiveDate,
+    end: Option<NaiveDate>,
+    placement_id: Option<&str>,
+    checklist_item_id: Option<&str>,
+    reflection: &str,
+    delmal: &[String],
+) -> Result<Checked, AppError> {
+    let (template_id, template_version): (String, i32) = enrolments::table
+        .find(enrolment_id)
+        .select((enrolments::template_id, enrolments::template_version))
+        .first(conn)?;
+    let template = templates::get_template(conn, &template_id, Some(template_version))?;
+    let codes = catalogue::delmal_codes(
+        conn,
+        &template.regulation_id,
+        template.content.specialty.as_deref(),
+    )?;
+    let mut errors = Vec::new();
+    if title.trim().is_empty() || title.chars().count() > 300 {
+        errors.push(FieldError::new("title", "1 to 300 characters"));
+    }
+    if end.is_some_and(|e| e < start) {
+        errors.push(FieldError::new("end_date", "must not be before start_date"));
+    }
+    if reflection.chars().count() > 20_000 {
+        errors.push(FieldError::new("reflection", "at most 20000 characters"));
+    }
+    if let Some(p) = placement_id {
+        if enrolment_of_placement(conn, p).ok().as_deref() != Some(enrolment_id) {
+            errors.push(FieldError::new(
+                "placement_id",
+                "not a placement of this enrolment",
+            ));
+        }
+    }
+    if let Some(item) = checklist_item_id {
+        let known = template
+            .content
+            .placement_types
+            .iter()
+            .flat_map(|p| p.checklist.iter())
+            .chain(template.content.programme_items.iter())
+            .any(|i| i.id.as_deref() == Some(item));
+        if !known {
+            errors.push(FieldError::new(
+                "checklist_item_id",
+                "not an item of the trainee's template version",
+            ));
+        }
+    }
+    for code in delmal {
+        if !codes.contains(code) {
+            errors.push(FieldError::new("delmal", format!("unknown delmål {code}")));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    Ok(Checked { template_version })
+}
+
+fn set_delmal(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    record_id: &str,
+    delmal: &[String],
+) -> Result<(), AppError> {
+    diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(record_id)))
+        .execute(conn)?;
+    let mut unique: Vec<&String> = delmal.iter().collect();
+    unique.sort();
+    unique.dedup();
+    for code in unique {
+        diesel::insert_into(record_delmal::table)
+            .values((
+                record_delmal::record_id.eq(record_id),
+                record_delmal::code.eq(code),
+                record_delmal::enrolment_id.eq(enrolment_id),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn audit_activity(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    action: &str,
+    a: &Activity,
+) -> Result<(), AppError> {
+    audit::append(
+        conn,
+        now,
+        Event {
+            actor_id: Some(&me.user_id),
+            client: client.user_agent.as_deref(),
+            action,
+            entity: "activity",
+            entity_id: &a.id,
+            enrolment_id: Some(&a.enrolment_id),
+            data: &json!(a),
+        },
+    )
+}
+
+pub fn create_activity(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    enrolment_id: &str,
+    n: NewActivity,
+) -> Result<Activity, AppError> {
+    require_trainee(conn, me, enrolment_id, now.date_naive())?;
+    let checked = check(
+        conn,
+        enrolment_id,
+        &n.title,
+        n.start_date,
+        n.end_date,
+        n.placement_id.as_deref(),
+        n.checklist_item_id.as_deref(),
+        &n.reflection,
+        &n.delmal,
+    )?;
+    let id =
+        n.id.map(|u| u.to_string())
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+    diesel::insert_into(activities::table)
+        .values((
+            activities::id.eq(&id),
+            activities::enrolment_id.eq(enrolment_id),
+            activities::kind.eq(n.kind.as_str()),
+            activities::title.eq(n.title.trim()),
+            activities::start_date.eq(n.start_date.to_string()),
+            activities::end_date.eq(n.end_date.map(|d| d.to_string())),
+            activities::placement_id.eq(&n.placement_id),
+            activities::checklist_item_id.eq(&n.checklist_item_id),
+            activities::template_version.eq(checked.template_version),
+            activities::reflection.eq(&n.reflection),
+            activities::version.eq(1),
+            activities::created_by.eq(&me.user_id),
+            activities::created_at.eq(to_db(now)),
+            activities::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    set_delmal(conn, enrolment_id, &id, &n.delmal)?;
+    let a = get_activity(conn, &id)?;
+    audit_activity(conn, now, me, client, "created", &a)?;
+    Ok(a)
+}
+
+pub fn update_activity(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    id: &str,
+    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    p: ActivityPatch,
+) -> Result<Activity, AppError> {
+    let enrolment_id = enrolment_of_activity(conn, id)?;
+    require_trainee(conn, me, &enrolment_id, now.date_naive())?;
+    let current = get_activity(conn, id)?;
+    if_match(&current.etag())?;
+    let kind = p.kind.unwrap_or(current.kind);
+    let title = p.title.unwrap_or(current.title);
+    let start = p.start_date.unwrap_or(current.start_date);
+    let end = p.end_date.or(current.end_date);
+    let placement = p.placement_id.or(current.placement_id);
+    let item = p.checklist_item_id.or(current.checklist_item_id);
+    let reflection = p.reflection.unwrap_or(current.reflection);
+    let delmal = p.delmal.unwrap_or(current.delmal);
+    check(
+        conn,
+        &enrolment_id,
+        &title,
+        start,
+        end,
+        placement.as_deref(),
+        item.as_deref(),
+        &reflection,
+        &delmal,
+    )?;
+    diesel::update(activities::table.find(id))
+        .set((
+            activities::kind.eq(kind.as_str()),
+            activities::title.eq(title.trim()),
+            activities::start_date.eq(start.to_string()),
+            activities::end_date.eq(end.map(|d| d.to_string())),
+            activities::placement_id.eq(&placement),
+            activities::checklist_item_id.eq(&item),
+            activities::reflection.eq(&reflection),
+            activities::version.eq(current.version + 1),
+            activities::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    set_delmal(conn, &enrolment_id, id, &delmal)?;
+    let a = get_activity(conn, id)?;
+    audit_activity(conn, now, me, client, "updated", &a)?;
+    Ok(a)
+}
+
+pub fn delete_activity(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    id: &str,
+) -> Result<(), AppError> {
+    let enrolment_id = enrolment_of_activity(conn, id)?;
+    require_trainee(conn, me, &enrolment_id, now.date_naive())?;
+    let current = get_activity(conn, id)?;
+    diesel::update(activities::table.find(id))
+        .set((
+            activities::deleted_at.eq(to_db(now)),
+            activities::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    audit_activity(conn, now, me, client, "deleted", &current)
+}
+
+/// Filters of a list of activities.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub delmal: Option<String>,
+    pub placement_id: Option<String>,
+    pub kind: Option<ActivityKind>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// Newest first; the cursor is `start_date|id` of the last item.
+pub fn list_activities(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    f: &Filter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Activity>, AppError> {
+    let mut q = activities::table
+        .filter(activities::enrolment_id.eq(enrolment_id.to_string()))
+        .filter(activities::deleted_at.is_null())
+        .select(COLUMNS)
+        .into_boxed();
+    if let Some(code) = &f.delmal {
+        let ids = record_delmal::table
+            .filter(record_delmal::enrolment_id.eq(enrolment_id.to_string()))
+            .filter(record_delmal::code.eq(code.clone()))
+            .select(record_delmal::record_id);
+        q = q.filter(activities::id.eq_any(ids));
+    }
+    if let Some(p) = &f.placement_id {
+        q = q.filter(activities::placement_id.eq(p.clone()));
+    }
+    if let Some(k) = f.kind {
+        q = q.filter(activities::kind.eq(k.as_str()));
+    }
+    if let Some(d) = f.from {
+        q = q.filter(activities::start_date.ge(d.to_string()));
+    }
+    if let Some(d) = f.to {
+        q = q.filter(activities::start_date.le(d.to_string()));
+    }
+    if let Some(cursor) = after {
+        let (d, id) = cursor
+            .split_once('|')
+            .ok_or_else(|| AppError::validation("cursor", "is not a cursor from this API"))?;
+        q = q.filter(
+            activities::start_date
+                .lt(d.to_string())
+                .or(activities::start_date
+                    .eq(d.to_string())
+                    .and(activities::id.lt(id.to_string()))),
+        );
+    }
+    let rows: Vec<Row> = q
+        .order((activities::start_date.desc(), activities::id.desc()))
+        .limit(limit + 1)
+        .load(conn)?;
+    from_rows(conn, rows)
+}

@@ -1,0 +1,274 @@
+//! Attachments: documents and photos uploaded from a phone, streamed to the blob store
+//! (never held whole in memory), with a content hash. Readable by whoever may read the
+//! record they belong to.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::web;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, Event};
+use crate::auth::principal::Principal;
+use crate::auth::service::ClientInfo;
+use crate::clock::{from_db, to_db};
+use crate::db::DbConn;
+use crate::enrolment::access::{self, Access};
+use crate::error::AppError;
+use crate::schema::attachments;
+use crate::storage::BlobStore;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Attachment {
+    pub id: String,
+    pub record_id: String,
+    #[schema(example = "kursintyg.pdf")]
+    pub filename: String,
+    #[schema(example = "application/pdf")]
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// Where to download it (same access rules as the record).
+    #[schema(example = "/api/v1/attachments/6f1c…")]
+    pub href: String,
+    pub uploaded_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    chrono::NaiveDateTime,
+);
+
+fn from_row(r: Row) -> Attachment {
+    Attachment {
+        href: format!("/api/v1/attachments/{}", r.0),
+        id: r.0,
+        record_id: r.1,
+        filename: r.2,
+        content_type: r.3,
+        size_bytes: r.4,
+        sha256: r.5,
+        uploaded_by: r.6,
+        created_at: from_db(r.7),
+    }
+}
+
+const COLUMNS: (
+    attachments::id,
+    attachments::record_id,
+    attachments::filename,
+    attachments::content_type,
+    attachments::size_bytes,
+    attachments::sha256,
+    attachments::uploaded_by,
+    attachments::created_at,
+) = (
+    attachments::id,
+    attachments::record_id,
+    attachments::filename,
+    attachments::content_type,
+    attachments::size_bytes,
+    attachments::sha256,
+    attachments::uploaded_by,
+    attachments::created_at,
+);
+
+/// Attachments of several records at once, by record id.
+pub fn of_records(
+    conn: &mut DbConn,
+    record_ids: &[String],
+) -> Result<HashMap<String, Vec<Attachment>>, AppError> {
+    let rows: Vec<Row> = attachments::table
+        .filter(attachments::record_id.eq_any(record_ids))
+        .filter(attachments::deleted_at.is_null())
+        .order(attachments::created_at)
+        .select(COLUMNS)
+        .load(conn)?;
+    let mut map: HashMap<String, Vec<Attachment>> = HashMap::new();
+    for r in rows {
+        let a = from_row(r);
+        map.entry(a.record_id.clone()).or_default().push(a);
+    }
+    Ok(map)
+}
+
+/// A file name safe to store and to send back in Content-Disposition.
+pub fn clean_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(200)
+        .collect();
+    if cleaned.trim().is_empty() {
+        "attachment".into()
+    } else {
+        cleaned.trim().to_string()
+    }
+}
+
+/// Streams the request body into a new blob, hashing as it goes. Over `max` bytes, the
+/// partial blob is discarded and the answer is 413.
+pub async fn stream_to_blob(
+    blobs: Arc<dyn BlobStore>,
+    key: String,
+    mut payload: web::Payload,
+    max: u64,
+) -> Result<(i64, String), AppError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<web::Bytes>(8);
+    // Disk writes happen on the blocking pool; the worker only moves chunks along.
+    let writer = web::block(move || -> Result<(i64, String), AppError> {
+        let mut blob = blobs.create(&key)?;
+        let mut hasher = Sha256::new();
+        let mut size: i64 = 0;
+        while let Some(chunk) = rx.blocking_recv() {
+            hasher.update(&chunk);
+            size += chunk.len() as i64;
+            blob.write(&chunk)?;
+        }
+        if size == 0 {
+            return Err(AppError::validation("body", "the file is empty"));
+        }
+        blob.commit()?;
+        Ok((size, hex::encode(hasher.finalize())))
+    });
+    let mut received: u64 = 0;
+    let mut too_large = false;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::Malformed(format!("upload interrupted: {e}")))?;
+        received += chunk.len() as u64;
+        if received > max {
+            too_large = true;
+            break;
+        }
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    if too_large {
+        // Closing the channel without committing makes the writer discard the blob.
+        drop(tx);
+        let _ = writer.await;
+        return Err(AppError::PayloadTooLarge(format!(
+            "attachments are at most {max} bytes"
+        )));
+    }
+    drop(tx);
+    writer.await?
+}
+
+pub struct NewAttachment {
+    pub id: String,
+    pub enrolment_id: String,
+    pub record_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+}
+
+pub fn record(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    n: NewAttachment,
+) -> Result<Attachment, AppError> {
+    diesel::insert_into(attachments::table)
+        .values((
+            attachments::id.eq(&n.id),
+            attachments::enrolment_id.eq(&n.enrolment_id),
+            attachments::record_id.eq(&n.record_id),
+            attachments::filename.eq(&n.filename),
+            attachments::content_type.eq(&n.content_type),
+            attachments::size_bytes.eq(n.size_bytes),
+            attachments::sha256.eq(&n.sha256),
+            attachments::storage_key.eq(&n.id),
+            attachments::uploaded_by.eq(&me.user_id),
+            attachments::created_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    let a = get(conn, &n.id)?.0;
+    audit::append(
+        conn,
+        now,
+        Event {
+            actor_id: Some(&me.user_id),
+            client: client.user_agent.as_deref(),
+            action: "created",
+            entity: "attachment",
+            entity_id: &a.id,
+            enrolment_id: Some(&n.enrolment_id),
+            data: &json!(a),
+        },
+    )?;
+    Ok(a)
+}
+
+/// An attachment with its enrolment and storage key.
+pub fn get(conn: &mut DbConn, id: &str) -> Result<(Attachment, String, String), AppError> {
+    let (row, enrolment, key): (Row, String, String) = attachments::table
+        .find(id)
+        .filter(attachments::deleted_at.is_null())
+        .select((COLUMNS, attachments::enrolment_id, attachments::storage_key))
+        .first(conn)?;
+    Ok((from_row(row), enrolment, key))
+}
+
+/// For a download: the attachment if the caller may read its record.
+pub fn readable(
+    conn: &mut DbConn,
+    me: &Principal,
+    id: &str,
+    today: chrono::NaiveDate,
+) -> Result<(Attachment, String), AppError> {
+    let (a, enrolment, key) = get(conn, id)?;
+    access::require(conn, me, &enrolment, today, Access::Read)?;
+    Ok((a, key))
+}
+
+pub fn delete(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    id: &str,
+) -> Result<(), AppError> {
+    let (a, enrolment, _) = get(conn, id)?;
+    crate::portfolio::activities::require_trainee(conn, me, &enrolment, now.date_naive())?;
+    diesel::update(attachments::table.find(id))
+        .set(attachments::deleted_at.eq(to_db(now)))
+        .execute(conn)?;
+    audit::append(
+        conn,
+        now,
+        Event {
+            actor_id: Some(&me.user_id),
+            client: client.user_agent.as_deref(),
+            action: "deleted",
+            entity: "attachment",
+            entity_id: id,
+            enrolment_id: Some(&enrolment),
+            data: &json!(a),
+        },
+    )
+}
+
+pub fn new_id() -> String {
+    Uuid::new_v4().to_string()
+}

@@ -1,0 +1,395 @@
+//! The portfolio: learning activities and their attachments (assessments, supervision
+//! and the rest follow the same pattern).
+
+pub mod activities;
+pub mod attachments;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::app::AppState;
+use crate::auth::principal::Principal;
+use crate::db;
+use crate::enrolment::access::{self, Access};
+use crate::error::AppError;
+use crate::http::{check_if_match, client_info, if_match, media_type, with_etag, Page, PageParams};
+use activities::{Activity, ActivityKind, ActivityPatch, NewActivity};
+use attachments::Attachment;
+
+const PROBLEM: &str = "application/problem+json";
+
+/// `If-None-Match` naming the current ETag: the client's copy is current.
+fn not_modified(req: &HttpRequest, tag: &str) -> bool {
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+}
+
+/// Log a learning activity
+///
+/// The trainee only. Send your own `id` and an `Idempotency-Key` from a phone: a retry
+/// never makes a duplicate.
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path, description = "Enrolment"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
+    request_body(content = NewActivity, example = json!({
+        "id": "0b6f1c1e-8f1e-4c57-9a59-2f0c3f1d2b7a", "kind": "course", "title": "Försäkringsmedicinsk dag",
+        "start_date": "2026-10-06", "reflection": "Sjukskrivningsprocessen och intygen ...", "delmal": ["BT16"]
+    })),
+    responses(
+        (status = 201, description = "Logged", body = Activity, headers(("ETag" = String))),
+        (status = 404, description = "Unknown enrolment", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/enrolments/{id}/activities")]
+pub async fn create_activity(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+    body: web::Json<NewActivity>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let now = state.clock.now();
+    let client = client_info(&req, &state.config);
+    let a = db::write(&state.pool, move |c| {
+        activities::create_activity(c, now, &me, &client, &id, body.into_inner())
+    })
+    .await?;
+    Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityFilter {
+    /// A delmål code, e.g. `BT7`.
+    pub delmal: Option<String>,
+    pub placement_id: Option<String>,
+    pub kind: Option<ActivityKind>,
+    /// On or after this date.
+    pub from: Option<NaiveDate>,
+    /// On or before this date.
+    pub to: Option<NaiveDate>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// List learning activities
+///
+/// Newest first; filter by delmål, placement, kind and date range.
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path, description = "Enrolment"), ActivityFilter),
+    responses(
+        (status = 200, description = "A page of activities", body = Page<Activity>),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/enrolments/{id}/activities")]
+pub async fn list_activities(
+    state: web::Data<AppState>,
+    me: Principal,
+    path: web::Path<String>,
+    query: web::Query<ActivityFilter>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let q = query.into_inner();
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let (limit, after) = (page.limit()?, page.after()?);
+    let today = state.clock.now().date_naive();
+    let filter = activities::Filter {
+        delmal: q.delmal,
+        placement_id: q.placement_id,
+        kind: q.kind,
+        from: q.from,
+        to: q.to,
+    };
+    let rows = db::run(&state.pool, move |c| {
+        access::require(c, &me, &id, today, Access::Read)?;
+        activities::list_activities(c, &id, &filter, after.as_deref(), limit)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |a| {
+        format!("{}|{}", a.start_date, a.id)
+    })))
+}
+
+/// Get a learning activity
+///
+/// Send `If-None-Match` with the ETag you have: 304 when unchanged.
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The activity", body = Activity, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the ETag you sent"),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/activities/{id}")]
+pub async fn get_activity(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let today = state.clock.now().date_naive();
+    let a = db::run(&state.pool, move |c| {
+        let enrolment = activities::enrolment_of_activity(c, &id)?;
+        access::require(c, &me, &enrolment, today, Access::Read)?;
+        activities::get_activity(c, &id)
+    })
+    .await?;
+    let tag = a.etag();
+    if not_modified(&req, &tag) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, tag))
+            .finish());
+    }
+    Ok(with_etag(StatusCode::OK, tag, &a))
+}
+
+/// Update a learning activity (partial)
+///
+/// Fields left out stay as they are, so a draft can be saved as it is typed. Send
+/// `If-Match` so two devices cannot overwrite each other.
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "ETag you read")),
+    request_body = ActivityPatch,
+    responses(
+        (status = 200, description = "Updated", body = Activity),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 412, description = "Changed since you read it", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[patch("/activities/{id}")]
+pub async fn patch_activity(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+    body: web::Json<ActivityPatch>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let now = state.clock.now();
+    let client = client_info(&req, &state.config);
+    let expected = if_match(&req);
+    let a = db::write(&state.pool, move |c| {
+        activities::update_activity(
+            c,
+            now,
+            &me,
+            &client,
+            &id,
+            |t| check_if_match(expected.as_deref(), t),
+            body.into_inner(),
+        )
+    })
+    .await?;
+    Ok(with_etag(StatusCode::OK, a.etag(), &a))
+}
+
+/// Delete a learning activity
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted (the audit log keeps it)"),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/activities/{id}")]
+pub async fn delete_activity(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let now = state.clock.now();
+    let client = client_info(&req, &state.config);
+    db::write(&state.pool, move |c| {
+        activities::delete_activity(c, now, &me, &client, &id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UploadParams {
+    /// The file's name, e.g. `kursintyg.pdf`.
+    pub filename: String,
+}
+
+/// Attach a document or photo to an activity
+///
+/// The body is the file itself, with its media type as `Content-Type` (PDF, JPEG, PNG,
+/// HEIC or plain text by default). Streamed to storage; at most 20 MB by default.
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path, description = "Activity"), UploadParams),
+    request_body(content(
+        (Vec<u8> = "application/pdf"),
+        (Vec<u8> = "image/jpeg"),
+        (Vec<u8> = "image/png")
+    )),
+    responses(
+        (status = 201, description = "Stored", body = Attachment),
+        (status = 404, description = "Unknown activity", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/activities/{id}/attachments")]
+pub async fn upload_attachment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+    query: web::Query<UploadParams>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let record = path.into_inner();
+    let content_type = media_type(&req);
+    if !state.config.attachment_types.contains(&content_type) {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "attachments may be {}",
+            state.config.attachment_types.join(", ")
+        )));
+    }
+    let now = state.clock.now();
+    let enrolment = {
+        let (me, record) = (me.clone(), record.clone());
+        db::run(&state.pool, move |c| {
+            let enrolment = activities::enrolment_of_activity(c, &record)?;
+            activities::require_trainee(c, &me, &enrolment, now.date_naive())?;
+            Ok(enrolment)
+        })
+        .await?
+    };
+    let id = attachments::new_id();
+    let (size, sha256) = attachments::stream_to_blob(
+        state.blobs.clone(),
+        id.clone(),
+        payload,
+        state.config.attachment_max_bytes,
+    )
+    .await?;
+    let client = client_info(&req, &state.config);
+    let n = attachments::NewAttachment {
+        id,
+        enrolment_id: enrolment,
+        record_id: record,
+        filename: attachments::clean_filename(&query.filename),
+        content_type,
+        size_bytes: size,
+        sha256,
+    };
+    let a = db::write(&state.pool, move |c| {
+        attachments::record(c, now, &me, &client, n)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(a))
+}
+
+/// Download an attachment
+///
+/// For everyone who may read the record it belongs to.
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The file, with its media type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/attachments/{id}")]
+pub async fn download_attachment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let today = state.clock.now().date_naive();
+    let (a, key) = db::run(&state.pool, move |c| {
+        attachments::readable(c, &me, &id, today)
+    })
+    .await?;
+    let file_path = state.blobs.path(&key)?;
+    let file = web::block(move || actix_files::NamedFile::open(file_path))
+        .await?
+        .map_err(|e| AppError::internal(format!("attachment {}: {e}", a.id)))?;
+    let mime: mime::Mime = a
+        .content_type
+        .parse()
+        .unwrap_or(mime::APPLICATION_OCTET_STREAM);
+    let mut res = file
+        .set_content_type(mime)
+        .set_content_disposition(header::ContentDisposition {
+            disposition: header::DispositionType::Attachment,
+            parameters: vec![header::DispositionParam::Filename(a.filename.clone())],
+        })
+        .use_etag(false)
+        .use_last_modified(false)
+        .into_response(&req);
+    if let Ok(v) = header::HeaderValue::from_str(&format!("\"{}\"", a.sha256)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(res)
+}
+
+/// Remove an attachment
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Removed (the audit log keeps it)"),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/attachments/{id}")]
+pub async fn delete_attachment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let now = state.clock.now();
+    let client = client_info(&req, &state.config);
+    db::write(&state.pool, move |c| {
+        attachments::delete(c, now, &me, &client, &id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(create_activity)
+        .service(list_activities)
+        .service(get_activity)
+        .service(patch_activity)
+        .service(delete_activity)
+        .service(upload_attachment)
+        .service(download_attachment)
+        .service(delete_attachment);
+}
