@@ -10,3 +10,4 @@ mod curriculum;
 mod enrolment;
 mod enrolment_access;
 mod openapi;
+mod portfolio;
