@@ -85,6 +85,7 @@ impl AppState {
         (name = "curriculum", description = "Regulations, delmål and programme templates"),
         (name = "enrolment", description = "Trainees' training plans: placements, leave, supervisors, time served"),
         (name = "portfolio", description = "Learning activities and attachments"),
+        (name = "assessments", description = "Formative assessments: request, sign, decline, correct"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

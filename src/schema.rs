@@ -222,6 +222,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    assessments (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        instrument -> Text,
+        status -> Text,
+        assessor_id -> Nullable<Text>,
+        placement_id -> Nullable<Text>,
+        performed_on -> Text,
+        context -> Text,
+        ratings -> Text,
+        entrustment -> Nullable<Integer>,
+        feedback_strengths -> Text,
+        feedback_next_steps -> Text,
+        trainee_reflection -> Text,
+        decline_reason -> Nullable<Text>,
+        supersedes_id -> Nullable<Text>,
+        superseded_by -> Nullable<Text>,
+        created_by -> Text,
+        requested_at -> Nullable<Timestamp>,
+        signed_at -> Nullable<Timestamp>,
+        signed_by -> Nullable<Text>,
+        signature_method -> Nullable<Text>,
+        content_hash -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> organisations (organisation_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
@@ -255,6 +286,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     activities,
     record_delmal,
     attachments,
+    assessments,
 );
 
 diesel::table! {

@@ -66,6 +66,9 @@ pub struct RoleGrant {
 pub struct Principal {
     pub user_id: String,
     pub session_id: String,
+    /// How this session passed its second factor (`totp`, `email_code`,
+    /// `recovery_code`, `remembered_device`); recorded with signatures.
+    pub second_factor: String,
     pub email: String,
     pub roles: Vec<RoleGrant>,
 }
@@ -226,23 +229,24 @@ impl FromRequest for Principal {
             }
             db::run(&state.pool, move |conn| {
                 let now = to_db(now);
-                let found: Option<(String, String)> = sessions::table
+                let found: Option<(String, String, String)> = sessions::table
                     .inner_join(users::table)
                     .filter(sessions::id.eq(&claims.sid))
                     .filter(sessions::user_id.eq(&claims.sub))
                     .filter(sessions::revoked_at.is_null())
                     .filter(sessions::expires_at.gt(now))
                     .filter(users::status.eq("active"))
-                    .select((users::id, users::email))
+                    .select((users::id, users::email, sessions::second_factor))
                     .first(conn)
                     .optional()?;
-                let (user_id, email) = found.ok_or_else(|| {
+                let (user_id, email, second_factor) = found.ok_or_else(|| {
                     AppError::Unauthenticated("the session has ended; log in again".into())
                 })?;
                 let roles = load_roles(conn, &user_id)?;
                 Ok(Principal {
                     user_id,
                     session_id: claims.sid,
+                    second_factor,
                     email,
                     roles,
                 })
