@@ -4,6 +4,7 @@
 mod support;
 
 mod accounts;
+mod assessments;
 mod auth_flows;
 mod conventions;
 mod curriculum;

@@ -1,0 +1,434 @@
+//! Formative assessments as the pilot's users wanted them: started by either side,
+//! signed in one request, corrected without rewriting history.
+
+use serde_json::{json, Value};
+
+use crate::support::{TestApp, TestUser};
+
+struct Ward {
+    app: TestApp,
+    trainee: TestUser,
+    supervisor: TestUser,
+    /// An external supervisor with a private address, not assigned to the trainee.
+    external: TestUser,
+    enrolment: String,
+}
+
+fn ward() -> Ward {
+    let app = TestApp::start();
+    let (admin, region) = app.admin();
+    let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
+    let director = app.join(&admin, "studierektor@sll.se", "director_of_studies", &slso);
+    let template = app.stockholm_bt_template(&director, &slso);
+    let trainee = app.join(&director, "bt@sll.se", "trainee", &slso);
+    let supervisor = app.join(&director, "hhl@sll.se", "supervisor", &slso);
+    let external = app.join(&director, "kirurg.konsult@gmail.com", "supervisor", &slso);
+    let e = app
+        .post(
+            "/enrolments",
+            Some(&director.access),
+            json!({"trainee_id": trainee.id, "template_id": template, "track": "bt_standalone",
+                   "start_date": "2026-09-01", "planned_end": "2027-08-31", "main_supervisor_id": supervisor.id}),
+        )
+        .expect(201);
+    Ward {
+        enrolment: e.body["id"].as_str().expect("id").to_string(),
+        app,
+        trainee,
+        supervisor,
+        external,
+    }
+}
+
+fn request(w: &Ward, instrument: &str, assessor: &TestUser) -> Value {
+    w.app
+        .post(
+            &format!("/enrolments/{}/assessments", w.enrolment),
+            Some(&w.trainee.access),
+            json!({"instrument": instrument, "performed_on": "2026-10-14", "assessor_id": assessor.id,
+                   "context": {"setting (outpatient, inpatient, emergency)": "emergency"},
+                   "delmal": ["BT1"], "trainee_reflection": "Jag glömde fråga om allergier."}),
+        )
+        .expect(201)
+        .body
+}
+
+#[test]
+fn a_requested_mini_cex_is_signed_in_one_request_and_corrected_as_a_new_version() {
+    let w = ward();
+    let before = w.app.smtp.count_to(&w.supervisor.email);
+    let a = request(&w, "mini_cex", &w.supervisor);
+    let id = a["id"].as_str().expect("id").to_string();
+    assert_eq!(a["status"], "awaiting_signature");
+    // The supervisor is told, with a link straight to it.
+    let mail = w.app.smtp.wait_for(&w.supervisor.email, before);
+    assert!(mail.subject().contains("mini_cex"), "{}", mail.subject());
+    assert!(mail
+        .body_text()
+        .contains(&format!("https://app.example/assessments/{id}")));
+    let queue = w
+        .app
+        .get("/me/signature-queue", Some(&w.supervisor.access))
+        .expect(200);
+    assert_eq!(queue.body["items"][0]["id"], id.as_str());
+    assert_eq!(
+        w.app
+            .get("/me/signature-queue", Some(&w.trainee.access))
+            .expect(200)
+            .body["items"],
+        json!([])
+    );
+
+    // The trainee cannot rate or sign their own assessment.
+    w.app
+        .patch(
+            &format!("/assessments/{id}"),
+            Some(&w.trainee.access),
+            json!({"ratings": {"overall": 9}}),
+            &[],
+        )
+        .expect_problem(403, "forbidden");
+    w.app
+        .post(
+            &format!("/assessments/{id}/sign"),
+            Some(&w.trainee.access),
+            json!({}),
+        )
+        .expect_problem(403, "forbidden");
+
+    // The supervisor starts on the phone, the phone sleeps, the draft is kept.
+    let saved = w
+        .app
+        .patch(
+            &format!("/assessments/{id}"),
+            Some(&w.supervisor.access),
+            json!({"ratings": {"communication": 7}}),
+            &[],
+        )
+        .expect(200);
+    assert_eq!(saved.body["ratings"], json!({"communication": 7}));
+    w.app
+        .patch(
+            &format!("/assessments/{id}"),
+            Some(&w.supervisor.access),
+            json!({"ratings": {"communication": 12}}),
+            &[],
+        )
+        .expect_problem(422, "validation");
+    w.app
+        .patch(
+            &format!("/assessments/{id}"),
+            Some(&w.supervisor.access),
+            json!({"ratings": {"juggling": 5}}),
+            &[],
+        )
+        .expect_problem(422, "validation");
+    // Without feed forward there is nothing to sign.
+    w.app
+        .post(
+            &format!("/assessments/{id}/sign"),
+            Some(&w.supervisor.access),
+            json!({}),
+        )
+        .expect_problem(422, "validation");
+
+    let before = w.app.smtp.count_to(&w.trainee.email);
+    let signed = w
+        .app
+        .post(
+            &format!("/assessments/{id}/sign"),
+            Some(&w.supervisor.access),
+            json!({"ratings": {"communication": 7, "history taking (anamnes)": 6, "physical examination (status)": null},
+                   "entrustment": 4, "feedback_strengths": "Strukturerad anamnes.", "feedback_next_steps": "Öva riktat status vid buksmärta."}),
+        )
+        .expect(200);
+    assert_eq!(signed.body["status"], "signed");
+    let signature = &signed.body["signature"];
+    assert_eq!(signature["signed_by"], w.supervisor.id.as_str());
+    assert_eq!(signature["method"], "totp");
+    let hash = signature["content_hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    assert_eq!(hash.len(), 64);
+    let mail = w.app.smtp.wait_for(&w.trainee.email, before);
+    assert!(mail.body_text().contains("Öva riktat status"));
+    assert_eq!(
+        w.app
+            .get("/me/signature-queue", Some(&w.supervisor.access))
+            .expect(200)
+            .body["items"],
+        json!([])
+    );
+
+    // Signed means immutable: no edit, no second signature, no deletion.
+    w.app
+        .patch(
+            &format!("/assessments/{id}"),
+            Some(&w.supervisor.access),
+            json!({"feedback_strengths": "Ändrat i efterhand"}),
+            &[],
+        )
+        .expect_problem(409, "conflict");
+    w.app
+        .post(
+            &format!("/assessments/{id}/sign"),
+            Some(&w.supervisor.access),
+            json!({}),
+        )
+        .expect_problem(409, "conflict");
+    w.app
+        .delete(&format!("/assessments/{id}"), Some(&w.trainee.access))
+        .expect_problem(409, "conflict");
+
+    // A correction is a new version by the signer; the original stays as signed.
+    w.app
+        .post(
+            &format!("/assessments/{id}/corrections"),
+            Some(&w.trainee.access),
+            json!({}),
+        )
+        .expect_problem(403, "forbidden");
+    let correction = w
+        .app
+        .post(
+            &format!("/assessments/{id}/corrections"),
+            Some(&w.supervisor.access),
+            json!({"ratings": {"communication": 6, "history taking (anamnes)": 6}}),
+        )
+        .expect(201);
+    let cid = correction.body["id"].as_str().expect("id").to_string();
+    assert_eq!(correction.body["status"], "draft");
+    assert_eq!(correction.body["supersedes_id"], id.as_str());
+    assert_eq!(
+        correction.body["feedback_next_steps"],
+        "Öva riktat status vid buksmärta."
+    );
+    w.app
+        .post(
+            &format!("/assessments/{cid}/sign"),
+            Some(&w.supervisor.access),
+            json!({}),
+        )
+        .expect(200);
+    let original = w
+        .app
+        .get(&format!("/assessments/{id}"), Some(&w.trainee.access))
+        .expect(200);
+    assert_eq!(original.body["superseded_by"], cid.as_str());
+    assert_eq!(original.body["ratings"]["communication"], 7);
+    assert_eq!(original.body["signature"]["content_hash"], hash.as_str());
+    let all = w
+        .app
+        .get(
+            &format!("/enrolments/{}/assessments?status=signed", w.enrolment),
+            Some(&w.trainee.access),
+        )
+        .expect(200);
+    assert_eq!(all.body["items"].as_array().expect("items").len(), 2);
+    w.app
+        .post(
+            &format!("/assessments/{id}/corrections"),
+            Some(&w.supervisor.access),
+            json!({}),
+        )
+        .expect_problem(409, "conflict");
+}
+
+#[test]
+fn an_external_supervisor_declines_a_dops_and_keeps_seeing_it() {
+    let w = ward();
+    // Not assigned to the trainee: the enrolment is not theirs to see...
+    w.app
+        .get(
+            &format!("/enrolments/{}", w.enrolment),
+            Some(&w.external.access),
+        )
+        .expect_problem(404, "not-found");
+    let a = request(&w, "dops", &w.external);
+    let id = a["id"].as_str().expect("id");
+    // ...but what they were asked to assess is.
+    let got = w
+        .app
+        .get(&format!("/assessments/{id}"), Some(&w.external.access))
+        .expect(200);
+    assert_eq!(got.body["instrument"], "dops");
+    assert_eq!(
+        w.app
+            .get("/me/signature-queue", Some(&w.external.access))
+            .expect(200)
+            .body["items"][0]["id"],
+        id
+    );
+    // DOPS rates on its own three-level scale.
+    w.app
+        .patch(
+            &format!("/assessments/{id}"),
+            Some(&w.external.access),
+            json!({"ratings": {"asepsis": 4}}),
+            &[],
+        )
+        .expect_problem(422, "validation");
+    w.app
+        .post(
+            &format!("/assessments/{id}/decline"),
+            Some(&w.external.access),
+            json!({"reason": " "}),
+        )
+        .expect_problem(422, "validation");
+    w.app
+        .post(
+            &format!("/assessments/{id}/decline"),
+            Some(&w.supervisor.access),
+            json!({"reason": "Inte min"}),
+        )
+        .expect_problem(403, "forbidden");
+    let before = w.app.smtp.count_to(&w.trainee.email);
+    let declined = w
+        .app
+        .post(
+            &format!("/assessments/{id}/decline"),
+            Some(&w.external.access),
+            json!({"reason": "Jag observerade inte ingreppet."}),
+        )
+        .expect(200);
+    assert_eq!(declined.body["status"], "declined");
+    assert_eq!(
+        declined.body["decline_reason"],
+        "Jag observerade inte ingreppet."
+    );
+    assert!(w
+        .app
+        .smtp
+        .wait_for(&w.trainee.email, before)
+        .body_text()
+        .contains("Jag observerade inte ingreppet."));
+    w.app
+        .post(
+            &format!("/assessments/{id}/sign"),
+            Some(&w.external.access),
+            json!({}),
+        )
+        .expect_problem(409, "conflict");
+    w.app
+        .get(&format!("/assessments/{id}"), Some(&w.external.access))
+        .expect(200);
+    let declined_list = w
+        .app
+        .get(
+            &format!(
+                "/enrolments/{}/assessments?status=declined&instrument=dops",
+                w.enrolment
+            ),
+            Some(&w.supervisor.access),
+        )
+        .expect(200);
+    assert_eq!(
+        declined_list.body["items"].as_array().expect("items").len(),
+        1
+    );
+}
+
+#[test]
+fn a_supervisor_records_an_assessment_directly_and_drafts_can_be_deleted() {
+    let w = ward();
+    let path = format!("/enrolments/{}/assessments", w.enrolment);
+    let direct = w
+        .app
+        .post(&path, Some(&w.supervisor.access), json!({"instrument": "cbd", "performed_on": "2026-10-20", "ratings": {"treatment": 5}, "delmal": ["BT15"]}))
+        .expect(201);
+    assert_eq!(direct.body["status"], "draft");
+    assert_eq!(direct.body["assessor_id"], w.supervisor.id.as_str());
+    let id = direct.body["id"].as_str().expect("id");
+    w.app
+        .post(
+            &format!("/assessments/{id}/sign"),
+            Some(&w.supervisor.access),
+            json!({"feedback_next_steps": "Läs på om interaktioner."}),
+        )
+        .expect(200);
+    assert_eq!(
+        w.app
+            .get(&format!("{path}?delmal=BT15"), Some(&w.trainee.access))
+            .expect(200)
+            .body["items"][0]["status"],
+        "signed"
+    );
+    // An unassigned supervisor may not record one for this trainee.
+    w.app
+        .post(
+            &path,
+            Some(&w.external.access),
+            json!({"instrument": "cbd", "performed_on": "2026-10-20"}),
+        )
+        .expect_problem(404, "not-found");
+
+    // The trainee drafts, thinks again, deletes; then drafts and asks later.
+    let draft = w
+        .app
+        .post(
+            &path,
+            Some(&w.trainee.access),
+            json!({"instrument": "sit_in", "performed_on": "2026-10-21"}),
+        )
+        .expect(201);
+    let did = draft.body["id"].as_str().expect("id");
+    w.app
+        .delete(&format!("/assessments/{did}"), Some(&w.supervisor.access))
+        .expect_problem(403, "forbidden");
+    w.app
+        .delete(&format!("/assessments/{did}"), Some(&w.trainee.access))
+        .expect(204);
+    w.app
+        .get(&format!("/assessments/{did}"), Some(&w.trainee.access))
+        .expect_problem(404, "not-found");
+    let later = w
+        .app
+        .post(
+            &path,
+            Some(&w.trainee.access),
+            json!({"instrument": "sit_in", "performed_on": "2026-10-22"}),
+        )
+        .expect(201);
+    let lid = later.body["id"].as_str().expect("id");
+    w.app
+        .post(
+            &format!("/assessments/{lid}/request"),
+            Some(&w.trainee.access),
+            json!({"assessor_id": w.trainee.id}),
+        )
+        .expect_problem(422, "validation");
+    let asked = w
+        .app
+        .post(
+            &format!("/assessments/{lid}/request"),
+            Some(&w.trainee.access),
+            json!({"assessor_id": w.supervisor.id}),
+        )
+        .expect(200);
+    assert_eq!(asked.body["status"], "awaiting_signature");
+    w.app
+        .post(
+            &format!("/assessments/{lid}/request"),
+            Some(&w.trainee.access),
+            json!({"assessor_id": w.supervisor.id}),
+        )
+        .expect_problem(409, "conflict");
+
+    let forms = w
+        .app
+        .get("/assessment-instruments", Some(&w.trainee.access))
+        .expect(200);
+    let mini = forms.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|f| f["instrument"] == "mini_cex")
+        .expect("mini-cex")
+        .clone();
+    assert_eq!(mini["scale_max"], 9);
+    assert_eq!(
+        mini["entrustment_levels"].as_array().expect("levels").len(),
+        5
+    );
+}
