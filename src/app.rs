@@ -86,6 +86,7 @@ impl AppState {
         (name = "enrolment", description = "Trainees' training plans: placements, leave, supervisors, time served"),
         (name = "portfolio", description = "Learning activities and attachments"),
         (name = "assessments", description = "Formative assessments: request, sign, decline, correct"),
+        (name = "supervision", description = "Supervision sessions and handover talks, confirmed by their participants"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

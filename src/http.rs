@@ -157,6 +157,7 @@ pub const MAX_LIMIT: i64 = 200;
 /// `limit` (default 50, max 200) and an opaque `cursor` from the previous page.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Items per page, 1 to 200 (default 50).
     pub limit: Option<i64>,

@@ -253,6 +253,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    talks (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        kind -> Text,
+        held_on -> Text,
+        placement_id -> Nullable<Text>,
+        next_placement_id -> Nullable<Text>,
+        topics -> Text,
+        notes -> Text,
+        agreed_actions -> Text,
+        content -> Text,
+        status -> Text,
+        created_by -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    talk_participants (talk_id, user_id) {
+        talk_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        confirmed_at -> Nullable<Timestamp>,
+        confirmed_hash -> Nullable<Text>,
+        confirmation_method -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    summary_assessments (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        placement_id -> Text,
+        author_id -> Text,
+        judgements -> Text,
+        overall -> Text,
+        status -> Text,
+        supersedes_id -> Nullable<Text>,
+        superseded_by -> Nullable<Text>,
+        signed_at -> Nullable<Timestamp>,
+        signature_method -> Nullable<Text>,
+        content_hash -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> organisations (organisation_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
@@ -287,6 +339,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     record_delmal,
     attachments,
     assessments,
+    talks,
+    talk_participants,
+    summary_assessments,
 );
 
 diesel::table! {

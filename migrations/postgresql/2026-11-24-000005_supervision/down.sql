@@ -1,0 +1,3 @@
+DROP TABLE summary_assessments;
+DROP TABLE talk_participants;
+DROP TABLE talks;
