@@ -12,3 +12,4 @@ mod enrolment;
 mod enrolment_access;
 mod openapi;
 mod portfolio;
+mod talks;
