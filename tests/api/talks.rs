@@ -265,3 +265,102 @@ fn a_handover_talk_is_final_when_all_four_have_confirmed() {
         .iter()
         .all(|p| p["confirmation_method"] == "totp"));
 }
+
+#[test]
+fn the_placement_supervisor_writes_and_signs_the_summary_assessment() {
+    let y = year();
+    let path = format!("/enrolments/{}/summary-assessments", y.enrolment);
+    let body = json!({"placement_id": y.first, "judgements": [{"code": "BT1", "judgement": "progressing", "comment": "Fler sepsisfall."}]});
+    // Only that placement's supervisor (or the main supervisor) writes it.
+    y.app
+        .post(&path, Some(&y.trainee.access), body.clone())
+        .expect_problem(403, "forbidden");
+    y.app
+        .post(&path, Some(&y.incoming.access), body.clone())
+        .expect_problem(403, "forbidden");
+    let draft = y
+        .app
+        .post(&path, Some(&y.outgoing.access), body)
+        .expect(201);
+    let id = draft.body["id"].as_str().expect("id").to_string();
+    // Not signable without an overall assessment; unknown judgements are refused.
+    y.app
+        .post(
+            &format!("/summary-assessments/{id}/sign"),
+            Some(&y.outgoing.access),
+            json!({}),
+        )
+        .expect_problem(422, "validation");
+    y.app
+        .patch(
+            &format!("/summary-assessments/{id}"),
+            Some(&y.outgoing.access),
+            json!({"judgements": [{"code": "BT1", "judgement": "bra"}]}),
+            &[],
+        )
+        .expect_problem(422, "validation");
+    y.app
+        .patch(
+            &format!("/summary-assessments/{id}"),
+            Some(&y.outgoing.access),
+            json!({"overall": "En trygg BT-läkare."}),
+            &[],
+        )
+        .expect(200);
+    let before = y.app.smtp.count_to(&y.trainee.email);
+    let signed = y
+        .app
+        .post(
+            &format!("/summary-assessments/{id}/sign"),
+            Some(&y.outgoing.access),
+            json!({}),
+        )
+        .expect(200);
+    assert_eq!(signed.body["status"], "signed");
+    assert_eq!(
+        signed.body["signature"]["signed_by"],
+        y.outgoing.id.as_str()
+    );
+    assert!(y
+        .app
+        .smtp
+        .wait_for(&y.trainee.email, before)
+        .subject()
+        .contains("Sammantagen bedömning"));
+    y.app
+        .patch(
+            &format!("/summary-assessments/{id}"),
+            Some(&y.outgoing.access),
+            json!({"overall": "x"}),
+            &[],
+        )
+        .expect_problem(409, "conflict");
+    // Corrected as a new version; both stay visible.
+    let fix = y
+        .app
+        .post(
+            &format!("/summary-assessments/{id}/corrections"),
+            Some(&y.outgoing.access),
+            json!({"overall": "En trygg och engagerad BT-läkare."}),
+        )
+        .expect(201);
+    let fid = fix.body["id"].as_str().expect("id");
+    y.app
+        .post(
+            &format!("/summary-assessments/{fid}/sign"),
+            Some(&y.outgoing.access),
+            json!({}),
+        )
+        .expect(200);
+    let all = y.app.get(&path, Some(&y.main.access)).expect(200);
+    let items = all.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["superseded_by"], fid);
+    assert_eq!(items[0]["overall"], "En trygg BT-läkare.");
+    y.app
+        .get(
+            &format!("/summary-assessments/{id}"),
+            Some(&y.outsider.access),
+        )
+        .expect_problem(404, "not-found");
+}

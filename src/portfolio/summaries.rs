@@ -1,0 +1,486 @@
+//! Summary assessment of a placement (sammantagen bedömning): written and signed by that
+//! placement's supervisor, with a judgement per delmål worked on there. Signed means
+//! final; a correction is a new version.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, Event};
+use crate::auth::principal::Principal;
+use crate::auth::service::ClientInfo;
+use crate::clock::{from_db, to_db};
+use crate::config::Config;
+use crate::curriculum::{catalogue, templates};
+use crate::db::DbConn;
+use crate::enrolment::access::{self, Access};
+use crate::enrolment::service::enrolment_of_placement;
+use crate::error::{AppError, FieldError};
+use crate::http::etag;
+use crate::mail::Mail;
+use crate::portfolio::assessments::Signature;
+use crate::schema::{assignments, enrolments, summary_assessments, users};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Judgement {
+    #[schema(example = "BT1")]
+    pub code: String,
+    /// `achieved`, `progressing` or `not_yet`.
+    #[schema(example = "progressing")]
+    pub judgement: String,
+    #[serde(default)]
+    #[schema(example = "Säker i vanliga akuta tillstånd; behöver fler sepsisfall.")]
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SummaryAssessment {
+    pub id: String,
+    pub enrolment_id: String,
+    pub placement_id: String,
+    pub author_id: String,
+    pub judgements: Vec<Judgement>,
+    #[schema(example = "En trygg och engagerad BT-läkare som ...")]
+    pub overall: String,
+    /// `draft` or `signed`.
+    pub status: String,
+    pub supersedes_id: Option<String>,
+    pub superseded_by: Option<String>,
+    pub signature: Option<Signature>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SummaryAssessment {
+    pub fn etag(&self) -> String {
+        etag(self.version, self.updated_at)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSummary {
+    pub id: Option<uuid::Uuid>,
+    pub placement_id: String,
+    #[serde(default)]
+    pub judgements: Vec<Judgement>,
+    #[serde(default)]
+    pub overall: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryPatch {
+    pub judgements: Option<Vec<Judgement>>,
+    pub overall: Option<String>,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    (
+        Option<chrono::NaiveDateTime>,
+        Option<String>,
+        Option<String>,
+    ),
+    i32,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+);
+
+pub fn get(conn: &mut DbConn, id: &str) -> Result<SummaryAssessment, AppError> {
+    let r: Row = summary_assessments::table
+        .find(id)
+        .select((
+            summary_assessments::id,
+            summary_assessments::enrolment_id,
+            summary_assessments::placement_id,
+            summary_assessments::author_id,
+            summary_assessments::judgements,
+            summary_assessments::overall,
+            summary_assessments::status,
+            summary_assessments::supersedes_id,
+            summary_assessments::superseded_by,
+            (
+                summary_assessments::signed_at,
+                summary_assessments::signature_method,
+                summary_assessments::content_hash,
+            ),
+            summary_assessments::version,
+            summary_assessments::created_at,
+            summary_assessments::updated_at,
+        ))
+        .first(conn)?;
+    let signature = match r.9 {
+        (Some(at), Some(method), Some(hash)) => Some(Signature {
+            signed_by: r.3.clone(),
+            signed_at: from_db(at),
+            method,
+            content_hash: hash,
+        }),
+        _ => None,
+    };
+    Ok(SummaryAssessment {
+        id: r.0,
+        enrolment_id: r.1,
+        placement_id: r.2,
+        author_id: r.3,
+        judgements: serde_json::from_str(&r.4).unwrap_or_default(),
+        overall: r.5,
+        status: r.6,
+        supersedes_id: r.7,
+        superseded_by: r.8,
+        signature,
+        version: r.10,
+        created_at: from_db(r.11),
+        updated_at: from_db(r.12),
+    })
+}
+
+pub fn readable(
+    conn: &mut DbConn,
+    me: &Principal,
+    id: &str,
+    today: NaiveDate,
+) -> Result<SummaryAssessment, AppError> {
+    let s = get(conn, id)?;
+    if s.author_id != me.user_id {
+        access::require(conn, me, &s.enrolment_id, today, Access::Read)?;
+    }
+    Ok(s)
+}
+
+/// The placement's supervisor (ever assigned to it), or the main supervisor assigned
+/// today (who is also the placement supervisor of placement 1).
+fn may_author(
+    conn: &mut DbConn,
+    me: &Principal,
+    enrolment_id: &str,
+    placement_id: &str,
+    today: NaiveDate,
+) -> Result<bool, AppError> {
+    let placement: i64 = assignments::table
+        .filter(assignments::placement_id.eq(placement_id))
+        .filter(assignments::role.eq(access::PLACEMENT_SUPERVISOR))
+        .filter(assignments::user_id.eq(&me.user_id))
+        .count()
+        .get_result(conn)?;
+    if placement > 0 {
+        return Ok(true);
+    }
+    let roles = access::active_assignment_roles(conn, &me.user_id, enrolment_id, today)?;
+    Ok(roles.iter().any(|r| r == access::MAIN_SUPERVISOR))
+}
+
+fn check(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    judgements: &[Judgement],
+    overall: &str,
+) -> Result<(), AppError> {
+    let (template_id, version): (String, i32) = enrolments::table
+        .find(enrolment_id)
+        .select((enrolments::template_id, enrolments::template_version))
+        .first(conn)?;
+    let template = templates::get_template(conn, &template_id, Some(version))?;
+    let codes = catalogue::delmal_codes(
+        conn,
+        &template.regulation_id,
+        template.content.specialty.as_deref(),
+    )?;
+    let mut errors = Vec::new();
+    for (i, j) in judgements.iter().enumerate() {
+        if !codes.contains(&j.code) {
+            errors.push(FieldError::new(
+                format!("judgements[{i}].code"),
+                format!("unknown delmål {}", j.code),
+            ));
+        }
+        if !["achieved", "progressing", "not_yet"].contains(&j.judgement.as_str()) {
+            errors.push(FieldError::new(
+                format!("judgements[{i}].judgement"),
+                "achieved, progressing or not_yet",
+            ));
+        }
+    }
+    if overall.chars().count() > 20_000 {
+        errors.push(FieldError::new("overall", "at most 20000 characters"));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+fn log(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    action: &str,
+    s: &SummaryAssessment,
+) -> Result<(), AppError> {
+    audit::append(
+        conn,
+        now,
+        Event {
+            actor_id: Some(&me.user_id),
+            client: client.user_agent.as_deref(),
+            action,
+            entity: "summary_assessment",
+            entity_id: &s.id,
+            enrolment_id: Some(&s.enrolment_id),
+            data: &json!(s),
+        },
+    )
+}
+
+/// A new draft's fields.
+struct Draft<'a> {
+    id: &'a str,
+    enrolment_id: &'a str,
+    placement_id: &'a str,
+    author: &'a str,
+    judgements: &'a [Judgement],
+    overall: &'a str,
+    supersedes: Option<&'a str>,
+}
+
+fn insert(conn: &mut DbConn, now: DateTime<Utc>, d: Draft) -> Result<(), AppError> {
+    diesel::insert_into(summary_assessments::table)
+        .values((
+            summary_assessments::id.eq(d.id),
+            summary_assessments::enrolment_id.eq(d.enrolment_id),
+            summary_assessments::placement_id.eq(d.placement_id),
+            summary_assessments::author_id.eq(d.author),
+            summary_assessments::judgements.eq(json!(d.judgements).to_string()),
+            summary_assessments::overall.eq(d.overall),
+            summary_assessments::status.eq("draft"),
+            summary_assessments::supersedes_id.eq(d.supersedes),
+            summary_assessments::version.eq(1),
+            summary_assessments::created_at.eq(to_db(now)),
+            summary_assessments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    enrolment_id: &str,
+    n: NewSummary,
+) -> Result<SummaryAssessment, AppError> {
+    let today = now.date_naive();
+    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    if enrolment_of_placement(conn, &n.placement_id)
+        .ok()
+        .as_deref()
+        != Some(enrolment_id)
+    {
+        return Err(AppError::validation(
+            "placement_id",
+            "not a placement of this enrolment",
+        ));
+    }
+    if !may_author(conn, me, enrolment_id, &n.placement_id, today)? {
+        return Err(AppError::Forbidden(
+            "the placement's supervisor writes its summary assessment".into(),
+        ));
+    }
+    check(conn, enrolment_id, &n.judgements, &n.overall)?;
+    let id =
+        n.id.map(|u| u.to_string())
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+    insert(
+        conn,
+        now,
+        Draft {
+            id: &id,
+            enrolment_id,
+            placement_id: &n.placement_id,
+            author: &me.user_id,
+            judgements: &n.judgements,
+            overall: &n.overall,
+            supersedes: None,
+        },
+    )?;
+    let s = get(conn, &id)?;
+    log(conn, now, me, client, "created", &s)?;
+    Ok(s)
+}
+
+fn own_draft(s: &SummaryAssessment, me: &Principal) -> Result<(), AppError> {
+    if s.author_id != me.user_id {
+        return Err(AppError::Forbidden(
+            "only its author edits or signs a summary assessment".into(),
+        ));
+    }
+    if s.status == "signed" {
+        return Err(AppError::Conflict(
+            "a signed summary assessment cannot change; create a correction".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn update(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    id: &str,
+    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    p: SummaryPatch,
+) -> Result<SummaryAssessment, AppError> {
+    let s = readable(conn, me, id, now.date_naive())?;
+    if_match(&s.etag())?;
+    own_draft(&s, me)?;
+    let judgements = p.judgements.unwrap_or(s.judgements);
+    let overall = p.overall.unwrap_or(s.overall);
+    check(conn, &s.enrolment_id, &judgements, &overall)?;
+    diesel::update(summary_assessments::table.find(id))
+        .set((
+            summary_assessments::judgements.eq(json!(judgements).to_string()),
+            summary_assessments::overall.eq(&overall),
+            summary_assessments::version.eq(summary_assessments::version + 1),
+            summary_assessments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    let s = get(conn, id)?;
+    log(conn, now, me, client, "updated", &s)?;
+    Ok(s)
+}
+
+pub fn sign(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    id: &str,
+) -> Result<(SummaryAssessment, Vec<Mail>), AppError> {
+    let s = readable(conn, me, id, now.date_naive())?;
+    own_draft(&s, me)?;
+    let mut missing = Vec::new();
+    if s.judgements.is_empty() {
+        missing.push(FieldError::new(
+            "judgements",
+            "judge at least one delmål worked on in the placement",
+        ));
+    }
+    if s.overall.trim().is_empty() {
+        missing.push(FieldError::new(
+            "overall",
+            "an overall assessment is required",
+        ));
+    }
+    if !missing.is_empty() {
+        return Err(AppError::Validation(missing));
+    }
+    let hash = crate::auth::crypto::sha256_hex(
+        &json!({"id": s.id, "enrolment_id": s.enrolment_id, "placement_id": s.placement_id, "author_id": s.author_id,
+                "judgements": s.judgements, "overall": s.overall, "supersedes_id": s.supersedes_id})
+        .to_string(),
+    );
+    diesel::update(summary_assessments::table.find(id))
+        .set((
+            summary_assessments::status.eq("signed"),
+            summary_assessments::signed_at.eq(to_db(now)),
+            summary_assessments::signature_method.eq(&me.second_factor),
+            summary_assessments::content_hash.eq(&hash),
+            summary_assessments::version.eq(summary_assessments::version + 1),
+            summary_assessments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    if let Some(old) = &s.supersedes_id {
+        diesel::update(summary_assessments::table.find(old))
+            .set(summary_assessments::superseded_by.eq(id))
+            .execute(conn)?;
+    }
+    let s = get(conn, id)?;
+    log(conn, now, me, client, "signed", &s)?;
+    let trainee: String = enrolments::table
+        .find(&s.enrolment_id)
+        .select(enrolments::trainee_id)
+        .first(conn)?;
+    let to: String = users::table
+        .find(&trainee)
+        .select(users::email)
+        .first(conn)?;
+    let mail = Mail {
+        to,
+        subject: "Sammantagen bedömning signerad / Summary assessment signed".into(),
+        body: format!(
+            "{}/summary-assessments/{}\n",
+            cfg.public_url.trim_end_matches('/'),
+            s.id
+        ),
+    };
+    Ok((s, vec![mail]))
+}
+
+pub fn correct(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    id: &str,
+    p: SummaryPatch,
+) -> Result<SummaryAssessment, AppError> {
+    let s = readable(conn, me, id, now.date_naive())?;
+    if s.author_id != me.user_id {
+        return Err(AppError::Forbidden(
+            "only the signer corrects a summary assessment".into(),
+        ));
+    }
+    if s.status != "signed" || s.superseded_by.is_some() {
+        return Err(AppError::Conflict(
+            "only the newest signed version is corrected".into(),
+        ));
+    }
+    let judgements = p.judgements.unwrap_or(s.judgements.clone());
+    let overall = p.overall.unwrap_or(s.overall.clone());
+    check(conn, &s.enrolment_id, &judgements, &overall)?;
+    let new_id = Uuid::new_v4().to_string();
+    insert(
+        conn,
+        now,
+        Draft {
+            id: &new_id,
+            enrolment_id: &s.enrolment_id,
+            placement_id: &s.placement_id,
+            author: &me.user_id,
+            judgements: &judgements,
+            overall: &overall,
+            supersedes: Some(&s.id),
+        },
+    )?;
+    let n = get(conn, &new_id)?;
+    log(conn, now, me, client, "correction_created", &n)?;
+    Ok(n)
+}
+
+pub fn list(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<SummaryAssessment>, AppError> {
+    let ids: Vec<String> = summary_assessments::table
+        .filter(summary_assessments::enrolment_id.eq(enrolment_id))
+        .order(summary_assessments::created_at)
+        .select(summary_assessments::id)
+        .load(conn)?;
+    ids.iter().map(|id| get(conn, id)).collect()
+}
