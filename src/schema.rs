@@ -333,7 +333,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     assignments,
     credited_service,
     study_plan_goals,
-    enrolment_changes,
     audit_log,
     activities,
     record_delmal,
@@ -477,19 +476,5 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         updated_by -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
-    enrolment_changes (id) {
-        id -> Text,
-        enrolment_id -> Text,
-        seq -> BigInt,
-        at -> Timestamp,
-        actor_id -> Nullable<Text>,
-        action -> Text,
-        entity -> Text,
-        entity_id -> Text,
-        data -> Text,
     }
 }

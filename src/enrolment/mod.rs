@@ -496,13 +496,16 @@ pub async fn time_served(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesPage {
+    /// The last `seq` you have: only later changes are returned (sync from a phone).
+    pub since: Option<i64>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
 
-/// History of an enrolment
+/// Changes feed and history of an enrolment
 ///
-/// Every change to the plan, oldest first, with who made it.
+/// Every change to the plan and to the trainee's records, deletions included, oldest
+/// first, with who made it. A phone keeps the last `seq` it saw and asks with `since`.
 #[utoipa::path(
     tag = "enrolment",
     params(("id" = String, Path), ChangesPage),
@@ -527,7 +530,7 @@ pub async fn list_changes(
     };
     let limit = page.limit()?;
     let after = match page.after()? {
-        None => None,
+        None => q.since,
         Some(s) => Some(
             s.parse::<i64>()
                 .map_err(|_| AppError::validation("cursor", "is not a cursor from this API"))?,

@@ -17,7 +17,7 @@ use crate::enrolment::time::{self, Plan, TimeServed};
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
 use crate::schema::{
-    assignments, credited_service, enrolment_changes, enrolments, leave_periods, placements,
+    assignments, audit_log, credited_service, enrolments, leave_periods, placements,
     study_plan_goals, users,
 };
 
@@ -239,6 +239,8 @@ fn date(s: &str) -> NaiveDate {
 /// What changed: action (`created`, `updated`, ...), entity kind and entity id.
 pub struct Changed<'a>(pub &'a str, pub &'a str, pub &'a str);
 
+/// Records a change to the plan in the audit log, which is also the enrolment's history
+/// and the changes feed phones sync from.
 pub fn record_change(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -247,10 +249,6 @@ pub fn record_change(
     Changed(action, entity, entity_id): Changed,
     data: serde_json::Value,
 ) -> Result<(), AppError> {
-    let seq: Option<i64> = enrolment_changes::table
-        .filter(enrolment_changes::enrolment_id.eq(enrolment_id))
-        .select(diesel::dsl::max(enrolment_changes::seq))
-        .first(conn)?;
     crate::audit::append(
         conn,
         now,
@@ -263,35 +261,24 @@ pub fn record_change(
             enrolment_id: Some(enrolment_id),
             data: &data,
         },
-    )?;
-    diesel::insert_into(enrolment_changes::table)
-        .values((
-            enrolment_changes::id.eq(Uuid::new_v4().to_string()),
-            enrolment_changes::enrolment_id.eq(enrolment_id),
-            enrolment_changes::seq.eq(seq.unwrap_or(0) + 1),
-            enrolment_changes::at.eq(to_db(now)),
-            enrolment_changes::actor_id.eq(actor),
-            enrolment_changes::action.eq(action),
-            enrolment_changes::entity.eq(entity),
-            enrolment_changes::entity_id.eq(entity_id),
-            enrolment_changes::data.eq(data.to_string()),
-        ))
-        .execute(conn)?;
-    Ok(())
+    )
 }
 
-/// One entry of an enrolment's history.
+/// One entry of an enrolment's history: a change to the plan or to any record of the
+/// trainee (activities, assessments, talks, summaries), deletions included.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Change {
     #[schema(example = 4)]
     pub seq: i64,
     pub at: DateTime<Utc>,
     pub actor_id: Option<String>,
-    /// `created`, `updated`, `removed`, `ended`, `migrated`.
+    /// `created`, `updated`, `removed`, `ended`, `migrated`, `deleted`, `signed`,
+    /// `declined`, `requested`, `confirmed`, `correction_created`.
     #[schema(example = "updated")]
     pub action: String,
     /// `enrolment`, `placement`, `leave_period`, `assignment`, `credited_service`,
-    /// `study_plan_goal`.
+    /// `study_plan_goal`, `activity`, `attachment`, `assessment`, `supervision_session`,
+    /// `handover_talk`, `summary_assessment`.
     #[schema(example = "placement")]
     pub entity: String,
     pub entity_id: String,
@@ -315,19 +302,19 @@ pub fn changes(
         String,
         String,
     );
-    let rows: Vec<Row> = enrolment_changes::table
-        .filter(enrolment_changes::enrolment_id.eq(enrolment_id))
-        .filter(enrolment_changes::seq.gt(after.unwrap_or(0)))
-        .order(enrolment_changes::seq)
+    let rows: Vec<Row> = audit_log::table
+        .filter(audit_log::enrolment_id.eq(enrolment_id))
+        .filter(audit_log::seq.gt(after.unwrap_or(0)))
+        .order(audit_log::seq)
         .limit(limit + 1)
         .select((
-            enrolment_changes::seq,
-            enrolment_changes::at,
-            enrolment_changes::actor_id,
-            enrolment_changes::action,
-            enrolment_changes::entity,
-            enrolment_changes::entity_id,
-            enrolment_changes::data,
+            audit_log::seq,
+            audit_log::at,
+            audit_log::actor_id,
+            audit_log::action,
+            audit_log::entity,
+            audit_log::entity_id,
+            audit_log::data,
         ))
         .load(conn)?;
     Ok(rows

@@ -390,6 +390,54 @@ fn the_audit_chain_verifies_and_detects_a_tampered_row() {
         .delete(&format!("/activities/{id}"), Some(&s.trainee.access))
         .expect(204);
 
+    // A phone that last synced before the activity sees all three changes, deletion too.
+    let feed = s
+        .app
+        .get(
+            &format!("/enrolments/{}/changes?limit=200", s.enrolment),
+            Some(&s.trainee.access),
+        )
+        .expect(200);
+    let items = feed.body["items"].as_array().expect("items");
+    let first = items
+        .iter()
+        .position(|c| c["entity"] == "activity")
+        .expect("activity in feed");
+    let since = items[first - 1]["seq"].as_i64().expect("seq");
+    let later = s
+        .app
+        .get(
+            &format!("/enrolments/{}/changes?since={since}", s.enrolment),
+            Some(&s.supervisor.access),
+        )
+        .expect(200);
+    let seen: Vec<(&str, &str)> = later.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| {
+            (
+                c["entity"].as_str().expect("entity"),
+                c["action"].as_str().expect("action"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("activity", "created"),
+            ("activity", "updated"),
+            ("activity", "deleted")
+        ]
+    );
+    assert_eq!(later.body["items"][2]["entity_id"], id);
+    s.app
+        .get(
+            &format!("/enrolments/{}/changes?since={since}", s.enrolment),
+            Some(&s.outsider.access),
+        )
+        .expect_problem(404, "not-found");
+
     let pool = eportfolio::db::connect(&s.app.config.database_url, 1).expect("pool");
     let mut conn = pool.get().expect("conn");
     let v = eportfolio::audit::verify(&mut conn).expect("verify");

@@ -1,4 +1,3 @@
-DROP TABLE enrolment_changes;
 DROP TABLE study_plan_goals;
 DROP TABLE credited_service;
 DROP TABLE assignments;

@@ -137,17 +137,3 @@ CREATE TABLE study_plan_goals (
     updated_by TEXT REFERENCES users(id)
 );
 CREATE INDEX study_plan_goals_enrolment ON study_plan_goals(enrolment_id);
-
--- History of an enrolment: every change to the plan, with who and when.
-CREATE TABLE enrolment_changes (
-    id TEXT PRIMARY KEY NOT NULL,
-    enrolment_id TEXT NOT NULL REFERENCES enrolments(id),
-    seq BIGINT NOT NULL,
-    at TIMESTAMP NOT NULL,
-    actor_id TEXT REFERENCES users(id),
-    action TEXT NOT NULL,
-    entity TEXT NOT NULL,
-    entity_id TEXT NOT NULL,
-    data TEXT NOT NULL,
-    UNIQUE (enrolment_id, seq)
-);
