@@ -250,6 +250,19 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        assessor_email -> Nullable<Text>,
+        signed_by_email -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    signing_links (token_hash) {
+        token_hash -> Text,
+        assessment_id -> Text,
+        email -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -338,6 +351,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     record_delmal,
     attachments,
     assessments,
+    signing_links,
     talks,
     talk_participants,
     summary_assessments,

@@ -48,6 +48,19 @@ pub fn active_assignment_roles(
         .load(conn)?)
 }
 
+/// Is the user the trainee's main or placement supervisor today? Directors and
+/// administrators manage the plan but do not assess or supervise through it.
+pub fn is_assigned_supervisor(
+    conn: &mut DbConn,
+    user_id: &str,
+    enrolment_id: &str,
+    today: NaiveDate,
+) -> Result<bool, AppError> {
+    Ok(active_assignment_roles(conn, user_id, enrolment_id, today)?
+        .iter()
+        .any(|r| r == MAIN_SUPERVISOR || r == PLACEMENT_SUPERVISOR))
+}
+
 pub fn access(
     conn: &mut DbConn,
     me: &Principal,

@@ -542,10 +542,10 @@ pub fn create(
     n: NewAssessment,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let today = now.date_naive();
-    let level = access::require(conn, me, enrolment_id, today, Access::Read)?;
+    access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
     let by_trainee = trainee == me.user_id;
-    if !by_trainee && level < Access::Supervise {
+    if !by_trainee && !access::is_assigned_supervisor(conn, &me.user_id, enrolment_id, today)? {
         return Err(AppError::Forbidden(
             "only the trainee or their supervisors start assessments".into(),
         ));

@@ -610,8 +610,16 @@ pub fn create_session(
     enrolment_id: &str,
     n: NewSupervisionSession,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
-    access::require(conn, me, enrolment_id, now.date_naive(), Access::Supervise)?;
+    let today = now.date_naive();
+    access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
+    if me.user_id != trainee
+        && !access::is_assigned_supervisor(conn, &me.user_id, enrolment_id, today)?
+    {
+        return Err(AppError::Forbidden(
+            "the trainee or one of their supervisors records a supervision session".into(),
+        ));
+    }
     let mut people: Vec<(String, &str)> = vec![(trainee.clone(), "trainee")];
     if me.user_id != trainee {
         people.push((me.user_id.clone(), "supervisor"));

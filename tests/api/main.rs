@@ -12,4 +12,5 @@ mod enrolment;
 mod enrolment_access;
 mod openapi;
 mod portfolio;
+mod portfolio_access;
 mod talks;

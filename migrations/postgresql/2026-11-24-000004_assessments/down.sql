@@ -1,1 +1,2 @@
+DROP TABLE signing_links;
 DROP TABLE assessments;

@@ -30,3 +30,18 @@ CREATE TABLE assessments (
 );
 CREATE INDEX assessments_enrolment ON assessments(enrolment_id, performed_on);
 CREATE INDEX assessments_assessor ON assessments(assessor_id, status);
+
+-- Assessors without an account sign through a single-use link bound to their address
+-- and to one assessment.
+ALTER TABLE assessments ADD COLUMN assessor_email TEXT;
+ALTER TABLE assessments ADD COLUMN signed_by_email TEXT;
+
+CREATE TABLE signing_links (
+    token_hash TEXT PRIMARY KEY NOT NULL,
+    assessment_id TEXT NOT NULL REFERENCES assessments(id),
+    email TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    used_at TIMESTAMP
+);
+CREATE INDEX signing_links_assessment ON signing_links(assessment_id);
