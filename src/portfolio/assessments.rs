@@ -26,7 +26,7 @@ use crate::error::{AppError, FieldError};
 use crate::http::etag;
 use crate::mail::Mail;
 use crate::portfolio::instruments;
-use crate::schema::{assessments, enrolments, record_delmal, users};
+use crate::schema::{assessments, enrolments, record_delmal, signing_links, users};
 
 /// `draft`, `awaiting_signature`, `signed`, `declined`.
 pub const DRAFT: &str = "draft";
@@ -37,9 +37,13 @@ pub const DECLINED: &str = "declined";
 /// Who signed, when, how, and a hash of exactly what was signed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Signature {
-    pub signed_by: String,
+    /// The signing user; null when an assessor without an account signed by link.
+    pub signed_by: Option<String>,
+    /// For a signature through a signing link: the address the link was bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by_email: Option<String>,
     pub signed_at: DateTime<Utc>,
-    /// The second factor of the signing session.
+    /// The second factor of the signing session, or `signing_link`.
     #[schema(example = "totp")]
     pub method: String,
     /// SHA-256 over the signed content.
@@ -54,6 +58,8 @@ pub struct Assessment {
     #[schema(example = "awaiting_signature")]
     pub status: String,
     pub assessor_id: Option<String>,
+    /// An assessor without an account, asked through a signing link.
+    pub assessor_email: Option<String>,
     pub placement_id: Option<String>,
     #[schema(example = "2026-10-14")]
     pub performed_on: NaiveDate,
@@ -128,6 +134,9 @@ pub struct NewAssessment {
     /// Trainee: whom to ask for an assessment (any supervisor, also external). The
     /// request goes out at once. Assessor recording directly: leave out.
     pub assessor_id: Option<String>,
+    /// Trainee: ask someone by e-mail address instead. Without an account they get a
+    /// single-use signing link (14 days); with one, it is the same as `assessor_id`.
+    pub assessor_email: Option<String>,
     #[serde(flatten)]
     pub content: AssessmentContent,
 }
@@ -153,6 +162,8 @@ type Row = (
         Option<String>,
         Option<String>,
         String,
+        Option<String>,
+        Option<String>,
     ),
     (
         Option<chrono::NaiveDateTime>,
@@ -188,6 +199,8 @@ macro_rules! columns {
                 assessments::supersedes_id,
                 assessments::superseded_by,
                 assessments::created_by,
+                assessments::assessor_email,
+                assessments::signed_by_email,
             ),
             (
                 assessments::signed_at,
@@ -223,9 +236,10 @@ fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Assessment>, AppEr
     Ok(rows
         .into_iter()
         .map(|(a, b, c)| {
-            let signature = match (c.0, c.1, c.2, c.3) {
-                (Some(at), Some(by), Some(method), Some(hash)) => Some(Signature {
-                    signed_by: by,
+            let signature = match (c.0, c.2, c.3) {
+                (Some(at), Some(method), Some(hash)) => Some(Signature {
+                    signed_by: c.1,
+                    signed_by_email: b.8.clone(),
                     signed_at: from_db(at),
                     method,
                     content_hash: hash,
@@ -255,6 +269,7 @@ fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Assessment>, AppEr
                 supersedes_id: b.4,
                 superseded_by: b.5,
                 created_by: b.6,
+                assessor_email: b.7,
                 signature,
                 version: c.4,
                 created_at: from_db(c.5),
@@ -443,6 +458,7 @@ fn save(
                 assessments::feedback_next_steps.eq(&a.feedback_next_steps),
                 assessments::trainee_reflection.eq(&a.trainee_reflection),
                 assessments::supersedes_id.eq(&a.supersedes_id),
+                assessments::assessor_email.eq(&a.assessor_email),
                 assessments::created_by.eq(&a.created_by),
                 assessments::version.eq(1),
                 assessments::created_at.eq(to_db(now)),
@@ -550,7 +566,27 @@ pub fn create(
             "only the trainee or their supervisors start assessments".into(),
         ));
     }
-    let assessor = match (&n.assessor_id, by_trainee) {
+    let mut assessor_id = n.assessor_id.clone();
+    let mut link_email = None;
+    if let (None, Some(email), true) = (&assessor_id, &n.assessor_email, by_trainee) {
+        let email = crate::auth::service::normalize_email(email);
+        if !crate::auth::service::valid_email(&email) {
+            return Err(AppError::validation(
+                "assessor_email",
+                "is not an e-mail address",
+            ));
+        }
+        let existing: Option<String> = users::table
+            .filter(users::email.eq(&email))
+            .select(users::id)
+            .first(conn)
+            .optional()?;
+        match existing {
+            Some(user) => assessor_id = Some(user),
+            None => link_email = Some(email),
+        }
+    }
+    let assessor = match (&assessor_id, by_trainee) {
         (Some(a), true) => {
             if a == &me.user_id {
                 return Err(AppError::validation(
@@ -579,12 +615,13 @@ pub fn create(
             .unwrap_or_else(|| Uuid::new_v4().to_string()),
         enrolment_id: enrolment_id.into(),
         instrument: n.instrument,
-        status: if by_trainee && assessor.is_some() {
+        status: if by_trainee && (assessor.is_some() || link_email.is_some()) {
             AWAITING.into()
         } else {
             DRAFT.into()
         },
         assessor_id: assessor,
+        assessor_email: link_email.clone(),
         placement_id: None,
         performed_on: n.performed_on,
         context: BTreeMap::new(),
@@ -623,10 +660,10 @@ pub fn create(
     }
     let a = get_assessment(conn, &a.id)?;
     log(conn, now, me, client, "created", &a)?;
-    let mails = if a.status == AWAITING {
-        vec![request_mail(conn, cfg, &a)?]
-    } else {
-        vec![]
+    let mails = match (&a.assessor_email, a.status.as_str()) {
+        (Some(email), AWAITING) => vec![create_link(conn, cfg, now, &a, email)?],
+        (None, AWAITING) => vec![request_mail(conn, cfg, &a)?],
+        _ => vec![],
     };
     Ok((a, mails))
 }
@@ -731,31 +768,51 @@ pub fn request(
     Ok((a, vec![mail]))
 }
 
-/// Signs, applying the assessor's last edits in the same request. Only the named
-/// assessor signs, and never the trainee.
-#[allow(clippy::too_many_arguments)]
-pub fn sign(
+/// Who signs or declines: a signed-in user, or an assessor without an account holding
+/// a signing link bound to their address.
+pub struct Signer<'a> {
+    pub user_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    /// The session's second factor, or `signing_link`.
+    pub method: &'a str,
+    pub client: Option<&'a str>,
+}
+
+fn audit_as(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    who: &Signer,
+    action: &str,
+    a: &Assessment,
+) -> Result<(), AppError> {
+    let client = match (who.client, who.email) {
+        (_, Some(email)) => Some(format!("signing-link:{email}")),
+        (c, None) => c.map(str::to_string),
+    };
+    audit::append(
+        conn,
+        now,
+        Event {
+            actor_id: who.user_id,
+            client: client.as_deref(),
+            action,
+            entity: "assessment",
+            entity_id: &a.id,
+            enrolment_id: Some(&a.enrolment_id),
+            data: &json!(a),
+        },
+    )
+}
+
+/// Applies the assessor's last edits and signs: the content hash, who, when, how.
+fn seal(
     conn: &mut DbConn,
     cfg: &Config,
     now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
-    id: &str,
-    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    mut a: Assessment,
     c: AssessmentContent,
+    who: &Signer,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
-    let mut a = readable(conn, me, id, now.date_naive())?;
-    if_match(&a.etag())?;
-    refuse_if_final(&a)?;
-    let trainee = trainee_of(conn, &a.enrolment_id)?;
-    if me.user_id == trainee {
-        return Err(AppError::Forbidden(
-            "a trainee cannot sign their own assessment".into(),
-        ));
-    }
-    if a.assessor_id.as_deref() != Some(me.user_id.as_str()) {
-        return Err(AppError::Forbidden("only the named assessor signs".into()));
-    }
     apply(conn, &mut a, c)?;
     let mut missing = Vec::new();
     if a.ratings.values().all(|r| r.is_none()) && a.entrustment.is_none() {
@@ -776,21 +833,23 @@ pub fn sign(
     a.status = SIGNED.into();
     save(conn, now, &a, false)?;
     let hash = crate::auth::crypto::sha256_hex(&a.signed_content().to_string());
-    diesel::update(assessments::table.find(id))
+    diesel::update(assessments::table.find(&a.id))
         .set((
             assessments::signed_at.eq(to_db(now)),
-            assessments::signed_by.eq(&me.user_id),
-            assessments::signature_method.eq(&me.second_factor),
+            assessments::signed_by.eq(who.user_id),
+            assessments::signed_by_email.eq(who.email),
+            assessments::signature_method.eq(who.method),
             assessments::content_hash.eq(&hash),
         ))
         .execute(conn)?;
     if let Some(old) = &a.supersedes_id {
         diesel::update(assessments::table.find(old))
-            .set(assessments::superseded_by.eq(id))
+            .set(assessments::superseded_by.eq(&a.id))
             .execute(conn)?;
     }
-    let a = get_assessment(conn, id)?;
-    log(conn, now, me, client, "signed", &a)?;
+    let a = get_assessment(conn, &a.id)?;
+    audit_as(conn, now, who, "signed", &a)?;
+    let trainee = trainee_of(conn, &a.enrolment_id)?;
     let mail = Mail {
         to: email_of(conn, &trainee)?,
         subject: format!(
@@ -803,10 +862,79 @@ pub fn sign(
             a.performed_on,
             a.feedback_next_steps,
             a.performed_on,
-            link(cfg, id)
+            link(cfg, &a.id)
         ),
     };
     Ok((a, vec![mail]))
+}
+
+fn mark_declined(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    a: &Assessment,
+    reason: &str,
+    who: &Signer,
+) -> Result<(Assessment, Vec<Mail>), AppError> {
+    if reason.trim().is_empty() || reason.chars().count() > 2000 {
+        return Err(AppError::validation(
+            "reason",
+            "say why, in at most 2000 characters",
+        ));
+    }
+    diesel::update(assessments::table.find(&a.id))
+        .set((
+            assessments::status.eq(DECLINED),
+            assessments::decline_reason.eq(reason.trim()),
+            assessments::version.eq(assessments::version + 1),
+            assessments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    let a = get_assessment(conn, &a.id)?;
+    audit_as(conn, now, who, "declined", &a)?;
+    let trainee = trainee_of(conn, &a.enrolment_id)?;
+    let mail = Mail {
+        to: email_of(conn, &trainee)?,
+        subject: format!(
+            "Bedömning avböjd / Assessment declined: {}",
+            instrument_str(a.instrument)
+        ),
+        body: format!("Skäl / Reason: {}\n\n{}\n", reason.trim(), link(cfg, &a.id)),
+    };
+    Ok((a, vec![mail]))
+}
+
+/// Signs, applying the assessor's last edits in the same request. Only the named
+/// assessor signs, and never the trainee.
+#[allow(clippy::too_many_arguments)]
+pub fn sign(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    id: &str,
+    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    c: AssessmentContent,
+) -> Result<(Assessment, Vec<Mail>), AppError> {
+    let a = readable(conn, me, id, now.date_naive())?;
+    if_match(&a.etag())?;
+    refuse_if_final(&a)?;
+    if me.user_id == trainee_of(conn, &a.enrolment_id)? {
+        return Err(AppError::Forbidden(
+            "a trainee cannot sign their own assessment".into(),
+        ));
+    }
+    if a.assessor_id.as_deref() != Some(me.user_id.as_str()) {
+        return Err(AppError::Forbidden("only the named assessor signs".into()));
+    }
+    let who = Signer {
+        user_id: Some(&me.user_id),
+        email: None,
+        method: &me.second_factor,
+        client: client.user_agent.as_deref(),
+    };
+    seal(conn, cfg, now, a, c, &who)
 }
 
 pub fn decline(
@@ -825,32 +953,127 @@ pub fn decline(
             "only the named assessor declines".into(),
         ));
     }
-    if reason.trim().is_empty() || reason.chars().count() > 2000 {
-        return Err(AppError::validation(
-            "reason",
-            "say why, in at most 2000 characters",
-        ));
-    }
-    diesel::update(assessments::table.find(id))
-        .set((
-            assessments::status.eq(DECLINED),
-            assessments::decline_reason.eq(reason.trim()),
-            assessments::version.eq(assessments::version + 1),
-            assessments::updated_at.eq(to_db(now)),
+    let who = Signer {
+        user_id: Some(&me.user_id),
+        email: None,
+        method: &me.second_factor,
+        client: client.user_agent.as_deref(),
+    };
+    mark_declined(conn, cfg, now, &a, reason, &who)
+}
+
+// ---- Assessors without an account: signing links --------------------------------------
+
+fn create_link(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    a: &Assessment,
+    email: &str,
+) -> Result<Mail, AppError> {
+    let token = crate::auth::crypto::random_token();
+    let expires = now + crate::clock::dur(cfg.signing_link_ttl);
+    diesel::insert_into(signing_links::table)
+        .values((
+            signing_links::token_hash.eq(crate::auth::crypto::sha256_hex(&token)),
+            signing_links::assessment_id.eq(&a.id),
+            signing_links::email.eq(email),
+            signing_links::created_at.eq(to_db(now)),
+            signing_links::expires_at.eq(to_db(expires)),
         ))
         .execute(conn)?;
-    let a = get_assessment(conn, id)?;
-    log(conn, now, me, client, "declined", &a)?;
     let trainee = trainee_of(conn, &a.enrolment_id)?;
-    let mail = Mail {
-        to: email_of(conn, &trainee)?,
-        subject: format!(
-            "Bedömning avböjd / Assessment declined: {}",
-            instrument_str(a.instrument)
+    let name: String = users::table
+        .find(&trainee)
+        .select(users::display_name)
+        .first(conn)?;
+    let instrument = instrument_str(a.instrument);
+    let days = cfg.signing_link_ttl.as_secs() / 86_400;
+    Ok(Mail {
+        to: email.into(),
+        subject: format!("Bedömning att signera / Assessment to sign: {instrument}, {name}"),
+        body: format!(
+            "{name} ber dig bedöma och signera en {instrument} från {}. Du behöver inget konto.\n\
+             {name} asks you to assess and sign a {instrument} from {}. No account is needed.\n\n\
+             {}/sign?token={token}\n\n\
+             Länken gäller i {days} dagar, bara för dig och bara för denna bedömning.\n\
+             The link is valid for {days} days, for you and this assessment only.\n",
+            a.performed_on,
+            a.performed_on,
+            cfg.public_url.trim_end_matches('/')
         ),
-        body: format!("Skäl / Reason: {}\n\n{}\n", reason.trim(), link(cfg, id)),
+    })
+}
+
+/// What a signing link opens: the assessment it is bound to, while it is waiting.
+pub fn open_link(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    token: &str,
+) -> Result<(Assessment, String, DateTime<Utc>), AppError> {
+    let found: Option<(String, String, chrono::NaiveDateTime)> = signing_links::table
+        .find(crate::auth::crypto::sha256_hex(token))
+        .filter(signing_links::used_at.is_null())
+        .filter(signing_links::expires_at.gt(to_db(now)))
+        .select((
+            signing_links::assessment_id,
+            signing_links::email,
+            signing_links::expires_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let (id, email, expires) = found.ok_or(AppError::InvalidToken)?;
+    let a = get_assessment(conn, &id).map_err(|_| AppError::InvalidToken)?;
+    if a.status != AWAITING || a.assessor_email.as_deref() != Some(email.as_str()) {
+        return Err(AppError::InvalidToken);
+    }
+    Ok((a, email, from_db(expires)))
+}
+
+fn use_link(conn: &mut DbConn, now: DateTime<Utc>, token: &str) -> Result<(), AppError> {
+    diesel::update(signing_links::table.find(crate::auth::crypto::sha256_hex(token)))
+        .set(signing_links::used_at.eq(to_db(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn sign_by_link(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    client: &ClientInfo,
+    token: &str,
+    c: AssessmentContent,
+) -> Result<(Assessment, Vec<Mail>), AppError> {
+    let (a, email, _) = open_link(conn, now, token)?;
+    use_link(conn, now, token)?;
+    let who = Signer {
+        user_id: None,
+        email: Some(&email),
+        method: "signing_link",
+        client: client.user_agent.as_deref(),
     };
-    Ok((a, vec![mail]))
+    seal(conn, cfg, now, a, c, &who)
+}
+
+pub fn decline_by_link(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    client: &ClientInfo,
+    token: &str,
+    reason: &str,
+) -> Result<(Assessment, Vec<Mail>), AppError> {
+    let (a, email, _) = open_link(conn, now, token)?;
+    let who = Signer {
+        user_id: None,
+        email: Some(&email),
+        method: "signing_link",
+        client: client.user_agent.as_deref(),
+    };
+    let out = mark_declined(conn, cfg, now, &a, reason, &who)?;
+    use_link(conn, now, token)?;
+    Ok(out)
 }
 
 /// A correction of a signed assessment: a new draft that copies it, by its signer, to
@@ -874,7 +1097,12 @@ pub fn correct(
             "this version was already corrected; correct the newest one".into(),
         ));
     }
-    if original.signature.as_ref().map(|s| s.signed_by.as_str()) != Some(me.user_id.as_str()) {
+    if original
+        .signature
+        .as_ref()
+        .and_then(|s| s.signed_by.as_deref())
+        != Some(me.user_id.as_str())
+    {
         return Err(AppError::Forbidden(
             "only the signer corrects a signed assessment".into(),
         ));

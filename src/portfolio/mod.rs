@@ -1325,6 +1325,125 @@ pub async fn correct_summary(
     Ok(with_etag(StatusCode::CREATED, s.etag(), &s))
 }
 
+/// What an assessor without an account sees through a signing link.
+#[derive(serde::Serialize, ToSchema)]
+pub struct SigningLinkView {
+    pub assessment: Assessment,
+    pub form: InstrumentForm,
+    /// The trainee who asked.
+    pub trainee_name: String,
+    /// The address the link is bound to.
+    pub email: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Open a signing link
+///
+/// For an assessor without an account: the assessment to complete, its form and who
+/// asked. The link is bound to one address and one assessment and expires (14 days).
+#[utoipa::path(
+    tag = "assessments",
+    params(("token" = String, Path, description = "The token from the mailed link")),
+    responses(
+        (status = 200, description = "The assessment to complete", body = SigningLinkView),
+        (status = 422, description = "Link unknown, used or expired", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(())
+)]
+#[get("/auth/signing-links/{token}")]
+pub async fn open_signing_link(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let token = path.into_inner();
+    let now = state.clock.now();
+    let view = db::run(&state.pool, move |c| {
+        let (assessment, email, expires_at) = assessments::open_link(c, now, &token)?;
+        let trainee_name = {
+            use crate::schema::{enrolments, users};
+            use diesel::prelude::*;
+            let trainee: String = enrolments::table
+                .find(&assessment.enrolment_id)
+                .select(enrolments::trainee_id)
+                .first(c)?;
+            users::table
+                .find(&trainee)
+                .select(users::display_name)
+                .first::<String>(c)?
+        };
+        Ok(SigningLinkView {
+            form: instruments::form(assessment.instrument)?,
+            assessment,
+            trainee_name,
+            email,
+            expires_at,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Complete and sign through a signing link
+///
+/// One request with the ratings and feedback. The signature records the address the link
+/// was bound to; the link then stops working.
+#[utoipa::path(
+    tag = "assessments",
+    params(("token" = String, Path, description = "The token from the mailed link")),
+    request_body = AssessmentContent,
+    responses(
+        (status = 200, description = "Signed", body = Assessment),
+        (status = 422, description = "Link unknown, used or expired, or the form is incomplete", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(())
+)]
+#[post("/auth/signing-links/{token}/sign")]
+pub async fn sign_by_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<AssessmentContent>,
+) -> Result<HttpResponse, AppError> {
+    let token = path.into_inner();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let client = client_info(&req, &state.config);
+    let (a, mails) = db::write(&state.pool, move |c| {
+        assessments::sign_by_link(c, &cfg, now, &client, &token, body.into_inner())
+    })
+    .await?;
+    state.mailer.send_all(mails).await;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// Decline through a signing link
+#[utoipa::path(
+    tag = "assessments",
+    params(("token" = String, Path, description = "The token from the mailed link")),
+    request_body = DeclineRequest,
+    responses(
+        (status = 200, description = "Declined; the trainee is told why", body = Assessment),
+        (status = 422, description = "Link unknown, used or expired", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(())
+)]
+#[post("/auth/signing-links/{token}/decline")]
+pub async fn decline_by_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<DeclineRequest>,
+) -> Result<HttpResponse, AppError> {
+    let token = path.into_inner();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let client = client_info(&req, &state.config);
+    let (a, mails) = db::write(&state.pool, move |c| {
+        assessments::decline_by_link(c, &cfg, now, &client, &token, &body.reason)
+    })
+    .await?;
+    state.mailer.send_all(mails).await;
+    Ok(HttpResponse::Ok().json(a))
+}
+
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create_activity)
         .service(list_activities)
@@ -1360,5 +1479,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(get_summary)
         .service(patch_summary)
         .service(sign_summary)
-        .service(correct_summary);
+        .service(correct_summary)
+        .service(open_signing_link)
+        .service(sign_by_link)
+        .service(decline_by_link);
 }

@@ -125,7 +125,8 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<SummaryAssessment, AppError> {
         .first(conn)?;
     let signature = match r.9 {
         (Some(at), Some(method), Some(hash)) => Some(Signature {
-            signed_by: r.3.clone(),
+            signed_by: Some(r.3.clone()),
+            signed_by_email: None,
             signed_at: from_db(at),
             method,
             content_hash: hash,

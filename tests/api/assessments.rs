@@ -432,3 +432,89 @@ fn a_supervisor_records_an_assessment_directly_and_drafts_can_be_deleted() {
         5
     );
 }
+
+#[test]
+fn an_assessor_without_an_account_signs_through_a_link() {
+    let w = ward();
+    let path = format!("/enrolments/{}/assessments", w.enrolment);
+    let email = "narakut.lakare@hotmail.com";
+    let ask = |instrument: &str| {
+        let before = w.app.smtp.count_to(email);
+        let a = w
+            .app
+            .post(&path, Some(&w.trainee.access), json!({"instrument": instrument, "performed_on": "2026-11-02", "assessor_email": "Narakut.Lakare@Hotmail.com"}))
+            .expect(201);
+        let token = w
+            .app
+            .smtp
+            .wait_for(email, before)
+            .find_token_after("token=")
+            .expect("link");
+        (a.body, token)
+    };
+    let (a, token) = ask("mini_cex");
+    assert_eq!(a["status"], "awaiting_signature");
+    assert!(a["assessor_id"].is_null());
+    assert_eq!(a["assessor_email"], email);
+
+    let view = w
+        .app
+        .get(&format!("/auth/signing-links/{token}"), None)
+        .expect(200);
+    assert_eq!(view.body["assessment"]["id"], a["id"]);
+    assert_eq!(view.body["form"]["scale_max"], 9);
+    assert_eq!(view.body["email"], email);
+    w.app
+        .post(
+            &format!("/auth/signing-links/{token}/sign"),
+            None,
+            json!({"ratings": {"communication": 6}}),
+        )
+        .expect_problem(422, "validation");
+    let signed = w
+        .app
+        .post(&format!("/auth/signing-links/{token}/sign"), None, json!({"ratings": {"communication": 6}, "feedback_next_steps": "Sammanfatta för patienten."}))
+        .expect(200);
+    assert_eq!(signed.body["status"], "signed");
+    assert!(signed.body["signature"]["signed_by"].is_null());
+    assert_eq!(signed.body["signature"]["signed_by_email"], email);
+    assert_eq!(signed.body["signature"]["method"], "signing_link");
+    // Single use.
+    w.app
+        .get(&format!("/auth/signing-links/{token}"), None)
+        .expect_problem(422, "invalid-token");
+    w.app
+        .post(
+            &format!("/auth/signing-links/{token}/sign"),
+            None,
+            json!({"feedback_next_steps": "igen"}),
+        )
+        .expect_problem(422, "invalid-token");
+
+    // Declining works the same way; a link expires after 14 days.
+    let (_, token) = ask("dops");
+    w.app
+        .post(
+            &format!("/auth/signing-links/{token}/decline"),
+            None,
+            json!({"reason": "Fel person."}),
+        )
+        .expect(200);
+    let (_, token) = ask("cbd");
+    w.app.advance(15 * 86_400);
+    w.app
+        .get(&format!("/auth/signing-links/{token}"), None)
+        .expect_problem(422, "invalid-token");
+
+    // An address that has an account is asked in the app instead.
+    let trainee = w.app.login_totp(&w.trainee);
+    let known = w
+        .app
+        .post(&path, Some(&trainee.access), json!({"instrument": "cbd", "performed_on": "2026-11-03", "assessor_email": w.supervisor.email}))
+        .expect(201);
+    assert_eq!(known.body["assessor_id"], w.supervisor.id.as_str());
+    assert!(known.body["assessor_email"].is_null());
+    w.app
+        .post(&path, Some(&trainee.access), json!({"instrument": "cbd", "performed_on": "2026-11-03", "assessor_email": "inte-en-adress"}))
+        .expect_problem(422, "validation");
+}
