@@ -83,7 +83,10 @@ pub struct Credentials {
     pub email_mfa_enabled: i32,
 }
 
-fn credentials_by_email(conn: &mut DbConn, email: &str) -> Result<Option<Credentials>, AppError> {
+pub fn credentials_by_email(
+    conn: &mut DbConn,
+    email: &str,
+) -> Result<Option<Credentials>, AppError> {
     Ok(users::table
         .filter(users::email.eq(email))
         .select((
@@ -385,6 +388,42 @@ pub fn mask_email(email: &str) -> String {
         }
         None => "***".into(),
     }
+}
+
+/// Checks a second factor presented in person (co-signing on someone else's device):
+/// a TOTP code or a recovery code. Wrong answers count against the account's limit;
+/// no session is created. Returns the method used.
+pub fn check_in_person(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    user_id: &str,
+    factor: &SecondFactor,
+) -> Result<Result<&'static str, AppError>, AppError> {
+    ratelimit::check(
+        conn,
+        &mfa_key(user_id),
+        cfg.rate_limits.mfa_per_account,
+        now,
+    )?;
+    let ok = match factor {
+        SecondFactor::Totp(code) => totp_accept(conn, now, user_id, code, false)?.is_some(),
+        SecondFactor::RecoveryCode(code) => use_recovery_code(conn, now, user_id, code)?,
+        SecondFactor::EmailCode(_) => false,
+    };
+    if !ok {
+        ratelimit::fail(
+            conn,
+            &mfa_key(user_id),
+            cfg.rate_limits.mfa_per_account,
+            now,
+        )?;
+        return Ok(Err(AppError::InvalidSecondFactor));
+    }
+    Ok(Ok(match factor {
+        SecondFactor::Totp(_) => "in_person_totp",
+        _ => "in_person_recovery_code",
+    }))
 }
 
 /// Sends a 6-digit code for the challenge to the user's address. Allowed for users who

@@ -962,6 +962,76 @@ pub fn decline(
     mark_declined(conn, cfg, now, &a, reason, &who)
 }
 
+// ---- Co-signing on the trainee's phone ----------------------------------------------
+
+/// Who is standing at the trainee's phone, from the trainee's session: the named
+/// assessor's credentials hash (checked by the caller, off the database thread).
+pub fn co_sign_start(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+    email: &str,
+) -> Result<(Assessment, Option<crate::auth::service::Credentials>), AppError> {
+    let a = readable(conn, me, id, now.date_naive())?;
+    refuse_if_final(&a)?;
+    if trainee_of(conn, &a.enrolment_id)? != me.user_id {
+        return Err(AppError::Forbidden(
+            "co-signing happens on the trainee's own device".into(),
+        ));
+    }
+    let email = crate::auth::service::normalize_email(email);
+    crate::auth::ratelimit::check(
+        conn,
+        &crate::auth::service::login_account_key(&email),
+        cfg.rate_limits.login_per_account,
+        now,
+    )?;
+    let creds = crate::auth::service::credentials_by_email(conn, &email)?
+        .filter(|c| c.status == "active" && Some(c.id.as_str()) == a.assessor_id.as_deref());
+    Ok((a, creds))
+}
+
+/// The assessor proved who they are with password and second factor on the trainee's
+/// phone: sign as them. The trainee's session gains nothing; no session is created.
+#[allow(clippy::too_many_arguments)]
+pub fn co_sign_finish(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    client: &ClientInfo,
+    id: &str,
+    assessor: Option<&crate::auth::service::Credentials>,
+    email: &str,
+    factor: &crate::auth::service::SecondFactor,
+    c: AssessmentContent,
+) -> Result<Result<(Assessment, Vec<Mail>), AppError>, AppError> {
+    let Some(assessor) = assessor else {
+        crate::auth::service::login_failed(
+            conn,
+            cfg,
+            now,
+            &crate::auth::service::normalize_email(email),
+        )?;
+        return Ok(Err(AppError::InvalidCredentials));
+    };
+    let method = match crate::auth::service::check_in_person(conn, cfg, now, &assessor.id, factor)?
+    {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    let a = get_assessment(conn, id)?;
+    refuse_if_final(&a)?;
+    let who = Signer {
+        user_id: Some(&assessor.id),
+        email: None,
+        method,
+        client: client.user_agent.as_deref(),
+    };
+    seal(conn, cfg, now, a, c, &who).map(Ok)
+}
+
 // ---- Assessors without an account: signing links --------------------------------------
 
 fn create_link(

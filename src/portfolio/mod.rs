@@ -1444,6 +1444,93 @@ pub async fn decline_by_link(
     Ok(HttpResponse::Ok().json(a))
 }
 
+/// The assessor's credentials, given on the trainee's phone.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CoSignRequest {
+    /// The named assessor's e-mail and password.
+    pub email: String,
+    pub password: String,
+    /// `totp` or `recovery_code`.
+    pub method: crate::auth::service::MfaMethod,
+    pub code: String,
+    #[serde(flatten)]
+    pub content: AssessmentContent,
+}
+
+/// Sign on the trainee's phone
+///
+/// The trainee hands over the phone; the named assessor signs with their own e-mail,
+/// password and second factor in this one request. No session is created and the
+/// trainee's session gains nothing. Failed attempts count against the assessor's limits.
+#[utoipa::path(
+    tag = "assessments",
+    params(("id" = String, Path)),
+    request_body = CoSignRequest,
+    responses(
+        (status = 200, description = "Signed by the assessor", body = Assessment),
+        (status = 401, description = "Wrong credentials or code", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 403, description = "Not the trainee's session", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/assessments/{id}/co-sign")]
+pub async fn co_sign(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+    body: web::Json<CoSignRequest>,
+) -> Result<HttpResponse, AppError> {
+    use crate::auth::service::{MfaMethod, SecondFactor};
+    let id = path.into_inner();
+    let body = body.into_inner();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let factor = match body.method {
+        MfaMethod::Totp => SecondFactor::Totp(body.code),
+        MfaMethod::RecoveryCode => SecondFactor::RecoveryCode(body.code),
+        MfaMethod::EmailCode => {
+            return Err(AppError::validation(
+                "method",
+                "co-signing takes a TOTP or recovery code",
+            ))
+        }
+    };
+    let (email, start_id) = (body.email.clone(), id.clone());
+    let (_, creds) = db::run(&state.pool, move |c| {
+        assessments::co_sign_start(c, &cfg, now, &me, &start_id, &email)
+    })
+    .await?;
+    let stored = creds.as_ref().and_then(|c| c.password_hash.clone());
+    let dummy = state.dummy_hash.clone();
+    let password = body.password;
+    let ok = web::block(move || {
+        crate::auth::crypto::verify_password(&password, &stored.unwrap_or(dummy))
+    })
+    .await?;
+    let creds = creds.filter(|_| ok);
+    let cfg = state.config.clone();
+    let client = client_info(&req, &state.config);
+    let email = body.email;
+    let content = body.content;
+    let (a, mails) = db::write(&state.pool, move |c| {
+        assessments::co_sign_finish(
+            c,
+            &cfg,
+            now,
+            &client,
+            &id,
+            creds.as_ref(),
+            &email,
+            &factor,
+            content,
+        )
+    })
+    .await??;
+    state.mailer.send_all(mails).await;
+    Ok(with_etag(StatusCode::OK, a.etag(), &a))
+}
+
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create_activity)
         .service(list_activities)
@@ -1482,5 +1569,6 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(correct_summary)
         .service(open_signing_link)
         .service(sign_by_link)
-        .service(decline_by_link);
+        .service(decline_by_link)
+        .service(co_sign);
 }

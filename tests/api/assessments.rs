@@ -518,3 +518,92 @@ fn an_assessor_without_an_account_signs_through_a_link() {
         .post(&path, Some(&trainee.access), json!({"instrument": "cbd", "performed_on": "2026-11-03", "assessor_email": "inte-en-adress"}))
         .expect_problem(422, "validation");
 }
+
+#[test]
+fn the_supervisor_signs_on_the_trainees_phone_with_their_own_credentials() {
+    let w = ward();
+    let a = request(&w, "mini_cex", &w.supervisor);
+    let id = a["id"].as_str().expect("id");
+    let path = format!("/assessments/{id}/co-sign");
+    let secret = w.supervisor.totp_secret.clone().expect("secret");
+    let body = |password: &str, code: &str| {
+        json!({"email": w.supervisor.email, "password": password, "method": "totp", "code": code,
+               "ratings": {"communication": 8}, "feedback_next_steps": "Fortsätt så."})
+    };
+    // Wrong password or wrong code: refused, nothing signed.
+    w.app
+        .post(
+            &path,
+            Some(&w.trainee.access),
+            body("fel lösenord!!", &w.app.totp(&secret)),
+        )
+        .expect_problem(401, "invalid-credentials");
+    w.app
+        .post(
+            &path,
+            Some(&w.trainee.access),
+            body(crate::support::PASSWORD, "000000"),
+        )
+        .expect_problem(401, "invalid-second-factor");
+    // Someone else's credentials do not sign for the named assessor.
+    let mut other = body(
+        crate::support::PASSWORD,
+        &w.app
+            .totp(w.external.totp_secret.as_deref().expect("secret")),
+    );
+    other["email"] = json!(w.external.email);
+    w.app
+        .post(&path, Some(&w.trainee.access), other)
+        .expect_problem(401, "invalid-credentials");
+    assert_eq!(
+        w.app
+            .get(&format!("/assessments/{id}"), Some(&w.trainee.access))
+            .expect(200)
+            .body["status"],
+        "awaiting_signature"
+    );
+
+    // Only from the trainee's own session (the supervisor's session would just sign).
+    w.app
+        .post(
+            &path,
+            Some(&w.supervisor.access),
+            body(crate::support::PASSWORD, &w.app.totp(&secret)),
+        )
+        .expect_problem(403, "forbidden");
+
+    let code = w.app.totp(&secret);
+    let signed = w
+        .app
+        .post(
+            &path,
+            Some(&w.trainee.access),
+            body(crate::support::PASSWORD, &code),
+        )
+        .expect(200);
+    assert_eq!(signed.body["status"], "signed");
+    assert_eq!(
+        signed.body["signature"]["signed_by"],
+        w.supervisor.id.as_str()
+    );
+    assert_eq!(signed.body["signature"]["method"], "in_person_totp");
+    // The trainee's session is still the trainee's: no new powers.
+    let me = w.app.get("/me", Some(&w.trainee.access)).expect(200);
+    assert_eq!(me.body["id"], w.trainee.id.as_str());
+    let b = request(&w, "cbd", &w.supervisor);
+    w.app
+        .post(
+            &format!("/assessments/{}/sign", b["id"].as_str().expect("id")),
+            Some(&w.trainee.access),
+            json!({}),
+        )
+        .expect_problem(403, "forbidden");
+    // The TOTP code just used does not work twice.
+    w.app
+        .post(
+            &format!("/assessments/{}/co-sign", b["id"].as_str().expect("id")),
+            Some(&w.trainee.access),
+            body(crate::support::PASSWORD, &code),
+        )
+        .expect_problem(401, "invalid-second-factor");
+}
