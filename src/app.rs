@@ -251,6 +251,28 @@ pub fn openapi_json() -> String {
     openapi().to_pretty_json().unwrap_or_default() + "\n"
 }
 
+/// Sends due daily digests every ten minutes, off the request path.
+fn spawn_digests(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let st = state.clone();
+            let result = web::block(move || {
+                let mut conn = st.pool.get()?;
+                crate::notifications::send_due_digests(&mut conn, &st.mailer, st.clock.now())
+            })
+            .await;
+            match result {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(digests = n, "daily digests sent"),
+                Ok(Err(e)) => tracing::error!(error = %e, "daily digests failed"),
+                Err(_) => return,
+            }
+        }
+    });
+}
+
 /// Binds and starts the server; the returned `Server` finishes in-flight requests on
 /// shutdown (SIGINT/SIGTERM or `ServerHandle::stop(true)`).
 pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server, AppError> {
@@ -264,6 +286,7 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
     } else {
         config.workers
     };
+    spawn_digests(state.clone());
     let server = HttpServer::new(move || {
         // The spec route comes before the `/api/v1` scope, which would otherwise answer 404.
         let (app, _) = App::new()

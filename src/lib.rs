@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod mail;
+pub mod notifications;
 pub mod portfolio;
 pub mod schema;
 pub mod storage;

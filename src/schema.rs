@@ -24,6 +24,19 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        notification_mode -> Text,
+        last_digest_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notification_queue (id) {
+        id -> Text,
+        user_id -> Text,
+        subject -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
     }
 }
 
@@ -354,6 +367,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_links,
     talks,
     talk_participants,
+    notification_queue,
     summary_assessments,
 );
 

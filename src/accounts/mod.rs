@@ -437,7 +437,9 @@ pub async fn get_me(state: web::Data<AppState>, me: Principal) -> Result<HttpRes
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MePatch {
-    pub display_name: String,
+    pub display_name: Option<String>,
+    /// `immediate` (default) or `daily_digest`: one mail a day with every notification.
+    pub notification_mode: Option<String>,
 }
 
 /// Update my profile
@@ -466,7 +468,8 @@ pub async fn patch_me(
             now,
             &me,
             |tag| check_if_match(expected.as_deref(), tag),
-            &body.display_name,
+            body.display_name.as_deref(),
+            body.notification_mode.as_deref(),
         )
     })
     .await?;

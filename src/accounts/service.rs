@@ -233,6 +233,8 @@ pub struct User {
     pub status: String,
     pub roles: Vec<RoleGrant>,
     pub mfa: MfaStatus,
+    /// `immediate` or `daily_digest`: how portfolio notifications arrive.
+    pub notification_mode: String,
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -284,7 +286,12 @@ fn user_from(conn: &mut DbConn, r: UserRow) -> Result<User, AppError> {
         .select(totp_credentials::secret)
         .first(conn)
         .optional()?;
+    let notification_mode: String = users::table
+        .find(&r.0)
+        .select(users::notification_mode)
+        .first(conn)?;
     Ok(User {
+        notification_mode,
         roles: load_roles(conn, &r.0)?,
         mfa: MfaStatus {
             totp: matches!(totp, Some(Some(_))),
@@ -364,14 +371,26 @@ pub fn update_me(
     now: DateTime<Utc>,
     me: &Principal,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
-    display_name: &str,
+    display_name: Option<&str>,
+    notification_mode: Option<&str>,
 ) -> Result<User, AppError> {
     let current = get_user(conn, &me.user_id)?;
     if_match(&current.etag())?;
-    let name = validate_name("display_name", display_name)?;
+    let name = validate_name(
+        "display_name",
+        display_name.unwrap_or(&current.display_name),
+    )?;
+    let mode = notification_mode.unwrap_or(&current.notification_mode);
+    if !["immediate", "daily_digest"].contains(&mode) {
+        return Err(AppError::validation(
+            "notification_mode",
+            "immediate or daily_digest",
+        ));
+    }
     diesel::update(users::table.find(&me.user_id))
         .set((
             users::display_name.eq(name),
+            users::notification_mode.eq(mode),
             users::version.eq(current.version + 1),
             users::updated_at.eq(to_db(now)),
         ))

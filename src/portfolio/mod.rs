@@ -443,7 +443,7 @@ pub async fn create_assessment(
         assessments::create(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
 }
 
@@ -607,7 +607,7 @@ pub async fn request_signature(
         assessments::request(c, &cfg, now, &me, &client, &id, &body.assessor_id)
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -656,7 +656,7 @@ pub async fn sign_assessment(
         )
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -693,7 +693,7 @@ pub async fn decline_assessment(
         assessments::decline(c, &cfg, now, &me, &client, &id, &body.reason)
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -841,7 +841,7 @@ async fn talk_patch(
         )
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, t.etag(), &t))
 }
 
@@ -893,7 +893,7 @@ pub async fn create_supervision_session(
         talks::create_session(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 
@@ -1034,7 +1034,7 @@ pub async fn create_handover_talk(
         talks::create_handover(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 
@@ -1292,7 +1292,7 @@ pub async fn sign_summary(
         summaries::sign(c, &cfg, now, &me, &client, &id)
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 
@@ -1411,7 +1411,7 @@ pub async fn sign_by_link(
         assessments::sign_by_link(c, &cfg, now, &client, &token, body.into_inner())
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(HttpResponse::Ok().json(a))
 }
 
@@ -1440,7 +1440,7 @@ pub async fn decline_by_link(
         assessments::decline_by_link(c, &cfg, now, &client, &token, &body.reason)
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(HttpResponse::Ok().json(a))
 }
 
@@ -1527,7 +1527,7 @@ pub async fn co_sign(
         )
     })
     .await??;
-    state.mailer.send_all(mails).await;
+    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 

@@ -607,3 +607,65 @@ fn the_supervisor_signs_on_the_trainees_phone_with_their_own_credentials() {
         )
         .expect_problem(401, "invalid-second-factor");
 }
+
+#[test]
+fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_request() {
+    let w = ward();
+    let me = w.app.get("/me", Some(&w.supervisor.access)).expect(200);
+    assert_eq!(me.body["notification_mode"], "immediate");
+    w.app
+        .patch(
+            "/me",
+            Some(&w.supervisor.access),
+            json!({"notification_mode": "hourly"}),
+            &[],
+        )
+        .expect_problem(422, "validation");
+    w.app
+        .patch(
+            "/me",
+            Some(&w.supervisor.access),
+            json!({"notification_mode": "daily_digest"}),
+            &[],
+        )
+        .expect(200);
+    let before = w.app.smtp.count_to(&w.supervisor.email);
+    request(&w, "mini_cex", &w.supervisor);
+    request(&w, "dops", &w.supervisor);
+    // Nothing at once...
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(w.app.smtp.count_to(&w.supervisor.email), before);
+
+    // ...one digest when it is due, with both requests, and not twice a day.
+    let pool = eportfolio::db::connect(&w.app.config.database_url, 1).expect("pool");
+    let mut conn = pool.get().expect("conn");
+    let mailer =
+        eportfolio::mail::Mailer::new(&w.app.config.mail, &w.app.config.mail_from).expect("mailer");
+    let now = eportfolio::clock::Clock::now(&*w.app.clock);
+    assert_eq!(
+        eportfolio::notifications::send_due_digests(&mut conn, &mailer, now).expect("digests"),
+        1
+    );
+    let digest = w.app.smtp.wait_for(&w.supervisor.email, before);
+    assert!(
+        digest.subject().contains("2 notifications"),
+        "{}",
+        digest.subject()
+    );
+    let text = digest.body_text();
+    assert!(text.contains("mini_cex") && text.contains("dops"), "{text}");
+    assert_eq!(
+        eportfolio::notifications::send_due_digests(&mut conn, &mailer, now).expect("digests"),
+        0
+    );
+    // Sign-in mail is never held back: a reset link arrives at once.
+    let before = w.app.smtp.count_to(&w.supervisor.email);
+    w.app
+        .post(
+            "/auth/password-reset",
+            None,
+            json!({"email": w.supervisor.email}),
+        )
+        .expect(202);
+    w.app.smtp.wait_for(&w.supervisor.email, before);
+}

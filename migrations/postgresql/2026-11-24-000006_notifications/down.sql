@@ -1,0 +1,3 @@
+DROP TABLE notification_queue;
+ALTER TABLE users DROP COLUMN last_digest_at;
+ALTER TABLE users DROP COLUMN notification_mode;

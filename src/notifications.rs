@@ -1,0 +1,132 @@
+//! Portfolio notifications: sent at once, or gathered into one daily digest for users
+//! who prefer that (supervisors who would rather not get a mail per signature).
+//! Sign-in codes and links never wait: they go through the mailer directly.
+
+use chrono::{DateTime, Timelike, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::clock::to_db;
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::mail::{Mail, Mailer};
+use crate::schema::{notification_queue, users};
+
+/// Digests go out once a day, from this hour (UTC) on.
+pub const DIGEST_HOUR_UTC: u32 = 6;
+
+/// Queues the mails of digest users; returns those to send now.
+pub fn sort(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    mails: Vec<Mail>,
+) -> Result<Vec<Mail>, AppError> {
+    let mut now_list = Vec::new();
+    for mail in mails {
+        let digest: Option<String> = users::table
+            .filter(users::email.eq(&mail.to))
+            .filter(users::notification_mode.eq("daily_digest"))
+            .select(users::id)
+            .first(conn)
+            .optional()?;
+        match digest {
+            Some(user_id) => {
+                diesel::insert_into(notification_queue::table)
+                    .values((
+                        notification_queue::id.eq(Uuid::new_v4().to_string()),
+                        notification_queue::user_id.eq(user_id),
+                        notification_queue::subject.eq(&mail.subject),
+                        notification_queue::body.eq(&mail.body),
+                        notification_queue::created_at.eq(to_db(now)),
+                    ))
+                    .execute(conn)?;
+            }
+            None => now_list.push(mail),
+        }
+    }
+    Ok(now_list)
+}
+
+/// Delivers notifications according to each recipient's choice. A failure to queue
+/// falls back to sending at once: a notification is never silently dropped.
+pub async fn deliver(state: &AppState, mails: Vec<Mail>) {
+    if mails.is_empty() {
+        return;
+    }
+    let now = state.clock.now();
+    let copy = mails.clone();
+    let immediate = match db::write(&state.pool, move |c| sort(c, now, copy)).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "could not queue notifications; sending now");
+            mails
+        }
+    };
+    state.mailer.send_all(immediate).await;
+}
+
+/// Sends one digest per user whose notifications are waiting and who has not had one
+/// today. Returns how many digests went out.
+pub fn send_due_digests(
+    conn: &mut DbConn,
+    mailer: &Mailer,
+    now: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    if now.hour() < DIGEST_HOUR_UTC {
+        return Ok(0);
+    }
+    let start_of_day = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_else(|| now.naive_utc());
+    let waiting: Vec<String> = notification_queue::table
+        .filter(notification_queue::sent_at.is_null())
+        .select(notification_queue::user_id)
+        .distinct()
+        .load(conn)?;
+    let mut sent = 0;
+    for user_id in waiting {
+        let (email, last): (String, Option<chrono::NaiveDateTime>) = users::table
+            .find(&user_id)
+            .select((users::email, users::last_digest_at))
+            .first(conn)?;
+        if last.is_some_and(|l| l >= start_of_day) {
+            continue;
+        }
+        let items: Vec<(String, String, String)> = notification_queue::table
+            .filter(notification_queue::user_id.eq(&user_id))
+            .filter(notification_queue::sent_at.is_null())
+            .order(notification_queue::created_at)
+            .select((
+                notification_queue::id,
+                notification_queue::subject,
+                notification_queue::body,
+            ))
+            .load(conn)?;
+        let body = items
+            .iter()
+            .map(|(_, subject, body)| format!("* {subject}\n{body}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mail = Mail {
+            to: email,
+            subject: format!(
+                "eportfolio: {} händelser / {} notifications",
+                items.len(),
+                items.len()
+            ),
+            body: format!("Sammanfattning för dagen / Today's summary\n\n{body}"),
+        };
+        mailer.send(&mail)?;
+        let ids: Vec<&String> = items.iter().map(|(id, _, _)| id).collect();
+        diesel::update(notification_queue::table.filter(notification_queue::id.eq_any(ids)))
+            .set(notification_queue::sent_at.eq(to_db(now)))
+            .execute(conn)?;
+        diesel::update(users::table.find(&user_id))
+            .set(users::last_digest_at.eq(to_db(now)))
+            .execute(conn)?;
+        sent += 1;
+    }
+    Ok(sent)
+}
