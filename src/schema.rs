@@ -41,6 +41,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    assessment_forms (id) {
+        id -> Text,
+        instrument -> Text,
+        organisation_id -> Text,
+        definition -> Text,
+        version -> Integer,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     user_roles (id) {
         id -> Text,
         user_id -> Text,
@@ -368,6 +380,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     talks,
     talk_participants,
     notification_queue,
+    assessment_forms,
     summary_assessments,
 );
 

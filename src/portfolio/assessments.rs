@@ -321,7 +321,11 @@ fn email_of(conn: &mut DbConn, user_id: &str) -> Result<String, AppError> {
 /// Checks and applies `c` over `a` (the instrument's domains and scale, delmål of the
 /// template version, the placement).
 fn apply(conn: &mut DbConn, a: &mut Assessment, c: AssessmentContent) -> Result<(), AppError> {
-    let form = instruments::form(a.instrument)?;
+    let org: String = enrolments::table
+        .find(&a.enrolment_id)
+        .select(enrolments::organisation_id)
+        .first(conn)?;
+    let form = instruments::form_for(conn, a.instrument, Some(&org))?;
     let mut errors = Vec::new();
     if let Some(p) = c.placement_id {
         if enrolment_of_placement(conn, &p).ok().as_deref() != Some(a.enrolment_id.as_str()) {
@@ -1225,6 +1229,8 @@ pub struct Filter {
     pub instrument: Option<AssessmentType>,
     pub delmal: Option<String>,
     pub placement_id: Option<String>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
 }
 
 pub fn list(
@@ -1247,6 +1253,12 @@ pub fn list(
     }
     if let Some(p) = &f.placement_id {
         q = q.filter(assessments::placement_id.eq(p.clone()));
+    }
+    if let Some(d) = f.from {
+        q = q.filter(assessments::performed_on.ge(d.to_string()));
+    }
+    if let Some(d) = f.to {
+        q = q.filter(assessments::performed_on.le(d.to_string()));
     }
     if let Some(code) = &f.delmal {
         let ids = record_delmal::table

@@ -1,10 +1,19 @@
-//! Assessment instruments and their scales, from `catalog/assessment-instruments.json`.
+//! Assessment instruments and their forms. The national default comes from
+//! `catalog/assessment-instruments.json`; a region (or any organisation) can store its
+//! own version, which applies to its trainees and those of the organisations below it.
 
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
+use crate::auth::principal::{org_chain, Principal, Role};
+use crate::clock::to_db;
 use crate::curriculum::templates::AssessmentType;
-use crate::error::AppError;
+use crate::db::DbConn;
+use crate::error::{AppError, FieldError};
+use crate::schema::assessment_forms;
 
 pub const CATALOG: &str = include_str!("../../catalog/assessment-instruments.json");
 
@@ -24,6 +33,32 @@ pub struct InstrumentForm {
     /// Labels of the scale points, when the scale is ordinal.
     pub scale_labels: Vec<String>,
     /// Optional single entrustment rating (O-SCORE), 1..=5.
+    pub entrustment_levels: Vec<String>,
+    /// Whose form this is: null for the national default.
+    pub organisation_id: Option<String>,
+    /// Version of the organisation's form (0 for the default).
+    pub version: i32,
+}
+
+/// An organisation's version of a form.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FormInput {
+    pub organisation_id: String,
+    #[schema(example = "Mini-CEX (Region Stockholm)")]
+    pub name: String,
+    #[serde(default)]
+    pub what: String,
+    #[serde(default)]
+    pub context_fields: Vec<String>,
+    #[schema(example = json!(["anamnes", "status", "kommunikation", "klinisk bedömning", "helhet"]))]
+    pub domains: Vec<String>,
+    #[schema(example = 5)]
+    pub scale_max: i32,
+    #[serde(default)]
+    #[schema(example = json!(["behöver full handledning", "behöver mycket stöd", "behöver visst stöd", "klarar med stöd vid behov", "självständig"]))]
+    pub scale_labels: Vec<String>,
+    #[serde(default)]
     pub entrustment_levels: Vec<String>,
 }
 
@@ -109,14 +144,132 @@ pub fn forms() -> Result<Vec<InstrumentForm>, AppError> {
             scale_max,
             scale_labels,
             entrustment_levels: entrustment.clone(),
+            organisation_id: None,
+            version: 0,
         });
     }
     Ok(out)
 }
 
-pub fn form(instrument: AssessmentType) -> Result<InstrumentForm, AppError> {
+fn instrument_key(i: AssessmentType) -> String {
+    serde_json::to_value(i)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The newest version an organisation stored for an instrument, if any.
+fn stored(
+    conn: &mut DbConn,
+    instrument: AssessmentType,
+    org: &str,
+) -> Result<Option<InstrumentForm>, AppError> {
+    let row: Option<(String, i32)> = assessment_forms::table
+        .filter(assessment_forms::instrument.eq(instrument_key(instrument)))
+        .filter(assessment_forms::organisation_id.eq(org))
+        .order(assessment_forms::version.desc())
+        .select((assessment_forms::definition, assessment_forms::version))
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        None => None,
+        Some((definition, version)) => {
+            let f: FormInput = serde_json::from_str(&definition).map_err(AppError::internal)?;
+            Some(InstrumentForm {
+                instrument,
+                name: f.name,
+                what: f.what,
+                context_fields: f.context_fields,
+                domains: f.domains,
+                scale_max: f.scale_max,
+                scale_labels: f.scale_labels,
+                entrustment_levels: f.entrustment_levels,
+                organisation_id: Some(f.organisation_id),
+                version,
+            })
+        }
+    })
+}
+
+/// The form that applies in an organisation: its own, or the nearest above it, or the
+/// national default.
+pub fn form_for(
+    conn: &mut DbConn,
+    instrument: AssessmentType,
+    org: Option<&str>,
+) -> Result<InstrumentForm, AppError> {
+    if let Some(org) = org {
+        for o in org_chain(conn, org)? {
+            if let Some(f) = stored(conn, instrument, &o)? {
+                return Ok(f);
+            }
+        }
+    }
     forms()?
         .into_iter()
         .find(|f| f.instrument == instrument)
         .ok_or_else(|| AppError::validation("instrument", "no form for this instrument"))
+}
+
+/// Every instrument's form as it applies in `org` (national defaults without one).
+pub fn forms_for(conn: &mut DbConn, org: Option<&str>) -> Result<Vec<InstrumentForm>, AppError> {
+    let defaults = forms()?;
+    defaults
+        .into_iter()
+        .map(|f| form_for(conn, f.instrument, org))
+        .collect()
+}
+
+/// Stores a new version of an organisation's form. Administrators of the organisation.
+/// Assessments already signed keep the ratings they were given.
+pub fn store(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    instrument: AssessmentType,
+    f: FormInput,
+) -> Result<InstrumentForm, AppError> {
+    if crate::accounts::service::get_org(conn, &f.organisation_id).is_err() {
+        return Err(AppError::validation(
+            "organisation_id",
+            "no such organisation",
+        ));
+    }
+    Principal::require(me.has_role_over(conn, Role::Administrator, &f.organisation_id)?)?;
+    let mut errors = Vec::new();
+    if f.name.trim().is_empty() {
+        errors.push(FieldError::new("name", "is required"));
+    }
+    if !(2..=20).contains(&f.scale_max) {
+        errors.push(FieldError::new("scale_max", "between 2 and 20"));
+    }
+    if !f.scale_labels.is_empty() && f.scale_labels.len() as i32 != f.scale_max {
+        errors.push(FieldError::new(
+            "scale_labels",
+            "one label per scale point, or none",
+        ));
+    }
+    if f.domains.len() > 30 || f.domains.iter().any(|d| d.trim().is_empty()) {
+        errors.push(FieldError::new("domains", "at most 30 named domains"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let version = stored(conn, instrument, &f.organisation_id)?
+        .map(|s| s.version)
+        .unwrap_or(0)
+        + 1;
+    diesel::insert_into(assessment_forms::table)
+        .values((
+            assessment_forms::id.eq(Uuid::new_v4().to_string()),
+            assessment_forms::instrument.eq(instrument_key(instrument)),
+            assessment_forms::organisation_id.eq(&f.organisation_id),
+            assessment_forms::definition.eq(serde_json::to_string(&f).map_err(AppError::internal)?),
+            assessment_forms::version.eq(version),
+            assessment_forms::created_by.eq(&me.user_id),
+            assessment_forms::created_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    stored(conn, instrument, &f.organisation_id)?
+        .ok_or_else(|| AppError::internal("form not stored"))
 }

@@ -398,15 +398,63 @@ pub async fn delete_attachment(
 /// feedback, as data.
 #[utoipa::path(
     tag = "assessments",
+    params(FormsFor),
     responses((status = 200, description = "The forms", body = Page<InstrumentForm>)),
     security(("bearer" = []))
 )]
 #[get("/assessment-instruments")]
-pub async fn list_instruments(_me: Principal) -> Result<HttpResponse, AppError> {
+pub async fn list_instruments(
+    state: web::Data<AppState>,
+    _me: Principal,
+    query: web::Query<FormsFor>,
+) -> Result<HttpResponse, AppError> {
+    let org = query.into_inner().organisation_id;
+    let items = db::run(&state.pool, move |c| {
+        instruments::forms_for(c, org.as_deref())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(Page {
-        items: instruments::forms()?,
+        items,
         next_cursor: None,
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FormsFor {
+    /// The forms as they apply in this organisation (its own or the nearest above).
+    pub organisation_id: Option<String>,
+}
+
+/// Store an organisation's version of an assessment form
+///
+/// Administrators adjust a form for their region (domains, scale, labels); it applies to
+/// trainees of the organisation and below. Each change is a new version.
+#[utoipa::path(
+    tag = "assessments",
+    params(("instrument" = crate::curriculum::templates::AssessmentType, Path)),
+    request_body = instruments::FormInput,
+    responses(
+        (status = 201, description = "The new version", body = InstrumentForm),
+        (status = 403, description = "Not an administrator of the organisation", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/assessment-instruments/{instrument}/forms")]
+pub async fn store_form(
+    state: web::Data<AppState>,
+    me: Principal,
+    path: web::Path<crate::curriculum::templates::AssessmentType>,
+    body: web::Json<instruments::FormInput>,
+) -> Result<HttpResponse, AppError> {
+    let instrument = path.into_inner();
+    let now = state.clock.now();
+    let f = db::write(&state.pool, move |c| {
+        instruments::store(c, now, &me, instrument, body.into_inner())
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(f))
 }
 
 /// Start a formative assessment
@@ -456,6 +504,10 @@ pub struct AssessmentFilter {
     pub instrument: Option<crate::curriculum::templates::AssessmentType>,
     pub delmal: Option<String>,
     pub placement_id: Option<String>,
+    /// Performed on or after this date.
+    pub from: Option<NaiveDate>,
+    /// Performed on or before this date.
+    pub to: Option<NaiveDate>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -490,6 +542,8 @@ pub async fn list_assessments(
         instrument: q.instrument,
         delmal: q.delmal,
         placement_id: q.placement_id,
+        from: q.from,
+        to: q.to,
     };
     let rows = db::run(&state.pool, move |c| {
         access::require(c, &me, &id, today, Access::Read)?;
@@ -1372,7 +1426,15 @@ pub async fn open_signing_link(
                 .first::<String>(c)?
         };
         Ok(SigningLinkView {
-            form: instruments::form(assessment.instrument)?,
+            form: {
+                use crate::schema::enrolments;
+                use diesel::prelude::*;
+                let org: String = enrolments::table
+                    .find(&assessment.enrolment_id)
+                    .select(enrolments::organisation_id)
+                    .first(c)?;
+                instruments::form_for(c, assessment.instrument, Some(&org))?
+            },
             assessment,
             trainee_name,
             email,
@@ -1541,6 +1603,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(download_attachment)
         .service(delete_attachment)
         .service(list_instruments)
+        .service(store_form)
         .service(create_assessment)
         .service(list_assessments)
         .service(get_assessment)

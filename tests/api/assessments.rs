@@ -7,6 +7,8 @@ use crate::support::{TestApp, TestUser};
 
 struct Ward {
     app: TestApp,
+    admin: TestUser,
+    care_provider: String,
     trainee: TestUser,
     supervisor: TestUser,
     /// An external supervisor with a private address, not assigned to the trainee.
@@ -34,6 +36,8 @@ fn ward() -> Ward {
     Ward {
         enrolment: e.body["id"].as_str().expect("id").to_string(),
         app,
+        admin,
+        care_provider: slso,
         trainee,
         supervisor,
         external,
@@ -668,4 +672,99 @@ fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_reque
         )
         .expect(202);
     w.app.smtp.wait_for(&w.supervisor.email, before);
+}
+
+#[test]
+fn a_region_adjusts_the_mini_cex_form_for_its_trainees() {
+    let w = ward();
+    let form = json!({"organisation_id": w.care_provider, "name": "Mini-CEX (SLSO)",
+        "domains": ["anamnes", "status", "kommunikation", "helhet"], "scale_max": 5,
+        "scale_labels": ["behöver full handledning", "behöver mycket stöd", "behöver visst stöd", "klarar med stöd vid behov", "självständig"]});
+    // Only administrators of the organisation store forms.
+    w.app
+        .post(
+            "/assessment-instruments/mini_cex/forms",
+            Some(&w.supervisor.access),
+            form.clone(),
+        )
+        .expect_problem(403, "forbidden");
+    let mut bad = form.clone();
+    bad["scale_labels"] = json!(["en", "två"]);
+    w.app
+        .post(
+            "/assessment-instruments/mini_cex/forms",
+            Some(&w.admin.access),
+            bad,
+        )
+        .expect_problem(422, "validation");
+    let stored = w
+        .app
+        .post(
+            "/assessment-instruments/mini_cex/forms",
+            Some(&w.admin.access),
+            form,
+        )
+        .expect(201);
+    assert_eq!(stored.body["version"], 1);
+    assert_eq!(stored.body["organisation_id"], w.care_provider.as_str());
+
+    let here = w
+        .app
+        .get(
+            &format!(
+                "/assessment-instruments?organisation_id={}",
+                w.care_provider
+            ),
+            Some(&w.trainee.access),
+        )
+        .expect(200);
+    let mini = here.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|f| f["instrument"] == "mini_cex")
+        .expect("mini")
+        .clone();
+    assert_eq!(mini["scale_max"], 5);
+    let national = w
+        .app
+        .get("/assessment-instruments", Some(&w.trainee.access))
+        .expect(200);
+    let default = national.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|f| f["instrument"] == "mini_cex")
+        .expect("mini")
+        .clone();
+    assert_eq!(default["scale_max"], 9);
+    assert!(default["organisation_id"].is_null());
+
+    // The trainee's assessments are now rated on the region's form.
+    let a = request(&w, "mini_cex", &w.supervisor);
+    let id = a["id"].as_str().expect("id");
+    w.app
+        .patch(
+            &format!("/assessments/{id}"),
+            Some(&w.supervisor.access),
+            json!({"ratings": {"communication": 4}}),
+            &[],
+        )
+        .expect_problem(422, "validation");
+    w.app
+        .patch(
+            &format!("/assessments/{id}"),
+            Some(&w.supervisor.access),
+            json!({"ratings": {"kommunikation": 7}}),
+            &[],
+        )
+        .expect_problem(422, "validation");
+    w.app
+        .patch(
+            &format!("/assessments/{id}"),
+            Some(&w.supervisor.access),
+            json!({"ratings": {"kommunikation": 4}}),
+            &[],
+        )
+        .expect(200);
 }
