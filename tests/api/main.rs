@@ -11,6 +11,7 @@ mod curriculum;
 mod enrolment;
 mod enrolment_access;
 mod openapi;
+mod placement_walk;
 mod portfolio;
 mod portfolio_access;
 mod talks;
