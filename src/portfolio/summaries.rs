@@ -288,18 +288,20 @@ pub fn create(
     n: NewSummary,
 ) -> Result<SummaryAssessment, AppError> {
     let today = now.date_naive();
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
-    if enrolment_of_placement(conn, &n.placement_id)
+    let placement_here = enrolment_of_placement(conn, &n.placement_id)
         .ok()
         .as_deref()
-        != Some(enrolment_id)
-    {
-        return Err(AppError::validation(
-            "placement_id",
-            "not a placement of this enrolment",
-        ));
-    }
-    if !may_author(conn, me, enrolment_id, &n.placement_id, today)? {
+        == Some(enrolment_id);
+    // A placement's supervisor writes its summary even after the placement (and with it
+    // their access to the rest of the plan) has ended.
+    if !(placement_here && may_author(conn, me, enrolment_id, &n.placement_id, today)?) {
+        access::require(conn, me, enrolment_id, today, Access::Read)?;
+        if !placement_here {
+            return Err(AppError::validation(
+                "placement_id",
+                "not a placement of this enrolment",
+            ));
+        }
         return Err(AppError::Forbidden(
             "the placement's supervisor writes its summary assessment".into(),
         ));

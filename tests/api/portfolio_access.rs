@@ -1,10 +1,11 @@
 //! Who may do what with a trainee's portfolio: every endpoint of learning activities,
-//! attachments, assessments, the signature queue, supervision sessions and handover talks,
+//! attachments, assessments (with co-signing on the trainee's phone and signing links),
+//! the signature queue, supervision sessions, handover talks and summary assessments,
 //! sent by every kind of caller (the trainee and another trainee; the current, the former
-//! and an unrelated supervisor; the trainee's director of studies and the director of
-//! another care provider; the administrator; the external assessor; a supervisor who
-//! only took part in a talk; nobody signed in), each checked against the status and
-//! problem type they must get.
+//! and an unrelated supervisor; a placement supervisor; the trainee's director of studies
+//! and the director of another care provider; the administrator; the external assessor; a
+//! supervisor who only took part in a talk; nobody signed in), each checked against the
+//! status and problem type they must get.
 //!
 //! The rules: whoever may read the enrolment today (the trainee, the supervisors assigned
 //! today, directors and administrators of the organisation, the assigned external
@@ -12,7 +13,11 @@
 //! records exist; nobody signed in gets 401. Of those who see a record, only the one whose
 //! part it is changes it (the trainee their activities, the named assessor signs); the
 //! others get 403. A named assessor keeps an assessment they were asked for, and a
-//! participant keeps a talk they took part in, after their assignment ends.
+//! participant keeps a talk they took part in, after their assignment ends. A summary
+//! assessment of a placement is written by that placement's supervisor (or the main
+//! supervisor assigned today) and changed by its author alone, who always reads it.
+//! Co-signing needs the trainee's session and the named assessor's own credentials; a
+//! signing link is its holder's only credential, and a session adds nothing to it.
 //!
 //! Each test collects every wrong answer and fails at the end with all of them, so one
 //! run shows the whole matrix.
@@ -51,6 +56,9 @@ enum Who {
     Assessor,
     /// A supervisor named as incoming supervisor in T's handover talk, assigned to nothing.
     Incoming,
+    /// A supervisor at the same care provider, assigned to nothing until a test makes them
+    /// supervisor of a placement of T's (geriatrik).
+    PlacementSupervisor,
     /// No token.
     Anonymous,
 }
@@ -68,12 +76,13 @@ impl fmt::Display for Who {
             Admin => "administrator",
             Assessor => "external assessor",
             Incoming => "incoming supervisor (talk participant only)",
+            PlacementSupervisor => "placement supervisor (geriatrik)",
             Anonymous => "anonymous",
         })
     }
 }
 
-const EVERYONE: [Who; 11] = [
+const EVERYONE: [Who; 12] = [
     Trainee,
     OtherTrainee,
     Current,
@@ -84,6 +93,7 @@ const EVERYONE: [Who; 11] = [
     Admin,
     Assessor,
     Incoming,
+    PlacementSupervisor,
     Anonymous,
 ];
 
@@ -170,6 +180,32 @@ const NOT_TRAINEE_OR_SUPERVISOR: &[(Who, u16)] = &[
     (DirectorA, 403),
     (Admin, 403),
 ];
+
+/// Refusals of what only one supervisor does (writing a summary assessment, changing
+/// one's own): 403 for the others who see T's enrolment, the trainee too; 404 for those
+/// who may not know it exists. A placement supervisor, once assigned, is added by the test.
+const NOT_THE_AUTHOR: &[(Who, u16)] = &[
+    (Anonymous, 401),
+    (OtherTrainee, 404),
+    (Former, 404),
+    (Unrelated, 404),
+    (DirectorB, 404),
+    (Incoming, 404),
+    (Trainee, 403),
+    (DirectorA, 403),
+    (Admin, 403),
+    (Assessor, 403),
+];
+
+/// Every caller, with the same status.
+fn everyone(status: u16) -> Vec<(Who, u16)> {
+    EVERYONE.iter().map(|&who| (who, status)).collect()
+}
+
+/// `table` with more callers.
+fn plus(table: &[(Who, u16)], more: &[(Who, u16)]) -> Vec<(Who, u16)> {
+    table.iter().chain(more).copied().collect()
+}
 
 /// `table` with the statuses of some callers changed.
 fn but(table: &[(Who, u16)], changes: &[(Who, u16)]) -> Vec<(Who, u16)> {
@@ -281,6 +317,7 @@ struct Cast {
     unrelated: TestUser,
     assessor: TestUser,
     incoming: TestUser,
+    placement_supervisor: TestUser,
     /// T's enrolment.
     enrolment: String,
     /// U's enrolment (main supervisor: the unrelated supervisor).
@@ -333,6 +370,12 @@ impl Cast {
         let current = app.join(&director_a, "hhl@danderyd.example", "supervisor", a);
         let unrelated = app.join(&director_a, "annan.hhl@danderyd.example", "supervisor", a);
         let incoming = app.join(&director_a, "tjg.akut@gmail.com", "supervisor", a);
+        let placement_supervisor = app.join(
+            &director_a,
+            "th.geriatrik@danderyd.example",
+            "supervisor",
+            a,
+        );
         let assessor = app.join(
             &director_a,
             "extern.bedomare@danderyd.example",
@@ -453,6 +496,7 @@ impl Cast {
             unrelated,
             assessor,
             incoming,
+            placement_supervisor,
             enrolment,
             other_enrolment,
             placement,
@@ -475,6 +519,7 @@ impl Cast {
             Admin => Some(&self.admin),
             Assessor => Some(&self.assessor),
             Incoming => Some(&self.incoming),
+            PlacementSupervisor => Some(&self.placement_supervisor),
             Anonymous => None,
         }
     }
@@ -498,11 +543,15 @@ impl Cast {
 
     /// Whether `r` is the answer `who` must get to `req`; records it when not.
     fn judge(&self, who: Who, req: &Req, status: u16, r: &Resp) -> bool {
+        self.judge_as(who, req, status, problem_kind(status), r)
+    }
+
+    /// Like `judge`, with the problem type a refusal must have.
+    fn judge_as(&self, who: Who, req: &Req, status: u16, kind: &str, r: &Resp) -> bool {
         let mut wrong = Vec::new();
         if r.status != status {
             wrong.push(format!("status {}", r.status));
         } else if status >= 400 {
-            let kind = problem_kind(status);
             if r.header("content-type") != Some("application/problem+json") {
                 wrong.push(format!("content type {:?}", r.header("content-type")));
             }
@@ -512,7 +561,7 @@ impl Cast {
             if !r.body["request_id"].is_string() {
                 wrong.push("no request_id".into());
             }
-            if status == 401 && r.header("www-authenticate") != Some("Bearer") {
+            if kind == "unauthenticated" && r.header("www-authenticate") != Some("Bearer") {
                 wrong.push("no WWW-Authenticate: Bearer".into());
             }
         }
@@ -520,7 +569,7 @@ impl Cast {
             return true;
         }
         let expected = if status >= 400 {
-            format!("{status} {}", problem_kind(status))
+            format!("{status} {kind}")
         } else {
             status.to_string()
         };
@@ -540,6 +589,19 @@ impl Cast {
             .map(|&(who, status)| {
                 let r = self.send(who, req);
                 self.judge(who, req, status, &r);
+                (who, r)
+            })
+            .collect()
+    }
+
+    /// Like `check`, when every refusal in `table` must be the problem `kind` (such as
+    /// `invalid-token`) rather than the one its status usually stands for.
+    fn check_as(&self, req: &Req, table: &[(Who, u16)], kind: &str) -> Vec<(Who, Resp)> {
+        table
+            .iter()
+            .map(|&(who, status)| {
+                let r = self.send(who, req);
+                self.judge_as(who, req, status, kind, &r);
                 (who, r)
             })
             .collect()
@@ -1089,5 +1151,472 @@ fn supervision_sessions_and_handover_talks_are_confirmed_only_by_those_who_took_
     let done = c.must(Current, &confirm, 200);
     assert_eq!(done.body["status"], "confirmed");
     c.check(&confirm, &[(Trainee, 409), (Incoming, 409)]);
+    c.finish();
+}
+
+#[test]
+fn summary_assessments_are_written_by_the_placements_supervisor_and_changed_by_their_author() {
+    let c = Cast::start();
+    let e = &c.enrolment;
+    let write = |placement: &str| {
+        post(
+            "write a summary assessment",
+            format!("/enrolments/{e}/summary-assessments"),
+            json!({"placement_id": placement,
+                   "judgements": [{"code": "BT1", "judgement": "progressing",
+                                   "comment": "Säker i vanliga tillstånd; behöver fler sepsisfall."}],
+                   "overall": "En trygg och engagerad BT-läkare."}),
+        )
+    };
+    let of_first = write(&c.placement);
+
+    // Not yet assigned, the geriatrik supervisor is a stranger to T's enrolment.
+    c.check(&of_first, &[(PlacementSupervisor, 404)]);
+
+    // Director A adds the geriatrik placement with its supervisor.
+    let added = c.must(
+        DirectorA,
+        &post(
+            "add a placement with its supervisor",
+            format!("/enrolments/{e}/placements"),
+            json!({"placement_type": "geriatrik", "start_date": "2027-05-01",
+                   "end_date": "2027-06-30", "supervisor_id": c.placement_supervisor.id}),
+        ),
+        201,
+    );
+    let geriatrik = id_of(&added);
+    let of_geriatrik = write(&geriatrik);
+
+    // Placement 1 is the main supervisor's to sum up; the geriatrik supervisor now sees the
+    // enrolment, but it is not their placement.
+    c.check(
+        &of_first,
+        &plus(NOT_THE_AUTHOR, &[(PlacementSupervisor, 403)]),
+    );
+    let mine = c.must(Current, &of_first, 201);
+    assert_eq!(mine.body["status"], "draft", "{}", mine.text);
+    assert_eq!(mine.body["author_id"], c.current.id.as_str());
+    let mine = id_of(&mine);
+
+    // The geriatrik placement is its supervisor's, and the main supervisor's assigned today.
+    c.check(&of_geriatrik, NOT_THE_AUTHOR);
+    let theirs = c.must(PlacementSupervisor, &of_geriatrik, 201);
+    assert_eq!(theirs.body["author_id"], c.placement_supervisor.id.as_str());
+    let theirs = id_of(&theirs);
+    c.must(Current, &of_geriatrik, 201);
+
+    // Read like T's other records.
+    let readers = plus(READ, &[(PlacementSupervisor, 200)]);
+    let list = get(
+        "list summary assessments",
+        format!("/enrolments/{e}/summary-assessments"),
+    );
+    let rs = c.check(&list, &readers);
+    c.each_lists(&list, &rs, &mine);
+    c.each_lists(&list, &rs, &theirs);
+    let one = get(
+        "read a summary assessment",
+        format!("/summary-assessments/{mine}"),
+    );
+    let rs = c.check(&one, &readers);
+    c.each_is(&one, &rs, &mine);
+    let their_one = get(
+        "read a summary assessment",
+        format!("/summary-assessments/{theirs}"),
+    );
+    let rs = c.check(&their_one, &readers);
+    c.each_is(&their_one, &rs, &theirs);
+
+    // Only the author edits, signs and corrects, not even another who may write one.
+    let not_mine = plus(NOT_THE_AUTHOR, &[(PlacementSupervisor, 403)]);
+    let edit = patch(
+        "edit a summary assessment",
+        format!("/summary-assessments/{mine}"),
+        json!({"overall": "En trygg och engagerad BT-läkare med god självkännedom."}),
+    );
+    c.check(&edit, &not_mine);
+    let edited = c.must(Current, &edit, 200);
+    assert_eq!(
+        edited.body["overall"],
+        "En trygg och engagerad BT-läkare med god självkännedom."
+    );
+    assert_eq!(
+        edited.body["version"], 2,
+        "only the author's edit was saved"
+    );
+    let edit_theirs = patch(
+        "edit a summary assessment",
+        format!("/summary-assessments/{theirs}"),
+        json!({"overall": "Trygg med multisjuka äldre."}),
+    );
+    c.check(&edit_theirs, &plus(NOT_THE_AUTHOR, &[(Current, 403)]));
+
+    let sign = post(
+        "sign a summary assessment",
+        format!("/summary-assessments/{mine}/sign"),
+        json!({}),
+    );
+    c.check(&sign, &not_mine);
+    let signed = c.must(Current, &sign, 200);
+    assert_eq!(signed.body["status"], "signed", "{}", signed.text);
+    assert_eq!(signed.body["signature"]["signed_by"], c.current.id.as_str());
+    // Signed means final, for the author too.
+    c.check(&sign, &[(Current, 409)]);
+    c.check(&edit, &[(Current, 409)]);
+
+    let correct = post(
+        "correct a signed summary assessment",
+        format!("/summary-assessments/{mine}/corrections"),
+        json!({"overall": "En trygg och engagerad BT-läkare; prioriterar väl."}),
+    );
+    c.check(&correct, &not_mine);
+    let correction = c.must(Current, &correct, 201);
+    assert_eq!(correction.body["supersedes_id"], mine.as_str());
+    assert_eq!(correction.body["status"], "draft");
+    let correction = id_of(&correction);
+    c.check(
+        &post(
+            "sign a correction",
+            format!("/summary-assessments/{correction}/sign"),
+            json!({}),
+        ),
+        &not_mine,
+    );
+
+    // The geriatrik supervisor's assignment ends today.
+    let plan = c.must(
+        DirectorA,
+        &get("read the enrolment", format!("/enrolments/{e}")),
+        200,
+    );
+    let assignment = plan.body["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .find(|a| {
+            a["user_id"] == c.placement_supervisor.id.as_str()
+                && a["role"] == "placement_supervisor"
+        })
+        .and_then(|a| a["id"].as_str())
+        .unwrap_or_else(|| panic!("no placement supervisor assignment in {}", plan.text))
+        .to_string();
+    let ended = c.must(
+        DirectorA,
+        &post(
+            "end an assignment",
+            format!("/assignments/{assignment}/end"),
+            json!({}),
+        ),
+        200,
+    );
+    assert_eq!(ended.body["active"], false, "{}", ended.text);
+
+    // The author keeps their own summary, to read, finish and sign ...
+    let rs = c.check(&their_one, &[(PlacementSupervisor, 200)]);
+    c.each_is(&their_one, &rs, &theirs);
+    c.must(PlacementSupervisor, &edit_theirs, 200);
+    let signed = c.must(
+        PlacementSupervisor,
+        &post(
+            "sign a summary assessment",
+            format!("/summary-assessments/{theirs}/sign"),
+            json!({}),
+        ),
+        200,
+    );
+    assert_eq!(signed.body["status"], "signed", "{}", signed.text);
+    // ... and, having been the placement's supervisor, still writes its summary.
+    c.check(&of_geriatrik, &[(PlacementSupervisor, 201)]);
+    // Everything else of T's is gone for them, as if it did not exist.
+    for req in [
+        get("read the enrolment", format!("/enrolments/{e}")),
+        get(
+            "list summary assessments",
+            format!("/enrolments/{e}/summary-assessments"),
+        ),
+        get(
+            "read another's summary assessment",
+            format!("/summary-assessments/{mine}"),
+        ),
+        patch(
+            "edit another's summary assessment",
+            format!("/summary-assessments/{correction}"),
+            json!({"overall": "Ändrat."}),
+        ),
+        post(
+            "correct another's summary assessment",
+            format!("/summary-assessments/{mine}/corrections"),
+            json!({}),
+        ),
+        write(&c.placement),
+    ] {
+        c.check(&req, &[(PlacementSupervisor, 404)]);
+    }
+    c.finish();
+}
+
+/// A co-signing request: the assessor's credentials as given on the trainee's phone, with
+/// the ratings and feedback.
+fn co_sign(assessment: &str, email: &str, password: &str, code: &str) -> Req {
+    post(
+        "co-sign on the trainee's phone",
+        format!("/assessments/{assessment}/co-sign"),
+        json!({"email": email, "password": password, "method": "totp", "code": code,
+               "ratings": {"communication": 6},
+               "feedback_next_steps": "Öva riktat status vid buksmärta."}),
+    )
+}
+
+#[test]
+fn co_signing_needs_the_trainees_session_and_the_named_assessors_own_credentials() {
+    let c = Cast::start();
+    let e = &c.enrolment;
+    let ask = post(
+        "start an assessment",
+        format!("/enrolments/{e}/assessments"),
+        json!({"instrument": "mini_cex", "performed_on": "2026-11-24", "assessor_id": c.current.id,
+               "delmal": ["BT1"], "trainee_reflection": "Buksmärta på vårdcentralen."}),
+    );
+    let asked = id_of(&c.must(Trainee, &ask, 201));
+    let secret = c.current.totp_secret.as_deref().expect("totp");
+    let code = c.app.totp(secret);
+    let right = co_sign(&asked, &c.current.email, &c.current.password, &code);
+
+    // Only from the trainee's own session, even with the right credentials: nobody else's
+    // session (the named assessor's included) co-signs.
+    c.check(&right, NOT_THE_TRAINEE);
+    c.check(&right, &[(PlacementSupervisor, 404)]);
+
+    // Another supervisor's credentials, however valid, are not the named assessor's.
+    let unrelated_secret = c.unrelated.totp_secret.as_deref().expect("totp");
+    c.check_as(
+        &co_sign(
+            &asked,
+            &c.unrelated.email,
+            &c.unrelated.password,
+            &c.app.totp(unrelated_secret),
+        ),
+        &[(Trainee, 401)],
+        "invalid-credentials",
+    );
+    c.check_as(
+        &co_sign(&asked, &c.current.email, "not the password", &code),
+        &[(Trainee, 401)],
+        "invalid-credentials",
+    );
+    let stale = crate::support::totp::code_at(secret, c.app.now_unix() - 3600);
+    c.check_as(
+        &co_sign(&asked, &c.current.email, &c.current.password, &stale),
+        &[(Trainee, 401)],
+        "invalid-second-factor",
+    );
+    let still = c.must(
+        Trainee,
+        &get("read an assessment", format!("/assessments/{asked}")),
+        200,
+    );
+    assert_eq!(still.body["status"], "awaiting_signature", "{}", still.text);
+
+    // The named assessor's e-mail, password and fresh code sign, as them.
+    let signed = c.must(Trainee, &right, 200);
+    assert_eq!(signed.body["status"], "signed", "{}", signed.text);
+    assert_eq!(signed.body["signature"]["signed_by"], c.current.id.as_str());
+    assert_eq!(signed.body["signature"]["method"], "in_person_totp");
+    assert_eq!(
+        signed.body["feedback_next_steps"],
+        "Öva riktat status vid buksmärta."
+    );
+    // Signed is final.
+    c.check(&right, &[(Trainee, 409)]);
+
+    // A code signs once: the same step's code again is refused; the next step's signs.
+    let again = id_of(&c.must(Trainee, &ask, 201));
+    c.check_as(
+        &co_sign(&again, &c.current.email, &c.current.password, &code),
+        &[(Trainee, 401)],
+        "invalid-second-factor",
+    );
+    c.app.advance(30);
+    let fresh = co_sign(
+        &again,
+        &c.current.email,
+        &c.current.password,
+        &c.app.totp(secret),
+    );
+    c.check(&fresh, NOT_THE_TRAINEE);
+    let signed = c.must(Trainee, &fresh, 200);
+    assert_eq!(signed.body["signature"]["signed_by"], c.current.id.as_str());
+    c.finish();
+}
+
+#[test]
+fn a_signing_link_is_its_holders_only_credential() {
+    let c = Cast::start();
+    let e = &c.enrolment;
+    let outside = "distriktslakare@capio.example";
+    let before = c.app.smtp.count_to(outside);
+    let ask = post(
+        "ask an assessor without an account",
+        format!("/enrolments/{e}/assessments"),
+        json!({"instrument": "dops", "performed_on": "2026-11-23", "assessor_email": outside,
+               "delmal": ["BT1"], "trainee_reflection": "Lumbalpunktion."}),
+    );
+    let asked = c.must(Trainee, &ask, 201);
+    assert_eq!(asked.body["status"], "awaiting_signature", "{}", asked.text);
+    assert_eq!(asked.body["assessor_id"], Value::Null, "{}", asked.text);
+    assert_eq!(asked.body["assessor_email"], outside, "{}", asked.text);
+    let asked = id_of(&asked);
+    let token = c
+        .app
+        .smtp
+        .wait_for(outside, before)
+        .find_token_after("token=")
+        .expect("token in the signing link mail");
+
+    // The link opens without an account; a session neither helps nor hinders.
+    let open = get(
+        "open a signing link",
+        format!("/auth/signing-links/{token}"),
+    );
+    let rs = c.check(&open, &everyone(200));
+    for (who, r) in rs.iter().filter(|(_, r)| r.status == 200) {
+        if r.body["assessment"]["id"] != asked.as_str() || r.body["email"] != outside {
+            c.fail(format!(
+                "{who}: {open} must show {asked} for {outside}: {}",
+                short(&r.text)
+            ));
+        }
+    }
+    // No other token opens anything: a made-up one, nor a caller's own access token.
+    let made_up = "c2lnbmluZy1saW5rLXRoYXQtd2FzLW5ldmVyLXNlbnQ";
+    c.check_as(
+        &get(
+            "open a made-up signing link",
+            format!("/auth/signing-links/{made_up}"),
+        ),
+        &everyone(422),
+        "invalid-token",
+    );
+    for who in EVERYONE {
+        if let Some(user) = c.user(who) {
+            let own = get(
+                "open a signing link with one's access token",
+                format!("/auth/signing-links/{}", user.access),
+            );
+            let r = c.send(who, &own);
+            c.judge_as(who, &own, 422, "invalid-token", &r);
+        }
+    }
+    let content = json!({"ratings": {"technical ability": 3},
+                         "feedback_next_steps": "Fler punktioner under handledning."});
+    c.check_as(
+        &post(
+            "sign through a made-up signing link",
+            format!("/auth/signing-links/{made_up}/sign"),
+            content.clone(),
+        ),
+        &everyone(422),
+        "invalid-token",
+    );
+    c.check_as(
+        &post(
+            "decline through a made-up signing link",
+            format!("/auth/signing-links/{made_up}/decline"),
+            json!({"reason": "Inte jag."}),
+        ),
+        &everyone(422),
+        "invalid-token",
+    );
+    // Nobody's session signs what waits for the link's holder.
+    c.check(
+        &post(
+            "sign an assessment",
+            format!("/assessments/{asked}/sign"),
+            content.clone(),
+        ),
+        &plus(NOT_THE_ASSESSOR, &[(Current, 403)]),
+    );
+    let secret = c.current.totp_secret.as_deref().expect("totp");
+    c.check_as(
+        &co_sign(
+            &asked,
+            &c.current.email,
+            &c.current.password,
+            &c.app.totp(secret),
+        ),
+        &[(Trainee, 401)],
+        "invalid-credentials",
+    );
+
+    // The holder signs with the link alone; the signature is the link's address.
+    let sign = post(
+        "sign through a signing link",
+        format!("/auth/signing-links/{token}/sign"),
+        content.clone(),
+    );
+    let signed = c.must(Anonymous, &sign, 200);
+    assert_eq!(signed.body["status"], "signed", "{}", signed.text);
+    assert_eq!(
+        signed.body["signature"]["signed_by"],
+        Value::Null,
+        "{}",
+        signed.text
+    );
+    assert_eq!(signed.body["signature"]["signed_by_email"], outside);
+    assert_eq!(signed.body["signature"]["method"], "signing_link");
+    // Used, the link is dead for everyone.
+    c.check_as(&open, &everyone(422), "invalid-token");
+    c.check_as(&sign, &[(Anonymous, 422), (Trainee, 422)], "invalid-token");
+    c.check_as(
+        &post(
+            "decline through a used signing link",
+            format!("/auth/signing-links/{token}/decline"),
+            json!({"reason": "Ångrar mig."}),
+        ),
+        &[(Anonymous, 422)],
+        "invalid-token",
+    );
+    // What was signed is read like T's other records.
+    let one = get("read an assessment", format!("/assessments/{asked}"));
+    let rs = c.check(&one, &plus(READ, &[(PlacementSupervisor, 404)]));
+    c.each_is(&one, &rs, &asked);
+
+    // Declining through a link also uses it up.
+    let other = "ssk.mottagning@capio.example";
+    let before = c.app.smtp.count_to(other);
+    let to_decline = id_of(&c.must(
+        Trainee,
+        &post(
+            "ask an assessor without an account",
+            format!("/enrolments/{e}/assessments"),
+            json!({"instrument": "dops", "performed_on": "2026-11-23", "assessor_email": other}),
+        ),
+        201,
+    ));
+    let token = c
+        .app
+        .smtp
+        .wait_for(other, before)
+        .find_token_after("token=")
+        .expect("token in the signing link mail");
+    let declined = c.must(
+        Anonymous,
+        &post(
+            "decline through a signing link",
+            format!("/auth/signing-links/{token}/decline"),
+            json!({"reason": "Jag observerade inte ingreppet."}),
+        ),
+        200,
+    );
+    assert_eq!(declined.body["id"], to_decline.as_str());
+    assert_eq!(declined.body["status"], "declined", "{}", declined.text);
+    c.check_as(
+        &get(
+            "open a used signing link",
+            format!("/auth/signing-links/{token}"),
+        ),
+        &[(Anonymous, 422), (Trainee, 422)],
+        "invalid-token",
+    );
     c.finish();
 }
