@@ -737,6 +737,17 @@ fn template_of(
     templates::get_template(conn, &template_id, Some(version))
 }
 
+/// Delmål codes the trainee's records may link to: the template version's regulation,
+/// with its specialty's delmål.
+pub fn delmal_codes_of(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<String>, AppError> {
+    let template = template_of(conn, enrolment_id)?;
+    catalogue::delmal_codes(
+        conn,
+        &template.regulation_id,
+        template.content.specialty.as_deref(),
+    )
+}
+
 pub fn time_served(
     conn: &mut DbConn,
     id: &str,
@@ -1675,12 +1686,8 @@ pub fn add_credited_service(
 ) -> Result<CreditedService, AppError> {
     let today = now.date_naive();
     access::require(conn, me, enrolment_id, today, Access::Manage)?;
-    let (e, template) = load_enrolment(conn, enrolment_id, today)?;
-    let codes = catalogue::delmal_codes(
-        conn,
-        &template.regulation_id,
-        template.content.specialty.as_deref(),
-    )?;
+    let e = get_enrolment(conn, enrolment_id, today)?;
+    let codes = delmal_codes_of(conn, enrolment_id)?;
     let mut errors = Vec::new();
     if c.description.trim().is_empty() {
         errors.push(FieldError::new("description", "is required"));
@@ -1878,12 +1885,7 @@ fn check_goal(
     if !["planned", "in_progress", "done"].contains(&status) {
         errors.push(FieldError::new("status", "planned, in_progress or done"));
     }
-    let template = template_of(conn, enrolment_id)?;
-    let codes = catalogue::delmal_codes(
-        conn,
-        &template.regulation_id,
-        template.content.specialty.as_deref(),
-    )?;
+    let codes = delmal_codes_of(conn, enrolment_id)?;
     for code in delmal {
         if !codes.contains(code) {
             errors.push(FieldError::new("delmal", format!("unknown delmål {code}")));

@@ -12,13 +12,14 @@ use crate::audit::{self, Event};
 use crate::auth::principal::Principal;
 use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
-use crate::curriculum::{catalogue, templates};
+use crate::curriculum::templates;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
 use crate::portfolio::attachments::{self, Attachment};
+use crate::portfolio::links;
 use crate::schema::{activities, enrolments, record_delmal};
 
 /// Kind of learning activity.
@@ -185,26 +186,14 @@ fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
 }
 
-fn delmal_of(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(String, String)>, AppError> {
-    Ok(record_delmal::table
-        .filter(record_delmal::record_id.eq_any(ids))
-        .order((record_delmal::record_id, record_delmal::code))
-        .select((record_delmal::record_id, record_delmal::code))
-        .load(conn)?)
-}
-
 fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Activity>, AppError> {
     let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-    let links = delmal_of(conn, &ids)?;
+    let links = links::of(conn, &ids)?;
     let mut files = attachments::of_records(conn, &ids)?;
     Ok(rows
         .into_iter()
         .map(|r| Activity {
-            delmal: links
-                .iter()
-                .filter(|(id, _)| id == &r.0)
-                .map(|(_, c)| c.clone())
-                .collect(),
+            delmal: links::codes(&links, &r.0),
             attachments: files.remove(&r.0).unwrap_or_default(),
             id: r.0,
             enrolment_id: r.1,
@@ -282,11 +271,7 @@ fn check(
         .select((enrolments::template_id, enrolments::template_version))
         .first(conn)?;
     let template = templates::get_template(conn, &template_id, Some(template_version))?;
-    let codes = catalogue::delmal_codes(
-        conn,
-        &template.regulation_id,
-        template.content.specialty.as_deref(),
-    )?;
+    let codes = links::allowed(conn, enrolment_id)?;
     let mut errors = Vec::new();
     if title.trim().is_empty() || title.chars().count() > 300 {
         errors.push(FieldError::new("title", "1 to 300 characters"));
@@ -320,38 +305,11 @@ fn check(
             ));
         }
     }
-    for code in delmal {
-        if !codes.contains(code) {
-            errors.push(FieldError::new("delmal", format!("unknown delmål {code}")));
-        }
-    }
+    links::check(&codes, delmal, "delmal", &mut errors);
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
     Ok(Checked { template_version })
-}
-
-fn set_delmal(
-    conn: &mut DbConn,
-    enrolment_id: &str,
-    record_id: &str,
-    delmal: &[String],
-) -> Result<(), AppError> {
-    diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(record_id)))
-        .execute(conn)?;
-    let mut unique: Vec<&String> = delmal.iter().collect();
-    unique.sort();
-    unique.dedup();
-    for code in unique {
-        diesel::insert_into(record_delmal::table)
-            .values((
-                record_delmal::record_id.eq(record_id),
-                record_delmal::code.eq(code),
-                record_delmal::enrolment_id.eq(enrolment_id),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
 }
 
 fn audit_activity(
@@ -418,7 +376,7 @@ pub fn create_activity(
             activities::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    set_delmal(conn, enrolment_id, &id, &n.delmal)?;
+    links::set(conn, enrolment_id, &id, &n.delmal)?;
     let a = get_activity(conn, &id)?;
     audit_activity(conn, now, me, client, "created", &a)?;
     Ok(a)
@@ -469,7 +427,7 @@ pub fn update_activity(
             activities::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    set_delmal(conn, &enrolment_id, id, &delmal)?;
+    links::set(conn, &enrolment_id, id, &delmal)?;
     let a = get_activity(conn, id)?;
     audit_activity(conn, now, me, client, "updated", &a)?;
     Ok(a)

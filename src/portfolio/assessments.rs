@@ -18,14 +18,13 @@ use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
 use crate::config::Config;
 use crate::curriculum::templates::AssessmentType;
-use crate::curriculum::{catalogue, templates};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
 use crate::mail::Mail;
-use crate::portfolio::instruments;
+use crate::portfolio::{instruments, links};
 use crate::schema::{assessments, enrolments, record_delmal, signing_links, users};
 
 /// `draft`, `awaiting_signature`, `signed`, `declined`.
@@ -228,11 +227,7 @@ fn instrument_str(i: AssessmentType) -> String {
 
 fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Assessment>, AppError> {
     let ids: Vec<String> = rows.iter().map(|r| r.0 .0.clone()).collect();
-    let links: Vec<(String, String)> = record_delmal::table
-        .filter(record_delmal::record_id.eq_any(&ids))
-        .order((record_delmal::record_id, record_delmal::code))
-        .select((record_delmal::record_id, record_delmal::code))
-        .load(conn)?;
+    let links = links::of(conn, &ids)?;
     Ok(rows
         .into_iter()
         .map(|(a, b, c)| {
@@ -247,11 +242,7 @@ fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Assessment>, AppEr
                 _ => None,
             };
             Assessment {
-                delmal: links
-                    .iter()
-                    .filter(|(id, _)| id == &a.0)
-                    .map(|(_, c)| c.clone())
-                    .collect(),
+                delmal: links::codes(&links, &a.0),
                 id: a.0,
                 enrolment_id: a.1,
                 instrument: instrument_of(&a.2),
@@ -409,25 +400,9 @@ fn apply(conn: &mut DbConn, a: &mut Assessment, c: AssessmentContent) -> Result<
         }
     }
     if let Some(d) = c.delmal {
-        let (template_id, version): (String, i32) = enrolments::table
-            .find(&a.enrolment_id)
-            .select((enrolments::template_id, enrolments::template_version))
-            .first(conn)?;
-        let template = templates::get_template(conn, &template_id, Some(version))?;
-        let codes = catalogue::delmal_codes(
-            conn,
-            &template.regulation_id,
-            template.content.specialty.as_deref(),
-        )?;
-        for code in &d {
-            if !codes.contains(code) {
-                errors.push(FieldError::new("delmal", format!("unknown delmål {code}")));
-            }
-        }
-        let mut d = d;
-        d.sort();
-        d.dedup();
-        a.delmal = d;
+        let allowed = links::allowed(conn, &a.enrolment_id)?;
+        links::check(&allowed, &d, "delmal", &mut errors);
+        a.delmal = links::normalised(&d);
     }
     if errors.is_empty() {
         Ok(())
@@ -488,18 +463,7 @@ fn save(
             ))
             .execute(conn)?;
     }
-    diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(&a.id)))
-        .execute(conn)?;
-    for code in &a.delmal {
-        diesel::insert_into(record_delmal::table)
-            .values((
-                record_delmal::record_id.eq(&a.id),
-                record_delmal::code.eq(code),
-                record_delmal::enrolment_id.eq(&a.enrolment_id),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
+    links::set(conn, &a.enrolment_id, &a.id, &a.delmal)
 }
 
 fn log(

@@ -5,6 +5,7 @@ pub mod activities;
 pub mod assessments;
 pub mod attachments;
 pub mod instruments;
+pub mod links;
 pub mod summaries;
 pub mod talks;
 

@@ -14,7 +14,6 @@ use crate::auth::principal::Principal;
 use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
 use crate::config::Config;
-use crate::curriculum::{catalogue, templates};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
@@ -191,16 +190,7 @@ fn check(
     judgements: &[Judgement],
     overall: &str,
 ) -> Result<(), AppError> {
-    let (template_id, version): (String, i32) = enrolments::table
-        .find(enrolment_id)
-        .select((enrolments::template_id, enrolments::template_version))
-        .first(conn)?;
-    let template = templates::get_template(conn, &template_id, Some(version))?;
-    let codes = catalogue::delmal_codes(
-        conn,
-        &template.regulation_id,
-        template.content.specialty.as_deref(),
-    )?;
+    let codes = crate::portfolio::links::allowed(conn, enrolment_id)?;
     let mut errors = Vec::new();
     for (i, j) in judgements.iter().enumerate() {
         if !codes.contains(&j.code) {

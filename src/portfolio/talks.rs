@@ -3,8 +3,6 @@
 //! the main supervisor and the outgoing and incoming placement supervisors. Every
 //! participant confirms; an edit before everyone has confirmed asks the others again.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -17,14 +15,14 @@ use crate::auth::principal::{load_roles, Principal, Role};
 use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
 use crate::config::Config;
-use crate::curriculum::{catalogue, templates};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
 use crate::mail::Mail;
-use crate::schema::{assignments, enrolments, record_delmal, talk_participants, talks, users};
+use crate::portfolio::links;
+use crate::schema::{assignments, enrolments, talk_participants, talks, users};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -235,11 +233,7 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Talk, AppError> {
             talk_participants::confirmation_method,
         ))
         .load(conn)?;
-    let delmal: Vec<String> = record_delmal::table
-        .filter(record_delmal::record_id.eq(id))
-        .order(record_delmal::code)
-        .select(record_delmal::code)
-        .load(conn)?;
+    let delmal = links::codes(&links::of(conn, &[id.to_string()])?, id);
     let kind = if a.2 == "handover" {
         TalkKind::Handover
     } else {
@@ -347,24 +341,10 @@ fn apply(conn: &mut DbConn, t: &mut Talk, c: TalkContent) -> Result<(), AppError
             *target = v;
         }
     }
-    let (template_id, version): (String, i32) = enrolments::table
-        .find(&t.enrolment_id)
-        .select((enrolments::template_id, enrolments::template_version))
-        .first(conn)?;
-    let template = templates::get_template(conn, &template_id, Some(version))?;
-    let codes = catalogue::delmal_codes(
-        conn,
-        &template.regulation_id,
-        template.content.specialty.as_deref(),
-    )?;
+    let codes = links::allowed(conn, &t.enrolment_id)?;
     if let Some(d) = c.delmal {
-        for code in &d {
-            if !codes.contains(code) {
-                errors.push(FieldError::new("delmal", format!("unknown delmål {code}")));
-            }
-        }
-        let set: BTreeSet<String> = d.into_iter().collect();
-        t.delmal = set.into_iter().collect();
+        links::check(&codes, &d, "delmal", &mut errors);
+        t.delmal = links::normalised(&d);
     }
     if let Some(h) = c.handover {
         if t.kind != TalkKind::Handover {
@@ -435,18 +415,7 @@ fn save(conn: &mut DbConn, now: DateTime<Utc>, t: &Talk, insert: bool) -> Result
             ))
             .execute(conn)?;
     }
-    diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(&t.id)))
-        .execute(conn)?;
-    for code in &t.delmal {
-        diesel::insert_into(record_delmal::table)
-            .values((
-                record_delmal::record_id.eq(&t.id),
-                record_delmal::code.eq(code),
-                record_delmal::enrolment_id.eq(&t.enrolment_id),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
+    links::set(conn, &t.enrolment_id, &t.id, &t.delmal)
 }
 
 fn log(

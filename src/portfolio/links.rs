@@ -1,0 +1,69 @@
+//! Which delmål a record serves: checked against the trainee's template version and
+//! stored one row per link, so every list can filter by delmål on an index.
+
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::error::{AppError, FieldError};
+use crate::schema::record_delmal;
+
+/// Delmål codes the records of an enrolment may link to.
+pub fn allowed(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<String>, AppError> {
+    crate::enrolment::service::delmal_codes_of(conn, enrolment_id)
+}
+
+/// Adds an error to `field` for each code not in `allowed`.
+pub fn check(allowed: &[String], given: &[String], field: &str, errors: &mut Vec<FieldError>) {
+    for code in given {
+        if !allowed.contains(code) {
+            errors.push(FieldError::new(field, format!("unknown delmål {code}")));
+        }
+    }
+}
+
+/// Sorted and without repeats, as records show them.
+pub fn normalised(codes: &[String]) -> Vec<String> {
+    let mut v = codes.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Replaces a record's links.
+pub fn set(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    record_id: &str,
+    codes: &[String],
+) -> Result<(), AppError> {
+    diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(record_id)))
+        .execute(conn)?;
+    for code in normalised(codes) {
+        diesel::insert_into(record_delmal::table)
+            .values((
+                record_delmal::record_id.eq(record_id),
+                record_delmal::code.eq(code),
+                record_delmal::enrolment_id.eq(enrolment_id),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The links of several records, as (record id, code), in order.
+pub fn of(conn: &mut DbConn, record_ids: &[String]) -> Result<Vec<(String, String)>, AppError> {
+    Ok(record_delmal::table
+        .filter(record_delmal::record_id.eq_any(record_ids))
+        .order((record_delmal::record_id, record_delmal::code))
+        .select((record_delmal::record_id, record_delmal::code))
+        .load(conn)?)
+}
+
+/// Codes of one record.
+pub fn codes(links: &[(String, String)], record_id: &str) -> Vec<String> {
+    links
+        .iter()
+        .filter(|(id, _)| id == record_id)
+        .map(|(_, c)| c.clone())
+        .collect()
+}
