@@ -32,6 +32,14 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Write an online backup of the database to a new file.
+    Backup {
+        /// The backup file to create.
+        file: std::path::PathBuf,
+    },
+    /// Restore a backup into the (empty) database named by DATABASE_URL, then verify
+    /// the audit chain.
+    Restore { file: std::path::PathBuf },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -91,6 +99,12 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit_verify(config),
+        Command::Backup { file } => {
+            eportfolio::backup::backup(&config.database_url, &file).map(|()| {
+                println!("backup written to {}", file.display());
+            })
+        }
+        Command::Restore { file } => restore(config, &file),
         Command::Openapi => Ok(()),
     };
     match result {
@@ -108,6 +122,20 @@ fn migrate(config: Config) -> Result<(), eportfolio::error::AppError> {
     let applied = db::migrate(&mut conn)?;
     println!("applied {} migration(s)", applied.len());
     Ok(())
+}
+
+fn restore(config: Config, file: &std::path::Path) -> Result<(), eportfolio::error::AppError> {
+    let v = eportfolio::backup::restore(&config.database_url, file)?;
+    if v.intact {
+        println!("restored; audit log intact: {} entries verified", v.entries);
+        Ok(())
+    } else {
+        Err(eportfolio::error::AppError::Internal(format!(
+            "restored, but the audit log is broken at entry {}: {}",
+            v.first_broken.unwrap_or_default(),
+            v.reason.unwrap_or_default()
+        )))
+    }
 }
 
 fn audit_verify(config: Config) -> Result<(), eportfolio::error::AppError> {

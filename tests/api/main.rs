@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod assessments;
 mod auth_flows;
+mod backup;
 mod conventions;
 mod curriculum;
 mod enrolment;

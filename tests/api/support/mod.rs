@@ -27,7 +27,7 @@ pub struct TestApp {
     pub smtp: SmtpServer,
     pub config: Config,
     handle: actix_web::dev::ServerHandle,
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
     agent: ureq::Agent,
 }
 
@@ -107,6 +107,12 @@ fn start_clock() -> chrono::DateTime<Utc> {
 }
 
 fn database_url(dir: &std::path::Path) -> String {
+    new_database_url(dir, "test")
+}
+
+/// A new, empty database: a new PostgreSQL database when `TEST_DATABASE_URL` is set,
+/// else a SQLite path in `dir` that does not exist yet.
+pub fn new_database_url(dir: &std::path::Path, name: &str) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(base) if !base.trim().is_empty() => {
             let name = format!("ep_test_{}", uuid::Uuid::new_v4().simple());
@@ -121,7 +127,10 @@ fn database_url(dir: &std::path::Path) -> String {
             let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
             format!("{head}/{name}{query}")
         }
-        _ => dir.join("test.sqlite3").to_string_lossy().into_owned(),
+        _ => dir
+            .join(format!("{name}.sqlite3"))
+            .to_string_lossy()
+            .into_owned(),
     }
 }
 
