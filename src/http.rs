@@ -132,7 +132,7 @@ pub async fn not_found() -> Result<HttpResponse, AppError> {
 pub fn client_info(req: &HttpRequest, config: &Config) -> ClientInfo {
     let peer = req.peer_addr().map(|a| a.ip().to_string());
     let address = match &peer {
-        Some(p) if config.trusted_proxies.iter().any(|t| t == p) => req
+        Some(p) if config.trusted_proxies.iter().any(|t| in_network(t, p)) => req
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
@@ -148,6 +148,42 @@ pub fn client_info(req: &HttpRequest, config: &Config) -> ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+    }
+}
+
+/// Is `addr` the address `net`, or inside the network `net` (`10.0.0.0/8`, `fd00::/8`)?
+pub fn in_network(net: &str, addr: &str) -> bool {
+    use std::net::IpAddr;
+    let Ok(addr) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    let (base, bits) = match net.split_once('/') {
+        Some((b, n)) => (b, n.parse::<u32>().ok()),
+        None => (net, None),
+    };
+    let Ok(base) = base.parse::<IpAddr>() else {
+        return false;
+    };
+    match (base, addr) {
+        (IpAddr::V4(b), IpAddr::V4(a)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(b) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(b), IpAddr::V6(a)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(b) & mask == u128::from(a) & mask
+        }
+        _ => false,
     }
 }
 

@@ -531,3 +531,33 @@ fn changing_the_email_address_needs_the_new_address_to_confirm() {
         ..admin
     });
 }
+
+#[test]
+fn behind_a_trusted_proxy_each_client_address_has_its_own_limit() {
+    let app = TestApp::start_with(|c| {
+        c.rate_limits.login_per_address.max = 2;
+        c.trusted_proxies = vec!["127.0.0.0/8".into()];
+    });
+    let (admin, _) = app.admin();
+    let attempt = |from: &str| {
+        app.send(
+            "POST",
+            "/auth/login",
+            None,
+            Some(&json!({"email": "nobody@example.org", "password": "whatever pass"})),
+            &[("X-Forwarded-For", from)],
+        )
+    };
+    attempt("203.0.113.7").expect(401);
+    attempt("203.0.113.7").expect(401);
+    attempt("203.0.113.7").expect_problem(429, "rate-limited");
+    // Another client behind the same proxy is not affected.
+    app.send(
+        "POST",
+        "/auth/login",
+        None,
+        Some(&json!({"email": admin.email, "password": PASSWORD})),
+        &[("X-Forwarded-For", "198.51.100.23")],
+    )
+    .expect(200);
+}
