@@ -9,6 +9,7 @@ mod auth_flows;
 mod backup;
 mod concurrency;
 mod conventions;
+mod crash;
 mod curriculum;
 mod enrolment;
 mod enrolment_access;
