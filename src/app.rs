@@ -120,6 +120,13 @@ impl Modify for Conventions {
                 .build()
         };
         for item in api.paths.paths.values_mut() {
+            // Any POST may reuse an Idempotency-Key or a client-chosen id.
+            if let Some(op) = item.post.as_mut() {
+                op.responses
+                    .responses
+                    .entry("409".to_string())
+                    .or_insert_with(|| problem("Conflict: the id exists, the state does not allow it, or the Idempotency-Key was used with another body").into());
+            }
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -135,6 +142,14 @@ impl Modify for Conventions {
                     .as_ref()
                     .is_some_and(|s| !s.is_empty() && s.iter().any(|r| r != &Default::default()));
                 let has_body = op.request_body.is_some();
+                let has_path_param = op
+                    .parameters
+                    .as_ref()
+                    .is_some_and(|ps| {
+                        ps.iter().any(|p| {
+                            matches!(p, openapi::RefOr::T(p) if p.parameter_in == openapi::path::ParameterIn::Path)
+                        })
+                    });
                 let mut add = |code: &str, description: &str| {
                     op.responses
                         .responses
@@ -149,14 +164,50 @@ impl Modify for Conventions {
                     add("401", "Missing, invalid or expired access token");
                     add("403", "Your roles do not allow this");
                 }
+                if has_path_param {
+                    add("404", "No such resource, or not yours to see");
+                }
                 if has_body {
                     add("413", "Request body too large");
                     add("415", "Request body is not application/json");
-                    add("422", "Semantically invalid (see `errors`)");
                 }
+                // Bodies and query parameters (limit, cursor, filters) are validated.
+                add("422", "Semantically invalid (see `errors`)");
                 add("429", "Too many requests; see Retry-After");
                 add("500", "A bug: reported with the request id");
             }
+        }
+    }
+}
+
+/// Flattened request and response types become `allOf` schemas; a part that forbids
+/// additional properties would forbid the other parts' fields, so no document could
+/// match. The server still rejects unknown fields (serde); the spec just stays
+/// satisfiable.
+fn open_up_all_of(api: &mut openapi::OpenApi) {
+    use openapi::{RefOr, Schema};
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    let mut referenced = Vec::new();
+    for schema in components.schemas.values_mut() {
+        if let RefOr::T(Schema::AllOf(all)) = schema {
+            for item in all.items.iter_mut() {
+                match item {
+                    RefOr::Ref(r) => {
+                        if let Some(name) = r.ref_location.rsplit('/').next() {
+                            referenced.push(name.to_string());
+                        }
+                    }
+                    RefOr::T(Schema::Object(o)) => o.additional_properties = None,
+                    _ => {}
+                }
+            }
+        }
+    }
+    for name in referenced {
+        if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(&name) {
+            o.additional_properties = None;
         }
     }
 }
@@ -244,6 +295,7 @@ pub fn openapi() -> openapi::OpenApi {
         .split_for_parts();
     let mut api = api;
     Conventions.modify(&mut api);
+    open_up_all_of(&mut api);
     api
 }
 
