@@ -1,0 +1,623 @@
+//! Benchmark: a realistic data set with a fixed seed, the real server on loopback, and
+//! concurrent HTTP clients per scenario. Prints throughput and p50/p99 per scenario, as a
+//! ratio of the server's ceiling (an endpoint that does no database work), the raw insert
+//! speed of the database, and peak resident memory.
+//!
+//!   cargo run --release --bin bench -- --trainees 2000
+//!   DATABASE_URL=postgres://... cargo run --release --bin bench
+//!
+//! Not a test: figures vary with the machine; the README records them with the command.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use clap::Parser;
+use diesel::prelude::*;
+use eportfolio::auth::service::{create_session, ClientInfo};
+use eportfolio::clock::{to_db, SystemClock};
+use eportfolio::curriculum::templates::{
+    ChecklistItem, ChecklistKind, PlacementType, TemplateContent,
+};
+use eportfolio::db::{self, DbConn};
+use eportfolio::schema::*;
+use eportfolio::{AppState, Config};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "eportfolio benchmark")]
+struct Args {
+    /// Trainees in the data set (each with a year of records).
+    #[arg(long, default_value_t = 2000)]
+    trainees: usize,
+    /// Concurrent HTTP clients per scenario.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Activities per trainee.
+    #[arg(long, default_value_t = 300)]
+    activities: usize,
+}
+
+/// xorshift64*: a fixed seed gives the same data set every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn id(rng: &mut Rng) -> String {
+    uuid::Builder::from_random_bytes(
+        ((rng.next() as u128) << 64 | rng.next() as u128).to_le_bytes(),
+    )
+    .into_uuid()
+    .to_string()
+}
+
+struct Trainee {
+    enrolment: String,
+    token: String,
+}
+
+struct Supervisor {
+    token: String,
+    awaiting: Vec<String>,
+}
+
+fn item(kind: ChecklistKind, title: &str, delmal: &[&str]) -> ChecklistItem {
+    ChecklistItem {
+        id: None,
+        kind,
+        title: title.into(),
+        description: None,
+        assessment_type: None,
+        count: None,
+        delmal: delmal.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+/// Inserts the data set directly (the API is what is measured, not the seeding), and
+/// returns tokens for the people the scenarios act as. Counts rows for the raw speed.
+fn seed(
+    state: &AppState,
+    args: &Args,
+    rows: &AtomicUsize,
+) -> Result<(Vec<Trainee>, Vec<Supervisor>), eportfolio::error::AppError> {
+    let mut rng = Rng(0x5EED_2026_1124);
+    let now = Utc::now();
+    let at = to_db(now);
+    let mut conn = state.pool.get()?;
+    let conn: &mut DbConn = &mut conn;
+    let regulation: String = regulations::table
+        .filter(regulations::code.eq("bt-2021"))
+        .select(regulations::id)
+        .first(conn)?;
+    let org = id(&mut rng);
+    diesel::insert_into(organisations::table)
+        .values((
+            organisations::id.eq(&org),
+            organisations::kind.eq("region"),
+            organisations::name.eq("Bench Region"),
+            organisations::version.eq(1),
+            organisations::created_at.eq(at),
+            organisations::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    let content = TemplateContent {
+        name: "BT".into(),
+        specialty: None,
+        duration_months: 12,
+        supervision_every_days: 14,
+        placement_types: ["allmanmedicin", "akut", "geriatrik", "psykiatri"]
+            .iter()
+            .map(|k| PlacementType {
+                key: k.to_string(),
+                name: k.to_string(),
+                months: 3,
+                supervision_every_days: 14,
+                counts_as: vec![],
+                checklist: vec![item(ChecklistKind::LearningActivity, "Aktivitet", &["BT1"])],
+            })
+            .collect(),
+        programme_items: vec![],
+    };
+    let template = id(&mut rng);
+    diesel::insert_into(programme_templates::table)
+        .values((
+            programme_templates::id.eq(id(&mut rng)),
+            programme_templates::template_id.eq(&template),
+            programme_templates::version.eq(1),
+            programme_templates::organisation_id.eq(&org),
+            programme_templates::regulation_id.eq(&regulation),
+            programme_templates::name.eq("BT"),
+            programme_templates::content.eq(serde_json::to_string(&content).unwrap_or_default()),
+            programme_templates::created_at.eq(at),
+        ))
+        .execute(conn)?;
+    let user = |conn: &mut DbConn,
+                rng: &mut Rng,
+                email: String,
+                role: &str|
+     -> Result<String, eportfolio::error::AppError> {
+        let uid = id(rng);
+        diesel::insert_into(users::table)
+            .values((
+                users::id.eq(&uid),
+                users::email.eq(email),
+                users::display_name.eq("Bench"),
+                users::email_mfa_enabled.eq(0),
+                users::status.eq("active"),
+                users::version.eq(1),
+                users::created_at.eq(at),
+                users::updated_at.eq(at),
+                users::notification_mode.eq("immediate"),
+            ))
+            .execute(conn)?;
+        diesel::insert_into(user_roles::table)
+            .values((
+                user_roles::id.eq(id(rng)),
+                user_roles::user_id.eq(&uid),
+                user_roles::role.eq(role),
+                user_roles::organisation_id.eq(&org),
+                user_roles::created_at.eq(at),
+            ))
+            .execute(conn)?;
+        Ok(uid)
+    };
+    let token = |conn: &mut DbConn, uid: &str| -> Result<String, eportfolio::error::AppError> {
+        let s = create_session(
+            conn,
+            &state.config,
+            now,
+            uid,
+            "totp",
+            &ClientInfo::default(),
+        )?;
+        state
+            .jwt
+            .issue(uid, &s.session_id, now, Duration::from_secs(3600))
+    };
+    let supervisors_n = (args.trainees / 8).max(1);
+    let mut supervisors = Vec::new();
+    let mut sup_ids = Vec::new();
+    db::write_tx(conn, |conn| {
+        for s in 0..supervisors_n {
+            let uid = user(
+                conn,
+                &mut rng,
+                format!("handledare{s}@bench.example"),
+                "supervisor",
+            )?;
+            supervisors.push(Supervisor {
+                token: token(conn, &uid)?,
+                awaiting: Vec::new(),
+            });
+            sup_ids.push(uid);
+        }
+        Ok(())
+    })?;
+    let codes: Vec<String> = (1..=18).map(|i| format!("BT{i}")).collect();
+    let mut trainees = Vec::new();
+    for t in 0..args.trainees {
+        db::write_tx(conn, |conn| {
+            let uid = user(conn, &mut rng, format!("bt{t}@bench.example"), "trainee")?;
+            let enrolment = id(&mut rng);
+            diesel::insert_into(enrolments::table)
+                .values((
+                    enrolments::id.eq(&enrolment),
+                    enrolments::trainee_id.eq(&uid),
+                    enrolments::organisation_id.eq(&org),
+                    enrolments::template_id.eq(&template),
+                    enrolments::template_version.eq(1),
+                    enrolments::track.eq("bt_standalone"),
+                    enrolments::start_date.eq("2026-01-05"),
+                    enrolments::planned_end.eq("2026-12-31"),
+                    enrolments::extent_percent.eq(100),
+                    enrolments::status.eq("active"),
+                    enrolments::version.eq(1),
+                    enrolments::created_at.eq(at),
+                    enrolments::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            let sup = t % supervisors_n;
+            diesel::insert_into(assignments::table)
+                .values((
+                    assignments::id.eq(id(&mut rng)),
+                    assignments::enrolment_id.eq(&enrolment),
+                    assignments::user_id.eq(&sup_ids[sup]),
+                    assignments::role.eq("main_supervisor"),
+                    assignments::valid_from.eq("2026-01-05"),
+                    assignments::created_at.eq(at),
+                    assignments::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            rows.fetch_add(3, Ordering::Relaxed);
+            for a in 0..args.activities {
+                let aid = id(&mut rng);
+                let day = 1 + rng.below(360);
+                let date = (chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap_or_default()
+                    + chrono::Duration::days(day as i64))
+                .to_string();
+                diesel::insert_into(activities::table)
+                    .values((
+                        activities::id.eq(&aid),
+                        activities::enrolment_id.eq(&enrolment),
+                        activities::kind.eq("clinical_work"),
+                        activities::title.eq(format!("Aktivitet {a}")),
+                        activities::start_date.eq(date),
+                        activities::template_version.eq(1),
+                        activities::reflection
+                            .eq("Reflektion över dagens patienter och vad jag lärde mig."),
+                        activities::version.eq(1),
+                        activities::created_by.eq(&uid),
+                        activities::created_at.eq(at),
+                        activities::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+                for _ in 0..1 + rng.below(2) {
+                    let code = &codes[rng.below(codes.len() as u64) as usize];
+                    diesel::insert_into(record_delmal::table)
+                        .values((
+                            record_delmal::record_id.eq(&aid),
+                            record_delmal::code.eq(code),
+                            record_delmal::enrolment_id.eq(&enrolment),
+                        ))
+                        .execute(conn)
+                        .ok();
+                    rows.fetch_add(1, Ordering::Relaxed);
+                }
+                rows.fetch_add(1, Ordering::Relaxed);
+            }
+            for a in 0..40 {
+                let aid = id(&mut rng);
+                let status = if a < 30 {
+                    "signed"
+                } else {
+                    "awaiting_signature"
+                };
+                diesel::insert_into(assessments::table)
+                    .values((
+                        assessments::id.eq(&aid),
+                        assessments::enrolment_id.eq(&enrolment),
+                        assessments::instrument.eq(if a % 2 == 0 { "mini_cex" } else { "dops" }),
+                        assessments::status.eq(status),
+                        assessments::assessor_id.eq(&sup_ids[sup]),
+                        assessments::performed_on.eq("2026-06-01"),
+                        assessments::context.eq("{}"),
+                        assessments::ratings.eq(r#"{"communication": 6}"#),
+                        assessments::feedback_strengths.eq(""),
+                        assessments::feedback_next_steps.eq("Fortsätt."),
+                        assessments::trainee_reflection.eq(""),
+                        assessments::created_by.eq(&uid),
+                        assessments::requested_at.eq(at),
+                        assessments::version.eq(1),
+                        assessments::created_at.eq(at),
+                        assessments::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+                rows.fetch_add(1, Ordering::Relaxed);
+                if status == "awaiting_signature" {
+                    supervisors[sup].awaiting.push(aid);
+                }
+            }
+            for s in 0..29 {
+                let tid = id(&mut rng);
+                diesel::insert_into(talks::table)
+                    .values((
+                        talks::id.eq(&tid),
+                        talks::enrolment_id.eq(&enrolment),
+                        talks::kind.eq(if s < 26 { "supervision" } else { "handover" }),
+                        talks::held_on.eq("2026-05-01"),
+                        talks::topics.eq(r#"["Handledning"]"#),
+                        talks::notes.eq("Anteckningar."),
+                        talks::agreed_actions.eq(""),
+                        talks::content.eq("null"),
+                        talks::status.eq("confirmed"),
+                        talks::created_by.eq(&uid),
+                        talks::version.eq(1),
+                        talks::created_at.eq(at),
+                        talks::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+                for (u, role) in [(&uid, "trainee"), (&sup_ids[sup], "supervisor")] {
+                    diesel::insert_into(talk_participants::table)
+                        .values((
+                            talk_participants::talk_id.eq(&tid),
+                            talk_participants::user_id.eq(u),
+                            talk_participants::role.eq(role),
+                            talk_participants::confirmed_at.eq(at),
+                        ))
+                        .execute(conn)?;
+                }
+                rows.fetch_add(3, Ordering::Relaxed);
+            }
+            trainees.push(Trainee {
+                enrolment,
+                token: token(conn, &uid)?,
+            });
+            Ok(())
+        })?;
+    }
+    Ok((trainees, supervisors))
+}
+
+struct Outcome {
+    name: &'static str,
+    requests: usize,
+    errors: usize,
+    seconds: f64,
+    latencies_ms: Vec<f64>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_ms.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_ms.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_ms[i]
+    }
+}
+
+/// Runs `make(client, n)` from `clients` threads for `seconds` (or until it returns None).
+fn scenario(
+    name: &'static str,
+    clients: usize,
+    seconds: u64,
+    make: impl Fn(usize, usize) -> Option<ureq::Request> + Sync,
+    body: impl Fn(usize, usize) -> Option<serde_json::Value> + Sync,
+) -> Outcome {
+    let lat = Mutex::new(Vec::new());
+    let errors = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for c in 0..clients {
+            let (lat, errors, make, body) = (&lat, &errors, &make, &body);
+            s.spawn(move || {
+                let mut mine = Vec::new();
+                let mut n = 0;
+                while start.elapsed() < Duration::from_secs(seconds) {
+                    let Some(req) = make(c, n) else { break };
+                    let t = Instant::now();
+                    let res = match body(c, n) {
+                        Some(b) => req.send_json(b),
+                        None => req.call(),
+                    };
+                    mine.push(t.elapsed().as_secs_f64() * 1000.0);
+                    if res.is_err() {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    n += 1;
+                }
+                lat.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
+            });
+        }
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let mut latencies_ms = lat.into_inner().unwrap_or_default();
+    latencies_ms.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    Outcome {
+        name,
+        requests: latencies_ms.len(),
+        errors: errors.into_inner(),
+        seconds,
+        latencies_ms,
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn main() {
+    let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("eportfolio-bench-{}", std::process::id()));
+    let mut config = Config::defaults();
+    config.data_dir = dir.clone();
+    config.database_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| dir.join("bench.sqlite3").to_string_lossy().into_owned());
+    config.db_pool_size = 16;
+    config.workers = 2;
+    config.mail = eportfolio::config::MailTransportConfig::Outbox(dir.join("outbox"));
+    let backend = if config.is_postgres() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
+    let state = match AppState::new(config, Arc::new(SystemClock)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!(
+        "eportfolio bench: {backend}, {} trainees x {} activities, {} clients, {} s per scenario",
+        args.trainees, args.activities, args.clients, args.seconds
+    );
+    let rows = AtomicUsize::new(0);
+    let t = Instant::now();
+    let (trainees, supervisors) = match seed(&state, &args, &rows) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("bench: seeding failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    let seeded = rows.load(Ordering::Relaxed);
+    let insert_rate = seeded as f64 / t.elapsed().as_secs_f64();
+    println!("seeded {seeded} rows in {:.1} s: raw database insert speed {insert_rate:.0} rows/s (diesel, one row per statement, outside the server)", t.elapsed().as_secs_f64());
+
+    let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    let base = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            if let Ok(server) = eportfolio::server(state, listener) {
+                let _ = server.await;
+            }
+        })
+    });
+    let agent = ureq::AgentBuilder::new()
+        .max_idle_connections_per_host(256)
+        .build();
+    while agent.get(&format!("{base}/ready")).call().is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let auth = |r: ureq::Request, token: &str| r.set("Authorization", &format!("Bearer {token}"));
+    let (c, secs) = (args.clients, args.seconds);
+    let pick = |client: usize, n: usize| &trainees[(client * 7919 + n * 31) % trainees.len()];
+    let mut results = Vec::new();
+    results.push(scenario(
+        "ceiling: GET /health (no database)",
+        c,
+        secs,
+        |_, _| Some(agent.get(&format!("{base}/health"))),
+        |_, _| None,
+    ));
+    results.push(scenario(
+        "authenticated read: GET /me",
+        c,
+        secs,
+        |cl, n| {
+            Some(auth(
+                agent.get(&format!("{base}/api/v1/me")),
+                &pick(cl, n).token,
+            ))
+        },
+        |_, _| None,
+    ));
+    results.push(scenario(
+        "log an activity (delmål, Idempotency-Key)",
+        c,
+        secs,
+        |cl, n| {
+            let t = pick(cl, n);
+            Some(auth(agent.post(&format!("{base}/api/v1/enrolments/{}/activities", t.enrolment)), &t.token).set("Idempotency-Key", &format!("bench-{cl}-{n}")))
+        },
+        |cl, n| Some(json!({"kind": "course", "title": format!("Kurs {cl}-{n}"), "start_date": "2026-10-06", "delmal": ["BT1", "BT7"]})),
+    ));
+    results.push(scenario(
+        "list my records by delmål (phone)",
+        c,
+        secs,
+        |cl, n| {
+            let t = pick(cl, n);
+            Some(auth(
+                agent.get(&format!(
+                    "{base}/api/v1/enrolments/{}/activities?delmal=BT7&limit=50",
+                    t.enrolment
+                )),
+                &t.token,
+            ))
+        },
+        |_, _| None,
+    ));
+    results.push(scenario(
+        "one trainee's plan: GET /enrolments/{id}",
+        c,
+        secs,
+        |cl, n| {
+            let t = pick(cl, n);
+            Some(auth(
+                agent.get(&format!("{base}/api/v1/enrolments/{}", t.enrolment)),
+                &t.token,
+            ))
+        },
+        |_, _| None,
+    ));
+    results.push(scenario(
+        "supervisor's signature queue",
+        c,
+        secs,
+        |cl, n| {
+            Some(auth(
+                agent.get(&format!("{base}/api/v1/me/signature-queue")),
+                &supervisors[(cl + n) % supervisors.len()].token,
+            ))
+        },
+        |_, _| None,
+    ));
+    let next = AtomicUsize::new(0);
+    let to_sign: Vec<(String, String)> = supervisors
+        .iter()
+        .flat_map(|s| s.awaiting.iter().map(|a| (s.token.clone(), a.clone())))
+        .collect();
+    results.push(scenario(
+        "sign an assessment",
+        c,
+        secs,
+        |_, _| {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            to_sign.get(i).map(|(tok, a)| {
+                auth(
+                    agent.post(&format!("{base}/api/v1/assessments/{a}/sign")),
+                    tok,
+                )
+            })
+        },
+        |_, _| Some(json!({"feedback_next_steps": "Fortsätt så."})),
+    ));
+    let ceiling = results[0].rate();
+    println!();
+    println!(
+        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "ceiling", "errors"
+    );
+    for r in &results {
+        println!(
+            "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7}",
+            r.name,
+            r.rate(),
+            r.pct(0.5),
+            r.pct(0.99),
+            100.0 * r.rate() / ceiling,
+            r.errors
+        );
+    }
+    println!();
+    println!("raw insert speed beside the write scenarios: {insert_rate:.0} rows/s");
+    println!(
+        "peak resident memory (server and clients in one process): {:.0} MB",
+        peak_rss_mb()
+    );
+    println!("not measured yet (issue 5): trainee progress, cohort overview, dossier JSON/PDF");
+    let _ = std::fs::remove_dir_all(&dir);
+}
