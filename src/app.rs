@@ -45,6 +45,8 @@ impl AppState {
         if !seeded.is_empty() {
             tracing::info!(?seeded, "regulation catalogue loaded");
         }
+        let (key_id, _) = db::write_tx(&mut conn, |c| crate::dossier::signing::ensure_key(c, now))?;
+        tracing::debug!(key_id, "dossier signing key");
         drop(conn);
         let secret = crypto::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let mailer = Mailer::new(&config.mail, &config.mail_from)?;
@@ -87,6 +89,9 @@ impl AppState {
         (name = "portfolio", description = "Learning activities and attachments"),
         (name = "assessments", description = "Formative assessments: request, sign, decline, correct"),
         (name = "supervision", description = "Supervision sessions and handover talks, confirmed by their participants"),
+        (name = "progress", description = "Progress per delmål, pace, the cohort overview and charts"),
+        (name = "final-assessment", description = "Final check-in, final assessment (slutbedömning) and certificates"),
+        (name = "dossier", description = "The signed dossier, its verification and the service's public keys"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -248,7 +253,10 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(a::get_user)
         .configure(crate::curriculum::routes)
         .configure(crate::enrolment::routes)
-        .configure(crate::portfolio::routes);
+        .configure(crate::portfolio::routes)
+        .configure(crate::progress::routes)
+        .configure(crate::final_assessment::routes)
+        .configure(crate::dossier::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

@@ -83,6 +83,12 @@ pub enum AppError {
     PreconditionFailed,
     #[error("precondition required: {0}")]
     PreconditionRequired(String),
+    /// A signature needs a second factor this session cannot vouch for (403).
+    #[error("second factor required")]
+    SecondFactorRequired,
+    /// None of the representations the client accepts can be produced (406).
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
     #[error("service unavailable: {0}")]
@@ -114,6 +120,8 @@ impl AppError {
             AppError::IdempotencyInProgress => "idempotency-in-progress",
             AppError::PreconditionFailed => "precondition-failed",
             AppError::PreconditionRequired(_) => "precondition-required",
+            AppError::NotAcceptable(_) => "not-acceptable",
+            AppError::SecondFactorRequired => "second-factor-required",
             AppError::RateLimited { .. } => "rate-limited",
             AppError::Unavailable(_) => "unavailable",
             AppError::Config(_) | AppError::Internal(_) => "internal",
@@ -139,6 +147,8 @@ impl AppError {
             AppError::IdempotencyInProgress => "Request in progress",
             AppError::PreconditionFailed => "Precondition failed",
             AppError::PreconditionRequired(_) => "Precondition required",
+            AppError::NotAcceptable(_) => "Not acceptable",
+            AppError::SecondFactorRequired => "Second factor required",
             AppError::RateLimited { .. } => "Too many requests",
             AppError::Unavailable(_) => "Service unavailable",
             AppError::Config(_) | AppError::Internal(_) => "Internal error",
@@ -155,6 +165,7 @@ impl AppError {
             | AppError::Forbidden(d)
             | AppError::Conflict(d)
             | AppError::PreconditionRequired(d)
+            | AppError::NotAcceptable(d)
             | AppError::Unavailable(d) => d.clone(),
             AppError::Validation(errors) => format!(
                 "{} field(s) are invalid: {}",
@@ -171,6 +182,11 @@ impl AppError {
                 "The link is unknown, already used or expired; ask for a new one.".into()
             }
             AppError::NotFound => "No such resource, or you may not see it.".into(),
+            AppError::SecondFactorRequired => {
+                "This session was opened on a remembered device; send a TOTP or recovery code \
+                 (totp_code or recovery_code) with the signature."
+                    .into()
+            }
             AppError::MethodNotAllowed => "This resource does not support that method.".into(),
             AppError::IdempotencyKeyReused => {
                 "This Idempotency-Key was already used with a different request body.".into()
@@ -236,6 +252,8 @@ impl ResponseError for AppError {
             | AppError::IdempotencyInProgress => StatusCode::CONFLICT,
             AppError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             AppError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            AppError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            AppError::SecondFactorRequired => StatusCode::FORBIDDEN,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Config(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

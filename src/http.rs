@@ -314,3 +314,49 @@ pub fn media_type(req: &HttpRequest) -> String {
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default()
 }
+
+/// Content negotiation: the best of `offered` for the request's `Accept` header (with
+/// q-values and wildcards). No header, or `*/*`, gets the first offered, the default.
+pub fn negotiate(req: &HttpRequest, offered: &[&'static str]) -> Result<&'static str, AppError> {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(offered[0]);
+    };
+    let mut best: Option<(f32, usize, &'static str)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .filter_map(|q| q.trim().parse::<f32>().ok())
+            .next()
+            .unwrap_or(1.0);
+        if q <= 0.0 {
+            continue;
+        }
+        for (i, o) in offered.iter().enumerate() {
+            let (otype, _) = o.split_once('/').unwrap_or((o, ""));
+            let matches = media == *o
+                || media == "*/*"
+                || media.strip_suffix("/*").is_some_and(|t| t == otype);
+            // Exact media types beat wildcards at equal q; then the server's order.
+            let rank = if media == *o { 0 } else { 1 };
+            if matches {
+                let better = match best {
+                    None => true,
+                    Some((bq, bi, _)) => q > bq || (q == bq && rank * 100 + i < bi),
+                };
+                if better {
+                    best = Some((q, rank * 100 + i, o));
+                }
+            }
+        }
+    }
+    best.map(|(_, _, o)| o).ok_or_else(|| {
+        AppError::NotAcceptable(format!("this resource is available as {}", offered.join(", ")))
+    })
+}

@@ -13,13 +13,17 @@ pub mod clock;
 pub mod config;
 pub mod curriculum;
 pub mod db;
+pub mod dossier;
 pub mod enrolment;
 pub mod error;
+pub mod final_assessment;
 pub mod http;
 pub mod idempotency;
 pub mod mail;
 pub mod notifications;
 pub mod portfolio;
+pub mod progress;
+pub mod render;
 pub mod schema;
 pub mod storage;
 

@@ -519,3 +519,52 @@ diesel::table! {
         updated_by -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    final_assessments (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        mode -> Text,
+        decision -> Nullable<Text>,
+        judgements -> Text,
+        missing -> Text,
+        rationale -> Text,
+        status -> Text,
+        content_hash -> Nullable<Text>,
+        created_by -> Text,
+        decided_at -> Nullable<Timestamp>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    final_assessment_signers (final_assessment_id, user_id) {
+        final_assessment_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        signed_at -> Nullable<Timestamp>,
+        signed_hash -> Nullable<Text>,
+        signature_method -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    service_keys (id) {
+        id -> Text,
+        purpose -> Text,
+        algorithm -> Text,
+        public_key -> Text,
+        private_key -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    final_assessments,
+    final_assessment_signers,
+    service_keys,
+    users,
+);

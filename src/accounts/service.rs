@@ -849,3 +849,12 @@ pub fn bootstrap_admin(
         },
     )
 }
+
+/// A person's name as shown on documents (their e-mail address when they gave none).
+pub fn display_name(conn: &mut DbConn, id: &str) -> Result<String, AppError> {
+    let (name, email): (String, String) = users::table
+        .find(id)
+        .select((users::display_name, users::email))
+        .first(conn)?;
+    Ok(if name.trim().is_empty() { email } else { name })
+}

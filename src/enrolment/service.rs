@@ -1561,7 +1561,36 @@ fn was_involved(conn: &mut DbConn, enrolment_id: &str, user_id: &str) -> Result<
         .filter(assignments::role.ne(access::EXTERNAL_ASSESSOR))
         .count()
         .get_result(conn)?;
-    Ok(manages || n > 0)
+    if manages || n > 0 {
+        return Ok(true);
+    }
+    // Anyone who assessed, signed, supervised or confirmed a record of the trainee took
+    // part in the training, with or without an assignment.
+    let enrolments = trainee_enrolments(conn, &trainee)?;
+    let assessed: i64 = crate::schema::assessments::table
+        .filter(crate::schema::assessments::enrolment_id.eq_any(&enrolments))
+        .filter(
+            crate::schema::assessments::assessor_id
+                .eq(user_id)
+                .or(crate::schema::assessments::signed_by.eq(user_id)),
+        )
+        .count()
+        .get_result(conn)?;
+    let talked: i64 = crate::schema::talk_participants::table
+        .inner_join(
+            crate::schema::talks::table
+                .on(crate::schema::talks::id.eq(crate::schema::talk_participants::talk_id)),
+        )
+        .filter(crate::schema::talks::enrolment_id.eq_any(&enrolments))
+        .filter(crate::schema::talk_participants::user_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
+    let summarised: i64 = crate::schema::summary_assessments::table
+        .filter(crate::schema::summary_assessments::enrolment_id.eq_any(&enrolments))
+        .filter(crate::schema::summary_assessments::author_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
+    Ok(assessed + talked + summarised > 0)
 }
 
 fn trainee_enrolments(conn: &mut DbConn, trainee: &str) -> Result<Vec<String>, AppError> {

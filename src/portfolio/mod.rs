@@ -26,7 +26,7 @@ use assessments::{Assessment, AssessmentContent, NewAssessment};
 use attachments::Attachment;
 use instruments::InstrumentForm;
 use summaries::{NewSummary, SummaryAssessment, SummaryPatch};
-use talks::{NewHandoverTalk, NewSupervisionSession, Talk, TalkContent, TalkKind};
+use talks::{NewFinalCheckIn, NewHandoverTalk, NewSupervisionSession, Talk, TalkContent, TalkKind};
 use utoipa::ToSchema;
 
 const PROBLEM: &str = "application/problem+json";
@@ -1594,6 +1594,142 @@ pub async fn co_sign(
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
+/// Record the final check-in
+///
+/// The slutavstämning between the trainee and the main supervisor that precedes the final
+/// assessment, recorded like a supervision session by either of them; the other confirms.
+/// The final assessment cannot be signed before both have confirmed one.
+#[utoipa::path(
+    tag = "final-assessment",
+    params(("id" = String, Path, description = "Enrolment"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
+    request_body(content = NewFinalCheckIn, example = json!({
+        "held_on": "2027-08-10", "notes": "Gick igenom alla delmål och underlagen inför slutbedömningen.",
+        "agreed_actions": "Portföljen skickas till extern bedömare.", "delmal": []
+    })),
+    responses(
+        (status = 201, description = "Recorded; confirmed by its creator", body = Talk),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/enrolments/{id}/final-check-ins")]
+pub async fn create_final_check_in(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+    body: web::Json<NewFinalCheckIn>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let client = client_info(&req, &state.config);
+    let (t, mails) = db::write(&state.pool, move |c| {
+        talks::create_final_check_in(c, &cfg, now, &me, &client, &id, body.into_inner())
+    })
+    .await?;
+    crate::notifications::deliver(&state, mails).await;
+    Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
+}
+
+/// List final check-ins
+#[utoipa::path(
+    tag = "final-assessment",
+    params(("id" = String, Path, description = "Enrolment"), PageParams),
+    responses(
+        (status = 200, description = "A page of final check-ins", body = Page<Talk>),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/enrolments/{id}/final-check-ins")]
+pub async fn list_final_check_ins(
+    state: web::Data<AppState>,
+    me: Principal,
+    path: web::Path<String>,
+    query: web::Query<PageParams>,
+) -> Result<HttpResponse, AppError> {
+    talk_list(
+        state,
+        me,
+        path.into_inner(),
+        TalkKind::FinalCheckIn,
+        query.into_inner(),
+    )
+    .await
+}
+
+/// Get a final check-in
+#[utoipa::path(
+    tag = "final-assessment",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The final check-in", body = Talk),
+        (status = 304, description = "Unchanged since the ETag you sent"),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/final-check-ins/{id}")]
+pub async fn get_final_check_in(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    talk_get(state, req, me, path.into_inner(), TalkKind::FinalCheckIn).await
+}
+
+/// Edit a final check-in not yet confirmed by both
+#[utoipa::path(
+    tag = "final-assessment",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body = TalkContent,
+    responses(
+        (status = 200, description = "Edited; the other participant is asked again", body = Talk),
+        (status = 409, description = "Confirmed by both; final", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 412, description = "Changed since you read it", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[patch("/final-check-ins/{id}")]
+pub async fn patch_final_check_in(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+    body: web::Json<TalkContent>,
+) -> Result<HttpResponse, AppError> {
+    talk_patch(
+        state,
+        req,
+        me,
+        path.into_inner(),
+        TalkKind::FinalCheckIn,
+        body.into_inner(),
+    )
+    .await
+}
+
+/// Confirm a final check-in
+#[utoipa::path(
+    tag = "final-assessment",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "Confirmed", body = Talk),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/final-check-ins/{id}/confirm")]
+pub async fn confirm_final_check_in(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    talk_confirm(state, req, me, path.into_inner(), TalkKind::FinalCheckIn).await
+}
+
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create_activity)
         .service(list_activities)
@@ -1630,6 +1766,11 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(get_summary)
         .service(patch_summary)
         .service(sign_summary)
+        .service(create_final_check_in)
+        .service(list_final_check_ins)
+        .service(get_final_check_in)
+        .service(patch_final_check_in)
+        .service(confirm_final_check_in)
         .service(correct_summary)
         .service(open_signing_link)
         .service(sign_by_link)

@@ -24,13 +24,15 @@ use crate::mail::Mail;
 use crate::portfolio::links;
 use crate::schema::{assignments, enrolments, talk_participants, talks, users};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TalkKind {
     /// Handledarsamtal.
     Supervision,
     /// Överlämningssamtal.
     Handover,
+    /// Slutavstämning: the trainee and the main supervisor before the final assessment.
+    FinalCheckIn,
 }
 
 impl TalkKind {
@@ -38,12 +40,14 @@ impl TalkKind {
         match self {
             TalkKind::Supervision => "supervision",
             TalkKind::Handover => "handover",
+            TalkKind::FinalCheckIn => "final_check_in",
         }
     }
     fn path(self) -> &'static str {
         match self {
             TalkKind::Supervision => "supervision-sessions",
             TalkKind::Handover => "handover-talks",
+            TalkKind::FinalCheckIn => "final-check-ins",
         }
     }
 }
@@ -153,6 +157,15 @@ pub struct NewSupervisionSession {
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct NewFinalCheckIn {
+    pub id: Option<uuid::Uuid>,
+    pub held_on: NaiveDate,
+    #[serde(flatten)]
+    pub content: TalkContent,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewHandoverTalk {
     pub id: Option<uuid::Uuid>,
     pub held_on: NaiveDate,
@@ -234,10 +247,10 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Talk, AppError> {
         ))
         .load(conn)?;
     let delmal = links::codes(&links::of(conn, &[id.to_string()])?, id);
-    let kind = if a.2 == "handover" {
-        TalkKind::Handover
-    } else {
-        TalkKind::Supervision
+    let kind = match a.2.as_str() {
+        "handover" => TalkKind::Handover,
+        "final_check_in" => TalkKind::FinalCheckIn,
+        _ => TalkKind::Supervision,
     };
     Ok(Talk {
         id: a.0,
@@ -433,10 +446,10 @@ fn log(
             actor_id: Some(&me.user_id),
             client: client.user_agent.as_deref(),
             action,
-            entity: if t.kind == TalkKind::Handover {
-                "handover_talk"
-            } else {
-                "supervision_session"
+            entity: match t.kind {
+                TalkKind::Handover => "handover_talk",
+                TalkKind::FinalCheckIn => "final_check_in",
+                TalkKind::Supervision => "supervision_session",
             },
             entity_id: &t.id,
             enrolment_id: Some(&t.enrolment_id),
@@ -477,6 +490,7 @@ fn mails_to_others(
             "Överlämningssamtal att bekräfta",
             "Handover talk to confirm",
         ),
+        TalkKind::FinalCheckIn => ("Slutavstämning att bekräfta", "Final check-in to confirm"),
     };
     let mut out = Vec::new();
     for p in t
@@ -654,6 +668,63 @@ fn active_main_supervisor(
         .select(assignments::user_id)
         .first(conn)
         .optional()?)
+}
+
+/// The final check-in (slutavstämning) between the trainee and the main supervisor,
+/// recorded like a supervision session; either of them records it.
+#[allow(clippy::too_many_arguments)]
+pub fn create_final_check_in(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    enrolment_id: &str,
+    n: NewFinalCheckIn,
+) -> Result<(Talk, Vec<Mail>), AppError> {
+    let today = now.date_naive();
+    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    let trainee = trainee_of(conn, enrolment_id)?;
+    let Some(main) = active_main_supervisor(conn, enrolment_id, today)? else {
+        return Err(AppError::Unprocessable(
+            "the trainee has no main supervisor today; a director assigns one first".into(),
+        ));
+    };
+    if me.user_id != trainee && me.user_id != main {
+        return Err(AppError::Forbidden(
+            "the trainee or their main supervisor records the final check-in".into(),
+        ));
+    }
+    let mut t = blank(
+        n.id,
+        enrolment_id,
+        TalkKind::FinalCheckIn,
+        n.held_on,
+        me,
+        now,
+    );
+    apply(conn, &mut t, n.content)?;
+    save(conn, now, &t, true)?;
+    add_participant(conn, &t.id, &trainee, "trainee")?;
+    add_participant(conn, &t.id, &main, "main_supervisor")?;
+    let t = get(conn, &t.id)?;
+    confirm_row(conn, now, me, &t)?;
+    let t = get(conn, &t.id)?;
+    log(conn, now, me, client, "created", &t)?;
+    let mails = mails_to_others(conn, cfg, me, &t)?;
+    Ok((t, mails))
+}
+
+/// Is there a final check-in both the trainee and the main supervisor confirmed?
+pub fn has_confirmed_final_check_in(conn: &mut DbConn, enrolment_id: &str) -> Result<bool, AppError> {
+    let n: i64 = talks::table
+        .filter(talks::enrolment_id.eq(enrolment_id))
+        .filter(talks::kind.eq("final_check_in"))
+        .filter(talks::status.eq("confirmed"))
+        .filter(talks::deleted_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
 }
 
 /// A handover talk, led (and so created) by the trainee.

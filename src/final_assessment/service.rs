@@ -1,0 +1,809 @@
+//! Final assessment (slutbedömning). Either the external assessor together with the main
+//! supervisor, or a clinical competence committee, judge every delmål and decide. Every
+//! signer signs the same content hash with a second factor; an edit before the last
+//! signature asks everyone again; once all have signed the decision is final and never
+//! changes. After "not yet", a later final assessment can follow.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, Event};
+use crate::auth::principal::Principal;
+use crate::auth::service::{ClientInfo, SecondFactor};
+use crate::clock::{from_db, to_db};
+use crate::config::Config;
+use crate::db::DbConn;
+use crate::enrolment::access::{self, Access, EXTERNAL_ASSESSOR, MAIN_SUPERVISOR};
+use crate::error::{AppError, FieldError};
+use crate::http::etag;
+use crate::mail::Mail;
+use crate::portfolio::summaries::Judgement;
+use crate::schema::{assignments, enrolments, final_assessment_signers, final_assessments, users};
+
+/// Who decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The external assessor (extern bedömare) with the main supervisor.
+    ExternalAssessor,
+    /// A clinical competence committee: several members, one decision.
+    Committee,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::ExternalAssessor => "external_assessor",
+            Mode::Committee => "committee",
+        }
+    }
+    fn parse(s: &str) -> Mode {
+        if s == "committee" {
+            Mode::Committee
+        } else {
+            Mode::ExternalAssessor
+        }
+    }
+}
+
+/// The overall decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Baskompetens (or specialistkompetens) achieved.
+    Achieved,
+    /// Not yet: `missing` says what is missing.
+    NotYet,
+}
+
+impl Decision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Decision::Achieved => "achieved",
+            Decision::NotYet => "not_yet",
+        }
+    }
+    fn parse(s: &str) -> Option<Decision> {
+        match s {
+            "achieved" => Some(Decision::Achieved),
+            "not_yet" => Some(Decision::NotYet),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FinalSigner {
+    pub user_id: String,
+    #[schema(example = "Karin Lind")]
+    pub name: String,
+    /// `external_assessor`, `main_supervisor` or `committee_member`.
+    pub role: String,
+    pub signed_at: Option<DateTime<Utc>>,
+    /// How the signer's second factor was given (`totp`, `step_up_totp`, ...).
+    pub signature_method: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FinalAssessment {
+    pub id: String,
+    pub enrolment_id: String,
+    pub mode: Mode,
+    pub decision: Option<Decision>,
+    /// One per delmål: `achieved` or `not_yet`, with a comment.
+    pub judgements: Vec<Judgement>,
+    /// When not yet achieved: what is missing and what to do.
+    pub missing: String,
+    pub rationale: String,
+    /// `draft`, `awaiting_signatures` or `decided` (final).
+    pub status: String,
+    pub signers: Vec<FinalSigner>,
+    /// SHA-256 of the decided content every signer signed.
+    pub content_hash: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl FinalAssessment {
+    pub fn etag(&self) -> String {
+        etag(self.version, self.updated_at)
+    }
+
+    /// What the signers sign: the decision and who decides.
+    fn content(&self) -> serde_json::Value {
+        let signers: Vec<_> = self
+            .signers
+            .iter()
+            .map(|s| json!({"user_id": s.user_id, "role": s.role}))
+            .collect();
+        json!({"id": self.id, "enrolment_id": self.enrolment_id, "mode": self.mode,
+               "decision": self.decision, "judgements": self.judgements,
+               "missing": self.missing, "rationale": self.rationale, "signers": signers})
+    }
+
+    pub fn content_hash_now(&self) -> String {
+        crate::auth::crypto::sha256_hex(&self.content().to_string())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFinalAssessment {
+    pub id: Option<Uuid>,
+    pub mode: Mode,
+    /// For a committee: its members (at least two), who all sign the one decision.
+    #[serde(default)]
+    pub committee_member_ids: Vec<String>,
+    #[serde(default)]
+    pub judgements: Vec<Judgement>,
+    pub decision: Option<Decision>,
+    #[serde(default)]
+    pub missing: String,
+    #[serde(default)]
+    pub rationale: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinalAssessmentPatch {
+    pub judgements: Option<Vec<Judgement>>,
+    pub decision: Option<Decision>,
+    pub missing: Option<String>,
+    pub rationale: Option<String>,
+}
+
+/// A signature: with a fresh code when the session itself cannot vouch for a second
+/// factor (a remembered device), or to step up anyway.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignFinalAssessment {
+    #[schema(example = "492039")]
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
+}
+
+type Row = (
+    (String, String, String, Option<String>, String, String, String, String),
+    (
+        Option<String>,
+        String,
+        Option<chrono::NaiveDateTime>,
+        i32,
+        chrono::NaiveDateTime,
+        chrono::NaiveDateTime,
+    ),
+);
+
+pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
+    let (a, b): Row = final_assessments::table
+        .find(id)
+        .select((
+            (
+                final_assessments::id,
+                final_assessments::enrolment_id,
+                final_assessments::mode,
+                final_assessments::decision,
+                final_assessments::judgements,
+                final_assessments::missing,
+                final_assessments::rationale,
+                final_assessments::status,
+            ),
+            (
+                final_assessments::content_hash,
+                final_assessments::created_by,
+                final_assessments::decided_at,
+                final_assessments::version,
+                final_assessments::created_at,
+                final_assessments::updated_at,
+            ),
+        ))
+        .first(conn)?;
+    type SignerRow = (
+        String,
+        String,
+        String,
+        String,
+        Option<chrono::NaiveDateTime>,
+        Option<String>,
+    );
+    let signers: Vec<SignerRow> = final_assessment_signers::table
+        .inner_join(users::table.on(users::id.eq(final_assessment_signers::user_id)))
+        .filter(final_assessment_signers::final_assessment_id.eq(id))
+        .order((final_assessment_signers::role, final_assessment_signers::user_id))
+        .select((
+            final_assessment_signers::user_id,
+            users::display_name,
+            users::email,
+            final_assessment_signers::role,
+            final_assessment_signers::signed_at,
+            final_assessment_signers::signature_method,
+        ))
+        .load(conn)?;
+    Ok(FinalAssessment {
+        id: a.0,
+        enrolment_id: a.1,
+        mode: Mode::parse(&a.2),
+        decision: a.3.as_deref().and_then(Decision::parse),
+        judgements: serde_json::from_str(&a.4).unwrap_or_default(),
+        missing: a.5,
+        rationale: a.6,
+        status: a.7,
+        signers: signers
+            .into_iter()
+            .map(|s| FinalSigner {
+                user_id: s.0,
+                name: if s.1.trim().is_empty() { s.2 } else { s.1 },
+                role: s.3,
+                signed_at: s.4.map(from_db),
+                signature_method: s.5,
+            })
+            .collect(),
+        content_hash: b.0,
+        created_by: b.1,
+        decided_at: b.2.map(from_db),
+        version: b.3,
+        created_at: from_db(b.4),
+        updated_at: from_db(b.5),
+    })
+}
+
+fn is_signer(f: &FinalAssessment, user: &str) -> bool {
+    f.signers.iter().any(|s| s.user_id == user)
+}
+
+/// Signers always read what they are to sign (a committee member may have no other
+/// part in the training); otherwise the enrolment's rules apply.
+pub fn readable(
+    conn: &mut DbConn,
+    me: &Principal,
+    id: &str,
+    today: chrono::NaiveDate,
+) -> Result<FinalAssessment, AppError> {
+    let f = get(conn, id).map_err(|_| AppError::NotFound)?;
+    if !is_signer(&f, &me.user_id) {
+        access::require(conn, me, &f.enrolment_id, today, Access::Read)?;
+    }
+    Ok(f)
+}
+
+/// Is the user a signer of one of this enrolment's final assessments? Such a committee
+/// member reads the dossier they decide on.
+pub fn is_signer_of_enrolment(
+    conn: &mut DbConn,
+    user_id: &str,
+    enrolment_id: &str,
+) -> Result<bool, AppError> {
+    let n: i64 = final_assessment_signers::table
+        .inner_join(
+            final_assessments::table
+                .on(final_assessments::id.eq(final_assessment_signers::final_assessment_id)),
+        )
+        .filter(final_assessments::enrolment_id.eq(enrolment_id))
+        .filter(final_assessment_signers::user_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+pub fn list(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<FinalAssessment>, AppError> {
+    let ids: Vec<String> = final_assessments::table
+        .filter(final_assessments::enrolment_id.eq(enrolment_id))
+        .order((final_assessments::created_at, final_assessments::id))
+        .select(final_assessments::id)
+        .load(conn)?;
+    ids.iter().map(|id| get(conn, id)).collect()
+}
+
+fn active_holder(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    role: &str,
+    today: chrono::NaiveDate,
+) -> Result<Option<String>, AppError> {
+    let t = today.to_string();
+    Ok(assignments::table
+        .filter(assignments::enrolment_id.eq(enrolment_id))
+        .filter(assignments::role.eq(role))
+        .filter(assignments::valid_from.le(&t))
+        .filter(assignments::valid_to.is_null().or(assignments::valid_to.gt(&t)))
+        .order(assignments::valid_from.desc())
+        .select(assignments::user_id)
+        .first(conn)
+        .optional()?)
+}
+
+fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError> {
+    Ok(enrolments::table
+        .find(enrolment_id)
+        .select(enrolments::trainee_id)
+        .first(conn)?)
+}
+
+/// Delmål codes the final assessment judges: the regulation's for the template version.
+fn required_codes(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<String>, AppError> {
+    crate::enrolment::service::delmal_codes_of(conn, enrolment_id)
+}
+
+fn check_judgements(
+    codes: &[String],
+    judgements: &[Judgement],
+    errors: &mut Vec<FieldError>,
+) {
+    let mut seen = std::collections::HashSet::new();
+    for (n, j) in judgements.iter().enumerate() {
+        if !codes.contains(&j.code) {
+            errors.push(FieldError::new(
+                format!("judgements[{n}].code"),
+                format!("{} is not a delmål of this trainee's regulation", j.code),
+            ));
+        }
+        if !seen.insert(j.code.clone()) {
+            errors.push(FieldError::new(
+                format!("judgements[{n}].code"),
+                format!("{} is judged twice", j.code),
+            ));
+        }
+        if j.judgement != "achieved" && j.judgement != "not_yet" {
+            errors.push(FieldError::new(
+                format!("judgements[{n}].judgement"),
+                "achieved or not_yet",
+            ));
+        }
+        if j.comment.chars().count() > 4000 {
+            errors.push(FieldError::new(
+                format!("judgements[{n}].comment"),
+                "at most 4000 characters",
+            ));
+        }
+    }
+}
+
+fn check_texts(missing: &str, rationale: &str, errors: &mut Vec<FieldError>) {
+    for (field, text) in [("missing", missing), ("rationale", rationale)] {
+        if text.chars().count() > 10_000 {
+            errors.push(FieldError::new(field, "at most 10000 characters"));
+        }
+    }
+}
+
+fn audit_final(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    action: &str,
+    f: &FinalAssessment,
+) -> Result<(), AppError> {
+    audit::append(
+        conn,
+        now,
+        Event {
+            actor_id: Some(&me.user_id),
+            client: client.user_agent.as_deref(),
+            action,
+            entity: "final_assessment",
+            entity_id: &f.id,
+            enrolment_id: Some(&f.enrolment_id),
+            data: &json!(f),
+        },
+    )
+}
+
+fn mail_to(
+    conn: &mut DbConn,
+    cfg: &Config,
+    user: &str,
+    f: &FinalAssessment,
+    sv: &str,
+    en: &str,
+) -> Result<Mail, AppError> {
+    let to: String = users::table.find(user).select(users::email).first(conn)?;
+    Ok(Mail {
+        to,
+        subject: format!("{sv} / {en}"),
+        body: format!(
+            "{sv}.\n{en}.\n\n{}/final-assessments/{}\n",
+            cfg.public_url.trim_end_matches('/'),
+            f.id
+        ),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn create(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    enrolment_id: &str,
+    n: NewFinalAssessment,
+) -> Result<(FinalAssessment, Vec<Mail>), AppError> {
+    let today = now.date_naive();
+    let level = access::require(conn, me, enrolment_id, today, Access::Read)?;
+    let trainee = trainee_of(conn, enrolment_id)?;
+    let existing = list(conn, enrolment_id)?;
+    if existing.iter().any(|f| f.status != "decided") {
+        return Err(AppError::Conflict(
+            "a final assessment of this trainee is already open; edit that one".into(),
+        ));
+    }
+    if existing
+        .iter()
+        .any(|f| f.decision == Some(Decision::Achieved))
+    {
+        return Err(AppError::Conflict(
+            "the final assessment already decided that the competence is achieved".into(),
+        ));
+    }
+    let mut signers: Vec<(String, &str)> = Vec::new();
+    let mut errors = Vec::new();
+    match n.mode {
+        Mode::ExternalAssessor => {
+            let assessor = active_holder(conn, enrolment_id, EXTERNAL_ASSESSOR, today)?;
+            let main = active_holder(conn, enrolment_id, MAIN_SUPERVISOR, today)?;
+            let (Some(assessor), Some(main)) = (assessor, main) else {
+                return Err(AppError::Unprocessable(
+                    "the trainee needs an assigned external assessor and a main supervisor \
+                     today; a director of studies assigns them"
+                        .into(),
+                ));
+            };
+            if me.user_id != assessor && me.user_id != main {
+                return Err(AppError::Forbidden(
+                    "the external assessor or the main supervisor drafts the final assessment"
+                        .into(),
+                ));
+            }
+            signers.push((assessor, "external_assessor"));
+            signers.push((main, "main_supervisor"));
+            if !n.committee_member_ids.is_empty() {
+                errors.push(FieldError::new(
+                    "committee_member_ids",
+                    "only for mode committee",
+                ));
+            }
+        }
+        Mode::Committee => {
+            if level < Access::Manage {
+                return Err(AppError::Forbidden(
+                    "a director of studies convenes the clinical competence committee".into(),
+                ));
+            }
+            let mut members = n.committee_member_ids.clone();
+            members.sort();
+            members.dedup();
+            if members.len() < 2 || members.len() > 12 {
+                errors.push(FieldError::new(
+                    "committee_member_ids",
+                    "a committee has 2 to 12 members",
+                ));
+            }
+            for m in &members {
+                let active: Option<String> = users::table
+                    .find(m)
+                    .select(users::status)
+                    .first(conn)
+                    .optional()?;
+                if active.as_deref() != Some("active") {
+                    errors.push(FieldError::new(
+                        "committee_member_ids",
+                        format!("{m} is not an active user"),
+                    ));
+                }
+                if m == &trainee {
+                    errors.push(FieldError::new(
+                        "committee_member_ids",
+                        "the trainee cannot sit on their own committee",
+                    ));
+                }
+            }
+            signers.extend(members.into_iter().map(|m| (m, "committee_member")));
+        }
+    }
+    let codes = required_codes(conn, enrolment_id)?;
+    check_judgements(&codes, &n.judgements, &mut errors);
+    check_texts(&n.missing, &n.rationale, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let id = n
+        .id
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    if final_assessments::table
+        .find(&id)
+        .count()
+        .get_result::<i64>(conn)?
+        > 0
+    {
+        return Err(AppError::Conflict("a record with this id exists".into()));
+    }
+    diesel::insert_into(final_assessments::table)
+        .values((
+            final_assessments::id.eq(&id),
+            final_assessments::enrolment_id.eq(enrolment_id),
+            final_assessments::mode.eq(n.mode.as_str()),
+            final_assessments::decision.eq(n.decision.map(Decision::as_str)),
+            final_assessments::judgements.eq(serde_json::to_string(&n.judgements).map_err(AppError::internal)?),
+            final_assessments::missing.eq(n.missing.trim()),
+            final_assessments::rationale.eq(n.rationale.trim()),
+            final_assessments::status.eq("draft"),
+            final_assessments::created_by.eq(&me.user_id),
+            final_assessments::version.eq(1),
+            final_assessments::created_at.eq(to_db(now)),
+            final_assessments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    for (user, role) in &signers {
+        diesel::insert_into(final_assessment_signers::table)
+            .values((
+                final_assessment_signers::final_assessment_id.eq(&id),
+                final_assessment_signers::user_id.eq(user),
+                final_assessment_signers::role.eq(role),
+            ))
+            .execute(conn)?;
+    }
+    let f = get(conn, &id)?;
+    audit_final(conn, now, me, client, "created", &f)?;
+    let mut mails = Vec::new();
+    for (user, _) in signers.iter().filter(|(u, _)| u != &me.user_id) {
+        mails.push(mail_to(
+            conn,
+            cfg,
+            user,
+            &f,
+            "Slutbedömning att granska och signera",
+            "Final assessment to review and sign",
+        )?);
+    }
+    Ok((f, mails))
+}
+
+/// Edits an undecided final assessment. Every signature given so far is withdrawn: the
+/// signers signed other content.
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    id: &str,
+    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    p: FinalAssessmentPatch,
+) -> Result<FinalAssessment, AppError> {
+    let f = readable(conn, me, id, now.date_naive())?;
+    if_match(&f.etag())?;
+    if f.status == "decided" {
+        return Err(AppError::Conflict(
+            "the final assessment is decided and final".into(),
+        ));
+    }
+    if !is_signer(&f, &me.user_id) {
+        return Err(AppError::Forbidden(
+            "only those who decide edit the final assessment".into(),
+        ));
+    }
+    let codes = required_codes(conn, &f.enrolment_id)?;
+    let mut errors = Vec::new();
+    let judgements = p.judgements.unwrap_or(f.judgements.clone());
+    let missing = p.missing.unwrap_or(f.missing.clone());
+    let rationale = p.rationale.unwrap_or(f.rationale.clone());
+    let decision = p.decision.or(f.decision);
+    check_judgements(&codes, &judgements, &mut errors);
+    check_texts(&missing, &rationale, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    diesel::update(final_assessments::table.find(id))
+        .set((
+            final_assessments::judgements
+                .eq(serde_json::to_string(&judgements).map_err(AppError::internal)?),
+            final_assessments::missing.eq(missing.trim()),
+            final_assessments::rationale.eq(rationale.trim()),
+            final_assessments::decision.eq(decision.map(Decision::as_str)),
+            final_assessments::status.eq("draft"),
+            final_assessments::version.eq(final_assessments::version + 1),
+            final_assessments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    diesel::update(
+        final_assessment_signers::table
+            .filter(final_assessment_signers::final_assessment_id.eq(id)),
+    )
+    .set((
+        final_assessment_signers::signed_at.eq(None::<chrono::NaiveDateTime>),
+        final_assessment_signers::signed_hash.eq(None::<String>),
+        final_assessment_signers::signature_method.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    let f = get(conn, id)?;
+    audit_final(conn, now, me, client, "updated", &f)?;
+    Ok(f)
+}
+
+/// What must hold before anyone signs: a decision, a judgement of every delmål that
+/// agrees with it, what is missing when not achieved, and a confirmed final check-in.
+fn ready_to_sign(conn: &mut DbConn, f: &FinalAssessment) -> Result<(), AppError> {
+    let codes = required_codes(conn, &f.enrolment_id)?;
+    let mut errors = Vec::new();
+    let Some(decision) = f.decision else {
+        return Err(AppError::validation(
+            "decision",
+            "decide (achieved or not_yet) before signing",
+        ));
+    };
+    for code in &codes {
+        if !f.judgements.iter().any(|j| &j.code == code) {
+            errors.push(FieldError::new(
+                "judgements",
+                format!("{code} has no judgement"),
+            ));
+        }
+    }
+    let not_yet = f.judgements.iter().any(|j| j.judgement == "not_yet");
+    match decision {
+        Decision::Achieved if not_yet => errors.push(FieldError::new(
+            "decision",
+            "achieved needs every delmål judged achieved",
+        )),
+        Decision::NotYet if f.missing.trim().is_empty() => errors.push(FieldError::new(
+            "missing",
+            "say what is missing and what the trainee should do next",
+        )),
+        _ => {}
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    if !crate::portfolio::talks::has_confirmed_final_check_in(conn, &f.enrolment_id)? {
+        return Err(AppError::Unprocessable(
+            "the final check-in (slutavstämning) between the trainee and the main supervisor \
+             must be recorded and confirmed by both first"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The second factor behind this signature: a fresh code if one is sent, else the
+/// session's own, unless the session rests on a remembered device.
+fn signature_method(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    body: &SignFinalAssessment,
+) -> Result<Result<String, AppError>, AppError> {
+    let factor = match (&body.totp_code, &body.recovery_code) {
+        (Some(c), None) => Some(SecondFactor::Totp(c.clone())),
+        (None, Some(c)) => Some(SecondFactor::RecoveryCode(c.clone())),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(AppError::validation(
+                "totp_code",
+                "send either totp_code or recovery_code",
+            ))
+        }
+    };
+    match factor {
+        Some(f) => Ok(
+            crate::auth::service::check_in_person(conn, cfg, now, &me.user_id, &f)?
+                .map(|m| m.replace("in_person", "step_up")),
+        ),
+        None if me.second_factor == "remembered_device" || me.second_factor.is_empty() => {
+            Ok(Err(AppError::SecondFactorRequired))
+        }
+        None => Ok(Ok(me.second_factor.clone())),
+    }
+}
+
+/// A signer signs. When the last one has signed the same content, the decision is made.
+#[allow(clippy::too_many_arguments)]
+pub fn sign(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: &ClientInfo,
+    id: &str,
+    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    body: SignFinalAssessment,
+) -> Result<Result<(FinalAssessment, Vec<Mail>), AppError>, AppError> {
+    let today = now.date_naive();
+    let f = readable(conn, me, id, today)?;
+    if_match(&f.etag())?;
+    if f.status == "decided" {
+        return Err(AppError::Conflict(
+            "the final assessment is decided and final".into(),
+        ));
+    }
+    let Some(me_signer) = f.signers.iter().find(|s| s.user_id == me.user_id) else {
+        return Err(AppError::Forbidden(
+            "only those who decide sign the final assessment".into(),
+        ));
+    };
+    if me_signer.signed_at.is_some() {
+        return Err(AppError::Conflict("you have already signed this version".into()));
+    }
+    // An assessor or main supervisor whose assignment has ended no longer decides.
+    if f.mode == Mode::ExternalAssessor {
+        let role = if me_signer.role == "external_assessor" {
+            EXTERNAL_ASSESSOR
+        } else {
+            MAIN_SUPERVISOR
+        };
+        if active_holder(conn, &f.enrolment_id, role, today)?.as_deref() != Some(&me.user_id) {
+            return Err(AppError::Forbidden(
+                "your assignment to this trainee is not active today".into(),
+            ));
+        }
+    }
+    ready_to_sign(conn, &f)?;
+    let method = match signature_method(conn, cfg, now, me, &body)? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    let hash = f.content_hash_now();
+    diesel::update(final_assessment_signers::table.find((id, &me.user_id)))
+        .set((
+            final_assessment_signers::signed_at.eq(Some(to_db(now))),
+            final_assessment_signers::signed_hash.eq(Some(&hash)),
+            final_assessment_signers::signature_method.eq(Some(&method)),
+        ))
+        .execute(conn)?;
+    let hashes: Vec<Option<String>> = final_assessment_signers::table
+        .filter(final_assessment_signers::final_assessment_id.eq(id))
+        .select(final_assessment_signers::signed_hash)
+        .load(conn)?;
+    let all = hashes.iter().all(|h| h.as_deref() == Some(hash.as_str()));
+    diesel::update(final_assessments::table.find(id))
+        .set((
+            final_assessments::status.eq(if all { "decided" } else { "awaiting_signatures" }),
+            final_assessments::content_hash.eq(all.then_some(&hash)),
+            final_assessments::decided_at.eq(all.then_some(to_db(now))),
+            final_assessments::version.eq(final_assessments::version + 1),
+            final_assessments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    let f = get(conn, id)?;
+    audit_final(conn, now, me, client, "signed", &f)?;
+    let mut mails = Vec::new();
+    if all {
+        audit_final(conn, now, me, client, "decided", &f)?;
+        let trainee = trainee_of(conn, &f.enrolment_id)?;
+        let (sv, en) = match f.decision {
+            Some(Decision::Achieved) => (
+                "Slutbedömningen är klar: kompetensen är uppnådd",
+                "The final assessment is decided: competence achieved",
+            ),
+            _ => (
+                "Slutbedömningen är klar: ännu inte uppnådd",
+                "The final assessment is decided: not yet achieved",
+            ),
+        };
+        mails.push(mail_to(conn, cfg, &trainee, &f, sv, en)?);
+        for s in f.signers.iter().filter(|s| s.user_id != me.user_id) {
+            mails.push(mail_to(conn, cfg, &s.user_id, &f, sv, en)?);
+        }
+    } else {
+        for s in f.signers.iter().filter(|s| s.signed_at.is_none()) {
+            mails.push(mail_to(
+                conn,
+                cfg,
+                &s.user_id,
+                &f,
+                "Slutbedömning väntar på din signatur",
+                "Final assessment awaits your signature",
+            )?);
+        }
+    }
+    Ok(Ok((f, mails)))
+}
