@@ -357,6 +357,9 @@ pub fn negotiate(req: &HttpRequest, offered: &[&'static str]) -> Result<&'static
         }
     }
     best.map(|(_, _, o)| o).ok_or_else(|| {
-        AppError::NotAcceptable(format!("this resource is available as {}", offered.join(", ")))
+        AppError::NotAcceptable(format!(
+            "this resource is available as {}",
+            offered.join(", ")
+        ))
     })
 }

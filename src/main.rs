@@ -40,6 +40,11 @@ enum Command {
     /// Restore a backup into the (empty) database named by DATABASE_URL, then verify
     /// the audit chain.
     Restore { file: std::path::PathBuf },
+    /// Dossiers.
+    Dossier {
+        #[command(subcommand)]
+        command: DossierCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -51,6 +56,19 @@ enum Command {
 enum AuditCommand {
     /// Recompute the hash chain; exits non-zero if any entry was changed or removed.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum DossierCommand {
+    /// Check a dossier file (JSON or PDF): authentic and unchanged, and which records it
+    /// covers. Exits non-zero when it is not. With --public-key it runs offline;
+    /// without, it reads the keys from the database.
+    Verify {
+        file: std::path::PathBuf,
+        /// A public key file (PEM, or base64 as `GET /api/v1/dossier-keys` gives it).
+        #[arg(long)]
+        public_key: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +100,16 @@ fn main() -> ExitCode {
         print!("{}", eportfolio::openapi_json());
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::Dossier {
+        command:
+            DossierCommand::Verify {
+                file,
+                public_key: Some(key),
+            },
+    }) = &cli.command
+    {
+        return report(dossier_verify_offline(file, key));
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -105,8 +133,15 @@ fn main() -> ExitCode {
             })
         }
         Command::Restore { file } => restore(config, &file),
+        Command::Dossier {
+            command: DossierCommand::Verify { file, .. },
+        } => dossier_verify(config, &file),
         Command::Openapi => Ok(()),
     };
+    report(result)
+}
+
+fn report(result: Result<(), eportfolio::error::AppError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -114,6 +149,55 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_verification(
+    v: &eportfolio::dossier::signing::Verification,
+) -> Result<(), eportfolio::error::AppError> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(eportfolio::error::AppError::internal)?
+    );
+    if v.authentic {
+        Ok(())
+    } else {
+        Err(eportfolio::error::AppError::Unprocessable(format!(
+            "not authentic: {}",
+            v.reason.clone().unwrap_or_default()
+        )))
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, eportfolio::error::AppError> {
+    std::fs::read(path).map_err(|e| {
+        eportfolio::error::AppError::Unprocessable(format!("cannot read {}: {e}", path.display()))
+    })
+}
+
+fn dossier_verify_offline(
+    file: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(), eportfolio::error::AppError> {
+    use eportfolio::dossier::signing;
+    let text = String::from_utf8(read_file(key)?).map_err(|_| {
+        eportfolio::error::AppError::Unprocessable("the key file is not text".into())
+    })?;
+    let key = signing::parse_public_key(&text)?;
+    let id = signing::sha256_hex(key.as_bytes())[..16].to_string();
+    print_verification(&signing::verify(&read_file(file)?, &[(id, key)]))
+}
+
+fn dossier_verify(
+    config: Config,
+    file: &std::path::Path,
+) -> Result<(), eportfolio::error::AppError> {
+    let pool = db::connect(&config.database_url, 1)?;
+    let mut conn = pool.get()?;
+    let keys = eportfolio::dossier::signing::verifying_keys(&mut conn)?;
+    print_verification(&eportfolio::dossier::signing::verify(
+        &read_file(file)?,
+        &keys,
+    ))
 }
 
 fn migrate(config: Config) -> Result<(), eportfolio::error::AppError> {

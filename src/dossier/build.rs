@@ -36,11 +36,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, AppError> {
 }
 
 /// Builds the dossier's content (unsigned).
-pub fn build(
-    conn: &mut DbConn,
-    enrolment_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Value, AppError> {
+pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Result<Value, AppError> {
     let today = now.date_naive();
     let e = enrolment::get_enrolment(conn, enrolment_id, today)?;
     let template = templates::get_template(conn, &e.template_id, Some(e.template_version))?;
@@ -144,19 +140,36 @@ pub fn build(
         .collect();
 
     let mut records = Vec::new();
-    records.extend(acts.iter().map(|a| json!({"type": "activity", "id": a.id, "version": a.version})));
-    records.extend(signed.iter().map(|a| json!({"type": "assessment", "id": a.id, "version": a.version})));
-    records.extend(sums.iter().map(|s| json!({"type": "summary_assessment", "id": s.id, "version": s.version})));
+    records.extend(
+        acts.iter()
+            .map(|a| json!({"type": "activity", "id": a.id, "version": a.version})),
+    );
+    records.extend(
+        signed
+            .iter()
+            .map(|a| json!({"type": "assessment", "id": a.id, "version": a.version})),
+    );
+    records.extend(
+        sums.iter()
+            .map(|s| json!({"type": "summary_assessment", "id": s.id, "version": s.version})),
+    );
     for (kind, name) in [
         (talks::TalkKind::Supervision, "supervision_session"),
         (talks::TalkKind::Handover, "handover_talk"),
         (talks::TalkKind::FinalCheckIn, "final_check_in"),
     ] {
         if let Some(list) = talks_by_kind.get(&kind) {
-            records.extend(list.iter().map(|t| json!({"type": name, "id": t.id, "version": t.version})));
+            records.extend(
+                list.iter()
+                    .map(|t| json!({"type": name, "id": t.id, "version": t.version})),
+            );
         }
     }
-    records.extend(finals.iter().map(|f| json!({"type": "final_assessment", "id": f.id, "version": f.version})));
+    records.extend(
+        finals
+            .iter()
+            .map(|f| json!({"type": "final_assessment", "id": f.id, "version": f.version})),
+    );
 
     let content_marker = crate::auth::crypto::sha256_hex(&format!(
         "{}|{}|{}",
@@ -293,7 +306,11 @@ fn date_of(v: &Value) -> String {
 fn time_of(v: &Value) -> String {
     v.as_str()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc).format("%Y-%m-%d %H:%M UTC").to_string())
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -322,12 +339,32 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
     let ts = &e["time_served"];
     let rows = [
         ("Läkare", format!("{trainee} ({})", s(d, "/trainee/email"))),
-        ("Program", format!("{} (version {})", s(d, "/programme/name"), d["programme"]["template_version"])),
-        ("Föreskrift", format!("{} {}", s(d, "/regulation/statute"), s(d, "/regulation/name"))),
+        (
+            "Program",
+            format!(
+                "{} (version {})",
+                s(d, "/programme/name"),
+                d["programme"]["template_version"]
+            ),
+        ),
+        (
+            "Föreskrift",
+            format!(
+                "{} {}",
+                s(d, "/regulation/statute"),
+                s(d, "/regulation/name")
+            ),
+        ),
         ("Spår", s(e, "/track").to_string()),
-        ("Period", format!("{} – {}", s(e, "/start_date"), s(e, "/planned_end"))),
+        (
+            "Period",
+            format!("{} – {}", s(e, "/start_date"), s(e, "/planned_end")),
+        ),
         ("Omfattning", format!("{} %", e["extent_percent"])),
-        ("Tjänstgjord tid", format!("{} av {} månader", ts["total_months"], ts["nominal_months"])),
+        (
+            "Tjänstgjord tid",
+            format!("{} av {} månader", ts["total_months"], ts["nominal_months"]),
+        ),
         ("Dossier", s(d, "/dossier_id").to_string()),
         ("Skapad", time_of(&d["generated_at"])),
     ];
@@ -349,7 +386,11 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
                 .collect()
         })
         .unwrap_or_default();
-    doc.table(&["Placering", "Från", "Till", "Handledare"], &[0.34, 0.18, 0.18, 0.30], &prow);
+    doc.table(
+        &["Placering", "Från", "Till", "Handledare"],
+        &[0.34, 0.18, 0.18, 0.30],
+        &prow,
+    );
     doc.heading("Handledare och bedömare", 2);
     let arow: Vec<Vec<String>> = e["assignments"]
         .as_array()
@@ -401,7 +442,11 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
                             } else {
                                 s(i, "/title").to_string()
                             };
-                            vec![s(i, "/date").to_string(), record_type_sv(t).to_string(), title]
+                            vec![
+                                s(i, "/date").to_string(),
+                                record_type_sv(t).to_string(),
+                                title,
+                            ]
                         })
                         .collect()
                 })
@@ -419,7 +464,11 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
     doc.heading("Signerade bedömningar", 1);
     for a in d["assessments"].as_array().into_iter().flatten() {
         doc.heading(
-            &format!("{} {}", instrument_sv(s(a, "/instrument")), s(a, "/performed_on")),
+            &format!(
+                "{} {}",
+                instrument_sv(s(a, "/instrument")),
+                s(a, "/performed_on")
+            ),
             3,
         );
         let ratings: Vec<String> = a["ratings"]
@@ -433,25 +482,56 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
             .unwrap_or_default();
         let context: Vec<String> = a["context"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or(""))).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+                    .collect()
+            })
             .unwrap_or_default();
         let signer = match a["signature"]["signed_by"].as_str() {
             Some(_) => name(&a["signature"]["signed_by"]),
             None => s(a, "/signature/signed_by_email").to_string(),
         };
         let rows = [
-            ("Delmål", a["delmal"].as_array().map(|c| c.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()),
-            ("Placering", a["placement_id"].as_str().and_then(|p| placements.get(p).cloned()).unwrap_or_default()),
+            (
+                "Delmål",
+                a["delmal"]
+                    .as_array()
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+            ),
+            (
+                "Placering",
+                a["placement_id"]
+                    .as_str()
+                    .and_then(|p| placements.get(p).cloned())
+                    .unwrap_or_default(),
+            ),
             ("Sammanhang", context.join("; ")),
             ("Skattning", ratings.join("; ")),
             ("Bra", s(a, "/feedback_strengths").to_string()),
             ("Nästa steg", s(a, "/feedback_next_steps").to_string()),
             ("Reflektion", s(a, "/trainee_reflection").to_string()),
-            ("Signerad", format!("{signer}, {} ({})", time_of(&a["signature"]["signed_at"]), s(a, "/signature/method"))),
+            (
+                "Signerad",
+                format!(
+                    "{signer}, {} ({})",
+                    time_of(&a["signature"]["signed_at"]),
+                    s(a, "/signature/method")
+                ),
+            ),
         ];
         let kv: Vec<(&str, &str)> = rows.iter().map(|(k, v)| (*k, v.as_str())).collect();
         doc.key_values(&kv);
-        doc.small(&format!("Innehållets hash: {}", s(a, "/signature/content_hash")));
+        doc.small(&format!(
+            "Innehållets hash: {}",
+            s(a, "/signature/content_hash")
+        ));
     }
 
     // Summary assessments.
@@ -460,7 +540,10 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
         doc.heading(
             &format!(
                 "{} – {}",
-                placements.get(s(x, "/placement_id")).cloned().unwrap_or_default(),
+                placements
+                    .get(s(x, "/placement_id"))
+                    .cloned()
+                    .unwrap_or_default(),
                 name(&x["author_id"])
             ),
             3,
@@ -479,7 +562,11 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
                     .collect()
             })
             .unwrap_or_default();
-        doc.table(&["Delmål", "Bedömning", "Kommentar"], &[0.14, 0.18, 0.68], &rows);
+        doc.table(
+            &["Delmål", "Bedömning", "Kommentar"],
+            &[0.14, 0.18, 0.68],
+            &rows,
+        );
         doc.paragraph(s(x, "/overall"));
         doc.small(&format!(
             "Signerad {} ({}); hash {}",
@@ -576,7 +663,11 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
                     .collect()
             })
             .unwrap_or_default();
-        doc.table(&["Delmål", "Bedömning", "Kommentar"], &[0.14, 0.18, 0.68], &rows);
+        doc.table(
+            &["Delmål", "Bedömning", "Kommentar"],
+            &[0.14, 0.18, 0.68],
+            &rows,
+        );
         if !s(f, "/missing").is_empty() {
             doc.paragraph(&format!("Det som saknas: {}", s(f, "/missing")));
         }
@@ -588,7 +679,11 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
                 if x["signed_at"].is_null() {
                     "ej signerat".to_string()
                 } else {
-                    format!("signerat {} ({})", time_of(&x["signed_at"]), s(x, "/signature_method"))
+                    format!(
+                        "signerat {} ({})",
+                        time_of(&x["signed_at"]),
+                        s(x, "/signature_method")
+                    )
                 }
             ));
         }
@@ -607,14 +702,23 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
                         s(x, "/title").to_string(),
                         x["delmal"]
                             .as_array()
-                            .map(|c| c.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+                            .map(|c| {
+                                c.iter()
+                                    .filter_map(Value::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            })
                             .unwrap_or_default(),
                     ]
                 })
                 .collect()
         })
         .unwrap_or_default();
-    doc.table(&["Datum", "Typ", "Titel", "Delmål"], &[0.14, 0.18, 0.46, 0.22], &rows);
+    doc.table(
+        &["Datum", "Typ", "Titel", "Delmål"],
+        &[0.14, 0.18, 0.46, 0.22],
+        &rows,
+    );
 
     // Audit facts.
     doc.heading("Spårbarhet: vem signerade och bekräftade vad", 1);
@@ -638,7 +742,11 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
                 .collect()
         })
         .unwrap_or_default();
-    doc.table(&["Tid", "Vem", "Vad", "Logg"], &[0.24, 0.26, 0.28, 0.22], &rows);
+    doc.table(
+        &["Tid", "Vem", "Vad", "Logg"],
+        &[0.24, 0.26, 0.28, 0.22],
+        &rows,
+    );
     doc.finish()
 }
 

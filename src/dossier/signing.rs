@@ -114,7 +114,11 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, AppError> {
     let bytes = B64
         .decode(body.trim())
         .map_err(|_| AppError::validation("public_key", "not base64 or PEM"))?;
-    let raw: &[u8] = if bytes.len() == 44 { &bytes[12..] } else { &bytes };
+    let raw: &[u8] = if bytes.len() == 44 {
+        &bytes[12..]
+    } else {
+        &bytes
+    };
     let arr: [u8; 32] = raw
         .try_into()
         .map_err(|_| AppError::validation("public_key", "not an Ed25519 public key"))?;
@@ -266,7 +270,10 @@ pub fn seal_pdf(
     });
     let signature = key.sign(canonical(&manifest).as_bytes());
     if let Some(m) = manifest.as_object_mut() {
-        m.insert("signature".into(), Value::String(B64.encode(signature.to_bytes())));
+        m.insert(
+            "signature".into(),
+            Value::String(B64.encode(signature.to_bytes())),
+        );
     }
     pdf.extend_from_slice(PDF_MARKER);
     pdf.extend_from_slice(B64URL.encode(canonical(&manifest)).as_bytes());
@@ -366,7 +373,12 @@ fn verify_json(bytes: &[u8], keys: &[(String, VerifyingKey)]) -> Verification {
 }
 
 fn described(dossier: &Value, format: &str) -> Verification {
-    let text = |p: &str| dossier.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let text = |p: &str| {
+        dossier
+            .pointer(p)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     Verification {
         authentic: false,
         format: format.into(),
@@ -408,7 +420,12 @@ fn verify_pdf(bytes: &[u8], keys: &[(String, VerifyingKey)]) -> Verification {
         .and_then(|m| m.remove("signature"))
         .and_then(|s| s.as_str().map(str::to_string));
     let mut v = described(&manifest, "pdf");
-    let text = |p: &str| manifest.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let text = |p: &str| {
+        manifest
+            .pointer(p)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     v.key_id = text("/key_id");
     v.content_hash = text("/content_hash");
     let Some(key) = v.key_id.as_deref().and_then(|k| key_for(keys, k)) else {

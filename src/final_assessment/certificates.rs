@@ -123,21 +123,33 @@ pub fn drafts(
         field("Namn", trainee.clone()),
         field("E-post", trainee_email),
         field("Personnummer", "______________ (fylls i vid signering)"),
-        field("Program", format!("{} (version {})", template.content.name, template.version)),
-        field("Föreskrift", format!("{} {}", regulation.statute, regulation.name_sv)),
+        field(
+            "Program",
+            format!("{} (version {})", template.content.name, template.version),
+        ),
+        field(
+            "Föreskrift",
+            format!("{} {}", regulation.statute, regulation.name_sv),
+        ),
     ];
     let signer = |role: &str| f.signers.iter().find(|s| s.role == role);
     let mut out = Vec::new();
 
     // Competence achieved: the decision, signed by the main supervisor and the assessor.
-    let (appendix, kind) = if is_bt { (4, "baskompetens") } else { (7, "specialistkompetens") };
+    let (appendix, kind) = if is_bt {
+        (4, "baskompetens")
+    } else {
+        (7, "specialistkompetens")
+    };
     if let Some((title, signed_by)) = catalogue_title(statute_key, appendix) {
         let mut fields = person.clone();
         fields.push(field(
             "Beslut",
             format!(
                 "Slutbedömning {}: {} uppnådd",
-                f.decided_at.map(|d| d.date_naive().to_string()).unwrap_or_default(),
+                f.decided_at
+                    .map(|d| d.date_naive().to_string())
+                    .unwrap_or_default(),
                 kind
             ),
         ));
@@ -148,7 +160,11 @@ pub fn drafts(
                 vec![
                     j.code.clone(),
                     titles.get(&j.code).cloned().unwrap_or_default(),
-                    if j.judgement == "achieved" { "uppnått".into() } else { "ej uppnått".into() },
+                    if j.judgement == "achieved" {
+                        "uppnått".into()
+                    } else {
+                        "ej uppnått".into()
+                    },
                 ]
             })
             .collect();
@@ -183,7 +199,11 @@ pub fn drafts(
     }
 
     // Service completed: the placements, which count as primary and emergency care.
-    let (appendix, key) = if is_bt { (3, "fullgjord-bt") } else { (6, "fullgjord-st") };
+    let (appendix, key) = if is_bt {
+        (3, "fullgjord-bt")
+    } else {
+        (6, "fullgjord-st")
+    };
     if let Some((title, signed_by)) = catalogue_title(statute_key, appendix) {
         let rows = e
             .placements
@@ -191,7 +211,8 @@ pub fn drafts(
             .map(|p| {
                 let kind = template.placement_type(&p.placement_type);
                 vec![
-                    kind.map(|k| k.name.clone()).unwrap_or_else(|| p.placement_type.clone()),
+                    kind.map(|k| k.name.clone())
+                        .unwrap_or_else(|| p.placement_type.clone()),
                     format!("{} – {}", p.start_date, p.end_date),
                     format!("{} %", e.extent_percent),
                     kind.map(|k| k.counts_as.join(", ")).unwrap_or_default(),
@@ -209,9 +230,21 @@ pub fn drafts(
         let leave: Vec<String> = e
             .leave_periods
             .iter()
-            .map(|l| format!("{} {} – {} ({} %)", l.kind, l.start_date, l.end_date, l.percent))
+            .map(|l| {
+                format!(
+                    "{} {} – {} ({} %)",
+                    l.kind, l.start_date, l.end_date, l.percent
+                )
+            })
             .collect();
-        fields.push(field("Ledighet", if leave.is_empty() { "ingen".into() } else { leave.join("; ") }));
+        fields.push(field(
+            "Ledighet",
+            if leave.is_empty() {
+                "ingen".into()
+            } else {
+                leave.join("; ")
+            },
+        ));
         out.push(CertificateDraft {
             key: key.into(),
             appendix: appendix.to_string(),
@@ -243,7 +276,14 @@ pub fn drafts(
     // and how it was checked (the assessments they signed, their summary assessment).
     if is_bt {
         if let Some((title, _)) = catalogue_title(statute_key, 2) {
-            out.extend(delmal_certificates(conn, &e, &person, &titles, &title, &regulation.statute)?);
+            out.extend(delmal_certificates(
+                conn,
+                &e,
+                &person,
+                &titles,
+                &title,
+                &regulation.statute,
+            )?);
         }
     }
     Ok(out)
@@ -287,7 +327,9 @@ fn delmal_certificates(
             let js: Vec<crate::portfolio::summaries::Judgement> =
                 serde_json::from_str(&js).unwrap_or_default();
             for j in js.into_iter().filter(|j| j.judgement == "achieved") {
-                how.entry(j.code).or_default().push("sammantagen bedömning".into());
+                how.entry(j.code)
+                    .or_default()
+                    .push("sammantagen bedömning".into());
             }
         }
         let signed: Vec<(String, String)> = record_delmal::table
@@ -340,7 +382,11 @@ fn delmal_certificates(
             fields: person.to_vec(),
             tables: vec![CertificateTable {
                 title: "Delmål, aktiviteter och hur de kontrollerats".into(),
-                headers: vec!["Delmål".into(), "Aktiviteter".into(), "Kontrollerat genom".into()],
+                headers: vec![
+                    "Delmål".into(),
+                    "Aktiviteter".into(),
+                    "Kontrollerat genom".into(),
+                ],
                 rows,
             }],
             signatures: vec![SignatureLine {
@@ -387,7 +433,9 @@ pub fn render(d: &CertificateDraft, now: DateTime<Utc>) -> Vec<u8> {
         doc.paragraph(&format!(
             "{}: {}",
             s.role,
-            s.name.clone().unwrap_or_else(|| "______________________".into())
+            s.name
+                .clone()
+                .unwrap_or_else(|| "______________________".into())
         ));
         doc.paragraph("Underskrift ______________________________   Datum ____________");
     }

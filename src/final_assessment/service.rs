@@ -170,7 +170,16 @@ pub struct SignFinalAssessment {
 }
 
 type Row = (
-    (String, String, String, Option<String>, String, String, String, String),
+    (
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        String,
+        String,
+    ),
     (
         Option<String>,
         String,
@@ -216,7 +225,10 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
     let signers: Vec<SignerRow> = final_assessment_signers::table
         .inner_join(users::table.on(users::id.eq(final_assessment_signers::user_id)))
         .filter(final_assessment_signers::final_assessment_id.eq(id))
-        .order((final_assessment_signers::role, final_assessment_signers::user_id))
+        .order((
+            final_assessment_signers::role,
+            final_assessment_signers::user_id,
+        ))
         .select((
             final_assessment_signers::user_id,
             users::display_name,
@@ -312,7 +324,11 @@ fn active_holder(
         .filter(assignments::enrolment_id.eq(enrolment_id))
         .filter(assignments::role.eq(role))
         .filter(assignments::valid_from.le(&t))
-        .filter(assignments::valid_to.is_null().or(assignments::valid_to.gt(&t)))
+        .filter(
+            assignments::valid_to
+                .is_null()
+                .or(assignments::valid_to.gt(&t)),
+        )
         .order(assignments::valid_from.desc())
         .select(assignments::user_id)
         .first(conn)
@@ -331,11 +347,7 @@ fn required_codes(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<String>, 
     crate::enrolment::service::delmal_codes_of(conn, enrolment_id)
 }
 
-fn check_judgements(
-    codes: &[String],
-    judgements: &[Judgement],
-    errors: &mut Vec<FieldError>,
-) {
+fn check_judgements(codes: &[String], judgements: &[Judgement], errors: &mut Vec<FieldError>) {
     let mut seen = std::collections::HashSet::new();
     for (n, j) in judgements.iter().enumerate() {
         if !codes.contains(&j.code) {
@@ -514,10 +526,9 @@ pub fn create(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    let id = n
-        .id
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    let id =
+        n.id.map(|u| u.to_string())
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
     if final_assessments::table
         .find(&id)
         .count()
@@ -532,7 +543,8 @@ pub fn create(
             final_assessments::enrolment_id.eq(enrolment_id),
             final_assessments::mode.eq(n.mode.as_str()),
             final_assessments::decision.eq(n.decision.map(Decision::as_str)),
-            final_assessments::judgements.eq(serde_json::to_string(&n.judgements).map_err(AppError::internal)?),
+            final_assessments::judgements
+                .eq(serde_json::to_string(&n.judgements).map_err(AppError::internal)?),
             final_assessments::missing.eq(n.missing.trim()),
             final_assessments::rationale.eq(n.rationale.trim()),
             final_assessments::status.eq("draft"),
@@ -731,7 +743,9 @@ pub fn sign(
         ));
     };
     if me_signer.signed_at.is_some() {
-        return Err(AppError::Conflict("you have already signed this version".into()));
+        return Err(AppError::Conflict(
+            "you have already signed this version".into(),
+        ));
     }
     // An assessor or main supervisor whose assignment has ended no longer decides.
     if f.mode == Mode::ExternalAssessor {
@@ -766,7 +780,11 @@ pub fn sign(
     let all = hashes.iter().all(|h| h.as_deref() == Some(hash.as_str()));
     diesel::update(final_assessments::table.find(id))
         .set((
-            final_assessments::status.eq(if all { "decided" } else { "awaiting_signatures" }),
+            final_assessments::status.eq(if all {
+                "decided"
+            } else {
+                "awaiting_signatures"
+            }),
             final_assessments::content_hash.eq(all.then_some(&hash)),
             final_assessments::decided_at.eq(all.then_some(to_db(now))),
             final_assessments::version.eq(final_assessments::version + 1),

@@ -716,7 +716,10 @@ pub fn create_final_check_in(
 }
 
 /// Is there a final check-in both the trainee and the main supervisor confirmed?
-pub fn has_confirmed_final_check_in(conn: &mut DbConn, enrolment_id: &str) -> Result<bool, AppError> {
+pub fn has_confirmed_final_check_in(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+) -> Result<bool, AppError> {
     let n: i64 = talks::table
         .filter(talks::enrolment_id.eq(enrolment_id))
         .filter(talks::kind.eq("final_check_in"))

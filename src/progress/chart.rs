@@ -31,7 +31,15 @@ fn state_colour(s: DelmalState) -> (Color, &'static str) {
     }
 }
 
-fn text(x: f32, y: f32, size: f32, s: impl Into<String>, anchor: Anchor, bold: bool, fill: Color) -> Element {
+fn text(
+    x: f32,
+    y: f32,
+    size: f32,
+    s: impl Into<String>,
+    anchor: Anchor,
+    bold: bool,
+    fill: Color,
+) -> Element {
     Element::Text {
         x,
         y,
@@ -56,7 +64,15 @@ fn shorten(s: &str, max: usize) -> String {
 pub fn progress_chart(p: &Progress, trainee: &str) -> Chart {
     let mut e = Vec::new();
     let title = format!("{trainee}: progress {}", p.as_of);
-    e.push(text(20.0, 30.0, 18.0, title.clone(), Anchor::Start, true, TEXT));
+    e.push(text(
+        20.0,
+        30.0,
+        18.0,
+        title.clone(),
+        Anchor::Start,
+        true,
+        TEXT,
+    ));
     e.push(text(
         20.0,
         52.0,
@@ -89,13 +105,29 @@ pub fn progress_chart(p: &Progress, trainee: &str) -> Chart {
         .flat_map(|c| c.items.iter())
         .map(|i| i.done.min(i.required) as f64)
         .sum();
-    let checklist_share = if total_items > 0.0 { done_items / total_items } else { 0.0 };
+    let checklist_share = if total_items > 0.0 {
+        done_items / total_items
+    } else {
+        0.0
+    };
     let mut y = 80.0;
     for (label, share, colour) in [
-        ("Tjänstgjord tid", p.time_served.fraction_done, Color(73, 80, 87)),
+        (
+            "Tjänstgjord tid",
+            p.time_served.fraction_done,
+            Color(73, 80, 87),
+        ),
         ("Checklista klar", checklist_share, Color(13, 110, 253)),
     ] {
-        e.push(text(LEFT - 10.0, y + 13.0, 12.0, label, Anchor::End, false, TEXT));
+        e.push(text(
+            LEFT - 10.0,
+            y + 13.0,
+            12.0,
+            label,
+            Anchor::End,
+            false,
+            TEXT,
+        ));
         e.push(Element::Rect {
             x: LEFT,
             y,
@@ -124,7 +156,15 @@ pub fn progress_chart(p: &Progress, trainee: &str) -> Chart {
 
     // Evidence per delmål.
     y += 16.0;
-    e.push(text(20.0, y, 14.0, "Underlag per delmål", Anchor::Start, true, TEXT));
+    e.push(text(
+        20.0,
+        y,
+        14.0,
+        "Underlag per delmål",
+        Anchor::Start,
+        true,
+        TEXT,
+    ));
     y += 12.0;
     let counts: Vec<[i64; 5]> = p
         .delmal
@@ -157,7 +197,15 @@ pub fn progress_chart(p: &Progress, trainee: &str) -> Chart {
             h: 10.0,
             fill: colour,
         });
-        e.push(text(36.0, y + 14.0, 11.0, d.code.clone(), Anchor::Start, true, TEXT));
+        e.push(text(
+            36.0,
+            y + 14.0,
+            11.0,
+            d.code.clone(),
+            Anchor::Start,
+            true,
+            TEXT,
+        ));
         e.push(text(
             84.0,
             y + 14.0,

@@ -98,7 +98,11 @@ fn followed(conn: &mut DbConn, me: &Principal, today: NaiveDate) -> Result<Vec<S
         .filter(assignments::user_id.eq(&me.user_id))
         .filter(assignments::role.eq(DIRECTOR))
         .filter(assignments::valid_from.le(&t))
-        .filter(assignments::valid_to.is_null().or(assignments::valid_to.gt(&t)))
+        .filter(
+            assignments::valid_to
+                .is_null()
+                .or(assignments::valid_to.gt(&t)),
+        )
         .select(assignments::enrolment_id)
         .load(conn)?;
     if roots.is_empty() && assigned.is_empty() {
@@ -126,9 +130,10 @@ pub fn overview(
         ));
     }
     let pace = match &f.pace {
-        Some(p) => Some(PaceFlag::parse(p).ok_or_else(|| {
-            AppError::validation("pace", "one of on_pace, behind, at_risk")
-        })?),
+        Some(p) => Some(
+            PaceFlag::parse(p)
+                .ok_or_else(|| AppError::validation("pace", "one of on_pace, behind, at_risk"))?,
+        ),
         None => None,
     };
     let descending = match f.order.as_deref() {
@@ -147,7 +152,10 @@ pub fn overview(
         ids.retain(|id| keep.contains(id));
     }
     let evaluated = service::progress_many(conn, &ids, today)?;
-    let trainee_ids: Vec<String> = evaluated.iter().map(|(e, _, _)| e.trainee_id.clone()).collect();
+    let trainee_ids: Vec<String> = evaluated
+        .iter()
+        .map(|(e, _, _)| e.trainee_id.clone())
+        .collect();
     let mut people: std::collections::HashMap<String, (String, String)> = Default::default();
     for chunk in trainee_ids.chunks(2000) {
         let rows: Vec<(String, String, String)> = users::table
@@ -205,7 +213,10 @@ pub fn overview(
             }
         })
         .filter(|r| pace.is_none_or(|p| r.pace == p))
-        .filter(|r| f.supervision_overdue.is_none_or(|o| r.supervision_overdue == o))
+        .filter(|r| {
+            f.supervision_overdue
+                .is_none_or(|o| r.supervision_overdue == o)
+        })
         .filter(|r| {
             f.awaiting_signature
                 .is_none_or(|a| (r.assessments_awaiting_signature > 0) == a)
@@ -216,7 +227,8 @@ pub fn overview(
         })
         .filter(|r| {
             needle.as_ref().is_none_or(|n| {
-                r.trainee_name.to_lowercase().contains(n) || r.trainee_email.to_lowercase().contains(n)
+                r.trainee_name.to_lowercase().contains(n)
+                    || r.trainee_email.to_lowercase().contains(n)
             })
         })
         .collect();
@@ -309,7 +321,9 @@ pub fn to_csv(rows: &[CohortRow]) -> Result<Vec<u8>, AppError> {
             r.pace.as_str().to_string(),
             r.pace_reasons.join(" "),
             r.supervision_overdue.to_string(),
-            r.days_since_supervision.map(|d| d.to_string()).unwrap_or_default(),
+            r.days_since_supervision
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
             r.assessments_awaiting_signature.to_string(),
             r.assessments_signed.to_string(),
             r.delmal_without_evidence.join(" "),

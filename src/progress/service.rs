@@ -303,7 +303,11 @@ pub fn basics(conn: &mut DbConn, ids: &[String]) -> Result<Vec<EnrolmentBasics>,
     Ok(out)
 }
 
-fn bump(map: &mut HashMap<String, EvidenceCounts>, code: String, f: impl FnOnce(&mut EvidenceCounts)) {
+fn bump(
+    map: &mut HashMap<String, EvidenceCounts>,
+    code: String,
+    f: impl FnOnce(&mut EvidenceCounts),
+) {
     f(map.entry(code).or_default());
 }
 
@@ -460,7 +464,11 @@ fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Inputs>, AppErro
                 ),
             )
             .group_by((record_delmal::enrolment_id, record_delmal::code))
-            .select((record_delmal::enrolment_id, record_delmal::code, count_star()))
+            .select((
+                record_delmal::enrolment_id,
+                record_delmal::code,
+                count_star(),
+            ))
             .load(conn)?;
         for (e, code, n) in rows {
             if let Some(i) = by_id.get_mut(&e) {
@@ -490,7 +498,11 @@ fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Inputs>, AppErro
             .inner_join(talks::table.on(talks::id.eq(record_delmal::record_id)))
             .filter(record_delmal::enrolment_id.eq_any(chunk))
             .filter(talks::deleted_at.is_null())
-            .select((record_delmal::enrolment_id, record_delmal::code, talks::kind))
+            .select((
+                record_delmal::enrolment_id,
+                record_delmal::code,
+                talks::kind,
+            ))
             .load(conn)?;
         for (e, code, kind) in rows {
             if let Some(i) = by_id.get_mut(&e) {
@@ -501,24 +513,25 @@ fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Inputs>, AppErro
                 });
             }
         }
-        let rows: Vec<(String, String, Option<chrono::NaiveDateTime>)> =
-            summary_assessments::table
-                .filter(summary_assessments::enrolment_id.eq_any(chunk))
-                .filter(summary_assessments::status.eq("signed"))
-                .filter(summary_assessments::superseded_by.is_null())
-                .order(summary_assessments::signed_at)
-                .select((
-                    summary_assessments::enrolment_id,
-                    summary_assessments::judgements,
-                    summary_assessments::signed_at,
-                ))
-                .load(conn)?;
+        let rows: Vec<(String, String, Option<chrono::NaiveDateTime>)> = summary_assessments::table
+            .filter(summary_assessments::enrolment_id.eq_any(chunk))
+            .filter(summary_assessments::status.eq("signed"))
+            .filter(summary_assessments::superseded_by.is_null())
+            .order(summary_assessments::signed_at)
+            .select((
+                summary_assessments::enrolment_id,
+                summary_assessments::judgements,
+                summary_assessments::signed_at,
+            ))
+            .load(conn)?;
         for (e, judgements, _) in rows {
             if let Some(i) = by_id.get_mut(&e) {
                 let js: Vec<crate::portfolio::summaries::Judgement> =
                     serde_json::from_str(&judgements).unwrap_or_default();
                 for j in js {
-                    bump(&mut i.evidence, j.code.clone(), |c| c.summary_assessments += 1);
+                    bump(&mut i.evidence, j.code.clone(), |c| {
+                        c.summary_assessments += 1
+                    });
                     // Signed in order, so the last judgement wins.
                     i.summary.insert(j.code, j.judgement);
                 }
@@ -814,7 +827,8 @@ fn pace(
                 assessments_expected += item.expected_by_now;
             } else {
                 checklist_expected += item.expected_by_now;
-                checklist_done += (item.done.min(item.required) as f64).min(item.expected_by_now.ceil());
+                checklist_done +=
+                    (item.done.min(item.required) as f64).min(item.expected_by_now.ceil());
             }
         }
     }
@@ -839,7 +853,12 @@ fn pace(
         }
     }
     let supervision_held = i.supervision.len() as i64;
-    let last_supervision_on = i.supervision.iter().map(|(_, d, _)| *d).filter(|d| *d <= today).max();
+    let last_supervision_on = i
+        .supervision
+        .iter()
+        .map(|(_, d, _)| *d)
+        .filter(|d| *d <= today)
+        .max();
     let (days_since, every, overdue) = match current {
         Some((p, every)) => {
             let since = last_supervision_on
@@ -920,7 +939,10 @@ fn pace(
                 &mut reasons,
             );
         }
-        let without = delmal.iter().filter(|d| d.state == DelmalState::NotStarted).count();
+        let without = delmal
+            .iter()
+            .filter(|d| d.state == DelmalState::NotStarted)
+            .count();
         if without > 0 && served.fraction_done >= 0.5 {
             let f = if served.fraction_done >= 0.75 {
                 PaceFlag::AtRisk
@@ -958,7 +980,11 @@ fn pace(
 // ---- Entry points -------------------------------------------------------------------
 
 /// Progress of one trainee, with the records behind each delmål.
-pub fn progress(conn: &mut DbConn, enrolment_id: &str, today: NaiveDate) -> Result<Progress, AppError> {
+pub fn progress(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    today: NaiveDate,
+) -> Result<Progress, AppError> {
     let inputs = load_inputs(conn, &[enrolment_id.to_string()])?;
     let Some(i) = inputs.into_iter().next() else {
         return Err(AppError::NotFound);
@@ -1016,7 +1042,11 @@ pub fn evidence_items(
         .filter(assessments::deleted_at.is_null())
         .filter(assessments::superseded_by.is_null())
         .filter(assessments::status.eq("signed"))
-        .select((assessments::id, assessments::performed_on, assessments::instrument))
+        .select((
+            assessments::id,
+            assessments::performed_on,
+            assessments::instrument,
+        ))
         .load(conn)?;
     for (id, d, instrument) in asm {
         records.insert(

@@ -13,6 +13,7 @@ mod crash;
 mod curriculum;
 mod enrolment;
 mod enrolment_access;
+mod final_year;
 mod openapi;
 mod placement_walk;
 mod portfolio;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod pdf;
 pub mod smtp;
 pub mod totp;
 
@@ -38,6 +39,8 @@ pub struct Resp {
     pub headers: HashMap<String, String>,
     pub text: String,
     pub body: Value,
+    /// The body as sent (PDF, PNG, ...).
+    pub bytes: Vec<u8>,
 }
 
 impl Resp {
@@ -260,13 +263,16 @@ impl TestApp {
                     .map(|v| (n.to_ascii_lowercase(), v.to_string()))
             })
             .collect();
-        let text = resp.into_string().unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes);
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Resp {
             status,
             headers,
             text,
             body,
+            bytes,
         }
     }
 

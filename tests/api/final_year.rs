@@ -1,0 +1,670 @@
+//! A whole BT year: four placements, activities for all 18 delmål, assessments, supervision,
+//! handovers and summaries; progress and pace; the refusal of an ineligible assessor; the
+//! final check-in and the two-signature final assessment; certificates; and the signed
+//! dossier as JSON and PDF, verified and tampered with.
+
+use serde_json::{json, Value};
+
+use crate::support::{pdf, TestApp, TestUser};
+
+/// Region, care provider, director and the Stockholm BT template.
+struct Programme {
+    app: TestApp,
+    director: TestUser,
+    slso: String,
+    template: Value,
+}
+
+fn programme() -> Programme {
+    let app = TestApp::start();
+    let (admin, region) = app.admin();
+    let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
+    let director = app.join(&admin, "studierektor@sll.se", "director_of_studies", &slso);
+    let template_id = app.stockholm_bt_template(&director, &slso);
+    let template = app
+        .get(
+            &format!("/programme-templates/{template_id}"),
+            Some(&director.access),
+        )
+        .expect(200)
+        .body;
+    Programme {
+        app,
+        director,
+        slso,
+        template,
+    }
+}
+
+impl Programme {
+    fn person(&self, email: &str, role: &str, name: &str) -> TestUser {
+        let u = self.app.join(&self.director, email, role, &self.slso);
+        self.app
+            .patch("/me", Some(&u.access), json!({"display_name": name}), &[])
+            .expect(200);
+        u
+    }
+
+    /// The id of the checklist item titled `title`.
+    fn item(&self, title: &str) -> String {
+        let t = &self.template;
+        let mut all: Vec<&Value> = t["programme_items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .collect();
+        for p in t["placement_types"].as_array().expect("types") {
+            all.extend(p["checklist"].as_array().expect("checklist"));
+        }
+        all.into_iter()
+            .find(|i| i["title"] == title)
+            .and_then(|i| i["id"].as_str())
+            .unwrap_or_else(|| panic!("no item {title}"))
+            .to_string()
+    }
+
+    fn enrol(
+        &self,
+        trainee: &TestUser,
+        main: &TestUser,
+        start: &str,
+        end: &str,
+        placements: Value,
+    ) -> Value {
+        self.app
+            .post(
+                "/enrolments",
+                Some(&self.director.access),
+                json!({"trainee_id": trainee.id, "template_id": self.template["id"], "track": "bt_standalone",
+                       "start_date": start, "planned_end": end, "main_supervisor_id": main.id,
+                       "placements": placements}),
+            )
+            .expect(201)
+            .body
+    }
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+/// Creates an assessment as the trainee and has the assessor sign it.
+#[allow(clippy::too_many_arguments)]
+fn signed_assessment(
+    app: &TestApp,
+    enrolment: &str,
+    trainee: &TestUser,
+    assessor: &TestUser,
+    instrument: &str,
+    on: &str,
+    placement: &str,
+    delmal: &[&str],
+) {
+    let a = app
+        .post(
+            &format!("/enrolments/{enrolment}/assessments"),
+            Some(&trainee.access),
+            json!({"instrument": instrument, "performed_on": on, "assessor_id": assessor.id,
+                   "placement_id": placement, "delmal": delmal}),
+        )
+        .expect(201);
+    app.post(
+        &format!("/assessments/{}/sign", id(&a.body)),
+        Some(&assessor.access),
+        json!({"entrustment": 4, "feedback_strengths": "Trygg och strukturerad.",
+               "feedback_next_steps": "Fortsätt öva prioritering på akuten."}),
+    )
+    .expect(200);
+}
+
+fn day(start: &str, plus: i64) -> String {
+    let d = chrono::NaiveDate::parse_from_str(start, "%Y-%m-%d").expect("date");
+    (d + chrono::Duration::days(plus)).to_string()
+}
+
+#[test]
+fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
+    let p = programme();
+    let app = &p.app;
+    let trainee = p.person("bt@sll.se", "trainee", "Åsa Öberg");
+    let main = p.person("hhl@sll.se", "supervisor", "Örjan Ärlebäck");
+    let akut = p.person("akut@sll.se", "supervisor", "Märta Åkesson");
+    let geri = p.person("geriatrik@outlook.com", "supervisor", "Göran Ek");
+    let psyk = p.person("psyk@sll.se", "supervisor", "Lena Öst");
+    let extern_ = p.person("extern@uu.se", "external_assessor", "Karin Ödmark");
+    let e = p.enrol(
+        &trainee,
+        &main,
+        "2025-11-01",
+        "2026-10-31",
+        json!([
+            {"placement_type": "allmanmedicin", "start_date": "2025-11-01", "end_date": "2026-02-28", "supervisor_id": main.id},
+            {"placement_type": "akut", "start_date": "2026-03-01", "end_date": "2026-06-30", "supervisor_id": akut.id},
+            {"placement_type": "geriatrik", "start_date": "2026-07-01", "end_date": "2026-08-31", "supervisor_id": geri.id},
+            {"placement_type": "psykiatri", "start_date": "2026-09-01", "end_date": "2026-10-31", "supervisor_id": psyk.id}]),
+    );
+    let enrolment = id(&e);
+    let placement: Vec<String> = e["placements"]
+        .as_array()
+        .expect("placements")
+        .iter()
+        .map(id)
+        .collect();
+    let supervisors = [&main, &akut, &geri, &psyk];
+    let starts = ["2025-11-01", "2026-03-01", "2026-07-01", "2026-09-01"];
+    let t = Some(trainee.access.as_str());
+    let activities = format!("/enrolments/{enrolment}/activities");
+
+    // Activities: one per delmål, spread over the placements, and the checklist items.
+    let codes: Vec<String> = (1..=18).map(|n| format!("BT{n}")).collect();
+    for (n, code) in codes.iter().enumerate() {
+        let k = n % 4;
+        app.post(&activities, t, json!({"kind": "clinical_work", "title": format!("Patientarbete för {code}: åtgärder på vårdavdelningen"),
+                 "start_date": day(starts[k], 10 + n as i64), "placement_id": placement[k], "delmal": [code]}))
+            .expect(201);
+    }
+    app.post(&activities, t, json!({"kind": "clinical_work", "title": "Hembesök med distriktssköterska", "start_date": "2025-11-20",
+             "placement_id": placement[0], "checklist_item_id": p.item("Hembesök med distriktssköterska"), "delmal": ["BT10"]}))
+        .expect(201);
+    app.post(&activities, t, json!({"kind": "self_study", "title": "Fördjupning: sepsis", "start_date": "2026-04-10",
+             "placement_id": placement[1], "checklist_item_id": p.item("Sepsis"), "delmal": ["BT1", "BT15"]}))
+        .expect(201);
+    let teaching = p.item("Regional utbildningsdag (första tisdagen)");
+    for m in 0..10 {
+        app.post(&activities, t, json!({"kind": "regional_teaching", "title": format!("Regional utbildningsdag {}", m + 1),
+                 "start_date": day("2025-12-02", 28 * m), "checklist_item_id": teaching, "delmal": ["BT3", "BT4"]}))
+            .expect(201);
+    }
+    app.post(
+        &activities,
+        t,
+        json!({"kind": "course", "title": "Försäkringsmedicinsk dag", "start_date": "2026-05-05",
+             "checklist_item_id": p.item("Försäkringsmedicinsk dag"), "delmal": ["BT16"]}),
+    )
+    .expect(201);
+
+    // Assessments the checklists ask for, each signed by the placement's supervisor.
+    for (k, instrument, count, on, delmal) in [
+        (0, "mini_cex", 2, "2025-12-10", vec!["BT1", "BT9"]),
+        (1, "dops", 2, "2026-04-15", vec!["BT1"]),
+        (2, "cbd", 1, "2026-07-20", vec!["BT17"]),
+        (3, "sit_in", 1, "2026-09-20", vec!["BT2"]),
+    ] {
+        for c in 0..count {
+            signed_assessment(
+                app,
+                &enrolment,
+                &trainee,
+                supervisors[k],
+                instrument,
+                &day(on, c * 7),
+                &placement[k],
+                &delmal,
+            );
+        }
+    }
+
+    // Supervision at each placement's cadence: weekly in allmänmedicin, else fortnightly.
+    let sessions = format!("/enrolments/{enrolment}/supervision-sessions");
+    for (k, every, n) in [(0, 7, 17), (1, 14, 9), (2, 14, 4), (3, 14, 4)] {
+        for s in 0..n {
+            let topics = if k == 0 && s == 0 {
+                json!(["Bemötande i svåra samtal"])
+            } else {
+                json!(["Veckans fall"])
+            };
+            let with: Vec<&str> = if supervisors[k].id == main.id {
+                vec![]
+            } else {
+                vec![&supervisors[k].id]
+            };
+            let body = json!({"held_on": day(starts[k], 3 + every * s), "placement_id": placement[k], "topics": topics,
+                              "participant_ids": if with.is_empty() { vec![main.id.as_str()] } else { with },
+                              "notes": "Genomgång av fall och mål.", "delmal": [codes[(s as usize) % 18]]});
+            app.post(&sessions, t, body).expect(201);
+        }
+    }
+
+    // Handover talks at each change, confirmed by all four.
+    for k in 0..3 {
+        let h = app
+            .post(&format!("/enrolments/{enrolment}/handover-talks"), t,
+                  json!({"held_on": day(starts[k + 1], -3), "placement_id": placement[k], "next_placement_id": placement[k + 1],
+                         "outgoing_supervisor_id": supervisors[k].id, "incoming_supervisor_id": supervisors[k + 1].id,
+                         "handover": {"delmal_status": [{"code": "BT1", "status": "in_progress"}], "strengths": "Trygg i akuta lägen.",
+                                      "areas_to_develop": "Prioritering.", "plan_next_placement": "Fler DOPS."}}))
+            .expect(201);
+        let mut who: Vec<&TestUser> = vec![&main, supervisors[k], supervisors[k + 1]];
+        who.sort_by(|a, b| a.id.cmp(&b.id));
+        who.dedup_by(|a, b| a.id == b.id);
+        for u in who {
+            app.post(
+                &format!("/handover-talks/{}/confirm", id(&h.body)),
+                Some(&u.access),
+                json!({}),
+            )
+            .expect(200);
+        }
+    }
+
+    // Summary assessments: progressing in the first three, achieved in the last.
+    for k in 0..4 {
+        let judgement = if k == 3 { "achieved" } else { "progressing" };
+        let js: Vec<Value> = codes
+            .iter()
+            .map(|c| json!({"code": c, "judgement": judgement, "comment": "Väl underbyggt."}))
+            .collect();
+        let s = app
+            .post(&format!("/enrolments/{enrolment}/summary-assessments"), Some(&supervisors[k].access),
+                  json!({"placement_id": placement[k], "judgements": js, "overall": "En trygg BT-läkare som utvecklas väl."}))
+            .expect(201);
+        app.post(
+            &format!("/summary-assessments/{}/sign", id(&s.body)),
+            Some(&supervisors[k].access),
+            json!({}),
+        )
+        .expect(200);
+    }
+
+    // Progress: every delmål ready for the final assessment, the checklists done, on pace.
+    let progress = app
+        .get(&format!("/enrolments/{enrolment}/progress"), t)
+        .expect(200)
+        .body;
+    let delmal = progress["delmal"].as_array().expect("delmal");
+    assert_eq!(delmal.len(), 18);
+    for d in delmal {
+        assert_eq!(d["state"], "ready_for_final_assessment", "{d}");
+        assert!(!d["items"].as_array().expect("items").is_empty());
+    }
+    let bt1 = delmal.iter().find(|d| d["code"] == "BT1").expect("BT1");
+    assert_eq!(bt1["evidence"]["assessments"]["mini_cex"], 2);
+    assert_eq!(bt1["evidence"]["assessments"]["dops"], 2);
+    assert_eq!(progress["pace"]["flag"], "on_pace", "{}", progress["pace"]);
+    assert_eq!(progress["pace"]["supervision_held"], 34);
+    assert_eq!(progress["time_served"]["fraction_done"], 1.0);
+    for c in progress["checklist"].as_array().expect("checklist") {
+        assert_eq!(c["complete_items"], c["total_items"], "{c}");
+    }
+
+    // The external assessor must never have been involved: one who signed is refused.
+    let assign = format!("/enrolments/{enrolment}/assignments");
+    let refused = app
+        .post(
+            &assign,
+            Some(&p.director.access),
+            json!({"user_id": akut.id, "role": "external_assessor", "valid_from": "2026-11-24"}),
+        )
+        .expect_problem(422, "validation");
+    assert!(
+        refused.text.contains("never have been involved"),
+        "{}",
+        refused.text
+    );
+    // ... and so is a supervisor who only took part in supervision sessions.
+    let stranger = p.person("annan@sll.se", "supervisor", "Nils Nyman");
+    app.post(&sessions, t, json!({"held_on": "2026-10-20", "placement_id": placement[3], "participant_ids": [stranger.id], "notes": "Extra samtal."}))
+        .expect(201);
+    app.post(
+        &assign,
+        Some(&p.director.access),
+        json!({"user_id": stranger.id, "role": "external_assessor", "valid_from": "2026-11-24"}),
+    )
+    .expect_problem(422, "validation");
+    app.post(&assign, Some(&p.director.access), json!({"user_id": extern_.id, "role": "external_assessor", "valid_from": "2026-11-24", "valid_to": "2027-02-01"}))
+        .expect(201);
+    // The assessor reads this dossier, read-only.
+    app.get(
+        &format!("/enrolments/{enrolment}/dossier"),
+        Some(&extern_.access),
+    )
+    .expect(200);
+    app.post(
+        &activities,
+        Some(&extern_.access),
+        json!({"kind": "other", "title": "x", "start_date": "2026-11-24"}),
+    )
+    .expect_problem(403, "forbidden");
+
+    // The final assessment: drafted by the assessor, judged per delmål, both sign.
+    let all_achieved: Vec<Value> = codes.iter().map(|c| json!({"code": c, "judgement": "achieved", "comment": "Uppnått enligt underlagen."})).collect();
+    let fa = app
+        .post(&format!("/enrolments/{enrolment}/final-assessments"), Some(&extern_.access),
+              json!({"mode": "external_assessor", "judgements": all_achieved[..17], "decision": "achieved"}))
+        .expect(201)
+        .body;
+    let fa_id = id(&fa);
+    assert_eq!(fa["signers"].as_array().expect("signers").len(), 2);
+    let sign = format!("/final-assessments/{fa_id}/sign");
+    // Not every delmål judged yet.
+    app.post(&sign, Some(&extern_.access), json!({}))
+        .expect_problem(422, "validation");
+    app.patch(
+        &format!("/final-assessments/{fa_id}"),
+        Some(&extern_.access),
+        json!({"judgements": all_achieved}),
+        &[],
+    )
+    .expect(200);
+    // No final check-in yet.
+    app.post(&sign, Some(&extern_.access), json!({}))
+        .expect_problem(422, "unprocessable");
+    let check_in = app
+        .post(&format!("/enrolments/{enrolment}/final-check-ins"), t,
+              json!({"held_on": "2026-11-20", "notes": "Alla delmål genomgångna inför slutbedömningen.", "agreed_actions": "Portföljen till extern bedömare."}))
+        .expect(201);
+    app.post(
+        &format!("/final-check-ins/{}/confirm", id(&check_in.body)),
+        Some(&main.access),
+        json!({}),
+    )
+    .expect(200);
+    // The trainee never signs their own final assessment.
+    app.post(&sign, t, json!({}))
+        .expect_problem(403, "forbidden");
+    let after_one = app
+        .post(&sign, Some(&extern_.access), json!({}))
+        .expect(200)
+        .body;
+    assert_eq!(after_one["status"], "awaiting_signatures");
+    // An edit withdraws the signature given: it was for other content.
+    let edited = app
+        .patch(
+            &format!("/final-assessments/{fa_id}"),
+            Some(&main.access),
+            json!({"rationale": "Samstämmiga underlag från alla placeringar."}),
+            &[],
+        )
+        .expect(200)
+        .body;
+    assert!(edited["signers"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .all(|s| s["signed_at"].is_null()));
+    app.post(&sign, Some(&extern_.access), json!({}))
+        .expect(200);
+    // A wrong code fails; the main supervisor steps up with a fresh TOTP code.
+    app.post(&sign, Some(&main.access), json!({"totp_code": "000000"}))
+        .expect_problem(401, "invalid-second-factor");
+    let secret = main.totp_secret.clone().expect("totp");
+    app.advance(30);
+    let decided = app
+        .post(
+            &sign,
+            Some(&main.access),
+            json!({"totp_code": app.totp(&secret)}),
+        )
+        .expect(200)
+        .body;
+    assert_eq!(decided["status"], "decided");
+    assert!(decided["content_hash"].as_str().is_some());
+    let methods: Vec<&str> = decided["signers"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .filter_map(|s| s["signature_method"].as_str())
+        .collect();
+    assert!(methods.contains(&"step_up_totp"), "{methods:?}");
+    app.patch(
+        &format!("/final-assessments/{fa_id}"),
+        Some(&main.access),
+        json!({"rationale": "x"}),
+        &[],
+    )
+    .expect_problem(409, "conflict");
+    app.post(&sign, Some(&main.access), json!({}))
+        .expect_problem(409, "conflict");
+    let progress = app
+        .get(&format!("/enrolments/{enrolment}/progress"), t)
+        .expect(200)
+        .body;
+    assert_eq!(progress["final_decision"], "achieved");
+    assert!(progress["delmal"]
+        .as_array()
+        .expect("d")
+        .iter()
+        .all(|d| d["state"] == "achieved"));
+
+    // Certificates: baskompetens, fullgjord BT, and delmål per supervisor.
+    let certs = app
+        .get(&format!("/final-assessments/{fa_id}/certificates"), t)
+        .expect(200)
+        .body;
+    let keys: Vec<&str> = certs
+        .as_array()
+        .expect("certs")
+        .iter()
+        .filter_map(|c| c["key"].as_str())
+        .collect();
+    assert!(
+        keys.contains(&"baskompetens") && keys.contains(&"fullgjord-bt"),
+        "{keys:?}"
+    );
+    assert_eq!(
+        keys.iter().filter(|k| k.starts_with("delmal-")).count(),
+        4,
+        "{keys:?}"
+    );
+    let bas = certs
+        .as_array()
+        .expect("c")
+        .iter()
+        .find(|c| c["key"] == "baskompetens")
+        .expect("bas");
+    let signers: Vec<&str> = bas["signatures"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(signers, ["Örjan Ärlebäck", "Karin Ödmark"]);
+    let pdf_cert = app
+        .send(
+            "GET",
+            &format!("/final-assessments/{fa_id}/certificates/baskompetens"),
+            t,
+            None,
+            &[("Accept", "application/pdf")],
+        )
+        .expect(200);
+    assert_eq!(pdf_cert.header("content-type"), Some("application/pdf"));
+    let text = pdf::text(&pdf_cert.bytes);
+    for needle in [
+        "Intyg om uppnådd baskompetens",
+        "Åsa Öberg",
+        "Örjan Ärlebäck",
+        "Karin Ödmark",
+        "BT18",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from the certificate:\n{text}"
+        );
+    }
+
+    // The dossier as JSON: complete, signed, verifiable; a changed copy is not.
+    let dossier = app
+        .get(&format!("/enrolments/{enrolment}/dossier"), t)
+        .expect(200);
+    let d = &dossier.body["dossier"];
+    assert_eq!(d["progress"]["delmal"].as_array().expect("d").len(), 18);
+    assert_eq!(d["assessments"].as_array().expect("a").len(), 6);
+    assert_eq!(d["summary_assessments"].as_array().expect("s").len(), 4);
+    assert_eq!(d["supervision_sessions"].as_array().expect("s").len(), 35);
+    assert_eq!(d["handover_talks"].as_array().expect("h").len(), 3);
+    assert_eq!(d["final_check_ins"].as_array().expect("f").len(), 1);
+    assert_eq!(d["activities"].as_array().expect("a").len(), 31);
+    let records = d["records"].as_array().expect("records").len();
+    assert_eq!(records, 31 + 6 + 4 + 35 + 3 + 1 + 1);
+    assert!(d["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .any(|a| a["action"] == "decided"));
+    let v = app
+        .send_raw(
+            "POST",
+            "/dossier-verifications",
+            None,
+            "application/json",
+            dossier.text.as_bytes(),
+        )
+        .expect(200)
+        .body;
+    assert_eq!(v["authentic"], true, "{v}");
+    assert_eq!(v["records"].as_array().expect("r").len(), records);
+    assert_eq!(v["enrolment_id"], enrolment.as_str());
+    let tampered =
+        dossier
+            .text
+            .replacen("Försäkringsmedicinsk dag", "Försäkringsmedicinsk vecka", 1);
+    let v = app
+        .send_raw(
+            "POST",
+            "/dossier-verifications",
+            None,
+            "application/json",
+            tampered.as_bytes(),
+        )
+        .expect(200)
+        .body;
+    assert_eq!(v["authentic"], false);
+    assert_eq!(v["reason"], "the content was changed after signing");
+
+    // The same dossier as PDF: every delmål and signature, Swedish letters intact.
+    let pdf_dossier = app
+        .send(
+            "GET",
+            &format!("/enrolments/{enrolment}/dossier"),
+            Some(&extern_.access),
+            None,
+            &[("Accept", "application/pdf")],
+        )
+        .expect(200);
+    assert_eq!(pdf_dossier.header("content-type"), Some("application/pdf"));
+    let text = pdf::text(&pdf_dossier.bytes);
+    for code in &codes {
+        assert!(
+            text.contains(&format!("{code} ")),
+            "{code} missing from the dossier PDF"
+        );
+    }
+    for needle in [
+        "Portfölj för Åsa Öberg",
+        "Örjan Ärlebäck",
+        "Märta Åkesson",
+        "Göran Ek",
+        "Lena Öst",
+        "Karin Ödmark",
+        "Signerade bedömningar",
+        "Sammantagna bedömningar",
+        "Överlämningssamtal",
+        "Slutavstämning",
+        "kompetensen uppnådd",
+        "signerat",
+        "Försäkringsmedicinsk dag",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from the dossier PDF"
+        );
+    }
+    let v = app
+        .send_raw(
+            "POST",
+            "/dossier-verifications",
+            None,
+            "application/pdf",
+            &pdf_dossier.bytes,
+        )
+        .expect(200)
+        .body;
+    assert_eq!(v["authentic"], true, "{v}");
+    assert_eq!(v["format"], "pdf");
+    let mut changed = pdf_dossier.bytes.clone();
+    let at = changed
+        .windows(5)
+        .position(|w| w == b"/Type")
+        .expect("an object");
+    changed[at + 1] = b'X';
+    let v = app
+        .send_raw(
+            "POST",
+            "/dossier-verifications",
+            None,
+            "application/pdf",
+            &changed,
+        )
+        .expect(200)
+        .body;
+    assert_eq!(v["authentic"], false);
+    app.send_raw(
+        "POST",
+        "/dossier-verifications",
+        None,
+        "text/plain",
+        b"hello",
+    )
+    .expect_problem(415, "unsupported-media-type");
+
+    // Offline: the published public key and the CLI, with no database at hand.
+    let keys = app.get("/dossier-keys", None).expect(200).body;
+    let pem = keys[0]["public_key_pem"].as_str().expect("pem");
+    let dir = tempdir();
+    std::fs::write(dir.join("key.pem"), pem).expect("key");
+    std::fs::write(dir.join("dossier.pdf"), &pdf_dossier.bytes).expect("pdf");
+    std::fs::write(dir.join("changed.pdf"), &changed).expect("pdf");
+    let cli = |file: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_eportfolio"))
+            .args(["dossier", "verify", file, "--public-key"])
+            .arg(dir.join("key.pem"))
+            .current_dir(&dir)
+            .output()
+            .expect("cli runs")
+    };
+    let ok = cli("dossier.pdf");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("\"authentic\": true"));
+    assert!(!cli("changed.pdf").status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Every dossier issued is in the audit log, with who pulled it.
+    let mut issued = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(
+                &format!("/enrolments/{enrolment}/changes?limit=200{cursor}"),
+                Some(&p.director.access),
+            )
+            .expect(200)
+            .body;
+        issued.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter(|c| c["entity"] == "dossier")
+                .cloned(),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(issued.len(), 3, "{issued:?}");
+    assert!(issued
+        .iter()
+        .any(|c| c["actor_id"] == extern_.id.as_str() && c["data"]["format"] == "pdf"));
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("eportfolio-dossier-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
