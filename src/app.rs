@@ -87,6 +87,7 @@ impl AppState {
         (name = "portfolio", description = "Learning activities and attachments"),
         (name = "assessments", description = "Formative assessments: request, sign, decline, correct"),
         (name = "supervision", description = "Supervision sessions and handover talks, confirmed by their participants"),
+        (name = "integrations", description = "Learning platforms: API clients (OAuth 2.0 client credentials), xAPI statements, webhooks, bulk import"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -248,7 +249,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(a::get_user)
         .configure(crate::curriculum::routes)
         .configure(crate::enrolment::routes)
-        .configure(crate::portfolio::routes);
+        .configure(crate::portfolio::routes)
+        .configure(crate::integrations::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -339,6 +341,7 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
         config.workers
     };
     spawn_digests(state.clone());
+    crate::integrations::spawn_worker(state.clone());
     let server = HttpServer::new(move || {
         // The spec route comes before the `/api/v1` scope, which would otherwise answer 404.
         let (app, _) = App::new()

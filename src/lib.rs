@@ -17,6 +17,7 @@ pub mod enrolment;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod integrations;
 pub mod mail;
 pub mod notifications;
 pub mod portfolio;

@@ -13,6 +13,7 @@ mod crash;
 mod curriculum;
 mod enrolment;
 mod enrolment_access;
+mod integrations;
 mod openapi;
 mod placement_walk;
 mod portfolio;
