@@ -266,6 +266,12 @@ impl ResponseError for AppError {
             AppError::Unauthenticated(_) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
+            AppError::InsufficientScope(_) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer error=\"insufficient_scope\"",
+                ));
+            }
             _ => {}
         }
         res.body(serde_json::to_string(&self.problem(None)).unwrap_or_default())

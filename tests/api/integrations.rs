@@ -209,8 +209,13 @@ fn client_credentials_tokens_are_scoped_to_the_clients_organisation() {
     )
     .expect(200);
     // Another scope is a 403 that names the problem; people's endpoints are closed.
-    app.get("/regulations", Some(&access))
+    let denied = app
+        .get("/regulations", Some(&access))
         .expect_problem(403, "insufficient-scope");
+    assert_eq!(
+        denied.header("www-authenticate"),
+        Some("Bearer error=\"insufficient_scope\"")
+    );
     post_statements(&app, &access, &json!([])).expect_problem(403, "insufficient-scope");
     app.get("/me", Some(&access))
         .expect_problem(403, "forbidden");
