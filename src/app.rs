@@ -92,6 +92,7 @@ impl AppState {
         (name = "progress", description = "Progress per delmål, pace, the cohort overview and charts"),
         (name = "final-assessment", description = "Final check-in, final assessment (slutbedömning) and certificates"),
         (name = "dossier", description = "The signed dossier, its verification and the service's public keys"),
+        (name = "integrations", description = "Learning platforms: API clients (OAuth 2.0 client credentials), xAPI statements, webhooks, bulk import"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -256,7 +257,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .configure(crate::portfolio::routes)
         .configure(crate::progress::routes)
         .configure(crate::final_assessment::routes)
-        .configure(crate::dossier::routes);
+        .configure(crate::dossier::routes)
+        .configure(crate::integrations::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -347,6 +349,7 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
         config.workers
     };
     spawn_digests(state.clone());
+    crate::integrations::spawn_worker(state.clone());
     let server = HttpServer::new(move || {
         // The spec route comes before the `/api/v1` scope, which would otherwise answer 404.
         let (app, _) = App::new()

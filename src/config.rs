@@ -90,6 +90,12 @@ pub struct Config {
     pub workers: usize,
     /// Addresses of reverse proxies whose `X-Forwarded-For` is trusted for the client address.
     pub trusted_proxies: Vec<String>,
+    /// Lifetime of access tokens issued to API clients (client-credentials grant).
+    pub api_client_token_ttl: Duration,
+    /// How often this node's webhook worker looks for due deliveries; zero: no worker here.
+    pub webhook_poll: Duration,
+    /// Time limit of one webhook delivery (connect plus response).
+    pub webhook_timeout: Duration,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -172,6 +178,9 @@ impl Config {
             log_json: false,
             workers: 0,
             trusted_proxies: Vec::new(),
+            api_client_token_ttl: Duration::from_secs(3600),
+            webhook_poll: Duration::from_millis(1000),
+            webhook_timeout: Duration::from_secs(10),
             data_dir,
         }
     }
@@ -273,6 +282,15 @@ impl Config {
             trusted_proxies: var("TRUSTED_PROXIES")
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
                 .unwrap_or_default(),
+            api_client_token_ttl: secs(
+                "API_CLIENT_TOKEN_TTL_SECONDS",
+                d.api_client_token_ttl.as_secs(),
+            )?,
+            webhook_poll: Duration::from_millis(parse(
+                "WEBHOOK_POLL_MILLIS",
+                d.webhook_poll.as_millis() as u64,
+            )?),
+            webhook_timeout: secs("WEBHOOK_TIMEOUT_SECONDS", d.webhook_timeout.as_secs())?,
             data_dir,
         })
     }

@@ -69,6 +69,9 @@ pub enum AppError {
     InvalidToken,
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// An API client's token lacks the OAuth scope this needs.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(String),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -113,6 +116,7 @@ impl AppError {
             AppError::InvalidSecondFactor => "invalid-second-factor",
             AppError::InvalidToken => "invalid-token",
             AppError::Forbidden(_) => "forbidden",
+            AppError::InsufficientScope(_) => "insufficient-scope",
             AppError::NotFound => "not-found",
             AppError::MethodNotAllowed => "method-not-allowed",
             AppError::Conflict(_) => "conflict",
@@ -140,6 +144,7 @@ impl AppError {
             AppError::InvalidSecondFactor => "Invalid second factor",
             AppError::InvalidToken => "Invalid or expired link",
             AppError::Forbidden(_) => "Forbidden",
+            AppError::InsufficientScope(_) => "Insufficient scope",
             AppError::NotFound => "Not found",
             AppError::MethodNotAllowed => "Method not allowed",
             AppError::Conflict(_) => "Conflict",
@@ -163,6 +168,7 @@ impl AppError {
             | AppError::PayloadTooLarge(d)
             | AppError::Unauthenticated(d)
             | AppError::Forbidden(d)
+            | AppError::InsufficientScope(d)
             | AppError::Conflict(d)
             | AppError::PreconditionRequired(d)
             | AppError::NotAcceptable(d)
@@ -244,7 +250,7 @@ impl ResponseError for AppError {
             AppError::Unauthenticated(_)
             | AppError::InvalidCredentials
             | AppError::InvalidSecondFactor => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_)
@@ -277,6 +283,12 @@ impl ResponseError for AppError {
             }
             AppError::Unauthenticated(_) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            AppError::InsufficientScope(_) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer error=\"insufficient_scope\"",
+                ));
             }
             _ => {}
         }

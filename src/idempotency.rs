@@ -68,7 +68,11 @@ pub async fn middleware(
     let Ok(principal) = principal else {
         return next.call(req).await.map(|r| r.map_into_boxed_body());
     };
-    let scope = format!("user:{}", principal.user_id);
+    // Keys are per user, or per API client.
+    let scope = match &principal.client {
+        Some(c) => format!("client:{}", c.client_id),
+        None => format!("user:{}", principal.user_id),
+    };
     req.extensions_mut().insert(principal);
 
     // Read the body to hash it, then hand it on to the handler.

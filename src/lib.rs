@@ -19,6 +19,7 @@ pub mod error;
 pub mod final_assessment;
 pub mod http;
 pub mod idempotency;
+pub mod integrations;
 pub mod mail;
 pub mod notifications;
 pub mod portfolio;

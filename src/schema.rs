@@ -568,3 +568,149 @@ diesel::allow_tables_to_appear_in_same_query!(
     service_keys,
     users,
 );
+
+// ---- Integrations (issue 6) ------------------------------------------------------------
+
+diesel::table! {
+    api_clients (id) {
+        id -> Text,
+        organisation_id -> Text,
+        name -> Text,
+        scopes -> Text,
+        secret_hash -> Text,
+        secret_rotated_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        created_by -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_client_tokens (id) {
+        id -> Text,
+        client_id -> Text,
+        token_hash -> Text,
+        scopes -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    xapi_activity_mappings (id) {
+        id -> Text,
+        organisation_id -> Text,
+        activity_iri -> Text,
+        kind -> Text,
+        title -> Text,
+        delmal -> Text,
+        created_by -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    xapi_account_links (id) {
+        id -> Text,
+        organisation_id -> Text,
+        home_page -> Text,
+        name -> Text,
+        user_id -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    xapi_statements (id) {
+        id -> Text,
+        client_id -> Text,
+        organisation_id -> Text,
+        content_hash -> Text,
+        statement -> Text,
+        status -> Text,
+        reason -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        verb -> Text,
+        activity_iri -> Text,
+        learner -> Text,
+        user_id -> Nullable<Text>,
+        enrolment_id -> Nullable<Text>,
+        activity_id -> Nullable<Text>,
+        received_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        version -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_subscriptions (id) {
+        id -> Text,
+        organisation_id -> Text,
+        url -> Text,
+        events -> Text,
+        description -> Text,
+        secret -> Text,
+        active -> Integer,
+        created_by -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        subscription_id -> Text,
+        organisation_id -> Text,
+        event_id -> Text,
+        event -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        locked_until -> Nullable<Timestamp>,
+        lease -> Nullable<Text>,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        give_up_at -> Timestamp,
+        replay_of -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        delivery_id -> Text,
+        attempt -> Integer,
+        at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> Integer,
+    }
+}
+
+diesel::joinable!(api_client_tokens -> api_clients (client_id));
+diesel::joinable!(webhook_deliveries -> webhook_subscriptions (subscription_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_clients,
+    api_client_tokens,
+    xapi_activity_mappings,
+    xapi_account_links,
+    xapi_statements,
+    webhook_subscriptions,
+    webhook_deliveries,
+    webhook_attempts,
+);

@@ -727,7 +727,8 @@ pub fn pending_invitation(
             organisation_id: org.id,
             organisation_name: org.name,
             expires_at: inv.expires_at,
-            account_exists: existing.is_some(),
+            // An imported placeholder (no password yet) is set up like a new account.
+            account_exists: existing.as_ref().is_some_and(|e| e.1.is_some()),
             display_name: inv.display_name,
         },
         existing_hash: existing.as_ref().and_then(|e| e.1.clone()),
@@ -758,6 +759,25 @@ pub fn accept_invitation(
     let pending = pending_invitation(conn, now, token)?;
     let p = &pending.preview;
     let (user_id, new_account) = match &pending.existing_user {
+        // An account placeholder from a bulk import (no password yet): this sets it up.
+        Some(id) if pending.existing_hash.is_none() => {
+            let hash = new_password_hash
+                .ok_or_else(|| AppError::validation("password", "is required for a new account"))?;
+            diesel::update(users::table.find(id))
+                .set((
+                    users::password_hash.eq(hash),
+                    users::email_verified_at.eq(to_db(now)),
+                    users::updated_at.eq(to_db(now)),
+                ))
+                .execute(conn)?;
+            if let Some(name) = display_name {
+                let name = validate_name("display_name", name)?;
+                diesel::update(users::table.find(id))
+                    .set(users::display_name.eq(name))
+                    .execute(conn)?;
+            }
+            (id.clone(), true)
+        }
         Some(id) => (id.clone(), false),
         None => {
             let hash = new_password_hash
@@ -786,15 +806,24 @@ pub fn accept_invitation(
             (id, true)
         }
     };
-    diesel::insert_into(user_roles::table)
-        .values((
-            user_roles::id.eq(Uuid::new_v4().to_string()),
-            user_roles::user_id.eq(&user_id),
-            user_roles::role.eq(p.role.as_str()),
-            user_roles::organisation_id.eq(&p.organisation_id),
-            user_roles::created_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    // A bulk import grants the role before the invitation is accepted.
+    let has_role: i64 = user_roles::table
+        .filter(user_roles::user_id.eq(&user_id))
+        .filter(user_roles::role.eq(p.role.as_str()))
+        .filter(user_roles::organisation_id.eq(&p.organisation_id))
+        .count()
+        .get_result(conn)?;
+    if has_role == 0 {
+        diesel::insert_into(user_roles::table)
+            .values((
+                user_roles::id.eq(Uuid::new_v4().to_string()),
+                user_roles::user_id.eq(&user_id),
+                user_roles::role.eq(p.role.as_str()),
+                user_roles::organisation_id.eq(&p.organisation_id),
+                user_roles::created_at.eq(to_db(now)),
+            ))
+            .execute(conn)?;
+    }
     diesel::update(invitations::table.find(&pending.id))
         .set((
             invitations::accepted_at.eq(to_db(now)),

@@ -61,7 +61,20 @@ pub struct RoleGrant {
     pub organisation_id: String,
 }
 
-/// An authenticated user with a completed second factor.
+/// An API client (a learning platform) calling with a client-credentials access token.
+#[derive(Debug, Clone)]
+pub struct ClientPrincipal {
+    pub client_id: String,
+    /// The client sees this organisation's subtree, nothing else.
+    pub organisation_id: String,
+    pub name: String,
+    /// The scopes of the access token presented.
+    pub scopes: Vec<String>,
+}
+
+/// An authenticated user with a completed second factor, or an API client. For a client,
+/// `user_id` is `client:<id>` (what the audit log records as the actor), `roles` is
+/// empty and `client` is set.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: String,
@@ -71,9 +84,45 @@ pub struct Principal {
     pub second_factor: String,
     pub email: String,
     pub roles: Vec<RoleGrant>,
+    /// Set when the caller is an API client rather than a person.
+    pub client: Option<ClientPrincipal>,
 }
 
 impl Principal {
+    /// Is the caller an API client (not a person)?
+    pub fn is_client(&self) -> bool {
+        self.client.is_some()
+    }
+
+    /// For an API client: does its token carry `scope`? People are not limited by scopes.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.client
+            .as_ref()
+            .is_none_or(|c| c.scopes.iter().any(|s| s == scope))
+    }
+
+    /// An API client's token must carry `scope` (403 `insufficient-scope` otherwise).
+    pub fn require_scope(&self, scope: &str) -> Result<(), AppError> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(AppError::InsufficientScope(format!(
+                "this needs an access token with the scope {scope}"
+            )))
+        }
+    }
+
+    /// Only people may do this (sign, manage their profile, ...): API clients get 403.
+    pub fn require_person(&self) -> Result<(), AppError> {
+        if self.is_client() {
+            Err(AppError::Forbidden(
+                "API clients may not use this endpoint; it is for people".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Does the caller hold `role` at `org_id` or at one of its ancestors?
     pub fn has_role_over(
         &self,
@@ -210,6 +259,7 @@ impl FromRequest for Principal {
         }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req);
+        let (method, path) = (req.method().clone(), req.path().to_string());
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("state missing"))?;
             let token = token.ok_or_else(|| {
@@ -217,6 +267,15 @@ impl FromRequest for Principal {
                     "send an access token: Authorization: Bearer <token>".into(),
                 )
             })?;
+            if token.starts_with(crate::integrations::clients::TOKEN_PREFIX) {
+                let now = state.clock.now();
+                let me = db::run(&state.pool, move |conn| {
+                    crate::integrations::clients::authenticate(conn, &token, now)
+                })
+                .await?;
+                crate::integrations::clients::route_policy(&method, &path, &me)?;
+                return Ok(me);
+            }
             let claims = state
                 .jwt
                 .decode(&token)
@@ -249,6 +308,7 @@ impl FromRequest for Principal {
                     second_factor,
                     email,
                     roles,
+                    client: None,
                 })
             })
             .await

@@ -75,6 +75,18 @@ pub fn access(
     let Some((trainee, org)) = found else {
         return Ok(Access::None);
     };
+    // An API client reads the enrolments of its organisation's subtree with `progress:read`.
+    if let Some(client) = &me.client {
+        if !me.has_scope(crate::integrations::clients::SCOPE_PROGRESS_READ) {
+            return Ok(Access::None);
+        }
+        let chain = crate::auth::principal::org_chain(conn, &org)?;
+        return Ok(if chain.contains(&client.organisation_id) {
+            Access::Read
+        } else {
+            Access::None
+        });
+    }
     if me.has_role_over(conn, Role::Administrator, &org)?
         || me.has_role_over(conn, Role::DirectorOfStudies, &org)?
     {
@@ -125,6 +137,21 @@ pub fn visible_enrolment_ids(
     me: &Principal,
     today: NaiveDate,
 ) -> Result<Vec<String>, AppError> {
+    if let Some(client) = &me.client {
+        if !me.has_scope(crate::integrations::clients::SCOPE_PROGRESS_READ) {
+            return Ok(Vec::new());
+        }
+        let orgs = crate::auth::principal::org_subtrees(
+            conn,
+            std::slice::from_ref(&client.organisation_id),
+        )?;
+        let mut ids: Vec<String> = enrolments::table
+            .filter(enrolments::organisation_id.eq_any(&orgs))
+            .select(enrolments::id)
+            .load(conn)?;
+        ids.sort();
+        return Ok(ids);
+    }
     let roots = me.orgs_with(&[Role::Administrator, Role::DirectorOfStudies]);
     let orgs = crate::auth::principal::org_subtrees(conn, &roots)?;
     let mut ids: Vec<String> = enrolments::table

@@ -344,6 +344,37 @@ pub fn create_activity(
     n: NewActivity,
 ) -> Result<Activity, AppError> {
     require_trainee(conn, me, enrolment_id, now.date_naive())?;
+    let a = insert_activity(conn, now, enrolment_id, &me.user_id, n)?;
+    audit_activity(conn, now, me, client, "created", &a)?;
+    announce_created(conn, now, &a)?;
+    Ok(a)
+}
+
+/// Tells webhook subscribers (`activity.created`), in the creating transaction.
+pub fn announce_created(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    a: &Activity,
+) -> Result<(), AppError> {
+    crate::integrations::webhooks::enqueue_for_enrolment(
+        conn,
+        &a.enrolment_id,
+        "activity.created",
+        &json!({"activity": a}),
+        now,
+    )
+}
+
+/// Checks and stores a new activity of an enrolment, with its delmål links; the caller
+/// authorises and audits. Integrations (xAPI) create activities on the trainee's behalf
+/// through this.
+pub fn insert_activity(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    enrolment_id: &str,
+    created_by: &str,
+    n: NewActivity,
+) -> Result<Activity, AppError> {
     let checked = check(
         conn,
         enrolment_id,
@@ -371,15 +402,13 @@ pub fn create_activity(
             activities::template_version.eq(checked.template_version),
             activities::reflection.eq(&n.reflection),
             activities::version.eq(1),
-            activities::created_by.eq(&me.user_id),
+            activities::created_by.eq(created_by),
             activities::created_at.eq(to_db(now)),
             activities::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
     links::set(conn, enrolment_id, &id, &n.delmal)?;
-    let a = get_activity(conn, &id)?;
-    audit_activity(conn, now, me, client, "created", &a)?;
-    Ok(a)
+    get_activity(conn, &id)
 }
 
 pub fn update_activity(

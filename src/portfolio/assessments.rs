@@ -817,6 +817,13 @@ fn seal(
     }
     let a = get_assessment(conn, &a.id)?;
     audit_as(conn, now, who, "signed", &a)?;
+    crate::integrations::webhooks::enqueue_for_enrolment(
+        conn,
+        &a.enrolment_id,
+        "assessment.signed",
+        &json!({"assessment": a}),
+        now,
+    )?;
     let trainee = trainee_of(conn, &a.enrolment_id)?;
     let mail = Mail {
         to: email_of(conn, &trainee)?,

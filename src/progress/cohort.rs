@@ -87,6 +87,15 @@ pub struct CohortFilter {
 /// Enrolments a director or administrator follows: in the organisations they direct or
 /// administer, and those they are assigned to as director.
 fn followed(conn: &mut DbConn, me: &Principal, today: NaiveDate) -> Result<Vec<String>, AppError> {
+    // A learning platform's client follows its organisation's trainees, as a director.
+    if let Some(client) = &me.client {
+        let orgs = org_subtrees(conn, std::slice::from_ref(&client.organisation_id))?;
+        return Ok(enrolments::table
+            .filter(enrolments::organisation_id.eq_any(&orgs))
+            .order(enrolments::id)
+            .select(enrolments::id)
+            .load(conn)?);
+    }
     let roots = me.orgs_with(&[Role::Administrator, Role::DirectorOfStudies]);
     let orgs = org_subtrees(conn, &roots)?;
     let mut ids: Vec<String> = enrolments::table

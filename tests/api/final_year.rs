@@ -10,6 +10,7 @@ use crate::support::{pdf, TestApp, TestUser};
 /// Region, care provider, director and the Stockholm BT template.
 struct Programme {
     app: TestApp,
+    admin: TestUser,
     director: TestUser,
     slso: String,
     template: Value,
@@ -30,6 +31,7 @@ fn programme() -> Programme {
         .body;
     Programme {
         app,
+        admin,
         director,
         slso,
         template,
@@ -667,4 +669,384 @@ fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("eportfolio-dossier-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
     dir
+}
+
+const YEAR: [(&str, &str, &str); 4] = [
+    ("allmanmedicin", "2026-09-01", "2026-12-31"),
+    ("akut", "2027-01-01", "2027-04-30"),
+    ("geriatrik", "2027-05-01", "2027-06-30"),
+    ("psykiatri", "2027-07-01", "2027-08-31"),
+];
+
+fn placements(first_supervisor: &TestUser) -> Value {
+    Value::Array(
+        YEAR.iter()
+            .enumerate()
+            .map(|(n, (kind, from, to))| {
+                let mut p = json!({"placement_type": kind, "start_date": from, "end_date": to});
+                if n == 0 {
+                    p["supervisor_id"] = json!(first_supervisor.id);
+                }
+                p
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn pace_flags_and_the_cohort_overview_show_who_needs_attention() {
+    let p = programme();
+    let app = &p.app;
+    let on_pace = p.person("bjorn@sll.se", "trainee", "Björn Ärlig");
+    // A name a spreadsheet would run as a formula.
+    let lagging = p.person("cecilia@sll.se", "trainee", "=SUM(A1:A9)");
+    let hhl_b = p.person("hhl.b@sll.se", "supervisor", "Ingrid Åhs");
+    let hhl_c = p.person("hhl.c@sll.se", "supervisor", "Per Öhman");
+    let b = p.enrol(
+        &on_pace,
+        &hhl_b,
+        "2026-09-01",
+        "2027-08-31",
+        placements(&hhl_b),
+    );
+    let c = p.enrol(
+        &lagging,
+        &hhl_c,
+        "2026-09-01",
+        "2027-08-31",
+        placements(&hhl_c),
+    );
+    let (b_id, c_id) = (id(&b), id(&c));
+    let am_b = id(&b["placements"][0]);
+    let am_c = id(&c["placements"][0]);
+
+    // Björn: weekly supervision, the home visit, a signed Mini-CEX, two teaching days.
+    let tb = Some(on_pace.access.as_str());
+    for w in 0..12 {
+        app.post(&format!("/enrolments/{b_id}/supervision-sessions"), Some(&hhl_b.access),
+                 json!({"held_on": day("2026-09-04", 7 * w), "placement_id": am_b,
+                        "topics": if w == 0 { json!(["Bemötande i svåra samtal"]) } else { json!(["Veckans patienter"]) }}))
+            .expect(201);
+    }
+    app.post(&format!("/enrolments/{b_id}/activities"), tb, json!({"kind": "clinical_work", "title": "Hembesök med distriktssköterska",
+             "start_date": "2026-09-20", "placement_id": am_b, "checklist_item_id": p.item("Hembesök med distriktssköterska"), "delmal": ["BT10"]}))
+        .expect(201);
+    for d in ["2026-10-06", "2026-11-03"] {
+        app.post(&format!("/enrolments/{b_id}/activities"), tb, json!({"kind": "regional_teaching", "title": "Regional utbildningsdag",
+                 "start_date": d, "checklist_item_id": p.item("Regional utbildningsdag (första tisdagen)"), "delmal": ["BT3"]}))
+            .expect(201);
+    }
+    signed_assessment(
+        app,
+        &b_id,
+        &on_pace,
+        &hhl_b,
+        "mini_cex",
+        "2026-10-14",
+        &am_b,
+        &["BT1"],
+    );
+
+    // Cecilia: one session in early September, one assessment waiting for a signature.
+    app.post(
+        &format!("/enrolments/{c_id}/supervision-sessions"),
+        Some(&hhl_c.access),
+        json!({"held_on": "2026-09-05", "placement_id": am_c, "topics": ["Introduktion"]}),
+    )
+    .expect(201);
+    app.post(&format!("/enrolments/{c_id}/assessments"), Some(&lagging.access),
+             json!({"instrument": "mini_cex", "performed_on": "2026-11-10", "assessor_id": hhl_c.id, "placement_id": am_c, "delmal": ["BT1"]}))
+        .expect(201);
+
+    let pb = app
+        .get(&format!("/enrolments/{b_id}/progress"), tb)
+        .expect(200)
+        .body;
+    assert_eq!(pb["pace"]["flag"], "on_pace", "{}", pb["pace"]);
+    assert_eq!(pb["pace"]["supervision_overdue"], false);
+    assert_eq!(pb["pace"]["days_since_supervision"], 4);
+    let am = &pb["checklist"][0];
+    assert_eq!(am["placement_type"], "allmanmedicin");
+    let topic = am["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["kind"] == "supervision_topic")
+        .expect("topic");
+    assert_eq!(topic["complete"], true);
+    let pc = app
+        .get(
+            &format!("/enrolments/{c_id}/progress"),
+            Some(&lagging.access),
+        )
+        .expect(200)
+        .body;
+    assert_eq!(pc["pace"]["flag"], "at_risk", "{}", pc["pace"]);
+    let reasons: Vec<&str> = pc["pace"]["reasons"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    for r in [
+        "supervision_overdue",
+        "supervision_sessions_behind",
+        "checklist_behind",
+    ] {
+        assert!(reasons.contains(&r), "{r} not in {reasons:?}");
+    }
+    assert_eq!(pc["pace"]["days_since_supervision"], 80);
+    assert_eq!(pc["pace"]["assessments_awaiting_signature"], 1);
+    // Supervisors see only their own trainees' progress.
+    app.get(&format!("/enrolments/{b_id}/progress"), Some(&hhl_c.access))
+        .expect_problem(404, "not-found");
+
+    // The director's cohort overview, filtered, sorted and as CSV.
+    let dir = Some(p.director.access.as_str());
+    let rows = app.get("/cohort-overview", dir).expect(200).body;
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    let row_c = rows
+        .iter()
+        .find(|r| r["enrolment_id"] == c_id.as_str())
+        .expect("c");
+    assert_eq!(row_c["pace"], "at_risk");
+    assert_eq!(row_c["supervision_overdue"], true);
+    assert_eq!(row_c["assessments_awaiting_signature"], 1);
+    assert_eq!(
+        row_c["delmal_without_evidence"]
+            .as_array()
+            .expect("d")
+            .len(),
+        18
+    );
+    let row_b = rows
+        .iter()
+        .find(|r| r["enrolment_id"] == b_id.as_str())
+        .expect("b");
+    assert_eq!(row_b["pace"], "on_pace");
+    assert_eq!(row_b["assessments_signed"], 1);
+    let risky = app
+        .get("/cohort-overview?pace=at_risk", dir)
+        .expect(200)
+        .body;
+    assert_eq!(risky.as_array().expect("rows").len(), 1);
+    assert_eq!(risky[0]["trainee_name"], "=SUM(A1:A9)");
+    let sorted = app
+        .get("/cohort-overview?sort=pace&order=desc", dir)
+        .expect(200)
+        .body;
+    assert_eq!(sorted[0]["enrolment_id"], c_id.as_str());
+    let overdue = app
+        .get("/cohort-overview?supervision_overdue=false&q=bj", dir)
+        .expect(200)
+        .body;
+    assert_eq!(overdue.as_array().expect("rows").len(), 1);
+    app.get("/cohort-overview?pace=fast", dir)
+        .expect_problem(422, "validation");
+    let csv = app
+        .send(
+            "GET",
+            "/cohort-overview?sort=name",
+            dir,
+            None,
+            &[("Accept", "text/csv")],
+        )
+        .expect(200);
+    assert!(csv
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/csv"));
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", csv.text);
+    assert!(lines[0].starts_with("enrolment_id,trainee_name"));
+    assert!(
+        csv.text.contains("Björn Ärlig") && csv.text.contains("'=SUM(A1:A9)"),
+        "{}",
+        csv.text
+    );
+    app.send(
+        "GET",
+        "/cohort-overview",
+        dir,
+        None,
+        &[("Accept", "application/xml")],
+    )
+    .expect_problem(406, "not-acceptable");
+    // Trainees and supervisors have no cohort.
+    app.get("/cohort-overview", tb)
+        .expect_problem(403, "forbidden");
+    app.get("/cohort-overview", Some(&hhl_b.access))
+        .expect_problem(403, "forbidden");
+
+    // A learning platform reads the same overview and progress with progress:read only.
+    let (cid, secret) = crate::integrations::client(app, &p.admin, &p.slso, &["progress:read"]);
+    let platform = crate::integrations::token(app, &cid, &secret);
+    let seen = app
+        .get("/cohort-overview", Some(&platform))
+        .expect(200)
+        .body;
+    assert_eq!(seen.as_array().expect("rows").len(), 2);
+    app.get(&format!("/enrolments/{c_id}/progress"), Some(&platform))
+        .expect(200);
+    app.get(&format!("/enrolments/{c_id}/dossier"), Some(&platform))
+        .expect_problem(403, "forbidden");
+    let (cid, secret) = crate::integrations::client(app, &p.admin, &p.slso, &["catalog:read"]);
+    let catalog_only = crate::integrations::token(app, &cid, &secret);
+    app.get("/cohort-overview", Some(&catalog_only))
+        .expect_problem(403, "insufficient-scope");
+
+    // The chart, as SVG by default and as PNG on request.
+    let chart = format!("/enrolments/{b_id}/progress/chart");
+    let svg = app.get(&chart, tb).expect(200);
+    assert!(svg
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("image/svg+xml"));
+    assert!(
+        svg.text.contains("<svg") && svg.text.contains("BT18") && svg.text.contains("Björn Ärlig")
+    );
+    let png = app
+        .send("GET", &chart, tb, None, &[("Accept", "image/png")])
+        .expect(200);
+    assert_eq!(png.header("content-type"), Some("image/png"));
+    assert!(png.bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+    app.send("GET", &chart, tb, None, &[("Accept", "text/html")])
+        .expect_problem(406, "not-acceptable");
+    app.get(&chart, Some(&hhl_c.access))
+        .expect_problem(404, "not-found");
+}
+
+#[test]
+fn a_clinical_competence_committee_decides_not_yet_and_a_new_assessment_follows() {
+    let p = programme();
+    let app = &p.app;
+    let trainee = p.person("dana@sll.se", "trainee", "Dana Ångström");
+    let main = p.person("hhl.d@sll.se", "supervisor", "Eva Öqvist");
+    let m1 = p.person("kkk1@sll.se", "supervisor", "Karl Ärnlöv");
+    let m2 = p.person("kkk2@sll.se", "supervisor", "Sofia Ådén");
+    let outsider = p.person("annan@sll.se", "supervisor", "Olle Utan");
+    let e = p.enrol(&trainee, &main, "2025-11-01", "2026-10-31", json!([
+        {"placement_type": "allmanmedicin", "start_date": "2025-11-01", "end_date": "2026-02-28", "supervisor_id": main.id}]));
+    let enrolment = id(&e);
+    let t = Some(trainee.access.as_str());
+    let create = format!("/enrolments/{enrolment}/final-assessments");
+    // Only a director convenes a committee; the trainee never sits on it.
+    app.post(
+        &create,
+        Some(&main.access),
+        json!({"mode": "committee", "committee_member_ids": [m1.id, m2.id]}),
+    )
+    .expect_problem(403, "forbidden");
+    app.post(
+        &create,
+        Some(&p.director.access),
+        json!({"mode": "committee", "committee_member_ids": [m1.id, trainee.id]}),
+    )
+    .expect_problem(422, "validation");
+    // Without an external assessor the assessor mode cannot start.
+    app.post(
+        &create,
+        Some(&main.access),
+        json!({"mode": "external_assessor"}),
+    )
+    .expect_problem(422, "unprocessable");
+
+    let codes: Vec<String> = (1..=18).map(|n| format!("BT{n}")).collect();
+    let judgements: Vec<Value> = codes
+        .iter()
+        .map(|c| json!({"code": c, "judgement": if c == "BT1" || c == "BT7" { "not_yet" } else { "achieved" }}))
+        .collect();
+    let fa = app
+        .post(&create, Some(&p.director.access),
+              json!({"mode": "committee", "committee_member_ids": [m1.id, m2.id], "judgements": judgements, "decision": "achieved"}))
+        .expect(201)
+        .body;
+    let fa_id = id(&fa);
+    app.post(
+        &create,
+        Some(&p.director.access),
+        json!({"mode": "committee", "committee_member_ids": [m1.id, m2.id]}),
+    )
+    .expect_problem(409, "conflict");
+    // Members read what they decide on, the dossier included; others do not.
+    app.get(&format!("/final-assessments/{fa_id}"), Some(&m1.access))
+        .expect(200);
+    app.get(
+        &format!("/enrolments/{enrolment}/dossier"),
+        Some(&m1.access),
+    )
+    .expect(200);
+    app.get(
+        &format!("/final-assessments/{fa_id}"),
+        Some(&outsider.access),
+    )
+    .expect_problem(404, "not-found");
+    app.get(
+        &format!("/enrolments/{enrolment}/dossier"),
+        Some(&outsider.access),
+    )
+    .expect_problem(404, "not-found");
+
+    let sign = format!("/final-assessments/{fa_id}/sign");
+    // "Achieved" with delmål not yet achieved does not add up.
+    let check_in = app
+        .post(
+            &format!("/enrolments/{enrolment}/final-check-ins"),
+            Some(&main.access),
+            json!({"held_on": "2026-11-01", "notes": "Genomgång."}),
+        )
+        .expect(201);
+    app.post(
+        &format!("/final-check-ins/{}/confirm", id(&check_in.body)),
+        t,
+        json!({}),
+    )
+    .expect(200);
+    app.post(&sign, Some(&m1.access), json!({}))
+        .expect_problem(422, "validation");
+    app.patch(
+        &format!("/final-assessments/{fa_id}"),
+        Some(&m1.access),
+        json!({"decision": "not_yet"}),
+        &[],
+    )
+    .expect(200);
+    app.post(&sign, Some(&m1.access), json!({}))
+        .expect_problem(422, "validation");
+    app.patch(&format!("/final-assessments/{fa_id}"), Some(&m1.access),
+              json!({"missing": "Fler observerade bedömningar i akut sjukvård (BT1) och ledarskap (BT7)."}), &[])
+        .expect(200);
+    app.post(&sign, Some(&m1.access), json!({})).expect(200);
+    app.post(&sign, Some(&outsider.access), json!({}))
+        .expect_problem(404, "not-found");
+    let decided = app
+        .post(&sign, Some(&m2.access), json!({}))
+        .expect(200)
+        .body;
+    assert_eq!(decided["status"], "decided");
+    assert_eq!(decided["decision"], "not_yet");
+    app.get(&format!("/final-assessments/{fa_id}/certificates"), t)
+        .expect_problem(409, "conflict");
+    let progress = app
+        .get(&format!("/enrolments/{enrolment}/progress"), t)
+        .expect(200)
+        .body;
+    assert_eq!(progress["final_decision"], "not_yet");
+    let bt1 = progress["delmal"]
+        .as_array()
+        .expect("d")
+        .iter()
+        .find(|d| d["code"] == "BT1")
+        .expect("BT1");
+    assert_ne!(bt1["state"], "achieved");
+    // After "not yet", a new final assessment can follow.
+    app.post(
+        &create,
+        Some(&p.director.access),
+        json!({"mode": "committee", "committee_member_ids": [m1.id, m2.id]}),
+    )
+    .expect(201);
+    let list = app.get(&create, t).expect(200).body;
+    assert_eq!(list["items"].as_array().expect("items").len(), 2);
 }

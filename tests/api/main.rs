@@ -14,6 +14,7 @@ mod curriculum;
 mod enrolment;
 mod enrolment_access;
 mod final_year;
+mod integrations;
 mod openapi;
 mod placement_walk;
 mod portfolio;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod hooks;
 pub mod pdf;
 pub mod smtp;
 pub mod totp;
@@ -169,18 +170,7 @@ impl TestApp {
         };
         adjust(&mut config);
         let clock = ManualClock::new(start_clock());
-        let state = AppState::new(config.clone(), clock.clone()).expect("app state");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = eportfolio::server(state, listener).expect("server");
-                tx.send(server.handle()).expect("send handle");
-                let _ = server.await;
-            })
-        });
-        let handle = rx.recv().expect("server started");
+        let (handle, port) = Self::launch(&config, &clock);
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
             clock,
@@ -192,6 +182,35 @@ impl TestApp {
                 .timeout(std::time::Duration::from_secs(30))
                 .build(),
         }
+    }
+
+    /// Starts a server for `config` on a new loopback port.
+    fn launch(config: &Config, clock: &Arc<ManualClock>) -> (actix_web::dev::ServerHandle, u16) {
+        let state = AppState::new(config.clone(), clock.clone()).expect("app state");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = eportfolio::server(state, listener).expect("server");
+                tx.send(server.handle()).expect("send handle");
+                let _ = server.await;
+            })
+        });
+        (rx.recv().expect("server started"), port)
+    }
+
+    /// Stops the server (its background tasks with it) and starts a new one on the same
+    /// database, data directory and clock, with the configuration adjusted.
+    pub fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
+        let handle = self.handle.clone();
+        std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(true)))
+            .join()
+            .expect("stop");
+        adjust(&mut self.config);
+        let (handle, port) = Self::launch(&self.config, &self.clock);
+        self.handle = handle;
+        self.base = format!("http://127.0.0.1:{port}");
     }
 
     /// Sends a request; `path` starting with `/api` or `/health`-like is used as is,

@@ -1,0 +1,535 @@
+//! API clients: learning platforms that call the API on their own behalf. An
+//! administrator registers a client for an organisation and gets its credentials once;
+//! the client exchanges them for short-lived access tokens with the OAuth 2.0
+//! client-credentials grant (RFC 6749 section 4.4). Secrets and tokens are stored as
+//! SHA-256 hashes (both are 256 random bits, so a slow hash adds nothing).
+//!
+//! A client token yields a [`Principal`] whose `client` is set: it sees only its
+//! organisation's subtree, only through the scopes of its token, and only on the
+//! endpoints [`route_policy`] lets clients use.
+
+use actix_web::http::Method;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::crypto::{random_token, sha256_hex};
+use crate::auth::principal::{ClientPrincipal, Principal, Role};
+use crate::clock::{dur, from_db, to_db};
+use crate::config::Config;
+use crate::db::DbConn;
+use crate::error::{AppError, FieldError};
+use crate::http::etag;
+use crate::integrations::{audit_write, require_admin_over, visible_orgs};
+use crate::schema::{api_client_tokens, api_clients};
+
+/// Access tokens of API clients start with this, so they are told apart from JWTs.
+pub const TOKEN_PREFIX: &str = "epc_";
+/// Secrets start with this, so leaked ones are easy to recognise (secret scanners).
+pub const SECRET_PREFIX: &str = "eps_";
+
+pub const SCOPE_ACTIVITIES_WRITE: &str = "activities:write";
+pub const SCOPE_PROGRESS_READ: &str = "progress:read";
+pub const SCOPE_CATALOG_READ: &str = "catalog:read";
+/// Every scope a client may hold.
+pub const SCOPES: [&str; 3] = [
+    SCOPE_ACTIVITIES_WRITE,
+    SCOPE_PROGRESS_READ,
+    SCOPE_CATALOG_READ,
+];
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiClient {
+    /// Also the OAuth `client_id`.
+    pub id: String,
+    pub organisation_id: String,
+    #[schema(example = "Lärplattformen (Region Stockholm)")]
+    pub name: String,
+    #[schema(example = json!(["activities:write", "progress:read"]))]
+    pub scopes: Vec<String>,
+    /// `active` or `revoked`.
+    pub status: String,
+    pub secret_rotated_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i32,
+}
+
+impl ApiClient {
+    pub fn etag(&self) -> String {
+        etag(self.version, self.updated_at)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiClient {
+    pub id: Option<Uuid>,
+    /// The client sees this organisation and the units below it.
+    pub organisation_id: String,
+    #[schema(example = "Lärplattformen (Region Stockholm)")]
+    pub name: String,
+    /// Of `activities:write`, `progress:read`, `catalog:read`.
+    #[schema(example = json!(["activities:write", "progress:read", "catalog:read"]))]
+    pub scopes: Vec<String>,
+}
+
+/// The credentials, shown once: only a hash of the secret is kept.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiClientCredentials {
+    pub client: ApiClient,
+    pub client_id: String,
+    #[schema(example = "eps_3q2+7w...")]
+    pub client_secret: String,
+    /// Where to get access tokens (`grant_type=client_credentials`).
+    #[schema(example = "/api/v1/oauth/token")]
+    pub token_endpoint: String,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    chrono::NaiveDateTime,
+    Option<chrono::NaiveDateTime>,
+    Option<String>,
+    i32,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+);
+
+#[allow(clippy::type_complexity)]
+const COLUMNS: (
+    api_clients::id,
+    api_clients::organisation_id,
+    api_clients::name,
+    api_clients::scopes,
+    api_clients::secret_rotated_at,
+    api_clients::revoked_at,
+    api_clients::created_by,
+    api_clients::version,
+    api_clients::created_at,
+    api_clients::updated_at,
+) = (
+    api_clients::id,
+    api_clients::organisation_id,
+    api_clients::name,
+    api_clients::scopes,
+    api_clients::secret_rotated_at,
+    api_clients::revoked_at,
+    api_clients::created_by,
+    api_clients::version,
+    api_clients::created_at,
+    api_clients::updated_at,
+);
+
+fn from_row(r: Row) -> ApiClient {
+    ApiClient {
+        id: r.0,
+        organisation_id: r.1,
+        name: r.2,
+        scopes: split_scopes(&r.3),
+        secret_rotated_at: from_db(r.4),
+        status: if r.5.is_some() { "revoked" } else { "active" }.into(),
+        revoked_at: r.5.map(from_db),
+        created_by: r.6,
+        version: r.7,
+        created_at: from_db(r.8),
+        updated_at: from_db(r.9),
+    }
+}
+
+pub fn split_scopes(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn new_secret() -> String {
+    format!("{SECRET_PREFIX}{}", random_token())
+}
+
+pub fn get_client(conn: &mut DbConn, id: &str) -> Result<ApiClient, AppError> {
+    let row: Row = api_clients::table.find(id).select(COLUMNS).first(conn)?;
+    Ok(from_row(row))
+}
+
+/// A client the caller administers (404 otherwise, so others' clients stay unknown).
+pub fn visible_client(conn: &mut DbConn, me: &Principal, id: &str) -> Result<ApiClient, AppError> {
+    let c = get_client(conn, id)?;
+    if me.is_client() || !me.has_role_over(conn, Role::Administrator, &c.organisation_id)? {
+        return Err(AppError::NotFound);
+    }
+    Ok(c)
+}
+
+pub fn create_client(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    n: NewApiClient,
+) -> Result<ApiClientCredentials, AppError> {
+    let mut errors = Vec::new();
+    let name = n.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "1 to 200 characters"));
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for (i, s) in n.scopes.iter().enumerate() {
+        if !SCOPES.contains(&s.as_str()) {
+            errors.push(FieldError::new(
+                format!("scopes[{i}]"),
+                format!("unknown scope; known: {}", SCOPES.join(", ")),
+            ));
+        } else if !scopes.contains(s) {
+            scopes.push(s.clone());
+        }
+    }
+    if n.scopes.is_empty() {
+        errors.push(FieldError::new("scopes", "at least one scope"));
+    }
+    if crate::accounts::service::get_org(conn, &n.organisation_id).is_err() {
+        errors.push(FieldError::new("organisation_id", "no such organisation"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    require_admin_over(conn, me, &n.organisation_id)?;
+    let id =
+        n.id.map(|u| u.to_string())
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+    let secret = new_secret();
+    diesel::insert_into(api_clients::table)
+        .values((
+            api_clients::id.eq(&id),
+            api_clients::organisation_id.eq(&n.organisation_id),
+            api_clients::name.eq(&name),
+            api_clients::scopes.eq(scopes.join(" ")),
+            api_clients::secret_hash.eq(sha256_hex(&secret)),
+            api_clients::secret_rotated_at.eq(to_db(now)),
+            api_clients::created_by.eq(&me.user_id),
+            api_clients::version.eq(1),
+            api_clients::created_at.eq(to_db(now)),
+            api_clients::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    let client = get_client(conn, &id)?;
+    audit_write(conn, now, me, "created", "api_client", &id, &json!(client))?;
+    Ok(ApiClientCredentials {
+        client_id: id,
+        client,
+        client_secret: secret,
+        token_endpoint: "/api/v1/oauth/token".into(),
+    })
+}
+
+pub fn list_clients(
+    conn: &mut DbConn,
+    me: &Principal,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ApiClient>, AppError> {
+    let orgs = visible_orgs(conn, me)?;
+    let mut q = api_clients::table
+        .filter(api_clients::organisation_id.eq_any(orgs))
+        .select(COLUMNS)
+        .order(api_clients::id)
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(api_clients::id.gt(a.to_string()));
+    }
+    Ok(q.load::<Row>(conn)?.into_iter().map(from_row).collect())
+}
+
+/// A new secret; the old one, and every token issued with it, stop working at once.
+pub fn rotate_secret(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+) -> Result<ApiClientCredentials, AppError> {
+    let c = visible_client(conn, me, id)?;
+    if c.revoked_at.is_some() {
+        return Err(AppError::Conflict("the client is revoked".into()));
+    }
+    let secret = new_secret();
+    diesel::update(api_clients::table.find(id))
+        .set((
+            api_clients::secret_hash.eq(sha256_hex(&secret)),
+            api_clients::secret_rotated_at.eq(to_db(now)),
+            api_clients::version.eq(c.version + 1),
+            api_clients::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    revoke_tokens(conn, now, id)?;
+    let client = get_client(conn, id)?;
+    audit_write(
+        conn,
+        now,
+        me,
+        "secret_rotated",
+        "api_client",
+        id,
+        &json!(client),
+    )?;
+    Ok(ApiClientCredentials {
+        client_id: id.to_string(),
+        client,
+        client_secret: secret,
+        token_endpoint: "/api/v1/oauth/token".into(),
+    })
+}
+
+fn revoke_tokens(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<(), AppError> {
+    diesel::update(
+        api_client_tokens::table
+            .filter(api_client_tokens::client_id.eq(id))
+            .filter(api_client_tokens::revoked_at.is_null()),
+    )
+    .set(api_client_tokens::revoked_at.eq(to_db(now)))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Revokes the client and its tokens for good.
+pub fn revoke_client(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+) -> Result<ApiClient, AppError> {
+    let c = visible_client(conn, me, id)?;
+    if c.revoked_at.is_some() {
+        return Ok(c);
+    }
+    diesel::update(api_clients::table.find(id))
+        .set((
+            api_clients::revoked_at.eq(to_db(now)),
+            api_clients::version.eq(c.version + 1),
+            api_clients::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    revoke_tokens(conn, now, id)?;
+    let client = get_client(conn, id)?;
+    audit_write(conn, now, me, "revoked", "api_client", id, &json!(client))?;
+    Ok(client)
+}
+
+/// An OAuth error (RFC 6749 section 5.2).
+#[derive(Debug)]
+pub struct OAuthError {
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    fn new(error: &'static str, description: &str) -> OAuthError {
+        OAuthError {
+            error,
+            description: description.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    #[schema(example = "epc_Zm9vYmFy...")]
+    pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// Seconds until the token expires.
+    #[schema(example = 3600)]
+    pub expires_in: u64,
+    /// The granted scopes, space-separated.
+    #[schema(example = "activities:write progress:read")]
+    pub scope: String,
+}
+
+/// The client-credentials grant: checks the client's id and secret and issues a token
+/// for the requested scopes (all of the client's scopes when none are requested).
+pub fn issue_token(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    client_id: &str,
+    secret: &str,
+    scope: Option<&str>,
+) -> Result<Result<TokenResponse, OAuthError>, AppError> {
+    let found: Option<(String, String, Option<chrono::NaiveDateTime>, String)> = api_clients::table
+        .find(client_id)
+        .select((
+            api_clients::secret_hash,
+            api_clients::scopes,
+            api_clients::revoked_at,
+            api_clients::organisation_id,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((hash, allowed, revoked, _org)) = found else {
+        return Ok(Err(OAuthError::new(
+            "invalid_client",
+            "unknown client or wrong secret",
+        )));
+    };
+    let matches: bool = {
+        use subtle_eq::eq;
+        eq(hash.as_bytes(), sha256_hex(secret).as_bytes())
+    };
+    if !matches || revoked.is_some() {
+        return Ok(Err(OAuthError::new(
+            "invalid_client",
+            "unknown client, wrong secret or revoked client",
+        )));
+    }
+    let allowed = split_scopes(&allowed);
+    let granted = match scope.map(split_scopes) {
+        None => allowed.clone(),
+        Some(asked) if asked.is_empty() => allowed.clone(),
+        Some(asked) => {
+            if let Some(bad) = asked.iter().find(|s| !allowed.contains(s)) {
+                return Ok(Err(OAuthError::new(
+                    "invalid_scope",
+                    &format!("the client may not ask for the scope {bad}"),
+                )));
+            }
+            asked
+        }
+    };
+    let token = format!("{TOKEN_PREFIX}{}", random_token());
+    let expires = now + dur(cfg.api_client_token_ttl);
+    // Expired tokens of this client go when it gets a new one.
+    diesel::delete(
+        api_client_tokens::table
+            .filter(api_client_tokens::client_id.eq(client_id))
+            .filter(api_client_tokens::expires_at.le(to_db(now))),
+    )
+    .execute(conn)?;
+    let token_id = Uuid::new_v4().to_string();
+    diesel::insert_into(api_client_tokens::table)
+        .values((
+            api_client_tokens::id.eq(&token_id),
+            api_client_tokens::client_id.eq(client_id),
+            api_client_tokens::token_hash.eq(sha256_hex(&token)),
+            api_client_tokens::scopes.eq(granted.join(" ")),
+            api_client_tokens::created_at.eq(to_db(now)),
+            api_client_tokens::expires_at.eq(to_db(expires)),
+        ))
+        .execute(conn)?;
+    crate::audit::append(
+        conn,
+        now,
+        crate::audit::Event {
+            actor_id: Some(&format!("client:{client_id}")),
+            client: Some(client_id),
+            action: "token_issued",
+            entity: "api_client",
+            entity_id: client_id,
+            enrolment_id: None,
+            data: &json!({"token_id": token_id, "scope": granted.join(" "), "expires_at": expires}),
+        },
+    )?;
+    Ok(Ok(TokenResponse {
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: cfg.api_client_token_ttl.as_secs(),
+        scope: granted.join(" "),
+    }))
+}
+
+/// Constant-time comparison of equal-length byte strings.
+mod subtle_eq {
+    pub fn eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// The principal of a client access token: unknown, expired or revoked tokens, and
+/// tokens of revoked clients, are 401.
+pub fn authenticate(
+    conn: &mut DbConn,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Principal, AppError> {
+    let found: Option<(String, String, String, String)> = api_client_tokens::table
+        .inner_join(api_clients::table)
+        .filter(api_client_tokens::token_hash.eq(sha256_hex(token)))
+        .filter(api_client_tokens::revoked_at.is_null())
+        .filter(api_client_tokens::expires_at.gt(to_db(now)))
+        .filter(api_clients::revoked_at.is_null())
+        .select((
+            api_client_tokens::id,
+            api_clients::id,
+            api_clients::organisation_id,
+            api_client_tokens::scopes,
+        ))
+        .first(conn)
+        .optional()?;
+    let (token_id, client_id, organisation_id, scopes) = found.ok_or_else(|| {
+        AppError::Unauthenticated(
+            "the access token is unknown, expired or revoked; get a new one".into(),
+        )
+    })?;
+    let name: String = api_clients::table
+        .find(&client_id)
+        .select(api_clients::name)
+        .first(conn)?;
+    Ok(Principal {
+        user_id: format!("client:{client_id}"),
+        session_id: token_id,
+        second_factor: "client_credentials".into(),
+        email: String::new(),
+        roles: Vec::new(),
+        client: Some(ClientPrincipal {
+            client_id,
+            organisation_id,
+            name,
+            scopes: split_scopes(&scopes),
+        }),
+    })
+}
+
+/// Which endpoints API clients may call, and with which scope. Everything else is for
+/// people and answers 403, whatever the token's scopes. Deny by default: a new endpoint
+/// is closed to clients until it is listed here.
+pub fn required_scope(method: &Method, path: &str) -> Option<&'static str> {
+    let p = path.strip_prefix("/api/v1").unwrap_or(path);
+    let under = |prefix: &str| p == prefix || p.starts_with(&format!("{prefix}/"));
+    if method == Method::GET || method == Method::HEAD {
+        // The signed dossier is a person's to pull (and the pull is audited to them).
+        if p.ends_with("/dossier") {
+            return None;
+        }
+        if p.ends_with("/progress") || p.contains("/progress/") || p == "/cohort-overview" {
+            return Some(SCOPE_PROGRESS_READ);
+        }
+        if under("/enrolments") || under("/activities") || under("/assessments") {
+            return Some(SCOPE_PROGRESS_READ);
+        }
+        if under("/regulations") || under("/programme-templates") || p == "/assessment-instruments"
+        {
+            return Some(SCOPE_CATALOG_READ);
+        }
+        return None;
+    }
+    if method == Method::POST && p == "/xapi/statements" {
+        return Some(SCOPE_ACTIVITIES_WRITE);
+    }
+    None
+}
+
+/// Applies [`required_scope`] to a client principal (people pass unchanged).
+pub fn route_policy(method: &Method, path: &str, me: &Principal) -> Result<(), AppError> {
+    if !me.is_client() {
+        return Ok(());
+    }
+    match required_scope(method, path) {
+        Some(scope) => me.require_scope(scope),
+        None => me.require_person(),
+    }
+}
