@@ -37,9 +37,10 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         let sql = match conn {
             // WAL lets readers run beside the single writer; busy_timeout makes a second
-            // writer wait instead of failing with "database is locked".
+            // writer wait instead of failing with "database is locked". It comes first:
+            // switching to WAL itself needs a lock, and must wait for it too.
             DbConn::Sqlite(_) => {
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                  PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
             }
             DbConn::Pg(_) => "SET TIME ZONE 'UTC';",

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod curriculum;
 pub mod db;
+pub mod demo;
 pub mod dossier;
 pub mod enrolment;
 pub mod error;

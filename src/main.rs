@@ -40,6 +40,9 @@ enum Command {
     /// Restore a backup into the (empty) database named by DATABASE_URL, then verify
     /// the audit chain.
     Restore { file: std::path::PathBuf },
+    /// Seed a demo region (five trainees at different stages, their supervisors, a
+    /// director and an external assessor) and print their logins.
+    Demo,
     /// Dossiers.
     Dossier {
         #[command(subcommand)]
@@ -83,9 +86,9 @@ enum AdminCommand {
     },
 }
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();
@@ -117,7 +120,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_json);
+    // The demo drives hundreds of requests; its log would bury the logins it prints.
+    let level = if matches!(cli.command, Some(Command::Demo)) {
+        "warn"
+    } else {
+        "info"
+    };
+    init_logging(config.log_json, level);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Migrate => migrate(config),
@@ -136,6 +145,7 @@ fn main() -> ExitCode {
         Command::Dossier {
             command: DossierCommand::Verify { file, .. },
         } => dossier_verify(config, &file),
+        Command::Demo => demo(config),
         Command::Openapi => Ok(()),
     };
     report(result)
@@ -198,6 +208,13 @@ fn dossier_verify(
         &read_file(file)?,
         &keys,
     ))
+}
+
+fn demo(config: Config) -> Result<(), eportfolio::error::AppError> {
+    let url = config.public_url.clone();
+    let logins = eportfolio::demo::run(config)?;
+    print!("{}", eportfolio::demo::report(&logins, &url));
+    Ok(())
 }
 
 fn migrate(config: Config) -> Result<(), eportfolio::error::AppError> {

@@ -380,7 +380,17 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
                         placements.get(s(p, "/id")).cloned().unwrap_or_default(),
                         s(p, "/start_date").to_string(),
                         s(p, "/end_date").to_string(),
-                        name(&p["supervisor_id"]),
+                        // Whoever supervised the placement, also after it ended.
+                        e["assignments"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|a| {
+                                a["placement_id"] == p["id"] && a["role"] == "placement_supervisor"
+                            })
+                            .map(|a| name(&a["user_id"]))
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     ]
                 })
                 .collect()

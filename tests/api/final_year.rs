@@ -1050,3 +1050,30 @@ fn a_clinical_competence_committee_decides_not_yet_and_a_new_assessment_follows(
     let list = app.get(&create, t).expect(200).body;
     assert_eq!(list["items"].as_array().expect("items").len(), 2);
 }
+
+#[test]
+fn the_demo_command_seeds_a_living_region_once() {
+    let dir = tempdir();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_eportfolio"))
+            .arg("demo")
+            .current_dir(&dir)
+            .env("EPORTFOLIO_DATA_DIR", dir.join("data"))
+            .env_remove("DATABASE_URL")
+            .env("ARGON2_MEMORY_KIB", "1024")
+            .env("ARGON2_ITERATIONS", "1")
+            .output()
+            .expect("demo runs")
+    };
+    let first = run();
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{}\n{}", out, String::from_utf8_lossy(&first.stderr));
+    assert_eq!(out.lines().filter(|l| l.contains("TOTP ")).count(), 13, "{out}");
+    for who in ["trainee", "main supervisor", "director of studies", "external assessor", "on pace", "behind", "ready for the final assessment"] {
+        assert!(out.contains(who), "{who} missing:\n{out}");
+    }
+    let again = run();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
