@@ -1067,9 +1067,26 @@ fn the_demo_command_seeds_a_living_region_once() {
     };
     let first = run();
     let out = String::from_utf8_lossy(&first.stdout);
-    assert!(first.status.success(), "{}\n{}", out, String::from_utf8_lossy(&first.stderr));
-    assert_eq!(out.lines().filter(|l| l.contains("TOTP ")).count(), 13, "{out}");
-    for who in ["trainee", "main supervisor", "director of studies", "external assessor", "on pace", "behind", "ready for the final assessment"] {
+    assert!(
+        first.status.success(),
+        "{}\n{}",
+        out,
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.contains("TOTP ")).count(),
+        13,
+        "{out}"
+    );
+    for who in [
+        "trainee",
+        "main supervisor",
+        "director of studies",
+        "external assessor",
+        "on pace",
+        "behind",
+        "ready for the final assessment",
+    ] {
         assert!(out.contains(who), "{who} missing:\n{out}");
     }
     let again = run();
