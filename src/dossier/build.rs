@@ -447,10 +447,10 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
                     a.iter()
                         .map(|i| {
                             let t = s(i, "/record_type");
-                            let title = if t == "assessment" {
-                                instrument_sv(s(i, "/title")).to_string()
-                            } else {
-                                s(i, "/title").to_string()
+                            let title = match t {
+                                "assessment" => instrument_sv(s(i, "/title")).to_string(),
+                                "summary_assessment" => judgement_sv(s(i, "/title")).to_string(),
+                                _ => s(i, "/title").to_string(),
                             };
                             vec![
                                 s(i, "/date").to_string(),

@@ -103,7 +103,9 @@ pub struct EvidenceItem {
     pub id: String,
     #[schema(example = "2026-10-14")]
     pub date: Option<NaiveDate>,
-    #[schema(example = "Mini-CEX: bröstsmärta")]
+    /// The activity's title, the instrument of an assessment, a talk's topics, or a
+    /// summary assessment's judgement of this delmål.
+    #[schema(example = "Bemötande i svåra samtal")]
     pub title: String,
 }
 
@@ -1059,24 +1061,30 @@ pub fn evidence_items(
             },
         );
     }
-    let tk: Vec<Dated> = talks::table
+    let tk: Vec<(String, String, String, String)> = talks::table
         .filter(talks::enrolment_id.eq(enrolment_id))
         .filter(talks::deleted_at.is_null())
-        .select((talks::id, talks::held_on, talks::kind))
+        .select((talks::id, talks::held_on, talks::kind, talks::topics))
         .load(conn)?;
-    for (id, d, kind) in tk {
+    for (id, d, kind, topics) in tk {
         let record_type = match kind.as_str() {
             "handover" => "handover_talk",
             "final_check_in" => "final_check_in",
             _ => "supervision_session",
         };
+        // What the talk was about says more than its kind.
+        let topics: Vec<String> = serde_json::from_str(&topics).unwrap_or_default();
         records.insert(
             id.clone(),
             EvidenceItem {
                 record_type: record_type.into(),
                 id,
                 date: Some(date(&d)),
-                title: record_type.replace('_', " "),
+                title: if topics.is_empty() {
+                    record_type.replace('_', " ")
+                } else {
+                    topics.join("; ")
+                },
             },
         );
     }
@@ -1108,7 +1116,7 @@ pub fn evidence_items(
                 record_type: "summary_assessment".into(),
                 id: id.clone(),
                 date: signed.map(|s| s.date()),
-                title: format!("summary assessment: {}", j.judgement),
+                title: j.judgement,
             });
         }
     }
