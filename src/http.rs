@@ -363,3 +363,8 @@ pub fn negotiate(req: &HttpRequest, offered: &[&'static str]) -> Result<&'static
         ))
     })
 }
+
+/// A file's raw bytes: a binary string in the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBody(pub Vec<u8>);

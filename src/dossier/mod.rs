@@ -36,7 +36,7 @@ const MAX_VERIFY_BYTES: usize = 64 * 1024 * 1024;
     responses(
         (status = 200, description = "The signed dossier", content(
             (signing::SignedDossier = "application/json"),
-            (Vec<u8> = "application/pdf"),
+            (crate::http::FileBody = "application/pdf"),
         )),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
         (status = 406, description = "Neither JSON nor PDF is acceptable", body = crate::error::Problem, content_type = PROBLEM),
@@ -126,7 +126,10 @@ pub async fn get_dossier(
 /// `/dossier-keys` (see the README).
 #[utoipa::path(
     tag = "dossier",
-    request_body(content = Vec<u8>, description = "The dossier file", content_type = "application/pdf"),
+    request_body(description = "The dossier file exactly as issued", content(
+        (signing::SignedDossier = "application/json"),
+        (crate::http::FileBody = "application/pdf"),
+    )),
     responses(
         (status = 200, description = "The verdict; `authentic` false with a `reason` for a changed or foreign file", body = Verification),
         (status = 413, description = "Too large", body = crate::error::Problem, content_type = PROBLEM),

@@ -241,7 +241,7 @@ pub async fn list_certificates(
     responses(
         (status = 200, description = "The draft", content(
             (CertificateDraft = "application/json"),
-            (Vec<u8> = "application/pdf"),
+            (crate::http::FileBody = "application/pdf"),
         )),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
         (status = 406, description = "Neither PDF nor JSON is acceptable", body = crate::error::Problem, content_type = PROBLEM),

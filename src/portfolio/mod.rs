@@ -256,9 +256,9 @@ pub struct UploadParams {
     tag = "portfolio",
     params(("id" = String, Path, description = "Activity"), UploadParams),
     request_body(content(
-        (Vec<u8> = "application/pdf"),
-        (Vec<u8> = "image/jpeg"),
-        (Vec<u8> = "image/png")
+        (crate::http::FileBody = "application/pdf"),
+        (crate::http::FileBody = "image/jpeg"),
+        (crate::http::FileBody = "image/png")
     )),
     responses(
         (status = 201, description = "Stored", body = Attachment),

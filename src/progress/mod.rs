@@ -64,7 +64,7 @@ pub async fn get_progress(
     responses(
         (status = 200, description = "The chart", content(
             (String = "image/svg+xml"),
-            (Vec<u8> = "image/png"),
+            (crate::http::FileBody = "image/png"),
         )),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
         (status = 406, description = "Neither SVG nor PNG is acceptable", body = crate::error::Problem, content_type = PROBLEM),
