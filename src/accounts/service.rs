@@ -795,6 +795,7 @@ pub fn accept_invitation(
             user_roles::created_at.eq(to_db(now)),
         ))
         .execute(conn)?;
+    crate::auth::principal::auth_changed();
     diesel::update(invitations::table.find(&pending.id))
         .set((
             invitations::accepted_at.eq(to_db(now)),

@@ -675,7 +675,14 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let auth = |r: ureq::Request, token: &str| r.set("Authorization", &format!("Bearer {token}"));
-    let pick = |client: usize, n: usize| &trainees[(client * 7919 + n * 31) % trainees.len()];
+    // The probe (client index `clients`) is one user making requests one after another.
+    let clients = args.clients;
+    let pick = |client: usize, n: usize| {
+        if client >= clients {
+            return &trainees[0];
+        }
+        &trainees[(client * 7919 + n * 31) % trainees.len()]
+    };
     let mut run = Runner {
         clients: args.clients,
         seconds: args.seconds,
@@ -742,7 +749,12 @@ fn main() {
         |cl, n| {
             Some(auth(
                 agent.get(&format!("{base}/api/v1/me/signature-queue")),
-                &supervisors[(cl + n) % supervisors.len()].token,
+                &supervisors[if cl >= clients {
+                    0
+                } else {
+                    (cl + n) % supervisors.len()
+                }]
+                .token,
             ))
         },
         |_, _| None,

@@ -188,29 +188,38 @@ fn date(s: &str) -> NaiveDate {
 
 fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Activity>, AppError> {
     let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    // One query each for the links and the attachments of all rows.
     let links = links::of(conn, &ids)?;
     let mut files = attachments::of_records(conn, &ids)?;
     Ok(rows
         .into_iter()
-        .map(|r| Activity {
-            delmal: links::codes(&links, &r.0),
-            attachments: files.remove(&r.0).unwrap_or_default(),
-            id: r.0,
-            enrolment_id: r.1,
-            kind: ActivityKind::parse(&r.2),
-            title: r.3,
-            start_date: date(&r.4),
-            end_date: r.5.as_deref().map(date),
-            placement_id: r.6,
-            checklist_item_id: r.7,
-            template_version: r.8,
-            reflection: r.9,
-            version: r.10,
-            created_by: r.11,
-            created_at: from_db(r.12),
-            updated_at: from_db(r.13),
+        .map(|r| {
+            let delmal = links::codes(&links, &r.0);
+            let files = files.remove(&r.0).unwrap_or_default();
+            from_row(r, delmal, files)
         })
         .collect())
+}
+
+fn from_row(r: Row, delmal: Vec<String>, attachments: Vec<Attachment>) -> Activity {
+    Activity {
+        delmal,
+        attachments,
+        id: r.0,
+        enrolment_id: r.1,
+        kind: ActivityKind::parse(&r.2),
+        title: r.3,
+        start_date: date(&r.4),
+        end_date: r.5.as_deref().map(date),
+        placement_id: r.6,
+        checklist_item_id: r.7,
+        template_version: r.8,
+        reflection: r.9,
+        version: r.10,
+        created_by: r.11,
+        created_at: from_db(r.12),
+        updated_at: from_db(r.13),
+    }
 }
 
 pub fn get_activity(conn: &mut DbConn, id: &str) -> Result<Activity, AppError> {
@@ -237,17 +246,20 @@ pub fn require_trainee(
     enrolment_id: &str,
     today: NaiveDate,
 ) -> Result<(), AppError> {
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
-    let trainee: String = enrolments::table
+    let trainee: Option<String> = enrolments::table
         .find(enrolment_id)
         .select(enrolments::trainee_id)
-        .first(conn)?;
-    if trainee != me.user_id {
-        return Err(AppError::Forbidden(
-            "only the trainee logs their learning activities".into(),
-        ));
+        .first(conn)
+        .optional()?;
+    // The trainee may always read their own enrolment; anyone else gets the answer
+    // `access` gives (404 when they may not see it).
+    if trainee.as_deref() == Some(me.user_id.as_str()) {
+        return Ok(());
     }
-    Ok(())
+    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    Err(AppError::Forbidden(
+        "only the trainee logs their learning activities".into(),
+    ))
 }
 
 struct Checked {
@@ -270,8 +282,13 @@ fn check(
         .find(enrolment_id)
         .select((enrolments::template_id, enrolments::template_version))
         .first(conn)?;
-    let template = templates::get_template(conn, &template_id, Some(template_version))?;
-    let codes = links::allowed(conn, enrolment_id)?;
+    // The template version and the delmål of its regulation (as `links::allowed`).
+    let (regulation_id, content) = templates::content_of(conn, &template_id, template_version)?;
+    let codes = crate::curriculum::catalogue::delmal_codes(
+        conn,
+        &regulation_id,
+        content.specialty.as_deref(),
+    )?;
     let mut errors = Vec::new();
     if title.trim().is_empty() || title.chars().count() > 300 {
         errors.push(FieldError::new("title", "1 to 300 characters"));
@@ -291,12 +308,11 @@ fn check(
         }
     }
     if let Some(item) = checklist_item_id {
-        let known = template
-            .content
+        let known = content
             .placement_types
             .iter()
             .flat_map(|p| p.checklist.iter())
-            .chain(template.content.programme_items.iter())
+            .chain(content.programme_items.iter())
             .any(|i| i.id.as_deref() == Some(item));
         if !known {
             errors.push(FieldError::new(
@@ -377,7 +393,12 @@ pub fn create_activity(
         ))
         .execute(conn)?;
     links::set(conn, enrolment_id, &id, &n.delmal)?;
-    let a = get_activity(conn, &id)?;
+    // Read back as stored; its delmål are the ones just set.
+    let row: Row = activities::table.find(&id).select(COLUMNS).first(conn)?;
+    let mut a = from_row(row, links::normalised(&n.delmal), Vec::new());
+    a.attachments = attachments::of_records(conn, std::slice::from_ref(&a.id))?
+        .remove(&a.id)
+        .unwrap_or_default();
     audit_activity(conn, now, me, client, "created", &a)?;
     Ok(a)
 }
