@@ -54,6 +54,9 @@ struct Args {
     /// Sequential requests per scenario to count SQL statements per request.
     #[arg(long, default_value_t = 20)]
     probe: usize,
+    /// Keep the data set in this directory (created; not removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
     /// Internal: run as the server over the data set in this directory.
     #[arg(long, hide = true)]
     serve: Option<PathBuf>,
@@ -378,9 +381,15 @@ struct Outcome {
     statements: f64,
     /// Mean latency of the sequential probe requests (no concurrency).
     probe_ms: f64,
+    /// Server CPU time per request during the timed run (robust on a shared machine).
+    cpu_ms: f64,
 }
 
 impl Outcome {
+    fn with_cpu(mut self, cpu_seconds: f64) -> Outcome {
+        self.cpu_ms = cpu_seconds * 1000.0 / self.requests.max(1) as f64;
+        self
+    }
     fn rate(&self) -> f64 {
         self.requests as f64 / self.seconds
     }
@@ -391,6 +400,22 @@ impl Outcome {
         let i = ((self.latencies_ms.len() as f64 - 1.0) * p).round() as usize;
         self.latencies_ms[i]
     }
+}
+
+/// Sends a request and reads the whole response, as a client does; true if it
+/// succeeded. (A response left unread is not kept alive by ureq: every request would
+/// open a new connection.)
+fn send(req: ureq::Request, body: Option<serde_json::Value>) -> bool {
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let (ok, res) = match res {
+        Ok(r) => (true, r),
+        Err(ureq::Error::Status(_, r)) => (false, r),
+        Err(_) => return false,
+    };
+    std::io::copy(&mut res.into_reader(), &mut std::io::sink()).is_ok() && ok
 }
 
 /// How the scenarios run: concurrency, duration, and the sequential probe that counts the
@@ -418,17 +443,14 @@ fn scenario(
     let t = Instant::now();
     for n in 0..run.probe {
         let Some(req) = make(clients, n) else { break };
-        let res = match body(clients, n) {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        if res.is_err() {
+        if !send(req, body(clients, n)) {
             errors.fetch_add(1, Ordering::Relaxed);
         }
         probed += 1;
     }
     let probe_ms = t.elapsed().as_secs_f64() * 1000.0 / probed.max(1) as f64;
     let statements = (run.server.statements() - before) as f64 / probed.max(1) as f64;
+    let cpu_before = run.server.cpu_seconds();
     let lat = Mutex::new(Vec::new());
     let start = Instant::now();
     std::thread::scope(|s| {
@@ -440,12 +462,9 @@ fn scenario(
                 while start.elapsed() < Duration::from_secs(seconds) {
                     let Some(req) = make(c, n) else { break };
                     let t = Instant::now();
-                    let res = match body(c, n) {
-                        Some(b) => req.send_json(b),
-                        None => req.call(),
-                    };
+                    let ok = send(req, body(c, n));
                     mine.push(t.elapsed().as_secs_f64() * 1000.0);
-                    if res.is_err() {
+                    if !ok {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                     n += 1;
@@ -455,6 +474,7 @@ fn scenario(
         }
     });
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = run.server.cpu_seconds() - cpu_before;
     let mut latencies_ms = lat.into_inner().unwrap_or_default();
     latencies_ms.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     Outcome {
@@ -465,7 +485,9 @@ fn scenario(
         latencies_ms,
         statements,
         probe_ms,
+        cpu_ms: 0.0,
     }
+    .with_cpu(cpu)
 }
 
 fn peak_rss_mb(status: &str) -> f64 {
@@ -611,6 +633,19 @@ impl Server {
         line.trim().parse().unwrap_or(0)
     }
 
+    /// CPU seconds the server has used (user + system), from /proc (clock ticks of 10 ms).
+    fn cpu_seconds(&self) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())) else {
+            return 0.0;
+        };
+        // Fields after the command name (which is in parentheses): state is field 3,
+        // utime field 14, stime field 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     fn peak_rss_mb(&self) -> f64 {
         peak_rss_mb(&format!("/proc/{}/status", self.child.id()))
     }
@@ -626,7 +661,9 @@ fn main() {
     if let Some(dir) = &args.serve {
         serve(dir, args.pool_size);
     }
-    let dir = std::env::temp_dir().join(format!("eportfolio-bench-{}", std::process::id()));
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("eportfolio-bench-{}", std::process::id()))
+    });
     let config = bench_config(&dir, args.pool_size);
     let backend = if config.is_postgres() {
         "postgresql"
@@ -781,12 +818,12 @@ fn main() {
     let ceiling = results[0].rate();
     println!();
     println!(
-        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>8}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "ceiling", "errors", "SQL", "seq ms"
+        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>8} {:>8}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "ceiling", "errors", "SQL", "seq ms", "cpu ms"
     );
     for r in &results {
         println!(
-            "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7} {:>6.1} {:>8.2}",
+            "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7} {:>6.1} {:>8.2} {:>8.3}",
             r.name,
             r.rate(),
             r.pct(0.5),
@@ -794,11 +831,12 @@ fn main() {
             100.0 * r.rate() / ceiling,
             r.errors,
             r.statements,
-            r.probe_ms
+            r.probe_ms,
+            r.cpu_ms
         );
     }
     println!();
-    println!("SQL: statements per request (BEGIN/COMMIT included), counted by the server over {} sequential requests; seq ms: their mean latency", args.probe);
+    println!("SQL: statements per request (BEGIN/COMMIT included), counted by the server over {} sequential requests; seq ms: their mean latency; cpu ms: server CPU time per request under load", args.probe);
     println!("raw insert speed beside the write scenarios: {insert_rate:.0} rows/s");
     println!(
         "peak resident memory: server process {:.0} MB; bench process (seeding, {} client threads) {:.0} MB",
@@ -808,5 +846,7 @@ fn main() {
     );
     println!("not measured yet (issue 5): trainee progress, cohort overview, dossier JSON/PDF");
     server.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
