@@ -54,6 +54,9 @@ struct Args {
     /// Sequential requests per scenario to count SQL statements per request.
     #[arg(long, default_value_t = 20)]
     probe: usize,
+    /// Run only the scenarios whose name contains this (and the ceiling).
+    #[arg(long)]
+    only: Option<String>,
     /// Keep the data set in this directory (created; not removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -421,6 +424,7 @@ fn send(req: ureq::Request, body: Option<serde_json::Value>) -> bool {
 /// How the scenarios run: concurrency, duration, and the sequential probe that counts the
 /// server's SQL statements per request.
 struct Runner<'a> {
+    only: Option<String>,
     clients: usize,
     seconds: u64,
     probe: usize,
@@ -437,11 +441,16 @@ fn scenario(
     body: impl Fn(usize, usize) -> Option<serde_json::Value> + Sync,
 ) -> Outcome {
     let (clients, seconds) = (run.clients, run.seconds);
+    let skip = run
+        .only
+        .as_deref()
+        .is_some_and(|o| !name.contains(o) && !name.starts_with("ceiling"));
+    let seconds = if skip { 0 } else { seconds };
     let errors = AtomicUsize::new(0);
     let before = run.server.statements();
     let mut probed = 0;
     let t = Instant::now();
-    for n in 0..run.probe {
+    for n in 0..if skip { 0 } else { run.probe } {
         let Some(req) = make(clients, n) else { break };
         if !send(req, body(clients, n)) {
             errors.fetch_add(1, Ordering::Relaxed);
@@ -725,6 +734,7 @@ fn main() {
         seconds: args.seconds,
         probe: args.probe,
         server: &mut server,
+        only: args.only.clone(),
     };
     let mut results = Vec::new();
     results.push(scenario(
@@ -821,7 +831,7 @@ fn main() {
         "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>8} {:>8}",
         "scenario", "req/s", "p50 ms", "p99 ms", "ceiling", "errors", "SQL", "seq ms", "cpu ms"
     );
-    for r in &results {
+    for r in results.iter().filter(|r| r.requests > 0) {
         println!(
             "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7} {:>6.1} {:>8.2} {:>8.3}",
             r.name,
