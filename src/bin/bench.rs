@@ -606,7 +606,17 @@ struct Server {
 impl Server {
     fn start(dir: &Path, pool_size: Option<u32>) -> Result<Server, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(exe);
+        // BENCH_SERVER_WRAPPER="valgrind --tool=callgrind" profiles the server.
+        let wrapper = std::env::var("BENCH_SERVER_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
         cmd.arg("--serve").arg(dir);
         if let Some(n) = pool_size {
             cmd.arg("--pool-size").arg(n.to_string());

@@ -492,16 +492,20 @@ pub fn list_activities(
     limit: i64,
 ) -> Result<Vec<Activity>, AppError> {
     let mut q = activities::table
-        .filter(activities::enrolment_id.eq(enrolment_id.to_string()))
         .filter(activities::deleted_at.is_null())
         .select(COLUMNS)
         .into_boxed();
     if let Some(code) = &f.delmal {
+        // Only the activities linked to the delmål, found through the link index, not
+        // every activity of the enrolment. A link carries its record's enrolment, so
+        // the enrolment filter is the links'; the rows are checked again below.
         let ids = record_delmal::table
             .filter(record_delmal::enrolment_id.eq(enrolment_id.to_string()))
             .filter(record_delmal::code.eq(code.clone()))
             .select(record_delmal::record_id);
         q = q.filter(activities::id.eq_any(ids));
+    } else {
+        q = q.filter(activities::enrolment_id.eq(enrolment_id.to_string()));
     }
     if let Some(p) = &f.placement_id {
         q = q.filter(activities::placement_id.eq(p.clone()));
@@ -527,9 +531,10 @@ pub fn list_activities(
                     .and(activities::id.lt(id.to_string()))),
         );
     }
-    let rows: Vec<Row> = q
+    let mut rows: Vec<Row> = q
         .order((activities::start_date.desc(), activities::id.desc()))
         .limit(limit + 1)
         .load(conn)?;
+    rows.retain(|r| r.1 == enrolment_id);
     from_rows(conn, rows)
 }
