@@ -115,9 +115,10 @@ pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, AppError> {
 /// Most jobs committed together.
 const GROUP_MAX: usize = 64;
 
-/// Runs a job on the writer connection (`Ok`) or tells it the group could not start
-/// (`Err`); returns what to do once the group's commit is known.
-type Job = Box<dyn FnOnce(Result<&mut DbConn, &str>) -> Deliver + Send>;
+/// Runs a job on the writer connection (`Ok`, with whether it needs a savepoint of its
+/// own) or tells it the group could not start (`Err`); returns whether the job
+/// succeeded and what to do once the group's commit is known.
+type Job = Box<dyn FnOnce(Result<(&mut DbConn, bool), &str>) -> (bool, Deliver) + Send>;
 type Deliver = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 pub struct Writer {
@@ -179,11 +180,30 @@ fn run_group(conn: &mut DbConn, group: Vec<Job>) -> bool {
     if let Err(e) = begin_write(conn) {
         let msg = e.to_string();
         for job in group {
-            job(Err(&msg))(Err(&msg));
+            job(Err(&msg)).1(Err(&msg));
         }
         return false;
     }
-    let delivers: Vec<Deliver> = group.into_iter().map(|job| job(Ok(&mut *conn))).collect();
+    // A job alone needs no savepoint: if it fails, the whole transaction is rolled back.
+    let alone = group.len() == 1;
+    let mut failed = false;
+    let delivers: Vec<Deliver> = group
+        .into_iter()
+        .map(|job| {
+            let (ok, deliver) = job(Ok((&mut *conn, !alone)));
+            failed |= !ok;
+            deliver
+        })
+        .collect();
+    if alone && failed {
+        let rolled_back =
+            <DbConn as Connection>::TransactionManager::rollback_transaction(conn).is_ok();
+        crate::auth::principal::transaction_ended();
+        for deliver in delivers {
+            deliver(Err("rolled back"));
+        }
+        return rolled_back;
+    }
     let committed = <DbConn as Connection>::TransactionManager::commit_transaction(conn);
     let healthy = match &committed {
         Ok(()) => true,
@@ -310,18 +330,21 @@ impl Writer {
         A: FnOnce(Result<T, AppError>) + Send + 'static,
     {
         let job: Job = Box::new(move |conn| {
-            // Its own savepoint: a failing job is rolled back alone.
+            // In a group, its own savepoint: a failing job is rolled back alone.
             let result = match conn {
-                Ok(conn) => conn.transaction(f),
+                Ok((conn, true)) => conn.transaction(f),
+                Ok((conn, false)) => f(conn),
                 Err(e) => Err(AppError::Unavailable(format!("database: {e}"))),
             };
-            Box::new(move |commit| {
+            let ok = result.is_ok();
+            let deliver: Deliver = Box::new(move |commit| {
                 answer(match (result, commit) {
                     (Ok(value), Ok(())) => Ok(value),
                     (Err(e), _) => Err(e),
                     (Ok(_), Err(e)) => Err(AppError::Internal(format!("database commit: {e}"))),
                 })
-            })
+            });
+            (ok, deliver)
         });
         self.jobs
             .send(job)
