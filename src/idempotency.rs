@@ -311,14 +311,13 @@ fn store_response(
         diesel::delete(idempotency_keys::table.find((scope, key))).execute(conn)?;
         return Ok(());
     }
-    let updated = diesel::update(idempotency_keys::table.find((scope, key)))
-        .set((
-            idempotency_keys::status_code.eq(r.status),
-            idempotency_keys::content_type.eq(&r.content_type),
-            idempotency_keys::etag.eq(&r.etag),
-            idempotency_keys::response_body.eq(&r.body),
-        ))
-        .execute(conn)?;
+    let update = diesel::update(idempotency_keys::table.find((scope, key))).set((
+        idempotency_keys::status_code.eq(r.status),
+        idempotency_keys::content_type.eq(&r.content_type),
+        idempotency_keys::etag.eq(&r.etag),
+        idempotency_keys::response_body.eq(&r.body),
+    ));
+    let updated = crate::on_backend!(conn, |c| update.execute(c))?;
     if updated == 0 {
         diesel::insert_into(idempotency_keys::table)
             .values((
@@ -351,18 +350,15 @@ fn reserve(
         Option<String>,
         chrono::NaiveDateTime,
     );
-    let existing: Option<Row> = idempotency_keys::table
-        .find((scope, key))
-        .select((
-            idempotency_keys::request_hash,
-            idempotency_keys::status_code,
-            idempotency_keys::content_type,
-            idempotency_keys::etag,
-            idempotency_keys::response_body,
-            idempotency_keys::created_at,
-        ))
-        .first(conn)
-        .optional()?;
+    let query = idempotency_keys::table.find((scope, key)).select((
+        idempotency_keys::request_hash,
+        idempotency_keys::status_code,
+        idempotency_keys::content_type,
+        idempotency_keys::etag,
+        idempotency_keys::response_body,
+        idempotency_keys::created_at,
+    ));
+    let existing: Option<Row> = crate::on_backend!(conn, |c| query.first(c).optional())?;
     if let Some((stored_hash, status, content_type, etag, body, created)) = existing {
         let age = now - from_db(created);
         let expired = age > Duration::hours(RETENTION_HOURS);
@@ -384,19 +380,18 @@ fn reserve(
         diesel::delete(idempotency_keys::table.find((scope, key))).execute(conn)?;
     }
     // Old keys of this user go when they make a new one; nothing else needs them.
-    diesel::delete(
+    let old = diesel::delete(
         idempotency_keys::table
             .filter(idempotency_keys::scope.eq(scope))
             .filter(idempotency_keys::created_at.lt(to_db(now - Duration::hours(RETENTION_HOURS)))),
-    )
-    .execute(conn)?;
-    diesel::insert_into(idempotency_keys::table)
-        .values((
-            idempotency_keys::scope.eq(scope),
-            idempotency_keys::key.eq(key),
-            idempotency_keys::request_hash.eq(hash),
-            idempotency_keys::created_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    );
+    crate::on_backend!(conn, |c| old.execute(c))?;
+    let insert = diesel::insert_into(idempotency_keys::table).values((
+        idempotency_keys::scope.eq(scope),
+        idempotency_keys::key.eq(key),
+        idempotency_keys::request_hash.eq(hash),
+        idempotency_keys::created_at.eq(to_db(now)),
+    ));
+    crate::on_backend!(conn, |c| insert.execute(c))?;
     Ok(Slot::Fresh)
 }

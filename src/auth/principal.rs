@@ -179,11 +179,11 @@ pub fn org_subtrees(conn: &mut DbConn, roots: &[String]) -> Result<Vec<String>, 
 }
 
 pub fn load_roles(conn: &mut DbConn, user_id: &str) -> Result<Vec<RoleGrant>, AppError> {
-    let rows: Vec<(String, String)> = user_roles::table
+    let query = user_roles::table
         .filter(user_roles::user_id.eq(user_id))
         .select((user_roles::role, user_roles::organisation_id))
-        .order(user_roles::created_at)
-        .load(conn)?;
+        .order(user_roles::created_at);
+    let rows: Vec<(String, String)> = crate::on_backend!(conn, |c| query.load(c))?;
     Ok(rows
         .into_iter()
         .filter_map(|(r, o)| {
@@ -296,7 +296,7 @@ pub fn session_principal(
         return Ok(p);
     }
     let epoch = AUTH_EPOCH.load(Ordering::SeqCst);
-    let found: Option<(String, String, String, chrono::NaiveDateTime)> = sessions::table
+    let query = sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(sid))
         .filter(sessions::user_id.eq(sub))
@@ -308,9 +308,9 @@ pub fn session_principal(
             users::email,
             sessions::second_factor,
             sessions::expires_at,
-        ))
-        .first(conn)
-        .optional()?;
+        ));
+    let found: Option<(String, String, String, chrono::NaiveDateTime)> =
+        crate::on_backend!(conn, |c| query.first(c).optional())?;
     let (user_id, email, second_factor, expires) = found
         .ok_or_else(|| AppError::Unauthenticated("the session has ended; log in again".into()))?;
     let roles = load_roles(conn, &user_id)?;

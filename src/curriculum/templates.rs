@@ -209,14 +209,14 @@ pub fn content_of(
     template_id: &str,
     version: i32,
 ) -> Result<(String, TemplateContent), AppError> {
-    let (regulation_id, content): (String, String) = programme_templates::table
+    let query = programme_templates::table
         .filter(programme_templates::template_id.eq(template_id))
         .filter(programme_templates::version.eq(version))
         .select((
             programme_templates::regulation_id,
             programme_templates::content,
-        ))
-        .first(conn)?;
+        ));
+    let (regulation_id, content): (String, String) = crate::on_backend!(conn, |c| query.first(c))?;
     let content = serde_json::from_str(&content).map_err(|e| {
         AppError::internal(format!("stored template {template_id} v{version}: {e}"))
     })?;

@@ -62,11 +62,11 @@ pub fn set(
 
 /// The links of several records, as (record id, code), in order.
 pub fn of(conn: &mut DbConn, record_ids: &[String]) -> Result<Vec<(String, String)>, AppError> {
-    Ok(record_delmal::table
+    let query = record_delmal::table
         .filter(record_delmal::record_id.eq_any(record_ids))
         .order((record_delmal::record_id, record_delmal::code))
-        .select((record_delmal::record_id, record_delmal::code))
-        .load(conn)?)
+        .select((record_delmal::record_id, record_delmal::code));
+    Ok(crate::on_backend!(conn, |c| query.load(c))?)
 }
 
 /// Codes of one record, from links in the order of [`of`] (by record id).
