@@ -348,6 +348,10 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
     } else {
         config.workers
     };
+    // Database work runs on each worker's blocking pool. More threads than pooled
+    // connections only wait in the pool (futex storms under load), so each worker gets
+    // its share of the connections plus one (for password hashing and file reads).
+    let blocking = (config.db_pool_size as usize).div_ceil(workers).max(1) + 1;
     spawn_digests(state.clone());
     crate::integrations::spawn_worker(state.clone());
     let server = HttpServer::new(move || {
@@ -376,6 +380,7 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
             .wrap(Compress::default())
     })
     .workers(workers)
+    .worker_max_blocking_threads(blocking)
     .shutdown_timeout(30)
     .listen(listener)
     .map_err(|e| AppError::Config(format!("cannot listen: {e}")))?

@@ -67,11 +67,10 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, e: Event) -> Result<(), App
     if let DbConn::Pg(pg) = conn {
         diesel::sql_query("SELECT pg_advisory_xact_lock(744747)").execute(pg)?;
     }
-    let last: Option<(i64, String)> = audit_log::table
+    let query = audit_log::table
         .order(audit_log::seq.desc())
-        .select((audit_log::seq, audit_log::hash))
-        .first(conn)
-        .optional()?;
+        .select((audit_log::seq, audit_log::hash));
+    let last: Option<(i64, String)> = crate::on_backend!(conn, |c| query.first(c).optional())?;
     let (seq, prev) = match last {
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS.to_string()),
@@ -94,21 +93,20 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, e: Event) -> Result<(), App
         e.enrolment_id,
         &data,
     );
-    diesel::insert_into(audit_log::table)
-        .values((
-            audit_log::seq.eq(seq),
-            audit_log::at.eq(at),
-            audit_log::actor_id.eq(e.actor_id),
-            audit_log::client.eq(e.client.map(|c| c.chars().take(200).collect::<String>())),
-            audit_log::action.eq(e.action),
-            audit_log::entity.eq(e.entity),
-            audit_log::entity_id.eq(e.entity_id),
-            audit_log::enrolment_id.eq(e.enrolment_id),
-            audit_log::data.eq(&data),
-            audit_log::prev_hash.eq(&prev),
-            audit_log::hash.eq(&hash),
-        ))
-        .execute(conn)?;
+    let insert = diesel::insert_into(audit_log::table).values((
+        audit_log::seq.eq(seq),
+        audit_log::at.eq(at),
+        audit_log::actor_id.eq(e.actor_id),
+        audit_log::client.eq(e.client.map(|c| c.chars().take(200).collect::<String>())),
+        audit_log::action.eq(e.action),
+        audit_log::entity.eq(e.entity),
+        audit_log::entity_id.eq(e.entity_id),
+        audit_log::enrolment_id.eq(e.enrolment_id),
+        audit_log::data.eq(&data),
+        audit_log::prev_hash.eq(&prev),
+        audit_log::hash.eq(&hash),
+    ));
+    crate::on_backend!(conn, |c| insert.execute(c))?;
     Ok(())
 }
 

@@ -30,7 +30,12 @@ pub async fn request_id_and_log(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // From the thread's RNG (seeded from the OS once), not a getrandom call per request.
+        .unwrap_or_else(|| {
+            uuid::Builder::from_random_bytes(rand::random::<[u8; 16]>())
+                .into_uuid()
+                .to_string()
+        });
     let method = req.method().to_string();
     let path = req.path().to_string();
     let started = std::time::Instant::now();

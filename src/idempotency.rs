@@ -4,6 +4,17 @@
 //!
 //! Phones on bad networks retry; without this a retry after a lost response would log
 //! the same activity twice.
+//!
+//! The key is reserved in the same transaction as the request's first write: the
+//! middleware leaves the reservation pending for the request (a task-local), and
+//! `db::write` takes it, so a logged activity, its audit entry and its key commit
+//! together. If the key turns out to be known, the write does not run and the middleware
+//! answers with the stored response (or the conflict). A request that never writes has
+//! its key checked after the handler, before anything is answered. The response is then
+//! stored in a later transaction; on SQLite it is queued on the writer before the
+//! response leaves, so any retry is checked after it.
+
+use std::sync::{Arc, Mutex};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -27,6 +38,89 @@ const RETENTION_HOURS: i64 = 24;
 /// A key still marked in progress after this long belongs to a request that died with
 /// its server; a retry may take it over.
 const STALE_PENDING_SECONDS: i64 = 60;
+
+/// A request's key, waiting for the request's first write.
+pub struct Pending {
+    scope: String,
+    key: String,
+    hash: String,
+    now: chrono::DateTime<chrono::Utc>,
+    state: Mutex<Taken>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// No write has taken the reservation yet.
+    Waiting,
+    /// A write is reserving it.
+    Reserving,
+    /// Reserved with the write: store the response.
+    Fresh,
+    /// The key was known: answer with `replay` (or the conflict the handler returns).
+    Known,
+}
+
+tokio::task_local! {
+    static PENDING: (Arc<Pending>, Arc<Mutex<Option<Slot>>>);
+}
+
+/// For `db::write`: the pending reservation of this request, if no write has taken it.
+pub(crate) fn take_pending() -> Option<Reservation> {
+    PENDING
+        .try_with(|(p, replay)| {
+            let mut state = p.state.lock().ok()?;
+            (*state == Taken::Waiting).then(|| {
+                *state = Taken::Reserving;
+                Reservation {
+                    pending: p.clone(),
+                    replay: replay.clone(),
+                }
+            })
+        })
+        .ok()
+        .flatten()
+}
+
+/// A reservation to make at the start of a write transaction.
+pub(crate) struct Reservation {
+    pending: Arc<Pending>,
+    replay: Arc<Mutex<Option<Slot>>>,
+}
+
+impl Reservation {
+    /// Reserves the key; an error when the write must not run (the key is known).
+    pub(crate) fn reserve(&self, conn: &mut db::DbConn) -> Result<(), AppError> {
+        let p = &self.pending;
+        let slot = reserve(conn, p.now, &p.scope, &p.key, &p.hash);
+        let taken = match &slot {
+            Ok(Slot::Fresh) => Taken::Fresh,
+            _ => Taken::Known,
+        };
+        if let Ok(mut state) = p.state.lock() {
+            *state = taken;
+        }
+        match slot {
+            Ok(Slot::Fresh) => Ok(()),
+            Ok(replay) => {
+                if let Ok(mut r) = self.replay.lock() {
+                    *r = Some(replay);
+                }
+                // The handler returns this; the middleware answers with the replay.
+                Err(AppError::IdempotencyInProgress)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// For handlers with effects before their first write (a stored upload): settle the
+/// key first, as a write of its own. An error means: do nothing, return it.
+pub async fn settle(pool: &db::DbPool) -> Result<(), AppError> {
+    if PENDING.try_with(|_| ()).is_err() {
+        return Ok(());
+    }
+    db::write(pool, |_| Ok(())).await
+}
 
 enum Slot {
     /// First use of the key: run the request and store its response.
@@ -99,16 +193,81 @@ pub async fn middleware(
     req.set_payload(replay.into());
 
     let now = state.clock.now();
-    let slot = {
-        let (scope, key, hash) = (scope.clone(), key.clone(), request_hash.clone());
-        db::write(&state.pool, move |conn| {
-            reserve(conn, now, &scope, &key, &hash)
-        })
+    let pending = Arc::new(Pending {
+        scope: scope.clone(),
+        key: key.clone(),
+        hash: request_hash.clone(),
+        now,
+        state: Mutex::new(Taken::Waiting),
+    });
+    let replay_slot = Arc::new(Mutex::new(None));
+    let res = PENDING
+        .scope((pending.clone(), replay_slot.clone()), next.call(req))
+        .await?;
+    let taken = pending.state.lock().map(|s| *s).unwrap_or(Taken::Known);
+    let (http_req, res) = res.into_parts();
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let etag = res
+        .headers()
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (head, body) = res.into_parts();
+    let bytes = actix_web::body::to_bytes(body)
         .await
+        .map_err(|_| actix_web::error::ErrorInternalServerError("body"))?;
+    // Answers that a retry may change are not remembered: server errors, an
+    // expired token (the client refreshes and retries), rate limits.
+    let store = !(status.is_server_error()
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::TOO_MANY_REQUESTS);
+    let stored = Stored {
+        status: status.as_u16() as i32,
+        content_type,
+        etag,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
     };
-    match slot {
-        Err(e) => Ok(req.error_response(e).map_into_boxed_body()),
-        Ok(Slot::Replay {
+    let replay = match taken {
+        Taken::Known => replay_slot.lock().ok().and_then(|mut r| r.take()),
+        Taken::Fresh => {
+            // Queued before the response leaves: a retry is checked after it.
+            let result = db::write_detached(&state.pool, move |conn| {
+                store_response(conn, now, &scope, &key, &request_hash, store, stored)
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "could not store idempotent response");
+            }
+            None
+        }
+        Taken::Waiting | Taken::Reserving => {
+            // The handler never wrote: check the key now, and remember its answer.
+            let slot = db::write(&state.pool, move |conn| {
+                let slot = reserve(conn, now, &scope, &key, &request_hash)?;
+                if let Slot::Fresh = slot {
+                    store_response(conn, now, &scope, &key, &request_hash, store, stored)?;
+                }
+                Ok(slot)
+            })
+            .await;
+            match slot {
+                Ok(Slot::Fresh) => None,
+                Ok(replay) => Some(replay),
+                Err(e) => {
+                    let req = ServiceRequest::from_request(http_req);
+                    return Ok(req.error_response(e).map_into_boxed_body());
+                }
+            }
+        }
+    };
+    let req = ServiceRequest::from_request(http_req);
+    match replay {
+        Some(Slot::Replay {
             status,
             content_type,
             etag,
@@ -125,53 +284,59 @@ pub async fn middleware(
             res.insert_header(("idempotent-replayed", "true"));
             Ok(req.into_response(res.body(body)))
         }
-        Ok(Slot::Fresh) => {
-            let res = next.call(req).await?;
-            let (http_req, res) = res.into_parts();
-            let status = res.status();
-            let content_type = res
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let etag = res
-                .headers()
-                .get(header::ETAG)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let (head, body) = res.into_parts();
-            let bytes = actix_web::body::to_bytes(body)
-                .await
-                .map_err(|_| actix_web::error::ErrorInternalServerError("body"))?;
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            // Answers that a retry may change are not remembered: server errors, an
-            // expired token (the client refreshes and retries), rate limits.
-            let store = !(status.is_server_error()
-                || status == StatusCode::UNAUTHORIZED
-                || status == StatusCode::TOO_MANY_REQUESTS);
-            let result = db::write(&state.pool, move |conn| {
-                if store {
-                    diesel::update(idempotency_keys::table.find((&scope, &key)))
-                        .set((
-                            idempotency_keys::status_code.eq(status.as_u16() as i32),
-                            idempotency_keys::content_type.eq(content_type),
-                            idempotency_keys::etag.eq(etag),
-                            idempotency_keys::response_body.eq(text),
-                        ))
-                        .execute(conn)?;
-                } else {
-                    diesel::delete(idempotency_keys::table.find((&scope, &key))).execute(conn)?;
-                }
-                Ok(())
-            })
-            .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "could not store idempotent response");
-            }
+        _ => {
             let res = head.set_body(BoxBody::new(bytes));
-            Ok(ServiceResponse::new(http_req, res))
+            Ok(req.into_response(res))
         }
     }
+}
+
+/// A response to remember.
+struct Stored {
+    status: i32,
+    content_type: Option<String>,
+    etag: Option<String>,
+    body: String,
+}
+
+/// Remembers the response of a reserved key (or forgets the key if the response is not
+/// to be remembered). The reservation may have been rolled back with a write that
+/// failed: then the row is made here.
+fn store_response(
+    conn: &mut db::DbConn,
+    now: chrono::DateTime<chrono::Utc>,
+    scope: &str,
+    key: &str,
+    hash: &str,
+    store: bool,
+    r: Stored,
+) -> Result<(), AppError> {
+    if !store {
+        diesel::delete(idempotency_keys::table.find((scope, key))).execute(conn)?;
+        return Ok(());
+    }
+    let update = diesel::update(idempotency_keys::table.find((scope, key))).set((
+        idempotency_keys::status_code.eq(r.status),
+        idempotency_keys::content_type.eq(&r.content_type),
+        idempotency_keys::etag.eq(&r.etag),
+        idempotency_keys::response_body.eq(&r.body),
+    ));
+    let updated = crate::on_backend!(conn, |c| update.execute(c))?;
+    if updated == 0 {
+        diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::scope.eq(scope),
+                idempotency_keys::key.eq(key),
+                idempotency_keys::request_hash.eq(hash),
+                idempotency_keys::created_at.eq(to_db(now)),
+                idempotency_keys::status_code.eq(r.status),
+                idempotency_keys::content_type.eq(&r.content_type),
+                idempotency_keys::etag.eq(&r.etag),
+                idempotency_keys::response_body.eq(&r.body),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 fn reserve(
@@ -189,18 +354,15 @@ fn reserve(
         Option<String>,
         chrono::NaiveDateTime,
     );
-    let existing: Option<Row> = idempotency_keys::table
-        .find((scope, key))
-        .select((
-            idempotency_keys::request_hash,
-            idempotency_keys::status_code,
-            idempotency_keys::content_type,
-            idempotency_keys::etag,
-            idempotency_keys::response_body,
-            idempotency_keys::created_at,
-        ))
-        .first(conn)
-        .optional()?;
+    let query = idempotency_keys::table.find((scope, key)).select((
+        idempotency_keys::request_hash,
+        idempotency_keys::status_code,
+        idempotency_keys::content_type,
+        idempotency_keys::etag,
+        idempotency_keys::response_body,
+        idempotency_keys::created_at,
+    ));
+    let existing: Option<Row> = crate::on_backend!(conn, |c| query.first(c).optional())?;
     if let Some((stored_hash, status, content_type, etag, body, created)) = existing {
         let age = now - from_db(created);
         let expired = age > Duration::hours(RETENTION_HOURS);
@@ -222,19 +384,18 @@ fn reserve(
         diesel::delete(idempotency_keys::table.find((scope, key))).execute(conn)?;
     }
     // Old keys of this user go when they make a new one; nothing else needs them.
-    diesel::delete(
+    let old = diesel::delete(
         idempotency_keys::table
             .filter(idempotency_keys::scope.eq(scope))
             .filter(idempotency_keys::created_at.lt(to_db(now - Duration::hours(RETENTION_HOURS)))),
-    )
-    .execute(conn)?;
-    diesel::insert_into(idempotency_keys::table)
-        .values((
-            idempotency_keys::scope.eq(scope),
-            idempotency_keys::key.eq(key),
-            idempotency_keys::request_hash.eq(hash),
-            idempotency_keys::created_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    );
+    crate::on_backend!(conn, |c| old.execute(c))?;
+    let insert = diesel::insert_into(idempotency_keys::table).values((
+        idempotency_keys::scope.eq(scope),
+        idempotency_keys::key.eq(key),
+        idempotency_keys::request_hash.eq(hash),
+        idempotency_keys::created_at.eq(to_db(now)),
+    ));
+    crate::on_backend!(conn, |c| insert.execute(c))?;
     Ok(Slot::Fresh)
 }

@@ -824,6 +824,7 @@ pub fn accept_invitation(
             ))
             .execute(conn)?;
     }
+    crate::auth::principal::auth_changed();
     diesel::update(invitations::table.find(&pending.id))
         .set((
             invitations::accepted_at.eq(to_db(now)),

@@ -2,8 +2,12 @@
 //! `Principal`, so later capabilities (per-trainee assignments, API clients) extend it
 //! here rather than in handlers.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use diesel::prelude::*;
@@ -224,11 +228,11 @@ pub fn org_subtrees(conn: &mut DbConn, roots: &[String]) -> Result<Vec<String>, 
 }
 
 pub fn load_roles(conn: &mut DbConn, user_id: &str) -> Result<Vec<RoleGrant>, AppError> {
-    let rows: Vec<(String, String)> = user_roles::table
+    let query = user_roles::table
         .filter(user_roles::user_id.eq(user_id))
         .select((user_roles::role, user_roles::organisation_id))
-        .order(user_roles::created_at)
-        .load(conn)?;
+        .order(user_roles::created_at);
+    let rows: Vec<(String, String)> = crate::on_backend!(conn, |c| query.load(c))?;
     Ok(rows
         .into_iter()
         .filter_map(|(r, o)| {
@@ -238,6 +242,137 @@ pub fn load_roles(conn: &mut DbConn, user_id: &str) -> Result<Vec<RoleGrant>, Ap
             })
         })
         .collect())
+}
+
+// ---- Session cache -------------------------------------------------------------------
+//
+// Every authenticated request needs its session checked and its roles loaded. A live
+// session is remembered in process for at most `SESSION_CACHE_TTL`, keyed by session id.
+// Whatever ends a session or changes what a principal holds (logout, revocation,
+// password change, a new role, a changed e-mail address) calls `auth_changed`, which
+// empties the cache on this node at once (and again after the enclosing write
+// transaction commits). Other nodes sharing a PostgreSQL database notice within the TTL.
+// Only positive answers are cached: an unknown or ended session always asks the database.
+
+/// How long another node may still accept a session that was ended elsewhere.
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(2);
+const SESSION_CACHE_MAX: usize = 50_000;
+
+/// Bumped by every change to sessions, users or roles; cached entries of an older epoch
+/// are not used.
+static AUTH_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set by `auth_changed` inside a write transaction: `db::write_tx` bumps the epoch
+    /// again after the commit, so no request can cache the state from before it.
+    static CHANGED_IN_TX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+struct Cached {
+    principal: Principal,
+    session_expires: chrono::NaiveDateTime,
+    epoch: u64,
+    at: Instant,
+}
+
+fn session_cache() -> &'static Mutex<HashMap<String, Cached>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Cached>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Sessions, users or roles changed: forget every cached principal. Call it after the
+/// change is executed.
+pub fn auth_changed() {
+    AUTH_EPOCH.fetch_add(1, Ordering::SeqCst);
+    CHANGED_IN_TX.with(|c| c.set(true));
+    if let Ok(mut cache) = session_cache().lock() {
+        cache.clear();
+    }
+}
+
+/// Called by `db::write_tx` when its transaction has ended (committed or not).
+pub(crate) fn transaction_ended() {
+    if CHANGED_IN_TX.with(|c| c.replace(false)) {
+        auth_changed();
+        CHANGED_IN_TX.with(|c| c.set(false));
+    }
+}
+
+fn cached(sid: &str, sub: &str, now: chrono::NaiveDateTime) -> Option<Principal> {
+    let epoch = AUTH_EPOCH.load(Ordering::SeqCst);
+    let cache = session_cache().lock().ok()?;
+    let hit = cache.get(sid)?;
+    (hit.epoch == epoch
+        && hit.at.elapsed() < SESSION_CACHE_TTL
+        && hit.session_expires > now
+        && hit.principal.user_id == sub)
+        .then(|| hit.principal.clone())
+}
+
+fn remember(p: &Principal, session_expires: chrono::NaiveDateTime, epoch: u64) {
+    let Ok(mut cache) = session_cache().lock() else {
+        return;
+    };
+    if cache.len() >= SESSION_CACHE_MAX {
+        cache.retain(|_, c| c.at.elapsed() < SESSION_CACHE_TTL);
+        if cache.len() >= SESSION_CACHE_MAX {
+            cache.clear();
+        }
+    }
+    // Not if something changed while this request read the database.
+    if AUTH_EPOCH.load(Ordering::SeqCst) == epoch {
+        cache.insert(
+            p.session_id.clone(),
+            Cached {
+                principal: p.clone(),
+                session_expires,
+                epoch,
+                at: Instant::now(),
+            },
+        );
+    }
+}
+
+/// The live session `sid` of user `sub` at `now`, from the cache or the database.
+pub fn session_principal(
+    conn: &mut DbConn,
+    sid: &str,
+    sub: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Principal, AppError> {
+    let now = to_db(now);
+    if let Some(p) = cached(sid, sub, now) {
+        return Ok(p);
+    }
+    let epoch = AUTH_EPOCH.load(Ordering::SeqCst);
+    let query = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(sid))
+        .filter(sessions::user_id.eq(sub))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .filter(users::status.eq("active"))
+        .select((
+            users::id,
+            users::email,
+            sessions::second_factor,
+            sessions::expires_at,
+        ));
+    let found: Option<(String, String, String, chrono::NaiveDateTime)> =
+        crate::on_backend!(conn, |c| query.first(c).optional())?;
+    let (user_id, email, second_factor, expires) = found
+        .ok_or_else(|| AppError::Unauthenticated("the session has ended; log in again".into()))?;
+    let roles = load_roles(conn, &user_id)?;
+    let p = Principal {
+        user_id,
+        session_id: sid.to_string(),
+        second_factor,
+        email,
+        roles,
+        client: None,
+    };
+    remember(&p, expires, epoch);
+    Ok(p)
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {
@@ -286,30 +421,12 @@ impl FromRequest for Principal {
                     "the access token has expired; refresh it".into(),
                 ));
             }
+            // A cached live session needs no trip to the blocking pool.
+            if let Some(p) = cached(&claims.sid, &claims.sub, to_db(now)) {
+                return Ok(p);
+            }
             db::run(&state.pool, move |conn| {
-                let now = to_db(now);
-                let found: Option<(String, String, String)> = sessions::table
-                    .inner_join(users::table)
-                    .filter(sessions::id.eq(&claims.sid))
-                    .filter(sessions::user_id.eq(&claims.sub))
-                    .filter(sessions::revoked_at.is_null())
-                    .filter(sessions::expires_at.gt(now))
-                    .filter(users::status.eq("active"))
-                    .select((users::id, users::email, sessions::second_factor))
-                    .first(conn)
-                    .optional()?;
-                let (user_id, email, second_factor) = found.ok_or_else(|| {
-                    AppError::Unauthenticated("the session has ended; log in again".into())
-                })?;
-                let roles = load_roles(conn, &user_id)?;
-                Ok(Principal {
-                    user_id,
-                    session_id: claims.sid,
-                    second_factor,
-                    email,
-                    roles,
-                    client: None,
-                })
+                session_principal(conn, &claims.sid, &claims.sub, now)
             })
             .await
         })

@@ -752,6 +752,7 @@ pub fn revoke_session(
         sessions::revoked_reason.eq(reason),
     ))
     .execute(conn)?;
+    crate::auth::principal::auth_changed();
     Ok(())
 }
 
@@ -780,6 +781,7 @@ pub fn revoke_all_sessions(
     )
     .set(remembered_devices::revoked_at.eq(to_db(now)))
     .execute(conn)?;
+    crate::auth::principal::auth_changed();
     Ok(())
 }
 
@@ -1196,6 +1198,7 @@ pub fn confirm_email(
                     users::version.eq(users::version + 1),
                 ))
                 .execute(conn)?;
+            crate::auth::principal::auth_changed();
         }
         None => {
             diesel::update(users::table.find(&user_id))

@@ -1,14 +1,22 @@
 //! Benchmark: a realistic data set with a fixed seed, the real server on loopback, and
 //! concurrent HTTP clients per scenario. Prints throughput and p50/p99 per scenario, as a
-//! ratio of the server's ceiling (an endpoint that does no database work), the raw insert
-//! speed of the database, and peak resident memory.
+//! ratio of the server's ceiling (an endpoint that does no database work), SQL statements
+//! per request, the raw insert speed of the database, and the server's peak resident
+//! memory.
+//!
+//! The server runs as a child process (this binary with `--serve`), so its memory is
+//! measured apart from the client threads, and it counts the SQL statements it runs
+//! (diesel instrumentation), which the bench reads between scenarios.
 //!
 //!   cargo run --release --bin bench -- --trainees 2000
 //!   DATABASE_URL=postgres://... cargo run --release --bin bench
 //!
 //! Not a test: figures vary with the machine; the README records them with the command.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +48,21 @@ struct Args {
     /// Activities per trainee.
     #[arg(long, default_value_t = 300)]
     activities: usize,
+    /// Database pool size of the server (default: the server's own default).
+    #[arg(long)]
+    pool_size: Option<u32>,
+    /// Sequential requests per scenario to count SQL statements per request.
+    #[arg(long, default_value_t = 20)]
+    probe: usize,
+    /// Run only the scenarios whose name contains this (and the ceiling).
+    #[arg(long)]
+    only: Option<String>,
+    /// Keep the data set in this directory (created; not removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Internal: run as the server over the data set in this directory.
+    #[arg(long, hide = true)]
+    serve: Option<PathBuf>,
 }
 
 /// xorshift64*: a fixed seed gives the same data set every run.
@@ -357,9 +380,19 @@ struct Outcome {
     errors: usize,
     seconds: f64,
     latencies_ms: Vec<f64>,
+    /// SQL statements per request, from sequential probe requests.
+    statements: f64,
+    /// Mean latency of the sequential probe requests (no concurrency).
+    probe_ms: f64,
+    /// Server CPU time per request during the timed run (robust on a shared machine).
+    cpu_ms: f64,
 }
 
 impl Outcome {
+    fn with_cpu(mut self, cpu_seconds: f64) -> Outcome {
+        self.cpu_ms = cpu_seconds * 1000.0 / self.requests.max(1) as f64;
+        self
+    }
     fn rate(&self) -> f64 {
         self.requests as f64 / self.seconds
     }
@@ -372,16 +405,62 @@ impl Outcome {
     }
 }
 
-/// Runs `make(client, n)` from `clients` threads for `seconds` (or until it returns None).
-fn scenario(
-    name: &'static str,
+/// Sends a request and reads the whole response, as a client does; true if it
+/// succeeded. (A response left unread is not kept alive by ureq: every request would
+/// open a new connection.)
+fn send(req: ureq::Request, body: Option<serde_json::Value>) -> bool {
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let (ok, res) = match res {
+        Ok(r) => (true, r),
+        Err(ureq::Error::Status(_, r)) => (false, r),
+        Err(_) => return false,
+    };
+    std::io::copy(&mut res.into_reader(), &mut std::io::sink()).is_ok() && ok
+}
+
+/// How the scenarios run: concurrency, duration, and the sequential probe that counts the
+/// server's SQL statements per request.
+struct Runner<'a> {
+    only: Option<String>,
     clients: usize,
     seconds: u64,
+    probe: usize,
+    server: &'a mut Server,
+}
+
+/// First `probe` sequential requests (as an extra client) to count the server's
+/// statements per request, then `make(client, n)` from `clients` threads for `seconds`
+/// (or until it returns None).
+fn scenario(
+    run: &mut Runner,
+    name: &'static str,
     make: impl Fn(usize, usize) -> Option<ureq::Request> + Sync,
     body: impl Fn(usize, usize) -> Option<serde_json::Value> + Sync,
 ) -> Outcome {
-    let lat = Mutex::new(Vec::new());
+    let (clients, seconds) = (run.clients, run.seconds);
+    let skip = run
+        .only
+        .as_deref()
+        .is_some_and(|o| !name.contains(o) && !name.starts_with("ceiling"));
+    let seconds = if skip { 0 } else { seconds };
     let errors = AtomicUsize::new(0);
+    let before = run.server.statements();
+    let mut probed = 0;
+    let t = Instant::now();
+    for n in 0..if skip { 0 } else { run.probe } {
+        let Some(req) = make(clients, n) else { break };
+        if !send(req, body(clients, n)) {
+            errors.fetch_add(1, Ordering::Relaxed);
+        }
+        probed += 1;
+    }
+    let probe_ms = t.elapsed().as_secs_f64() * 1000.0 / probed.max(1) as f64;
+    let statements = (run.server.statements() - before) as f64 / probed.max(1) as f64;
+    let cpu_before = run.server.cpu_seconds();
+    let lat = Mutex::new(Vec::new());
     let start = Instant::now();
     std::thread::scope(|s| {
         for c in 0..clients {
@@ -392,12 +471,9 @@ fn scenario(
                 while start.elapsed() < Duration::from_secs(seconds) {
                     let Some(req) = make(c, n) else { break };
                     let t = Instant::now();
-                    let res = match body(c, n) {
-                        Some(b) => req.send_json(b),
-                        None => req.call(),
-                    };
+                    let ok = send(req, body(c, n));
                     mine.push(t.elapsed().as_secs_f64() * 1000.0);
-                    if res.is_err() {
+                    if !ok {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                     n += 1;
@@ -407,6 +483,7 @@ fn scenario(
         }
     });
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = run.server.cpu_seconds() - cpu_before;
     let mut latencies_ms = lat.into_inner().unwrap_or_default();
     latencies_ms.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     Outcome {
@@ -415,11 +492,15 @@ fn scenario(
         errors: errors.into_inner(),
         seconds,
         latencies_ms,
+        statements,
+        probe_ms,
+        cpu_ms: 0.0,
     }
+    .with_cpu(cpu)
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+fn peak_rss_mb(status: &str) -> f64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -435,21 +516,180 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn main() {
-    let args = Args::parse();
-    let dir = std::env::temp_dir().join(format!("eportfolio-bench-{}", std::process::id()));
+/// The server's configuration: its own defaults, with the bench's directory and database.
+fn bench_config(dir: &Path, pool_size: Option<u32>) -> Config {
     let mut config = Config::defaults();
-    config.data_dir = dir.clone();
+    config.data_dir = dir.to_path_buf();
     config.database_url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| dir.join("bench.sqlite3").to_string_lossy().into_owned());
-    config.db_pool_size = 16;
-    config.workers = 2;
+    if let Some(n) = pool_size {
+        config.db_pool_size = n;
+    }
     config.mail = eportfolio::config::MailTransportConfig::Outbox(dir.join("outbox"));
+    config
+}
+
+/// SQL statements the server has run (its own process).
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts statements; with `BENCH_SQL_LOG=1` also prints each to stderr.
+fn count_statements() -> Option<Box<dyn diesel::connection::Instrumentation>> {
+    let log = std::env::var_os("BENCH_SQL_LOG").is_some();
+    Some(Box::new(
+        move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+                STATEMENTS.fetch_add(1, Ordering::Relaxed);
+                if log {
+                    eprintln!("sql: {query}");
+                }
+            }
+        },
+    ))
+}
+
+/// Child mode: serve the data set on a loopback port, print the address, answer
+/// `count` on stdin with the statements run so far, and exit when stdin closes.
+fn serve(dir: &Path, pool_size: Option<u32>) -> ! {
+    if let Err(e) = diesel::connection::set_default_instrumentation(count_statements) {
+        eprintln!("bench server: {e}");
+    }
+    let state = match AppState::new(bench_config(dir, pool_size), Arc::new(SystemClock)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench server: {e}");
+            std::process::exit(1);
+        }
+    };
+    let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("bench server: {e}");
+            std::process::exit(1);
+        }
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    println!("http://{addr}");
+    let _ = std::io::stdout().flush();
+    std::thread::spawn(|| {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        while stdin.lock().read_line(&mut line).unwrap_or(0) > 0 {
+            println!("{}", STATEMENTS.load(Ordering::Relaxed));
+            let _ = std::io::stdout().flush();
+            line.clear();
+        }
+        std::process::exit(0);
+    });
+    let result = actix_web::rt::System::new().block_on(async move {
+        match eportfolio::server(state, listener) {
+            Ok(server) => server.await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("bench server: {e}");
+    }
+    std::process::exit(1);
+}
+
+/// The server child process and the pipes to ask it for its statement count.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    base: String,
+}
+
+impl Server {
+    fn start(dir: &Path, pool_size: Option<u32>) -> Result<Server, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // BENCH_SERVER_WRAPPER="valgrind --tool=callgrind" profiles the server.
+        let wrapper = std::env::var("BENCH_SERVER_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        cmd.arg("--serve").arg(dir);
+        if let Some(n) = pool_size {
+            cmd.arg("--pool-size").arg(n.to_string());
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("no pipes to the server".into());
+        };
+        let mut stdout = BufReader::new(stdout);
+        let mut base = String::new();
+        stdout.read_line(&mut base).map_err(|e| e.to_string())?;
+        let base = base.trim().to_string();
+        if base.is_empty() {
+            return Err("the server did not start".into());
+        }
+        Ok(Server {
+            child,
+            stdin,
+            stdout,
+            base,
+        })
+    }
+
+    fn statements(&mut self) -> u64 {
+        let mut line = String::new();
+        if writeln!(self.stdin, "count").is_err() || self.stdout.read_line(&mut line).is_err() {
+            return 0;
+        }
+        line.trim().parse().unwrap_or(0)
+    }
+
+    /// CPU seconds the server has used (user + system), from /proc (clock ticks of 10 ms).
+    fn cpu_seconds(&self) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())) else {
+            return 0.0;
+        };
+        // Fields after the command name (which is in parentheses): state is field 3,
+        // utime field 14, stime field 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    fn peak_rss_mb(&self) -> f64 {
+        peak_rss_mb(&format!("/proc/{}/status", self.child.id()))
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(dir) = &args.serve {
+        serve(dir, args.pool_size);
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("eportfolio-bench-{}", std::process::id()))
+    });
+    let config = bench_config(&dir, args.pool_size);
     let backend = if config.is_postgres() {
         "postgresql"
     } else {
         "sqlite"
     };
+    let pool_size = config.db_pool_size;
     let state = match AppState::new(config, Arc::new(SystemClock)) {
         Ok(s) => s,
         Err(e) => {
@@ -458,7 +698,7 @@ fn main() {
         }
     };
     println!(
-        "eportfolio bench: {backend}, {} trainees x {} activities, {} clients, {} s per scenario",
+        "eportfolio bench: {backend}, {} trainees x {} activities, {} clients, {} s per scenario, pool {pool_size}",
         args.trainees, args.activities, args.clients, args.seconds
     );
     let rows = AtomicUsize::new(0);
@@ -470,31 +710,20 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // The server is another process: close this one's connections first.
+    drop(state);
     let seeded = rows.load(Ordering::Relaxed);
     let insert_rate = seeded as f64 / t.elapsed().as_secs_f64();
     println!("seeded {seeded} rows in {:.1} s: raw database insert speed {insert_rate:.0} rows/s (diesel, one row per statement, outside the server)", t.elapsed().as_secs_f64());
 
-    let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
-        Ok(l) => l,
+    let mut server = match Server::start(&dir, args.pool_size) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("bench: {e}");
             std::process::exit(1);
         }
     };
-    let base = format!(
-        "http://{}",
-        listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default()
-    );
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            if let Ok(server) = eportfolio::server(state, listener) {
-                let _ = server.await;
-            }
-        })
-    });
+    let base = server.base.clone();
     let agent = ureq::AgentBuilder::new()
         .max_idle_connections_per_host(256)
         .build();
@@ -502,20 +731,31 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let auth = |r: ureq::Request, token: &str| r.set("Authorization", &format!("Bearer {token}"));
-    let (c, secs) = (args.clients, args.seconds);
-    let pick = |client: usize, n: usize| &trainees[(client * 7919 + n * 31) % trainees.len()];
+    // The probe (client index `clients`) is one user making requests one after another.
+    let clients = args.clients;
+    let pick = |client: usize, n: usize| {
+        if client >= clients {
+            return &trainees[0];
+        }
+        &trainees[(client * 7919 + n * 31) % trainees.len()]
+    };
+    let mut run = Runner {
+        clients: args.clients,
+        seconds: args.seconds,
+        probe: args.probe,
+        server: &mut server,
+        only: args.only.clone(),
+    };
     let mut results = Vec::new();
     results.push(scenario(
+        &mut run,
         "ceiling: GET /health (no database)",
-        c,
-        secs,
         |_, _| Some(agent.get(&format!("{base}/health"))),
         |_, _| None,
     ));
     results.push(scenario(
+        &mut run,
         "authenticated read: GET /me",
-        c,
-        secs,
         |cl, n| {
             Some(auth(
                 agent.get(&format!("{base}/api/v1/me")),
@@ -525,9 +765,8 @@ fn main() {
         |_, _| None,
     ));
     results.push(scenario(
+        &mut run,
         "log an activity (delmål, Idempotency-Key)",
-        c,
-        secs,
         |cl, n| {
             let t = pick(cl, n);
             Some(auth(agent.post(&format!("{base}/api/v1/enrolments/{}/activities", t.enrolment)), &t.token).set("Idempotency-Key", &format!("bench-{cl}-{n}")))
@@ -535,9 +774,8 @@ fn main() {
         |cl, n| Some(json!({"kind": "course", "title": format!("Kurs {cl}-{n}"), "start_date": "2026-10-06", "delmal": ["BT1", "BT7"]})),
     ));
     results.push(scenario(
+        &mut run,
         "list my records by delmål (phone)",
-        c,
-        secs,
         |cl, n| {
             let t = pick(cl, n);
             Some(auth(
@@ -551,9 +789,8 @@ fn main() {
         |_, _| None,
     ));
     results.push(scenario(
+        &mut run,
         "one trainee's plan: GET /enrolments/{id}",
-        c,
-        secs,
         |cl, n| {
             let t = pick(cl, n);
             Some(auth(
@@ -564,13 +801,17 @@ fn main() {
         |_, _| None,
     ));
     results.push(scenario(
+        &mut run,
         "supervisor's signature queue",
-        c,
-        secs,
         |cl, n| {
             Some(auth(
                 agent.get(&format!("{base}/api/v1/me/signature-queue")),
-                &supervisors[(cl + n) % supervisors.len()].token,
+                &supervisors[if cl >= clients {
+                    0
+                } else {
+                    (cl + n) % supervisors.len()
+                }]
+                .token,
             ))
         },
         |_, _| None,
@@ -581,9 +822,8 @@ fn main() {
         .flat_map(|s| s.awaiting.iter().map(|a| (s.token.clone(), a.clone())))
         .collect();
     results.push(scenario(
+        &mut run,
         "sign an assessment",
-        c,
-        secs,
         |_, _| {
             let i = next.fetch_add(1, Ordering::Relaxed);
             to_sign.get(i).map(|(tok, a)| {
@@ -598,26 +838,35 @@ fn main() {
     let ceiling = results[0].rate();
     println!();
     println!(
-        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "ceiling", "errors"
+        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>8} {:>8}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "ceiling", "errors", "SQL", "seq ms", "cpu ms"
     );
-    for r in &results {
+    for r in results.iter().filter(|r| r.requests > 0) {
         println!(
-            "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7}",
+            "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7} {:>6.1} {:>8.2} {:>8.3}",
             r.name,
             r.rate(),
             r.pct(0.5),
             r.pct(0.99),
             100.0 * r.rate() / ceiling,
-            r.errors
+            r.errors,
+            r.statements,
+            r.probe_ms,
+            r.cpu_ms
         );
     }
     println!();
+    println!("SQL: statements per request (BEGIN/COMMIT included), counted by the server over {} sequential requests; seq ms: their mean latency; cpu ms: server CPU time per request under load", args.probe);
     println!("raw insert speed beside the write scenarios: {insert_rate:.0} rows/s");
     println!(
-        "peak resident memory (server and clients in one process): {:.0} MB",
-        peak_rss_mb()
+        "peak resident memory: server process {:.0} MB; bench process (seeding, {} client threads) {:.0} MB",
+        server.peak_rss_mb(),
+        args.clients,
+        peak_rss_mb("/proc/self/status")
     );
     println!("not measured yet (issue 5): trainee progress, cohort overview, dossier JSON/PDF");
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop();
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

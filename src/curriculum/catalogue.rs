@@ -315,19 +315,16 @@ pub fn delmal_codes(
     regulation_id: &str,
     specialty: Option<&str>,
 ) -> Result<Vec<String>, AppError> {
-    let mut q = delmal::table
-        .filter(delmal::regulation_id.eq(regulation_id.to_string()))
-        .select(delmal::code)
-        .into_boxed();
-    q = match specialty {
-        Some(s) => q.filter(
+    // Not boxed, so the statement is prepared once per connection.
+    let q = delmal::table
+        .filter(delmal::regulation_id.eq(regulation_id))
+        .filter(
             delmal::specialty
                 .eq("")
-                .or(delmal::specialty.eq(s.to_string())),
-        ),
-        None => q.filter(delmal::specialty.eq("")),
-    };
-    Ok(q.load(conn)?)
+                .or(delmal::specialty.eq(specialty.unwrap_or(""))),
+        )
+        .select(delmal::code);
+    Ok(crate::on_backend!(conn, |c| q.load(c))?)
 }
 
 fn valid_code(code: &str) -> bool {

@@ -202,6 +202,27 @@ fn latest_version(conn: &mut DbConn, template_id: &str) -> Result<Option<i32>, A
         .first(conn)?)
 }
 
+/// The regulation and content of one template version: what validating a record needs,
+/// without the rest of `get_template` (whether it is the latest version).
+pub fn content_of(
+    conn: &mut DbConn,
+    template_id: &str,
+    version: i32,
+) -> Result<(String, TemplateContent), AppError> {
+    let query = programme_templates::table
+        .filter(programme_templates::template_id.eq(template_id))
+        .filter(programme_templates::version.eq(version))
+        .select((
+            programme_templates::regulation_id,
+            programme_templates::content,
+        ));
+    let (regulation_id, content): (String, String) = crate::on_backend!(conn, |c| query.first(c))?;
+    let content = serde_json::from_str(&content).map_err(|e| {
+        AppError::internal(format!("stored template {template_id} v{version}: {e}"))
+    })?;
+    Ok((regulation_id, content))
+}
+
 /// A version of a template, or the latest when `version` is None.
 pub fn get_template(
     conn: &mut DbConn,

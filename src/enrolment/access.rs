@@ -35,7 +35,7 @@ pub fn active_assignment_roles(
     today: NaiveDate,
 ) -> Result<Vec<String>, AppError> {
     let today = today.to_string();
-    Ok(assignments::table
+    let query = assignments::table
         .filter(assignments::enrolment_id.eq(enrolment_id))
         .filter(assignments::user_id.eq(user_id))
         .filter(assignments::valid_from.le(&today))
@@ -44,8 +44,8 @@ pub fn active_assignment_roles(
                 .is_null()
                 .or(assignments::valid_to.gt(&today)),
         )
-        .select(assignments::role)
-        .load(conn)?)
+        .select(assignments::role);
+    Ok(crate::on_backend!(conn, |c| query.load(c))?)
 }
 
 /// Is the user the trainee's main or placement supervisor today? Directors and
@@ -67,11 +67,10 @@ pub fn access(
     enrolment_id: &str,
     today: NaiveDate,
 ) -> Result<Access, AppError> {
-    let found: Option<(String, String)> = enrolments::table
+    let query = enrolments::table
         .find(enrolment_id)
-        .select((enrolments::trainee_id, enrolments::organisation_id))
-        .first(conn)
-        .optional()?;
+        .select((enrolments::trainee_id, enrolments::organisation_id));
+    let found: Option<(String, String)> = crate::on_backend!(conn, |c| query.first(c).optional())?;
     let Some((trainee, org)) = found else {
         return Ok(Access::None);
     };

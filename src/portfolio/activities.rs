@@ -188,29 +188,38 @@ fn date(s: &str) -> NaiveDate {
 
 fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Activity>, AppError> {
     let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    // One query each for the links and the attachments of all rows.
     let links = links::of(conn, &ids)?;
     let mut files = attachments::of_records(conn, &ids)?;
     Ok(rows
         .into_iter()
-        .map(|r| Activity {
-            delmal: links::codes(&links, &r.0),
-            attachments: files.remove(&r.0).unwrap_or_default(),
-            id: r.0,
-            enrolment_id: r.1,
-            kind: ActivityKind::parse(&r.2),
-            title: r.3,
-            start_date: date(&r.4),
-            end_date: r.5.as_deref().map(date),
-            placement_id: r.6,
-            checklist_item_id: r.7,
-            template_version: r.8,
-            reflection: r.9,
-            version: r.10,
-            created_by: r.11,
-            created_at: from_db(r.12),
-            updated_at: from_db(r.13),
+        .map(|r| {
+            let delmal = links::codes(&links, &r.0);
+            let files = files.remove(&r.0).unwrap_or_default();
+            from_row(r, delmal, files)
         })
         .collect())
+}
+
+fn from_row(r: Row, delmal: Vec<String>, attachments: Vec<Attachment>) -> Activity {
+    Activity {
+        delmal,
+        attachments,
+        id: r.0,
+        enrolment_id: r.1,
+        kind: ActivityKind::parse(&r.2),
+        title: r.3,
+        start_date: date(&r.4),
+        end_date: r.5.as_deref().map(date),
+        placement_id: r.6,
+        checklist_item_id: r.7,
+        template_version: r.8,
+        reflection: r.9,
+        version: r.10,
+        created_by: r.11,
+        created_at: from_db(r.12),
+        updated_at: from_db(r.13),
+    }
 }
 
 pub fn get_activity(conn: &mut DbConn, id: &str) -> Result<Activity, AppError> {
@@ -237,17 +246,19 @@ pub fn require_trainee(
     enrolment_id: &str,
     today: NaiveDate,
 ) -> Result<(), AppError> {
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
-    let trainee: String = enrolments::table
+    let query = enrolments::table
         .find(enrolment_id)
-        .select(enrolments::trainee_id)
-        .first(conn)?;
-    if trainee != me.user_id {
-        return Err(AppError::Forbidden(
-            "only the trainee logs their learning activities".into(),
-        ));
+        .select(enrolments::trainee_id);
+    let trainee: Option<String> = crate::on_backend!(conn, |c| query.first(c).optional())?;
+    // The trainee may always read their own enrolment; anyone else gets the answer
+    // `access` gives (404 when they may not see it).
+    if trainee.as_deref() == Some(me.user_id.as_str()) {
+        return Ok(());
     }
-    Ok(())
+    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    Err(AppError::Forbidden(
+        "only the trainee logs their learning activities".into(),
+    ))
 }
 
 struct Checked {
@@ -266,12 +277,18 @@ fn check(
     reflection: &str,
     delmal: &[String],
 ) -> Result<Checked, AppError> {
-    let (template_id, template_version): (String, i32) = enrolments::table
+    let query = enrolments::table
         .find(enrolment_id)
-        .select((enrolments::template_id, enrolments::template_version))
-        .first(conn)?;
-    let template = templates::get_template(conn, &template_id, Some(template_version))?;
-    let codes = links::allowed(conn, enrolment_id)?;
+        .select((enrolments::template_id, enrolments::template_version));
+    let (template_id, template_version): (String, i32) =
+        crate::on_backend!(conn, |c| query.first(c))?;
+    // The template version and the delmål of its regulation (as `links::allowed`).
+    let (regulation_id, content) = templates::content_of(conn, &template_id, template_version)?;
+    let codes = crate::curriculum::catalogue::delmal_codes(
+        conn,
+        &regulation_id,
+        content.specialty.as_deref(),
+    )?;
     let mut errors = Vec::new();
     if title.trim().is_empty() || title.chars().count() > 300 {
         errors.push(FieldError::new("title", "1 to 300 characters"));
@@ -291,12 +308,11 @@ fn check(
         }
     }
     if let Some(item) = checklist_item_id {
-        let known = template
-            .content
+        let known = content
             .placement_types
             .iter()
             .flat_map(|p| p.checklist.iter())
-            .chain(template.content.programme_items.iter())
+            .chain(content.programme_items.iter())
             .any(|i| i.id.as_deref() == Some(item));
         if !known {
             errors.push(FieldError::new(
@@ -389,26 +405,29 @@ pub fn insert_activity(
     let id =
         n.id.map(|u| u.to_string())
             .unwrap_or_else(|| Uuid::new_v4().to_string());
-    diesel::insert_into(activities::table)
-        .values((
-            activities::id.eq(&id),
-            activities::enrolment_id.eq(enrolment_id),
-            activities::kind.eq(n.kind.as_str()),
-            activities::title.eq(n.title.trim()),
-            activities::start_date.eq(n.start_date.to_string()),
-            activities::end_date.eq(n.end_date.map(|d| d.to_string())),
-            activities::placement_id.eq(&n.placement_id),
-            activities::checklist_item_id.eq(&n.checklist_item_id),
-            activities::template_version.eq(checked.template_version),
-            activities::reflection.eq(&n.reflection),
-            activities::version.eq(1),
-            activities::created_by.eq(created_by),
-            activities::created_at.eq(to_db(now)),
-            activities::updated_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    let insert = diesel::insert_into(activities::table).values((
+        activities::id.eq(&id),
+        activities::enrolment_id.eq(enrolment_id),
+        activities::kind.eq(n.kind.as_str()),
+        activities::title.eq(n.title.trim()),
+        activities::start_date.eq(n.start_date.to_string()),
+        activities::end_date.eq(n.end_date.map(|d| d.to_string())),
+        activities::placement_id.eq(&n.placement_id),
+        activities::checklist_item_id.eq(&n.checklist_item_id),
+        activities::template_version.eq(checked.template_version),
+        activities::reflection.eq(&n.reflection),
+        activities::version.eq(1),
+        activities::created_by.eq(created_by),
+        activities::created_at.eq(to_db(now)),
+        activities::updated_at.eq(to_db(now)),
+    ));
+    crate::on_backend!(conn, |c| insert.execute(c))?;
     links::set(conn, enrolment_id, &id, &n.delmal)?;
-    get_activity(conn, &id)
+    // Read back as stored. Its delmål are the ones just set, and it has no attachments
+    // yet (they attach to an existing activity; the insert shows the id was new).
+    let query = activities::table.find(&id).select(COLUMNS);
+    let row: Row = crate::on_backend!(conn, |c| query.first(c))?;
+    Ok(from_row(row, links::normalised(&n.delmal), Vec::new()))
 }
 
 pub fn update_activity(
@@ -499,45 +518,57 @@ pub fn list_activities(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Activity>, AppError> {
-    let mut q = activities::table
-        .filter(activities::enrolment_id.eq(enrolment_id.to_string()))
-        .filter(activities::deleted_at.is_null())
-        .select(COLUMNS)
-        .into_boxed();
-    if let Some(code) = &f.delmal {
-        let ids = record_delmal::table
-            .filter(record_delmal::enrolment_id.eq(enrolment_id.to_string()))
-            .filter(record_delmal::code.eq(code.clone()))
-            .select(record_delmal::record_id);
-        q = q.filter(activities::id.eq_any(ids));
-    }
-    if let Some(p) = &f.placement_id {
-        q = q.filter(activities::placement_id.eq(p.clone()));
-    }
-    if let Some(k) = f.kind {
-        q = q.filter(activities::kind.eq(k.as_str()));
-    }
-    if let Some(d) = f.from {
-        q = q.filter(activities::start_date.ge(d.to_string()));
-    }
-    if let Some(d) = f.to {
-        q = q.filter(activities::start_date.le(d.to_string()));
-    }
-    if let Some(cursor) = after {
-        let (d, id) = cursor
-            .split_once('|')
-            .ok_or_else(|| AppError::validation("cursor", "is not a cursor from this API"))?;
-        q = q.filter(
-            activities::start_date
-                .lt(d.to_string())
-                .or(activities::start_date
-                    .eq(d.to_string())
-                    .and(activities::id.lt(id.to_string()))),
-        );
-    }
-    let rows: Vec<Row> = q
-        .order((activities::start_date.desc(), activities::id.desc()))
-        .limit(limit + 1)
-        .load(conn)?;
+    let cursor = match after {
+        Some(cursor) => Some(
+            cursor
+                .split_once('|')
+                .ok_or_else(|| AppError::validation("cursor", "is not a cursor from this API"))?,
+        ),
+        None => None,
+    };
+    // Built and run on the backend's own connection (see `on_backend!`).
+    let mut rows: Vec<Row> = crate::on_backend!(conn, |c| {
+        let mut q = activities::table
+            .filter(activities::deleted_at.is_null())
+            .select(COLUMNS)
+            .into_boxed();
+        if let Some(code) = &f.delmal {
+            // Only the activities linked to the delmål, found through the link index,
+            // not every activity of the enrolment. A link carries its record's
+            // enrolment, so the enrolment filter is the links'; rows are checked below.
+            let ids = record_delmal::table
+                .filter(record_delmal::enrolment_id.eq(enrolment_id.to_string()))
+                .filter(record_delmal::code.eq(code.clone()))
+                .select(record_delmal::record_id);
+            q = q.filter(activities::id.eq_any(ids));
+        } else {
+            q = q.filter(activities::enrolment_id.eq(enrolment_id.to_string()));
+        }
+        if let Some(p) = &f.placement_id {
+            q = q.filter(activities::placement_id.eq(p.clone()));
+        }
+        if let Some(k) = f.kind {
+            q = q.filter(activities::kind.eq(k.as_str()));
+        }
+        if let Some(d) = f.from {
+            q = q.filter(activities::start_date.ge(d.to_string()));
+        }
+        if let Some(d) = f.to {
+            q = q.filter(activities::start_date.le(d.to_string()));
+        }
+        if let Some((d, id)) = cursor {
+            q = q.filter(
+                activities::start_date
+                    .lt(d.to_string())
+                    .or(activities::start_date
+                        .eq(d.to_string())
+                        .and(activities::id.lt(id.to_string()))),
+            );
+        }
+        q.order((activities::start_date.desc(), activities::id.desc()))
+            .limit(limit + 1)
+            .load(c)
+    })?;
+    rows.retain(|r| r.1 == enrolment_id);
     from_rows(conn, rows)
 }

@@ -271,11 +271,11 @@ fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Assessment>, AppEr
 }
 
 pub fn get_assessment(conn: &mut DbConn, id: &str) -> Result<Assessment, AppError> {
-    let row: Row = assessments::table
+    let query = assessments::table
         .find(id)
         .filter(assessments::deleted_at.is_null())
-        .select(columns!())
-        .first(conn)?;
+        .select(columns!());
+    let row: Row = crate::on_backend!(conn, |c| query.first(c))?;
     from_rows(conn, vec![row])?.pop().ok_or(AppError::NotFound)
 }
 
@@ -1247,7 +1247,7 @@ pub fn list(
 
 /// Everything waiting for my signature, across all my trainees, oldest request first.
 pub fn signature_queue(conn: &mut DbConn, me: &Principal) -> Result<Vec<Assessment>, AppError> {
-    let rows: Vec<Row> = assessments::table
+    let query = assessments::table
         .filter(assessments::assessor_id.eq(&me.user_id))
         .filter(assessments::deleted_at.is_null())
         .filter(
@@ -1256,7 +1256,7 @@ pub fn signature_queue(conn: &mut DbConn, me: &Principal) -> Result<Vec<Assessme
                 .and(assessments::created_by.eq(&me.user_id))),
         )
         .order((assessments::requested_at, assessments::created_at))
-        .select(columns!())
-        .load(conn)?;
+        .select(columns!());
+    let rows: Vec<Row> = crate::on_backend!(conn, |c| query.load(c))?;
     from_rows(conn, rows)
 }

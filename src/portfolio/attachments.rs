@@ -93,12 +93,12 @@ pub fn of_records(
     conn: &mut DbConn,
     record_ids: &[String],
 ) -> Result<HashMap<String, Vec<Attachment>>, AppError> {
-    let rows: Vec<Row> = attachments::table
+    let query = attachments::table
         .filter(attachments::record_id.eq_any(record_ids))
         .filter(attachments::deleted_at.is_null())
         .order(attachments::created_at)
-        .select(COLUMNS)
-        .load(conn)?;
+        .select(COLUMNS);
+    let rows: Vec<Row> = crate::on_backend!(conn, |c| query.load(c))?;
     let mut map: HashMap<String, Vec<Attachment>> = HashMap::new();
     for r in rows {
         let a = from_row(r);

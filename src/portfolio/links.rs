@@ -38,32 +38,43 @@ pub fn set(
 ) -> Result<(), AppError> {
     diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(record_id)))
         .execute(conn)?;
-    for code in normalised(codes) {
-        diesel::insert_into(record_delmal::table)
-            .values((
+    let rows: Vec<_> = normalised(codes)
+        .into_iter()
+        .map(|code| {
+            (
                 record_delmal::record_id.eq(record_id),
                 record_delmal::code.eq(code),
                 record_delmal::enrolment_id.eq(enrolment_id),
-            ))
-            .execute(conn)?;
+            )
+        })
+        .collect();
+    if !rows.is_empty() {
+        // One statement for all of them (the multi-backend connection has no batch
+        // insert, each backend's own connection has).
+        let insert = diesel::insert_into(record_delmal::table).values(rows);
+        match conn {
+            DbConn::Sqlite(c) => insert.execute(c)?,
+            DbConn::Pg(c) => insert.execute(c)?,
+        };
     }
     Ok(())
 }
 
 /// The links of several records, as (record id, code), in order.
 pub fn of(conn: &mut DbConn, record_ids: &[String]) -> Result<Vec<(String, String)>, AppError> {
-    Ok(record_delmal::table
+    let query = record_delmal::table
         .filter(record_delmal::record_id.eq_any(record_ids))
         .order((record_delmal::record_id, record_delmal::code))
-        .select((record_delmal::record_id, record_delmal::code))
-        .load(conn)?)
+        .select((record_delmal::record_id, record_delmal::code));
+    Ok(crate::on_backend!(conn, |c| query.load(c))?)
 }
 
-/// Codes of one record.
+/// Codes of one record, from links in the order of [`of`] (by record id).
 pub fn codes(links: &[(String, String)], record_id: &str) -> Vec<String> {
-    links
+    let start = links.partition_point(|(id, _)| id.as_str() < record_id);
+    links[start..]
         .iter()
-        .filter(|(id, _)| id == record_id)
+        .take_while(|(id, _)| id == record_id)
         .map(|(_, c)| c.clone())
         .collect()
 }

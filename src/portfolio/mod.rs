@@ -293,6 +293,8 @@ pub async fn upload_attachment(
         })
         .await?
     };
+    // A retried upload is answered from its key before the file is stored again.
+    crate::idempotency::settle(&state.pool).await?;
     let id = attachments::new_id();
     let (size, sha256) = attachments::stream_to_blob(
         state.blobs.clone(),
