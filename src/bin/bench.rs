@@ -115,7 +115,7 @@ fn seed(
     state: &AppState,
     args: &Args,
     rows: &AtomicUsize,
-) -> Result<(Vec<Trainee>, Vec<Supervisor>), eportfolio::error::AppError> {
+) -> Result<(Vec<Trainee>, Vec<Supervisor>, String), eportfolio::error::AppError> {
     let mut rng = Rng(0x5EED_2026_1124);
     let now = Utc::now();
     let at = to_db(now);
@@ -136,6 +136,23 @@ fn seed(
             organisations::updated_at.eq(at),
         ))
         .execute(conn)?;
+    // Care providers of 500 trainees each: a director follows one (the cohort overview).
+    let mut providers = Vec::new();
+    for p in 0..args.trainees.div_ceil(COHORT).max(1) {
+        let pid = id(&mut rng);
+        diesel::insert_into(organisations::table)
+            .values((
+                organisations::id.eq(&pid),
+                organisations::parent_id.eq(Some(&org)),
+                organisations::kind.eq("care_provider"),
+                organisations::name.eq(format!("Vårdgivare {p}")),
+                organisations::version.eq(1),
+                organisations::created_at.eq(at),
+                organisations::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        providers.push(pid);
+    }
     let content = TemplateContent {
         name: "BT".into(),
         specialty: None,
@@ -229,7 +246,32 @@ fn seed(
         }
         Ok(())
     })?;
+    let director = db::write_tx(conn, |conn| {
+        let uid = user(
+            conn,
+            &mut rng,
+            "studierektor@bench.example".into(),
+            "supervisor",
+        )?;
+        diesel::insert_into(user_roles::table)
+            .values((
+                user_roles::id.eq(id(&mut rng)),
+                user_roles::user_id.eq(&uid),
+                user_roles::role.eq("director_of_studies"),
+                user_roles::organisation_id.eq(&providers[0]),
+                user_roles::created_at.eq(at),
+            ))
+            .execute(conn)?;
+        token(conn, &uid)
+    })?;
     let codes: Vec<String> = (1..=18).map(|i| format!("BT{i}")).collect();
+    let judgements = serde_json::to_string(
+        &codes
+            .iter()
+            .map(|c| json!({"code": c, "judgement": "progressing", "comment": ""}))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default();
     let mut trainees = Vec::new();
     for t in 0..args.trainees {
         db::write_tx(conn, |conn| {
@@ -239,7 +281,7 @@ fn seed(
                 .values((
                     enrolments::id.eq(&enrolment),
                     enrolments::trainee_id.eq(&uid),
-                    enrolments::organisation_id.eq(&org),
+                    enrolments::organisation_id.eq(&providers[t / COHORT]),
                     enrolments::template_id.eq(&template),
                     enrolments::template_version.eq(1),
                     enrolments::track.eq("bt_standalone"),
@@ -265,7 +307,57 @@ fn seed(
                 ))
                 .execute(conn)?;
             rows.fetch_add(3, Ordering::Relaxed);
-            for a in 0..args.activities {
+            // Four placements of three months, each ended one with a signed summary.
+            let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap_or_default();
+            for (k, kind) in ["allmanmedicin", "akut", "geriatrik", "psykiatri"]
+                .iter()
+                .enumerate()
+            {
+                let pid = id(&mut rng);
+                let from = start + chrono::Months::new(3 * k as u32);
+                let to =
+                    start + chrono::Months::new(3 * (k as u32 + 1)) - chrono::Duration::days(1);
+                diesel::insert_into(placements::table)
+                    .values((
+                        placements::id.eq(&pid),
+                        placements::enrolment_id.eq(&enrolment),
+                        placements::placement_type.eq(kind),
+                        placements::start_date.eq(from.to_string()),
+                        placements::end_date.eq(to.to_string()),
+                        placements::version.eq(1),
+                        placements::created_at.eq(at),
+                        placements::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+                if k < 3 {
+                    diesel::insert_into(summary_assessments::table)
+                        .values((
+                            summary_assessments::id.eq(id(&mut rng)),
+                            summary_assessments::enrolment_id.eq(&enrolment),
+                            summary_assessments::placement_id.eq(&pid),
+                            summary_assessments::author_id.eq(&sup_ids[sup]),
+                            summary_assessments::judgements.eq(&judgements),
+                            summary_assessments::overall.eq("Utvecklas väl."),
+                            summary_assessments::status.eq("signed"),
+                            summary_assessments::signed_at.eq(Some(at)),
+                            summary_assessments::signature_method.eq(Some("totp")),
+                            summary_assessments::content_hash.eq(Some("bench")),
+                            summary_assessments::version.eq(1),
+                            summary_assessments::created_at.eq(at),
+                            summary_assessments::updated_at.eq(at),
+                        ))
+                        .execute(conn)?;
+                    rows.fetch_add(1, Ordering::Relaxed);
+                }
+                rows.fetch_add(1, Ordering::Relaxed);
+            }
+            // The first trainee has a dossier of 1,000 records.
+            let activities_n = if t == 0 {
+                DOSSIER_RECORDS - 40 - 29 - 3
+            } else {
+                args.activities
+            };
+            for a in 0..activities_n {
                 let aid = id(&mut rng);
                 let day = 1 + rng.below(360);
                 let date = (chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap_or_default()
@@ -276,7 +368,8 @@ fn seed(
                         activities::id.eq(&aid),
                         activities::enrolment_id.eq(&enrolment),
                         activities::kind.eq("clinical_work"),
-                        activities::title.eq(format!("Aktivitet {a}")),
+                        activities::title
+                            .eq(format!("Aktivitet {a}: patientarbete på vårdavdelningen")),
                         activities::start_date.eq(date),
                         activities::template_version.eq(1),
                         activities::reflection
@@ -371,8 +464,13 @@ fn seed(
             Ok(())
         })?;
     }
-    Ok((trainees, supervisors))
+    Ok((trainees, supervisors, director))
 }
+
+/// Trainees per care provider, as one director's cohort.
+const COHORT: usize = 500;
+/// Records of the trainee whose dossier is built.
+const DOSSIER_RECORDS: usize = 1000;
 
 struct Outcome {
     name: &'static str,
@@ -669,6 +767,20 @@ impl Server {
         peak_rss_mb(&format!("/proc/{}/status", self.child.id()))
     }
 
+    /// Resident memory now (VmRSS), to see whether it grows with the dossiers served.
+    fn rss_mb_now(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            })
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    }
+
     fn stop(mut self) {
         drop(self.stdin);
         let _ = self.child.wait();
@@ -703,7 +815,7 @@ fn main() {
     );
     let rows = AtomicUsize::new(0);
     let t = Instant::now();
-    let (trainees, supervisors) = match seed(&state, &args, &rows) {
+    let (trainees, supervisors, director) = match seed(&state, &args, &rows) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("bench: seeding failed: {e}");
@@ -835,6 +947,72 @@ fn main() {
         },
         |_, _| Some(json!({"feedback_next_steps": "Fortsätt så."})),
     ));
+    results.push(scenario(
+        &mut run,
+        "trainee progress (delmål, checklist, pace)",
+        |cl, n| {
+            let t = pick(cl, n);
+            Some(auth(
+                agent.get(&format!(
+                    "{base}/api/v1/enrolments/{}/progress",
+                    t.enrolment
+                )),
+                &t.token,
+            ))
+        },
+        |_, _| None,
+    ));
+    // The heavy reads: a director or an assessor at a time, not 64 at once.
+    run.clients = 2;
+    let cohort = trainees.len().min(COHORT);
+    let cohort_name: &'static str =
+        Box::leak(format!("cohort overview ({cohort} trainees), 2 clients").into_boxed_str());
+    results.push(scenario(
+        &mut run,
+        cohort_name,
+        |_, _| {
+            Some(auth(
+                agent.get(&format!("{base}/api/v1/cohort-overview")),
+                &director,
+            ))
+        },
+        |_, _| None,
+    ));
+    let rss_before = run.server.rss_mb_now();
+    let t0 = &trainees[0];
+    let (agent_ref, base_ref) = (&agent, &base);
+    let dossier = move |accept: &'static str| {
+        move |_: usize, _: usize| {
+            let (agent, base) = (agent_ref, base_ref);
+            Some(
+                auth(
+                    agent.get(&format!(
+                        "{base}/api/v1/enrolments/{}/dossier",
+                        t0.enrolment
+                    )),
+                    &t0.token,
+                )
+                .set("Accept", accept),
+            )
+        }
+    };
+    results.push(scenario(
+        &mut run,
+        "dossier JSON (1,000 records), 2 clients",
+        dossier("application/json"),
+        |_, _| None,
+    ));
+    results.push(scenario(
+        &mut run,
+        "dossier PDF (1,000 records), 2 clients",
+        dossier("application/pdf"),
+        |_, _| None,
+    ));
+    let dossiers_served = results[results.len() - 2..]
+        .iter()
+        .map(|r| r.requests)
+        .sum::<usize>();
+    let rss_after = run.server.rss_mb_now();
     let ceiling = results[0].rate();
     println!();
     println!(
@@ -864,7 +1042,9 @@ fn main() {
         args.clients,
         peak_rss_mb("/proc/self/status")
     );
-    println!("not measured yet (issue 5): trainee progress, cohort overview, dossier JSON/PDF");
+    println!(
+        "server resident memory before the dossier scenarios {rss_before:.0} MB, after {dossiers_served} dossiers {rss_after:.0} MB"
+    );
     server.stop();
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
