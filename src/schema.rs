@@ -228,6 +228,7 @@ diesel::table! {
         record_id -> Text,
         code -> Text,
         enrolment_id -> Text,
+        record_type -> Text,
     }
 }
 

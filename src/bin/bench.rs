@@ -387,6 +387,7 @@ fn seed(
                             record_delmal::record_id.eq(&aid),
                             record_delmal::code.eq(code),
                             record_delmal::enrolment_id.eq(&enrolment),
+                            record_delmal::record_type.eq("activity"),
                         ))
                         .execute(conn)
                         .ok();

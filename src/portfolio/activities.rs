@@ -422,7 +422,7 @@ pub fn insert_activity(
         activities::updated_at.eq(to_db(now)),
     ));
     crate::on_backend!(conn, |c| insert.execute(c))?;
-    links::set(conn, enrolment_id, &id, &n.delmal)?;
+    links::set(conn, links::ACTIVITY, enrolment_id, &id, &n.delmal)?;
     // Read back as stored. Its delmål are the ones just set, and it has no attachments
     // yet (they attach to an existing activity; the insert shows the id was new).
     let query = activities::table.find(&id).select(COLUMNS);
@@ -475,7 +475,7 @@ pub fn update_activity(
             activities::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    links::set(conn, &enrolment_id, id, &delmal)?;
+    links::set(conn, links::ACTIVITY, &enrolment_id, id, &delmal)?;
     let a = get_activity(conn, id)?;
     audit_activity(conn, now, me, client, "updated", &a)?;
     Ok(a)
@@ -497,6 +497,7 @@ pub fn delete_activity(
             activities::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
+    links::remove(conn, id)?;
     audit_activity(conn, now, me, client, "deleted", &current)
 }
 

@@ -463,7 +463,7 @@ fn save(
             ))
             .execute(conn)?;
     }
-    links::set(conn, &a.enrolment_id, &a.id, &a.delmal)
+    links::set(conn, links::ASSESSMENT, &a.enrolment_id, &a.id, &a.delmal)
 }
 
 fn log(
@@ -1191,6 +1191,7 @@ pub fn delete(
     diesel::update(assessments::table.find(id))
         .set(assessments::deleted_at.eq(to_db(now)))
         .execute(conn)?;
+    links::remove(conn, id)?;
     log(conn, now, me, client, "deleted", &a)
 }
 

@@ -29,9 +29,15 @@ pub fn normalised(codes: &[String]) -> Vec<String> {
     v
 }
 
+/// What kind of record a link belongs to, so evidence is counted from the links alone.
+pub const ACTIVITY: &str = "activity";
+pub const ASSESSMENT: &str = "assessment";
+pub const TALK: &str = "talk";
+
 /// Replaces a record's links.
 pub fn set(
     conn: &mut DbConn,
+    record_type: &str,
     enrolment_id: &str,
     record_id: &str,
     codes: &[String],
@@ -45,6 +51,7 @@ pub fn set(
                 record_delmal::record_id.eq(record_id),
                 record_delmal::code.eq(code),
                 record_delmal::enrolment_id.eq(enrolment_id),
+                record_delmal::record_type.eq(record_type),
             )
         })
         .collect();
@@ -57,6 +64,13 @@ pub fn set(
             DbConn::Pg(c) => insert.execute(c)?,
         };
     }
+    Ok(())
+}
+
+/// Removes a deleted record's links: they prove nothing any more.
+pub fn remove(conn: &mut DbConn, record_id: &str) -> Result<(), AppError> {
+    diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(record_id)))
+        .execute(conn)?;
     Ok(())
 }
 

@@ -428,7 +428,7 @@ fn save(conn: &mut DbConn, now: DateTime<Utc>, t: &Talk, insert: bool) -> Result
             ))
             .execute(conn)?;
     }
-    links::set(conn, &t.enrolment_id, &t.id, &t.delmal)
+    links::set(conn, links::TALK, &t.enrolment_id, &t.id, &t.delmal)
 }
 
 fn log(

@@ -17,6 +17,7 @@ use crate::curriculum::templates::{self, AssessmentType, ChecklistItem, Checklis
 use crate::db::DbConn;
 use crate::enrolment::time::{Plan, TimeServed};
 use crate::error::AppError;
+use crate::portfolio::links;
 use crate::schema::{
     activities, assessments, credited_service, enrolments, final_assessments, leave_periods,
     placements, record_delmal, summary_assessments, talks,
@@ -453,18 +454,11 @@ fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Inputs>, AppErro
                 ));
             }
         }
-        // Evidence per delmål: links of live records only (a deleted activity's links
-        // stay in the table but prove nothing).
+        // Evidence per delmål, from the links alone (a deleted record's links are gone),
+        // on the (enrolment, record type, code) index.
         let rows: Vec<(String, String, i64)> = record_delmal::table
             .filter(record_delmal::enrolment_id.eq_any(chunk))
-            .filter(
-                record_delmal::record_id.eq_any(
-                    activities::table
-                        .filter(activities::enrolment_id.eq_any(chunk))
-                        .filter(activities::deleted_at.is_null())
-                        .select(activities::id),
-                ),
-            )
+            .filter(record_delmal::record_type.eq(links::ACTIVITY))
             .group_by((record_delmal::enrolment_id, record_delmal::code))
             .select((
                 record_delmal::enrolment_id,
@@ -480,6 +474,7 @@ fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Inputs>, AppErro
         let rows: Vec<(String, String, String)> = record_delmal::table
             .inner_join(assessments::table.on(assessments::id.eq(record_delmal::record_id)))
             .filter(record_delmal::enrolment_id.eq_any(chunk))
+            .filter(record_delmal::record_type.eq(links::ASSESSMENT))
             .filter(assessments::deleted_at.is_null())
             .filter(assessments::superseded_by.is_null())
             .filter(assessments::status.eq("signed"))
@@ -499,6 +494,7 @@ fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Inputs>, AppErro
         let rows: Vec<(String, String, String)> = record_delmal::table
             .inner_join(talks::table.on(talks::id.eq(record_delmal::record_id)))
             .filter(record_delmal::enrolment_id.eq_any(chunk))
+            .filter(record_delmal::record_type.eq(links::TALK))
             .filter(talks::deleted_at.is_null())
             .select((
                 record_delmal::enrolment_id,
