@@ -140,7 +140,19 @@ type Deliver = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Cleared when the pool goes: the checkpointer stops.
+    alive: Arc<std::sync::atomic::AtomicBool>,
 }
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.alive
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 impl Writer {
     fn start(url: &str) -> Result<Writer, AppError> {
@@ -155,13 +167,40 @@ impl Writer {
                 Ok(conn)
             }
         };
-        let conn = open()?;
+        let mut conn = open()?;
+        // The writer does not checkpoint on commit (an automatic checkpoint copies up to
+        // 1,000 pages and syncs, stalling every write waiting behind it); a thread of its
+        // own checkpoints passively beside it. A larger page cache keeps the indexes'
+        // upper levels of a growing database in memory.
+        conn.batch_execute("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -8000;")
+            .map_err(|e| AppError::Config(format!("database setup: {e}")))?;
+        let mut checkpointer = open()?;
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, queue, open))
+            .spawn(move || {
+                writer_loop(conn, queue, move || {
+                    let mut c = open()?;
+                    c.batch_execute("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -8000;")
+                        .map_err(|e| AppError::Config(format!("database setup: {e}")))?;
+                    Ok(c)
+                })
+            })
             .map_err(|e| AppError::Config(format!("cannot start the database writer: {e}")))?;
-        Ok(Writer { jobs })
+        let running = alive.clone();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while running.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if let Err(e) = checkpointer.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| AppError::Config(format!("cannot start the checkpointer: {e}")))?;
+        Ok(Writer { jobs, alive })
     }
 }
 

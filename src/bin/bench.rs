@@ -485,6 +485,8 @@ struct Outcome {
     probe_ms: f64,
     /// Server CPU time per request during the timed run (robust on a shared machine).
     cpu_ms: f64,
+    /// Mean response body size of the probe requests.
+    kb: f64,
 }
 
 impl Outcome {
@@ -508,6 +510,11 @@ impl Outcome {
 /// succeeded. (A response left unread is not kept alive by ureq: every request would
 /// open a new connection.)
 fn send(req: ureq::Request, body: Option<serde_json::Value>) -> bool {
+    send_counting(req, body).is_some()
+}
+
+/// Like [`send`]; the size of the response body if it succeeded.
+fn send_counting(req: ureq::Request, body: Option<serde_json::Value>) -> Option<u64> {
     let res = match body {
         Some(b) => req.send_json(b),
         None => req.call(),
@@ -515,9 +522,10 @@ fn send(req: ureq::Request, body: Option<serde_json::Value>) -> bool {
     let (ok, res) = match res {
         Ok(r) => (true, r),
         Err(ureq::Error::Status(_, r)) => (false, r),
-        Err(_) => return false,
+        Err(_) => return None,
     };
-    std::io::copy(&mut res.into_reader(), &mut std::io::sink()).is_ok() && ok
+    let bytes = std::io::copy(&mut res.into_reader(), &mut std::io::sink()).ok()?;
+    ok.then_some(bytes)
 }
 
 /// How the scenarios run: concurrency, duration, and the sequential probe that counts the
@@ -548,15 +556,20 @@ fn scenario(
     let errors = AtomicUsize::new(0);
     let before = run.server.statements();
     let mut probed = 0;
+    let mut bytes = 0;
     let t = Instant::now();
     for n in 0..if skip { 0 } else { run.probe } {
         let Some(req) = make(clients, n) else { break };
-        if !send(req, body(clients, n)) {
-            errors.fetch_add(1, Ordering::Relaxed);
+        match send_counting(req, body(clients, n)) {
+            Some(b) => bytes += b,
+            None => {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
         probed += 1;
     }
     let probe_ms = t.elapsed().as_secs_f64() * 1000.0 / probed.max(1) as f64;
+    let kb = bytes as f64 / 1024.0 / probed.max(1) as f64;
     let statements = (run.server.statements() - before) as f64 / probed.max(1) as f64;
     let cpu_before = run.server.cpu_seconds();
     let lat = Mutex::new(Vec::new());
@@ -594,6 +607,7 @@ fn scenario(
         statements,
         probe_ms,
         cpu_ms: 0.0,
+        kb,
     }
     .with_cpu(cpu)
 }
@@ -1017,12 +1031,21 @@ fn main() {
     let ceiling = results[0].rate();
     println!();
     println!(
-        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>8} {:>8}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "ceiling", "errors", "SQL", "seq ms", "cpu ms"
+        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>8} {:>8} {:>7}",
+        "scenario",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "ceiling",
+        "errors",
+        "SQL",
+        "seq ms",
+        "cpu ms",
+        "KB"
     );
     for r in results.iter().filter(|r| r.requests > 0) {
         println!(
-            "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7} {:>6.1} {:>8.2} {:>8.3}",
+            "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7} {:>6.1} {:>8.2} {:>8.3} {:>7.1}",
             r.name,
             r.rate(),
             r.pct(0.5),
@@ -1031,11 +1054,12 @@ fn main() {
             r.errors,
             r.statements,
             r.probe_ms,
-            r.cpu_ms
+            r.cpu_ms,
+            r.kb
         );
     }
     println!();
-    println!("SQL: statements per request (BEGIN/COMMIT included), counted by the server over {} sequential requests; seq ms: their mean latency; cpu ms: server CPU time per request under load", args.probe);
+    println!("SQL: statements per request (BEGIN/COMMIT included), counted by the server over {} sequential requests; seq ms: their mean latency; cpu ms: server CPU time per request under load; KB: response body", args.probe);
     println!("raw insert speed beside the write scenarios: {insert_rate:.0} rows/s");
     println!(
         "peak resident memory: server process {:.0} MB; bench process (seeding, {} client threads) {:.0} MB",

@@ -190,7 +190,12 @@ fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Activity>, AppErro
     let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     // One query each for the links and the attachments of all rows.
     let links = links::of(conn, &ids)?;
-    let mut files = attachments::of_records(conn, &ids)?;
+    let enrolment = rows.first().map(|r| r.1.as_str());
+    let mut files = if rows.iter().all(|r| Some(r.1.as_str()) == enrolment) {
+        attachments::of_records_in(conn, enrolment, &ids)?
+    } else {
+        attachments::of_records(conn, &ids)?
+    };
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -527,6 +532,28 @@ pub fn list_activities(
         ),
         None => None,
     };
+    let only_delmal = f.placement_id.is_none()
+        && f.kind.is_none()
+        && f.from.is_none()
+        && f.to.is_none()
+        && cursor.is_none();
+    if let (true, Some(code)) = (only_delmal, &f.delmal) {
+        // The phone's first page for a delmål: a fixed query, prepared once per
+        // connection (the general one below is built per request).
+        let ids = record_delmal::table
+            .filter(record_delmal::enrolment_id.eq(enrolment_id))
+            .filter(record_delmal::code.eq(code))
+            .select(record_delmal::record_id);
+        let q = activities::table
+            .filter(activities::deleted_at.is_null())
+            .filter(activities::id.eq_any(ids))
+            .select(COLUMNS)
+            .order((activities::start_date.desc(), activities::id.desc()))
+            .limit(limit + 1);
+        let mut rows: Vec<Row> = crate::on_backend!(conn, |c| q.load(c))?;
+        rows.retain(|r| r.1 == enrolment_id);
+        return from_rows(conn, rows);
+    }
     // Built and run on the backend's own connection (see `on_backend!`).
     let mut rows: Vec<Row> = crate::on_backend!(conn, |c| {
         let mut q = activities::table

@@ -89,6 +89,28 @@ const COLUMNS: (
 );
 
 /// Attachments of several records at once, by record id.
+/// Like [`of_records`], for records of one enrolment (`None`: no records). Most
+/// enrolments have few attachments: one indexed look-up (a prepared statement) finds
+/// whether there are any before the records are asked for one by one.
+pub fn of_records_in(
+    conn: &mut DbConn,
+    enrolment_id: Option<&str>,
+    record_ids: &[String],
+) -> Result<HashMap<String, Vec<Attachment>>, AppError> {
+    let Some(enrolment_id) = enrolment_id else {
+        return Ok(HashMap::new());
+    };
+    let any = attachments::table
+        .filter(attachments::enrolment_id.eq(enrolment_id))
+        .filter(attachments::deleted_at.is_null())
+        .select(attachments::id);
+    let any: Option<String> = crate::on_backend!(conn, |c| any.first(c).optional())?;
+    if any.is_none() {
+        return Ok(HashMap::new());
+    }
+    of_records(conn, record_ids)
+}
+
 pub fn of_records(
     conn: &mut DbConn,
     record_ids: &[String],

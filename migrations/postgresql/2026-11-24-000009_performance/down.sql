@@ -1,3 +1,5 @@
+DROP INDEX attachments_enrolment;
+
 DROP INDEX assignments_enrolment;
 CREATE INDEX assignments_enrolment ON assignments(enrolment_id);
 

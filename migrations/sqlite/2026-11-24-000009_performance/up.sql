@@ -13,3 +13,6 @@ CREATE INDEX record_delmal_code ON record_delmal(enrolment_id, code, record_id);
 -- Access checks ask for one user's assignments on one enrolment.
 DROP INDEX assignments_enrolment;
 CREATE INDEX assignments_enrolment ON assignments(enrolment_id, user_id);
+
+-- Whether an enrolment has any attachments, before asking for them record by record.
+CREATE INDEX attachments_enrolment ON attachments(enrolment_id);
