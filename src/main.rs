@@ -98,6 +98,7 @@ fn init_logging(json: bool, default_level: &str) {
 }
 
 fn main() -> ExitCode {
+    eportfolio::limit_malloc_arenas();
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
         print!("{}", eportfolio::openapi_json());

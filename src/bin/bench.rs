@@ -663,6 +663,7 @@ fn count_statements() -> Option<Box<dyn diesel::connection::Instrumentation>> {
 /// Child mode: serve the data set on a loopback port, print the address, answer
 /// `count` on stdin with the statements run so far, and exit when stdin closes.
 fn serve(dir: &Path, pool_size: Option<u32>) -> ! {
+    eportfolio::limit_malloc_arenas();
     if let Err(e) = diesel::connection::set_default_instrumentation(count_statements) {
         eprintln!("bench server: {e}");
     }

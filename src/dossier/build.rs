@@ -41,7 +41,7 @@ pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Resul
     let e = enrolment::get_enrolment(conn, enrolment_id, today)?;
     let template = templates::get_template(conn, &e.template_id, Some(e.template_version))?;
     let regulation = catalogue::get_regulation(conn, &template.regulation_id)?;
-    let progress = progress::progress(conn, enrolment_id, today)?;
+    let progress = progress::progress(conn, enrolment_id, today, true)?;
     let acts = activities::list_activities(
         conn,
         enrolment_id,

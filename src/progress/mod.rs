@@ -19,6 +19,14 @@ use service::Progress;
 
 const PROBLEM: &str = "application/problem+json";
 
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressQuery {
+    /// Include the records behind each delmål (default false: counts only).
+    pub items: Option<bool>,
+}
+
 /// Progress of a trainee
 ///
 /// Per delmål: the evidence behind it (activities, signed assessments by instrument,
@@ -27,10 +35,11 @@ const PROBLEM: &str = "application/problem+json";
 /// the checklist of the trainee's template version, each item done or outstanding with
 /// what is expected by today. And the pace: `on_pace`, `behind` or `at_risk`, with the
 /// reasons. A delmål is `ready_for_final_assessment` when a signed summary assessment
-/// judges it achieved and at least one other record backs it.
+/// judges it achieved and at least one other record backs it. `items=true` adds the
+/// records behind each delmål (dates, kinds, titles), oldest first.
 #[utoipa::path(
     tag = "progress",
-    params(("id" = String, Path, description = "Enrolment")),
+    params(("id" = String, Path, description = "Enrolment"), ProgressQuery),
     responses(
         (status = 200, description = "Progress as of today", body = Progress),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
@@ -42,12 +51,14 @@ pub async fn get_progress(
     state: web::Data<AppState>,
     me: Principal,
     path: web::Path<String>,
+    query: web::Query<ProgressQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let today = state.clock.now().date_naive();
+    let items = query.items.unwrap_or(false);
     let p = db::run(&state.pool, move |c| {
         access::require(c, &me, &id, today, Access::Read)?;
-        service::progress(c, &id, today)
+        service::progress(c, &id, today, items)
     })
     .await?;
     Ok(HttpResponse::Ok().json(p))
@@ -83,7 +94,7 @@ pub async fn get_chart(
     let today = state.clock.now().date_naive();
     let (p, name) = db::run(&state.pool, move |c| {
         access::require(c, &me, &id, today, Access::Read)?;
-        let p = service::progress(c, &id, today)?;
+        let p = service::progress(c, &id, today, false)?;
         let name = crate::accounts::service::display_name(c, &p.trainee_id)?;
         Ok((p, name))
     })

@@ -123,7 +123,7 @@ pub struct DelmalProgress {
     pub summary_judgement: Option<String>,
     /// The decided final assessment's judgement.
     pub final_judgement: Option<String>,
-    /// The records, oldest first (only in a trainee's progress, not in the cohort).
+    /// The records, oldest first (with `items=true`, and in the dossier).
     pub items: Vec<EvidenceItem>,
 }
 
@@ -977,11 +977,12 @@ fn pace(
 
 // ---- Entry points -------------------------------------------------------------------
 
-/// Progress of one trainee, with the records behind each delmål.
+/// Progress of one trainee; with `items`, the records behind each delmål too.
 pub fn progress(
     conn: &mut DbConn,
     enrolment_id: &str,
     today: NaiveDate,
+    items: bool,
 ) -> Result<Progress, AppError> {
     let inputs = load_inputs(conn, &[enrolment_id.to_string()])?;
     let Some(i) = inputs.into_iter().next() else {
@@ -990,8 +991,11 @@ pub fn progress(
     let mut cat = Catalogue::new();
     let t = cat.template(conn, &i.e.template_id, i.e.template_version)?;
     let delmal = cat.delmal(conn, &t)?;
-    let mut items = evidence_items(conn, enrolment_id)?;
-    Ok(evaluate(&i, &t, &delmal, today, Some(&mut items)))
+    if items {
+        let mut records = evidence_items(conn, enrolment_id)?;
+        return Ok(evaluate(&i, &t, &delmal, today, Some(&mut records)));
+    }
+    Ok(evaluate(&i, &t, &delmal, today, None))
 }
 
 /// Progress of many trainees, without the record lists.

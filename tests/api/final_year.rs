@@ -270,7 +270,7 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
 
     // Progress: every delmål ready for the final assessment, the checklists done, on pace.
     let progress = app
-        .get(&format!("/enrolments/{enrolment}/progress"), t)
+        .get(&format!("/enrolments/{enrolment}/progress?items=true"), t)
         .expect(200)
         .body;
     let delmal = progress["delmal"].as_array().expect("delmal");
@@ -284,6 +284,19 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
     assert_eq!(bt1["evidence"]["assessments"]["dops"], 2);
     assert_eq!(progress["pace"]["flag"], "on_pace", "{}", progress["pace"]);
     assert_eq!(progress["pace"]["supervision_held"], 34);
+    // Without `items` the same figures come without the record lists.
+    let counts = app
+        .get(&format!("/enrolments/{enrolment}/progress"), t)
+        .expect(200)
+        .body;
+    assert_eq!(
+        counts["delmal"][0]["evidence"],
+        progress["delmal"][0]["evidence"]
+    );
+    assert!(counts["delmal"][0]["items"]
+        .as_array()
+        .expect("items")
+        .is_empty());
     assert_eq!(progress["time_served"]["fraction_done"], 1.0);
     for c in progress["checklist"].as_array().expect("checklist") {
         assert_eq!(c["complete_items"], c["total_items"], "{c}");
