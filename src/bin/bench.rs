@@ -380,17 +380,24 @@ fn seed(
                         activities::updated_at.eq(at),
                     ))
                     .execute(conn)?;
-                for _ in 0..1 + rng.below(2) {
-                    let code = &codes[rng.below(codes.len() as u64) as usize];
+                // One or two distinct delmål (a repeated link would abort the whole
+                // transaction on PostgreSQL).
+                let first = rng.below(codes.len() as u64) as usize;
+                let mut picked = vec![first];
+                if rng.below(2) == 1 {
+                    picked.push(
+                        (first + 1 + rng.below(codes.len() as u64 - 1) as usize) % codes.len(),
+                    );
+                }
+                for c in picked {
                     diesel::insert_into(record_delmal::table)
                         .values((
                             record_delmal::record_id.eq(&aid),
-                            record_delmal::code.eq(code),
+                            record_delmal::code.eq(&codes[c]),
                             record_delmal::enrolment_id.eq(&enrolment),
                             record_delmal::record_type.eq("activity"),
                         ))
-                        .execute(conn)
-                        .ok();
+                        .execute(conn)?;
                     rows.fetch_add(1, Ordering::Relaxed);
                 }
                 rows.fetch_add(1, Ordering::Relaxed);
