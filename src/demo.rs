@@ -179,7 +179,8 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
         });
         Ok(Person { id, token })
     };
-    let admin = person(
+    // The administrator is seeded for the logins; the demo itself needs no admin action.
+    person(
         "administrator",
         "administrator",
         &region,
@@ -322,7 +323,6 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
     let result = populate(
         &api,
         today,
-        &admin,
         &director,
         [&hhl_a, &hhl_b, &akut, &geri, &psyk, &assessor],
         &t,
@@ -340,7 +340,6 @@ fn day(d: NaiveDate, plus: i64) -> String {
 fn populate(
     api: &Api,
     today: NaiveDate,
-    _admin: &Person,
     director: &Person,
     staff: [&Person; 6],
     t: &[Person; 5],

@@ -194,7 +194,7 @@ fn dossier_verify_offline(
         eportfolio::error::AppError::Unprocessable("the key file is not text".into())
     })?;
     let key = signing::parse_public_key(&text)?;
-    let id = signing::sha256_hex(key.as_bytes())[..16].to_string();
+    let id = signing::key_id(key.as_bytes());
     print_verification(&signing::verify(&read_file(file)?, &[(id, key)]))
 }
 

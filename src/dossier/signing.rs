@@ -90,13 +90,17 @@ pub struct PublicKey {
     pub retired_at: Option<DateTime<Utc>>,
 }
 
-fn key_id(public: &[u8]) -> String {
+/// A key's id: the first 16 hex digits of the SHA-256 of its raw bytes.
+pub fn key_id(public: &[u8]) -> String {
     sha256_hex(public)[..16].to_string()
 }
 
 /// SubjectPublicKeyInfo for Ed25519 (RFC 8410): a fixed prefix and the key.
 pub fn pem(public: &[u8; 32]) -> String {
-    let mut der = hex::decode("302a300506032b6570032100").unwrap_or_default();
+    const PREFIX: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let mut der = PREFIX.to_vec();
     der.extend_from_slice(public);
     format!(
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",

@@ -48,6 +48,29 @@ pub fn active_assignment_roles(
     Ok(crate::on_backend!(conn, |c| query.load(c))?)
 }
 
+/// Who holds `role` on the enrolment today (the latest assignment if several overlap).
+pub fn holder(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    role: &str,
+    today: NaiveDate,
+) -> Result<Option<String>, AppError> {
+    let today = today.to_string();
+    Ok(assignments::table
+        .filter(assignments::enrolment_id.eq(enrolment_id))
+        .filter(assignments::role.eq(role))
+        .filter(assignments::valid_from.le(&today))
+        .filter(
+            assignments::valid_to
+                .is_null()
+                .or(assignments::valid_to.gt(&today)),
+        )
+        .order(assignments::valid_from.desc())
+        .select(assignments::user_id)
+        .first(conn)
+        .optional()?)
+}
+
 /// Is the user the trainee's main or placement supervisor today? Directors and
 /// administrators manage the plan but do not assess or supervise through it.
 pub fn is_assigned_supervisor(

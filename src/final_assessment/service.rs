@@ -22,7 +22,7 @@ use crate::error::{AppError, FieldError};
 use crate::http::etag;
 use crate::mail::Mail;
 use crate::portfolio::summaries::Judgement;
-use crate::schema::{assignments, enrolments, final_assessment_signers, final_assessments, users};
+use crate::schema::{enrolments, final_assessment_signers, final_assessments, users};
 
 /// Who decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -278,7 +278,7 @@ pub fn readable(
     id: &str,
     today: chrono::NaiveDate,
 ) -> Result<FinalAssessment, AppError> {
-    let f = get(conn, id).map_err(|_| AppError::NotFound)?;
+    let f = get(conn, id)?;
     if !is_signer(&f, &me.user_id) {
         access::require(conn, me, &f.enrolment_id, today, Access::Read)?;
     }
@@ -311,28 +311,6 @@ pub fn list(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<FinalAssessment
         .select(final_assessments::id)
         .load(conn)?;
     ids.iter().map(|id| get(conn, id)).collect()
-}
-
-fn active_holder(
-    conn: &mut DbConn,
-    enrolment_id: &str,
-    role: &str,
-    today: chrono::NaiveDate,
-) -> Result<Option<String>, AppError> {
-    let t = today.to_string();
-    Ok(assignments::table
-        .filter(assignments::enrolment_id.eq(enrolment_id))
-        .filter(assignments::role.eq(role))
-        .filter(assignments::valid_from.le(&t))
-        .filter(
-            assignments::valid_to
-                .is_null()
-                .or(assignments::valid_to.gt(&t)),
-        )
-        .order(assignments::valid_from.desc())
-        .select(assignments::user_id)
-        .first(conn)
-        .optional()?)
 }
 
 fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError> {
@@ -459,8 +437,8 @@ pub fn create(
     let mut errors = Vec::new();
     match n.mode {
         Mode::ExternalAssessor => {
-            let assessor = active_holder(conn, enrolment_id, EXTERNAL_ASSESSOR, today)?;
-            let main = active_holder(conn, enrolment_id, MAIN_SUPERVISOR, today)?;
+            let assessor = access::holder(conn, enrolment_id, EXTERNAL_ASSESSOR, today)?;
+            let main = access::holder(conn, enrolment_id, MAIN_SUPERVISOR, today)?;
             let (Some(assessor), Some(main)) = (assessor, main) else {
                 return Err(AppError::Unprocessable(
                     "the trainee needs an assigned external assessor and a main supervisor \
@@ -754,7 +732,7 @@ pub fn sign(
         } else {
             MAIN_SUPERVISOR
         };
-        if active_holder(conn, &f.enrolment_id, role, today)?.as_deref() != Some(&me.user_id) {
+        if access::holder(conn, &f.enrolment_id, role, today)?.as_deref() != Some(&me.user_id) {
             return Err(AppError::Forbidden(
                 "your assignment to this trainee is not active today".into(),
             ));

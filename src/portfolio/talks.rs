@@ -22,7 +22,7 @@ use crate::error::{AppError, FieldError};
 use crate::http::etag;
 use crate::mail::Mail;
 use crate::portfolio::links;
-use crate::schema::{assignments, enrolments, talk_participants, talks, users};
+use crate::schema::{enrolments, talk_participants, talks, users};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -650,26 +650,6 @@ pub fn create_session(
     Ok((t, mails))
 }
 
-fn active_main_supervisor(
-    conn: &mut DbConn,
-    enrolment_id: &str,
-    today: NaiveDate,
-) -> Result<Option<String>, AppError> {
-    let today = today.to_string();
-    Ok(assignments::table
-        .filter(assignments::enrolment_id.eq(enrolment_id))
-        .filter(assignments::role.eq(access::MAIN_SUPERVISOR))
-        .filter(assignments::valid_from.le(&today))
-        .filter(
-            assignments::valid_to
-                .is_null()
-                .or(assignments::valid_to.gt(&today)),
-        )
-        .select(assignments::user_id)
-        .first(conn)
-        .optional()?)
-}
-
 /// The final check-in (slutavstämning) between the trainee and the main supervisor,
 /// recorded like a supervision session; either of them records it.
 #[allow(clippy::too_many_arguments)]
@@ -685,7 +665,7 @@ pub fn create_final_check_in(
     let today = now.date_naive();
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
-    let Some(main) = active_main_supervisor(conn, enrolment_id, today)? else {
+    let Some(main) = access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)? else {
         return Err(AppError::Unprocessable(
             "the trainee has no main supervisor today; a director assigns one first".into(),
         ));
@@ -752,7 +732,7 @@ pub fn create_handover(
     let mut errors = Vec::new();
     let main = match n.main_supervisor_id.clone() {
         Some(m) => Some(m),
-        None => active_main_supervisor(conn, enrolment_id, today)?,
+        None => access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)?,
     };
     let Some(main) = main else {
         return Err(AppError::validation(

@@ -558,6 +558,17 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         )
         .expect(200);
     assert_eq!(pdf_dossier.header("content-type"), Some("application/pdf"));
+    // The same content at the same moment renders to the same bytes (and signature).
+    let again = app
+        .send(
+            "GET",
+            &format!("/enrolments/{enrolment}/dossier"),
+            Some(&extern_.access),
+            None,
+            &[("Accept", "application/pdf")],
+        )
+        .expect(200);
+    assert_eq!(again.bytes, pdf_dossier.bytes);
     let text = pdf::text(&pdf_dossier.bytes);
     for code in &codes {
         assert!(
@@ -672,7 +683,7 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
             None => break,
         }
     }
-    assert_eq!(issued.len(), 3, "{issued:?}");
+    assert_eq!(issued.len(), 4, "{issued:?}");
     assert!(issued
         .iter()
         .any(|c| c["actor_id"] == extern_.id.as_str() && c["data"]["format"] == "pdf"));
