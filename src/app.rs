@@ -313,8 +313,9 @@ pub fn openapi_json() -> String {
     openapi().to_pretty_json().unwrap_or_default() + "\n"
 }
 
-/// Sends due daily digests every ten minutes, off the request path.
-fn spawn_digests(state: web::Data<AppState>) {
+/// Every ten minutes, off the request path: sends due daily digests and deletes
+/// idempotency keys past their 24 hours.
+fn spawn_housekeeping(state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(600));
         loop {
@@ -330,6 +331,16 @@ fn spawn_digests(state: web::Data<AppState>) {
                 Ok(Ok(n)) => tracing::info!(digests = n, "daily digests sent"),
                 Ok(Err(e)) => tracing::error!(error = %e, "daily digests failed"),
                 Err(_) => return,
+            }
+            let now = state.clock.now();
+            match db::write(&state.pool, move |conn| {
+                crate::idempotency::prune(conn, now)
+            })
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(keys = n, "expired idempotency keys deleted"),
+                Err(e) => tracing::error!(error = %e, "deleting expired idempotency keys failed"),
             }
         }
     });
@@ -352,7 +363,7 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
     // connections only wait in the pool (futex storms under load), so each worker gets
     // its share of the connections plus one (for password hashing and file reads).
     let blocking = (config.db_pool_size as usize).div_ceil(workers).max(1) + 1;
-    spawn_digests(state.clone());
+    spawn_housekeeping(state.clone());
     crate::integrations::spawn_worker(state.clone());
     let server = HttpServer::new(move || {
         // The spec route comes before the `/api/v1` scope, which would otherwise answer 404.

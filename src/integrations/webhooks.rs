@@ -63,6 +63,18 @@ const RETRY_WINDOW_HOURS: i64 = 24;
 /// `{"id": <event id>, "type": event, "created_at": now, "organisation_id": ..., "data": payload}`.
 /// Events: `activity.created`, `assessment.signed`, `final_assessment.decided` (issue 5:
 /// call it when a final assessment is decided, with the decision as `payload`), ...
+/// Whether any webhook subscription is active at all: one cached statement on a small
+/// table, so the events of a service without subscribers (most writes) cost nothing
+/// more. The organisation chain and the subscriptions are only read when it is true.
+pub fn has_subscribers(conn: &mut DbConn) -> Result<bool, AppError> {
+    let query = webhook_subscriptions::table
+        .filter(webhook_subscriptions::active.eq(1))
+        .filter(webhook_subscriptions::deleted_at.is_null())
+        .select(webhook_subscriptions::id);
+    let any: Option<String> = crate::on_backend!(conn, |c| query.first(c).optional())?;
+    Ok(any.is_some())
+}
+
 pub fn enqueue(
     conn: &mut DbConn,
     organisation_id: &str,
@@ -70,6 +82,9 @@ pub fn enqueue(
     payload: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
+    if !has_subscribers(conn)? {
+        return Ok(());
+    }
     let chain = org_chain(conn, organisation_id)?;
     if chain.is_empty() {
         return Ok(());
@@ -117,6 +132,9 @@ pub fn enqueue_for_enrolment(
     payload: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
+    if !has_subscribers(conn)? {
+        return Ok(());
+    }
     let org: Option<String> = enrolments::table
         .find(enrolment_id)
         .select(enrolments::organisation_id)

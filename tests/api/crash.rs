@@ -49,6 +49,10 @@ fn spawn_server(app: &TestApp) -> (Child, String) {
 #[test]
 fn a_killed_server_keeps_every_acknowledged_write() {
     let app = TestApp::start();
+    // The spawned server runs on the real clock: tokens must be issued on it too, or
+    // they have expired (15 minutes) whenever the test runs later in the day than the
+    // test clock's fixed start.
+    app.clock.set(chrono::Utc::now());
     let (admin, region) = app.admin();
     let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
     let template = app.stockholm_bt_template(&admin, &slso);

@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -32,6 +32,9 @@ use eportfolio::db::{self, DbConn};
 use eportfolio::schema::*;
 use eportfolio::{AppState, Config};
 use serde_json::json;
+
+mod client;
+use client::{Pace, Req};
 
 #[derive(Parser)]
 #[command(about = "eportfolio benchmark")]
@@ -54,12 +57,21 @@ struct Args {
     /// Sequential requests per scenario to count SQL statements per request.
     #[arg(long, default_value_t = 20)]
     probe: usize,
+    /// Total request rate of the open-loop runs (0: none). Each per-trainee scenario runs
+    /// twice: saturated (every client sends again as soon as it has its answer) and at
+    /// this offered rate, where latency counts from when a request was due.
+    #[arg(long, default_value_t = 2000.0)]
+    rate: f64,
     /// Run only the scenarios whose name contains this (and the ceiling).
     #[arg(long)]
     only: Option<String>,
     /// Keep the data set in this directory (created; not removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// With `--dir`: run against the data set a previous run left there (its tokens last
+    /// an hour; earlier runs' writes stay in it), instead of seeding a new one.
+    #[arg(long)]
+    reuse: bool,
     /// Internal: run as the server over the data set in this directory.
     #[arg(long, hide = true)]
     serve: Option<PathBuf>,
@@ -87,14 +99,25 @@ fn id(rng: &mut Rng) -> String {
     .to_string()
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Trainee {
     enrolment: String,
     token: String,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Supervisor {
     token: String,
     awaiting: Vec<String>,
+}
+
+/// Who the scenarios act as, kept beside a data set so `--reuse` can skip seeding.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct People {
+    trainees: Vec<Trainee>,
+    supervisors: Vec<Supervisor>,
+    director: String,
+    insert_rate: f64,
 }
 
 fn item(kind: ChecklistKind, title: &str, delmal: &[&str]) -> ChecklistItem {
@@ -497,6 +520,19 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn empty(name: &'static str) -> Outcome {
+        Outcome {
+            name,
+            requests: 0,
+            errors: 0,
+            seconds: 0.0,
+            latencies_ms: Vec::new(),
+            statements: 0.0,
+            probe_ms: 0.0,
+            cpu_ms: 0.0,
+            kb: 0.0,
+        }
+    }
     fn with_cpu(mut self, cpu_seconds: f64) -> Outcome {
         self.cpu_ms = cpu_seconds * 1000.0 / self.requests.max(1) as f64;
         self
@@ -513,28 +549,6 @@ impl Outcome {
     }
 }
 
-/// Sends a request and reads the whole response, as a client does; true if it
-/// succeeded. (A response left unread is not kept alive by ureq: every request would
-/// open a new connection.)
-fn send(req: ureq::Request, body: Option<serde_json::Value>) -> bool {
-    send_counting(req, body).is_some()
-}
-
-/// Like [`send`]; the size of the response body if it succeeded.
-fn send_counting(req: ureq::Request, body: Option<serde_json::Value>) -> Option<u64> {
-    let res = match body {
-        Some(b) => req.send_json(b),
-        None => req.call(),
-    };
-    let (ok, res) = match res {
-        Ok(r) => (true, r),
-        Err(ureq::Error::Status(_, r)) => (false, r),
-        Err(_) => return None,
-    };
-    let bytes = std::io::copy(&mut res.into_reader(), &mut std::io::sink()).ok()?;
-    ok.then_some(bytes)
-}
-
 /// How the scenarios run: concurrency, duration, and the sequential probe that counts the
 /// server's SQL statements per request.
 struct Runner<'a> {
@@ -543,81 +557,93 @@ struct Runner<'a> {
     seconds: u64,
     probe: usize,
     server: &'a mut Server,
+    /// host:port of the server.
+    addr: String,
 }
 
-/// First `probe` sequential requests (as an extra client) to count the server's
-/// statements per request, then `make(client, n)` from `clients` threads for `seconds`
-/// (or until it returns None).
-fn scenario(
-    run: &mut Runner,
-    name: &'static str,
-    make: impl Fn(usize, usize) -> Option<ureq::Request> + Sync,
-    body: impl Fn(usize, usize) -> Option<serde_json::Value> + Sync,
-) -> Outcome {
-    let (clients, seconds) = (run.clients, run.seconds);
-    let skip = run
-        .only
-        .as_deref()
-        .is_some_and(|o| !name.contains(o) && !name.starts_with("ceiling"));
-    let seconds = if skip { 0 } else { seconds };
-    let errors = AtomicUsize::new(0);
-    let before = run.server.statements();
-    let mut probed = 0;
-    let mut bytes = 0;
-    let t = Instant::now();
-    for n in 0..if skip { 0 } else { run.probe } {
-        let Some(req) = make(clients, n) else { break };
-        match send_counting(req, body(clients, n)) {
-            Some(b) => bytes += b,
-            None => {
-                errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        probed += 1;
+type Make<'a> = &'a (dyn Fn(usize, usize) -> Option<Req> + Sync);
+
+impl Runner<'_> {
+    fn skip(&self, name: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_some_and(|o| !name.contains(o) && !name.starts_with("ceiling"))
     }
-    let probe_ms = t.elapsed().as_secs_f64() * 1000.0 / probed.max(1) as f64;
-    let kb = bytes as f64 / 1024.0 / probed.max(1) as f64;
-    let statements = (run.server.statements() - before) as f64 / probed.max(1) as f64;
-    let cpu_before = run.server.cpu_seconds();
-    let lat = Mutex::new(Vec::new());
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for c in 0..clients {
-            let (lat, errors, make, body) = (&lat, &errors, &make, &body);
-            s.spawn(move || {
-                let mut mine = Vec::new();
-                let mut n = 0;
-                while start.elapsed() < Duration::from_secs(seconds) {
-                    let Some(req) = make(c, n) else { break };
-                    let t = Instant::now();
-                    let ok = send(req, body(c, n));
-                    mine.push(t.elapsed().as_secs_f64() * 1000.0);
-                    if !ok {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    n += 1;
-                }
-                lat.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
-            });
+
+    /// First `probe` sequential requests (one user, one connection) to count the
+    /// server's statements per request, then `make(client, n)` from `clients`
+    /// connections for `seconds` (or until it returns None), each sending again as soon
+    /// as it has its answer: the most the server can do.
+    fn saturate(&mut self, name: &'static str, make: Make) -> Outcome {
+        if self.skip(name) {
+            return Outcome::empty(name);
         }
-    });
-    let seconds = start.elapsed().as_secs_f64();
-    let cpu = run.server.cpu_seconds() - cpu_before;
-    let mut latencies_ms = lat.into_inner().unwrap_or_default();
-    latencies_ms.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    Outcome {
-        name,
-        requests: latencies_ms.len(),
-        errors: errors.into_inner(),
-        seconds,
-        latencies_ms,
-        statements,
-        probe_ms,
-        cpu_ms: 0.0,
-        kb,
+        let clients = self.clients;
+        let probe = self.probe;
+        let before = self.server.statements();
+        let probed = client::drive(&self.addr, 1, 3600.0, Pace::Saturate, 0, &|_, n| {
+            (n < probe).then(|| make(clients, n)).flatten()
+        });
+        let n = probed.latencies_ms.len().max(1) as f64;
+        let statements = (self.server.statements() - before) as f64 / n;
+        let cpu_before = self.server.cpu_seconds();
+        let m = client::drive(
+            &self.addr,
+            clients,
+            self.seconds as f64,
+            Pace::Saturate,
+            probe,
+            make,
+        );
+        let cpu = self.server.cpu_seconds() - cpu_before;
+        Outcome {
+            name,
+            requests: m.latencies_ms.len(),
+            errors: m.errors + probed.errors,
+            seconds: m.seconds,
+            latencies_ms: m.latencies_ms,
+            statements,
+            probe_ms: probed.seconds * 1000.0 / n,
+            cpu_ms: 0.0,
+            kb: probed.bytes as f64 / 1024.0 / n,
+        }
+        .with_cpu(cpu)
     }
-    .with_cpu(cpu)
+
+    /// The same requests offered at `rate` per second in all (open loop, as users
+    /// arrive); latency counts from when each request was due.
+    fn at_rate(&mut self, name: &'static str, rate: f64, make: Make) -> Outcome {
+        if self.skip(name) || rate <= 0.0 {
+            return Outcome::empty(name);
+        }
+        let cpu_before = self.server.cpu_seconds();
+        let m = client::drive(
+            &self.addr,
+            self.clients,
+            self.seconds as f64,
+            Pace::Rate(rate),
+            AT_RATE_OFFSET,
+            make,
+        );
+        let cpu = self.server.cpu_seconds() - cpu_before;
+        Outcome {
+            name,
+            requests: m.latencies_ms.len(),
+            errors: m.errors,
+            seconds: m.seconds,
+            latencies_ms: m.latencies_ms,
+            statements: 0.0,
+            probe_ms: 0.0,
+            cpu_ms: 0.0,
+            kb: 0.0,
+        }
+        .with_cpu(cpu)
+    }
 }
+
+/// Request numbers of the open-loop runs start here, so their idempotency keys and
+/// titles differ from the closed loop's.
+const AT_RATE_OFFSET: usize = 10_000_000;
 
 fn peak_rss_mb(status: &str) -> f64 {
     std::fs::read_to_string(status)
@@ -825,31 +851,66 @@ fn main() {
         "sqlite"
     };
     let pool_size = config.db_pool_size;
-    let state = match AppState::new(config, Arc::new(SystemClock)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            std::process::exit(1);
-        }
-    };
     println!(
         "eportfolio bench: {backend}, {} trainees x {} activities, {} clients, {} s per scenario, pool {pool_size}",
         args.trainees, args.activities, args.clients, args.seconds
     );
-    let rows = AtomicUsize::new(0);
-    let t = Instant::now();
-    let (trainees, supervisors, director) = match seed(&state, &args, &rows) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("bench: seeding failed: {e}");
-            std::process::exit(1);
+    let people_file = dir.join("bench-people.json");
+    let reused = args
+        .reuse
+        .then(|| std::fs::read(&people_file).ok())
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<People>(&b).ok());
+    let people = match reused {
+        Some(p) => {
+            println!(
+                "reusing the data set in {} (not seeded again)",
+                dir.display()
+            );
+            p
+        }
+        None => {
+            let state = match AppState::new(config, Arc::new(SystemClock)) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("bench: {e}");
+                    std::process::exit(1);
+                }
+            };
+            let rows = AtomicUsize::new(0);
+            let t = Instant::now();
+            let (trainees, supervisors, director) = match seed(&state, &args, &rows) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("bench: seeding failed: {e}");
+                    std::process::exit(1);
+                }
+            };
+            // The server is another process: close this one's connections first.
+            drop(state);
+            let seeded = rows.load(Ordering::Relaxed);
+            let insert_rate = seeded as f64 / t.elapsed().as_secs_f64();
+            println!("seeded {seeded} rows in {:.1} s: raw database insert speed {insert_rate:.0} rows/s (diesel, one row per statement, outside the server)", t.elapsed().as_secs_f64());
+            let people = People {
+                trainees,
+                supervisors,
+                director,
+                insert_rate,
+            };
+            if args.dir.is_some() {
+                if let Ok(b) = serde_json::to_vec(&people) {
+                    let _ = std::fs::write(&people_file, b);
+                }
+            }
+            people
         }
     };
-    // The server is another process: close this one's connections first.
-    drop(state);
-    let seeded = rows.load(Ordering::Relaxed);
-    let insert_rate = seeded as f64 / t.elapsed().as_secs_f64();
-    println!("seeded {seeded} rows in {:.1} s: raw database insert speed {insert_rate:.0} rows/s (diesel, one row per statement, outside the server)", t.elapsed().as_secs_f64());
+    let People {
+        trainees,
+        supervisors,
+        director,
+        insert_rate,
+    } = people;
 
     let mut server = match Server::start(&dir, args.pool_size) {
         Ok(s) => s,
@@ -858,14 +919,14 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let base = server.base.clone();
-    let agent = ureq::AgentBuilder::new()
-        .max_idle_connections_per_host(256)
-        .build();
-    while agent.get(&format!("{base}/ready")).call().is_err() {
+    let addr = server.base.trim_start_matches("http://").to_string();
+    while !matches!(
+        client::drive(&addr, 1, 5.0, Pace::Saturate, 0, &|_, n| (n == 0)
+            .then(|| Req::get("/ready"))),
+        client::Measured { errors: 0, ref latencies_ms, .. } if !latencies_ms.is_empty()
+    ) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let auth = |r: ureq::Request, token: &str| r.set("Authorization", &format!("Bearer {token}"));
     // The probe (client index `clients`) is one user making requests one after another.
     let clients = args.clients;
     let pick = |client: usize, n: usize| {
@@ -880,156 +941,102 @@ fn main() {
         probe: args.probe,
         server: &mut server,
         only: args.only.clone(),
+        addr,
     };
     let mut results = Vec::new();
-    results.push(scenario(
-        &mut run,
-        "ceiling: GET /health (no database)",
-        |_, _| Some(agent.get(&format!("{base}/health"))),
-        |_, _| None,
-    ));
-    results.push(scenario(
-        &mut run,
-        "authenticated read: GET /me",
-        |cl, n| {
-            Some(auth(
-                agent.get(&format!("{base}/api/v1/me")),
-                &pick(cl, n).token,
+    let mut paced = Vec::new();
+    results.push(run.saturate("ceiling: GET /health (no database)", &|_, _| {
+        Some(Req::get("/health"))
+    }));
+    // Idempotency keys unique to this run (a reused data set keeps earlier runs' keys).
+    let nonce = format!("{}-{}", std::process::id(), Utc::now().timestamp_millis());
+    let me = |cl, n| Some(Req::get("/api/v1/me").auth(&pick(cl, n).token));
+    let log = |cl, n| {
+        let t = pick(cl, n);
+        Some(
+            Req::post(&format!("/api/v1/enrolments/{}/activities", t.enrolment))
+                .auth(&t.token)
+                .header("Idempotency-Key", &format!("bench-{nonce}-{cl}-{n}"))
+                .json(json!({"kind": "course", "title": format!("Kurs {cl}-{n}"), "start_date": "2026-10-06", "delmal": ["BT1", "BT7"]})),
+        )
+    };
+    let list = |cl, n| {
+        let t = pick(cl, n);
+        Some(
+            Req::get(&format!(
+                "/api/v1/enrolments/{}/activities?delmal=BT7&limit=50",
+                t.enrolment
             ))
-        },
-        |_, _| None,
-    ));
-    results.push(scenario(
-        &mut run,
-        "log an activity (delmål, Idempotency-Key)",
-        |cl, n| {
-            let t = pick(cl, n);
-            Some(auth(agent.post(&format!("{base}/api/v1/enrolments/{}/activities", t.enrolment)), &t.token).set("Idempotency-Key", &format!("bench-{cl}-{n}")))
-        },
-        |cl, n| Some(json!({"kind": "course", "title": format!("Kurs {cl}-{n}"), "start_date": "2026-10-06", "delmal": ["BT1", "BT7"]})),
-    ));
-    results.push(scenario(
-        &mut run,
-        "list my records by delmål (phone)",
-        |cl, n| {
-            let t = pick(cl, n);
-            Some(auth(
-                agent.get(&format!(
-                    "{base}/api/v1/enrolments/{}/activities?delmal=BT7&limit=50",
-                    t.enrolment
-                )),
-                &t.token,
-            ))
-        },
-        |_, _| None,
-    ));
-    results.push(scenario(
-        &mut run,
-        "one trainee's plan: GET /enrolments/{id}",
-        |cl, n| {
-            let t = pick(cl, n);
-            Some(auth(
-                agent.get(&format!("{base}/api/v1/enrolments/{}", t.enrolment)),
-                &t.token,
-            ))
-        },
-        |_, _| None,
-    ));
-    results.push(scenario(
-        &mut run,
-        "supervisor's signature queue",
-        |cl, n| {
-            Some(auth(
-                agent.get(&format!("{base}/api/v1/me/signature-queue")),
-                &supervisors[if cl >= clients {
-                    0
-                } else {
-                    (cl + n) % supervisors.len()
-                }]
-                .token,
-            ))
-        },
-        |_, _| None,
-    ));
+            .auth(&t.token),
+        )
+    };
+    let plan = |cl, n| {
+        let t = pick(cl, n);
+        Some(Req::get(&format!("/api/v1/enrolments/{}", t.enrolment)).auth(&t.token))
+    };
+    let queue = |cl: usize, n: usize| {
+        let s = if cl >= clients {
+            0
+        } else {
+            (cl + n) % supervisors.len()
+        };
+        Some(Req::get("/api/v1/me/signature-queue").auth(&supervisors[s].token))
+    };
     let next = AtomicUsize::new(0);
     let to_sign: Vec<(String, String)> = supervisors
         .iter()
         .flat_map(|s| s.awaiting.iter().map(|a| (s.token.clone(), a.clone())))
         .collect();
-    results.push(scenario(
-        &mut run,
-        "sign an assessment",
-        |_, _| {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            to_sign.get(i).map(|(tok, a)| {
-                auth(
-                    agent.post(&format!("{base}/api/v1/assessments/{a}/sign")),
-                    tok,
-                )
-            })
-        },
-        |_, _| Some(json!({"feedback_next_steps": "Fortsätt så."})),
-    ));
-    results.push(scenario(
-        &mut run,
-        "trainee progress (delmål, checklist, pace)",
-        |cl, n| {
-            let t = pick(cl, n);
-            Some(auth(
-                agent.get(&format!(
-                    "{base}/api/v1/enrolments/{}/progress",
-                    t.enrolment
-                )),
-                &t.token,
-            ))
-        },
-        |_, _| None,
-    ));
+    let sign = |_, _| {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        to_sign.get(i).map(|(tok, a)| {
+            Req::post(&format!("/api/v1/assessments/{a}/sign"))
+                .auth(tok)
+                .json(json!({"feedback_next_steps": "Fortsätt så."}))
+        })
+    };
+    let progress = |cl, n| {
+        let t = pick(cl, n);
+        Some(Req::get(&format!("/api/v1/enrolments/{}/progress", t.enrolment)).auth(&t.token))
+    };
+    let rate = args.rate;
+    let mut both = |name: &'static str, make: Make| {
+        results.push(run.saturate(name, make));
+        paced.push(run.at_rate(name, rate, make));
+    };
+    both("authenticated read: GET /me", &me);
+    both("log an activity (delmål, Idempotency-Key)", &log);
+    both("list my records by delmål (phone)", &list);
+    both("one trainee's plan: GET /enrolments/{id}", &plan);
+    both("supervisor's signature queue", &queue);
+    both("sign an assessment", &sign);
+    both("trainee progress (delmål, checklist, pace)", &progress);
     // The heavy reads: a director or an assessor at a time, not 64 at once.
     run.clients = 2;
     let cohort = trainees.len().min(COHORT);
     let cohort_name: &'static str =
         Box::leak(format!("cohort overview ({cohort} trainees), 2 clients").into_boxed_str());
-    results.push(scenario(
-        &mut run,
-        cohort_name,
-        |_, _| {
-            Some(auth(
-                agent.get(&format!("{base}/api/v1/cohort-overview")),
-                &director,
-            ))
-        },
-        |_, _| None,
-    ));
+    results.push(run.saturate(cohort_name, &|_, _| {
+        Some(Req::get("/api/v1/cohort-overview").auth(&director))
+    }));
     let rss_before = run.server.rss_mb_now();
     let t0 = &trainees[0];
-    let (agent_ref, base_ref) = (&agent, &base);
-    let dossier = move |accept: &'static str| {
+    let dossier = |accept: &'static str| {
         move |_: usize, _: usize| {
-            let (agent, base) = (agent_ref, base_ref);
             Some(
-                auth(
-                    agent.get(&format!(
-                        "{base}/api/v1/enrolments/{}/dossier",
-                        t0.enrolment
-                    )),
-                    &t0.token,
-                )
-                .set("Accept", accept),
+                Req::get(&format!("/api/v1/enrolments/{}/dossier", t0.enrolment))
+                    .auth(&t0.token)
+                    .header("Accept", accept),
             )
         }
     };
-    results.push(scenario(
-        &mut run,
+    results.push(run.saturate(
         "dossier JSON (1,000 records), 2 clients",
-        dossier("application/json"),
-        |_, _| None,
+        &dossier("application/json"),
     ));
-    results.push(scenario(
-        &mut run,
+    results.push(run.saturate(
         "dossier PDF (1,000 records), 2 clients",
-        dossier("application/pdf"),
-        |_, _| None,
+        &dossier("application/pdf"),
     ));
     let dossiers_served = results[results.len() - 2..]
         .iter()
@@ -1065,6 +1072,32 @@ fn main() {
             r.cpu_ms,
             r.kb
         );
+    }
+    if paced.iter().any(|r| r.requests > 0) {
+        println!();
+        println!(
+            "{:<46} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8}",
+            "at an offered rate (open loop)",
+            "offered",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "cpu ms"
+        );
+        for r in paced.iter().filter(|r| r.requests > 0) {
+            println!(
+                "{:<46} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>8.3}",
+                r.name,
+                rate,
+                r.rate(),
+                r.pct(0.5),
+                r.pct(0.99),
+                r.errors,
+                r.cpu_ms
+            );
+        }
+        println!("open loop: {} clients share a schedule of {rate:.0} requests/s; latency counts from when each request was due", args.clients);
     }
     println!();
     println!("SQL: statements per request (BEGIN/COMMIT included), counted by the server over {} sequential requests; seq ms: their mean latency; cpu ms: server CPU time per request under load; KB: response body", args.probe);
