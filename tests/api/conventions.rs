@@ -329,6 +329,39 @@ fn a_retried_create_with_the_same_idempotency_key_is_replayed_not_repeated() {
 }
 
 #[test]
+fn stored_idempotency_keys_are_pruned_after_24_hours_by_housekeeping() {
+    let app = TestApp::start();
+    let (admin, region) = app.admin();
+    let body = json!({"kind": "care_provider", "name": "Capio S:t Göran", "parent_id": region});
+    app.send(
+        "POST",
+        "/organisations",
+        Some(&admin.access),
+        Some(&body),
+        &[("Idempotency-Key", "create-capio-1")],
+    )
+    .expect(201);
+    let pool = eportfolio::db::connect(&app.config.database_url, 1).expect("pool");
+    let mut conn = pool.get().expect("conn");
+    let stored = |conn: &mut eportfolio::db::DbConn| -> i64 {
+        use diesel::prelude::*;
+        eportfolio::schema::idempotency_keys::table
+            .filter(eportfolio::schema::idempotency_keys::key.eq("create-capio-1"))
+            .count()
+            .get_result(conn)
+            .expect("count")
+    };
+    let now = eportfolio::clock::Clock::now(&*app.clock);
+    // Within the 24 hours the key stays, so a retry is still answered from it.
+    let pruned = eportfolio::idempotency::prune(&mut conn, now + chrono::Duration::hours(23))
+        .expect("prune");
+    assert_eq!((pruned, stored(&mut conn)), (0, 1));
+    let pruned = eportfolio::idempotency::prune(&mut conn, now + chrono::Duration::hours(25))
+        .expect("prune");
+    assert_eq!((pruned, stored(&mut conn)), (1, 0));
+}
+
+#[test]
 fn a_retried_invitation_with_the_same_idempotency_key_mails_once() {
     let app = TestApp::start();
     let (admin, region) = app.admin();

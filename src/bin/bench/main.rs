@@ -515,6 +515,9 @@ struct Outcome {
     probe_ms: f64,
     /// Server CPU time per request during the timed run (robust on a shared machine).
     cpu_ms: f64,
+    /// Bytes the server read from storage per request during the timed run (pages the
+    /// operating system no longer had cached), in KB.
+    disk_kb: f64,
     /// Mean response body size of the probe requests.
     kb: f64,
 }
@@ -530,11 +533,16 @@ impl Outcome {
             statements: 0.0,
             probe_ms: 0.0,
             cpu_ms: 0.0,
+            disk_kb: 0.0,
             kb: 0.0,
         }
     }
     fn with_cpu(mut self, cpu_seconds: f64) -> Outcome {
         self.cpu_ms = cpu_seconds * 1000.0 / self.requests.max(1) as f64;
+        self
+    }
+    fn with_disk(mut self, bytes: u64) -> Outcome {
+        self.disk_kb = bytes as f64 / 1024.0 / self.requests.max(1) as f64;
         self
     }
     fn rate(&self) -> f64 {
@@ -587,6 +595,7 @@ impl Runner<'_> {
         let n = probed.latencies_ms.len().max(1) as f64;
         let statements = (self.server.statements() - before) as f64 / n;
         let cpu_before = self.server.cpu_seconds();
+        let disk_before = self.server.disk_read_bytes();
         let m = client::drive(
             &self.addr,
             clients,
@@ -605,9 +614,11 @@ impl Runner<'_> {
             statements,
             probe_ms: probed.seconds * 1000.0 / n,
             cpu_ms: 0.0,
+            disk_kb: 0.0,
             kb: probed.bytes as f64 / 1024.0 / n,
         }
         .with_cpu(cpu)
+        .with_disk(self.server.disk_read_bytes().saturating_sub(disk_before))
     }
 
     /// The same requests offered at `rate` per second in all (open loop, as users
@@ -617,6 +628,7 @@ impl Runner<'_> {
             return Outcome::empty(name);
         }
         let cpu_before = self.server.cpu_seconds();
+        let disk_before = self.server.disk_read_bytes();
         let m = client::drive(
             &self.addr,
             self.clients,
@@ -635,9 +647,11 @@ impl Runner<'_> {
             statements: 0.0,
             probe_ms: 0.0,
             cpu_ms: 0.0,
+            disk_kb: 0.0,
             kb: 0.0,
         }
         .with_cpu(cpu)
+        .with_disk(self.server.disk_read_bytes().saturating_sub(disk_before))
     }
 }
 
@@ -810,6 +824,19 @@ impl Server {
         let f: Vec<&str> = rest.split_whitespace().collect();
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
         (ticks(11) + ticks(12)) / 100.0
+    }
+
+    /// Bytes the server has read from storage (`read_bytes` in /proc/PID/io): reads the
+    /// page cache answered are not counted.
+    fn disk_read_bytes(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/io", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("read_bytes:").map(|v| v.trim().to_string()))
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     fn peak_rss_mb(&self) -> f64 {
@@ -1046,7 +1073,7 @@ fn main() {
     let ceiling = results[0].rate();
     println!();
     println!(
-        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>8} {:>8} {:>7}",
+        "{:<46} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>8} {:>8} {:>7} {:>7}",
         "scenario",
         "req/s",
         "p50 ms",
@@ -1056,11 +1083,12 @@ fn main() {
         "SQL",
         "seq ms",
         "cpu ms",
+        "disk KB",
         "KB"
     );
     for r in results.iter().filter(|r| r.requests > 0) {
         println!(
-            "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7} {:>6.1} {:>8.2} {:>8.3} {:>7.1}",
+            "{:<46} {:>9.0} {:>8.2} {:>8.2} {:>7.0}% {:>7} {:>6.1} {:>8.2} {:>8.3} {:>7.1} {:>7.1}",
             r.name,
             r.rate(),
             r.pct(0.5),
@@ -1070,37 +1098,40 @@ fn main() {
             r.statements,
             r.probe_ms,
             r.cpu_ms,
+            r.disk_kb,
             r.kb
         );
     }
     if paced.iter().any(|r| r.requests > 0) {
         println!();
         println!(
-            "{:<46} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8}",
+            "{:<46} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8} {:>7}",
             "at an offered rate (open loop)",
             "offered",
             "req/s",
             "p50 ms",
             "p99 ms",
             "errors",
-            "cpu ms"
+            "cpu ms",
+            "disk KB"
         );
         for r in paced.iter().filter(|r| r.requests > 0) {
             println!(
-                "{:<46} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>8.3}",
+                "{:<46} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>8.3} {:>7.1}",
                 r.name,
                 rate,
                 r.rate(),
                 r.pct(0.5),
                 r.pct(0.99),
                 r.errors,
-                r.cpu_ms
+                r.cpu_ms,
+                r.disk_kb
             );
         }
         println!("open loop: {} clients share a schedule of {rate:.0} requests/s; latency counts from when each request was due", args.clients);
     }
     println!();
-    println!("SQL: statements per request (BEGIN/COMMIT included), counted by the server over {} sequential requests; seq ms: their mean latency; cpu ms: server CPU time per request under load; KB: response body", args.probe);
+    println!("SQL: statements per request (BEGIN/COMMIT included), counted by the server over {} sequential requests; seq ms: their mean latency; cpu ms: server CPU time per request under load; disk KB: read from storage per request (not from the page cache); KB: response body", args.probe);
     println!("raw insert speed beside the write scenarios: {insert_rate:.0} rows/s");
     println!(
         "peak resident memory: server process {:.0} MB; bench process (seeding, {} client threads) {:.0} MB",
