@@ -15,9 +15,12 @@ pub struct Req {
 }
 
 impl Req {
+    /// As phone apps and browsers do, every request accepts a gzip-compressed answer.
     fn new(method: &str, path: &str) -> Req {
         Req {
-            head: format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"),
+            head: format!(
+                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n"
+            ),
             body: Vec::new(),
         }
     }
