@@ -37,6 +37,13 @@ impl Req {
         self.head.push_str("\r\n");
         self
     }
+    /// Asks for the body as it is (a client that does not accept gzip).
+    pub fn uncompressed(mut self) -> Req {
+        self.head = self
+            .head
+            .replace("Accept-Encoding: gzip", "Accept-Encoding: identity");
+        self
+    }
     pub fn auth(self, token: &str) -> Req {
         self.header("Authorization", &format!("Bearer {token}"))
     }

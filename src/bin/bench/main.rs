@@ -1061,11 +1061,16 @@ fn main() {
         "dossier JSON (1,000 records), 2 clients",
         &dossier("application/json"),
     ));
+    results.push(
+        run.saturate("dossier JSON uncompressed, 2 clients", &|c, n| {
+            dossier("application/json")(c, n).map(Req::uncompressed)
+        }),
+    );
     results.push(run.saturate(
         "dossier PDF (1,000 records), 2 clients",
         &dossier("application/pdf"),
     ));
-    let dossiers_served = results[results.len() - 2..]
+    let dossiers_served = results[results.len() - 3..]
         .iter()
         .map(|r| r.requests)
         .sum::<usize>();
