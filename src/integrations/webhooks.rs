@@ -54,15 +54,6 @@ const RETRY_WINDOW_HOURS: i64 = 24;
 
 // ---- Enqueueing (the outbox) ----------------------------------------------------------
 
-/// Enqueues `event` for every active subscription of `organisation_id` and of its
-/// ancestors (a region's subscription hears about all its units) that names the event
-/// (or `*`). Call it inside the write transaction of the change it announces, so the
-/// event exists exactly when the change does; delivery happens later, off the request.
-///
-/// The body delivered is
-/// `{"id": <event id>, "type": event, "created_at": now, "organisation_id": ..., "data": payload}`.
-/// Events: `activity.created`, `assessment.signed`, `final_assessment.decided` (issue 5:
-/// call it when a final assessment is decided, with the decision as `payload`), ...
 /// Whether any webhook subscription is active at all: one cached statement on a small
 /// table, so the events of a service without subscribers (most writes) cost nothing
 /// more. The organisation chain and the subscriptions are only read when it is true.
@@ -75,6 +66,15 @@ pub fn has_subscribers(conn: &mut DbConn) -> Result<bool, AppError> {
     Ok(any.is_some())
 }
 
+/// Enqueues `event` for every active subscription of `organisation_id` and of its
+/// ancestors (a region's subscription hears about all its units) that names the event
+/// (or `*`). Call it inside the write transaction of the change it announces, so the
+/// event exists exactly when the change does; delivery happens later, off the request.
+///
+/// The body delivered is
+/// `{"id": <event id>, "type": event, "created_at": now, "organisation_id": ..., "data": payload}`.
+/// Events: `activity.created`, `assessment.signed`, `final_assessment.decided` (issue 5:
+/// call it when a final assessment is decided, with the decision as `payload`), ...
 pub fn enqueue(
     conn: &mut DbConn,
     organisation_id: &str,
