@@ -182,7 +182,7 @@ pub async fn middleware(
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
-    let request_hash = sha256_hex(&format!(
+    let request_hash = sha256_hex(format!(
         "{} {}\n{}",
         req.method(),
         req.path(),

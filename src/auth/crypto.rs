@@ -57,8 +57,8 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn sha256_hex(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
+pub fn sha256_hex(value: impl AsRef<[u8]>) -> String {
+    hex::encode(Sha256::digest(value.as_ref()))
 }
 
 const CODE_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";

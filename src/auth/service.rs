@@ -376,7 +376,7 @@ fn wrong_answer(
 }
 
 fn email_code_hash(challenge_id: &str, code: &str) -> String {
-    sha256_hex(&format!("{challenge_id}:{code}"))
+    sha256_hex(format!("{challenge_id}:{code}"))
 }
 
 /// Masks an address for display: `a***@example.org`.
@@ -954,7 +954,7 @@ pub fn replace_recovery_codes(
             .values((
                 recovery_codes::id.eq(Uuid::new_v4().to_string()),
                 recovery_codes::user_id.eq(user_id),
-                recovery_codes::code_hash.eq(sha256_hex(&normalize_code(code))),
+                recovery_codes::code_hash.eq(sha256_hex(normalize_code(code))),
                 recovery_codes::created_at.eq(to_db(now)),
             ))
             .execute(conn)?;
@@ -971,7 +971,7 @@ fn use_recovery_code(
     let n = diesel::update(
         recovery_codes::table
             .filter(recovery_codes::user_id.eq(user_id))
-            .filter(recovery_codes::code_hash.eq(sha256_hex(&normalize_code(code))))
+            .filter(recovery_codes::code_hash.eq(sha256_hex(normalize_code(code))))
             .filter(recovery_codes::used_at.is_null()),
     )
     .set(recovery_codes::used_at.eq(to_db(now)))

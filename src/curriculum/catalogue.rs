@@ -126,7 +126,7 @@ impl RegulationInput {
             "statute": self.statute, "in_force": self.in_force, "rules": self.rules,
             "delmal": self.delmal,
         });
-        sha256_hex(&canonical.to_string())
+        sha256_hex(canonical.to_string())
     }
 }
 

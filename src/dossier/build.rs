@@ -171,7 +171,7 @@ pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Resul
             .map(|f| json!({"type": "final_assessment", "id": f.id, "version": f.version})),
     );
 
-    let content_marker = crate::auth::crypto::sha256_hex(&format!(
+    let content_marker = crate::auth::crypto::sha256_hex(format!(
         "{}|{}|{}",
         enrolment_id,
         now.timestamp_micros(),

@@ -98,8 +98,7 @@ pub async fn get_dossier(
             let bytes = build::pdf(&dossier, &signature.content_hash, &key_id);
             signing::seal_pdf(&key_id, &key, bytes, &dossier, &signature.content_hash)
         })
-        .await
-        .map_err(AppError::internal)?;
+        .await?;
         return Ok(HttpResponse::Ok()
             .content_type("application/pdf")
             .insert_header((header::VARY, "Accept"))
@@ -151,9 +150,7 @@ pub async fn verify_dossier(
     }
     let body = read_body(payload, MAX_VERIFY_BYTES).await?;
     let keys = db::run(&state.pool, signing::verifying_keys).await?;
-    let v = web::block(move || signing::verify(&body, &keys))
-        .await
-        .map_err(AppError::internal)?;
+    let v = web::block(move || signing::verify(&body, &keys)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
 

@@ -15,9 +15,9 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::auth::crypto::sha256_hex;
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
@@ -68,10 +68,6 @@ fn write_canonical(v: &Value, out: &mut String) {
         }
         other => out.push_str(&other.to_string()),
     }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// A published verification key.

@@ -129,7 +129,7 @@ impl FinalAssessment {
     }
 
     pub fn content_hash_now(&self) -> String {
-        crate::auth::crypto::sha256_hex(&self.content().to_string())
+        crate::auth::crypto::sha256_hex(self.content().to_string())
     }
 }
 
@@ -557,6 +557,30 @@ pub fn create(
     Ok((f, mails))
 }
 
+/// An assessor or main supervisor whose assignment has ended no longer decides: they
+/// neither edit nor sign.
+fn still_assigned(
+    conn: &mut DbConn,
+    f: &FinalAssessment,
+    signer: &FinalSigner,
+    today: chrono::NaiveDate,
+) -> Result<(), AppError> {
+    if f.mode != Mode::ExternalAssessor {
+        return Ok(());
+    }
+    let role = if signer.role == "external_assessor" {
+        EXTERNAL_ASSESSOR
+    } else {
+        MAIN_SUPERVISOR
+    };
+    if access::holder(conn, &f.enrolment_id, role, today)?.as_deref() != Some(&signer.user_id) {
+        return Err(AppError::Forbidden(
+            "your assignment to this trainee is not active today".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Edits an undecided final assessment. Every signature given so far is withdrawn: the
 /// signers signed other content.
 #[allow(clippy::too_many_arguments)]
@@ -576,11 +600,12 @@ pub fn update(
             "the final assessment is decided and final".into(),
         ));
     }
-    if !is_signer(&f, &me.user_id) {
+    let Some(me_signer) = f.signers.iter().find(|s| s.user_id == me.user_id) else {
         return Err(AppError::Forbidden(
             "only those who decide edit the final assessment".into(),
         ));
-    }
+    };
+    still_assigned(conn, &f, me_signer, now.date_naive())?;
     let codes = required_codes(conn, &f.enrolment_id)?;
     let mut errors = Vec::new();
     let judgements = p.judgements.unwrap_or(f.judgements.clone());
@@ -725,19 +750,7 @@ pub fn sign(
             "you have already signed this version".into(),
         ));
     }
-    // An assessor or main supervisor whose assignment has ended no longer decides.
-    if f.mode == Mode::ExternalAssessor {
-        let role = if me_signer.role == "external_assessor" {
-            EXTERNAL_ASSESSOR
-        } else {
-            MAIN_SUPERVISOR
-        };
-        if access::holder(conn, &f.enrolment_id, role, today)?.as_deref() != Some(&me.user_id) {
-            return Err(AppError::Forbidden(
-                "your assignment to this trainee is not active today".into(),
-            ));
-        }
-    }
+    still_assigned(conn, &f, me_signer, today)?;
     ready_to_sign(conn, &f)?;
     let method = match signature_method(conn, cfg, now, me, &body)? {
         Ok(m) => m,

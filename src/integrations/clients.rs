@@ -456,7 +456,7 @@ pub fn authenticate(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Principal, AppError> {
-    let found: Option<(String, String, String, String)> = api_client_tokens::table
+    let found: Option<(String, String, String, String, String)> = api_client_tokens::table
         .inner_join(api_clients::table)
         .filter(api_client_tokens::token_hash.eq(sha256_hex(token)))
         .filter(api_client_tokens::revoked_at.is_null())
@@ -467,18 +467,15 @@ pub fn authenticate(
             api_clients::id,
             api_clients::organisation_id,
             api_client_tokens::scopes,
+            api_clients::name,
         ))
         .first(conn)
         .optional()?;
-    let (token_id, client_id, organisation_id, scopes) = found.ok_or_else(|| {
+    let (token_id, client_id, organisation_id, scopes, name) = found.ok_or_else(|| {
         AppError::Unauthenticated(
             "the access token is unknown, expired or revoked; get a new one".into(),
         )
     })?;
-    let name: String = api_clients::table
-        .find(&client_id)
-        .select(api_clients::name)
-        .first(conn)?;
     Ok(Principal {
         user_id: format!("client:{client_id}"),
         session_id: token_id,

@@ -320,6 +320,8 @@ pub fn import_users(
                 user_roles::created_at.eq(to_db(now)),
             ))
             .execute(conn)?;
+        // Sessions cached with the user's old roles must see the new one at once.
+        crate::auth::principal::auth_changed();
         crate::integrations::audit_write(
             conn,
             now,

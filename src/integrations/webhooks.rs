@@ -57,7 +57,7 @@ const RETRY_WINDOW_HOURS: i64 = 24;
 /// Whether any webhook subscription is active at all: one cached statement on a small
 /// table, so the events of a service without subscribers (most writes) cost nothing
 /// more. The organisation chain and the subscriptions are only read when it is true.
-pub fn has_subscribers(conn: &mut DbConn) -> Result<bool, AppError> {
+fn has_subscribers(conn: &mut DbConn) -> Result<bool, AppError> {
     let query = webhook_subscriptions::table
         .filter(webhook_subscriptions::active.eq(1))
         .filter(webhook_subscriptions::deleted_at.is_null())
@@ -85,6 +85,17 @@ pub fn enqueue(
     if !has_subscribers(conn)? {
         return Ok(());
     }
+    enqueue_to_chain(conn, organisation_id, event, payload, now)
+}
+
+/// [`enqueue`], once it is known that somebody subscribes.
+fn enqueue_to_chain(
+    conn: &mut DbConn,
+    organisation_id: &str,
+    event: &str,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
     let chain = org_chain(conn, organisation_id)?;
     if chain.is_empty() {
         return Ok(());
@@ -141,7 +152,7 @@ pub fn enqueue_for_enrolment(
         .first(conn)
         .optional()?;
     match org {
-        Some(org) => enqueue(conn, &org, event, payload, now),
+        Some(org) => enqueue_to_chain(conn, &org, event, payload, now),
         None => Ok(()),
     }
 }
@@ -757,18 +768,13 @@ pub fn list_deliveries(
         q = q.filter(webhook_deliveries::status.eq(s.to_string()));
     }
     if let Some(a) = after {
-        let (t, id) = a
-            .split_once('|')
-            .ok_or_else(|| AppError::validation("cursor", "is not a cursor from this API"))?;
-        let t = DateTime::parse_from_rfc3339(t)
-            .map_err(|_| AppError::validation("cursor", "is not a cursor from this API"))?
-            .with_timezone(&Utc);
+        let (t, id) = crate::integrations::parse_time_cursor(a)?;
         q = q.filter(
             webhook_deliveries::created_at
                 .lt(to_db(t))
                 .or(webhook_deliveries::created_at
                     .eq(to_db(t))
-                    .and(webhook_deliveries::id.lt(id.to_string()))),
+                    .and(webhook_deliveries::id.lt(id))),
         );
     }
     let rows: Vec<DeliveryRow> = q

@@ -377,9 +377,6 @@ pub fn announce_created(
     now: DateTime<Utc>,
     a: &Activity,
 ) -> Result<(), AppError> {
-    if !crate::integrations::webhooks::has_subscribers(conn)? {
-        return Ok(());
-    }
     crate::integrations::webhooks::enqueue_for_enrolment(
         conn,
         &a.enrolment_id,

@@ -800,7 +800,7 @@ fn seal(
     }
     a.status = SIGNED.into();
     save(conn, now, &a, false)?;
-    let hash = crate::auth::crypto::sha256_hex(&a.signed_content().to_string());
+    let hash = crate::auth::crypto::sha256_hex(a.signed_content().to_string());
     diesel::update(assessments::table.find(&a.id))
         .set((
             assessments::signed_at.eq(to_db(now)),

@@ -387,7 +387,7 @@ pub fn sign(
         return Err(AppError::Validation(missing));
     }
     let hash = crate::auth::crypto::sha256_hex(
-        &json!({"id": s.id, "enrolment_id": s.enrolment_id, "placement_id": s.placement_id, "author_id": s.author_id,
+        json!({"id": s.id, "enrolment_id": s.enrolment_id, "placement_id": s.placement_id, "author_id": s.author_id,
                 "judgements": s.judgements, "overall": s.overall, "supersedes_id": s.supersedes_id})
         .to_string(),
     );

@@ -464,7 +464,7 @@ fn confirm_row(
     me: &Principal,
     t: &Talk,
 ) -> Result<(), AppError> {
-    let hash = crate::auth::crypto::sha256_hex(&t.content().to_string());
+    let hash = crate::auth::crypto::sha256_hex(t.content().to_string());
     diesel::update(talk_participants::table.find((&t.id, &me.user_id)))
         .set((
             talk_participants::confirmed_at.eq(to_db(now)),

@@ -102,8 +102,7 @@ pub async fn get_chart(
     let chart = chart::progress_chart(&p, &name);
     let body = if kind == "image/png" {
         web::block(move || chart.to_png(2.0))
-            .await
-            .map_err(AppError::internal)?
+            .await?
             .map_err(AppError::Internal)?
     } else {
         chart.to_svg().into_bytes()

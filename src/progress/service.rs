@@ -235,8 +235,6 @@ struct Inputs {
     placements: Vec<PlacementBasics>,
     leave: Vec<(NaiveDate, NaiveDate, i32)>,
     credited_days: i32,
-    /// Delmål code -> credited-service entries supporting it.
-    credited_delmal: HashMap<String, i64>,
     /// Checklist item id -> activities recorded against it.
     items_done: HashMap<String, i64>,
     /// (placement, instrument) -> signed current assessments.
@@ -325,7 +323,6 @@ fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Inputs>, AppErro
                 placements: Vec::new(),
                 leave: Vec::new(),
                 credited_days: 0,
-                credited_delmal: HashMap::new(),
                 items_done: HashMap::new(),
                 signed: HashMap::new(),
                 awaiting_signature: 0,
@@ -386,7 +383,6 @@ fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Inputs>, AppErro
             if let Some(i) = by_id.get_mut(&e) {
                 i.credited_days += days;
                 for code in serde_json::from_str::<Vec<String>>(&codes).unwrap_or_default() {
-                    *i.credited_delmal.entry(code.clone()).or_default() += 1;
                     bump(&mut i.evidence, code, |c| c.credited_service += 1);
                 }
             }
@@ -850,7 +846,8 @@ fn pace(
             current = Some((p, every));
         }
     }
-    let supervision_held = i.supervision.len() as i64;
+    // Sessions entered ahead of their date are not held yet.
+    let supervision_held = i.supervision.iter().filter(|(_, d, _)| *d <= today).count() as i64;
     let last_supervision_on = i
         .supervision
         .iter()

@@ -537,14 +537,6 @@ impl Outcome {
             kb: 0.0,
         }
     }
-    fn with_cpu(mut self, cpu_seconds: f64) -> Outcome {
-        self.cpu_ms = cpu_seconds * 1000.0 / self.requests.max(1) as f64;
-        self
-    }
-    fn with_disk(mut self, bytes: u64) -> Outcome {
-        self.disk_kb = bytes as f64 / 1024.0 / self.requests.max(1) as f64;
-        self
-    }
     fn rate(&self) -> f64 {
         self.requests as f64 / self.seconds
     }
@@ -586,39 +578,21 @@ impl Runner<'_> {
         if self.skip(name) {
             return Outcome::empty(name);
         }
-        let clients = self.clients;
-        let probe = self.probe;
+        let (clients, probe) = (self.clients, self.probe);
         let before = self.server.statements();
         let probed = client::drive(&self.addr, 1, 3600.0, Pace::Saturate, 0, &|_, n| {
             (n < probe).then(|| make(clients, n)).flatten()
         });
         let n = probed.latencies_ms.len().max(1) as f64;
         let statements = (self.server.statements() - before) as f64 / n;
-        let cpu_before = self.server.cpu_seconds();
-        let disk_before = self.server.disk_read_bytes();
-        let m = client::drive(
-            &self.addr,
-            clients,
-            self.seconds as f64,
-            Pace::Saturate,
-            probe,
-            make,
-        );
-        let cpu = self.server.cpu_seconds() - cpu_before;
+        let timed = self.timed(name, Pace::Saturate, probe, make);
         Outcome {
-            name,
-            requests: m.latencies_ms.len(),
-            errors: m.errors + probed.errors,
-            seconds: m.seconds,
-            latencies_ms: m.latencies_ms,
+            errors: timed.errors + probed.errors,
             statements,
             probe_ms: probed.seconds * 1000.0 / n,
-            cpu_ms: 0.0,
-            disk_kb: 0.0,
             kb: probed.bytes as f64 / 1024.0 / n,
+            ..timed
         }
-        .with_cpu(cpu)
-        .with_disk(self.server.disk_read_bytes().saturating_sub(disk_before))
     }
 
     /// The same requests offered at `rate` per second in all (open loop, as users
@@ -627,31 +601,34 @@ impl Runner<'_> {
         if self.skip(name) || rate <= 0.0 {
             return Outcome::empty(name);
         }
+        self.timed(name, Pace::Rate(rate), AT_RATE_OFFSET, make)
+    }
+
+    /// `make` from `clients` connections for `seconds`, with the server's CPU time and
+    /// storage reads over that time.
+    fn timed(&mut self, name: &'static str, pace: Pace, first: usize, make: Make) -> Outcome {
         let cpu_before = self.server.cpu_seconds();
         let disk_before = self.server.disk_read_bytes();
         let m = client::drive(
             &self.addr,
             self.clients,
             self.seconds as f64,
-            Pace::Rate(rate),
-            AT_RATE_OFFSET,
+            pace,
+            first,
             make,
         );
-        let cpu = self.server.cpu_seconds() - cpu_before;
+        let requests = m.latencies_ms.len().max(1) as f64;
         Outcome {
-            name,
             requests: m.latencies_ms.len(),
             errors: m.errors,
             seconds: m.seconds,
             latencies_ms: m.latencies_ms,
-            statements: 0.0,
-            probe_ms: 0.0,
-            cpu_ms: 0.0,
-            disk_kb: 0.0,
-            kb: 0.0,
+            cpu_ms: (self.server.cpu_seconds() - cpu_before) * 1000.0 / requests,
+            disk_kb: self.server.disk_read_bytes().saturating_sub(disk_before) as f64
+                / 1024.0
+                / requests,
+            ..Outcome::empty(name)
         }
-        .with_cpu(cpu)
-        .with_disk(self.server.disk_read_bytes().saturating_sub(disk_before))
     }
 }
 
@@ -947,11 +924,13 @@ fn main() {
         }
     };
     let addr = server.base.trim_start_matches("http://").to_string();
-    while !matches!(
-        client::drive(&addr, 1, 5.0, Pace::Saturate, 0, &|_, n| (n == 0)
-            .then(|| Req::get("/ready"))),
-        client::Measured { errors: 0, ref latencies_ms, .. } if !latencies_ms.is_empty()
-    ) {
+    let ready = || {
+        let m = client::drive(&addr, 1, 5.0, Pace::Saturate, 0, &|_, n| {
+            (n == 0).then(|| Req::get("/ready"))
+        });
+        m.errors == 0 && !m.latencies_ms.is_empty()
+    };
+    while !ready() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The probe (client index `clients`) is one user making requests one after another.
