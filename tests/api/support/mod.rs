@@ -118,7 +118,11 @@ fn database_url(dir: &std::path::Path) -> String {
 /// else a SQLite path in `dir` that does not exist yet.
 pub fn new_database_url(dir: &std::path::Path, name: &str) -> String {
     match std::env::var("TEST_DATABASE_URL") {
-        Ok(base) if !base.trim().is_empty() => {
+        // Set but blank is a mistake (an unset CI variable), not a request for SQLite.
+        Ok(base) if base.trim().is_empty() => {
+            panic!("TEST_DATABASE_URL is set but blank; unset it to test on SQLite")
+        }
+        Ok(base) => {
             let name = format!("ep_test_{}", uuid::Uuid::new_v4().simple());
             let mut admin = diesel::PgConnection::establish(&base)
                 .unwrap_or_else(|e| panic!("TEST_DATABASE_URL {base}: {e}"));
