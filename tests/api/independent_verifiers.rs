@@ -383,7 +383,7 @@ fn service_verdict(app: &TestApp) -> (eportfolio::audit::Verification, bool, Str
 fn tamper(app: &TestApp, f: impl FnOnce(&mut eportfolio::db::DbConn)) {
     let pool = eportfolio::db::connect(&app.config.database_url, 1).expect("pool");
     let mut conn = pool.get().expect("conn");
-    f(&mut *conn);
+    f(&mut conn);
 }
 
 /// A setup with some history, checked intact by both the service and the test.
