@@ -798,6 +798,10 @@ fn seal(
     if !missing.is_empty() {
         return Err(AppError::Validation(missing));
     }
+    // Claim the signature first, in one conditional statement: of two signings at once
+    // (PostgreSQL, READ COMMITTED), the second waits on the row lock and then finds the
+    // record no longer awaiting a signature, so exactly one signs and is audited.
+    claim_signature(conn, now, &a.id)?;
     a.status = SIGNED.into();
     save(conn, now, &a, false)?;
     let hash = crate::auth::crypto::sha256_hex(a.signed_content().to_string());
@@ -843,6 +847,26 @@ fn seal(
     Ok((a, vec![mail]))
 }
 
+/// Marks the record signed-at-`now` only while it still awaits a signature (not signed,
+/// not declined, not deleted); anything else means another request got there first.
+fn claim_signature(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<(), AppError> {
+    let claimed = diesel::update(
+        assessments::table
+            .find(id)
+            .filter(assessments::signed_at.is_null())
+            .filter(assessments::deleted_at.is_null())
+            .filter(assessments::status.eq_any([DRAFT, AWAITING])),
+    )
+    .set(assessments::signed_at.eq(to_db(now)))
+    .execute(conn)?;
+    if claimed != 1 {
+        return Err(AppError::Conflict(
+            "the assessment was signed or declined in the meantime".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn mark_declined(
     conn: &mut DbConn,
     cfg: &Config,
@@ -857,14 +881,26 @@ fn mark_declined(
             "say why, in at most 2000 characters",
         ));
     }
-    diesel::update(assessments::table.find(&a.id))
-        .set((
-            assessments::status.eq(DECLINED),
-            assessments::decline_reason.eq(reason.trim()),
-            assessments::version.eq(assessments::version + 1),
-            assessments::updated_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    // Conditional, like signing: only a record still waiting is declined, once.
+    let declined = diesel::update(
+        assessments::table
+            .find(&a.id)
+            .filter(assessments::signed_at.is_null())
+            .filter(assessments::deleted_at.is_null())
+            .filter(assessments::status.eq_any([DRAFT, AWAITING])),
+    )
+    .set((
+        assessments::status.eq(DECLINED),
+        assessments::decline_reason.eq(reason.trim()),
+        assessments::version.eq(assessments::version + 1),
+        assessments::updated_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    if declined != 1 {
+        return Err(AppError::Conflict(
+            "the assessment was signed or declined in the meantime".into(),
+        ));
+    }
     let a = get_assessment(conn, &a.id)?;
     audit_as(conn, now, who, "declined", &a)?;
     let trainee = trainee_of(conn, &a.enrolment_id)?;
@@ -1075,10 +1111,20 @@ pub fn open_link(
     Ok((a, email, from_db(expires)))
 }
 
+/// Takes the link in one conditional statement (unused and unexpired), so that of the
+/// same link sent twice at once exactly one request gets it; the other sees a used link.
 fn use_link(conn: &mut DbConn, now: DateTime<Utc>, token: &str) -> Result<(), AppError> {
-    diesel::update(signing_links::table.find(crate::auth::crypto::sha256_hex(token)))
-        .set(signing_links::used_at.eq(to_db(now)))
-        .execute(conn)?;
+    let taken = diesel::update(
+        signing_links::table
+            .find(crate::auth::crypto::sha256_hex(token))
+            .filter(signing_links::used_at.is_null())
+            .filter(signing_links::expires_at.gt(to_db(now))),
+    )
+    .set(signing_links::used_at.eq(to_db(now)))
+    .execute(conn)?;
+    if taken != 1 {
+        return Err(AppError::InvalidToken);
+    }
     Ok(())
 }
 
@@ -1110,15 +1156,14 @@ pub fn decline_by_link(
     reason: &str,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let (a, email, _) = open_link(conn, now, token)?;
+    use_link(conn, now, token)?;
     let who = Signer {
         user_id: None,
         email: Some(&email),
         method: "signing_link",
         client: client.user_agent.as_deref(),
     };
-    let out = mark_declined(conn, cfg, now, &a, reason, &who)?;
-    use_link(conn, now, token)?;
-    Ok(out)
+    mark_declined(conn, cfg, now, &a, reason, &who)
 }
 
 /// A correction of a signed assessment: a new draft that copies it, by its signer, to
