@@ -736,9 +736,9 @@ pub fn pending_invitation(
     })
 }
 
-/// Counts an acceptance attempt against the login limits before any password is
-/// checked: per client address always, and per account when the invitation is for an
-/// existing account (whose password the request must give).
+/// Counts an acceptance for an existing account (whose password the request must give)
+/// against the login limits, per client address and per account, before the password
+/// is checked. A new account sets its password and checks none: nothing to count.
 pub fn count_accept_attempt(
     conn: &mut DbConn,
     cfg: &Config,
@@ -746,21 +746,21 @@ pub fn count_accept_attempt(
     pending: &PendingInvitation,
     client: &auth::ClientInfo,
 ) -> Result<(), AppError> {
+    if pending.existing_hash.is_none() {
+        return Ok(());
+    }
     crate::auth::ratelimit::hit(
         conn,
         &auth::login_address_key(&client.address),
         cfg.rate_limits.login_per_address,
         now,
     )?;
-    if pending.existing_hash.is_some() {
-        crate::auth::ratelimit::hit(
-            conn,
-            &auth::login_account_key(&pending.preview.email),
-            cfg.rate_limits.login_per_account,
-            now,
-        )?;
-    }
-    Ok(())
+    crate::auth::ratelimit::hit(
+        conn,
+        &auth::login_account_key(&pending.preview.email),
+        cfg.rate_limits.login_per_account,
+        now,
+    )
 }
 
 pub enum Accepted {

@@ -659,11 +659,9 @@ pub fn create(
     let a = get_assessment(conn, &a.id)?;
     log(conn, now, me, client, "created", &a)?;
     let mails = match (&a.assessor_email, a.status.as_str(), &gate) {
-        (
-            Some(email),
-            AWAITING,
-            Some(super::vetting::Gate::Approved { vetted_by }),
-        ) => vec![create_link(conn, cfg, now, &a, email, vetted_by)?],
+        (Some(email), AWAITING, Some(super::vetting::Gate::Approved { vetted_by })) => {
+            vec![create_link(conn, cfg, now, &a, email, vetted_by)?]
+        }
         (None, AWAITING, _) => vec![request_mail(conn, cfg, &a)?],
         (Some(email), AWAITING_VETTING, Some(super::vetting::Gate::Pending { first: true })) => {
             super::vetting::vetting_mail(conn, cfg, today, enrolment_id, email)?

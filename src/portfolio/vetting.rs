@@ -69,7 +69,12 @@ impl ExternalAssessor {
 
 type Row = (
     (String, String, String, String, String, String),
-    (String, String, Option<String>, Option<chrono::NaiveDateTime>),
+    (
+        String,
+        String,
+        Option<String>,
+        Option<chrono::NaiveDateTime>,
+    ),
     (i32, chrono::NaiveDateTime, chrono::NaiveDateTime),
 );
 
@@ -246,10 +251,7 @@ pub fn vetting_mail(
     let Some(main) = access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)? else {
         return Ok(None);
     };
-    let to: String = users::table
-        .find(&main)
-        .select(users::email)
-        .first(conn)?;
+    let to: String = users::table.find(&main).select(users::email).first(conn)?;
     Ok(Some(Mail {
         to,
         subject: "Bedömare att godkänna / Assessor to approve".into(),
@@ -402,7 +404,9 @@ fn decide(
             },
             entity: "external_assessor",
             entity_id: &x.id,
-            enrolment_id: Some(&x.enrolment_id),
+            // Not in the enrolment's changes feed: the person is the organisation's, and
+            // each assessment's own entries record what happened to it.
+            enrolment_id: None,
             data: &json!(x),
         },
     )?;
@@ -456,7 +460,11 @@ pub fn decline(
     let mut mails = Vec::new();
     for a in waiting(conn, &x)? {
         mails.push(super::assessments::return_after_vetting(
-            conn, cfg, now, &a, &me.user_id,
+            conn,
+            cfg,
+            now,
+            &a,
+            &me.user_id,
         )?);
     }
     Ok((x, mails))
