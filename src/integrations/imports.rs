@@ -352,12 +352,27 @@ pub fn import_users(
     Ok((done, mails))
 }
 
-fn user_by_email(conn: &mut DbConn, email: &str) -> Result<Option<String>, AppError> {
-    Ok(users::table
+/// The account of `email`, if the importer may see it (it holds a role in their part of
+/// the organisation tree). An account elsewhere, or one invited but not yet accepted,
+/// reads as no account at all: the import neither reaches nor reveals it.
+fn user_by_email(
+    conn: &mut DbConn,
+    me: &Principal,
+    email: &str,
+) -> Result<Option<String>, AppError> {
+    let found: Option<String> = users::table
         .filter(users::email.eq(normalize_email(email)))
         .select(users::id)
         .first(conn)
-        .optional()?)
+        .optional()?;
+    match found {
+        Some(id) => match accounts::visible_user(conn, me, &id) {
+            Ok(_) => Ok(Some(id)),
+            Err(AppError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        },
+        None => Ok(None),
+    }
 }
 
 /// Imports enrolments: all rows or none. Each row goes through the same checks as
@@ -379,19 +394,19 @@ pub fn import_enrolments(
     let mut created = Vec::new();
     for (i, row, r) in read {
         let Some(r) = r else { continue };
-        let trainee = user_by_email(conn, &r.email)?;
+        let trainee = user_by_email(conn, me, &r.email)?;
         if trainee.is_none() {
             row_error(
                 &mut errors,
                 i,
                 row,
                 "email",
-                "no such user; import the people first",
+                "no such user here; import the people first (and they accept)",
             );
         }
         let main = match &r.main_supervisor_email {
             Some(e) => {
-                let found = user_by_email(conn, e)?;
+                let found = user_by_email(conn, me, e)?;
                 if found.is_none() {
                     row_error(&mut errors, i, row, "main_supervisor_email", "no such user");
                 }

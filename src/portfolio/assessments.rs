@@ -456,23 +456,35 @@ fn save(
             ))
             .execute(conn)?;
     } else {
-        diesel::update(assessments::table.find(&a.id))
-            .set((
-                assessments::status.eq(&a.status),
-                assessments::assessor_id.eq(&a.assessor_id),
-                assessments::placement_id.eq(&a.placement_id),
-                assessments::performed_on.eq(a.performed_on.to_string()),
-                assessments::context.eq(&context),
-                assessments::ratings.eq(&ratings),
-                assessments::entrustment.eq(a.entrustment),
-                assessments::feedback_strengths.eq(&a.feedback_strengths),
-                assessments::feedback_next_steps.eq(&a.feedback_next_steps),
-                assessments::trainee_reflection.eq(&a.trainee_reflection),
-                assessments::decline_reason.eq(&a.decline_reason),
-                assessments::version.eq(assessments::version + 1),
-                assessments::updated_at.eq(to_db(now)),
-            ))
-            .execute(conn)?;
+        // Only over the version that was read: a signature, decline or edit that
+        // committed in between (PostgreSQL runs them side by side) is never overwritten,
+        // so a signed record cannot be turned back into a pending one.
+        let written = diesel::update(
+            assessments::table
+                .find(&a.id)
+                .filter(assessments::version.eq(a.version)),
+        )
+        .set((
+            assessments::status.eq(&a.status),
+            assessments::assessor_id.eq(&a.assessor_id),
+            assessments::placement_id.eq(&a.placement_id),
+            assessments::performed_on.eq(a.performed_on.to_string()),
+            assessments::context.eq(&context),
+            assessments::ratings.eq(&ratings),
+            assessments::entrustment.eq(a.entrustment),
+            assessments::feedback_strengths.eq(&a.feedback_strengths),
+            assessments::feedback_next_steps.eq(&a.feedback_next_steps),
+            assessments::trainee_reflection.eq(&a.trainee_reflection),
+            assessments::decline_reason.eq(&a.decline_reason),
+            assessments::version.eq(assessments::version + 1),
+            assessments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+        if written != 1 {
+            return Err(AppError::Conflict(
+                "the assessment changed in the meantime; reload it".into(),
+            ));
+        }
     }
     links::set(conn, links::ASSESSMENT, &a.enrolment_id, &a.id, &a.delmal)
 }
@@ -848,15 +860,25 @@ pub fn request(
             "not a user with the supervisor role",
         ));
     }
-    diesel::update(assessments::table.find(id))
-        .set((
-            assessments::status.eq(AWAITING),
-            assessments::assessor_id.eq(assessor_id),
-            assessments::requested_at.eq(to_db(now)),
-            assessments::version.eq(assessments::version + 1),
-            assessments::updated_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    let requested = diesel::update(
+        assessments::table
+            .find(id)
+            .filter(assessments::status.eq(DRAFT))
+            .filter(assessments::deleted_at.is_null()),
+    )
+    .set((
+        assessments::status.eq(AWAITING),
+        assessments::assessor_id.eq(assessor_id),
+        assessments::requested_at.eq(to_db(now)),
+        assessments::version.eq(assessments::version + 1),
+        assessments::updated_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    if requested != 1 {
+        return Err(AppError::Conflict(
+            "the assessment changed in the meantime; reload it".into(),
+        ));
+    }
     let a = get_assessment(conn, id)?;
     log(conn, now, me, client, "requested", &a)?;
     let mail = request_mail(conn, cfg, &a)?;

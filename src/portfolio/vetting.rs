@@ -10,13 +10,15 @@
 //! still being vetted waits as `awaiting_vetting`; approval sends the links of every
 //! such assessment, declining hands them back to their trainees as drafts.
 
+use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::auth::service::normalize_email;
@@ -25,7 +27,7 @@ use crate::config::Config;
 use crate::db::DbConn;
 use crate::enrolment::access;
 use crate::error::{AppError, FieldError};
-use crate::http::etag;
+use crate::http::{etag, Page, PageParams};
 use crate::mail::Mail;
 use crate::schema::{assessments, assignments, enrolments, external_assessors, users};
 
@@ -488,13 +490,6 @@ pub fn vetted_by(
 }
 
 // ---- HTTP ---------------------------------------------------------------------------
-
-use actix_web::{get, post, web, HttpResponse};
-use serde::Deserialize;
-use utoipa::IntoParams;
-
-use crate::app::AppState;
-use crate::http::{Page, PageParams};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

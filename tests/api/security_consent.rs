@@ -253,6 +253,27 @@ fn a_bulk_import_cannot_grant_a_role_to_another_providers_account() {
         )
         .expect(200);
     assert!(!users.text.contains(&victim.email), "{}", users.text);
+    // Nor does an enrolment import reach it: it reads exactly as an unknown address.
+    let refused = |email: &str| {
+        let r = w
+            .app
+            .post(
+                "/imports/enrolments",
+                Some(&w.director.access),
+                json!([{"email": email, "template_id": w.template, "track": "bt_standalone",
+                        "start_date": "2026-09-01", "planned_end": "2027-08-31"}]),
+            )
+            .expect_problem(422, "validation");
+        r.body["errors"].clone()
+    };
+    assert_eq!(refused(&victim.email), refused("finns.inte@example.org"));
+    let trainee_elsewhere = w
+        .app
+        .join(&other_director, "bt@capio.example", "trainee", &other);
+    assert_eq!(
+        refused(&trainee_elsewhere.email),
+        refused("finns.inte@example.org")
+    );
 
     // The person decides: the invitation mail, accepted with their own password.
     let token = w
