@@ -557,6 +557,29 @@ fn the_same_assessment_signed_in_the_app_at_once_is_signed_once() {
 }
 
 #[test]
+fn the_same_assessor_approved_at_once_sends_one_link() {
+    let w = ward();
+    let email = "narakut.lakare@hotmail.com";
+    let a = ask(&w, &w.trainee, &w.enrolment, email);
+    let id = a["id"].as_str().expect("id").to_string();
+    let vetting = pending_vetting(&w, &w.supervisor, email);
+    let answers = at_once(
+        &w.app,
+        6,
+        &format!("/external-assessors/{vetting}/approve"),
+        Some(&w.supervisor.access),
+        json!({}),
+    );
+    let approved = exactly_one_success(&answers);
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["decided_by"], w.supervisor.id.as_str());
+    assert_eq!(audited(&w, "requested", &id), 1);
+    // The refused approvals rolled back before sending anything: one link in all.
+    w.app.smtp.wait_for(email, 0);
+    assert_eq!(w.app.smtp.count_to(email), 1);
+}
+
+#[test]
 fn the_same_invitation_accepted_at_once_makes_one_account() {
     let w = ward();
     let email = "ny.hhl@sll.se";
