@@ -8,6 +8,7 @@ pub mod instruments;
 pub mod links;
 pub mod summaries;
 pub mod talks;
+pub mod vetting;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
@@ -502,7 +503,7 @@ pub async fn create_assessment(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AssessmentFilter {
-    /// `draft`, `awaiting_signature`, `signed` or `declined`.
+    /// `draft`, `awaiting_vetting`, `awaiting_signature`, `signed` or `declined`.
     pub status: Option<String>,
     pub instrument: Option<crate::curriculum::templates::AssessmentType>,
     pub delmal: Option<String>,
@@ -1777,5 +1778,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(open_signing_link)
         .service(sign_by_link)
         .service(decline_by_link)
-        .service(co_sign);
+        .service(co_sign)
+        .service(vetting::list_external_assessors)
+        .service(vetting::approve_external_assessor)
+        .service(vetting::decline_external_assessor);
 }

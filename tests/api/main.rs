@@ -20,4 +20,5 @@ mod openapi;
 mod placement_walk;
 mod portfolio;
 mod portfolio_access;
+mod security_consent;
 mod talks;
