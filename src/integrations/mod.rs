@@ -744,6 +744,8 @@ pub async fn create_subscription(
     me: Principal,
     body: web::Json<NewWebhookSubscription>,
 ) -> Result<HttpResponse, AppError> {
+    require_admin(&me)?;
+    check_webhook_destination(&state, &body.url).await?;
     let now = state.clock.now();
     let s = db::write(&state.pool, move |c| {
         webhooks::create_subscription(c, now, &me, body.into_inner())
@@ -752,6 +754,15 @@ pub async fn create_subscription(
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(s))
+}
+
+/// Refuses (422 on `url`) a webhook URL that is not https (unless allowed) or whose host
+/// resolves to an address that is not public (unless in an allowed network). Resolved off
+/// the executor and before the write transaction, which a slow DNS must not hold open.
+async fn check_webhook_destination(state: &web::Data<AppState>, url: &str) -> Result<(), AppError> {
+    let policy = webhooks::DestinationPolicy::from_config(&state.config);
+    let url = url.to_string();
+    web::block(move || webhooks::check_destination(&url, &policy)).await?
 }
 
 /// List webhook subscriptions of my organisations
@@ -820,6 +831,10 @@ pub async fn patch_subscription(
     path: web::Path<String>,
     body: web::Json<WebhookSubscriptionPatch>,
 ) -> Result<HttpResponse, AppError> {
+    if let Some(url) = &body.url {
+        require_admin(&me)?;
+        check_webhook_destination(&state, url).await?;
+    }
     let id = path.into_inner();
     let now = state.clock.now();
     let expected = if_match(&req);
@@ -1143,12 +1158,15 @@ pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, AppError>
         }
         total += claimed.len();
         let timeout = state.config.webhook_timeout;
+        let policy = webhooks::DestinationPolicy::from_config(&state.config);
         let attempts = claimed.into_iter().map(|c| {
             let st = state.clone();
+            let policy = policy.clone();
             async move {
                 let sent_at = st.clock.now();
                 let d = c.clone();
-                let outcome = web::block(move || webhooks::send(&d, sent_at, timeout)).await?;
+                let outcome =
+                    web::block(move || webhooks::send(&d, sent_at, timeout, &policy)).await?;
                 let now = st.clock.now();
                 db::write(&st.pool, move |conn| {
                     webhooks::record(conn, now, &c, &outcome)
