@@ -546,7 +546,9 @@ pub struct WebhookSubscriptionWithSecret {
 pub struct NewWebhookSubscription {
     pub id: Option<Uuid>,
     pub organisation_id: String,
-    /// `https://` (or `http://`) URL that receives POSTs.
+    /// `https://` URL that receives POSTs (`http://` only where the operator allows it).
+    /// Its host must resolve to public addresses only (or to a network the operator
+    /// allows); checked now and before every delivery.
     #[schema(example = "https://lms.example.org/hooks/eportfolio")]
     pub url: String,
     /// Event names, or `["*"]` for every event.
@@ -627,7 +629,7 @@ fn check_url(url: &str, errors: &mut Vec<FieldError>) {
     if !ok {
         errors.push(FieldError::new(
             "url",
-            "an http:// or https:// URL of at most 2000 characters",
+            "an https:// URL of at most 2000 characters, without spaces",
         ));
     }
 }
@@ -902,7 +904,9 @@ pub struct DeliveryAttempt {
     pub at: DateTime<Utc>,
     /// The receiver's HTTP status, if it answered.
     pub status_code: Option<i32>,
-    /// Why the attempt failed, if it did (timeout, connection refused, HTTP 500, ...).
+    /// Why the attempt failed, if it did: `timeout`, `connection failed`, `destination
+    /// not allowed` (the host is or resolves to a non-public address), `HTTP 500`, ...
+    /// (a class, never the operating system's error text).
     pub error: Option<String>,
     pub duration_ms: i32,
 }
