@@ -377,3 +377,277 @@ fn the_webhook_delivery_log_is_no_port_scan_oracle() {
         }
     }
 }
+
+// ---- xAPI: learners and statement ids are the client's organisation's ----------------------
+
+const COURSE: &str = "https://lms.example.org/courses/forsakringsmedicin";
+const COMPLETED: &str = "http://adlnet.gov/expapi/verbs/completed";
+
+fn statement(id: &str, mbox: &str, timestamp: &str) -> Value {
+    json!({
+        "id": id,
+        "actor": {"objectType": "Agent", "mbox": format!("mailto:{mbox}")},
+        "verb": {"id": COMPLETED},
+        "object": {"objectType": "Activity", "id": COURSE},
+        "timestamp": timestamp,
+    })
+}
+
+/// A region with its administrator, a care provider with one enrolled trainee, an API
+/// client of the region that sends statements, and the course mapped.
+struct Region {
+    admin: TestUser,
+    region: String,
+    unit: String,
+    trainee: TestUser,
+    enrolment: String,
+    lms: String,
+}
+
+fn region(app: &TestApp, admin_email: &str, name: &str, trainee_email: &str) -> Region {
+    let token_ = app.bootstrap_admin(admin_email, name);
+    let admin = app.accept_with_totp(&token_, admin_email);
+    let me = app.get("/me", Some(&admin.access)).expect(200);
+    let region = me.body["roles"][0]["organisation_id"]
+        .as_str()
+        .expect("role")
+        .to_string();
+    let unit = app.create_org(&admin, "care_provider", "Vårdgivaren", Some(&region));
+    let template = app.stockholm_bt_template(&admin, &unit);
+    let trainee = app.join(&admin, trainee_email, "trainee", &unit);
+    let e = app
+        .post(
+            "/enrolments",
+            Some(&admin.access),
+            json!({"trainee_id": trainee.id, "template_id": template, "track": "bt_standalone",
+                   "start_date": "2026-09-01", "planned_end": "2027-08-31"}),
+        )
+        .expect(201);
+    app.post(
+        "/xapi/activity-mappings",
+        Some(&admin.access),
+        json!({"organisation_id": region, "xapi_activity_id": COURSE, "kind": "course",
+               "title": "Försäkringsmedicinsk dag", "delmal": ["BT16"]}),
+    )
+    .expect(201);
+    let lms = lms_token(app, &admin, &region);
+    Region {
+        enrolment: e.body["id"].as_str().expect("id").to_string(),
+        admin,
+        region,
+        unit,
+        trainee,
+        lms,
+    }
+}
+
+fn lms_token(app: &TestApp, admin: &TestUser, org: &str) -> String {
+    let (id, secret) = crate::integrations::client(app, admin, org, &["activities:write"]);
+    crate::integrations::token(app, &id, &secret)
+}
+
+fn post_statements(app: &TestApp, token: &str, body: Value) -> Vec<Value> {
+    let r = app
+        .send(
+            "POST",
+            "/xapi/statements",
+            Some(token),
+            Some(&body),
+            &[("X-Experience-API-Version", "1.0.3")],
+        )
+        .expect(200);
+    r.body["results"].as_array().expect("results").clone()
+}
+
+#[test]
+fn an_lms_cannot_tell_an_account_elsewhere_from_no_account() {
+    let app = TestApp::start();
+    let stockholm = region(
+        &app,
+        "admin@regionstockholm.se",
+        "Region Stockholm",
+        "bt@sll.se",
+    );
+    let skane = region(&app, "admin@regionskane.se", "Region Skåne", "bt@skane.se");
+    let t = "2026-11-20T13:00:00Z";
+
+    // Skåne's platform names Stockholm's trainee, Stockholm's administrator and an
+    // address without any account.
+    let probes = [
+        ("bt@sll.se", "c1a0e7a4-1111-4c1e-9d0e-000000000001"),
+        (
+            "admin@regionstockholm.se",
+            "c1a0e7a4-1111-4c1e-9d0e-000000000002",
+        ),
+        ("nobody@example.org", "c1a0e7a4-1111-4c1e-9d0e-000000000003"),
+    ];
+    let results = post_statements(
+        &app,
+        &skane.lms,
+        json!(probes
+            .iter()
+            .map(|(mbox, id)| statement(id, mbox, t))
+            .collect::<Vec<_>>()),
+    );
+    let seen: Vec<(Value, Value, String)> = results
+        .iter()
+        .zip(probes)
+        .map(|(r, (mbox, _))| {
+            (
+                r["outcome"].clone(),
+                r["reason"].clone(),
+                r["detail"]
+                    .as_str()
+                    .expect("detail")
+                    .replace(mbox, "<learner>"),
+            )
+        })
+        .collect();
+    assert_eq!(seen[0].0, "unmatched");
+    assert_eq!(seen[0].1, "unknown_learner");
+    assert!(
+        seen.iter().all(|s| *s == seen[0]),
+        "the outcomes differ: {seen:?}"
+    );
+    // Stored the same way for Skåne's administrator; nothing reached Stockholm's trainee.
+    let stored = app
+        .get(
+            "/xapi/statements?status=unmatched",
+            Some(&skane.admin.access),
+        )
+        .expect(200);
+    let items = stored.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    assert!(items
+        .iter()
+        .all(|s| s["reason"] == "unknown_learner" && s["user_id"].is_null()));
+    let activities = app
+        .get(
+            &format!("/enrolments/{}/activities", stockholm.enrolment),
+            Some(&stockholm.trainee.access),
+        )
+        .expect(200);
+    assert_eq!(activities.body["items"], json!([]));
+
+    // Stockholm's own platform does find its trainee.
+    let own = post_statements(
+        &app,
+        &stockholm.lms,
+        json!([statement(
+            "c1a0e7a4-1111-4c1e-9d0e-000000000001",
+            "bt@sll.se",
+            t
+        )]),
+    );
+    assert_eq!(own[0]["outcome"], "created", "{own:?}");
+}
+
+#[test]
+fn one_organisations_lms_can_neither_block_nor_probe_anothers_statement_ids() {
+    let app = TestApp::start();
+    let stockholm = region(
+        &app,
+        "admin@regionstockholm.se",
+        "Region Stockholm",
+        "bt@sll.se",
+    );
+    let skane = region(&app, "admin@regionskane.se", "Region Skåne", "bt@skane.se");
+    let id = "5b0c2f4e-8d1a-4b6c-9e2f-3a4b5c6d7e8f";
+
+    // Skåne's platform sends the id first (as if to squat it) ...
+    let first = post_statements(
+        &app,
+        &skane.lms,
+        json!([statement(id, "bt@skane.se", "2026-11-19T08:00:00Z")]),
+    );
+    assert_eq!(first[0]["outcome"], "created");
+    // ... Stockholm's statement with that id is still Stockholm's to create, and neither
+    // `duplicate` nor `conflict` tells Stockholm's platform that the id is taken.
+    let mine = statement(id, "bt@sll.se", "2026-11-20T13:00:00Z");
+    let r = post_statements(&app, &stockholm.lms, json!([mine.clone()]));
+    assert_eq!(r[0]["outcome"], "created", "{r:?}");
+    // Idempotency still holds within each organisation.
+    let again = post_statements(&app, &stockholm.lms, json!([mine.clone()]));
+    assert_eq!(again[0]["outcome"], "duplicate");
+    let other = post_statements(&app, &skane.lms, json!([mine]));
+    assert_eq!(
+        other[0]["outcome"], "conflict",
+        "Skåne's own id, other content"
+    );
+
+    // Each administrator sees their own organisation's statement under the id.
+    for (r, mbox) in [(&stockholm, "bt@sll.se"), (&skane, "bt@skane.se")] {
+        let s = app
+            .get(&format!("/xapi/statements/{id}"), Some(&r.admin.access))
+            .expect(200);
+        assert_eq!(s.body["organisation_id"], r.region.as_str());
+        assert_eq!(s.body["learner"], format!("mailto:{mbox}"));
+        let a = app
+            .get(
+                &format!("/enrolments/{}/activities", r.enrolment),
+                Some(&r.trainee.access),
+            )
+            .expect(200);
+        assert_eq!(a.body["items"].as_array().expect("items").len(), 1);
+    }
+
+    // Two platforms within one administrator's organisations may share an id too; the
+    // administrator names the organisation meant.
+    let unit_lms = lms_token(&app, &stockholm.admin, &stockholm.unit);
+    let shared = "7c8d9e0f-1a2b-4c3d-8e4f-5a6b7c8d9e0f";
+    for token_ in [&stockholm.lms, &unit_lms] {
+        let r = post_statements(
+            &app,
+            token_,
+            json!([statement(
+                shared,
+                "nobody@example.org",
+                "2026-11-20T13:00:00Z"
+            )]),
+        );
+        assert_eq!(r[0]["outcome"], "unmatched");
+    }
+    let admin = Some(stockholm.admin.access.as_str());
+    app.get(&format!("/xapi/statements/{shared}"), admin)
+        .expect_problem(409, "conflict");
+    let s = app
+        .get(
+            &format!(
+                "/xapi/statements/{shared}?organisation_id={}",
+                stockholm.unit
+            ),
+            admin,
+        )
+        .expect(200);
+    assert_eq!(s.body["organisation_id"], stockholm.unit.as_str());
+    let d = app
+        .post(
+            &format!(
+                "/xapi/statements/{shared}/dismiss?organisation_id={}",
+                stockholm.unit
+            ),
+            admin,
+            json!({}),
+        )
+        .expect(200);
+    assert_eq!(d.body["status"], "dismissed");
+    let region_one = app
+        .get(
+            &format!(
+                "/xapi/statements/{shared}?organisation_id={}",
+                stockholm.region
+            ),
+            admin,
+        )
+        .expect(200);
+    assert_eq!(region_one.body["status"], "unmatched");
+    // Skåne's administrator cannot reach either by naming Stockholm's organisation.
+    app.get(
+        &format!(
+            "/xapi/statements/{shared}?organisation_id={}",
+            stockholm.unit
+        ),
+        Some(&skane.admin.access),
+    )
+    .expect_problem(404, "not-found");
+}
