@@ -280,6 +280,37 @@ fn a_webhook_allowed_once_is_refused_at_delivery_when_the_allowance_is_gone() {
     assert_eq!(receiver.received().len(), 1);
 }
 
+#[test]
+fn a_webhook_host_name_is_resolved_checked_and_connected_to_as_checked() {
+    // `localhost` is a name: resolved once per delivery, every address checked, and the
+    // connection made to exactly those addresses (ureq's own lookup is replaced).
+    let loopback = |c: &mut eportfolio::Config| {
+        c.webhook_allowed_networks = vec![
+            "127.0.0.1/32".parse().expect("cidr"),
+            "::1/128".parse().expect("cidr"),
+        ];
+    };
+    let mut app = TestApp::start_with(|c| {
+        loopback(c);
+        c.webhook_poll = Duration::from_millis(50);
+    });
+    let (admin, region) = app.admin();
+    let receiver = Receiver::start(vec![200]);
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    let sub = subscribe(&app, &admin, &region, &by_name);
+    let d = ping_and_wait(&app, &admin, &sub);
+    assert_eq!(d["status"], "delivered", "{d}");
+    assert_eq!(receiver.received().len(), 1);
+
+    // Without the allowance the same name resolves to loopback and is refused, before
+    // any connection.
+    app.restart_with(|c| c.webhook_allowed_networks = Vec::new());
+    let d = ping_and_wait(&app, &admin, &sub);
+    assert_eq!(d["last_error"], "destination not allowed", "{d}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(receiver.received().len(), 1);
+}
+
 /// A one-request server on loopback that answers every request with a redirect.
 fn redirector(location: &str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
