@@ -648,7 +648,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    xapi_statements (id) {
+    xapi_statements (organisation_id, id) {
         id -> Text,
         client_id -> Text,
         organisation_id -> Text,

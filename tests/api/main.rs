@@ -21,4 +21,5 @@ mod placement_walk;
 mod portfolio;
 mod portfolio_access;
 mod security_consent;
+mod security_webhooks;
 mod talks;

@@ -165,6 +165,11 @@ impl TestApp {
             iterations: 1,
             parallelism: 1,
         };
+        // The webhook receiver (support::hooks) listens on loopback over http: an explicit
+        // opt-in, as an operator's for an on-premises LMS (production: https to public
+        // addresses only). Tests of the refusals take it away again.
+        config.webhook_allow_http = true;
+        config.webhook_allowed_networks = vec!["127.0.0.1/32".parse().expect("cidr")];
         config.mail = MailTransportConfig::Smtp {
             host: "127.0.0.1".into(),
             port: smtp.port(),
