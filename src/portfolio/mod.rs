@@ -1576,7 +1576,6 @@ pub async fn co_sign(
     let creds = creds.filter(|_| ok);
     let cfg = state.config.clone();
     let client = client_info(&req, &state.config);
-    let email = body.email;
     let content = body.content;
     let (a, mails) = db::write(&state.pool, move |c| {
         assessments::co_sign_finish(
@@ -1586,7 +1585,6 @@ pub async fn co_sign(
             &client,
             &id,
             creds.as_ref(),
-            &email,
             &factor,
             content,
         )
