@@ -832,13 +832,8 @@ pub fn accept_invitation(
         ))
         .execute(conn)?;
     if new_account {
-        let (mfa_token, expires_at) = auth::create_challenge(
-            conn,
-            cfg,
-            now,
-            &user_id,
-            auth::ChallengePurpose::Enrol,
-        )?;
+        let (mfa_token, expires_at) =
+            auth::create_challenge(conn, cfg, now, &user_id, auth::ChallengePurpose::Enrol)?;
         Ok(Accepted::NewAccount {
             mfa_token,
             expires_at,

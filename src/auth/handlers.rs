@@ -310,8 +310,7 @@ pub async fn mfa_totp_setup(
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
     let setup = db::write(&state.pool, move |c| {
-        let challenge =
-            service::open_challenge(c, now, &body.mfa_token, ChallengePurpose::Enrol)?;
+        let challenge = service::open_challenge(c, now, &body.mfa_token, ChallengePurpose::Enrol)?;
         service::totp_setup(c, now, &challenge.user_id)
     })
     .await?;

@@ -26,7 +26,9 @@ pub struct Counted {
 }
 
 fn refuse(limit: Limit, window_start: DateTime<Utc>, now: DateTime<Utc>) -> AppError {
-    let left = (window_start + dur(limit.window) - now).num_seconds().max(1);
+    let left = (window_start + dur(limit.window) - now)
+        .num_seconds()
+        .max(1);
     AppError::RateLimited {
         retry_after: std::time::Duration::from_secs(left as u64),
     }
@@ -58,8 +60,9 @@ pub fn hit(
             rate_limits::count.eq(case_when::<_, _, Integer>(expired, 1)
                 .when(rate_limits::count.gt(limit.max), rate_limits::count)
                 .otherwise(rate_limits::count + 1)),
-            rate_limits::window_start.eq(case_when::<_, _, Timestamp>(expired, now_db)
-                .otherwise(rate_limits::window_start)),
+            rate_limits::window_start
+                .eq(case_when::<_, _, Timestamp>(expired, now_db)
+                    .otherwise(rate_limits::window_start)),
         ))
         .returning((rate_limits::count, rate_limits::window_start));
     let (count, window_start): (i32, NaiveDateTime) =

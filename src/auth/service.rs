@@ -441,8 +441,7 @@ fn take_attempt(
         mfa_challenges::user_id,
         mfa_challenges::purpose,
     ));
-    let row: Option<ChallengeRow> =
-        crate::on_backend!(conn, |c| update.get_result(c).optional())?;
+    let row: Option<ChallengeRow> = crate::on_backend!(conn, |c| update.get_result(c).optional())?;
     challenge_of(row.ok_or_else(challenge_gone)?)
 }
 

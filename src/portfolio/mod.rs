@@ -1578,16 +1578,7 @@ pub async fn co_sign(
     let client = client_info(&req, &state.config);
     let content = body.content;
     let (a, mails) = db::write(&state.pool, move |c| {
-        assessments::co_sign_finish(
-            c,
-            &cfg,
-            now,
-            &client,
-            &id,
-            creds.as_ref(),
-            &factor,
-            content,
-        )
+        assessments::co_sign_finish(c, &cfg, now, &client, &id, creds.as_ref(), &factor, content)
     })
     .await??;
     crate::notifications::deliver(&state, mails).await;

@@ -99,7 +99,11 @@ fn a_login_challenge_cannot_enrol_a_new_authenticator() {
             json!({"mfa_token": mfa, "code": app.totp(attacker_secret)}),
         )
         .expect_problem(403, "forbidden");
-    assert!(confirm.body.get("access_token").is_none(), "{}", confirm.text);
+    assert!(
+        confirm.body.get("access_token").is_none(),
+        "{}",
+        confirm.text
+    );
 
     // The victim's authenticator and recovery codes are untouched.
     let me = app.get("/me", Some(&admin.access)).expect(200);
@@ -122,7 +126,11 @@ fn an_old_enrolment_challenge_cannot_replace_the_confirmed_authenticator() {
     // Two enrolment challenges: the acceptance's, and a login before enrolling.
     let first = app.accept_new(&token, None);
     let step = app.login_step(email, PASSWORD, None).expect(200);
-    assert_eq!(step.body["status"], "mfa_enrolment_required", "{}", step.text);
+    assert_eq!(
+        step.body["status"], "mfa_enrolment_required",
+        "{}",
+        step.text
+    );
     let second = TestApp::mfa_token_of(&step);
 
     // An enrolment challenge is not answered with an authenticator or recovery code.
@@ -435,7 +443,9 @@ fn a_password_shorter_than_twelve_characters_is_refused() {
         .post(&accept, None, json!({"password": eleven}))
         .expect_problem(422, "validation");
     assert_eq!(weak.body["errors"][0]["field"], "password");
-    let ok = app.post(&accept, None, json!({"password": twelve})).expect(200);
+    let ok = app
+        .post(&accept, None, json!({"password": twelve}))
+        .expect(200);
     assert_eq!(ok.body["status"], "mfa_enrolment_required");
 
     // A reset.
