@@ -23,7 +23,8 @@ use crate::schema::{
 };
 
 pub const RECOVERY_CODE_COUNT: usize = 10;
-/// Wrong second-factor attempts one login challenge tolerates before it must start over.
+/// Answers one challenge takes before it must start over (counted before each answer is
+/// checked; a right one uses the challenge up).
 pub const CHALLENGE_MAX_ATTEMPTS: i32 = 5;
 const TOTP_ISSUER: &str = "eportfolio";
 
