@@ -326,7 +326,7 @@ pub async fn preview_invitation(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvitation {
-    /// For a new account: the password to set (at least 10 characters). For an existing
+    /// For a new account: the password to set (at least 12 characters). For an existing
     /// account: its current password.
     pub password: String,
     pub display_name: Option<String>,

@@ -761,6 +761,7 @@ pub fn count_accept_attempt(
         cfg.rate_limits.login_per_account,
         now,
     )
+    .map(|_| ())
 }
 
 pub enum Accepted {
@@ -870,12 +871,11 @@ pub fn accept_invitation(
     diesel::update(invitations::table.find(&pending.id))
         .set(invitations::user_id.eq(&user_id))
         .execute(conn)?;
-    if pending.existing_hash.is_some() {
-        // The password matched: as after a login, the account's failure count restarts.
-        crate::auth::ratelimit::clear(conn, &auth::login_account_key(&p.email))?;
-    }
+    // The counted attempt stays counted, as after a right password at login: clearing
+    // the account's counter would let guesses sent alongside this one through.
     if new_account {
-        let (mfa_token, expires_at) = auth::create_challenge(conn, cfg, now, &user_id, "enrol")?;
+        let (mfa_token, expires_at) =
+            auth::create_challenge(conn, cfg, now, &user_id, auth::ChallengePurpose::Enrol)?;
         Ok(Accepted::NewAccount {
             mfa_token,
             expires_at,

@@ -1142,7 +1142,9 @@ pub fn co_sign_start(
         ));
     }
     let email = crate::auth::service::normalize_email(email);
-    crate::auth::ratelimit::check(
+    // Counted before the password is checked, like a login (a wrong one needs no
+    // second step).
+    crate::auth::ratelimit::hit(
         conn,
         &crate::auth::service::login_account_key(&email),
         cfg.rate_limits.login_per_account,
@@ -1163,17 +1165,11 @@ pub fn co_sign_finish(
     client: &ClientInfo,
     id: &str,
     assessor: Option<&crate::auth::service::Credentials>,
-    email: &str,
     factor: &crate::auth::service::SecondFactor,
     c: AssessmentContent,
 ) -> Result<Result<(Assessment, Vec<Mail>), AppError>, AppError> {
     let Some(assessor) = assessor else {
-        crate::auth::service::login_failed(
-            conn,
-            cfg,
-            now,
-            &crate::auth::service::normalize_email(email),
-        )?;
+        // The attempt was counted in `co_sign_start`.
         return Ok(Err(AppError::InvalidCredentials));
     };
     let method = match crate::auth::service::check_in_person(conn, cfg, now, &assessor.id, factor)?

@@ -1577,20 +1577,9 @@ pub async fn co_sign(
     let creds = creds.filter(|_| ok);
     let cfg = state.config.clone();
     let client = client_info(&req, &state.config);
-    let email = body.email;
     let content = body.content;
     let (a, mails) = db::write(&state.pool, move |c| {
-        assessments::co_sign_finish(
-            c,
-            &cfg,
-            now,
-            &client,
-            &id,
-            creds.as_ref(),
-            &email,
-            &factor,
-            content,
-        )
+        assessments::co_sign_finish(c, &cfg, now, &client, &id, creds.as_ref(), &factor, content)
     })
     .await??;
     crate::notifications::deliver(&state, mails).await;

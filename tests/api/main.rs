@@ -22,4 +22,5 @@ mod portfolio;
 mod portfolio_access;
 mod security_consent;
 mod security_webhooks;
+mod security_auth;
 mod talks;
