@@ -381,6 +381,8 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
             .service(
                 utoipa_actix_web::scope("/api/v1")
                     .wrap(from_fn(idempotency::middleware))
+                    // Outside the idempotency middleware, which reuses what it finds.
+                    .wrap(from_fn(auth::principal::authenticate_clients))
                     .configure(api_v1),
             )
             .split_for_parts();
