@@ -34,6 +34,9 @@ pub struct AppState {
 impl AppState {
     /// Opens and migrates the database and prepares keys and mail.
     pub fn new(config: Config, clock: SharedClock) -> Result<AppState, AppError> {
+        // Before anything is created: the data directory and every file in it are private.
+        crate::storage::restrict_new_files();
+        crate::storage::create_private_dir(&config.data_dir)?;
         let pool = db::connect(&config.database_url, config.db_pool_size)?;
         let mut conn = pool.get()?;
         let applied = db::migrate(&mut conn)?;
