@@ -175,8 +175,8 @@ pub fn create_client(
 ) -> Result<ApiClientCredentials, AppError> {
     let mut errors = Vec::new();
     let name = n.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 200 {
-        errors.push(FieldError::new("name", "1 to 200 characters"));
+    if let Some(problem) = crate::accounts::service::name_problem(&name) {
+        errors.push(FieldError::new("name", problem));
     }
     let mut scopes: Vec<String> = Vec::new();
     for (i, s) in n.scopes.iter().enumerate() {
