@@ -94,7 +94,8 @@ pub fn logged_path(req: &HttpRequest) -> String {
 /// spec from `/api/v1/openapi.json`, and images from data: URIs in its stylesheet; its
 /// components set inline styles. Nothing else is allowed, so an injected script cannot
 /// run or send anything anywhere.
-pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+pub const DOCS_CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 

@@ -389,7 +389,9 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 /// Who presents the request's bearer token, without asking whether they may call the
 /// route: for middlewares, which run before the router has matched one. A principal
 /// already found for this request (by an earlier middleware) is reused.
-pub fn authenticate(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Principal, AppError>>>> {
+pub fn authenticate(
+    req: &HttpRequest,
+) -> Pin<Box<dyn Future<Output = Result<Principal, AppError>>>> {
     if let Some(known) = req.extensions().get::<Principal>().cloned() {
         return Box::pin(async move { Ok(known) });
     }

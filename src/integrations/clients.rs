@@ -502,22 +502,78 @@ pub const CLIENT_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/cohort-overview", SCOPE_PROGRESS_READ),
     ("GET", "/api/v1/enrolments", SCOPE_PROGRESS_READ),
     ("GET", "/api/v1/enrolments/{id}", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/activities", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/assessments", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/changes", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/final-assessments", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/final-check-ins", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/handover-talks", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/progress", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/progress/chart", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/study-plan-goals", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/summary-assessments", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/supervision-sessions", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}/time-served", SCOPE_PROGRESS_READ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/activities",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/assessments",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/changes",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/final-assessments",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/final-check-ins",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/handover-talks",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/progress",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/progress/chart",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/study-plan-goals",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/summary-assessments",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/supervision-sessions",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/time-served",
+        SCOPE_PROGRESS_READ,
+    ),
     ("GET", "/api/v1/assessment-instruments", SCOPE_CATALOG_READ),
     ("GET", "/api/v1/programme-templates", SCOPE_CATALOG_READ),
-    ("GET", "/api/v1/programme-templates/{id}", SCOPE_CATALOG_READ),
-    ("GET", "/api/v1/programme-templates/{id}/versions", SCOPE_CATALOG_READ),
+    (
+        "GET",
+        "/api/v1/programme-templates/{id}",
+        SCOPE_CATALOG_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/programme-templates/{id}/versions",
+        SCOPE_CATALOG_READ,
+    ),
     (
         "GET",
         "/api/v1/programme-templates/{id}/versions/{version}",
@@ -547,7 +603,11 @@ pub fn required_scope(method: &Method, pattern: &str) -> Option<&'static str> {
 /// Applies [`required_scope`] to a client principal (people pass unchanged). `pattern`
 /// is the route the router matched (`HttpRequest::match_pattern`), never the path as
 /// sent; without one, a client is refused.
-pub fn route_policy(method: &Method, pattern: Option<&str>, me: &Principal) -> Result<(), AppError> {
+pub fn route_policy(
+    method: &Method,
+    pattern: Option<&str>,
+    me: &Principal,
+) -> Result<(), AppError> {
     if !me.is_client() {
         return Ok(());
     }
