@@ -1,13 +1,12 @@
 //! Where attachment bytes live. Local disk under the data directory by default; the
-//! trait is what an S3-compatible store would implement.
+//! trait is what an S3-compatible store would implement. Also: files that only this
+//! service's user may read.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::AppError;
 
-/// A blob store keyed by opaque keys. Writes go through `create` so that a half-written
-/// upload never appears under its final key.
 // ---- Private files --------------------------------------------------------------------
 //
 // The data directory holds the JWT secret, the SQLite database (with TOTP secrets), the
@@ -82,6 +81,8 @@ pub fn check_private_file(path: &Path) -> Result<(), AppError> {
     Ok(())
 }
 
+/// A blob store keyed by opaque keys. Writes go through `create` so that a half-written
+/// upload never appears under its final key.
 pub trait BlobStore: Send + Sync {
     /// Starts a new blob; bytes are appended with `BlobWriter::write` and published with
     /// `BlobWriter::commit`. Dropping an uncommitted writer discards the bytes.
