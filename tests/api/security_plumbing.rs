@@ -414,6 +414,10 @@ fn other_local_users_cannot_read_the_data_directory_or_its_files() {
         })
         .expect("outbox mail");
 
+    let backup = app.dir.join("backup.db");
+    eportfolio::backup::backup(&app.config.database_url, &backup).expect("backup");
+    assert_eq!(mode(&backup), 0o600, "backup");
+
     assert_eq!(mode(&app.dir), 0o700, "data directory");
     assert_eq!(mode(&app.dir.join("jwt-secret")), 0o600);
     let mut found = Vec::new();
