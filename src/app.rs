@@ -34,6 +34,9 @@ pub struct AppState {
 impl AppState {
     /// Opens and migrates the database and prepares keys and mail.
     pub fn new(config: Config, clock: SharedClock) -> Result<AppState, AppError> {
+        // Before anything is created: the data directory and every file in it are private.
+        crate::storage::restrict_new_files();
+        crate::storage::create_private_dir(&config.data_dir)?;
         let pool = db::connect(&config.database_url, config.db_pool_size)?;
         let mut conn = pool.get()?;
         let applied = db::migrate(&mut conn)?;
@@ -381,6 +384,8 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
             .service(
                 utoipa_actix_web::scope("/api/v1")
                     .wrap(from_fn(idempotency::middleware))
+                    // Outside the idempotency middleware, which reuses what it finds.
+                    .wrap(from_fn(auth::principal::authenticate_clients))
                     .configure(api_v1),
             )
             .split_for_parts();

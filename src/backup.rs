@@ -18,13 +18,17 @@ pub fn backup(url: &str, to: &Path) -> Result<(), AppError> {
             to.display()
         )));
     }
+    // A backup holds everything the database does (TOTP secrets included): created
+    // under the private umask, and 0600 whatever wrote it.
+    crate::storage::restrict_new_files();
     if db::is_postgres_url(url) {
-        return run(Command::new("pg_dump")
+        run(Command::new("pg_dump")
             .arg("--format=custom")
             .arg("--no-owner")
             .arg("--file")
             .arg(to)
-            .arg(url));
+            .arg(url))?;
+        return crate::storage::set_mode(to, 0o600);
     }
     let pool = db::connect(url, 1)?;
     let mut conn = pool.get()?;
@@ -32,7 +36,7 @@ pub fn backup(url: &str, to: &Path) -> Result<(), AppError> {
     match &mut *conn {
         DbConn::Sqlite(c) => {
             diesel::sql_query(format!("VACUUM INTO '{target}'")).execute(c)?;
-            Ok(())
+            crate::storage::set_mode(to, 0o600)
         }
         DbConn::Pg(_) => Err(AppError::internal("unexpected PostgreSQL connection")),
     }

@@ -95,10 +95,8 @@ pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, AppError> {
             ));
         }
         if let Some(dir) = std::path::Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    AppError::Config(format!("cannot create {}: {e}", dir.display()))
-                })?;
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                crate::storage::create_private_dir(dir)?;
             }
         }
     }
@@ -113,6 +111,17 @@ pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, AppError> {
         .connection_customizer(Box::new(ConnectionSetup))
         .build(manager)
         .map_err(|e| AppError::Config(format!("cannot open database {url}: {e}")))?;
+    if sqlite {
+        // The file holds TOTP secrets. Files of older versions were 0644; SQLite gives
+        // -wal and -shm the database file's mode, so these cover them too.
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{path}{suffix}"));
+            if file.exists() {
+                crate::storage::set_mode(&file, 0o600)?;
+            }
+        }
+    }
     let writer = if sqlite {
         Some(Arc::new(Writer::start(url)?))
     } else {

@@ -10,6 +10,8 @@ use utoipa::ToSchema;
 
 pub const PROBLEM_BASE: &str = "https://eportfolio.example/problems/";
 pub const PROBLEM_JSON: &str = "application/problem+json";
+/// The detail of every conflict caused by a unique constraint.
+pub const UNIQUE_CONFLICT: &str = "a record with this identity already exists";
 
 /// One offending field of a request.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
@@ -301,8 +303,11 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
             Error::NotFound => AppError::NotFound,
+            // The database's own message names tables, columns and sometimes the
+            // conflicting value: it goes to the log, the client gets a stable sentence.
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                AppError::Conflict(format!("already exists ({})", info.message()))
+                tracing::info!(detail = info.message(), "unique violation");
+                AppError::Conflict(UNIQUE_CONFLICT.into())
             }
             Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
                 AppError::Unprocessable("refers to a record that does not exist".into())

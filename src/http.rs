@@ -37,9 +37,11 @@ pub async fn request_id_and_log(
                 .to_string()
         });
     let method = req.method().to_string();
-    let path = req.path().to_string();
     let started = std::time::Instant::now();
     let res = next.call(req).await?;
+    // The route pattern, never the path as sent: paths carry link tokens
+    // (`/auth/invitations/{token}`), and whoever reads the log must not be able to use them.
+    let path = logged_path(res.request());
     let status = res.status();
     let mut res = if res
         .headers()
@@ -53,6 +55,8 @@ pub async fn request_id_and_log(
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
+    let request_path = res.request().path().to_string();
+    security_headers(&request_path, res.headers_mut());
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status.is_server_error() {
         tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
@@ -60,6 +64,65 @@ pub async fn request_id_and_log(
         tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
     }
     Ok(res)
+}
+
+/// What the request log says for a request's path: the pattern of the route that
+/// answered (`/api/v1/auth/invitations/{token}`); for a path no route matched, the path
+/// with every segment that could be a token (long, or not plain ASCII) replaced by `…`.
+/// Query strings are never logged.
+pub fn logged_path(req: &HttpRequest) -> String {
+    if let Some(pattern) = req.match_pattern() {
+        return pattern;
+    }
+    req.path()
+        .split('/')
+        .map(|segment| {
+            let plain = segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if plain && segment.len() <= 24 {
+                segment
+            } else {
+                "…"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The swagger UI (vendored, served from `/docs/`) loads its own scripts and styles, the
+/// spec from `/api/v1/openapi.json`, and images from data: URIs in its stylesheet; its
+/// components set inline styles. Nothing else is allowed, so an injected script cannot
+/// run or send anything anywhere.
+pub const DOCS_CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+/// Headers every response carries. Browsers must not sniff a type other than the one
+/// declared (an uploaded file declared as text must not run as HTML). Everything under
+/// `/api/v1` is tokens or personal data and is never stored by caches, except content
+/// the handler marks as public (the service's public keys) and the OpenAPI document.
+pub fn security_headers(path: &str, headers: &mut header::HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if path.starts_with("/api/v1") && path != "/api/v1/openapi.json" {
+        let public = headers
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|d| d.trim() == "public"));
+        if !public {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+    if path == "/docs" || path.starts_with("/docs/") {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        );
+    }
 }
 
 async fn add_request_id_to_problem(
@@ -132,18 +195,32 @@ pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 
-/// The client's address: the peer, or the first `X-Forwarded-For` hop when the peer is
-/// a trusted proxy (so one proxy does not make all clients share one rate limit).
+/// The client's address: the peer, or, when the peer is a trusted proxy, the rightmost
+/// `X-Forwarded-For` hop that is not a trusted proxy (so one proxy does not make all
+/// clients share one rate limit). Hops left of that one were written by the client
+/// itself and prove nothing: taking the leftmost would let anyone pick their address.
 pub fn client_info(req: &HttpRequest, config: &Config) -> ClientInfo {
     let peer = req.peer_addr().map(|a| a.ip().to_string());
+    let trusted = |addr: &str| config.trusted_proxies.iter().any(|t| in_network(t, addr));
     let address = match &peer {
-        Some(p) if config.trusted_proxies.iter().any(|t| in_network(t, p)) => req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_string())
-            .or(peer.clone()),
+        Some(p) if trusted(p) => {
+            let forwarded: Vec<String> = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|hop| hop.trim().to_string())
+                .filter(|hop| !hop.is_empty())
+                .collect();
+            forwarded
+                .iter()
+                .rev()
+                .find(|hop| !trusted(hop))
+                // Every hop a trusted proxy: the one farthest from us is the client.
+                .or(forwarded.first())
+                .cloned()
+                .or(peer.clone())
+        }
         _ => peer,
     };
     ClientInfo {

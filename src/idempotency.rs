@@ -20,14 +20,13 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, FromRequest, HttpMessage, HttpResponse};
+use actix_web::{web, HttpMessage, HttpResponse};
 use chrono::Duration;
 use diesel::prelude::*;
 use futures_util::StreamExt;
 
 use crate::app::AppState;
 use crate::auth::crypto::sha256_hex;
-use crate::auth::principal::Principal;
 use crate::clock::{from_db, to_db};
 use crate::db;
 use crate::error::AppError;
@@ -157,8 +156,9 @@ pub async fn middleware(
     }
     // Only a live session owns keys: a request that fails authentication goes on to the
     // handler, which refuses it, and nothing is stored or replayed.
-    let principal =
-        Principal::from_request(req.request(), &mut actix_web::dev::Payload::None).await;
+    // Before routing: who the caller is, not yet whether they may call the route (the
+    // handler's extractor decides that from the matched route).
+    let principal = crate::auth::principal::authenticate(req.request()).await;
     let Ok(principal) = principal else {
         return next.call(req).await.map(|r| r.map_into_boxed_body());
     };

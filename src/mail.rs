@@ -36,9 +36,8 @@ impl Mailer {
             .map_err(|e| AppError::Config(format!("MAIL_FROM {from:?}: {e}")))?;
         let transport = match config {
             MailTransportConfig::Outbox(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    AppError::Config(format!("cannot create outbox {}: {e}", dir.display()))
-                })?;
+                // Mails carry sign-in links and codes: for this user only.
+                crate::storage::create_private_dir(dir)?;
                 Transport_::Outbox(FileTransport::new(dir))
             }
             MailTransportConfig::Smtp {

@@ -99,6 +99,8 @@ fn init_logging(json: bool, default_level: &str) {
 
 fn main() -> ExitCode {
     eportfolio::limit_malloc_arenas();
+    // Databases, backups, keys and mail written by any command are for this user only.
+    eportfolio::storage::restrict_new_files();
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
         print!("{}", eportfolio::openapi_json());

@@ -1,10 +1,85 @@
 //! Where attachment bytes live. Local disk under the data directory by default; the
-//! trait is what an S3-compatible store would implement.
+//! trait is what an S3-compatible store would implement. Also: files that only this
+//! service's user may read.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::AppError;
+
+// ---- Private files --------------------------------------------------------------------
+//
+// The data directory holds the JWT secret, the SQLite database (with TOTP secrets), the
+// mail outbox, attachments and backups: nothing in it is for other local users. The
+// directory is 0700 and every file the process creates 0600: the umask makes that true
+// for files created by libraries (SQLite and its -wal/-shm, the mail outbox, backups),
+// and our own files are also created with explicit modes.
+
+/// Makes every file and directory this process creates private to its user (umask 077).
+pub fn restrict_new_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Creates `dir` (and its parents) if missing and makes it 0700.
+pub fn create_private_dir(dir: &Path) -> Result<(), AppError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| AppError::Config(format!("cannot create {}: {e}", dir.display())))?;
+    set_mode(dir, 0o700)
+}
+
+/// Sets the permission bits of an existing file or directory (nothing off Unix).
+pub fn set_mode(path: &Path, mode: u32) -> Result<(), AppError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| AppError::Config(format!("cannot restrict {}: {e}", path.display())))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Opens a new file for writing, readable and writable by this user only.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Refuses a secret file that other local users can read (or write): whoever reads it
+/// can forge tokens. The message says how to fix it.
+pub fn check_private_file(path: &Path) -> Result<(), AppError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| AppError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(AppError::Config(format!(
+                "{} is readable by other users (mode {mode:04o}); it holds a secret: \
+                 run `chmod 600 {}` (and check who may have read it) before starting",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
 
 /// A blob store keyed by opaque keys. Writes go through `create` so that a half-written
 /// upload never appears under its final key.
@@ -27,8 +102,8 @@ pub struct LocalDisk {
 
 impl LocalDisk {
     pub fn new(root: &Path) -> Result<LocalDisk, AppError> {
-        std::fs::create_dir_all(root.join("tmp"))
-            .map_err(|e| AppError::Config(format!("cannot create {}: {e}", root.display())))?;
+        create_private_dir(root)?;
+        create_private_dir(&root.join("tmp"))?;
         Ok(LocalDisk {
             root: root.to_path_buf(),
         })
@@ -52,7 +127,7 @@ impl BlobStore for LocalDisk {
     fn create(&self, key: &str) -> Result<Box<dyn BlobWriter>, AppError> {
         let target = self.final_path(key)?;
         let tmp = self.root.join("tmp").join(format!("{key}.part"));
-        let file = std::fs::File::create(&tmp)
+        let file = create_private_file(&tmp)
             .map_err(|e| AppError::internal(format!("blob create: {e}")))?;
         Ok(Box::new(LocalWriter {
             tmp,
@@ -86,8 +161,7 @@ impl BlobWriter for LocalWriter {
             .map_err(|e| AppError::internal(format!("blob sync: {e}")))?;
         drop(file);
         if let Some(dir) = self.target.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| AppError::internal(format!("blob dir: {e}")))?;
+            create_private_dir(dir).map_err(|e| AppError::internal(format!("blob dir: {e}")))?;
         }
         std::fs::rename(&self.tmp, &self.target)
             .map_err(|e| AppError::internal(format!("blob rename: {e}")))

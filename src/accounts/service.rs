@@ -129,12 +129,41 @@ pub fn list_orgs(
     Ok(rows.into_iter().map(org_from).collect())
 }
 
-pub fn validate_name(field: &str, name: &str) -> Result<String, AppError> {
+/// What is wrong with a name (of a person, organisation or API client), if anything.
+/// Names go into mails, documents, audit entries and the log: control characters (C0,
+/// DEL, C1: line breaks forged log lines and mail text) and the characters that change
+/// text direction (a name that reads differently from what it is) are refused.
+pub fn name_problem(name: &str) -> Option<&'static str> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(AppError::validation(field, "must be 1 to 200 characters"));
+        return Some("must be 1 to 200 characters");
     }
-    Ok(name.to_string())
+    if name.chars().any(|c| c.is_control() || is_format_control(c)) {
+        return Some("must not contain control characters or text-direction controls");
+    }
+    None
+}
+
+/// Bidirectional formatting characters (marks, embeddings, overrides, isolates) and the
+/// Unicode line and paragraph separators.
+fn is_format_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
+}
+
+pub fn validate_name(field: &str, name: &str) -> Result<String, AppError> {
+    match name_problem(name) {
+        Some(problem) => Err(AppError::validation(field, problem)),
+        None => Ok(name.trim().to_string()),
+    }
 }
 
 /// Creates an organisation. The tree is region -> care provider -> unit (units may nest).
@@ -169,8 +198,9 @@ pub fn create_org(
     }
     if let Some(me) = me {
         let allowed = match &parent {
-            // New regions: only administrators (of an existing region) run the platform.
-            None => me.has_role(Role::Administrator),
+            // New regions: only administrators of a region run the platform (not those
+            // of a care provider or unit, whose reach ends at their subtree).
+            None => administers_a_region(conn, me)?,
             Some(p) => me.has_role_over(conn, Role::Administrator, &p.id)?,
         };
         Principal::require(allowed)?;
@@ -188,6 +218,20 @@ pub fn create_org(
         ))
         .execute(conn)?;
     get_org(conn, &id)
+}
+
+/// Does `me` hold the administrator role at an organisation that is a region?
+fn administers_a_region(conn: &mut DbConn, me: &Principal) -> Result<bool, AppError> {
+    let orgs = me.orgs_with(&[Role::Administrator]);
+    if orgs.is_empty() {
+        return Ok(false);
+    }
+    let regions: i64 = organisations::table
+        .filter(organisations::id.eq_any(&orgs))
+        .filter(organisations::kind.eq(OrgKind::Region.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(regions > 0)
 }
 
 pub fn rename_org(

@@ -162,16 +162,21 @@ pub fn load_or_create_secret(
         return Ok(s.as_bytes().to_vec());
     }
     let path = data_dir.join("jwt-secret");
+    if path.exists() {
+        crate::storage::check_private_file(&path)?;
+    }
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if existing.len() >= 32 {
             return Ok(existing.as_bytes().to_vec());
         }
     }
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| AppError::Config(format!("cannot create {}: {e}", data_dir.display())))?;
+    crate::storage::create_private_dir(data_dir)?;
     let secret = random_token();
-    std::fs::write(&path, &secret)
+    crate::storage::create_private_file(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, secret.as_bytes()))
         .map_err(|e| AppError::Config(format!("cannot write {}: {e}", path.display())))?;
+    // A file left over with wider permissions keeps them through the truncation.
+    crate::storage::set_mode(&path, 0o600)?;
     Ok(secret.into_bytes())
 }

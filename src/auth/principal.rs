@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -383,52 +386,84 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
+/// Who presents the request's bearer token, without asking whether they may call the
+/// route: for middlewares, which run before the router has matched one. A principal
+/// already found for this request (by an earlier middleware) is reused.
+pub fn authenticate(
+    req: &HttpRequest,
+) -> Pin<Box<dyn Future<Output = Result<Principal, AppError>>>> {
+    if let Some(known) = req.extensions().get::<Principal>().cloned() {
+        return Box::pin(async move { Ok(known) });
+    }
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let token = bearer(req);
+    Box::pin(async move {
+        let state = state.ok_or_else(|| AppError::internal("state missing"))?;
+        let token = token.ok_or_else(|| {
+            AppError::Unauthenticated("send an access token: Authorization: Bearer <token>".into())
+        })?;
+        if token.starts_with(crate::integrations::clients::TOKEN_PREFIX) {
+            let now = state.clock.now();
+            return db::run(&state.pool, move |conn| {
+                crate::integrations::clients::authenticate(conn, &token, now)
+            })
+            .await;
+        }
+        let claims = state
+            .jwt
+            .decode(&token)
+            .ok_or_else(|| AppError::Unauthenticated("the access token is not valid".into()))?;
+        let now = state.clock.now();
+        if claims.exp <= now.timestamp() {
+            return Err(AppError::Unauthenticated(
+                "the access token has expired; refresh it".into(),
+            ));
+        }
+        // A cached live session needs no trip to the blocking pool.
+        if let Some(p) = cached(&claims.sid, &claims.sub, to_db(now)) {
+            return Ok(p);
+        }
+        db::run(&state.pool, move |conn| {
+            session_principal(conn, &claims.sid, &claims.sub, now)
+        })
+        .await
+    })
+}
+
+/// Authenticates API-client tokens before the handler runs (people's tokens are left to
+/// the extractor), so that the `Principal` extractor can decide at once whether the
+/// client may call the matched route: a client refused a route gets 403 whatever else is
+/// wrong with its request, not an answer about the request body.
+pub async fn authenticate_clients(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let is_client = bearer(req.request())
+        .is_some_and(|t| t.starts_with(crate::integrations::clients::TOKEN_PREFIX));
+    if is_client {
+        // A failure is the extractor's to report (401), if the route needs a principal.
+        if let Ok(me) = authenticate(req.request()).await {
+            req.extensions_mut().insert(me);
+        }
+    }
+    next.call(req).await
+}
+
+/// The principal of a request to a handler. Who may call the operation is decided here,
+/// from the route the router matched (`match_pattern`), never from the path as sent: an
+/// API client may call only the operations listed in `clients::CLIENT_ROUTES`.
 impl FromRequest for Principal {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Principal, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Already authenticated by a middleware (idempotency) for this request.
-        if let Some(known) = req.extensions().get::<Principal>().cloned() {
-            return Box::pin(async move { Ok(known) });
-        }
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer(req);
-        let (method, path) = (req.method().clone(), req.path().to_string());
+        let method = req.method().clone();
+        let pattern = req.match_pattern();
+        let me = authenticate(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::internal("state missing"))?;
-            let token = token.ok_or_else(|| {
-                AppError::Unauthenticated(
-                    "send an access token: Authorization: Bearer <token>".into(),
-                )
-            })?;
-            if token.starts_with(crate::integrations::clients::TOKEN_PREFIX) {
-                let now = state.clock.now();
-                let me = db::run(&state.pool, move |conn| {
-                    crate::integrations::clients::authenticate(conn, &token, now)
-                })
-                .await?;
-                crate::integrations::clients::route_policy(&method, &path, &me)?;
-                return Ok(me);
-            }
-            let claims = state
-                .jwt
-                .decode(&token)
-                .ok_or_else(|| AppError::Unauthenticated("the access token is not valid".into()))?;
-            let now = state.clock.now();
-            if claims.exp <= now.timestamp() {
-                return Err(AppError::Unauthenticated(
-                    "the access token has expired; refresh it".into(),
-                ));
-            }
-            // A cached live session needs no trip to the blocking pool.
-            if let Some(p) = cached(&claims.sid, &claims.sub, to_db(now)) {
-                return Ok(p);
-            }
-            db::run(&state.pool, move |conn| {
-                session_principal(conn, &claims.sid, &claims.sub, now)
-            })
-            .await
+            let me = me.await?;
+            crate::integrations::clients::route_policy(&method, pattern.as_deref(), &me)?;
+            Ok(me)
         })
     }
 }

@@ -50,6 +50,8 @@ pub async fn get_dossier(
     me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
+    // Besides the route policy: the pull is audited to a person, never to a client.
+    me.require_person()?;
     let kind = negotiate(&req, &["application/json", "application/pdf"])?;
     let id = path.into_inner();
     let now = state.clock.now();

@@ -175,8 +175,8 @@ pub fn create_client(
 ) -> Result<ApiClientCredentials, AppError> {
     let mut errors = Vec::new();
     let name = n.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 200 {
-        errors.push(FieldError::new("name", "1 to 200 characters"));
+    if let Some(problem) = crate::accounts::service::name_problem(&name) {
+        errors.push(FieldError::new("name", problem));
     }
     let mut scopes: Vec<String> = Vec::new();
     for (i, s) in n.scopes.iter().enumerate() {
@@ -491,41 +491,127 @@ pub fn authenticate(
     })
 }
 
-/// Which endpoints API clients may call, and with which scope. Everything else is for
-/// people and answers 403, whatever the token's scopes. Deny by default: a new endpoint
-/// is closed to clients until it is listed here.
-pub fn required_scope(method: &Method, path: &str) -> Option<&'static str> {
-    let p = path.strip_prefix("/api/v1").unwrap_or(path);
-    let under = |prefix: &str| p == prefix || p.starts_with(&format!("{prefix}/"));
-    if method == Method::GET || method == Method::HEAD {
-        // The signed dossier is a person's to pull (and the pull is audited to them).
-        if p.ends_with("/dossier") {
-            return None;
-        }
-        if p.ends_with("/progress") || p.contains("/progress/") || p == "/cohort-overview" {
-            return Some(SCOPE_PROGRESS_READ);
-        }
-        if under("/enrolments") || under("/activities") || under("/assessments") {
-            return Some(SCOPE_PROGRESS_READ);
-        }
-        if under("/regulations") || under("/programme-templates") || p == "/assessment-instruments"
-        {
-            return Some(SCOPE_CATALOG_READ);
-        }
-        return None;
-    }
-    if method == Method::POST && p == "/xapi/statements" {
-        return Some(SCOPE_ACTIVITIES_WRITE);
-    }
-    None
+/// The operations API clients may call, by method and route pattern (as the router
+/// matched it, so `/dossi%65r` is the dossier route), with the scope each needs.
+/// Everything else is for people and answers 403, whatever the token's scopes. Deny by
+/// default: a new endpoint is closed to clients until it is listed here. The signed
+/// dossier is not listed: it is a person's to pull (and the pull is audited to them).
+pub const CLIENT_ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/api/v1/activities/{id}", SCOPE_PROGRESS_READ),
+    ("GET", "/api/v1/assessments/{id}", SCOPE_PROGRESS_READ),
+    ("GET", "/api/v1/cohort-overview", SCOPE_PROGRESS_READ),
+    ("GET", "/api/v1/enrolments", SCOPE_PROGRESS_READ),
+    ("GET", "/api/v1/enrolments/{id}", SCOPE_PROGRESS_READ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/activities",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/assessments",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/changes",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/final-assessments",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/final-check-ins",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/handover-talks",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/progress",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/progress/chart",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/study-plan-goals",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/summary-assessments",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/supervision-sessions",
+        SCOPE_PROGRESS_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/enrolments/{id}/time-served",
+        SCOPE_PROGRESS_READ,
+    ),
+    ("GET", "/api/v1/assessment-instruments", SCOPE_CATALOG_READ),
+    ("GET", "/api/v1/programme-templates", SCOPE_CATALOG_READ),
+    (
+        "GET",
+        "/api/v1/programme-templates/{id}",
+        SCOPE_CATALOG_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/programme-templates/{id}/versions",
+        SCOPE_CATALOG_READ,
+    ),
+    (
+        "GET",
+        "/api/v1/programme-templates/{id}/versions/{version}",
+        SCOPE_CATALOG_READ,
+    ),
+    ("GET", "/api/v1/regulations", SCOPE_CATALOG_READ),
+    ("GET", "/api/v1/regulations/{id}", SCOPE_CATALOG_READ),
+    ("GET", "/api/v1/regulations/{id}/delmal", SCOPE_CATALOG_READ),
+    ("POST", "/api/v1/xapi/statements", SCOPE_ACTIVITIES_WRITE),
+];
+
+/// The scope an API client needs for `method` on the route `pattern`; `None`: the
+/// operation is for people only.
+pub fn required_scope(method: &Method, pattern: &str) -> Option<&'static str> {
+    // HEAD is answered like GET.
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    CLIENT_ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == pattern)
+        .map(|(_, _, scope)| *scope)
 }
 
-/// Applies [`required_scope`] to a client principal (people pass unchanged).
-pub fn route_policy(method: &Method, path: &str, me: &Principal) -> Result<(), AppError> {
+/// Applies [`required_scope`] to a client principal (people pass unchanged). `pattern`
+/// is the route the router matched (`HttpRequest::match_pattern`), never the path as
+/// sent; without one, a client is refused.
+pub fn route_policy(
+    method: &Method,
+    pattern: Option<&str>,
+    me: &Principal,
+) -> Result<(), AppError> {
     if !me.is_client() {
         return Ok(());
     }
-    match required_scope(method, path) {
+    match pattern.and_then(|p| required_scope(method, p)) {
         Some(scope) => me.require_scope(scope),
         None => me.require_person(),
     }

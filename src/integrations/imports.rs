@@ -196,8 +196,8 @@ pub fn import_users(
             row_error(&mut errors, *i, *row, "email", "is not an e-mail address");
         }
         if let Some(name) = &r.display_name {
-            if accounts::validate_name("display_name", name).is_err() {
-                row_error(&mut errors, *i, *row, "display_name", "1 to 200 characters");
+            if let Some(problem) = accounts::name_problem(name) {
+                row_error(&mut errors, *i, *row, "display_name", problem);
             }
         }
         let key = (email.clone(), role, r.organisation_id.clone());

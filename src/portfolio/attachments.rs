@@ -144,11 +144,48 @@ pub fn clean_filename(name: &str) -> String {
     }
 }
 
+/// How much of the start of a file the content check looks at.
+const SNIFF_BYTES: usize = 8192;
+
+/// Does a file starting with `head` (its first bytes, at most [`SNIFF_BYTES`]) have the
+/// declared media type? The declared type is the client's word, and the download is
+/// served with it: HTML declared as `application/pdf` must not be stored. Types with a
+/// signature must have it; plain text must be UTF-8 without NULs and must not look like
+/// anything with a signature (HTML, XML, scripts, binaries). A type the checker does not
+/// know (an operator's addition to `ATTACHMENT_TYPES`) passes unless the content is
+/// recognisably something else.
+pub fn content_matches(declared: &str, head: &[u8]) -> bool {
+    let detected = infer::get(head).map(|t| t.mime_type());
+    match declared {
+        "text/plain" => {
+            let utf8 = match std::str::from_utf8(head) {
+                Ok(_) => true,
+                // Cut inside a character at the end of the sniffed part is fine.
+                Err(e) => e.error_len().is_none() && e.valid_up_to() + 4 > head.len(),
+            };
+            detected.is_none() && utf8 && !head.contains(&0)
+        }
+        "image/heic" | "image/heif" => detected == Some("image/heif"),
+        _ => match detected {
+            Some(found) => found == declared,
+            None => !infer::is_mime_supported(declared),
+        },
+    }
+}
+
+fn wrong_content(declared: &str) -> AppError {
+    AppError::UnsupportedMediaType(format!(
+        "the file's content is not {declared}; send it with its real media type"
+    ))
+}
+
 /// Streams the request body into a new blob, hashing as it goes. Over `max` bytes, the
-/// partial blob is discarded and the answer is 413.
+/// partial blob is discarded and the answer is 413; content that is not of the
+/// `declared` media type (see [`content_matches`]) is discarded with 415.
 pub async fn stream_to_blob(
     blobs: Arc<dyn BlobStore>,
     key: String,
+    declared: String,
     mut payload: web::Payload,
     max: u64,
 ) -> Result<(i64, String), AppError> {
@@ -158,13 +195,21 @@ pub async fn stream_to_blob(
         let mut blob = blobs.create(&key)?;
         let mut hasher = Sha256::new();
         let mut size: i64 = 0;
+        let mut head: Vec<u8> = Vec::new();
         while let Some(chunk) = rx.blocking_recv() {
+            let take = (SNIFF_BYTES - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
             hasher.update(&chunk);
             size += chunk.len() as i64;
             blob.write(&chunk)?;
         }
         if size == 0 {
             return Err(AppError::validation("body", "the file is empty"));
+        }
+        // Checked once the whole upload is in, so an oversized upload is still 413;
+        // returning drops the uncommitted blob.
+        if !content_matches(&declared, &head) {
+            return Err(wrong_content(&declared));
         }
         blob.commit()?;
         Ok((size, hex::encode(hasher.finalize())))

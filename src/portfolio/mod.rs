@@ -264,6 +264,7 @@ pub struct UploadParams {
     responses(
         (status = 201, description = "Stored", body = Attachment),
         (status = 404, description = "Unknown activity", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "A media type not accepted, or content that is not of the declared type", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]
@@ -300,6 +301,7 @@ pub async fn upload_attachment(
     let (size, sha256) = attachments::stream_to_blob(
         state.blobs.clone(),
         id.clone(),
+        content_type.clone(),
         payload,
         state.config.attachment_max_bytes,
     )

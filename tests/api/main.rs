@@ -23,4 +23,5 @@ mod portfolio_access;
 mod security_consent;
 mod security_webhooks;
 mod security_auth;
+mod security_plumbing;
 mod talks;
