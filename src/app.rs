@@ -34,7 +34,9 @@ pub struct AppState {
 impl AppState {
     /// Opens and migrates the database and prepares keys and mail.
     pub fn new(config: Config, clock: SharedClock) -> Result<AppState, AppError> {
-        let pool = db::connect(&config.database_url, config.db_pool_size)?;
+        let mut pool = db::connect(&config.database_url, config.db_pool_size)?;
+        let keyring = Arc::new(crate::secrets::Keyring::load(&config.data_dir)?);
+        pool.set_keyring(keyring.clone());
         let mut conn = pool.get()?;
         let applied = db::migrate(&mut conn)?;
         if !applied.is_empty() {
@@ -45,7 +47,18 @@ impl AppState {
         if !seeded.is_empty() {
             tracing::info!(?seeded, "regulation catalogue loaded");
         }
-        let (key_id, _) = db::write_tx(&mut conn, |c| crate::dossier::signing::ensure_key(c, now))?;
+        // A wrong master key stops here; plaintext from before sealing (and anything
+        // sealed under a retired key) is sealed under the current key.
+        let (key_id, _) = crate::secrets::with(Some(&keyring), || {
+            db::write_tx(&mut conn, |c| {
+                crate::secrets::check_keys(c, &keyring, now)?;
+                let sealed = crate::secrets::seal_everything(c, &keyring)?;
+                if sealed > 0 {
+                    tracing::info!(sealed, "secrets sealed under the current master key");
+                }
+                crate::dossier::signing::ensure_key(c, now)
+            })
+        })?;
         tracing::debug!(key_id, "dossier signing key");
         drop(conn);
         let secret = crypto::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;

@@ -129,7 +129,9 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
      -> Result<Person, AppError> {
         let id = uuid::Uuid::new_v4().to_string();
         let secret = new_secret();
-        let token = db::write_tx(&mut conn, |c| {
+        // The TOTP secret is sealed under the pool's master key.
+        let keyring = state.pool.keyring().cloned();
+        let token = crate::secrets::with(keyring.as_ref(), || db::write_tx(&mut conn, |c| {
             diesel::insert_into(users::table)
                 .values((
                     users::id.eq(&id),
@@ -157,7 +159,10 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
             diesel::insert_into(totp_credentials::table)
                 .values((
                     totp_credentials::user_id.eq(&id),
-                    totp_credentials::secret.eq(Some(&secret)),
+                    totp_credentials::secret.eq(Some(crate::secrets::seal(
+                        &crate::secrets::totp_aad(&id),
+                        &secret,
+                    )?)),
                     totp_credentials::confirmed_at.eq(Some(at)),
                     totp_credentials::created_at.eq(at),
                 ))
@@ -169,7 +174,7 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
                 now,
                 std::time::Duration::from_secs(3600),
             )
-        })?;
+        }))?;
         logins.push(Login {
             role,
             name: name.into(),

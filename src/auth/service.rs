@@ -824,14 +824,15 @@ pub fn totp_setup(
     let qr_png_base64 = totp
         .to_qr_base64()
         .map_err(|e| AppError::internal(format!("totp qr: {e:?}")))?;
+    let sealed = crate::secrets::seal(&crate::secrets::totp_aad(user_id), &secret)?;
     let updated = diesel::update(totp_credentials::table.find(user_id))
-        .set(totp_credentials::pending_secret.eq(&secret))
+        .set(totp_credentials::pending_secret.eq(&sealed))
         .execute(conn)?;
     if updated == 0 {
         diesel::insert_into(totp_credentials::table)
             .values((
                 totp_credentials::user_id.eq(user_id),
-                totp_credentials::pending_secret.eq(&secret),
+                totp_credentials::pending_secret.eq(&sealed),
                 totp_credentials::created_at.eq(to_db(now)),
             ))
             .execute(conn)?;
@@ -868,6 +869,7 @@ fn totp_accept(
     let Some(secret) = (if pending { pending_secret } else { secret }) else {
         return Ok(None);
     };
+    let secret = crate::secrets::open(&crate::secrets::totp_aad(user_id), &secret)?;
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     let totp = build_totp(&secret, "user")?;
     let Some(step) = totp.check(&code, now.timestamp().max(0) as u64) else {
