@@ -19,4 +19,6 @@ mod openapi;
 mod placement_walk;
 mod portfolio;
 mod portfolio_access;
+mod security_idempotency;
+mod security_secrets;
 mod talks;
