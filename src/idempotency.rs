@@ -406,13 +406,7 @@ fn store_response(
     let (status, content_type, etag, body, outcome) = if r.carries_secret {
         (None, None, None, None, Some(SECRET))
     } else {
-        (
-            Some(r.status),
-            r.content_type,
-            r.etag,
-            Some(r.body),
-            None,
-        )
+        (Some(r.status), r.content_type, r.etag, Some(r.body), None)
     };
     let update = diesel::update(idempotency_keys::table.find((scope, key))).set((
         idempotency_keys::status_code.eq(status),
@@ -474,10 +468,12 @@ fn reserve(
     let stale = to_db(now - Duration::seconds(STALE_PENDING_SECONDS));
     let takeover = diesel::update(
         idempotency_keys::table.find((scope, key)).filter(
-            idempotency_keys::created_at.lt(expired).or(idempotency_keys::created_at
-                .lt(stale)
-                .and(idempotency_keys::status_code.is_null())
-                .and(idempotency_keys::outcome.is_null())),
+            idempotency_keys::created_at
+                .lt(expired)
+                .or(idempotency_keys::created_at
+                    .lt(stale)
+                    .and(idempotency_keys::status_code.is_null())
+                    .and(idempotency_keys::outcome.is_null())),
         ),
     )
     .set((
@@ -512,8 +508,7 @@ fn reserve(
     ));
     let existing: Option<Row> = crate::on_backend!(conn, |c| query.first(c).optional())?;
     // Gone between the statements (pruned): the client may simply retry.
-    let Some((stored_hash, status, content_type, etag, body, created, outcome)) = existing
-    else {
+    let Some((stored_hash, status, content_type, etag, body, created, outcome)) = existing else {
         return Err(AppError::IdempotencyInProgress);
     };
     if stored_hash != hash {

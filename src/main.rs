@@ -1,4 +1,5 @@
-//! Command line: `serve` (the default), `migrate`, `openapi`, `admin create`.
+//! Command line: `serve` (the default), `migrate`, `openapi`, `admin create`, `keys rotate`,
+//! `backup`, `restore`, `demo`, `dossier verify`, `audit verify`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -154,6 +155,12 @@ fn main() -> ExitCode {
         Command::Backup { file } => {
             eportfolio::backup::backup(&config.database_url, &file).map(|()| {
                 println!("backup written to {}", file.display());
+                // The secrets in it are sealed; without the key the backup cannot be used.
+                println!(
+                    "keep the master key apart from it (EPORTFOLIO_MASTER_KEY, or {}): \
+                     a restore needs it",
+                    config.data_dir.join("master-keys").display()
+                );
             })
         }
         Command::Restore { file } => restore(config, &file),

@@ -149,7 +149,8 @@ fn read_file(path: &Path) -> Result<Option<Keys>, AppError> {
 
 /// Appends a key to the key file (created 0600, never readable by others).
 fn append_key(path: &Path, key: &[u8; 32]) -> Result<(), AppError> {
-    let fail = |e: std::io::Error| AppError::Config(format!("cannot write {}: {e}", path.display()));
+    let fail =
+        |e: std::io::Error| AppError::Config(format!("cannot write {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
@@ -183,7 +184,11 @@ impl Keyring {
             let key = parse_key(text, "EPORTFOLIO_MASTER_KEY")?;
             let current = key_id(&key);
             let mut by_id = HashMap::from([(current.clone(), key)]);
-            for old in retired.unwrap_or("").split(',').filter(|t| !t.trim().is_empty()) {
+            for old in retired
+                .unwrap_or("")
+                .split(',')
+                .filter(|t| !t.trim().is_empty())
+            {
                 let key = parse_key(old, "EPORTFOLIO_RETIRED_MASTER_KEYS")?;
                 by_id.entry(key_id(&key)).or_insert(key);
             }
@@ -197,9 +202,8 @@ impl Keyring {
             Some(keys) => keys,
             None => {
                 append_key(&path, &new_key())?;
-                read_file(&path)?.ok_or_else(|| {
-                    AppError::Config(format!("{} holds no key", path.display()))
-                })?
+                read_file(&path)?
+                    .ok_or_else(|| AppError::Config(format!("{} holds no key", path.display())))?
             }
         };
         Ok(Keyring {
@@ -285,15 +289,16 @@ impl Keyring {
     pub fn open(&self, aad: &str, stored: &str) -> Result<String, AppError> {
         let (id, data) = split(stored)
             .ok_or_else(|| AppError::internal("a secret in the database is not sealed"))?;
-        let key = match self.snapshot().by_id.get(id) {
-            Some(k) => *k,
-            None => {
-                self.reload()?;
-                *self.snapshot().by_id.get(id).ok_or_else(|| {
-                    AppError::internal(format!("master key {id} is not loaded"))
-                })?
-            }
-        };
+        let key =
+            match self.snapshot().by_id.get(id) {
+                Some(k) => *k,
+                None => {
+                    self.reload()?;
+                    *self.snapshot().by_id.get(id).ok_or_else(|| {
+                        AppError::internal(format!("master key {id} is not loaded"))
+                    })?
+                }
+            };
         let bytes = B64
             .decode(data)
             .map_err(|_| AppError::internal("a sealed secret is damaged"))?;
@@ -399,13 +404,15 @@ pub fn check_keys(
         }
     }
     if !registered.iter().any(|(id, _)| *id == keys.current) {
-        diesel::insert_into(sealing_keys::table)
+        // Another node starting at the same time may register it first.
+        let insert = diesel::insert_into(sealing_keys::table)
             .values((
                 sealing_keys::id.eq(&keys.current),
                 sealing_keys::check_value.eq(keyring.seal(CHECK_AAD, CHECK)?),
                 sealing_keys::created_at.eq(to_db(now)),
             ))
-            .execute(conn)?;
+            .on_conflict_do_nothing();
+        crate::on_backend!(conn, |c| insert.execute(c))?;
     }
     Ok(())
 }
@@ -425,9 +432,16 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
         keyring.seal(aad, &plain)
     };
     let mut count = 0;
+    // Only rows with something to do are read: at an ordinary start, none.
+    let sealed_now = format!("{PREFIX}{current}:%");
 
     type TotpRow = (String, Option<String>, Option<String>);
     let rows: Vec<TotpRow> = totp_credentials::table
+        .filter(
+            totp_credentials::secret
+                .not_like(&sealed_now)
+                .or(totp_credentials::pending_secret.not_like(&sealed_now)),
+        )
         .select((
             totp_credentials::user_id,
             totp_credentials::secret,
@@ -451,6 +465,7 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
     }
 
     let rows: Vec<(String, String)> = webhook_subscriptions::table
+        .filter(webhook_subscriptions::secret.not_like(&sealed_now))
         .select((webhook_subscriptions::id, webhook_subscriptions::secret))
         .load(conn)?;
     for (id, secret) in rows.into_iter().filter(|(_, s)| stale(s)) {
@@ -461,6 +476,7 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
     }
 
     let rows: Vec<(String, String)> = service_keys::table
+        .filter(service_keys::private_key.not_like(&sealed_now))
         .select((service_keys::id, service_keys::private_key))
         .load(conn)?;
     for (id, private) in rows.into_iter().filter(|(_, s)| stale(s)) {
@@ -487,7 +503,10 @@ mod tests {
         assert_eq!(ring.open("a", &sealed).expect("open"), "JBSWY3DPEHPK3PXP");
         assert!(ring.open("b", &sealed).is_err());
         assert!(Keyring::from_key([8u8; 32]).open("a", &sealed).is_err());
-        assert!(ring.open("a", "JBSWY3DPEHPK3PXP").is_err(), "plaintext is refused");
+        assert!(
+            ring.open("a", "JBSWY3DPEHPK3PXP").is_err(),
+            "plaintext is refused"
+        );
     }
 
     #[test]

@@ -577,9 +577,11 @@ pub async fn me_totp_confirm(
         service::totp_confirm(c, now, &me.user_id, &body.code)
     })
     .await??;
-    Ok(crate::idempotency::secret(HttpResponse::Ok().json(TotpConfirmed {
-        recovery_codes: codes,
-    })))
+    Ok(crate::idempotency::secret(HttpResponse::Ok().json(
+        TotpConfirmed {
+            recovery_codes: codes,
+        },
+    )))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -604,9 +606,11 @@ pub async fn me_recovery_codes(
         service::replace_recovery_codes(c, now, &me.user_id)
     })
     .await?;
-    Ok(crate::idempotency::secret(HttpResponse::Created().json(RecoveryCodes {
-        recovery_codes: codes,
-    })))
+    Ok(crate::idempotency::secret(HttpResponse::Created().json(
+        RecoveryCodes {
+            recovery_codes: codes,
+        },
+    )))
 }
 
 #[derive(Queryable)]

@@ -268,9 +268,11 @@ pub async fn create_client(
     })
     .await?;
     // The secret is shown once: never stored for an idempotent replay.
-    Ok(crate::idempotency::secret(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(c)))
+    Ok(crate::idempotency::secret(
+        HttpResponse::Created()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(c),
+    ))
 }
 
 /// List API clients of my organisations
@@ -342,9 +344,11 @@ pub async fn rotate_client_secret(
     })
     .await?;
     // The secret is shown once: never stored for an idempotent replay.
-    Ok(crate::idempotency::secret(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(c)))
+    Ok(crate::idempotency::secret(
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(c),
+    ))
 }
 
 /// Revoke an API client
@@ -754,9 +758,11 @@ pub async fn create_subscription(
     })
     .await?;
     // The secret is shown once: never stored for an idempotent replay.
-    Ok(crate::idempotency::secret(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(s)))
+    Ok(crate::idempotency::secret(
+        HttpResponse::Created()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(s),
+    ))
 }
 
 /// List webhook subscriptions of my organisations
@@ -892,9 +898,11 @@ pub async fn rotate_subscription_secret(
     })
     .await?;
     // The secret is shown once: never stored for an idempotent replay.
-    Ok(crate::idempotency::secret(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(s)))
+    Ok(crate::idempotency::secret(
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(s),
+    ))
 }
 
 /// Send a test event to a subscription

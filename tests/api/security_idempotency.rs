@@ -201,8 +201,7 @@ fn a_retry_on_another_node_after_a_sigkill_never_logs_an_activity_twice() {
         })
     };
     let started = std::time::Instant::now();
-    while *acknowledged.lock().expect("lock") < 30 && started.elapsed() < Duration::from_secs(30)
-    {
+    while *acknowledged.lock().expect("lock") < 30 && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().expect("SIGKILL");
@@ -226,15 +225,19 @@ fn a_retry_on_another_node_after_a_sigkill_never_logs_an_activity_twice() {
     match retry.status {
         201 => {}
         409 => assert_eq!(
-            retry.body["type"],
-            "https://eportfolio.example/problems/idempotency-answer-lost",
+            retry.body["type"], "https://eportfolio.example/problems/idempotency-answer-lost",
             "{}",
             retry.text
         ),
         other => panic!("unexpected {other}: {}", retry.text),
     }
     assert_eq!(
-        titled(&app, &trainee.access, &enrolment, &format!("skrivning {lost}")),
+        titled(
+            &app,
+            &trainee.access,
+            &enrolment,
+            &format!("skrivning {lost}")
+        ),
         1,
         "the write in flight at the kill exists exactly once after the retry"
     );
@@ -249,8 +252,5 @@ fn a_retry_on_another_node_after_a_sigkill_never_logs_an_activity_twice() {
         )
         .expect(201);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    assert_eq!(
-        titled(&app, &trainee.access, &enrolment, "skrivning 0"),
-        1
-    );
+    assert_eq!(titled(&app, &trainee.access, &enrolment, "skrivning 0"), 1);
 }

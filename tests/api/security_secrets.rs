@@ -86,7 +86,8 @@ fn recovery_codes_and_client_secrets_are_not_replayed_from_the_idempotency_store
         assert!(!retry.text.contains(code.as_str()));
     }
 
-    let body = json!({"organisation_id": region, "name": "Lärplattformen", "scopes": ["progress:read"]});
+    let body =
+        json!({"organisation_id": region, "name": "Lärplattformen", "scopes": ["progress:read"]});
     let key = [("Idempotency-Key", "new-client-1")];
     let client = app
         .send("POST", "/api-clients", token, Some(&body), &key)
@@ -119,9 +120,15 @@ fn recovery_codes_and_client_secrets_are_not_replayed_from_the_idempotency_store
         assert_eq!(row.2.as_deref(), Some("secret"));
     }
     if let Some(bytes) = sqlite_bytes(&app) {
-        assert!(!contains(&bytes, &secret), "client secret in the database file");
+        assert!(
+            !contains(&bytes, &secret),
+            "client secret in the database file"
+        );
         for code in &codes {
-            assert!(!contains(&bytes, code), "recovery code in the database file");
+            assert!(
+                !contains(&bytes, code),
+                "recovery code in the database file"
+            );
         }
     }
 }
@@ -155,7 +162,10 @@ fn totp_and_webhook_secrets_are_stored_sealed_and_login_still_works() {
     assert!(!stored_hook.contains(&webhook_secret));
     if let Some(bytes) = sqlite_bytes(&app) {
         assert!(!contains(&bytes, &totp_secret), "TOTP secret in the file");
-        assert!(!contains(&bytes, &webhook_secret), "webhook secret in the file");
+        assert!(
+            !contains(&bytes, &webhook_secret),
+            "webhook secret in the file"
+        );
     }
 
     // The sealed secret still opens: a TOTP login works.
