@@ -51,8 +51,9 @@ use crate::schema::idempotency_keys;
 
 pub const HEADER: &str = "idempotency-key";
 const RETENTION_HOURS: i64 = 24;
-/// A key still marked in progress after this long belongs to a request that died with
-/// its server; a retry may take it over.
+/// A key still without an answer after this long belongs to a request that died with
+/// its server: a retry may take it over if nothing was committed with it, and is told
+/// the answer was lost if its write was.
 const STALE_PENDING_SECONDS: i64 = 60;
 
 /// A request's key, waiting for the request's first write.

@@ -489,30 +489,3 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
     diesel::delete(sealing_keys::table.filter(sealing_keys::id.ne(&current))).execute(conn)?;
     Ok(count)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sealed_value_opens_only_with_its_key_and_associated_data() {
-        let ring = Keyring::from_key([7u8; 32]);
-        let sealed = ring.seal("a", "JBSWY3DPEHPK3PXP").expect("seal");
-        assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
-        assert_eq!(sealed_with(&sealed), Some(ring.current_id().as_str()));
-        assert_eq!(ring.open("a", &sealed).expect("open"), "JBSWY3DPEHPK3PXP");
-        assert!(ring.open("b", &sealed).is_err());
-        assert!(Keyring::from_key([8u8; 32]).open("a", &sealed).is_err());
-        assert!(
-            ring.open("a", "JBSWY3DPEHPK3PXP").is_err(),
-            "plaintext is refused"
-        );
-    }
-
-    #[test]
-    fn a_master_key_is_32_bytes_in_base64_or_hex() {
-        assert!(parse_key(&B64.encode([1u8; 32]), "k").is_ok());
-        assert!(parse_key(&hex::encode([1u8; 32]), "k").is_ok());
-        assert!(parse_key("short", "k").is_err());
-    }
-}

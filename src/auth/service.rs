@@ -869,7 +869,15 @@ fn totp_accept(
     let Some(secret) = (if pending { pending_secret } else { secret }) else {
         return Ok(None);
     };
-    let secret = crate::secrets::open(&crate::secrets::totp_aad(user_id), &secret)?;
+    // A sealed secret that does not open here (copied from another account's row, or
+    // damaged) is no second factor of this account: refused like a wrong code.
+    let secret = match crate::secrets::open(&crate::secrets::totp_aad(user_id), &secret) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(user_id, error = %e, "a TOTP secret does not open");
+            return Ok(None);
+        }
+    };
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     let totp = build_totp(&secret, "user")?;
     let Some(step) = totp.check(&code, now.timestamp().max(0) as u64) else {

@@ -45,20 +45,21 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 /// The real binary on the test's database and data directory.
-fn eportfolio(app: &TestApp, args: &[&str], master_key: Option<&str>) -> Output {
+fn eportfolio(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_eportfolio"));
     cmd.args(args)
         .env("DATABASE_URL", &app.config.database_url)
         .env("EPORTFOLIO_DATA_DIR", &app.dir)
         .env("EPORTFOLIO_BIND", "127.0.0.1:0")
         .env("LOG_LEVEL", "warn")
-        .env_remove("EPORTFOLIO_RETIRED_MASTER_KEYS");
-    match master_key {
-        Some(k) => cmd.env("EPORTFOLIO_MASTER_KEY", k),
-        None => cmd.env_remove("EPORTFOLIO_MASTER_KEY"),
-    };
+        .env_remove("EPORTFOLIO_MASTER_KEY")
+        .env_remove("EPORTFOLIO_RETIRED_MASTER_KEYS")
+        .envs(env.iter().copied());
     cmd.output().expect("run eportfolio")
 }
+
+/// 32 bytes, base64, that sealed nothing in any test database.
+const OTHER_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
 
 #[test]
 fn recovery_codes_and_client_secrets_are_not_replayed_from_the_idempotency_store() {
@@ -174,6 +175,23 @@ fn totp_and_webhook_secrets_are_stored_sealed_and_login_still_works() {
 }
 
 #[test]
+fn a_sealed_totp_secret_copied_into_another_account_does_not_open_there() {
+    let app = TestApp::start();
+    let (admin, region) = app.admin();
+    let attacker = app.join(&admin, "angripare@sll.se", "trainee", &region);
+    // Someone who can write one row puts their own sealed secret into the victim's.
+    let theirs = totp_column(&app, &attacker.id);
+    diesel::update(totp_credentials::table.find(&admin.id))
+        .set(totp_credentials::secret.eq(Some(&theirs)))
+        .execute(&mut conn(&app))
+        .expect("copy");
+    let mfa = app.password_step(&admin.email, &admin.password);
+    let code = app.totp(attacker.totp_secret.as_deref().expect("totp"));
+    app.verify(&mfa, "totp", &code)
+        .expect_problem(401, "invalid-second-factor");
+}
+
+#[test]
 fn plaintext_totp_secrets_from_before_are_sealed_at_start() {
     let mut app = TestApp::start();
     let (admin, _) = app.admin();
@@ -225,7 +243,7 @@ fn keys_rotate_reseals_every_secret_and_an_old_dossier_still_verifies() {
         .expect("sealed")
         .to_string();
 
-    let out = eportfolio(&app, &["keys", "rotate"], None);
+    let out = eportfolio(&app, &["keys", "rotate"], &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -275,12 +293,61 @@ fn a_wrong_master_key_refuses_to_start_with_a_clear_message() {
     let (admin, _) = app.admin();
     assert!(totp_column(&app, &admin.id).starts_with("sealed:v1:"));
     // 32 bytes, base64, but not the key the data directory's secrets were sealed with.
-    let wrong = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
-    let out = eportfolio(&app, &["serve"], Some(wrong));
+    let out = eportfolio(&app, &["serve"], &[("EPORTFOLIO_MASTER_KEY", OTHER_KEY)]);
     assert!(!out.status.success(), "started with the wrong key");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("wrong master key"), "{stderr}");
     assert!(stderr.contains("refusing to start"), "{stderr}");
     // Nothing was changed by the refused start: the right key still opens everything.
     app.login_totp(&admin);
+}
+
+#[test]
+fn keys_rotate_moves_secrets_to_a_master_key_given_in_the_environment() {
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    let before = totp_column(&app, &admin.id);
+    let file = std::fs::read_to_string(app.dir.join("master-keys")).expect("key file");
+    let old_key = file
+        .lines()
+        .last()
+        .and_then(|l| l.split(' ').next_back())
+        .expect("a key")
+        .to_string();
+
+    // The new key alone does not open what the old one sealed: refused, nothing changed.
+    let out = eportfolio(
+        &app,
+        &["keys", "rotate"],
+        &[("EPORTFOLIO_MASTER_KEY", OTHER_KEY)],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong master key"));
+    assert_eq!(totp_column(&app, &admin.id), before);
+
+    // With the old key listed as retired, everything moves to the new one.
+    let out = eportfolio(
+        &app,
+        &["keys", "rotate"],
+        &[
+            ("EPORTFOLIO_MASTER_KEY", OTHER_KEY),
+            ("EPORTFOLIO_RETIRED_MASTER_KEYS", &old_key),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = totp_column(&app, &admin.id);
+    assert_ne!(
+        eportfolio::secrets::sealed_with(&after),
+        eportfolio::secrets::sealed_with(&before)
+    );
+    let new_id = eportfolio::secrets::sealed_with(&after).expect("sealed");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(new_id));
+    // From now on the old key alone is the wrong one.
+    let out = eportfolio(&app, &["serve"], &[]);
+    assert!(!out.status.success(), "started with a retired key");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong master key"));
 }
