@@ -86,7 +86,11 @@ impl AppState {
         description = "Competence portfolio for Swedish doctors in BT and ST training: delmål, \
             learning activities, assessments, supervision and the final assessment.\n\n\
             Errors are `application/problem+json` (RFC 9457); the `type` URI is stable. \
-            Creating POSTs accept `Idempotency-Key`. Updates accept `If-Match`.",
+            Creating POSTs accept `Idempotency-Key`: a retry with the same key and body \
+            gets the first answer again, except an answer that carried a secret (409 \
+            `idempotency-secret-not-replayed`) or one lost with a server that stopped after \
+            carrying the request out (409 `idempotency-answer-lost`); a request is never \
+            carried out twice. Updates accept `If-Match`.",
         license(name = "MIT")
     ),
     modifiers(&Conventions),

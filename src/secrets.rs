@@ -123,6 +123,18 @@ fn new_key() -> [u8; 32] {
 }
 
 fn read_file(path: &Path) -> Result<Option<Keys>, AppError> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(AppError::Config(format!(
+                "{} is readable by other users (mode {mode:o}); refusing to start: \
+                 `chmod 600` it (and consider the key exposed: `eportfolio keys rotate`)",
+                path.display()
+            )));
+        }
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

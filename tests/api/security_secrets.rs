@@ -351,3 +351,20 @@ fn keys_rotate_moves_secrets_to_a_master_key_given_in_the_environment() {
     assert!(!out.status.success(), "started with a retired key");
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong master key"));
 }
+
+#[test]
+fn a_master_key_file_readable_by_others_refuses_to_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::start();
+    let path = app.dir.join("master-keys");
+    let mode = std::fs::metadata(&path)
+        .expect("key file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "created for the owner only");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = eportfolio(&app, &["serve"], &[]);
+    assert!(!out.status.success(), "started with a readable key file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("readable by other users"), "{stderr}");
+}
