@@ -129,53 +129,50 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
      -> Result<Person, AppError> {
         let id = uuid::Uuid::new_v4().to_string();
         let secret = new_secret();
-        // The TOTP secret is sealed under the pool's master key.
-        let keyring = state.pool.keyring().cloned();
-        let token = crate::secrets::with(keyring.as_ref(), || {
-            db::write_tx(&mut conn, |c| {
-                diesel::insert_into(users::table)
-                    .values((
-                        users::id.eq(&id),
-                        users::email.eq(email),
-                        users::display_name.eq(name),
-                        users::password_hash.eq(Some(&hash)),
-                        users::email_verified_at.eq(Some(at)),
-                        users::email_mfa_enabled.eq(0),
-                        users::status.eq("active"),
-                        users::version.eq(1),
-                        users::created_at.eq(at),
-                        users::updated_at.eq(at),
-                        users::notification_mode.eq("immediate"),
-                    ))
-                    .execute(c)?;
-                diesel::insert_into(user_roles::table)
-                    .values((
-                        user_roles::id.eq(uuid::Uuid::new_v4().to_string()),
-                        user_roles::user_id.eq(&id),
-                        user_roles::role.eq(role_key),
-                        user_roles::organisation_id.eq(org),
-                        user_roles::created_at.eq(at),
-                    ))
-                    .execute(c)?;
-                diesel::insert_into(totp_credentials::table)
-                    .values((
-                        totp_credentials::user_id.eq(&id),
-                        totp_credentials::secret.eq(Some(crate::secrets::seal(
-                            &crate::secrets::totp_aad(&id),
-                            &secret,
-                        )?)),
-                        totp_credentials::confirmed_at.eq(Some(at)),
-                        totp_credentials::created_at.eq(at),
-                    ))
-                    .execute(c)?;
-                let s = create_session(c, &state.config, now, &id, "totp", &ClientInfo::default())?;
-                state.jwt.issue(
-                    &id,
-                    &s.session_id,
-                    now,
-                    std::time::Duration::from_secs(3600),
-                )
-            })
+        // Stored sealed under the pool's master key, as enrolment stores it.
+        let sealed = crate::secrets::with(state.pool.keyring(), || {
+            crate::secrets::seal(&crate::secrets::totp_aad(&id), &secret)
+        })?;
+        let token = db::write_tx(&mut conn, |c| {
+            diesel::insert_into(users::table)
+                .values((
+                    users::id.eq(&id),
+                    users::email.eq(email),
+                    users::display_name.eq(name),
+                    users::password_hash.eq(Some(&hash)),
+                    users::email_verified_at.eq(Some(at)),
+                    users::email_mfa_enabled.eq(0),
+                    users::status.eq("active"),
+                    users::version.eq(1),
+                    users::created_at.eq(at),
+                    users::updated_at.eq(at),
+                    users::notification_mode.eq("immediate"),
+                ))
+                .execute(c)?;
+            diesel::insert_into(user_roles::table)
+                .values((
+                    user_roles::id.eq(uuid::Uuid::new_v4().to_string()),
+                    user_roles::user_id.eq(&id),
+                    user_roles::role.eq(role_key),
+                    user_roles::organisation_id.eq(org),
+                    user_roles::created_at.eq(at),
+                ))
+                .execute(c)?;
+            diesel::insert_into(totp_credentials::table)
+                .values((
+                    totp_credentials::user_id.eq(&id),
+                    totp_credentials::secret.eq(Some(&sealed)),
+                    totp_credentials::confirmed_at.eq(Some(at)),
+                    totp_credentials::created_at.eq(at),
+                ))
+                .execute(c)?;
+            let s = create_session(c, &state.config, now, &id, "totp", &ClientInfo::default())?;
+            state.jwt.issue(
+                &id,
+                &s.session_id,
+                now,
+                std::time::Duration::from_secs(3600),
+            )
         })?;
         logins.push(Login {
             role,
