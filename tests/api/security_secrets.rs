@@ -5,7 +5,7 @@
 use std::process::{Command, Output};
 
 use diesel::prelude::*;
-use eportfolio::schema::{idempotency_keys, totp_credentials, webhook_subscriptions};
+use eportfolio::schema::{idempotency_keys, service_keys, totp_credentials, webhook_subscriptions};
 use serde_json::json;
 
 use crate::support::{TestApp, TestUser};
@@ -161,6 +161,15 @@ fn totp_and_webhook_secrets_are_stored_sealed_and_login_still_works() {
         .expect("subscription row");
     assert!(stored_hook.starts_with("sealed:v1:"), "{stored_hook}");
     assert!(!stored_hook.contains(&webhook_secret));
+    // The dossier signing key too.
+    let private_keys: Vec<String> = service_keys::table
+        .select(service_keys::private_key)
+        .load(&mut conn(&app))
+        .expect("signing keys");
+    assert!(!private_keys.is_empty());
+    for k in &private_keys {
+        assert!(k.starts_with("sealed:v1:"), "{k}");
+    }
     if let Some(bytes) = sqlite_bytes(&app) {
         assert!(!contains(&bytes, &totp_secret), "TOTP secret in the file");
         assert!(
@@ -277,9 +286,20 @@ fn keys_rotate_reseals_every_secret_and_an_old_dossier_still_verifies() {
         )
         .expect(200);
     assert_ne!(new_dossier.body["signature"]["key_id"], old_signing_key);
+    // The old signing key is still published, as retired; the new one signs.
     let keys = app.get("/dossier-keys", None).expect(200);
-    let listed = keys.text.clone();
-    assert!(listed.contains(&old_signing_key), "{listed}");
+    let keys = keys.body.as_array().expect("keys").clone();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let old = keys
+        .iter()
+        .find(|k| k["key_id"] == old_signing_key.as_str())
+        .expect("old key listed");
+    assert!(old["retired_at"].is_string(), "{old}");
+    let new = keys
+        .iter()
+        .find(|k| k["key_id"] == new_dossier.body["signature"]["key_id"])
+        .expect("new key listed");
+    assert!(new["retired_at"].is_null(), "{new}");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(new_master),
         "{}",
