@@ -37,7 +37,9 @@ impl AppState {
         // Before anything is created: the data directory and every file in it are private.
         crate::storage::restrict_new_files();
         crate::storage::create_private_dir(&config.data_dir)?;
-        let pool = db::connect(&config.database_url, config.db_pool_size)?;
+        let mut pool = db::connect(&config.database_url, config.db_pool_size)?;
+        let keyring = Arc::new(crate::secrets::Keyring::load(&config.data_dir)?);
+        pool.set_keyring(keyring.clone());
         let mut conn = pool.get()?;
         let applied = db::migrate(&mut conn)?;
         if !applied.is_empty() {
@@ -48,7 +50,18 @@ impl AppState {
         if !seeded.is_empty() {
             tracing::info!(?seeded, "regulation catalogue loaded");
         }
-        let (key_id, _) = db::write_tx(&mut conn, |c| crate::dossier::signing::ensure_key(c, now))?;
+        // A wrong master key stops here; plaintext from before sealing (and anything
+        // sealed under a retired key) is sealed under the current key.
+        let (key_id, _) = crate::secrets::with(Some(&keyring), || {
+            db::write_tx(&mut conn, |c| {
+                crate::secrets::check_keys(c, &keyring, now)?;
+                let sealed = crate::secrets::seal_everything(c, &keyring)?;
+                if sealed > 0 {
+                    tracing::info!(sealed, "secrets sealed under the current master key");
+                }
+                crate::dossier::signing::ensure_key(c, now)
+            })
+        })?;
         tracing::debug!(key_id, "dossier signing key");
         drop(conn);
         let secret = crypto::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
@@ -76,7 +89,11 @@ impl AppState {
         description = "Competence portfolio for Swedish doctors in BT and ST training: delmål, \
             learning activities, assessments, supervision and the final assessment.\n\n\
             Errors are `application/problem+json` (RFC 9457); the `type` URI is stable. \
-            Creating POSTs accept `Idempotency-Key`. Updates accept `If-Match`.",
+            Creating POSTs accept `Idempotency-Key`: a retry with the same key and body \
+            gets the first answer again, except an answer that carried a secret (409 \
+            `idempotency-secret-not-replayed`) or one lost with a server that stopped after \
+            carrying the request out (409 `idempotency-answer-lost`); a request is never \
+            carried out twice. Updates accept `If-Match`.",
         license(name = "MIT")
     ),
     modifiers(&Conventions),

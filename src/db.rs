@@ -31,6 +31,18 @@ pub enum DbConn {
 pub struct DbPool {
     pool: Pool<ConnectionManager<DbConn>>,
     writer: Option<Arc<Writer>>,
+    /// The master keys of secrets at rest, active while [`run`] and [`write`] work.
+    keyring: Option<Arc<crate::secrets::Keyring>>,
+}
+
+impl DbPool {
+    pub fn set_keyring(&mut self, keyring: Arc<crate::secrets::Keyring>) {
+        self.keyring = Some(keyring);
+    }
+
+    pub fn keyring(&self) -> Option<&Arc<crate::secrets::Keyring>> {
+        self.keyring.as_ref()
+    }
 }
 
 impl Deref for DbPool {
@@ -127,7 +139,11 @@ pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, AppError> {
     } else {
         None
     };
-    Ok(DbPool { pool, writer })
+    Ok(DbPool {
+        pool,
+        writer,
+        keyring: None,
+    })
 }
 
 // ---- The SQLite writer --------------------------------------------------------------
@@ -378,7 +394,7 @@ where
     let pool = pool.clone();
     web::block(move || {
         let mut conn = pool.get()?;
-        f(&mut conn)
+        crate::secrets::with(pool.keyring(), || f(&mut conn))
     })
     .await?
 }
@@ -403,7 +419,7 @@ where
         return run(pool, move |conn| write_tx(conn, f)).await;
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, AppError>>();
-    writer.submit(f, move |answer| {
+    writer.submit(pool.keyring.clone(), f, move |answer| {
         let _ = tx.send(answer);
     })?;
     rx.await
@@ -420,7 +436,7 @@ where
     let Some(writer) = &pool.writer else {
         return run(pool, move |conn| write_tx(conn, f)).await;
     };
-    writer.submit(f, |answer| {
+    writer.submit(pool.keyring.clone(), f, |answer| {
         if let Err(e) = answer {
             tracing::error!(error = %e, "a queued write failed");
         }
@@ -429,7 +445,12 @@ where
 
 impl Writer {
     /// Queues `f`; `answer` gets its result once its group has committed.
-    fn submit<T, F, A>(&self, f: F, answer: A) -> Result<(), AppError>
+    fn submit<T, F, A>(
+        &self,
+        keyring: Option<Arc<crate::secrets::Keyring>>,
+        f: F,
+        answer: A,
+    ) -> Result<(), AppError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
@@ -437,11 +458,11 @@ impl Writer {
     {
         let job: Job = Box::new(move |conn| {
             // In a group, its own savepoint: a failing job is rolled back alone.
-            let result = match conn {
+            let result = crate::secrets::with(keyring.as_ref(), || match conn {
                 Ok((conn, true)) => conn.transaction(f),
                 Ok((conn, false)) => f(conn),
                 Err(e) => Err(AppError::Unavailable(format!("database: {e}"))),
-            };
+            });
             let ok = result.is_ok();
             let deliver: Deliver = Box::new(move |commit| {
                 answer(match (result, commit) {

@@ -129,6 +129,10 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
      -> Result<Person, AppError> {
         let id = uuid::Uuid::new_v4().to_string();
         let secret = new_secret();
+        // Stored sealed under the pool's master key, as enrolment stores it.
+        let sealed = crate::secrets::with(state.pool.keyring(), || {
+            crate::secrets::seal(&crate::secrets::totp_aad(&id), &secret)
+        })?;
         let token = db::write_tx(&mut conn, |c| {
             diesel::insert_into(users::table)
                 .values((
@@ -157,7 +161,7 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
             diesel::insert_into(totp_credentials::table)
                 .values((
                     totp_credentials::user_id.eq(&id),
-                    totp_credentials::secret.eq(Some(&secret)),
+                    totp_credentials::secret.eq(Some(&sealed)),
                     totp_credentials::confirmed_at.eq(Some(at)),
                     totp_credentials::created_at.eq(at),
                 ))

@@ -84,6 +84,14 @@ pub enum AppError {
     IdempotencyKeyReused,
     #[error("a request with this idempotency key is still in progress")]
     IdempotencyInProgress,
+    /// The request was carried out, but its answer held a secret, which is never stored
+    /// to be replayed.
+    #[error("done; the secret in its answer is not replayed")]
+    IdempotencySecretNotReplayed,
+    /// The request was carried out (its write committed), but the server stopped before
+    /// its answer was stored; it is not run again.
+    #[error("done; its answer was lost")]
+    IdempotencyAnswerLost,
     #[error("precondition failed")]
     PreconditionFailed,
     #[error("precondition required: {0}")]
@@ -124,6 +132,8 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::IdempotencyKeyReused => "idempotency-key-reused",
             AppError::IdempotencyInProgress => "idempotency-in-progress",
+            AppError::IdempotencySecretNotReplayed => "idempotency-secret-not-replayed",
+            AppError::IdempotencyAnswerLost => "idempotency-answer-lost",
             AppError::PreconditionFailed => "precondition-failed",
             AppError::PreconditionRequired(_) => "precondition-required",
             AppError::NotAcceptable(_) => "not-acceptable",
@@ -152,6 +162,8 @@ impl AppError {
             AppError::Conflict(_) => "Conflict",
             AppError::IdempotencyKeyReused => "Idempotency key reused",
             AppError::IdempotencyInProgress => "Request in progress",
+            AppError::IdempotencySecretNotReplayed => "Done; the secret is not shown again",
+            AppError::IdempotencyAnswerLost => "Done; the answer was lost",
             AppError::PreconditionFailed => "Precondition failed",
             AppError::PreconditionRequired(_) => "Precondition required",
             AppError::NotAcceptable(_) => "Not acceptable",
@@ -201,6 +213,20 @@ impl AppError {
             }
             AppError::IdempotencyInProgress => {
                 "A request with this Idempotency-Key is still being processed; retry shortly."
+                    .into()
+            }
+            AppError::IdempotencySecretNotReplayed => {
+                "The request with this Idempotency-Key was carried out. Its answer held a \
+                 secret, which is shown only once and never stored. To get a new one, ask \
+                 again with a new Idempotency-Key: POST /api/v1/me/recovery-codes for \
+                 recovery codes, POST /api/v1/me/totp for an authenticator, or POST \
+                 .../rotate-secret for an API client or webhook subscription."
+                    .into()
+            }
+            AppError::IdempotencyAnswerLost => {
+                "The request with this Idempotency-Key was carried out, but the server \
+                 stopped before its answer was stored. It is not repeated: read the resource \
+                 to see the result."
                     .into()
             }
             AppError::PreconditionFailed => {
@@ -257,7 +283,9 @@ impl ResponseError for AppError {
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_)
             | AppError::IdempotencyKeyReused
-            | AppError::IdempotencyInProgress => StatusCode::CONFLICT,
+            | AppError::IdempotencyInProgress
+            | AppError::IdempotencySecretNotReplayed
+            | AppError::IdempotencyAnswerLost => StatusCode::CONFLICT,
             AppError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             AppError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             AppError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,

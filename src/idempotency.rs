@@ -8,11 +8,27 @@
 //! The key is reserved in the same transaction as the request's first write: the
 //! middleware leaves the reservation pending for the request (a task-local), and
 //! `db::write` takes it, so a logged activity, its audit entry and its key commit
-//! together. If the key turns out to be known, the write does not run and the middleware
-//! answers with the stored response (or the conflict). A request that never writes has
-//! its key checked after the handler, before anything is answered. The response is then
-//! stored in a later transaction; on SQLite it is queued on the writer before the
+//! together, the key marked `committed`. If the key turns out to be known, the write does
+//! not run and the middleware answers with the stored response (or the conflict). A
+//! request that never writes has its key checked, and its answer stored, in one
+//! transaction after the handler, before anything is answered. The response of a write
+//! is stored in a later transaction; on SQLite it is queued on the writer before the
 //! response leaves, so any retry is checked after it.
+//!
+//! A key marked `committed` is never taken over: its effect is in the database, whatever
+//! became of the server. If the server died before storing the answer, a retry gets
+//! `idempotency-answer-lost` (409) instead of a second effect. Only a reservation that
+//! committed nothing (see [`settle`]) may be taken over once stale.
+//!
+//! Reserving is one conditional statement (`INSERT ... ON CONFLICT DO NOTHING`, or a
+//! takeover by an `UPDATE` whose `WHERE` says the old row may be taken over), so two
+//! requests with the same key at once on PostgreSQL (READ COMMITTED) cannot both win:
+//! the second waits for the first's transaction and then finds its row.
+//!
+//! Answers that carry a secret (recovery codes, client secrets, TOTP secrets, tokens)
+//! are marked by the handler ([`secret`]) and never stored: the key is remembered as
+//! done, and a retry gets `idempotency-secret-not-replayed` (409) saying how to get a
+//! new secret. The database (and every backup) never holds them.
 
 use std::sync::{Arc, Mutex};
 
@@ -34,8 +50,9 @@ use crate::schema::idempotency_keys;
 
 pub const HEADER: &str = "idempotency-key";
 const RETENTION_HOURS: i64 = 24;
-/// A key still marked in progress after this long belongs to a request that died with
-/// its server; a retry may take it over.
+/// A key still without an answer after this long belongs to a request that died with
+/// its server: a retry may take it over if nothing was committed with it, and is told
+/// the answer was lost if its write was.
 const STALE_PENDING_SECONDS: i64 = 60;
 
 /// A request's key, waiting for the request's first write.
@@ -53,10 +70,34 @@ enum Taken {
     Waiting,
     /// A write is reserving it.
     Reserving,
+    /// Reserved by [`settle`], with nothing committed: the next write marks it
+    /// committed; store the response.
+    Settled,
     /// Reserved with the write: store the response.
     Fresh,
     /// The key was known: answer with `replay` (or the conflict the handler returns).
     Known,
+}
+
+/// Marks a response that carries a secret: the idempotency store never keeps it.
+#[derive(Clone, Copy)]
+struct CarriesSecret;
+
+/// For handlers whose answer carries a secret (recovery codes, a client secret, a TOTP
+/// secret, tokens): such an answer is never stored for replay. The mark is a response
+/// extension, so it never leaves the server.
+pub fn secret(mut res: HttpResponse) -> HttpResponse {
+    res.extensions_mut().insert(CarriesSecret);
+    res
+}
+
+/// What a write does with the request's key.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Reserve it; `effect`: the transaction commits the request's effect.
+    Reserve { effect: bool },
+    /// Reserved already (by [`settle`]): mark it committed with this write.
+    MarkCommitted,
 }
 
 tokio::task_local! {
@@ -65,15 +106,25 @@ tokio::task_local! {
 
 /// For `db::write`: the pending reservation of this request, if no write has taken it.
 pub(crate) fn take_pending() -> Option<Reservation> {
+    take(true)
+}
+
+/// The pending reservation, for a write that commits the request's effect (`effect`) or
+/// for [`settle`].
+fn take(effect: bool) -> Option<Reservation> {
     PENDING
         .try_with(|(p, replay)| {
             let mut state = p.state.lock().ok()?;
-            (*state == Taken::Waiting).then(|| {
-                *state = Taken::Reserving;
-                Reservation {
-                    pending: p.clone(),
-                    replay: replay.clone(),
-                }
+            let mode = match *state {
+                Taken::Waiting => Mode::Reserve { effect },
+                Taken::Settled if effect => Mode::MarkCommitted,
+                _ => return None,
+            };
+            *state = Taken::Reserving;
+            Some(Reservation {
+                pending: p.clone(),
+                replay: replay.clone(),
+                mode,
             })
         })
         .ok()
@@ -84,15 +135,35 @@ pub(crate) fn take_pending() -> Option<Reservation> {
 pub(crate) struct Reservation {
     pending: Arc<Pending>,
     replay: Arc<Mutex<Option<Slot>>>,
+    mode: Mode,
 }
 
 impl Reservation {
     /// Reserves the key; an error when the write must not run (the key is known).
     pub(crate) fn reserve(&self, conn: &mut db::DbConn) -> Result<(), AppError> {
         let p = &self.pending;
-        let slot = reserve(conn, p.now, &p.scope, &p.key, &p.hash);
+        let effect = match self.mode {
+            Mode::Reserve { effect } => effect,
+            Mode::MarkCommitted => {
+                let marked = diesel::update(idempotency_keys::table.find((&p.scope, &p.key)))
+                    .set(idempotency_keys::outcome.eq(COMMITTED))
+                    .execute(conn);
+                let state = if marked.is_ok() {
+                    Taken::Fresh
+                } else {
+                    Taken::Settled
+                };
+                if let Ok(mut s) = p.state.lock() {
+                    *s = state;
+                }
+                marked?;
+                return Ok(());
+            }
+        };
+        let slot = reserve(conn, p.now, &p.scope, &p.key, &p.hash, effect);
         let taken = match &slot {
-            Ok(Slot::Fresh) => Taken::Fresh,
+            Ok(Slot::Fresh) if effect => Taken::Fresh,
+            Ok(Slot::Fresh) => Taken::Settled,
             _ => Taken::Known,
         };
         if let Ok(mut state) = p.state.lock() {
@@ -114,12 +185,20 @@ impl Reservation {
 
 /// For handlers with effects before their first write (a stored upload): settle the
 /// key first, as a write of its own. An error means: do nothing, return it.
+///
+/// The key is then reserved without being marked committed (nothing is, yet), so if the
+/// server dies before the write, a retry takes it over once stale; the write marks it.
 pub async fn settle(pool: &db::DbPool) -> Result<(), AppError> {
-    if PENDING.try_with(|_| ()).is_err() {
+    let Some(reservation) = take(false) else {
         return Ok(());
-    }
-    db::write(pool, |_| Ok(())).await
+    };
+    db::write(pool, move |conn| reservation.reserve(conn)).await
 }
+
+/// `outcome` of a key whose request's write committed.
+const COMMITTED: &str = "committed";
+/// `outcome` of a key whose answer carried a secret (not stored).
+const SECRET: &str = "secret";
 
 enum Slot {
     /// First use of the key: run the request and store its response.
@@ -206,6 +285,7 @@ pub async fn middleware(
         .await?;
     let taken = pending.state.lock().map(|s| *s).unwrap_or(Taken::Known);
     let (http_req, res) = res.into_parts();
+    let carries_secret = res.extensions().get::<CarriesSecret>().is_some();
     let status = res.status();
     let content_type = res
         .headers()
@@ -227,6 +307,7 @@ pub async fn middleware(
         || status == StatusCode::UNAUTHORIZED
         || status == StatusCode::TOO_MANY_REQUESTS);
     let stored = Stored {
+        carries_secret,
         status: status.as_u16() as i32,
         content_type,
         etag,
@@ -234,7 +315,7 @@ pub async fn middleware(
     };
     let replay = match taken {
         Taken::Known => replay_slot.lock().ok().and_then(|mut r| r.take()),
-        Taken::Fresh => {
+        Taken::Fresh | Taken::Settled => {
             // Queued before the response leaves: a retry is checked after it.
             let result = db::write_detached(&state.pool, move |conn| {
                 store_response(conn, now, &scope, &key, &request_hash, store, stored)
@@ -248,7 +329,7 @@ pub async fn middleware(
         Taken::Waiting | Taken::Reserving => {
             // The handler never wrote: check the key now, and remember its answer.
             let slot = db::write(&state.pool, move |conn| {
-                let slot = reserve(conn, now, &scope, &key, &request_hash)?;
+                let slot = reserve(conn, now, &scope, &key, &request_hash, false)?;
                 if let Slot::Fresh = slot {
                     store_response(conn, now, &scope, &key, &request_hash, store, stored)?;
                 }
@@ -293,6 +374,8 @@ pub async fn middleware(
 
 /// A response to remember.
 struct Stored {
+    /// Remember only that the request was done, not the answer.
+    carries_secret: bool,
     status: i32,
     content_type: Option<String>,
     etag: Option<String>,
@@ -311,17 +394,33 @@ fn store_response(
     store: bool,
     r: Stored,
 ) -> Result<(), AppError> {
-    if !store {
-        diesel::delete(idempotency_keys::table.find((scope, key))).execute(conn)?;
+    if !store && !r.carries_secret {
+        // A key whose write committed stays: running the request again would repeat it.
+        diesel::delete(
+            idempotency_keys::table
+                .find((scope, key))
+                .filter(idempotency_keys::outcome.is_null()),
+        )
+        .execute(conn)?;
         return Ok(());
     }
+    let (status, content_type, etag, body, outcome) = if r.carries_secret {
+        (None, None, None, None, Some(SECRET))
+    } else {
+        (Some(r.status), r.content_type, r.etag, Some(r.body), None)
+    };
     let update = diesel::update(idempotency_keys::table.find((scope, key))).set((
-        idempotency_keys::status_code.eq(r.status),
-        idempotency_keys::content_type.eq(&r.content_type),
-        idempotency_keys::etag.eq(&r.etag),
-        idempotency_keys::response_body.eq(&r.body),
+        idempotency_keys::status_code.eq(status),
+        idempotency_keys::content_type.eq(&content_type),
+        idempotency_keys::etag.eq(&etag),
+        idempotency_keys::response_body.eq(&body),
     ));
     let updated = crate::on_backend!(conn, |c| update.execute(c))?;
+    if let Some(outcome) = outcome {
+        diesel::update(idempotency_keys::table.find((scope, key)))
+            .set(idempotency_keys::outcome.eq(outcome))
+            .execute(conn)?;
+    }
     if updated == 0 {
         diesel::insert_into(idempotency_keys::table)
             .values((
@@ -329,23 +428,67 @@ fn store_response(
                 idempotency_keys::key.eq(key),
                 idempotency_keys::request_hash.eq(hash),
                 idempotency_keys::created_at.eq(to_db(now)),
-                idempotency_keys::status_code.eq(r.status),
-                idempotency_keys::content_type.eq(&r.content_type),
-                idempotency_keys::etag.eq(&r.etag),
-                idempotency_keys::response_body.eq(&r.body),
+                idempotency_keys::status_code.eq(status),
+                idempotency_keys::content_type.eq(&content_type),
+                idempotency_keys::etag.eq(&etag),
+                idempotency_keys::response_body.eq(&body),
+                idempotency_keys::outcome.eq(outcome),
             ))
             .execute(conn)?;
     }
     Ok(())
 }
 
+/// Reserves the key (`effect`: marked committed, as the transaction commits the
+/// request's effect), or says what is known of it. One conditional statement decides:
+/// of two requests with the same key at once, exactly one reserves it.
 fn reserve(
     conn: &mut db::DbConn,
     now: chrono::DateTime<chrono::Utc>,
     scope: &str,
     key: &str,
     hash: &str,
+    effect: bool,
 ) -> Result<Slot, AppError> {
+    let outcome = effect.then_some(COMMITTED);
+    let insert = diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::scope.eq(scope),
+            idempotency_keys::key.eq(key),
+            idempotency_keys::request_hash.eq(hash),
+            idempotency_keys::created_at.eq(to_db(now)),
+            idempotency_keys::outcome.eq(outcome),
+        ))
+        .on_conflict_do_nothing();
+    if crate::on_backend!(conn, |c| insert.execute(c))? == 1 {
+        return Ok(Slot::Fresh);
+    }
+    // Known. Take it over only if it is past its 24 hours (not yet pruned), or a stale
+    // reservation whose request committed nothing and died.
+    let expired = to_db(now - Duration::hours(RETENTION_HOURS));
+    let stale = to_db(now - Duration::seconds(STALE_PENDING_SECONDS));
+    let takeover = diesel::update(
+        idempotency_keys::table.find((scope, key)).filter(
+            idempotency_keys::created_at
+                .lt(expired)
+                .or(idempotency_keys::created_at
+                    .lt(stale)
+                    .and(idempotency_keys::status_code.is_null())
+                    .and(idempotency_keys::outcome.is_null())),
+        ),
+    )
+    .set((
+        idempotency_keys::request_hash.eq(hash),
+        idempotency_keys::created_at.eq(to_db(now)),
+        idempotency_keys::status_code.eq(None::<i32>),
+        idempotency_keys::content_type.eq(None::<String>),
+        idempotency_keys::etag.eq(None::<String>),
+        idempotency_keys::response_body.eq(None::<String>),
+        idempotency_keys::outcome.eq(outcome),
+    ));
+    if crate::on_backend!(conn, |c| takeover.execute(c))? == 1 {
+        return Ok(Slot::Fresh);
+    }
     type Row = (
         String,
         Option<i32>,
@@ -353,6 +496,7 @@ fn reserve(
         Option<String>,
         Option<String>,
         chrono::NaiveDateTime,
+        Option<String>,
     );
     let query = idempotency_keys::table.find((scope, key)).select((
         idempotency_keys::request_hash,
@@ -361,36 +505,33 @@ fn reserve(
         idempotency_keys::etag,
         idempotency_keys::response_body,
         idempotency_keys::created_at,
+        idempotency_keys::outcome,
     ));
     let existing: Option<Row> = crate::on_backend!(conn, |c| query.first(c).optional())?;
-    if let Some((stored_hash, status, content_type, etag, body, created)) = existing {
-        let age = now - from_db(created);
-        let expired = age > Duration::hours(RETENTION_HOURS);
-        let stale = status.is_none() && age > Duration::seconds(STALE_PENDING_SECONDS);
-        if !expired && !stale {
-            if stored_hash != hash {
-                return Err(AppError::IdempotencyKeyReused);
-            }
-            return match status {
-                None => Err(AppError::IdempotencyInProgress),
-                Some(status) => Ok(Slot::Replay {
-                    status: status as u16,
-                    content_type,
-                    etag,
-                    body: body.unwrap_or_default(),
-                }),
-            };
-        }
-        diesel::delete(idempotency_keys::table.find((scope, key))).execute(conn)?;
+    // Gone between the statements (pruned): the client may simply retry.
+    let Some((stored_hash, status, content_type, etag, body, created, outcome)) = existing else {
+        return Err(AppError::IdempotencyInProgress);
+    };
+    if stored_hash != hash {
+        return Err(AppError::IdempotencyKeyReused);
     }
-    let insert = diesel::insert_into(idempotency_keys::table).values((
-        idempotency_keys::scope.eq(scope),
-        idempotency_keys::key.eq(key),
-        idempotency_keys::request_hash.eq(hash),
-        idempotency_keys::created_at.eq(to_db(now)),
-    ));
-    crate::on_backend!(conn, |c| insert.execute(c))?;
-    Ok(Slot::Fresh)
+    if let Some(status) = status {
+        return Ok(Slot::Replay {
+            status: status as u16,
+            content_type,
+            etag,
+            body: body.unwrap_or_default(),
+        });
+    }
+    match outcome.as_deref() {
+        Some(SECRET) => Err(AppError::IdempotencySecretNotReplayed),
+        // Its write committed, and no answer came within the time a request takes: the
+        // server that ran it is gone.
+        Some(COMMITTED) if now - from_db(created) > Duration::seconds(STALE_PENDING_SECONDS) => {
+            Err(AppError::IdempotencyAnswerLost)
+        }
+        _ => Err(AppError::IdempotencyInProgress),
+    }
 }
 
 /// Deletes the keys past their 24 hours (run by the server's housekeeping, off the

@@ -27,6 +27,7 @@ pub mod portfolio;
 pub mod progress;
 pub mod render;
 pub mod schema;
+pub mod secrets;
 pub mod storage;
 
 pub use app::{openapi, openapi_json, server, AppState};

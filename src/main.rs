@@ -1,4 +1,5 @@
-//! Command line: `serve` (the default), `migrate`, `openapi`, `admin create`.
+//! Command line: `serve` (the default), `migrate`, `openapi`, `admin create`, `keys rotate`,
+//! `backup`, `restore`, `demo`, `dossier verify`, `audit verify`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -53,6 +54,20 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The master keys that seal secrets at rest.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new master key (in the data directory's key file; with
+    /// EPORTFOLIO_MASTER_KEY set, the key given there, the old one listed in
+    /// EPORTFOLIO_RETIRED_MASTER_KEYS), re-seal every secret under it, and replace the
+    /// dossier signing key (the retired one keeps verifying what it signed).
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +157,12 @@ fn main() -> ExitCode {
         Command::Backup { file } => {
             eportfolio::backup::backup(&config.database_url, &file).map(|()| {
                 println!("backup written to {}", file.display());
+                // The secrets in it are sealed; without the key the backup cannot be used.
+                println!(
+                    "keep the master key apart from it (EPORTFOLIO_MASTER_KEY, or {}): \
+                     a restore needs it",
+                    config.data_dir.join("master-keys").display()
+                );
             })
         }
         Command::Restore { file } => restore(config, &file),
@@ -149,6 +170,9 @@ fn main() -> ExitCode {
             command: DossierCommand::Verify { file, .. },
         } => dossier_verify(config, &file),
         Command::Demo => demo(config),
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => keys_rotate(config),
         Command::Openapi => Ok(()),
     };
     report(result)
@@ -278,6 +302,37 @@ fn admin_create(
         "Invited {} as administrator of {region}.\nOpen this link (valid until {}) or accept through the API:\n\n  {link}\n\n  POST /api/v1/auth/invitations/<token>/accept  {{\"password\": \"...\"}}",
         invitation.email, invitation.expires_at
     );
+    Ok(())
+}
+
+fn keys_rotate(config: Config) -> Result<(), eportfolio::error::AppError> {
+    use eportfolio::clock::Clock;
+    use eportfolio::secrets::{self, Keyring};
+    let pool = db::connect(&config.database_url, 1)?;
+    let mut conn = pool.get()?;
+    db::migrate(&mut conn)?;
+    let now = SystemClock.now();
+    let keyring = Arc::new(Keyring::load(&config.data_dir)?);
+    let old = keyring.current_id();
+    // A wrong key is refused before anything changes.
+    db::write_tx(&mut conn, |c| secrets::check_keys(c, &keyring, now))?;
+    if std::env::var("EPORTFOLIO_MASTER_KEY").map_or(true, |k| k.trim().is_empty()) {
+        keyring.add_key()?;
+    }
+    let new = keyring.current_id();
+    let (sealed, signing_key) = secrets::with(Some(&keyring), || {
+        db::write_tx(&mut conn, |c| {
+            secrets::check_keys(c, &keyring, now)?;
+            let sealed = secrets::seal_everything(c, &keyring)?;
+            let signing_key = eportfolio::dossier::signing::rotate_key(c, now)?;
+            Ok((sealed, signing_key))
+        })
+    })?;
+    println!("master key {old} -> {new}: {sealed} secret(s) sealed under {new}");
+    println!(
+        "dossier signing key is now {signing_key}; the retired key keeps verifying what it signed"
+    );
+    println!("restart the running servers so that they seal new secrets under {new}");
     Ok(())
 }
 

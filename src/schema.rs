@@ -184,6 +184,15 @@ diesel::table! {
         etag -> Nullable<Text>,
         response_body -> Nullable<Text>,
         created_at -> Timestamp,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sealing_keys (id) {
+        id -> Text,
+        check_value -> Text,
+        created_at -> Timestamp,
     }
 }
 

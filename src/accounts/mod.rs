@@ -424,7 +424,8 @@ pub async fn accept_invitation(
             mfa_token_expires_at: None,
         },
     };
-    Ok(HttpResponse::Ok().json(body))
+    // An enrolment challenge: never stored for an idempotent replay.
+    Ok(crate::idempotency::secret(HttpResponse::Ok().json(body)))
 }
 
 // ---- Users and /me --------------------------------------------------------------------

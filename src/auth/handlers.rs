@@ -81,7 +81,8 @@ fn verified(state: &AppState, v: Verified) -> Result<HttpResponse, AppError> {
     body.device_token = v.device_token;
     body.recovery_codes = v.recovery_codes;
     body.recovery_codes_remaining = v.recovery_codes_remaining;
-    Ok(HttpResponse::Ok().json(body))
+    // Tokens: never stored for an idempotent replay.
+    Ok(crate::idempotency::secret(HttpResponse::Ok().json(body)))
 }
 
 /// Log in with e-mail and password
@@ -163,7 +164,8 @@ pub async fn login(
             ..Default::default()
         },
     };
-    Ok(HttpResponse::Ok().json(body))
+    // Tokens: never stored for an idempotent replay.
+    Ok(crate::idempotency::secret(HttpResponse::Ok().json(body)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -314,7 +316,9 @@ pub async fn mfa_totp_setup(
         service::totp_setup(c, now, &challenge.user_id)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(TotpSetupResponse::from(setup)))
+    Ok(crate::idempotency::secret(
+        HttpResponse::Ok().json(TotpSetupResponse::from(setup)),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -396,7 +400,9 @@ pub async fn refresh(
         service::refresh(c, &cfg, now, &body.refresh_token)
     })
     .await??;
-    Ok(HttpResponse::Ok().json(tokens(&state, &session)?))
+    Ok(crate::idempotency::secret(
+        HttpResponse::Ok().json(tokens(&state, &session)?),
+    ))
 }
 
 /// Log out
@@ -542,7 +548,9 @@ pub async fn me_totp_setup(
         service::totp_setup(c, now, &me.user_id)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(TotpSetupResponse::from(setup)))
+    Ok(crate::idempotency::secret(
+        HttpResponse::Ok().json(TotpSetupResponse::from(setup)),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -579,9 +587,11 @@ pub async fn me_totp_confirm(
         service::totp_confirm(c, now, &me.user_id, &body.code)
     })
     .await??;
-    Ok(HttpResponse::Ok().json(TotpConfirmed {
-        recovery_codes: codes,
-    }))
+    Ok(crate::idempotency::secret(HttpResponse::Ok().json(
+        TotpConfirmed {
+            recovery_codes: codes,
+        },
+    )))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -606,9 +616,11 @@ pub async fn me_recovery_codes(
         service::replace_recovery_codes(c, now, &me.user_id)
     })
     .await?;
-    Ok(HttpResponse::Created().json(RecoveryCodes {
-        recovery_codes: codes,
-    }))
+    Ok(crate::idempotency::secret(HttpResponse::Created().json(
+        RecoveryCodes {
+            recovery_codes: codes,
+        },
+    )))
 }
 
 #[derive(Queryable)]

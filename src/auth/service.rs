@@ -970,14 +970,15 @@ pub fn totp_setup(
     let qr_png_base64 = totp
         .to_qr_base64()
         .map_err(|e| AppError::internal(format!("totp qr: {e:?}")))?;
+    let sealed = crate::secrets::seal(&crate::secrets::totp_aad(user_id), &secret)?;
     let updated = diesel::update(totp_credentials::table.find(user_id))
-        .set(totp_credentials::pending_secret.eq(&secret))
+        .set(totp_credentials::pending_secret.eq(&sealed))
         .execute(conn)?;
     if updated == 0 {
         diesel::insert_into(totp_credentials::table)
             .values((
                 totp_credentials::user_id.eq(user_id),
-                totp_credentials::pending_secret.eq(&secret),
+                totp_credentials::pending_secret.eq(&sealed),
                 totp_credentials::created_at.eq(to_db(now)),
             ))
             .execute(conn)?;
@@ -1013,6 +1014,15 @@ fn totp_accept(
     };
     let Some(secret) = (if pending { pending_secret } else { secret }) else {
         return Ok(None);
+    };
+    // A sealed secret that does not open here (copied from another account's row, or
+    // damaged) is no second factor of this account: refused like a wrong code.
+    let secret = match crate::secrets::open(&crate::secrets::totp_aad(user_id), &secret) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(user_id, error = %e, "a TOTP secret does not open");
+            return Ok(None);
+        }
     };
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     let totp = build_totp(&secret, "user")?;

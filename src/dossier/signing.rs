@@ -127,11 +127,30 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, AppError> {
 }
 
 /// The current signing key, created at the first start. Every node of a multi-node
-/// install reads the same key from the shared database.
+/// install reads the same key from the shared database, where the private half is
+/// sealed under the master key (see `crate::secrets`).
 pub fn ensure_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(String, SigningKey), AppError> {
     if let Some(found) = find_key(conn)? {
         return Ok(found);
     }
+    new_key(conn, now)
+}
+
+/// Retires the current signing key (it keeps verifying what it signed, and stays
+/// published) and makes a new one; returns the new key's id. Part of `keys rotate`: a
+/// master key that may have leaked may have opened the signing key too.
+pub fn rotate_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<String, AppError> {
+    diesel::update(
+        service_keys::table
+            .filter(service_keys::purpose.eq(PURPOSE))
+            .filter(service_keys::retired_at.is_null()),
+    )
+    .set(service_keys::retired_at.eq(Some(to_db(now))))
+    .execute(conn)?;
+    Ok(new_key(conn, now)?.0)
+}
+
+fn new_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(String, SigningKey), AppError> {
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let key = SigningKey::from_bytes(&seed);
@@ -143,7 +162,10 @@ pub fn ensure_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(String, Sign
             service_keys::purpose.eq(PURPOSE),
             service_keys::algorithm.eq(ALGORITHM),
             service_keys::public_key.eq(B64.encode(public)),
-            service_keys::private_key.eq(B64.encode(seed)),
+            service_keys::private_key.eq(crate::secrets::seal(
+                &crate::secrets::signing_key_aad(&id),
+                &B64.encode(seed),
+            )?),
             service_keys::created_at.eq(to_db(now)),
         ))
         .execute(conn)?;
@@ -163,7 +185,8 @@ fn find_key(conn: &mut DbConn) -> Result<Option<(String, SigningKey)>, AppError>
         .select((service_keys::id, service_keys::private_key))
         .first(conn)
         .optional()?;
-    if let Some((id, private)) = found {
+    if let Some((id, sealed)) = found {
+        let private = crate::secrets::open(&crate::secrets::signing_key_aad(&id), &sealed)?;
         let seed: [u8; 32] = B64
             .decode(private)
             .ok()

@@ -228,10 +228,12 @@ pub async fn token(
     })
     .await?;
     Ok(match result {
-        Ok(t) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .json(t),
+        Ok(t) => crate::idempotency::secret(
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::PRAGMA, "no-cache"))
+                .json(t),
+        ),
         Err(e) if e.error == "invalid_client" => {
             oauth_error(StatusCode::UNAUTHORIZED, e.error, &e.description)
         }
@@ -265,9 +267,12 @@ pub async fn create_client(
         clients::create_client(c, now, &me, body.into_inner())
     })
     .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(c))
+    // The secret is shown once: never stored for an idempotent replay.
+    Ok(crate::idempotency::secret(
+        HttpResponse::Created()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(c),
+    ))
 }
 
 /// List API clients of my organisations
@@ -338,9 +343,12 @@ pub async fn rotate_client_secret(
         clients::rotate_secret(c, now, &me, &id)
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(c))
+    // The secret is shown once: never stored for an idempotent replay.
+    Ok(crate::idempotency::secret(
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(c),
+    ))
 }
 
 /// Revoke an API client
@@ -778,9 +786,12 @@ pub async fn create_subscription(
         webhooks::create_subscription(c, now, &me, body.into_inner())
     })
     .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(s))
+    // The secret is shown once: never stored for an idempotent replay.
+    Ok(crate::idempotency::secret(
+        HttpResponse::Created()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(s),
+    ))
 }
 
 /// Refuses (422 on `url`) a webhook URL that is not https (unless allowed) or whose host
@@ -928,9 +939,12 @@ pub async fn rotate_subscription_secret(
         webhooks::rotate_subscription_secret(c, now, &me, &id)
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(s))
+    // The secret is shown once: never stored for an idempotent replay.
+    Ok(crate::idempotency::secret(
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(s),
+    ))
 }
 
 /// Send a test event to a subscription

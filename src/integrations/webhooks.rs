@@ -711,7 +711,8 @@ pub fn create_subscription(
             webhook_subscriptions::url.eq(&url),
             webhook_subscriptions::events.eq(json!(n.events).to_string()),
             webhook_subscriptions::description.eq(n.description.trim()),
-            webhook_subscriptions::secret.eq(&secret),
+            webhook_subscriptions::secret
+                .eq(crate::secrets::seal(crate::secrets::WEBHOOK_AAD, &secret)?),
             webhook_subscriptions::active.eq(1),
             webhook_subscriptions::created_by.eq(&me.user_id),
             webhook_subscriptions::version.eq(1),
@@ -810,7 +811,8 @@ pub fn rotate_subscription_secret(
     let secret = new_secret();
     diesel::update(webhook_subscriptions::table.find(id))
         .set((
-            webhook_subscriptions::secret.eq(&secret),
+            webhook_subscriptions::secret
+                .eq(crate::secrets::seal(crate::secrets::WEBHOOK_AAD, &secret)?),
             webhook_subscriptions::version.eq(s.version + 1),
             webhook_subscriptions::updated_at.eq(to_db(now)),
         ))
@@ -1214,6 +1216,7 @@ pub fn claim_due(
                 webhook_deliveries::attempts,
             ))
             .first(conn)?;
+        let secret = crate::secrets::open(crate::secrets::WEBHOOK_AAD, &secret)?;
         claimed.push(Claimed {
             id,
             lease,

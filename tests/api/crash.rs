@@ -12,7 +12,7 @@ use crate::support::TestApp;
 
 /// The real binary, on the test's database and data directory (so it shares the
 /// signing secret and accepts the test's tokens).
-fn spawn_server(app: &TestApp) -> (Child, String) {
+pub(crate) fn spawn_server(app: &TestApp) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()

@@ -743,8 +743,13 @@ fn an_event_survives_a_restart_and_a_dead_nodes_lease() {
     {
         let mut conn = db(&app);
         let now = eportfolio::clock::Clock::now(&*app.clock);
-        let claimed =
-            eportfolio::integrations::webhooks::claim_due(&mut conn, now, 10).expect("claim");
+        // The dead node had the master key: the webhook secret is sealed.
+        let keyring =
+            std::sync::Arc::new(eportfolio::secrets::Keyring::load(&app.dir).expect("keys"));
+        let claimed = eportfolio::secrets::with(Some(&keyring), || {
+            eportfolio::integrations::webhooks::claim_due(&mut conn, now, 10)
+        })
+        .expect("claim");
         assert_eq!(claimed.len(), 1);
     }
     app.restart_with(|c| c.webhook_poll = Duration::from_millis(50));

@@ -24,4 +24,6 @@ mod security_consent;
 mod security_webhooks;
 mod security_auth;
 mod security_plumbing;
+mod security_idempotency;
+mod security_secrets;
 mod talks;

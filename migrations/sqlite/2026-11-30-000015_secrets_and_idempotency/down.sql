@@ -1,0 +1,2 @@
+DROP TABLE sealing_keys;
+ALTER TABLE idempotency_keys DROP COLUMN outcome;
