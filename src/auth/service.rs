@@ -1017,7 +1017,8 @@ fn totp_accept(
     };
     // A sealed secret that does not open here (copied from another account's row, or
     // damaged) is no second factor of this account: refused like a wrong code.
-    let secret = match crate::secrets::open(&crate::secrets::totp_aad(user_id), &secret) {
+    let stored = secret;
+    let secret = match crate::secrets::open(&crate::secrets::totp_aad(user_id), &stored) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(user_id, error = %e, "a TOTP secret does not open");
@@ -1035,13 +1036,15 @@ fn totp_accept(
         .or(totp_credentials::last_used_step
             .assume_not_null()
             .lt(step_db));
+    // Compared as stored (sealed): the step counts only if the secret checked is still
+    // the account's, not one replaced by a concurrent re-enrolment.
     let target = totp_credentials::table.find(user_id).filter(later);
     let recorded = if pending {
-        diesel::update(target.filter(totp_credentials::pending_secret.eq(&secret)))
+        diesel::update(target.filter(totp_credentials::pending_secret.eq(&stored)))
             .set(totp_credentials::last_used_step.eq(step_db))
             .execute(conn)?
     } else {
-        diesel::update(target.filter(totp_credentials::secret.eq(&secret)))
+        diesel::update(target.filter(totp_credentials::secret.eq(&stored)))
             .set(totp_credentials::last_used_step.eq(step_db))
             .execute(conn)?
     };
