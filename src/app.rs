@@ -24,7 +24,9 @@ pub struct AppState {
     pub pool: DbPool,
     pub config: Arc<Config>,
     pub clock: SharedClock,
+    /// Sends the mail outbox; handlers enqueue mail in their transaction and wake it.
     pub mailer: Mailer,
+    pub outbox: crate::outbox::Outbox,
     pub jwt: JwtKeys,
     /// Verified against when a login names no account, to keep timing uniform.
     pub dummy_hash: String,
@@ -60,6 +62,7 @@ impl AppState {
             config: Arc::new(config),
             clock,
             mailer,
+            outbox: crate::outbox::Outbox::default(),
             jwt: JwtKeys::from_secret(&secret),
             blobs,
         })
@@ -243,6 +246,9 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(h::me_device_revoke)
         .service(h::me_password)
         .service(h::me_email)
+        .service(h::me_step_up_email_code)
+        .service(h::undo_change)
+        .service(crate::outbox::list_mail_outbox)
         .service(a::create_organisation)
         .service(a::list_organisations)
         .service(a::get_organisation)
@@ -365,6 +371,7 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
     let blocking = (config.db_pool_size as usize).div_ceil(workers).max(1) + 1;
     spawn_housekeeping(state.clone());
     crate::integrations::spawn_worker(state.clone());
+    crate::outbox::spawn_worker(state.clone());
     let server = HttpServer::new(move || {
         // The spec route comes before the `/api/v1` scope, which would otherwise answer 404.
         let (app, _) = App::new()

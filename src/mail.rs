@@ -1,5 +1,6 @@
 //! Outgoing mail through lettre: `.eml` files in an outbox directory by default, SMTP by
-//! configuration. Sending is blocking; callers run it on the blocking pool.
+//! configuration. Sending is blocking; the outbox worker (`crate::outbox`) runs it on
+//! the blocking pool. Requests never send: they queue mail in the outbox.
 
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
@@ -95,8 +96,8 @@ impl Mailer {
         }
     }
 
-    /// Sends after the database work has committed; a failed send is logged, not fatal,
-    /// because the record it announces exists and the user can ask for the mail again.
+    /// Sends at once, off the executor: only the fallback when mail cannot be queued in
+    /// the outbox (`notifications::send_later`); a failed send is logged.
     pub async fn send_all(&self, mails: Vec<Mail>) {
         if mails.is_empty() {
             return;

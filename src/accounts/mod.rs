@@ -224,7 +224,7 @@ pub async fn create_invitation(
         )
     })
     .await?;
-    state.mailer.send_all(vec![mail]).await;
+    crate::notifications::send_later(&state, vec![mail]).await;
     Ok(HttpResponse::Created().json(invitation))
 }
 

@@ -1053,7 +1053,7 @@ pub async fn import_users(
         imports::import_users(c, &cfg, now, &me, rows, first)
     })
     .await?;
-    state.mailer.send_all(mails).await;
+    crate::notifications::send_later(&state, mails).await;
     Ok(HttpResponse::Created().json(UserImportResult { items }))
 }
 
