@@ -303,12 +303,7 @@ pub async fn list_mail_outbox(
     let statuses: Vec<String> = match query.status.as_deref() {
         None => vec!["pending".into(), "failed".into()],
         Some(s @ ("pending" | "failed")) => vec![s.to_string()],
-        Some(_) => {
-            return Err(AppError::validation(
-                "status",
-                "must be pending or failed",
-            ))
-        }
+        Some(_) => return Err(AppError::validation("status", "must be pending or failed")),
     };
     let page = crate::http::PageParams {
         limit: query.limit,
@@ -355,23 +350,25 @@ pub async fn list_mail_outbox(
     .await?;
     let items: Vec<(OutboxEntry, String)> = rows
         .into_iter()
-        .map(|(id, to, subject, status, attempts, last_error, next, created)| {
-            let key = format!("{}|{id}", created.format("%Y-%m-%dT%H:%M:%S%.f"));
-            let pending = status == "pending";
-            (
-                OutboxEntry {
-                    id,
-                    recipient: crate::auth::service::mask_email(&to),
-                    subject,
-                    status,
-                    attempts,
-                    last_error,
-                    next_attempt_at: pending.then(|| from_db(next)),
-                    created_at: from_db(created),
-                },
-                key,
-            )
-        })
+        .map(
+            |(id, to, subject, status, attempts, last_error, next, created)| {
+                let key = format!("{}|{id}", created.format("%Y-%m-%dT%H:%M:%S%.f"));
+                let pending = status == "pending";
+                (
+                    OutboxEntry {
+                        id,
+                        recipient: crate::auth::service::mask_email(&to),
+                        subject,
+                        status,
+                        attempts,
+                        last_error,
+                        next_attempt_at: pending.then(|| from_db(next)),
+                        created_at: from_db(created),
+                    },
+                    key,
+                )
+            },
+        )
         .collect();
     let more = items.len() as i64 > limit;
     let mut items = items;

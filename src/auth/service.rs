@@ -652,7 +652,8 @@ pub fn create_session(
             sessions::last_used_at.eq(to_db(now)),
             sessions::expires_at.eq(to_db(now + dur(cfg.refresh_token_ttl))),
             // A remembered device proves no second factor now: a step-up asks for one.
-            sessions::second_factor_at.eq((second_factor != "remembered_device").then(|| to_db(now))),
+            sessions::second_factor_at
+                .eq((second_factor != "remembered_device").then(|| to_db(now))),
         ))
         .execute(conn)?;
     let refresh_token = new_refresh_token(conn, now, &session_id)?;

@@ -20,7 +20,9 @@ use crate::config::Config;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::mail::Mail;
-use crate::schema::{mail_tokens, recovery_codes, sessions, totp_credentials, users};
+use crate::schema::{
+    account_tokens, mail_tokens, recovery_codes, sessions, totp_credentials, users,
+};
 
 /// A second factor given this long ago in this session still counts for a step-up.
 pub const FRESH_FACTOR_SECONDS: i64 = 300;
@@ -137,7 +139,11 @@ fn required(password: bool, factor: bool, methods: &[String]) -> AppError {
 /// First half of a step-up, before the change's transaction: the answer is complete,
 /// and the password is right (argon2 runs outside any transaction). A wrong password
 /// counts against the account's login limit, as at login.
-pub async fn check_password(state: &AppState, me: &Principal, answer: &StepUp) -> Result<(), AppError> {
+pub async fn check_password(
+    state: &AppState,
+    me: &Principal,
+    answer: &StepUp,
+) -> Result<(), AppError> {
     me.require_person()?;
     let factor = answer.factor()?;
     let (cfg, now) = (state.config.clone(), state.clock.now());
@@ -168,7 +174,10 @@ pub async fn check_password(state: &AppState, me: &Principal, answer: &StepUp) -
     if !ok {
         let cfg = state.config.clone();
         let email = st.user.email;
-        db::write(&state.pool, move |c| service::login_failed(c, &cfg, now, &email)).await?;
+        db::write(&state.pool, move |c| {
+            service::login_failed(c, &cfg, now, &email)
+        })
+        .await?;
         return Err(AppError::InvalidCredentials);
     }
     Ok(())
@@ -227,14 +236,14 @@ fn take_step_up_code(
     code: &str,
 ) -> Result<bool, AppError> {
     let n = diesel::update(
-        mail_tokens::table
-            .filter(mail_tokens::token_hash.eq(step_up_code_hash(user_id, code)))
-            .filter(mail_tokens::purpose.eq(STEP_UP_CODE))
-            .filter(mail_tokens::user_id.eq(user_id))
-            .filter(mail_tokens::used_at.is_null())
-            .filter(mail_tokens::expires_at.gt(to_db(now))),
+        account_tokens::table
+            .filter(account_tokens::token_hash.eq(step_up_code_hash(user_id, code)))
+            .filter(account_tokens::purpose.eq(STEP_UP_CODE))
+            .filter(account_tokens::user_id.eq(user_id))
+            .filter(account_tokens::used_at.is_null())
+            .filter(account_tokens::expires_at.gt(to_db(now))),
     )
-    .set(mail_tokens::used_at.eq(to_db(now)))
+    .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
     Ok(n == 1)
 }
@@ -264,7 +273,7 @@ pub fn send_step_up_code(
     let mut code = crypto::six_digit_code();
     // Two open codes of one account must differ (the hash is the key).
     for _ in 0..5 {
-        let taken: i64 = mail_tokens::table
+        let taken: i64 = account_tokens::table
             .find(step_up_code_hash(&user.id, &code))
             .count()
             .get_result(conn)?;
@@ -274,13 +283,13 @@ pub fn send_step_up_code(
         code = crypto::six_digit_code();
     }
     let expires_at = now + dur(cfg.email_code_ttl);
-    diesel::insert_into(mail_tokens::table)
+    diesel::insert_into(account_tokens::table)
         .values((
-            mail_tokens::token_hash.eq(step_up_code_hash(&user.id, &code)),
-            mail_tokens::purpose.eq(STEP_UP_CODE),
-            mail_tokens::user_id.eq(&user.id),
-            mail_tokens::created_at.eq(to_db(now)),
-            mail_tokens::expires_at.eq(to_db(expires_at)),
+            account_tokens::token_hash.eq(step_up_code_hash(&user.id, &code)),
+            account_tokens::purpose.eq(STEP_UP_CODE),
+            account_tokens::user_id.eq(&user.id),
+            account_tokens::created_at.eq(to_db(now)),
+            account_tokens::expires_at.eq(to_db(expires_at)),
         ))
         .execute(conn)?;
     let minutes = cfg.email_code_ttl.as_secs() / 60;
@@ -308,7 +317,10 @@ pub fn send_step_up_code(
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
     /// An e-mail change was asked for: the notice goes to the old address.
-    Email { old: &'a str, new: &'a str },
+    Email {
+        old: &'a str,
+        new: &'a str,
+    },
     Password,
     /// A new authenticator, or new recovery codes.
     SecondFactor,
@@ -349,14 +361,14 @@ pub fn notify_change(
         ),
     };
     let token = random_token();
-    diesel::insert_into(mail_tokens::table)
+    diesel::insert_into(account_tokens::table)
         .values((
-            mail_tokens::token_hash.eq(sha256_hex(&token)),
-            mail_tokens::purpose.eq(purpose),
-            mail_tokens::user_id.eq(user_id),
-            mail_tokens::old_email.eq(&old_email),
-            mail_tokens::created_at.eq(to_db(now)),
-            mail_tokens::expires_at.eq(to_db(now + dur(UNDO_TTL))),
+            account_tokens::token_hash.eq(sha256_hex(&token)),
+            account_tokens::purpose.eq(purpose),
+            account_tokens::user_id.eq(user_id),
+            account_tokens::old_email.eq(&old_email),
+            account_tokens::created_at.eq(to_db(now)),
+            account_tokens::expires_at.eq(to_db(now + dur(UNDO_TTL))),
         ))
         .execute(conn)?;
     let link = format!(
@@ -391,21 +403,21 @@ pub fn undo_change(
 ) -> Result<(), AppError> {
     let hash = sha256_hex(token.trim());
     let taken = diesel::update(
-        mail_tokens::table
+        account_tokens::table
             .find(&hash)
-            .filter(mail_tokens::purpose.eq_any(UNDO_PURPOSES))
-            .filter(mail_tokens::used_at.is_null())
-            .filter(mail_tokens::expires_at.gt(to_db(now))),
+            .filter(account_tokens::purpose.eq_any(UNDO_PURPOSES))
+            .filter(account_tokens::used_at.is_null())
+            .filter(account_tokens::expires_at.gt(to_db(now))),
     )
-    .set(mail_tokens::used_at.eq(to_db(now)))
+    .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
-    let found: Option<(String, String, Option<String>)> = mail_tokens::table
+    let found: Option<(String, String, Option<String>)> = account_tokens::table
         .find(&hash)
-        .filter(mail_tokens::purpose.eq_any(UNDO_PURPOSES))
+        .filter(account_tokens::purpose.eq_any(UNDO_PURPOSES))
         .select((
-            mail_tokens::user_id,
-            mail_tokens::purpose,
-            mail_tokens::old_email,
+            account_tokens::user_id,
+            account_tokens::purpose,
+            account_tokens::old_email,
         ))
         .first(conn)
         .optional()?;
@@ -455,6 +467,13 @@ pub fn undo_change(
             .filter(mail_tokens::used_at.is_null()),
     )
     .set(mail_tokens::used_at.eq(to_db(now)))
+    .execute(conn)?;
+    diesel::update(
+        account_tokens::table
+            .filter(account_tokens::user_id.eq(&user_id))
+            .filter(account_tokens::used_at.is_null()),
+    )
+    .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
     service::revoke_all_sessions(conn, now, &user_id, "change_undone")?;
     let to: String = users::table

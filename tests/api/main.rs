@@ -19,4 +19,5 @@ mod openapi;
 mod placement_walk;
 mod portfolio;
 mod portfolio_access;
+mod security_stepup;
 mod talks;

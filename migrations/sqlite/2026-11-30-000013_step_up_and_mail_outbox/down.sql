@@ -1,4 +1,5 @@
 DROP INDEX mail_outbox_due;
 DROP TABLE mail_outbox;
-ALTER TABLE mail_tokens DROP COLUMN old_email;
+DROP INDEX account_tokens_user;
+DROP TABLE account_tokens;
 ALTER TABLE sessions DROP COLUMN second_factor_at;
