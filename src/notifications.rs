@@ -76,6 +76,26 @@ where
     Ok(value)
 }
 
+/// `write_and_deliver` for writes whose failure is committed too (the inner error: a
+/// wrong code that must count against a limit); mail is queued only on success.
+pub async fn write_and_deliver_checked<T, F>(state: &AppState, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<Result<(T, Vec<Mail>), AppError>, AppError> + Send + 'static,
+{
+    let now = state.clock.now();
+    let value = db::write(&state.pool, move |c| match f(c)? {
+        Ok((value, mails)) => {
+            queue(c, now, mails)?;
+            Ok(Ok(value))
+        }
+        Err(e) => Ok(Err(e)),
+    })
+    .await??;
+    state.outbox.wake();
+    Ok(value)
+}
+
 /// Delivers notifications of a change that has already committed, according to each
 /// recipient's choice, through the outbox. Prefer `write_and_deliver`, which commits
 /// them with the change.

@@ -490,11 +490,10 @@ pub async fn create_assessment(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::create(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
 }
 
@@ -660,11 +659,10 @@ pub async fn request_signature(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::request(c, &cfg, now, &me, &client, &id, &body.assessor_id)
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -700,7 +698,7 @@ pub async fn sign_assessment(
     let client = client_info(&req, &state.config);
     let expected = if_match(&req);
     let content = body.map(|b| b.into_inner()).unwrap_or_default();
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::sign(
             c,
             &cfg,
@@ -713,7 +711,6 @@ pub async fn sign_assessment(
         )
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -746,11 +743,10 @@ pub async fn decline_assessment(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::decline(c, &cfg, now, &me, &client, &id, &body.reason)
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -884,7 +880,7 @@ async fn talk_patch(
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
     let expected = if_match(&req);
-    let (t, mails) = db::write(&state.pool, move |c| {
+    let t = crate::notifications::write_and_deliver(&state, move |c| {
         talks::update(
             c,
             &cfg,
@@ -898,7 +894,6 @@ async fn talk_patch(
         )
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, t.etag(), &t))
 }
 
@@ -946,11 +941,10 @@ pub async fn create_supervision_session(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (t, mails) = db::write(&state.pool, move |c| {
+    let t = crate::notifications::write_and_deliver(&state, move |c| {
         talks::create_session(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 
@@ -1087,11 +1081,10 @@ pub async fn create_handover_talk(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (t, mails) = db::write(&state.pool, move |c| {
+    let t = crate::notifications::write_and_deliver(&state, move |c| {
         talks::create_handover(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 
@@ -1345,11 +1338,10 @@ pub async fn sign_summary(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (s, mails) = db::write(&state.pool, move |c| {
+    let s = crate::notifications::write_and_deliver(&state, move |c| {
         summaries::sign(c, &cfg, now, &me, &client, &id)
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 
@@ -1472,11 +1464,10 @@ pub async fn sign_by_link(
     let token = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::sign_by_link(c, &cfg, now, &client, &token, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(HttpResponse::Ok().json(a))
 }
 
@@ -1501,11 +1492,10 @@ pub async fn decline_by_link(
     let token = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::decline_by_link(c, &cfg, now, &client, &token, &body.reason)
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(HttpResponse::Ok().json(a))
 }
 
@@ -1578,7 +1568,7 @@ pub async fn co_sign(
     let client = client_info(&req, &state.config);
     let email = body.email;
     let content = body.content;
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver_checked(&state, move |c| {
         assessments::co_sign_finish(
             c,
             &cfg,
@@ -1591,8 +1581,7 @@ pub async fn co_sign(
             content,
         )
     })
-    .await??;
-    crate::notifications::deliver(&state, mails).await;
+    .await?;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -1625,11 +1614,10 @@ pub async fn create_final_check_in(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (t, mails) = db::write(&state.pool, move |c| {
+    let t = crate::notifications::write_and_deliver(&state, move |c| {
         talks::create_final_check_in(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 
