@@ -579,6 +579,12 @@ where
     Ok(value)
 }
 
+/// A request without a (readable) body is a request without step-up, and is answered
+/// as such: the `step-up-required` problem tells the client what to send.
+fn step_up_answer(body: Option<web::Json<StepUp>>) -> StepUp {
+    body.map(|b| b.into_inner()).unwrap_or_default()
+}
+
 /// Start (or restart) TOTP enrolment
 ///
 /// A new secret; the current authenticator keeps working until the new one is confirmed.
@@ -597,10 +603,10 @@ where
 pub async fn me_totp_setup(
     state: web::Data<AppState>,
     me: Principal,
-    body: web::Json<StepUp>,
+    body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let setup = guarded(&state, me, body.into_inner(), move |c, me| {
+    let setup = guarded(&state, me, step_up_answer(body), move |c, me| {
         service::totp_setup(c, now, &me.user_id)
     })
     .await?;
@@ -679,10 +685,10 @@ pub struct RecoveryCodes {
 pub async fn me_recovery_codes(
     state: web::Data<AppState>,
     me: Principal,
-    body: web::Json<StepUp>,
+    body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let codes = guarded(&state, me, body.into_inner(), move |c, me| {
+    let codes = guarded(&state, me, step_up_answer(body), move |c, me| {
         let codes = service::replace_recovery_codes(c, now, &me.user_id)?;
         step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::SecondFactor)?;
         Ok(codes)
@@ -807,11 +813,9 @@ pub async fn me_device_revoke(
     path: web::Path<String>,
     body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
-    // A DELETE without a body is a request without step-up: answered as such.
-    let answer = body.map(|b| b.into_inner()).unwrap_or_default();
     let now = to_db(state.clock.now());
     let id = path.into_inner();
-    let n = guarded(&state, me, answer, move |c, me| {
+    let n = guarded(&state, me, step_up_answer(body), move |c, me| {
         Ok(diesel::update(
             remembered_devices::table
                 .filter(remembered_devices::id.eq(&id))

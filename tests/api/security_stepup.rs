@@ -147,6 +147,11 @@ fn a_stolen_access_token_cannot_re_enrol_totp_without_step_up() {
 fn a_stolen_access_token_cannot_replace_the_recovery_codes_without_step_up() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
+    // A request without a body is answered with what to send.
+    expect_step_up(
+        app.send("POST", "/me/recovery-codes", Some(&admin.access), None, &[]),
+        &["password"],
+    );
     let call = |extra: Value| app.post("/me/recovery-codes", Some(&admin.access), extra);
     assert_refused_without_step_up(&app, &admin, &call);
     let before = app.smtp.count_to(&admin.email);
