@@ -96,8 +96,9 @@ impl Mailer {
         }
     }
 
-    /// Sends at once, off the executor: only the fallback when mail cannot be queued in
-    /// the outbox (`notifications::send_later`); a failed send is logged.
+    /// Sends at once, off the executor: only the fallback when notifications of a change
+    /// that has committed cannot be queued (`notifications::deliver`); a failed send is
+    /// logged.
     pub async fn send_all(&self, mails: Vec<Mail>) {
         if mails.is_empty() {
             return;

@@ -2,7 +2,7 @@
 //! who prefer that (supervisors who would rather not get a mail per signature).
 //! "At once" means through the durable outbox (`crate::outbox`), never SMTP inside a
 //! request. Sign-in codes and links never wait for a digest: they go to the outbox
-//! directly (`outbox::enqueue` in the transaction, or `send_later`).
+//! directly (`outbox::enqueue` in the transaction, or `write_and_send`).
 
 use chrono::{DateTime, Timelike, Utc};
 use diesel::prelude::*;
@@ -115,21 +115,23 @@ pub async fn deliver(state: &AppState, mails: Vec<Mail>) {
     }
 }
 
-/// Sends sign-in mail (links, codes) of a change that has already committed through the
-/// outbox, without digests. Prefer `outbox::enqueue` inside the change's transaction.
-pub async fn send_later(state: &AppState, mails: Vec<Mail>) {
-    if mails.is_empty() {
-        return;
-    }
+/// Runs a write that returns sign-in mail (invitations, links) and queues it in the
+/// outbox in the same transaction, never held for a digest; wakes the worker after the
+/// commit.
+pub async fn write_and_send<T, F>(state: &AppState, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
+{
     let now = state.clock.now();
-    let copy = mails.clone();
-    match db::write(&state.pool, move |c| crate::outbox::enqueue(c, now, &copy)).await {
-        Ok(()) => state.outbox.wake(),
-        Err(e) => {
-            tracing::error!(error = %e, "could not queue mail; sending now");
-            state.mailer.send_all(mails).await;
-        }
-    }
+    let value = db::write(&state.pool, move |c| {
+        let (value, mails) = f(c)?;
+        crate::outbox::enqueue(c, now, &mails)?;
+        Ok(value)
+    })
+    .await?;
+    state.outbox.wake();
+    Ok(value)
 }
 
 /// Sends one digest per user whose notifications are waiting and who has not had one

@@ -157,26 +157,27 @@ pub fn record(
         .filter(mail_outbox::lease.eq(&claimed.lease));
     let attempts = claimed.attempts + 1;
     match result {
-        Ok(()) => diesel::update(mine)
-            .set((
-                mail_outbox::status.eq("sent"),
-                mail_outbox::attempts.eq(attempts),
-                mail_outbox::sent_at.eq(Some(to_db(now))),
-                mail_outbox::updated_at.eq(to_db(now)),
-                mail_outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
-                mail_outbox::lease.eq(None::<String>),
-                mail_outbox::last_error.eq(None::<String>),
-            ))
-            .execute(conn)?,
-        Err(e) => {
-            let status = if attempts >= MAX_ATTEMPTS {
-                "failed"
-            } else {
-                "pending"
-            };
+        // Sent mail keeps no body: it held sign-in links, which should not live on in
+        // the database and its backups.
+        Ok(()) => {
             diesel::update(mine)
                 .set((
-                    mail_outbox::status.eq(status),
+                    mail_outbox::status.eq("sent"),
+                    mail_outbox::body.eq(""),
+                    mail_outbox::attempts.eq(attempts),
+                    mail_outbox::sent_at.eq(Some(to_db(now))),
+                    mail_outbox::updated_at.eq(to_db(now)),
+                    mail_outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
+                    mail_outbox::lease.eq(None::<String>),
+                    mail_outbox::last_error.eq(None::<String>),
+                ))
+                .execute(conn)?;
+        }
+        Err(e) => {
+            let gave_up = attempts >= MAX_ATTEMPTS;
+            let updated = diesel::update(mine)
+                .set((
+                    mail_outbox::status.eq(if gave_up { "failed" } else { "pending" }),
                     mail_outbox::attempts.eq(attempts),
                     mail_outbox::next_attempt_at.eq(to_db(now + backoff(attempts))),
                     mail_outbox::updated_at.eq(to_db(now)),
@@ -184,9 +185,15 @@ pub fn record(
                     mail_outbox::lease.eq(None::<String>),
                     mail_outbox::last_error.eq(Some(e.chars().take(500).collect::<String>())),
                 ))
-                .execute(conn)?
+                .execute(conn)?;
+            if gave_up && updated == 1 {
+                // Given up: the links in it have expired by now; keep no copy of them.
+                diesel::update(mail_outbox::table.find(&claimed.id))
+                    .set(mail_outbox::body.eq(""))
+                    .execute(conn)?;
+            }
         }
-    };
+    }
     Ok(())
 }
 
