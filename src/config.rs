@@ -96,6 +96,12 @@ pub struct Config {
     pub webhook_poll: Duration,
     /// Time limit of one webhook delivery (connect plus response).
     pub webhook_timeout: Duration,
+    /// Whether webhook URLs may be plain `http://`; only `https://` by default, so that
+    /// event bodies and signatures do not cross networks in clear.
+    pub webhook_allow_http: bool,
+    /// Networks webhooks may reach although they are not public (loopback, private, ...):
+    /// an operator's deliberate exception for an on-premises LMS. Empty by default.
+    pub webhook_allowed_networks: Vec<ipnet::IpNet>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -110,6 +116,23 @@ fn parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T, AppError> {
             .parse()
             .map_err(|_| AppError::Config(format!("{name}: cannot parse {v:?}"))),
     }
+}
+
+/// A comma-separated list of CIDRs; a bare address stands for itself alone.
+fn networks(name: &str) -> Result<Vec<ipnet::IpNet>, AppError> {
+    let Some(v) = var(name) else {
+        return Ok(Vec::new());
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| AppError::Config(format!("{name}: {s:?} is not a CIDR (10.1.0.0/16)")))
+        })
+        .collect()
 }
 
 fn secs(name: &str, default: u64) -> Result<Duration, AppError> {
@@ -181,6 +204,8 @@ impl Config {
             api_client_token_ttl: Duration::from_secs(3600),
             webhook_poll: Duration::from_millis(1000),
             webhook_timeout: Duration::from_secs(10),
+            webhook_allow_http: false,
+            webhook_allowed_networks: Vec::new(),
             data_dir,
         }
     }
@@ -291,6 +316,8 @@ impl Config {
                 d.webhook_poll.as_millis() as u64,
             )?),
             webhook_timeout: secs("WEBHOOK_TIMEOUT_SECONDS", d.webhook_timeout.as_secs())?,
+            webhook_allow_http: parse("WEBHOOK_ALLOW_HTTP", d.webhook_allow_http)?,
+            webhook_allowed_networks: networks("WEBHOOK_ALLOWED_NETWORKS")?,
             data_dir,
         })
     }

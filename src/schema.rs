@@ -290,6 +290,25 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
+        vetted_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    external_assessors (id) {
+        id -> Text,
+        organisation_id -> Text,
+        email -> Text,
+        name -> Text,
+        workplace -> Text,
+        status -> Text,
+        requested_by -> Text,
+        enrolment_id -> Text,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -379,6 +398,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     attachments,
     assessments,
     signing_links,
+    external_assessors,
     talks,
     talk_participants,
     notification_queue,
@@ -629,7 +649,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    xapi_statements (id) {
+    xapi_statements (organisation_id, id) {
         id -> Text,
         client_id -> Text,
         organisation_id -> Text,

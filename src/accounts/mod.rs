@@ -326,7 +326,7 @@ pub async fn preview_invitation(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvitation {
-    /// For a new account: the password to set (at least 10 characters). For an existing
+    /// For a new account: the password to set (at least 12 characters). For an existing
     /// account: its current password.
     pub password: String,
     pub display_name: Option<String>,
@@ -356,22 +356,29 @@ pub struct AcceptedResponse {
         (status = 200, description = "Accepted", body = AcceptedResponse),
         (status = 401, description = "Wrong password of the existing account", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Link unknown, used or expired, or password too weak", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this account or from this address (as for login)", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]
 #[post("/auth/invitations/{token}/accept")]
 pub async fn accept_invitation(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<AcceptInvitation>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
     let body = body.into_inner();
     let now = state.clock.now();
+    let client = crate::http::client_info(&req, &state.config);
     let pending = {
-        let token = token.clone();
-        db::run(&state.pool, move |c| {
-            service::pending_invitation(c, now, &token)
+        let (token, cfg) = (token.clone(), state.config.clone());
+        // Accepting for an existing account checks its password: the attempt is counted
+        // per address and per account before the check, exactly like a login.
+        db::write(&state.pool, move |c| {
+            let pending = service::pending_invitation(c, now, &token)?;
+            service::count_accept_attempt(c, &cfg, now, &pending, &client)?;
+            Ok(pending)
         })
         .await?
     };

@@ -736,6 +736,34 @@ pub fn pending_invitation(
     })
 }
 
+/// Counts an acceptance for an existing account (whose password the request must give)
+/// against the login limits, per client address and per account, before the password
+/// is checked. A new account sets its password and checks none: nothing to count.
+pub fn count_accept_attempt(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    pending: &PendingInvitation,
+    client: &auth::ClientInfo,
+) -> Result<(), AppError> {
+    if pending.existing_hash.is_none() {
+        return Ok(());
+    }
+    crate::auth::ratelimit::hit(
+        conn,
+        &auth::login_address_key(&client.address),
+        cfg.rate_limits.login_per_address,
+        now,
+    )?;
+    crate::auth::ratelimit::hit(
+        conn,
+        &auth::login_account_key(&pending.preview.email),
+        cfg.rate_limits.login_per_account,
+        now,
+    )
+    .map(|_| ())
+}
+
 pub enum Accepted {
     /// A new account: it must enrol a second factor before it can do anything.
     NewAccount {
@@ -758,6 +786,21 @@ pub fn accept_invitation(
 ) -> Result<Accepted, AppError> {
     let pending = pending_invitation(conn, now, token)?;
     let p = &pending.preview;
+    // Take the invitation in one conditional statement before anything else: of the same
+    // invitation accepted twice at once, the second waits on the row (PostgreSQL) and
+    // then finds it accepted, so there is one account and one role.
+    let taken = diesel::update(
+        invitations::table
+            .find(&pending.id)
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null())
+            .filter(invitations::expires_at.gt(to_db(now))),
+    )
+    .set(invitations::accepted_at.eq(to_db(now)))
+    .execute(conn)?;
+    if taken != 1 {
+        return Err(AppError::InvalidToken);
+    }
     let (user_id, new_account) = match &pending.existing_user {
         // An account placeholder from a bulk import (no password yet): this sets it up.
         Some(id) if pending.existing_hash.is_none() => {
@@ -826,13 +869,13 @@ pub fn accept_invitation(
     }
     crate::auth::principal::auth_changed();
     diesel::update(invitations::table.find(&pending.id))
-        .set((
-            invitations::accepted_at.eq(to_db(now)),
-            invitations::user_id.eq(&user_id),
-        ))
+        .set(invitations::user_id.eq(&user_id))
         .execute(conn)?;
+    // The counted attempt stays counted, as after a right password at login: clearing
+    // the account's counter would let guesses sent alongside this one through.
     if new_account {
-        let (mfa_token, expires_at) = auth::create_challenge(conn, cfg, now, &user_id, "enrol")?;
+        let (mfa_token, expires_at) =
+            auth::create_challenge(conn, cfg, now, &user_id, auth::ChallengePurpose::Enrol)?;
         Ok(Accepted::NewAccount {
             mfa_token,
             expires_at,

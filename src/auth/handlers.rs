@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::auth::crypto;
 use crate::auth::principal::Principal;
-use crate::auth::service::{self, IssuedSession, LoginOutcome, MfaMethod, SecondFactor, Verified};
+use crate::auth::service::{
+    self, ChallengePurpose, IssuedSession, LoginOutcome, MfaMethod, SecondFactor, Verified,
+};
 use crate::auth::step_up::{self, StepUp};
 use crate::clock::{from_db, to_db};
 use crate::db;
@@ -94,6 +96,7 @@ fn verified(state: &AppState, v: Verified) -> Result<HttpResponse, AppError> {
     responses(
         (status = 200, description = "Next step of signing in", body = AuthResponse),
         (status = 401, description = "Wrong e-mail or password", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]
@@ -108,14 +111,16 @@ pub async fn login(
     let client = client_info(&req, &state.config);
     let now = state.clock.now();
     let cfg = state.config.clone();
-    let user = {
+    // The attempt is counted before the password is checked: N parallel guesses get at
+    // most the limit's worth of checks, the rest 429.
+    let attempt = {
         let (email, client) = (email.clone(), client.clone());
         db::write(&state.pool, move |c| {
             service::login_start(c, &cfg, now, &email, &client)
         })
         .await?
     };
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let stored = attempt.user.as_ref().and_then(|u| u.password_hash.clone());
     let dummy = state.dummy_hash.clone();
     let password = body.password;
     let password_ok = web::block(move || {
@@ -124,21 +129,16 @@ pub async fn login(
         crypto::verify_password(&password, &hash)
     })
     .await?;
-    let user = match user {
+    let user = match attempt.user {
         Some(u) if password_ok && u.status == "active" => u,
-        _ => {
-            let cfg = state.config.clone();
-            db::write(&state.pool, move |c| {
-                service::login_failed(c, &cfg, now, &email)
-            })
-            .await?;
-            return Err(AppError::InvalidCredentials);
-        }
+        // Already counted in `login_start`.
+        _ => return Err(AppError::InvalidCredentials),
     };
     let cfg = state.config.clone();
     let device = body.device_token;
+    let counted = attempt.counted;
     let outcome = db::write(&state.pool, move |c| {
-        service::login_succeeded(c, &cfg, now, &user, device.as_deref(), &client)
+        service::login_succeeded(c, &cfg, now, &user, &counted, device.as_deref(), &client)
     })
     .await?;
     let body = match outcome {
@@ -194,6 +194,8 @@ fn remember(remember_device: bool, device_name: Option<String>) -> service::Reme
     responses(
         (status = 200, description = "Signed in", body = AuthResponse),
         (status = 401, description = "Wrong code, or the sign-in step expired", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The sign-in step cannot be answered this way (an authenticator or recovery code for an enrolment step)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]
@@ -243,6 +245,7 @@ pub struct EmailCodeSent {
         (status = 202, description = "Code sent", body = EmailCodeSent),
         (status = 401, description = "The sign-in step expired", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "E-mailed codes are not enabled for this account", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]
@@ -290,13 +293,15 @@ impl From<service::TotpSetup> for TotpSetupResponse {
 
 /// Start TOTP enrolment while signing in
 ///
-/// For a sign-in step with status `mfa_enrolment_required`.
+/// For a sign-in step with status `mfa_enrolment_required` only: the step of a login
+/// to an account that has a second factor (`mfa_required`) cannot set up a new one.
 #[utoipa::path(
     tag = "auth",
     request_body = MfaTokenRequest,
     responses(
         (status = 200, description = "Secret, URI and QR code", body = TotpSetupResponse),
         (status = 401, description = "The sign-in step expired", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an enrolment step (a login step verifies the existing second factor), or the account already has a second factor", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]
@@ -307,7 +312,7 @@ pub async fn mfa_totp_setup(
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
     let setup = db::write(&state.pool, move |c| {
-        let challenge = service::open_challenge(c, now, &body.mfa_token)?;
+        let challenge = service::open_challenge(c, now, &body.mfa_token, ChallengePurpose::Enrol)?;
         service::totp_setup(c, now, &challenge.user_id)
     })
     .await?;
@@ -334,6 +339,8 @@ pub struct TotpConfirmWhileSigningIn {
     responses(
         (status = 200, description = "Enrolled and signed in", body = AuthResponse),
         (status = 401, description = "Wrong code, or the sign-in step expired", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an enrolment step (a login step verifies the existing second factor), or the account already has a second factor", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]
@@ -425,7 +432,10 @@ pub struct PasswordResetRequest {
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordResetRequest,
-    responses((status = 202, description = "If the address has an account, a link is on its way")),
+    responses(
+        (status = 202, description = "If the address has an account, a link is on its way"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(())
 )]
 #[post("/auth/password-reset")]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::auth::crypto::{self, normalize_code, random_token, sha256_hex};
 use crate::auth::ratelimit;
-use crate::clock::{dur, from_db, to_db};
+use crate::clock::{dur, to_db};
 use crate::config::Config;
 use crate::db::DbConn;
 use crate::error::AppError;
@@ -23,7 +23,8 @@ use crate::schema::{
 };
 
 pub const RECOVERY_CODE_COUNT: usize = 10;
-/// Wrong second-factor attempts one login challenge tolerates before it must start over.
+/// Answers one challenge takes before it must start over (counted before each answer is
+/// checked; a right one uses the challenge up).
 pub const CHALLENGE_MAX_ATTEMPTS: i32 = 5;
 const TOTP_ISSUER: &str = "eportfolio";
 
@@ -53,9 +54,11 @@ pub fn valid_email(email: &str) -> bool {
         && email.parse::<lettre::Address>().is_ok()
 }
 
-pub const MIN_PASSWORD_CHARS: usize = 10;
+/// ASVS 2.1.1: at least 12 characters.
+pub const MIN_PASSWORD_CHARS: usize = 12;
 
-/// Length over composition rules (NIST SP 800-63B): at least 10 characters, at most 256.
+/// Length over composition rules (NIST SP 800-63B, ASVS 2.1.1): at least
+/// [`MIN_PASSWORD_CHARS`] characters, at most 256.
 pub fn check_password(field: &str, password: &str) -> Result<(), AppError> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_CHARS {
@@ -121,42 +124,40 @@ pub fn login_account_key(email: &str) -> String {
     format!("login:acct:{email}")
 }
 
-/// Step 1 of a login: count the attempt and fetch what the password is checked against.
-/// Unknown addresses are counted too, so limits never reveal which accounts exist.
+/// Step 1 of a login, before the password is checked: count the attempt against the
+/// address and the account (429 once either is used up), and fetch what the password is
+/// checked against. Unknown addresses are counted too, so limits never reveal which
+/// accounts exist. A wrong password needs no second step: it was counted here already.
 pub fn login_start(
     conn: &mut DbConn,
     cfg: &Config,
     now: DateTime<Utc>,
     email: &str,
     client: &ClientInfo,
-) -> Result<Option<Credentials>, AppError> {
+) -> Result<LoginAttempt, AppError> {
     ratelimit::hit(
         conn,
         &login_address_key(&client.address),
         cfg.rate_limits.login_per_address,
         now,
     )?;
-    ratelimit::check(
+    let counted = ratelimit::hit(
         conn,
         &login_account_key(email),
         cfg.rate_limits.login_per_account,
         now,
     )?;
-    credentials_by_email(conn, email)
+    Ok(LoginAttempt {
+        user: credentials_by_email(conn, email)?,
+        counted,
+    })
 }
 
-pub fn login_failed(
-    conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    email: &str,
-) -> Result<(), AppError> {
-    ratelimit::fail(
-        conn,
-        &login_account_key(email),
-        cfg.rate_limits.login_per_account,
-        now,
-    )
+/// A counted login attempt: the account, if any, and the count to take back if the
+/// password turns out right.
+pub struct LoginAttempt {
+    pub user: Option<Credentials>,
+    pub counted: ratelimit::Counted,
 }
 
 /// Which second factors a user can answer a login challenge with.
@@ -221,13 +222,15 @@ pub fn login_succeeded(
     cfg: &Config,
     now: DateTime<Utc>,
     user: &Credentials,
+    counted: &ratelimit::Counted,
     device_token: Option<&str>,
     client: &ClientInfo,
 ) -> Result<LoginOutcome, AppError> {
-    ratelimit::clear(conn, &login_account_key(&user.email))?;
+    ratelimit::undo(conn, counted)?;
     let methods = methods_of(conn, user)?;
     if methods.is_empty() {
-        let (mfa_token, expires_at) = create_challenge(conn, cfg, now, &user.id, "enrol")?;
+        let (mfa_token, expires_at) =
+            create_challenge(conn, cfg, now, &user.id, ChallengePurpose::Enrol)?;
         return Ok(LoginOutcome::EnrolmentRequired {
             mfa_token,
             expires_at,
@@ -239,7 +242,8 @@ pub fn login_succeeded(
             return Ok(LoginOutcome::Authenticated(session));
         }
     }
-    let (mfa_token, expires_at) = create_challenge(conn, cfg, now, &user.id, "login")?;
+    let (mfa_token, expires_at) =
+        create_challenge(conn, cfg, now, &user.id, ChallengePurpose::Login)?;
     Ok(LoginOutcome::MfaRequired {
         mfa_token,
         methods,
@@ -265,12 +269,45 @@ fn remembered_device_valid(
     Ok(n == 1)
 }
 
+/// What a sign-in challenge is for. Each place that opens a challenge names the purpose
+/// it serves: a login challenge only verifies a second factor the account already has,
+/// an enrolment challenge only sets up the first one. (A login challenge accepted by the
+/// enrolment calls let whoever knew the password replace the authenticator.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePurpose {
+    /// After the password, for an account with a second factor: verify it.
+    Login,
+    /// For an account without a second factor (new, or never enrolled): set one up.
+    Enrol,
+}
+
+impl ChallengePurpose {
+    /// The stored value (`mfa_challenges.purpose`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengePurpose::Login => "login",
+            ChallengePurpose::Enrol => "enrol",
+        }
+    }
+
+    /// Reads a stored value; anything else is a corrupt row, not a purpose to guess at.
+    pub fn from_stored(value: &str) -> Result<ChallengePurpose, AppError> {
+        match value {
+            "login" => Ok(ChallengePurpose::Login),
+            "enrol" => Ok(ChallengePurpose::Enrol),
+            other => Err(AppError::internal(format!(
+                "mfa challenge with unknown purpose {other:?}"
+            ))),
+        }
+    }
+}
+
 pub fn create_challenge(
     conn: &mut DbConn,
     cfg: &Config,
     now: DateTime<Utc>,
     user_id: &str,
-    purpose: &str,
+    purpose: ChallengePurpose,
 ) -> Result<(String, DateTime<Utc>), AppError> {
     let token = random_token();
     let expires_at = now + dur(cfg.mfa_challenge_ttl);
@@ -279,7 +316,7 @@ pub fn create_challenge(
             mfa_challenges::id.eq(Uuid::new_v4().to_string()),
             mfa_challenges::token_hash.eq(sha256_hex(&token)),
             mfa_challenges::user_id.eq(user_id),
-            mfa_challenges::purpose.eq(purpose),
+            mfa_challenges::purpose.eq(purpose.as_str()),
             mfa_challenges::attempts.eq(0),
             mfa_challenges::email_code_attempts.eq(0),
             mfa_challenges::created_at.eq(to_db(now)),
@@ -289,24 +326,71 @@ pub fn create_challenge(
     Ok((token, expires_at))
 }
 
-#[derive(Queryable, Debug)]
+#[derive(Debug)]
 pub struct Challenge {
     pub id: String,
     pub user_id: String,
-    pub purpose: String,
-    pub attempts: i32,
-    pub email_code_hash: Option<String>,
-    pub email_code_expires_at: Option<chrono::NaiveDateTime>,
-    pub email_code_attempts: i32,
+    pub purpose: ChallengePurpose,
 }
 
-/// An open challenge for `mfa_token`, or 401: the client must log in again.
-pub fn open_challenge(
+type ChallengeRow = (String, String, String);
+
+fn challenge_of(row: ChallengeRow) -> Result<Challenge, AppError> {
+    let (id, user_id, purpose) = row;
+    Ok(Challenge {
+        id,
+        user_id,
+        purpose: ChallengePurpose::from_stored(&purpose)?,
+    })
+}
+
+fn challenge_gone() -> AppError {
+    AppError::Unauthenticated("the sign-in step has expired or was used up; log in again".into())
+}
+
+/// Does the account have a confirmed second factor (an active authenticator or
+/// e-mailed codes)?
+fn has_second_factor(conn: &mut DbConn, user: &Credentials) -> Result<bool, AppError> {
+    Ok(user.email_mfa_enabled != 0 || has_totp(conn, &user.id)?)
+}
+
+/// Refuses a challenge used for what it was not issued for (403). An enrolment
+/// challenge also stops working once the account has a second factor: from then on only
+/// a login challenge, answered with that factor, signs in.
+fn require_purpose(
+    conn: &mut DbConn,
+    challenge: &Challenge,
+    user: &Credentials,
+    purpose: ChallengePurpose,
+) -> Result<(), AppError> {
+    if challenge.purpose != purpose {
+        return Err(AppError::Forbidden(match challenge.purpose {
+            ChallengePurpose::Login => {
+                "this sign-in step verifies the second factor the account already has; \
+                 it cannot set up a new one"
+                    .into()
+            }
+            ChallengePurpose::Enrol => {
+                "this sign-in step sets up a second factor; answer it with the enrolment calls"
+                    .into()
+            }
+        }));
+    }
+    if purpose == ChallengePurpose::Enrol && has_second_factor(conn, user)? {
+        return Err(AppError::Forbidden(
+            "the account already has a second factor; log in and verify it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The open challenge for `mfa_token`, or 401: the client must log in again.
+fn find_open_challenge(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     mfa_token: &str,
 ) -> Result<Challenge, AppError> {
-    let found: Option<Challenge> = mfa_challenges::table
+    let found: Option<ChallengeRow> = mfa_challenges::table
         .filter(mfa_challenges::token_hash.eq(sha256_hex(mfa_token)))
         .filter(mfa_challenges::consumed_at.is_null())
         .filter(mfa_challenges::expires_at.gt(to_db(now)))
@@ -315,24 +399,65 @@ pub fn open_challenge(
             mfa_challenges::id,
             mfa_challenges::user_id,
             mfa_challenges::purpose,
-            mfa_challenges::attempts,
-            mfa_challenges::email_code_hash,
-            mfa_challenges::email_code_expires_at,
-            mfa_challenges::email_code_attempts,
         ))
         .first(conn)
         .optional()?;
-    found.ok_or_else(|| {
-        AppError::Unauthenticated(
-            "the sign-in step has expired or was used up; log in again".into(),
-        )
-    })
+    challenge_of(found.ok_or_else(challenge_gone)?)
 }
 
+/// An open challenge for `mfa_token` issued for `purpose`: 401 when there is none (the
+/// client must log in again), 403 when it was issued for something else. Not an answer:
+/// nothing is counted.
+pub fn open_challenge(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    mfa_token: &str,
+    purpose: ChallengePurpose,
+) -> Result<Challenge, AppError> {
+    let challenge = find_open_challenge(conn, now, mfa_token)?;
+    let user = credentials_by_id(conn, &challenge.user_id)?;
+    require_purpose(conn, &challenge, &user, purpose)?;
+    Ok(challenge)
+}
+
+/// Takes one of the challenge's answer attempts before the answer is checked, in one
+/// conditional statement: of N parallel answers at most the attempts left get through;
+/// the rest find it used up (401). On PostgreSQL the row stays locked until this
+/// transaction ends, so parallel answers to one challenge run one after the other.
+fn take_attempt(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    mfa_token: &str,
+) -> Result<Challenge, AppError> {
+    let update = diesel::update(
+        mfa_challenges::table
+            .filter(mfa_challenges::token_hash.eq(sha256_hex(mfa_token)))
+            .filter(mfa_challenges::consumed_at.is_null())
+            .filter(mfa_challenges::expires_at.gt(to_db(now)))
+            .filter(mfa_challenges::attempts.lt(CHALLENGE_MAX_ATTEMPTS)),
+    )
+    .set(mfa_challenges::attempts.eq(mfa_challenges::attempts + 1))
+    .returning((
+        mfa_challenges::id,
+        mfa_challenges::user_id,
+        mfa_challenges::purpose,
+    ));
+    let row: Option<ChallengeRow> = crate::on_backend!(conn, |c| update.get_result(c).optional())?;
+    challenge_of(row.ok_or_else(challenge_gone)?)
+}
+
+/// Marks the challenge used, if nobody else did first: a challenge signs in once.
 fn consume_challenge(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<(), AppError> {
-    diesel::update(mfa_challenges::table.find(id))
-        .set(mfa_challenges::consumed_at.eq(to_db(now)))
-        .execute(conn)?;
+    let taken = diesel::update(
+        mfa_challenges::table
+            .find(id)
+            .filter(mfa_challenges::consumed_at.is_null()),
+    )
+    .set(mfa_challenges::consumed_at.eq(to_db(now)))
+    .execute(conn)?;
+    if taken != 1 {
+        return Err(challenge_gone());
+    }
     Ok(())
 }
 
@@ -340,39 +465,26 @@ pub fn mfa_key(user_id: &str) -> String {
     format!("mfa:acct:{user_id}")
 }
 
-/// An open challenge whose account has not used up its second-factor attempts.
+/// A challenge being answered: one of its attempts taken, the purpose checked, and the
+/// attempt counted against the account's second-factor limit (429 once used up).
 fn challenge_to_answer(
     conn: &mut DbConn,
     cfg: &Config,
     now: DateTime<Utc>,
     mfa_token: &str,
-) -> Result<Challenge, AppError> {
-    let challenge = open_challenge(conn, now, mfa_token)?;
-    ratelimit::check(
+    purpose: impl FnOnce(&Challenge, &Credentials) -> ChallengePurpose,
+) -> Result<(Challenge, Credentials, ratelimit::Counted), AppError> {
+    let challenge = take_attempt(conn, now, mfa_token)?;
+    let user = credentials_by_id(conn, &challenge.user_id)?;
+    let wanted = purpose(&challenge, &user);
+    require_purpose(conn, &challenge, &user, wanted)?;
+    let counted = ratelimit::hit(
         conn,
         &mfa_key(&challenge.user_id),
         cfg.rate_limits.mfa_per_account,
         now,
     )?;
-    Ok(challenge)
-}
-
-/// Counts a wrong second factor against the challenge and the account.
-fn wrong_answer(
-    conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    challenge: &Challenge,
-) -> Result<(), AppError> {
-    diesel::update(mfa_challenges::table.find(&challenge.id))
-        .set(mfa_challenges::attempts.eq(challenge.attempts + 1))
-        .execute(conn)?;
-    ratelimit::fail(
-        conn,
-        &mfa_key(&challenge.user_id),
-        cfg.rate_limits.mfa_per_account,
-        now,
-    )
+    Ok((challenge, user, counted))
 }
 
 fn email_code_hash(challenge_id: &str, code: &str) -> String {
@@ -391,8 +503,9 @@ pub fn mask_email(email: &str) -> String {
 }
 
 /// Checks a second factor presented in person (co-signing on someone else's device):
-/// a TOTP code or a recovery code. Wrong answers count against the account's limit;
-/// no session is created. Returns the method used.
+/// a TOTP code or a recovery code. The attempt counts against the account's limit before
+/// the code is checked (taken back when right); no session is created. Returns the
+/// method used.
 pub fn check_in_person(
     conn: &mut DbConn,
     cfg: &Config,
@@ -400,7 +513,7 @@ pub fn check_in_person(
     user_id: &str,
     factor: &SecondFactor,
 ) -> Result<Result<&'static str, AppError>, AppError> {
-    ratelimit::check(
+    let counted = ratelimit::hit(
         conn,
         &mfa_key(user_id),
         cfg.rate_limits.mfa_per_account,
@@ -412,22 +525,17 @@ pub fn check_in_person(
         SecondFactor::EmailCode(_) => false,
     };
     if !ok {
-        ratelimit::fail(
-            conn,
-            &mfa_key(user_id),
-            cfg.rate_limits.mfa_per_account,
-            now,
-        )?;
         return Ok(Err(AppError::InvalidSecondFactor));
     }
+    ratelimit::undo(conn, &counted)?;
     Ok(Ok(match factor {
         SecondFactor::Totp(_) => "in_person_totp",
         _ => "in_person_recovery_code",
     }))
 }
 
-/// Sends a 6-digit code for the challenge to the user's address. Allowed for users who
-/// chose e-mailed codes, and during enrolment (to choose them).
+/// Sends a 6-digit code for the challenge to the user's address: on a login challenge
+/// for users who chose e-mailed codes, on an enrolment challenge to choose them.
 pub fn send_email_code(
     conn: &mut DbConn,
     cfg: &Config,
@@ -435,9 +543,12 @@ pub fn send_email_code(
     mfa_token: &str,
     client: &ClientInfo,
 ) -> Result<(Mail, DateTime<Utc>), AppError> {
-    let challenge = open_challenge(conn, now, mfa_token)?;
+    let challenge = find_open_challenge(conn, now, mfa_token)?;
     let user = credentials_by_id(conn, &challenge.user_id)?;
-    if challenge.purpose == "login" && user.email_mfa_enabled == 0 {
+    // Either kind may ask for a code; an enrolment challenge only while the account has
+    // no second factor.
+    require_purpose(conn, &challenge, &user, challenge.purpose)?;
+    if challenge.purpose == ChallengePurpose::Login && user.email_mfa_enabled == 0 {
         return Err(AppError::Forbidden(
             "e-mailed codes are not enabled for this account; use your authenticator app or a recovery code"
                 .into(),
@@ -480,6 +591,38 @@ pub fn send_email_code(
     Ok((mail, expires_at))
 }
 
+/// Takes the challenge's e-mailed code if `code` is it. Each try is counted against the
+/// code before the comparison, and the code is taken by the statement that compares it,
+/// so of N parallel tries at most `email_code_max_attempts` are compared and one wins.
+fn take_email_code(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    challenge: &Challenge,
+    code: &str,
+) -> Result<bool, AppError> {
+    let live = || {
+        mfa_challenges::table
+            .find(&challenge.id)
+            .filter(mfa_challenges::email_code_hash.is_not_null())
+            .filter(mfa_challenges::email_code_expires_at.gt(to_db(now)))
+    };
+    let counted = diesel::update(
+        live().filter(mfa_challenges::email_code_attempts.lt(cfg.email_code_max_attempts)),
+    )
+    .set(mfa_challenges::email_code_attempts.eq(mfa_challenges::email_code_attempts + 1))
+    .execute(conn)?;
+    if counted != 1 {
+        return Ok(false);
+    }
+    let taken = diesel::update(
+        live().filter(mfa_challenges::email_code_hash.eq(email_code_hash(&challenge.id, code))),
+    )
+    .set(mfa_challenges::email_code_hash.eq(None::<String>))
+    .execute(conn)?;
+    Ok(taken == 1)
+}
+
 /// The second factor a client presents.
 #[derive(Debug, Clone)]
 pub enum SecondFactor {
@@ -508,43 +651,32 @@ pub fn verify_second_factor(
     remember: RememberAs,
     client: &ClientInfo,
 ) -> Result<Result<Verified, AppError>, AppError> {
-    let challenge = challenge_to_answer(conn, cfg, now, mfa_token)?;
-    let user = credentials_by_id(conn, &challenge.user_id)?;
-    let enrolling = challenge.purpose == "enrol";
+    // An authenticator or recovery code verifies an existing second factor: a login
+    // challenge. An e-mailed code answers either kind (on an enrolment challenge it
+    // turns e-mailed codes on).
+    let (challenge, user, counted) =
+        challenge_to_answer(conn, cfg, now, mfa_token, |challenge, _| match factor {
+            SecondFactor::EmailCode(_) => challenge.purpose,
+            SecondFactor::Totp(_) | SecondFactor::RecoveryCode(_) => ChallengePurpose::Login,
+        })?;
+    let enrolling = challenge.purpose == ChallengePurpose::Enrol;
     let mut remaining = None;
     let mut new_codes = None;
     let ok = match factor {
-        SecondFactor::Totp(code) => {
-            !enrolling && totp_accept(conn, now, &user.id, code, false)?.is_some()
-        }
+        SecondFactor::Totp(code) => totp_accept(conn, now, &user.id, code, false)?.is_some(),
         SecondFactor::EmailCode(code) => {
-            let valid = challenge.email_code_hash.as_deref()
-                == Some(&email_code_hash(&challenge.id, code.trim()))
-                && challenge
-                    .email_code_expires_at
-                    .is_some_and(|t| from_db(t) > now)
-                && challenge.email_code_attempts < cfg.email_code_max_attempts
-                && (enrolling || user.email_mfa_enabled != 0);
-            if valid {
-                // Single use: the code is gone once accepted.
-                diesel::update(mfa_challenges::table.find(&challenge.id))
-                    .set(mfa_challenges::email_code_hash.eq(None::<String>))
+            let valid = (enrolling || user.email_mfa_enabled != 0)
+                && take_email_code(conn, cfg, now, &challenge, code.trim())?;
+            if valid && enrolling {
+                diesel::update(users::table.find(&user.id))
+                    .set(users::email_mfa_enabled.eq(1))
                     .execute(conn)?;
-                if enrolling {
-                    diesel::update(users::table.find(&user.id))
-                        .set(users::email_mfa_enabled.eq(1))
-                        .execute(conn)?;
-                    new_codes = Some(replace_recovery_codes(conn, now, &user.id)?);
-                }
-            } else {
-                diesel::update(mfa_challenges::table.find(&challenge.id))
-                    .set(mfa_challenges::email_code_attempts.eq(challenge.email_code_attempts + 1))
-                    .execute(conn)?;
+                new_codes = Some(replace_recovery_codes(conn, now, &user.id)?);
             }
             valid
         }
         SecondFactor::RecoveryCode(code) => {
-            let used = !enrolling && use_recovery_code(conn, now, &user.id, code)?;
+            let used = use_recovery_code(conn, now, &user.id, code)?;
             if used {
                 remaining = Some(recovery_codes_left(conn, &user.id)?);
             }
@@ -552,7 +684,7 @@ pub fn verify_second_factor(
         }
     };
     if !ok {
-        wrong_answer(conn, cfg, now, &challenge)?;
+        // The attempt stays counted (challenge and account): committed, then reported.
         return Ok(Err(AppError::InvalidSecondFactor));
     }
     let method = match factor {
@@ -560,29 +692,35 @@ pub fn verify_second_factor(
         SecondFactor::EmailCode(_) => "email_code",
         SecondFactor::RecoveryCode(_) => "recovery_code",
     };
-    finish_second_factor(conn, cfg, now, &challenge, method, remember, client).map(
-        |(session, device_token)| {
-            Ok(Verified {
-                session,
-                device_token,
-                recovery_codes: new_codes,
-                recovery_codes_remaining: remaining,
-            })
-        },
+    finish_second_factor(
+        conn, cfg, now, &challenge, &counted, method, remember, client,
     )
+    .map(|(session, device_token)| {
+        Ok(Verified {
+            session,
+            device_token,
+            recovery_codes: new_codes,
+            recovery_codes_remaining: remaining,
+        })
+    })
 }
 
+/// A right answer: the challenge is used up (by this request only: if a parallel one
+/// consumed it first, this one fails and rolls back), the attempt is taken back from the
+/// account's limit, and a session starts.
+#[allow(clippy::too_many_arguments)]
 fn finish_second_factor(
     conn: &mut DbConn,
     cfg: &Config,
     now: DateTime<Utc>,
     challenge: &Challenge,
+    counted: &ratelimit::Counted,
     method: &str,
     remember: RememberAs,
     client: &ClientInfo,
 ) -> Result<(IssuedSession, Option<String>), AppError> {
     consume_challenge(conn, now, &challenge.id)?;
-    ratelimit::clear(conn, &mfa_key(&challenge.user_id))?;
+    ratelimit::undo(conn, counted)?;
     let session = create_session(conn, cfg, now, &challenge.user_id, method, client)?;
     let device_token = match remember {
         Some(name) => Some(remember_device(
@@ -682,6 +820,9 @@ fn new_refresh_token(
 
 /// Rotates a refresh token. Presenting a token that was already rotated means it leaked
 /// (or a client raced itself): the whole session is revoked.
+///
+/// The token is taken by one conditional statement (`used_at IS NULL`), so of N
+/// parallel requests with the same token exactly one rotates it.
 pub fn refresh(
     conn: &mut DbConn,
     cfg: &Config,
@@ -690,19 +831,27 @@ pub fn refresh(
 ) -> Result<Result<IssuedSession, AppError>, AppError> {
     let denied =
         || AppError::Unauthenticated("the refresh token is not valid; log in again".into());
-    let found: Option<(String, Option<chrono::NaiveDateTime>)> = refresh_tokens::table
-        .find(sha256_hex(refresh_token))
-        .select((refresh_tokens::session_id, refresh_tokens::used_at))
-        .first(conn)
-        .optional()?;
-    let Some((session_id, used_at)) = found else {
+    let hash = sha256_hex(refresh_token);
+    let take = diesel::update(
+        refresh_tokens::table
+            .find(&hash)
+            .filter(refresh_tokens::used_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(to_db(now)))
+    .returning(refresh_tokens::session_id);
+    let taken: Option<String> = crate::on_backend!(conn, |c| take.get_result(c).optional())?;
+    let Some(session_id) = taken else {
+        let known: Option<String> = refresh_tokens::table
+            .find(&hash)
+            .select(refresh_tokens::session_id)
+            .first(conn)
+            .optional()?;
+        if let Some(session_id) = known {
+            revoke_session(conn, now, &session_id, "refresh_token_reuse")?;
+            tracing::warn!(session = %session_id, "refresh token reuse: session revoked");
+        }
         return Ok(Err(denied()));
     };
-    if used_at.is_some() {
-        revoke_session(conn, now, &session_id, "refresh_token_reuse")?;
-        tracing::warn!(session = %session_id, "refresh token reuse: session revoked");
-        return Ok(Err(denied()));
-    }
     let session: Option<String> = sessions::table
         .find(&session_id)
         .filter(sessions::revoked_at.is_null())
@@ -722,9 +871,6 @@ pub fn refresh(
     if active.is_none() {
         return Ok(Err(denied()));
     }
-    diesel::update(refresh_tokens::table.find(sha256_hex(refresh_token)))
-        .set(refresh_tokens::used_at.eq(to_db(now)))
-        .execute(conn)?;
     diesel::update(sessions::table.find(&session_id))
         .set((
             sessions::last_used_at.eq(to_db(now)),
@@ -848,6 +994,10 @@ pub fn totp_setup(
 
 /// Accepts a TOTP code (the pending secret when `pending`), at most once per time step:
 /// a code that was already used, or one from an earlier step, is refused (no replay).
+///
+/// The step is recorded by one conditional statement (only if it is later than the last
+/// one, and only if the secret checked is still the one stored), so one code accepted
+/// by N parallel requests succeeds once.
 fn totp_accept(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -855,17 +1005,13 @@ fn totp_accept(
     code: &str,
     pending: bool,
 ) -> Result<Option<u64>, AppError> {
-    type Row = (Option<String>, Option<String>, Option<i64>);
+    type Row = (Option<String>, Option<String>);
     let row: Option<Row> = totp_credentials::table
         .find(user_id)
-        .select((
-            totp_credentials::secret,
-            totp_credentials::pending_secret,
-            totp_credentials::last_used_step,
-        ))
+        .select((totp_credentials::secret, totp_credentials::pending_secret))
         .first(conn)
         .optional()?;
-    let Some((secret, pending_secret, last_step)) = row else {
+    let Some((secret, pending_secret)) = row else {
         return Ok(None);
     };
     let Some(secret) = (if pending { pending_secret } else { secret }) else {
@@ -876,13 +1022,23 @@ fn totp_accept(
     let Some(step) = totp.check(&code, now.timestamp().max(0) as u64) else {
         return Ok(None);
     };
-    if last_step.is_some_and(|last| step as i64 <= last) {
-        return Ok(None);
-    }
-    diesel::update(totp_credentials::table.find(user_id))
-        .set(totp_credentials::last_used_step.eq(step as i64))
-        .execute(conn)?;
-    Ok(Some(step))
+    let step_db = i64::try_from(step).map_err(AppError::internal)?;
+    let later = totp_credentials::last_used_step
+        .is_null()
+        .or(totp_credentials::last_used_step
+            .assume_not_null()
+            .lt(step_db));
+    let target = totp_credentials::table.find(user_id).filter(later);
+    let recorded = if pending {
+        diesel::update(target.filter(totp_credentials::pending_secret.eq(&secret)))
+            .set(totp_credentials::last_used_step.eq(step_db))
+            .execute(conn)?
+    } else {
+        diesel::update(target.filter(totp_credentials::secret.eq(&secret)))
+            .set(totp_credentials::last_used_step.eq(step_db))
+            .execute(conn)?
+    };
+    Ok((recorded == 1).then_some(step))
 }
 
 /// Activates the pending secret when `code` matches it. Returns fresh recovery codes
@@ -896,13 +1052,20 @@ pub fn totp_confirm(
     if totp_accept(conn, now, user_id, code, true)?.is_none() {
         return Ok(Err(AppError::InvalidSecondFactor));
     }
-    diesel::update(totp_credentials::table.find(user_id))
-        .set((
-            totp_credentials::secret.eq(totp_credentials::pending_secret),
-            totp_credentials::pending_secret.eq(None::<String>),
-            totp_credentials::confirmed_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    let activated = diesel::update(
+        totp_credentials::table
+            .find(user_id)
+            .filter(totp_credentials::pending_secret.is_not_null()),
+    )
+    .set((
+        totp_credentials::secret.eq(totp_credentials::pending_secret),
+        totp_credentials::pending_secret.eq(None::<String>),
+        totp_credentials::confirmed_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    if activated != 1 {
+        return Ok(Err(AppError::InvalidSecondFactor));
+    }
     let codes = if recovery_codes_left(conn, user_id)? == 0 {
         Some(replace_recovery_codes(conn, now, user_id)?)
     } else {
@@ -921,15 +1084,15 @@ pub fn enrol_totp_and_sign_in(
     remember: RememberAs,
     client: &ClientInfo,
 ) -> Result<Result<Verified, AppError>, AppError> {
-    let challenge = challenge_to_answer(conn, cfg, now, mfa_token)?;
+    let (challenge, _, counted) =
+        challenge_to_answer(conn, cfg, now, mfa_token, |_, _| ChallengePurpose::Enrol)?;
     match totp_confirm(conn, now, &challenge.user_id, code)? {
-        Err(e) => {
-            wrong_answer(conn, cfg, now, &challenge)?;
-            Ok(Err(e))
-        }
+        // The attempt stays counted: committed, then reported.
+        Err(e) => Ok(Err(e)),
         Ok(codes) => {
-            let (session, device_token) =
-                finish_second_factor(conn, cfg, now, &challenge, "totp", remember, client)?;
+            let (session, device_token) = finish_second_factor(
+                conn, cfg, now, &challenge, &counted, "totp", remember, client,
+            )?;
             Ok(Ok(Verified {
                 session,
                 device_token,
@@ -1067,27 +1230,26 @@ pub fn create_mail_token(
     Ok(token)
 }
 
-/// Marks a link token used and returns (user id, new e-mail).
+/// Marks a link token used and returns (user id, new e-mail). One conditional
+/// statement: of N parallel requests with the same token exactly one takes it.
 fn take_mail_token(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     token: &str,
     purpose: &str,
 ) -> Result<(String, Option<String>), AppError> {
-    let hash = sha256_hex(token);
-    let found: Option<(String, Option<String>)> = mail_tokens::table
-        .find(&hash)
-        .filter(mail_tokens::purpose.eq(purpose))
-        .filter(mail_tokens::used_at.is_null())
-        .filter(mail_tokens::expires_at.gt(to_db(now)))
-        .select((mail_tokens::user_id, mail_tokens::new_email))
-        .first(conn)
-        .optional()?;
-    let found = found.ok_or(AppError::InvalidToken)?;
-    diesel::update(mail_tokens::table.find(&hash))
-        .set(mail_tokens::used_at.eq(to_db(now)))
-        .execute(conn)?;
-    Ok(found)
+    let take = diesel::update(
+        mail_tokens::table
+            .find(sha256_hex(token))
+            .filter(mail_tokens::purpose.eq(purpose))
+            .filter(mail_tokens::used_at.is_null())
+            .filter(mail_tokens::expires_at.gt(to_db(now))),
+    )
+    .set(mail_tokens::used_at.eq(to_db(now)))
+    .returning((mail_tokens::user_id, mail_tokens::new_email));
+    let taken: Option<(String, Option<String>)> =
+        crate::on_backend!(conn, |c| take.get_result(c).optional())?;
+    taken.ok_or(AppError::InvalidToken)
 }
 
 /// Sets a new password from a reset link (hash computed by the caller, outside the

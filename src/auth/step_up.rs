@@ -137,8 +137,10 @@ fn required(password: bool, factor: bool, methods: &[String]) -> AppError {
 }
 
 /// First half of a step-up, before the change's transaction: the answer is complete,
-/// and the password is right (argon2 runs outside any transaction). A wrong password
-/// counts against the account's login limit, as at login.
+/// and the password is right (argon2 runs outside any transaction). The attempt counts
+/// against the account's login limit before the password is checked, as at login (one
+/// atomic statement, so parallel guesses cannot outrun it), and is taken back when the
+/// password is right.
 pub async fn check_password(
     state: &AppState,
     me: &Principal,
@@ -148,38 +150,27 @@ pub async fn check_password(
     let factor = answer.factor()?;
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let me2 = me.clone();
-    let st = db::run(&state.pool, move |c| {
-        let st = standing(c, now, &me2)?;
-        ratelimit::check(
-            c,
-            &service::login_account_key(&st.user.email),
-            cfg.rate_limits.login_per_account,
-            now,
-        )?;
-        Ok(st)
-    })
-    .await?;
-    let missing_factor = st.needs_factor && factor.is_none();
+    let st = db::run(&state.pool, move |c| standing(c, now, &me2)).await?;
     let Some(password) = answer.password.clone() else {
         return Err(required(true, st.needs_factor, &st.methods));
     };
-    if missing_factor {
+    if st.needs_factor && factor.is_none() {
         return Err(required(true, true, &st.methods));
     }
+    let key = service::login_account_key(&st.user.email);
+    let counted = db::write(&state.pool, move |c| {
+        ratelimit::hit(c, &key, cfg.rate_limits.login_per_account, now)
+    })
+    .await?;
     let stored = st.user.password_hash.clone();
     let ok = actix_web::web::block(move || {
         stored.is_some_and(|h| crypto::verify_password(&password, &h))
     })
     .await?;
     if !ok {
-        let cfg = state.config.clone();
-        let email = st.user.email;
-        db::write(&state.pool, move |c| {
-            service::login_failed(c, &cfg, now, &email)
-        })
-        .await?;
         return Err(AppError::InvalidCredentials);
     }
+    db::write(&state.pool, move |c| ratelimit::undo(c, &counted)).await?;
     Ok(())
 }
 
@@ -196,12 +187,17 @@ pub fn check_factor(
 ) -> Result<Result<(), AppError>, AppError> {
     match answer.factor()? {
         Some(SecondFactor::EmailCode(code)) => {
-            let key = service::mfa_key(&me.user_id);
-            ratelimit::check(conn, &key, cfg.rate_limits.mfa_per_account, now)?;
+            // Counted before the code is checked, as at login; taken back if it is right.
+            let counted = ratelimit::hit(
+                conn,
+                &service::mfa_key(&me.user_id),
+                cfg.rate_limits.mfa_per_account,
+                now,
+            )?;
             if !take_step_up_code(conn, now, &me.user_id, &code)? {
-                ratelimit::fail(conn, &key, cfg.rate_limits.mfa_per_account, now)?;
                 return Ok(Err(AppError::InvalidSecondFactor));
             }
+            ratelimit::undo(conn, &counted)?;
         }
         Some(factor) => {
             if let Err(e) = service::check_in_person(conn, cfg, now, &me.user_id, &factor)? {

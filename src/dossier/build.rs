@@ -62,6 +62,15 @@ pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Resul
         .into_iter()
         .filter(|a| a.status == "signed")
         .collect();
+    // Who vetted each assessor who signed by link (the trainee cannot vouch for them).
+    let link_signed: Vec<String> = signed
+        .iter()
+        .filter(|a| a.signature.as_ref().is_some_and(|s| s.signed_by.is_none()))
+        .map(|a| a.id.clone())
+        .collect();
+    let vetted: HashMap<String, String> = crate::portfolio::vetting::vetted_by(conn, &link_signed)?
+        .into_iter()
+        .collect();
     let sums: Vec<_> = summaries::list(conn, enrolment_id)?
         .into_iter()
         .filter(|s| s.status == "signed")
@@ -80,6 +89,7 @@ pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Resul
     let mut ids: Vec<String> = vec![e.trainee_id.clone()];
     ids.extend(e.assignments.iter().map(|a| a.user_id.clone()));
     ids.extend(signed.iter().filter_map(|a| a.assessor_id.clone()));
+    ids.extend(vetted.values().cloned());
     ids.extend(sums.iter().map(|s| s.author_id.clone()));
     for list in talks_by_kind.values() {
         for t in list {
@@ -171,6 +181,15 @@ pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Resul
             .map(|f| json!({"type": "final_assessment", "id": f.id, "version": f.version})),
     );
 
+    let mut signed_json = to_value(&signed)?;
+    for a in signed_json.as_array_mut().into_iter().flatten() {
+        let id = a["id"].as_str().unwrap_or_default().to_string();
+        if link_signed.contains(&id) {
+            // Null for a link sent before vetting existed: the dossier says so.
+            a["assessor_vetted_by"] = json!(vetted.get(&id));
+        }
+    }
+
     let content_marker = crate::auth::crypto::sha256_hex(format!(
         "{}|{}|{}",
         enrolment_id,
@@ -194,7 +213,7 @@ pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Resul
         "people": people,
         "progress": to_value(&progress)?,
         "activities": to_value(&acts)?,
-        "assessments": to_value(&signed)?,
+        "assessments": signed_json,
         "summary_assessments": to_value(&sums)?,
         "supervision_sessions": to_value(&talks_by_kind.get(&talks::TalkKind::Supervision))?,
         "handover_talks": to_value(&talks_by_kind.get(&talks::TalkKind::Handover))?,
@@ -500,7 +519,17 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
             .unwrap_or_default();
         let signer = match a["signature"]["signed_by"].as_str() {
             Some(_) => name(&a["signature"]["signed_by"]),
-            None => s(a, "/signature/signed_by_email").to_string(),
+            None => match a.get("assessor_vetted_by") {
+                Some(Value::String(_)) => format!(
+                    "{} (utan konto; bedömaren godkänd av {})",
+                    s(a, "/signature/signed_by_email"),
+                    name(&a["assessor_vetted_by"])
+                ),
+                _ => format!(
+                    "{} (utan konto; bedömaren ej granskad)",
+                    s(a, "/signature/signed_by_email")
+                ),
+            },
         };
         let rows = [
             (

@@ -5,6 +5,11 @@
 //! An imported person who has no account yet gets an account placeholder (no password,
 //! so no sign-in) with the role, so that enrolments can name them at once, and the usual
 //! invitation mail; accepting it sets the password and second factor.
+//!
+//! An address that already has an account gets only the invitation: a role is that
+//! person's to accept, exactly as on the invitation path, and until they do the importer
+//! learns nothing of the account. The report therefore says `invited` for both, without
+//! a user id, so it does not tell whether the address had an account.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
@@ -65,11 +70,14 @@ pub struct ImportedUser {
     /// Row number: JSON from 1, CSV from 2 (the header is row 1).
     pub row: usize,
     pub email: String,
-    pub user_id: String,
+    /// Only for `unchanged` (someone already holding the role there, whom the importer
+    /// sees anyway). Null for `invited`: the account is linked when the invitation is
+    /// accepted, and the report does not tell whether the address had one.
+    pub user_id: Option<String>,
     pub role: Role,
     pub organisation_id: String,
-    /// `invited` (new account or new role; an invitation was mailed) or `unchanged`
-    /// (they already had that role there).
+    /// `invited` (an invitation was mailed; the role is theirs once they accept) or
+    /// `unchanged` (they already had that role there).
     pub status: String,
     pub invitation_id: Option<String>,
 }
@@ -251,7 +259,7 @@ pub fn import_users(
             done.push(ImportedUser {
                 row,
                 email,
-                user_id: uid.clone(),
+                user_id: Some(uid.clone()),
                 role,
                 organisation_id: r.organisation_id,
                 status: "unchanged".into(),
@@ -286,55 +294,55 @@ pub fn import_users(
             other => other,
         })?;
         mails.push(mail);
-        let user_id = match existing {
-            Some(uid) => uid,
-            None => {
-                let uid = Uuid::new_v4().to_string();
-                let name = r
-                    .display_name
-                    .clone()
-                    .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string());
-                diesel::insert_into(users::table)
-                    .values((
-                        users::id.eq(&uid),
-                        users::email.eq(&email),
-                        users::display_name.eq(accounts::validate_name("display_name", &name)?),
-                        users::password_hash.eq(None::<String>),
-                        users::email_mfa_enabled.eq(0),
-                        users::status.eq("active"),
-                        users::version.eq(1),
-                        users::created_at.eq(to_db(now)),
-                        users::updated_at.eq(to_db(now)),
-                    ))
-                    .execute(conn)?;
-                uid
-            }
-        };
-        diesel::insert_into(user_roles::table)
-            .values((
-                user_roles::id.eq(Uuid::new_v4().to_string()),
-                user_roles::user_id.eq(&user_id),
-                user_roles::role.eq(role.as_str()),
-                user_roles::organisation_id.eq(&r.organisation_id),
-                user_roles::granted_by.eq(&me.user_id),
-                user_roles::created_at.eq(to_db(now)),
-            ))
-            .execute(conn)?;
-        // Sessions cached with the user's old roles must see the new one at once.
-        crate::auth::principal::auth_changed();
+        if existing.is_none() {
+            // A new address: the placeholder holds the role so enrolments can name them
+            // at once; nobody else's account is touched.
+            let uid = Uuid::new_v4().to_string();
+            let name = r
+                .display_name
+                .clone()
+                .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string());
+            diesel::insert_into(users::table)
+                .values((
+                    users::id.eq(&uid),
+                    users::email.eq(&email),
+                    users::display_name.eq(accounts::validate_name("display_name", &name)?),
+                    users::password_hash.eq(None::<String>),
+                    users::email_mfa_enabled.eq(0),
+                    users::status.eq("active"),
+                    users::version.eq(1),
+                    users::created_at.eq(to_db(now)),
+                    users::updated_at.eq(to_db(now)),
+                ))
+                .execute(conn)?;
+            diesel::insert_into(user_roles::table)
+                .values((
+                    user_roles::id.eq(Uuid::new_v4().to_string()),
+                    user_roles::user_id.eq(&uid),
+                    user_roles::role.eq(role.as_str()),
+                    user_roles::organisation_id.eq(&r.organisation_id),
+                    user_roles::granted_by.eq(&me.user_id),
+                    user_roles::created_at.eq(to_db(now)),
+                ))
+                .execute(conn)?;
+            // Sessions cached with the user's old roles must see the new one at once.
+            crate::auth::principal::auth_changed();
+        }
+        // The same entry either way (the invitation, not the account), so the audit
+        // trail the importer reads does not tell either.
         crate::integrations::audit_write(
             conn,
             now,
             me,
             "imported",
-            "user",
-            &user_id,
-            &serde_json::json!({"email": email, "role": role, "organisation_id": r.organisation_id, "invitation_id": invitation.id}),
+            "invitation",
+            &invitation.id,
+            &serde_json::json!({"email": email, "role": role, "organisation_id": r.organisation_id}),
         )?;
         done.push(ImportedUser {
             row,
             email,
-            user_id,
+            user_id: None,
             role,
             organisation_id: r.organisation_id,
             status: "invited".into(),
@@ -344,12 +352,27 @@ pub fn import_users(
     Ok((done, mails))
 }
 
-fn user_by_email(conn: &mut DbConn, email: &str) -> Result<Option<String>, AppError> {
-    Ok(users::table
+/// The account of `email`, if the importer may see it (it holds a role in their part of
+/// the organisation tree). An account elsewhere, or one invited but not yet accepted,
+/// reads as no account at all: the import neither reaches nor reveals it.
+fn user_by_email(
+    conn: &mut DbConn,
+    me: &Principal,
+    email: &str,
+) -> Result<Option<String>, AppError> {
+    let found: Option<String> = users::table
         .filter(users::email.eq(normalize_email(email)))
         .select(users::id)
         .first(conn)
-        .optional()?)
+        .optional()?;
+    match found {
+        Some(id) => match accounts::visible_user(conn, me, &id) {
+            Ok(_) => Ok(Some(id)),
+            Err(AppError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        },
+        None => Ok(None),
+    }
 }
 
 /// Imports enrolments: all rows or none. Each row goes through the same checks as
@@ -371,19 +394,19 @@ pub fn import_enrolments(
     let mut created = Vec::new();
     for (i, row, r) in read {
         let Some(r) = r else { continue };
-        let trainee = user_by_email(conn, &r.email)?;
+        let trainee = user_by_email(conn, me, &r.email)?;
         if trainee.is_none() {
             row_error(
                 &mut errors,
                 i,
                 row,
                 "email",
-                "no such user; import the people first",
+                "no such user here; import the people first (and they accept)",
             );
         }
         let main = match &r.main_supervisor_email {
             Some(e) => {
-                let found = user_by_email(conn, e)?;
+                let found = user_by_email(conn, me, e)?;
                 if found.is_none() {
                     row_error(&mut errors, i, row, "main_supervisor_email", "no such user");
                 }

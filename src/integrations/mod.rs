@@ -377,10 +377,11 @@ pub async fn revoke_client(
 /// API clients with the scope `activities:write`. The body is one xAPI 1.0.3 statement or
 /// an array of them; send `X-Experience-API-Version: 1.0.3`. Each statement gets its own
 /// outcome: `created` (a learning activity of the trainee), `duplicate` (that id was
-/// received before with the same content), `conflict` (same id, other content),
-/// `unmatched` (kept for an administrator: unknown learner, learner not enrolled in the
-/// client's organisation, unmapped xAPI activity), `ignored` (a verb that records no
-/// learning) or `rejected` (malformed, with the reason). At most 500 per request.
+/// received from this organisation's clients before with the same content), `conflict`
+/// (same id, other content; ids are unique per organisation), `unmatched` (kept for an
+/// administrator: no trainee enrolled in the client's organisation is the learner, or an
+/// unmapped xAPI activity), `ignored` (a verb that records no learning) or `rejected`
+/// (malformed, with the reason). At most 500 per request.
 #[utoipa::path(
     tag = "integrations",
     params(
@@ -504,13 +505,23 @@ pub async fn list_statements(
     })))
 }
 
+/// Which organisation's statement is meant, when the clients of several organisations
+/// the caller administers sent the same statement id (ids are unique per organisation).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StatementOrganisation {
+    pub organisation_id: Option<String>,
+}
+
 /// Get a received xAPI statement
 #[utoipa::path(
     tag = "integrations",
-    params(("id" = String, Path, description = "The statement id")),
+    params(("id" = String, Path, description = "The statement id"), StatementOrganisation),
     responses(
         (status = 200, description = "The statement and what became of it", body = XapiStatement),
         (status = 404, description = "Unknown, or not yours to see", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Several of your organisations have a statement with this id: name one", body = Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]
@@ -519,9 +530,14 @@ pub async fn get_statement(
     state: web::Data<AppState>,
     me: Principal,
     path: web::Path<String>,
+    query: web::Query<StatementOrganisation>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let s = db::run(&state.pool, move |c| xapi::visible_statement(c, &me, &id)).await?;
+    let org = query.into_inner().organisation_id;
+    let s = db::run(&state.pool, move |c| {
+        xapi::visible_statement(c, &me, &id, org.as_deref())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(s))
 }
 
@@ -531,11 +547,11 @@ pub async fn get_statement(
 /// the learning activity; 422 with the reason when it still does not match.
 #[utoipa::path(
     tag = "integrations",
-    params(("id" = String, Path, description = "The statement id")),
+    params(("id" = String, Path, description = "The statement id"), StatementOrganisation),
     responses(
         (status = 200, description = "Resolved: the activity was created", body = XapiStatement),
         (status = 404, description = "Unknown, or not yours to see", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "Not unmatched (already created or dismissed)", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Not unmatched (already created or dismissed), or the id is several of your organisations' (name one)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Still unmatched; the detail says why", body = Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
@@ -545,10 +561,15 @@ pub async fn resolve_statement(
     state: web::Data<AppState>,
     me: Principal,
     path: web::Path<String>,
+    query: web::Query<StatementOrganisation>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let org = query.into_inner().organisation_id;
     let now = state.clock.now();
-    let s = db::write(&state.pool, move |c| xapi::resolve(c, now, &me, &id)).await?;
+    let s = db::write(&state.pool, move |c| {
+        xapi::resolve(c, now, &me, &id, org.as_deref())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(s))
 }
 
@@ -557,10 +578,11 @@ pub async fn resolve_statement(
 /// It stays stored, marked `dismissed`, and leaves the work list.
 #[utoipa::path(
     tag = "integrations",
-    params(("id" = String, Path, description = "The statement id")),
+    params(("id" = String, Path, description = "The statement id"), StatementOrganisation),
     responses(
         (status = 200, description = "Dismissed", body = XapiStatement),
         (status = 404, description = "Unknown, or not yours to see", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Not unmatched, or the id is several of your organisations' (name one)", body = Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]
@@ -569,10 +591,15 @@ pub async fn dismiss_statement(
     state: web::Data<AppState>,
     me: Principal,
     path: web::Path<String>,
+    query: web::Query<StatementOrganisation>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let org = query.into_inner().organisation_id;
     let now = state.clock.now();
-    let s = db::write(&state.pool, move |c| xapi::dismiss(c, now, &me, &id)).await?;
+    let s = db::write(&state.pool, move |c| {
+        xapi::dismiss(c, now, &me, &id, org.as_deref())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(s))
 }
 
@@ -744,6 +771,8 @@ pub async fn create_subscription(
     me: Principal,
     body: web::Json<NewWebhookSubscription>,
 ) -> Result<HttpResponse, AppError> {
+    require_admin(&me)?;
+    check_webhook_destination(&state, &body.url).await?;
     let now = state.clock.now();
     let s = db::write(&state.pool, move |c| {
         webhooks::create_subscription(c, now, &me, body.into_inner())
@@ -752,6 +781,15 @@ pub async fn create_subscription(
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(s))
+}
+
+/// Refuses (422 on `url`) a webhook URL that is not https (unless allowed) or whose host
+/// resolves to an address that is not public (unless in an allowed network). Resolved off
+/// the executor and before the write transaction, which a slow DNS must not hold open.
+async fn check_webhook_destination(state: &web::Data<AppState>, url: &str) -> Result<(), AppError> {
+    let policy = webhooks::DestinationPolicy::from_config(&state.config);
+    let url = url.to_string();
+    web::block(move || webhooks::check_destination(&url, &policy)).await?
 }
 
 /// List webhook subscriptions of my organisations
@@ -820,6 +858,10 @@ pub async fn patch_subscription(
     path: web::Path<String>,
     body: web::Json<WebhookSubscriptionPatch>,
 ) -> Result<HttpResponse, AppError> {
+    if let Some(url) = &body.url {
+        require_admin(&me)?;
+        check_webhook_destination(&state, url).await?;
+    }
     let id = path.into_inner();
     let now = state.clock.now();
     let expected = if_match(&req);
@@ -1142,12 +1184,15 @@ pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, AppError>
         }
         total += claimed.len();
         let timeout = state.config.webhook_timeout;
+        let policy = webhooks::DestinationPolicy::from_config(&state.config);
         let attempts = claimed.into_iter().map(|c| {
             let st = state.clone();
+            let policy = policy.clone();
             async move {
                 let sent_at = st.clock.now();
                 let d = c.clone();
-                let outcome = web::block(move || webhooks::send(&d, sent_at, timeout)).await?;
+                let outcome =
+                    web::block(move || webhooks::send(&d, sent_at, timeout, &policy)).await?;
                 let now = st.clock.now();
                 db::write(&st.pool, move |conn| {
                     webhooks::record(conn, now, &c, &outcome)

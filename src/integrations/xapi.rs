@@ -4,11 +4,14 @@
 //!
 //! - Learner: `actor.mbox` (`mailto:` e-mail of an account) or `actor.account`
 //!   (`homePage` + `name`) linked to a user by an administrator.
-//! - The trainee must have an enrolment in the client's organisation subtree.
+//! - The trainee must have an enrolment in the client's organisation subtree; accounts
+//!   are looked up only there, so that a platform learns nothing about accounts of other
+//!   organisations (no account and an account elsewhere are the same `unknown_learner`).
 //! - The xAPI activity id (`object.id`) must be mapped by an administrator of the
 //!   client's organisation (or an ancestor) to an activity kind, title and delmål.
 //!
-//! Statement ids make ingestion idempotent: the same id and content again is a
+//! Statement ids (unique per organisation: one organisation's platform can neither block
+//! nor probe another's ids) make ingestion idempotent: the same id and content again is a
 //! `duplicate`; the same id with other content is a `conflict`. Statements that cannot be
 //! matched are kept as `unmatched` with the reason, listed for administrators and resolved
 //! later. Malformed ones are `rejected` with a reason and not kept.
@@ -214,13 +217,27 @@ pub struct Matched {
 }
 
 pub struct Unmatched {
-    /// `unknown_learner`, `learner_not_enrolled` or `unmapped_activity`.
+    /// `unknown_learner` or `unmapped_activity`.
     pub reason: &'static str,
     pub detail: String,
 }
 
 fn unmatched(reason: &'static str, detail: String) -> Result<Result<Matched, Unmatched>, AppError> {
     Ok(Err(Unmatched { reason, detail }))
+}
+
+/// The one answer for a learner who is no trainee of the client's organisation, whether
+/// the account does not exist or belongs elsewhere: the same reason and text, so that a
+/// platform cannot probe which addresses have accounts in the service.
+fn unknown_learner(learner: &Learner) -> Result<Result<Matched, Unmatched>, AppError> {
+    unmatched(
+        "unknown_learner",
+        format!(
+            "no trainee enrolled in the platform's organisation is {}; link the xAPI account \
+             to a user, or use the account's e-mail as mbox",
+            learner.describe()
+        ),
+    )
 }
 
 /// Finds the trainee, their enrolment and the mapping for a statement received by a
@@ -233,9 +250,15 @@ pub fn try_match(
     date: NaiveDate,
 ) -> Result<Result<Matched, Unmatched>, AppError> {
     let chain = org_chain(conn, client_org)?;
+    let orgs = org_subtrees(conn, &[client_org.to_string()])?;
+    // Learners are looked up among the trainees enrolled in the client's subtree only.
+    let enrolled_here = enrolments::table
+        .filter(enrolments::organisation_id.eq_any(orgs.clone()))
+        .select(enrolments::trainee_id);
     let user: Option<String> = match learner {
         Learner::Mbox(email) => users::table
             .filter(users::email.eq(email))
+            .filter(users::id.eq_any(enrolled_here))
             .select(users::id)
             .first(conn)
             .optional()?,
@@ -249,7 +272,8 @@ pub fn try_match(
                     xapi_account_links::user_id,
                 ))
                 .load(conn)?;
-            // The link nearest the client's organisation wins.
+            // The link nearest the client's organisation wins (links are the chain's own;
+            // a linked user without an enrolment here is unknown below).
             chain
                 .iter()
                 .find_map(|o| links.iter().find(|(lo, _)| lo == o).map(|(_, u)| u.clone()))
@@ -257,15 +281,8 @@ pub fn try_match(
         Learner::Other(_) => None,
     };
     let Some(user_id) = user else {
-        return unmatched(
-            "unknown_learner",
-            format!(
-                "no account for {}; link the xAPI account to a user, or use the account's e-mail as mbox",
-                learner.describe()
-            ),
-        );
+        return unknown_learner(learner);
     };
-    let orgs = org_subtrees(conn, &[client_org.to_string()])?;
     let candidates: Vec<(String, String, String, String)> = enrolments::table
         .filter(enrolments::trainee_id.eq(&user_id))
         .filter(enrolments::organisation_id.eq_any(&orgs))
@@ -290,13 +307,8 @@ pub fn try_match(
         .or_else(|| candidates.iter().max_by(|a, b| a.1.cmp(&b.1)))
         .map(|c| c.0.clone());
     let Some(enrolment_id) = enrolment else {
-        return unmatched(
-            "learner_not_enrolled",
-            format!(
-                "{} has no enrolment in the platform's organisation",
-                learner.describe()
-            ),
-        );
+        // An account linked by an administrator of the chain but enrolled elsewhere.
+        return unknown_learner(learner);
     };
     // The mapping nearest the trainee's organisation wins (a unit's own over the region's).
     let enrolment_org: String = enrolments::table
@@ -393,7 +405,8 @@ pub struct StatementOutcome {
     /// `created`, `duplicate`, `unmatched`, `conflict`, `ignored` or `rejected`.
     #[schema(example = "created")]
     pub outcome: String,
-    /// For `unmatched`: `unknown_learner`, `learner_not_enrolled`, `unmapped_activity`;
+    /// For `unmatched`: `unknown_learner` (no trainee of the client's organisation),
+    /// `unmapped_activity`;
     /// for `rejected`: what is wrong.
     pub reason: Option<String>,
     pub detail: Option<String>,
@@ -450,8 +463,10 @@ pub fn ingest(
                 continue;
             }
         };
+        // Statement ids are the client's organisation's: another organisation's statement
+        // with the same id is neither a duplicate nor a conflict here.
         let existing: Option<(String, String, Option<String>)> = xapi_statements::table
-            .find(&p.id)
+            .find((&client.organisation_id, &p.id))
             .select((
                 xapi_statements::content_hash,
                 xapi_statements::status,
@@ -586,7 +601,8 @@ pub struct XapiStatement {
     pub organisation_id: String,
     /// `created`, `unmatched` or `dismissed`.
     pub status: String,
-    /// Why it is unmatched: `unknown_learner`, `learner_not_enrolled`, `unmapped_activity`.
+    /// Why it is unmatched: `unknown_learner` (no trainee of the client's organisation),
+    /// `unmapped_activity`.
     pub reason: Option<String>,
     pub detail: Option<String>,
     pub verb: String,
@@ -688,20 +704,41 @@ fn st_from(r: StRow) -> XapiStatement {
 }
 
 /// A stored statement of an organisation the caller administers (404 otherwise).
+/// Statement ids are unique per organisation: when the clients of several organisations
+/// the caller administers sent the same id, `organisation_id` names the one meant (409
+/// without it).
 pub fn visible_statement(
     conn: &mut DbConn,
     me: &Principal,
     id: &str,
+    organisation_id: Option<&str>,
 ) -> Result<XapiStatement, AppError> {
-    let r: StRow = xapi_statements::table
-        .find(id)
-        .select(ST_COLUMNS)
-        .first(conn)?;
-    let s = st_from(r);
-    if me.is_client() || !me.has_role_over(conn, Role::Administrator, &s.organisation_id)? {
+    if me.is_client() {
         return Err(AppError::NotFound);
     }
-    Ok(s)
+    let mut q = xapi_statements::table
+        .filter(xapi_statements::id.eq(id.to_string()))
+        .select(ST_COLUMNS)
+        .into_boxed();
+    if let Some(org) = organisation_id {
+        q = q.filter(xapi_statements::organisation_id.eq(org.to_string()));
+    }
+    let mut mine = Vec::new();
+    for r in q.load::<StRow>(conn)? {
+        let s = st_from(r);
+        if me.has_role_over(conn, Role::Administrator, &s.organisation_id)? {
+            mine.push(s);
+        }
+    }
+    match (mine.pop(), mine.is_empty()) {
+        (None, _) => Err(AppError::NotFound),
+        (Some(s), true) => Ok(s),
+        (Some(_), false) => Err(AppError::Conflict(
+            "clients of several of your organisations sent a statement with this id; \
+             name the one meant with ?organisation_id="
+                .into(),
+        )),
+    }
 }
 
 /// Stored statements of the caller's organisations, newest first (cursor `received_at|id`).
@@ -752,8 +789,9 @@ pub fn resolve(
     now: DateTime<Utc>,
     me: &Principal,
     id: &str,
+    organisation_id: Option<&str>,
 ) -> Result<XapiStatement, AppError> {
-    let s = visible_statement(conn, me, id)?;
+    let s = visible_statement(conn, me, id, organisation_id)?;
     if s.status != "unmatched" {
         return Err(AppError::Conflict(format!(
             "the statement is {}, not unmatched",
@@ -769,19 +807,30 @@ pub fn resolve(
         ))),
         Ok(m) => {
             let activity = create_activity(conn, now, me, &s.id, date, &m)?;
-            diesel::update(xapi_statements::table.find(id))
-                .set((
-                    xapi_statements::status.eq("created"),
-                    xapi_statements::reason.eq(None::<String>),
-                    xapi_statements::detail.eq(None::<String>),
-                    xapi_statements::user_id.eq(&m.user_id),
-                    xapi_statements::enrolment_id.eq(&m.enrolment_id),
-                    xapi_statements::activity_id.eq(&activity),
-                    xapi_statements::resolved_at.eq(to_db(now)),
-                    xapi_statements::version.eq(s.version + 1),
-                    xapi_statements::updated_at.eq(to_db(now)),
-                ))
-                .execute(conn)?;
+            // Still unmatched in the same statement that resolves it: of two resolutions
+            // at once, one wins and the other rolls its activity back.
+            let won = diesel::update(
+                xapi_statements::table
+                    .find((&s.organisation_id, id))
+                    .filter(xapi_statements::status.eq("unmatched")),
+            )
+            .set((
+                xapi_statements::status.eq("created"),
+                xapi_statements::reason.eq(None::<String>),
+                xapi_statements::detail.eq(None::<String>),
+                xapi_statements::user_id.eq(&m.user_id),
+                xapi_statements::enrolment_id.eq(&m.enrolment_id),
+                xapi_statements::activity_id.eq(&activity),
+                xapi_statements::resolved_at.eq(to_db(now)),
+                xapi_statements::version.eq(s.version + 1),
+                xapi_statements::updated_at.eq(to_db(now)),
+            ))
+            .execute(conn)?;
+            if won != 1 {
+                return Err(AppError::Conflict(
+                    "the statement is no longer unmatched".into(),
+                ));
+            }
             audit_write(
                 conn,
                 now,
@@ -791,7 +840,7 @@ pub fn resolve(
                 id,
                 &json!({"activity_id": activity}),
             )?;
-            visible_statement(conn, me, id)
+            visible_statement(conn, me, id, Some(&s.organisation_id))
         }
     }
 }
@@ -802,24 +851,34 @@ pub fn dismiss(
     now: DateTime<Utc>,
     me: &Principal,
     id: &str,
+    organisation_id: Option<&str>,
 ) -> Result<XapiStatement, AppError> {
-    let s = visible_statement(conn, me, id)?;
+    let s = visible_statement(conn, me, id, organisation_id)?;
     if s.status != "unmatched" {
         return Err(AppError::Conflict(format!(
             "the statement is {}, not unmatched",
             s.status
         )));
     }
-    diesel::update(xapi_statements::table.find(id))
-        .set((
-            xapi_statements::status.eq("dismissed"),
-            xapi_statements::resolved_at.eq(to_db(now)),
-            xapi_statements::version.eq(s.version + 1),
-            xapi_statements::updated_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    let won = diesel::update(
+        xapi_statements::table
+            .find((&s.organisation_id, id))
+            .filter(xapi_statements::status.eq("unmatched")),
+    )
+    .set((
+        xapi_statements::status.eq("dismissed"),
+        xapi_statements::resolved_at.eq(to_db(now)),
+        xapi_statements::version.eq(s.version + 1),
+        xapi_statements::updated_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    if won != 1 {
+        return Err(AppError::Conflict(
+            "the statement is no longer unmatched".into(),
+        ));
+    }
     audit_write(conn, now, me, "dismissed", "xapi_statement", id, &json!({}))?;
-    visible_statement(conn, me, id)
+    visible_statement(conn, me, id, Some(&s.organisation_id))
 }
 
 // ---- Activity mappings ---------------------------------------------------------------------

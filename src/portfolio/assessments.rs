@@ -27,8 +27,10 @@ use crate::mail::Mail;
 use crate::portfolio::{instruments, links};
 use crate::schema::{assessments, enrolments, record_delmal, signing_links, users};
 
-/// `draft`, `awaiting_signature`, `signed`, `declined`.
+/// `draft`, `awaiting_vetting`, `awaiting_signature`, `signed`, `declined`.
 pub const DRAFT: &str = "draft";
+/// Asked of an assessor without an account who is not vetted yet: no link is out.
+pub const AWAITING_VETTING: &str = "awaiting_vetting";
 pub const AWAITING: &str = "awaiting_signature";
 pub const SIGNED: &str = "signed";
 pub const DECLINED: &str = "declined";
@@ -134,8 +136,17 @@ pub struct NewAssessment {
     /// request goes out at once. Assessor recording directly: leave out.
     pub assessor_id: Option<String>,
     /// Trainee: ask someone by e-mail address instead. Without an account they get a
-    /// single-use signing link (14 days); with one, it is the same as `assessor_id`.
+    /// single-use signing link (14 days) once the main supervisor or a director of
+    /// studies has approved the person (once per person and organisation; until then the
+    /// assessment is `awaiting_vetting`); with an account, it is the same as
+    /// `assessor_id`. Never one of the trainee's own addresses.
     pub assessor_email: Option<String>,
+    /// With `assessor_email` for a person not yet vetted: their name, for the approver.
+    #[schema(example = "Nora Akut")]
+    pub assessor_name: Option<String>,
+    /// With `assessor_email` for a person not yet vetted: their workplace.
+    #[schema(example = "Akutkliniken, Södersjukhuset")]
+    pub assessor_workplace: Option<String>,
     #[serde(flatten)]
     pub content: AssessmentContent,
 }
@@ -445,23 +456,35 @@ fn save(
             ))
             .execute(conn)?;
     } else {
-        diesel::update(assessments::table.find(&a.id))
-            .set((
-                assessments::status.eq(&a.status),
-                assessments::assessor_id.eq(&a.assessor_id),
-                assessments::placement_id.eq(&a.placement_id),
-                assessments::performed_on.eq(a.performed_on.to_string()),
-                assessments::context.eq(&context),
-                assessments::ratings.eq(&ratings),
-                assessments::entrustment.eq(a.entrustment),
-                assessments::feedback_strengths.eq(&a.feedback_strengths),
-                assessments::feedback_next_steps.eq(&a.feedback_next_steps),
-                assessments::trainee_reflection.eq(&a.trainee_reflection),
-                assessments::decline_reason.eq(&a.decline_reason),
-                assessments::version.eq(assessments::version + 1),
-                assessments::updated_at.eq(to_db(now)),
-            ))
-            .execute(conn)?;
+        // Only over the version that was read: a signature, decline or edit that
+        // committed in between (PostgreSQL runs them side by side) is never overwritten,
+        // so a signed record cannot be turned back into a pending one.
+        let written = diesel::update(
+            assessments::table
+                .find(&a.id)
+                .filter(assessments::version.eq(a.version)),
+        )
+        .set((
+            assessments::status.eq(&a.status),
+            assessments::assessor_id.eq(&a.assessor_id),
+            assessments::placement_id.eq(&a.placement_id),
+            assessments::performed_on.eq(a.performed_on.to_string()),
+            assessments::context.eq(&context),
+            assessments::ratings.eq(&ratings),
+            assessments::entrustment.eq(a.entrustment),
+            assessments::feedback_strengths.eq(&a.feedback_strengths),
+            assessments::feedback_next_steps.eq(&a.feedback_next_steps),
+            assessments::trainee_reflection.eq(&a.trainee_reflection),
+            assessments::decline_reason.eq(&a.decline_reason),
+            assessments::version.eq(assessments::version + 1),
+            assessments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+        if written != 1 {
+            return Err(AppError::Conflict(
+                "the assessment changed in the meantime; reload it".into(),
+            ));
+        }
     }
     links::set(conn, links::ASSESSMENT, &a.enrolment_id, &a.id, &a.delmal)
 }
@@ -554,6 +577,23 @@ pub fn create(
             None => link_email = Some(email),
         }
     }
+    // An address without an account is vetted once per person before any link goes out.
+    let gate = match &link_email {
+        Some(email) => {
+            let own = email_of(conn, &me.user_id)?;
+            Some(super::vetting::gate(
+                conn,
+                now,
+                &me.user_id,
+                &own,
+                enrolment_id,
+                email,
+                n.assessor_name.as_deref(),
+                n.assessor_workplace.as_deref(),
+            )?)
+        }
+        None => None,
+    };
     let assessor = match (&assessor_id, by_trainee) {
         (Some(a), true) => {
             if a == &me.user_id {
@@ -583,7 +623,9 @@ pub fn create(
             .unwrap_or_else(|| Uuid::new_v4().to_string()),
         enrolment_id: enrolment_id.into(),
         instrument: n.instrument,
-        status: if by_trainee && (assessor.is_some() || link_email.is_some()) {
+        status: if matches!(gate, Some(super::vetting::Gate::Pending { .. })) {
+            AWAITING_VETTING.into()
+        } else if by_trainee && (assessor.is_some() || link_email.is_some()) {
             AWAITING.into()
         } else {
             DRAFT.into()
@@ -628,12 +670,109 @@ pub fn create(
     }
     let a = get_assessment(conn, &a.id)?;
     log(conn, now, me, client, "created", &a)?;
-    let mails = match (&a.assessor_email, a.status.as_str()) {
-        (Some(email), AWAITING) => vec![create_link(conn, cfg, now, &a, email)?],
-        (None, AWAITING) => vec![request_mail(conn, cfg, &a)?],
+    let mails = match (&a.assessor_email, a.status.as_str(), &gate) {
+        (Some(email), AWAITING, Some(super::vetting::Gate::Approved { vetted_by })) => {
+            vec![create_link(conn, cfg, now, &a, email, vetted_by)?]
+        }
+        (None, AWAITING, _) => vec![request_mail(conn, cfg, &a)?],
+        (Some(email), AWAITING_VETTING, Some(super::vetting::Gate::Pending { first: true })) => {
+            super::vetting::vetting_mail(conn, cfg, today, enrolment_id, email)?
+                .into_iter()
+                .collect()
+        }
         _ => vec![],
     };
     Ok((a, mails))
+}
+
+/// The person was approved: the assessment goes out with its signing link.
+pub fn release_after_vetting(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    id: &str,
+    vetted_by: &str,
+) -> Result<Mail, AppError> {
+    let changed = diesel::update(
+        assessments::table
+            .find(id)
+            .filter(assessments::status.eq(AWAITING_VETTING)),
+    )
+    .set((
+        assessments::status.eq(AWAITING),
+        assessments::requested_at.eq(to_db(now)),
+        assessments::version.eq(assessments::version + 1),
+        assessments::updated_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    if changed != 1 {
+        return Err(AppError::Conflict(
+            "the assessment changed in the meantime".into(),
+        ));
+    }
+    let a = get_assessment(conn, id)?;
+    let email = a.assessor_email.clone().ok_or(AppError::NotFound)?;
+    audit_as(
+        conn,
+        now,
+        &Signer {
+            user_id: Some(vetted_by),
+            email: None,
+            method: "",
+            client: None,
+        },
+        "requested",
+        &a,
+    )?;
+    create_link(conn, cfg, now, &a, &email, vetted_by)
+}
+
+/// The person was not approved: the trainee gets the assessment back as a draft.
+pub fn return_after_vetting(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    id: &str,
+    decided_by: &str,
+) -> Result<Mail, AppError> {
+    diesel::update(
+        assessments::table
+            .find(id)
+            .filter(assessments::status.eq(AWAITING_VETTING)),
+    )
+    .set((
+        assessments::status.eq(DRAFT),
+        assessments::assessor_email.eq(None::<String>),
+        assessments::version.eq(assessments::version + 1),
+        assessments::updated_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    let a = get_assessment(conn, id)?;
+    audit_as(
+        conn,
+        now,
+        &Signer {
+            user_id: Some(decided_by),
+            email: None,
+            method: "",
+            client: None,
+        },
+        "updated",
+        &a,
+    )?;
+    let trainee = trainee_of(conn, &a.enrolment_id)?;
+    Ok(Mail {
+        to: email_of(conn, &trainee)?,
+        subject: "Bedömare inte godkänd / Assessor not approved".into(),
+        body: format!(
+            "Den du bad om en bedömning godkändes inte som bedömare. Be någon annan.
+             The person you asked for an assessment was not approved as an assessor. Ask              someone else.
+
+{}
+",
+            link(cfg, &a.id)
+        ),
+    })
 }
 
 fn refuse_if_final(a: &Assessment) -> Result<(), AppError> {
@@ -721,15 +860,25 @@ pub fn request(
             "not a user with the supervisor role",
         ));
     }
-    diesel::update(assessments::table.find(id))
-        .set((
-            assessments::status.eq(AWAITING),
-            assessments::assessor_id.eq(assessor_id),
-            assessments::requested_at.eq(to_db(now)),
-            assessments::version.eq(assessments::version + 1),
-            assessments::updated_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    let requested = diesel::update(
+        assessments::table
+            .find(id)
+            .filter(assessments::status.eq(DRAFT))
+            .filter(assessments::deleted_at.is_null()),
+    )
+    .set((
+        assessments::status.eq(AWAITING),
+        assessments::assessor_id.eq(assessor_id),
+        assessments::requested_at.eq(to_db(now)),
+        assessments::version.eq(assessments::version + 1),
+        assessments::updated_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    if requested != 1 {
+        return Err(AppError::Conflict(
+            "the assessment changed in the meantime; reload it".into(),
+        ));
+    }
     let a = get_assessment(conn, id)?;
     log(conn, now, me, client, "requested", &a)?;
     let mail = request_mail(conn, cfg, &a)?;
@@ -798,6 +947,10 @@ fn seal(
     if !missing.is_empty() {
         return Err(AppError::Validation(missing));
     }
+    // Claim the signature first, in one conditional statement: of two signings at once
+    // (PostgreSQL, READ COMMITTED), the second waits on the row lock and then finds the
+    // record no longer awaiting a signature, so exactly one signs and is audited.
+    claim_signature(conn, now, &a.id)?;
     a.status = SIGNED.into();
     save(conn, now, &a, false)?;
     let hash = crate::auth::crypto::sha256_hex(a.signed_content().to_string());
@@ -843,6 +996,26 @@ fn seal(
     Ok((a, vec![mail]))
 }
 
+/// Marks the record signed-at-`now` only while it still awaits a signature (not signed,
+/// not declined, not deleted); anything else means another request got there first.
+fn claim_signature(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<(), AppError> {
+    let claimed = diesel::update(
+        assessments::table
+            .find(id)
+            .filter(assessments::signed_at.is_null())
+            .filter(assessments::deleted_at.is_null())
+            .filter(assessments::status.eq_any([DRAFT, AWAITING])),
+    )
+    .set(assessments::signed_at.eq(to_db(now)))
+    .execute(conn)?;
+    if claimed != 1 {
+        return Err(AppError::Conflict(
+            "the assessment was signed or declined in the meantime".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn mark_declined(
     conn: &mut DbConn,
     cfg: &Config,
@@ -857,14 +1030,26 @@ fn mark_declined(
             "say why, in at most 2000 characters",
         ));
     }
-    diesel::update(assessments::table.find(&a.id))
-        .set((
-            assessments::status.eq(DECLINED),
-            assessments::decline_reason.eq(reason.trim()),
-            assessments::version.eq(assessments::version + 1),
-            assessments::updated_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
+    // Conditional, like signing: only a record still waiting is declined, once.
+    let declined = diesel::update(
+        assessments::table
+            .find(&a.id)
+            .filter(assessments::signed_at.is_null())
+            .filter(assessments::deleted_at.is_null())
+            .filter(assessments::status.eq_any([DRAFT, AWAITING])),
+    )
+    .set((
+        assessments::status.eq(DECLINED),
+        assessments::decline_reason.eq(reason.trim()),
+        assessments::version.eq(assessments::version + 1),
+        assessments::updated_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    if declined != 1 {
+        return Err(AppError::Conflict(
+            "the assessment was signed or declined in the meantime".into(),
+        ));
+    }
     let a = get_assessment(conn, &a.id)?;
     audit_as(conn, now, who, "declined", &a)?;
     let trainee = trainee_of(conn, &a.enrolment_id)?;
@@ -957,7 +1142,9 @@ pub fn co_sign_start(
         ));
     }
     let email = crate::auth::service::normalize_email(email);
-    crate::auth::ratelimit::check(
+    // Counted before the password is checked, like a login (a wrong one needs no
+    // second step).
+    crate::auth::ratelimit::hit(
         conn,
         &crate::auth::service::login_account_key(&email),
         cfg.rate_limits.login_per_account,
@@ -978,17 +1165,11 @@ pub fn co_sign_finish(
     client: &ClientInfo,
     id: &str,
     assessor: Option<&crate::auth::service::Credentials>,
-    email: &str,
     factor: &crate::auth::service::SecondFactor,
     c: AssessmentContent,
 ) -> Result<Result<(Assessment, Vec<Mail>), AppError>, AppError> {
     let Some(assessor) = assessor else {
-        crate::auth::service::login_failed(
-            conn,
-            cfg,
-            now,
-            &crate::auth::service::normalize_email(email),
-        )?;
+        // The attempt was counted in `co_sign_start`.
         return Ok(Err(AppError::InvalidCredentials));
     };
     let method = match crate::auth::service::check_in_person(conn, cfg, now, &assessor.id, factor)?
@@ -1015,6 +1196,7 @@ fn create_link(
     now: DateTime<Utc>,
     a: &Assessment,
     email: &str,
+    vetted_by: &str,
 ) -> Result<Mail, AppError> {
     let token = crate::auth::crypto::random_token();
     let expires = now + crate::clock::dur(cfg.signing_link_ttl);
@@ -1025,6 +1207,7 @@ fn create_link(
             signing_links::email.eq(email),
             signing_links::created_at.eq(to_db(now)),
             signing_links::expires_at.eq(to_db(expires)),
+            signing_links::vetted_by.eq(vetted_by),
         ))
         .execute(conn)?;
     let trainee = trainee_of(conn, &a.enrolment_id)?;
@@ -1075,10 +1258,20 @@ pub fn open_link(
     Ok((a, email, from_db(expires)))
 }
 
+/// Takes the link in one conditional statement (unused and unexpired), so that of the
+/// same link sent twice at once exactly one request gets it; the other sees a used link.
 fn use_link(conn: &mut DbConn, now: DateTime<Utc>, token: &str) -> Result<(), AppError> {
-    diesel::update(signing_links::table.find(crate::auth::crypto::sha256_hex(token)))
-        .set(signing_links::used_at.eq(to_db(now)))
-        .execute(conn)?;
+    let taken = diesel::update(
+        signing_links::table
+            .find(crate::auth::crypto::sha256_hex(token))
+            .filter(signing_links::used_at.is_null())
+            .filter(signing_links::expires_at.gt(to_db(now))),
+    )
+    .set(signing_links::used_at.eq(to_db(now)))
+    .execute(conn)?;
+    if taken != 1 {
+        return Err(AppError::InvalidToken);
+    }
     Ok(())
 }
 
@@ -1110,15 +1303,14 @@ pub fn decline_by_link(
     reason: &str,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let (a, email, _) = open_link(conn, now, token)?;
+    use_link(conn, now, token)?;
     let who = Signer {
         user_id: None,
         email: Some(&email),
         method: "signing_link",
         client: client.user_agent.as_deref(),
     };
-    let out = mark_declined(conn, cfg, now, &a, reason, &who)?;
-    use_link(conn, now, token)?;
-    Ok(out)
+    mark_declined(conn, cfg, now, &a, reason, &who)
 }
 
 /// A correction of a signed assessment: a new draft that copies it, by its signer, to

@@ -8,6 +8,7 @@ pub mod instruments;
 pub mod links;
 pub mod summaries;
 pub mod talks;
+pub mod vetting;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
@@ -501,7 +502,7 @@ pub async fn create_assessment(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AssessmentFilter {
-    /// `draft`, `awaiting_signature`, `signed` or `declined`.
+    /// `draft`, `awaiting_vetting`, `awaiting_signature`, `signed` or `declined`.
     pub status: Option<String>,
     pub instrument: Option<crate::curriculum::templates::AssessmentType>,
     pub delmal: Option<String>,
@@ -1566,20 +1567,9 @@ pub async fn co_sign(
     let creds = creds.filter(|_| ok);
     let cfg = state.config.clone();
     let client = client_info(&req, &state.config);
-    let email = body.email;
     let content = body.content;
     let a = crate::notifications::write_and_deliver_checked(&state, move |c| {
-        assessments::co_sign_finish(
-            c,
-            &cfg,
-            now,
-            &client,
-            &id,
-            creds.as_ref(),
-            &email,
-            &factor,
-            content,
-        )
+        assessments::co_sign_finish(c, &cfg, now, &client, &id, creds.as_ref(), &factor, content)
     })
     .await?;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
@@ -1765,5 +1755,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(open_signing_link)
         .service(sign_by_link)
         .service(decline_by_link)
-        .service(co_sign);
+        .service(co_sign)
+        .service(vetting::list_external_assessors)
+        .service(vetting::approve_external_assessor)
+        .service(vetting::decline_external_assessor);
 }

@@ -442,6 +442,30 @@ fn an_assessor_without_an_account_signs_through_a_link() {
     let w = ward();
     let path = format!("/enrolments/{}/assessments", w.enrolment);
     let email = "narakut.lakare@hotmail.com";
+    // The first request waits until the main supervisor has vetted the person.
+    let first = w
+        .app
+        .post(&path, Some(&w.trainee.access), json!({"instrument": "mini_cex", "performed_on": "2026-11-01", "assessor_email": email,
+                                                      "assessor_name": "Nora Akut", "assessor_workplace": "Akutkliniken"}))
+        .expect(201);
+    assert_eq!(first.body["status"], "awaiting_vetting");
+    let pending = w
+        .app
+        .get("/external-assessors", Some(&w.supervisor.access))
+        .expect(200);
+    let vetting = pending.body["items"][0]["id"]
+        .as_str()
+        .expect("pending")
+        .to_string();
+    let before = w.app.smtp.count_to(email);
+    w.app
+        .post(
+            &format!("/external-assessors/{vetting}/approve"),
+            Some(&w.supervisor.access),
+            json!({}),
+        )
+        .expect(200);
+    w.app.smtp.wait_for(email, before);
     let ask = |instrument: &str| {
         let before = w.app.smtp.count_to(email);
         let a = w

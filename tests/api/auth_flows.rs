@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{totp, TestApp, TestUser, PASSWORD};
+use crate::support::{totp, Resp, TestApp, TestUser, PASSWORD};
 
 /// A six-digit code that is certainly not `code`.
 fn other_than(code: &str) -> &'static str {
@@ -368,20 +368,24 @@ fn changing_the_password_ends_every_session() {
 fn password_reset_by_mail_without_revealing_accounts() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
-    // Same answer for an unknown address, and no mail.
-    app.post(
-        "/auth/password-reset",
-        None,
-        json!({"email": "nobody@example.org"}),
-    )
-    .expect(202);
+    // Same answer for an unknown address as for the real account, and no mail.
+    let unknown = app
+        .post(
+            "/auth/password-reset",
+            None,
+            json!({"email": "nobody@example.org"}),
+        )
+        .expect(202);
     let before = app.smtp.count_to(&admin.email);
-    app.post(
-        "/auth/password-reset",
-        None,
-        json!({"email": "Admin@RegionStockholm.se"}),
-    )
-    .expect(202);
+    let known = app
+        .post(
+            "/auth/password-reset",
+            None,
+            json!({"email": "Admin@RegionStockholm.se"}),
+        )
+        .expect(202);
+    assert_eq!(known.text, unknown.text);
+    assert_eq!(known.header("content-type"), unknown.header("content-type"));
     let mail = app.smtp.wait_for(&admin.email, before);
     assert!(mail.subject().contains("lösenord"), "{}", mail.subject());
     let token = mail.find_token_after("token=").expect("token");
@@ -416,9 +420,12 @@ fn password_reset_by_mail_without_revealing_accounts() {
 fn repeated_wrong_passwords_lock_the_account_with_429_and_retry_after() {
     let app = TestApp::start();
     let (admin, _) = app.admin();
+    let mut wrong = Vec::new();
     for _ in 0..10 {
-        app.login_step(&admin.email, "guess guess guess", None)
-            .expect_problem(401, "invalid-credentials");
+        wrong.push(
+            app.login_step(&admin.email, "guess guess guess", None)
+                .expect_problem(401, "invalid-credentials"),
+        );
     }
     // Now even the right password waits: the account is locked for the window.
     let locked = app
@@ -431,22 +438,45 @@ fn repeated_wrong_passwords_lock_the_account_with_429_and_retry_after() {
         .expect("seconds");
     assert!(retry > 0 && retry <= 900, "retry after {retry}");
 
-    // An unknown address behaves exactly the same: no way to tell which accounts exist.
+    // An unknown address behaves exactly the same as the real account above: no way to
+    // tell which accounts exist, neither from the refusals nor from the lock-out.
     let unknown = "ingen@example.org";
-    let first = app
-        .login_step(unknown, "guess guess guess", None)
-        .expect_problem(401, "invalid-credentials");
-    let known = app.login_step("other@example.org", "x", None);
-    assert_eq!(first.body["detail"], known.body["detail"]);
-    for _ in 0..9 {
-        app.login_step(unknown, "guess guess guess", None)
-            .expect(401);
+    for (n, known) in wrong.iter().enumerate() {
+        let answer = app
+            .login_step(unknown, "guess guess guess", None)
+            .expect_problem(401, "invalid-credentials");
+        assert_same_refusal(known, &answer, n);
     }
-    app.login_step(unknown, "guess", None)
+    let unknown_locked = app
+        .login_step(unknown, "guess", None)
         .expect_problem(429, "rate-limited");
+    assert_same_refusal(&locked, &unknown_locked, 10);
+    assert_eq!(
+        unknown_locked.header("retry-after"),
+        locked.header("retry-after")
+    );
 
     app.advance(retry + 1);
     app.login_totp(&admin);
+}
+
+/// The same problem document, field for field, but for the request's own id.
+#[track_caller]
+fn assert_same_refusal(known: &Resp, unknown: &Resp, attempt: usize) {
+    let strip = |r: &Resp| {
+        let mut body = r.body.clone();
+        let fields = body.as_object_mut().expect("a problem document");
+        assert!(fields.remove("request_id").is_some());
+        fields.remove("instance");
+        body
+    };
+    assert_eq!(known.status, unknown.status, "attempt {attempt}");
+    assert_eq!(
+        strip(known),
+        strip(unknown),
+        "attempt {attempt}: a real account and an unknown address answer differently"
+    );
+    assert_eq!(known.header("content-type"), unknown.header("content-type"));
 }
 
 #[test]

@@ -507,6 +507,30 @@ impl Cast {
         }
     }
 
+    /// The main supervisor approves the pending assessor without an account `email`.
+    fn vet(&self, email: &str) {
+        let pending = self
+            .app
+            .get("/external-assessors", Some(&self.current.access))
+            .expect(200);
+        let id = pending.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|x| x["email"] == email)
+            .unwrap_or_else(|| panic!("{email} waits for vetting: {}", pending.text))["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        self.app
+            .post(
+                &format!("/external-assessors/{id}/approve"),
+                Some(&self.current.access),
+                json!({}),
+            )
+            .expect(200);
+    }
+
     fn user(&self, who: Who) -> Option<&TestUser> {
         match who {
             Trainee => Some(&self.trainee),
@@ -1459,13 +1483,16 @@ fn a_signing_link_is_its_holders_only_credential() {
         "ask an assessor without an account",
         format!("/enrolments/{e}/assessments"),
         json!({"instrument": "dops", "performed_on": "2026-11-23", "assessor_email": outside,
+               "assessor_name": "Distriktsläkaren", "assessor_workplace": "Capio vårdcentral",
                "delmal": ["BT1"], "trainee_reflection": "Lumbalpunktion."}),
     );
     let asked = c.must(Trainee, &ask, 201);
-    assert_eq!(asked.body["status"], "awaiting_signature", "{}", asked.text);
+    assert_eq!(asked.body["status"], "awaiting_vetting", "{}", asked.text);
     assert_eq!(asked.body["assessor_id"], Value::Null, "{}", asked.text);
     assert_eq!(asked.body["assessor_email"], outside, "{}", asked.text);
     let asked = id_of(&asked);
+    // The main supervisor vets the person; only then does the link go out.
+    c.vet(outside);
     let token = c
         .app
         .smtp
@@ -1589,10 +1616,12 @@ fn a_signing_link_is_its_holders_only_credential() {
         &post(
             "ask an assessor without an account",
             format!("/enrolments/{e}/assessments"),
-            json!({"instrument": "dops", "performed_on": "2026-11-23", "assessor_email": other}),
+            json!({"instrument": "dops", "performed_on": "2026-11-23", "assessor_email": other,
+                   "assessor_name": "Sjuksköterskan", "assessor_workplace": "Capio mottagning"}),
         ),
         201,
     ));
+    c.vet(other);
     let token = c
         .app
         .smtp

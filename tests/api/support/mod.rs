@@ -118,7 +118,11 @@ fn database_url(dir: &std::path::Path) -> String {
 /// else a SQLite path in `dir` that does not exist yet.
 pub fn new_database_url(dir: &std::path::Path, name: &str) -> String {
     match std::env::var("TEST_DATABASE_URL") {
-        Ok(base) if !base.trim().is_empty() => {
+        // Set but blank is a mistake (an unset CI variable), not a request for SQLite.
+        Ok(base) if base.trim().is_empty() => {
+            panic!("TEST_DATABASE_URL is set but blank; unset it to test on SQLite")
+        }
+        Ok(base) => {
             let name = format!("ep_test_{}", uuid::Uuid::new_v4().simple());
             let mut admin = diesel::PgConnection::establish(&base)
                 .unwrap_or_else(|e| panic!("TEST_DATABASE_URL {base}: {e}"));
@@ -161,6 +165,11 @@ impl TestApp {
             iterations: 1,
             parallelism: 1,
         };
+        // The webhook receiver (support::hooks) listens on loopback over http: an explicit
+        // opt-in, as an operator's for an on-premises LMS (production: https to public
+        // addresses only). Tests of the refusals take it away again.
+        config.webhook_allow_http = true;
+        config.webhook_allowed_networks = vec!["127.0.0.1/32".parse().expect("cidr")];
         config.mail = MailTransportConfig::Smtp {
             host: "127.0.0.1".into(),
             port: smtp.port(),

@@ -34,6 +34,14 @@ pub fn text(pdf: &[u8]) -> String {
         );
         return String::from_utf8(out.stdout).expect("UTF-8");
     }
+    // In CI the independent reader is required: a missing poppler must not quietly
+    // downgrade the check to our own decoder.
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but pdftotext is not installed (poppler-utils)"
+    );
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| eprintln!("pdftotext not found: PDFs are read with the built-in decoder"));
     decode(pdf)
 }
 

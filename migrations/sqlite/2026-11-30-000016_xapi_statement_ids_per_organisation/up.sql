@@ -1,0 +1,34 @@
+-- xAPI statement ids are unique per organisation (the receiving client's), not
+-- globally: with one global key, one organisation's LMS could block another's statements
+-- by sending their ids first, and learn from `duplicate`/`conflict` which ids another
+-- organisation had received. SQLite cannot change a primary key in place: the table is
+-- rebuilt.
+CREATE TABLE xapi_statements_new (
+    id TEXT NOT NULL,
+    client_id TEXT NOT NULL REFERENCES api_clients(id),
+    organisation_id TEXT NOT NULL REFERENCES organisations(id),
+    content_hash TEXT NOT NULL,
+    statement TEXT NOT NULL,
+    -- `created`, `unmatched` or `dismissed`.
+    status TEXT NOT NULL,
+    reason TEXT,
+    detail TEXT,
+    verb TEXT NOT NULL,
+    activity_iri TEXT NOT NULL,
+    learner TEXT NOT NULL,
+    user_id TEXT REFERENCES users(id),
+    enrolment_id TEXT REFERENCES enrolments(id),
+    activity_id TEXT REFERENCES activities(id),
+    received_at TIMESTAMP NOT NULL,
+    resolved_at TIMESTAMP,
+    version INTEGER NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (organisation_id, id)
+);
+INSERT INTO xapi_statements_new (id, client_id, organisation_id, content_hash, statement, status, reason, detail, verb, activity_iri, learner, user_id, enrolment_id, activity_id, received_at, resolved_at, version, updated_at)
+    SELECT id, client_id, organisation_id, content_hash, statement, status, reason, detail, verb, activity_iri, learner, user_id, enrolment_id, activity_id, received_at, resolved_at, version, updated_at FROM xapi_statements;
+DROP TABLE xapi_statements;
+ALTER TABLE xapi_statements_new RENAME TO xapi_statements;
+CREATE INDEX xapi_statements_org_status ON xapi_statements(organisation_id, status);
+-- Administrators look a statement up by its id across the organisations they administer.
+CREATE INDEX xapi_statements_id ON xapi_statements(id);

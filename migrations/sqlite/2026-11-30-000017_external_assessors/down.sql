@@ -1,0 +1,2 @@
+ALTER TABLE signing_links DROP COLUMN vetted_by;
+DROP TABLE external_assessors;

@@ -1,0 +1,595 @@
+//! Vetting of assessors without an account. A signing link proves only that someone
+//! reads a mailbox, and a trainee can name a mailbox of their own; so before the first
+//! link goes to an address, the trainee's main supervisor or a director of studies
+//! approves the named person (name, e-mail, workplace) with one action.
+//!
+//! Vetting is per person and organisation (the organisation of the trainee's
+//! enrolment), not per assessment or per enrolment: supervisors find the process heavy
+//! enough already, and an external surgeon who assesses several trainees of the same
+//! care provider is the same person to all of them. An assessment asked of a person
+//! still being vetted waits as `awaiting_vetting`; approval sends the links of every
+//! such assessment, declining hands them back to their trainees as drafts.
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit::{self, Event};
+use crate::auth::principal::{org_subtrees, Principal, Role};
+use crate::auth::service::normalize_email;
+use crate::clock::{from_db, to_db};
+use crate::config::Config;
+use crate::db::DbConn;
+use crate::enrolment::access;
+use crate::error::{AppError, FieldError};
+use crate::http::{etag, Page, PageParams};
+use crate::mail::Mail;
+use crate::schema::{assessments, assignments, enrolments, external_assessors, users};
+
+pub const PENDING: &str = "pending";
+pub const APPROVED: &str = "approved";
+pub const DECLINED: &str = "declined";
+
+/// A person without an account named as assessor, and what became of the vetting.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExternalAssessor {
+    pub id: String,
+    /// The organisation of the enrolment the person was first named for; the vetting
+    /// holds for every trainee enrolled there.
+    pub organisation_id: String,
+    #[schema(example = "narakut.lakare@hotmail.com")]
+    pub email: String,
+    #[schema(example = "Nora Akut")]
+    pub name: String,
+    #[schema(example = "Akutkliniken, Södersjukhuset")]
+    pub workplace: String,
+    /// `pending`, `approved` or `declined`.
+    #[schema(example = "pending")]
+    pub status: String,
+    /// The trainee who named the person first.
+    pub requested_by: String,
+    pub requested_by_name: String,
+    /// The enrolment of that first request.
+    pub enrolment_id: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ExternalAssessor {
+    pub fn etag(&self) -> String {
+        etag(self.version, self.updated_at)
+    }
+}
+
+type Row = (
+    (String, String, String, String, String, String),
+    (
+        String,
+        String,
+        Option<String>,
+        Option<chrono::NaiveDateTime>,
+    ),
+    (i32, chrono::NaiveDateTime, chrono::NaiveDateTime),
+);
+
+macro_rules! columns {
+    () => {
+        (
+            (
+                external_assessors::id,
+                external_assessors::organisation_id,
+                external_assessors::email,
+                external_assessors::name,
+                external_assessors::workplace,
+                external_assessors::status,
+            ),
+            (
+                external_assessors::requested_by,
+                external_assessors::enrolment_id,
+                external_assessors::decided_by,
+                external_assessors::decided_at,
+            ),
+            (
+                external_assessors::version,
+                external_assessors::created_at,
+                external_assessors::updated_at,
+            ),
+        )
+    };
+}
+
+fn from_row(conn: &mut DbConn, (a, b, c): Row) -> Result<ExternalAssessor, AppError> {
+    let requested_by_name: String = users::table
+        .find(&b.0)
+        .select(users::display_name)
+        .first(conn)?;
+    Ok(ExternalAssessor {
+        id: a.0,
+        organisation_id: a.1,
+        email: a.2,
+        name: a.3,
+        workplace: a.4,
+        status: a.5,
+        requested_by: b.0,
+        requested_by_name,
+        enrolment_id: b.1,
+        decided_by: b.2,
+        decided_at: b.3.map(from_db),
+        version: c.0,
+        created_at: from_db(c.1),
+        updated_at: from_db(c.2),
+    })
+}
+
+fn get(conn: &mut DbConn, id: &str) -> Result<ExternalAssessor, AppError> {
+    let row: Row = external_assessors::table
+        .find(id)
+        .select(columns!())
+        .first(conn)?;
+    from_row(conn, row)
+}
+
+/// One address in the form that matters for "is this the same mailbox": lower case,
+/// without a `+tag`, and for Gmail without dots (Gmail ignores them).
+pub fn canonical_address(email: &str) -> String {
+    let email = normalize_email(email);
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return email;
+    };
+    let domain = domain.trim_end_matches('.');
+    let domain = if domain == "googlemail.com" {
+        "gmail.com"
+    } else {
+        domain
+    };
+    let local = local.split('+').next().unwrap_or(local);
+    let local = if domain == "gmail.com" {
+        local.replace('.', "")
+    } else {
+        local.to_string()
+    };
+    format!("{local}@{domain}")
+}
+
+/// What a request to an assessor without an account may do now.
+pub enum Gate {
+    /// Vetted: send the link; the id is who approved the person.
+    Approved { vetted_by: String },
+    /// Waiting for vetting: store the request, send nothing yet. `first` when this
+    /// request asked for the vetting (and the main supervisor is to be told).
+    Pending { first: bool },
+}
+
+fn checked_text(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> String {
+    let v = value.map(str::trim).unwrap_or_default();
+    if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            field,
+            "say who the assessor is (1 to 200 characters): they are vetted before the first link goes out",
+        ));
+    }
+    v.to_string()
+}
+
+/// Decides whether a link may go to `email` for a request on `enrolment_id` by its
+/// trainee, recording a new vetting request when the person is unknown there.
+#[allow(clippy::too_many_arguments)]
+pub fn gate(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    trainee_id: &str,
+    trainee_email: &str,
+    enrolment_id: &str,
+    email: &str,
+    name: Option<&str>,
+    workplace: Option<&str>,
+) -> Result<Gate, AppError> {
+    if canonical_address(email) == canonical_address(trainee_email) {
+        return Err(AppError::validation(
+            "assessor_email",
+            "that is your own address: an assessment is signed by someone else",
+        ));
+    }
+    let org: String = enrolments::table
+        .find(enrolment_id)
+        .select(enrolments::organisation_id)
+        .first(conn)?;
+    let known: Option<(String, Option<String>)> = external_assessors::table
+        .filter(external_assessors::organisation_id.eq(&org))
+        .filter(external_assessors::email.eq(email))
+        .select((external_assessors::status, external_assessors::decided_by))
+        .first(conn)
+        .optional()?;
+    match known {
+        Some((status, Some(by))) if status == APPROVED => Ok(Gate::Approved { vetted_by: by }),
+        Some((status, _)) if status == DECLINED => Err(AppError::validation(
+            "assessor_email",
+            "this person was not approved as an assessor here; ask someone else",
+        )),
+        Some(_) => Ok(Gate::Pending { first: false }),
+        None => {
+            let mut errors = Vec::new();
+            let name = checked_text("assessor_name", name, &mut errors);
+            let workplace = checked_text("assessor_workplace", workplace, &mut errors);
+            if !errors.is_empty() {
+                return Err(AppError::Validation(errors));
+            }
+            diesel::insert_into(external_assessors::table)
+                .values((
+                    external_assessors::id.eq(Uuid::new_v4().to_string()),
+                    external_assessors::organisation_id.eq(&org),
+                    external_assessors::email.eq(email),
+                    external_assessors::name.eq(&name),
+                    external_assessors::workplace.eq(&workplace),
+                    external_assessors::status.eq(PENDING),
+                    external_assessors::requested_by.eq(trainee_id),
+                    external_assessors::enrolment_id.eq(enrolment_id),
+                    external_assessors::version.eq(1),
+                    external_assessors::created_at.eq(to_db(now)),
+                    external_assessors::updated_at.eq(to_db(now)),
+                ))
+                .execute(conn)?;
+            Ok(Gate::Pending { first: true })
+        }
+    }
+}
+
+/// The mail telling the trainee's main supervisor that someone waits for vetting.
+pub fn vetting_mail(
+    conn: &mut DbConn,
+    cfg: &Config,
+    today: NaiveDate,
+    enrolment_id: &str,
+    email: &str,
+) -> Result<Option<Mail>, AppError> {
+    let Some(main) = access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)? else {
+        return Ok(None);
+    };
+    let to: String = users::table.find(&main).select(users::email).first(conn)?;
+    Ok(Some(Mail {
+        to,
+        subject: "Bedömare att godkänna / Assessor to approve".into(),
+        body: format!(
+            "En ST/BT-läkare har bett {email} (utan konto) om en bedömning. Godkänn personen \
+             innan signeringslänken skickas.\n\
+             A trainee asked {email} (no account) for an assessment. Approve the person \
+             before the signing link is sent.\n\n{}/external-assessors\n",
+            cfg.public_url.trim_end_matches('/')
+        ),
+    }))
+}
+
+/// Enrolments whose main supervisor `me` is today.
+fn main_supervised(
+    conn: &mut DbConn,
+    me: &Principal,
+    today: NaiveDate,
+) -> Result<Vec<String>, AppError> {
+    let today = today.to_string();
+    Ok(assignments::table
+        .filter(assignments::user_id.eq(&me.user_id))
+        .filter(assignments::role.eq(access::MAIN_SUPERVISOR))
+        .filter(assignments::valid_from.le(&today))
+        .filter(
+            assignments::valid_to
+                .is_null()
+                .or(assignments::valid_to.gt(&today)),
+        )
+        .select(assignments::enrolment_id)
+        .load(conn)?)
+}
+
+/// Who decides on a person: a director of studies over the organisation, or the main
+/// supervisor of a trainee (of that organisation) who named them.
+fn may_decide(
+    conn: &mut DbConn,
+    me: &Principal,
+    x: &ExternalAssessor,
+    today: NaiveDate,
+) -> Result<bool, AppError> {
+    if me.has_role_over(conn, Role::DirectorOfStudies, &x.organisation_id)? {
+        return Ok(true);
+    }
+    let mine = main_supervised(conn, me, today)?;
+    if mine.contains(&x.enrolment_id) {
+        return Ok(true);
+    }
+    let asking: i64 = assessments::table
+        .inner_join(enrolments::table.on(enrolments::id.eq(assessments::enrolment_id)))
+        .filter(assessments::enrolment_id.eq_any(&mine))
+        .filter(enrolments::organisation_id.eq(&x.organisation_id))
+        .filter(assessments::assessor_email.eq(&x.email))
+        .filter(assessments::deleted_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(asking > 0)
+}
+
+/// The people I may vet, by status (default: pending), oldest id first.
+pub fn list(
+    conn: &mut DbConn,
+    me: &Principal,
+    today: NaiveDate,
+    status: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ExternalAssessor>, AppError> {
+    me.require_person()?;
+    let orgs = org_subtrees(conn, &me.orgs_with(&[Role::DirectorOfStudies]))?;
+    let mine = main_supervised(conn, me, today)?;
+    // People named by my main-supervised trainees, in their enrolments' organisations.
+    let named: Vec<(String, String)> = assessments::table
+        .inner_join(enrolments::table.on(enrolments::id.eq(assessments::enrolment_id)))
+        .filter(assessments::enrolment_id.eq_any(&mine))
+        .filter(assessments::assessor_email.is_not_null())
+        .filter(assessments::deleted_at.is_null())
+        .select((
+            enrolments::organisation_id,
+            assessments::assessor_email.assume_not_null(),
+        ))
+        .load(conn)?;
+    let mut q = external_assessors::table
+        .filter(external_assessors::status.eq(status.to_string()))
+        .select(columns!())
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(external_assessors::id.gt(a.to_string()));
+    }
+    let rows: Vec<Row> = q.order(external_assessors::id).load(conn)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (org, email, enrolment) = (&row.0 .1, &row.0 .2, &row.1 .1);
+        let visible = orgs.contains(org)
+            || mine.contains(enrolment)
+            || named.iter().any(|(o, e)| o == org && e == email);
+        if visible {
+            out.push(from_row(conn, row)?);
+            if out.len() as i64 > limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn decide(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+    to: &str,
+) -> Result<ExternalAssessor, AppError> {
+    me.require_person()?;
+    let x = get(conn, id)?;
+    if !may_decide(conn, me, &x, now.date_naive())? {
+        return Err(AppError::NotFound);
+    }
+    // One conditional statement: of two decisions at once only one applies.
+    let changed = diesel::update(
+        external_assessors::table
+            .find(id)
+            .filter(external_assessors::status.eq(PENDING)),
+    )
+    .set((
+        external_assessors::status.eq(to),
+        external_assessors::decided_by.eq(&me.user_id),
+        external_assessors::decided_at.eq(to_db(now)),
+        external_assessors::version.eq(external_assessors::version + 1),
+        external_assessors::updated_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    if changed != 1 {
+        return Err(AppError::Conflict(format!(
+            "this person was already {}",
+            x.status
+        )));
+    }
+    let x = get(conn, id)?;
+    audit::append(
+        conn,
+        now,
+        Event {
+            actor_id: Some(&me.user_id),
+            client: None,
+            action: if to == APPROVED {
+                "assessor_approved"
+            } else {
+                "assessor_declined"
+            },
+            entity: "external_assessor",
+            entity_id: &x.id,
+            // Not in the enrolment's changes feed: the person is the organisation's, and
+            // each assessment's own entries record what happened to it.
+            enrolment_id: None,
+            data: &json!(x),
+        },
+    )?;
+    Ok(x)
+}
+
+/// The assessments waiting for this person's vetting, in their organisation.
+fn waiting(conn: &mut DbConn, x: &ExternalAssessor) -> Result<Vec<String>, AppError> {
+    Ok(assessments::table
+        .inner_join(enrolments::table.on(enrolments::id.eq(assessments::enrolment_id)))
+        .filter(enrolments::organisation_id.eq(&x.organisation_id))
+        .filter(assessments::assessor_email.eq(&x.email))
+        .filter(assessments::status.eq(super::assessments::AWAITING_VETTING))
+        .filter(assessments::deleted_at.is_null())
+        .select(assessments::id)
+        .load(conn)?)
+}
+
+/// Approves the person: every assessment waiting for them is sent (a link each).
+pub fn approve(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+) -> Result<(ExternalAssessor, Vec<Mail>), AppError> {
+    let x = decide(conn, now, me, id, APPROVED)?;
+    let mut mails = Vec::new();
+    for a in waiting(conn, &x)? {
+        mails.push(super::assessments::release_after_vetting(
+            conn,
+            cfg,
+            now,
+            &a,
+            &me.user_id,
+        )?);
+    }
+    Ok((x, mails))
+}
+
+/// Declines the person: the assessments waiting for them go back to their trainees as
+/// drafts without an assessor, to be asked of someone else.
+pub fn decline(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+) -> Result<(ExternalAssessor, Vec<Mail>), AppError> {
+    let x = decide(conn, now, me, id, DECLINED)?;
+    let mut mails = Vec::new();
+    for a in waiting(conn, &x)? {
+        mails.push(super::assessments::return_after_vetting(
+            conn,
+            cfg,
+            now,
+            &a,
+            &me.user_id,
+        )?);
+    }
+    Ok((x, mails))
+}
+
+/// For the dossier: who vetted the assessor of each of these link-signed assessments.
+pub fn vetted_by(
+    conn: &mut DbConn,
+    assessment_ids: &[String],
+) -> Result<Vec<(String, String)>, AppError> {
+    use crate::schema::signing_links;
+    Ok(signing_links::table
+        .filter(signing_links::assessment_id.eq_any(assessment_ids))
+        .filter(signing_links::used_at.is_not_null())
+        .filter(signing_links::vetted_by.is_not_null())
+        .select((
+            signing_links::assessment_id,
+            signing_links::vetted_by.assume_not_null(),
+        ))
+        .load(conn)?)
+}
+
+// ---- HTTP ---------------------------------------------------------------------------
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalAssessorFilter {
+    /// `pending` (default), `approved` or `declined`.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Assessors without an account, to vet
+///
+/// For main supervisors (the people their trainees named) and directors of studies (of
+/// their organisations). An approval holds for every trainee of that organisation.
+#[utoipa::path(
+    tag = "assessments",
+    params(ExternalAssessorFilter),
+    responses((status = 200, description = "A page of people named as assessors", body = Page<ExternalAssessor>)),
+    security(("bearer" = []))
+)]
+#[get("/external-assessors")]
+pub async fn list_external_assessors(
+    state: web::Data<AppState>,
+    me: Principal,
+    query: web::Query<ExternalAssessorFilter>,
+) -> Result<HttpResponse, AppError> {
+    let q = query.into_inner();
+    let status = q.status.unwrap_or_else(|| PENDING.into());
+    if ![PENDING, APPROVED, DECLINED].contains(&status.as_str()) {
+        return Err(AppError::validation(
+            "status",
+            "must be pending, approved or declined",
+        ));
+    }
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let (limit, after) = (page.limit()?, page.after()?);
+    let today = state.clock.now().date_naive();
+    let rows = crate::db::run(&state.pool, move |c| {
+        list(c, &me, today, &status, after.as_deref(), limit)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |x| x.id.clone())))
+}
+
+/// Approve an assessor without an account
+///
+/// One action: the person may now be sent signing links by trainees of this
+/// organisation, and every assessment waiting for them goes out now.
+#[utoipa::path(
+    tag = "assessments",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "Approved; waiting requests were sent", body = ExternalAssessor),
+        (status = 404, description = "Unknown, or not yours to vet", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already approved or declined", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/external-assessors/{id}/approve")]
+pub async fn approve_external_assessor(
+    state: web::Data<AppState>,
+    me: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let x =
+        crate::notifications::write_and_deliver(&state, move |c| approve(c, &cfg, now, &me, &id))
+            .await?;
+    Ok(HttpResponse::Ok().json(x))
+}
+
+/// Decline an assessor without an account
+///
+/// No link goes to the person; assessments waiting for them return to their trainees
+/// as drafts, to be asked of someone else.
+#[utoipa::path(
+    tag = "assessments",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "Declined", body = ExternalAssessor),
+        (status = 404, description = "Unknown, or not yours to vet", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already approved or declined", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/external-assessors/{id}/decline")]
+pub async fn decline_external_assessor(
+    state: web::Data<AppState>,
+    me: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let x =
+        crate::notifications::write_and_deliver(&state, move |c| decline(c, &cfg, now, &me, &id))
+            .await?;
+    Ok(HttpResponse::Ok().json(x))
+}
