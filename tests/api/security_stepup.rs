@@ -578,3 +578,22 @@ fn password_reset_for_a_known_and_an_unknown_address_answers_alike_without_smtp(
     assert_eq!(entries[0]["recipient"], "a***@regionstockholm.se");
     drop(silent);
 }
+
+#[test]
+fn an_undo_link_older_than_seven_days_is_refused() {
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    let before = app.smtp.count_to(&admin.email);
+    app.post(
+        "/me/recovery-codes",
+        Some(&admin.access),
+        json!({"password": PASSWORD}),
+    )
+    .expect(201);
+    let undo = undo_token(&app, &admin.email, before);
+    app.advance(7 * 86_400 + 1);
+    app.post("/auth/undo-change", None, json!({"token": undo}))
+        .expect_problem(410, "gone");
+    // Nothing was undone: the password still works.
+    app.login_totp(&admin);
+}
