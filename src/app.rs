@@ -24,7 +24,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub config: Arc<Config>,
     pub clock: SharedClock,
-    /// Sends the mail outbox; handlers enqueue mail in their transaction and wake it.
+    /// Used by the outbox worker; handlers never send mail, they queue it in their
+    /// transaction (`outbox::enqueue`) and wake `outbox` after the commit.
     pub mailer: Mailer,
     pub outbox: crate::outbox::Outbox,
     pub jwt: JwtKeys,
