@@ -24,7 +24,10 @@ pub struct AppState {
     pub pool: DbPool,
     pub config: Arc<Config>,
     pub clock: SharedClock,
+    /// Used by the outbox worker; handlers never send mail, they queue it in their
+    /// transaction (`outbox::enqueue`) and wake `outbox` after the commit.
     pub mailer: Mailer,
+    pub outbox: crate::outbox::Outbox,
     pub jwt: JwtKeys,
     /// Verified against when a login names no account, to keep timing uniform.
     pub dummy_hash: String,
@@ -76,6 +79,7 @@ impl AppState {
             config: Arc::new(config),
             clock,
             mailer,
+            outbox: crate::outbox::Outbox::default(),
             jwt: JwtKeys::from_secret(&secret),
             blobs,
         })
@@ -263,6 +267,9 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(h::me_device_revoke)
         .service(h::me_password)
         .service(h::me_email)
+        .service(h::me_step_up_email_code)
+        .service(h::undo_change)
+        .service(crate::outbox::list_mail_outbox)
         .service(a::create_organisation)
         .service(a::list_organisations)
         .service(a::get_organisation)
@@ -385,6 +392,7 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
     let blocking = (config.db_pool_size as usize).div_ceil(workers).max(1) + 1;
     spawn_housekeeping(state.clone());
     crate::integrations::spawn_worker(state.clone());
+    crate::outbox::spawn_worker(state.clone());
     let server = HttpServer::new(move || {
         // The spec route comes before the `/api/v1` scope, which would otherwise answer 404.
         let (app, _) = App::new()

@@ -42,6 +42,15 @@ pub struct Problem {
     /// Present for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For `step-up-required`: what the request must carry, `password` and/or
+    /// `second_factor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requires: Option<Vec<String>>,
+    /// For `step-up-required`: the second factors this account can answer with
+    /// (`totp` as `totp_code`, `email_code` as `email_code` after asking for one,
+    /// `recovery_code` as `recovery_code`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
     /// The request id, as in the `X-Request-Id` header, for support.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -96,6 +105,17 @@ pub enum AppError {
     PreconditionFailed,
     #[error("precondition required: {0}")]
     PreconditionRequired(String),
+    /// A change to the account's security (e-mail, password, second factor, recovery
+    /// codes, remembered devices) needs the current password and, unless this session
+    /// gave one in the last five minutes, a second factor (401, RFC 9470 style).
+    #[error("step-up required")]
+    StepUpRequired {
+        requires: Vec<String>,
+        methods: Vec<String>,
+    },
+    /// A one-time link that was already used or has expired (410).
+    #[error("gone: {0}")]
+    Gone(String),
     /// A signature needs a second factor this session cannot vouch for (403).
     #[error("second factor required")]
     SecondFactorRequired,
@@ -138,6 +158,8 @@ impl AppError {
             AppError::PreconditionRequired(_) => "precondition-required",
             AppError::NotAcceptable(_) => "not-acceptable",
             AppError::SecondFactorRequired => "second-factor-required",
+            AppError::StepUpRequired { .. } => "step-up-required",
+            AppError::Gone(_) => "gone",
             AppError::RateLimited { .. } => "rate-limited",
             AppError::Unavailable(_) => "unavailable",
             AppError::Config(_) | AppError::Internal(_) => "internal",
@@ -168,6 +190,8 @@ impl AppError {
             AppError::PreconditionRequired(_) => "Precondition required",
             AppError::NotAcceptable(_) => "Not acceptable",
             AppError::SecondFactorRequired => "Second factor required",
+            AppError::StepUpRequired { .. } => "Confirm it is you",
+            AppError::Gone(_) => "Gone",
             AppError::RateLimited { .. } => "Too many requests",
             AppError::Unavailable(_) => "Service unavailable",
             AppError::Config(_) | AppError::Internal(_) => "Internal error",
@@ -186,7 +210,17 @@ impl AppError {
             | AppError::Conflict(d)
             | AppError::PreconditionRequired(d)
             | AppError::NotAcceptable(d)
+            | AppError::Gone(d)
             | AppError::Unavailable(d) => d.clone(),
+            AppError::StepUpRequired { requires, .. } => {
+                if requires.iter().any(|r| r == "second_factor") {
+                    "This change needs your current password (password) and a second factor \
+                     (totp_code, recovery_code, or email_code after POST /me/step-up/email-code)."
+                        .into()
+                } else {
+                    "This change needs your current password (password).".into()
+                }
+            }
             AppError::Validation(errors) => format!(
                 "{} field(s) are invalid: {}",
                 errors.len(),
@@ -261,6 +295,14 @@ impl AppError {
                 AppError::Validation(e) => e.clone(),
                 _ => Vec::new(),
             },
+            requires: match self {
+                AppError::StepUpRequired { requires, .. } => Some(requires.clone()),
+                _ => None,
+            },
+            methods: match self {
+                AppError::StepUpRequired { methods, .. } => Some(methods.clone()),
+                _ => None,
+            },
             request_id,
         }
     }
@@ -276,6 +318,7 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unauthenticated(_)
+            | AppError::StepUpRequired { .. }
             | AppError::InvalidCredentials
             | AppError::InvalidSecondFactor => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) | AppError::InsufficientScope(_) => StatusCode::FORBIDDEN,
@@ -290,6 +333,7 @@ impl ResponseError for AppError {
             AppError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             AppError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             AppError::SecondFactorRequired => StatusCode::FORBIDDEN,
+            AppError::Gone(_) => StatusCode::GONE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Config(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -313,6 +357,13 @@ impl ResponseError for AppError {
             }
             AppError::Unauthenticated(_) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            AppError::StepUpRequired { .. } => {
+                // RFC 9470: the token is fine, the authentication behind it is not enough.
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer error=\"insufficient_user_authentication\"",
+                ));
             }
             AppError::InsufficientScope(_) => {
                 res.insert_header((

@@ -23,6 +23,7 @@ pub mod idempotency;
 pub mod integrations;
 pub mod mail;
 pub mod notifications;
+pub mod outbox;
 pub mod portfolio;
 pub mod progress;
 pub mod render;

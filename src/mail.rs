@@ -1,5 +1,6 @@
 //! Outgoing mail through lettre: `.eml` files in an outbox directory by default, SMTP by
-//! configuration. Sending is blocking; callers run it on the blocking pool.
+//! configuration. Sending is blocking; the outbox worker (`crate::outbox`) runs it on
+//! the blocking pool. Requests never send: they queue mail in the outbox.
 
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
@@ -94,8 +95,9 @@ impl Mailer {
         }
     }
 
-    /// Sends after the database work has committed; a failed send is logged, not fatal,
-    /// because the record it announces exists and the user can ask for the mail again.
+    /// Sends at once, off the executor: only the fallback when notifications of a change
+    /// that has committed cannot be queued (`notifications::deliver`); a failed send is
+    /// logged.
     pub async fn send_all(&self, mails: Vec<Mail>) {
         if mails.is_empty() {
             return;

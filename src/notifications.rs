@@ -1,6 +1,8 @@
 //! Portfolio notifications: sent at once, or gathered into one daily digest for users
 //! who prefer that (supervisors who would rather not get a mail per signature).
-//! Sign-in codes and links never wait: they go through the mailer directly.
+//! "At once" means through the durable outbox (`crate::outbox`), never SMTP inside a
+//! request. Sign-in codes and links never wait for a digest: they go to the outbox
+//! directly (`outbox::enqueue` in the transaction, or `write_and_send`).
 
 use chrono::{DateTime, Timelike, Utc};
 use diesel::prelude::*;
@@ -48,22 +50,88 @@ pub fn sort(
     Ok(now_list)
 }
 
-/// Delivers notifications according to each recipient's choice. A failure to queue
-/// falls back to sending at once: a notification is never silently dropped.
+/// Queues notifications in the caller's transaction: digest users' into the digest
+/// queue, everyone else's into the outbox. Wake the outbox after the commit.
+pub fn queue(conn: &mut DbConn, now: DateTime<Utc>, mails: Vec<Mail>) -> Result<(), AppError> {
+    let immediate = sort(conn, now, mails)?;
+    crate::outbox::enqueue(conn, now, &immediate)
+}
+
+/// Runs a write that returns notifications and queues them in the same transaction, so
+/// the change and its mail commit together (nothing lost if the process dies after the
+/// commit); the outbox worker is woken after the commit.
+pub async fn write_and_deliver<T, F>(state: &AppState, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
+{
+    let now = state.clock.now();
+    let value = db::write(&state.pool, move |c| {
+        let (value, mails) = f(c)?;
+        queue(c, now, mails)?;
+        Ok(value)
+    })
+    .await?;
+    state.outbox.wake();
+    Ok(value)
+}
+
+/// `write_and_deliver` for writes whose failure is committed too (the inner error: a
+/// wrong code that must count against a limit); mail is queued only on success.
+pub async fn write_and_deliver_checked<T, F>(state: &AppState, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<Result<(T, Vec<Mail>), AppError>, AppError> + Send + 'static,
+{
+    let now = state.clock.now();
+    let value = db::write(&state.pool, move |c| match f(c)? {
+        Ok((value, mails)) => {
+            queue(c, now, mails)?;
+            Ok(Ok(value))
+        }
+        Err(e) => Ok(Err(e)),
+    })
+    .await??;
+    state.outbox.wake();
+    Ok(value)
+}
+
+/// Delivers notifications of a change that has already committed, according to each
+/// recipient's choice, through the outbox. Prefer `write_and_deliver`, which commits
+/// them with the change.
 pub async fn deliver(state: &AppState, mails: Vec<Mail>) {
     if mails.is_empty() {
         return;
     }
     let now = state.clock.now();
     let copy = mails.clone();
-    let immediate = match db::write(&state.pool, move |c| sort(c, now, copy)).await {
-        Ok(m) => m,
+    match db::write(&state.pool, move |c| queue(c, now, copy)).await {
+        Ok(()) => state.outbox.wake(),
         Err(e) => {
+            // A notification is never silently dropped: try to send it now instead.
             tracing::error!(error = %e, "could not queue notifications; sending now");
-            mails
+            state.mailer.send_all(mails).await;
         }
-    };
-    state.mailer.send_all(immediate).await;
+    }
+}
+
+/// Runs a write that returns sign-in mail (invitations, links) and queues it in the
+/// outbox in the same transaction, never held for a digest; wakes the worker after the
+/// commit.
+pub async fn write_and_send<T, F>(state: &AppState, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
+{
+    let now = state.clock.now();
+    let value = db::write(&state.pool, move |c| {
+        let (value, mails) = f(c)?;
+        crate::outbox::enqueue(c, now, &mails)?;
+        Ok(value)
+    })
+    .await?;
+    state.outbox.wake();
+    Ok(value)
 }
 
 /// Sends one digest per user whose notifications are waiting and who has not had one

@@ -208,8 +208,8 @@ pub async fn create_invitation(
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let (invitation, mail, _) = db::write(&state.pool, move |c| {
-        service::invite(
+    let invitation = crate::notifications::write_and_send(&state, move |c| {
+        let (invitation, mail, _) = service::invite(
             c,
             &cfg,
             now,
@@ -221,10 +221,10 @@ pub async fn create_invitation(
                 organisation_id: body.organisation_id,
                 display_name: body.display_name,
             },
-        )
+        )?;
+        Ok((invitation, vec![mail]))
     })
     .await?;
-    state.mailer.send_all(vec![mail]).await;
     Ok(HttpResponse::Created().json(invitation))
 }
 

@@ -12,6 +12,7 @@ use crate::auth::principal::Principal;
 use crate::auth::service::{
     self, ChallengePurpose, IssuedSession, LoginOutcome, MfaMethod, SecondFactor, Verified,
 };
+use crate::auth::step_up::{self, StepUp};
 use crate::clock::{from_db, to_db};
 use crate::db;
 use crate::error::AppError;
@@ -258,12 +259,13 @@ pub async fn mfa_email_code(
 ) -> Result<HttpResponse, AppError> {
     let client = client_info(&req, &state.config);
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let (mail, expires_at) = db::write(&state.pool, move |c| {
-        service::send_email_code(c, &cfg, now, &body.mfa_token, &client)
+    let (sent_to, expires_at) = db::write(&state.pool, move |c| {
+        let (mail, expires_at) = service::send_email_code(c, &cfg, now, &body.mfa_token, &client)?;
+        crate::outbox::enqueue(c, now, std::slice::from_ref(&mail))?;
+        Ok((service::mask_email(&mail.to), expires_at))
     })
     .await?;
-    let sent_to = service::mask_email(&mail.to);
-    state.mailer.send_all(vec![mail]).await;
+    state.outbox.wake();
     Ok(HttpResponse::Accepted().json(EmailCodeSent {
         sent_to,
         expires_at,
@@ -431,7 +433,8 @@ pub struct PasswordResetRequest {
 
 /// Ask for a password-reset link
 ///
-/// Always answers 202, whether or not the address has an account.
+/// Always answers 202, whether or not the address has an account, in the same time:
+/// the mail is queued in the outbox and sent afterwards, never inside the request.
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordResetRequest,
@@ -450,11 +453,12 @@ pub async fn password_reset(
     let email = service::normalize_email(&body.email);
     let client = client_info(&req, &state.config);
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let mail = db::write(&state.pool, move |c| {
-        service::request_password_reset(c, &cfg, now, &email, &client)
+    db::write(&state.pool, move |c| {
+        let mail = service::request_password_reset(c, &cfg, now, &email, &client)?;
+        crate::outbox::enqueue(c, now, mail.as_slice())
     })
     .await?;
-    state.mailer.send_all(mail.into_iter().collect()).await;
+    state.outbox.wake();
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -528,23 +532,97 @@ pub async fn email_verification(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Undo a change to my account from the mailed link
+///
+/// The link in the notice of an e-mail, password or second-factor change. Restores the
+/// old address (for an e-mail change), removes a changed second factor, ends every
+/// session and remembered device, and mails a password-reset link to the account's
+/// (restored) address: no password works until a new one is set. Works once, for 7 days.
+#[utoipa::path(
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 204, description = "Undone; a password-reset link is on its way"),
+        (status = 404, description = "No such link", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The link was already used or has expired", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/auth/undo-change")]
+pub async fn undo_change(
+    state: web::Data<AppState>,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, AppError> {
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    db::write(&state.pool, move |c| {
+        step_up::undo_change(c, &cfg, now, &body.token)
+    })
+    .await?;
+    state.outbox.wake();
+    Ok(HttpResponse::NoContent().finish())
+}
+
 // ---- /me: the caller's own security settings ------------------------------------------
+//
+// Every change here needs step-up (see `auth::step_up`): the current password and a
+// second factor, unless this session gave one in the last five minutes. Without them
+// the answer is 401 `step-up-required`, whose `requires` and `methods` tell the client
+// what to ask the person for.
+
+/// Runs a step-up guarded change: the password first (outside the transaction), then the
+/// second factor and the change in one transaction. A wrong factor is recorded and the
+/// change not made.
+async fn guarded<T, F>(
+    state: &AppState,
+    me: Principal,
+    answer: StepUp,
+    change: F,
+) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut db::DbConn, &Principal) -> Result<T, AppError> + Send + 'static,
+{
+    step_up::check_password(state, &me, &answer).await?;
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let value = db::write(&state.pool, move |c| {
+        if let Err(e) = step_up::check_factor(c, &cfg, now, &me, &answer)? {
+            return Ok(Err(e));
+        }
+        change(c, &me).map(Ok)
+    })
+    .await??;
+    state.outbox.wake();
+    Ok(value)
+}
+
+/// A request without a (readable) body is a request without step-up, and is answered
+/// as such: the `step-up-required` problem tells the client what to send.
+fn step_up_answer(body: Option<web::Json<StepUp>>) -> StepUp {
+    body.map(|b| b.into_inner()).unwrap_or_default()
+}
 
 /// Start (or restart) TOTP enrolment
 ///
 /// A new secret; the current authenticator keeps working until the new one is confirmed.
+/// Needs step-up: `password`, and a second factor unless this session gave one in the
+/// last five minutes.
 #[utoipa::path(
     tag = "me",
-    responses((status = 200, description = "Secret, URI and QR code", body = TotpSetupResponse)),
+    request_body = StepUp,
+    responses(
+        (status = 200, description = "Secret, URI and QR code", body = TotpSetupResponse),
+        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 #[post("/me/totp")]
 pub async fn me_totp_setup(
     state: web::Data<AppState>,
     me: Principal,
+    body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let setup = db::write(&state.pool, move |c| {
+    let setup = guarded(&state, me, step_up_answer(body), move |c, me| {
         service::totp_setup(c, now, &me.user_id)
     })
     .await?;
@@ -567,6 +645,10 @@ pub struct TotpConfirmed {
 }
 
 /// Confirm TOTP enrolment
+///
+/// With a code from the new authenticator, whose secret only the step-up guarded
+/// `POST /me/totp` handed out. The account's address is told, with a link that undoes
+/// the change.
 #[utoipa::path(
     tag = "me",
     request_body = CodeRequest,
@@ -582,11 +664,18 @@ pub async fn me_totp_confirm(
     me: Principal,
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
+    me.require_person()?;
+    let (cfg, now) = (state.config.clone(), state.clock.now());
     let codes = db::write(&state.pool, move |c| {
-        service::totp_confirm(c, now, &me.user_id, &body.code)
+        let codes = match service::totp_confirm(c, now, &me.user_id, &body.code)? {
+            Ok(codes) => codes,
+            Err(e) => return Ok(Err(e)),
+        };
+        step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::SecondFactor)?;
+        Ok(Ok(codes))
     })
     .await??;
+    state.outbox.wake();
     Ok(crate::idempotency::secret(HttpResponse::Ok().json(
         TotpConfirmed {
             recovery_codes: codes,
@@ -601,19 +690,28 @@ pub struct RecoveryCodes {
 }
 
 /// Replace the recovery codes
+///
+/// Needs step-up. The account's address is told, with a link that undoes the change.
 #[utoipa::path(
     tag = "me",
-    responses((status = 201, description = "New codes", body = RecoveryCodes)),
+    request_body = StepUp,
+    responses(
+        (status = 201, description = "New codes", body = RecoveryCodes),
+        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 #[post("/me/recovery-codes")]
 pub async fn me_recovery_codes(
     state: web::Data<AppState>,
     me: Principal,
+    body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    let codes = db::write(&state.pool, move |c| {
-        service::replace_recovery_codes(c, now, &me.user_id)
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let codes = guarded(&state, me, step_up_answer(body), move |c, me| {
+        let codes = service::replace_recovery_codes(c, now, &me.user_id)?;
+        step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::SecondFactor)?;
+        Ok(codes)
     })
     .await?;
     Ok(crate::idempotency::secret(HttpResponse::Created().json(
@@ -621,6 +719,35 @@ pub async fn me_recovery_codes(
             recovery_codes: codes,
         },
     )))
+}
+
+/// Send a step-up code by e-mail
+///
+/// For accounts that use e-mailed codes: the code answers a step-up as `email_code`.
+/// Valid for 10 minutes, once.
+#[utoipa::path(
+    tag = "me",
+    responses(
+        (status = 202, description = "Code sent", body = EmailCodeSent),
+        (status = 403, description = "E-mailed codes are not enabled for this account", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/me/step-up/email-code")]
+pub async fn me_step_up_email_code(
+    state: web::Data<AppState>,
+    me: Principal,
+) -> Result<HttpResponse, AppError> {
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let (sent_to, expires_at) = db::write(&state.pool, move |c| {
+        step_up::send_step_up_code(c, &cfg, now, &me)
+    })
+    .await?;
+    state.outbox.wake();
+    Ok(HttpResponse::Accepted().json(EmailCodeSent {
+        sent_to,
+        expires_at,
+    }))
 }
 
 #[derive(Queryable)]
@@ -688,12 +815,15 @@ pub async fn me_devices(
 
 /// Forget a remembered device
 ///
-/// Its next login asks for the second factor again.
+/// Its next login asks for the second factor again. Needs step-up: send the step-up
+/// fields as the JSON body of the DELETE.
 #[utoipa::path(
     tag = "me",
     params(("id" = String, Path, description = "Device id")),
+    request_body = StepUp,
     responses(
         (status = 204, description = "Forgotten"),
+        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such device of yours", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -703,10 +833,11 @@ pub async fn me_device_revoke(
     state: web::Data<AppState>,
     me: Principal,
     path: web::Path<String>,
+    body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
     let now = to_db(state.clock.now());
     let id = path.into_inner();
-    let n = db::write(&state.pool, move |c| {
+    let n = guarded(&state, me, step_up_answer(body), move |c, me| {
         Ok(diesel::update(
             remembered_devices::table
                 .filter(remembered_devices::id.eq(&id))
@@ -726,19 +857,25 @@ pub async fn me_device_revoke(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
-    pub current_password: String,
+    /// The current password (`current_password` is accepted too).
+    #[serde(alias = "current_password")]
+    pub password: Option<String>,
     pub new_password: String,
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
+    pub email_code: Option<String>,
 }
 
 /// Change my password
 ///
-/// Ends all sessions, this one included, and forgets remembered devices.
+/// Needs step-up. Ends all sessions, this one included, and forgets remembered devices.
+/// The account's address is told, with a link that undoes the change.
 #[utoipa::path(
     tag = "me",
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed; log in again"),
-        (status = 401, description = "Current password wrong", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -750,21 +887,27 @@ pub async fn me_password(
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     service::check_password("new_password", &body.new_password)?;
-    let user_id = me.user_id.clone();
-    let stored = db::run(&state.pool, move |c| service::password_hash_of(c, &user_id)).await?;
-    let current = body.current_password;
-    let ok =
-        web::block(move || stored.is_some_and(|h| crypto::verify_password(&current, &h))).await?;
-    if !ok {
-        return Err(AppError::InvalidCredentials);
-    }
+    let answer = StepUp {
+        password: body.password,
+        totp_code: body.totp_code,
+        recovery_code: body.recovery_code,
+        email_code: body.email_code,
+    };
+    // Refuse a missing or wrong step-up before spending a hash on the new password.
+    step_up::check_password(&state, &me, &answer).await?;
     let new_hash = hash(&state, body.new_password).await?;
-    let now = state.clock.now();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
     db::write(&state.pool, move |c| {
+        if let Err(e) = step_up::check_factor(c, &cfg, now, &me, &answer)? {
+            return Ok(Err(e));
+        }
         service::set_password(c, now, &me.user_id, &new_hash)?;
-        service::revoke_all_sessions(c, now, &me.user_id, "password_change")
+        service::revoke_all_sessions(c, now, &me.user_id, "password_change")?;
+        step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::Password)?;
+        Ok(Ok(()))
     })
-    .await?;
+    .await??;
+    state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -772,16 +915,24 @@ pub async fn me_password(
 #[serde(deny_unknown_fields)]
 pub struct EmailChange {
     pub new_email: String,
+    /// The current password.
+    pub password: Option<String>,
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
+    pub email_code: Option<String>,
 }
 
 /// Change my e-mail address
 ///
-/// Sends a confirmation link to the new address; the change takes effect when it is used.
+/// Needs step-up. Sends a confirmation link to the new address; the change takes effect
+/// when it is used. The current address is told at once, with a link (valid 7 days)
+/// that undoes the change and ends every session.
 #[utoipa::path(
     tag = "me",
     request_body = EmailChange,
     responses(
         (status = 202, description = "Confirmation link sent to the new address"),
+        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The address belongs to another account", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -792,6 +943,7 @@ pub async fn me_email(
     me: Principal,
     body: web::Json<EmailChange>,
 ) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
     let email = service::normalize_email(&body.new_email);
     if !service::valid_email(&email) {
         return Err(AppError::validation(
@@ -799,11 +951,28 @@ pub async fn me_email(
             "is not an e-mail address",
         ));
     }
+    let answer = StepUp {
+        password: body.password,
+        totp_code: body.totp_code,
+        recovery_code: body.recovery_code,
+        email_code: body.email_code,
+    };
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let mail = db::write(&state.pool, move |c| {
-        service::request_email_change(c, &cfg, now, &me.user_id, &email)
+    guarded(&state, me, answer, move |c, me| {
+        let old = service::credentials_by_id(c, &me.user_id)?.email;
+        let mail = service::request_email_change(c, &cfg, now, &me.user_id, &email)?;
+        crate::outbox::enqueue(c, now, std::slice::from_ref(&mail))?;
+        step_up::notify_change(
+            c,
+            &cfg,
+            now,
+            &me.user_id,
+            step_up::Change::Email {
+                old: &old,
+                new: &email,
+            },
+        )
     })
     .await?;
-    state.mailer.send_all(vec![mail]).await;
     Ok(HttpResponse::Accepted().finish())
 }

@@ -5,3 +5,4 @@ pub mod handlers;
 pub mod principal;
 pub mod ratelimit;
 pub mod service;
+pub mod step_up;

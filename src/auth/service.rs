@@ -103,7 +103,7 @@ pub fn credentials_by_email(
         .optional()?)
 }
 
-fn credentials_by_id(conn: &mut DbConn, id: &str) -> Result<Credentials, AppError> {
+pub fn credentials_by_id(conn: &mut DbConn, id: &str) -> Result<Credentials, AppError> {
     Ok(users::table
         .find(id)
         .select((
@@ -461,7 +461,7 @@ fn consume_challenge(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<
     Ok(())
 }
 
-fn mfa_key(user_id: &str) -> String {
+pub fn mfa_key(user_id: &str) -> String {
     format!("mfa:acct:{user_id}")
 }
 
@@ -789,6 +789,9 @@ pub fn create_session(
             sessions::created_at.eq(to_db(now)),
             sessions::last_used_at.eq(to_db(now)),
             sessions::expires_at.eq(to_db(now + dur(cfg.refresh_token_ttl))),
+            // A remembered device proves no second factor now: a step-up asks for one.
+            sessions::second_factor_at
+                .eq((second_factor != "remembered_device").then(|| to_db(now))),
         ))
         .execute(conn)?;
     let refresh_token = new_refresh_token(conn, now, &session_id)?;

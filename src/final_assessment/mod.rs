@@ -48,11 +48,10 @@ pub async fn create_final_assessment(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (f, mails) = db::write(&state.pool, move |c| {
+    let f = crate::notifications::write_and_deliver(&state, move |c| {
         service::create(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, f.etag(), &f))
 }
 
@@ -181,7 +180,7 @@ pub async fn sign_final_assessment(
     let client = client_info(&req, &state.config);
     let expected = if_match(&req);
     let body = body.map(|b| b.into_inner()).unwrap_or_default();
-    let (f, mails) = db::write(&state.pool, move |c| {
+    let f = crate::notifications::write_and_deliver_checked(&state, move |c| {
         service::sign(
             c,
             &cfg,
@@ -193,8 +192,7 @@ pub async fn sign_final_assessment(
             body,
         )
     })
-    .await??;
-    crate::notifications::deliver(&state, mails).await;
+    .await?;
     Ok(with_etag(StatusCode::OK, f.etag(), &f))
 }
 

@@ -1105,11 +1105,10 @@ pub async fn import_users(
     let body = read_body(payload, state.config.max_json_body).await?;
     let (rows, first) = imports::rows_of(&media_type(&req), &body, &[])?;
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let (items, mails) = db::write(&state.pool, move |c| {
+    let items = crate::notifications::write_and_send(&state, move |c| {
         imports::import_users(c, &cfg, now, &me, rows, first)
     })
     .await?;
-    state.mailer.send_all(mails).await;
     Ok(HttpResponse::Created().json(UserImportResult { items }))
 }
 

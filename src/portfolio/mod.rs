@@ -493,11 +493,10 @@ pub async fn create_assessment(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::create(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
 }
 
@@ -663,11 +662,10 @@ pub async fn request_signature(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::request(c, &cfg, now, &me, &client, &id, &body.assessor_id)
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -703,7 +701,7 @@ pub async fn sign_assessment(
     let client = client_info(&req, &state.config);
     let expected = if_match(&req);
     let content = body.map(|b| b.into_inner()).unwrap_or_default();
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::sign(
             c,
             &cfg,
@@ -716,7 +714,6 @@ pub async fn sign_assessment(
         )
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -749,11 +746,10 @@ pub async fn decline_assessment(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::decline(c, &cfg, now, &me, &client, &id, &body.reason)
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -887,7 +883,7 @@ async fn talk_patch(
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
     let expected = if_match(&req);
-    let (t, mails) = db::write(&state.pool, move |c| {
+    let t = crate::notifications::write_and_deliver(&state, move |c| {
         talks::update(
             c,
             &cfg,
@@ -901,7 +897,6 @@ async fn talk_patch(
         )
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, t.etag(), &t))
 }
 
@@ -949,11 +944,10 @@ pub async fn create_supervision_session(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (t, mails) = db::write(&state.pool, move |c| {
+    let t = crate::notifications::write_and_deliver(&state, move |c| {
         talks::create_session(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 
@@ -1090,11 +1084,10 @@ pub async fn create_handover_talk(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (t, mails) = db::write(&state.pool, move |c| {
+    let t = crate::notifications::write_and_deliver(&state, move |c| {
         talks::create_handover(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 
@@ -1348,11 +1341,10 @@ pub async fn sign_summary(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (s, mails) = db::write(&state.pool, move |c| {
+    let s = crate::notifications::write_and_deliver(&state, move |c| {
         summaries::sign(c, &cfg, now, &me, &client, &id)
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 
@@ -1475,11 +1467,10 @@ pub async fn sign_by_link(
     let token = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::sign_by_link(c, &cfg, now, &client, &token, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(HttpResponse::Ok().json(a))
 }
 
@@ -1504,11 +1495,10 @@ pub async fn decline_by_link(
     let token = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
         assessments::decline_by_link(c, &cfg, now, &client, &token, &body.reason)
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(HttpResponse::Ok().json(a))
 }
 
@@ -1580,11 +1570,10 @@ pub async fn co_sign(
     let cfg = state.config.clone();
     let client = client_info(&req, &state.config);
     let content = body.content;
-    let (a, mails) = db::write(&state.pool, move |c| {
+    let a = crate::notifications::write_and_deliver_checked(&state, move |c| {
         assessments::co_sign_finish(c, &cfg, now, &client, &id, creds.as_ref(), &factor, content)
     })
-    .await??;
-    crate::notifications::deliver(&state, mails).await;
+    .await?;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -1617,11 +1606,10 @@ pub async fn create_final_check_in(
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let client = client_info(&req, &state.config);
-    let (t, mails) = db::write(&state.pool, move |c| {
+    let t = crate::notifications::write_and_deliver(&state, move |c| {
         talks::create_final_check_in(c, &cfg, now, &me, &client, &id, body.into_inner())
     })
     .await?;
-    crate::notifications::deliver(&state, mails).await;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 

@@ -560,9 +560,9 @@ pub async fn approve_external_assessor(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let (x, mails) =
-        crate::db::write(&state.pool, move |c| approve(c, &cfg, now, &me, &id)).await?;
-    crate::notifications::deliver(&state, mails).await;
+    let x =
+        crate::notifications::write_and_deliver(&state, move |c| approve(c, &cfg, now, &me, &id))
+            .await?;
     Ok(HttpResponse::Ok().json(x))
 }
 
@@ -588,8 +588,8 @@ pub async fn decline_external_assessor(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let (x, mails) =
-        crate::db::write(&state.pool, move |c| decline(c, &cfg, now, &me, &id)).await?;
-    crate::notifications::deliver(&state, mails).await;
+    let x =
+        crate::notifications::write_and_deliver(&state, move |c| decline(c, &cfg, now, &me, &id))
+            .await?;
     Ok(HttpResponse::Ok().json(x))
 }

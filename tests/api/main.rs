@@ -25,5 +25,6 @@ mod security_consent;
 mod security_idempotency;
 mod security_plumbing;
 mod security_secrets;
+mod security_stepup;
 mod security_webhooks;
 mod talks;

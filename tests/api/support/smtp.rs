@@ -22,6 +22,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct SmtpServer {
     port: u16,
     messages: Arc<Mutex<Vec<ReceivedMail>>>,
+    /// While set, every connection is greeted with `421` and closed (a mail outage).
+    refusing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Clone, Debug)]
@@ -49,10 +51,15 @@ impl SmtpServer {
             .port();
         let messages: Arc<Mutex<Vec<ReceivedMail>>> = Arc::new(Mutex::new(Vec::new()));
         let store = Arc::clone(&messages);
+        let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refuse = Arc::clone(&refusing);
         thread::Builder::new()
             .name(format!("smtp-accept-{port}"))
             .spawn(move || loop {
                 match listener.accept() {
+                    Ok((mut stream, _)) if refuse.load(std::sync::atomic::Ordering::SeqCst) => {
+                        let _ = stream.write_all(b"421 4.3.2 service not available\r\n");
+                    }
                     Ok((stream, _)) => {
                         let store = Arc::clone(&store);
                         let _ = thread::Builder::new()
@@ -66,7 +73,17 @@ impl SmtpServer {
                 }
             })
             .expect("smtp test server: spawn accept thread");
-        SmtpServer { port, messages }
+        SmtpServer {
+            port,
+            messages,
+            refusing,
+        }
+    }
+
+    /// Simulates a mail outage (`true`: refuse every connection) and its end.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn port(&self) -> u16 {

@@ -1,0 +1,505 @@
+//! Step-up for changes to an account's security: e-mail, password, second factor,
+//! recovery codes and remembered devices. A stolen access token alone must not become
+//! the account, so each such change needs the current password and a second factor,
+//! unless this session gave one in the last five minutes. The account's address (the
+//! old one, for an e-mail change) is told of every change, with a link that undoes it
+//! and ends every session.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::auth::crypto::{self, random_token, sha256_hex};
+use crate::auth::principal::Principal;
+use crate::auth::ratelimit;
+use crate::auth::service::{self, Credentials, SecondFactor};
+use crate::clock::{dur, from_db, to_db};
+use crate::config::Config;
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::mail::Mail;
+use crate::schema::{
+    account_tokens, mail_tokens, recovery_codes, sessions, totp_credentials, users,
+};
+
+/// A second factor given this long ago in this session still counts for a step-up.
+pub const FRESH_FACTOR_SECONDS: i64 = 300;
+/// How long the link that undoes a change works.
+pub const UNDO_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+const UNDO_EMAIL: &str = "undo_email_change";
+const UNDO_PASSWORD: &str = "undo_password_change";
+const UNDO_SECOND_FACTOR: &str = "undo_second_factor_change";
+const UNDO_PURPOSES: [&str; 3] = [UNDO_EMAIL, UNDO_PASSWORD, UNDO_SECOND_FACTOR];
+const STEP_UP_CODE: &str = "step_up_code";
+
+/// The step-up fields of a request: the current password and, unless this session gave
+/// a second factor in the last five minutes, one of `totp_code`, `recovery_code` or
+/// `email_code` (after `POST /me/step-up/email-code`, for accounts that use e-mailed
+/// codes).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepUp {
+    /// The current password.
+    pub password: Option<String>,
+    /// A code from the authenticator app.
+    pub totp_code: Option<String>,
+    /// One of the recovery codes (used up by this).
+    pub recovery_code: Option<String>,
+    /// A code sent by `POST /me/step-up/email-code`.
+    pub email_code: Option<String>,
+}
+
+impl StepUp {
+    /// The one second factor given, if any.
+    pub fn factor(&self) -> Result<Option<SecondFactor>, AppError> {
+        let given: Vec<SecondFactor> = [
+            self.totp_code.clone().map(SecondFactor::Totp),
+            self.recovery_code.clone().map(SecondFactor::RecoveryCode),
+            self.email_code.clone().map(SecondFactor::EmailCode),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match given.len() {
+            0 => Ok(None),
+            1 => Ok(given.into_iter().next()),
+            _ => Err(AppError::validation(
+                "totp_code",
+                "send one of totp_code, recovery_code and email_code",
+            )),
+        }
+    }
+}
+
+fn method_names(methods: &[service::MfaMethod]) -> Vec<String> {
+    methods
+        .iter()
+        .map(|m| {
+            match m {
+                service::MfaMethod::Totp => "totp",
+                service::MfaMethod::EmailCode => "email_code",
+                service::MfaMethod::RecoveryCode => "recovery_code",
+            }
+            .to_string()
+        })
+        .collect()
+}
+
+/// Did this session prove a second factor in the last five minutes?
+fn factor_is_fresh(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    session_id: &str,
+) -> Result<bool, AppError> {
+    let at: Option<Option<chrono::NaiveDateTime>> = sessions::table
+        .find(session_id)
+        .select(sessions::second_factor_at)
+        .first(conn)
+        .optional()?;
+    Ok(at
+        .flatten()
+        .is_some_and(|t| now - from_db(t) <= chrono::Duration::seconds(FRESH_FACTOR_SECONDS)))
+}
+
+/// What the account has and whether this session needs a second factor now.
+struct Standing {
+    user: Credentials,
+    methods: Vec<String>,
+    needs_factor: bool,
+}
+
+fn standing(conn: &mut DbConn, now: DateTime<Utc>, me: &Principal) -> Result<Standing, AppError> {
+    let user = service::credentials_by_id(conn, &me.user_id)?;
+    let methods = method_names(&service::methods_of(conn, &user)?);
+    let needs_factor = !methods.is_empty() && !factor_is_fresh(conn, now, &me.session_id)?;
+    Ok(Standing {
+        user,
+        methods,
+        needs_factor,
+    })
+}
+
+fn required(password: bool, factor: bool, methods: &[String]) -> AppError {
+    let mut requires = Vec::new();
+    if password {
+        requires.push("password".to_string());
+    }
+    if factor {
+        requires.push("second_factor".to_string());
+    }
+    AppError::StepUpRequired {
+        requires,
+        methods: if factor { methods.to_vec() } else { Vec::new() },
+    }
+}
+
+/// First half of a step-up, before the change's transaction: the answer is complete,
+/// and the password is right (argon2 runs outside any transaction). The attempt counts
+/// against the account's login limit before the password is checked, as at login (one
+/// atomic statement, so parallel guesses cannot outrun it), and is taken back when the
+/// password is right.
+pub async fn check_password(
+    state: &AppState,
+    me: &Principal,
+    answer: &StepUp,
+) -> Result<(), AppError> {
+    me.require_person()?;
+    let factor = answer.factor()?;
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let me2 = me.clone();
+    let st = db::run(&state.pool, move |c| standing(c, now, &me2)).await?;
+    let Some(password) = answer.password.clone() else {
+        return Err(required(true, st.needs_factor, &st.methods));
+    };
+    if st.needs_factor && factor.is_none() {
+        return Err(required(true, true, &st.methods));
+    }
+    let key = service::login_account_key(&st.user.email);
+    let counted = db::write(&state.pool, move |c| {
+        ratelimit::hit(c, &key, cfg.rate_limits.login_per_account, now)
+    })
+    .await?;
+    let stored = st.user.password_hash.clone();
+    let ok = actix_web::web::block(move || {
+        stored.is_some_and(|h| crypto::verify_password(&password, &h))
+    })
+    .await?;
+    if !ok {
+        return Err(AppError::InvalidCredentials);
+    }
+    db::write(&state.pool, move |c| ratelimit::undo(c, &counted)).await?;
+    Ok(())
+}
+
+/// Second half, inside the change's transaction: the second factor (a TOTP code obeys
+/// the same used-once, later-step rule as at login), or a fresh one of this session.
+/// A wrong factor counts against the account's second-factor limit and is committed
+/// (the inner error); the change must then not be made.
+pub fn check_factor(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+    answer: &StepUp,
+) -> Result<Result<(), AppError>, AppError> {
+    match answer.factor()? {
+        Some(SecondFactor::EmailCode(code)) => {
+            // Counted before the code is checked, as at login; taken back if it is right.
+            let counted = ratelimit::hit(
+                conn,
+                &service::mfa_key(&me.user_id),
+                cfg.rate_limits.mfa_per_account,
+                now,
+            )?;
+            if !take_step_up_code(conn, now, &me.user_id, &code)? {
+                return Ok(Err(AppError::InvalidSecondFactor));
+            }
+            ratelimit::undo(conn, &counted)?;
+        }
+        Some(factor) => {
+            if let Err(e) = service::check_in_person(conn, cfg, now, &me.user_id, &factor)? {
+                return Ok(Err(e));
+            }
+        }
+        None => {
+            // Checked again here: the five minutes may have run out since the password.
+            let st = standing(conn, now, me)?;
+            if st.needs_factor {
+                return Ok(Err(required(true, true, &st.methods)));
+            }
+            return Ok(Ok(()));
+        }
+    }
+    diesel::update(sessions::table.find(&me.session_id))
+        .set(sessions::second_factor_at.eq(to_db(now)))
+        .execute(conn)?;
+    Ok(Ok(()))
+}
+
+fn step_up_code_hash(user_id: &str, code: &str) -> String {
+    sha256_hex(format!("step_up:{user_id}:{}", code.trim()))
+}
+
+/// Uses an e-mailed step-up code: one conditional UPDATE, so it works once even when
+/// sent twice at the same moment.
+fn take_step_up_code(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    code: &str,
+) -> Result<bool, AppError> {
+    let n = diesel::update(
+        account_tokens::table
+            .filter(account_tokens::token_hash.eq(step_up_code_hash(user_id, code)))
+            .filter(account_tokens::purpose.eq(STEP_UP_CODE))
+            .filter(account_tokens::user_id.eq(user_id))
+            .filter(account_tokens::used_at.is_null())
+            .filter(account_tokens::expires_at.gt(to_db(now))),
+    )
+    .set(account_tokens::used_at.eq(to_db(now)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Mails a 6-digit step-up code to an account that uses e-mailed codes (through the
+/// outbox, in this transaction). Returns the masked address and the expiry.
+pub fn send_step_up_code(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    me: &Principal,
+) -> Result<(String, DateTime<Utc>), AppError> {
+    me.require_person()?;
+    let user = service::credentials_by_id(conn, &me.user_id)?;
+    if user.email_mfa_enabled == 0 {
+        return Err(AppError::Forbidden(
+            "e-mailed codes are not enabled for this account; use your authenticator app or a recovery code"
+                .into(),
+        ));
+    }
+    ratelimit::hit(
+        conn,
+        &format!("mail:acct:{}", user.id),
+        cfg.rate_limits.mail_per_account,
+        now,
+    )?;
+    let mut code = crypto::six_digit_code();
+    // Two open codes of one account must differ (the hash is the key).
+    for _ in 0..5 {
+        let taken: i64 = account_tokens::table
+            .find(step_up_code_hash(&user.id, &code))
+            .count()
+            .get_result(conn)?;
+        if taken == 0 {
+            break;
+        }
+        code = crypto::six_digit_code();
+    }
+    let expires_at = now + dur(cfg.email_code_ttl);
+    diesel::insert_into(account_tokens::table)
+        .values((
+            account_tokens::token_hash.eq(step_up_code_hash(&user.id, &code)),
+            account_tokens::purpose.eq(STEP_UP_CODE),
+            account_tokens::user_id.eq(&user.id),
+            account_tokens::created_at.eq(to_db(now)),
+            account_tokens::expires_at.eq(to_db(expires_at)),
+        ))
+        .execute(conn)?;
+    let minutes = cfg.email_code_ttl.as_secs() / 60;
+    crate::outbox::enqueue(
+        conn,
+        now,
+        &[Mail {
+            to: user.email.clone(),
+            subject: "Din bekräftelsekod / Your confirmation code".into(),
+            body: format!(
+                "Din kod för att ändra kontots säkerhetsinställningar: {code}\n\n\
+                 Koden gäller i {minutes} minuter och kan bara användas en gång.\n\
+                 Your code to change your account's security settings is valid for \
+                 {minutes} minutes and can be used once.\n\n\
+                 Var det inte du? Byt lösenord. / Not you? Change your password.\n"
+            ),
+        }],
+    )?;
+    Ok((service::mask_email(&user.email), expires_at))
+}
+
+// ---- Notices and the undo link ------------------------------------------------------
+
+/// What a notice announces (and what its undo link undoes).
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// An e-mail change was asked for: the notice goes to the old address.
+    Email {
+        old: &'a str,
+        new: &'a str,
+    },
+    Password,
+    /// A new authenticator, or new recovery codes.
+    SecondFactor,
+}
+
+/// Queues a notice of `change` with a 7-day undo link, to the account's current address
+/// (the old one, for an e-mail change), in the change's transaction.
+pub fn notify_change(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    user_id: &str,
+    change: Change<'_>,
+) -> Result<(), AppError> {
+    let to: String = users::table
+        .find(user_id)
+        .select(users::email)
+        .first(conn)?;
+    let (purpose, old_email, what_sv, what_en) = match change {
+        Change::Email { old, new } => (
+            UNDO_EMAIL,
+            Some(old.to_string()),
+            format!("Någon bad om att byta kontots e-postadress till {new}."),
+            format!("Someone asked to change your account's e-mail address to {new}."),
+        ),
+        Change::Password => (
+            UNDO_PASSWORD,
+            None,
+            "Kontots lösenord har bytts.".to_string(),
+            "Your account's password was changed.".to_string(),
+        ),
+        Change::SecondFactor => (
+            UNDO_SECOND_FACTOR,
+            None,
+            "Kontots andra faktor (autentiseringsapp eller reservkoder) har bytts.".to_string(),
+            "Your account's second factor (authenticator app or recovery codes) was changed."
+                .to_string(),
+        ),
+    };
+    let token = random_token();
+    diesel::insert_into(account_tokens::table)
+        .values((
+            account_tokens::token_hash.eq(sha256_hex(&token)),
+            account_tokens::purpose.eq(purpose),
+            account_tokens::user_id.eq(user_id),
+            account_tokens::old_email.eq(&old_email),
+            account_tokens::created_at.eq(to_db(now)),
+            account_tokens::expires_at.eq(to_db(now + dur(UNDO_TTL))),
+        ))
+        .execute(conn)?;
+    let link = format!(
+        "{}/undo-change?token={token}",
+        cfg.public_url.trim_end_matches('/')
+    );
+    crate::outbox::enqueue(
+        conn,
+        now,
+        &[Mail {
+            to,
+            subject: "Ändring av ditt konto / A change to your account".into(),
+            body: format!(
+                "{what_sv}\nVar det inte du? Öppna länken nedan inom 7 dagar: ändringen görs \
+                 ogjord, alla inloggningar avslutas och du väljer ett nytt lösenord.\n\n\
+                 {what_en}\nNot you? Open the link below within 7 days: the change is undone, \
+                 every session ends and you choose a new password.\n\n{link}\n"
+            ),
+        }],
+    )
+}
+
+/// Uses an undo link: restores the old address (for an e-mail change), removes a second
+/// factor that was changed, ends every session and remembered device, and forces a
+/// password reset (a reset link goes to the restored address). The token works once:
+/// it is taken by one conditional UPDATE. Unknown: 404; used or expired: 410.
+pub fn undo_change(
+    conn: &mut DbConn,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    token: &str,
+) -> Result<(), AppError> {
+    let hash = sha256_hex(token.trim());
+    let taken = diesel::update(
+        account_tokens::table
+            .find(&hash)
+            .filter(account_tokens::purpose.eq_any(UNDO_PURPOSES))
+            .filter(account_tokens::used_at.is_null())
+            .filter(account_tokens::expires_at.gt(to_db(now))),
+    )
+    .set(account_tokens::used_at.eq(to_db(now)))
+    .execute(conn)?;
+    let found: Option<(String, String, Option<String>)> = account_tokens::table
+        .find(&hash)
+        .filter(account_tokens::purpose.eq_any(UNDO_PURPOSES))
+        .select((
+            account_tokens::user_id,
+            account_tokens::purpose,
+            account_tokens::old_email,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((user_id, purpose, old_email)) = found else {
+        return Err(AppError::NotFound);
+    };
+    if taken != 1 {
+        return Err(AppError::Gone(
+            "this link was already used or has expired".into(),
+        ));
+    }
+    if let Some(old) = &old_email {
+        let taken_by_other: i64 = users::table
+            .filter(users::email.eq(old))
+            .filter(users::id.ne(&user_id))
+            .count()
+            .get_result(conn)?;
+        if taken_by_other > 0 {
+            return Err(AppError::Conflict(
+                "the old e-mail address now belongs to another account".into(),
+            ));
+        }
+        diesel::update(users::table.find(&user_id))
+            .set(users::email.eq(old))
+            .execute(conn)?;
+    }
+    if purpose == UNDO_SECOND_FACTOR {
+        // Whoever changed it holds the new authenticator or codes: remove them. The
+        // owner enrols again at the next login, after the password reset.
+        diesel::delete(totp_credentials::table.find(&user_id)).execute(conn)?;
+        diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(&user_id)))
+            .execute(conn)?;
+    }
+    // No password works until the owner sets one from the link mailed below.
+    diesel::update(users::table.find(&user_id))
+        .set((
+            users::password_hash.eq(None::<String>),
+            users::updated_at.eq(to_db(now)),
+            users::version.eq(users::version + 1),
+        ))
+        .execute(conn)?;
+    // Pending e-mail changes, reset links, step-up codes and the other undo links of
+    // the account stop working: the account starts over from the reset link.
+    diesel::update(
+        mail_tokens::table
+            .filter(mail_tokens::user_id.eq(&user_id))
+            .filter(mail_tokens::used_at.is_null()),
+    )
+    .set(mail_tokens::used_at.eq(to_db(now)))
+    .execute(conn)?;
+    diesel::update(
+        account_tokens::table
+            .filter(account_tokens::user_id.eq(&user_id))
+            .filter(account_tokens::used_at.is_null()),
+    )
+    .set(account_tokens::used_at.eq(to_db(now)))
+    .execute(conn)?;
+    service::revoke_all_sessions(conn, now, &user_id, "change_undone")?;
+    let to: String = users::table
+        .find(&user_id)
+        .select(users::email)
+        .first(conn)?;
+    let reset = service::create_mail_token(
+        conn,
+        now,
+        &user_id,
+        "password_reset",
+        None,
+        cfg.reset_token_ttl,
+    )?;
+    let minutes = cfg.reset_token_ttl.as_secs() / 60;
+    crate::outbox::enqueue(
+        conn,
+        now,
+        &[Mail {
+            to,
+            subject: "Välj ett nytt lösenord / Choose a new password".into(),
+            body: format!(
+                "Ändringen är ogjord och alla inloggningar är avslutade. Välj ett nytt lösenord:\n\
+                 The change was undone and every session ended. Choose a new password:\n\n\
+                 {}/reset-password?token={reset}\n\n\
+                 Länken gäller i {minutes} minuter. / The link is valid for {minutes} minutes.\n",
+                cfg.public_url.trim_end_matches('/')
+            ),
+        }],
+    )?;
+    tracing::warn!(user = %user_id, purpose = %purpose, "account change undone from the mailed link");
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! The durable mail outbox. Mail is inserted in the transaction of the change it
+//! announces (or right after it, for portfolio notifications) and sent by a worker with
+//! retries and backoff, so that:
+//! - no request waits for SMTP: answers to mail requests (password reset for a known or
+//!   an unknown address) take the same time, and a slow or dead mail server never slows
+//!   the API;
+//! - nothing is lost when the mail server is down or the service restarts: a row stays
+//!   `pending` until a send succeeds, and ends `failed` (visible to administrators)
+//!   only after many attempts.
+//!
+//! Several API nodes may run workers on one database: a row is claimed with a lease by
+//! one conditional UPDATE, so each attempt is made by one node.
+
+use std::sync::Arc;
+
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::principal::{Principal, Role};
+use crate::clock::{from_db, to_db};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::mail::Mail;
+use crate::schema::mail_outbox;
+
+/// Attempts before a mail is given up (`failed`): with the backoff below, about a day.
+pub const MAX_ATTEMPTS: i32 = 30;
+/// How long a claimed row belongs to the node that claimed it (an SMTP send times out
+/// after 15 s, so a lease outlives any attempt).
+const LEASE_SECONDS: i64 = 120;
+/// The worker looks for due mail this often even when nobody wakes it (retries, mail
+/// written by another node).
+const POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Wakes this node's worker when mail was committed, so it goes out at once.
+#[derive(Clone, Default)]
+pub struct Outbox {
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Call after the transaction that enqueued mail has committed. Waking before the
+    /// commit could let the worker look before the rows are visible (on PostgreSQL).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Queues mail in the caller's transaction; the worker sends it after the commit.
+pub fn enqueue(conn: &mut DbConn, now: DateTime<Utc>, mails: &[Mail]) -> Result<(), AppError> {
+    for mail in mails {
+        diesel::insert_into(mail_outbox::table)
+            .values((
+                mail_outbox::id.eq(Uuid::new_v4().to_string()),
+                mail_outbox::recipient.eq(&mail.to),
+                mail_outbox::subject.eq(&mail.subject),
+                mail_outbox::body.eq(&mail.body),
+                mail_outbox::status.eq("pending"),
+                mail_outbox::attempts.eq(0),
+                mail_outbox::next_attempt_at.eq(to_db(now)),
+                mail_outbox::created_at.eq(to_db(now)),
+                mail_outbox::updated_at.eq(to_db(now)),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A row this node may send now.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub lease: String,
+    pub mail: Mail,
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due rows, each by one conditional UPDATE (pending, lease free),
+/// so two nodes never send the same attempt.
+pub fn claim_due(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Claimed>, AppError> {
+    let free = mail_outbox::locked_until
+        .is_null()
+        .or(mail_outbox::locked_until.le(to_db(now)));
+    let due: Vec<String> = mail_outbox::table
+        .filter(mail_outbox::status.eq("pending"))
+        .filter(mail_outbox::next_attempt_at.le(to_db(now)))
+        .filter(free)
+        .order(mail_outbox::next_attempt_at)
+        .select(mail_outbox::id)
+        .limit(limit)
+        .load(conn)?;
+    let mut claimed = Vec::new();
+    for id in due {
+        let lease = Uuid::new_v4().to_string();
+        let won = diesel::update(
+            mail_outbox::table
+                .find(&id)
+                .filter(mail_outbox::status.eq("pending"))
+                .filter(
+                    mail_outbox::locked_until
+                        .is_null()
+                        .or(mail_outbox::locked_until.le(to_db(now))),
+                ),
+        )
+        .set((
+            mail_outbox::locked_until.eq(Some(to_db(now + Duration::seconds(LEASE_SECONDS)))),
+            mail_outbox::lease.eq(Some(&lease)),
+        ))
+        .execute(conn)?;
+        if won != 1 {
+            continue;
+        }
+        let (to, subject, body, attempts): (String, String, String, i32) = mail_outbox::table
+            .find(&id)
+            .select((
+                mail_outbox::recipient,
+                mail_outbox::subject,
+                mail_outbox::body,
+                mail_outbox::attempts,
+            ))
+            .first(conn)?;
+        claimed.push(Claimed {
+            id,
+            lease,
+            mail: Mail { to, subject, body },
+            attempts,
+        });
+    }
+    Ok(claimed)
+}
+
+/// Delay after failed attempt number `attempt`: 30 s doubled each time, at most an hour.
+pub fn backoff(attempt: i32) -> Duration {
+    let exp = attempt.clamp(1, 12) - 1;
+    Duration::seconds((30i64 << exp).min(3600))
+}
+
+/// Records an attempt, only while this node still holds the lease.
+pub fn record(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    claimed: &Claimed,
+    result: &Result<(), String>,
+) -> Result<(), AppError> {
+    let mine = mail_outbox::table
+        .find(&claimed.id)
+        .filter(mail_outbox::lease.eq(&claimed.lease));
+    let attempts = claimed.attempts + 1;
+    match result {
+        // Sent mail keeps no body: it held sign-in links, which should not live on in
+        // the database and its backups.
+        Ok(()) => {
+            diesel::update(mine)
+                .set((
+                    mail_outbox::status.eq("sent"),
+                    mail_outbox::body.eq(""),
+                    mail_outbox::attempts.eq(attempts),
+                    mail_outbox::sent_at.eq(Some(to_db(now))),
+                    mail_outbox::updated_at.eq(to_db(now)),
+                    mail_outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
+                    mail_outbox::lease.eq(None::<String>),
+                    mail_outbox::last_error.eq(None::<String>),
+                ))
+                .execute(conn)?;
+        }
+        Err(e) => {
+            let gave_up = attempts >= MAX_ATTEMPTS;
+            let updated = diesel::update(mine)
+                .set((
+                    mail_outbox::status.eq(if gave_up { "failed" } else { "pending" }),
+                    mail_outbox::attempts.eq(attempts),
+                    mail_outbox::next_attempt_at.eq(to_db(now + backoff(attempts))),
+                    mail_outbox::updated_at.eq(to_db(now)),
+                    mail_outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
+                    mail_outbox::lease.eq(None::<String>),
+                    mail_outbox::last_error.eq(Some(e.chars().take(500).collect::<String>())),
+                ))
+                .execute(conn)?;
+            if gave_up && updated == 1 {
+                // Given up: the links in it have expired by now; keep no copy of them.
+                diesel::update(mail_outbox::table.find(&claimed.id))
+                    .set(mail_outbox::body.eq(""))
+                    .execute(conn)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends due mail until nothing is due; returns the number of attempts made.
+pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, AppError> {
+    let mut total = 0;
+    loop {
+        let now = state.clock.now();
+        let claimed = db::write(&state.pool, move |c| claim_due(c, now, 20)).await?;
+        if claimed.is_empty() {
+            return Ok(total);
+        }
+        total += claimed.len();
+        for c in claimed {
+            let mailer = state.mailer.clone();
+            let mail = c.mail.clone();
+            let result = web::block(move || mailer.send(&mail).map_err(|e| e.to_string())).await?;
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, outbox_id = %c.id, attempt = c.attempts + 1, "mail not sent; will retry");
+            }
+            let now = state.clock.now();
+            db::write(&state.pool, move |conn| record(conn, now, &c, &result)).await?;
+        }
+        // Let the next round continue a very long queue.
+        if total >= 500 {
+            return Ok(total);
+        }
+    }
+}
+
+/// The mail worker: runs when woken after a commit and every second (retries, mail of
+/// other nodes), off the request path.
+pub fn spawn_worker(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let wake = state.outbox.wake.clone();
+        loop {
+            match deliver_due(&state).await {
+                Ok(_) => {}
+                Err(AppError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, "mail delivery postponed");
+                }
+                Err(e) => tracing::error!(error = %e, "mail delivery failed"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = actix_web::rt::time::sleep(POLL) => {}
+            }
+        }
+    });
+}
+
+// ---- What administrators see ------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxQuery {
+    /// `pending` (not sent yet, perhaps retrying) or `failed` (given up); both when absent.
+    pub status: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A mail that has not gone out (yet). The body is never shown: it may hold a link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxEntry {
+    pub id: String,
+    /// The recipient, masked (`a***@example.org`).
+    pub recipient: String,
+    pub subject: String,
+    /// `pending` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    /// The last error from the mail server, if an attempt failed.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (pending mail).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+type OutboxRow = (
+    String,
+    String,
+    String,
+    String,
+    i32,
+    Option<String>,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+);
+
+/// Mail not delivered yet
+///
+/// For administrators: mail that is waiting for a retry (`pending`) or was given up
+/// (`failed`), oldest first, so that a broken mail server is noticed. Recipients are
+/// masked and bodies never shown (they carry sign-in links).
+#[utoipa::path(
+    tag = "integrations",
+    params(OutboxQuery),
+    responses((status = 200, description = "Undelivered mail", body = crate::http::Page<OutboxEntry>)),
+    security(("bearer" = []))
+)]
+#[get("/mail-outbox")]
+pub async fn list_mail_outbox(
+    state: web::Data<AppState>,
+    me: Principal,
+    query: web::Query<OutboxQuery>,
+) -> Result<HttpResponse, AppError> {
+    me.require_person()?;
+    Principal::require(me.has_role(Role::Administrator))?;
+    let query = query.into_inner();
+    let statuses: Vec<String> = match query.status.as_deref() {
+        None => vec!["pending".into(), "failed".into()],
+        Some(s @ ("pending" | "failed")) => vec![s.to_string()],
+        Some(_) => return Err(AppError::validation("status", "must be pending or failed")),
+    };
+    let page = crate::http::PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    let limit = page.limit()?;
+    // The cursor is the last row's `created_at|id`.
+    let after = match page.after()? {
+        None => None,
+        Some(c) => {
+            let (t, id) = c
+                .split_once('|')
+                .ok_or_else(|| AppError::validation("cursor", "is not a cursor from this API"))?;
+            let t = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
+                .map_err(|_| AppError::validation("cursor", "is not a cursor from this API"))?;
+            Some((t, id.to_string()))
+        }
+    };
+    let rows: Vec<OutboxRow> = db::run(&state.pool, move |c| {
+        let mut q = mail_outbox::table
+            .filter(mail_outbox::status.eq_any(statuses))
+            .into_boxed();
+        if let Some((t, id)) = after {
+            q = q.filter(
+                mail_outbox::created_at
+                    .gt(t)
+                    .or(mail_outbox::created_at.eq(t).and(mail_outbox::id.gt(id))),
+            );
+        }
+        Ok(q.order((mail_outbox::created_at, mail_outbox::id))
+            .limit(limit + 1)
+            .select((
+                mail_outbox::id,
+                mail_outbox::recipient,
+                mail_outbox::subject,
+                mail_outbox::status,
+                mail_outbox::attempts,
+                mail_outbox::last_error,
+                mail_outbox::next_attempt_at,
+                mail_outbox::created_at,
+            ))
+            .load(c)?)
+    })
+    .await?;
+    let items: Vec<(OutboxEntry, String)> = rows
+        .into_iter()
+        .map(
+            |(id, to, subject, status, attempts, last_error, next, created)| {
+                let key = format!("{}|{id}", created.format("%Y-%m-%dT%H:%M:%S%.f"));
+                let pending = status == "pending";
+                (
+                    OutboxEntry {
+                        id,
+                        recipient: crate::auth::service::mask_email(&to),
+                        subject,
+                        status,
+                        attempts,
+                        last_error,
+                        next_attempt_at: pending.then(|| from_db(next)),
+                        created_at: from_db(created),
+                    },
+                    key,
+                )
+            },
+        )
+        .collect();
+    let more = items.len() as i64 > limit;
+    let mut items = items;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items.last().map(|(_, key)| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+        })
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(crate::http::Page {
+        items: items.into_iter().map(|(e, _)| e).collect(),
+        next_cursor,
+    }))
+}
