@@ -409,12 +409,23 @@ where
 {
     // The request's Idempotency-Key, if it is still to be reserved, commits with this.
     let reservation = crate::idempotency::take_pending();
-    let f = move |conn: &mut DbConn| {
+    write_aside(pool, move |conn: &mut DbConn| {
         if let Some(r) = &reservation {
             r.reserve(conn)?;
         }
         f(conn)
-    };
+    })
+    .await
+}
+
+/// A write that is not the request's effect (counting an attempt before a password is
+/// checked): the request's Idempotency-Key stays for the write that makes the change,
+/// so a crash between the two never leaves the key marked done with nothing done.
+pub async fn write_aside<T, F>(pool: &DbPool, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+{
     let Some(writer) = &pool.writer else {
         return run(pool, move |conn| write_tx(conn, f)).await;
     };

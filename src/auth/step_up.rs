@@ -158,7 +158,7 @@ pub async fn check_password(
         return Err(required(true, true, &st.methods));
     }
     let key = service::login_account_key(&st.user.email);
-    let counted = db::write(&state.pool, move |c| {
+    let counted = db::write_aside(&state.pool, move |c| {
         ratelimit::hit(c, &key, cfg.rate_limits.login_per_account, now)
     })
     .await?;
@@ -170,7 +170,7 @@ pub async fn check_password(
     if !ok {
         return Err(AppError::InvalidCredentials);
     }
-    db::write(&state.pool, move |c| ratelimit::undo(c, &counted)).await?;
+    db::write_aside(&state.pool, move |c| ratelimit::undo(c, &counted)).await?;
     Ok(())
 }
 

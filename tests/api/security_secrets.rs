@@ -67,9 +67,11 @@ fn recovery_codes_and_client_secrets_are_not_replayed_from_the_idempotency_store
     let (admin, region) = app.admin();
     let token = Some(admin.access.as_str());
 
+    // Step-up: the password; the session's second factor is minutes old.
+    let step_up = json!({ "password": admin.password });
     let key = [("Idempotency-Key", "new-recovery-codes-1")];
     let first = app
-        .send("POST", "/me/recovery-codes", token, Some(&json!({})), &key)
+        .send("POST", "/me/recovery-codes", token, Some(&step_up), &key)
         .expect(201);
     let codes: Vec<String> = first.body["recovery_codes"]
         .as_array()
@@ -80,7 +82,7 @@ fn recovery_codes_and_client_secrets_are_not_replayed_from_the_idempotency_store
     assert_eq!(codes.len(), 10);
     // The retry is told it was done and how to get new codes, not given these again.
     let retry = app
-        .send("POST", "/me/recovery-codes", token, Some(&json!({})), &key)
+        .send("POST", "/me/recovery-codes", token, Some(&step_up), &key)
         .expect_problem(409, "idempotency-secret-not-replayed");
     assert!(retry.text.contains("/me/recovery-codes"), "{}", retry.text);
     for code in &codes {
