@@ -182,8 +182,19 @@ pub struct VerifyRequest {
     pub device_name: Option<String>,
 }
 
-fn remember(remember_device: bool, device_name: Option<String>) -> service::RememberAs {
-    remember_device.then(|| device_name.unwrap_or_default())
+/// The device name is shown in `/me/devices` and in notices: like any display name it
+/// may not carry control or text-direction characters (empty: the user agent is used).
+fn remember(
+    remember_device: bool,
+    device_name: Option<String>,
+) -> Result<service::RememberAs, AppError> {
+    let name = device_name.unwrap_or_default();
+    if !name.trim().is_empty() {
+        if let Some(problem) = crate::accounts::service::name_problem(&name) {
+            return Err(AppError::validation("device_name", problem));
+        }
+    }
+    Ok(remember_device.then_some(name))
 }
 
 /// Complete a login with a second factor
@@ -215,7 +226,7 @@ pub async fn mfa_verify(
     };
     let client = client_info(&req, &state.config);
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let remember = remember(body.remember_device, body.device_name);
+    let remember = remember(body.remember_device, body.device_name)?;
     let v = db::write(&state.pool, move |c| {
         service::verify_second_factor(c, &cfg, now, &body.mfa_token, &factor, remember, &client)
     })
@@ -357,7 +368,7 @@ pub async fn mfa_totp_confirm(
     let body = body.into_inner();
     let client = client_info(&req, &state.config);
     let (cfg, now) = (state.config.clone(), state.clock.now());
-    let remember = remember(body.remember_device, body.device_name);
+    let remember = remember(body.remember_device, body.device_name)?;
     let v = db::write(&state.pool, move |c| {
         service::enrol_totp_and_sign_in(
             c,

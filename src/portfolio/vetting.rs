@@ -170,7 +170,9 @@ pub enum Gate {
 
 fn checked_text(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> String {
     let v = value.map(str::trim).unwrap_or_default();
-    if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+    // As any display name: it reaches the supervisor's mail and the dossier, so no
+    // control or text-direction characters that could forge lines there.
+    if crate::accounts::service::name_problem(v).is_some() {
         errors.push(FieldError::new(
             field,
             "say who the assessor is (1 to 200 characters): they are vetted before the first link goes out",

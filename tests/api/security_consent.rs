@@ -678,3 +678,38 @@ fn accepting_an_invitation_cannot_be_used_to_guess_an_accounts_password() {
         .post(&accept, None, json!({"password": PASSWORD}))
         .expect(200);
 }
+
+#[test]
+fn an_assessor_name_cannot_forge_lines_in_the_vetting_mail() {
+    let w = ward();
+    let path = format!("/enrolments/{}/assessments", w.enrolment);
+    for (name, workplace) in [
+        ("Nora\r\nBcc: alla@sll.se", "Akutkliniken"),
+        ("Nora Akut", "Akut\u{202E}kliniken"),
+    ] {
+        let r = w
+            .app
+            .post(
+                &path,
+                Some(&w.trainee.access),
+                json!({"instrument": "mini_cex", "performed_on": "2026-11-20",
+                       "assessor_email": "nora@example.org",
+                       "assessor_name": name, "assessor_workplace": workplace}),
+            )
+            .expect_problem(422, "validation");
+        let fields: Vec<&str> = r.body["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert_eq!(fields.len(), 1, "{}", r.text);
+        assert!(fields[0].starts_with("assessor_"), "{}", r.text);
+    }
+    // Nothing waits for vetting, and no mail asked anyone to vet.
+    let pending = w
+        .app
+        .get("/external-assessors", Some(&w.director.access))
+        .expect(200);
+    assert_eq!(pending.body["items"], json!([]), "{}", pending.text);
+}

@@ -827,3 +827,41 @@ fn behind_a_trusted_proxy_the_client_is_the_rightmost_untrusted_forwarded_hop() 
         Some("127.0.0.1")
     );
 }
+
+#[test]
+fn a_remembered_device_name_cannot_carry_control_characters() {
+    let w = world();
+    let app = &w.app;
+    let secret = w.trainee.totp_secret.clone().expect("secret");
+    // A TOTP step later than the one the trainee signed up with.
+    app.clock.advance(chrono::Duration::seconds(30));
+    let mfa_token = app.password_step(&w.trainee.email, crate::support::PASSWORD);
+    for name in FORGED {
+        refused_naming(
+            app.post(
+                "/auth/mfa/verify",
+                None,
+                json!({"mfa_token": mfa_token, "method": "totp", "code": app.totp(&secret),
+                       "remember_device": true, "device_name": name}),
+            ),
+            "device_name",
+        );
+    }
+    // The refusal spent neither the challenge nor the code: a plain name works.
+    let done = app
+        .post(
+            "/auth/mfa/verify",
+            None,
+            json!({"mfa_token": mfa_token, "method": "totp", "code": app.totp(&secret),
+                   "remember_device": true, "device_name": "Evas telefon"}),
+        )
+        .expect(200);
+    let devices = app
+        .get("/me/devices", done.body["access_token"].as_str())
+        .expect(200);
+    assert_eq!(
+        devices.body["items"][0]["name"], "Evas telefon",
+        "{}",
+        devices.text
+    );
+}
