@@ -22,12 +22,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::principal::{Principal, Role};
+use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::clock::{from_db, to_db};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::mail::Mail;
-use crate::schema::mail_outbox;
+use crate::schema::{external_assessors, invitations, mail_outbox, user_roles, users};
 
 /// Attempts before a mail is given up (`failed`): with the backoff below, about a day.
 pub const MAX_ATTEMPTS: i32 = 30;
@@ -289,7 +289,8 @@ type OutboxRow = (
 
 /// Mail not delivered yet
 ///
-/// For administrators: mail that is waiting for a retry (`pending`) or was given up
+/// For administrators: mail to the people of their organisations (roles, invitations,
+/// assessors named there) that is waiting for a retry (`pending`) or was given up
 /// (`failed`), oldest first, so that a broken mail server is noticed. Recipients are
 /// masked and bodies never shown (they carry sign-in links).
 #[utoipa::path(
@@ -330,16 +331,40 @@ pub async fn list_mail_outbox(
         }
     };
     let rows: Vec<OutboxRow> = db::run(&state.pool, move |c| {
-        let mut q = mail_outbox::table
+        // Only mail to people of the caller's organisations: subjects name trainees and
+        // assessments, and who gets mail is personal data. A recipient is theirs when the
+        // address holds a role, an invitation or an assessor vetting in their subtrees.
+        let orgs = org_subtrees(c, &me.orgs_with(&[Role::Administrator]))?;
+        let with_role = users::table
+            .filter(
+                users::id.eq_any(
+                    user_roles::table
+                        .filter(user_roles::organisation_id.eq_any(orgs.clone()))
+                        .select(user_roles::user_id),
+                ),
+            )
+            .select(users::email);
+        let invited = invitations::table
+            .filter(invitations::organisation_id.eq_any(orgs.clone()))
+            .select(invitations::email);
+        let assessors = external_assessors::table
+            .filter(external_assessors::organisation_id.eq_any(orgs))
+            .select(external_assessors::email);
+        // Without a cursor, from 1970 on (one query shape, so no boxing).
+        let (t, id) = after.unwrap_or((DateTime::UNIX_EPOCH.naive_utc(), String::new()));
+        let q = mail_outbox::table
             .filter(mail_outbox::status.eq_any(statuses))
-            .into_boxed();
-        if let Some((t, id)) = after {
-            q = q.filter(
+            .filter(
+                mail_outbox::recipient
+                    .eq_any(with_role)
+                    .or(mail_outbox::recipient.eq_any(invited))
+                    .or(mail_outbox::recipient.eq_any(assessors)),
+            )
+            .filter(
                 mail_outbox::created_at
                     .gt(t)
                     .or(mail_outbox::created_at.eq(t).and(mail_outbox::id.gt(id))),
             );
-        }
         Ok(q.order((mail_outbox::created_at, mail_outbox::id))
             .limit(limit + 1)
             .select((

@@ -764,6 +764,12 @@ diesel::table! {
     }
 }
 
+// The administrators' outbox view selects mail to the people of their organisations.
+diesel::allow_tables_to_appear_in_same_query!(mail_outbox, users);
+diesel::allow_tables_to_appear_in_same_query!(mail_outbox, user_roles);
+diesel::allow_tables_to_appear_in_same_query!(mail_outbox, invitations);
+diesel::allow_tables_to_appear_in_same_query!(mail_outbox, external_assessors);
+
 diesel::table! {
     account_tokens (token_hash) {
         token_hash -> Text,

@@ -163,7 +163,7 @@ pub fn content_matches(declared: &str, head: &[u8]) -> bool {
                 // Cut inside a character at the end of the sniffed part is fine.
                 Err(e) => e.error_len().is_none() && e.valid_up_to() + 4 > head.len(),
             };
-            detected.is_none() && utf8 && !head.contains(&0)
+            detected.is_none() && utf8 && !head.contains(&0) && !starts_with_markup(head)
         }
         "image/heic" | "image/heif" => detected == Some("image/heif"),
         _ => match detected {
@@ -171,6 +171,17 @@ pub fn content_matches(declared: &str, head: &[u8]) -> bool {
             None => !infer::is_mime_supported(declared),
         },
     }
+}
+
+/// Does the text open with a tag, after any byte-order mark and white space? The
+/// signature check knows only some tags, each ended by a space or `>`: `<html` and a
+/// newline, `<svg onload=...>` or `<img onerror=...>` are pages to a browser all the
+/// same. Plain text does not start with markup, so none is taken as plain text.
+fn starts_with_markup(head: &[u8]) -> bool {
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    text.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'<')
 }
 
 fn wrong_content(declared: &str) -> AppError {
