@@ -974,18 +974,18 @@ pub fn totp_setup(
         .to_qr_base64()
         .map_err(|e| AppError::internal(format!("totp qr: {e:?}")))?;
     let sealed = crate::secrets::seal(&crate::secrets::totp_aad(user_id), &secret)?;
-    let updated = diesel::update(totp_credentials::table.find(user_id))
-        .set(totp_credentials::pending_secret.eq(&sealed))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(totp_credentials::table)
-            .values((
-                totp_credentials::user_id.eq(user_id),
-                totp_credentials::pending_secret.eq(&sealed),
-                totp_credentials::created_at.eq(to_db(now)),
-            ))
-            .execute(conn)?;
-    }
+    // One statement: two set-ups at once (two tabs, two nodes) must not both find no
+    // row and both insert; the later simply replaces the pending secret.
+    let upsert = diesel::insert_into(totp_credentials::table)
+        .values((
+            totp_credentials::user_id.eq(user_id),
+            totp_credentials::pending_secret.eq(&sealed),
+            totp_credentials::created_at.eq(to_db(now)),
+        ))
+        .on_conflict(totp_credentials::user_id)
+        .do_update()
+        .set(totp_credentials::pending_secret.eq(&sealed));
+    crate::on_backend!(conn, |c| upsert.execute(c))?;
     Ok(TotpSetup {
         secret,
         otpauth_uri,
@@ -1123,6 +1123,17 @@ pub fn replace_recovery_codes(
     now: DateTime<Utc>,
     user_id: &str,
 ) -> Result<Vec<String>, AppError> {
+    // Replacements take turns per account: on PostgreSQL two at once would each delete
+    // only the codes they saw and both insert ten, leaving twenty valid codes. (SQLite's
+    // write transactions are exclusive already.)
+    if let DbConn::Pg(pg) = conn {
+        users::table
+            .find(user_id)
+            .select(users::id)
+            .for_update()
+            .first::<String>(pg)
+            .optional()?;
+    }
     diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
         .execute(conn)?;
     let codes: Vec<String> = (0..RECOVERY_CODE_COUNT)

@@ -466,3 +466,84 @@ fn a_password_shorter_than_twelve_characters_is_refused() {
     };
     app.login_totp(&user);
 }
+
+#[test]
+fn recovery_codes_replaced_twice_at_once_leave_ten_valid_codes() {
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    let url = format!("{}/api/v1/me/recovery-codes", app.base);
+    // Step-up: the password; the session's second factor is minutes old.
+    let body = json!({ "password": admin.password });
+    let n = 6;
+    let barrier = Barrier::new(n);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let (url, barrier, body, access) = (&url, &barrier, &body, &admin.access);
+                scope.spawn(move || {
+                    let agent = ureq::AgentBuilder::new()
+                        .timeout(Duration::from_secs(60))
+                        .build();
+                    let request = agent
+                        .post(url)
+                        .set("Authorization", &format!("Bearer {access}"));
+                    barrier.wait();
+                    match request.send_json(body.clone()) {
+                        Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+                        Err(ureq::Error::Status(code, r)) => {
+                            (code, r.into_json().unwrap_or(Value::Null))
+                        }
+                        Err(e) => panic!("transport error: {e}"),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body)
+        .collect();
+    assert!(!created.is_empty(), "{answers:?}");
+    // However many replacements ran, the account holds the ten codes of one of them.
+    let me = app.get("/me", Some(&admin.access)).expect(200);
+    assert_eq!(
+        me.body["mfa"]["recovery_codes_remaining"], 10,
+        "{}",
+        me.text
+    );
+    let last_codes: Vec<Vec<String>> = created
+        .iter()
+        .map(|b| {
+            let codes: Vec<String> = b["recovery_codes"]
+                .as_array()
+                .expect("codes")
+                .iter()
+                .map(|c| c.as_str().expect("code").to_string())
+                .collect();
+            assert_eq!(codes.len(), 10);
+            codes
+        })
+        .collect();
+    // Exactly one answer's codes are the valid ones: each other answer's first code is
+    // refused at sign-in, that one's is accepted.
+    let mut valid = 0;
+    for codes in &last_codes {
+        let mfa_token = app.password_step(&admin.email, &admin.password);
+        let r = app.post(
+            "/auth/mfa/verify",
+            None,
+            json!({"mfa_token": mfa_token, "method": "recovery_code", "code": codes[0]}),
+        );
+        match r.status {
+            200 => valid += 1,
+            401 => {}
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    assert_eq!(valid, 1, "{answers:?}");
+}
