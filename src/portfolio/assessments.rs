@@ -572,7 +572,17 @@ pub fn create(
             .select(users::id)
             .first(conn)
             .optional()?;
-        match existing {
+        // Only a supervisor's account is named as the assessor in the app. Any other
+        // address, with or without an account, is an assessor by link (vetted): the
+        // trainee must not learn from the answer whether the address has an account.
+        let supervisor = match existing {
+            Some(user) => crate::auth::principal::load_roles(conn, &user)?
+                .iter()
+                .any(|g| matches!(g.role, crate::auth::principal::Role::Supervisor))
+                .then_some(user),
+            None => None,
+        };
+        match supervisor {
             Some(user) => assessor_id = Some(user),
             None => link_email = Some(email),
         }

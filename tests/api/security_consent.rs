@@ -713,3 +713,26 @@ fn an_assessor_name_cannot_forge_lines_in_the_vetting_mail() {
         .expect(200);
     assert_eq!(pending.body["items"], json!([]), "{}", pending.text);
 }
+
+#[test]
+fn a_trainee_cannot_tell_from_naming_an_assessor_whether_the_address_has_an_account() {
+    let w = ward();
+    // The director has an account but no supervisor role; the other address has none.
+    let with_account = ask(&w, &w.trainee, &w.enrolment, &w.director.email);
+    let without = ask(&w, &w.trainee, &w.enrolment, "ingen.alls@example.org");
+    for a in [&with_account, &without] {
+        assert_eq!(a["status"], "awaiting_vetting", "{a}");
+        assert_eq!(a["assessor_id"], Value::Null, "{a}");
+    }
+    let keys = |v: &Value| {
+        v.as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&with_account), keys(&without));
+    // Both wait for the same vetting, which the main supervisor decides.
+    pending_vetting(&w, &w.supervisor, &w.director.email);
+    pending_vetting(&w, &w.supervisor, "ingen.alls@example.org");
+}
