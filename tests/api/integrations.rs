@@ -1035,3 +1035,124 @@ fn only_the_organisations_administrators_manage_integrations() {
     )
     .expect_problem(422, "validation");
 }
+
+/// Every integration setting an administrator makes can be read back, changed and
+/// removed, and a final check-in read and corrected: operations no workflow above needs.
+#[test]
+fn integration_settings_and_final_check_ins_are_read_changed_and_removed() {
+    let app = TestApp::start();
+    let w = world(&app);
+    let t = Some(w.admin.access.as_str());
+
+    // An API client, read by id.
+    let (client_id, _) = client(&app, &w.admin, &w.region, &["progress:read"]);
+    let c = app.get(&format!("/api-clients/{client_id}"), t).expect(200);
+    assert_eq!(c.body["id"], client_id.as_str());
+    assert_eq!(c.body["scopes"], json!(["progress:read"]));
+    assert!(c.body.get("client_secret").is_none(), "{}", c.text);
+
+    // A webhook subscription, paused and renamed, then removed.
+    let receiver = Receiver::start(vec![200]);
+    let sub = app
+        .post(
+            "/webhook-subscriptions",
+            t,
+            json!({"organisation_id": w.region, "url": receiver.url, "events": ["activity.created"]}),
+        )
+        .expect(201);
+    let sub_path = format!(
+        "/webhook-subscriptions/{}",
+        sub.body["id"].as_str().expect("id")
+    );
+    let changed = app
+        .patch(
+            &sub_path,
+            t,
+            json!({"active": false, "description": "LMS i test", "events": ["activity.created", "assessment.signed"]}),
+            &[],
+        )
+        .expect(200);
+    assert_eq!(changed.body["active"], false, "{}", changed.text);
+    assert_eq!(changed.body["description"], "LMS i test");
+    assert_eq!(
+        changed.body["events"],
+        json!(["activity.created", "assessment.signed"])
+    );
+    app.delete(&sub_path, t).expect(204);
+    app.get(&sub_path, t).expect_problem(404, "not-found");
+
+    // An xAPI activity mapping: listed, removed, gone from the list.
+    let mapping = app
+        .post(
+            "/xapi/activity-mappings",
+            t,
+            json!({"organisation_id": w.region, "xapi_activity_id": COURSE, "kind": "course",
+                   "title": "Försäkringsmedicinsk dag", "delmal": ["BT16"]}),
+        )
+        .expect(201);
+    let mapping_id = mapping.body["id"].as_str().expect("id").to_string();
+    let listed = app.get("/xapi/activity-mappings", t).expect(200);
+    let items = listed.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{}", listed.text);
+    assert_eq!(items[0]["id"], mapping_id.as_str());
+    app.delete(&format!("/xapi/activity-mappings/{mapping_id}"), t)
+        .expect(204);
+    let listed = app.get("/xapi/activity-mappings", t).expect(200);
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
+
+    // An xAPI account link: the same.
+    let link = app
+        .post(
+            "/xapi/account-links",
+            t,
+            json!({"organisation_id": w.region, "home_page": "https://lms.regionstockholm.se",
+                   "name": "u12345", "email": "bt@sll.se"}),
+        )
+        .expect(201);
+    let link_id = link.body["id"].as_str().expect("id").to_string();
+    let listed = app.get("/xapi/account-links", t).expect(200);
+    let items = listed.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{}", listed.text);
+    assert_eq!(items[0]["id"], link_id.as_str());
+    app.delete(&format!("/xapi/account-links/{link_id}"), t)
+        .expect(204);
+    let listed = app.get("/xapi/account-links", t).expect(200);
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
+
+    // A final check-in, read and corrected by the trainee before anyone confirms it.
+    let main = app.join(&w.admin, "handledare@sll.se", "supervisor", &w.slso);
+    app.post(
+        &format!("/enrolments/{}/assignments", w.enrolment),
+        t,
+        json!({"user_id": main.id, "role": "main_supervisor", "valid_from": "2026-09-01"}),
+    )
+    .expect(201);
+    let trainee = Some(w.trainee.access.as_str());
+    let check_in = app
+        .post(
+            &format!("/enrolments/{}/final-check-ins", w.enrolment),
+            trainee,
+            json!({"held_on": "2026-11-20", "notes": "Delmålen genomgångna.", "agreed_actions": "Portföljen till bedömaren."}),
+        )
+        .expect(201);
+    let path = format!(
+        "/final-check-ins/{}",
+        check_in.body["id"].as_str().expect("id")
+    );
+    let read = app.get(&path, trainee).expect(200);
+    assert_eq!(read.body["notes"], "Delmålen genomgångna.", "{}", read.text);
+    let etag = read.header("etag").expect("etag").to_string();
+    let corrected = app
+        .patch(
+            &path,
+            trainee,
+            json!({"held_on": "2026-11-20", "notes": "Alla delmål genomgångna.", "agreed_actions": "Portföljen till bedömaren."}),
+            &[("If-Match", &etag)],
+        )
+        .expect(200);
+    assert_eq!(corrected.body["notes"], "Alla delmål genomgångna.");
+    assert_eq!(
+        app.get(&path, trainee).expect(200).body["notes"],
+        "Alla delmål genomgångna."
+    );
+}

@@ -4,9 +4,6 @@
 //! messages stay inside, regions are created by region administrators, and the client
 //! address behind a proxy is the hop the proxy saw.
 
-use std::io::Write;
-use std::sync::{Mutex, Once};
-
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
@@ -231,40 +228,12 @@ fn an_api_client_cannot_reach_person_only_operations_by_percent_encoding_the_pat
 
 // ---- The request log --------------------------------------------------------------
 
-static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-static CAPTURE: Once = Once::new();
-
-struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = LOG.lock() {
-            log.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// From now on everything the servers of this process log, as production logs it,
-/// also lands in `LOG` (the servers run on their own threads, so the subscriber is the
-/// global one).
 fn capture_log() {
-    CAPTURE.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(|| LogWriter)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("global subscriber");
-    });
+    crate::support::log::capture();
 }
 
 fn log_text() -> String {
-    String::from_utf8_lossy(&LOG.lock().expect("log")).into_owned()
+    crate::support::log::text()
 }
 
 fn token_like() -> String {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod log;
 pub mod pdf;
 pub mod smtp;
 pub mod totp;
@@ -149,6 +150,7 @@ impl TestApp {
 
     /// Starts the app with test defaults, then lets the test adjust the configuration.
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        log::capture_if_recording();
         let dir =
             std::env::temp_dir().join(format!("eportfolio-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
