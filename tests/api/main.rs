@@ -20,6 +20,7 @@ mod openapi;
 mod placement_walk;
 mod portfolio;
 mod portfolio_access;
+mod review_auth;
 mod security_auth;
 mod security_consent;
 mod security_idempotency;
