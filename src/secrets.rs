@@ -298,6 +298,30 @@ impl Keyring {
         Ok(format!("{PREFIX}{}:{}", keys.current, B64.encode(out)))
     }
 
+    /// A keyed hash (HMAC-SHA-256, hex) of `data`, under a key derived for `purpose` from
+    /// the current master key: a copy of the database alone can neither compute nor test
+    /// guesses against it. After `keys rotate` the same data hashes differently.
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> Result<String, AppError> {
+        use hmac::{Hmac, Mac};
+        type HmacSha256 = Hmac<sha2::Sha256>;
+        let keys = self.snapshot();
+        let key = keys
+            .by_id
+            .get(&keys.current)
+            .ok_or_else(|| AppError::internal("the current master key is missing"))?;
+        // A subkey per purpose, so the master key itself only ever keys the AEAD and this
+        // derivation.
+        let mut derive =
+            <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| AppError::internal("mac key"))?;
+        derive.update(b"eportfolio mac subkey: ");
+        derive.update(purpose.as_bytes());
+        let subkey = derive.finalize().into_bytes();
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&subkey)
+            .map_err(|_| AppError::internal("mac key"))?;
+        mac.update(data);
+        Ok(hex::encode(mac.finalize().into_bytes()))
+    }
+
     pub fn open(&self, aad: &str, stored: &str) -> Result<String, AppError> {
         let (id, data) = split(stored)
             .ok_or_else(|| AppError::internal("a secret in the database is not sealed"))?;

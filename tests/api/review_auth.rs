@@ -103,3 +103,62 @@ fn an_intruders_own_undo_link_cannot_cancel_the_owners_undo_link() {
         step.text
     );
 }
+
+/// The SHA-256 of `text`, in lower-case hex.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whoever has a copy of the database (or a backup) reads `idempotency_keys`. A step-up
+/// request sent with an `Idempotency-Key` carries the current password; the hash kept to
+/// recognise a retry must not let them test password guesses at SHA-256 speed (the
+/// password itself is stored with argon2). The key still does its job: the same request
+/// replays, another body with the same key is refused.
+#[test]
+fn a_copy_of_the_database_cannot_test_password_guesses_against_the_idempotency_store() {
+    use diesel::prelude::*;
+    use eportfolio::schema::idempotency_keys;
+
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    let body = json!({"new_email": "new.address@regionstockholm.se", "password": PASSWORD});
+    let key = [("Idempotency-Key", "change-my-address")];
+    app.send("POST", "/me/email", Some(&admin.access), Some(&body), &key)
+        .expect(202);
+
+    let mut conn = eportfolio::db::connect(&app.config.database_url, 1)
+        .expect("pool")
+        .get()
+        .expect("conn");
+    let stored: String = idempotency_keys::table
+        .filter(idempotency_keys::key.eq("change-my-address"))
+        .select(idempotency_keys::request_hash)
+        .first(&mut conn)
+        .expect("the key is kept");
+    // What an offline guesser computes for each candidate password.
+    let guess = |password: &str| {
+        let body = json!({"new_email": "new.address@regionstockholm.se", "password": password});
+        sha256_hex(&format!(
+            "POST /api/v1/me/email\n{}",
+            serde_json::to_string(&body).expect("json")
+        ))
+    };
+    assert_ne!(stored, guess(PASSWORD), "the right guess is recognisable");
+    assert!(
+        !stored.contains(&guess(PASSWORD)),
+        "the stored hash gives the password away"
+    );
+
+    // The key still recognises the retry and refuses another body.
+    let again = app
+        .send("POST", "/me/email", Some(&admin.access), Some(&body), &key)
+        .expect(202);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let other = json!({"new_email": "other.address@regionstockholm.se", "password": PASSWORD});
+    let r = app.send("POST", "/me/email", Some(&admin.access), Some(&other), &key);
+    assert!(r.status == 409 || r.status == 422, "{}", r.text);
+}
