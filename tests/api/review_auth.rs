@@ -162,3 +162,52 @@ fn a_copy_of_the_database_cannot_test_password_guesses_against_the_idempotency_s
     let r = app.send("POST", "/me/email", Some(&admin.access), Some(&other), &key);
     assert!(r.status == 409 || r.status == 422, "{}", r.text);
 }
+
+/// While the mail server is down, a reset link waits in the outbox. Its token is kept
+/// only as a hash in `mail_tokens`; the queued body must not hand it to whoever copies
+/// the database or a backup meanwhile. Once the server is back, the link is delivered
+/// and works.
+#[test]
+fn a_copy_of_the_database_holds_no_link_of_mail_waiting_for_smtp() {
+    use diesel::prelude::*;
+    use eportfolio::schema::mail_outbox;
+
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    app.smtp.set_refusing(true);
+    let before = app.smtp.count_to(&admin.email);
+    app.post("/auth/password-reset", None, json!({"email": admin.email}))
+        .expect(202);
+
+    let mut conn = eportfolio::db::connect(&app.config.database_url, 1)
+        .expect("pool")
+        .get()
+        .expect("conn");
+    let bodies: Vec<String> = mail_outbox::table
+        .filter(mail_outbox::status.eq("pending"))
+        .select(mail_outbox::body)
+        .load(&mut conn)
+        .expect("outbox");
+    assert!(!bodies.is_empty(), "the reset mail waits in the outbox");
+    for body in &bodies {
+        assert!(
+            !body.contains("token=") && !body.contains("reset-password"),
+            "a queued body gives its link away: {body}"
+        );
+    }
+
+    // Delivered once the mail server is back (after the retry's backoff), and it works.
+    app.smtp.set_refusing(false);
+    app.advance(300);
+    let token = app
+        .smtp
+        .wait_for(&admin.email, before)
+        .find_token_after("token=")
+        .expect("reset token");
+    app.post(
+        "/auth/password-reset/confirm",
+        None,
+        json!({"token": token, "new_password": "a fresh passphrase of mine"}),
+    )
+    .expect(204);
+}
