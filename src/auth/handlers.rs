@@ -476,8 +476,8 @@ async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
 
 /// Set a new password from a reset link
 ///
-/// Ends every session and forgets remembered devices. The second factor is still
-/// asked at the next login.
+/// Ends every session, forgets remembered devices and cancels pending e-mail changes.
+/// The second factor is still asked at the next login.
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordResetConfirm,
@@ -868,7 +868,8 @@ pub struct PasswordChange {
 
 /// Change my password
 ///
-/// Needs step-up. Ends all sessions, this one included, and forgets remembered devices.
+/// Needs step-up. Ends all sessions, this one included, forgets remembered devices and
+/// cancels pending e-mail changes.
 /// The account's address is told, with a link that undoes the change.
 #[utoipa::path(
     tag = "me",
@@ -902,6 +903,7 @@ pub async fn me_password(
             return Ok(Err(e));
         }
         service::set_password(c, now, &me.user_id, &new_hash)?;
+        service::cancel_email_changes(c, now, &me.user_id)?;
         service::revoke_all_sessions(c, now, &me.user_id, "password_change")?;
         step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::Password)?;
         Ok(Ok(()))

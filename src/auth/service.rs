@@ -1284,7 +1284,28 @@ pub fn reset_password(
     )
     .set(mail_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
+    cancel_email_changes(conn, now, &user_id)?;
     revoke_all_sessions(conn, now, &user_id, "password_reset")
+}
+
+/// Pending e-mail changes of the account stop working: a new password evicts whoever
+/// else knew the old one, and an address change they asked for must not be confirmable
+/// afterwards (it would route every later reset link to them).
+pub fn cancel_email_changes(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+) -> Result<(), AppError> {
+    diesel::update(
+        mail_tokens::table
+            .filter(mail_tokens::user_id.eq(user_id))
+            .filter(mail_tokens::purpose.eq("email_verification"))
+            .filter(mail_tokens::new_email.is_not_null())
+            .filter(mail_tokens::used_at.is_null()),
+    )
+    .set(mail_tokens::used_at.eq(to_db(now)))
+    .execute(conn)?;
+    Ok(())
 }
 
 pub fn set_password(

@@ -211,3 +211,77 @@ fn a_copy_of_the_database_holds_no_link_of_mail_waiting_for_smtp() {
     )
     .expect(204);
 }
+
+/// An intruder (password and a fresh session) asks to move the account to their address.
+/// The owner, warned by the notice, answers by resetting the password. The intruder's
+/// confirmation link must stop working with that: otherwise they confirm it afterwards
+/// and the account's address (and every later reset link) is theirs.
+#[test]
+fn a_pending_email_change_does_not_survive_a_password_reset() {
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    let thief = "thief@evil.example";
+    let before = app.smtp.count_to(&admin.email);
+    app.post(
+        "/me/email",
+        Some(&admin.access),
+        json!({"new_email": thief, "password": PASSWORD}),
+    )
+    .expect(202);
+    let confirm = app
+        .smtp
+        .wait_for(thief, 0)
+        .find_token_after("token=")
+        .expect("confirmation token");
+    // The owner's notice has arrived (the reset link below is the next mail).
+    undo_token(&app, &admin.email, before);
+
+    let reset = app.reset_link(&admin.email);
+    app.post(
+        "/auth/password-reset/confirm",
+        None,
+        json!({"token": reset, "new_password": "a fresh passphrase of mine"}),
+    )
+    .expect(204);
+
+    app.post("/auth/email-verification", None, json!({"token": confirm}))
+        .expect_problem(422, "invalid-token");
+    app.login_step(thief, "a fresh passphrase of mine", None)
+        .expect_problem(401, "invalid-credentials");
+    let step = app
+        .login_step(&admin.email, "a fresh passphrase of mine", None)
+        .expect(200);
+    assert_eq!(step.body["status"], "mfa_required", "{}", step.text);
+}
+
+/// The same when the owner changes the password from a signed-in session.
+#[test]
+fn a_pending_email_change_does_not_survive_a_password_change() {
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    let owner = app.login_totp(&admin);
+    let thief = "thief@evil.example";
+    app.post(
+        "/me/email",
+        Some(&admin.access),
+        json!({"new_email": thief, "password": PASSWORD}),
+    )
+    .expect(202);
+    let confirm = app
+        .smtp
+        .wait_for(thief, 0)
+        .find_token_after("token=")
+        .expect("confirmation token");
+
+    app.post(
+        "/me/password",
+        Some(&owner.access),
+        json!({"password": PASSWORD, "new_password": "a fresh passphrase of mine"}),
+    )
+    .expect(204);
+
+    app.post("/auth/email-verification", None, json!({"token": confirm}))
+        .expect_problem(422, "invalid-token");
+    app.login_step(thief, "a fresh passphrase of mine", None)
+        .expect_problem(401, "invalid-credentials");
+}
