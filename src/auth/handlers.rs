@@ -122,14 +122,17 @@ pub async fn login(
         .await?
     };
     let stored = attempt.user.as_ref().and_then(|u| u.password_hash.clone());
+    let has_password = stored.is_some();
     let dummy = state.dummy_hash.clone();
     let password = body.password;
-    let password_ok = web::block(move || {
-        // Verify against a dummy hash when there is no account, so timing tells nothing.
+    let matches = web::block(move || {
+        // Verify against a dummy hash when there is no account (or no password), so
+        // timing tells nothing; such a match never counts.
         let hash = stored.unwrap_or(dummy);
         crypto::verify_password(&password, &hash)
     })
     .await?;
+    let password_ok = has_password && matches;
     let user = match attempt.user {
         Some(u) if password_ok && u.status == "active" => u,
         // Already counted in `login_start`.

@@ -285,3 +285,29 @@ fn a_pending_email_change_does_not_survive_a_password_change() {
     app.login_step(thief, "a fresh passphrase of mine", None)
         .expect_problem(401, "invalid-credentials");
 }
+
+/// The hash that logins of unknown accounts are checked against (so that timing tells
+/// nothing) was of a fixed password in the source. An account left without a password,
+/// as every undo leaves it until the owner sets one from the reset link, opened with that
+/// password; after undoing a second-factor change the account has no second factor
+/// either, so the login went on to enrol the intruder's own authenticator.
+#[test]
+fn the_dummy_password_does_not_open_an_account_left_without_a_password() {
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    let before = app.smtp.count_to(&admin.email);
+    app.post(
+        "/me/recovery-codes",
+        Some(&admin.access),
+        json!({"password": PASSWORD}),
+    )
+    .expect(201);
+    let undo = undo_token(&app, &admin.email, before);
+    app.post("/auth/undo-change", None, json!({"token": undo}))
+        .expect(204);
+
+    app.login_step(&admin.email, "not-a-real-password-0f8e", None)
+        .expect_problem(401, "invalid-credentials");
+    app.login_step(&admin.email, "", None)
+        .expect_problem(401, "invalid-credentials");
+}
