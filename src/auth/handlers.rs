@@ -480,7 +480,8 @@ async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
 /// Set a new password from a reset link
 ///
 /// Ends every session, forgets remembered devices and cancels pending e-mail changes.
-/// The second factor is still asked at the next login.
+/// The second factor is still asked at the next login. The account's address is told,
+/// with a link that undoes the change.
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordResetConfirm,
@@ -498,11 +499,15 @@ pub async fn password_reset_confirm(
     let body = body.into_inner();
     service::check_password("new_password", &body.new_password)?;
     let new_hash = hash(&state, body.new_password).await?;
-    let now = state.clock.now();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
     db::write(&state.pool, move |c| {
-        service::reset_password(c, now, &body.token, &new_hash)
+        let user_id = service::reset_password(c, now, &body.token, &new_hash)?;
+        // Told like a change from a session (ASVS 2.2.3): whoever used the link may
+        // not be the owner.
+        step_up::notify_change(c, &cfg, now, &user_id, step_up::Change::Password)
     })
     .await?;
+    state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1267,12 +1267,13 @@ fn take_mail_token(
 
 /// Sets a new password from a reset link (hash computed by the caller, outside the
 /// transaction) and ends every session.
+/// Returns the account's id.
 pub fn reset_password(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     token: &str,
     new_hash: &str,
-) -> Result<(), AppError> {
+) -> Result<String, AppError> {
     let (user_id, _) = take_mail_token(conn, now, token, "password_reset")?;
     set_password(conn, now, &user_id, new_hash)?;
     // Other reset links sent earlier stop working too.
@@ -1285,7 +1286,8 @@ pub fn reset_password(
     .set(mail_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
     cancel_email_changes(conn, now, &user_id)?;
-    revoke_all_sessions(conn, now, &user_id, "password_reset")
+    revoke_all_sessions(conn, now, &user_id, "password_reset")?;
+    Ok(user_id)
 }
 
 /// Pending e-mail changes of the account stop working: a new password evicts whoever

@@ -311,3 +311,26 @@ fn the_dummy_password_does_not_open_an_account_left_without_a_password() {
     app.login_step(&admin.email, "", None)
         .expect_problem(401, "invalid-credentials");
 }
+
+/// Whoever got hold of a reset link (a copy of a mail, a forwarded mailbox) set a new
+/// password and the owner was never told: the notice with its undo link, sent for a
+/// password change from a session, must follow a reset too (ASVS 2.2.3).
+#[test]
+fn a_password_set_from_a_reset_link_is_told_to_the_account_with_an_undo_link() {
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    let reset = app.reset_link(&admin.email);
+    let before = app.smtp.count_to(&admin.email);
+    app.post(
+        "/auth/password-reset/confirm",
+        None,
+        json!({"token": reset, "new_password": "the intruder's passphrase"}),
+    )
+    .expect(204);
+    let undo = undo_token(&app, &admin.email, before);
+    // The owner undoes it: the intruder's password stops working.
+    app.post("/auth/undo-change", None, json!({"token": undo}))
+        .expect(204);
+    app.login_step(&admin.email, "the intruder's passphrase", None)
+        .expect_problem(401, "invalid-credentials");
+}
