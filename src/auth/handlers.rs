@@ -663,6 +663,7 @@ pub struct TotpConfirmed {
     responses(
         (status = 200, description = "Authenticator active", body = TotpConfirmed),
         (status = 401, description = "Wrong code", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -675,10 +676,18 @@ pub async fn me_totp_confirm(
     me.require_person()?;
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let codes = db::write(&state.pool, move |c| {
+        // Counted before the code is checked, as at login and step-up; taken back if right.
+        let counted = crate::auth::ratelimit::hit(
+            c,
+            &service::mfa_key(&me.user_id),
+            cfg.rate_limits.mfa_per_account,
+            now,
+        )?;
         let codes = match service::totp_confirm(c, now, &me.user_id, &body.code)? {
             Ok(codes) => codes,
             Err(e) => return Ok(Err(e)),
         };
+        crate::auth::ratelimit::undo(c, &counted)?;
         step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::SecondFactor)?;
         Ok(Ok(codes))
     })

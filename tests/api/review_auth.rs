@@ -334,3 +334,47 @@ fn a_password_set_from_a_reset_link_is_told_to_the_account_with_an_undo_link() {
     app.login_step(&admin.email, "the intruder's passphrase", None)
         .expect_problem(401, "invalid-credentials");
 }
+
+/// The code that confirms a new authenticator is a second-factor code like any other,
+/// yet wrong ones were never counted: a bearer token could guess at it without end
+/// (and a confirmation hands out recovery codes when the account has none left). It
+/// counts against the account's second-factor limit, as at login and step-up.
+#[test]
+fn guesses_at_the_code_confirming_a_new_authenticator_are_limited() {
+    let app = TestApp::start();
+    let (admin, _) = app.admin();
+    let setup = app
+        .post(
+            "/me/totp",
+            Some(&admin.access),
+            json!({"password": PASSWORD}),
+        )
+        .expect(200);
+    let secret = setup.body["secret"].as_str().expect("secret").to_string();
+    let right = app.totp(&secret);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(
+            app.post(
+                "/me/totp/confirm",
+                Some(&admin.access),
+                json!({"code": wrong}),
+            )
+            .status,
+        );
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Even the right code waits for the window to pass.
+    app.post(
+        "/me/totp/confirm",
+        Some(&admin.access),
+        json!({"code": right}),
+    )
+    .expect_problem(429, "rate-limited");
+}
