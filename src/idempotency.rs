@@ -42,13 +42,14 @@ use diesel::prelude::*;
 use futures_util::StreamExt;
 
 use crate::app::AppState;
-use crate::auth::crypto::sha256_hex;
 use crate::clock::{from_db, to_db};
 use crate::db;
 use crate::error::AppError;
 use crate::schema::idempotency_keys;
 
 pub const HEADER: &str = "idempotency-key";
+/// What the request hash's key is derived for (see [`crate::secrets::Keyring::mac`]).
+const REQUEST_HASH_PURPOSE: &str = "idempotency_keys.request_hash";
 const RETENTION_HOURS: i64 = 24;
 /// A key still without an answer after this long belongs to a request that died with
 /// its server: a retry may take it over if nothing was committed with it, and is told
@@ -261,12 +262,23 @@ pub async fn middleware(
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
-    let request_hash = sha256_hex(format!(
+    // Keyed (HMAC under the master key), not a plain SHA-256: a step-up request carries
+    // the current password, and a plain hash of a known shape would let anyone with a
+    // copy of the database test password guesses at SHA-256 speed.
+    let request = format!(
         "{} {}\n{}",
         req.method(),
         req.path(),
         String::from_utf8_lossy(&body)
-    ));
+    );
+    let request_hash = match state.pool.keyring() {
+        Some(keyring) => keyring.mac(REQUEST_HASH_PURPOSE, request.as_bytes()),
+        None => Err(AppError::internal("no master key for idempotency keys")),
+    };
+    let request_hash = match request_hash {
+        Ok(h) => h,
+        Err(e) => return Ok(req.error_response(e).map_into_boxed_body()),
+    };
     let (_, mut replay) = actix_http::h1::Payload::create(true);
     replay.unread_data(body);
     req.set_payload(replay.into());

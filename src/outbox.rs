@@ -53,14 +53,21 @@ impl Outbox {
 }
 
 /// Queues mail in the caller's transaction; the worker sends it after the commit.
+///
+/// The body is stored sealed under the master key: until it is sent it holds a live
+/// reset, undo or confirmation link (or a code) whose hash alone is kept elsewhere, and a
+/// copy of the database or a backup taken meanwhile (an SMTP outage lasts hours) must not
+/// give it away.
 pub fn enqueue(conn: &mut DbConn, now: DateTime<Utc>, mails: &[Mail]) -> Result<(), AppError> {
     for mail in mails {
+        let id = Uuid::new_v4().to_string();
+        let body = crate::secrets::seal(&crate::secrets::outbox_body_aad(&id), &mail.body)?;
         diesel::insert_into(mail_outbox::table)
             .values((
-                mail_outbox::id.eq(Uuid::new_v4().to_string()),
+                mail_outbox::id.eq(&id),
                 mail_outbox::recipient.eq(&mail.to),
                 mail_outbox::subject.eq(&mail.subject),
-                mail_outbox::body.eq(&mail.body),
+                mail_outbox::body.eq(&body),
                 mail_outbox::status.eq("pending"),
                 mail_outbox::attempts.eq(0),
                 mail_outbox::next_attempt_at.eq(to_db(now)),
@@ -129,6 +136,24 @@ pub fn claim_due(
                 mail_outbox::attempts,
             ))
             .first(conn)?;
+        let body = match crate::secrets::open(&crate::secrets::outbox_body_aad(&id), &body) {
+            Ok(body) => body,
+            Err(e) => {
+                // Damaged, or copied from another row: not sendable, and it must not stop
+                // the rest of the queue. Administrators see it failed.
+                tracing::error!(outbox_id = %id, error = %e, "a queued mail does not open");
+                diesel::update(mail_outbox::table.find(&id))
+                    .set((
+                        mail_outbox::status.eq("failed"),
+                        mail_outbox::updated_at.eq(to_db(now)),
+                        mail_outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
+                        mail_outbox::lease.eq(None::<String>),
+                        mail_outbox::last_error.eq(Some("the stored mail does not open")),
+                    ))
+                    .execute(conn)?;
+                continue;
+            }
+        };
         claimed.push(Claimed {
             id,
             lease,

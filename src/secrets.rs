@@ -1,5 +1,5 @@
-//! Secrets at rest: TOTP secrets, webhook signing secrets and the dossier signing key are
-//! stored sealed (XChaCha20-Poly1305) under a master key that never enters the database,
+//! Secrets at rest: TOTP secrets, webhook signing secrets, the dossier signing key and
+//! the bodies of mail waiting to be sent (sign-in links, codes) are stored sealed (XChaCha20-Poly1305) under a master key that never enters the database,
 //! so a copy of the database or of a backup alone gives none of them away.
 //!
 //! - The master key comes from `EPORTFOLIO_MASTER_KEY` (32 bytes, base64 or hex; older
@@ -39,7 +39,9 @@ use crate::auth::crypto::sha256_hex;
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::schema::{sealing_keys, service_keys, totp_credentials, webhook_subscriptions};
+use crate::schema::{
+    mail_outbox, sealing_keys, service_keys, totp_credentials, webhook_subscriptions,
+};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const PREFIX: &str = "sealed:v1:";
@@ -55,6 +57,12 @@ pub const WEBHOOK_AAD: &str = "webhook_subscriptions.secret";
 /// sealed value from one column to the other).
 pub fn totp_aad(user_id: &str) -> String {
     format!("totp_credentials.secret:{user_id}")
+}
+
+/// Associated data of a queued mail's body (it holds sign-in links and codes until it is
+/// sent): a sealed body opens only in its own row.
+pub fn outbox_body_aad(id: &str) -> String {
+    format!("mail_outbox.body:{id}")
 }
 
 /// Associated data of a dossier signing key.
@@ -298,6 +306,30 @@ impl Keyring {
         Ok(format!("{PREFIX}{}:{}", keys.current, B64.encode(out)))
     }
 
+    /// A keyed hash (HMAC-SHA-256, hex) of `data`, under a key derived for `purpose` from
+    /// the current master key: a copy of the database alone can neither compute nor test
+    /// guesses against it. After `keys rotate` the same data hashes differently.
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> Result<String, AppError> {
+        use hmac::{Hmac, Mac};
+        type HmacSha256 = Hmac<sha2::Sha256>;
+        let keys = self.snapshot();
+        let key = keys
+            .by_id
+            .get(&keys.current)
+            .ok_or_else(|| AppError::internal("the current master key is missing"))?;
+        // A subkey per purpose, so the master key itself only ever keys the AEAD and this
+        // derivation.
+        let mut derive =
+            <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| AppError::internal("mac key"))?;
+        derive.update(b"eportfolio mac subkey: ");
+        derive.update(purpose.as_bytes());
+        let subkey = derive.finalize().into_bytes();
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&subkey)
+            .map_err(|_| AppError::internal("mac key"))?;
+        mac.update(data);
+        Ok(hex::encode(mac.finalize().into_bytes()))
+    }
+
     pub fn open(&self, aad: &str, stored: &str) -> Result<String, AppError> {
         let (id, data) = split(stored)
             .ok_or_else(|| AppError::internal("a secret in the database is not sealed"))?;
@@ -494,6 +526,20 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
     for (id, private) in rows.into_iter().filter(|(_, s)| stale(s)) {
         diesel::update(service_keys::table.find(&id))
             .set(service_keys::private_key.eq(reseal(&signing_key_aad(&id), &private)?))
+            .execute(conn)?;
+        count += 1;
+    }
+
+    // Mail waiting to be sent (sent and given-up mail keeps no body).
+    let rows: Vec<(String, String)> = mail_outbox::table
+        .filter(mail_outbox::status.eq("pending"))
+        .filter(mail_outbox::body.ne(""))
+        .filter(mail_outbox::body.not_like(&sealed_now))
+        .select((mail_outbox::id, mail_outbox::body))
+        .load(conn)?;
+    for (id, body) in rows.into_iter().filter(|(_, b)| stale(b)) {
+        diesel::update(mail_outbox::table.find(&id))
+            .set(mail_outbox::body.eq(reseal(&outbox_body_aad(&id), &body)?))
             .execute(conn)?;
         count += 1;
     }

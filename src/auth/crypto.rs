@@ -47,7 +47,9 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 /// A hash to verify against when the account does not exist, so that the response time
 /// does not tell whether an e-mail address has an account.
 pub fn dummy_hash(params: Argon2Params) -> String {
-    hash_password(params, "not-a-real-password-0f8e").unwrap_or_default()
+    // Of a random password nobody knows: a fixed one would be a password, known from the
+    // source, of every account without one (an undo leaves the account so).
+    hash_password(params, &random_token()).unwrap_or_default()
 }
 
 /// 256 random bits, URL-safe; sent to the client once and stored only as a hash.

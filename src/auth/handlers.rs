@@ -122,14 +122,17 @@ pub async fn login(
         .await?
     };
     let stored = attempt.user.as_ref().and_then(|u| u.password_hash.clone());
+    let has_password = stored.is_some();
     let dummy = state.dummy_hash.clone();
     let password = body.password;
-    let password_ok = web::block(move || {
-        // Verify against a dummy hash when there is no account, so timing tells nothing.
+    let matches = web::block(move || {
+        // Verify against a dummy hash when there is no account (or no password), so
+        // timing tells nothing; such a match never counts.
         let hash = stored.unwrap_or(dummy);
         crypto::verify_password(&password, &hash)
     })
     .await?;
+    let password_ok = has_password && matches;
     let user = match attempt.user {
         Some(u) if password_ok && u.status == "active" => u,
         // Already counted in `login_start`.
@@ -487,8 +490,9 @@ async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
 
 /// Set a new password from a reset link
 ///
-/// Ends every session and forgets remembered devices. The second factor is still
-/// asked at the next login.
+/// Ends every session, forgets remembered devices and cancels pending e-mail changes.
+/// The second factor is still asked at the next login. The account's address is told,
+/// with a link that undoes the change.
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordResetConfirm,
@@ -506,11 +510,15 @@ pub async fn password_reset_confirm(
     let body = body.into_inner();
     service::check_password("new_password", &body.new_password)?;
     let new_hash = hash(&state, body.new_password).await?;
-    let now = state.clock.now();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
     db::write(&state.pool, move |c| {
-        service::reset_password(c, now, &body.token, &new_hash)
+        let user_id = service::reset_password(c, now, &body.token, &new_hash)?;
+        // Told like a change from a session (ASVS 2.2.3): whoever used the link may
+        // not be the owner.
+        step_up::notify_change(c, &cfg, now, &user_id, step_up::Change::Password)
     })
     .await?;
+    state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -666,6 +674,7 @@ pub struct TotpConfirmed {
     responses(
         (status = 200, description = "Authenticator active", body = TotpConfirmed),
         (status = 401, description = "Wrong code", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -678,10 +687,18 @@ pub async fn me_totp_confirm(
     me.require_person()?;
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let codes = db::write(&state.pool, move |c| {
+        // Counted before the code is checked, as at login and step-up; taken back if right.
+        let counted = crate::auth::ratelimit::hit(
+            c,
+            &service::mfa_key(&me.user_id),
+            cfg.rate_limits.mfa_per_account,
+            now,
+        )?;
         let codes = match service::totp_confirm(c, now, &me.user_id, &body.code)? {
             Ok(codes) => codes,
             Err(e) => return Ok(Err(e)),
         };
+        crate::auth::ratelimit::undo(c, &counted)?;
         step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::SecondFactor)?;
         Ok(Ok(codes))
     })
@@ -879,7 +896,8 @@ pub struct PasswordChange {
 
 /// Change my password
 ///
-/// Needs step-up. Ends all sessions, this one included, and forgets remembered devices.
+/// Needs step-up. Ends all sessions, this one included, forgets remembered devices and
+/// cancels pending e-mail changes.
 /// The account's address is told, with a link that undoes the change.
 #[utoipa::path(
     tag = "me",
@@ -913,6 +931,7 @@ pub async fn me_password(
             return Ok(Err(e));
         }
         service::set_password(c, now, &me.user_id, &new_hash)?;
+        service::cancel_email_changes(c, now, &me.user_id)?;
         service::revoke_all_sessions(c, now, &me.user_id, "password_change")?;
         step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::Password)?;
         Ok(Ok(()))

@@ -1278,12 +1278,13 @@ fn take_mail_token(
 
 /// Sets a new password from a reset link (hash computed by the caller, outside the
 /// transaction) and ends every session.
+/// Returns the account's id.
 pub fn reset_password(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     token: &str,
     new_hash: &str,
-) -> Result<(), AppError> {
+) -> Result<String, AppError> {
     let (user_id, _) = take_mail_token(conn, now, token, "password_reset")?;
     set_password(conn, now, &user_id, new_hash)?;
     // Other reset links sent earlier stop working too.
@@ -1295,7 +1296,29 @@ pub fn reset_password(
     )
     .set(mail_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
-    revoke_all_sessions(conn, now, &user_id, "password_reset")
+    cancel_email_changes(conn, now, &user_id)?;
+    revoke_all_sessions(conn, now, &user_id, "password_reset")?;
+    Ok(user_id)
+}
+
+/// Pending e-mail changes of the account stop working: a new password evicts whoever
+/// else knew the old one, and an address change they asked for must not be confirmable
+/// afterwards (it would route every later reset link to them).
+pub fn cancel_email_changes(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+) -> Result<(), AppError> {
+    diesel::update(
+        mail_tokens::table
+            .filter(mail_tokens::user_id.eq(user_id))
+            .filter(mail_tokens::purpose.eq("email_verification"))
+            .filter(mail_tokens::new_email.is_not_null())
+            .filter(mail_tokens::used_at.is_null()),
+    )
+    .set(mail_tokens::used_at.eq(to_db(now)))
+    .execute(conn)?;
+    Ok(())
 }
 
 pub fn set_password(

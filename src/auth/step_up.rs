@@ -407,17 +407,19 @@ pub fn undo_change(
     )
     .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
-    let found: Option<(String, String, Option<String>)> = account_tokens::table
+    type Found = (String, String, Option<String>, chrono::NaiveDateTime);
+    let found: Option<Found> = account_tokens::table
         .find(&hash)
         .filter(account_tokens::purpose.eq_any(UNDO_PURPOSES))
         .select((
             account_tokens::user_id,
             account_tokens::purpose,
             account_tokens::old_email,
+            account_tokens::created_at,
         ))
         .first(conn)
         .optional()?;
-    let Some((user_id, purpose, old_email)) = found else {
+    let Some((user_id, purpose, old_email, sent_at)) = found else {
         return Err(AppError::NotFound);
     };
     if taken != 1 {
@@ -455,8 +457,12 @@ pub fn undo_change(
             users::version.eq(users::version + 1),
         ))
         .execute(conn)?;
-    // Pending e-mail changes, reset links, step-up codes and the other undo links of
-    // the account stop working: the account starts over from the reset link.
+    // Pending e-mail changes, reset links, step-up codes and the undo links of later
+    // changes stop working: the account starts over from the reset link. Undo links sent
+    // before this one stay: they went to whoever held the account before the change
+    // undone here. (An intruder who moved the account to their own address and then
+    // undid a later change of theirs, whose link came to them, would otherwise cancel
+    // the owner's link to undo the move.)
     diesel::update(
         mail_tokens::table
             .filter(mail_tokens::user_id.eq(&user_id))
@@ -467,7 +473,12 @@ pub fn undo_change(
     diesel::update(
         account_tokens::table
             .filter(account_tokens::user_id.eq(&user_id))
-            .filter(account_tokens::used_at.is_null()),
+            .filter(account_tokens::used_at.is_null())
+            .filter(
+                account_tokens::purpose
+                    .ne_all(UNDO_PURPOSES)
+                    .or(account_tokens::created_at.ge(sent_at)),
+            ),
     )
     .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;

@@ -21,6 +21,7 @@ mod placement_walk;
 mod portfolio;
 mod portfolio_access;
 mod review_access;
+mod review_auth;
 mod security_auth;
 mod security_consent;
 mod security_idempotency;
