@@ -266,8 +266,18 @@ pub fn send_step_up_code(
         cfg.rate_limits.mail_per_account,
         now,
     )?;
+    // A new code replaces the account's earlier ones: several open codes at once would
+    // multiply the odds of a guess.
+    diesel::update(
+        account_tokens::table
+            .filter(account_tokens::user_id.eq(&user.id))
+            .filter(account_tokens::purpose.eq(STEP_UP_CODE))
+            .filter(account_tokens::used_at.is_null()),
+    )
+    .set(account_tokens::used_at.eq(to_db(now)))
+    .execute(conn)?;
     let mut code = crypto::six_digit_code();
-    // Two open codes of one account must differ (the hash is the key).
+    // A code must differ from the account's earlier ones (the hash is the key).
     for _ in 0..5 {
         let taken: i64 = account_tokens::table
             .find(step_up_code_hash(&user.id, &code))

@@ -597,3 +597,45 @@ fn an_undo_link_older_than_seven_days_is_refused() {
     // Nothing was undone: the password still works.
     app.login_totp(&admin);
 }
+
+#[test]
+fn a_new_emailed_step_up_code_replaces_the_earlier_one() {
+    let app = TestApp::start();
+    let (admin, region) = app.admin();
+    let email = "mail.only@example.org";
+    let token = app.invite(&admin, email, "supervisor", &region);
+    let mfa = app.accept_new(&token, None);
+    let code = app.emailed_code(email, &mfa);
+    let done = app.verify(&mfa, "email_code", &code).expect(200);
+    let access = done.body["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
+    app.advance(6 * 60);
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let before = app.smtp.count_to(email);
+        app.post("/me/step-up/email-code", Some(&access), json!({}))
+            .expect(202);
+        codes.push(
+            app.smtp
+                .wait_for(email, before)
+                .find_six_digit_code()
+                .expect("code"),
+        );
+    }
+    assert_ne!(codes[0], codes[1]);
+    // Only the latest code is open: several would multiply a guesser's odds.
+    app.post(
+        "/me/recovery-codes",
+        Some(&access),
+        json!({"password": PASSWORD, "email_code": codes[0]}),
+    )
+    .expect_problem(401, "invalid-second-factor");
+    app.post(
+        "/me/recovery-codes",
+        Some(&access),
+        json!({"password": PASSWORD, "email_code": codes[1]}),
+    )
+    .expect(201);
+}
