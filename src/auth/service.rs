@@ -124,6 +124,11 @@ pub fn login_account_key(email: &str) -> String {
     format!("login:acct:{email}")
 }
 
+/// The counter of mails (codes, links) sent to one account, whatever asked for them.
+pub fn mail_account_key(user_id: &str) -> String {
+    format!("mail:acct:{user_id}")
+}
+
 /// Step 1 of a login, before the password is checked: count the attempt against the
 /// address and the account (429 once either is used up), and fetch what the password is
 /// checked against. Unknown addresses are counted too, so limits never reveal which
@@ -556,7 +561,7 @@ pub fn send_email_code(
     }
     ratelimit::hit(
         conn,
-        &format!("mail:acct:{}", user.id),
+        &mail_account_key(&user.id),
         cfg.rate_limits.mail_per_account,
         now,
     )?;
@@ -1360,7 +1365,7 @@ pub fn request_email_change(
     }
     ratelimit::hit(
         conn,
-        &format!("mail:acct:{user_id}"),
+        &mail_account_key(user_id),
         cfg.rate_limits.mail_per_account,
         now,
     )?;

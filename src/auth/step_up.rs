@@ -262,7 +262,7 @@ pub fn send_step_up_code(
     }
     ratelimit::hit(
         conn,
-        &format!("mail:acct:{}", user.id),
+        &service::mail_account_key(&user.id),
         cfg.rate_limits.mail_per_account,
         now,
     )?;
