@@ -140,6 +140,19 @@ fn statement(id: &str, mbox: &str, object: &str) -> Value {
     })
 }
 
+/// How many webhook deliveries a worker would take at the app's time now (taking them:
+/// only for checking that none is due).
+fn due_deliveries(app: &TestApp) -> usize {
+    let mut conn = db(app);
+    let now = eportfolio::clock::Clock::now(&*app.clock);
+    let keyring = std::sync::Arc::new(eportfolio::secrets::Keyring::load(&app.dir).expect("keys"));
+    eportfolio::secrets::with(Some(&keyring), || {
+        eportfolio::integrations::webhooks::claim_due(&mut conn, now, 10)
+    })
+    .expect("claim")
+    .len()
+}
+
 fn db(app: &TestApp) -> eportfolio::db::PooledConn {
     let pool = eportfolio::db::connect(&app.config.database_url, 1).expect("pool");
     pool.get().expect("conn")
@@ -619,9 +632,11 @@ fn webhooks_are_signed_retried_with_backoff_logged_and_replayable() {
         chrono::DateTime::parse_from_rfc3339(items[0]["next_attempt_at"].as_str().expect("next"))
             .expect("time");
     assert_eq!(next.timestamp(), app.now_unix() + 30);
-    // Not before it is due.
-    std::thread::sleep(Duration::from_millis(300));
+    // Not before it is due: a second before, nothing is due for any worker.
+    app.advance(29);
+    assert_eq!(due_deliveries(&app), 0);
     assert_eq!(receiver.received().len(), 1);
+    app.advance(-29);
 
     app.advance(30);
     receiver.wait_for(2);
@@ -726,7 +741,9 @@ fn an_event_survives_a_restart_and_a_dead_nodes_lease() {
         .expect(201);
     let sub_id = sub.body["id"].as_str().expect("id").to_string();
     let first = log_activity(&app, &w, "Före omstarten");
-    std::thread::sleep(Duration::from_millis(200));
+    // Queued with the activity, and no worker on this node to send it.
+    let queued = wait_deliveries(&app, &w.admin, &sub_id, |d| d[0]["status"] == "pending");
+    assert_eq!(queued[0]["attempts"], 0, "{queued}");
     assert!(receiver.received().is_empty());
 
     // Restarted with a worker: delivered.
@@ -752,12 +769,17 @@ fn an_event_survives_a_restart_and_a_dead_nodes_lease() {
         .expect("claim");
         assert_eq!(claimed.len(), 1);
     }
+    // Leased to the dead node: no worker may take it until the lease runs out.
+    assert_eq!(due_deliveries(&app), 0, "leased to the dead node");
     app.restart_with(|c| c.webhook_poll = Duration::from_millis(50));
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(receiver.received().len(), 1, "leased to the dead node");
+    assert_eq!(receiver.received().len(), 1);
     app.advance(121);
     let got = receiver.wait_for(2);
-    std::thread::sleep(Duration::from_millis(300));
+    // Recorded as delivered only after it was sent: nothing more can come of it.
+    wait_deliveries(&app, &w.admin, &sub_id, |d| {
+        d.as_array()
+            .is_some_and(|x| x.len() == 2 && x.iter().all(|i| i["status"] == "delivered"))
+    });
     assert_eq!(receiver.received().len(), 2);
     let body: Value = serde_json::from_str(&got[1].body).expect("json");
     assert_eq!(body["data"]["activity"]["title"], "Nod som dog");

@@ -333,6 +333,21 @@ impl TestApp {
         self.clock.advance(chrono::Duration::seconds(seconds));
     }
 
+    /// Every mail ever queued to `email`, sent or not. Mail is queued in the transaction
+    /// of the change it announces, so once a request has answered, this count says
+    /// whether it sent anything: no waiting needed to see that nothing went out.
+    pub fn mails_queued_to(&self, email: &str) -> i64 {
+        use diesel::prelude::*;
+        use eportfolio::schema::mail_outbox;
+        let pool = eportfolio::db::connect(&self.config.database_url, 1).expect("pool");
+        let mut conn = pool.get().expect("conn");
+        mail_outbox::table
+            .filter(mail_outbox::recipient.eq(email))
+            .count()
+            .get_result(&mut *conn)
+            .expect("count queued mail")
+    }
+
     pub fn now_unix(&self) -> i64 {
         eportfolio::clock::Clock::now(&*self.clock).timestamp()
     }
