@@ -4,8 +4,10 @@
 //! sent by every kind of caller (the trainee and another trainee; the current, the former
 //! and an unrelated supervisor; a placement supervisor; the trainee's director of studies
 //! and the director of another care provider; the administrator; the external assessor; a
-//! supervisor who only took part in a talk; nobody signed in), each checked against the
-//! status and problem type they must get.
+//! supervisor who only took part in a talk; nobody signed in; the administrator of another
+//! region; an API client of the trainee's care provider without the scope, and one of the
+//! other care provider with every scope), each checked against the status and problem
+//! type they must get.
 //!
 //! The rules: whoever may read the enrolment today (the trainee, the supervisors assigned
 //! today, directors and administrators of the organisation, the assigned external
@@ -18,6 +20,9 @@
 //! supervisor assigned today) and changed by its author alone, who always reads it.
 //! Co-signing needs the trainee's session and the named assessor's own credentials; a
 //! signing link is its holder's only credential, and a session adds nothing to it.
+//! API clients write nothing here (403 `forbidden`: those operations are for people); of
+//! the reads open to them, one without the scope gets 403 `insufficient-scope` and one of
+//! another organisation 404, like any stranger to the enrolment.
 //!
 //! Each test collects every wrong answer and fails at the end with all of them, so one
 //! run shows the whole matrix.
@@ -27,6 +32,11 @@ use std::fmt;
 
 use serde_json::{json, Value};
 
+use eportfolio::integrations::clients::{
+    SCOPE_ACTIVITIES_WRITE, SCOPE_CATALOG_READ, SCOPE_PROGRESS_READ,
+};
+
+use crate::integrations::{client, token};
 use crate::support::{Resp, TestApp, TestUser};
 
 use Who::*;
@@ -61,6 +71,13 @@ enum Who {
     PlacementSupervisor,
     /// No token.
     Anonymous,
+    /// The administrator of another region (Region Skåne).
+    OtherRegionAdmin,
+    /// An API client of T's care provider (A) whose token lacks `progress:read`: it holds
+    /// every other scope.
+    ClientWithoutScope,
+    /// An API client of the other care provider (B) holding every scope.
+    ClientOtherOrg,
 }
 
 impl fmt::Display for Who {
@@ -78,6 +95,9 @@ impl fmt::Display for Who {
             Incoming => "incoming supervisor (talk participant only)",
             PlacementSupervisor => "placement supervisor (geriatrik)",
             Anonymous => "anonymous",
+            OtherRegionAdmin => "administrator of another region",
+            ClientWithoutScope => "API client of A without progress:read",
+            ClientOtherOrg => "API client of B with every scope",
         })
     }
 }
@@ -110,6 +130,10 @@ const READ: &[(Who, u16)] = &[
     (DirectorA, 200),
     (Admin, 200),
     (Assessor, 200),
+
+    (OtherRegionAdmin, 404),
+    (ClientWithoutScope, NO_SCOPE),
+    (ClientOtherOrg, 404),
 ];
 
 /// Refusals of what only the trainee does: 403 for those who see T's enrolment, 404 for
@@ -125,6 +149,9 @@ const NOT_THE_TRAINEE: &[(Who, u16)] = &[
     (DirectorA, 403),
     (Admin, 403),
     (Assessor, 403),
+    (OtherRegionAdmin, 404),
+    (ClientWithoutScope, 403),
+    (ClientOtherOrg, 403),
 ];
 
 /// Refusals of what only the named assessor (or the signer) does: the trainee too.
@@ -139,6 +166,9 @@ const NOT_THE_ASSESSOR: &[(Who, u16)] = &[
     (DirectorA, 403),
     (Admin, 403),
     (Assessor, 403),
+    (OtherRegionAdmin, 404),
+    (ClientWithoutScope, 403),
+    (ClientOtherOrg, 403),
 ];
 
 /// Refusals of what only the trainee and the named assessor do (editing an assessment).
@@ -152,6 +182,9 @@ const NEITHER_TRAINEE_NOR_ASSESSOR: &[(Who, u16)] = &[
     (DirectorA, 403),
     (Admin, 403),
     (Assessor, 403),
+    (OtherRegionAdmin, 404),
+    (ClientWithoutScope, 403),
+    (ClientOtherOrg, 403),
 ];
 
 /// Refusals of what only the participants of a talk (T and the current supervisor) do.
@@ -165,6 +198,9 @@ const NOT_A_PARTICIPANT: &[(Who, u16)] = &[
     (DirectorA, 403),
     (Admin, 403),
     (Assessor, 403),
+    (OtherRegionAdmin, 404),
+    (ClientWithoutScope, 403),
+    (ClientOtherOrg, 403),
 ];
 
 /// Refusals of starting an assessment or a supervision session: "the trainee or their
@@ -179,6 +215,9 @@ const NOT_TRAINEE_OR_SUPERVISOR: &[(Who, u16)] = &[
     (Assessor, 403),
     (DirectorA, 403),
     (Admin, 403),
+    (OtherRegionAdmin, 404),
+    (ClientWithoutScope, 403),
+    (ClientOtherOrg, 403),
 ];
 
 /// Refusals of what only one supervisor does (writing a summary assessment, changing
@@ -195,7 +234,19 @@ const NOT_THE_AUTHOR: &[(Who, u16)] = &[
     (DirectorA, 403),
     (Admin, 403),
     (Assessor, 403),
+    (OtherRegionAdmin, 404),
+    (ClientWithoutScope, 403),
+    (ClientOtherOrg, 403),
 ];
+
+/// Not a status: the expected answer of an API client whose token lacks the scope an
+/// operation for API clients needs, 403 with the problem `insufficient-scope` (a refusal
+/// of an operation for people only is a plain 403 `forbidden`).
+const NO_SCOPE: u16 = 1403;
+
+/// How the API-client callers are refused a read that is for people only (a single
+/// attachment, session, talk or summary assessment): with or without the scope.
+const PEOPLE_ONLY: &[(Who, u16)] = &[(ClientWithoutScope, 403), (ClientOtherOrg, 403)];
 
 /// Every caller, with the same status.
 fn everyone(status: u16) -> Vec<(Who, u16)> {
@@ -318,6 +369,10 @@ struct Cast {
     assessor: TestUser,
     incoming: TestUser,
     placement_supervisor: TestUser,
+    other_region_admin: TestUser,
+    /// Access tokens of the two API clients.
+    client_without_scope: String,
+    client_other_org: String,
     /// T's enrolment.
     enrolment: String,
     /// U's enrolment (main supervisor: the unrelated supervisor).
@@ -484,6 +539,16 @@ impl Cast {
             .expect(201);
         let other_enrolment = id_of(&other);
 
+        let email = "admin@regionskane.example";
+        let invitation = app.bootstrap_admin(email, "Region Skåne");
+        let other_region_admin = app.accept_with_totp(&invitation, email);
+        let all_but_progress = [SCOPE_CATALOG_READ, SCOPE_ACTIVITIES_WRITE];
+        let (id, secret) = client(&app, &admin, &provider_a, &all_but_progress);
+        let client_without_scope = token(&app, &id, &secret);
+        let every_scope = [SCOPE_PROGRESS_READ, SCOPE_CATALOG_READ, SCOPE_ACTIVITIES_WRITE];
+        let (id, secret) = client(&app, &admin, &provider_b, &every_scope);
+        let client_other_org = token(&app, &id, &secret);
+
         Cast {
             app,
             admin,
@@ -497,6 +562,9 @@ impl Cast {
             assessor,
             incoming,
             placement_supervisor,
+            other_region_admin,
+            client_without_scope,
+            client_other_org,
             enrolment,
             other_enrolment,
             placement,
@@ -531,6 +599,16 @@ impl Cast {
             .expect(200);
     }
 
+    /// The bearer token `who` sends, if any.
+    fn token(&self, who: Who) -> Option<&str> {
+        match who {
+            ClientWithoutScope => Some(&self.client_without_scope),
+            ClientOtherOrg => Some(&self.client_other_org),
+            _ => self.user(who).map(|u| u.access.as_str()),
+        }
+    }
+
+    /// The person `who` is; `None` for nobody signed in and for API clients.
     fn user(&self, who: Who) -> Option<&TestUser> {
         match who {
             Trainee => Some(&self.trainee),
@@ -544,12 +622,13 @@ impl Cast {
             Assessor => Some(&self.assessor),
             Incoming => Some(&self.incoming),
             PlacementSupervisor => Some(&self.placement_supervisor),
-            Anonymous => None,
+            OtherRegionAdmin => Some(&self.other_region_admin),
+            Anonymous | ClientWithoutScope | ClientOtherOrg => None,
         }
     }
 
     fn send(&self, who: Who, req: &Req) -> Resp {
-        let token = self.user(who).map(|u| u.access.as_str());
+        let token = self.token(who);
         match &req.body {
             Body::None => self.app.send(req.method, &req.path, token, None, &[]),
             Body::Json(v) => self.app.send(req.method, &req.path, token, Some(v), &[]),
@@ -567,6 +646,9 @@ impl Cast {
 
     /// Whether `r` is the answer `who` must get to `req`; records it when not.
     fn judge(&self, who: Who, req: &Req, status: u16, r: &Resp) -> bool {
+        if status == NO_SCOPE {
+            return self.judge_as(who, req, 403, "insufficient-scope", r);
+        }
         self.judge_as(who, req, status, problem_kind(status), r)
     }
 
@@ -587,6 +669,13 @@ impl Cast {
             }
             if kind == "unauthenticated" && r.header("www-authenticate") != Some("Bearer") {
                 wrong.push("no WWW-Authenticate: Bearer".into());
+            }
+            if kind == "insufficient-scope"
+                && !r
+                    .header("www-authenticate")
+                    .is_some_and(|h| h.contains("error=\"insufficient_scope\""))
+            {
+                wrong.push("no WWW-Authenticate: Bearer error=\"insufficient_scope\"".into());
             }
         }
         if wrong.is_empty() {
@@ -739,7 +828,7 @@ fn learning_activities_and_attachments_are_written_by_the_trainee_alone() {
         "download an attachment",
         format!("/attachments/{attachment}"),
     );
-    for (who, r) in c.check(&download, READ) {
+    for (who, r) in c.check(&download, &but(READ, PEOPLE_ONLY)) {
         if r.status == 200 && r.text.as_bytes() != PDF {
             c.fail(format!("{who}: {download} is not the uploaded file"));
         }
@@ -996,7 +1085,7 @@ fn a_former_supervisor_keeps_what_they_assessed_but_nothing_else_of_the_trainee(
         "read a session they took part in",
         format!("/supervision-sessions/{}", c.former_session),
     );
-    let rs = c.check(&session, &but(READ, &[(Former, 200)]));
+    let rs = c.check(&session, &but(&but(READ, PEOPLE_ONLY), &[(Former, 200)]));
     c.each_is(&session, &rs, &c.former_session);
     let confirmed = c.must(
         Former,
@@ -1105,7 +1194,7 @@ fn supervision_sessions_and_handover_talks_are_confirmed_only_by_those_who_took_
         "read a supervision session",
         format!("/supervision-sessions/{session}"),
     );
-    let rs = c.check(&one, READ);
+    let rs = c.check(&one, &but(READ, PEOPLE_ONLY));
     c.each_is(&one, &rs, &session);
 
     let edit = patch(
@@ -1156,7 +1245,7 @@ fn supervision_sessions_and_handover_talks_are_confirmed_only_by_those_who_took_
     let rs = c.check(&list, READ);
     c.each_lists(&list, &rs, &talk);
     let one = get("read a handover talk", format!("/handover-talks/{talk}"));
-    let rs = c.check(&one, &but(READ, &[(Incoming, 200)]));
+    let rs = c.check(&one, &but(&but(READ, PEOPLE_ONLY), &[(Incoming, 200)]));
     c.each_is(&one, &rs, &talk);
 
     let edit = patch(
@@ -1242,13 +1331,13 @@ fn summary_assessments_are_written_by_the_placements_supervisor_and_changed_by_t
         "read a summary assessment",
         format!("/summary-assessments/{mine}"),
     );
-    let rs = c.check(&one, &readers);
+    let rs = c.check(&one, &but(&readers, PEOPLE_ONLY));
     c.each_is(&one, &rs, &mine);
     let their_one = get(
         "read a summary assessment",
         format!("/summary-assessments/{theirs}"),
     );
-    let rs = c.check(&their_one, &readers);
+    let rs = c.check(&their_one, &but(&readers, PEOPLE_ONLY));
     c.each_is(&their_one, &rs, &theirs);
 
     // Only the author edits, signs and corrects, not even another who may write one.
