@@ -4,6 +4,11 @@
 
 use serde_json::{json, Value};
 
+use eportfolio::integrations::clients::{
+    SCOPE_ACTIVITIES_WRITE, SCOPE_CATALOG_READ, SCOPE_PROGRESS_READ,
+};
+
+use crate::integrations::{client, token};
 use crate::support::{stockholm_bt, Resp, TestApp, TestUser, PASSWORD};
 
 const PROBLEMS: &str = "https://eportfolio.example/problems/";
@@ -25,14 +30,52 @@ fn call(method: &'static str, path: impl Into<String>, body: Option<Value>) -> C
 
 impl Call {
     fn by(&self, app: &TestApp, user: Option<&TestUser>) -> Resp {
-        app.send(
-            self.method,
-            &self.path,
-            user.map(|u| u.access.as_str()),
-            self.body.as_ref(),
-            &[],
-        )
+        self.with(app, user.map(|u| u.access.as_str()))
     }
+
+    /// Sends the request with `token` as the bearer token (a person's or an API client's).
+    fn with(&self, app: &TestApp, token: Option<&str>) -> Resp {
+        app.send(self.method, &self.path, token, self.body.as_ref(), &[])
+    }
+}
+
+/// A caller from outside the trainee's care provider, or an API client, with the
+/// refusal each must get.
+struct Outsider {
+    who: &'static str,
+    token: String,
+    /// The answer to a change of the plan or the study plan: a person with no part in it
+    /// is not told it exists; an API client is refused every write, which is for people.
+    write: (u16, &'static str),
+    /// The answer to a read of the enrolment that API clients with `progress:read` may
+    /// make: the client without the scope is refused for that, the others get 404.
+    read: (u16, &'static str),
+}
+
+/// Like [`refused`], for an [`Outsider`]'s token.
+#[track_caller]
+fn refused_outsider(app: &TestApp, o: &Outsider, c: &Call, (status, kind): (u16, &str)) -> Resp {
+    let r = c.with(app, Some(&o.token));
+    assert_eq!(
+        (r.status, r.body["type"].as_str().unwrap_or("").to_string()),
+        (status, format!("{PROBLEMS}{kind}")),
+        "{}: {} {} answered {}",
+        o.who,
+        c.method,
+        c.path,
+        r.text
+    );
+    if kind == "insufficient-scope" {
+        let challenge = r.header("www-authenticate").unwrap_or("");
+        assert!(
+            challenge.contains("error=\"insufficient_scope\""),
+            "{}: {} {} challenged with {challenge:?}",
+            o.who,
+            c.method,
+            c.path
+        );
+    }
+    r.expect_problem(status, kind)
 }
 
 /// Sends `c` as `user` and asserts the refusal, naming the caller and the request when it
@@ -221,6 +264,73 @@ impl Programme {
         let email = "admin@regionskane.example";
         let token = self.app.bootstrap_admin(email, "Region Skåne");
         self.app.accept_with_totp(&token, email)
+    }
+
+    /// Two API clients: one of the trainee's care provider holding every scope but
+    /// `progress:read`, and one of another care provider (created here) holding them all.
+    fn clients(&self) -> Vec<Outsider> {
+        let app = &self.app;
+        let all_but_progress = [SCOPE_CATALOG_READ, SCOPE_ACTIVITIES_WRITE];
+        let (id, secret) = client(app, &self.admin, &self.provider, &all_but_progress);
+        let without_scope = token(app, &id, &secret);
+        let elsewhere = app.create_org(
+            &self.admin,
+            "care_provider",
+            "Södersjukhuset",
+            Some(&self.region),
+        );
+        let every_scope = [SCOPE_PROGRESS_READ, SCOPE_CATALOG_READ, SCOPE_ACTIVITIES_WRITE];
+        let (id, secret) = client(app, &self.admin, &elsewhere, &every_scope);
+        let other_org = token(app, &id, &secret);
+        vec![
+            Outsider {
+                who: "API client of the care provider without progress:read",
+                token: without_scope,
+                write: (403, "forbidden"),
+                read: (403, "insufficient-scope"),
+            },
+            Outsider {
+                who: "API client of another care provider with every scope",
+                token: other_org,
+                write: (403, "forbidden"),
+                read: (404, "not-found"),
+            },
+        ]
+    }
+
+    /// The director of another care provider of the region, the administrator of another
+    /// region, and the two API clients of [`Programme::clients`].
+    fn outsiders(&self) -> Vec<Outsider> {
+        let app = &self.app;
+        let karolinska = app.create_org(
+            &self.admin,
+            "care_provider",
+            "Karolinska Universitetssjukhuset",
+            Some(&self.region),
+        );
+        let director = app.join(
+            &self.admin,
+            "studierektor@karolinska.example",
+            "director_of_studies",
+            &karolinska,
+        );
+        let skane = self.other_region_admin();
+        let mut outsiders = vec![
+            Outsider {
+                who: "director of another care provider",
+                token: director.access,
+                write: (404, "not-found"),
+                read: (404, "not-found"),
+            },
+            Outsider {
+                who: "administrator of another region",
+                token: skane.access,
+                write: (404, "not-found"),
+                read: (404, "not-found"),
+            },
+        ];
+        outsiders.extend(self.clients());
+        outsiders
     }
 
     /// The enrolment ids `user` finds in `GET /enrolments`.
@@ -586,6 +696,11 @@ fn an_enrolment_is_seen_only_by_those_with_a_part_in_it() {
     for c in &reads {
         refused(app, "anonymous", None, c, 401, "unauthenticated");
     }
+    for o in p.clients() {
+        for c in &reads {
+            refused_outsider(app, &o, c, o.read);
+        }
+    }
 
     // The list shows each exactly what they may open.
     let mine = vec![e.clone()];
@@ -725,6 +840,13 @@ fn only_the_director_and_administrators_change_the_plan() {
     for c in changes.iter().chain([&migrate]) {
         refused(app, "anonymous", None, c, 401, "unauthenticated");
     }
+    // Nor are those of another care provider or region; API clients change nothing.
+    let outsiders = p.outsiders();
+    for o in &outsiders {
+        for c in changes.iter().chain([&migrate]) {
+            refused_outsider(app, o, c, o.write);
+        }
+    }
     // Moving a trainee to another template version is for administrators only.
     let r = refused(
         app,
@@ -762,6 +884,9 @@ fn only_the_director_and_administrators_change_the_plan() {
         refused(app, who, Some(user), &enrol, 403, "forbidden");
     }
     refused(app, "anonymous", None, &enrol, 401, "unauthenticated");
+    for o in &outsiders {
+        refused_outsider(app, o, &enrol, (403, "forbidden"));
+    }
     assert_eq!(p.listed_for(&p.admin), vec![e.clone()]);
     assert_eq!(p.listed_for(&p.other_trainee), Vec::<String>::new());
 
@@ -934,6 +1059,12 @@ fn the_study_plan_is_written_by_trainee_and_supervisors_and_only_read_by_the_ass
     ] {
         refused(app, who, Some(user), &add("Sepsis"), 404, "not-found");
         refused(app, who, Some(user), &patch("planned"), 404, "not-found");
+    }
+    for o in p.outsiders() {
+        refused_outsider(app, &o, &add("Sepsis"), o.write);
+        refused_outsider(app, &o, &patch("planned"), o.write);
+        let goals = call("GET", format!("/enrolments/{e}/study-plan-goals"), None);
+        refused_outsider(app, &o, &goals, o.read);
     }
     refused(
         app,
