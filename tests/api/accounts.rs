@@ -5,6 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use eportfolio::integrations::clients::{
+    SCOPE_ACTIVITIES_WRITE, SCOPE_CATALOG_READ, SCOPE_PROGRESS_READ,
+};
+
+use crate::integrations::{client, token};
 use crate::support::{Resp, TestApp, TestUser, PASSWORD};
 
 /// The `id`s of a page's items, in order.
@@ -426,6 +431,118 @@ fn each_role_may_do_only_its_part_with_organisations_and_invitations() {
     app.get("/me", Some("not.a.jwt"))
         .expect_problem(401, "unauthenticated");
     assert_eq!(app.smtp.count_to("x@karolinska.se"), 0);
+
+    // Nor is a manager of somewhere else, or an API client, whatever its scopes: managing
+    // organisations and people is for the people who run them.
+    let sos_director = app.join(
+        &admin,
+        "studierektor@sodersjukhuset.se",
+        "director_of_studies",
+        &sos,
+    );
+    let skane_email = "admin@regionskane.se";
+    let invitation = app.bootstrap_admin(skane_email, "Region Skåne");
+    let skane = app.accept_with_totp(&invitation, skane_email);
+    let (id, secret) = client(
+        &app,
+        &admin,
+        &ks,
+        &[SCOPE_CATALOG_READ, SCOPE_ACTIVITIES_WRITE],
+    );
+    let ks_client = token(&app, &id, &secret);
+    let every_scope = [
+        SCOPE_PROGRESS_READ,
+        SCOPE_CATALOG_READ,
+        SCOPE_ACTIVITIES_WRITE,
+    ];
+    let (id, secret) = client(&app, &admin, &sos, &every_scope);
+    let sos_client = token(&app, &id, &secret);
+    let requests = [
+        (
+            "POST",
+            "/organisations".to_string(),
+            Some(json!({"kind": "unit", "name": "Utomståendes enhet", "parent_id": akut})),
+        ),
+        (
+            "PATCH",
+            format!("/organisations/{akut}"),
+            Some(json!({"name": "Utomståendes klinik"})),
+        ),
+        (
+            "POST",
+            "/invitations".to_string(),
+            Some(
+                json!({"email": "utomstaende@karolinska.se", "role": "trainee",
+                        "organisation_id": akut}),
+            ),
+        ),
+        ("DELETE", format!("/invitations/{}", invited[1]), None),
+    ];
+    // (caller, token, the answer to each request in turn)
+    let outsiders: [(&str, &str, [(u16, &str); 4]); 4] = [
+        (
+            "director of another care provider",
+            &sos_director.access,
+            [
+                (403, "forbidden"),
+                (403, "forbidden"),
+                (403, "forbidden"),
+                (404, "not-found"),
+            ],
+        ),
+        (
+            "administrator of another region",
+            &skane.access,
+            [
+                (403, "forbidden"),
+                (403, "forbidden"),
+                (403, "forbidden"),
+                (404, "not-found"),
+            ],
+        ),
+        (
+            "API client of Karolinska without progress:read",
+            &ks_client,
+            [(403, "forbidden"); 4],
+        ),
+        (
+            "API client of Södersjukhuset with every scope",
+            &sos_client,
+            [(403, "forbidden"); 4],
+        ),
+    ];
+    for (who, token, answers) in outsiders {
+        for ((method, path, body), (status, kind)) in requests.iter().zip(answers) {
+            let r = app.send(method, path, Some(token), body.as_ref(), &[]);
+            assert_eq!(
+                (r.status, r.body["type"].as_str().unwrap_or("")),
+                (
+                    status,
+                    format!("https://eportfolio.example/problems/{kind}").as_str()
+                ),
+                "{who}: {method} {path} answered {}",
+                r.text
+            );
+            r.expect_problem(status, kind);
+        }
+    }
+    // None of it left a trace: no unit, the old name, the invitation pending, no e-mail.
+    let under_akut = app
+        .get(
+            &format!("/organisations?parent_id={akut}"),
+            Some(&admin.access),
+        )
+        .expect(200);
+    assert_eq!(item_ids(&under_akut), Vec::<String>::new());
+    let akut_now = app
+        .get(&format!("/organisations/{akut}"), Some(&admin.access))
+        .expect(200);
+    assert_eq!(akut_now.body["name"], "Akutkliniken");
+    let pending = app
+        .get("/invitations?status=pending", Some(&director.access))
+        .expect(200);
+    assert!(item_ids(&pending).contains(&invited[1]), "{}", pending.text);
+    assert_eq!(app.smtp.count_to("utomstaende@karolinska.se"), 0);
 }
 
 // ---- Users ----------------------------------------------------------------------------
