@@ -478,8 +478,9 @@ fn each_role_may_do_only_its_part_with_organisations_and_invitations() {
         ),
         ("DELETE", format!("/invitations/{}", invited[1]), None),
     ];
-    // (caller, token, the answer to each request in turn)
-    let outsiders: [(&str, &str, [(u16, &str); 4]); 4] = [
+    // The answer to each request in turn.
+    type Answers = [(u16, &'static str); 4];
+    let outsiders: [(&str, &str, Answers); 4] = [
         (
             "director of another care provider",
             &sos_director.access,
