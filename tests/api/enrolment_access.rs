@@ -279,7 +279,11 @@ impl Programme {
             "Södersjukhuset",
             Some(&self.region),
         );
-        let every_scope = [SCOPE_PROGRESS_READ, SCOPE_CATALOG_READ, SCOPE_ACTIVITIES_WRITE];
+        let every_scope = [
+            SCOPE_PROGRESS_READ,
+            SCOPE_CATALOG_READ,
+            SCOPE_ACTIVITIES_WRITE,
+        ];
         let (id, secret) = client(app, &self.admin, &elsewhere, &every_scope);
         let other_org = token(app, &id, &secret);
         vec![

@@ -130,7 +130,6 @@ const READ: &[(Who, u16)] = &[
     (DirectorA, 200),
     (Admin, 200),
     (Assessor, 200),
-
     (OtherRegionAdmin, 404),
     (ClientWithoutScope, NO_SCOPE),
     (ClientOtherOrg, 404),
@@ -545,7 +544,11 @@ impl Cast {
         let all_but_progress = [SCOPE_CATALOG_READ, SCOPE_ACTIVITIES_WRITE];
         let (id, secret) = client(&app, &admin, &provider_a, &all_but_progress);
         let client_without_scope = token(&app, &id, &secret);
-        let every_scope = [SCOPE_PROGRESS_READ, SCOPE_CATALOG_READ, SCOPE_ACTIVITIES_WRITE];
+        let every_scope = [
+            SCOPE_PROGRESS_READ,
+            SCOPE_CATALOG_READ,
+            SCOPE_ACTIVITIES_WRITE,
+        ];
         let (id, secret) = client(&app, &admin, &provider_b, &every_scope);
         let client_other_org = token(&app, &id, &secret);
 
