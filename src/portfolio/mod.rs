@@ -330,7 +330,16 @@ pub async fn upload_attachment(
     tag = "portfolio",
     params(("id" = String, Path)),
     responses(
-        (status = 200, description = "The file, with its media type", content_type = "application/octet-stream", body = Vec<u8>),
+        // Served with the media type it was uploaded with: the default `ATTACHMENT_TYPES`,
+        // and `application/octet-stream` for a stored type that does not parse.
+        (status = 200, description = "The file, with the media type it was uploaded with", content(
+            (crate::http::FileBody = "application/pdf"),
+            (crate::http::FileBody = "image/jpeg"),
+            (crate::http::FileBody = "image/png"),
+            (crate::http::FileBody = "image/heic"),
+            (String = "text/plain"),
+            (crate::http::FileBody = "application/octet-stream"),
+        )),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))

@@ -14,6 +14,7 @@ mod curriculum;
 mod enrolment;
 mod enrolment_access;
 mod final_year;
+mod fuzz_findings;
 mod independent_verifiers;
 mod integrations;
 mod openapi;
