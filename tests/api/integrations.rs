@@ -85,32 +85,7 @@ fn token_request(app: &TestApp, form: &str, basic: Option<(&str, &str)>) -> Resp
         let b = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
         req = req.set("Authorization", &format!("Basic {b}"));
     }
-    read(req.send_string(form))
-}
-
-fn read(result: Result<ureq::Response, ureq::Error>) -> Resp {
-    let r = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("transport: {e}"),
-    };
-    let status = r.status();
-    let headers = r
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| {
-            r.header(&n)
-                .map(|v| (n.to_ascii_lowercase(), v.to_string()))
-        })
-        .collect();
-    let text = r.into_string().unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        bytes: text.clone().into_bytes(),
-        text,
-    }
+    TestApp::read(req.send_string(form))
 }
 
 pub fn token(app: &TestApp, id: &str, secret: &str) -> String {

@@ -140,13 +140,8 @@ fn at_once(
                         req = req.set("Authorization", &format!("Bearer {t}"));
                     }
                     barrier.wait();
-                    match req.send_json(body) {
-                        Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
-                        Err(ureq::Error::Status(code, r)) => {
-                            (code, r.into_json().unwrap_or(Value::Null))
-                        }
-                        Err(e) => panic!("transport: {e}"),
-                    }
+                    let r = TestApp::read(req.send_json(body));
+                    (r.status, r.body)
                 })
             })
             .collect();
