@@ -16,6 +16,28 @@ struct Programme {
     template: Value,
 }
 
+/// SHA-256 (hex) of what a final assessment's signers sign, computed from the API's view:
+/// the decision, the judgements, and who decides in which role.
+fn final_content_hash(f: &Value) -> String {
+    use sha2::Digest;
+    let field = |k: &str| {
+        f.get(k)
+            .unwrap_or_else(|| panic!("final assessment without {k}: {f}"))
+            .clone()
+    };
+    let signers: Vec<Value> = f["signers"]
+        .as_array()
+        .expect("signers")
+        .iter()
+        .map(|s| json!({"user_id": s["user_id"], "role": s["role"]}))
+        .collect();
+    assert!(!signers.is_empty(), "a decision without signers: {f}");
+    let content = json!({"id": field("id"), "enrolment_id": field("enrolment_id"), "mode": field("mode"),
+        "decision": field("decision"), "judgements": field("judgements"), "missing": field("missing"),
+        "rationale": field("rationale"), "signers": signers});
+    hex::encode(sha2::Sha256::digest(content.to_string()))
+}
+
 fn programme() -> Programme {
     let app = TestApp::start();
     let (admin, region) = app.admin();
@@ -413,7 +435,13 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         .expect(200)
         .body;
     assert_eq!(decided["status"], "decided");
-    assert!(decided["content_hash"].as_str().is_some());
+    // The hash is recomputed from the decision the response shows, so a hash over the
+    // wrong content (or a constant) fails, not only a missing one.
+    assert_eq!(
+        decided["content_hash"].as_str().expect("content_hash"),
+        final_content_hash(&decided),
+        "{decided}"
+    );
     let methods: Vec<&str> = decided["signers"]
         .as_array()
         .expect("s")
