@@ -214,9 +214,7 @@ fn client_credentials_tokens_are_scoped_to_the_clients_organisation() {
     assert_eq!(items[0]["title"], "Akutmottagning, nattpass");
     assert_eq!(
         read.body["items"],
-        app.get(&activities, Some(&w.admin.access))
-            .expect(200)
-            .body["items"]
+        app.get(&activities, Some(&w.admin.access)).expect(200).body["items"]
     );
     // Another scope is a 403 that names the problem; people's endpoints are closed.
     let denied = app
@@ -295,7 +293,12 @@ fn client_credentials_tokens_are_scoped_to_the_clients_organisation() {
         .expect_problem(401, "unauthenticated");
     let access = token(&app, &id, &new_secret);
     let list = app.get("/enrolments", Some(&access)).expect(200);
-    assert_eq!(list.body["items"][0]["id"], w.enrolment.as_str(), "{}", list.text);
+    assert_eq!(
+        list.body["items"][0]["id"],
+        w.enrolment.as_str(),
+        "{}",
+        list.text
+    );
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
 
     // Revoked: no tokens, and the current one is dead.

@@ -823,7 +823,10 @@ fn assessments_are_signed_only_by_the_named_assessor_and_each_queue_is_ones_own(
         // A missing list is a failure, not an empty queue: the callers expected to hold
         // nothing would otherwise pass on any answer without `items`.
         let Some(items) = r.body["items"].as_array() else {
-            c.fail(format!("{who}: {queue} has no items list: {}", short(&r.text)));
+            c.fail(format!(
+                "{who}: {queue} has no items list: {}",
+                short(&r.text)
+            ));
             continue;
         };
         let got: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
