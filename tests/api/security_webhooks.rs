@@ -535,6 +535,7 @@ fn an_lms_cannot_tell_an_account_elsewhere_from_no_account() {
             )
         })
         .collect();
+    assert_eq!(seen.len(), 3, "one outcome per probe: {results:?}");
     assert_eq!(seen[0].0, "unmatched");
     assert_eq!(seen[0].1, "unknown_learner");
     assert!(

@@ -259,11 +259,19 @@ fn a_handover_talk_is_final_when_all_four_have_confirmed() {
         )
         .expect_problem(409, "conflict");
     let all = y.app.get(&path, Some(&y.trainee.access)).expect(200);
-    assert!(all.body["items"][0]["participants"]
-        .as_array()
-        .expect("p")
-        .iter()
-        .all(|p| p["confirmation_method"] == "totp"));
+    let items = all.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{}", all.text);
+    assert_eq!(items[0]["id"], id.as_str());
+    // All four, so that an empty list of participants cannot pass the check.
+    let participants = items[0]["participants"].as_array().expect("participants");
+    assert_eq!(participants.len(), 4, "{}", all.text);
+    assert!(
+        participants
+            .iter()
+            .all(|p| p["confirmation_method"] == "totp"),
+        "{}",
+        all.text
+    );
 }
 
 #[test]
