@@ -331,7 +331,14 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         .expect("items")
         .is_empty());
     assert_eq!(progress["time_served"]["fraction_done"], 1.0);
-    for c in progress["checklist"].as_array().expect("checklist") {
+    // One checklist per placement (four) and the programme's own; each is checked to hold
+    // items, so a missing or empty checklist cannot pass as "all done" (0 of 0).
+    let checklists = progress["checklist"].as_array().expect("checklist");
+    assert_eq!(checklists.len(), 5, "{}", progress["checklist"]);
+    for c in checklists {
+        let items = c["items"].as_array().expect("items");
+        assert!(!items.is_empty(), "{c}");
+        assert_eq!(c["total_items"], items.len(), "{c}");
         assert_eq!(c["complete_items"], c["total_items"], "{c}");
     }
 
