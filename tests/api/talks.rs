@@ -329,6 +329,30 @@ fn the_placement_supervisor_writes_and_signs_the_summary_assessment() {
         signed.body["signature"]["signed_by"],
         y.outgoing.id.as_str()
     );
+    assert_eq!(signed.body["overall"], "En trygg BT-läkare.");
+    // The hash is recomputed from the signed content the answer shows.
+    let content = json!({
+        "id": signed.body["id"], "enrolment_id": signed.body["enrolment_id"],
+        "placement_id": signed.body["placement_id"], "author_id": signed.body["author_id"],
+        "judgements": signed.body["judgements"], "overall": signed.body["overall"],
+        "supersedes_id": signed.body["supersedes_id"],
+    });
+    assert_eq!(signed.body["author_id"], y.outgoing.id.as_str());
+    assert_eq!(
+        signed.body["judgements"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        signed.text
+    );
+    {
+        use sha2::Digest;
+        assert_eq!(
+            signed.body["signature"]["content_hash"],
+            hex::encode(sha2::Sha256::digest(content.to_string())),
+            "{}",
+            signed.text
+        );
+    }
     assert!(y
         .app
         .smtp
