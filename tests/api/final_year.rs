@@ -425,7 +425,7 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         .expect(200)
         .body;
     assert_eq!(after_one["status"], "awaiting_signatures");
-    assert_eq!(signed_by(&after_one), [extern_.id.clone()]);
+    assert_eq!(signed_by(&after_one), [extern_.id.as_str()]);
     // An edit withdraws the signature given: it was for other content.
     let edited = app
         .patch(
@@ -446,7 +446,7 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         .expect(200)
         .body;
     assert_eq!(resigned["status"], "awaiting_signatures", "{resigned}");
-    assert_eq!(signed_by(&resigned), [extern_.id.clone()]);
+    assert_eq!(signed_by(&resigned), [extern_.id.as_str()]);
     // A wrong code fails; the main supervisor steps up with a fresh TOTP code.
     app.post(&sign, Some(&main.access), json!({"totp_code": "000000"}))
         .expect_problem(401, "invalid-second-factor");
