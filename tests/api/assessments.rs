@@ -16,6 +16,38 @@ struct Ward {
     enrolment: String,
 }
 
+/// SHA-256 (hex) of an assessment's signed content, computed from the API's view of it:
+/// the fields the signature covers, as one JSON object with sorted keys.
+fn signed_content_hash(a: &Value) -> String {
+    use sha2::Digest;
+    let fields = [
+        "id",
+        "enrolment_id",
+        "instrument",
+        "assessor_id",
+        "placement_id",
+        "performed_on",
+        "context",
+        "ratings",
+        "entrustment",
+        "feedback_strengths",
+        "feedback_next_steps",
+        "trainee_reflection",
+        "delmal",
+        "supersedes_id",
+    ];
+    let content: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|f| {
+            let v = a
+                .get(*f)
+                .unwrap_or_else(|| panic!("assessment without {f}: {a}"));
+            (f.to_string(), v.clone())
+        })
+        .collect();
+    hex::encode(sha2::Sha256::digest(Value::Object(content).to_string()))
+}
+
 fn ward() -> Ward {
     let app = TestApp::start();
     let (admin, region) = app.admin();
@@ -154,7 +186,9 @@ fn a_requested_mini_cex_is_signed_in_one_request_and_corrected_as_a_new_version(
         .as_str()
         .expect("hash")
         .to_string();
-    assert_eq!(hash.len(), 64);
+    // Recomputed here from what the response shows, not only checked for its length:
+    // the hash must cover exactly the signed content (the ratings, the feedback, ...).
+    assert_eq!(hash, signed_content_hash(&signed.body), "{}", signed.text);
     let mail = w.app.smtp.wait_for(&w.trainee.email, before);
     assert!(mail.body_text().contains("Öva riktat status"));
     assert_eq!(

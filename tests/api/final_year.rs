@@ -16,6 +16,39 @@ struct Programme {
     template: Value,
 }
 
+/// SHA-256 (hex) of what a final assessment's signers sign, computed from the API's view:
+/// the decision, the judgements, and who decides in which role.
+fn final_content_hash(f: &Value) -> String {
+    use sha2::Digest;
+    let field = |k: &str| {
+        f.get(k)
+            .unwrap_or_else(|| panic!("final assessment without {k}: {f}"))
+            .clone()
+    };
+    let signers: Vec<Value> = f["signers"]
+        .as_array()
+        .expect("signers")
+        .iter()
+        .map(|s| json!({"user_id": s["user_id"], "role": s["role"]}))
+        .collect();
+    assert!(!signers.is_empty(), "a decision without signers: {f}");
+    let content = json!({"id": field("id"), "enrolment_id": field("enrolment_id"), "mode": field("mode"),
+        "decision": field("decision"), "judgements": field("judgements"), "missing": field("missing"),
+        "rationale": field("rationale"), "signers": signers});
+    hex::encode(sha2::Sha256::digest(content.to_string()))
+}
+
+/// Who has signed a two-signer final assessment (the list of signers must be whole).
+fn signed_by(f: &Value) -> Vec<String> {
+    let signers = f["signers"].as_array().expect("signers");
+    assert_eq!(signers.len(), 2, "{f}");
+    signers
+        .iter()
+        .filter(|s| !s["signed_at"].is_null())
+        .map(|s| s["user_id"].as_str().expect("user_id").to_string())
+        .collect()
+}
+
 fn programme() -> Programme {
     let app = TestApp::start();
     let (admin, region) = app.admin();
@@ -298,7 +331,14 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         .expect("items")
         .is_empty());
     assert_eq!(progress["time_served"]["fraction_done"], 1.0);
-    for c in progress["checklist"].as_array().expect("checklist") {
+    // One checklist per placement (four) and the programme's own; each is checked to hold
+    // items, so a missing or empty checklist cannot pass as "all done" (0 of 0).
+    let checklists = progress["checklist"].as_array().expect("checklist");
+    assert_eq!(checklists.len(), 5, "{}", progress["checklist"]);
+    for c in checklists {
+        let items = c["items"].as_array().expect("items");
+        assert!(!items.is_empty(), "{c}");
+        assert_eq!(c["total_items"], items.len(), "{c}");
         assert_eq!(c["complete_items"], c["total_items"], "{c}");
     }
 
@@ -354,13 +394,16 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
     // Not every delmål judged yet.
     app.post(&sign, Some(&extern_.access), json!({}))
         .expect_problem(422, "validation");
-    app.patch(
-        &format!("/final-assessments/{fa_id}"),
-        Some(&extern_.access),
-        json!({"judgements": all_achieved}),
-        &[],
-    )
-    .expect(200);
+    let judged = app
+        .patch(
+            &format!("/final-assessments/{fa_id}"),
+            Some(&extern_.access),
+            json!({"judgements": all_achieved}),
+            &[],
+        )
+        .expect(200)
+        .body;
+    assert_eq!(judged["judgements"], json!(all_achieved), "{judged}");
     // No final check-in yet.
     app.post(&sign, Some(&extern_.access), json!({}))
         .expect_problem(422, "unprocessable");
@@ -382,6 +425,7 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         .expect(200)
         .body;
     assert_eq!(after_one["status"], "awaiting_signatures");
+    assert_eq!(signed_by(&after_one), [extern_.id.as_str()]);
     // An edit withdraws the signature given: it was for other content.
     let edited = app
         .patch(
@@ -392,13 +436,17 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         )
         .expect(200)
         .body;
-    assert!(edited["signers"]
-        .as_array()
-        .expect("s")
-        .iter()
-        .all(|s| s["signed_at"].is_null()));
-    app.post(&sign, Some(&extern_.access), json!({}))
-        .expect(200);
+    assert_eq!(
+        edited["rationale"],
+        "Samstämmiga underlag från alla placeringar."
+    );
+    assert!(signed_by(&edited).is_empty(), "{edited}");
+    let resigned = app
+        .post(&sign, Some(&extern_.access), json!({}))
+        .expect(200)
+        .body;
+    assert_eq!(resigned["status"], "awaiting_signatures", "{resigned}");
+    assert_eq!(signed_by(&resigned), [extern_.id.as_str()]);
     // A wrong code fails; the main supervisor steps up with a fresh TOTP code.
     app.post(&sign, Some(&main.access), json!({"totp_code": "000000"}))
         .expect_problem(401, "invalid-second-factor");
@@ -413,13 +461,23 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         .expect(200)
         .body;
     assert_eq!(decided["status"], "decided");
-    assert!(decided["content_hash"].as_str().is_some());
+    assert_eq!(decided["decision"], "achieved", "{decided}");
+    assert_eq!(decided["judgements"], json!(all_achieved), "{decided}");
+    assert_eq!(signed_by(&decided).len(), 2, "{decided}");
+    // The hash is recomputed from the decision the response shows, so a hash over the
+    // wrong content (or a constant) fails, not only a missing one.
+    assert_eq!(
+        decided["content_hash"].as_str().expect("content_hash"),
+        final_content_hash(&decided),
+        "{decided}"
+    );
     let methods: Vec<&str> = decided["signers"]
         .as_array()
         .expect("s")
         .iter()
         .filter_map(|s| s["signature_method"].as_str())
         .collect();
+    assert_eq!(methods.len(), 2, "both signers' methods: {decided}");
     assert!(methods.contains(&"step_up_totp"), "{methods:?}");
     app.patch(
         &format!("/final-assessments/{fa_id}"),
@@ -435,11 +493,12 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         .expect(200)
         .body;
     assert_eq!(progress["final_decision"], "achieved");
-    assert!(progress["delmal"]
-        .as_array()
-        .expect("d")
-        .iter()
-        .all(|d| d["state"] == "achieved"));
+    let delmal = progress["delmal"].as_array().expect("delmal");
+    assert_eq!(delmal.len(), 18, "{progress}");
+    assert!(
+        delmal.iter().all(|d| d["state"] == "achieved"),
+        "{progress}"
+    );
 
     // Certificates: baskompetens, fullgjord BT, and delmål per supervisor.
     let certs = app
@@ -1029,19 +1088,36 @@ fn a_clinical_competence_committee_decides_not_yet_and_a_new_assessment_follows(
     .expect(200);
     app.post(&sign, Some(&m1.access), json!({}))
         .expect_problem(422, "validation");
-    app.patch(
-        &format!("/final-assessments/{fa_id}"),
-        Some(&m1.access),
-        json!({"decision": "not_yet"}),
-        &[],
-    )
-    .expect(200);
+    let changed = app
+        .patch(
+            &format!("/final-assessments/{fa_id}"),
+            Some(&m1.access),
+            json!({"decision": "not_yet"}),
+            &[],
+        )
+        .expect(200)
+        .body;
+    assert_eq!(changed["decision"], "not_yet", "{changed}");
     app.post(&sign, Some(&m1.access), json!({}))
         .expect_problem(422, "validation");
-    app.patch(&format!("/final-assessments/{fa_id}"), Some(&m1.access),
-              json!({"missing": "Fler observerade bedömningar i akut sjukvård (BT1) och ledarskap (BT7)."}), &[])
-        .expect(200);
-    app.post(&sign, Some(&m1.access), json!({})).expect(200);
+    let missing = "Fler observerade bedömningar i akut sjukvård (BT1) och ledarskap (BT7).";
+    let changed = app
+        .patch(
+            &format!("/final-assessments/{fa_id}"),
+            Some(&m1.access),
+            json!({ "missing": missing }),
+            &[],
+        )
+        .expect(200)
+        .body;
+    assert_eq!(changed["missing"], missing, "{changed}");
+    assert_eq!(changed["decision"], "not_yet", "{changed}");
+    let first = app
+        .post(&sign, Some(&m1.access), json!({}))
+        .expect(200)
+        .body;
+    assert_eq!(first["status"], "awaiting_signatures", "{first}");
+    assert!(first["content_hash"].is_null(), "not decided yet: {first}");
     app.post(&sign, Some(&outsider.access), json!({}))
         .expect_problem(404, "not-found");
     let decided = app
@@ -1050,6 +1126,12 @@ fn a_clinical_competence_committee_decides_not_yet_and_a_new_assessment_follows(
         .body;
     assert_eq!(decided["status"], "decided");
     assert_eq!(decided["decision"], "not_yet");
+    assert_eq!(decided["missing"], missing, "{decided}");
+    assert_eq!(
+        decided["content_hash"].as_str().expect("content_hash"),
+        final_content_hash(&decided),
+        "{decided}"
+    );
     app.get(&format!("/final-assessments/{fa_id}/certificates"), t)
         .expect_problem(409, "conflict");
     let progress = app

@@ -85,32 +85,7 @@ fn token_request(app: &TestApp, form: &str, basic: Option<(&str, &str)>) -> Resp
         let b = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
         req = req.set("Authorization", &format!("Basic {b}"));
     }
-    read(req.send_string(form))
-}
-
-fn read(result: Result<ureq::Response, ureq::Error>) -> Resp {
-    let r = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("transport: {e}"),
-    };
-    let status = r.status();
-    let headers = r
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| {
-            r.header(&n)
-                .map(|v| (n.to_ascii_lowercase(), v.to_string()))
-        })
-        .collect();
-    let text = r.into_string().unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        bytes: text.clone().into_bytes(),
-        text,
-    }
+    TestApp::read(req.send_string(form))
 }
 
 pub fn token(app: &TestApp, id: &str, secret: &str) -> String {
@@ -215,13 +190,32 @@ fn client_credentials_tokens_are_scoped_to_the_clients_organisation() {
         .filter_map(|e| e["id"].as_str())
         .collect();
     assert_eq!(ids, vec![w.enrolment.as_str()]);
-    app.get(&format!("/enrolments/{}", w.enrolment), Some(&access))
-        .expect(200);
-    app.get(
-        &format!("/enrolments/{}/activities", w.enrolment),
-        Some(&access),
-    )
-    .expect(200);
+    // The client's reads are checked for what they hold, not only for a 200: the same
+    // record and the same activities the organisation's administrator reads.
+    let enrolment = format!("/enrolments/{}", w.enrolment);
+    let read = app.get(&enrolment, Some(&access)).expect(200);
+    assert_eq!(read.body["id"], w.enrolment.as_str(), "{}", read.text);
+    assert_eq!(
+        read.body,
+        app.get(&enrolment, Some(&w.admin.access)).expect(200).body
+    );
+    let activities = format!("/enrolments/{}/activities", w.enrolment);
+    let logged = app
+        .post(
+            &activities,
+            Some(&w.trainee.access),
+            json!({"kind": "clinical_work", "title": "Akutmottagning, nattpass", "start_date": "2026-10-01", "delmal": ["BT1"]}),
+        )
+        .expect(201);
+    let read = app.get(&activities, Some(&access)).expect(200);
+    let items = read.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{}", read.text);
+    assert_eq!(items[0]["id"], logged.body["id"]);
+    assert_eq!(items[0]["title"], "Akutmottagning, nattpass");
+    assert_eq!(
+        read.body["items"],
+        app.get(&activities, Some(&w.admin.access)).expect(200).body["items"]
+    );
     // Another scope is a 403 that names the problem; people's endpoints are closed.
     let denied = app
         .get("/regulations", Some(&access))
@@ -254,8 +248,20 @@ fn client_credentials_tokens_are_scoped_to_the_clients_organisation() {
         .as_str()
         .expect("reg")
         .to_string();
-    app.get(&format!("/regulations/{reg}/delmal"), Some(&cat))
-        .expect(200);
+    let delmal = format!("/regulations/{reg}/delmal");
+    let read = app.get(&delmal, Some(&cat)).expect(200);
+    let codes: Vec<&str> = read.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|d| d["code"].as_str().expect("code"))
+        .collect();
+    let all_bt: Vec<String> = (1..=18).map(|n| format!("BT{n}")).collect();
+    assert_eq!(codes, all_bt, "{}", read.text);
+    assert_eq!(
+        read.body,
+        app.get(&delmal, Some(&w.admin.access)).expect(200).body
+    );
     app.get("/enrolments", Some(&cat))
         .expect_problem(403, "insufficient-scope");
 
@@ -286,7 +292,14 @@ fn client_credentials_tokens_are_scoped_to_the_clients_organisation() {
     app.get("/enrolments", Some(&access))
         .expect_problem(401, "unauthenticated");
     let access = token(&app, &id, &new_secret);
-    app.get("/enrolments", Some(&access)).expect(200);
+    let list = app.get("/enrolments", Some(&access)).expect(200);
+    assert_eq!(
+        list.body["items"][0]["id"],
+        w.enrolment.as_str(),
+        "{}",
+        list.text
+    );
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
 
     // Revoked: no tokens, and the current one is dead.
     let revoked = app

@@ -912,10 +912,16 @@ fn assessments_are_signed_only_by_the_named_assessor_and_each_queue_is_ones_own(
         &EVERYONE.map(|who| (who, if who == Anonymous { 401 } else { 200 })),
     );
     for (who, r) in rs.iter().filter(|(_, r)| r.status == 200) {
-        let got: Vec<&str> = r.body["items"]
-            .as_array()
-            .map(|items| items.iter().filter_map(|i| i["id"].as_str()).collect())
-            .unwrap_or_default();
+        // A missing list is a failure, not an empty queue: the callers expected to hold
+        // nothing would otherwise pass on any answer without `items`.
+        let Some(items) = r.body["items"].as_array() else {
+            c.fail(format!(
+                "{who}: {queue} has no items list: {}",
+                short(&r.text)
+            ));
+            continue;
+        };
+        let got: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
         let expected: Vec<&str> = match who {
             Current => vec![asked.as_str()],
             Unrelated => vec![theirs.as_str()],

@@ -28,13 +28,8 @@ fn at_once(app: &TestApp, path: &str, bodies: Vec<Value>) -> Vec<(u16, Value)> {
                         .build();
                     let request = agent.post(url);
                     barrier.wait();
-                    match request.send_json(body) {
-                        Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
-                        Err(ureq::Error::Status(code, r)) => {
-                            (code, r.into_json().unwrap_or(Value::Null))
-                        }
-                        Err(e) => panic!("transport error: {e}"),
-                    }
+                    let r = TestApp::read(request.send_json(body));
+                    (r.status, r.body)
                 })
             })
             .collect();
@@ -488,13 +483,8 @@ fn recovery_codes_replaced_twice_at_once_leave_ten_valid_codes() {
                         .post(url)
                         .set("Authorization", &format!("Bearer {access}"));
                     barrier.wait();
-                    match request.send_json(body.clone()) {
-                        Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
-                        Err(ureq::Error::Status(code, r)) => {
-                            (code, r.into_json().unwrap_or(Value::Null))
-                        }
-                        Err(e) => panic!("transport error: {e}"),
-                    }
+                    let r = TestApp::read(request.send_json(body.clone()));
+                    (r.status, r.body)
                 })
             })
             .collect();

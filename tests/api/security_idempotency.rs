@@ -77,15 +77,9 @@ fn parallel_requests_with_one_idempotency_key_log_one_activity() {
                         .set("Authorization", &format!("Bearer {token}"))
                         .set("Idempotency-Key", "one-activity");
                     barrier.wait();
-                    match req.send_json(body) {
-                        Ok(r) | Err(ureq::Error::Status(_, r)) => {
-                            let status = r.status();
-                            let replayed = r.header("idempotent-replayed").map(str::to_string);
-                            let v: Value = r.into_json().unwrap_or(Value::Null);
-                            (status, replayed, v)
-                        }
-                        Err(e) => panic!("transport: {e}"),
-                    }
+                    let r = TestApp::read(req.send_json(body));
+                    let replayed = r.header("idempotent-replayed").map(str::to_string);
+                    (r.status, replayed, r.body)
                 })
             })
             .collect();

@@ -20,10 +20,12 @@ fn other_than(code: &str) -> &'static str {
 /// `extra`'s fields added to `base`.
 fn merged(base: &Value, extra: Value) -> Value {
     let mut out = base.clone();
-    if let (Some(o), Some(e)) = (out.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            o.insert(k.clone(), v.clone());
-        }
+    // Not silently `base` unchanged: the step-up fields would be missing from the request.
+    let (Some(o), Some(e)) = (out.as_object_mut(), extra.as_object()) else {
+        panic!("merged() takes two objects: {base} and {extra}");
+    };
+    for (k, v) in e {
+        o.insert(k.clone(), v.clone());
     }
     out
 }

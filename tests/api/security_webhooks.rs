@@ -395,7 +395,11 @@ fn the_webhook_delivery_log_is_no_port_scan_oracle() {
     let all = app
         .get("/webhook-subscriptions", Some(&admin.access))
         .expect(200);
-    for s in all.body["items"].as_array().expect("items") {
+    // The three subscriptions above, each with its failed delivery: an empty list would
+    // make the "no leak" checks below pass without reading anything.
+    let subscriptions = all.body["items"].as_array().expect("items");
+    assert_eq!(subscriptions.len(), 3, "{}", all.text);
+    for s in subscriptions {
         let id = s["id"].as_str().expect("id");
         let log = app
             .get(
@@ -403,6 +407,13 @@ fn the_webhook_delivery_log_is_no_port_scan_oracle() {
                 Some(&admin.access),
             )
             .expect(200);
+        let deliveries = log.body["items"].as_array().expect("items");
+        assert!(!deliveries.is_empty(), "{}", log.text);
+        assert!(
+            deliveries.iter().all(|d| d["last_error"].is_string()),
+            "{}",
+            log.text
+        );
         let text = log.text.to_lowercase();
         for leak in ["os error", "refused", "errno", "127.0.0.1"] {
             assert!(!text.contains(leak), "{leak} in {}", log.text);
@@ -535,6 +546,7 @@ fn an_lms_cannot_tell_an_account_elsewhere_from_no_account() {
             )
         })
         .collect();
+    assert_eq!(seen.len(), 3, "one outcome per probe: {results:?}");
     assert_eq!(seen[0].0, "unmatched");
     assert_eq!(seen[0].1, "unknown_learner");
     assert!(

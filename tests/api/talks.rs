@@ -259,11 +259,19 @@ fn a_handover_talk_is_final_when_all_four_have_confirmed() {
         )
         .expect_problem(409, "conflict");
     let all = y.app.get(&path, Some(&y.trainee.access)).expect(200);
-    assert!(all.body["items"][0]["participants"]
-        .as_array()
-        .expect("p")
-        .iter()
-        .all(|p| p["confirmation_method"] == "totp"));
+    let items = all.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{}", all.text);
+    assert_eq!(items[0]["id"], id.as_str());
+    // All four, so that an empty list of participants cannot pass the check.
+    let participants = items[0]["participants"].as_array().expect("participants");
+    assert_eq!(participants.len(), 4, "{}", all.text);
+    assert!(
+        participants
+            .iter()
+            .all(|p| p["confirmation_method"] == "totp"),
+        "{}",
+        all.text
+    );
 }
 
 #[test]
@@ -321,6 +329,30 @@ fn the_placement_supervisor_writes_and_signs_the_summary_assessment() {
         signed.body["signature"]["signed_by"],
         y.outgoing.id.as_str()
     );
+    assert_eq!(signed.body["overall"], "En trygg BT-läkare.");
+    // The hash is recomputed from the signed content the answer shows.
+    let content = json!({
+        "id": signed.body["id"], "enrolment_id": signed.body["enrolment_id"],
+        "placement_id": signed.body["placement_id"], "author_id": signed.body["author_id"],
+        "judgements": signed.body["judgements"], "overall": signed.body["overall"],
+        "supersedes_id": signed.body["supersedes_id"],
+    });
+    assert_eq!(signed.body["author_id"], y.outgoing.id.as_str());
+    assert_eq!(
+        signed.body["judgements"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        signed.text
+    );
+    {
+        use sha2::Digest;
+        assert_eq!(
+            signed.body["signature"]["content_hash"],
+            hex::encode(sha2::Sha256::digest(content.to_string())),
+            "{}",
+            signed.text
+        );
+    }
     assert!(y
         .app
         .smtp

@@ -278,14 +278,18 @@ impl TestApp {
         Self::read(req.send_bytes(body))
     }
 
-    fn read(result: Result<ureq::Response, ureq::Error>) -> Resp {
+    /// Reads a whole response. A body that cannot be read, or a body labelled JSON that
+    /// does not parse, fails the test: with a `Value::Null` fallback every
+    /// `body["x"].is_null()` check would pass on a truncated or garbled answer.
+    #[track_caller]
+    pub fn read(result: Result<ureq::Response, ureq::Error>) -> Resp {
         let resp = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
             Err(e) => panic!("transport error: {e}"),
         };
         let status = resp.status();
-        let headers = resp
+        let headers: HashMap<String, String> = resp
             .headers_names()
             .into_iter()
             .filter_map(|n| {
@@ -294,9 +298,20 @@ impl TestApp {
             })
             .collect();
         let mut bytes = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes);
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes)
+            .unwrap_or_else(|e| panic!("reading the {status} response body failed: {e}"));
         let text = String::from_utf8_lossy(&bytes).to_string();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let is_json = headers
+            .get("content-type")
+            .is_some_and(|ct| ct.contains("json"));
+        let body = if is_json {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("{status} body labelled JSON does not parse ({e}): {text}")
+            })
+        } else {
+            // PDFs, CSV, empty 204s: callers use `text`/`bytes`; `body` stays Null.
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
         Resp {
             status,
             headers,
