@@ -196,6 +196,27 @@ fn a_copy_of_the_database_holds_no_link_of_mail_waiting_for_smtp() {
         );
     }
 
+    // The first attempt must have failed and been recorded before the server comes
+    // back: an attempt still in flight while the clock moves would schedule its retry
+    // from the moved clock, past anything this test waits for.
+    let started = std::time::Instant::now();
+    loop {
+        let failed: i64 = mail_outbox::table
+            .filter(mail_outbox::status.eq("pending"))
+            .filter(mail_outbox::attempts.ge(1))
+            .filter(mail_outbox::lease.is_null())
+            .count()
+            .get_result(&mut conn)
+            .expect("outbox");
+        if failed == bodies.len() as i64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the first attempt never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // Delivered once the mail server is back (after the retry's backoff), and it works.
     app.smtp.set_refusing(false);
     app.advance(300);
