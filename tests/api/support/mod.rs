@@ -333,6 +333,37 @@ impl TestApp {
         self.clock.advance(chrono::Duration::seconds(seconds));
     }
 
+    /// Retries `POST path` with `Idempotency-Key: key` (polling, up to 10 s) until the
+    /// server no longer replays it, i.e. until the housekeeping timer has deleted the key,
+    /// and returns that first fresh answer. Panics on timeout. A replay while waiting is
+    /// harmless: it is the stored answer, no new effect.
+    pub fn post_until_key_forgotten(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+        key: &str,
+    ) -> Resp {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let r = self.send(
+                "POST",
+                path,
+                Some(token),
+                Some(body),
+                &[("Idempotency-Key", key)],
+            );
+            if r.header("idempotent-replayed") != Some("true") {
+                return r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "idempotency key {key:?} still replayed after 10 s: housekeeping never deleted it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Every mail ever queued to `email`, sent or not. Mail is queued in the transaction
     /// of the change it announces, so once a request has answered, this count says
     /// whether it sent anything: no waiting needed to see that nothing went out.
