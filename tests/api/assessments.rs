@@ -684,11 +684,6 @@ fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_reque
             )
             .expect(201);
     };
-    let forget_marker = |name: &str| {
-        w.app
-            .post_until_key_forgotten("/organisations", &admin, &marker(name), name)
-            .expect(201);
-    };
     w.app.advance(16 * 3600 + 1800); // day 1, 00:30
     make_marker("night-marker");
     w.app.advance(6 * 3600 + 1800); // day 1, 07:00
@@ -703,7 +698,7 @@ fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_reque
     // Nothing at once: a mail would have been queued with the request.
     assert_eq!(w.app.mails_queued_to(&w.supervisor.email), queued);
     w.app.advance(1800); // day 2, 00:45: the night marker is past its 24 hours
-    forget_marker("night-marker");
+    w.app.wait_until_key_deleted("night-marker");
     assert_eq!(w.app.smtp.count_to(&w.supervisor.email), before);
 
     // ...one digest when it is due, with both requests...
@@ -724,7 +719,7 @@ fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_reque
     // ...and not twice a day: a request later that day waits for the next day's digest.
     request(&w, "cbd", &w.supervisor);
     w.app.advance(5400); // day 2, 07:30: the day marker is past its 24 hours
-    forget_marker("day-marker");
+    w.app.wait_until_key_deleted("day-marker");
     assert_eq!(w.app.smtp.count_to(&w.supervisor.email), before + 1);
     w.app.advance(22 * 3600 + 1800); // day 3, 06:00
     let next = w.app.smtp.wait_for(&w.supervisor.email, before + 1);
