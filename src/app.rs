@@ -340,17 +340,26 @@ pub fn openapi_json() -> String {
     openapi().to_pretty_json().unwrap_or_default() + "\n"
 }
 
-/// Every ten minutes, off the request path: sends due daily digests and deletes
-/// idempotency keys past their 24 hours.
+/// Every `HOUSEKEEPING_INTERVAL_MILLIS` (ten minutes by default; not at all when zero),
+/// off the request path: sends due daily digests and deletes idempotency keys past their
+/// 24 hours.
 fn spawn_housekeeping(state: web::Data<AppState>) {
+    let every = state.config.housekeeping_interval;
+    if every.is_zero() {
+        return;
+    }
     actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(600));
+        let mut tick = actix_web::rt::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // One instant for the whole round: whatever the round finds done (a key
+            // deleted) says the digests were also looked at as of that instant.
+            let now = state.clock.now();
             let st = state.clone();
             let result = web::block(move || {
                 let mut conn = st.pool.get()?;
-                crate::notifications::send_due_digests(&mut conn, &st.mailer, st.clock.now())
+                crate::notifications::send_due_digests(&mut conn, &st.mailer, now)
             })
             .await;
             match result {
@@ -359,7 +368,6 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 Ok(Err(e)) => tracing::error!(error = %e, "daily digests failed"),
                 Err(_) => return,
             }
-            let now = state.clock.now();
             match db::write(&state.pool, move |conn| {
                 crate::idempotency::prune(conn, now)
             })

@@ -94,6 +94,9 @@ pub struct Config {
     pub api_client_token_ttl: Duration,
     /// How often this node's webhook worker looks for due deliveries; zero: no worker here.
     pub webhook_poll: Duration,
+    /// How often this node's housekeeping runs (due daily digests, expired idempotency
+    /// keys); zero: none on this node.
+    pub housekeeping_interval: Duration,
     /// Time limit of one webhook delivery (connect plus response).
     pub webhook_timeout: Duration,
     /// Whether webhook URLs may be plain `http://`; only `https://` by default, so that
@@ -203,6 +206,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             api_client_token_ttl: Duration::from_secs(3600),
             webhook_poll: Duration::from_millis(1000),
+            housekeeping_interval: Duration::from_secs(600),
             webhook_timeout: Duration::from_secs(10),
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),
@@ -314,6 +318,10 @@ impl Config {
             webhook_poll: Duration::from_millis(parse(
                 "WEBHOOK_POLL_MILLIS",
                 d.webhook_poll.as_millis() as u64,
+            )?),
+            housekeeping_interval: Duration::from_millis(parse(
+                "HOUSEKEEPING_INTERVAL_MILLIS",
+                d.housekeeping_interval.as_millis() as u64,
             )?),
             webhook_timeout: secs("WEBHOOK_TIMEOUT_SECONDS", d.webhook_timeout.as_secs())?,
             webhook_allow_http: parse("WEBHOOK_ALLOW_HTTP", d.webhook_allow_http)?,

@@ -49,7 +49,11 @@ fn signed_content_hash(a: &Value) -> String {
 }
 
 fn ward() -> Ward {
-    let app = TestApp::start();
+    ward_with(|_| {})
+}
+
+fn ward_with(adjust: impl FnOnce(&mut eportfolio::Config)) -> Ward {
+    let app = TestApp::start_with(adjust);
     let (admin, region) = app.admin();
     let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
     let director = app.join(&admin, "studierektor@sll.se", "director_of_studies", &slso);
@@ -672,7 +676,12 @@ fn the_supervisor_signs_on_the_trainees_phone_with_their_own_credentials() {
 
 #[test]
 fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_request() {
-    let w = ward();
+    // The server's own housekeeping timer sends the digests, every 50 ms instead of every
+    // ten minutes; access tokens outlive the days the test moves the clock through.
+    let w = ward_with(|c| {
+        c.housekeeping_interval = std::time::Duration::from_millis(50);
+        c.access_token_ttl = std::time::Duration::from_secs(7 * 24 * 3600);
+    });
     let me = w.app.get("/me", Some(&w.supervisor.access)).expect(200);
     assert_eq!(me.body["notification_mode"], "immediate");
     w.app
@@ -691,24 +700,43 @@ fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_reque
             &[],
         )
         .expect(200);
+
+    // Markers: idempotency keys housekeeping deletes 24 hours after they were made. A
+    // round reads the clock once, sends due digests, then deletes keys; so once a marker
+    // is gone, the digests were looked at as of a time after everything before the clock
+    // move that let the marker go. Starts at 08:00 (day 0).
+    let admin = w.admin.access.clone();
+    let marker = |name: &str| json!({"kind": "unit", "name": name, "parent_id": w.care_provider});
+    let make_marker = |name: &str| {
+        w.app
+            .send(
+                "POST",
+                "/organisations",
+                Some(&admin),
+                Some(&marker(name)),
+                &[("Idempotency-Key", name)],
+            )
+            .expect(201);
+    };
+    w.app.advance(16 * 3600 + 1800); // day 1, 00:30
+    make_marker("night-marker");
+    w.app.advance(6 * 3600 + 1800); // day 1, 07:00
+    make_marker("day-marker");
+
+    // Before the digest hour (06:00 UTC): requests wait, nothing goes out.
+    w.app.advance(17 * 3600 + 900); // day 2, 00:15
     let before = w.app.smtp.count_to(&w.supervisor.email);
     let queued = w.app.mails_queued_to(&w.supervisor.email);
     request(&w, "mini_cex", &w.supervisor);
     request(&w, "dops", &w.supervisor);
     // Nothing at once: a mail would have been queued with the request.
     assert_eq!(w.app.mails_queued_to(&w.supervisor.email), queued);
+    w.app.advance(1800); // day 2, 00:45: the night marker is past its 24 hours
+    w.app.wait_until_key_deleted("night-marker");
     assert_eq!(w.app.smtp.count_to(&w.supervisor.email), before);
 
-    // ...one digest when it is due, with both requests, and not twice a day.
-    let pool = eportfolio::db::connect(&w.app.config.database_url, 1).expect("pool");
-    let mut conn = pool.get().expect("conn");
-    let mailer =
-        eportfolio::mail::Mailer::new(&w.app.config.mail, &w.app.config.mail_from).expect("mailer");
-    let now = eportfolio::clock::Clock::now(&*w.app.clock);
-    assert_eq!(
-        eportfolio::notifications::send_due_digests(&mut conn, &mailer, now).expect("digests"),
-        1
-    );
+    // ...one digest when it is due, with both requests...
+    w.app.advance(5 * 3600 + 900); // day 2, 06:00
     let digest = w.app.smtp.wait_for(&w.supervisor.email, before);
     assert!(
         digest.subject().contains("2 notifications"),
@@ -716,11 +744,28 @@ fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_reque
         digest.subject()
     );
     let text = digest.body_text();
-    assert!(text.contains("mini_cex") && text.contains("dops"), "{text}");
-    assert_eq!(
-        eportfolio::notifications::send_due_digests(&mut conn, &mailer, now).expect("digests"),
-        0
+    assert_eq!(text.matches("Assessment to sign: ").count(), 2, "{text}");
+    assert!(
+        text.contains("Assessment to sign: mini_cex") && text.contains("Assessment to sign: dops"),
+        "{text}"
     );
+
+    // ...and not twice a day: a request later that day waits for the next day's digest.
+    request(&w, "cbd", &w.supervisor);
+    w.app.advance(5400); // day 2, 07:30: the day marker is past its 24 hours
+    w.app.wait_until_key_deleted("day-marker");
+    assert_eq!(w.app.smtp.count_to(&w.supervisor.email), before + 1);
+    w.app.advance(22 * 3600 + 1800); // day 3, 06:00
+    let next = w.app.smtp.wait_for(&w.supervisor.email, before + 1);
+    assert!(
+        next.subject().contains("1 notifications"),
+        "{}",
+        next.subject()
+    );
+    let text = next.body_text();
+    assert_eq!(text.matches("Assessment to sign: ").count(), 1, "{text}");
+    assert!(text.contains("Assessment to sign: cbd"), "{text}");
+
     // Sign-in mail is never held back: a reset link arrives at once.
     let before = w.app.smtp.count_to(&w.supervisor.email);
     w.app

@@ -348,6 +348,33 @@ impl TestApp {
         self.clock.advance(chrono::Duration::seconds(seconds));
     }
 
+    /// Waits (polling, up to 10 s) until the server's housekeeping has deleted the stored
+    /// idempotency key `key`; panics on timeout. Read from the table: over HTTP an expired
+    /// key already stops replaying before it is deleted (the next request takes it over),
+    /// so only the table shows that the timer ran.
+    pub fn wait_until_key_deleted(&self, key: &str) {
+        use diesel::prelude::*;
+        use eportfolio::schema::idempotency_keys;
+        let pool = eportfolio::db::connect(&self.config.database_url, 1).expect("pool");
+        let mut conn = pool.get().expect("conn");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let stored: i64 = idempotency_keys::table
+                .filter(idempotency_keys::key.eq(key))
+                .count()
+                .get_result(&mut *conn)
+                .expect("count idempotency keys");
+            if stored == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "idempotency key {key:?} still stored after 10 s: housekeeping never deleted it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Every mail ever queued to `email`, sent or not. Mail is queued in the transaction
     /// of the change it announces, so once a request has answered, this count says
     /// whether it sent anything: no waiting needed to see that nothing went out.
