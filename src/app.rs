@@ -356,17 +356,17 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
             // One instant for the whole round: whatever the round finds done (a key
             // deleted) says the digests were also looked at as of that instant.
             let now = state.clock.now();
-            let st = state.clone();
-            let result = web::block(move || {
-                let mut conn = st.pool.get()?;
-                crate::notifications::send_due_digests(&mut conn, &st.mailer, now)
+            let result = db::write(&state.pool, move |conn| {
+                crate::notifications::send_due_digests(conn, now)
             })
             .await;
             match result {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(digests = n, "daily digests sent"),
-                Ok(Err(e)) => tracing::error!(error = %e, "daily digests failed"),
-                Err(_) => return,
+                Ok(0) => {}
+                Ok(n) => {
+                    state.outbox.wake();
+                    tracing::info!(digests = n, "daily digests queued");
+                }
+                Err(e) => tracing::error!(error = %e, "daily digests failed"),
             }
             match db::write(&state.pool, move |conn| {
                 crate::idempotency::prune(conn, now)

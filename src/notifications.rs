@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::clock::to_db;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
-use crate::mail::{Mail, Mailer};
+use crate::mail::Mail;
 use crate::schema::{notification_queue, users};
 
 /// Digests go out once a day, from this hour (UTC) on.
@@ -134,18 +134,14 @@ where
     Ok(value)
 }
 
-/// Sends one digest per user whose notifications are waiting and who has not had one
-/// today. Returns how many digests went out.
-pub fn send_due_digests(
-    conn: &mut DbConn,
-    mailer: &Mailer,
-    now: DateTime<Utc>,
-) -> Result<usize, AppError> {
+/// Queues one digest per user whose notifications are waiting and who has not had one
+/// today (from 06:00 UTC). Returns how many digests were queued.
+pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AppError> {
     if now.hour() < DIGEST_HOUR_UTC {
         return Ok(0);
     }
-    let start_of_day = now
-        .date_naive()
+    let start_of_day = to_db(now)
+        .date()
         .and_hms_opt(0, 0, 0)
         .unwrap_or_else(|| now.naive_utc());
     let waiting: Vec<String> = notification_queue::table
@@ -155,13 +151,25 @@ pub fn send_due_digests(
         .load(conn)?;
     let mut sent = 0;
     for user_id in waiting {
-        let (email, last): (String, Option<chrono::NaiveDateTime>) = users::table
-            .find(&user_id)
-            .select((users::email, users::last_digest_at))
-            .first(conn)?;
-        if last.is_some_and(|l| l >= start_of_day) {
+        // The day's digest is claimed by one conditional statement: two nodes running
+        // housekeeping at once on PostgreSQL must not both send it (the second waits for
+        // the first's row lock, then finds the digest taken).
+        let claimed = diesel::update(
+            users::table.find(&user_id).filter(
+                users::last_digest_at
+                    .is_null()
+                    .or(users::last_digest_at.lt(start_of_day)),
+            ),
+        )
+        .set(users::last_digest_at.eq(to_db(now)))
+        .execute(conn)?;
+        if claimed != 1 {
             continue;
         }
+        let email: String = users::table
+            .find(&user_id)
+            .select(users::email)
+            .first(conn)?;
         let items: Vec<(String, String, String)> = notification_queue::table
             .filter(notification_queue::user_id.eq(&user_id))
             .filter(notification_queue::sent_at.is_null())
@@ -172,6 +180,9 @@ pub fn send_due_digests(
                 notification_queue::body,
             ))
             .load(conn)?;
+        if items.is_empty() {
+            continue;
+        }
         let body = items
             .iter()
             .map(|(_, subject, body)| format!("* {subject}\n{body}"))
@@ -186,14 +197,17 @@ pub fn send_due_digests(
             ),
             body: format!("Sammanfattning för dagen / Today's summary\n\n{body}"),
         };
-        mailer.send(&mail)?;
         let ids: Vec<&String> = items.iter().map(|(id, _, _)| id).collect();
-        diesel::update(notification_queue::table.filter(notification_queue::id.eq_any(ids)))
-            .set(notification_queue::sent_at.eq(to_db(now)))
-            .execute(conn)?;
-        diesel::update(users::table.find(&user_id))
-            .set(users::last_digest_at.eq(to_db(now)))
-            .execute(conn)?;
+        diesel::update(
+            notification_queue::table
+                .filter(notification_queue::id.eq_any(ids))
+                .filter(notification_queue::sent_at.is_null()),
+        )
+        .set(notification_queue::sent_at.eq(to_db(now)))
+        .execute(conn)?;
+        // Queued with the claim, in the same transaction: sent by the outbox worker,
+        // with its retries, and never lost if SMTP is down at 06:00.
+        crate::outbox::enqueue(conn, now, &[mail])?;
         sent += 1;
     }
     Ok(sent)

@@ -733,6 +733,7 @@ fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_reque
     assert_eq!(w.app.mails_queued_to(&w.supervisor.email), queued);
     w.app.advance(1800); // day 2, 00:45: the night marker is past its 24 hours
     w.app.wait_until_key_deleted("night-marker");
+    assert_eq!(w.app.mails_queued_to(&w.supervisor.email), queued);
     assert_eq!(w.app.smtp.count_to(&w.supervisor.email), before);
 
     // ...one digest when it is due, with both requests...
@@ -754,6 +755,9 @@ fn a_supervisor_who_prefers_it_gets_one_daily_digest_instead_of_a_mail_per_reque
     request(&w, "cbd", &w.supervisor);
     w.app.advance(5400); // day 2, 07:30: the day marker is past its 24 hours
     w.app.wait_until_key_deleted("day-marker");
+    // The digest is queued in the round's transaction: a second one would be counted
+    // here at once, whether or not the worker has sent it yet.
+    assert_eq!(w.app.mails_queued_to(&w.supervisor.email), queued + 1);
     assert_eq!(w.app.smtp.count_to(&w.supervisor.email), before + 1);
     w.app.advance(22 * 3600 + 1800); // day 3, 06:00
     let next = w.app.smtp.wait_for(&w.supervisor.email, before + 1);
