@@ -876,3 +876,52 @@ fn a_region_adjusts_the_mini_cex_form_for_its_trainees() {
         )
         .expect(200);
 }
+
+/// Two nodes' housekeeping on one database reaching the digest hour at the same moment
+/// send the day's digest once: each claims it by one conditional statement.
+#[test]
+fn two_nodes_at_the_digest_hour_queue_one_digest() {
+    // No timer of the app's own: the two "nodes" below are the only digest rounds.
+    let w = ward_with(|c| c.housekeeping_interval = std::time::Duration::ZERO);
+    w.app
+        .patch(
+            "/me",
+            Some(&w.supervisor.access),
+            json!({"notification_mode": "daily_digest"}),
+            &[],
+        )
+        .expect(200);
+    let queued = w.app.mails_queued_to(&w.supervisor.email);
+    request(&w, "mini_cex", &w.supervisor);
+    request(&w, "dops", &w.supervisor);
+    assert_eq!(w.app.mails_queued_to(&w.supervisor.email), queued);
+
+    let now = eportfolio::clock::Clock::now(&*w.app.clock); // 08:00: past the digest hour
+    let keyring =
+        std::sync::Arc::new(eportfolio::secrets::Keyring::load(&w.app.dir).expect("keys"));
+    let barrier = std::sync::Barrier::new(2);
+    let sent: Vec<usize> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (barrier, keyring, url) = (&barrier, &keyring, &w.app.config.database_url);
+                scope.spawn(move || {
+                    let pool = eportfolio::db::connect(url, 1).expect("pool");
+                    let mut conn = pool.get().expect("conn");
+                    barrier.wait();
+                    eportfolio::secrets::with(Some(keyring), || {
+                        eportfolio::db::write_tx(&mut conn, |c| {
+                            eportfolio::notifications::send_due_digests(c, now)
+                        })
+                    })
+                    .expect("digest round")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(sent.iter().sum::<usize>(), 1, "{sent:?}");
+    assert_eq!(w.app.mails_queued_to(&w.supervisor.email), queued + 1);
+}
