@@ -94,25 +94,4 @@ impl Mailer {
             ))),
         }
     }
-
-    /// Sends at once, off the executor: only the fallback when notifications of a change
-    /// that has committed cannot be queued (`notifications::deliver`); a failed send is
-    /// logged.
-    pub async fn send_all(&self, mails: Vec<Mail>) {
-        if mails.is_empty() {
-            return;
-        }
-        let mailer = self.clone();
-        let result = actix_web::web::block(move || {
-            for mail in &mails {
-                if let Err(e) = mailer.send(mail) {
-                    tracing::error!(error = %e, to = %mail.to, "mail delivery failed");
-                }
-            }
-        })
-        .await;
-        if result.is_err() {
-            tracing::error!("mail delivery task was cancelled");
-        }
-    }
 }

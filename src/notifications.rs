@@ -96,25 +96,6 @@ where
     Ok(value)
 }
 
-/// Delivers notifications of a change that has already committed, according to each
-/// recipient's choice, through the outbox. Prefer `write_and_deliver`, which commits
-/// them with the change.
-pub async fn deliver(state: &AppState, mails: Vec<Mail>) {
-    if mails.is_empty() {
-        return;
-    }
-    let now = state.clock.now();
-    let copy = mails.clone();
-    match db::write(&state.pool, move |c| queue(c, now, copy)).await {
-        Ok(()) => state.outbox.wake(),
-        Err(e) => {
-            // A notification is never silently dropped: try to send it now instead.
-            tracing::error!(error = %e, "could not queue notifications; sending now");
-            state.mailer.send_all(mails).await;
-        }
-    }
-}
-
 /// Runs a write that returns sign-in mail (invitations, links) and queues it in the
 /// outbox in the same transaction, never held for a digest; wakes the worker after the
 /// commit.

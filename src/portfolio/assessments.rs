@@ -576,10 +576,7 @@ pub fn create(
         // address, with or without an account, is an assessor by link (vetted): the
         // trainee must not learn from the answer whether the address has an account.
         let supervisor = match existing {
-            Some(user) => crate::auth::principal::load_roles(conn, &user)?
-                .iter()
-                .any(|g| matches!(g.role, crate::auth::principal::Role::Supervisor))
-                .then_some(user),
+            Some(user) => super::talks::is_supervisor(conn, &user)?.then_some(user),
             None => None,
         };
         match supervisor {
@@ -612,10 +609,7 @@ pub fn create(
                     "you cannot assess yourself",
                 ));
             }
-            let role_ok = crate::auth::principal::load_roles(conn, a)?
-                .iter()
-                .any(|g| matches!(g.role, crate::auth::principal::Role::Supervisor));
-            if !role_ok {
+            if !super::talks::is_supervisor(conn, a)? {
                 return Err(AppError::validation(
                     "assessor_id",
                     "not a user with the supervisor role",
@@ -861,10 +855,7 @@ pub fn request(
             "you cannot assess yourself",
         ));
     }
-    let role_ok = crate::auth::principal::load_roles(conn, assessor_id)?
-        .iter()
-        .any(|g| matches!(g.role, crate::auth::principal::Role::Supervisor));
-    if !role_ok {
+    if !super::talks::is_supervisor(conn, assessor_id)? {
         return Err(AppError::validation(
             "assessor_id",
             "not a user with the supervisor role",

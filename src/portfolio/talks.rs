@@ -304,7 +304,9 @@ pub fn readable(
     Ok(t)
 }
 
-fn is_supervisor(conn: &mut DbConn, user: &str) -> Result<bool, AppError> {
+/// Does `user` hold the supervisor role anywhere (talks' participants, assessors named
+/// in the app)?
+pub(super) fn is_supervisor(conn: &mut DbConn, user: &str) -> Result<bool, AppError> {
     Ok(load_roles(conn, user)?
         .iter()
         .any(|g| g.role == Role::Supervisor))
