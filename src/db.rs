@@ -402,20 +402,18 @@ where
 /// Like [`run`], inside a write transaction. On SQLite the work goes to the writer
 /// thread and may share its commit with other writes (each in its own savepoint); the
 /// answer comes once that commit is done.
+///
+/// A request's writes go through [`crate::context::Context::write`], which reserves the
+/// request's `Idempotency-Key` in the same transaction ([`write_reserving`]).
+///
+/// Transitional: until every handler writes through its context, this still takes the
+/// reservation from the task-local the idempotency middleware sets.
 pub async fn write<T, F>(pool: &DbPool, f: F) -> Result<T, AppError>
 where
     T: Send + 'static,
     F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
 {
-    // The request's Idempotency-Key, if it is still to be reserved, commits with this.
-    let reservation = crate::idempotency::take_pending();
-    write_aside(pool, move |conn: &mut DbConn| {
-        if let Some(r) = &reservation {
-            r.reserve(conn)?;
-        }
-        f(conn)
-    })
-    .await
+    write_reserving(pool, crate::idempotency::take_pending(), f).await
 }
 
 /// A write that is not the request's effect (counting an attempt before a password is
@@ -435,6 +433,26 @@ where
     })?;
     rx.await
         .map_err(|_| AppError::internal("the database writer dropped a write"))?
+}
+
+/// [`write`], reserving an `Idempotency-Key` first in the same transaction: the key and
+/// the effect commit together, or neither does.
+pub(crate) async fn write_reserving<T, F>(
+    pool: &DbPool,
+    reservation: Option<crate::idempotency::Reservation>,
+    f: F,
+) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+{
+    write_aside(pool, move |conn: &mut DbConn| {
+        if let Some(r) = &reservation {
+            r.reserve(conn)?;
+        }
+        f(conn)
+    })
+    .await
 }
 
 /// A write whose answer the caller does not wait for on SQLite: it is queued on the

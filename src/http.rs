@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::service::ClientInfo;
 use crate::config::Config;
 use crate::error::{AppError, PROBLEM_JSON};
 
@@ -199,6 +198,13 @@ pub async fn not_found() -> Result<HttpResponse, AppError> {
 /// `X-Forwarded-For` hop that is not a trusted proxy (so one proxy does not make all
 /// clients share one rate limit). Hops left of that one were written by the client
 /// itself and prove nothing: taking the leftmost would let anyone pick their address.
+/// Where a request came from, for sessions, devices and rate limits.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 pub fn client_info(req: &HttpRequest, config: &Config) -> ClientInfo {
     let peer = req.peer_addr().map(|a| a.ip().to_string());
     let trusted = |addr: &str| config.trusted_proxies.iter().any(|t| in_network(t, addr));

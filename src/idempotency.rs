@@ -6,8 +6,9 @@
 //! the same activity twice.
 //!
 //! The key is reserved in the same transaction as the request's first write: the
-//! middleware leaves the reservation pending for the request (a task-local), and
-//! `db::write` takes it, so a logged activity, its audit entry and its key commit
+//! middleware leaves the reservation pending for the request (a [`RequestKey`] in the
+//! request's extensions, carried by its [`crate::context::Context`]), and the context's
+//! `write` takes it, so a logged activity, its audit entry and its key commit
 //! together, the key marked `committed`. If the key turns out to be known, the write does
 //! not run and the middleware answers with the stored response (or the conflict). A
 //! request that never writes has its key checked, and its answer stored, in one
@@ -102,34 +103,41 @@ enum Mode {
 }
 
 tokio::task_local! {
-    static PENDING: (Arc<Pending>, Arc<Mutex<Option<Slot>>>);
+    /// Transitional (see `db::write`): the same key as the request extension, for
+    /// handlers that do not write through their context yet.
+    static PENDING: RequestKey;
 }
 
 /// For `db::write`: the pending reservation of this request, if no write has taken it.
 pub(crate) fn take_pending() -> Option<Reservation> {
-    take(true)
+    PENDING.try_with(|k| k.take(true)).ok().flatten()
 }
 
-/// The pending reservation, for a write that commits the request's effect (`effect`) or
-/// for [`settle`].
-fn take(effect: bool) -> Option<Reservation> {
-    PENDING
-        .try_with(|(p, replay)| {
-            let mut state = p.state.lock().ok()?;
-            let mode = match *state {
-                Taken::Waiting => Mode::Reserve { effect },
-                Taken::Settled if effect => Mode::MarkCommitted,
-                _ => return None,
-            };
-            *state = Taken::Reserving;
-            Some(Reservation {
-                pending: p.clone(),
-                replay: replay.clone(),
-                mode,
-            })
+/// The request's key, waiting for its first write: a request extension set by the
+/// middleware, which [`crate::context::Context`] carries to the request's writes.
+#[derive(Clone)]
+pub struct RequestKey {
+    pending: Arc<Pending>,
+    replay: Arc<Mutex<Option<Slot>>>,
+}
+
+impl RequestKey {
+    /// The pending reservation, for a write that commits the request's effect (`effect`)
+    /// or for [`settle`]; `None` once a write has taken it.
+    pub(crate) fn take(&self, effect: bool) -> Option<Reservation> {
+        let mut state = self.pending.state.lock().ok()?;
+        let mode = match *state {
+            Taken::Waiting => Mode::Reserve { effect },
+            Taken::Settled if effect => Mode::MarkCommitted,
+            _ => return None,
+        };
+        *state = Taken::Reserving;
+        Some(Reservation {
+            pending: self.pending.clone(),
+            replay: self.replay.clone(),
+            mode,
         })
-        .ok()
-        .flatten()
+    }
 }
 
 /// A reservation to make at the start of a write transaction.
@@ -189,11 +197,15 @@ impl Reservation {
 ///
 /// The key is then reserved without being marked committed (nothing is, yet), so if the
 /// server dies before the write, a retry takes it over once stale; the write marks it.
-pub async fn settle(pool: &db::DbPool) -> Result<(), AppError> {
-    let Some(reservation) = take(false) else {
+pub async fn settle(pool: &db::DbPool, key: Option<&RequestKey>) -> Result<(), AppError> {
+    let reservation = match key {
+        Some(k) => k.take(false),
+        None => PENDING.try_with(|k| k.take(false)).ok().flatten(),
+    };
+    let Some(reservation) = reservation else {
         return Ok(());
     };
-    db::write(pool, move |conn| reservation.reserve(conn)).await
+    db::write_aside(pool, move |conn| reservation.reserve(conn)).await
 }
 
 /// `outcome` of a key whose request's write committed.
@@ -292,9 +304,12 @@ pub async fn middleware(
         state: Mutex::new(Taken::Waiting),
     });
     let replay_slot = Arc::new(Mutex::new(None));
-    let res = PENDING
-        .scope((pending.clone(), replay_slot.clone()), next.call(req))
-        .await?;
+    let request_key = RequestKey {
+        pending: pending.clone(),
+        replay: replay_slot.clone(),
+    };
+    req.extensions_mut().insert(request_key.clone());
+    let res = PENDING.scope(request_key, next.call(req)).await?;
     let taken = pending.state.lock().map(|s| *s).unwrap_or(Taken::Known);
     let (http_req, res) = res.into_parts();
     let carries_secret = res.extensions().get::<CarriesSecret>().is_some();

@@ -28,12 +28,7 @@ pub const RECOVERY_CODE_COUNT: usize = 10;
 pub const CHALLENGE_MAX_ATTEMPTS: i32 = 5;
 const TOTP_ISSUER: &str = "eportfolio";
 
-/// Where a request came from, for sessions, devices and rate limits.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub address: Option<String>,
-    pub user_agent: Option<String>,
-}
+pub use crate::http::ClientInfo;
 
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()

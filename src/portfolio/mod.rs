@@ -59,19 +59,23 @@ fn not_modified(req: &HttpRequest, tag: &str) -> bool {
 )]
 #[post("/enrolments/{id}/activities")]
 pub async fn create_activity(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: crate::context::Ctx,
     path: web::Path<String>,
     body: web::Json<NewActivity>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
-    let a = db::write(&state.pool, move |c| {
-        activities::create_activity(c, now, &me, &client, &id, body.into_inner())
-    })
-    .await?;
+    let a = ctx
+        .write(move |c, ctx| {
+            activities::create_activity(
+                c,
+                ctx.now,
+                &ctx.caller,
+                &ctx.client,
+                &id,
+                body.into_inner(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
 }
 
@@ -296,7 +300,7 @@ pub async fn upload_attachment(
         .await?
     };
     // A retried upload is answered from its key before the file is stored again.
-    crate::idempotency::settle(&state.pool).await?;
+    crate::idempotency::settle(&state.pool, None).await?;
     let id = attachments::new_id();
     let (size, sha256) = attachments::stream_to_blob(
         state.blobs.clone(),
