@@ -1,4 +1,8 @@
 //! Diesel schema shared by both backends (kept by hand in step with `migrations/`).
+//!
+//! Longer than the ~600-line rule for source files: it is one `table!` per table and
+//! nothing else, in the shape `diesel print-schema` gives, so that it can be compared with
+//! the migrations at a glance.
 
 diesel::table! {
     organisations (id) {

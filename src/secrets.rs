@@ -20,7 +20,11 @@
 //!
 //! The database helpers (`db::run`, `db::write`) make the pool's keyring the active one
 //! on the thread that runs the work ([`with`]), so domain code calls [`seal`]/[`open`]
-//! without passing it around.
+//! without passing it around. This thread-local carries configuration, not transaction
+//! state: it is the same keyring for every piece of work of one pool, set for exactly
+//! the work the pool runs. It is not a process global because one process may hold
+//! several pools with different keys (the test suite starts many servers, and
+//! `eportfolio keys rotate` opens the database with old and new keys).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
