@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
 """Which operations of the OpenAPI document the test suite called with success, and
-which it saw refused (403 or 404: the caller may not, or may not know it exists).
+which it saw refused (403 or 404: the caller may not, or may not know it exists), and
+by whom (the log's `caller=person|client|none`).
+
+A refusal counts for a person only when a person's token was refused: the walk that
+sends every operation with an API client's token is refused almost everywhere and says
+nothing about people. Operations an API client was answered with success must also have
+been refused to an API client (without the scope, or of another organisation).
 
 Reads the servers' request log of a whole test run (ROUTE_COVERAGE_FILE; each line has
 `method=... path=<route pattern> status=...`). Fails when an operation was never answered
@@ -27,7 +33,7 @@ for path, item in spec["paths"].items():
         public = security == [] or security == [{}]
         operations[(method.upper(), normal(path))] = public
 
-line = re.compile(r"method=(\S+) path=(\S+) status=(\d+)")
+line = re.compile(r'method=(\S+) path=(\S+) status=(\d+)(?: caller="?(\w+)"?)?')
 seen = {}
 for text in open(log_path, encoding="utf-8", errors="replace"):
     m = line.search(text)
@@ -35,7 +41,7 @@ for text in open(log_path, encoding="utf-8", errors="replace"):
         continue
     key = (m.group(1), normal(m.group(2)))
     if key in operations:
-        seen.setdefault(key, set()).add(int(m.group(3)))
+        seen.setdefault(key, set()).add((int(m.group(3)), m.group(4) or "none"))
 if not seen:
     sys.exit("route coverage: the log holds no requests (was ROUTE_COVERAGE_FILE set?)")
 
@@ -48,10 +54,13 @@ for text in open(gaps_path):
 
 missing, closed = [], []
 for (method, path), public in sorted(operations.items()):
-    statuses = seen.get((method, path), set())
-    checks = [("success", any(200 <= s < 400 for s in statuses))]
+    answers = seen.get((method, path), set())
+    refused = lambda who: any(s in (403, 404) and c == who for s, c in answers)
+    checks = [("success", any(200 <= s < 400 for s, _ in answers))]
     if not public:
-        checks.append(("refusal", bool(statuses & {403, 404})))
+        checks.append(("refusal", refused("person")))
+        if any(200 <= s < 400 and c == "client" for s, c in answers):
+            checks.append(("client-refusal", refused("client")))
     for kind, ok in checks:
         listed = (kind, method, path) in gaps
         if not ok and not listed:

@@ -6,7 +6,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,25 @@ use crate::config::Config;
 use crate::error::{AppError, PROBLEM_JSON};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Who made a request, as far as its authentication got: set by the caller's extractor
+/// once a token is accepted, and written to the request log, so that an operator (and
+/// the route-coverage check of the tests) can tell a person's refused request from an
+/// API client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerKind {
+    Person,
+    Client,
+}
+
+impl CallerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerKind::Person => "person",
+            CallerKind::Client => "client",
+        }
+    }
+}
 
 /// Gives every request an id (the client's `X-Request-Id` if sane), logs one line per
 /// request, and copies the id into problem documents so users can quote it to support.
@@ -42,6 +61,11 @@ pub async fn request_id_and_log(
     // (`/auth/invitations/{token}`), and whoever reads the log must not be able to use them.
     let path = logged_path(res.request());
     let status = res.status();
+    let caller = res
+        .request()
+        .extensions()
+        .get::<CallerKind>()
+        .map_or("none", |c| c.as_str());
     let mut res = if res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -58,9 +82,9 @@ pub async fn request_id_and_log(
     security_headers(&request_path, res.headers_mut());
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status.is_server_error() {
-        tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
+        tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), %caller, elapsed_ms, "request");
     } else {
-        tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
+        tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), %caller, elapsed_ms, "request");
     }
     Ok(res)
 }

@@ -460,8 +460,14 @@ impl FromRequest for Principal {
         let method = req.method().clone();
         let pattern = req.match_pattern();
         let me = authenticate(req);
+        let req = req.clone();
         Box::pin(async move {
             let me = me.await?;
+            req.extensions_mut().insert(if me.is_client() {
+                crate::http::CallerKind::Client
+            } else {
+                crate::http::CallerKind::Person
+            });
             crate::integrations::clients::route_policy(&method, pattern.as_deref(), &me)?;
             Ok(me)
         })
