@@ -100,9 +100,10 @@ fn a_number_parsed_from_another_spelling_gets_one_spelling() {
     assert_eq!(canonical(&parse(r#"{"x":1.0}"#)), r#"{"x":1.0}"#);
     // Large floats in exponent form with a sign, as serde_json (and Python) write them.
     assert_eq!(canonical(&json!({"x": 1e20})), r#"{"x":1e+20}"#);
-    // Small ones without a padded exponent, where Python writes 1.5e-07: the Python
-    // recipe for offline checks agrees only for the numbers dossiers hold (integers and
-    // fractions rounded to two decimals).
+    // Below 0.0001 serde_json and Python part: 0.00001 (Python 1e-05), 1.5e-7 (Python
+    // 1.5e-07). The Python recipe for offline checks agrees for the numbers dossiers
+    // hold (integers and fractions rounded to two decimals).
+    assert_eq!(canonical(&json!({"x": 0.00001})), r#"{"x":0.00001}"#);
     assert_eq!(canonical(&json!({"x": 1.5e-7})), r#"{"x":1.5e-7}"#);
     assert_eq!(canonical(&json!({"x": 0.01})), r#"{"x":0.01}"#);
 }
