@@ -512,3 +512,7 @@ impl Writer {
 pub fn ping(conn: &mut DbConn) -> Result<(), AppError> {
     conn.batch_execute("SELECT 1").map_err(AppError::from)
 }
+
+#[cfg(test)]
+#[path = "db_tests.rs"]
+mod tests;

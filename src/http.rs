@@ -264,39 +264,21 @@ pub fn client_info(req: &HttpRequest, config: &Config) -> ClientInfo {
 }
 
 /// Is `addr` the address `net`, or inside the network `net` (`10.0.0.0/8`, `fd00::/8`)?
+/// An IPv4 peer seen through a dual-stack socket arrives as an IPv4-mapped IPv6 address
+/// (`::ffff:10.0.0.1`): it is compared as the IPv4 address it is, so IPv4 ranges match
+/// it. A malformed `net` (bad address or prefix length) matches nothing: trusting less.
 pub fn in_network(net: &str, addr: &str) -> bool {
     use std::net::IpAddr;
     let Ok(addr) = addr.parse::<IpAddr>() else {
         return false;
     };
-    let (base, bits) = match net.split_once('/') {
-        Some((b, n)) => (b, n.parse::<u32>().ok()),
-        None => (net, None),
-    };
-    let Ok(base) = base.parse::<IpAddr>() else {
+    let Ok(net) = net
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| net.parse::<IpAddr>().map(ipnet::IpNet::from))
+    else {
         return false;
     };
-    match (base, addr) {
-        (IpAddr::V4(b), IpAddr::V4(a)) => {
-            let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(b) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(b), IpAddr::V6(a)) => {
-            let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(b) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
+    net.contains(&addr) || net.contains(&addr.to_canonical())
 }
 
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -480,3 +462,7 @@ pub fn negotiate(req: &HttpRequest, offered: &[&'static str]) -> Result<&'static
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct FileBody(pub Vec<u8>);
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;

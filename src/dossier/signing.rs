@@ -478,3 +478,7 @@ pub fn verifying_keys(conn: &mut DbConn) -> Result<Vec<(String, VerifyingKey)>, 
         .filter_map(|k| parse_public_key(&k.public_key).ok().map(|v| (k.key_id, v)))
         .collect())
 }
+
+#[cfg(test)]
+#[path = "signing_tests.rs"]
+mod tests;

@@ -152,3 +152,7 @@ pub fn planned_months(placements: &[(NaiveDate, NaiveDate)], extent_percent: i32
         .sum();
     days as f64 * extent_percent.clamp(0, 100) as f64 / 100.0 / DAYS_PER_MONTH
 }
+
+#[cfg(test)]
+#[path = "time_tests.rs"]
+mod tests;

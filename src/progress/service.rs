@@ -1141,3 +1141,7 @@ pub fn evidence_items(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
