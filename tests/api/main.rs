@@ -21,6 +21,7 @@ mod openapi;
 mod placement_walk;
 mod portfolio;
 mod portfolio_access;
+mod render_pdf;
 mod review_access;
 mod review_auth;
 mod security_auth;
