@@ -334,7 +334,7 @@ fn time_of(v: &Value) -> String {
 }
 
 /// Renders the dossier as a PDF: cover, delmål with their evidence, then the records.
-pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Vec<u8> {
+pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Result<Vec<u8>, AppError> {
     let who = people_index(d);
     let placements = placement_names(d);
     let name = |id: &Value| -> String {

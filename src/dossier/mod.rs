@@ -97,10 +97,16 @@ pub async fn get_dossier(
     );
     if pdf {
         let body = web::block(move || {
-            let bytes = build::pdf(&dossier, &signature.content_hash, &key_id);
-            signing::seal_pdf(&key_id, &key, bytes, &dossier, &signature.content_hash)
+            let bytes = build::pdf(&dossier, &signature.content_hash, &key_id)?;
+            Ok::<_, AppError>(signing::seal_pdf(
+                &key_id,
+                &key,
+                bytes,
+                &dossier,
+                &signature.content_hash,
+            ))
         })
-        .await?;
+        .await??;
         return Ok(HttpResponse::Ok()
             .content_type("application/pdf")
             .insert_header((header::VARY, "Accept"))

@@ -400,7 +400,7 @@ fn delmal_certificates(
 }
 
 /// The draft as a printable PDF.
-pub fn render(d: &CertificateDraft, now: DateTime<Utc>) -> Vec<u8> {
+pub fn render(d: &CertificateDraft, now: DateTime<Utc>) -> Result<Vec<u8>, AppError> {
     let mut doc = Document::new(&d.title_sv, "eportfolio", now);
     doc.heading(&d.title_sv, 1);
     doc.small(&format!(

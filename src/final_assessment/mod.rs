@@ -271,7 +271,7 @@ pub async fn get_certificate(
             .insert_header((header::VARY, "Accept"))
             .json(draft));
     }
-    let pdf = web::block(move || certificates::render(&draft, now)).await?;
+    let pdf = web::block(move || certificates::render(&draft, now)).await??;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header((header::VARY, "Accept"))

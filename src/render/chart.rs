@@ -1,14 +1,15 @@
-//! Chart scene with two renderers: SVG for the browser and PNG for places
-//! that cannot show SVG (e-mail, PDF embedding, downloads).
+//! Chart scene with two outputs: SVG for the browser and PNG for places that
+//! cannot show SVG (e-mail, PDF embedding, downloads).
 //!
 //! Callers lay out the chart once as rectangles, lines and text in user
-//! units; both outputs are produced from that same list, so they cannot
-//! drift apart. The PNG rasteriser is deliberately small: axis-aligned
-//! rectangles, straight lines and text are all a bar or line chart needs.
+//! units; this module writes that list as SVG, and the PNG is that same SVG
+//! rendered by the maintained `resvg` crate, so the two cannot drift apart.
+//! The SVG writer stays our own: it is a few lines of string formatting for
+//! three element kinds, simpler than building a tree for an SVG library.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+use resvg::{tiny_skia, usvg};
 
 use super::{BOLD_TTF, REGULAR_TTF};
 
@@ -148,7 +149,8 @@ impl Chart {
         s
     }
 
-    /// PNG at `scale` device pixels per user unit (2.0 for high-DPI).
+    /// PNG at `scale` device pixels per user unit (2.0 for high-DPI): the SVG above,
+    /// rendered by resvg, so the two outputs cannot differ.
     pub fn to_png(&self, scale: f32) -> Result<Vec<u8>, String> {
         if !(scale.is_finite() && scale > 0.0) {
             return Err(format!("invalid scale {scale}"));
@@ -162,62 +164,39 @@ impl Chart {
         };
         let pw = side(self.width, "width")?;
         let ph = side(self.height, "height")?;
-        let mut canvas = Canvas::new(pw, ph);
-        let fonts = fonts().ok_or("embedded font could not be parsed")?;
-        for e in &self.elements {
-            match e {
-                Element::Rect { x, y, w, h, fill } => {
-                    let (x, y, w, h) = normalise_rect(*x, *y, *w, *h);
-                    canvas.fill_rect(x * scale, y * scale, w * scale, h * scale, *fill);
-                }
-                Element::Line {
-                    x1,
-                    y1,
-                    x2,
-                    y2,
-                    stroke,
-                    width,
-                } => canvas.line(
-                    (x1 * scale, y1 * scale),
-                    (x2 * scale, y2 * scale),
-                    width * scale,
-                    *stroke,
-                ),
-                Element::Text {
-                    x,
-                    y,
-                    size,
-                    text,
-                    anchor,
-                    bold,
-                    fill,
-                } => {
-                    let font = if *bold { &fonts.1 } else { &fonts.0 };
-                    canvas.text(
-                        font,
-                        x * scale,
-                        y * scale,
-                        size * scale,
-                        text,
-                        *anchor,
-                        *fill,
-                    );
-                }
-            }
-        }
-        canvas.encode()
+        let tree = usvg::Tree::from_str(&self.to_svg(), svg_options())
+            .map_err(|e| format!("chart SVG does not parse: {e}"))?;
+        let mut pixmap =
+            tiny_skia::Pixmap::new(pw, ph).ok_or_else(|| format!("no {pw}x{ph} pixmap"))?;
+        // The SVG's own size may differ from the rounded pixel size by a fraction of a
+        // pixel; scale each axis so the picture fills the pixmap exactly.
+        let size = tree.size();
+        let transform =
+            tiny_skia::Transform::from_scale(pw as f32 / size.width(), ph as f32 / size.height());
+        resvg::render(&tree, transform, &mut pixmap.as_mut());
+        pixmap
+            .encode_png()
+            .map_err(|e| format!("PNG encoding: {e}"))
     }
 }
 
-fn fonts() -> Option<&'static (FontRef<'static>, FontRef<'static>)> {
-    static FONTS: OnceLock<Option<(FontRef<'static>, FontRef<'static>)>> = OnceLock::new();
-    FONTS
-        .get_or_init(|| {
-            let regular = FontRef::try_from_slice(REGULAR_TTF).ok()?;
-            let bold = FontRef::try_from_slice(BOLD_TTF).ok()?;
-            Some((regular, bold))
-        })
-        .as_ref()
+/// Parser options shared by every PNG: only the embedded DejaVu faces, never the host's
+/// fonts, so a chart rasterises to the same pixels on every machine.
+fn svg_options() -> &'static usvg::Options<'static> {
+    static OPTIONS: OnceLock<usvg::Options<'static>> = OnceLock::new();
+    OPTIONS.get_or_init(|| {
+        let mut db = usvg::fontdb::Database::new();
+        for data in [REGULAR_TTF, BOLD_TTF] {
+            db.load_font_source(usvg::fontdb::Source::Binary(Arc::new(data)));
+        }
+        db.set_sans_serif_family("DejaVu Sans");
+        usvg::Options {
+            font_family: "DejaVu Sans".into(),
+            languages: vec!["sv".into()],
+            fontdb: Arc::new(db),
+            ..usvg::Options::default()
+        }
+    })
 }
 
 /// SVG forbids negative sizes, so flip them into the same area instead of
@@ -265,176 +244,4 @@ fn escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// RGB pixel buffer with coverage-based blending.
-struct Canvas {
-    w: u32,
-    h: u32,
-    px: Vec<u8>,
-}
-
-impl Canvas {
-    fn new(w: u32, h: u32) -> Canvas {
-        Canvas {
-            w,
-            h,
-            px: vec![255; w as usize * h as usize * 3],
-        }
-    }
-
-    fn blend(&mut self, x: i64, y: i64, c: Color, alpha: f32) {
-        if x < 0 || y < 0 || x >= i64::from(self.w) || y >= i64::from(self.h) {
-            return;
-        }
-        let a = alpha.clamp(0.0, 1.0);
-        if a <= 0.0 {
-            return;
-        }
-        let i = (y as usize * self.w as usize + x as usize) * 3;
-        if let Some(p) = self.px.get_mut(i..i + 3) {
-            for (dst, src) in p.iter_mut().zip([c.0, c.1, c.2]) {
-                let v = f32::from(*dst) * (1.0 - a) + f32::from(src) * a;
-                *dst = v.round().clamp(0.0, 255.0) as u8;
-            }
-        }
-    }
-
-    /// Clamped pixel range covering `[a, b)` on an axis of length `len`.
-    fn span(a: f32, b: f32, len: u32) -> (i64, i64) {
-        let lo = a.floor().max(0.0) as i64;
-        let hi = (b.ceil() as i64).min(i64::from(len));
-        (lo, hi)
-    }
-
-    /// Edge pixels get partial coverage so bars line up crisply with
-    /// anti-aliased lines at fractional scales.
-    fn fill_rect(&mut self, x: f32, y: f32, w: f32, h: f32, c: Color) {
-        if !(x.is_finite() && y.is_finite() && w.is_finite() && h.is_finite()) {
-            return;
-        }
-        let (x0, x1) = Self::span(x, x + w, self.w);
-        let (y0, y1) = Self::span(y, y + h, self.h);
-        for py in y0..y1 {
-            let cy = overlap(py as f32, y, y + h);
-            if cy <= 0.0 {
-                continue;
-            }
-            for px in x0..x1 {
-                let cx = overlap(px as f32, x, x + w);
-                self.blend(px, py, c, cx * cy);
-            }
-        }
-    }
-
-    /// Line with butt caps (as SVG's default), anti-aliased by the distance
-    /// of each pixel centre from the stroke's edges.
-    fn line(&mut self, a: (f32, f32), b: (f32, f32), width: f32, c: Color) {
-        let finite = [a.0, a.1, b.0, b.1, width].iter().all(|v| v.is_finite());
-        if !finite || width <= 0.0 {
-            return;
-        }
-        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-        let len = (dx * dx + dy * dy).sqrt();
-        if len < 1e-6 {
-            return;
-        }
-        let (ux, uy) = (dx / len, dy / len);
-        let half = width / 2.0;
-        // Thin strokes are drawn at 1 px with reduced alpha so that hairlines
-        // stay visible instead of vanishing between pixel centres.
-        let (half_eff, alpha) = if width < 1.0 {
-            (0.5, width)
-        } else {
-            (half, 1.0)
-        };
-        let pad = half_eff + 1.0;
-        let (bx0, bx1) = Self::span(a.0.min(b.0) - pad, a.0.max(b.0) + pad, self.w);
-        let (by0, by1) = Self::span(a.1.min(b.1) - pad, a.1.max(b.1) + pad, self.h);
-        for py in by0..by1 {
-            let cy = py as f32 + 0.5 - a.1;
-            for px in bx0..bx1 {
-                let cx = px as f32 + 0.5 - a.0;
-                let along = cx * ux + cy * uy;
-                let across = (cx * -uy + cy * ux).abs();
-                let cov_across = (half_eff + 0.5 - across).clamp(0.0, 1.0);
-                if cov_across <= 0.0 {
-                    continue;
-                }
-                let cov_along = (along.min(len - along) + 0.5).clamp(0.0, 1.0);
-                self.blend(px, py, c, cov_across * cov_along * alpha);
-            }
-        }
-    }
-
-    /// Text on a baseline with kerning; glyph coverage from ab_glyph is used
-    /// directly as alpha.
-    #[allow(clippy::too_many_arguments)]
-    fn text(
-        &mut self,
-        font: &FontRef<'static>,
-        x: f32,
-        baseline: f32,
-        size: f32,
-        text: &str,
-        anchor: Anchor,
-        c: Color,
-    ) {
-        if !(x.is_finite() && baseline.is_finite() && size.is_finite()) || size <= 0.0 {
-            return;
-        }
-        // ab_glyph scales by ascent-descent height, SVG by the em; convert
-        // so that both renderings agree on glyph size.
-        let upem = font.units_per_em().unwrap_or(1000.0);
-        let px_scale = PxScale::from(size * font.height_unscaled() / upem);
-        let sf = font.as_scaled(px_scale);
-        let mut glyphs = Vec::with_capacity(text.len());
-        let mut pen = 0.0f32;
-        let mut prev = None;
-        for ch in text.chars().filter(|ch| !ch.is_control()) {
-            let id = sf.glyph_id(ch);
-            if let Some(p) = prev {
-                pen += sf.kern(p, id);
-            }
-            glyphs.push((id, pen));
-            pen += sf.h_advance(id);
-            prev = Some(id);
-        }
-        let start = match anchor {
-            Anchor::Start => x,
-            Anchor::Middle => x - pen / 2.0,
-            Anchor::End => x - pen,
-        };
-        for (id, offset) in glyphs {
-            let glyph =
-                id.with_scale_and_position(px_scale, ab_glyph::point(start + offset, baseline));
-            if let Some(outlined) = font.outline_glyph(glyph) {
-                let bounds = outlined.px_bounds();
-                let (ox, oy) = (bounds.min.x as i64, bounds.min.y as i64);
-                outlined.draw(|gx, gy, cov| {
-                    self.blend(ox + i64::from(gx), oy + i64::from(gy), c, cov);
-                });
-            }
-        }
-    }
-
-    fn encode(self) -> Result<Vec<u8>, String> {
-        use image::ImageEncoder;
-        let mut out = Vec::new();
-        // Fast deflate: charts are flat colour areas that compress well even
-        // at low effort, and encode time dominates rendering otherwise.
-        let enc = image::codecs::png::PngEncoder::new_with_quality(
-            &mut out,
-            image::codecs::png::CompressionType::Fast,
-            image::codecs::png::FilterType::Adaptive,
-        );
-        enc.write_image(&self.px, self.w, self.h, image::ExtendedColorType::Rgb8)
-            .map_err(|e| format!("PNG encoding failed: {e}"))?;
-        Ok(out)
-    }
-}
-
-/// Fraction of the pixel `[p, p+1)` covered by `[a, b)`.
-fn overlap(p: f32, a: f32, b: f32) -> f32 {
-    (b.min(p + 1.0) - a.max(p)).clamp(0.0, 1.0)
 }

@@ -1,5 +1,6 @@
-//! Rendering without external tools: PDF documents and charts (SVG and PNG), with the
-//! DejaVu Sans fonts embedded so Swedish text renders the same everywhere.
+//! Rendering without external tools: PDF documents (krilla) and charts (SVG, and PNG
+//! rendered from that SVG by resvg), with the DejaVu Sans fonts embedded so Swedish text
+//! renders the same everywhere.
 
 pub mod chart;
 pub mod pdf;

@@ -543,6 +543,8 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         )
         .expect(200);
     assert_eq!(pdf_cert.header("content-type"), Some("application/pdf"));
+    // Certificates need a decided final assessment, which only this walk reaches.
+    crate::render_pdf::assert_accessible_pdf(&pdf_cert.bytes, &["Intyg om uppnådd baskompetens"]);
     let text = pdf::text(&pdf_cert.bytes);
     for needle in [
         "Intyg om uppnådd baskompetens",

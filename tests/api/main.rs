@@ -22,6 +22,7 @@ mod placement_walk;
 mod portfolio;
 mod portfolio_access;
 mod refusals;
+mod render_pdf;
 mod review_access;
 mod review_auth;
 mod security_auth;

@@ -1,7 +1,7 @@
 //! Text of a PDF as a reader would copy it: poppler's `pdftotext` when installed (CI
 //! installs it), else a small independent decoder of this service's PDFs (flate streams,
-//! `Tj` hex strings, each font's ToUnicode CMap), so `cargo test` on a fresh machine
-//! checks the same thing.
+//! `Tj`/`TJ` hex and literal strings, each font's ToUnicode CMap), so `cargo test` on a
+//! fresh machine checks the same thing.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -98,9 +98,54 @@ fn objects(pdf: &[u8]) -> HashMap<u32, (String, Vec<u8>)> {
     out
 }
 
+/// The object number after `key` (`/Key 12 0 R`, with or without the space).
 fn reference(dict: &str, key: &str) -> Option<u32> {
     let i = dict.find(key)? + key.len();
     dict[i..].split_whitespace().next()?.parse().ok()
+}
+
+/// `<< ... >>` after `key`, inline or through a reference.
+fn dictionary(objs: &HashMap<u32, (String, Vec<u8>)>, dict: &str, key: &str) -> String {
+    let Some(i) = dict.find(key) else {
+        return String::new();
+    };
+    let rest = dict[i + key.len()..].trim_start();
+    if rest.starts_with("<<") {
+        let mut depth = 0;
+        let bytes = rest.as_bytes();
+        for at in 0..bytes.len().saturating_sub(1) {
+            match &bytes[at..at + 2] {
+                b"<<" => depth += 1,
+                b">>" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return rest[..at + 2].to_string();
+                    }
+                }
+                _ => {}
+            }
+        }
+        return rest.to_string();
+    }
+    reference(dict, key)
+        .and_then(|n| objs.get(&n))
+        .map(|(d, _)| d.clone())
+        .unwrap_or_default()
+}
+
+/// `/Name 12 0 R` pairs of a dictionary.
+fn named_refs(dict: &str) -> Vec<(String, u32)> {
+    dict.split('/')
+        .skip(1)
+        .filter_map(|part| {
+            let mut it = part
+                .split(|c: char| c.is_whitespace() || c == '<' || c == '>')
+                .filter(|t| !t.is_empty());
+            let name = it.next()?.to_string();
+            let obj = it.next()?.parse().ok()?;
+            Some((name, obj))
+        })
+        .collect()
 }
 
 fn cmap(data: &[u8]) -> HashMap<u16, String> {
@@ -126,59 +171,160 @@ fn cmap(data: &[u8]) -> HashMap<u16, String> {
     map
 }
 
-fn decode(pdf: &[u8]) -> String {
-    let objs = objects(pdf);
-    // Font resource name -> glyph map, from the pages' resources.
-    let mut fonts: HashMap<String, HashMap<u16, String>> = HashMap::new();
-    let mut pages: Vec<(u32, u32)> = Vec::new();
-    for (num, (dict, _)) in &objs {
-        if dict.contains("/Type /Page ") || dict.contains("/Type /Page/") {
-            if let Some(content) = reference(dict, "/Contents") {
-                pages.push((*num, content));
+/// A PDF string's bytes: `<hex>` or `(literal)` with backslash escapes; `at` is past the
+/// opening delimiter, the returned index past the closing one.
+fn string(data: &[u8], mut at: usize, hex: bool) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    if hex {
+        let mut digits = Vec::new();
+        while at < data.len() && data[at] != b'>' {
+            if data[at].is_ascii_hexdigit() {
+                digits.push(data[at]);
             }
-            if let Some(res) = dict.split("/Font").nth(1) {
-                for part in res.split('/').skip(1) {
-                    let mut it = part.split_whitespace();
-                    if let (Some(name), Some(obj)) = (it.next(), it.next()) {
-                        if let Some(font) = obj.parse::<u32>().ok().and_then(|o| objs.get(&o)) {
-                            if let Some(tu) = reference(&font.0, "/ToUnicode") {
-                                if let Some((_, data)) = objs.get(&tu) {
-                                    fonts.insert(name.to_string(), cmap(data));
+            at += 1;
+        }
+        for pair in digits.chunks(2) {
+            let text = std::str::from_utf8(pair).unwrap_or("0");
+            out.push(u8::from_str_radix(&format!("{text:0<2}"), 16).unwrap_or(0));
+        }
+        return (out, at + 1);
+    }
+    let mut depth = 0;
+    while at < data.len() {
+        let b = data[at];
+        at += 1;
+        match b {
+            b'\\' => {
+                let Some(&e) = data.get(at) else { break };
+                at += 1;
+                match e {
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'0'..=b'7' => {
+                        let mut v = u32::from(e - b'0');
+                        for _ in 0..2 {
+                            match data.get(at) {
+                                Some(d @ b'0'..=b'7') => {
+                                    v = v * 8 + u32::from(d - b'0');
+                                    at += 1;
                                 }
+                                _ => break,
                             }
                         }
+                        out.push(v as u8);
                     }
+                    b'\r' | b'\n' => {}
+                    other => out.push(other),
                 }
             }
+            b'(' => {
+                depth += 1;
+                out.push(b);
+            }
+            b')' if depth == 0 => break,
+            b')' => {
+                depth -= 1;
+                out.push(b);
+            }
+            _ => out.push(b),
         }
     }
-    pages.sort();
-    let mut out = String::new();
-    for (_, content) in pages {
-        let Some((_, data)) = objs.get(&content) else {
+    (out, at)
+}
+
+/// The text of one content stream: strings shown with `Tj`/`TJ`, two-byte codes mapped
+/// through the current font's ToUnicode map, one line per operator.
+fn show(data: &[u8], fonts: &HashMap<String, HashMap<u16, String>>, out: &mut String) {
+    let mut font = String::new();
+    let mut name = String::new();
+    let mut strings: Vec<Vec<u8>> = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let b = data[at];
+        if data[at..].starts_with(b"<<") || data[at..].starts_with(b">>") {
+            at += 2;
             continue;
-        };
-        let text = String::from_utf8_lossy(data);
-        let mut font = String::new();
-        for op in text.split('\n') {
-            if let Some(i) = op.find(" Tf") {
-                if let Some(name) = op[..i].split('/').nth(1) {
-                    font = name.split_whitespace().next().unwrap_or("").to_string();
-                }
-            }
-            if let (Some(s), Some(e)) = (op.find('<'), op.find("> Tj")) {
-                let hex = &op[s + 1..e];
+        }
+        if b == b'(' || b == b'<' {
+            let (s, next) = string(data, at + 1, b == b'<');
+            strings.push(s);
+            at = next;
+            continue;
+        }
+        let start = at;
+        if b == b'/' {
+            at += 1;
+        }
+        while at < data.len() && !b" \n\r\t/[]()<>".contains(&data[at]) {
+            at += 1;
+        }
+        let token = String::from_utf8_lossy(&data[start..at]).to_string();
+        if token.is_empty() {
+            at += 1;
+            continue;
+        }
+        match token.as_str() {
+            "Tf" => font = name.clone(),
+            "Tj" | "TJ" | "'" | "\"" => {
                 let map = fonts.get(&font);
-                for i in 0..hex.len() / 4 {
-                    let gid = u16::from_str_radix(&hex[i * 4..i * 4 + 4], 16).unwrap_or(0);
-                    out.push_str(
-                        map.and_then(|m| m.get(&gid))
-                            .map(String::as_str)
-                            .unwrap_or("?"),
-                    );
+                for s in strings.drain(..) {
+                    for pair in s.chunks(2) {
+                        let gid = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+                        out.push_str(
+                            map.and_then(|m| m.get(&gid))
+                                .map(String::as_str)
+                                .unwrap_or("?"),
+                        );
+                    }
                 }
                 out.push('\n');
             }
+            t if t.starts_with('/') => name = t[1..].to_string(),
+            t if t
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == '-') => {}
+            // Any other operator ends what a string could belong to.
+            _ => strings.clear(),
+        }
+    }
+}
+
+fn decode(pdf: &[u8]) -> String {
+    let objs = objects(pdf);
+    // The page order is the page tree's (one level, as this service writes it).
+    let pages: Vec<u32> = objs
+        .values()
+        .find(|(d, _)| d.contains("/Kids"))
+        .map(|(d, _)| {
+            let kids = &d[d.find("/Kids").unwrap_or(0)..];
+            let kids = &kids[..kids.find(']').unwrap_or(kids.len())];
+            kids.trim_start_matches("/Kids")
+                .trim_start()
+                .trim_start_matches('[')
+                .split(" R")
+                .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = String::new();
+    for page in pages {
+        let Some((dict, _)) = objs.get(&page) else {
+            continue;
+        };
+        let resources = dictionary(&objs, dict, "/Resources");
+        let font_dict = dictionary(&objs, &resources, "/Font");
+        let mut fonts: HashMap<String, HashMap<u16, String>> = HashMap::new();
+        for (name, obj) in named_refs(&font_dict) {
+            let tu = objs.get(&obj).and_then(|f| reference(&f.0, "/ToUnicode"));
+            if let Some((_, data)) = tu.and_then(|t| objs.get(&t)) {
+                fonts.insert(name, cmap(data));
+            }
+        }
+        if let Some((_, data)) = reference(dict, "/Contents").and_then(|c| objs.get(&c)) {
+            show(data, &fonts, &mut out);
         }
     }
     out
