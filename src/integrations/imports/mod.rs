@@ -11,6 +11,8 @@
 //! learns nothing of the account. The report therefore says `invited` for both, without
 //! a user id, so it does not tell whether the address had an account.
 
+pub mod http;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};

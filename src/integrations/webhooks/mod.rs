@@ -1,0 +1,50 @@
+//! Webhooks: an organisation subscribes a URL to events; every event is written to a
+//! durable outbox (`webhook_deliveries`) in the same transaction as the change it
+//! announces, and a background worker delivers it, signed, with retries.
+//!
+//! **Signature.** Each delivery carries
+//! `Eportfolio-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`,
+//! plus `Eportfolio-Event`, `Eportfolio-Delivery` and `Eportfolio-Event-Id` headers.
+//! Receivers recompute the HMAC over the raw body, compare in constant time, and
+//! refuse old timestamps (say, older than five minutes) against replays.
+//!
+//! **Retries.** Any answer but 2xx (or no answer within `WEBHOOK_TIMEOUT_SECONDS`) is
+//! retried with exponential backoff (30 s, 1 min, 2 min, ... capped at 1 h) for a day
+//! after the event; then the delivery is `failed`. Administrators can replay any
+//! delivery. Every attempt is logged.
+//!
+//! **Several nodes.** A worker claims a due delivery by setting a lease
+//! (`locked_until`, `lease`) with a conditional update; only one node wins it. A node that
+//! dies mid-delivery leaves the lease to expire, and another node retries.
+
+mod deliveries;
+mod destinations;
+pub mod http;
+mod outbox;
+mod signing;
+mod subscriptions;
+mod worker;
+
+pub use deliveries::*;
+pub use destinations::*;
+pub use outbox::*;
+pub use signing::*;
+pub use subscriptions::*;
+pub use worker::*;
+
+pub const SIGNATURE_HEADER: &str = "Eportfolio-Signature";
+
+/// Events a subscription may name (or `*` for all, including events added later).
+pub const EVENTS: [&str; 6] = [
+    "activity.created",
+    "assessment.signed",
+    "final_assessment.decided",
+    "xapi.statement_unmatched",
+    "enrolment.created",
+    "webhook.test",
+];
+
+/// How long a claimed delivery is reserved for the node that claimed it.
+const LEASE_SECONDS: i64 = 120;
+/// Deliveries are retried for this long after the event.
+const RETRY_WINDOW_HOURS: i64 = 24;
