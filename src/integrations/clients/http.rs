@@ -7,9 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::{Context, Ctx};
 use crate::error::{AppError, Problem, PROBLEM_BASE, PROBLEM_JSON};
 use crate::http::{media_type, read_body, with_etag, Page};
 use crate::integrations::clients;
@@ -80,7 +78,7 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
 )]
 #[post("/oauth/token")]
 pub async fn token(
-    state: web::Data<AppState>,
+    ctx: Context<()>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
@@ -122,12 +120,10 @@ pub async fn token(
                 "authenticate the client with HTTP Basic or client_id and client_secret (one way)",
             )),
         };
-    let (cfg, now) = (state.config.clone(), state.clock.now());
     let scope = form.scope;
-    let result = db::write(&state.pool, move |c| {
-        clients::issue_token(c, &cfg, now, &id, &secret, scope.as_deref())
-    })
-    .await?;
+    let result = ctx
+        .write(move |c, ctx| clients::issue_token(c, ctx, &id, &secret, scope.as_deref()))
+        .await?;
     Ok(match result {
         Ok(t) => crate::idempotency::secret(
             HttpResponse::Ok()
@@ -157,15 +153,12 @@ pub async fn token(
 )]
 #[post("/api-clients")]
 pub async fn create_client(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<NewApiClient>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    let c = db::write(&state.pool, move |c| {
-        clients::create_client(c, now, &me, body.into_inner())
-    })
-    .await?;
+    let c = ctx
+        .write(move |c, ctx| clients::create_client(c, ctx, body.into_inner()))
+        .await?;
     // The secret is shown once: never stored for an idempotent replay.
     Ok(crate::idempotency::secret(
         HttpResponse::Created()
@@ -183,16 +176,14 @@ pub async fn create_client(
 )]
 #[get("/api-clients")]
 pub async fn list_clients(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     query: web::Query<ListParams>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&me)?;
+    require_admin(&ctx.caller)?;
     let (limit, after) = query.into_inner().page()?;
-    let rows = db::run(&state.pool, move |c| {
-        clients::list_clients(c, &me, after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| clients::list_clients(c, &ctx.caller, after.as_deref(), limit))
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |c| c.id.clone())))
 }
 
@@ -207,13 +198,11 @@ pub async fn list_clients(
     security(("bearer" = []))
 )]
 #[get("/api-clients/{id}")]
-pub async fn get_client(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_client(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let c = db::run(&state.pool, move |c| clients::visible_client(c, &me, &id)).await?;
+    let c = ctx
+        .read(move |c, ctx| clients::visible_client(c, &ctx.caller, &id))
+        .await?;
     Ok(with_etag(StatusCode::OK, c.etag(), &c))
 }
 
@@ -232,16 +221,13 @@ pub async fn get_client(
 )]
 #[post("/api-clients/{id}/rotate-secret")]
 pub async fn rotate_client_secret(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let c = db::write(&state.pool, move |c| {
-        clients::rotate_secret(c, now, &me, &id)
-    })
-    .await?;
+    let c = ctx
+        .write(move |c, ctx| clients::rotate_secret(c, ctx, &id))
+        .await?;
     // The secret is shown once: never stored for an idempotent replay.
     Ok(crate::idempotency::secret(
         HttpResponse::Ok()
@@ -263,16 +249,10 @@ pub async fn rotate_client_secret(
     security(("bearer" = []))
 )]
 #[post("/api-clients/{id}/revoke")]
-pub async fn revoke_client(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn revoke_client(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let c = db::write(&state.pool, move |c| {
-        clients::revoke_client(c, now, &me, &id)
-    })
-    .await?;
+    let c = ctx
+        .write(move |c, ctx| clients::revoke_client(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(c))
 }

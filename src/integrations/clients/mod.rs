@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::auth::crypto::{random_token, sha256_hex};
 use crate::auth::principal::{ClientPrincipal, Principal, Role};
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
@@ -172,10 +173,10 @@ pub fn visible_client(conn: &mut DbConn, me: &Principal, id: &str) -> Result<Api
 
 pub fn create_client(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     n: NewApiClient,
 ) -> Result<ApiClientCredentials, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let mut errors = Vec::new();
     let name = n.name.trim().to_string();
     if let Some(problem) = crate::accounts::service::name_problem(&name) {
@@ -252,10 +253,10 @@ pub fn list_clients(
 /// A new secret; the old one, and every token issued with it, stop working at once.
 pub fn rotate_secret(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
 ) -> Result<ApiClientCredentials, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let c = visible_client(conn, me, id)?;
     if c.revoked_at.is_some() {
         return Err(AppError::Conflict("the client is revoked".into()));
@@ -300,12 +301,8 @@ fn revoke_tokens(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<(), 
 }
 
 /// Revokes the client and its tokens for good.
-pub fn revoke_client(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-) -> Result<ApiClient, AppError> {
+pub fn revoke_client(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<ApiClient, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let c = visible_client(conn, me, id)?;
     if c.revoked_at.is_some() {
         return Ok(c);

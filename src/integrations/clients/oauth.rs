@@ -1,6 +1,5 @@
 //! The OAuth 2.0 client-credentials grant (RFC 6749 section 4.4).
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -9,7 +8,7 @@ use uuid::Uuid;
 
 use crate::auth::crypto::{random_token, sha256_hex};
 use crate::clock::{dur, to_db};
-use crate::config::Config;
+use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::schema::{api_client_tokens, api_clients};
@@ -51,12 +50,12 @@ pub struct TokenResponse {
 /// for the requested scopes (all of the client's scopes when none are requested).
 pub fn issue_token(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<()>,
     client_id: &str,
     secret: &str,
     scope: Option<&str>,
 ) -> Result<Result<TokenResponse, OAuthError>, AppError> {
+    let (cfg, now) = (&ctx.config, ctx.now);
     let found: Option<(String, String, Option<chrono::NaiveDateTime>, String)> = api_clients::table
         .find(client_id)
         .select((

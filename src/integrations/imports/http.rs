@@ -3,8 +3,7 @@
 use actix_web::{post, web, HttpRequest, HttpResponse};
 
 use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::error::{AppError, Problem};
 use crate::http::{media_type, read_body};
 use crate::integrations::imports;
@@ -35,17 +34,21 @@ use crate::integrations::shared::PROBLEM;
 #[post("/imports/users")]
 pub async fn import_users(
     state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let body = read_body(payload, state.config.max_json_body).await?;
+    let body = read_body(payload, ctx.config.max_json_body).await?;
     let (rows, first) = imports::rows_of(&media_type(&req), &body, &[])?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let items = crate::notifications::write_and_send(&state, move |c| {
-        imports::import_users(c, &cfg, now, &me, rows, first)
-    })
-    .await?;
+    let items = ctx
+        .write(move |c, ctx| {
+            let (items, mails) = imports::import_users(c, ctx, rows, first)?;
+            crate::outbox::enqueue(c, ctx.now, &mails)?;
+            Ok(items)
+        })
+        .await?;
+    // The invitations are queued in the import's transaction; the outbox sends them now.
+    state.outbox.wake();
     Ok(HttpResponse::Created().json(UserImportResult { items }))
 }
 
@@ -70,21 +73,18 @@ pub async fn import_users(
 )]
 #[post("/imports/enrolments")]
 pub async fn import_enrolments(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let body = read_body(payload, state.config.max_json_body).await?;
+    let body = read_body(payload, ctx.config.max_json_body).await?;
     let (rows, first) = imports::rows_of(
         &media_type(&req),
         &body,
         &["template_version", "extent_percent"],
     )?;
-    let now = state.clock.now();
-    let items = db::write(&state.pool, move |c| {
-        imports::import_enrolments(c, now, &me, rows, first)
-    })
-    .await?;
+    let items = ctx
+        .write(move |c, ctx| imports::import_enrolments(c, ctx, rows, first))
+        .await?;
     Ok(HttpResponse::Created().json(EnrolmentImportResult { items }))
 }

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::auth::principal::Principal;
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::integrations::audit_write;
@@ -223,12 +224,8 @@ pub fn visible_delivery(
 
 /// Delivers the same event again, as a new delivery (same event id and body, a fresh
 /// day of retries), whatever became of the original.
-pub fn replay(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-) -> Result<WebhookDelivery, AppError> {
+pub fn replay(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<WebhookDelivery, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let d = visible_delivery(conn, me, id)?;
     let org: String = webhook_deliveries::table
         .find(id)

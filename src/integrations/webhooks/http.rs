@@ -5,9 +5,8 @@ use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::config::Config;
+use crate::context::Ctx;
 use crate::error::{AppError, Problem};
 use crate::http::{check_if_match, if_match, with_etag, Page};
 use crate::integrations::shared::{require_admin, ListParams, PROBLEM};
@@ -34,17 +33,14 @@ use crate::integrations::webhooks::{
 )]
 #[post("/webhook-subscriptions")]
 pub async fn create_subscription(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<NewWebhookSubscription>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&me)?;
-    check_webhook_destination(&state, &body.url).await?;
-    let now = state.clock.now();
-    let s = db::write(&state.pool, move |c| {
-        webhooks::create_subscription(c, now, &me, body.into_inner())
-    })
-    .await?;
+    require_admin(&ctx.caller)?;
+    check_webhook_destination(&ctx.config, &body.url).await?;
+    let s = ctx
+        .write(move |c, ctx| webhooks::create_subscription(c, ctx, body.into_inner()))
+        .await?;
     // The secret is shown once: never stored for an idempotent replay.
     Ok(crate::idempotency::secret(
         HttpResponse::Created()
@@ -56,8 +52,8 @@ pub async fn create_subscription(
 /// Refuses (422 on `url`) a webhook URL that is not https (unless allowed) or whose host
 /// resolves to an address that is not public (unless in an allowed network). Resolved off
 /// the executor and before the write transaction, which a slow DNS must not hold open.
-async fn check_webhook_destination(state: &web::Data<AppState>, url: &str) -> Result<(), AppError> {
-    let policy = webhooks::DestinationPolicy::from_config(&state.config);
+async fn check_webhook_destination(config: &Config, url: &str) -> Result<(), AppError> {
+    let policy = webhooks::DestinationPolicy::from_config(config);
     let url = url.to_string();
     web::block(move || webhooks::check_destination(&url, &policy)).await?
 }
@@ -71,16 +67,14 @@ async fn check_webhook_destination(state: &web::Data<AppState>, url: &str) -> Re
 )]
 #[get("/webhook-subscriptions")]
 pub async fn list_subscriptions(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     query: web::Query<ListParams>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&me)?;
+    require_admin(&ctx.caller)?;
     let (limit, after) = query.into_inner().page()?;
-    let rows = db::run(&state.pool, move |c| {
-        webhooks::list_subscriptions(c, &me, after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| webhooks::list_subscriptions(c, &ctx.caller, after.as_deref(), limit))
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |s| s.id.clone())))
 }
 
@@ -95,16 +89,11 @@ pub async fn list_subscriptions(
     security(("bearer" = []))
 )]
 #[get("/webhook-subscriptions/{id}")]
-pub async fn get_subscription(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_subscription(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let s = db::run(&state.pool, move |c| {
-        webhooks::visible_subscription(c, &me, &id)
-    })
-    .await?;
+    let s = ctx
+        .read(move |c, ctx| webhooks::visible_subscription(c, &ctx.caller, &id))
+        .await?;
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 
@@ -122,30 +111,28 @@ pub async fn get_subscription(
 )]
 #[patch("/webhook-subscriptions/{id}")]
 pub async fn patch_subscription(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: web::Json<WebhookSubscriptionPatch>,
 ) -> Result<HttpResponse, AppError> {
     if let Some(url) = &body.url {
-        require_admin(&me)?;
-        check_webhook_destination(&state, url).await?;
+        require_admin(&ctx.caller)?;
+        check_webhook_destination(&ctx.config, url).await?;
     }
     let id = path.into_inner();
-    let now = state.clock.now();
     let expected = if_match(&req);
-    let s = db::write(&state.pool, move |c| {
-        webhooks::update_subscription(
-            c,
-            now,
-            &me,
-            &id,
-            |t| check_if_match(expected.as_deref(), t),
-            body.into_inner(),
-        )
-    })
-    .await?;
+    let s = ctx
+        .write(move |c, ctx| {
+            webhooks::update_subscription(
+                c,
+                ctx,
+                &id,
+                |t| check_if_match(expected.as_deref(), t),
+                body.into_inner(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 
@@ -161,16 +148,12 @@ pub async fn patch_subscription(
 )]
 #[delete("/webhook-subscriptions/{id}")]
 pub async fn delete_subscription(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    db::write(&state.pool, move |c| {
-        webhooks::delete_subscription(c, now, &me, &id)
-    })
-    .await?;
+    ctx.write(move |c, ctx| webhooks::delete_subscription(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -188,16 +171,13 @@ pub async fn delete_subscription(
 )]
 #[post("/webhook-subscriptions/{id}/rotate-secret")]
 pub async fn rotate_subscription_secret(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let s = db::write(&state.pool, move |c| {
-        webhooks::rotate_subscription_secret(c, now, &me, &id)
-    })
-    .await?;
+    let s = ctx
+        .write(move |c, ctx| webhooks::rotate_subscription_secret(c, ctx, &id))
+        .await?;
     // The secret is shown once: never stored for an idempotent replay.
     Ok(crate::idempotency::secret(
         HttpResponse::Ok()
@@ -220,13 +200,11 @@ pub async fn rotate_subscription_secret(
 )]
 #[post("/webhook-subscriptions/{id}/ping")]
 pub async fn ping_subscription(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let d = db::write(&state.pool, move |c| webhooks::ping(c, now, &me, &id)).await?;
+    let d = ctx.write(move |c, ctx| webhooks::ping(c, ctx, &id)).await?;
     Ok(HttpResponse::Created().json(d))
 }
 
@@ -255,8 +233,7 @@ pub struct DeliveryFilter {
 )]
 #[get("/webhook-subscriptions/{id}/deliveries")]
 pub async fn list_deliveries(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<DeliveryFilter>,
 ) -> Result<HttpResponse, AppError> {
@@ -275,10 +252,18 @@ pub async fn list_deliveries(
         cursor: q.cursor,
     }
     .page()?;
-    let rows = db::run(&state.pool, move |c| {
-        webhooks::list_deliveries(c, &me, &id, q.status.as_deref(), after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| {
+            webhooks::list_deliveries(
+                c,
+                &ctx.caller,
+                &id,
+                q.status.as_deref(),
+                after.as_deref(),
+                limit,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |d| {
         format!("{}|{}", d.created_at.to_rfc3339(), d.id)
     })))
@@ -295,16 +280,11 @@ pub async fn list_deliveries(
     security(("bearer" = []))
 )]
 #[get("/webhook-deliveries/{id}")]
-pub async fn get_delivery(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_delivery(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let d = db::run(&state.pool, move |c| {
-        webhooks::visible_delivery(c, &me, &id)
-    })
-    .await?;
+    let d = ctx
+        .read(move |c, ctx| webhooks::visible_delivery(c, &ctx.caller, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(d))
 }
 
@@ -322,13 +302,10 @@ pub async fn get_delivery(
     security(("bearer" = []))
 )]
 #[post("/webhook-deliveries/{id}/replay")]
-pub async fn replay_delivery(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn replay_delivery(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let d = db::write(&state.pool, move |c| webhooks::replay(c, now, &me, &id)).await?;
+    let d = ctx
+        .write(move |c, ctx| webhooks::replay(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::Created().json(d))
 }

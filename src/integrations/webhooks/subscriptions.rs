@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::auth::crypto::random_token;
 use crate::auth::principal::Principal;
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
@@ -191,10 +192,10 @@ pub fn visible_subscription(
 
 pub fn create_subscription(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     n: NewWebhookSubscription,
 ) -> Result<WebhookSubscriptionWithSecret, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let mut errors = Vec::new();
     let url = n.url.trim().to_string();
     check_url(&url, &mut errors);
@@ -267,12 +268,12 @@ pub fn list_subscriptions(
 
 pub fn update_subscription(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     p: WebhookSubscriptionPatch,
 ) -> Result<WebhookSubscription, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_subscription(conn, me, id)?;
     if_match(&s.etag())?;
     let mut errors = Vec::new();
@@ -312,10 +313,10 @@ pub fn update_subscription(
 
 pub fn rotate_subscription_secret(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
 ) -> Result<WebhookSubscriptionWithSecret, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_subscription(conn, me, id)?;
     let secret = new_secret();
     diesel::update(webhook_subscriptions::table.find(id))
@@ -343,12 +344,8 @@ pub fn rotate_subscription_secret(
 }
 
 /// Deletes a subscription; its pending deliveries are dropped (marked failed).
-pub fn delete_subscription(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn delete_subscription(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_subscription(conn, me, id)?;
     diesel::update(webhook_subscriptions::table.find(id))
         .set((
@@ -381,12 +378,8 @@ pub fn delete_subscription(
 }
 
 /// Sends a `webhook.test` event to this subscription only (to check the receiver).
-pub fn ping(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-) -> Result<WebhookDelivery, AppError> {
+pub fn ping(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<WebhookDelivery, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_subscription(conn, me, id)?;
     let event_id = Uuid::new_v4().to_string();
     let body = json!({

@@ -4,9 +4,7 @@ use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::error::{AppError, Problem};
 use crate::http::{media_type, read_body, Page};
 use crate::integrations::shared::{require_admin, ListParams, PROBLEM};
@@ -45,9 +43,8 @@ use crate::integrations::xapi::{
 )]
 #[post("/xapi/statements")]
 pub async fn post_statements(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let version = req
@@ -65,7 +62,7 @@ pub async fn post_statements(
             "send statements as application/json".into(),
         ));
     }
-    let body = read_body(payload, state.config.max_json_body.max(1024 * 1024)).await?;
+    let body = read_body(payload, ctx.config.max_json_body.max(1024 * 1024)).await?;
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::Malformed(format!("the body is not JSON: {e}")))?;
     let statements = match value {
@@ -83,8 +80,9 @@ pub async fn post_statements(
             "at most 500 statements per request",
         ));
     }
-    let now = state.clock.now();
-    let report = db::write(&state.pool, move |c| xapi::ingest(c, now, &me, &statements)).await?;
+    let report = ctx
+        .write(move |c, ctx| xapi::ingest(c, ctx, &statements))
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("X-Experience-API-Version", "1.0.3"))
         .json(report))
@@ -113,11 +111,10 @@ pub struct StatementFilter {
 )]
 #[get("/xapi/statements")]
 pub async fn list_statements(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     query: web::Query<StatementFilter>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&me)?;
+    require_admin(&ctx.caller)?;
     let q = query.into_inner();
     if let Some(s) = &q.status {
         if !["unmatched", "created", "dismissed"].contains(&s.as_str()) {
@@ -132,17 +129,18 @@ pub async fn list_statements(
         cursor: q.cursor,
     }
     .page()?;
-    let rows = db::run(&state.pool, move |c| {
-        xapi::list_statements(
-            c,
-            &me,
-            q.status.as_deref(),
-            q.client_id.as_deref(),
-            after.as_deref(),
-            limit,
-        )
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| {
+            xapi::list_statements(
+                c,
+                &ctx.caller,
+                q.status.as_deref(),
+                q.client_id.as_deref(),
+                after.as_deref(),
+                limit,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |s| {
         format!("{}|{}", s.received_at.to_rfc3339(), s.id)
     })))
@@ -170,17 +168,15 @@ pub struct StatementOrganisation {
 )]
 #[get("/xapi/statements/{id}")]
 pub async fn get_statement(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<StatementOrganisation>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let org = query.into_inner().organisation_id;
-    let s = db::run(&state.pool, move |c| {
-        xapi::visible_statement(c, &me, &id, org.as_deref())
-    })
-    .await?;
+    let s = ctx
+        .read(move |c, ctx| xapi::visible_statement(c, &ctx.caller, &id, org.as_deref()))
+        .await?;
     Ok(HttpResponse::Ok().json(s))
 }
 
@@ -201,18 +197,15 @@ pub async fn get_statement(
 )]
 #[post("/xapi/statements/{id}/resolve")]
 pub async fn resolve_statement(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<StatementOrganisation>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let org = query.into_inner().organisation_id;
-    let now = state.clock.now();
-    let s = db::write(&state.pool, move |c| {
-        xapi::resolve(c, now, &me, &id, org.as_deref())
-    })
-    .await?;
+    let s = ctx
+        .write(move |c, ctx| xapi::resolve(c, ctx, &id, org.as_deref()))
+        .await?;
     Ok(HttpResponse::Ok().json(s))
 }
 
@@ -231,18 +224,15 @@ pub async fn resolve_statement(
 )]
 #[post("/xapi/statements/{id}/dismiss")]
 pub async fn dismiss_statement(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<StatementOrganisation>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let org = query.into_inner().organisation_id;
-    let now = state.clock.now();
-    let s = db::write(&state.pool, move |c| {
-        xapi::dismiss(c, now, &me, &id, org.as_deref())
-    })
-    .await?;
+    let s = ctx
+        .write(move |c, ctx| xapi::dismiss(c, ctx, &id, org.as_deref()))
+        .await?;
     Ok(HttpResponse::Ok().json(s))
 }
 
@@ -263,15 +253,12 @@ pub async fn dismiss_statement(
 )]
 #[post("/xapi/activity-mappings")]
 pub async fn create_mapping(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<NewActivityMapping>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    let m = db::write(&state.pool, move |c| {
-        xapi::create_mapping(c, now, &me, body.into_inner())
-    })
-    .await?;
+    let m = ctx
+        .write(move |c, ctx| xapi::create_mapping(c, ctx, body.into_inner()))
+        .await?;
     Ok(HttpResponse::Created().json(m))
 }
 
@@ -284,16 +271,14 @@ pub async fn create_mapping(
 )]
 #[get("/xapi/activity-mappings")]
 pub async fn list_mappings(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     query: web::Query<ListParams>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&me)?;
+    require_admin(&ctx.caller)?;
     let (limit, after) = query.into_inner().page()?;
-    let rows = db::run(&state.pool, move |c| {
-        xapi::list_mappings(c, &me, after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| xapi::list_mappings(c, &ctx.caller, after.as_deref(), limit))
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |m| m.id.clone())))
 }
 
@@ -308,14 +293,10 @@ pub async fn list_mappings(
     security(("bearer" = []))
 )]
 #[delete("/xapi/activity-mappings/{id}")]
-pub async fn delete_mapping(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn delete_mapping(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    db::write(&state.pool, move |c| xapi::delete_mapping(c, now, &me, &id)).await?;
+    ctx.write(move |c, ctx| xapi::delete_mapping(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -335,15 +316,12 @@ pub async fn delete_mapping(
 )]
 #[post("/xapi/account-links")]
 pub async fn create_link(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<NewAccountLink>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    let l = db::write(&state.pool, move |c| {
-        xapi::create_link(c, now, &me, body.into_inner())
-    })
-    .await?;
+    let l = ctx
+        .write(move |c, ctx| xapi::create_link(c, ctx, body.into_inner()))
+        .await?;
     Ok(HttpResponse::Created().json(l))
 }
 
@@ -355,17 +333,12 @@ pub async fn create_link(
     security(("bearer" = []))
 )]
 #[get("/xapi/account-links")]
-pub async fn list_links(
-    state: web::Data<AppState>,
-    me: Principal,
-    query: web::Query<ListParams>,
-) -> Result<HttpResponse, AppError> {
-    require_admin(&me)?;
+pub async fn list_links(ctx: Ctx, query: web::Query<ListParams>) -> Result<HttpResponse, AppError> {
+    require_admin(&ctx.caller)?;
     let (limit, after) = query.into_inner().page()?;
-    let rows = db::run(&state.pool, move |c| {
-        xapi::list_links(c, &me, after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| xapi::list_links(c, &ctx.caller, after.as_deref(), limit))
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |l| l.id.clone())))
 }
 
@@ -380,13 +353,9 @@ pub async fn list_links(
     security(("bearer" = []))
 )]
 #[delete("/xapi/account-links/{id}")]
-pub async fn delete_link(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn delete_link(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    db::write(&state.pool, move |c| xapi::delete_link(c, now, &me, &id)).await?;
+    ctx.write(move |c, ctx| xapi::delete_link(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,13 +1,12 @@
 //! Ingestion: each statement of a request gets its own outcome.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::auth::principal::Principal;
 use crate::clock::to_db;
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::integrations::audit_write;
@@ -59,10 +58,10 @@ fn outcome(index: usize, id: Option<String>, outcome: &str) -> StatementOutcome 
 /// Ingests a batch for an API client (scope `activities:write`), in one transaction.
 pub fn ingest(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     statements: &[Value],
 ) -> Result<IngestReport, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     me.require_scope(crate::integrations::clients::SCOPE_ACTIVITIES_WRITE)?;
     let client = me.client.clone().ok_or_else(|| {
         AppError::Forbidden("statements are sent by API clients (client-credentials tokens)".into())

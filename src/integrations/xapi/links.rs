@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::principal::{Principal, Role};
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::integrations::{audit_write, require_admin_over, visible_orgs};
@@ -87,10 +88,10 @@ const LINK_COLUMNS: (
 
 pub fn create_link(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     n: NewAccountLink,
 ) -> Result<AccountLink, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let mut errors = Vec::new();
     if !is_iri(&n.home_page) {
         errors.push(FieldError::new(
@@ -194,12 +195,8 @@ pub fn list_links(
         .collect())
 }
 
-pub fn delete_link(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn delete_link(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let r: LinkRow = xapi_account_links::table
         .find(id)
         .select(LINK_COLUMNS)

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::principal::{Principal, Role};
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::integrations::{audit_write, require_admin_over, visible_orgs};
@@ -107,10 +108,10 @@ const MAP_COLUMNS: (
 
 pub fn create_mapping(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     n: NewActivityMapping,
 ) -> Result<ActivityMapping, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let mut errors = Vec::new();
     if !is_iri(&n.xapi_activity_id) || n.xapi_activity_id.len() > 2000 {
         errors.push(FieldError::new("xapi_activity_id", "an IRI"));
@@ -214,12 +215,8 @@ pub fn list_mappings(
     Ok(q.load::<MapRow>(conn)?.into_iter().map(map_from).collect())
 }
 
-pub fn delete_mapping(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn delete_mapping(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let m = get_mapping(conn, id)?;
     if me.is_client() || !me.has_role_over(conn, Role::Administrator, &m.organisation_id)? {
         return Err(AppError::NotFound);

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::auth::principal::{Principal, Role};
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::integrations::{audit_write, visible_orgs};
@@ -207,11 +208,11 @@ pub fn list_statements(
 /// creates the activity, or answers 422 with why it still does not match.
 pub fn resolve(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
     organisation_id: Option<&str>,
 ) -> Result<XapiStatement, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_statement(conn, me, id, organisation_id)?;
     if s.status != "unmatched" {
         return Err(AppError::Conflict(format!(
@@ -269,11 +270,11 @@ pub fn resolve(
 /// Sets an unmatched statement aside for good (it is kept, marked `dismissed`).
 pub fn dismiss(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
     organisation_id: Option<&str>,
 ) -> Result<XapiStatement, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_statement(conn, me, id, organisation_id)?;
     if s.status != "unmatched" {
         return Err(AppError::Conflict(format!(
