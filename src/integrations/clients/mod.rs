@@ -8,7 +8,6 @@
 //! organisation's subtree, only through the scopes of its token, and only on the
 //! endpoints [`route_policy`] lets clients use.
 
-use actix_web::http::Method;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,8 +15,12 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use crate::auth::client_tokens::{
+    authenticate, required_scope, route_policy, split_scopes, CLIENT_ROUTES, SCOPES,
+    SCOPE_ACTIVITIES_WRITE, SCOPE_CATALOG_READ, SCOPE_PROGRESS_READ, TOKEN_PREFIX,
+};
 use crate::auth::crypto::{random_token, sha256_hex};
-use crate::auth::principal::{ClientPrincipal, Principal, Role};
+use crate::auth::principal::{Principal, Role};
 use crate::clock::{from_db, to_db};
 use crate::context::Ctx;
 use crate::db::DbConn;
@@ -30,20 +33,8 @@ pub mod http;
 mod oauth;
 
 pub use oauth::*;
-/// Access tokens of API clients start with this, so they are told apart from JWTs.
-pub const TOKEN_PREFIX: &str = "epc_";
 /// Secrets start with this, so leaked ones are easy to recognise (secret scanners).
 pub const SECRET_PREFIX: &str = "eps_";
-
-pub const SCOPE_ACTIVITIES_WRITE: &str = "activities:write";
-pub const SCOPE_PROGRESS_READ: &str = "progress:read";
-pub const SCOPE_CATALOG_READ: &str = "catalog:read";
-/// Every scope a client may hold.
-pub const SCOPES: [&str; 3] = [
-    SCOPE_ACTIVITIES_WRITE,
-    SCOPE_PROGRESS_READ,
-    SCOPE_CATALOG_READ,
-];
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ApiClient {
@@ -147,10 +138,6 @@ fn from_row(r: Row) -> ApiClient {
         created_at: from_db(r.8),
         updated_at: from_db(r.9),
     }
-}
-
-pub fn split_scopes(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
 }
 
 fn new_secret() -> String {
@@ -318,172 +305,4 @@ pub fn revoke_client(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<ApiClient
     let client = get_client(conn, id)?;
     audit_write(conn, now, me, "revoked", "api_client", id, &json!(client))?;
     Ok(client)
-}
-
-/// The principal of a client access token: unknown, expired or revoked tokens, and
-/// tokens of revoked clients, are 401.
-pub fn authenticate(
-    conn: &mut DbConn,
-    token: &str,
-    now: DateTime<Utc>,
-) -> Result<Principal, AppError> {
-    let found: Option<(String, String, String, String, String)> = api_client_tokens::table
-        .inner_join(api_clients::table)
-        .filter(api_client_tokens::token_hash.eq(sha256_hex(token)))
-        .filter(api_client_tokens::revoked_at.is_null())
-        .filter(api_client_tokens::expires_at.gt(to_db(now)))
-        .filter(api_clients::revoked_at.is_null())
-        .select((
-            api_client_tokens::id,
-            api_clients::id,
-            api_clients::organisation_id,
-            api_client_tokens::scopes,
-            api_clients::name,
-        ))
-        .first(conn)
-        .optional()?;
-    let (token_id, client_id, organisation_id, scopes, name) = found.ok_or_else(|| {
-        AppError::Unauthenticated(
-            "the access token is unknown, expired or revoked; get a new one".into(),
-        )
-    })?;
-    Ok(Principal {
-        user_id: format!("client:{client_id}"),
-        session_id: token_id,
-        second_factor: "client_credentials".into(),
-        email: String::new(),
-        roles: Vec::new(),
-        client: Some(ClientPrincipal {
-            client_id,
-            organisation_id,
-            name,
-            scopes: split_scopes(&scopes),
-        }),
-    })
-}
-
-/// The operations API clients may call, by method and route pattern (as the router
-/// matched it, so `/dossi%65r` is the dossier route), with the scope each needs.
-/// Everything else is for people and answers 403, whatever the token's scopes. Deny by
-/// default: a new endpoint is closed to clients until it is listed here. The signed
-/// dossier is not listed: it is a person's to pull (and the pull is audited to them).
-pub const CLIENT_ROUTES: &[(&str, &str, &str)] = &[
-    ("GET", "/api/v1/activities/{id}", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/assessments/{id}", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/cohort-overview", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments", SCOPE_PROGRESS_READ),
-    ("GET", "/api/v1/enrolments/{id}", SCOPE_PROGRESS_READ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/activities",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/assessments",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/changes",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/final-assessments",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/final-check-ins",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/handover-talks",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/progress",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/progress/chart",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/study-plan-goals",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/summary-assessments",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/supervision-sessions",
-        SCOPE_PROGRESS_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/enrolments/{id}/time-served",
-        SCOPE_PROGRESS_READ,
-    ),
-    ("GET", "/api/v1/assessment-instruments", SCOPE_CATALOG_READ),
-    ("GET", "/api/v1/programme-templates", SCOPE_CATALOG_READ),
-    (
-        "GET",
-        "/api/v1/programme-templates/{id}",
-        SCOPE_CATALOG_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/programme-templates/{id}/versions",
-        SCOPE_CATALOG_READ,
-    ),
-    (
-        "GET",
-        "/api/v1/programme-templates/{id}/versions/{version}",
-        SCOPE_CATALOG_READ,
-    ),
-    ("GET", "/api/v1/regulations", SCOPE_CATALOG_READ),
-    ("GET", "/api/v1/regulations/{id}", SCOPE_CATALOG_READ),
-    ("GET", "/api/v1/regulations/{id}/delmal", SCOPE_CATALOG_READ),
-    ("POST", "/api/v1/xapi/statements", SCOPE_ACTIVITIES_WRITE),
-];
-
-/// The scope an API client needs for `method` on the route `pattern`; `None`: the
-/// operation is for people only.
-pub fn required_scope(method: &Method, pattern: &str) -> Option<&'static str> {
-    // HEAD is answered like GET.
-    let method = if method == Method::HEAD {
-        "GET"
-    } else {
-        method.as_str()
-    };
-    CLIENT_ROUTES
-        .iter()
-        .find(|(m, p, _)| *m == method && *p == pattern)
-        .map(|(_, _, scope)| *scope)
-}
-
-/// Applies [`required_scope`] to a client principal (people pass unchanged). `pattern`
-/// is the route the router matched (`HttpRequest::match_pattern`), never the path as
-/// sent; without one, a client is refused.
-pub fn route_policy(
-    method: &Method,
-    pattern: Option<&str>,
-    me: &Principal,
-) -> Result<(), AppError> {
-    if !me.is_client() {
-        return Ok(());
-    }
-    match pattern.and_then(|p| required_scope(method, p)) {
-        Some(scope) => me.require_scope(scope),
-        None => me.require_person(),
-    }
 }
