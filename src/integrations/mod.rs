@@ -21,6 +21,9 @@ pub use shared::ListParams;
 pub(crate) use shared::{audit_write, parse_time_cursor, require_admin_over, visible_orgs};
 pub use webhooks::{deliver_due, spawn_worker};
 
+/// The integrations' subscribers to domain events, installed by `AppState::new`.
+pub const EVENT_SUBSCRIBERS: &[crate::events::Subscriber] = &[webhooks::on_event];
+
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(clients::http::token)
         .service(clients::http::create_client)

@@ -234,12 +234,14 @@ pub fn replay(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<WebhookDelivery,
     let new = insert_delivery(
         conn,
         now,
-        &d.subscription_id,
-        &org,
-        &d.event_id,
-        &d.event,
-        &d.body.to_string(),
-        Some(&d.id),
+        NewDelivery {
+            subscription_id: &d.subscription_id,
+            organisation_id: &org,
+            event_id: &d.event_id,
+            event: &d.event,
+            body: &d.body.to_string(),
+            replay_of: Some(&d.id),
+        },
     )?;
     audit_write(
         conn,

@@ -1,6 +1,12 @@
-//! Webhooks: an organisation subscribes a URL to events; every event is written to a
-//! durable outbox (`webhook_deliveries`) in the same transaction as the change it
-//! announces, and a background worker delivers it, signed, with retries.
+//! Webhooks: an organisation subscribes a URL to events; every domain event (see
+//! `crate::events`) is fanned out into a durable outbox (`webhook_deliveries`) by
+//! [`on_event`], in the same transaction as the change it announces, and a background
+//! worker delivers it, signed, with retries.
+//!
+//! What is where: `subscriptions` (the API's subscriptions), `outbox` (the subscriber:
+//! events become pending deliveries), `deliveries` (the delivery log, replays),
+//! `worker` (claim, send, record), `destinations` (which addresses a delivery may go
+//! to), `signing`, `http` (handlers).
 //!
 //! **Signature.** Each delivery carries
 //! `Eportfolio-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`,
@@ -48,3 +54,57 @@ pub const EVENTS: [&str; 6] = [
 const LEASE_SECONDS: i64 = 120;
 /// Deliveries are retried for this long after the event.
 const RETRY_WINDOW_HOURS: i64 = 24;
+// Stored domain events outlive the deliveries made of them.
+const _: () = assert!(crate::events::RETENTION_HOURS >= RETRY_WINDOW_HOURS);
+
+/// Where a delivery stands.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    /// Gave up after the retry window, or the subscription was deleted.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<DeliveryStatus> {
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == code)
+    }
+}
+
+crate::text_enum_sql!(DeliveryStatus);
+
+/// The event names a subscription listens to, stored as a JSON array; stored text that
+/// is not one is an error, never an empty list.
+#[derive(Debug, Clone)]
+pub struct EventNames(pub Vec<String>);
+
+impl TryFrom<String> for EventNames {
+    type Error = serde_json::Error;
+    fn try_from(s: String) -> Result<EventNames, serde_json::Error> {
+        serde_json::from_str(&s).map(EventNames)
+    }
+}

@@ -390,12 +390,14 @@ pub fn ping(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<WebhookDelivery, A
     let d = insert_delivery(
         conn,
         now,
-        &s.id,
-        &s.organisation_id,
-        &event_id,
-        "webhook.test",
-        &body,
-        None,
+        NewDelivery {
+            subscription_id: &s.id,
+            organisation_id: &s.organisation_id,
+            event_id: &event_id,
+            event: "webhook.test",
+            body: &body,
+            replay_of: None,
+        },
     )?;
     get_delivery(conn, &d)
 }

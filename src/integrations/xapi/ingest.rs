@@ -9,6 +9,7 @@ use crate::clock::to_db;
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::events::DomainEvent;
 use crate::integrations::audit_write;
 use crate::schema::xapi_statements;
 
@@ -184,12 +185,13 @@ pub fn ingest(
             &json!({"status": status, "reason": reason, "activity_id": activity, "verb": p.verb, "object": p.activity_iri}),
         )?;
         if status == "unmatched" {
-            crate::integrations::webhooks::enqueue(
+            crate::events::publish(
                 conn,
-                &client.organisation_id,
-                "xapi.statement_unmatched",
-                &json!({"statement_id": p.id, "reason": reason, "detail": detail}),
                 now,
+                DomainEvent::XapiStatementUnmatched {
+                    organisation_id: client.organisation_id.clone(),
+                    data: json!({"statement_id": p.id, "reason": reason, "detail": detail}),
+                },
             )?;
         }
         results.push(StatementOutcome {
