@@ -18,7 +18,9 @@ pub mod webhooks;
 pub mod xapi;
 
 pub use shared::ListParams;
-pub(crate) use shared::{audit_write, parse_time_cursor, require_admin_over, visible_orgs};
+pub(crate) use shared::{
+    audit_write, parse_time_cursor, require_admin_over, visible_orgs, JsonText,
+};
 pub use webhooks::{deliver_due, spawn_worker};
 
 /// The integrations' subscribers to domain events, installed by `AppState::new`.

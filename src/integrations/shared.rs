@@ -87,3 +87,15 @@ impl ListParams {
         Ok((p.limit()?, p.after()?))
     }
 }
+
+/// A JSON document stored as text (a delivery's body, a received statement); stored text that is not JSON is
+/// an error, never `null`.
+#[derive(Debug, Clone)]
+pub struct JsonText(pub serde_json::Value);
+
+impl TryFrom<String> for JsonText {
+    type Error = serde_json::Error;
+    fn try_from(s: String) -> Result<JsonText, serde_json::Error> {
+        serde_json::from_str(&s).map(JsonText)
+    }
+}

@@ -8,7 +8,7 @@
 //! organisation's subtree, only through the scopes of its token, and only on the
 //! endpoints [`route_policy`] lets clients use.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -26,6 +26,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::ClientId;
 use crate::integrations::{audit_write, require_admin_over, visible_orgs};
 use crate::schema::{api_client_tokens, api_clients};
 
@@ -86,57 +87,42 @@ pub struct ApiClientCredentials {
     pub token_endpoint: String,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    chrono::NaiveDateTime,
-    Option<chrono::NaiveDateTime>,
-    Option<String>,
-    i32,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
+/// A client as stored (without its secret's hash).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_clients, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct ClientRecord {
+    id: ClientId,
+    organisation_id: String,
+    name: String,
+    scopes: String,
+    secret_rotated_at: NaiveDateTime,
+    revoked_at: Option<NaiveDateTime>,
+    created_by: Option<String>,
+    version: i32,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
 
-#[allow(clippy::type_complexity)]
-const COLUMNS: (
-    api_clients::id,
-    api_clients::organisation_id,
-    api_clients::name,
-    api_clients::scopes,
-    api_clients::secret_rotated_at,
-    api_clients::revoked_at,
-    api_clients::created_by,
-    api_clients::version,
-    api_clients::created_at,
-    api_clients::updated_at,
-) = (
-    api_clients::id,
-    api_clients::organisation_id,
-    api_clients::name,
-    api_clients::scopes,
-    api_clients::secret_rotated_at,
-    api_clients::revoked_at,
-    api_clients::created_by,
-    api_clients::version,
-    api_clients::created_at,
-    api_clients::updated_at,
-);
-
-fn from_row(r: Row) -> ApiClient {
-    ApiClient {
-        id: r.0,
-        organisation_id: r.1,
-        name: r.2,
-        scopes: split_scopes(&r.3),
-        secret_rotated_at: from_db(r.4),
-        status: if r.5.is_some() { "revoked" } else { "active" }.into(),
-        revoked_at: r.5.map(from_db),
-        created_by: r.6,
-        version: r.7,
-        created_at: from_db(r.8),
-        updated_at: from_db(r.9),
+impl From<ClientRecord> for ApiClient {
+    fn from(r: ClientRecord) -> ApiClient {
+        ApiClient {
+            id: r.id.into_inner(),
+            organisation_id: r.organisation_id,
+            name: r.name,
+            scopes: split_scopes(&r.scopes),
+            secret_rotated_at: from_db(r.secret_rotated_at),
+            status: if r.revoked_at.is_some() {
+                "revoked"
+            } else {
+                "active"
+            }
+            .into(),
+            revoked_at: r.revoked_at.map(from_db),
+            created_by: r.created_by,
+            version: r.version,
+            created_at: from_db(r.created_at),
+            updated_at: from_db(r.updated_at),
+        }
     }
 }
 
@@ -145,8 +131,11 @@ fn new_secret() -> String {
 }
 
 pub fn get_client(conn: &mut DbConn, id: &str) -> Result<ApiClient, AppError> {
-    let row: Row = api_clients::table.find(id).select(COLUMNS).first(conn)?;
-    Ok(from_row(row))
+    let row: ClientRecord = api_clients::table
+        .find(id)
+        .select(ClientRecord::as_select())
+        .first(conn)?;
+    Ok(row.into())
 }
 
 /// A client the caller administers (404 otherwise, so others' clients stay unknown).
@@ -227,14 +216,17 @@ pub fn list_clients(
     let orgs = visible_orgs(conn, me)?;
     let mut q = api_clients::table
         .filter(api_clients::organisation_id.eq_any(orgs))
-        .select(COLUMNS)
+        .select(ClientRecord::as_select())
         .order(api_clients::id)
         .limit(limit + 1)
         .into_boxed();
     if let Some(a) = after {
         q = q.filter(api_clients::id.gt(a.to_string()));
     }
-    Ok(q.load::<Row>(conn)?.into_iter().map(from_row).collect())
+    Ok(q.load::<ClientRecord>(conn)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 /// A new secret; the old one, and every token issued with it, stop working at once.

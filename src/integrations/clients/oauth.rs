@@ -46,6 +46,15 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+/// What the grant checks of a client.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_clients, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Credentials {
+    secret_hash: String,
+    scopes: String,
+    revoked_at: Option<chrono::NaiveDateTime>,
+}
+
 /// The client-credentials grant: checks the client's id and secret and issues a token
 /// for the requested scopes (all of the client's scopes when none are requested).
 pub fn issue_token(
@@ -56,17 +65,17 @@ pub fn issue_token(
     scope: Option<&str>,
 ) -> Result<Result<TokenResponse, OAuthError>, AppError> {
     let (cfg, now) = (&ctx.config, ctx.now);
-    let found: Option<(String, String, Option<chrono::NaiveDateTime>, String)> = api_clients::table
+    let found: Option<Credentials> = api_clients::table
         .find(client_id)
-        .select((
-            api_clients::secret_hash,
-            api_clients::scopes,
-            api_clients::revoked_at,
-            api_clients::organisation_id,
-        ))
+        .select(Credentials::as_select())
         .first(conn)
         .optional()?;
-    let Some((hash, allowed, revoked, _org)) = found else {
+    let Some(Credentials {
+        secret_hash: hash,
+        scopes: allowed,
+        revoked_at: revoked,
+    }) = found
+    else {
         return Ok(Err(OAuthError::new(
             "invalid_client",
             "unknown client or wrong secret",

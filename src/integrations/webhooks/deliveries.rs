@@ -1,6 +1,6 @@
 //! The delivery log: deliveries with their attempts, and replays.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -53,121 +53,87 @@ pub struct WebhookDelivery {
     pub attempt_log: Vec<DeliveryAttempt>,
 }
 
-type DeliveryRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i32,
-    Option<chrono::NaiveDateTime>,
-    Option<i32>,
-    Option<String>,
-    chrono::NaiveDateTime,
-    Option<String>,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-    Option<chrono::NaiveDateTime>,
-    String,
-);
+/// A delivery as stored (without the subscription's secret or the lease).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_deliveries, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct DeliveryRecord {
+    id: String,
+    subscription_id: String,
+    event_id: String,
+    event: String,
+    status: DeliveryStatus,
+    attempts: i32,
+    next_attempt_at: Option<NaiveDateTime>,
+    last_status_code: Option<i32>,
+    last_error: Option<String>,
+    give_up_at: NaiveDateTime,
+    replay_of: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    delivered_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = String)]
+    body: JsonText,
+}
 
-#[allow(clippy::type_complexity)]
-const DELIVERY_COLUMNS: (
-    webhook_deliveries::id,
-    webhook_deliveries::subscription_id,
-    webhook_deliveries::event_id,
-    webhook_deliveries::event,
-    webhook_deliveries::status,
-    webhook_deliveries::attempts,
-    webhook_deliveries::next_attempt_at,
-    webhook_deliveries::last_status_code,
-    webhook_deliveries::last_error,
-    webhook_deliveries::give_up_at,
-    webhook_deliveries::replay_of,
-    webhook_deliveries::created_at,
-    webhook_deliveries::updated_at,
-    webhook_deliveries::delivered_at,
-    webhook_deliveries::body,
-) = (
-    webhook_deliveries::id,
-    webhook_deliveries::subscription_id,
-    webhook_deliveries::event_id,
-    webhook_deliveries::event,
-    webhook_deliveries::status,
-    webhook_deliveries::attempts,
-    webhook_deliveries::next_attempt_at,
-    webhook_deliveries::last_status_code,
-    webhook_deliveries::last_error,
-    webhook_deliveries::give_up_at,
-    webhook_deliveries::replay_of,
-    webhook_deliveries::created_at,
-    webhook_deliveries::updated_at,
-    webhook_deliveries::delivered_at,
-    webhook_deliveries::body,
-);
+/// One attempt as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_attempts, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct AttemptRecord {
+    delivery_id: String,
+    attempt: i32,
+    at: NaiveDateTime,
+    status_code: Option<i32>,
+    error: Option<String>,
+    duration_ms: i32,
+}
 
 fn deliveries_from(
     conn: &mut DbConn,
-    rows: Vec<DeliveryRow>,
+    rows: Vec<DeliveryRecord>,
 ) -> Result<Vec<WebhookDelivery>, AppError> {
-    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-    type AttemptRow = (
-        String,
-        i32,
-        chrono::NaiveDateTime,
-        Option<i32>,
-        Option<String>,
-        i32,
-    );
-    let attempts: Vec<AttemptRow> = webhook_attempts::table
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let attempts: Vec<AttemptRecord> = webhook_attempts::table
         .filter(webhook_attempts::delivery_id.eq_any(&ids))
         .order((webhook_attempts::delivery_id, webhook_attempts::attempt))
-        .select((
-            webhook_attempts::delivery_id,
-            webhook_attempts::attempt,
-            webhook_attempts::at,
-            webhook_attempts::status_code,
-            webhook_attempts::error,
-            webhook_attempts::duration_ms,
-        ))
+        .select(AttemptRecord::as_select())
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| WebhookDelivery {
             attempt_log: attempts
                 .iter()
-                .filter(|a| a.0 == r.0)
+                .filter(|a| a.delivery_id == r.id)
                 .map(|a| DeliveryAttempt {
-                    attempt: a.1,
-                    at: from_db(a.2),
-                    status_code: a.3,
-                    error: a.4.clone(),
-                    duration_ms: a.5,
+                    attempt: a.attempt,
+                    at: from_db(a.at),
+                    status_code: a.status_code,
+                    error: a.error.clone(),
+                    duration_ms: a.duration_ms,
                 })
                 .collect(),
-            id: r.0,
-            subscription_id: r.1,
-            event_id: r.2,
-            event: r.3,
-            status: r.4,
-            attempts: r.5,
-            next_attempt_at: r.6.map(from_db),
-            last_status_code: r.7,
-            last_error: r.8,
-            give_up_at: from_db(r.9),
-            replay_of: r.10,
-            created_at: from_db(r.11),
-            updated_at: from_db(r.12),
-            delivered_at: r.13.map(from_db),
-            body: serde_json::from_str(&r.14).unwrap_or(serde_json::Value::Null),
+            id: r.id,
+            subscription_id: r.subscription_id,
+            event_id: r.event_id,
+            event: r.event,
+            status: r.status.as_str().to_string(),
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at.map(from_db),
+            last_status_code: r.last_status_code,
+            last_error: r.last_error,
+            give_up_at: from_db(r.give_up_at),
+            replay_of: r.replay_of,
+            created_at: from_db(r.created_at),
+            updated_at: from_db(r.updated_at),
+            delivered_at: r.delivered_at.map(from_db),
+            body: r.body.0,
         })
         .collect())
 }
 
 pub fn get_delivery(conn: &mut DbConn, id: &str) -> Result<WebhookDelivery, AppError> {
-    let row: DeliveryRow = webhook_deliveries::table
+    let row: DeliveryRecord = webhook_deliveries::table
         .find(id)
-        .select(DELIVERY_COLUMNS)
+        .select(DeliveryRecord::as_select())
         .first(conn)?;
     deliveries_from(conn, vec![row])?
         .pop()
@@ -179,17 +145,17 @@ pub fn list_deliveries(
     conn: &mut DbConn,
     me: &Principal,
     subscription_id: &str,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<WebhookDelivery>, AppError> {
     visible_subscription(conn, me, subscription_id)?;
     let mut q = webhook_deliveries::table
         .filter(webhook_deliveries::subscription_id.eq(subscription_id.to_string()))
-        .select(DELIVERY_COLUMNS)
+        .select(DeliveryRecord::as_select())
         .into_boxed();
     if let Some(s) = status {
-        q = q.filter(webhook_deliveries::status.eq(s.to_string()));
+        q = q.filter(webhook_deliveries::status.eq(s));
     }
     if let Some(a) = after {
         let (t, id) = crate::integrations::parse_time_cursor(a)?;
@@ -201,7 +167,7 @@ pub fn list_deliveries(
                     .and(webhook_deliveries::id.lt(id))),
         );
     }
-    let rows: Vec<DeliveryRow> = q
+    let rows: Vec<DeliveryRecord> = q
         .order((
             webhook_deliveries::created_at.desc(),
             webhook_deliveries::id.desc(),

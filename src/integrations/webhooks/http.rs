@@ -239,14 +239,13 @@ pub async fn list_deliveries(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let q = query.into_inner();
-    if let Some(s) = &q.status {
-        if !["pending", "delivered", "failed"].contains(&s.as_str()) {
-            return Err(AppError::validation(
-                "status",
-                "pending, delivered or failed",
-            ));
-        }
-    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            webhooks::DeliveryStatus::from_code(s)
+                .ok_or_else(|| AppError::validation("status", "pending, delivered or failed"))?,
+        ),
+    };
     let (limit, after) = ListParams {
         limit: q.limit,
         cursor: q.cursor,
@@ -254,14 +253,7 @@ pub async fn list_deliveries(
     .page()?;
     let rows = ctx
         .read(move |c, ctx| {
-            webhooks::list_deliveries(
-                c,
-                &ctx.caller,
-                &id,
-                q.status.as_deref(),
-                after.as_deref(),
-                limit,
-            )
+            webhooks::list_deliveries(c, &ctx.caller, &id, status, after.as_deref(), limit)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |d| {

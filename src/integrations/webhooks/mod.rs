@@ -38,6 +38,8 @@ pub use signing::*;
 pub use subscriptions::*;
 pub use worker::*;
 
+pub(crate) use crate::integrations::shared::JsonText;
+
 pub const SIGNATURE_HEADER: &str = "Eportfolio-Signature";
 
 /// Events a subscription may name (or `*` for all, including events added later).

@@ -1,6 +1,6 @@
 //! Webhook subscriptions: create, read, update, rotate the secret, delete, ping.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -78,58 +78,39 @@ pub struct WebhookSubscriptionPatch {
     pub active: Option<bool>,
 }
 
-type SubRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i32,
-    Option<String>,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-    i32,
-);
-
-fn sub_from(r: SubRow) -> WebhookSubscription {
-    WebhookSubscription {
-        id: r.0,
-        organisation_id: r.1,
-        url: r.2,
-        events: serde_json::from_str(&r.3).unwrap_or_default(),
-        description: r.4,
-        active: r.5 != 0,
-        created_by: r.6,
-        created_at: from_db(r.7),
-        updated_at: from_db(r.8),
-        version: r.9,
-    }
+/// A subscription as stored (without its secret).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_subscriptions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct SubscriptionRecord {
+    id: String,
+    organisation_id: String,
+    url: String,
+    #[diesel(deserialize_as = String)]
+    events: EventNames,
+    description: String,
+    active: i32,
+    created_by: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    version: i32,
 }
 
-#[allow(clippy::type_complexity)]
-const SUB_COLUMNS: (
-    webhook_subscriptions::id,
-    webhook_subscriptions::organisation_id,
-    webhook_subscriptions::url,
-    webhook_subscriptions::events,
-    webhook_subscriptions::description,
-    webhook_subscriptions::active,
-    webhook_subscriptions::created_by,
-    webhook_subscriptions::created_at,
-    webhook_subscriptions::updated_at,
-    webhook_subscriptions::version,
-) = (
-    webhook_subscriptions::id,
-    webhook_subscriptions::organisation_id,
-    webhook_subscriptions::url,
-    webhook_subscriptions::events,
-    webhook_subscriptions::description,
-    webhook_subscriptions::active,
-    webhook_subscriptions::created_by,
-    webhook_subscriptions::created_at,
-    webhook_subscriptions::updated_at,
-    webhook_subscriptions::version,
-);
+impl From<SubscriptionRecord> for WebhookSubscription {
+    fn from(r: SubscriptionRecord) -> WebhookSubscription {
+        WebhookSubscription {
+            id: r.id,
+            organisation_id: r.organisation_id,
+            url: r.url,
+            events: r.events.0,
+            description: r.description,
+            active: r.active != 0,
+            created_by: r.created_by,
+            created_at: from_db(r.created_at),
+            updated_at: from_db(r.updated_at),
+            version: r.version,
+        }
+    }
+}
 
 fn check_url(url: &str, errors: &mut Vec<FieldError>) {
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
@@ -163,12 +144,12 @@ fn new_secret() -> String {
 }
 
 pub fn get_subscription(conn: &mut DbConn, id: &str) -> Result<WebhookSubscription, AppError> {
-    let r: SubRow = webhook_subscriptions::table
+    let r: SubscriptionRecord = webhook_subscriptions::table
         .find(id)
         .filter(webhook_subscriptions::deleted_at.is_null())
-        .select(SUB_COLUMNS)
+        .select(SubscriptionRecord::as_select())
         .first(conn)?;
-    Ok(sub_from(r))
+    Ok(r.into())
 }
 
 /// A subscription the caller administers (404 otherwise).
@@ -256,14 +237,17 @@ pub fn list_subscriptions(
     let mut q = webhook_subscriptions::table
         .filter(webhook_subscriptions::organisation_id.eq_any(orgs))
         .filter(webhook_subscriptions::deleted_at.is_null())
-        .select(SUB_COLUMNS)
+        .select(SubscriptionRecord::as_select())
         .order(webhook_subscriptions::id)
         .limit(limit + 1)
         .into_boxed();
     if let Some(a) = after {
         q = q.filter(webhook_subscriptions::id.gt(a.to_string()));
     }
-    Ok(q.load::<SubRow>(conn)?.into_iter().map(sub_from).collect())
+    Ok(q.load::<SubscriptionRecord>(conn)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 pub fn update_subscription(
@@ -357,12 +341,12 @@ pub fn delete_subscription(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(),
     diesel::update(
         webhook_deliveries::table
             .filter(webhook_deliveries::subscription_id.eq(id))
-            .filter(webhook_deliveries::status.eq("pending")),
+            .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending)),
     )
     .set((
-        webhook_deliveries::status.eq("failed"),
+        webhook_deliveries::status.eq(DeliveryStatus::Failed),
         webhook_deliveries::last_error.eq("subscription deleted"),
-        webhook_deliveries::next_attempt_at.eq(None::<chrono::NaiveDateTime>),
+        webhook_deliveries::next_attempt_at.eq(None::<NaiveDateTime>),
         webhook_deliveries::updated_at.eq(to_db(now)),
     ))
     .execute(conn)?;

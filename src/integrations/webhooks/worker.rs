@@ -28,6 +28,20 @@ pub struct Claimed {
     pub attempt: i32,
 }
 
+/// What a claimed delivery needs to be sent: the subscription's URL and (sealed) secret.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_deliveries, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct ToSend {
+    #[diesel(select_expression = webhook_subscriptions::url)]
+    url: String,
+    #[diesel(select_expression = webhook_subscriptions::secret)]
+    secret: String,
+    body: String,
+    event: String,
+    event_id: String,
+    attempts: i32,
+}
+
 /// Claims up to `limit` due deliveries for this node. Each claim is a conditional update
 /// (`locked_until` empty or past), so two nodes never hold the same delivery.
 pub fn claim_due(
@@ -36,7 +50,7 @@ pub fn claim_due(
     limit: i64,
 ) -> Result<Vec<Claimed>, AppError> {
     let due: Vec<String> = webhook_deliveries::table
-        .filter(webhook_deliveries::status.eq("pending"))
+        .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
         .filter(webhook_deliveries::next_attempt_at.le(to_db(now)))
         .filter(
             webhook_deliveries::locked_until
@@ -53,7 +67,7 @@ pub fn claim_due(
         let won = diesel::update(
             webhook_deliveries::table
                 .find(&id)
-                .filter(webhook_deliveries::status.eq("pending"))
+                .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
                 .filter(
                     webhook_deliveries::locked_until
                         .is_null()
@@ -69,35 +83,21 @@ pub fn claim_due(
         if won != 1 {
             continue;
         }
-        let (url, secret, body, event, event_id, attempts): (
-            String,
-            String,
-            String,
-            String,
-            String,
-            i32,
-        ) = webhook_deliveries::table
+        let d: ToSend = webhook_deliveries::table
             .inner_join(webhook_subscriptions::table)
             .filter(webhook_deliveries::id.eq(&id))
-            .select((
-                webhook_subscriptions::url,
-                webhook_subscriptions::secret,
-                webhook_deliveries::body,
-                webhook_deliveries::event,
-                webhook_deliveries::event_id,
-                webhook_deliveries::attempts,
-            ))
+            .select(ToSend::as_select())
             .first(conn)?;
-        let secret = crate::secrets::open(crate::secrets::WEBHOOK_AAD, &secret)?;
+        let secret = crate::secrets::open(crate::secrets::WEBHOOK_AAD, &d.secret)?;
         claimed.push(Claimed {
             id,
             lease,
-            url,
+            url: d.url,
             secret,
-            body,
-            event,
-            event_id,
-            attempt: attempts + 1,
+            body: d.body,
+            event: d.event,
+            event_id: d.event_id,
+            attempt: d.attempts + 1,
         });
     }
     Ok(claimed)
@@ -238,11 +238,11 @@ pub fn record(
         .execute(conn)?;
     let next = now + backoff(c.attempt);
     let (status, next_at, delivered) = if o.ok() {
-        ("delivered", None, Some(to_db(now)))
+        (DeliveryStatus::Delivered, None, Some(to_db(now)))
     } else if next > from_db(give_up_at) {
-        ("failed", None, None)
+        (DeliveryStatus::Failed, None, None)
     } else {
-        ("pending", Some(to_db(next)), None)
+        (DeliveryStatus::Pending, Some(to_db(next)), None)
     };
     diesel::update(webhook_deliveries::table.find(&c.id))
         .set((

@@ -56,6 +56,15 @@ fn outcome(index: usize, id: Option<String>, outcome: &str) -> StatementOutcome 
     }
 }
 
+/// What was received before under a statement id.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = xapi_statements, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Received {
+    content_hash: String,
+    status: String,
+    activity_id: Option<String>,
+}
+
 /// Ingests a batch for an API client (scope `activities:write`), in one transaction.
 pub fn ingest(
     conn: &mut DbConn,
@@ -85,18 +94,19 @@ pub fn ingest(
         };
         // Statement ids are the client's organisation's: another organisation's statement
         // with the same id is neither a duplicate nor a conflict here.
-        let existing: Option<(String, String, Option<String>)> = xapi_statements::table
+        let existing: Option<Received> = xapi_statements::table
             .find((&client.organisation_id, &p.id))
-            .select((
-                xapi_statements::content_hash,
-                xapi_statements::status,
-                xapi_statements::activity_id,
-            ))
+            .select(Received::as_select())
             .first(conn)
             .optional()?;
         // (The same id twice within one batch: the second finds the first's row.)
-        if let Some((hash, status, activity_id)) = existing {
-            if hash == p.hash {
+        if let Some(Received {
+            content_hash,
+            status,
+            activity_id,
+        }) = existing
+        {
+            if content_hash == p.hash {
                 results.push(StatementOutcome {
                     detail: Some(format!("already received; {status}")),
                     activity_id,

@@ -1,6 +1,6 @@
 //! Account links: an xAPI account (`homePage` + `name`) to a user.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -46,45 +46,32 @@ pub struct NewAccountLink {
     pub email: Option<String>,
 }
 
-type LinkRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    chrono::NaiveDateTime,
-);
-
-fn link_from(r: LinkRow) -> AccountLink {
-    AccountLink {
-        id: r.0,
-        organisation_id: r.1,
-        home_page: r.2,
-        name: r.3,
-        user_id: r.4,
-        created_by: r.5,
-        created_at: from_db(r.6),
-    }
+/// An account link as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = xapi_account_links, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct LinkRecord {
+    id: String,
+    organisation_id: String,
+    home_page: String,
+    name: String,
+    user_id: String,
+    created_by: Option<String>,
+    created_at: NaiveDateTime,
 }
 
-const LINK_COLUMNS: (
-    xapi_account_links::id,
-    xapi_account_links::organisation_id,
-    xapi_account_links::home_page,
-    xapi_account_links::name,
-    xapi_account_links::user_id,
-    xapi_account_links::created_by,
-    xapi_account_links::created_at,
-) = (
-    xapi_account_links::id,
-    xapi_account_links::organisation_id,
-    xapi_account_links::home_page,
-    xapi_account_links::name,
-    xapi_account_links::user_id,
-    xapi_account_links::created_by,
-    xapi_account_links::created_at,
-);
+impl From<LinkRecord> for AccountLink {
+    fn from(r: LinkRecord) -> AccountLink {
+        AccountLink {
+            id: r.id,
+            organisation_id: r.organisation_id,
+            home_page: r.home_page,
+            name: r.name,
+            user_id: r.user_id,
+            created_by: r.created_by,
+            created_at: from_db(r.created_at),
+        }
+    }
+}
 
 pub fn create_link(
     conn: &mut DbConn,
@@ -156,11 +143,11 @@ pub fn create_link(
             xapi_account_links::created_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    let r: LinkRow = xapi_account_links::table
+    let r: LinkRecord = xapi_account_links::table
         .find(&id)
-        .select(LINK_COLUMNS)
+        .select(LinkRecord::as_select())
         .first(conn)?;
-    let l = link_from(r);
+    let l = AccountLink::from(r);
     audit_write(
         conn,
         now,
@@ -182,26 +169,26 @@ pub fn list_links(
     let orgs = visible_orgs(conn, me)?;
     let mut q = xapi_account_links::table
         .filter(xapi_account_links::organisation_id.eq_any(orgs))
-        .select(LINK_COLUMNS)
+        .select(LinkRecord::as_select())
         .order(xapi_account_links::id)
         .limit(limit + 1)
         .into_boxed();
     if let Some(a) = after {
         q = q.filter(xapi_account_links::id.gt(a.to_string()));
     }
-    Ok(q.load::<LinkRow>(conn)?
+    Ok(q.load::<LinkRecord>(conn)?
         .into_iter()
-        .map(link_from)
+        .map(AccountLink::from)
         .collect())
 }
 
 pub fn delete_link(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
-    let r: LinkRow = xapi_account_links::table
+    let r: LinkRecord = xapi_account_links::table
         .find(id)
-        .select(LINK_COLUMNS)
+        .select(LinkRecord::as_select())
         .first(conn)?;
-    let l = link_from(r);
+    let l = AccountLink::from(r);
     if me.is_client() || !me.has_role_over(conn, Role::Administrator, &l.organisation_id)? {
         return Err(AppError::NotFound);
     }

@@ -1,6 +1,6 @@
 //! Activity mappings: an xAPI activity id to an activity kind, title and delmål.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -12,7 +12,7 @@ use crate::clock::{from_db, to_db};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
-use crate::integrations::{audit_write, require_admin_over, visible_orgs};
+use crate::integrations::{audit_write, require_admin_over, visible_orgs, JsonText};
 use crate::portfolio::activities::ActivityKind;
 use crate::schema::{delmal, xapi_activity_mappings};
 
@@ -53,58 +53,46 @@ pub struct NewActivityMapping {
     pub delmal: Vec<String>,
 }
 
-type MapRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-    i32,
-);
-
-fn map_from(r: MapRow) -> ActivityMapping {
-    ActivityMapping {
-        id: r.0,
-        organisation_id: r.1,
-        xapi_activity_id: r.2,
-        kind: serde_json::from_value(Value::String(r.3)).unwrap_or(ActivityKind::Other),
-        title: r.4,
-        delmal: serde_json::from_str(&r.5).unwrap_or_default(),
-        created_by: r.6,
-        created_at: from_db(r.7),
-        updated_at: from_db(r.8),
-        version: r.9,
-    }
+/// A mapping as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = xapi_activity_mappings, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct MappingRecord {
+    id: String,
+    organisation_id: String,
+    activity_iri: String,
+    kind: String,
+    title: String,
+    #[diesel(deserialize_as = String)]
+    delmal: JsonText,
+    created_by: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    version: i32,
 }
 
-#[allow(clippy::type_complexity)]
-const MAP_COLUMNS: (
-    xapi_activity_mappings::id,
-    xapi_activity_mappings::organisation_id,
-    xapi_activity_mappings::activity_iri,
-    xapi_activity_mappings::kind,
-    xapi_activity_mappings::title,
-    xapi_activity_mappings::delmal,
-    xapi_activity_mappings::created_by,
-    xapi_activity_mappings::created_at,
-    xapi_activity_mappings::updated_at,
-    xapi_activity_mappings::version,
-) = (
-    xapi_activity_mappings::id,
-    xapi_activity_mappings::organisation_id,
-    xapi_activity_mappings::activity_iri,
-    xapi_activity_mappings::kind,
-    xapi_activity_mappings::title,
-    xapi_activity_mappings::delmal,
-    xapi_activity_mappings::created_by,
-    xapi_activity_mappings::created_at,
-    xapi_activity_mappings::updated_at,
-    xapi_activity_mappings::version,
-);
+impl TryFrom<MappingRecord> for ActivityMapping {
+    type Error = AppError;
+    /// An activity kind or delmål list this build cannot read is an error, never a
+    /// default.
+    fn try_from(r: MappingRecord) -> Result<ActivityMapping, AppError> {
+        let unreadable = |what: &str| {
+            AppError::internal(format!("activity mapping {}: unreadable {what}", r.id))
+        };
+        Ok(ActivityMapping {
+            kind: serde_json::from_value(Value::String(r.kind.clone()))
+                .map_err(|_| unreadable("kind"))?,
+            delmal: serde_json::from_value(r.delmal.0.clone()).map_err(|_| unreadable("delmal"))?,
+            id: r.id,
+            organisation_id: r.organisation_id,
+            xapi_activity_id: r.activity_iri,
+            title: r.title,
+            created_by: r.created_by,
+            created_at: from_db(r.created_at),
+            updated_at: from_db(r.updated_at),
+            version: r.version,
+        })
+    }
+}
 
 pub fn create_mapping(
     conn: &mut DbConn,
@@ -189,11 +177,11 @@ pub fn create_mapping(
 }
 
 fn get_mapping(conn: &mut DbConn, id: &str) -> Result<ActivityMapping, AppError> {
-    let r: MapRow = xapi_activity_mappings::table
+    let r: MappingRecord = xapi_activity_mappings::table
         .find(id)
-        .select(MAP_COLUMNS)
+        .select(MappingRecord::as_select())
         .first(conn)?;
-    Ok(map_from(r))
+    r.try_into()
 }
 
 pub fn list_mappings(
@@ -205,14 +193,17 @@ pub fn list_mappings(
     let orgs = visible_orgs(conn, me)?;
     let mut q = xapi_activity_mappings::table
         .filter(xapi_activity_mappings::organisation_id.eq_any(orgs))
-        .select(MAP_COLUMNS)
+        .select(MappingRecord::as_select())
         .order(xapi_activity_mappings::id)
         .limit(limit + 1)
         .into_boxed();
     if let Some(a) = after {
         q = q.filter(xapi_activity_mappings::id.gt(a.to_string()));
     }
-    Ok(q.load::<MapRow>(conn)?.into_iter().map(map_from).collect())
+    q.load::<MappingRecord>(conn)?
+        .into_iter()
+        .map(ActivityMapping::try_from)
+        .collect()
 }
 
 pub fn delete_mapping(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {

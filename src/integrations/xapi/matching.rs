@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::auth::principal::{org_chain, org_subtrees, Principal};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::{Day, EnrolmentId};
 use crate::portfolio::activities::{self, ActivityKind, NewActivity};
 use crate::schema::{enrolments, users, xapi_account_links, xapi_activity_mappings};
 
@@ -42,6 +43,26 @@ fn unknown_learner(learner: &Learner) -> Result<Result<Matched, Unmatched>, AppE
             learner.describe()
         ),
     )
+}
+
+/// An enrolment of the learner that a statement may belong to.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = enrolments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Candidate {
+    id: EnrolmentId,
+    start_date: Day,
+    planned_end: Day,
+    status: String,
+}
+
+/// A mapping of the statement's xAPI activity, in some organisation of the chain.
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = xapi_activity_mappings, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct MappingMatch {
+    organisation_id: String,
+    kind: String,
+    title: String,
+    delmal: String,
 }
 
 /// Finds the trainee, their enrolment and the mapping for a statement received by a
@@ -87,29 +108,24 @@ pub fn try_match(
     let Some(user_id) = user else {
         return unknown_learner(learner);
     };
-    let candidates: Vec<(String, String, String, String)> = enrolments::table
+    let candidates: Vec<Candidate> = enrolments::table
         .filter(enrolments::trainee_id.eq(&user_id))
         .filter(enrolments::organisation_id.eq_any(&orgs))
-        .select((
-            enrolments::id,
-            enrolments::start_date,
-            enrolments::planned_end,
-            enrolments::status,
-        ))
+        .select(Candidate::as_select())
         .load(conn)?;
-    let day = date.to_string();
+    let day = Day::from(date);
     let enrolment = candidates
         .iter()
-        .filter(|c| c.3 == "active")
-        .find(|c| c.1 <= day && day <= c.2)
+        .filter(|c| c.status == "active")
+        .find(|c| c.start_date <= day && day <= c.planned_end)
         .or_else(|| {
             candidates
                 .iter()
-                .filter(|c| c.3 == "active")
-                .max_by(|a, b| a.1.cmp(&b.1))
+                .filter(|c| c.status == "active")
+                .max_by_key(|c| c.start_date)
         })
-        .or_else(|| candidates.iter().max_by(|a, b| a.1.cmp(&b.1)))
-        .map(|c| c.0.clone());
+        .or_else(|| candidates.iter().max_by_key(|c| c.start_date))
+        .map(|c| c.id.to_string());
     let Some(enrolment_id) = enrolment else {
         // An account linked by an administrator of the chain but enrolled elsewhere.
         return unknown_learner(learner);
@@ -120,28 +136,30 @@ pub fn try_match(
         .select(enrolments::organisation_id)
         .first(conn)?;
     let chain = org_chain(conn, &enrolment_org)?;
-    let mappings: Vec<(String, String, String, String)> = xapi_activity_mappings::table
+    let mappings: Vec<MappingMatch> = xapi_activity_mappings::table
         .filter(xapi_activity_mappings::organisation_id.eq_any(&chain))
         .filter(xapi_activity_mappings::activity_iri.eq(activity_iri))
-        .select((
-            xapi_activity_mappings::organisation_id,
-            xapi_activity_mappings::kind,
-            xapi_activity_mappings::title,
-            xapi_activity_mappings::delmal,
-        ))
+        .select(MappingMatch::as_select())
         .load(conn)?;
-    let Some((_, kind, title, codes)) = chain
+    let Some(MappingMatch {
+        kind,
+        title,
+        delmal: codes,
+        ..
+    }) = chain
         .iter()
-        .find_map(|o| mappings.iter().find(|m| &m.0 == o).cloned())
+        .find_map(|o| mappings.iter().find(|m| &m.organisation_id == o).cloned())
     else {
         return unmatched(
             "unmapped_activity",
             format!("the xAPI activity {activity_iri} is not mapped; add an activity mapping"),
         );
     };
-    let kind: ActivityKind =
-        serde_json::from_value(Value::String(kind)).unwrap_or(ActivityKind::Other);
-    let codes: Vec<String> = serde_json::from_str(&codes).unwrap_or_default();
+    // A stored kind or delmål list this build cannot read is an error, never a default.
+    let kind: ActivityKind = serde_json::from_value(Value::String(kind))
+        .map_err(|_| AppError::internal("an activity mapping has an unreadable kind"))?;
+    let codes: Vec<String> = serde_json::from_str(&codes)
+        .map_err(|_| AppError::internal("an activity mapping has an unreadable delmål list"))?;
     // Only the delmål of the trainee's regulation are linked.
     let allowed = crate::portfolio::links::allowed(conn, &enrolment_id)?;
     let delmal = codes.into_iter().filter(|c| allowed.contains(c)).collect();

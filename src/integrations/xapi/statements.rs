@@ -1,6 +1,6 @@
 //! Stored statements: the work list of unmatched ones, resolve and dismiss.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -11,7 +11,7 @@ use crate::clock::{from_db, to_db};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::integrations::{audit_write, visible_orgs};
+use crate::integrations::{audit_write, visible_orgs, JsonText};
 use crate::schema::xapi_statements;
 
 use super::*;
@@ -44,84 +44,51 @@ pub struct XapiStatement {
     pub statement: Value,
 }
 
-type StRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    chrono::NaiveDateTime,
-    Option<chrono::NaiveDateTime>,
-    i32,
-    chrono::NaiveDateTime,
-    String,
-);
+/// A statement as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = xapi_statements, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(super) struct StatementRecord {
+    id: String,
+    client_id: String,
+    organisation_id: String,
+    status: String,
+    reason: Option<String>,
+    detail: Option<String>,
+    verb: String,
+    activity_iri: String,
+    learner: String,
+    user_id: Option<String>,
+    enrolment_id: Option<String>,
+    activity_id: Option<String>,
+    received_at: NaiveDateTime,
+    resolved_at: Option<NaiveDateTime>,
+    version: i32,
+    updated_at: NaiveDateTime,
+    #[diesel(deserialize_as = String)]
+    statement: JsonText,
+}
 
-#[allow(clippy::type_complexity)]
-const ST_COLUMNS: (
-    xapi_statements::id,
-    xapi_statements::client_id,
-    xapi_statements::organisation_id,
-    xapi_statements::status,
-    xapi_statements::reason,
-    xapi_statements::detail,
-    xapi_statements::verb,
-    xapi_statements::activity_iri,
-    xapi_statements::learner,
-    xapi_statements::user_id,
-    xapi_statements::enrolment_id,
-    xapi_statements::activity_id,
-    xapi_statements::received_at,
-    xapi_statements::resolved_at,
-    xapi_statements::version,
-    xapi_statements::updated_at,
-    xapi_statements::statement,
-) = (
-    xapi_statements::id,
-    xapi_statements::client_id,
-    xapi_statements::organisation_id,
-    xapi_statements::status,
-    xapi_statements::reason,
-    xapi_statements::detail,
-    xapi_statements::verb,
-    xapi_statements::activity_iri,
-    xapi_statements::learner,
-    xapi_statements::user_id,
-    xapi_statements::enrolment_id,
-    xapi_statements::activity_id,
-    xapi_statements::received_at,
-    xapi_statements::resolved_at,
-    xapi_statements::version,
-    xapi_statements::updated_at,
-    xapi_statements::statement,
-);
-
-fn st_from(r: StRow) -> XapiStatement {
-    XapiStatement {
-        id: r.0,
-        client_id: r.1,
-        organisation_id: r.2,
-        status: r.3,
-        reason: r.4,
-        detail: r.5,
-        verb: r.6,
-        activity_iri: r.7,
-        learner: r.8,
-        user_id: r.9,
-        enrolment_id: r.10,
-        activity_id: r.11,
-        received_at: from_db(r.12),
-        resolved_at: r.13.map(from_db),
-        version: r.14,
-        updated_at: from_db(r.15),
-        statement: serde_json::from_str(&r.16).unwrap_or(Value::Null),
+impl From<StatementRecord> for XapiStatement {
+    fn from(r: StatementRecord) -> XapiStatement {
+        XapiStatement {
+            id: r.id,
+            client_id: r.client_id,
+            organisation_id: r.organisation_id,
+            status: r.status,
+            reason: r.reason,
+            detail: r.detail,
+            verb: r.verb,
+            activity_iri: r.activity_iri,
+            learner: r.learner,
+            user_id: r.user_id,
+            enrolment_id: r.enrolment_id,
+            activity_id: r.activity_id,
+            received_at: from_db(r.received_at),
+            resolved_at: r.resolved_at.map(from_db),
+            version: r.version,
+            updated_at: from_db(r.updated_at),
+            statement: r.statement.0,
+        }
     }
 }
 
@@ -140,14 +107,14 @@ pub fn visible_statement(
     }
     let mut q = xapi_statements::table
         .filter(xapi_statements::id.eq(id.to_string()))
-        .select(ST_COLUMNS)
+        .select(StatementRecord::as_select())
         .into_boxed();
     if let Some(org) = organisation_id {
         q = q.filter(xapi_statements::organisation_id.eq(org.to_string()));
     }
     let mut mine = Vec::new();
-    for r in q.load::<StRow>(conn)? {
-        let s = st_from(r);
+    for r in q.load::<StatementRecord>(conn)? {
+        let s = XapiStatement::from(r);
         if me.has_role_over(conn, Role::Administrator, &s.organisation_id)? {
             mine.push(s);
         }
@@ -175,7 +142,7 @@ pub fn list_statements(
     let orgs = visible_orgs(conn, me)?;
     let mut q = xapi_statements::table
         .filter(xapi_statements::organisation_id.eq_any(orgs))
-        .select(ST_COLUMNS)
+        .select(StatementRecord::as_select())
         .into_boxed();
     if let Some(s) = status {
         q = q.filter(xapi_statements::status.eq(s.to_string()));
@@ -198,9 +165,9 @@ pub fn list_statements(
         xapi_statements::id.desc(),
     ))
     .limit(limit + 1)
-    .load::<StRow>(conn)?
+    .load::<StatementRecord>(conn)?
     .into_iter()
-    .map(st_from)
+    .map(XapiStatement::from)
     .collect())
 }
 
