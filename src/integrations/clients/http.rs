@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::context::{Context, Ctx};
 use crate::error::{AppError, Problem, PROBLEM_BASE, PROBLEM_JSON};
 use crate::http::{media_type, read_body, with_etag, Page};
+use crate::ids::ClientId;
 use crate::integrations::clients;
 use crate::integrations::clients::{ApiClient, ApiClientCredentials, NewApiClient, TokenResponse};
 use crate::integrations::shared::{require_admin, ListParams, PROBLEM};
@@ -198,7 +199,7 @@ pub async fn list_clients(
     security(("bearer" = []))
 )]
 #[get("/api-clients/{id}")]
-pub async fn get_client(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn get_client(ctx: Ctx, path: web::Path<ClientId>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let c = ctx
         .read(move |c, ctx| clients::visible_client(c, &ctx.caller, &id))
@@ -222,7 +223,7 @@ pub async fn get_client(ctx: Ctx, path: web::Path<String>) -> Result<HttpRespons
 #[post("/api-clients/{id}/rotate-secret")]
 pub async fn rotate_client_secret(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<ClientId>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let c = ctx
@@ -249,7 +250,7 @@ pub async fn rotate_client_secret(
     security(("bearer" = []))
 )]
 #[post("/api-clients/{id}/revoke")]
-pub async fn revoke_client(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn revoke_client(ctx: Ctx, path: web::Path<ClientId>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let c = ctx
         .write(move |c, ctx| clients::revoke_client(c, ctx, &id))

@@ -130,7 +130,7 @@ fn new_secret() -> String {
     format!("{SECRET_PREFIX}{}", random_token())
 }
 
-pub fn get_client(conn: &mut DbConn, id: &str) -> Result<ApiClient, AppError> {
+pub fn get_client(conn: &mut DbConn, id: &ClientId) -> Result<ApiClient, AppError> {
     let row: ClientRecord = api_clients::table
         .find(id)
         .select(ClientRecord::as_select())
@@ -139,7 +139,11 @@ pub fn get_client(conn: &mut DbConn, id: &str) -> Result<ApiClient, AppError> {
 }
 
 /// A client the caller administers (404 otherwise, so others' clients stay unknown).
-pub fn visible_client(conn: &mut DbConn, me: &Principal, id: &str) -> Result<ApiClient, AppError> {
+pub fn visible_client(
+    conn: &mut DbConn,
+    me: &Principal,
+    id: &ClientId,
+) -> Result<ApiClient, AppError> {
     let c = get_client(conn, id)?;
     if me.is_client() || !me.has_role_over(conn, Role::Administrator, &c.organisation_id)? {
         return Err(AppError::NotFound);
@@ -180,8 +184,7 @@ pub fn create_client(
     }
     require_admin_over(conn, me, &n.organisation_id)?;
     let id =
-        n.id.map(|u| u.to_string())
-            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        n.id.map_or_else(ClientId::random, |u| ClientId::new(u.to_string()));
     let secret = new_secret();
     diesel::insert_into(api_clients::table)
         .values((
@@ -200,7 +203,7 @@ pub fn create_client(
     let client = get_client(conn, &id)?;
     audit_write(conn, now, me, "created", "api_client", &id, &json!(client))?;
     Ok(ApiClientCredentials {
-        client_id: id,
+        client_id: id.into_inner(),
         client,
         client_secret: secret,
         token_endpoint: "/api/v1/oauth/token".into(),
@@ -233,7 +236,7 @@ pub fn list_clients(
 pub fn rotate_secret(
     conn: &mut DbConn,
     ctx: &Ctx,
-    id: &str,
+    id: &ClientId,
 ) -> Result<ApiClientCredentials, AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     let c = visible_client(conn, me, id)?;
@@ -268,7 +271,7 @@ pub fn rotate_secret(
     })
 }
 
-fn revoke_tokens(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<(), AppError> {
+fn revoke_tokens(conn: &mut DbConn, now: DateTime<Utc>, id: &ClientId) -> Result<(), AppError> {
     diesel::update(
         api_client_tokens::table
             .filter(api_client_tokens::client_id.eq(id))
@@ -280,7 +283,7 @@ fn revoke_tokens(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<(), 
 }
 
 /// Revokes the client and its tokens for good.
-pub fn revoke_client(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<ApiClient, AppError> {
+pub fn revoke_client(conn: &mut DbConn, ctx: &Ctx, id: &ClientId) -> Result<ApiClient, AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     let c = visible_client(conn, me, id)?;
     if c.revoked_at.is_some() {

@@ -130,7 +130,7 @@ fn deliveries_from(
         .collect())
 }
 
-pub fn get_delivery(conn: &mut DbConn, id: &str) -> Result<WebhookDelivery, AppError> {
+pub fn get_delivery(conn: &mut DbConn, id: &DeliveryId) -> Result<WebhookDelivery, AppError> {
     let row: DeliveryRecord = webhook_deliveries::table
         .find(id)
         .select(DeliveryRecord::as_select())
@@ -144,7 +144,7 @@ pub fn get_delivery(conn: &mut DbConn, id: &str) -> Result<WebhookDelivery, AppE
 pub fn list_deliveries(
     conn: &mut DbConn,
     me: &Principal,
-    subscription_id: &str,
+    subscription_id: &WebhookId,
     status: Option<DeliveryStatus>,
     after: Option<&str>,
     limit: i64,
@@ -181,16 +181,16 @@ pub fn list_deliveries(
 pub fn visible_delivery(
     conn: &mut DbConn,
     me: &Principal,
-    id: &str,
+    id: &DeliveryId,
 ) -> Result<WebhookDelivery, AppError> {
     let d = get_delivery(conn, id)?;
-    visible_subscription(conn, me, &d.subscription_id)?;
+    visible_subscription(conn, me, &WebhookId::new(d.subscription_id.as_str()))?;
     Ok(d)
 }
 
 /// Delivers the same event again, as a new delivery (same event id and body, a fresh
 /// day of retries), whatever became of the original.
-pub fn replay(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<WebhookDelivery, AppError> {
+pub fn replay(conn: &mut DbConn, ctx: &Ctx, id: &DeliveryId) -> Result<WebhookDelivery, AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     let d = visible_delivery(conn, me, id)?;
     let org: String = webhook_deliveries::table

@@ -12,8 +12,8 @@ use crate::http::{check_if_match, if_match, with_etag, Page};
 use crate::integrations::shared::{require_admin, ListParams, PROBLEM};
 use crate::integrations::webhooks;
 use crate::integrations::webhooks::{
-    NewWebhookSubscription, WebhookDelivery, WebhookSubscription, WebhookSubscriptionPatch,
-    WebhookSubscriptionWithSecret,
+    DeliveryId, NewWebhookSubscription, WebhookDelivery, WebhookId, WebhookSubscription,
+    WebhookSubscriptionPatch, WebhookSubscriptionWithSecret,
 };
 
 /// Subscribe a URL to events
@@ -89,7 +89,10 @@ pub async fn list_subscriptions(
     security(("bearer" = []))
 )]
 #[get("/webhook-subscriptions/{id}")]
-pub async fn get_subscription(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn get_subscription(
+    ctx: Ctx,
+    path: web::Path<WebhookId>,
+) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let s = ctx
         .read(move |c, ctx| webhooks::visible_subscription(c, &ctx.caller, &id))
@@ -113,7 +116,7 @@ pub async fn get_subscription(ctx: Ctx, path: web::Path<String>) -> Result<HttpR
 pub async fn patch_subscription(
     ctx: Ctx,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<WebhookId>,
     body: web::Json<WebhookSubscriptionPatch>,
 ) -> Result<HttpResponse, AppError> {
     if let Some(url) = &body.url {
@@ -149,7 +152,7 @@ pub async fn patch_subscription(
 #[delete("/webhook-subscriptions/{id}")]
 pub async fn delete_subscription(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<WebhookId>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     ctx.write(move |c, ctx| webhooks::delete_subscription(c, ctx, &id))
@@ -172,7 +175,7 @@ pub async fn delete_subscription(
 #[post("/webhook-subscriptions/{id}/rotate-secret")]
 pub async fn rotate_subscription_secret(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<WebhookId>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let s = ctx
@@ -201,7 +204,7 @@ pub async fn rotate_subscription_secret(
 #[post("/webhook-subscriptions/{id}/ping")]
 pub async fn ping_subscription(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<WebhookId>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let d = ctx.write(move |c, ctx| webhooks::ping(c, ctx, &id)).await?;
@@ -234,7 +237,7 @@ pub struct DeliveryFilter {
 #[get("/webhook-subscriptions/{id}/deliveries")]
 pub async fn list_deliveries(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<WebhookId>,
     query: web::Query<DeliveryFilter>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -272,7 +275,7 @@ pub async fn list_deliveries(
     security(("bearer" = []))
 )]
 #[get("/webhook-deliveries/{id}")]
-pub async fn get_delivery(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn get_delivery(ctx: Ctx, path: web::Path<DeliveryId>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let d = ctx
         .read(move |c, ctx| webhooks::visible_delivery(c, &ctx.caller, &id))
@@ -294,7 +297,10 @@ pub async fn get_delivery(ctx: Ctx, path: web::Path<String>) -> Result<HttpRespo
     security(("bearer" = []))
 )]
 #[post("/webhook-deliveries/{id}/replay")]
-pub async fn replay_delivery(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn replay_delivery(
+    ctx: Ctx,
+    path: web::Path<DeliveryId>,
+) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let d = ctx
         .write(move |c, ctx| webhooks::replay(c, ctx, &id))

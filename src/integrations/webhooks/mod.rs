@@ -38,7 +38,13 @@ pub use signing::*;
 pub use subscriptions::*;
 pub use worker::*;
 
+pub use crate::ids::WebhookId;
 pub(crate) use crate::integrations::shared::JsonText;
+
+crate::id_types! {
+    /// A webhook delivery.
+    DeliveryId;
+}
 
 pub const SIGNATURE_HEADER: &str = "Eportfolio-Signature";
 

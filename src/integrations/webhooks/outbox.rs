@@ -3,7 +3,6 @@
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::auth::principal::org_chain;
 use crate::clock::to_db;
@@ -149,8 +148,8 @@ pub(super) fn insert_delivery(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     d: NewDelivery<'_>,
-) -> Result<String, AppError> {
-    let id = Uuid::new_v4().to_string();
+) -> Result<DeliveryId, AppError> {
+    let id = DeliveryId::random();
     diesel::insert_into(webhook_deliveries::table)
         .values(DeliveryRow {
             id: &id,

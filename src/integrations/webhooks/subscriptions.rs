@@ -143,7 +143,10 @@ fn new_secret() -> String {
     format!("whsec_{}", random_token())
 }
 
-pub fn get_subscription(conn: &mut DbConn, id: &str) -> Result<WebhookSubscription, AppError> {
+pub fn get_subscription(
+    conn: &mut DbConn,
+    id: &WebhookId,
+) -> Result<WebhookSubscription, AppError> {
     let r: SubscriptionRecord = webhook_subscriptions::table
         .find(id)
         .filter(webhook_subscriptions::deleted_at.is_null())
@@ -156,7 +159,7 @@ pub fn get_subscription(conn: &mut DbConn, id: &str) -> Result<WebhookSubscripti
 pub fn visible_subscription(
     conn: &mut DbConn,
     me: &Principal,
-    id: &str,
+    id: &WebhookId,
 ) -> Result<WebhookSubscription, AppError> {
     let s = get_subscription(conn, id)?;
     if me.is_client()
@@ -192,8 +195,7 @@ pub fn create_subscription(
     }
     require_admin_over(conn, me, &n.organisation_id)?;
     let id =
-        n.id.map(|u| u.to_string())
-            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        n.id.map_or_else(WebhookId::random, |u| WebhookId::new(u.to_string()));
     let secret = new_secret();
     diesel::insert_into(webhook_subscriptions::table)
         .values((
@@ -253,7 +255,7 @@ pub fn list_subscriptions(
 pub fn update_subscription(
     conn: &mut DbConn,
     ctx: &Ctx,
-    id: &str,
+    id: &WebhookId,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     p: WebhookSubscriptionPatch,
 ) -> Result<WebhookSubscription, AppError> {
@@ -298,7 +300,7 @@ pub fn update_subscription(
 pub fn rotate_subscription_secret(
     conn: &mut DbConn,
     ctx: &Ctx,
-    id: &str,
+    id: &WebhookId,
 ) -> Result<WebhookSubscriptionWithSecret, AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_subscription(conn, me, id)?;
@@ -328,7 +330,7 @@ pub fn rotate_subscription_secret(
 }
 
 /// Deletes a subscription; its pending deliveries are dropped (marked failed).
-pub fn delete_subscription(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+pub fn delete_subscription(conn: &mut DbConn, ctx: &Ctx, id: &WebhookId) -> Result<(), AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_subscription(conn, me, id)?;
     diesel::update(webhook_subscriptions::table.find(id))
@@ -362,7 +364,7 @@ pub fn delete_subscription(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(),
 }
 
 /// Sends a `webhook.test` event to this subscription only (to check the receiver).
-pub fn ping(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<WebhookDelivery, AppError> {
+pub fn ping(conn: &mut DbConn, ctx: &Ctx, id: &WebhookId) -> Result<WebhookDelivery, AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_subscription(conn, me, id)?;
     let event_id = Uuid::new_v4().to_string();
