@@ -48,6 +48,8 @@ impl AppState {
         if !applied.is_empty() {
             tracing::info!(?applied, "database migrated");
         }
+        // Domain events reach webhooks through this subscriber list (see `events`).
+        crate::events::install(crate::integrations::EVENT_SUBSCRIBERS);
         let now = clock.now();
         let seeded = db::write_tx(&mut conn, |c| crate::curriculum::catalogue::seed(c, now))?;
         if !seeded.is_empty() {
@@ -342,7 +344,7 @@ pub fn openapi_json() -> String {
 
 /// Every `HOUSEKEEPING_INTERVAL_MILLIS` (ten minutes by default; not at all when zero),
 /// off the request path: sends due daily digests and deletes idempotency keys past their
-/// 24 hours.
+/// 24 hours and domain events past their retention.
 fn spawn_housekeeping(state: web::Data<AppState>) {
     let every = state.config.housekeeping_interval;
     if every.is_zero() {
@@ -376,6 +378,11 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(keys = n, "expired idempotency keys deleted"),
                 Err(e) => tracing::error!(error = %e, "deleting expired idempotency keys failed"),
+            }
+            match db::write(&state.pool, move |conn| crate::events::prune(conn, now)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "domain events past their retention deleted"),
+                Err(e) => tracing::error!(error = %e, "deleting old domain events failed"),
             }
         }
     });

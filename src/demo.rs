@@ -340,7 +340,6 @@ fn day(d: NaiveDate, plus: i64) -> String {
     (d + Duration::days(plus)).to_string()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn populate(
     api: &Api,
     today: NaiveDate,

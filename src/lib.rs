@@ -18,6 +18,7 @@ pub mod demo;
 pub mod dossier;
 pub mod enrolment;
 pub mod error;
+pub mod events;
 pub mod final_assessment;
 pub mod http;
 pub mod idempotency;

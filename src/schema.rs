@@ -785,3 +785,14 @@ diesel::table! {
         used_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    domain_events (id) {
+        id -> Text,
+        kind -> Text,
+        organisation_id -> Nullable<Text>,
+        enrolment_id -> Nullable<Text>,
+        data -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -1,5 +1,6 @@
 //! Authentication: login with password and a second factor, sessions, link tokens.
 
+pub mod client_tokens;
 pub mod crypto;
 pub mod handlers;
 pub mod principal;

@@ -402,10 +402,10 @@ pub fn authenticate(
         let token = token.ok_or_else(|| {
             AppError::Unauthenticated("send an access token: Authorization: Bearer <token>".into())
         })?;
-        if token.starts_with(crate::integrations::clients::TOKEN_PREFIX) {
+        if token.starts_with(crate::auth::client_tokens::TOKEN_PREFIX) {
             let now = state.clock.now();
             return db::run(&state.pool, move |conn| {
-                crate::integrations::clients::authenticate(conn, &token, now)
+                crate::auth::client_tokens::authenticate(conn, &token, now)
             })
             .await;
         }
@@ -439,7 +439,7 @@ pub async fn authenticate_clients(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     let is_client = bearer(req.request())
-        .is_some_and(|t| t.starts_with(crate::integrations::clients::TOKEN_PREFIX));
+        .is_some_and(|t| t.starts_with(crate::auth::client_tokens::TOKEN_PREFIX));
     if is_client {
         // A failure is the extractor's to report (401), if the route needs a principal.
         if let Ok(me) = authenticate(req.request()).await {
@@ -468,7 +468,7 @@ impl FromRequest for Principal {
             } else {
                 crate::http::CallerKind::Person
             });
-            crate::integrations::clients::route_policy(&method, pattern.as_deref(), &me)?;
+            crate::auth::client_tokens::route_policy(&method, pattern.as_deref(), &me)?;
             Ok(me)
         })
     }

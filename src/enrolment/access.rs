@@ -99,7 +99,7 @@ pub fn access(
     };
     // An API client reads the enrolments of its organisation's subtree with `progress:read`.
     if let Some(client) = &me.client {
-        if !me.has_scope(crate::integrations::clients::SCOPE_PROGRESS_READ) {
+        if !me.has_scope(crate::auth::client_tokens::SCOPE_PROGRESS_READ) {
             return Ok(Access::None);
         }
         let chain = crate::auth::principal::org_chain(conn, &org)?;
@@ -160,7 +160,7 @@ pub fn visible_enrolment_ids(
     today: NaiveDate,
 ) -> Result<Vec<String>, AppError> {
     if let Some(client) = &me.client {
-        if !me.has_scope(crate::integrations::clients::SCOPE_PROGRESS_READ) {
+        if !me.has_scope(crate::auth::client_tokens::SCOPE_PROGRESS_READ) {
             return Ok(Vec::new());
         }
         let orgs = crate::auth::principal::org_subtrees(

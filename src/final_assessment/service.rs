@@ -799,13 +799,14 @@ pub fn sign(
             ),
         };
         mails.push(mail_to(conn, cfg, &trainee, &f, sv, en)?);
-        crate::integrations::webhooks::enqueue_for_enrolment(
+        crate::events::publish(
             conn,
-            &f.enrolment_id,
-            "final_assessment.decided",
-            &json!({"final_assessment_id": f.id, "enrolment_id": f.enrolment_id, "trainee_id": trainee,
-                    "decision": f.decision, "decided_at": f.decided_at, "content_hash": f.content_hash}),
             now,
+            crate::events::DomainEvent::FinalAssessmentDecided {
+                enrolment_id: f.enrolment_id.to_string(),
+                data: json!({"final_assessment_id": f.id, "enrolment_id": f.enrolment_id, "trainee_id": trainee,
+                    "decision": f.decision, "decided_at": f.decided_at, "content_hash": f.content_hash}),
+            },
         )?;
         for s in f.signers.iter().filter(|s| s.user_id != me.user_id) {
             mails.push(mail_to(conn, cfg, &s.user_id, &f, sv, en)?);

@@ -377,12 +377,13 @@ pub fn announce_created(
     now: DateTime<Utc>,
     a: &Activity,
 ) -> Result<(), AppError> {
-    crate::integrations::webhooks::enqueue_for_enrolment(
+    crate::events::publish(
         conn,
-        &a.enrolment_id,
-        "activity.created",
-        &json!({"activity": a}),
         now,
+        crate::events::DomainEvent::ActivityCreated {
+            enrolment_id: a.enrolment_id.to_string(),
+            data: json!({"activity": a}),
+        },
     )
 }
 

@@ -971,12 +971,13 @@ fn seal(
     }
     let a = get_assessment(conn, &a.id)?;
     audit_as(conn, now, who, "signed", &a)?;
-    crate::integrations::webhooks::enqueue_for_enrolment(
+    crate::events::publish(
         conn,
-        &a.enrolment_id,
-        "assessment.signed",
-        &json!({"assessment": a}),
         now,
+        crate::events::DomainEvent::AssessmentSigned {
+            enrolment_id: a.enrolment_id.to_string(),
+            data: json!({"assessment": a}),
+        },
     )?;
     let trainee = trainee_of(conn, &a.enrolment_id)?;
     let mail = Mail {

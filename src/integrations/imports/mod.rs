@@ -11,7 +11,9 @@
 //! learns nothing of the account. The report therefore says `invited` for both, without
 //! a user id, so it does not tell whether the address had an account.
 
-use chrono::{DateTime, NaiveDate, Utc};
+pub mod http;
+
+use chrono::NaiveDate;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -22,7 +24,7 @@ use crate::accounts::service::{self as accounts, NewInvitation};
 use crate::auth::principal::{Principal, Role};
 use crate::auth::service::{normalize_email, valid_email};
 use crate::clock::to_db;
-use crate::config::Config;
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::service::{
     self as enrolment, Enrolment, NewEnrolment, PlacementInput, Track,
@@ -174,12 +176,11 @@ fn row_error(errors: &mut Vec<FieldError>, i: usize, row: usize, field: &str, ms
 /// Imports people: all rows or none. Returns what was done and the invitation mails.
 pub fn import_users(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     rows: Vec<Value>,
     first_row: usize,
 ) -> Result<(Vec<ImportedUser>, Vec<Mail>), AppError> {
+    let (cfg, now, me) = (&ctx.config, ctx.now, &ctx.caller);
     me.require_person()?;
     Principal::require(me.has_role(Role::Administrator) || me.has_role(Role::DirectorOfStudies))?;
     if rows.is_empty() {
@@ -379,11 +380,11 @@ fn user_by_email(
 /// `POST /enrolments`.
 pub fn import_enrolments(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     rows: Vec<Value>,
     first_row: usize,
 ) -> Result<Vec<Enrolment>, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     me.require_person()?;
     Principal::require(me.has_role(Role::Administrator) || me.has_role(Role::DirectorOfStudies))?;
     if rows.is_empty() {

@@ -1,0 +1,217 @@
+//! Domain events: what happened in a portfolio that others may want to hear about (an
+//! activity logged, an assessment signed, a final assessment decided), told without
+//! knowing who listens. A feature calls [`publish`] inside the write transaction of the
+//! change; the event is stored in `domain_events` and handed to the subscribers in that
+//! same transaction. Portfolio code therefore knows nothing about webhooks: the
+//! integrations module subscribes at startup (`app` installs the subscriber list).
+//!
+//! **Why the subscribers run in the publishing transaction** (and not, say, in the
+//! webhook worker reading new events with a cursor): the event, the subscribers' work
+//! (pending webhook deliveries) and the change itself commit or roll back together, so a
+//! delivery exists exactly when its change does, with no cursor to keep, no window in
+//! which a committed event has not yet been fanned out, and no ordering question between
+//! several nodes' workers. Which subscriptions hear an event is decided as of the
+//! change (a paused subscription keeps nothing), as the API documents. The cost is one
+//! insert per event; a subscriber with nothing to do (no webhook subscription at all)
+//! answers from one cached statement.
+//!
+//! **Retention.** The stored events are the record of what was published, not the
+//! subscribers' work queue (deliveries keep their own copy of the body), so they are
+//! kept for [`RETENTION_HOURS`] (at least the webhook retry window) and then deleted by
+//! the server's housekeeping ([`prune`]).
+//!
+//! This module sits below the features: it imports none of them, and none of them need
+//! to import a subscriber.
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::clock::to_db;
+use crate::db::DbConn;
+use crate::error::AppError;
+use crate::schema::domain_events;
+
+/// How long stored events are kept: at least as long as a webhook delivery is retried.
+pub const RETENTION_HOURS: i64 = 24;
+
+/// What kind of event: its stable name (the webhook `type`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum EventKind {
+    ActivityCreated,
+    AssessmentSigned,
+    FinalAssessmentDecided,
+    XapiStatementUnmatched,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::ActivityCreated,
+        EventKind::AssessmentSigned,
+        EventKind::FinalAssessmentDecided,
+        EventKind::XapiStatementUnmatched,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ActivityCreated => "activity.created",
+            EventKind::AssessmentSigned => "assessment.signed",
+            EventKind::FinalAssessmentDecided => "final_assessment.decided",
+            EventKind::XapiStatementUnmatched => "xapi.statement_unmatched",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == code)
+    }
+}
+
+crate::text_enum_sql!(EventKind);
+
+/// An event as a feature publishes it. `data` is the event's payload as subscribers
+/// (and webhook receivers) see it.
+#[derive(Debug, Clone)]
+pub enum DomainEvent {
+    /// A learning activity was logged: `{"activity": ...}`.
+    ActivityCreated { enrolment_id: String, data: Value },
+    /// An assessment was signed: `{"assessment": ...}`.
+    AssessmentSigned { enrolment_id: String, data: Value },
+    /// A final assessment (slutbedömning) was decided: the decision and its hash.
+    FinalAssessmentDecided { enrolment_id: String, data: Value },
+    /// An xAPI statement was kept for an administrator: the statement and the reason.
+    XapiStatementUnmatched {
+        organisation_id: String,
+        data: Value,
+    },
+}
+
+impl DomainEvent {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            DomainEvent::ActivityCreated { .. } => EventKind::ActivityCreated,
+            DomainEvent::AssessmentSigned { .. } => EventKind::AssessmentSigned,
+            DomainEvent::FinalAssessmentDecided { .. } => EventKind::FinalAssessmentDecided,
+            DomainEvent::XapiStatementUnmatched { .. } => EventKind::XapiStatementUnmatched,
+        }
+    }
+}
+
+/// A published event, as subscribers get it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = domain_events, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct StoredEvent {
+    /// Also the webhook event id (`Eportfolio-Event-Id`).
+    pub id: String,
+    pub kind: EventKind,
+    /// The organisation the event belongs to, when the publisher named it.
+    pub organisation_id: Option<String>,
+    /// The enrolment the event is about, for events about a trainee's portfolio.
+    pub enrolment_id: Option<String>,
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub data: EventData,
+    #[diesel(serialize_as = chrono::NaiveDateTime, deserialize_as = chrono::NaiveDateTime)]
+    pub created_at: EventTime,
+}
+
+/// The payload, stored as JSON text; unreadable stored JSON is an error.
+#[derive(Debug, Clone)]
+pub struct EventData(pub Value);
+
+impl From<EventData> for String {
+    fn from(d: EventData) -> String {
+        d.0.to_string()
+    }
+}
+
+impl TryFrom<String> for EventData {
+    type Error = serde_json::Error;
+    fn try_from(s: String) -> Result<EventData, serde_json::Error> {
+        serde_json::from_str(&s).map(EventData)
+    }
+}
+
+/// The instant of the change that published the event.
+#[derive(Debug, Clone, Copy)]
+pub struct EventTime(pub DateTime<Utc>);
+
+impl From<EventTime> for chrono::NaiveDateTime {
+    fn from(t: EventTime) -> chrono::NaiveDateTime {
+        to_db(t.0)
+    }
+}
+
+impl From<chrono::NaiveDateTime> for EventTime {
+    fn from(t: chrono::NaiveDateTime) -> EventTime {
+        EventTime(crate::clock::from_db(t))
+    }
+}
+
+/// Acts on a published event inside the publishing transaction; an error rolls the
+/// change back (a delivery that cannot be queued must not be lost silently).
+pub type Subscriber = fn(&mut DbConn, &StoredEvent) -> Result<(), AppError>;
+
+static SUBSCRIBERS: OnceLock<&'static [Subscriber]> = OnceLock::new();
+
+/// Installs the subscribers of this process (once: `AppState::new` does it; later
+/// calls keep the first list, which is the same static list).
+pub fn install(subscribers: &'static [Subscriber]) {
+    let _ = SUBSCRIBERS.get_or_init(|| subscribers);
+}
+
+/// Stores `event` and hands it to every subscriber, in the caller's transaction.
+/// Without installed subscribers it refuses (an event nobody would ever deliver is a
+/// wiring error, not something to drop quietly).
+pub fn publish(conn: &mut DbConn, now: DateTime<Utc>, event: DomainEvent) -> Result<(), AppError> {
+    let subscribers = SUBSCRIBERS
+        .get()
+        .ok_or_else(|| AppError::internal("domain events: no subscribers installed"))?;
+    let kind = event.kind();
+    let (organisation_id, enrolment_id, data) = match event {
+        DomainEvent::ActivityCreated { enrolment_id, data }
+        | DomainEvent::AssessmentSigned { enrolment_id, data }
+        | DomainEvent::FinalAssessmentDecided { enrolment_id, data } => {
+            (None, Some(enrolment_id), data)
+        }
+        DomainEvent::XapiStatementUnmatched {
+            organisation_id,
+            data,
+        } => (Some(organisation_id), None, data),
+    };
+    let stored = StoredEvent {
+        id: Uuid::new_v4().to_string(),
+        kind,
+        organisation_id,
+        enrolment_id,
+        data: EventData(data),
+        created_at: EventTime(now),
+    };
+    diesel::insert_into(domain_events::table)
+        .values(stored.clone())
+        .execute(conn)?;
+    for subscriber in subscribers.iter() {
+        subscriber(conn, &stored)?;
+    }
+    Ok(())
+}
+
+/// Deletes events older than [`RETENTION_HOURS`] (run by the server's housekeeping).
+/// Returns how many went.
+pub fn prune(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AppError> {
+    let cutoff = to_db(now - Duration::hours(RETENTION_HOURS));
+    Ok(
+        diesel::delete(domain_events::table.filter(domain_events::created_at.lt(cutoff)))
+            .execute(conn)?,
+    )
+}

@@ -1,0 +1,164 @@
+//! Parsing a statement: learner, verb, object, time.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::crypto::sha256_hex;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Learner {
+    Mbox(String),
+    Account {
+        home_page: String,
+        name: String,
+    },
+    /// Identified in a way that cannot be matched (mbox_sha1sum, openid).
+    Other(String),
+}
+
+impl Learner {
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Learner::Mbox(e) => format!("mailto:{e}"),
+            Learner::Account { home_page, name } => format!("account {name} at {home_page}"),
+            Learner::Other(d) => d.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub id: String,
+    pub verb: String,
+    pub activity_iri: String,
+    pub learner: Learner,
+    pub date: Option<NaiveDate>,
+    pub hash: String,
+    pub canonical: String,
+}
+
+pub(super) fn is_iri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !rest.is_empty()
+        && !s.chars().any(char::is_whitespace)
+}
+
+/// Checks the parts of a statement this service relies on; `Err` is the reason it is
+/// rejected.
+pub fn parse(statement: &Value) -> Result<Parsed, String> {
+    let obj = statement
+        .as_object()
+        .ok_or("a statement must be a JSON object")?;
+    let id =
+        match obj.get("id") {
+            Some(Value::String(s)) => Uuid::parse_str(s)
+                .map_err(|_| "id: not a UUID".to_string())?
+                .to_string(),
+            Some(_) => return Err("id: not a UUID".into()),
+            None => return Err(
+                "id: required here (statement ids make forwarding idempotent; send the LRS's id)"
+                    .into(),
+            ),
+        };
+    let actor = obj
+        .get("actor")
+        .and_then(Value::as_object)
+        .ok_or("actor: required, an Agent object")?;
+    if actor.get("objectType").and_then(Value::as_str) == Some("Group") {
+        return Err("actor: Groups are not supported; send one statement per learner".into());
+    }
+    let ifis = ["mbox", "mbox_sha1sum", "openid", "account"]
+        .iter()
+        .filter(|k| actor.contains_key(**k))
+        .count();
+    if ifis != 1 {
+        return Err(
+            "actor: exactly one of mbox, mbox_sha1sum, openid, account (inverse functional identifier)"
+                .into(),
+        );
+    }
+    let learner = if let Some(m) = actor.get("mbox") {
+        let m = m.as_str().ok_or("actor.mbox: a mailto: IRI")?;
+        let email = m
+            .strip_prefix("mailto:")
+            .filter(|e| e.contains('@') && !e.contains(char::is_whitespace))
+            .ok_or("actor.mbox: a mailto: IRI")?;
+        Learner::Mbox(email.trim().to_lowercase())
+    } else if let Some(a) = actor.get("account") {
+        let home = a.get("homePage").and_then(Value::as_str);
+        let name = a.get("name").and_then(Value::as_str);
+        match (home, name) {
+            (Some(h), Some(n)) if is_iri(h) && !n.is_empty() => Learner::Account {
+                home_page: h.to_string(),
+                name: n.to_string(),
+            },
+            _ => return Err("actor.account: homePage (an IRL) and name are required".into()),
+        }
+    } else if let Some(s) = actor.get("mbox_sha1sum").and_then(Value::as_str) {
+        Learner::Other(format!("mbox_sha1sum {s}"))
+    } else {
+        Learner::Other(format!(
+            "openid {}",
+            actor.get("openid").and_then(Value::as_str).unwrap_or("")
+        ))
+    };
+    let verb = obj
+        .get("verb")
+        .and_then(|v| v.get("id"))
+        .and_then(Value::as_str)
+        .filter(|v| is_iri(v))
+        .ok_or("verb.id: required, an IRI")?
+        .to_string();
+    let object = obj
+        .get("object")
+        .and_then(Value::as_object)
+        .ok_or("object: required")?;
+    match object.get("objectType").and_then(Value::as_str) {
+        None | Some("Activity") => {}
+        Some(other) => return Err(format!("object: only Activities are recorded, not {other}")),
+    }
+    let activity_iri = object
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|v| is_iri(v))
+        .ok_or("object.id: required, an IRI")?
+        .to_string();
+    let date = match obj.get("timestamp") {
+        None => None,
+        Some(Value::String(t)) => Some(
+            DateTime::parse_from_rfc3339(t)
+                .map_err(|_| "timestamp: not an ISO 8601 / RFC 3339 time".to_string())?
+                .with_timezone(&Utc)
+                .date_naive(),
+        ),
+        Some(_) => return Err("timestamp: not an ISO 8601 / RFC 3339 time".into()),
+    };
+    if let Some(v) = obj.get("version").and_then(Value::as_str) {
+        if !v.starts_with("1.0") {
+            return Err(format!("version: {v} is not supported (1.0.x)"));
+        }
+    }
+    // Fields a forwarding LRS sets itself do not make the statement different.
+    let mut canonical = obj.clone();
+    for k in ["stored", "authority", "version"] {
+        canonical.remove(k);
+    }
+    let canonical = Value::Object(canonical).to_string();
+    Ok(Parsed {
+        id,
+        verb,
+        activity_iri,
+        learner,
+        date,
+        hash: sha256_hex(&canonical),
+        canonical,
+    })
+}
