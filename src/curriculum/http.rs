@@ -8,9 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::catalogue::{Delmal, DelmalInput, Regulation, RegulationInput, Stored};
 use super::templates::{ProgrammeTemplate, TemplateContent};
 use super::{catalogue, templates};
-use crate::app::AppState;
 use crate::auth::principal::{Principal, Role};
-use crate::db;
+use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, media_type, read_body, with_etag, Page, PageParams};
 
@@ -35,15 +34,13 @@ pub struct RegulationFilter {
 )]
 #[get("/regulations")]
 pub async fn list_regulations(
-    state: web::Data<AppState>,
-    _me: Principal,
+    ctx: Ctx,
     query: web::Query<RegulationFilter>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
-    let items = db::run(&state.pool, move |c| {
-        catalogue::list_regulations(c, q.code.as_deref(), q.version, q.latest)
-    })
-    .await?;
+    let items = ctx
+        .read(move |c, _| catalogue::list_regulations(c, q.code.as_deref(), q.version, q.latest))
+        .await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -61,13 +58,11 @@ pub async fn list_regulations(
     security(("bearer" = []))
 )]
 #[get("/regulations/{id}")]
-pub async fn get_regulation(
-    state: web::Data<AppState>,
-    _me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_regulation(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let reg = db::run(&state.pool, move |c| catalogue::get_regulation(c, &id)).await?;
+    let reg = ctx
+        .read(move |c, _| catalogue::get_regulation(c, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(reg))
 }
 
@@ -96,17 +91,14 @@ fn require_admin(me: &Principal) -> Result<(), AppError> {
 )]
 #[post("/regulations")]
 pub async fn create_regulation(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<RegulationInput>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&me)?;
-    let now = state.clock.now();
+    require_admin(&ctx.caller)?;
     let input = body.into_inner();
-    let stored = db::write(&state.pool, move |c| {
-        catalogue::store_regulation(c, now, &input, "api")
-    })
-    .await?;
+    let stored = ctx
+        .write(move |c, ctx| catalogue::store_regulation(c, ctx.now, &input, "api"))
+        .await?;
     match stored {
         Stored::Created(reg) => Ok(HttpResponse::Created().json(reg)),
         Stored::Unchanged(reg) => Err(AppError::Conflict(format!(
@@ -140,23 +132,23 @@ pub struct DelmalFilter {
 )]
 #[get("/regulations/{id}/delmal")]
 pub async fn list_delmal(
-    state: web::Data<AppState>,
-    _me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<DelmalFilter>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let q = query.into_inner();
-    let items = db::run(&state.pool, move |c| {
-        catalogue::list_delmal(
-            c,
-            &id,
-            q.specialty.as_deref(),
-            q.group.as_deref(),
-            q.q.as_deref(),
-        )
-    })
-    .await?;
+    let items = ctx
+        .read(move |c, _| {
+            catalogue::list_delmal(
+                c,
+                &id,
+                q.specialty.as_deref(),
+                q.group.as_deref(),
+                q.q.as_deref(),
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -182,19 +174,16 @@ pub async fn list_delmal(
 )]
 #[post("/regulations/{id}/delmal")]
 pub async fn add_delmal(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<DelmalInput>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&me)?;
+    require_admin(&ctx.caller)?;
     let id = path.into_inner();
-    let now = state.clock.now();
     let row = body.into_inner();
-    let mut added = db::write(&state.pool, move |c| {
-        catalogue::add_delmal(c, now, &id, &[row], "delmal", 1)
-    })
-    .await?;
+    let mut added = ctx
+        .write(move |c, ctx| catalogue::add_delmal(c, ctx.now, &id, &[row], "delmal", 1))
+        .await?;
     let d = added
         .pop()
         .ok_or_else(|| AppError::internal("nothing added"))?;
@@ -222,14 +211,13 @@ pub async fn add_delmal(
 )]
 #[post("/regulations/{id}/delmal/import")]
 pub async fn import_delmal(
-    state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&me)?;
-    let body = read_body(payload, state.config.max_json_body).await?;
+    require_admin(&ctx.caller)?;
+    let body = read_body(payload, ctx.config.max_json_body).await?;
     // CSV row numbers count the header as row 1; JSON rows count from 1.
     let (rows, prefix, first_row) = match media_type(&req).as_str() {
         "application/json" => {
@@ -249,11 +237,9 @@ pub async fn import_delmal(
         return Err(AppError::validation("rows", "nothing to import"));
     }
     let id = path.into_inner();
-    let now = state.clock.now();
-    let items = db::write(&state.pool, move |c| {
-        catalogue::add_delmal(c, now, &id, &rows, prefix, first_row)
-    })
-    .await?;
+    let items = ctx
+        .write(move |c, ctx| catalogue::add_delmal(c, ctx.now, &id, &rows, prefix, first_row))
+        .await?;
     Ok(HttpResponse::Created().json(Page {
         items,
         next_cursor: None,
@@ -297,24 +283,23 @@ pub struct NewTemplate {
 )]
 #[post("/programme-templates")]
 pub async fn create_template(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<NewTemplate>,
 ) -> Result<HttpResponse, AppError> {
     let b = body.into_inner();
-    let now = state.clock.now();
-    let t = db::write(&state.pool, move |c| {
-        templates::create_template(
-            c,
-            now,
-            &me,
-            b.id.map(|u| u.to_string()),
-            &b.organisation_id,
-            &b.regulation_id,
-            b.content,
-        )
-    })
-    .await?;
+    let t = ctx
+        .write(move |c, ctx| {
+            templates::create_template(
+                c,
+                ctx.now,
+                &ctx.caller,
+                b.id.map(|u| u.to_string()),
+                &b.organisation_id,
+                &b.regulation_id,
+                b.content,
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 
@@ -336,8 +321,7 @@ pub struct TemplateFilter {
 )]
 #[get("/programme-templates")]
 pub async fn list_templates(
-    state: web::Data<AppState>,
-    _me: Principal,
+    ctx: Ctx,
     query: web::Query<TemplateFilter>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
@@ -346,10 +330,11 @@ pub async fn list_templates(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    let rows = db::run(&state.pool, move |c| {
-        templates::list_templates(c, q.organisation_id.as_deref(), after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, _| {
+            templates::list_templates(c, q.organisation_id.as_deref(), after.as_deref(), limit)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |t| t.id.clone())))
 }
 
@@ -364,13 +349,11 @@ pub async fn list_templates(
     security(("bearer" = []))
 )]
 #[get("/programme-templates/{id}")]
-pub async fn get_template(
-    state: web::Data<AppState>,
-    _me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_template(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let t = db::run(&state.pool, move |c| templates::get_template(c, &id, None)).await?;
+    let t = ctx
+        .read(move |c, _| templates::get_template(c, &id, None))
+        .await?;
     Ok(with_etag(StatusCode::OK, t.etag(), &t))
 }
 
@@ -386,12 +369,13 @@ pub async fn get_template(
 )]
 #[get("/programme-templates/{id}/versions")]
 pub async fn list_template_versions(
-    state: web::Data<AppState>,
-    _me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let items = db::run(&state.pool, move |c| templates::list_versions(c, &id)).await?;
+    let items = ctx
+        .read(move |c, _| templates::list_versions(c, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -410,15 +394,13 @@ pub async fn list_template_versions(
 )]
 #[get("/programme-templates/{id}/versions/{version}")]
 pub async fn get_template_version(
-    state: web::Data<AppState>,
-    _me: Principal,
+    ctx: Ctx,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, version) = path.into_inner();
-    let t = db::run(&state.pool, move |c| {
-        templates::get_template(c, &id, Some(version))
-    })
-    .await?;
+    let t = ctx
+        .read(move |c, _| templates::get_template(c, &id, Some(version)))
+        .await?;
     Ok(with_etag(StatusCode::OK, t.etag(), &t))
 }
 
@@ -447,28 +429,27 @@ pub struct TemplateVersionInput {
 )]
 #[post("/programme-templates/{id}/versions")]
 pub async fn create_template_version(
-    state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<TemplateVersionInput>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let b = body.into_inner();
-    let now = state.clock.now();
     let expected = if_match(&req);
-    let t = db::write(&state.pool, move |c| {
-        templates::new_version(
-            c,
-            now,
-            &me,
-            &id,
-            |tag| check_if_match(expected.as_deref(), tag),
-            b.regulation_id.as_deref(),
-            b.content,
-        )
-    })
-    .await?;
+    let t = ctx
+        .write(move |c, ctx| {
+            templates::new_version(
+                c,
+                ctx.now,
+                &ctx.caller,
+                &id,
+                |tag| check_if_match(expected.as_deref(), tag),
+                b.regulation_id.as_deref(),
+                b.content,
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
 }
 

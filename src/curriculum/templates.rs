@@ -435,45 +435,43 @@ pub fn create_template(
     Principal::require(may_edit(conn, me, organisation_id)?)?;
     validate(conn, regulation_id, &mut content)?;
     let template_id = id.unwrap_or_else(|| Uuid::new_v4().to_string());
-    insert(
-        conn,
-        now,
-        me,
-        &template_id,
-        1,
+    NewVersionRow {
+        id: Uuid::new_v4().to_string(),
+        template_id: &template_id,
+        version: 1,
         organisation_id,
         regulation_id,
-        &content,
-    )?;
+        name: content.name.trim(),
+        content: serde_json::to_string(&content).map_err(AppError::internal)?,
+        created_by: Some(&me.user_id),
+        created_at: to_db(now),
+    }
+    .insert(conn)?;
     get_template(conn, &template_id, Some(1))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn insert(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    template_id: &str,
+/// One stored version of a template (versions never change once written).
+#[derive(Insertable)]
+#[diesel(table_name = programme_templates)]
+struct NewVersionRow<'a> {
+    id: String,
+    template_id: &'a str,
     version: i32,
-    organisation_id: &str,
-    regulation_id: &str,
-    content: &TemplateContent,
-) -> Result<(), AppError> {
-    let json = serde_json::to_string(content).map_err(AppError::internal)?;
-    diesel::insert_into(programme_templates::table)
-        .values((
-            programme_templates::id.eq(Uuid::new_v4().to_string()),
-            programme_templates::template_id.eq(template_id),
-            programme_templates::version.eq(version),
-            programme_templates::organisation_id.eq(organisation_id),
-            programme_templates::regulation_id.eq(regulation_id),
-            programme_templates::name.eq(content.name.trim()),
-            programme_templates::content.eq(json),
-            programme_templates::created_by.eq(&me.user_id),
-            programme_templates::created_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
-    Ok(())
+    organisation_id: &'a str,
+    regulation_id: &'a str,
+    name: &'a str,
+    content: String,
+    created_by: Option<&'a str>,
+    created_at: chrono::NaiveDateTime,
+}
+
+impl<'a> NewVersionRow<'a> {
+    fn insert(self, conn: &mut DbConn) -> Result<(), AppError> {
+        diesel::insert_into(programme_templates::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
 }
 
 /// Editing a template: a new version with the full new content. The regulation version
@@ -493,15 +491,17 @@ pub fn new_version(
     let regulation_id = regulation_id.unwrap_or(&current.regulation_id).to_string();
     validate(conn, &regulation_id, &mut content)?;
     let version = current.version + 1;
-    insert(
-        conn,
-        now,
-        me,
+    NewVersionRow {
+        id: Uuid::new_v4().to_string(),
         template_id,
         version,
-        &current.organisation_id,
-        &regulation_id,
-        &content,
-    )?;
+        organisation_id: &current.organisation_id,
+        regulation_id: &regulation_id,
+        name: content.name.trim(),
+        content: serde_json::to_string(&content).map_err(AppError::internal)?,
+        created_by: Some(&me.user_id),
+        created_at: to_db(now),
+    }
+    .insert(conn)?;
     get_template(conn, template_id, Some(version))
 }

@@ -14,9 +14,7 @@ use super::service::{
     PlacementPatch, StudyPlanGoal, StudyPlanGoalInput, StudyPlanGoalPatch,
 };
 use super::time::TimeServed;
-use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{check_if_match, etag, if_match, with_etag, Page, PageParams};
 
@@ -44,15 +42,12 @@ const PROBLEM: &str = "application/problem+json";
 )]
 #[post("/enrolments")]
 pub async fn create_enrolment(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<NewEnrolment>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    let e = db::write(&state.pool, move |c| {
-        service::create_enrolment(c, now, &me, body.into_inner())
-    })
-    .await?;
+    let e = ctx
+        .write(move |c, ctx| service::create_enrolment(c, ctx.now, &ctx.caller, body.into_inner()))
+        .await?;
     Ok(with_etag(StatusCode::CREATED, e.etag(), &e))
 }
 
@@ -77,8 +72,7 @@ pub struct EnrolmentFilter {
 )]
 #[get("/enrolments")]
 pub async fn list_enrolments(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     query: web::Query<EnrolmentFilter>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
@@ -87,18 +81,19 @@ pub async fn list_enrolments(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    let today = state.clock.now().date_naive();
-    let rows = db::run(&state.pool, move |c| {
-        service::list_enrolments(
-            c,
-            &me,
-            today,
-            q.trainee_id.as_deref(),
-            after.as_deref(),
-            limit,
-        )
-    })
-    .await?;
+    let today = ctx.today();
+    let rows = ctx
+        .read(move |c, ctx| {
+            service::list_enrolments(
+                c,
+                &ctx.caller,
+                today,
+                q.trainee_id.as_deref(),
+                after.as_deref(),
+                limit,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |e| e.id.clone())))
 }
 
@@ -116,18 +111,15 @@ pub async fn list_enrolments(
     security(("bearer" = []))
 )]
 #[get("/enrolments/{id}")]
-pub async fn get_enrolment(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_enrolment(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let e = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        service::get_enrolment(c, &id, today)
-    })
-    .await?;
+    let today = ctx.today();
+    let e = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            service::get_enrolment(c, &id, today)
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, e.etag(), &e))
 }
 
@@ -145,26 +137,25 @@ pub async fn get_enrolment(
 )]
 #[patch("/enrolments/{id}")]
 pub async fn patch_enrolment(
-    state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<EnrolmentPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
     let expected = if_match(&req);
-    let e = db::write(&state.pool, move |c| {
-        service::update_enrolment(
-            c,
-            now,
-            &me,
-            &id,
-            |t| check_if_match(expected.as_deref(), t),
-            body.into_inner(),
-        )
-    })
-    .await?;
+    let e = ctx
+        .write(move |c, ctx| {
+            service::update_enrolment(
+                c,
+                ctx.now,
+                &ctx.caller,
+                &id,
+                |t| check_if_match(expected.as_deref(), t),
+                body.into_inner(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, e.etag(), &e))
 }
 
@@ -189,18 +180,15 @@ pub struct TemplateMigration {
 )]
 #[post("/enrolments/{id}/template-migration")]
 pub async fn migrate_template(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<TemplateMigration>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
     let version = body.template_version;
-    let e = db::write(&state.pool, move |c| {
-        service::migrate_template(c, now, &me, &id, version)
-    })
-    .await?;
+    let e = ctx
+        .write(move |c, ctx| service::migrate_template(c, ctx.now, &ctx.caller, &id, version))
+        .await?;
     Ok(with_etag(StatusCode::OK, e.etag(), &e))
 }
 
@@ -217,17 +205,16 @@ pub async fn migrate_template(
 )]
 #[post("/enrolments/{id}/placements")]
 pub async fn add_placement(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<PlacementInput>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let p = db::write(&state.pool, move |c| {
-        service::add_placement(c, now, &me, &id, body.into_inner())
-    })
-    .await?;
+    let p = ctx
+        .write(move |c, ctx| {
+            service::add_placement(c, ctx.now, &ctx.caller, &id, body.into_inner())
+        })
+        .await?;
     Ok(with_etag(
         StatusCode::CREATED,
         etag(p.version, p.updated_at),
@@ -251,26 +238,25 @@ pub async fn add_placement(
 )]
 #[patch("/placements/{id}")]
 pub async fn patch_placement(
-    state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<PlacementPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
     let expected = if_match(&req);
-    let p = db::write(&state.pool, move |c| {
-        service::update_placement(
-            c,
-            now,
-            &me,
-            &id,
-            |t| check_if_match(expected.as_deref(), t),
-            body.into_inner(),
-        )
-    })
-    .await?;
+    let p = ctx
+        .write(move |c, ctx| {
+            service::update_placement(
+                c,
+                ctx.now,
+                &ctx.caller,
+                &id,
+                |t| check_if_match(expected.as_deref(), t),
+                body.into_inner(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, etag(p.version, p.updated_at), &p))
 }
 
@@ -285,17 +271,10 @@ pub async fn patch_placement(
     security(("bearer" = []))
 )]
 #[delete("/placements/{id}")]
-pub async fn delete_placement(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn delete_placement(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    db::write(&state.pool, move |c| {
-        service::remove_placement(c, now, &me, &id)
-    })
-    .await?;
+    ctx.write(move |c, ctx| service::remove_placement(c, ctx.now, &ctx.caller, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -314,17 +293,14 @@ pub async fn delete_placement(
 )]
 #[post("/enrolments/{id}/leave-periods")]
 pub async fn add_leave(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<LeaveInput>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let l = db::write(&state.pool, move |c| {
-        service::add_leave(c, now, &me, &id, body.into_inner())
-    })
-    .await?;
+    let l = ctx
+        .write(move |c, ctx| service::add_leave(c, ctx.now, &ctx.caller, &id, body.into_inner()))
+        .await?;
     Ok(HttpResponse::Created().json(l))
 }
 
@@ -339,17 +315,10 @@ pub async fn add_leave(
     security(("bearer" = []))
 )]
 #[delete("/leave-periods/{id}")]
-pub async fn delete_leave(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn delete_leave(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    db::write(&state.pool, move |c| {
-        service::remove_leave(c, now, &me, &id)
-    })
-    .await?;
+    ctx.write(move |c, ctx| service::remove_leave(c, ctx.now, &ctx.caller, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -370,17 +339,16 @@ pub async fn delete_leave(
 )]
 #[post("/enrolments/{id}/assignments")]
 pub async fn add_assignment(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<AssignmentInput>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let a = db::write(&state.pool, move |c| {
-        service::add_assignment(c, now, &me, &id, body.into_inner())
-    })
-    .await?;
+    let a = ctx
+        .write(move |c, ctx| {
+            service::add_assignment(c, ctx.now, &ctx.caller, &id, body.into_inner())
+        })
+        .await?;
     Ok(HttpResponse::Created().json(a))
 }
 
@@ -405,18 +373,15 @@ pub struct EndAssignment {
 )]
 #[post("/assignments/{id}/end")]
 pub async fn end_assignment(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<EndAssignment>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
     let to = body.valid_to;
-    let a = db::write(&state.pool, move |c| {
-        service::end_assignment(c, now, &me, &id, to)
-    })
-    .await?;
+    let a = ctx
+        .write(move |c, ctx| service::end_assignment(c, ctx.now, &ctx.caller, &id, to))
+        .await?;
     Ok(HttpResponse::Ok().json(a))
 }
 
@@ -435,17 +400,16 @@ pub async fn end_assignment(
 )]
 #[post("/enrolments/{id}/credited-service")]
 pub async fn add_credited_service(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<CreditedServiceInput>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let cs = db::write(&state.pool, move |c| {
-        service::add_credited_service(c, now, &me, &id, body.into_inner())
-    })
-    .await?;
+    let cs = ctx
+        .write(move |c, ctx| {
+            service::add_credited_service(c, ctx.now, &ctx.caller, &id, body.into_inner())
+        })
+        .await?;
     Ok(HttpResponse::Created().json(cs))
 }
 
@@ -472,19 +436,19 @@ pub struct AsOf {
 )]
 #[get("/enrolments/{id}/time-served")]
 pub async fn time_served(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<AsOf>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
+    let today = ctx.today();
     let as_of = query.as_of.unwrap_or(today);
-    let t = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        service::time_served(c, &id, today, as_of)
-    })
-    .await?;
+    let t = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            service::time_served(c, &id, today, as_of)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(t))
 }
 
@@ -513,8 +477,7 @@ pub struct ChangesPage {
 )]
 #[get("/enrolments/{id}/changes")]
 pub async fn list_changes(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<ChangesPage>,
 ) -> Result<HttpResponse, AppError> {
@@ -532,12 +495,13 @@ pub async fn list_changes(
                 .map_err(|_| AppError::validation("cursor", "is not a cursor from this API"))?,
         ),
     };
-    let today = state.clock.now().date_naive();
-    let rows = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        service::changes(c, &id, after, limit)
-    })
-    .await?;
+    let today = ctx.today();
+    let rows = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            service::changes(c, &id, after, limit)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |c| c.seq.to_string())))
 }
 
@@ -552,18 +516,15 @@ pub async fn list_changes(
     security(("bearer" = []))
 )]
 #[get("/enrolments/{id}/study-plan-goals")]
-pub async fn list_goals(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn list_goals(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let items = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        service::list_goals(c, &id)
-    })
-    .await?;
+    let today = ctx.today();
+    let items = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            service::list_goals(c, &id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -585,17 +546,14 @@ pub async fn list_goals(
 )]
 #[post("/enrolments/{id}/study-plan-goals")]
 pub async fn add_goal(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<StudyPlanGoalInput>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let g = db::write(&state.pool, move |c| {
-        service::add_goal(c, now, &me, &id, body.into_inner())
-    })
-    .await?;
+    let g = ctx
+        .write(move |c, ctx| service::add_goal(c, ctx.now, &ctx.caller, &id, body.into_inner()))
+        .await?;
     Ok(with_etag(StatusCode::CREATED, g.etag(), &g))
 }
 
@@ -615,26 +573,25 @@ pub async fn add_goal(
 )]
 #[patch("/study-plan-goals/{id}")]
 pub async fn patch_goal(
-    state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<StudyPlanGoalPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
     let expected = if_match(&req);
-    let g = db::write(&state.pool, move |c| {
-        service::update_goal(
-            c,
-            now,
-            &me,
-            &id,
-            |t| check_if_match(expected.as_deref(), t),
-            body.into_inner(),
-        )
-    })
-    .await?;
+    let g = ctx
+        .write(move |c, ctx| {
+            service::update_goal(
+                c,
+                ctx.now,
+                &ctx.caller,
+                &id,
+                |t| check_if_match(expected.as_deref(), t),
+                body.into_inner(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, g.etag(), &g))
 }
 

@@ -6,9 +6,7 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use super::cohort::{CohortFilter, CohortRow};
 use super::service::Progress;
 use super::{chart, cohort, service};
-use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::negotiate;
@@ -44,19 +42,19 @@ pub struct ProgressQuery {
 )]
 #[get("/enrolments/{id}/progress")]
 pub async fn get_progress(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<ProgressQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
+    let today = ctx.today();
     let items = query.items.unwrap_or(false);
-    let p = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        service::progress(c, &id, today, items)
-    })
-    .await?;
+    let p = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            service::progress(c, &id, today, items)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(p))
 }
 
@@ -80,21 +78,21 @@ pub async fn get_progress(
 )]
 #[get("/enrolments/{id}/progress/chart")]
 pub async fn get_chart(
-    state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let kind = negotiate(&req, &["image/svg+xml", "image/png"])?;
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let (p, name) = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        let p = service::progress(c, &id, today, false)?;
-        let name = crate::accounts::service::display_name(c, &p.trainee_id)?;
-        Ok((p, name))
-    })
-    .await?;
+    let today = ctx.today();
+    let (p, name) = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            let p = service::progress(c, &id, today, false)?;
+            let name = crate::accounts::service::display_name(c, &p.trainee_id)?;
+            Ok((p, name))
+        })
+        .await?;
     let chart = chart::progress_chart(&p, &name);
     let body = if kind == "image/png" {
         web::block(move || chart.to_png(2.0))
@@ -131,15 +129,16 @@ pub async fn get_chart(
 )]
 #[get("/cohort-overview")]
 pub async fn get_cohort(
-    state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     query: web::Query<CohortFilter>,
 ) -> Result<HttpResponse, AppError> {
     let kind = negotiate(&req, &["application/json", "text/csv"])?;
-    let today = state.clock.now().date_naive();
+    let today = ctx.today();
     let f = query.into_inner();
-    let rows = db::run(&state.pool, move |c| cohort::overview(c, &me, today, &f)).await?;
+    let rows = ctx
+        .read(move |c, ctx| cohort::overview(c, &ctx.caller, today, &f))
+        .await?;
     if kind == "text/csv" {
         let body = cohort::to_csv(&rows)?;
         return Ok(HttpResponse::Ok()
