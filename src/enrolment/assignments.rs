@@ -10,13 +10,13 @@ use uuid::Uuid;
 
 use super::enums::AssignmentRole;
 use super::history::{record_change, touch, Changed};
-use super::loaders::date;
 use super::placements::enrolment_of_placement;
 use crate::auth::principal::{load_roles, Principal, Role};
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
+use crate::ids::{Day, PlacementId, UserId};
 use crate::schema::{assignments, enrolments, users};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -37,54 +37,40 @@ pub struct Assignment {
     pub updated_at: DateTime<Utc>,
 }
 
-pub(crate) type AssignmentRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
-
-pub(crate) fn assignment_from(r: AssignmentRow, today: NaiveDate) -> Assignment {
-    let valid_from = date(&r.4);
-    let valid_to = r.5.as_deref().map(date);
-    let changed = r.7 != r.6;
-    Assignment {
-        active: valid_from <= today && valid_to.is_none_or(|t| t > today),
-        id: r.0,
-        user_id: r.1,
-        role: AssignmentRole::parse(&r.2),
-        placement_id: r.3,
-        valid_from,
-        valid_to,
-        version: if changed { 2 } else { 1 },
-        created_at: from_db(r.6),
-        updated_at: from_db(r.7),
-    }
+/// An `assignments` row as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = assignments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct AssignmentRow {
+    id: String,
+    user_id: UserId,
+    role: AssignmentRole,
+    placement_id: Option<PlacementId>,
+    valid_from: Day,
+    valid_to: Option<Day>,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
 }
 
-pub(crate) const ASSIGNMENT_COLUMNS: (
-    assignments::id,
-    assignments::user_id,
-    assignments::role,
-    assignments::placement_id,
-    assignments::valid_from,
-    assignments::valid_to,
-    assignments::created_at,
-    assignments::updated_at,
-) = (
-    assignments::id,
-    assignments::user_id,
-    assignments::role,
-    assignments::placement_id,
-    assignments::valid_from,
-    assignments::valid_to,
-    assignments::created_at,
-    assignments::updated_at,
-);
+impl AssignmentRow {
+    fn into_assignment(self, today: NaiveDate) -> Assignment {
+        let valid_from = self.valid_from.date();
+        let valid_to = self.valid_to.map(Day::date);
+        // Assignments are not edited, only ended: a changed one is at its second version.
+        let changed = self.updated_at != self.created_at;
+        Assignment {
+            active: valid_from <= today && valid_to.is_none_or(|t| t > today),
+            id: self.id,
+            user_id: self.user_id.into_inner(),
+            role: self.role,
+            placement_id: self.placement_id.map(PlacementId::into_inner),
+            valid_from,
+            valid_to,
+            version: if changed { 2 } else { 1 },
+            created_at: from_db(self.created_at),
+            updated_at: from_db(self.updated_at),
+        }
+    }
+}
 
 pub(crate) fn load_assignments(
     conn: &mut DbConn,
@@ -94,12 +80,9 @@ pub(crate) fn load_assignments(
     let rows: Vec<AssignmentRow> = assignments::table
         .filter(assignments::enrolment_id.eq(enrolment_id))
         .order((assignments::valid_from, assignments::created_at))
-        .select(ASSIGNMENT_COLUMNS)
+        .select(AssignmentRow::as_select())
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| assignment_from(r, today))
-        .collect())
+    Ok(rows.into_iter().map(|r| r.into_assignment(today)).collect())
 }
 
 pub(crate) fn user_has_role(
@@ -213,16 +196,12 @@ pub fn add_assignment(
         if let Some(p) = &a.placement_id {
             open = open.filter(assignments::placement_id.eq(p.clone()));
         }
-        let previous: Vec<(String, String)> = open
+        let previous: Vec<(String, Day)> = open
             .select((assignments::id, assignments::valid_from))
             .load(conn)?;
         for (pid, pfrom) in previous {
             // An assignment that had not started yet simply never holds.
-            let end = if date(&pfrom) >= from {
-                date(&pfrom)
-            } else {
-                from
-            };
+            let end = pfrom.date().max(from);
             diesel::update(assignments::table.find(&pid))
                 .set((
                     assignments::valid_to.eq(end.to_string()),
@@ -367,9 +346,9 @@ pub fn get_assignment(
 ) -> Result<Assignment, AppError> {
     let row: AssignmentRow = assignments::table
         .find(id)
-        .select(ASSIGNMENT_COLUMNS)
+        .select(AssignmentRow::as_select())
         .first(conn)?;
-    Ok(assignment_from(row, today))
+    Ok(row.into_assignment(today))
 }
 
 /// Ends an assignment on `valid_to` (exclusive; default today). Its history stays.

@@ -9,12 +9,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::history::{record_change, touch, Changed};
-use super::loaders::{date, delmal_codes_of, get_enrolment};
+use super::loaders::{delmal_codes_of, get_enrolment};
 use crate::auth::principal::Principal;
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
+use crate::ids::Day;
 use crate::schema::credited_service;
 
 /// Clinical service before licence credited towards the programme.
@@ -36,47 +37,43 @@ pub struct CreditedService {
     pub created_at: DateTime<Utc>,
 }
 
+/// A `credited_service` row as stored; `delmal` is a JSON array of codes.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = credited_service, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct CreditedRow {
+    id: String,
+    description: String,
+    start_date: Day,
+    end_date: Day,
+    credited_days: i32,
+    evidence: String,
+    delmal: String,
+    created_at: chrono::NaiveDateTime,
+}
+
 pub(crate) fn load_credited(
     conn: &mut DbConn,
     enrolment_id: &str,
 ) -> Result<Vec<CreditedService>, AppError> {
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        i32,
-        String,
-        String,
-        chrono::NaiveDateTime,
-    );
-    let rows: Vec<Row> = credited_service::table
+    let rows: Vec<CreditedRow> = credited_service::table
         .filter(credited_service::enrolment_id.eq(enrolment_id))
         .order(credited_service::start_date)
-        .select((
-            credited_service::id,
-            credited_service::description,
-            credited_service::start_date,
-            credited_service::end_date,
-            credited_service::credited_days,
-            credited_service::evidence,
-            credited_service::delmal,
-            credited_service::created_at,
-        ))
+        .select(CreditedRow::as_select())
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| CreditedService {
-            id: r.0,
-            description: r.1,
-            start_date: date(&r.2),
-            end_date: date(&r.3),
-            credited_days: r.4,
-            evidence: r.5,
-            delmal: serde_json::from_str(&r.6).unwrap_or_default(),
-            created_at: from_db(r.7),
+    rows.into_iter()
+        .map(|r| {
+            Ok(CreditedService {
+                id: r.id,
+                description: r.description,
+                start_date: r.start_date.date(),
+                end_date: r.end_date.date(),
+                credited_days: r.credited_days,
+                evidence: r.evidence,
+                delmal: serde_json::from_str(&r.delmal).map_err(AppError::internal)?,
+                created_at: from_db(r.created_at),
+            })
         })
-        .collect())
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -5,10 +5,22 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::principal::Role;
-use crate::enrolment::access::{self};
+use crate::enrolment::access;
 
 /// The kind of training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Track {
     /// Standalone BT (bastjänstgöring), HSLF-FS 2021:8.
@@ -33,19 +45,33 @@ impl Track {
             Track::At => "at",
         }
     }
-    pub(crate) fn parse(s: &str) -> Track {
-        match s {
+    /// The track stored as `s`; `None` for a code this build does not know.
+    pub fn from_code(s: &str) -> Option<Track> {
+        Some(match s {
+            "bt_standalone" => Track::BtStandalone,
             "st_integrated_bt" => Track::StIntegratedBt,
             "st_2021" => Track::St2021,
             "st_2015" => Track::St2015,
             "at" => Track::At,
-            _ => Track::BtStandalone,
-        }
+            _ => return None,
+        })
     }
 }
 
 /// A role someone holds on one trainee's training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum AssignmentRole {
     /// Huvudhandledare: for the whole programme.
@@ -67,13 +93,15 @@ impl AssignmentRole {
             AssignmentRole::ExternalAssessor => access::EXTERNAL_ASSESSOR,
         }
     }
-    pub(crate) fn parse(s: &str) -> AssignmentRole {
-        match s {
+    /// The role stored as `s`; `None` for a code this build does not know.
+    pub fn from_code(s: &str) -> Option<AssignmentRole> {
+        Some(match s {
+            access::MAIN_SUPERVISOR => AssignmentRole::MainSupervisor,
             access::PLACEMENT_SUPERVISOR => AssignmentRole::PlacementSupervisor,
             access::DIRECTOR => AssignmentRole::DirectorOfStudies,
             access::EXTERNAL_ASSESSOR => AssignmentRole::ExternalAssessor,
-            _ => AssignmentRole::MainSupervisor,
-        }
+            _ => return None,
+        })
     }
     /// The account role the assignee must hold.
     pub(crate) fn account_role(self) -> Role {
@@ -86,3 +114,6 @@ impl AssignmentRole {
         }
     }
 }
+
+crate::text_enum_sql!(Track);
+crate::text_enum_sql!(AssignmentRole);

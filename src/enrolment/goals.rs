@@ -17,6 +17,7 @@ use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::{EnrolmentId, PlacementId, UserId};
 use crate::schema::study_plan_goals;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -63,73 +64,54 @@ pub struct StudyPlanGoalPatch {
     pub status: Option<String>,
 }
 
-pub(crate) type GoalRow = (
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    i32,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-    Option<String>,
-);
-
-pub(crate) fn goal_from(r: GoalRow) -> StudyPlanGoal {
-    StudyPlanGoal {
-        id: r.0,
-        enrolment_id: r.1,
-        placement_id: r.2,
-        goal: r.3,
-        delmal: serde_json::from_str(&r.4).unwrap_or_default(),
-        status: r.5,
-        version: r.6,
-        created_at: from_db(r.7),
-        updated_at: from_db(r.8),
-        updated_by: r.9,
-    }
+/// A `study_plan_goals` row as stored; `delmal` is a JSON array of codes.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = study_plan_goals, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct GoalRow {
+    id: String,
+    enrolment_id: EnrolmentId,
+    placement_id: Option<PlacementId>,
+    goal: String,
+    delmal: String,
+    status: String,
+    version: i32,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+    updated_by: Option<UserId>,
 }
 
-pub(crate) const GOAL_COLUMNS: (
-    study_plan_goals::id,
-    study_plan_goals::enrolment_id,
-    study_plan_goals::placement_id,
-    study_plan_goals::goal,
-    study_plan_goals::delmal,
-    study_plan_goals::status,
-    study_plan_goals::version,
-    study_plan_goals::created_at,
-    study_plan_goals::updated_at,
-    study_plan_goals::updated_by,
-) = (
-    study_plan_goals::id,
-    study_plan_goals::enrolment_id,
-    study_plan_goals::placement_id,
-    study_plan_goals::goal,
-    study_plan_goals::delmal,
-    study_plan_goals::status,
-    study_plan_goals::version,
-    study_plan_goals::created_at,
-    study_plan_goals::updated_at,
-    study_plan_goals::updated_by,
-);
+impl GoalRow {
+    fn into_goal(self) -> Result<StudyPlanGoal, AppError> {
+        Ok(StudyPlanGoal {
+            id: self.id,
+            enrolment_id: self.enrolment_id.into_inner(),
+            placement_id: self.placement_id.map(PlacementId::into_inner),
+            goal: self.goal,
+            delmal: serde_json::from_str(&self.delmal).map_err(AppError::internal)?,
+            status: self.status,
+            version: self.version,
+            created_at: from_db(self.created_at),
+            updated_at: from_db(self.updated_at),
+            updated_by: self.updated_by.map(UserId::into_inner),
+        })
+    }
+}
 
 pub fn list_goals(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<StudyPlanGoal>, AppError> {
     let rows: Vec<GoalRow> = study_plan_goals::table
         .filter(study_plan_goals::enrolment_id.eq(enrolment_id))
         .order(study_plan_goals::created_at)
-        .select(GOAL_COLUMNS)
+        .select(GoalRow::as_select())
         .load(conn)?;
-    Ok(rows.into_iter().map(goal_from).collect())
+    rows.into_iter().map(GoalRow::into_goal).collect()
 }
 
 pub(crate) fn get_goal(conn: &mut DbConn, id: &str) -> Result<StudyPlanGoal, AppError> {
     let row: GoalRow = study_plan_goals::table
         .find(id)
-        .select(GOAL_COLUMNS)
+        .select(GoalRow::as_select())
         .first(conn)?;
-    Ok(goal_from(row))
+    row.into_goal()
 }
 
 pub(crate) fn check_goal(

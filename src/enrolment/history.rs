@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::{audit_log, enrolments};
 
 /// Appends to the enrolment's history.
@@ -63,48 +64,45 @@ pub struct Change {
     pub data: serde_json::Value,
 }
 
+/// The columns of an `audit_log` row that make a [`Change`].
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_log, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct ChangeRow {
+    seq: i64,
+    at: chrono::NaiveDateTime,
+    actor_id: Option<UserId>,
+    action: String,
+    entity: String,
+    entity_id: String,
+    data: String,
+}
+
 pub fn changes(
     conn: &mut DbConn,
     enrolment_id: &str,
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Change>, AppError> {
-    type Row = (
-        i64,
-        chrono::NaiveDateTime,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-    );
-    let rows: Vec<Row> = audit_log::table
+    let rows: Vec<ChangeRow> = audit_log::table
         .filter(audit_log::enrolment_id.eq(enrolment_id))
         .filter(audit_log::seq.gt(after.unwrap_or(0)))
         .order(audit_log::seq)
         .limit(limit + 1)
-        .select((
-            audit_log::seq,
-            audit_log::at,
-            audit_log::actor_id,
-            audit_log::action,
-            audit_log::entity,
-            audit_log::entity_id,
-            audit_log::data,
-        ))
+        .select(ChangeRow::as_select())
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Change {
-            seq: r.0,
-            at: from_db(r.1),
-            actor_id: r.2,
-            action: r.3,
-            entity: r.4,
-            entity_id: r.5,
-            data: serde_json::from_str(&r.6).unwrap_or(serde_json::Value::Null),
+    rows.into_iter()
+        .map(|r| {
+            Ok(Change {
+                seq: r.seq,
+                at: from_db(r.at),
+                actor_id: r.actor_id.map(UserId::into_inner),
+                action: r.action,
+                entity: r.entity,
+                entity_id: r.entity_id,
+                data: serde_json::from_str(&r.data).map_err(AppError::internal)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Bumps the enrolment's version: any change to the plan changes its ETag.

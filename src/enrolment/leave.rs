@@ -8,12 +8,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::history::{record_change, touch, Changed};
-use super::loaders::date;
 use crate::auth::principal::Principal;
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
+use crate::ids::Day;
 use crate::schema::leave_periods;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -33,33 +33,37 @@ pub struct LeavePeriod {
     pub created_at: DateTime<Utc>,
 }
 
+/// A `leave_periods` row as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = leave_periods, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct LeaveRow {
+    id: String,
+    kind: String,
+    start_date: Day,
+    end_date: Day,
+    percent: i32,
+    created_at: chrono::NaiveDateTime,
+}
+
 pub(crate) fn load_leave(
     conn: &mut DbConn,
     enrolment_id: &str,
 ) -> Result<Vec<LeavePeriod>, AppError> {
-    type Row = (String, String, String, String, i32, chrono::NaiveDateTime);
-    let rows: Vec<Row> = leave_periods::table
+    let rows: Vec<LeaveRow> = leave_periods::table
         .filter(leave_periods::enrolment_id.eq(enrolment_id))
         .filter(leave_periods::removed_at.is_null())
         .order(leave_periods::start_date)
-        .select((
-            leave_periods::id,
-            leave_periods::kind,
-            leave_periods::start_date,
-            leave_periods::end_date,
-            leave_periods::percent,
-            leave_periods::created_at,
-        ))
+        .select(LeaveRow::as_select())
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| LeavePeriod {
-            id: r.0,
-            kind: r.1,
-            start_date: date(&r.2),
-            end_date: date(&r.3),
-            percent: r.4,
-            created_at: from_db(r.5),
+            id: r.id,
+            kind: r.kind,
+            start_date: r.start_date.date(),
+            end_date: r.end_date.date(),
+            percent: r.percent,
+            created_at: from_db(r.created_at),
         })
         .collect())
 }

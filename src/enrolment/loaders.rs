@@ -20,6 +20,7 @@ use crate::enrolment::access::{self};
 use crate::enrolment::time::{Plan, TimeServed};
 use crate::error::AppError;
 use crate::http::etag;
+use crate::ids::{Day, EnrolmentId, OrganisationId, UserId};
 use crate::schema::enrolments;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -65,25 +66,24 @@ pub fn parse_date(field: &str, s: &str) -> Result<NaiveDate, AppError> {
         .map_err(|_| AppError::validation(field, "a date YYYY-MM-DD"))
 }
 
-pub(crate) fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+/// An `enrolments` row as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = enrolments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct EnrolmentRow {
+    id: EnrolmentId,
+    trainee_id: UserId,
+    organisation_id: OrganisationId,
+    template_id: String,
+    template_version: i32,
+    track: Track,
+    start_date: Day,
+    planned_end: Day,
+    extent_percent: i32,
+    status: String,
+    version: i32,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
 }
-
-pub(crate) type EnrolmentRow = (
-    String,
-    String,
-    String,
-    String,
-    i32,
-    String,
-    String,
-    String,
-    i32,
-    String,
-    i32,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
 
 pub fn get_enrolment(conn: &mut DbConn, id: &str, today: NaiveDate) -> Result<Enrolment, AppError> {
     Ok(load_enrolment(conn, id, today)?.0)
@@ -97,28 +97,14 @@ pub(crate) fn load_enrolment(
 ) -> Result<(Enrolment, templates::ProgrammeTemplate), AppError> {
     let r: EnrolmentRow = enrolments::table
         .find(id)
-        .select((
-            enrolments::id,
-            enrolments::trainee_id,
-            enrolments::organisation_id,
-            enrolments::template_id,
-            enrolments::template_version,
-            enrolments::track,
-            enrolments::start_date,
-            enrolments::planned_end,
-            enrolments::extent_percent,
-            enrolments::status,
-            enrolments::version,
-            enrolments::created_at,
-            enrolments::updated_at,
-        ))
+        .select(EnrolmentRow::as_select())
         .first(conn)?;
-    let template = templates::get_template(conn, &r.3, Some(r.4))?;
+    let template = templates::get_template(conn, &r.template_id, Some(r.template_version))?;
     let mut e = Enrolment {
-        placements: load_placements(conn, &r.0, today)?,
-        leave_periods: load_leave(conn, &r.0)?,
-        assignments: load_assignments(conn, &r.0, today)?,
-        credited_service: load_credited(conn, &r.0)?,
+        placements: load_placements(conn, &r.id, today)?,
+        leave_periods: load_leave(conn, &r.id)?,
+        assignments: load_assignments(conn, &r.id, today)?,
+        credited_service: load_credited(conn, &r.id)?,
         time_served: Plan {
             start: today,
             extent_percent: 0,
@@ -129,19 +115,19 @@ pub(crate) fn load_enrolment(
         }
         .time_served(today),
         warnings: Vec::new(),
-        id: r.0,
-        trainee_id: r.1,
-        organisation_id: r.2,
-        template_id: r.3,
-        template_version: r.4,
-        track: Track::parse(&r.5),
-        start_date: date(&r.6),
-        planned_end: date(&r.7),
-        extent_percent: r.8,
-        status: r.9,
-        version: r.10,
-        created_at: from_db(r.11),
-        updated_at: from_db(r.12),
+        id: r.id.into_inner(),
+        trainee_id: r.trainee_id.into_inner(),
+        organisation_id: r.organisation_id.into_inner(),
+        template_id: r.template_id,
+        template_version: r.template_version,
+        track: r.track,
+        start_date: r.start_date.date(),
+        planned_end: r.planned_end.date(),
+        extent_percent: r.extent_percent,
+        status: r.status,
+        version: r.version,
+        created_at: from_db(r.created_at),
+        updated_at: from_db(r.updated_at),
     };
     e.time_served = plan_of(&e, template.content.duration_months).time_served(today);
     e.warnings = warnings(conn, &e, &template)?;

@@ -11,13 +11,14 @@ use uuid::Uuid;
 use super::assignments::{add_assignment, user_has_role, AssignmentInput};
 use super::enums::AssignmentRole;
 use super::history::{record_change, touch, Changed};
-use super::loaders::{date, template_of};
+use super::loaders::template_of;
 use crate::auth::principal::{Principal, Role};
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::{Day, OrganisationId, PlacementId};
 use crate::schema::{assignments, placements};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -40,35 +41,30 @@ pub struct Placement {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A `placements` row as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = placements, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct PlacementRow {
+    id: PlacementId,
+    placement_type: String,
+    start_date: Day,
+    end_date: Day,
+    unit_id: Option<OrganisationId>,
+    version: i32,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
 pub(crate) fn load_placements(
     conn: &mut DbConn,
     enrolment_id: &str,
     today: NaiveDate,
 ) -> Result<Vec<Placement>, AppError> {
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        i32,
-        chrono::NaiveDateTime,
-        chrono::NaiveDateTime,
-    );
-    let rows: Vec<Row> = placements::table
+    let rows: Vec<PlacementRow> = placements::table
         .filter(placements::enrolment_id.eq(enrolment_id))
         .filter(placements::removed_at.is_null())
         .order((placements::start_date, placements::id))
-        .select((
-            placements::id,
-            placements::placement_type,
-            placements::start_date,
-            placements::end_date,
-            placements::unit_id,
-            placements::version,
-            placements::created_at,
-            placements::updated_at,
-        ))
+        .select(PlacementRow::as_select())
         .load(conn)?;
     let today = today.to_string();
     let supervisors: Vec<(Option<String>, String)> = assignments::table
@@ -87,16 +83,16 @@ pub(crate) fn load_placements(
         .map(|r| Placement {
             supervisor_id: supervisors
                 .iter()
-                .find(|(p, _)| p.as_deref() == Some(r.0.as_str()))
+                .find(|(p, _)| p.as_deref() == Some(r.id.as_str()))
                 .map(|(_, u)| u.clone()),
-            id: r.0,
-            placement_type: r.1,
-            start_date: date(&r.2),
-            end_date: date(&r.3),
-            unit_id: r.4,
-            version: r.5,
-            created_at: from_db(r.6),
-            updated_at: from_db(r.7),
+            id: r.id.into_inner(),
+            placement_type: r.placement_type,
+            start_date: r.start_date.date(),
+            end_date: r.end_date.date(),
+            unit_id: r.unit_id.map(OrganisationId::into_inner),
+            version: r.version,
+            created_at: from_db(r.created_at),
+            updated_at: from_db(r.updated_at),
         })
         .collect())
 }
@@ -349,7 +345,7 @@ pub(crate) fn end_placement_assignments(
     placement_id: &str,
     today: NaiveDate,
 ) -> Result<(), AppError> {
-    let open: Vec<(String, String)> = assignments::table
+    let open: Vec<(String, Day)> = assignments::table
         .filter(assignments::placement_id.eq(placement_id))
         .filter(
             assignments::valid_to
@@ -359,7 +355,7 @@ pub(crate) fn end_placement_assignments(
         .select((assignments::id, assignments::valid_from))
         .load(conn)?;
     for (aid, from) in open {
-        let end = date(&from).max(today);
+        let end = from.date().max(today);
         diesel::update(assignments::table.find(&aid))
             .set((
                 assignments::valid_to.eq(end.to_string()),

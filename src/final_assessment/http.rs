@@ -9,11 +9,10 @@ use super::service::{
 };
 use super::{certificates, service};
 use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
-use crate::http::{check_if_match, client_info, if_match, negotiate, with_etag, Page};
+use crate::http::{check_if_match, if_match, negotiate, with_etag, Page};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -40,18 +39,19 @@ const PROBLEM: &str = "application/problem+json";
 #[post("/enrolments/{id}/final-assessments")]
 pub async fn create_final_assessment(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<NewFinalAssessment>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let f = crate::notifications::write_and_deliver(&state, move |c| {
-        service::create(c, &cfg, now, &me, &client, &id, body.into_inner())
-    })
-    .await?;
+    let f = ctx
+        .write(move |c, ctx| {
+            let (f, mails) = service::create(c, ctx, &id, body.into_inner())?;
+            crate::notifications::queue(c, ctx.now, mails)?;
+            Ok(f)
+        })
+        .await?;
+    state.outbox.wake();
     Ok(with_etag(StatusCode::CREATED, f.etag(), &f))
 }
 
@@ -67,17 +67,17 @@ pub async fn create_final_assessment(
 )]
 #[get("/enrolments/{id}/final-assessments")]
 pub async fn list_final_assessments(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let items = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        service::list(c, &id)
-    })
-    .await?;
+    let today = ctx.today();
+    let items = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            service::list(c, &id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -96,13 +96,14 @@ pub async fn list_final_assessments(
 )]
 #[get("/final-assessments/{id}")]
 pub async fn get_final_assessment(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let f = db::run(&state.pool, move |c| service::readable(c, &me, &id, today)).await?;
+    let today = ctx.today();
+    let f = ctx
+        .read(move |c, ctx| service::readable(c, &ctx.caller, &id, today))
+        .await?;
     Ok(with_etag(StatusCode::OK, f.etag(), &f))
 }
 
@@ -123,28 +124,24 @@ pub async fn get_final_assessment(
 )]
 #[patch("/final-assessments/{id}")]
 pub async fn patch_final_assessment(
-    state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<FinalAssessmentPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
     let expected = if_match(&req);
-    let f = db::write(&state.pool, move |c| {
-        service::update(
-            c,
-            now,
-            &me,
-            &client,
-            &id,
-            |t| check_if_match(expected.as_deref(), t),
-            body.into_inner(),
-        )
-    })
-    .await?;
+    let f = ctx
+        .write(move |c, ctx| {
+            service::update(
+                c,
+                ctx,
+                &id,
+                |t| check_if_match(expected.as_deref(), t),
+                body.into_inner(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, f.etag(), &f))
 }
 
@@ -171,28 +168,32 @@ pub async fn patch_final_assessment(
 pub async fn sign_final_assessment(
     state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: Option<web::Json<SignFinalAssessment>>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
     let expected = if_match(&req);
     let body = body.map(|b| b.into_inner()).unwrap_or_default();
-    let f = crate::notifications::write_and_deliver_checked(&state, move |c| {
-        service::sign(
-            c,
-            &cfg,
-            now,
-            &me,
-            &client,
-            &id,
-            |t| check_if_match(expected.as_deref(), t),
-            body,
-        )
-    })
-    .await?;
+    // A wrong code is committed too (it counts against a limit); mail only on success.
+    let f = ctx
+        .write(move |c, ctx| {
+            match service::sign(
+                c,
+                ctx,
+                &id,
+                |t| check_if_match(expected.as_deref(), t),
+                body,
+            )? {
+                Ok((f, mails)) => {
+                    crate::notifications::queue(c, ctx.now, mails)?;
+                    Ok(Ok(f))
+                }
+                Err(e) => Ok(Err(e)),
+            }
+        })
+        .await??;
+    state.outbox.wake();
     Ok(with_etag(StatusCode::OK, f.etag(), &f))
 }
 
@@ -215,17 +216,17 @@ pub async fn sign_final_assessment(
 )]
 #[get("/final-assessments/{id}/certificates")]
 pub async fn list_certificates(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let drafts = db::run(&state.pool, move |c| {
-        let f = service::readable(c, &me, &id, today)?;
-        certificates::drafts(c, &f, today)
-    })
-    .await?;
+    let today = ctx.today();
+    let drafts = ctx
+        .read(move |c, ctx| {
+            let f = service::readable(c, &ctx.caller, &id, today)?;
+            certificates::drafts(c, &f, today)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(drafts))
 }
 
@@ -249,23 +250,23 @@ pub async fn list_certificates(
 )]
 #[get("/final-assessments/{id}/certificates/{key}")]
 pub async fn get_certificate(
-    state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let kind = negotiate(&req, &["application/pdf", "application/json"])?;
     let (id, key) = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let now = state.clock.now();
-    let draft = db::run(&state.pool, move |c| {
-        let f = service::readable(c, &me, &id, today)?;
-        certificates::drafts(c, &f, today)?
-            .into_iter()
-            .find(|d| d.key == key)
-            .ok_or(AppError::NotFound)
-    })
-    .await?;
+    let today = ctx.today();
+    let now = ctx.now;
+    let draft = ctx
+        .read(move |c, ctx| {
+            let f = service::readable(c, &ctx.caller, &id, today)?;
+            certificates::drafts(c, &f, today)?
+                .into_iter()
+                .find(|d| d.key == key)
+                .ok_or(AppError::NotFound)
+        })
+        .await?;
     if kind == "application/json" {
         return Ok(HttpResponse::Ok()
             .insert_header((header::VARY, "Accept"))

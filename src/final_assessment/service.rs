@@ -16,16 +16,30 @@ use crate::auth::principal::Principal;
 use crate::auth::service::{ClientInfo, SecondFactor};
 use crate::clock::{from_db, to_db};
 use crate::config::Config;
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access, EXTERNAL_ASSESSOR, MAIN_SUPERVISOR};
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::{EnrolmentId, UserId};
 use crate::mail::Mail;
 use crate::portfolio::summaries::Judgement;
 use crate::schema::{enrolments, final_assessment_signers, final_assessments, users};
 
 /// Who decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// The external assessor (extern bedömare) with the main supervisor.
@@ -41,17 +55,32 @@ impl Mode {
             Mode::Committee => "committee",
         }
     }
-    fn parse(s: &str) -> Mode {
-        if s == "committee" {
-            Mode::Committee
-        } else {
-            Mode::ExternalAssessor
+    /// The mode stored as `s`; `None` for a code this build does not know.
+    fn from_code(s: &str) -> Option<Mode> {
+        match s {
+            "external_assessor" => Some(Mode::ExternalAssessor),
+            "committee" => Some(Mode::Committee),
+            _ => None,
         }
     }
 }
 
+crate::text_enum_sql!(Mode);
+
 /// The overall decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Baskompetens (or specialistkompetens) achieved.
@@ -67,7 +96,8 @@ impl Decision {
             Decision::NotYet => "not_yet",
         }
     }
-    fn parse(s: &str) -> Option<Decision> {
+    /// The decision stored as `s`; `None` for a code this build does not know.
+    fn from_code(s: &str) -> Option<Decision> {
         match s {
             "achieved" => Some(Decision::Achieved),
             "not_yet" => Some(Decision::NotYet),
@@ -75,6 +105,8 @@ impl Decision {
         }
     }
 }
+
+crate::text_enum_sql!(Decision);
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FinalSigner {
@@ -169,59 +201,45 @@ pub struct SignFinalAssessment {
     pub recovery_code: Option<String>,
 }
 
-type Row = (
-    (
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-    ),
-    (
-        Option<String>,
-        String,
-        Option<chrono::NaiveDateTime>,
-        i32,
-        chrono::NaiveDateTime,
-        chrono::NaiveDateTime,
-    ),
-);
+/// A `final_assessments` row as stored; `judgements` is a JSON array.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = final_assessments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct FinalRow {
+    id: String,
+    enrolment_id: EnrolmentId,
+    mode: Mode,
+    decision: Option<Decision>,
+    judgements: String,
+    missing: String,
+    rationale: String,
+    status: String,
+    content_hash: Option<String>,
+    created_by: UserId,
+    decided_at: Option<chrono::NaiveDateTime>,
+    version: i32,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
+/// A signer with the name to show: their display name, or their email without one.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = final_assessment_signers, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct SignerRow {
+    user_id: UserId,
+    #[diesel(select_expression = users::display_name, select_expression_type = users::display_name)]
+    display_name: String,
+    #[diesel(select_expression = users::email, select_expression_type = users::email)]
+    email: String,
+    role: String,
+    signed_at: Option<chrono::NaiveDateTime>,
+    signature_method: Option<String>,
+}
 
 pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
-    let (a, b): Row = final_assessments::table
+    let a: FinalRow = final_assessments::table
         .find(id)
-        .select((
-            (
-                final_assessments::id,
-                final_assessments::enrolment_id,
-                final_assessments::mode,
-                final_assessments::decision,
-                final_assessments::judgements,
-                final_assessments::missing,
-                final_assessments::rationale,
-                final_assessments::status,
-            ),
-            (
-                final_assessments::content_hash,
-                final_assessments::created_by,
-                final_assessments::decided_at,
-                final_assessments::version,
-                final_assessments::created_at,
-                final_assessments::updated_at,
-            ),
-        ))
+        .select(FinalRow::as_select())
         .first(conn)?;
-    type SignerRow = (
-        String,
-        String,
-        String,
-        String,
-        Option<chrono::NaiveDateTime>,
-        Option<String>,
-    );
     let signers: Vec<SignerRow> = final_assessment_signers::table
         .inner_join(users::table.on(users::id.eq(final_assessment_signers::user_id)))
         .filter(final_assessment_signers::final_assessment_id.eq(id))
@@ -229,40 +247,37 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
             final_assessment_signers::role,
             final_assessment_signers::user_id,
         ))
-        .select((
-            final_assessment_signers::user_id,
-            users::display_name,
-            users::email,
-            final_assessment_signers::role,
-            final_assessment_signers::signed_at,
-            final_assessment_signers::signature_method,
-        ))
+        .select(SignerRow::as_select())
         .load(conn)?;
     Ok(FinalAssessment {
-        id: a.0,
-        enrolment_id: a.1,
-        mode: Mode::parse(&a.2),
-        decision: a.3.as_deref().and_then(Decision::parse),
-        judgements: serde_json::from_str(&a.4).unwrap_or_default(),
-        missing: a.5,
-        rationale: a.6,
-        status: a.7,
+        id: a.id,
+        enrolment_id: a.enrolment_id.into_inner(),
+        mode: a.mode,
+        decision: a.decision,
+        judgements: serde_json::from_str(&a.judgements).map_err(AppError::internal)?,
+        missing: a.missing,
+        rationale: a.rationale,
+        status: a.status,
         signers: signers
             .into_iter()
             .map(|s| FinalSigner {
-                user_id: s.0,
-                name: if s.1.trim().is_empty() { s.2 } else { s.1 },
-                role: s.3,
-                signed_at: s.4.map(from_db),
-                signature_method: s.5,
+                user_id: s.user_id.into_inner(),
+                name: if s.display_name.trim().is_empty() {
+                    s.email
+                } else {
+                    s.display_name
+                },
+                role: s.role,
+                signed_at: s.signed_at.map(from_db),
+                signature_method: s.signature_method,
             })
             .collect(),
-        content_hash: b.0,
-        created_by: b.1,
-        decided_at: b.2.map(from_db),
-        version: b.3,
-        created_at: from_db(b.4),
-        updated_at: from_db(b.5),
+        content_hash: a.content_hash,
+        created_by: a.created_by.into_inner(),
+        decided_at: a.decided_at.map(from_db),
+        version: a.version,
+        created_at: from_db(a.created_at),
+        updated_at: from_db(a.updated_at),
     })
 }
 
@@ -406,16 +421,13 @@ fn mail_to(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn create(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewFinalAssessment,
 ) -> Result<(FinalAssessment, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     let level = access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
@@ -583,16 +595,14 @@ fn still_assigned(
 
 /// Edits an undecided final assessment. Every signature given so far is withdrawn: the
 /// signers signed other content.
-#[allow(clippy::too_many_arguments)]
 pub fn update(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     p: FinalAssessmentPatch,
 ) -> Result<FinalAssessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let f = readable(conn, me, id, now.date_naive())?;
     if_match(&f.etag())?;
     if f.status == "decided" {
@@ -721,17 +731,14 @@ fn signature_method(
 }
 
 /// A signer signs. When the last one has signed the same content, the decision is made.
-#[allow(clippy::too_many_arguments)]
 pub fn sign(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     body: SignFinalAssessment,
 ) -> Result<Result<(FinalAssessment, Vec<Mail>), AppError>, AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     let f = readable(conn, me, id, today)?;
     if_match(&f.etag())?;
