@@ -5,7 +5,10 @@
 
 pub mod chart;
 pub mod cohort;
+pub mod evaluation;
 pub mod http;
+pub mod inputs;
+pub mod model;
 pub mod service;
 
 pub use http::routes;
