@@ -130,42 +130,21 @@ impl RegulationInput {
     }
 }
 
-type RegulationRow = (
-    String,
-    String,
-    i32,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    String,
-    String,
-    chrono::NaiveDateTime,
-);
-
-const REGULATION_COLUMNS: (
-    regulations::id,
-    regulations::code,
-    regulations::version,
-    regulations::name_sv,
-    regulations::name_en,
-    regulations::statute,
-    regulations::in_force,
-    regulations::rules,
-    regulations::source,
-    regulations::created_at,
-) = (
-    regulations::id,
-    regulations::code,
-    regulations::version,
-    regulations::name_sv,
-    regulations::name_en,
-    regulations::statute,
-    regulations::in_force,
-    regulations::rules,
-    regulations::source,
-    regulations::created_at,
-);
+/// A `regulations` row as stored; `rules` is a JSON object.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = regulations, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct RegulationRow {
+    id: String,
+    code: String,
+    version: i32,
+    name_sv: String,
+    name_en: Option<String>,
+    statute: String,
+    in_force: Option<String>,
+    rules: String,
+    source: String,
+    created_at: chrono::NaiveDateTime,
+}
 
 fn latest_version(conn: &mut DbConn, code: &str) -> Result<Option<i32>, AppError> {
     Ok(regulations::table
@@ -175,27 +154,27 @@ fn latest_version(conn: &mut DbConn, code: &str) -> Result<Option<i32>, AppError
 }
 
 fn regulation_from(conn: &mut DbConn, r: RegulationRow) -> Result<Regulation, AppError> {
-    let latest = latest_version(conn, &r.1)? == Some(r.2);
+    let latest = latest_version(conn, &r.code)? == Some(r.version);
     Ok(Regulation {
-        id: r.0,
-        code: r.1,
-        version: r.2,
-        name_sv: r.3,
-        name_en: r.4,
-        statute: r.5,
-        in_force: r.6,
-        rules: serde_json::from_str(&r.7).unwrap_or(Value::Null),
-        source: r.8,
+        id: r.id,
+        code: r.code,
+        version: r.version,
+        name_sv: r.name_sv,
+        name_en: r.name_en,
+        statute: r.statute,
+        in_force: r.in_force,
+        rules: serde_json::from_str(&r.rules).map_err(AppError::internal)?,
+        source: r.source,
         latest,
-        created_at: from_db(r.9),
-        updated_at: from_db(r.9),
+        created_at: from_db(r.created_at),
+        updated_at: from_db(r.created_at),
     })
 }
 
 pub fn get_regulation(conn: &mut DbConn, id: &str) -> Result<Regulation, AppError> {
     let row: RegulationRow = regulations::table
         .find(id)
-        .select(REGULATION_COLUMNS)
+        .select(RegulationRow::as_select())
         .first(conn)?;
     regulation_from(conn, row)
 }
@@ -206,7 +185,9 @@ pub fn list_regulations(
     version: Option<i32>,
     latest_only: bool,
 ) -> Result<Vec<Regulation>, AppError> {
-    let mut q = regulations::table.select(REGULATION_COLUMNS).into_boxed();
+    let mut q = regulations::table
+        .select(RegulationRow::as_select())
+        .into_boxed();
     if let Some(c) = code {
         q = q.filter(regulations::code.eq(c.to_string()));
     }
@@ -226,33 +207,38 @@ pub fn list_regulations(
     Ok(out)
 }
 
-type DelmalRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i32,
-    chrono::NaiveDateTime,
-);
+/// A `delmal` row as stored; an empty `specialty` is a delmål common to all.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = delmal, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct DelmalRow {
+    id: String,
+    regulation_id: String,
+    code: String,
+    group_code: Option<String>,
+    specialty: String,
+    title_sv: String,
+    title_en: Option<String>,
+    description: Option<String>,
+    position: i32,
+    created_at: chrono::NaiveDateTime,
+}
 
-fn delmal_from(r: DelmalRow) -> Delmal {
-    Delmal {
-        id: r.0,
-        regulation_id: r.1,
-        code: r.2,
-        group: r.3,
-        specialty: (!r.4.is_empty()).then_some(r.4),
-        title_sv: r.5,
-        title_en: r.6,
-        description: r.7,
-        position: r.8,
-        version: 1,
-        created_at: from_db(r.9),
-        updated_at: from_db(r.9),
+impl From<DelmalRow> for Delmal {
+    fn from(r: DelmalRow) -> Delmal {
+        Delmal {
+            id: r.id,
+            regulation_id: r.regulation_id,
+            code: r.code,
+            group: r.group_code,
+            specialty: (!r.specialty.is_empty()).then_some(r.specialty),
+            title_sv: r.title_sv,
+            title_en: r.title_en,
+            description: r.description,
+            position: r.position,
+            version: 1,
+            created_at: from_db(r.created_at),
+            updated_at: from_db(r.created_at),
+        }
     }
 }
 
@@ -268,18 +254,7 @@ pub fn list_delmal(
     get_regulation(conn, regulation_id)?;
     let mut query = delmal::table
         .filter(delmal::regulation_id.eq(regulation_id.to_string()))
-        .select((
-            delmal::id,
-            delmal::regulation_id,
-            delmal::code,
-            delmal::group_code,
-            delmal::specialty,
-            delmal::title_sv,
-            delmal::title_en,
-            delmal::description,
-            delmal::position,
-            delmal::created_at,
-        ))
+        .select(DelmalRow::as_select())
         .into_boxed();
     if let Some(s) = specialty {
         query = query.filter(
@@ -295,7 +270,7 @@ pub fn list_delmal(
     let needle = q.map(str::to_lowercase);
     Ok(rows
         .into_iter()
-        .map(delmal_from)
+        .map(Delmal::from)
         .filter(|d| {
             needle.as_ref().is_none_or(|n| {
                 d.code.to_lowercase().contains(n)

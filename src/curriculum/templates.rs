@@ -15,6 +15,7 @@ use crate::clock::{from_db, to_db};
 use crate::curriculum::catalogue;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
+use crate::ids::UserId;
 use crate::schema::programme_templates;
 
 /// Formative assessment instruments.
@@ -150,50 +151,39 @@ impl ProgrammeTemplate {
     }
 }
 
-type Row = (
-    String,
-    i32,
-    String,
-    String,
-    String,
-    Option<String>,
-    chrono::NaiveDateTime,
-);
-
-fn template_from(conn: &mut DbConn, r: Row) -> Result<ProgrammeTemplate, AppError> {
-    let latest = latest_version(conn, &r.0)? == Some(r.1);
-    let content: TemplateContent = serde_json::from_str(&r.4)
-        .map_err(|e| AppError::internal(format!("stored template {} v{}: {e}", r.0, r.1)))?;
-    Ok(ProgrammeTemplate {
-        id: r.0,
-        version: r.1,
-        organisation_id: r.2,
-        regulation_id: r.3,
-        content,
-        latest,
-        created_by: r.5,
-        created_at: from_db(r.6),
-        updated_at: from_db(r.6),
-    })
+/// A `programme_templates` row as stored; `content` is the template as JSON.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = programme_templates, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct TemplateRow {
+    template_id: String,
+    version: i32,
+    organisation_id: String,
+    regulation_id: String,
+    content: String,
+    created_by: Option<UserId>,
+    created_at: chrono::NaiveDateTime,
 }
 
-const COLUMNS: (
-    programme_templates::template_id,
-    programme_templates::version,
-    programme_templates::organisation_id,
-    programme_templates::regulation_id,
-    programme_templates::content,
-    programme_templates::created_by,
-    programme_templates::created_at,
-) = (
-    programme_templates::template_id,
-    programme_templates::version,
-    programme_templates::organisation_id,
-    programme_templates::regulation_id,
-    programme_templates::content,
-    programme_templates::created_by,
-    programme_templates::created_at,
-);
+fn template_from(conn: &mut DbConn, r: TemplateRow) -> Result<ProgrammeTemplate, AppError> {
+    let latest = latest_version(conn, &r.template_id)? == Some(r.version);
+    let content: TemplateContent = serde_json::from_str(&r.content).map_err(|e| {
+        AppError::internal(format!(
+            "stored template {} v{}: {e}",
+            r.template_id, r.version
+        ))
+    })?;
+    Ok(ProgrammeTemplate {
+        id: r.template_id,
+        version: r.version,
+        organisation_id: r.organisation_id,
+        regulation_id: r.regulation_id,
+        content,
+        latest,
+        created_by: r.created_by.map(UserId::into_inner),
+        created_at: from_db(r.created_at),
+        updated_at: from_db(r.created_at),
+    })
+}
 
 fn latest_version(conn: &mut DbConn, template_id: &str) -> Result<Option<i32>, AppError> {
     Ok(programme_templates::table
@@ -233,10 +223,10 @@ pub fn get_template(
         Some(v) => v,
         None => latest_version(conn, template_id)?.ok_or(AppError::NotFound)?,
     };
-    let row: Row = programme_templates::table
+    let row: TemplateRow = programme_templates::table
         .filter(programme_templates::template_id.eq(template_id))
         .filter(programme_templates::version.eq(version))
-        .select(COLUMNS)
+        .select(TemplateRow::as_select())
         .first(conn)?;
     template_from(conn, row)
 }
@@ -245,10 +235,10 @@ pub fn list_versions(
     conn: &mut DbConn,
     template_id: &str,
 ) -> Result<Vec<ProgrammeTemplate>, AppError> {
-    let rows: Vec<Row> = programme_templates::table
+    let rows: Vec<TemplateRow> = programme_templates::table
         .filter(programme_templates::template_id.eq(template_id))
         .order(programme_templates::version)
-        .select(COLUMNS)
+        .select(TemplateRow::as_select())
         .load(conn)?;
     if rows.is_empty() {
         return Err(AppError::NotFound);
@@ -435,45 +425,43 @@ pub fn create_template(
     Principal::require(may_edit(conn, me, organisation_id)?)?;
     validate(conn, regulation_id, &mut content)?;
     let template_id = id.unwrap_or_else(|| Uuid::new_v4().to_string());
-    insert(
-        conn,
-        now,
-        me,
-        &template_id,
-        1,
+    NewVersionRow {
+        id: Uuid::new_v4().to_string(),
+        template_id: &template_id,
+        version: 1,
         organisation_id,
         regulation_id,
-        &content,
-    )?;
+        name: content.name.trim(),
+        content: serde_json::to_string(&content).map_err(AppError::internal)?,
+        created_by: Some(&me.user_id),
+        created_at: to_db(now),
+    }
+    .insert(conn)?;
     get_template(conn, &template_id, Some(1))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn insert(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    template_id: &str,
+/// One stored version of a template (versions never change once written).
+#[derive(Insertable)]
+#[diesel(table_name = programme_templates)]
+struct NewVersionRow<'a> {
+    id: String,
+    template_id: &'a str,
     version: i32,
-    organisation_id: &str,
-    regulation_id: &str,
-    content: &TemplateContent,
-) -> Result<(), AppError> {
-    let json = serde_json::to_string(content).map_err(AppError::internal)?;
-    diesel::insert_into(programme_templates::table)
-        .values((
-            programme_templates::id.eq(Uuid::new_v4().to_string()),
-            programme_templates::template_id.eq(template_id),
-            programme_templates::version.eq(version),
-            programme_templates::organisation_id.eq(organisation_id),
-            programme_templates::regulation_id.eq(regulation_id),
-            programme_templates::name.eq(content.name.trim()),
-            programme_templates::content.eq(json),
-            programme_templates::created_by.eq(&me.user_id),
-            programme_templates::created_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
-    Ok(())
+    organisation_id: &'a str,
+    regulation_id: &'a str,
+    name: &'a str,
+    content: String,
+    created_by: Option<&'a str>,
+    created_at: chrono::NaiveDateTime,
+}
+
+impl<'a> NewVersionRow<'a> {
+    fn insert(self, conn: &mut DbConn) -> Result<(), AppError> {
+        diesel::insert_into(programme_templates::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
 }
 
 /// Editing a template: a new version with the full new content. The regulation version
@@ -493,15 +481,17 @@ pub fn new_version(
     let regulation_id = regulation_id.unwrap_or(&current.regulation_id).to_string();
     validate(conn, &regulation_id, &mut content)?;
     let version = current.version + 1;
-    insert(
-        conn,
-        now,
-        me,
+    NewVersionRow {
+        id: Uuid::new_v4().to_string(),
         template_id,
         version,
-        &current.organisation_id,
-        &regulation_id,
-        &content,
-    )?;
+        organisation_id: &current.organisation_id,
+        regulation_id: &regulation_id,
+        name: content.name.trim(),
+        content: serde_json::to_string(&content).map_err(AppError::internal)?,
+        created_by: Some(&me.user_id),
+        created_at: to_db(now),
+    }
+    .insert(conn)?;
     get_template(conn, template_id, Some(version))
 }

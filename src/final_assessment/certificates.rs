@@ -325,7 +325,7 @@ fn delmal_certificates(
             .load(conn)?;
         for js in sums {
             let js: Vec<crate::portfolio::summaries::Judgement> =
-                serde_json::from_str(&js).unwrap_or_default();
+                serde_json::from_str(&js).map_err(AppError::internal)?;
             for j in js.into_iter().filter(|j| j.judgement == "achieved") {
                 how.entry(j.code)
                     .or_default()

@@ -6,312 +6,28 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{self, Event};
 use crate::auth::principal::Principal;
 use crate::auth::service::{ClientInfo, SecondFactor};
-use crate::clock::{from_db, to_db};
+use crate::clock::to_db;
 use crate::config::Config;
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access, EXTERNAL_ASSESSOR, MAIN_SUPERVISOR};
 use crate::error::{AppError, FieldError};
-use crate::http::etag;
 use crate::mail::Mail;
 use crate::portfolio::summaries::Judgement;
 use crate::schema::{enrolments, final_assessment_signers, final_assessments, users};
 
-/// Who decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// The external assessor (extern bedömare) with the main supervisor.
-    ExternalAssessor,
-    /// A clinical competence committee: several members, one decision.
-    Committee,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::ExternalAssessor => "external_assessor",
-            Mode::Committee => "committee",
-        }
-    }
-    fn parse(s: &str) -> Mode {
-        if s == "committee" {
-            Mode::Committee
-        } else {
-            Mode::ExternalAssessor
-        }
-    }
-}
-
-/// The overall decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// Baskompetens (or specialistkompetens) achieved.
-    Achieved,
-    /// Not yet: `missing` says what is missing.
-    NotYet,
-}
-
-impl Decision {
-    fn as_str(self) -> &'static str {
-        match self {
-            Decision::Achieved => "achieved",
-            Decision::NotYet => "not_yet",
-        }
-    }
-    fn parse(s: &str) -> Option<Decision> {
-        match s {
-            "achieved" => Some(Decision::Achieved),
-            "not_yet" => Some(Decision::NotYet),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct FinalSigner {
-    pub user_id: String,
-    #[schema(example = "Karin Lind")]
-    pub name: String,
-    /// `external_assessor`, `main_supervisor` or `committee_member`.
-    pub role: String,
-    pub signed_at: Option<DateTime<Utc>>,
-    /// How the signer's second factor was given (`totp`, `step_up_totp`, ...).
-    pub signature_method: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct FinalAssessment {
-    pub id: String,
-    pub enrolment_id: String,
-    pub mode: Mode,
-    pub decision: Option<Decision>,
-    /// One per delmål: `achieved` or `not_yet`, with a comment.
-    pub judgements: Vec<Judgement>,
-    /// When not yet achieved: what is missing and what to do.
-    pub missing: String,
-    pub rationale: String,
-    /// `draft`, `awaiting_signatures` or `decided` (final).
-    pub status: String,
-    pub signers: Vec<FinalSigner>,
-    /// SHA-256 of the decided content every signer signed.
-    pub content_hash: Option<String>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub created_by: String,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl FinalAssessment {
-    pub fn etag(&self) -> String {
-        etag(self.version, self.updated_at)
-    }
-
-    /// What the signers sign: the decision and who decides.
-    fn content(&self) -> serde_json::Value {
-        let signers: Vec<_> = self
-            .signers
-            .iter()
-            .map(|s| json!({"user_id": s.user_id, "role": s.role}))
-            .collect();
-        json!({"id": self.id, "enrolment_id": self.enrolment_id, "mode": self.mode,
-               "decision": self.decision, "judgements": self.judgements,
-               "missing": self.missing, "rationale": self.rationale, "signers": signers})
-    }
-
-    pub fn content_hash_now(&self) -> String {
-        crate::auth::crypto::sha256_hex(self.content().to_string())
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewFinalAssessment {
-    pub id: Option<Uuid>,
-    pub mode: Mode,
-    /// For a committee: its members (at least two), who all sign the one decision.
-    #[serde(default)]
-    pub committee_member_ids: Vec<String>,
-    #[serde(default)]
-    pub judgements: Vec<Judgement>,
-    pub decision: Option<Decision>,
-    #[serde(default)]
-    pub missing: String,
-    #[serde(default)]
-    pub rationale: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FinalAssessmentPatch {
-    pub judgements: Option<Vec<Judgement>>,
-    pub decision: Option<Decision>,
-    pub missing: Option<String>,
-    pub rationale: Option<String>,
-}
-
-/// A signature: with a fresh code when the session itself cannot vouch for a second
-/// factor (a remembered device), or to step up anyway.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SignFinalAssessment {
-    #[schema(example = "492039")]
-    pub totp_code: Option<String>,
-    pub recovery_code: Option<String>,
-}
-
-type Row = (
-    (
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-    ),
-    (
-        Option<String>,
-        String,
-        Option<chrono::NaiveDateTime>,
-        i32,
-        chrono::NaiveDateTime,
-        chrono::NaiveDateTime,
-    ),
-);
-
-pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
-    let (a, b): Row = final_assessments::table
-        .find(id)
-        .select((
-            (
-                final_assessments::id,
-                final_assessments::enrolment_id,
-                final_assessments::mode,
-                final_assessments::decision,
-                final_assessments::judgements,
-                final_assessments::missing,
-                final_assessments::rationale,
-                final_assessments::status,
-            ),
-            (
-                final_assessments::content_hash,
-                final_assessments::created_by,
-                final_assessments::decided_at,
-                final_assessments::version,
-                final_assessments::created_at,
-                final_assessments::updated_at,
-            ),
-        ))
-        .first(conn)?;
-    type SignerRow = (
-        String,
-        String,
-        String,
-        String,
-        Option<chrono::NaiveDateTime>,
-        Option<String>,
-    );
-    let signers: Vec<SignerRow> = final_assessment_signers::table
-        .inner_join(users::table.on(users::id.eq(final_assessment_signers::user_id)))
-        .filter(final_assessment_signers::final_assessment_id.eq(id))
-        .order((
-            final_assessment_signers::role,
-            final_assessment_signers::user_id,
-        ))
-        .select((
-            final_assessment_signers::user_id,
-            users::display_name,
-            users::email,
-            final_assessment_signers::role,
-            final_assessment_signers::signed_at,
-            final_assessment_signers::signature_method,
-        ))
-        .load(conn)?;
-    Ok(FinalAssessment {
-        id: a.0,
-        enrolment_id: a.1,
-        mode: Mode::parse(&a.2),
-        decision: a.3.as_deref().and_then(Decision::parse),
-        judgements: serde_json::from_str(&a.4).unwrap_or_default(),
-        missing: a.5,
-        rationale: a.6,
-        status: a.7,
-        signers: signers
-            .into_iter()
-            .map(|s| FinalSigner {
-                user_id: s.0,
-                name: if s.1.trim().is_empty() { s.2 } else { s.1 },
-                role: s.3,
-                signed_at: s.4.map(from_db),
-                signature_method: s.5,
-            })
-            .collect(),
-        content_hash: b.0,
-        created_by: b.1,
-        decided_at: b.2.map(from_db),
-        version: b.3,
-        created_at: from_db(b.4),
-        updated_at: from_db(b.5),
-    })
-}
-
-fn is_signer(f: &FinalAssessment, user: &str) -> bool {
-    f.signers.iter().any(|s| s.user_id == user)
-}
-
-/// Signers always read what they are to sign (a committee member may have no other
-/// part in the training); otherwise the enrolment's rules apply.
-pub fn readable(
-    conn: &mut DbConn,
-    me: &Principal,
-    id: &str,
-    today: chrono::NaiveDate,
-) -> Result<FinalAssessment, AppError> {
-    let f = get(conn, id)?;
-    if !is_signer(&f, &me.user_id) {
-        access::require(conn, me, &f.enrolment_id, today, Access::Read)?;
-    }
-    Ok(f)
-}
-
-/// Is the user a signer of one of this enrolment's final assessments? Such a committee
-/// member reads the dossier they decide on.
-pub fn is_signer_of_enrolment(
-    conn: &mut DbConn,
-    user_id: &str,
-    enrolment_id: &str,
-) -> Result<bool, AppError> {
-    let n: i64 = final_assessment_signers::table
-        .inner_join(
-            final_assessments::table
-                .on(final_assessments::id.eq(final_assessment_signers::final_assessment_id)),
-        )
-        .filter(final_assessments::enrolment_id.eq(enrolment_id))
-        .filter(final_assessment_signers::user_id.eq(user_id))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
-}
-
-pub fn list(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<FinalAssessment>, AppError> {
-    let ids: Vec<String> = final_assessments::table
-        .filter(final_assessments::enrolment_id.eq(enrolment_id))
-        .order((final_assessments::created_at, final_assessments::id))
-        .select(final_assessments::id)
-        .load(conn)?;
-    ids.iter().map(|id| get(conn, id)).collect()
-}
+// The types and reads live beside this file; other features reach them through here.
+pub use super::model::{
+    Decision, FinalAssessment, FinalAssessmentPatch, FinalSigner, Mode, NewFinalAssessment,
+    SignFinalAssessment,
+};
+pub use super::read::{get, is_signer_of_enrolment, list, readable};
 
 fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError> {
     Ok(enrolments::table
@@ -406,16 +122,13 @@ fn mail_to(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn create(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewFinalAssessment,
 ) -> Result<(FinalAssessment, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     let level = access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
@@ -583,16 +296,14 @@ fn still_assigned(
 
 /// Edits an undecided final assessment. Every signature given so far is withdrawn: the
 /// signers signed other content.
-#[allow(clippy::too_many_arguments)]
 pub fn update(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     p: FinalAssessmentPatch,
 ) -> Result<FinalAssessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let f = readable(conn, me, id, now.date_naive())?;
     if_match(&f.etag())?;
     if f.status == "decided" {
@@ -721,17 +432,14 @@ fn signature_method(
 }
 
 /// A signer signs. When the last one has signed the same content, the decision is made.
-#[allow(clippy::too_many_arguments)]
 pub fn sign(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     body: SignFinalAssessment,
 ) -> Result<Result<(FinalAssessment, Vec<Mail>), AppError>, AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     let f = readable(conn, me, id, today)?;
     if_match(&f.etag())?;

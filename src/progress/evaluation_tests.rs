@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 
-use super::{
-    elapsed, evaluate, DelmalList, DelmalState, EnrolmentBasics, EvidenceCounts, Inputs, PaceFlag,
-    PlacementBasics, Progress,
-};
+use super::{elapsed, evaluate, DelmalList};
+use crate::progress::inputs::{EnrolmentBasics, Inputs, PlacementBasics};
+use crate::progress::model::{DelmalState, EvidenceCounts, PaceFlag, Progress};
 use crate::curriculum::templates::{ProgrammeTemplate, TemplateContent};
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {

@@ -1,0 +1,258 @@
+//! Creating an enrolment (with its first placements, leave and main supervisor), changing
+//! its planned end, extent or status, and moving it to another template version.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::assignments::{add_assignment, user_has_role, AssignmentInput};
+use super::enums::{AssignmentRole, Track};
+use super::history::{record_change, touch, Changed};
+use super::leave::{add_leave, LeaveInput};
+use super::loaders::{get_enrolment, Enrolment};
+use super::placements::{add_placement, PlacementInput};
+use crate::auth::principal::{Principal, Role};
+use crate::clock::to_db;
+use crate::curriculum::templates;
+use crate::db::DbConn;
+use crate::enrolment::access::{self, Access};
+use crate::error::{AppError, FieldError};
+use crate::schema::enrolments;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEnrolment {
+    pub id: Option<uuid::Uuid>,
+    pub trainee_id: String,
+    pub template_id: String,
+    /// Default: the template's latest version.
+    pub template_version: Option<i32>,
+    pub track: Track,
+    pub start_date: NaiveDate,
+    pub planned_end: NaiveDate,
+    /// Employment extent in per cent, 10 to 100 (default 100).
+    pub extent_percent: Option<i32>,
+    pub main_supervisor_id: Option<String>,
+    #[serde(default)]
+    pub placements: Vec<PlacementInput>,
+    #[serde(default)]
+    pub leave_periods: Vec<LeaveInput>,
+}
+
+pub(crate) fn check_extent(extent: i32, errors: &mut Vec<FieldError>) {
+    if !(10..=100).contains(&extent) {
+        errors.push(FieldError::new("extent_percent", "between 10 and 100"));
+    }
+}
+
+pub fn create_enrolment(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    input: NewEnrolment,
+) -> Result<Enrolment, AppError> {
+    let today = now.date_naive();
+    let template = templates::get_template(conn, &input.template_id, input.template_version)
+        .map_err(|_| AppError::validation("template_id", "no such template (version)"))?;
+    Principal::require(templates::may_edit(conn, me, &template.organisation_id)?)?;
+    let mut errors = Vec::new();
+    if !user_has_role(conn, &input.trainee_id, Role::Trainee)? {
+        errors.push(FieldError::new(
+            "trainee_id",
+            "not a user with the trainee role",
+        ));
+    }
+    let extent = input.extent_percent.unwrap_or(100);
+    check_extent(extent, &mut errors);
+    if input.planned_end <= input.start_date {
+        errors.push(FieldError::new("planned_end", "must be after start_date"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let id = input
+        .id
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    diesel::insert_into(enrolments::table)
+        .values((
+            enrolments::id.eq(&id),
+            enrolments::trainee_id.eq(&input.trainee_id),
+            enrolments::organisation_id.eq(&template.organisation_id),
+            enrolments::template_id.eq(&template.id),
+            enrolments::template_version.eq(template.version),
+            enrolments::track.eq(input.track.as_str()),
+            enrolments::start_date.eq(input.start_date.to_string()),
+            enrolments::planned_end.eq(input.planned_end.to_string()),
+            enrolments::extent_percent.eq(extent),
+            enrolments::status.eq("active"),
+            enrolments::version.eq(1),
+            enrolments::created_at.eq(to_db(now)),
+            enrolments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    record_change(
+        conn,
+        now,
+        Some(&me.user_id),
+        &id,
+        Changed("created", "enrolment", &id),
+        json!({
+            "trainee_id": input.trainee_id, "template_id": template.id, "template_version": template.version,
+            "track": input.track, "start_date": input.start_date, "planned_end": input.planned_end, "extent_percent": extent,
+        }),
+    )?;
+    if let Some(main) = &input.main_supervisor_id {
+        add_assignment(
+            conn,
+            now,
+            me,
+            &id,
+            AssignmentInput {
+                id: None,
+                user_id: main.clone(),
+                role: AssignmentRole::MainSupervisor,
+                placement_id: None,
+                valid_from: Some(input.start_date.min(today)),
+                valid_to: None,
+            },
+        )
+        .map_err(|e| rename_field(e, "main_supervisor_id"))?;
+    }
+    for (i, p) in input.placements.into_iter().enumerate() {
+        add_placement(conn, now, me, &id, p)
+            .map_err(|e| prefix_fields(e, &format!("placements[{i}]")))?;
+    }
+    for (i, l) in input.leave_periods.into_iter().enumerate() {
+        add_leave(conn, now, me, &id, l)
+            .map_err(|e| prefix_fields(e, &format!("leave_periods[{i}]")))?;
+    }
+    // The nested creations bumped the version; a new enrolment starts at 1.
+    diesel::update(enrolments::table.find(&id))
+        .set((
+            enrolments::version.eq(1),
+            enrolments::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    get_enrolment(conn, &id, today)
+}
+
+pub(crate) fn prefix_fields(e: AppError, prefix: &str) -> AppError {
+    match e {
+        AppError::Validation(errors) => AppError::Validation(
+            errors
+                .into_iter()
+                .map(|f| FieldError::new(format!("{prefix}.{}", f.field), f.message))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+pub(crate) fn rename_field(e: AppError, field: &str) -> AppError {
+    match e {
+        AppError::Validation(errors) => AppError::Validation(
+            errors
+                .into_iter()
+                .map(|f| FieldError::new(field, f.message))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentPatch {
+    pub planned_end: Option<NaiveDate>,
+    pub extent_percent: Option<i32>,
+    /// `active`, `completed` or `withdrawn`.
+    pub status: Option<String>,
+}
+
+pub fn update_enrolment(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+    if_match: impl FnOnce(&str) -> Result<(), AppError>,
+    patch: EnrolmentPatch,
+) -> Result<Enrolment, AppError> {
+    let today = now.date_naive();
+    access::require(conn, me, id, today, Access::Manage)?;
+    let current = get_enrolment(conn, id, today)?;
+    if_match(&current.etag())?;
+    let mut errors = Vec::new();
+    let extent = patch.extent_percent.unwrap_or(current.extent_percent);
+    check_extent(extent, &mut errors);
+    let planned_end = patch.planned_end.unwrap_or(current.planned_end);
+    if planned_end <= current.start_date {
+        errors.push(FieldError::new(
+            "planned_end",
+            "must be after the start date",
+        ));
+    }
+    let status = patch.status.unwrap_or(current.status.clone());
+    if !["active", "completed", "withdrawn"].contains(&status.as_str()) {
+        errors.push(FieldError::new("status", "active, completed or withdrawn"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    diesel::update(enrolments::table.find(id))
+        .set((
+            enrolments::planned_end.eq(planned_end.to_string()),
+            enrolments::extent_percent.eq(extent),
+            enrolments::status.eq(&status),
+        ))
+        .execute(conn)?;
+    touch(conn, now, id)?;
+    record_change(
+        conn,
+        now,
+        Some(&me.user_id),
+        id,
+        Changed("updated", "enrolment", id),
+        json!({
+            "planned_end": planned_end, "extent_percent": extent, "status": status,
+        }),
+    )?;
+    get_enrolment(conn, id, today)
+}
+
+/// Moves a trainee to another version of their template. Administrators only: the
+/// trainee's records keep the version they were made under.
+pub fn migrate_template(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    id: &str,
+    version: i32,
+) -> Result<Enrolment, AppError> {
+    let today = now.date_naive();
+    access::require(conn, me, id, today, Access::Read)?;
+    let current = get_enrolment(conn, id, today)?;
+    Principal::require(me.has_role_over(conn, Role::Administrator, &current.organisation_id)?)?;
+    let target =
+        templates::get_template(conn, &current.template_id, Some(version)).map_err(|_| {
+            AppError::validation("template_version", "no such version of this template")
+        })?;
+    diesel::update(enrolments::table.find(id))
+        .set(enrolments::template_version.eq(target.version))
+        .execute(conn)?;
+    touch(conn, now, id)?;
+    record_change(
+        conn,
+        now,
+        Some(&me.user_id),
+        id,
+        Changed("migrated", "enrolment", id),
+        json!({
+            "from_version": current.template_version, "to_version": target.version,
+        }),
+    )?;
+    get_enrolment(conn, id, today)
+}

@@ -1,0 +1,119 @@
+//! The enrolment's text-coded enums: the kind of training and the roles someone holds on
+//! one trainee's training.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::principal::Role;
+use crate::enrolment::access;
+
+/// The kind of training.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "snake_case")]
+pub enum Track {
+    /// Standalone BT (bastjänstgöring), HSLF-FS 2021:8.
+    BtStandalone,
+    /// ST with integrated BT, HSLF-FS 2021:8.
+    StIntegratedBt,
+    /// ST 2021 after a completed BT.
+    St2021,
+    /// ST under SOSFS 2015:8.
+    St2015,
+    /// AT (allmäntjänstgöring).
+    At,
+}
+
+impl Track {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Track::BtStandalone => "bt_standalone",
+            Track::StIntegratedBt => "st_integrated_bt",
+            Track::St2021 => "st_2021",
+            Track::St2015 => "st_2015",
+            Track::At => "at",
+        }
+    }
+    /// The track stored as `s`; `None` for a code this build does not know.
+    pub fn from_code(s: &str) -> Option<Track> {
+        Some(match s {
+            "bt_standalone" => Track::BtStandalone,
+            "st_integrated_bt" => Track::StIntegratedBt,
+            "st_2021" => Track::St2021,
+            "st_2015" => Track::St2015,
+            "at" => Track::At,
+            _ => return None,
+        })
+    }
+}
+
+/// A role someone holds on one trainee's training.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentRole {
+    /// Huvudhandledare: for the whole programme.
+    MainSupervisor,
+    /// Tjänstgöringshandledare: for one placement.
+    PlacementSupervisor,
+    /// Studierektor following this trainee.
+    DirectorOfStudies,
+    /// Extern bedömare for the final assessment.
+    ExternalAssessor,
+}
+
+impl AssignmentRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssignmentRole::MainSupervisor => access::MAIN_SUPERVISOR,
+            AssignmentRole::PlacementSupervisor => access::PLACEMENT_SUPERVISOR,
+            AssignmentRole::DirectorOfStudies => access::DIRECTOR,
+            AssignmentRole::ExternalAssessor => access::EXTERNAL_ASSESSOR,
+        }
+    }
+    /// The role stored as `s`; `None` for a code this build does not know.
+    pub fn from_code(s: &str) -> Option<AssignmentRole> {
+        Some(match s {
+            access::MAIN_SUPERVISOR => AssignmentRole::MainSupervisor,
+            access::PLACEMENT_SUPERVISOR => AssignmentRole::PlacementSupervisor,
+            access::DIRECTOR => AssignmentRole::DirectorOfStudies,
+            access::EXTERNAL_ASSESSOR => AssignmentRole::ExternalAssessor,
+            _ => return None,
+        })
+    }
+    /// The account role the assignee must hold.
+    pub(crate) fn account_role(self) -> Role {
+        match self {
+            AssignmentRole::MainSupervisor | AssignmentRole::PlacementSupervisor => {
+                Role::Supervisor
+            }
+            AssignmentRole::DirectorOfStudies => Role::DirectorOfStudies,
+            AssignmentRole::ExternalAssessor => Role::ExternalAssessor,
+        }
+    }
+}
+
+crate::text_enum_sql!(Track);
+crate::text_enum_sql!(AssignmentRole);

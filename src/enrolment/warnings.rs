@@ -1,0 +1,144 @@
+//! Plan warnings (the plan checked against its template and the regulation's structural
+//! rules) and the plan that time served is computed from.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::loaders::Enrolment;
+use crate::curriculum::{catalogue, templates};
+use crate::db::DbConn;
+use crate::enrolment::time::{self, Plan};
+use crate::error::AppError;
+
+/// A deviation of the plan from the regulation's structural rules or from itself.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanWarning {
+    /// e.g. `minimum_months_in`, `minimum_months`, `overlapping_placements`,
+    /// `placement_outside_enrolment`, `unknown_placement_type`.
+    #[schema(example = "minimum_months_in")]
+    pub code: String,
+    #[schema(
+        example = "HSLF-FS 2021:8 requires at least 3 months in primärvård; the plan has 3.0"
+    )]
+    pub message: String,
+}
+
+pub(crate) fn plan_of(e: &Enrolment, nominal_months: i32) -> Plan {
+    Plan {
+        start: e.start_date,
+        extent_percent: e.extent_percent,
+        placements: e
+            .placements
+            .iter()
+            .map(|p| (p.start_date, p.end_date))
+            .collect(),
+        leave: e
+            .leave_periods
+            .iter()
+            .map(|l| (l.start_date, l.end_date, l.percent))
+            .collect(),
+        credited_days: e.credited_service.iter().map(|c| c.credited_days).sum(),
+        nominal_months,
+    }
+}
+
+/// Checks the plan against the template and the regulation's structural rules.
+pub(crate) fn warnings(
+    conn: &mut DbConn,
+    e: &Enrolment,
+    template: &templates::ProgrammeTemplate,
+) -> Result<Vec<PlanWarning>, AppError> {
+    let mut out = Vec::new();
+    let warn = |out: &mut Vec<PlanWarning>, code: &str, message: String| {
+        out.push(PlanWarning {
+            code: code.into(),
+            message,
+        })
+    };
+    for p in &e.placements {
+        if template.placement_type(&p.placement_type).is_none() {
+            warn(
+                &mut out,
+                "unknown_placement_type",
+                format!(
+                    "placement {} has type {:?}, which template version {} does not have",
+                    p.id, p.placement_type, template.version
+                ),
+            );
+        }
+        if p.start_date < e.start_date || p.end_date > e.planned_end {
+            warn(
+                &mut out,
+                "placement_outside_enrolment",
+                format!(
+                    "placement {} ({} to {}) lies outside the enrolment ({} to {})",
+                    p.id, p.start_date, p.end_date, e.start_date, e.planned_end
+                ),
+            );
+        }
+    }
+    for (i, a) in e.placements.iter().enumerate() {
+        for b in &e.placements[i + 1..] {
+            if a.start_date <= b.end_date && b.start_date <= a.end_date {
+                warn(
+                    &mut out,
+                    "overlapping_placements",
+                    format!("placements {} and {} overlap", a.id, b.id),
+                );
+            }
+        }
+    }
+    let regulation = catalogue::get_regulation(conn, &template.regulation_id)?;
+    let credited_months = e
+        .credited_service
+        .iter()
+        .map(|c| c.credited_days)
+        .sum::<i32>() as f64
+        / time::DAYS_PER_MONTH;
+    // Both spellings of per-category minimums in the catalogue (BT and AT).
+    for key in ["minimum_months_in", "placements_minimum_months"] {
+        if let Some(rules) = regulation.rules.get(key).and_then(|v| v.as_object()) {
+            for (category, min) in rules {
+                let Some(min) = min.as_f64() else { continue };
+                let periods: Vec<(NaiveDate, NaiveDate)> = e
+                    .placements
+                    .iter()
+                    .filter(|p| {
+                        template.placement_type(&p.placement_type).is_some_and(|t| {
+                            t.counts_as.iter().any(|c| c.eq_ignore_ascii_case(category))
+                        })
+                    })
+                    .map(|p| (p.start_date, p.end_date))
+                    .collect();
+                let planned = time::planned_months(&periods, e.extent_percent);
+                if planned + 1e-9 < min {
+                    warn(&mut out, "minimum_months_in", format!("{} requires at least {min} months in {category}; the plan has {planned:.1}", regulation.statute));
+                }
+            }
+        }
+    }
+    if let Some(min) = regulation
+        .rules
+        .get("minimum_months")
+        .and_then(|v| v.as_f64())
+    {
+        let all: Vec<(NaiveDate, NaiveDate)> = e
+            .placements
+            .iter()
+            .map(|p| (p.start_date, p.end_date))
+            .collect();
+        let planned = time::planned_months(&all, e.extent_percent) + credited_months;
+        if planned + 1e-9 < min {
+            warn(
+                &mut out,
+                "minimum_months",
+                format!(
+                    "{} requires at least {min} months in all; the plan has {:.1}",
+                    regulation.statute, planned
+                ),
+            );
+        }
+    }
+    Ok(out)
+}

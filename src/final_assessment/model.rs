@@ -1,0 +1,186 @@
+//! What a final assessment is: who decides, the decision, the signers, and the bodies
+//! of the requests that create, change and sign one.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::http::etag;
+use crate::portfolio::summaries::Judgement;
+
+/// Who decides.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The external assessor (extern bedömare) with the main supervisor.
+    ExternalAssessor,
+    /// A clinical competence committee: several members, one decision.
+    Committee,
+}
+
+impl Mode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Mode::ExternalAssessor => "external_assessor",
+            Mode::Committee => "committee",
+        }
+    }
+    /// The mode stored as `s`; `None` for a code this build does not know.
+    fn from_code(s: &str) -> Option<Mode> {
+        match s {
+            "external_assessor" => Some(Mode::ExternalAssessor),
+            "committee" => Some(Mode::Committee),
+            _ => None,
+        }
+    }
+}
+
+crate::text_enum_sql!(Mode);
+
+/// The overall decision.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Baskompetens (or specialistkompetens) achieved.
+    Achieved,
+    /// Not yet: `missing` says what is missing.
+    NotYet,
+}
+
+impl Decision {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Decision::Achieved => "achieved",
+            Decision::NotYet => "not_yet",
+        }
+    }
+    /// The decision stored as `s`; `None` for a code this build does not know.
+    fn from_code(s: &str) -> Option<Decision> {
+        match s {
+            "achieved" => Some(Decision::Achieved),
+            "not_yet" => Some(Decision::NotYet),
+            _ => None,
+        }
+    }
+}
+
+crate::text_enum_sql!(Decision);
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FinalSigner {
+    pub user_id: String,
+    #[schema(example = "Karin Lind")]
+    pub name: String,
+    /// `external_assessor`, `main_supervisor` or `committee_member`.
+    pub role: String,
+    pub signed_at: Option<DateTime<Utc>>,
+    /// How the signer's second factor was given (`totp`, `step_up_totp`, ...).
+    pub signature_method: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FinalAssessment {
+    pub id: String,
+    pub enrolment_id: String,
+    pub mode: Mode,
+    pub decision: Option<Decision>,
+    /// One per delmål: `achieved` or `not_yet`, with a comment.
+    pub judgements: Vec<Judgement>,
+    /// When not yet achieved: what is missing and what to do.
+    pub missing: String,
+    pub rationale: String,
+    /// `draft`, `awaiting_signatures` or `decided` (final).
+    pub status: String,
+    pub signers: Vec<FinalSigner>,
+    /// SHA-256 of the decided content every signer signed.
+    pub content_hash: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl FinalAssessment {
+    pub fn etag(&self) -> String {
+        etag(self.version, self.updated_at)
+    }
+
+    /// What the signers sign: the decision and who decides.
+    pub(crate) fn content(&self) -> serde_json::Value {
+        let signers: Vec<_> = self
+            .signers
+            .iter()
+            .map(|s| json!({"user_id": s.user_id, "role": s.role}))
+            .collect();
+        json!({"id": self.id, "enrolment_id": self.enrolment_id, "mode": self.mode,
+               "decision": self.decision, "judgements": self.judgements,
+               "missing": self.missing, "rationale": self.rationale, "signers": signers})
+    }
+
+    pub fn content_hash_now(&self) -> String {
+        crate::auth::crypto::sha256_hex(self.content().to_string())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFinalAssessment {
+    pub id: Option<Uuid>,
+    pub mode: Mode,
+    /// For a committee: its members (at least two), who all sign the one decision.
+    #[serde(default)]
+    pub committee_member_ids: Vec<String>,
+    #[serde(default)]
+    pub judgements: Vec<Judgement>,
+    pub decision: Option<Decision>,
+    #[serde(default)]
+    pub missing: String,
+    #[serde(default)]
+    pub rationale: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinalAssessmentPatch {
+    pub judgements: Option<Vec<Judgement>>,
+    pub decision: Option<Decision>,
+    pub missing: Option<String>,
+    pub rationale: Option<String>,
+}
+
+/// A signature: with a fresh code when the session itself cannot vouch for a second
+/// factor (a remembered device), or to step up anyway.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignFinalAssessment {
+    #[schema(example = "492039")]
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
+}

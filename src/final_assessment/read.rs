@@ -1,0 +1,139 @@
+//! Reading final assessments, and who may read them.
+
+use diesel::prelude::*;
+
+use super::model::{Decision, FinalAssessment, FinalSigner, Mode};
+use crate::auth::principal::Principal;
+use crate::clock::from_db;
+use crate::db::DbConn;
+use crate::enrolment::access::{self, Access};
+use crate::error::AppError;
+use crate::ids::{EnrolmentId, UserId};
+use crate::schema::{final_assessment_signers, final_assessments, users};
+
+/// A `final_assessments` row as stored; `judgements` is a JSON array.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = final_assessments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct FinalRow {
+    id: String,
+    enrolment_id: EnrolmentId,
+    mode: Mode,
+    decision: Option<Decision>,
+    judgements: String,
+    missing: String,
+    rationale: String,
+    status: String,
+    content_hash: Option<String>,
+    created_by: UserId,
+    decided_at: Option<chrono::NaiveDateTime>,
+    version: i32,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
+/// A signer with the name to show: their display name, or their email without one.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = final_assessment_signers, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct SignerRow {
+    user_id: UserId,
+    #[diesel(select_expression = users::display_name, select_expression_type = users::display_name)]
+    display_name: String,
+    #[diesel(select_expression = users::email, select_expression_type = users::email)]
+    email: String,
+    role: String,
+    signed_at: Option<chrono::NaiveDateTime>,
+    signature_method: Option<String>,
+}
+
+pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
+    let a: FinalRow = final_assessments::table
+        .find(id)
+        .select(FinalRow::as_select())
+        .first(conn)?;
+    let signers: Vec<SignerRow> = final_assessment_signers::table
+        .inner_join(users::table.on(users::id.eq(final_assessment_signers::user_id)))
+        .filter(final_assessment_signers::final_assessment_id.eq(id))
+        .order((
+            final_assessment_signers::role,
+            final_assessment_signers::user_id,
+        ))
+        .select(SignerRow::as_select())
+        .load(conn)?;
+    Ok(FinalAssessment {
+        id: a.id,
+        enrolment_id: a.enrolment_id.into_inner(),
+        mode: a.mode,
+        decision: a.decision,
+        judgements: serde_json::from_str(&a.judgements).map_err(AppError::internal)?,
+        missing: a.missing,
+        rationale: a.rationale,
+        status: a.status,
+        signers: signers
+            .into_iter()
+            .map(|s| FinalSigner {
+                user_id: s.user_id.into_inner(),
+                name: if s.display_name.trim().is_empty() {
+                    s.email
+                } else {
+                    s.display_name
+                },
+                role: s.role,
+                signed_at: s.signed_at.map(from_db),
+                signature_method: s.signature_method,
+            })
+            .collect(),
+        content_hash: a.content_hash,
+        created_by: a.created_by.into_inner(),
+        decided_at: a.decided_at.map(from_db),
+        version: a.version,
+        created_at: from_db(a.created_at),
+        updated_at: from_db(a.updated_at),
+    })
+}
+
+pub(crate) fn is_signer(f: &FinalAssessment, user: &str) -> bool {
+    f.signers.iter().any(|s| s.user_id == user)
+}
+
+/// Signers always read what they are to sign (a committee member may have no other
+/// part in the training); otherwise the enrolment's rules apply.
+pub fn readable(
+    conn: &mut DbConn,
+    me: &Principal,
+    id: &str,
+    today: chrono::NaiveDate,
+) -> Result<FinalAssessment, AppError> {
+    let f = get(conn, id)?;
+    if !is_signer(&f, &me.user_id) {
+        access::require(conn, me, &f.enrolment_id, today, Access::Read)?;
+    }
+    Ok(f)
+}
+
+/// Is the user a signer of one of this enrolment's final assessments? Such a committee
+/// member reads the dossier they decide on.
+pub fn is_signer_of_enrolment(
+    conn: &mut DbConn,
+    user_id: &str,
+    enrolment_id: &str,
+) -> Result<bool, AppError> {
+    let n: i64 = final_assessment_signers::table
+        .inner_join(
+            final_assessments::table
+                .on(final_assessments::id.eq(final_assessment_signers::final_assessment_id)),
+        )
+        .filter(final_assessments::enrolment_id.eq(enrolment_id))
+        .filter(final_assessment_signers::user_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+pub fn list(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<FinalAssessment>, AppError> {
+    let ids: Vec<String> = final_assessments::table
+        .filter(final_assessments::enrolment_id.eq(enrolment_id))
+        .order((final_assessments::created_at, final_assessments::id))
+        .select(final_assessments::id)
+        .load(conn)?;
+    ids.iter().map(|id| get(conn, id)).collect()
+}
