@@ -5,9 +5,10 @@
 //! and an unrelated supervisor; a placement supervisor; the trainee's director of studies
 //! and the director of another care provider; the administrator; the external assessor; a
 //! supervisor who only took part in a talk; nobody signed in; the administrator of another
-//! region; an API client of the trainee's care provider without the scope, and one of the
-//! other care provider with every scope), each checked against the status and problem
-//! type they must get.
+//! region; API clients of the trainee's care provider with and without the scope, and one
+//! of the other care provider with every scope), each checked against the status and
+//! problem type they must get. `EVERYONE` is declared with `Who` itself, so a caller
+//! added there is sent every request sent to everyone.
 //!
 //! The rules: whoever may read the enrolment today (the trainee, the supervisors assigned
 //! today, directors and administrators of the organisation, the assigned external
@@ -20,9 +21,12 @@
 //! supervisor assigned today) and changed by its author alone, who always reads it.
 //! Co-signing needs the trainee's session and the named assessor's own credentials; a
 //! signing link is its holder's only credential, and a session adds nothing to it.
-//! API clients write nothing here (403 `forbidden`: those operations are for people); of
-//! the reads open to them, one without the scope gets 403 `insufficient-scope` and one of
-//! another organisation 404, like any stranger to the enrolment.
+//! API clients write nothing here, nor read a single attachment, session, talk or summary
+//! assessment, nor a signature queue (403 `forbidden`: those operations are for people);
+//! the reads open to them (`CLIENT_ROUTES`) answer one of the trainee's care provider with
+//! the scope like a director (200, the records themselves), one without the scope 403
+//! `insufficient-scope` and one of another organisation 404, like any stranger to the
+//! enrolment. A signing link ignores a client's token as it ignores a session.
 //!
 //! Each test collects every wrong answer and fails at the end with all of them, so one
 //! run shows the whole matrix.
@@ -43,9 +47,23 @@ use Who::*;
 
 const PROBLEMS: &str = "https://eportfolio.example/problems/";
 
-/// The callers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Who {
+/// Declares `Who` and `EVERYONE`, the list of all its variants in declaration order, from
+/// one list of callers, so that a caller added to the enum is in `EVERYONE` too and no
+/// table built from it can forget them.
+macro_rules! callers {
+    ($($(#[$doc:meta])* $who:ident,)*) => {
+        /// The callers.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Who {
+            $($(#[$doc])* $who,)*
+        }
+
+        /// Every caller, each once.
+        const EVERYONE: &[Who] = &[$(Who::$who),*];
+    };
+}
+
+callers! {
     /// T, whose portfolio it is.
     Trainee,
     /// U, another trainee at the same care provider, with an enrolment of their own.
@@ -78,6 +96,23 @@ enum Who {
     ClientWithoutScope,
     /// An API client of the other care provider (B) holding every scope.
     ClientOtherOrg,
+    /// An API client of T's care provider (A) holding `progress:read` alone: what API
+    /// clients are for, reading T's progress; it writes nothing.
+    ClientWithScope,
+}
+
+impl Who {
+    /// Whether the caller is an API client rather than a person (or nobody). A match with
+    /// no catch-all, so that a new caller must be placed.
+    fn is_client(self) -> bool {
+        match self {
+            ClientWithoutScope | ClientOtherOrg | ClientWithScope => true,
+            Trainee | OtherTrainee | Current | Former | Unrelated | DirectorA | DirectorB
+            | Admin | Assessor | Incoming | PlacementSupervisor | Anonymous | OtherRegionAdmin => {
+                false
+            }
+        }
+    }
 }
 
 impl fmt::Display for Who {
@@ -98,24 +133,10 @@ impl fmt::Display for Who {
             OtherRegionAdmin => "administrator of another region",
             ClientWithoutScope => "API client of A without progress:read",
             ClientOtherOrg => "API client of B with every scope",
+            ClientWithScope => "API client of A with progress:read",
         })
     }
 }
-
-const EVERYONE: [Who; 12] = [
-    Trainee,
-    OtherTrainee,
-    Current,
-    Former,
-    Unrelated,
-    DirectorA,
-    DirectorB,
-    Admin,
-    Assessor,
-    Incoming,
-    PlacementSupervisor,
-    Anonymous,
-];
 
 /// A read of T's records: those who may read the enrolment get 200, everyone else 404.
 const READ: &[(Who, u16)] = &[
@@ -133,6 +154,7 @@ const READ: &[(Who, u16)] = &[
     (OtherRegionAdmin, 404),
     (ClientWithoutScope, NO_SCOPE),
     (ClientOtherOrg, 404),
+    (ClientWithScope, 200),
 ];
 
 /// Refusals of what only the trainee does: 403 for those who see T's enrolment, 404 for
@@ -151,6 +173,7 @@ const NOT_THE_TRAINEE: &[(Who, u16)] = &[
     (OtherRegionAdmin, 404),
     (ClientWithoutScope, 403),
     (ClientOtherOrg, 403),
+    (ClientWithScope, 403),
 ];
 
 /// Refusals of what only the named assessor (or the signer) does: the trainee too.
@@ -168,6 +191,7 @@ const NOT_THE_ASSESSOR: &[(Who, u16)] = &[
     (OtherRegionAdmin, 404),
     (ClientWithoutScope, 403),
     (ClientOtherOrg, 403),
+    (ClientWithScope, 403),
 ];
 
 /// Refusals of what only the trainee and the named assessor do (editing an assessment).
@@ -184,6 +208,7 @@ const NEITHER_TRAINEE_NOR_ASSESSOR: &[(Who, u16)] = &[
     (OtherRegionAdmin, 404),
     (ClientWithoutScope, 403),
     (ClientOtherOrg, 403),
+    (ClientWithScope, 403),
 ];
 
 /// Refusals of what only the participants of a talk (T and the current supervisor) do.
@@ -200,6 +225,7 @@ const NOT_A_PARTICIPANT: &[(Who, u16)] = &[
     (OtherRegionAdmin, 404),
     (ClientWithoutScope, 403),
     (ClientOtherOrg, 403),
+    (ClientWithScope, 403),
 ];
 
 /// Refusals of starting an assessment or a supervision session: "the trainee or their
@@ -217,6 +243,7 @@ const NOT_TRAINEE_OR_SUPERVISOR: &[(Who, u16)] = &[
     (OtherRegionAdmin, 404),
     (ClientWithoutScope, 403),
     (ClientOtherOrg, 403),
+    (ClientWithScope, 403),
 ];
 
 /// Refusals of what only one supervisor does (writing a summary assessment, changing
@@ -236,6 +263,7 @@ const NOT_THE_AUTHOR: &[(Who, u16)] = &[
     (OtherRegionAdmin, 404),
     (ClientWithoutScope, 403),
     (ClientOtherOrg, 403),
+    (ClientWithScope, 403),
 ];
 
 /// Not a status: the expected answer of an API client whose token lacks the scope an
@@ -245,7 +273,11 @@ const NO_SCOPE: u16 = 1403;
 
 /// How the API-client callers are refused a read that is for people only (a single
 /// attachment, session, talk or summary assessment): with or without the scope.
-const PEOPLE_ONLY: &[(Who, u16)] = &[(ClientWithoutScope, 403), (ClientOtherOrg, 403)];
+const PEOPLE_ONLY: &[(Who, u16)] = &[
+    (ClientWithoutScope, 403),
+    (ClientOtherOrg, 403),
+    (ClientWithScope, 403),
+];
 
 /// Every caller, with the same status.
 fn everyone(status: u16) -> Vec<(Who, u16)> {
@@ -372,6 +404,7 @@ struct Cast {
     /// Access tokens of the two API clients.
     client_without_scope: String,
     client_other_org: String,
+    client_with_scope: String,
     /// T's enrolment.
     enrolment: String,
     /// U's enrolment (main supervisor: the unrelated supervisor).
@@ -551,6 +584,8 @@ impl Cast {
         ];
         let (id, secret) = client(&app, &admin, &provider_b, &every_scope);
         let client_other_org = token(&app, &id, &secret);
+        let (id, secret) = client(&app, &admin, &provider_a, &[SCOPE_PROGRESS_READ]);
+        let client_with_scope = token(&app, &id, &secret);
 
         Cast {
             app,
@@ -568,6 +603,7 @@ impl Cast {
             other_region_admin,
             client_without_scope,
             client_other_org,
+            client_with_scope,
             enrolment,
             other_enrolment,
             placement,
@@ -607,6 +643,7 @@ impl Cast {
         match who {
             ClientWithoutScope => Some(&self.client_without_scope),
             ClientOtherOrg => Some(&self.client_other_org),
+            ClientWithScope => Some(&self.client_with_scope),
             _ => self.user(who).map(|u| u.access.as_str()),
         }
     }
@@ -626,7 +663,7 @@ impl Cast {
             Incoming => Some(&self.incoming),
             PlacementSupervisor => Some(&self.placement_supervisor),
             OtherRegionAdmin => Some(&self.other_region_admin),
-            Anonymous | ClientWithoutScope | ClientOtherOrg => None,
+            Anonymous | ClientWithoutScope | ClientOtherOrg | ClientWithScope => None,
         }
     }
 
@@ -854,7 +891,7 @@ fn learning_activities_and_attachments_are_written_by_the_trainee_alone() {
     );
     let theirs = id_of(&c.must(OtherTrainee, &theirs, 201));
     let read_theirs = get("read U's activity", format!("/activities/{theirs}"));
-    c.check(
+    let rs = c.check(
         &read_theirs,
         &[
             (Trainee, 404),
@@ -866,8 +903,13 @@ fn learning_activities_and_attachments_are_written_by_the_trainee_alone() {
             (Unrelated, 200),
             (DirectorA, 200),
             (Admin, 200),
+            (OtherRegionAdmin, 404),
+            (ClientWithoutScope, NO_SCOPE),
+            (ClientOtherOrg, 404),
+            (ClientWithScope, 200),
         ],
     );
+    c.each_is(&read_theirs, &rs, &theirs);
     c.check(
         &post(
             "log a learning activity for U",
@@ -909,7 +951,18 @@ fn assessments_are_signed_only_by_the_named_assessor_and_each_queue_is_ones_own(
     let queue = get("my signature queue", "/me/signature-queue");
     let rs = c.check(
         &queue,
-        &EVERYONE.map(|who| (who, if who == Anonymous { 401 } else { 200 })),
+        &EVERYONE
+            .iter()
+            .map(|&who| {
+                // The queue is a person's: API clients are refused it, with any scope.
+                let status = match who {
+                    Anonymous => 401,
+                    _ if who.is_client() => 403,
+                    _ => 200,
+                };
+                (who, status)
+            })
+            .collect::<Vec<_>>(),
     );
     for (who, r) in rs.iter().filter(|(_, r)| r.status == 200) {
         // A missing list is a failure, not an empty queue: the callers expected to hold
@@ -1083,6 +1136,10 @@ fn a_former_supervisor_keeps_what_they_assessed_but_nothing_else_of_the_trainee(
             (DirectorA, 403),
             (Admin, 403),
             (Assessor, 403),
+            (OtherRegionAdmin, 404),
+            (ClientWithoutScope, 403),
+            (ClientOtherOrg, 403),
+            (ClientWithScope, 403),
         ],
     );
     let correction = c.must(Former, &correct, 201);
@@ -1622,11 +1679,11 @@ fn a_signing_link_is_its_holders_only_credential() {
         &everyone(422),
         "invalid-token",
     );
-    for who in EVERYONE {
-        if let Some(user) = c.user(who) {
+    for &who in EVERYONE {
+        if let Some(access) = c.token(who) {
             let own = get(
                 "open a signing link with one's access token",
-                format!("/auth/signing-links/{}", user.access),
+                format!("/auth/signing-links/{access}"),
             );
             let r = c.send(who, &own);
             c.judge_as(who, &own, 422, "invalid-token", &r);
