@@ -11,10 +11,13 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::auth::credentials::{self, Credentials};
 use crate::auth::crypto::{self, random_token, sha256_hex};
+use crate::auth::mfa::{self, SecondFactor};
 use crate::auth::principal::Principal;
 use crate::auth::ratelimit;
-use crate::auth::service::{self, Credentials, SecondFactor};
+use crate::auth::sessions::revoke_all_sessions;
+use crate::auth::{email_codes, link_tokens};
 use crate::clock::{dur, from_db, to_db};
 use crate::config::Config;
 use crate::db::{self, DbConn};
@@ -74,14 +77,14 @@ impl StepUp {
     }
 }
 
-fn method_names(methods: &[service::MfaMethod]) -> Vec<String> {
+fn method_names(methods: &[mfa::MfaMethod]) -> Vec<String> {
     methods
         .iter()
         .map(|m| {
             match m {
-                service::MfaMethod::Totp => "totp",
-                service::MfaMethod::EmailCode => "email_code",
-                service::MfaMethod::RecoveryCode => "recovery_code",
+                mfa::MfaMethod::Totp => "totp",
+                mfa::MfaMethod::EmailCode => "email_code",
+                mfa::MfaMethod::RecoveryCode => "recovery_code",
             }
             .to_string()
         })
@@ -112,8 +115,8 @@ struct Standing {
 }
 
 fn standing(conn: &mut DbConn, now: DateTime<Utc>, me: &Principal) -> Result<Standing, AppError> {
-    let user = service::credentials_by_id(conn, &me.user_id)?;
-    let methods = method_names(&service::methods_of(conn, &user)?);
+    let user = credentials::credentials_by_id(conn, &me.user_id)?;
+    let methods = method_names(&mfa::methods_of(conn, &user)?);
     let needs_factor = !methods.is_empty() && !factor_is_fresh(conn, now, &me.session_id)?;
     Ok(Standing {
         user,
@@ -157,7 +160,7 @@ pub async fn check_password(
     if st.needs_factor && factor.is_none() {
         return Err(required(true, true, &st.methods));
     }
-    let key = service::login_account_key(&st.user.email);
+    let key = ratelimit::login_account_key(&st.user.email);
     let counted = db::write_aside(&state.pool, move |c| {
         ratelimit::hit(c, &key, cfg.rate_limits.login_per_account, now)
     })
@@ -190,7 +193,7 @@ pub fn check_factor(
             // Counted before the code is checked, as at login; taken back if it is right.
             let counted = ratelimit::hit(
                 conn,
-                &service::mfa_key(&me.user_id),
+                &ratelimit::mfa_key(&me.user_id),
                 cfg.rate_limits.mfa_per_account,
                 now,
             )?;
@@ -200,7 +203,7 @@ pub fn check_factor(
             ratelimit::undo(conn, &counted)?;
         }
         Some(factor) => {
-            if let Err(e) = service::check_in_person(conn, cfg, now, &me.user_id, &factor)? {
+            if let Err(e) = mfa::check_in_person(conn, cfg, now, &me.user_id, &factor)? {
                 return Ok(Err(e));
             }
         }
@@ -253,7 +256,7 @@ pub fn send_step_up_code(
     me: &Principal,
 ) -> Result<(String, DateTime<Utc>), AppError> {
     me.require_person()?;
-    let user = service::credentials_by_id(conn, &me.user_id)?;
+    let user = credentials::credentials_by_id(conn, &me.user_id)?;
     if user.email_mfa_enabled == 0 {
         return Err(AppError::Forbidden(
             "e-mailed codes are not enabled for this account; use your authenticator app or a recovery code"
@@ -262,7 +265,7 @@ pub fn send_step_up_code(
     }
     ratelimit::hit(
         conn,
-        &service::mail_account_key(&user.id),
+        &ratelimit::mail_account_key(&user.id),
         cfg.rate_limits.mail_per_account,
         now,
     )?;
@@ -314,7 +317,7 @@ pub fn send_step_up_code(
             ),
         }],
     )?;
-    Ok((service::mask_email(&user.email), expires_at))
+    Ok((email_codes::mask_email(&user.email), expires_at))
 }
 
 // ---- Notices and the undo link ------------------------------------------------------
@@ -492,12 +495,12 @@ pub fn undo_change(
     )
     .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
-    service::revoke_all_sessions(conn, now, &user_id, "change_undone")?;
+    revoke_all_sessions(conn, now, &user_id, "change_undone")?;
     let to: String = users::table
         .find(&user_id)
         .select(users::email)
         .first(conn)?;
-    let reset = service::create_mail_token(
+    let reset = link_tokens::create_mail_token(
         conn,
         now,
         &user_id,

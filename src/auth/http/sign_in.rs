@@ -1,23 +1,22 @@
-//! `/auth/*` and the caller's own security settings under `/me`.
+//! `/auth/*`: signing in (password, second factor, tokens) and the mailed links.
 
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::auth::challenges::{self, ChallengePurpose};
 use crate::auth::crypto;
+use crate::auth::login::{login_start, login_succeeded, LoginOutcome};
+use crate::auth::mfa::{self, MfaMethod, SecondFactor, Verified};
 use crate::auth::principal::Principal;
-use crate::auth::service::{
-    self, ChallengePurpose, IssuedSession, LoginOutcome, MfaMethod, SecondFactor, Verified,
-};
-use crate::auth::step_up::{self, StepUp};
-use crate::clock::{from_db, to_db};
+use crate::auth::sessions::{self, IssuedSession};
+use crate::auth::step_up::{self};
+use crate::auth::{email_codes, link_tokens, totp, validate};
 use crate::db;
 use crate::error::AppError;
 use crate::http::client_info;
-use crate::schema::remembered_devices;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -108,7 +107,7 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    let email = service::normalize_email(&body.email);
+    let email = validate::normalize_email(&body.email);
     let client = client_info(&req, &state.config);
     let now = state.clock.now();
     let cfg = state.config.clone();
@@ -117,7 +116,7 @@ pub async fn login(
     let attempt = {
         let (email, client) = (email.clone(), client.clone());
         db::write(&state.pool, move |c| {
-            service::login_start(c, &cfg, now, &email, &client)
+            login_start(c, &cfg, now, &email, &client)
         })
         .await?
     };
@@ -142,7 +141,7 @@ pub async fn login(
     let device = body.device_token;
     let counted = attempt.counted;
     let outcome = db::write(&state.pool, move |c| {
-        service::login_succeeded(c, &cfg, now, &user, &counted, device.as_deref(), &client)
+        login_succeeded(c, &cfg, now, &user, &counted, device.as_deref(), &client)
     })
     .await?;
     let body = match outcome {
@@ -190,10 +189,10 @@ pub struct VerifyRequest {
 fn remember(
     remember_device: bool,
     device_name: Option<String>,
-) -> Result<service::RememberAs, AppError> {
+) -> Result<mfa::RememberAs, AppError> {
     let name = device_name.unwrap_or_default();
     if !name.trim().is_empty() {
-        if let Some(problem) = crate::accounts::service::name_problem(&name) {
+        if let Some(problem) = crate::auth::validate::name_problem(&name) {
             return Err(AppError::validation("device_name", problem));
         }
     }
@@ -231,7 +230,7 @@ pub async fn mfa_verify(
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let remember = remember(body.remember_device, body.device_name)?;
     let v = db::write(&state.pool, move |c| {
-        service::verify_second_factor(c, &cfg, now, &body.mfa_token, &factor, remember, &client)
+        mfa::verify_second_factor(c, &cfg, now, &body.mfa_token, &factor, remember, &client)
     })
     .await??;
     verified(&state, v)
@@ -274,9 +273,10 @@ pub async fn mfa_email_code(
     let client = client_info(&req, &state.config);
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let (sent_to, expires_at) = db::write(&state.pool, move |c| {
-        let (mail, expires_at) = service::send_email_code(c, &cfg, now, &body.mfa_token, &client)?;
+        let (mail, expires_at) =
+            email_codes::send_email_code(c, &cfg, now, &body.mfa_token, &client)?;
         crate::outbox::enqueue(c, now, std::slice::from_ref(&mail))?;
-        Ok((service::mask_email(&mail.to), expires_at))
+        Ok((email_codes::mask_email(&mail.to), expires_at))
     })
     .await?;
     state.outbox.wake();
@@ -297,8 +297,8 @@ pub struct TotpSetupResponse {
     pub qr_png_base64: String,
 }
 
-impl From<service::TotpSetup> for TotpSetupResponse {
-    fn from(s: service::TotpSetup) -> Self {
+impl From<totp::TotpSetup> for TotpSetupResponse {
+    fn from(s: totp::TotpSetup) -> Self {
         TotpSetupResponse {
             secret: s.secret,
             otpauth_uri: s.otpauth_uri,
@@ -328,8 +328,9 @@ pub async fn mfa_totp_setup(
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
     let setup = db::write(&state.pool, move |c| {
-        let challenge = service::open_challenge(c, now, &body.mfa_token, ChallengePurpose::Enrol)?;
-        service::totp_setup(c, now, &challenge.user_id)
+        let challenge =
+            challenges::open_challenge(c, now, &body.mfa_token, ChallengePurpose::Enrol)?;
+        totp::totp_setup(c, now, &challenge.user_id)
     })
     .await?;
     Ok(crate::idempotency::secret(
@@ -373,15 +374,7 @@ pub async fn mfa_totp_confirm(
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let remember = remember(body.remember_device, body.device_name)?;
     let v = db::write(&state.pool, move |c| {
-        service::enrol_totp_and_sign_in(
-            c,
-            &cfg,
-            now,
-            &body.mfa_token,
-            &body.code,
-            remember,
-            &client,
-        )
+        totp::enrol_totp_and_sign_in(c, &cfg, now, &body.mfa_token, &body.code, remember, &client)
     })
     .await??;
     verified(&state, v)
@@ -413,7 +406,7 @@ pub async fn refresh(
 ) -> Result<HttpResponse, AppError> {
     let (cfg, now) = (state.config.clone(), state.clock.now());
     let session = db::write(&state.pool, move |c| {
-        service::refresh(c, &cfg, now, &body.refresh_token)
+        sessions::refresh(c, &cfg, now, &body.refresh_token)
     })
     .await??;
     Ok(crate::idempotency::secret(
@@ -433,7 +426,7 @@ pub async fn refresh(
 pub async fn logout(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
     db::write(&state.pool, move |c| {
-        service::revoke_session(c, now, &me.session_id, "logout")
+        sessions::revoke_session(c, now, &me.session_id, "logout")
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -464,11 +457,11 @@ pub async fn password_reset(
     req: HttpRequest,
     body: web::Json<PasswordResetRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let email = service::normalize_email(&body.email);
+    let email = validate::normalize_email(&body.email);
     let client = client_info(&req, &state.config);
     let (cfg, now) = (state.config.clone(), state.clock.now());
     db::write(&state.pool, move |c| {
-        let mail = service::request_password_reset(c, &cfg, now, &email, &client)?;
+        let mail = link_tokens::request_password_reset(c, &cfg, now, &email, &client)?;
         crate::outbox::enqueue(c, now, mail.as_slice())
     })
     .await?;
@@ -483,7 +476,7 @@ pub struct PasswordResetConfirm {
     pub new_password: String,
 }
 
-async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
+pub(super) async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
     let params = state.config.argon2;
     web::block(move || crypto::hash_password(params, &password)).await?
 }
@@ -508,11 +501,11 @@ pub async fn password_reset_confirm(
     body: web::Json<PasswordResetConfirm>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    service::check_password("new_password", &body.new_password)?;
+    validate::check_password("new_password", &body.new_password)?;
     let new_hash = hash(&state, body.new_password).await?;
     let (cfg, now) = (state.config.clone(), state.clock.now());
     db::write(&state.pool, move |c| {
-        let user_id = service::reset_password(c, now, &body.token, &new_hash)?;
+        let user_id = link_tokens::reset_password(c, now, &body.token, &new_hash)?;
         // Told like a change from a session (ASVS 2.2.3): whoever used the link may
         // not be the owner.
         step_up::notify_change(c, &cfg, now, &user_id, step_up::Change::Password)
@@ -545,7 +538,7 @@ pub async fn email_verification(
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
     db::write(&state.pool, move |c| {
-        service::confirm_email(c, now, &body.token)
+        link_tokens::confirm_email(c, now, &body.token)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -579,430 +572,4 @@ pub async fn undo_change(
     .await?;
     state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
-}
-
-// ---- /me: the caller's own security settings ------------------------------------------
-//
-// Every change here needs step-up (see `auth::step_up`): the current password and a
-// second factor, unless this session gave one in the last five minutes. Without them
-// the answer is 401 `step-up-required`, whose `requires` and `methods` tell the client
-// what to ask the person for.
-
-/// Runs a step-up guarded change: the password first (outside the transaction), then the
-/// second factor and the change in one transaction. A wrong factor is recorded and the
-/// change not made.
-async fn guarded<T, F>(
-    state: &AppState,
-    me: Principal,
-    answer: StepUp,
-    change: F,
-) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut db::DbConn, &Principal) -> Result<T, AppError> + Send + 'static,
-{
-    step_up::check_password(state, &me, &answer).await?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let value = db::write(&state.pool, move |c| {
-        if let Err(e) = step_up::check_factor(c, &cfg, now, &me, &answer)? {
-            return Ok(Err(e));
-        }
-        change(c, &me).map(Ok)
-    })
-    .await??;
-    state.outbox.wake();
-    Ok(value)
-}
-
-/// A request without a (readable) body is a request without step-up, and is answered
-/// as such: the `step-up-required` problem tells the client what to send.
-fn step_up_answer(body: Option<web::Json<StepUp>>) -> StepUp {
-    body.map(|b| b.into_inner()).unwrap_or_default()
-}
-
-/// Start (or restart) TOTP enrolment
-///
-/// A new secret; the current authenticator keeps working until the new one is confirmed.
-/// Needs step-up: `password`, and a second factor unless this session gave one in the
-/// last five minutes.
-#[utoipa::path(
-    tag = "me",
-    request_body = StepUp,
-    responses(
-        (status = 200, description = "Secret, URI and QR code", body = TotpSetupResponse),
-        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/me/totp")]
-pub async fn me_totp_setup(
-    state: web::Data<AppState>,
-    me: Principal,
-    body: Option<web::Json<StepUp>>,
-) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    let setup = guarded(&state, me, step_up_answer(body), move |c, me| {
-        service::totp_setup(c, now, &me.user_id)
-    })
-    .await?;
-    Ok(crate::idempotency::secret(
-        HttpResponse::Ok().json(TotpSetupResponse::from(setup)),
-    ))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CodeRequest {
-    pub code: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct TotpConfirmed {
-    /// Present when the account had no recovery codes yet (shown once).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recovery_codes: Option<Vec<String>>,
-}
-
-/// Confirm TOTP enrolment
-///
-/// With a code from the new authenticator, whose secret only the step-up guarded
-/// `POST /me/totp` handed out. The account's address is told, with a link that undoes
-/// the change.
-#[utoipa::path(
-    tag = "me",
-    request_body = CodeRequest,
-    responses(
-        (status = 200, description = "Authenticator active", body = TotpConfirmed),
-        (status = 401, description = "Wrong code", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/me/totp/confirm")]
-pub async fn me_totp_confirm(
-    state: web::Data<AppState>,
-    me: Principal,
-    body: web::Json<CodeRequest>,
-) -> Result<HttpResponse, AppError> {
-    me.require_person()?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let codes = db::write(&state.pool, move |c| {
-        // Counted before the code is checked, as at login and step-up; taken back if right.
-        let counted = crate::auth::ratelimit::hit(
-            c,
-            &service::mfa_key(&me.user_id),
-            cfg.rate_limits.mfa_per_account,
-            now,
-        )?;
-        let codes = match service::totp_confirm(c, now, &me.user_id, &body.code)? {
-            Ok(codes) => codes,
-            Err(e) => return Ok(Err(e)),
-        };
-        crate::auth::ratelimit::undo(c, &counted)?;
-        step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::SecondFactor)?;
-        Ok(Ok(codes))
-    })
-    .await??;
-    state.outbox.wake();
-    Ok(crate::idempotency::secret(HttpResponse::Ok().json(
-        TotpConfirmed {
-            recovery_codes: codes,
-        },
-    )))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RecoveryCodes {
-    /// Ten single-use codes, shown only now; earlier codes stop working.
-    pub recovery_codes: Vec<String>,
-}
-
-/// Replace the recovery codes
-///
-/// Needs step-up. The account's address is told, with a link that undoes the change.
-#[utoipa::path(
-    tag = "me",
-    request_body = StepUp,
-    responses(
-        (status = 201, description = "New codes", body = RecoveryCodes),
-        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/me/recovery-codes")]
-pub async fn me_recovery_codes(
-    state: web::Data<AppState>,
-    me: Principal,
-    body: Option<web::Json<StepUp>>,
-) -> Result<HttpResponse, AppError> {
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let codes = guarded(&state, me, step_up_answer(body), move |c, me| {
-        let codes = service::replace_recovery_codes(c, now, &me.user_id)?;
-        step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::SecondFactor)?;
-        Ok(codes)
-    })
-    .await?;
-    Ok(crate::idempotency::secret(HttpResponse::Created().json(
-        RecoveryCodes {
-            recovery_codes: codes,
-        },
-    )))
-}
-
-/// Send a step-up code by e-mail
-///
-/// For accounts that use e-mailed codes: the code answers a step-up as `email_code`.
-/// Valid for 10 minutes, once.
-#[utoipa::path(
-    tag = "me",
-    responses(
-        (status = 202, description = "Code sent", body = EmailCodeSent),
-        (status = 403, description = "E-mailed codes are not enabled for this account", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/me/step-up/email-code")]
-pub async fn me_step_up_email_code(
-    state: web::Data<AppState>,
-    me: Principal,
-) -> Result<HttpResponse, AppError> {
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let (sent_to, expires_at) = db::write(&state.pool, move |c| {
-        step_up::send_step_up_code(c, &cfg, now, &me)
-    })
-    .await?;
-    state.outbox.wake();
-    Ok(HttpResponse::Accepted().json(EmailCodeSent {
-        sent_to,
-        expires_at,
-    }))
-}
-
-#[derive(Queryable)]
-struct Device {
-    id: String,
-    name: String,
-    created: chrono::NaiveDateTime,
-    last_used: chrono::NaiveDateTime,
-    expires: chrono::NaiveDateTime,
-}
-
-/// A remembered device (skips the second factor for 30 days).
-#[derive(Serialize, ToSchema)]
-pub struct DeviceView {
-    pub id: String,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// List my remembered devices
-#[utoipa::path(
-    tag = "me",
-    responses((status = 200, description = "Active remembered devices", body = crate::http::Page<DeviceView>)),
-    security(("bearer" = []))
-)]
-#[get("/me/devices")]
-pub async fn me_devices(
-    state: web::Data<AppState>,
-    me: Principal,
-) -> Result<HttpResponse, AppError> {
-    let now = to_db(state.clock.now());
-    let rows: Vec<Device> = db::run(&state.pool, move |c| {
-        Ok(remembered_devices::table
-            .filter(remembered_devices::user_id.eq(&me.user_id))
-            .filter(remembered_devices::revoked_at.is_null())
-            .filter(remembered_devices::expires_at.gt(now))
-            .order(remembered_devices::last_used_at.desc())
-            .select((
-                remembered_devices::id,
-                remembered_devices::name,
-                remembered_devices::created_at,
-                remembered_devices::last_used_at,
-                remembered_devices::expires_at,
-            ))
-            .load(c)?)
-    })
-    .await?;
-    let items: Vec<DeviceView> = rows
-        .into_iter()
-        .map(|d| DeviceView {
-            id: d.id,
-            name: d.name,
-            created_at: from_db(d.created),
-            last_used_at: from_db(d.last_used),
-            expires_at: from_db(d.expires),
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(crate::http::Page {
-        items,
-        next_cursor: None,
-    }))
-}
-
-/// Forget a remembered device
-///
-/// Its next login asks for the second factor again. Needs step-up: send the step-up
-/// fields as the JSON body of the DELETE.
-#[utoipa::path(
-    tag = "me",
-    params(("id" = String, Path, description = "Device id")),
-    request_body = StepUp,
-    responses(
-        (status = 204, description = "Forgotten"),
-        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such device of yours", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[delete("/me/devices/{id}")]
-pub async fn me_device_revoke(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-    body: Option<web::Json<StepUp>>,
-) -> Result<HttpResponse, AppError> {
-    let now = to_db(state.clock.now());
-    let id = path.into_inner();
-    let n = guarded(&state, me, step_up_answer(body), move |c, me| {
-        Ok(diesel::update(
-            remembered_devices::table
-                .filter(remembered_devices::id.eq(&id))
-                .filter(remembered_devices::user_id.eq(&me.user_id))
-                .filter(remembered_devices::revoked_at.is_null()),
-        )
-        .set(remembered_devices::revoked_at.eq(now))
-        .execute(c)?)
-    })
-    .await?;
-    if n == 0 {
-        return Err(AppError::NotFound);
-    }
-    Ok(HttpResponse::NoContent().finish())
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordChange {
-    /// The current password (`current_password` is accepted too).
-    #[serde(alias = "current_password")]
-    pub password: Option<String>,
-    pub new_password: String,
-    pub totp_code: Option<String>,
-    pub recovery_code: Option<String>,
-    pub email_code: Option<String>,
-}
-
-/// Change my password
-///
-/// Needs step-up. Ends all sessions, this one included, forgets remembered devices and
-/// cancels pending e-mail changes.
-/// The account's address is told, with a link that undoes the change.
-#[utoipa::path(
-    tag = "me",
-    request_body = PasswordChange,
-    responses(
-        (status = 204, description = "Changed; log in again"),
-        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/me/password")]
-pub async fn me_password(
-    state: web::Data<AppState>,
-    me: Principal,
-    body: web::Json<PasswordChange>,
-) -> Result<HttpResponse, AppError> {
-    let body = body.into_inner();
-    service::check_password("new_password", &body.new_password)?;
-    let answer = StepUp {
-        password: body.password,
-        totp_code: body.totp_code,
-        recovery_code: body.recovery_code,
-        email_code: body.email_code,
-    };
-    // Refuse a missing or wrong step-up before spending a hash on the new password.
-    step_up::check_password(&state, &me, &answer).await?;
-    let new_hash = hash(&state, body.new_password).await?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    db::write(&state.pool, move |c| {
-        if let Err(e) = step_up::check_factor(c, &cfg, now, &me, &answer)? {
-            return Ok(Err(e));
-        }
-        service::set_password(c, now, &me.user_id, &new_hash)?;
-        service::cancel_email_changes(c, now, &me.user_id)?;
-        service::revoke_all_sessions(c, now, &me.user_id, "password_change")?;
-        step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::Password)?;
-        Ok(Ok(()))
-    })
-    .await??;
-    state.outbox.wake();
-    Ok(HttpResponse::NoContent().finish())
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmailChange {
-    pub new_email: String,
-    /// The current password.
-    pub password: Option<String>,
-    pub totp_code: Option<String>,
-    pub recovery_code: Option<String>,
-    pub email_code: Option<String>,
-}
-
-/// Change my e-mail address
-///
-/// Needs step-up. Sends a confirmation link to the new address; the change takes effect
-/// when it is used. The current address is told at once, with a link (valid 7 days)
-/// that undoes the change and ends every session.
-#[utoipa::path(
-    tag = "me",
-    request_body = EmailChange,
-    responses(
-        (status = 202, description = "Confirmation link sent to the new address"),
-        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The address belongs to another account", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/me/email")]
-pub async fn me_email(
-    state: web::Data<AppState>,
-    me: Principal,
-    body: web::Json<EmailChange>,
-) -> Result<HttpResponse, AppError> {
-    let body = body.into_inner();
-    let email = service::normalize_email(&body.new_email);
-    if !service::valid_email(&email) {
-        return Err(AppError::validation(
-            "new_email",
-            "is not an e-mail address",
-        ));
-    }
-    let answer = StepUp {
-        password: body.password,
-        totp_code: body.totp_code,
-        recovery_code: body.recovery_code,
-        email_code: body.email_code,
-    };
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    guarded(&state, me, answer, move |c, me| {
-        let old = service::credentials_by_id(c, &me.user_id)?.email;
-        let mail = service::request_email_change(c, &cfg, now, &me.user_id, &email)?;
-        crate::outbox::enqueue(c, now, std::slice::from_ref(&mail))?;
-        step_up::notify_change(
-            c,
-            &cfg,
-            now,
-            &me.user_id,
-            step_up::Change::Email {
-                old: &old,
-                new: &email,
-            },
-        )
-    })
-    .await?;
-    Ok(HttpResponse::Accepted().finish())
 }
