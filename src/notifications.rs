@@ -10,9 +10,11 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::clock::to_db;
+use crate::context::Context;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::mail::Mail;
+use crate::outbox::Outbox;
 use crate::schema::{notification_queue, users};
 
 /// Digests go out once a day, from this hour (UTC) on.
@@ -112,6 +114,71 @@ where
     })
     .await?;
     state.outbox.wake();
+    Ok(value)
+}
+
+/// [`write_and_deliver`] on a request's context: the write is the request's effect
+/// (`ctx.write`, which reserves its Idempotency-Key in the same transaction); `outbox`
+/// (`state.outbox`) is woken after the commit.
+pub async fn deliver<C, T, F>(ctx: &Context<C>, outbox: &Outbox, f: F) -> Result<T, AppError>
+where
+    C: Send + Sync + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &Context<C>) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
+{
+    let value = ctx
+        .write(move |c, ctx| {
+            let (value, mails) = f(c, ctx)?;
+            queue(c, ctx.now, mails)?;
+            Ok(value)
+        })
+        .await?;
+    outbox.wake();
+    Ok(value)
+}
+
+/// [`write_and_deliver_checked`] on a request's context (see [`deliver`]).
+pub async fn deliver_checked<C, T, F>(
+    ctx: &Context<C>,
+    outbox: &Outbox,
+    f: F,
+) -> Result<T, AppError>
+where
+    C: Send + Sync + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &Context<C>) -> Result<Result<(T, Vec<Mail>), AppError>, AppError>
+        + Send
+        + 'static,
+{
+    let value = ctx
+        .write(move |c, ctx| match f(c, ctx)? {
+            Ok((value, mails)) => {
+                queue(c, ctx.now, mails)?;
+                Ok(Ok(value))
+            }
+            Err(e) => Ok(Err(e)),
+        })
+        .await??;
+    outbox.wake();
+    Ok(value)
+}
+
+/// [`write_and_send`] on a request's context (see [`deliver`]): sign-in mail, never
+/// held for a digest.
+pub async fn send<C, T, F>(ctx: &Context<C>, outbox: &Outbox, f: F) -> Result<T, AppError>
+where
+    C: Send + Sync + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &Context<C>) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
+{
+    let value = ctx
+        .write(move |c, ctx| {
+            let (value, mails) = f(c, ctx)?;
+            crate::outbox::enqueue(c, ctx.now, &mails)?;
+            Ok(value)
+        })
+        .await?;
+    outbox.wake();
     Ok(value)
 }
 

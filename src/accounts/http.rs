@@ -11,9 +11,9 @@ use crate::accounts::organisations::{self, OrgKind, Organisation};
 use crate::accounts::users::{self, User};
 use crate::app::AppState;
 use crate::auth::crypto;
-use crate::auth::principal::{Principal, Role};
+use crate::auth::principal::Role;
 use crate::auth::service as auth;
-use crate::db;
+use crate::context::{Context, Ctx};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
 
@@ -44,24 +44,23 @@ pub struct NewOrganisation {
 )]
 #[post("/organisations")]
 pub async fn create_organisation(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<NewOrganisation>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    let now = state.clock.now();
-    let org = db::write(&state.pool, move |c| {
-        organisations::create_org(
-            c,
-            now,
-            Some(&me),
-            body.id.map(|u| u.to_string()),
-            body.kind,
-            &body.name,
-            body.parent_id.as_deref(),
-        )
-    })
-    .await?;
+    let org = ctx
+        .write(move |c, ctx| {
+            organisations::create_org(
+                c,
+                ctx.now,
+                Some(&ctx.caller),
+                body.id.map(|u| u.to_string()),
+                body.kind,
+                &body.name,
+                body.parent_id.as_deref(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::CREATED, org.etag(), &org))
 }
 
@@ -86,8 +85,7 @@ pub struct OrganisationFilter {
 )]
 #[get("/organisations")]
 pub async fn list_organisations(
-    state: web::Data<AppState>,
-    _me: Principal,
+    ctx: Ctx,
     query: web::Query<OrganisationFilter>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
@@ -96,10 +94,11 @@ pub async fn list_organisations(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    let rows = db::run(&state.pool, move |c| {
-        organisations::list_orgs(c, q.kind, q.parent_id.as_deref(), after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, _ctx| {
+            organisations::list_orgs(c, q.kind, q.parent_id.as_deref(), after.as_deref(), limit)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |o| o.id.clone())))
 }
 
@@ -114,13 +113,11 @@ pub async fn list_organisations(
     security(("bearer" = []))
 )]
 #[get("/organisations/{id}")]
-pub async fn get_organisation(
-    state: web::Data<AppState>,
-    _me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_organisation(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let org = db::run(&state.pool, move |c| organisations::get_org(c, &id)).await?;
+    let org = ctx
+        .read(move |c, _ctx| organisations::get_org(c, &id))
+        .await?;
     Ok(with_etag(StatusCode::OK, org.etag(), &org))
 }
 
@@ -146,26 +143,24 @@ pub struct OrganisationPatch {
 )]
 #[patch("/organisations/{id}")]
 pub async fn patch_organisation(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: web::Json<OrganisationPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
     let expected = if_match(&req);
-    let org = db::write(&state.pool, move |c| {
-        organisations::rename_org(
-            c,
-            now,
-            &me,
-            &id,
-            |tag| check_if_match(expected.as_deref(), tag),
-            &body.name,
-        )
-    })
-    .await?;
+    let org = ctx
+        .write(move |c, ctx| {
+            organisations::rename_org(
+                c,
+                ctx,
+                &id,
+                |tag| check_if_match(expected.as_deref(), tag),
+                &body.name,
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, org.etag(), &org))
 }
 
@@ -201,17 +196,16 @@ pub struct NewInvitationRequest {
 #[post("/invitations")]
 pub async fn create_invitation(
     state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<NewInvitationRequest>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let invitation = crate::notifications::write_and_send(&state, move |c| {
+    let invitation = crate::notifications::send(&ctx, &state.outbox, move |c, ctx| {
         let (invitation, mail, _) = invitations::invite(
             c,
-            &cfg,
-            now,
-            Some(&me),
+            &ctx.config,
+            ctx.now,
+            Some(&ctx.caller),
             NewInvitation {
                 id: body.id.map(|u| u.to_string()),
                 email: body.email,
@@ -245,8 +239,7 @@ pub struct InvitationFilter {
 )]
 #[get("/invitations")]
 pub async fn list_invitations(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     query: web::Query<InvitationFilter>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
@@ -263,11 +256,11 @@ pub async fn list_invitations(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    let now = state.clock.now();
-    let rows = db::run(&state.pool, move |c| {
-        invitations::list_invitations(c, now, &me, q.status.as_deref(), after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| {
+            invitations::list_invitations(c, ctx, q.status.as_deref(), after.as_deref(), limit)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |i| i.id.clone())))
 }
 
@@ -284,16 +277,12 @@ pub async fn list_invitations(
 )]
 #[delete("/invitations/{id}")]
 pub async fn revoke_invitation(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    db::write(&state.pool, move |c| {
-        invitations::revoke_invitation(c, now, &me, &id)
-    })
-    .await?;
+    ctx.write(move |c, ctx| invitations::revoke_invitation(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -309,15 +298,13 @@ pub async fn revoke_invitation(
 )]
 #[get("/auth/invitations/{token}")]
 pub async fn preview_invitation(
-    state: web::Data<AppState>,
+    ctx: Context<()>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
-    let now = state.clock.now();
-    let p = db::run(&state.pool, move |c| {
-        invitations::pending_invitation(c, now, &token)
-    })
-    .await?;
+    let p = ctx
+        .read(move |c, ctx| invitations::pending_invitation(c, ctx.now, &token))
+        .await?;
     Ok(HttpResponse::Ok().json(p.preview))
 }
 
@@ -360,27 +347,24 @@ pub struct AcceptedResponse {
 )]
 #[post("/auth/invitations/{token}/accept")]
 pub async fn accept_invitation(
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    ctx: Context<()>,
     path: web::Path<String>,
     body: web::Json<AcceptInvitation>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
     let body = body.into_inner();
-    let now = state.clock.now();
-    let client = crate::http::client_info(&req, &state.config);
     let pending = {
-        let (token, cfg) = (token.clone(), state.config.clone());
+        let token = token.clone();
         // Accepting for an existing account checks its password: the attempt is counted
         // per address and per account before the check, exactly like a login.
-        db::write(&state.pool, move |c| {
-            let pending = invitations::pending_invitation(c, now, &token)?;
-            invitations::count_accept_attempt(c, &cfg, now, &pending, &client)?;
+        ctx.write(move |c, ctx| {
+            let pending = invitations::pending_invitation(c, ctx.now, &token)?;
+            invitations::count_accept_attempt(c, ctx, &pending)?;
             Ok(pending)
         })
         .await?
     };
-    let params = state.config.argon2;
+    let params = ctx.config.argon2;
     let password = body.password;
     let new_hash = match pending.existing_hash {
         Some(stored) => {
@@ -395,18 +379,17 @@ pub async fn accept_invitation(
             Some(web::block(move || crypto::hash_password(params, &password)).await??)
         }
     };
-    let cfg = state.config.clone();
-    let accepted = db::write(&state.pool, move |c| {
-        invitations::accept_invitation(
-            c,
-            &cfg,
-            now,
-            &token,
-            body.display_name.as_deref(),
-            new_hash.as_deref(),
-        )
-    })
-    .await?;
+    let accepted = ctx
+        .write(move |c, ctx| {
+            invitations::accept_invitation(
+                c,
+                ctx,
+                &token,
+                body.display_name.as_deref(),
+                new_hash.as_deref(),
+            )
+        })
+        .await?;
     let body = match accepted {
         Accepted::NewAccount {
             mfa_token,
@@ -435,8 +418,10 @@ pub async fn accept_invitation(
     security(("bearer" = []))
 )]
 #[get("/me")]
-pub async fn get_me(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
-    let user = db::run(&state.pool, move |c| users::get_user(c, &me.user_id)).await?;
+pub async fn get_me(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let user = ctx
+        .read(move |c, ctx| users::get_user(c, &ctx.caller.user_id))
+        .await?;
     Ok(with_etag(StatusCode::OK, user.etag(), &user))
 }
 
@@ -461,24 +446,22 @@ pub struct MePatch {
 )]
 #[patch("/me")]
 pub async fn patch_me(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     body: web::Json<MePatch>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
     let expected = if_match(&req);
-    let user = db::write(&state.pool, move |c| {
-        users::update_me(
-            c,
-            now,
-            &me,
-            |tag| check_if_match(expected.as_deref(), tag),
-            body.display_name.as_deref(),
-            body.notification_mode.as_deref(),
-        )
-    })
-    .await?;
+    let user = ctx
+        .write(move |c, ctx| {
+            users::update_me(
+                c,
+                ctx,
+                |tag| check_if_match(expected.as_deref(), tag),
+                body.display_name.as_deref(),
+                body.notification_mode.as_deref(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, user.etag(), &user))
 }
 
@@ -503,28 +486,25 @@ pub struct UserFilter {
     security(("bearer" = []))
 )]
 #[get("/users")]
-pub async fn list_users(
-    state: web::Data<AppState>,
-    me: Principal,
-    query: web::Query<UserFilter>,
-) -> Result<HttpResponse, AppError> {
+pub async fn list_users(ctx: Ctx, query: web::Query<UserFilter>) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
     let page = PageParams {
         limit: q.limit,
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    let rows = db::run(&state.pool, move |c| {
-        users::list_users(
-            c,
-            &me,
-            q.role,
-            q.organisation_id.as_deref(),
-            after.as_deref(),
-            limit,
-        )
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| {
+            users::list_users(
+                c,
+                &ctx.caller,
+                q.role,
+                q.organisation_id.as_deref(),
+                after.as_deref(),
+                limit,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |u| u.id.clone())))
 }
 
@@ -539,12 +519,10 @@ pub async fn list_users(
     security(("bearer" = []))
 )]
 #[get("/users/{id}")]
-pub async fn get_user(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_user(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let user = db::run(&state.pool, move |c| users::visible_user(c, &me, &id)).await?;
+    let user = ctx
+        .read(move |c, ctx| users::visible_user(c, &ctx.caller, &id))
+        .await?;
     Ok(with_etag(StatusCode::OK, user.etag(), &user))
 }

@@ -13,6 +13,7 @@ use crate::auth::service::{self as auth, normalize_email, valid_email};
 use crate::auth::validate::validate_name;
 use crate::clock::{dur, from_db, to_db};
 use crate::config::Config;
+use crate::context::{Context, Ctx};
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::mail::Mail;
@@ -234,12 +235,13 @@ pub fn invite(
 
 pub fn list_invitations(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     status: Option<&str>,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Invitation>, AppError> {
+    let me = &ctx.caller;
+    let now = ctx.now;
     let roots = me.orgs_with(&[Role::Administrator, Role::DirectorOfStudies]);
     if roots.is_empty() {
         return Err(AppError::Forbidden(
@@ -274,12 +276,9 @@ pub fn list_invitations(
     Ok(rows.into_iter().map(|r| invitation_from(r, now)).collect())
 }
 
-pub fn revoke_invitation(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn revoke_invitation(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+    let me = &ctx.caller;
+    let now = ctx.now;
     let inv = get_invitation(conn, now, id)?;
     if !me.can_invite(conn, inv.role, &inv.organisation_id)? {
         return Err(AppError::NotFound);
@@ -357,13 +356,12 @@ pub fn pending_invitation(
 /// Counts an acceptance for an existing account (whose password the request must give)
 /// against the login limits, per client address and per account, before the password
 /// is checked. A new account sets its password and checks none: nothing to count.
-pub fn count_accept_attempt(
+pub fn count_accept_attempt<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     pending: &PendingInvitation,
-    client: &auth::ClientInfo,
 ) -> Result<(), AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     if pending.existing_hash.is_none() {
         return Ok(());
     }
@@ -394,14 +392,14 @@ pub enum Accepted {
 
 /// Accepts an invitation. For a new account `new_password_hash` is its password (hashed
 /// by the caller); for an existing one the caller has already checked its password.
-pub fn accept_invitation(
+pub fn accept_invitation<C: Send + Sync + 'static>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     token: &str,
     display_name: Option<&str>,
     new_password_hash: Option<&str>,
 ) -> Result<Accepted, AppError> {
+    let (_cfg, now) = (&*ctx.config, ctx.now);
     let pending = pending_invitation(conn, now, token)?;
     let p = &pending.preview;
     // Take the invitation in one conditional statement before anything else: of the same
@@ -485,7 +483,7 @@ pub fn accept_invitation(
             ))
             .execute(conn)?;
     }
-    crate::auth::principal::auth_changed();
+    crate::auth::principal::changed_in(ctx);
     diesel::update(invitations::table.find(&pending.id))
         .set(invitations::user_id.eq(&user_id))
         .execute(conn)?;
@@ -494,8 +492,7 @@ pub fn accept_invitation(
     if new_account {
         let (mfa_token, expires_at) = crate::auth::challenges::create_challenge(
             conn,
-            cfg,
-            now,
+            ctx,
             &user_id,
             auth::ChallengePurpose::Enrol,
         )?;

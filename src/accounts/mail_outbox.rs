@@ -7,11 +7,10 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::auth::email_codes::mask_email;
 use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::clock::from_db;
-use crate::db;
+use crate::context::Ctx;
 use crate::error::AppError;
 use crate::schema::{external_assessors, invitations, mail_outbox, user_roles, users};
 
@@ -44,16 +43,19 @@ pub struct OutboxEntry {
     pub created_at: DateTime<Utc>,
 }
 
-type OutboxRow = (
-    String,
-    String,
-    String,
-    String,
-    i32,
-    Option<String>,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
+/// What the list reads of an outbox row (never the body).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = mail_outbox, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Undelivered {
+    id: String,
+    recipient: String,
+    subject: String,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    next_attempt_at: chrono::NaiveDateTime,
+    created_at: chrono::NaiveDateTime,
+}
 
 /// Mail not delivered yet
 ///
@@ -69,10 +71,10 @@ type OutboxRow = (
 )]
 #[get("/mail-outbox")]
 pub async fn list_mail_outbox(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     query: web::Query<OutboxQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let me = &ctx.caller;
     me.require_person()?;
     Principal::require(me.has_role(Role::Administrator))?;
     let query = query.into_inner();
@@ -98,77 +100,67 @@ pub async fn list_mail_outbox(
             Some((t, id.to_string()))
         }
     };
-    let rows: Vec<OutboxRow> = db::run(&state.pool, move |c| {
-        // Only mail to people of the caller's organisations: subjects name trainees and
-        // assessments, and who gets mail is personal data. A recipient is theirs when the
-        // address holds a role, an invitation or an assessor vetting in their subtrees.
-        let orgs = org_subtrees(c, &me.orgs_with(&[Role::Administrator]))?;
-        let with_role = users::table
-            .filter(
-                users::id.eq_any(
-                    user_roles::table
-                        .filter(user_roles::organisation_id.eq_any(orgs.clone()))
-                        .select(user_roles::user_id),
-                ),
-            )
-            .select(users::email);
-        let invited = invitations::table
-            .filter(invitations::organisation_id.eq_any(orgs.clone()))
-            .select(invitations::email);
-        let assessors = external_assessors::table
-            .filter(external_assessors::organisation_id.eq_any(orgs))
-            .select(external_assessors::email);
-        // Without a cursor, from 1970 on (one query shape, so no boxing).
-        let (t, id) = after.unwrap_or((DateTime::UNIX_EPOCH.naive_utc(), String::new()));
-        let q = mail_outbox::table
-            .filter(mail_outbox::status.eq_any(statuses))
-            .filter(
-                mail_outbox::recipient
-                    .eq_any(with_role)
-                    .or(mail_outbox::recipient.eq_any(invited))
-                    .or(mail_outbox::recipient.eq_any(assessors)),
-            )
-            .filter(
-                mail_outbox::created_at
-                    .gt(t)
-                    .or(mail_outbox::created_at.eq(t).and(mail_outbox::id.gt(id))),
-            );
-        Ok(q.order((mail_outbox::created_at, mail_outbox::id))
-            .limit(limit + 1)
-            .select((
-                mail_outbox::id,
-                mail_outbox::recipient,
-                mail_outbox::subject,
-                mail_outbox::status,
-                mail_outbox::attempts,
-                mail_outbox::last_error,
-                mail_outbox::next_attempt_at,
-                mail_outbox::created_at,
-            ))
-            .load(c)?)
-    })
-    .await?;
+    let rows: Vec<Undelivered> = ctx
+        .read(move |c, ctx| {
+            // Only mail to people of the caller's organisations: subjects name trainees and
+            // assessments, and who gets mail is personal data. A recipient is theirs when the
+            // address holds a role, an invitation or an assessor vetting in their subtrees.
+            let orgs = org_subtrees(c, &ctx.caller.orgs_with(&[Role::Administrator]))?;
+            let with_role = users::table
+                .filter(
+                    users::id.eq_any(
+                        user_roles::table
+                            .filter(user_roles::organisation_id.eq_any(orgs.clone()))
+                            .select(user_roles::user_id),
+                    ),
+                )
+                .select(users::email);
+            let invited = invitations::table
+                .filter(invitations::organisation_id.eq_any(orgs.clone()))
+                .select(invitations::email);
+            let assessors = external_assessors::table
+                .filter(external_assessors::organisation_id.eq_any(orgs))
+                .select(external_assessors::email);
+            // Without a cursor, from 1970 on (one query shape, so no boxing).
+            let (t, id) = after.unwrap_or((DateTime::UNIX_EPOCH.naive_utc(), String::new()));
+            let q = mail_outbox::table
+                .filter(mail_outbox::status.eq_any(statuses))
+                .filter(
+                    mail_outbox::recipient
+                        .eq_any(with_role)
+                        .or(mail_outbox::recipient.eq_any(invited))
+                        .or(mail_outbox::recipient.eq_any(assessors)),
+                )
+                .filter(
+                    mail_outbox::created_at
+                        .gt(t)
+                        .or(mail_outbox::created_at.eq(t).and(mail_outbox::id.gt(id))),
+                );
+            Ok(q.order((mail_outbox::created_at, mail_outbox::id))
+                .limit(limit + 1)
+                .select(Undelivered::as_select())
+                .load(c)?)
+        })
+        .await?;
     let items: Vec<(OutboxEntry, String)> = rows
         .into_iter()
-        .map(
-            |(id, to, subject, status, attempts, last_error, next, created)| {
-                let key = format!("{}|{id}", created.format("%Y-%m-%dT%H:%M:%S%.f"));
-                let pending = status == "pending";
-                (
-                    OutboxEntry {
-                        id,
-                        recipient: mask_email(&to),
-                        subject,
-                        status,
-                        attempts,
-                        last_error,
-                        next_attempt_at: pending.then(|| from_db(next)),
-                        created_at: from_db(created),
-                    },
-                    key,
-                )
-            },
-        )
+        .map(|r| {
+            let key = format!("{}|{}", r.created_at.format("%Y-%m-%dT%H:%M:%S%.f"), r.id);
+            let pending = r.status == "pending";
+            (
+                OutboxEntry {
+                    id: r.id,
+                    recipient: mask_email(&r.recipient),
+                    subject: r.subject,
+                    status: r.status,
+                    attempts: r.attempts,
+                    last_error: r.last_error,
+                    next_attempt_at: pending.then(|| from_db(r.next_attempt_at)),
+                    created_at: from_db(r.created_at),
+                },
+                key,
+            )
+        })
         .collect();
     let more = items.len() as i64 > limit;
     let mut items = items;

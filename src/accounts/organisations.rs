@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::auth::principal::{Principal, Role};
 use crate::auth::validate::validate_name;
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::etag;
@@ -196,12 +197,13 @@ fn administers_a_region(conn: &mut DbConn, me: &Principal) -> Result<bool, AppEr
 
 pub fn rename_org(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     name: &str,
 ) -> Result<Organisation, AppError> {
+    let me = &ctx.caller;
+    let now = ctx.now;
     let current = get_org(conn, id)?;
     Principal::require(me.has_role_over(conn, Role::Administrator, id)?)?;
     if_match(&current.etag())?;

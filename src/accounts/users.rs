@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::auth::principal::{load_roles, org_subtrees, Principal, Role, RoleGrant};
 use crate::auth::validate::validate_name;
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::etag;
@@ -167,12 +168,13 @@ pub fn list_users(
 
 pub fn update_me(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     display_name: Option<&str>,
     notification_mode: Option<&str>,
 ) -> Result<User, AppError> {
+    let me = &ctx.caller;
+    let now = ctx.now;
     let current = get_user(conn, &me.user_id)?;
     if_match(&current.etag())?;
     let name = validate_name(

@@ -10,7 +10,7 @@ use crate::auth::crypto::{random_token, sha256_hex};
 use crate::auth::ratelimit::{self, mfa_key};
 use crate::auth::totp::has_totp;
 use crate::clock::{dur, to_db};
-use crate::config::Config;
+use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::schema::mfa_challenges;
@@ -52,13 +52,13 @@ impl ChallengePurpose {
     }
 }
 
-pub fn create_challenge(
+pub fn create_challenge<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     user_id: &str,
     purpose: ChallengePurpose,
 ) -> Result<(String, DateTime<Utc>), AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let token = random_token();
     let expires_at = now + dur(cfg.mfa_challenge_ttl);
     diesel::insert_into(mfa_challenges::table)
@@ -217,13 +217,13 @@ pub(crate) fn consume_challenge(
 
 /// A challenge being answered: one of its attempts taken, the purpose checked, and the
 /// attempt counted against the account's second-factor limit (429 once used up).
-pub(crate) fn challenge_to_answer(
+pub(crate) fn challenge_to_answer<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     mfa_token: &str,
     purpose: impl FnOnce(&Challenge, &Credentials) -> ChallengePurpose,
 ) -> Result<(Challenge, Credentials, ratelimit::Counted), AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let challenge = take_attempt(conn, now, mfa_token)?;
     let user = credentials_by_id(conn, &challenge.user_id)?;
     let wanted = purpose(&challenge, &user);

@@ -9,10 +9,9 @@ use crate::auth::credentials::credentials_by_id;
 use crate::auth::crypto::{self, sha256_hex};
 use crate::auth::ratelimit::{self, mail_account_key};
 use crate::clock::{dur, to_db};
-use crate::config::Config;
+use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::http::ClientInfo;
 use crate::mail::Mail;
 use crate::schema::mfa_challenges;
 
@@ -33,13 +32,12 @@ pub fn mask_email(email: &str) -> String {
 
 /// Sends a 6-digit code for the challenge to the user's address: on a login challenge
 /// for users who chose e-mailed codes, on an enrolment challenge to choose them.
-pub fn send_email_code(
+pub fn send_email_code<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     mfa_token: &str,
-    client: &ClientInfo,
 ) -> Result<(Mail, DateTime<Utc>), AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     let challenge = find_open_challenge(conn, now, mfa_token)?;
     let user = credentials_by_id(conn, &challenge.user_id)?;
     // Either kind may ask for a code; an enrolment challenge only while the account has
@@ -91,13 +89,13 @@ pub fn send_email_code(
 /// Takes the challenge's e-mailed code if `code` is it. Each try is counted against the
 /// code before the comparison, and the code is taken by the statement that compares it,
 /// so of N parallel tries at most `email_code_max_attempts` are compared and one wins.
-pub(crate) fn take_email_code(
+pub(crate) fn take_email_code<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     challenge: &Challenge,
     code: &str,
 ) -> Result<bool, AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let live = || {
         mfa_challenges::table
             .find(&challenge.id)

@@ -8,22 +8,20 @@ use crate::auth::crypto::{random_token, sha256_hex};
 use crate::auth::ratelimit::{self, mail_account_key};
 use crate::auth::sessions::revoke_all_sessions;
 use crate::clock::{dur, to_db};
-use crate::config::Config;
+use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::http::ClientInfo;
 use crate::mail::Mail;
 use crate::schema::{mail_tokens, users};
 
 /// Always succeeds from the caller's point of view; a mail goes out only when the
 /// address has an account, so the response never tells whether it does.
-pub fn request_password_reset(
+pub fn request_password_reset<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     email: &str,
-    client: &ClientInfo,
 ) -> Result<Option<Mail>, AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     ratelimit::hit(
         conn,
         &format!(
@@ -115,12 +113,13 @@ pub(crate) fn take_mail_token(
 /// Sets a new password from a reset link (hash computed by the caller, outside the
 /// transaction) and ends every session.
 /// Returns the account's id.
-pub fn reset_password(
+pub fn reset_password<C: Send + Sync + 'static>(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     token: &str,
     new_hash: &str,
 ) -> Result<String, AppError> {
+    let now = ctx.now;
     let (user_id, _) = take_mail_token(conn, now, token, "password_reset")?;
     set_password(conn, now, &user_id, new_hash)?;
     // Other reset links sent earlier stop working too.
@@ -133,7 +132,7 @@ pub fn reset_password(
     .set(mail_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
     cancel_email_changes(conn, now, &user_id)?;
-    revoke_all_sessions(conn, now, &user_id, "password_reset")?;
+    revoke_all_sessions(conn, ctx, &user_id, "password_reset")?;
     Ok(user_id)
 }
 
@@ -158,13 +157,13 @@ pub fn cancel_email_changes(
 }
 
 /// Starts an e-mail change: the new address must prove it receives mail.
-pub fn request_email_change(
+pub fn request_email_change<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     user_id: &str,
     new_email: &str,
 ) -> Result<Mail, AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let taken: i64 = users::table
         .filter(users::email.eq(new_email))
         .count()
@@ -200,11 +199,12 @@ pub fn request_email_change(
     })
 }
 
-pub fn confirm_email(
+pub fn confirm_email<C: Send + Sync + 'static>(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     token: &str,
 ) -> Result<String, AppError> {
+    let now = ctx.now;
     let (user_id, new_email) = take_mail_token(conn, now, token, "email_verification")?;
     match new_email {
         Some(email) => {
@@ -226,7 +226,7 @@ pub fn confirm_email(
                     users::version.eq(users::version + 1),
                 ))
                 .execute(conn)?;
-            crate::auth::principal::auth_changed();
+            crate::auth::principal::changed_in(ctx);
         }
         None => {
             diesel::update(users::table.find(&user_id))

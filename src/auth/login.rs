@@ -11,22 +11,20 @@ use crate::auth::mfa::{methods_of, MfaMethod};
 use crate::auth::ratelimit::{self};
 use crate::auth::ratelimit::{login_account_key, login_address_key};
 use crate::auth::sessions::{create_session, IssuedSession};
-use crate::config::Config;
+use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::http::ClientInfo;
 
 /// Step 1 of a login, before the password is checked: count the attempt against the
 /// address and the account (429 once either is used up), and fetch what the password is
 /// checked against. Unknown addresses are counted too, so limits never reveal which
 /// accounts exist. A wrong password needs no second step: it was counted here already.
-pub fn login_start(
+pub fn login_start<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     email: &str,
-    client: &ClientInfo,
 ) -> Result<LoginAttempt, AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     ratelimit::hit(
         conn,
         &login_address_key(&client.address),
@@ -66,20 +64,19 @@ pub enum LoginOutcome {
 }
 
 /// Step 2 of a login, after the password matched.
-pub fn login_succeeded(
+pub fn login_succeeded<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     user: &Credentials,
     counted: &ratelimit::Counted,
     device_token: Option<&str>,
-    client: &ClientInfo,
 ) -> Result<LoginOutcome, AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     ratelimit::undo(conn, counted)?;
     let methods = methods_of(conn, user)?;
     if methods.is_empty() {
         let (mfa_token, expires_at) =
-            create_challenge(conn, cfg, now, &user.id, ChallengePurpose::Enrol)?;
+            create_challenge(conn, ctx, &user.id, ChallengePurpose::Enrol)?;
         return Ok(LoginOutcome::EnrolmentRequired {
             mfa_token,
             expires_at,
@@ -91,8 +88,7 @@ pub fn login_succeeded(
             return Ok(LoginOutcome::Authenticated(session));
         }
     }
-    let (mfa_token, expires_at) =
-        create_challenge(conn, cfg, now, &user.id, ChallengePurpose::Login)?;
+    let (mfa_token, expires_at) = create_challenge(conn, ctx, &user.id, ChallengePurpose::Login)?;
     Ok(LoginOutcome::MfaRequired {
         mfa_token,
         methods,

@@ -18,9 +18,9 @@ use crate::auth::recovery_codes::{recovery_codes_left, replace_recovery_codes, u
 use crate::auth::sessions::{create_session, IssuedSession};
 use crate::auth::totp::{has_totp, totp_accept};
 use crate::config::Config;
+use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::http::ClientInfo;
 use crate::schema::users;
 
 /// Which second factors a user can answer a login challenge with.
@@ -102,20 +102,19 @@ pub struct Verified {
 /// Remember-device request: the device's display name.
 pub type RememberAs = Option<String>;
 
-pub fn verify_second_factor(
+pub fn verify_second_factor<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     mfa_token: &str,
     factor: &SecondFactor,
     remember: RememberAs,
-    client: &ClientInfo,
 ) -> Result<Result<Verified, AppError>, AppError> {
+    let (_cfg, now, _client) = (&*ctx.config, ctx.now, &ctx.client);
     // An authenticator or recovery code verifies an existing second factor: a login
     // challenge. An e-mailed code answers either kind (on an enrolment challenge it
     // turns e-mailed codes on).
     let (challenge, user, counted) =
-        challenge_to_answer(conn, cfg, now, mfa_token, |challenge, _| match factor {
+        challenge_to_answer(conn, ctx, mfa_token, |challenge, _| match factor {
             SecondFactor::EmailCode(_) => challenge.purpose,
             SecondFactor::Totp(_) | SecondFactor::RecoveryCode(_) => ChallengePurpose::Login,
         })?;
@@ -126,7 +125,7 @@ pub fn verify_second_factor(
         SecondFactor::Totp(code) => totp_accept(conn, now, &user.id, code, false)?.is_some(),
         SecondFactor::EmailCode(code) => {
             let valid = (enrolling || user.email_mfa_enabled != 0)
-                && take_email_code(conn, cfg, now, &challenge, code.trim())?;
+                && take_email_code(conn, ctx, &challenge, code.trim())?;
             if valid && enrolling {
                 diesel::update(users::table.find(&user.id))
                     .set(users::email_mfa_enabled.eq(1))
@@ -152,45 +151,35 @@ pub fn verify_second_factor(
         SecondFactor::EmailCode(_) => "email_code",
         SecondFactor::RecoveryCode(_) => "recovery_code",
     };
-    finish_second_factor(
-        conn, cfg, now, &challenge, &counted, method, remember, client,
+    finish_second_factor(conn, ctx, &challenge, &counted, method, remember).map(
+        |(session, device_token)| {
+            Ok(Verified {
+                session,
+                device_token,
+                recovery_codes: new_codes,
+                recovery_codes_remaining: remaining,
+            })
+        },
     )
-    .map(|(session, device_token)| {
-        Ok(Verified {
-            session,
-            device_token,
-            recovery_codes: new_codes,
-            recovery_codes_remaining: remaining,
-        })
-    })
 }
 
 /// A right answer: the challenge is used up (by this request only: if a parallel one
 /// consumed it first, this one fails and rolls back), the attempt is taken back from the
 /// account's limit, and a session starts.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn finish_second_factor(
+pub(crate) fn finish_second_factor<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     challenge: &Challenge,
     counted: &ratelimit::Counted,
     method: &str,
     remember: RememberAs,
-    client: &ClientInfo,
 ) -> Result<(IssuedSession, Option<String>), AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     consume_challenge(conn, now, &challenge.id)?;
     ratelimit::undo(conn, counted)?;
     let session = create_session(conn, cfg, now, &challenge.user_id, method, client)?;
     let device_token = match remember {
-        Some(name) => Some(remember_device(
-            conn,
-            cfg,
-            now,
-            &challenge.user_id,
-            &name,
-            client,
-        )?),
+        Some(name) => Some(remember_device(conn, ctx, &challenge.user_id, &name)?),
         None => None,
     };
     Ok((session, device_token))

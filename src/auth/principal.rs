@@ -252,9 +252,10 @@ pub fn load_roles(conn: &mut DbConn, user_id: &str) -> Result<Vec<RoleGrant>, Ap
 // Every authenticated request needs its session checked and its roles loaded. A live
 // session is remembered in process for at most `SESSION_CACHE_TTL`, keyed by session id.
 // Whatever ends a session or changes what a principal holds (logout, revocation,
-// password change, a new role, a changed e-mail address) calls `auth_changed`, which
-// empties the cache on this node at once (and again after the enclosing write
-// transaction commits). Other nodes sharing a PostgreSQL database notice within the TTL.
+// password change, a new role, a changed e-mail address) calls `auth_changed` (inside a
+// request's write: `changed_in`, which also asks its context to call it again after the
+// commit), which empties the cache on this node at once. Other nodes sharing a
+// PostgreSQL database notice within the TTL.
 // Only positive answers are cached: an unknown or ended session always asks the database.
 
 /// How long another node may still accept a session that was ended elsewhere.
@@ -264,12 +265,6 @@ const SESSION_CACHE_MAX: usize = 50_000;
 /// Bumped by every change to sessions, users or roles; cached entries of an older epoch
 /// are not used.
 static AUTH_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Set by `auth_changed` inside a write transaction: `db::write_tx` bumps the epoch
-    /// again after the commit, so no request can cache the state from before it.
-    static CHANGED_IN_TX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
 
 struct Cached {
     principal: Principal,
@@ -284,21 +279,20 @@ fn session_cache() -> &'static Mutex<HashMap<String, Cached>> {
 }
 
 /// Sessions, users or roles changed: forget every cached principal. Call it after the
-/// change is executed.
+/// change is executed; inside a request's write, call [`changed_in`] instead.
 pub fn auth_changed() {
     AUTH_EPOCH.fetch_add(1, Ordering::SeqCst);
-    CHANGED_IN_TX.with(|c| c.set(true));
     if let Ok(mut cache) = session_cache().lock() {
         cache.clear();
     }
 }
 
-/// Called by `db::write_tx` when its transaction has ended (committed or not).
-pub(crate) fn transaction_ended() {
-    if CHANGED_IN_TX.with(|c| c.replace(false)) {
-        auth_changed();
-        CHANGED_IN_TX.with(|c| c.set(false));
-    }
+/// A request's write changed sessions, users or roles: forget cached principals now, and
+/// again once the transaction has ended, so that no request reading the database
+/// between the change and its commit keeps (caches) the state from before it.
+pub fn changed_in<C: Send + Sync + 'static>(ctx: &crate::context::Context<C>) {
+    auth_changed();
+    ctx.after_commit(auth_changed);
 }
 
 fn cached(sid: &str, sub: &str, now: chrono::NaiveDateTime) -> Option<Principal> {

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::auth::crypto::{random_token, sha256_hex};
 use crate::clock::{dur, to_db};
 use crate::config::Config;
+use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::ClientInfo;
@@ -74,12 +75,12 @@ fn new_refresh_token(
 ///
 /// The token is taken by one conditional statement (`used_at IS NULL`), so of N
 /// parallel requests with the same token exactly one rotates it.
-pub fn refresh(
+pub fn refresh<C: Send + Sync + 'static>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     refresh_token: &str,
 ) -> Result<Result<IssuedSession, AppError>, AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let denied =
         || AppError::Unauthenticated("the refresh token is not valid; log in again".into());
     let hash = sha256_hex(refresh_token);
@@ -98,7 +99,7 @@ pub fn refresh(
             .first(conn)
             .optional()?;
         if let Some(session_id) = known {
-            revoke_session(conn, now, &session_id, "refresh_token_reuse")?;
+            revoke_session(conn, ctx, &session_id, "refresh_token_reuse")?;
             tracing::warn!(session = %session_id, "refresh token reuse: session revoked");
         }
         return Ok(Err(denied()));
@@ -136,12 +137,13 @@ pub fn refresh(
     }))
 }
 
-pub fn revoke_session(
+pub fn revoke_session<C: Send + Sync + 'static>(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     session_id: &str,
     reason: &str,
 ) -> Result<(), AppError> {
+    let now = ctx.now;
     diesel::update(
         sessions::table
             .find(session_id)
@@ -152,18 +154,19 @@ pub fn revoke_session(
         sessions::revoked_reason.eq(reason),
     ))
     .execute(conn)?;
-    crate::auth::principal::auth_changed();
+    crate::auth::principal::changed_in(ctx);
     Ok(())
 }
 
 /// Ends every session of a user (password change or reset). Remembered devices are
 /// forgotten too: whoever changed the password may be evicting an intruder.
-pub fn revoke_all_sessions(
+pub fn revoke_all_sessions<C: Send + Sync + 'static>(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     user_id: &str,
     reason: &str,
 ) -> Result<(), AppError> {
+    let now = ctx.now;
     diesel::update(
         sessions::table
             .filter(sessions::user_id.eq(user_id))
@@ -181,6 +184,6 @@ pub fn revoke_all_sessions(
     )
     .set(remembered_devices::revoked_at.eq(to_db(now)))
     .execute(conn)?;
-    crate::auth::principal::auth_changed();
+    crate::auth::principal::changed_in(ctx);
     Ok(())
 }

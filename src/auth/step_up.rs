@@ -10,7 +10,6 @@ use diesel::prelude::*;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::auth::credentials::{self, Credentials};
 use crate::auth::crypto::{self, random_token, sha256_hex};
 use crate::auth::mfa::{self, SecondFactor};
@@ -19,8 +18,8 @@ use crate::auth::ratelimit;
 use crate::auth::sessions::revoke_all_sessions;
 use crate::auth::{email_codes, link_tokens};
 use crate::clock::{dur, from_db, to_db};
-use crate::config::Config;
-use crate::db::{self, DbConn};
+use crate::context::{Context, Ctx};
+use crate::db::DbConn;
 use crate::error::AppError;
 use crate::mail::Mail;
 use crate::schema::{
@@ -144,16 +143,11 @@ fn required(password: bool, factor: bool, methods: &[String]) -> AppError {
 /// against the account's login limit before the password is checked, as at login (one
 /// atomic statement, so parallel guesses cannot outrun it), and is taken back when the
 /// password is right.
-pub async fn check_password(
-    state: &AppState,
-    me: &Principal,
-    answer: &StepUp,
-) -> Result<(), AppError> {
+pub async fn check_password(ctx: &Ctx, answer: &StepUp) -> Result<(), AppError> {
+    let me = &ctx.caller;
     me.require_person()?;
     let factor = answer.factor()?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let me2 = me.clone();
-    let st = db::run(&state.pool, move |c| standing(c, now, &me2)).await?;
+    let st = ctx.read(|c, ctx| standing(c, ctx.now, &ctx.caller)).await?;
     let Some(password) = answer.password.clone() else {
         return Err(required(true, st.needs_factor, &st.methods));
     };
@@ -161,10 +155,11 @@ pub async fn check_password(
         return Err(required(true, true, &st.methods));
     }
     let key = ratelimit::login_account_key(&st.user.email);
-    let counted = db::write_aside(&state.pool, move |c| {
-        ratelimit::hit(c, &key, cfg.rate_limits.login_per_account, now)
-    })
-    .await?;
+    let counted = ctx
+        .write_aside(move |c, ctx| {
+            ratelimit::hit(c, &key, ctx.config.rate_limits.login_per_account, ctx.now)
+        })
+        .await?;
     let stored = st.user.password_hash.clone();
     let ok = actix_web::web::block(move || {
         stored.is_some_and(|h| crypto::verify_password(&password, &h))
@@ -173,7 +168,8 @@ pub async fn check_password(
     if !ok {
         return Err(AppError::InvalidCredentials);
     }
-    db::write_aside(&state.pool, move |c| ratelimit::undo(c, &counted)).await?;
+    ctx.write_aside(move |c, _| ratelimit::undo(c, &counted))
+        .await?;
     Ok(())
 }
 
@@ -183,11 +179,11 @@ pub async fn check_password(
 /// (the inner error); the change must then not be made.
 pub fn check_factor(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     answer: &StepUp,
 ) -> Result<Result<(), AppError>, AppError> {
+    let me = &ctx.caller;
+    let (cfg, now) = (&*ctx.config, ctx.now);
     match answer.factor()? {
         Some(SecondFactor::EmailCode(code)) => {
             // Counted before the code is checked, as at login; taken back if it is right.
@@ -251,10 +247,10 @@ fn take_step_up_code(
 /// outbox, in this transaction). Returns the masked address and the expiry.
 pub fn send_step_up_code(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
 ) -> Result<(String, DateTime<Utc>), AppError> {
+    let me = &ctx.caller;
+    let (cfg, now) = (&*ctx.config, ctx.now);
     me.require_person()?;
     let user = credentials::credentials_by_id(conn, &me.user_id)?;
     if user.email_mfa_enabled == 0 {
@@ -337,13 +333,13 @@ pub enum Change<'a> {
 
 /// Queues a notice of `change` with a 7-day undo link, to the account's current address
 /// (the old one, for an e-mail change), in the change's transaction.
-pub fn notify_change(
+pub fn notify_change<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     user_id: &str,
     change: Change<'_>,
 ) -> Result<(), AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let to: String = users::table
         .find(user_id)
         .select(users::email)
@@ -404,12 +400,12 @@ pub fn notify_change(
 /// factor that was changed, ends every session and remembered device, and forces a
 /// password reset (a reset link goes to the restored address). The token works once:
 /// it is taken by one conditional UPDATE. Unknown: 404; used or expired: 410.
-pub fn undo_change(
+pub fn undo_change<C: Send + Sync + 'static>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     token: &str,
 ) -> Result<(), AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let hash = sha256_hex(token.trim());
     let taken = diesel::update(
         account_tokens::table
@@ -495,7 +491,7 @@ pub fn undo_change(
     )
     .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
-    revoke_all_sessions(conn, now, &user_id, "change_undone")?;
+    revoke_all_sessions(conn, ctx, &user_id, "change_undone")?;
     let to: String = users::table
         .find(&user_id)
         .select(users::email)

@@ -10,10 +10,9 @@ use crate::auth::credentials::credentials_by_id;
 use crate::auth::mfa::{finish_second_factor, RememberAs, Verified};
 use crate::auth::recovery_codes::{recovery_codes_left, replace_recovery_codes};
 use crate::clock::to_db;
-use crate::config::Config;
+use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::http::ClientInfo;
 use crate::schema::totp_credentials;
 
 const TOTP_ISSUER: &str = "eportfolio";
@@ -179,24 +178,22 @@ pub fn totp_confirm(
 }
 
 /// Completes enrolment from a sign-in challenge: confirm the authenticator, then sign in.
-pub fn enrol_totp_and_sign_in(
+pub fn enrol_totp_and_sign_in<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     mfa_token: &str,
     code: &str,
     remember: RememberAs,
-    client: &ClientInfo,
 ) -> Result<Result<Verified, AppError>, AppError> {
+    let (_cfg, now, _client) = (&*ctx.config, ctx.now, &ctx.client);
     let (challenge, _, counted) =
-        challenge_to_answer(conn, cfg, now, mfa_token, |_, _| ChallengePurpose::Enrol)?;
+        challenge_to_answer(conn, ctx, mfa_token, |_, _| ChallengePurpose::Enrol)?;
     match totp_confirm(conn, now, &challenge.user_id, code)? {
         // The attempt stays counted: committed, then reported.
         Err(e) => Ok(Err(e)),
         Ok(codes) => {
-            let (session, device_token) = finish_second_factor(
-                conn, cfg, now, &challenge, &counted, "totp", remember, client,
-            )?;
+            let (session, device_token) =
+                finish_second_factor(conn, ctx, &challenge, &counted, "totp", remember)?;
             Ok(Ok(Verified {
                 session,
                 device_token,

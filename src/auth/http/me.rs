@@ -7,43 +7,41 @@
 
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::sign_in::{hash, EmailCodeSent, TotpSetupResponse};
 use crate::app::AppState;
-use crate::auth::principal::Principal;
 use crate::auth::sessions::{self};
 use crate::auth::step_up::{self, StepUp};
-use crate::auth::{credentials, link_tokens, ratelimit, recovery_codes, totp, validate};
-use crate::clock::{from_db, to_db};
-use crate::db;
+use crate::auth::{credentials, devices, link_tokens, ratelimit, recovery_codes, totp, validate};
+use crate::clock::from_db;
+use crate::context::Ctx;
+use crate::db::DbConn;
 use crate::error::AppError;
-use crate::schema::remembered_devices;
 
 /// Runs a step-up guarded change: the password first (outside the transaction), then the
 /// second factor and the change in one transaction. A wrong factor is recorded and the
 /// change not made.
 async fn guarded<T, F>(
     state: &AppState,
-    me: Principal,
+    ctx: &Ctx,
     answer: StepUp,
     change: F,
 ) -> Result<T, AppError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut db::DbConn, &Principal) -> Result<T, AppError> + Send + 'static,
+    F: FnOnce(&mut DbConn, &Ctx) -> Result<T, AppError> + Send + 'static,
 {
-    step_up::check_password(state, &me, &answer).await?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let value = db::write(&state.pool, move |c| {
-        if let Err(e) = step_up::check_factor(c, &cfg, now, &me, &answer)? {
-            return Ok(Err(e));
-        }
-        change(c, &me).map(Ok)
-    })
-    .await??;
+    step_up::check_password(ctx, &answer).await?;
+    let value = ctx
+        .write(move |c, ctx| {
+            if let Err(e) = step_up::check_factor(c, ctx, &answer)? {
+                return Ok(Err(e));
+            }
+            change(c, ctx).map(Ok)
+        })
+        .await??;
     state.outbox.wake();
     Ok(value)
 }
@@ -71,12 +69,11 @@ fn step_up_answer(body: Option<web::Json<StepUp>>) -> StepUp {
 #[post("/me/totp")]
 pub async fn me_totp_setup(
     state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    let setup = guarded(&state, me, step_up_answer(body), move |c, me| {
-        totp::totp_setup(c, now, &me.user_id)
+    let setup = guarded(&state, &ctx, step_up_answer(body), move |c, ctx| {
+        totp::totp_setup(c, ctx.now, &ctx.caller.user_id)
     })
     .await?;
     Ok(crate::idempotency::secret(
@@ -115,28 +112,30 @@ pub struct TotpConfirmed {
 #[post("/me/totp/confirm")]
 pub async fn me_totp_confirm(
     state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, AppError> {
-    me.require_person()?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let codes = db::write(&state.pool, move |c| {
-        // Counted before the code is checked, as at login and step-up; taken back if right.
-        let counted = crate::auth::ratelimit::hit(
-            c,
-            &ratelimit::mfa_key(&me.user_id),
-            cfg.rate_limits.mfa_per_account,
-            now,
-        )?;
-        let codes = match totp::totp_confirm(c, now, &me.user_id, &body.code)? {
-            Ok(codes) => codes,
-            Err(e) => return Ok(Err(e)),
-        };
-        crate::auth::ratelimit::undo(c, &counted)?;
-        step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::SecondFactor)?;
-        Ok(Ok(codes))
-    })
-    .await??;
+    ctx.caller.require_person()?;
+    let codes = ctx
+        .write(move |c, ctx| {
+            let (me, now) = (&ctx.caller, ctx.now);
+            // Counted before the code is checked, as at login and step-up; taken back if
+            // right.
+            let counted = ratelimit::hit(
+                c,
+                &ratelimit::mfa_key(&me.user_id),
+                ctx.config.rate_limits.mfa_per_account,
+                now,
+            )?;
+            let codes = match totp::totp_confirm(c, now, &me.user_id, &body.code)? {
+                Ok(codes) => codes,
+                Err(e) => return Ok(Err(e)),
+            };
+            ratelimit::undo(c, &counted)?;
+            step_up::notify_change(c, ctx, &me.user_id, step_up::Change::SecondFactor)?;
+            Ok(Ok(codes))
+        })
+        .await??;
     state.outbox.wake();
     Ok(crate::idempotency::secret(HttpResponse::Ok().json(
         TotpConfirmed {
@@ -166,13 +165,13 @@ pub struct RecoveryCodes {
 #[post("/me/recovery-codes")]
 pub async fn me_recovery_codes(
     state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let codes = guarded(&state, me, step_up_answer(body), move |c, me| {
-        let codes = recovery_codes::replace_recovery_codes(c, now, &me.user_id)?;
-        step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::SecondFactor)?;
+    let codes = guarded(&state, &ctx, step_up_answer(body), move |c, ctx| {
+        let me = &ctx.caller.user_id;
+        let codes = recovery_codes::replace_recovery_codes(c, ctx.now, me)?;
+        step_up::notify_change(c, ctx, me, step_up::Change::SecondFactor)?;
         Ok(codes)
     })
     .await?;
@@ -198,27 +197,16 @@ pub async fn me_recovery_codes(
 #[post("/me/step-up/email-code")]
 pub async fn me_step_up_email_code(
     state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
 ) -> Result<HttpResponse, AppError> {
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let (sent_to, expires_at) = db::write(&state.pool, move |c| {
-        step_up::send_step_up_code(c, &cfg, now, &me)
-    })
-    .await?;
+    let (sent_to, expires_at) = ctx
+        .write(|c, ctx| step_up::send_step_up_code(c, ctx))
+        .await?;
     state.outbox.wake();
     Ok(HttpResponse::Accepted().json(EmailCodeSent {
         sent_to,
         expires_at,
     }))
-}
-
-#[derive(Queryable)]
-struct Device {
-    id: String,
-    name: String,
-    created: chrono::NaiveDateTime,
-    last_used: chrono::NaiveDateTime,
-    expires: chrono::NaiveDateTime,
 }
 
 /// A remembered device (skips the second factor for 30 days).
@@ -238,35 +226,18 @@ pub struct DeviceView {
     security(("bearer" = []))
 )]
 #[get("/me/devices")]
-pub async fn me_devices(
-    state: web::Data<AppState>,
-    me: Principal,
-) -> Result<HttpResponse, AppError> {
-    let now = to_db(state.clock.now());
-    let rows: Vec<Device> = db::run(&state.pool, move |c| {
-        Ok(remembered_devices::table
-            .filter(remembered_devices::user_id.eq(&me.user_id))
-            .filter(remembered_devices::revoked_at.is_null())
-            .filter(remembered_devices::expires_at.gt(now))
-            .order(remembered_devices::last_used_at.desc())
-            .select((
-                remembered_devices::id,
-                remembered_devices::name,
-                remembered_devices::created_at,
-                remembered_devices::last_used_at,
-                remembered_devices::expires_at,
-            ))
-            .load(c)?)
-    })
-    .await?;
+pub async fn me_devices(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let rows = ctx
+        .read(|c, ctx| devices::list(c, ctx.now, &ctx.caller.user_id))
+        .await?;
     let items: Vec<DeviceView> = rows
         .into_iter()
         .map(|d| DeviceView {
             id: d.id,
             name: d.name,
-            created_at: from_db(d.created),
-            last_used_at: from_db(d.last_used),
-            expires_at: from_db(d.expires),
+            created_at: from_db(d.created_at),
+            last_used_at: from_db(d.last_used_at),
+            expires_at: from_db(d.expires_at),
         })
         .collect();
     Ok(HttpResponse::Ok().json(crate::http::Page {
@@ -293,21 +264,13 @@ pub async fn me_devices(
 #[delete("/me/devices/{id}")]
 pub async fn me_device_revoke(
     state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
-    let now = to_db(state.clock.now());
     let id = path.into_inner();
-    let n = guarded(&state, me, step_up_answer(body), move |c, me| {
-        Ok(diesel::update(
-            remembered_devices::table
-                .filter(remembered_devices::id.eq(&id))
-                .filter(remembered_devices::user_id.eq(&me.user_id))
-                .filter(remembered_devices::revoked_at.is_null()),
-        )
-        .set(remembered_devices::revoked_at.eq(now))
-        .execute(c)?)
+    let n = guarded(&state, &ctx, step_up_answer(body), move |c, ctx| {
+        devices::forget(c, ctx.now, &ctx.caller.user_id, &id)
     })
     .await?;
     if n == 0 {
@@ -345,7 +308,7 @@ pub struct PasswordChange {
 #[post("/me/password")]
 pub async fn me_password(
     state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<PasswordChange>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
@@ -357,17 +320,17 @@ pub async fn me_password(
         email_code: body.email_code,
     };
     // Refuse a missing or wrong step-up before spending a hash on the new password.
-    step_up::check_password(&state, &me, &answer).await?;
-    let new_hash = hash(&state, body.new_password).await?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    db::write(&state.pool, move |c| {
-        if let Err(e) = step_up::check_factor(c, &cfg, now, &me, &answer)? {
+    step_up::check_password(&ctx, &answer).await?;
+    let new_hash = hash(&ctx, body.new_password).await?;
+    ctx.write(move |c, ctx| {
+        if let Err(e) = step_up::check_factor(c, ctx, &answer)? {
             return Ok(Err(e));
         }
-        credentials::set_password(c, now, &me.user_id, &new_hash)?;
-        link_tokens::cancel_email_changes(c, now, &me.user_id)?;
-        sessions::revoke_all_sessions(c, now, &me.user_id, "password_change")?;
-        step_up::notify_change(c, &cfg, now, &me.user_id, step_up::Change::Password)?;
+        let (me, now) = (&ctx.caller.user_id, ctx.now);
+        credentials::set_password(c, now, me, &new_hash)?;
+        link_tokens::cancel_email_changes(c, now, me)?;
+        sessions::revoke_all_sessions(c, ctx, me, "password_change")?;
+        step_up::notify_change(c, ctx, me, step_up::Change::Password)?;
         Ok(Ok(()))
     })
     .await??;
@@ -404,7 +367,7 @@ pub struct EmailChange {
 #[post("/me/email")]
 pub async fn me_email(
     state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     body: web::Json<EmailChange>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
@@ -421,16 +384,15 @@ pub async fn me_email(
         recovery_code: body.recovery_code,
         email_code: body.email_code,
     };
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    guarded(&state, me, answer, move |c, me| {
-        let old = credentials::credentials_by_id(c, &me.user_id)?.email;
-        let mail = link_tokens::request_email_change(c, &cfg, now, &me.user_id, &email)?;
-        crate::outbox::enqueue(c, now, std::slice::from_ref(&mail))?;
+    guarded(&state, &ctx, answer, move |c, ctx| {
+        let me = &ctx.caller.user_id;
+        let old = credentials::credentials_by_id(c, me)?.email;
+        let mail = link_tokens::request_email_change(c, ctx, me, &email)?;
+        crate::outbox::enqueue(c, ctx.now, std::slice::from_ref(&mail))?;
         step_up::notify_change(
             c,
-            &cfg,
-            now,
-            &me.user_id,
+            ctx,
+            me,
             step_up::Change::Email {
                 old: &old,
                 new: &email,

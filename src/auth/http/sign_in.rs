@@ -1,6 +1,6 @@
 //! `/auth/*`: signing in (password, second factor, tokens) and the mailed links.
 
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,13 +10,11 @@ use crate::auth::challenges::{self, ChallengePurpose};
 use crate::auth::crypto;
 use crate::auth::login::{login_start, login_succeeded, LoginOutcome};
 use crate::auth::mfa::{self, MfaMethod, SecondFactor, Verified};
-use crate::auth::principal::Principal;
 use crate::auth::sessions::{self, IssuedSession};
 use crate::auth::step_up::{self};
 use crate::auth::{email_codes, link_tokens, totp, validate};
-use crate::db;
+use crate::context::{Context, Ctx};
 use crate::error::AppError;
-use crate::http::client_info;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,25 +57,27 @@ pub struct AuthResponse {
     pub recovery_codes_remaining: Option<i64>,
 }
 
-fn tokens(state: &AppState, session: &IssuedSession) -> Result<AuthResponse, AppError> {
-    let access = state.jwt.issue(
-        &session.user_id,
-        &session.session_id,
-        state.clock.now(),
-        state.config.access_token_ttl,
-    )?;
+fn tokens<C>(
+    state: &AppState,
+    ctx: &Context<C>,
+    session: &IssuedSession,
+) -> Result<AuthResponse, AppError> {
+    let ttl = ctx.config.access_token_ttl;
+    let access = state
+        .jwt
+        .issue(&session.user_id, &session.session_id, ctx.now, ttl)?;
     Ok(AuthResponse {
         status: "authenticated".into(),
         access_token: Some(access),
         token_type: Some("Bearer".into()),
-        expires_in: Some(state.config.access_token_ttl.as_secs()),
+        expires_in: Some(ttl.as_secs()),
         refresh_token: Some(session.refresh_token.clone()),
         ..Default::default()
     })
 }
 
-fn verified(state: &AppState, v: Verified) -> Result<HttpResponse, AppError> {
-    let mut body = tokens(state, &v.session)?;
+fn verified<C>(state: &AppState, ctx: &Context<C>, v: Verified) -> Result<HttpResponse, AppError> {
+    let mut body = tokens(state, ctx, &v.session)?;
     body.device_token = v.device_token;
     body.recovery_codes = v.recovery_codes;
     body.recovery_codes_remaining = v.recovery_codes_remaining;
@@ -103,23 +103,14 @@ fn verified(state: &AppState, v: Verified) -> Result<HttpResponse, AppError> {
 #[post("/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    ctx: Context<()>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     let email = validate::normalize_email(&body.email);
-    let client = client_info(&req, &state.config);
-    let now = state.clock.now();
-    let cfg = state.config.clone();
     // The attempt is counted before the password is checked: N parallel guesses get at
     // most the limit's worth of checks, the rest 429.
-    let attempt = {
-        let (email, client) = (email.clone(), client.clone());
-        db::write(&state.pool, move |c| {
-            login_start(c, &cfg, now, &email, &client)
-        })
-        .await?
-    };
+    let attempt = ctx.write(move |c, ctx| login_start(c, ctx, &email)).await?;
     let stored = attempt.user.as_ref().and_then(|u| u.password_hash.clone());
     let has_password = stored.is_some();
     let dummy = state.dummy_hash.clone();
@@ -137,15 +128,13 @@ pub async fn login(
         // Already counted in `login_start`.
         _ => return Err(AppError::InvalidCredentials),
     };
-    let cfg = state.config.clone();
     let device = body.device_token;
     let counted = attempt.counted;
-    let outcome = db::write(&state.pool, move |c| {
-        login_succeeded(c, &cfg, now, &user, &counted, device.as_deref(), &client)
-    })
-    .await?;
+    let outcome = ctx
+        .write(move |c, ctx| login_succeeded(c, ctx, &user, &counted, device.as_deref()))
+        .await?;
     let body = match outcome {
-        LoginOutcome::Authenticated(session) => tokens(&state, &session)?,
+        LoginOutcome::Authenticated(session) => tokens(&state, &ctx, &session)?,
         LoginOutcome::MfaRequired {
             mfa_token,
             methods,
@@ -217,7 +206,7 @@ fn remember(
 #[post("/auth/mfa/verify")]
 pub async fn mfa_verify(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    ctx: Context<()>,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
@@ -226,14 +215,11 @@ pub async fn mfa_verify(
         MfaMethod::EmailCode => SecondFactor::EmailCode(body.code),
         MfaMethod::RecoveryCode => SecondFactor::RecoveryCode(body.code),
     };
-    let client = client_info(&req, &state.config);
-    let (cfg, now) = (state.config.clone(), state.clock.now());
     let remember = remember(body.remember_device, body.device_name)?;
-    let v = db::write(&state.pool, move |c| {
-        mfa::verify_second_factor(c, &cfg, now, &body.mfa_token, &factor, remember, &client)
-    })
-    .await??;
-    verified(&state, v)
+    let v = ctx
+        .write(move |c, ctx| mfa::verify_second_factor(c, ctx, &body.mfa_token, &factor, remember))
+        .await??;
+    verified(&state, &ctx, v)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -267,18 +253,16 @@ pub struct EmailCodeSent {
 #[post("/auth/mfa/email-code")]
 pub async fn mfa_email_code(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    ctx: Context<()>,
     body: web::Json<MfaTokenRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let client = client_info(&req, &state.config);
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let (sent_to, expires_at) = db::write(&state.pool, move |c| {
-        let (mail, expires_at) =
-            email_codes::send_email_code(c, &cfg, now, &body.mfa_token, &client)?;
-        crate::outbox::enqueue(c, now, std::slice::from_ref(&mail))?;
-        Ok((email_codes::mask_email(&mail.to), expires_at))
-    })
-    .await?;
+    let (sent_to, expires_at) = ctx
+        .write(move |c, ctx| {
+            let (mail, expires_at) = email_codes::send_email_code(c, ctx, &body.mfa_token)?;
+            crate::outbox::enqueue(c, ctx.now, std::slice::from_ref(&mail))?;
+            Ok((email_codes::mask_email(&mail.to), expires_at))
+        })
+        .await?;
     state.outbox.wake();
     Ok(HttpResponse::Accepted().json(EmailCodeSent {
         sent_to,
@@ -323,16 +307,16 @@ impl From<totp::TotpSetup> for TotpSetupResponse {
 )]
 #[post("/auth/mfa/totp/setup")]
 pub async fn mfa_totp_setup(
-    state: web::Data<AppState>,
+    ctx: Context<()>,
     body: web::Json<MfaTokenRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    let setup = db::write(&state.pool, move |c| {
-        let challenge =
-            challenges::open_challenge(c, now, &body.mfa_token, ChallengePurpose::Enrol)?;
-        totp::totp_setup(c, now, &challenge.user_id)
-    })
-    .await?;
+    let setup = ctx
+        .write(move |c, ctx| {
+            let challenge =
+                challenges::open_challenge(c, ctx.now, &body.mfa_token, ChallengePurpose::Enrol)?;
+            totp::totp_setup(c, ctx.now, &challenge.user_id)
+        })
+        .await?;
     Ok(crate::idempotency::secret(
         HttpResponse::Ok().json(TotpSetupResponse::from(setup)),
     ))
@@ -366,18 +350,17 @@ pub struct TotpConfirmWhileSigningIn {
 #[post("/auth/mfa/totp/confirm")]
 pub async fn mfa_totp_confirm(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    ctx: Context<()>,
     body: web::Json<TotpConfirmWhileSigningIn>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    let client = client_info(&req, &state.config);
-    let (cfg, now) = (state.config.clone(), state.clock.now());
     let remember = remember(body.remember_device, body.device_name)?;
-    let v = db::write(&state.pool, move |c| {
-        totp::enrol_totp_and_sign_in(c, &cfg, now, &body.mfa_token, &body.code, remember, &client)
-    })
-    .await??;
-    verified(&state, v)
+    let v = ctx
+        .write(move |c, ctx| {
+            totp::enrol_totp_and_sign_in(c, ctx, &body.mfa_token, &body.code, remember)
+        })
+        .await??;
+    verified(&state, &ctx, v)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -402,15 +385,14 @@ pub struct RefreshRequest {
 #[post("/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
+    ctx: Context<()>,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let session = db::write(&state.pool, move |c| {
-        sessions::refresh(c, &cfg, now, &body.refresh_token)
-    })
-    .await??;
+    let session = ctx
+        .write(move |c, ctx| sessions::refresh(c, ctx, &body.refresh_token))
+        .await??;
     Ok(crate::idempotency::secret(
-        HttpResponse::Ok().json(tokens(&state, &session)?),
+        HttpResponse::Ok().json(tokens(&state, &ctx, &session)?),
     ))
 }
 
@@ -423,12 +405,9 @@ pub async fn refresh(
     security(("bearer" = []))
 )]
 #[post("/auth/logout")]
-pub async fn logout(state: web::Data<AppState>, me: Principal) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    db::write(&state.pool, move |c| {
-        sessions::revoke_session(c, now, &me.session_id, "logout")
-    })
-    .await?;
+pub async fn logout(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    ctx.write(|c, ctx| sessions::revoke_session(c, ctx, &ctx.caller.session_id, "logout"))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -454,15 +433,13 @@ pub struct PasswordResetRequest {
 #[post("/auth/password-reset")]
 pub async fn password_reset(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    ctx: Context<()>,
     body: web::Json<PasswordResetRequest>,
 ) -> Result<HttpResponse, AppError> {
     let email = validate::normalize_email(&body.email);
-    let client = client_info(&req, &state.config);
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    db::write(&state.pool, move |c| {
-        let mail = link_tokens::request_password_reset(c, &cfg, now, &email, &client)?;
-        crate::outbox::enqueue(c, now, mail.as_slice())
+    ctx.write(move |c, ctx| {
+        let mail = link_tokens::request_password_reset(c, ctx, &email)?;
+        crate::outbox::enqueue(c, ctx.now, mail.as_slice())
     })
     .await?;
     state.outbox.wake();
@@ -476,8 +453,8 @@ pub struct PasswordResetConfirm {
     pub new_password: String,
 }
 
-pub(super) async fn hash(state: &AppState, password: String) -> Result<String, AppError> {
-    let params = state.config.argon2;
+pub(super) async fn hash<C>(ctx: &Context<C>, password: String) -> Result<String, AppError> {
+    let params = ctx.config.argon2;
     web::block(move || crypto::hash_password(params, &password)).await?
 }
 
@@ -498,17 +475,17 @@ pub(super) async fn hash(state: &AppState, password: String) -> Result<String, A
 #[post("/auth/password-reset/confirm")]
 pub async fn password_reset_confirm(
     state: web::Data<AppState>,
+    ctx: Context<()>,
     body: web::Json<PasswordResetConfirm>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     validate::check_password("new_password", &body.new_password)?;
-    let new_hash = hash(&state, body.new_password).await?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    db::write(&state.pool, move |c| {
-        let user_id = link_tokens::reset_password(c, now, &body.token, &new_hash)?;
+    let new_hash = hash(&ctx, body.new_password).await?;
+    ctx.write(move |c, ctx| {
+        let user_id = link_tokens::reset_password(c, ctx, &body.token, &new_hash)?;
         // Told like a change from a session (ASVS 2.2.3): whoever used the link may
         // not be the owner.
-        step_up::notify_change(c, &cfg, now, &user_id, step_up::Change::Password)
+        step_up::notify_change(c, ctx, &user_id, step_up::Change::Password)
     })
     .await?;
     state.outbox.wake();
@@ -533,14 +510,11 @@ pub struct TokenRequest {
 )]
 #[post("/auth/email-verification")]
 pub async fn email_verification(
-    state: web::Data<AppState>,
+    ctx: Context<()>,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    db::write(&state.pool, move |c| {
-        link_tokens::confirm_email(c, now, &body.token)
-    })
-    .await?;
+    ctx.write(move |c, ctx| link_tokens::confirm_email(c, ctx, &body.token))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -563,13 +537,11 @@ pub async fn email_verification(
 #[post("/auth/undo-change")]
 pub async fn undo_change(
     state: web::Data<AppState>,
+    ctx: Context<()>,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    db::write(&state.pool, move |c| {
-        step_up::undo_change(c, &cfg, now, &body.token)
-    })
-    .await?;
+    ctx.write(move |c, ctx| step_up::undo_change(c, ctx, &body.token))
+        .await?;
     state.outbox.wake();
     Ok(HttpResponse::NoContent().finish())
 }
