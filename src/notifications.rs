@@ -182,6 +182,15 @@ where
     Ok(value)
 }
 
+/// A notification waiting for its user's digest.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = notification_queue, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Waiting {
+    id: String,
+    subject: String,
+    body: String,
+}
+
 /// Queues one digest per user whose notifications are waiting and who has not had one
 /// today (from 06:00 UTC). Returns how many digests were queued.
 pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AppError> {
@@ -218,22 +227,18 @@ pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, 
             .find(&user_id)
             .select(users::email)
             .first(conn)?;
-        let items: Vec<(String, String, String)> = notification_queue::table
+        let items: Vec<Waiting> = notification_queue::table
             .filter(notification_queue::user_id.eq(&user_id))
             .filter(notification_queue::sent_at.is_null())
             .order(notification_queue::created_at)
-            .select((
-                notification_queue::id,
-                notification_queue::subject,
-                notification_queue::body,
-            ))
+            .select(Waiting::as_select())
             .load(conn)?;
         if items.is_empty() {
             continue;
         }
         let body = items
             .iter()
-            .map(|(_, subject, body)| format!("* {subject}\n{body}"))
+            .map(|w| format!("* {}\n{}", w.subject, w.body))
             .collect::<Vec<_>>()
             .join("\n");
         let mail = Mail {
@@ -245,7 +250,7 @@ pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, 
             ),
             body: format!("Sammanfattning för dagen / Today's summary\n\n{body}"),
         };
-        let ids: Vec<&String> = items.iter().map(|(id, _, _)| id).collect();
+        let ids: Vec<&String> = items.iter().map(|w| &w.id).collect();
         diesel::update(
             notification_queue::table
                 .filter(notification_queue::id.eq_any(ids))

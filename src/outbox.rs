@@ -124,14 +124,14 @@ pub fn claim_due(
         if won != 1 {
             continue;
         }
-        let (to, subject, body, attempts): (String, String, String, i32) = mail_outbox::table
+        let Queued {
+            recipient: to,
+            subject,
+            body,
+            attempts,
+        } = mail_outbox::table
             .find(&id)
-            .select((
-                mail_outbox::recipient,
-                mail_outbox::subject,
-                mail_outbox::body,
-                mail_outbox::attempts,
-            ))
+            .select(Queued::as_select())
             .first(conn)?;
         let body = match crate::secrets::open(&crate::secrets::outbox_body_aad(&id), &body) {
             Ok(body) => body,
@@ -159,6 +159,16 @@ pub fn claim_due(
         });
     }
     Ok(claimed)
+}
+
+/// What a claimed mail is sent from (the body still sealed).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = mail_outbox, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Queued {
+    recipient: String,
+    subject: String,
+    body: String,
+    attempts: i32,
 }
 
 /// Delay after failed attempt number `attempt`: 30 s doubled each time, at most an hour.

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::context::{Context, Ctx};
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
+use crate::ids::{OrganisationId, UserId};
 use crate::mail::Mail;
 use crate::schema::{invitations, organisations, user_roles, users};
 
@@ -36,48 +37,27 @@ pub struct Invitation {
     pub updated_at: DateTime<Utc>,
 }
 
-type InvitationRow = (
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-    Option<chrono::NaiveDateTime>,
-    Option<chrono::NaiveDateTime>,
-);
-
-const INVITATION_COLUMNS: (
-    invitations::id,
-    invitations::email,
-    invitations::display_name,
-    invitations::role,
-    invitations::organisation_id,
-    invitations::invited_by,
-    invitations::created_at,
-    invitations::expires_at,
-    invitations::accepted_at,
-    invitations::revoked_at,
-) = (
-    invitations::id,
-    invitations::email,
-    invitations::display_name,
-    invitations::role,
-    invitations::organisation_id,
-    invitations::invited_by,
-    invitations::created_at,
-    invitations::expires_at,
-    invitations::accepted_at,
-    invitations::revoked_at,
-);
+/// What an invitation's views read of its row (never the token hash).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = invitations, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct InvitationRow {
+    id: String,
+    email: String,
+    display_name: Option<String>,
+    role: Role,
+    organisation_id: OrganisationId,
+    invited_by: Option<UserId>,
+    created_at: chrono::NaiveDateTime,
+    expires_at: chrono::NaiveDateTime,
+    accepted_at: Option<chrono::NaiveDateTime>,
+    revoked_at: Option<chrono::NaiveDateTime>,
+}
 
 fn invitation_from(r: InvitationRow, now: DateTime<Utc>) -> Invitation {
-    let expires_at = from_db(r.7);
-    let status = if r.8.is_some() {
+    let expires_at = from_db(r.expires_at);
+    let status = if r.accepted_at.is_some() {
         "accepted"
-    } else if r.9.is_some() {
+    } else if r.revoked_at.is_some() {
         "revoked"
     } else if expires_at <= now {
         "expired"
@@ -85,20 +65,20 @@ fn invitation_from(r: InvitationRow, now: DateTime<Utc>) -> Invitation {
         "pending"
     };
     // An invitation changes at most once (accepted or revoked after creation).
-    let changed = r.8.or(r.9);
+    let changed = r.accepted_at.or(r.revoked_at);
     Invitation {
-        id: r.0,
-        email: r.1,
-        display_name: r.2,
-        role: Role::parse(&r.3).unwrap_or(Role::Trainee),
-        organisation_id: r.4,
+        id: r.id,
+        email: r.email,
+        display_name: r.display_name,
+        role: r.role,
+        organisation_id: r.organisation_id.into_inner(),
         status: status.into(),
-        invited_by: r.5,
-        created_at: from_db(r.6),
+        invited_by: r.invited_by.map(UserId::into_inner),
+        created_at: from_db(r.created_at),
         expires_at,
-        accepted_at: r.8.map(from_db),
+        accepted_at: r.accepted_at.map(from_db),
         version: if changed.is_some() { 2 } else { 1 },
-        updated_at: from_db(changed.unwrap_or(r.6)),
+        updated_at: from_db(changed.unwrap_or(r.created_at)),
     }
 }
 
@@ -109,7 +89,7 @@ pub fn get_invitation(
 ) -> Result<Invitation, AppError> {
     let row: InvitationRow = invitations::table
         .find(id)
-        .select(INVITATION_COLUMNS)
+        .select(InvitationRow::as_select())
         .first(conn)?;
     Ok(invitation_from(row, now))
 }
@@ -251,7 +231,7 @@ pub fn list_invitations(
     let orgs = org_subtrees(conn, &roots)?;
     let mut q = invitations::table
         .filter(invitations::organisation_id.eq_any(orgs))
-        .select(INVITATION_COLUMNS)
+        .select(InvitationRow::as_select())
         .into_boxed();
     let at = to_db(now);
     q = match status {
@@ -326,16 +306,16 @@ pub fn pending_invitation(
         .filter(invitations::accepted_at.is_null())
         .filter(invitations::revoked_at.is_null())
         .filter(invitations::expires_at.gt(to_db(now)))
-        .select(INVITATION_COLUMNS)
+        .select(InvitationRow::as_select())
         .first(conn)
         .optional()?;
     let inv = invitation_from(row.ok_or(AppError::InvalidToken)?, now);
     let org = get_org(conn, &inv.organisation_id)?;
-    let existing: Option<(String, Option<String>)> = users::table
-        .filter(users::email.eq(&inv.email))
-        .select((users::id, users::password_hash))
-        .first(conn)
-        .optional()?;
+    let existing = crate::auth::credentials::credentials_by_email(conn, &inv.email)?;
+    let (existing_user, existing_hash) = match existing {
+        Some(user) => (Some(user.id), user.password_hash),
+        None => (None, None),
+    };
     Ok(PendingInvitation {
         id: inv.id,
         preview: InvitationPreview {
@@ -345,11 +325,11 @@ pub fn pending_invitation(
             organisation_name: org.name,
             expires_at: inv.expires_at,
             // An imported placeholder (no password yet) is set up like a new account.
-            account_exists: existing.as_ref().is_some_and(|e| e.1.is_some()),
+            account_exists: existing_hash.is_some(),
             display_name: inv.display_name,
         },
-        existing_hash: existing.as_ref().and_then(|e| e.1.clone()),
-        existing_user: existing.map(|e| e.0),
+        existing_hash,
+        existing_user,
     })
 }
 

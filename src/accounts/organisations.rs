@@ -13,10 +13,23 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::etag;
+use crate::ids::OrganisationId;
 use crate::schema::organisations;
 
 /// Kind of organisation: region, care provider (vårdgivare) or unit (enhet/klinik).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum OrgKind {
     Region,
@@ -32,14 +45,18 @@ impl OrgKind {
             OrgKind::Unit => "unit",
         }
     }
-    fn parse(s: &str) -> OrgKind {
+    /// A stored code; `None` for one this build does not know.
+    pub fn from_code(s: &str) -> Option<OrgKind> {
         match s {
-            "region" => OrgKind::Region,
-            "care_provider" => OrgKind::CareProvider,
-            _ => OrgKind::Unit,
+            "region" => Some(OrgKind::Region),
+            "care_provider" => Some(OrgKind::CareProvider),
+            "unit" => Some(OrgKind::Unit),
+            _ => None,
         }
     }
 }
+
+crate::text_enum_sql!(OrgKind);
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Organisation {
@@ -58,52 +75,39 @@ impl Organisation {
     }
 }
 
-type OrgRow = (
-    String,
-    Option<String>,
-    String,
-    String,
-    i32,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
+/// An `organisations` row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = organisations, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct OrgRow {
+    id: OrganisationId,
+    parent_id: Option<OrganisationId>,
+    kind: OrgKind,
+    name: String,
+    version: i32,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
 
-fn org_from(r: OrgRow) -> Organisation {
-    Organisation {
-        id: r.0,
-        parent_id: r.1,
-        kind: OrgKind::parse(&r.2),
-        name: r.3,
-        version: r.4,
-        created_at: from_db(r.5),
-        updated_at: from_db(r.6),
+impl From<OrgRow> for Organisation {
+    fn from(r: OrgRow) -> Self {
+        Organisation {
+            id: r.id.into_inner(),
+            parent_id: r.parent_id.map(OrganisationId::into_inner),
+            kind: r.kind,
+            name: r.name,
+            version: r.version,
+            created_at: from_db(r.created_at),
+            updated_at: from_db(r.updated_at),
+        }
     }
 }
 
-const ORG_COLUMNS: (
-    organisations::id,
-    organisations::parent_id,
-    organisations::kind,
-    organisations::name,
-    organisations::version,
-    organisations::created_at,
-    organisations::updated_at,
-) = (
-    organisations::id,
-    organisations::parent_id,
-    organisations::kind,
-    organisations::name,
-    organisations::version,
-    organisations::created_at,
-    organisations::updated_at,
-);
-
 pub fn get_org(conn: &mut DbConn, id: &str) -> Result<Organisation, AppError> {
-    let row: OrgRow = organisations::table
+    let row = organisations::table
         .find(id)
-        .select(ORG_COLUMNS)
+        .select(OrgRow::as_select())
         .first(conn)?;
-    Ok(org_from(row))
+    Ok(Organisation::from(row))
 }
 
 pub fn list_orgs(
@@ -113,7 +117,9 @@ pub fn list_orgs(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Organisation>, AppError> {
-    let mut q = organisations::table.select(ORG_COLUMNS).into_boxed();
+    let mut q = organisations::table
+        .select(OrgRow::as_select())
+        .into_boxed();
     if let Some(k) = kind {
         q = q.filter(organisations::kind.eq(k.as_str()));
     }
@@ -124,7 +130,7 @@ pub fn list_orgs(
         q = q.filter(organisations::id.gt(a.to_string()));
     }
     let rows: Vec<OrgRow> = q.order(organisations::id).limit(limit + 1).load(conn)?;
-    Ok(rows.into_iter().map(org_from).collect())
+    Ok(rows.into_iter().map(Organisation::from).collect())
 }
 
 /// Creates an organisation. The tree is region -> care provider -> unit (units may nest).
@@ -171,7 +177,7 @@ pub fn create_org(
         .values((
             organisations::id.eq(&id),
             organisations::parent_id.eq(parent_id),
-            organisations::kind.eq(kind.as_str()),
+            organisations::kind.eq(kind),
             organisations::name.eq(&name),
             organisations::version.eq(1),
             organisations::created_at.eq(to_db(now)),

@@ -12,6 +12,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::etag;
+use crate::ids::UserId;
 use crate::schema::{totp_credentials, user_roles, users};
 
 /// The second factors a user has set up.
@@ -46,71 +47,54 @@ impl User {
     }
 }
 
-type UserRow = (
-    String,
-    String,
-    String,
-    Option<chrono::NaiveDateTime>,
-    String,
-    i32,
-    i32,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
-
-const USER_COLUMNS: (
-    users::id,
-    users::email,
-    users::display_name,
-    users::email_verified_at,
-    users::status,
-    users::email_mfa_enabled,
-    users::version,
-    users::created_at,
-    users::updated_at,
-) = (
-    users::id,
-    users::email,
-    users::display_name,
-    users::email_verified_at,
-    users::status,
-    users::email_mfa_enabled,
-    users::version,
-    users::created_at,
-    users::updated_at,
-);
+/// What a user's view reads of their row (never the password hash).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct UserRow {
+    id: UserId,
+    email: String,
+    display_name: String,
+    email_verified_at: Option<chrono::NaiveDateTime>,
+    status: String,
+    email_mfa_enabled: i32,
+    notification_mode: String,
+    version: i32,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
 
 fn user_from(conn: &mut DbConn, r: UserRow) -> Result<User, AppError> {
     let totp: Option<Option<String>> = totp_credentials::table
-        .find(&r.0)
+        .find(&r.id)
         .select(totp_credentials::secret)
         .first(conn)
         .optional()?;
-    let notification_mode: String = users::table
-        .find(&r.0)
-        .select(users::notification_mode)
-        .first(conn)?;
     Ok(User {
-        notification_mode,
-        roles: load_roles(conn, &r.0)?,
+        roles: load_roles(conn, &r.id)?,
         mfa: MfaStatus {
             totp: matches!(totp, Some(Some(_))),
-            email_code: r.5 != 0,
-            recovery_codes_remaining: crate::auth::recovery_codes::recovery_codes_left(conn, &r.0)?,
+            email_code: r.email_mfa_enabled != 0,
+            recovery_codes_remaining: crate::auth::recovery_codes::recovery_codes_left(
+                conn, &r.id,
+            )?,
         },
-        id: r.0,
-        email: r.1,
-        display_name: r.2,
-        email_verified: r.3.is_some(),
-        status: r.4,
-        version: r.6,
-        created_at: from_db(r.7),
-        updated_at: from_db(r.8),
+        id: r.id.into_inner(),
+        email: r.email,
+        display_name: r.display_name,
+        email_verified: r.email_verified_at.is_some(),
+        status: r.status,
+        notification_mode: r.notification_mode,
+        version: r.version,
+        created_at: from_db(r.created_at),
+        updated_at: from_db(r.updated_at),
     })
 }
 
 pub fn get_user(conn: &mut DbConn, id: &str) -> Result<User, AppError> {
-    let row: UserRow = users::table.find(id).select(USER_COLUMNS).first(conn)?;
+    let row = users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)?;
     user_from(conn, row)
 }
 
@@ -205,9 +189,19 @@ pub fn user_count(conn: &mut DbConn) -> Result<i64, AppError> {
 
 /// A person's name as shown on documents (their e-mail address when they gave none).
 pub fn display_name(conn: &mut DbConn, id: &str) -> Result<String, AppError> {
-    let (name, email): (String, String) = users::table
+    #[derive(Queryable, Selectable)]
+    #[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+    struct Named {
+        display_name: String,
+        email: String,
+    }
+    let n: Named = users::table
         .find(id)
-        .select((users::display_name, users::email))
+        .select(Named::as_select())
         .first(conn)?;
-    Ok(if name.trim().is_empty() { email } else { name })
+    Ok(if n.display_name.trim().is_empty() {
+        n.email
+    } else {
+        n.display_name
+    })
 }

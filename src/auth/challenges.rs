@@ -23,7 +23,16 @@ pub const CHALLENGE_MAX_ATTEMPTS: i32 = 5;
 /// it serves: a login challenge only verifies a second factor the account already has,
 /// an enrolment challenge only sets up the first one. (A login challenge accepted by the
 /// enrolment calls let whoever knew the password replace the authenticator.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum ChallengePurpose {
     /// After the password, for an account with a second factor: verify it.
     Login,
@@ -38,6 +47,11 @@ impl ChallengePurpose {
             ChallengePurpose::Login => "login",
             ChallengePurpose::Enrol => "enrol",
         }
+    }
+
+    /// A stored code; `None` for one this build does not know.
+    pub fn from_code(value: &str) -> Option<ChallengePurpose> {
+        Self::from_stored(value).ok()
     }
 
     /// Reads a stored value; anything else is a corrupt row, not a purpose to guess at.
@@ -66,7 +80,7 @@ pub fn create_challenge<C>(
             mfa_challenges::id.eq(Uuid::new_v4().to_string()),
             mfa_challenges::token_hash.eq(sha256_hex(&token)),
             mfa_challenges::user_id.eq(user_id),
-            mfa_challenges::purpose.eq(purpose.as_str()),
+            mfa_challenges::purpose.eq(purpose),
             mfa_challenges::attempts.eq(0),
             mfa_challenges::email_code_attempts.eq(0),
             mfa_challenges::created_at.eq(to_db(now)),
@@ -76,22 +90,14 @@ pub fn create_challenge<C>(
     Ok((token, expires_at))
 }
 
-#[derive(Debug)]
+crate::text_enum_sql!(ChallengePurpose);
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = mfa_challenges, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Challenge {
     pub id: String,
     pub user_id: String,
     pub purpose: ChallengePurpose,
-}
-
-type ChallengeRow = (String, String, String);
-
-fn challenge_of(row: ChallengeRow) -> Result<Challenge, AppError> {
-    let (id, user_id, purpose) = row;
-    Ok(Challenge {
-        id,
-        user_id,
-        purpose: ChallengePurpose::from_stored(&purpose)?,
-    })
 }
 
 pub(crate) fn challenge_gone() -> AppError {
@@ -140,19 +146,15 @@ pub(crate) fn find_open_challenge(
     now: DateTime<Utc>,
     mfa_token: &str,
 ) -> Result<Challenge, AppError> {
-    let found: Option<ChallengeRow> = mfa_challenges::table
+    let found: Option<Challenge> = mfa_challenges::table
         .filter(mfa_challenges::token_hash.eq(sha256_hex(mfa_token)))
         .filter(mfa_challenges::consumed_at.is_null())
         .filter(mfa_challenges::expires_at.gt(to_db(now)))
         .filter(mfa_challenges::attempts.lt(CHALLENGE_MAX_ATTEMPTS))
-        .select((
-            mfa_challenges::id,
-            mfa_challenges::user_id,
-            mfa_challenges::purpose,
-        ))
+        .select(Challenge::as_select())
         .first(conn)
         .optional()?;
-    challenge_of(found.ok_or_else(challenge_gone)?)
+    found.ok_or_else(challenge_gone)
 }
 
 /// An open challenge for `mfa_token` issued for `purpose`: 401 when there is none (the
@@ -179,21 +181,17 @@ pub(crate) fn take_attempt(
     now: DateTime<Utc>,
     mfa_token: &str,
 ) -> Result<Challenge, AppError> {
-    let update = diesel::update(
-        mfa_challenges::table
-            .filter(mfa_challenges::token_hash.eq(sha256_hex(mfa_token)))
-            .filter(mfa_challenges::consumed_at.is_null())
-            .filter(mfa_challenges::expires_at.gt(to_db(now)))
-            .filter(mfa_challenges::attempts.lt(CHALLENGE_MAX_ATTEMPTS)),
-    )
-    .set(mfa_challenges::attempts.eq(mfa_challenges::attempts + 1))
-    .returning((
-        mfa_challenges::id,
-        mfa_challenges::user_id,
-        mfa_challenges::purpose,
-    ));
-    let row: Option<ChallengeRow> = crate::on_backend!(conn, |c| update.get_result(c).optional())?;
-    challenge_of(row.ok_or_else(challenge_gone)?)
+    let target = mfa_challenges::table
+        .filter(mfa_challenges::token_hash.eq(sha256_hex(mfa_token)))
+        .filter(mfa_challenges::consumed_at.is_null())
+        .filter(mfa_challenges::expires_at.gt(to_db(now)))
+        .filter(mfa_challenges::attempts.lt(CHALLENGE_MAX_ATTEMPTS));
+    let row: Option<Challenge> = crate::on_backend!(conn, |c| diesel::update(target)
+        .set(mfa_challenges::attempts.eq(mfa_challenges::attempts + 1))
+        .returning(Challenge::as_returning())
+        .get_result(c)
+        .optional())?;
+    row.ok_or_else(challenge_gone)
 }
 
 /// Marks the challenge used, if nobody else did first: a challenge signs in once.

@@ -9,7 +9,8 @@ use crate::error::AppError;
 use crate::schema::users;
 
 /// A user's sign-in data.
-#[derive(Queryable, Debug, Clone)]
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Credentials {
     pub id: String,
     pub email: String,
@@ -24,13 +25,7 @@ pub fn credentials_by_email(
 ) -> Result<Option<Credentials>, AppError> {
     Ok(users::table
         .filter(users::email.eq(email))
-        .select((
-            users::id,
-            users::email,
-            users::password_hash,
-            users::status,
-            users::email_mfa_enabled,
-        ))
+        .select(Credentials::as_select())
         .first(conn)
         .optional()?)
 }
@@ -38,13 +33,7 @@ pub fn credentials_by_email(
 pub fn credentials_by_id(conn: &mut DbConn, id: &str) -> Result<Credentials, AppError> {
     Ok(users::table
         .find(id)
-        .select((
-            users::id,
-            users::email,
-            users::password_hash,
-            users::status,
-            users::email_mfa_enabled,
-        ))
+        .select(Credentials::as_select())
         .first(conn)?)
 }
 

@@ -88,25 +88,32 @@ pub fn create_mail_token(
     Ok(token)
 }
 
-/// Marks a link token used and returns (user id, new e-mail). One conditional
-/// statement: of N parallel requests with the same token exactly one takes it.
+/// A link token that was taken: whose, and the address an e-mail change goes to.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = mail_tokens, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct TakenToken {
+    pub user_id: String,
+    pub new_email: Option<String>,
+}
+
+/// Marks a link token used and returns whose it is. One conditional statement: of N
+/// parallel requests with the same token exactly one takes it.
 pub(crate) fn take_mail_token(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     token: &str,
     purpose: &str,
-) -> Result<(String, Option<String>), AppError> {
-    let take = diesel::update(
-        mail_tokens::table
-            .find(sha256_hex(token))
-            .filter(mail_tokens::purpose.eq(purpose))
-            .filter(mail_tokens::used_at.is_null())
-            .filter(mail_tokens::expires_at.gt(to_db(now))),
-    )
-    .set(mail_tokens::used_at.eq(to_db(now)))
-    .returning((mail_tokens::user_id, mail_tokens::new_email));
-    let taken: Option<(String, Option<String>)> =
-        crate::on_backend!(conn, |c| take.get_result(c).optional())?;
+) -> Result<TakenToken, AppError> {
+    let target = mail_tokens::table
+        .find(sha256_hex(token))
+        .filter(mail_tokens::purpose.eq(purpose))
+        .filter(mail_tokens::used_at.is_null())
+        .filter(mail_tokens::expires_at.gt(to_db(now)));
+    let taken: Option<TakenToken> = crate::on_backend!(conn, |c| diesel::update(target)
+        .set(mail_tokens::used_at.eq(to_db(now)))
+        .returning(TakenToken::as_returning())
+        .get_result(c)
+        .optional())?;
     taken.ok_or(AppError::InvalidToken)
 }
 
@@ -120,7 +127,7 @@ pub fn reset_password<C: Send + Sync + 'static>(
     new_hash: &str,
 ) -> Result<String, AppError> {
     let now = ctx.now;
-    let (user_id, _) = take_mail_token(conn, now, token, "password_reset")?;
+    let user_id = take_mail_token(conn, now, token, "password_reset")?.user_id;
     set_password(conn, now, &user_id, new_hash)?;
     // Other reset links sent earlier stop working too.
     diesel::update(
@@ -205,7 +212,8 @@ pub fn confirm_email<C: Send + Sync + 'static>(
     token: &str,
 ) -> Result<String, AppError> {
     let now = ctx.now;
-    let (user_id, new_email) = take_mail_token(conn, now, token, "email_verification")?;
+    let TakenToken { user_id, new_email } =
+        take_mail_token(conn, now, token, "email_verification")?;
     match new_email {
         Some(email) => {
             let taken: i64 = users::table

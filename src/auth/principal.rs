@@ -24,7 +24,20 @@ use crate::error::AppError;
 use crate::schema::{organisations, sessions, user_roles, users};
 
 /// A role held at an organisation (and, through the tree, below it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// BT/ST doctor in training (BT-/ST-läkare).
@@ -50,6 +63,11 @@ impl Role {
         }
     }
 
+    /// A stored or typed code; `None` for one this build does not know.
+    pub fn from_code(s: &str) -> Option<Role> {
+        Self::parse(s)
+    }
+
     pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
             "trainee" => Role::Trainee,
@@ -62,7 +80,10 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+crate::text_enum_sql!(Role);
+
+#[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = user_roles, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct RoleGrant {
     pub role: Role,
     pub organisation_id: String,
@@ -231,20 +252,12 @@ pub fn org_subtrees(conn: &mut DbConn, roots: &[String]) -> Result<Vec<String>, 
 }
 
 pub fn load_roles(conn: &mut DbConn, user_id: &str) -> Result<Vec<RoleGrant>, AppError> {
-    let query = user_roles::table
+    // A role this build does not know is an error, not a role quietly dropped.
+    Ok(crate::on_backend!(conn, |c| user_roles::table
         .filter(user_roles::user_id.eq(user_id))
-        .select((user_roles::role, user_roles::organisation_id))
-        .order(user_roles::created_at);
-    let rows: Vec<(String, String)> = crate::on_backend!(conn, |c| query.load(c))?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(r, o)| {
-            Role::parse(&r).map(|role| RoleGrant {
-                role,
-                organisation_id: o,
-            })
-        })
-        .collect())
+        .select(RoleGrant::as_select())
+        .order(user_roles::created_at)
+        .load(c))?)
 }
 
 // ---- Session cache -------------------------------------------------------------------
@@ -330,6 +343,18 @@ fn remember(p: &Principal, session_expires: chrono::NaiveDateTime, epoch: u64) {
     }
 }
 
+/// What a live session's check reads: its user (joined) and the session.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct LiveSession {
+    #[diesel(select_expression = users::id, select_expression_type = users::id)]
+    user_id: String,
+    #[diesel(select_expression = users::email, select_expression_type = users::email)]
+    email: String,
+    second_factor: String,
+    expires_at: chrono::NaiveDateTime,
+}
+
 /// The live session `sid` of user `sub` at `now`, from the cache or the database.
 pub fn session_principal(
     conn: &mut DbConn,
@@ -342,22 +367,22 @@ pub fn session_principal(
         return Ok(p);
     }
     let epoch = AUTH_EPOCH.load(Ordering::SeqCst);
-    let query = sessions::table
+    let found: Option<LiveSession> = crate::on_backend!(conn, |c| sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(sid))
         .filter(sessions::user_id.eq(sub))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
         .filter(users::status.eq("active"))
-        .select((
-            users::id,
-            users::email,
-            sessions::second_factor,
-            sessions::expires_at,
-        ));
-    let found: Option<(String, String, String, chrono::NaiveDateTime)> =
-        crate::on_backend!(conn, |c| query.first(c).optional())?;
-    let (user_id, email, second_factor, expires) = found
+        .select(LiveSession::as_select())
+        .first(c)
+        .optional())?;
+    let LiveSession {
+        user_id,
+        email,
+        second_factor,
+        expires_at: expires,
+    } = found
         .ok_or_else(|| AppError::Unauthenticated("the session has ended; log in again".into()))?;
     let roles = load_roles(conn, &user_id)?;
     let p = Principal {

@@ -396,6 +396,16 @@ pub fn notify_change<C>(
     )
 }
 
+/// What an undo link's token says: whose account, which change, the old address.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = account_tokens, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct UndoToken {
+    user_id: String,
+    purpose: String,
+    old_email: Option<String>,
+    created_at: chrono::NaiveDateTime,
+}
+
 /// Uses an undo link: restores the old address (for an e-mail change), removes a second
 /// factor that was changed, ends every session and remembered device, and forces a
 /// password reset (a reset link goes to the restored address). The token works once:
@@ -416,19 +426,19 @@ pub fn undo_change<C: Send + Sync + 'static>(
     )
     .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
-    type Found = (String, String, Option<String>, chrono::NaiveDateTime);
-    let found: Option<Found> = account_tokens::table
+    let found: Option<UndoToken> = account_tokens::table
         .find(&hash)
         .filter(account_tokens::purpose.eq_any(UNDO_PURPOSES))
-        .select((
-            account_tokens::user_id,
-            account_tokens::purpose,
-            account_tokens::old_email,
-            account_tokens::created_at,
-        ))
+        .select(UndoToken::as_select())
         .first(conn)
         .optional()?;
-    let Some((user_id, purpose, old_email, sent_at)) = found else {
+    let Some(UndoToken {
+        user_id,
+        purpose,
+        old_email,
+        created_at: sent_at,
+    }) = found
+    else {
         return Err(AppError::NotFound);
     };
     if taken != 1 {

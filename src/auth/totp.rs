@@ -83,6 +83,14 @@ pub fn totp_setup(
     })
 }
 
+/// An account's sealed TOTP secrets: the active one and one being set up.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = totp_credentials, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Secrets {
+    secret: Option<String>,
+    pending_secret: Option<String>,
+}
+
 /// Accepts a TOTP code (the pending secret when `pending`), at most once per time step:
 /// a code that was already used, or one from an earlier step, is refused (no replay).
 ///
@@ -96,13 +104,16 @@ pub(crate) fn totp_accept(
     code: &str,
     pending: bool,
 ) -> Result<Option<u64>, AppError> {
-    type Row = (Option<String>, Option<String>);
-    let row: Option<Row> = totp_credentials::table
+    let row: Option<Secrets> = totp_credentials::table
         .find(user_id)
-        .select((totp_credentials::secret, totp_credentials::pending_secret))
+        .select(Secrets::as_select())
         .first(conn)
         .optional()?;
-    let Some((secret, pending_secret)) = row else {
+    let Some(Secrets {
+        secret,
+        pending_secret,
+    }) = row
+    else {
         return Ok(None);
     };
     let Some(secret) = (if pending { pending_secret } else { secret }) else {
