@@ -199,9 +199,7 @@ pub async fn me_step_up_email_code(
     state: web::Data<AppState>,
     ctx: Ctx,
 ) -> Result<HttpResponse, AppError> {
-    let (sent_to, expires_at) = ctx
-        .write(|c, ctx| step_up::send_step_up_code(c, ctx))
-        .await?;
+    let (sent_to, expires_at) = ctx.write(step_up::send_step_up_code).await?;
     state.outbox.wake();
     Ok(HttpResponse::Accepted().json(EmailCodeSent {
         sent_to,
