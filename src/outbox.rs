@@ -5,8 +5,8 @@
 //!   an unknown address) take the same time, and a slow or dead mail server never slows
 //!   the API;
 //! - nothing is lost when the mail server is down or the service restarts: a row stays
-//!   `pending` until a send succeeds, and ends `failed` (visible to administrators)
-//!   only after many attempts.
+//!   `pending` until a send succeeds, and ends `failed` (visible to administrators:
+//!   `GET /mail-outbox`, in `accounts::mail_outbox`) only after many attempts.
 //!
 //! Several API nodes may run workers on one database: a row is claimed with a lease by
 //! one conditional UPDATE, so each attempt is made by one node.

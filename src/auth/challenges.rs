@@ -13,6 +13,7 @@ use crate::clock::{dur, to_db};
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::mfa_challenges;
 
 /// Answers one challenge takes before it must start over (counted before each answer is
@@ -96,7 +97,7 @@ crate::text_enum_sql!(ChallengePurpose);
 #[diesel(table_name = mfa_challenges, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Challenge {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub purpose: ChallengePurpose,
 }
 

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use crate::auth::crypto::{random_token, sha256_hex};
 use crate::clock::{dur, to_db};
@@ -11,11 +10,12 @@ use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::ClientInfo;
+use crate::ids::{SessionId, UserId};
 use crate::schema::{refresh_tokens, remembered_devices, sessions, users};
 
 pub struct IssuedSession {
-    pub user_id: String,
-    pub session_id: String,
+    pub user_id: UserId,
+    pub session_id: SessionId,
     pub refresh_token: String,
 }
 
@@ -27,7 +27,7 @@ pub fn create_session(
     second_factor: &str,
     client: &ClientInfo,
 ) -> Result<IssuedSession, AppError> {
-    let session_id = Uuid::new_v4().to_string();
+    let session_id = SessionId::random();
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(&session_id),
@@ -48,7 +48,7 @@ pub fn create_session(
         .execute(conn)?;
     let refresh_token = new_refresh_token(conn, now, &session_id)?;
     Ok(IssuedSession {
-        user_id: user_id.into(),
+        user_id: UserId::from(user_id),
         session_id,
         refresh_token,
     })
@@ -91,9 +91,9 @@ pub fn refresh<C: Send + Sync + 'static>(
     )
     .set(refresh_tokens::used_at.eq(to_db(now)))
     .returning(refresh_tokens::session_id);
-    let taken: Option<String> = crate::on_backend!(conn, |c| take.get_result(c).optional())?;
+    let taken: Option<SessionId> = crate::on_backend!(conn, |c| take.get_result(c).optional())?;
     let Some(session_id) = taken else {
-        let known: Option<String> = refresh_tokens::table
+        let known: Option<SessionId> = refresh_tokens::table
             .find(&hash)
             .select(refresh_tokens::session_id)
             .first(conn)
@@ -104,7 +104,7 @@ pub fn refresh<C: Send + Sync + 'static>(
         }
         return Ok(Err(denied()));
     };
-    let session: Option<String> = sessions::table
+    let session: Option<UserId> = sessions::table
         .find(&session_id)
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(to_db(now)))
