@@ -246,8 +246,8 @@ fn open_up_all_of(api: &mut openapi::OpenApi) {
 
 /// Every API route, under `/api/v1`.
 fn api_v1(cfg: &mut ServiceConfig) {
-    use accounts as a;
-    use auth::handlers as h;
+    use accounts::http as a;
+    use auth::http as h;
     cfg.service(h::login)
         .service(h::mfa_verify)
         .service(h::mfa_email_code)
@@ -271,7 +271,7 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(h::me_email)
         .service(h::me_step_up_email_code)
         .service(h::undo_change)
-        .service(crate::outbox::list_mail_outbox)
+        .service(crate::accounts::mail_outbox::list_mail_outbox)
         .service(a::create_organisation)
         .service(a::list_organisations)
         .service(a::get_organisation)

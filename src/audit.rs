@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use crate::auth::crypto::sha256_hex;
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
@@ -27,36 +27,45 @@ pub struct Event<'a> {
     pub data: &'a serde_json::Value,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn entry_hash(
-    prev: &str,
+/// One row of the chain, as stored.
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Entry {
     seq: i64,
     at: chrono::NaiveDateTime,
-    actor: Option<&str>,
-    client: Option<&str>,
-    action: &str,
-    entity: &str,
-    entity_id: &str,
-    enrolment: Option<&str>,
-    data: &str,
-) -> String {
-    // Length-prefixed fields, so no two different entries serialise alike.
-    let mut text = String::new();
-    for field in [
-        prev,
-        &seq.to_string(),
-        &at.and_utc().timestamp_micros().to_string(),
-        actor.unwrap_or(""),
-        client.unwrap_or(""),
-        action,
-        entity,
-        entity_id,
-        enrolment.unwrap_or(""),
-        data,
-    ] {
-        text.push_str(&format!("{}:{field}|", field.len()));
+    actor_id: Option<String>,
+    client: Option<String>,
+    action: String,
+    entity: String,
+    entity_id: String,
+    enrolment_id: Option<String>,
+    data: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl Entry {
+    /// The hash of the entry's content and its link (`prev_hash`); `hash` is not read.
+    fn content_hash(&self) -> String {
+        // Length-prefixed fields, so no two different entries serialise alike.
+        let mut text = String::new();
+        for field in [
+            self.prev_hash.as_str(),
+            &self.seq.to_string(),
+            &self.at.and_utc().timestamp_micros().to_string(),
+            self.actor_id.as_deref().unwrap_or(""),
+            self.client.as_deref().unwrap_or(""),
+            &self.action,
+            &self.entity,
+            &self.entity_id,
+            self.enrolment_id.as_deref().unwrap_or(""),
+            &self.data,
+        ] {
+            text.push_str(&format!("{}:{field}|", field.len()));
+        }
+        // Hashed here rather than by `auth::crypto`: the log sits below the features.
+        hex::encode(Sha256::digest(text.as_bytes()))
     }
-    sha256_hex(&text)
 }
 
 /// Appends an entry. Runs inside the caller's write transaction, so the entry exists
@@ -80,32 +89,23 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, e: Event) -> Result<(), App
     let at = chrono::DateTime::from_timestamp_micros(at.and_utc().timestamp_micros())
         .map(|t| t.naive_utc())
         .unwrap_or(at);
-    let data = e.data.to_string();
-    let hash = entry_hash(
-        &prev,
+    let mut entry = Entry {
         seq,
         at,
-        e.actor_id,
-        e.client,
-        e.action,
-        e.entity,
-        e.entity_id,
-        e.enrolment_id,
-        &data,
-    );
-    let insert = diesel::insert_into(audit_log::table).values((
-        audit_log::seq.eq(seq),
-        audit_log::at.eq(at),
-        audit_log::actor_id.eq(e.actor_id),
-        audit_log::client.eq(e.client.map(|c| c.chars().take(200).collect::<String>())),
-        audit_log::action.eq(e.action),
-        audit_log::entity.eq(e.entity),
-        audit_log::entity_id.eq(e.entity_id),
-        audit_log::enrolment_id.eq(e.enrolment_id),
-        audit_log::data.eq(&data),
-        audit_log::prev_hash.eq(&prev),
-        audit_log::hash.eq(&hash),
-    ));
+        actor_id: e.actor_id.map(str::to_string),
+        client: e.client.map(str::to_string),
+        action: e.action.to_string(),
+        entity: e.entity.to_string(),
+        entity_id: e.entity_id.to_string(),
+        enrolment_id: e.enrolment_id.map(str::to_string),
+        data: e.data.to_string(),
+        prev_hash: prev,
+        hash: String::new(),
+    };
+    // The hash covers the client as given; the column keeps its first 200 characters.
+    entry.hash = entry.content_hash();
+    entry.client = entry.client.map(|c| c.chars().take(200).collect());
+    let insert = diesel::insert_into(audit_log::table).values(&entry);
     crate::on_backend!(conn, |c| insert.execute(c))?;
     Ok(())
 }
@@ -119,42 +119,16 @@ pub struct Verification {
     pub reason: Option<String>,
 }
 
-type Row = (
-    i64,
-    chrono::NaiveDateTime,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-);
-
 /// Walks the whole chain in order, in batches, recomputing every hash.
 pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
     let mut prev = GENESIS.to_string();
     let mut expected_seq = 1;
     loop {
-        let batch: Vec<Row> = audit_log::table
+        let batch: Vec<Entry> = audit_log::table
             .filter(audit_log::seq.ge(expected_seq))
             .order(audit_log::seq)
             .limit(1000)
-            .select((
-                audit_log::seq,
-                audit_log::at,
-                audit_log::actor_id,
-                audit_log::client,
-                audit_log::action,
-                audit_log::entity,
-                audit_log::entity_id,
-                audit_log::enrolment_id,
-                audit_log::data,
-                audit_log::prev_hash,
-                audit_log::hash,
-            ))
+            .select(Entry::as_select())
             .load(conn)?;
         if batch.is_empty() {
             return Ok(Verification {
@@ -171,28 +145,16 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
                 first_broken: Some(expected_seq),
                 reason: Some(reason.into()),
             };
-            if r.0 != expected_seq {
+            if r.seq != expected_seq {
                 return Ok(broken("an entry is missing"));
             }
-            if r.9 != prev {
+            if r.prev_hash != prev {
                 return Ok(broken("the link to the previous entry does not match"));
             }
-            let hash = entry_hash(
-                &r.9,
-                r.0,
-                r.1,
-                r.2.as_deref(),
-                r.3.as_deref(),
-                &r.4,
-                &r.5,
-                &r.6,
-                r.7.as_deref(),
-                &r.8,
-            );
-            if hash != r.10 {
+            if r.content_hash() != r.hash {
                 return Ok(broken("the entry's content does not match its hash"));
             }
-            prev = r.10;
+            prev = r.hash;
             expected_seq += 1;
         }
     }

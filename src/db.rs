@@ -320,7 +320,6 @@ fn run_group(conn: &mut DbConn, group: Vec<Job>) -> bool {
     if alone && failed {
         let rolled_back =
             <DbConn as Connection>::TransactionManager::rollback_transaction(conn).is_ok();
-        crate::auth::principal::transaction_ended();
         for deliver in delivers {
             deliver(Err("rolled back"));
         }
@@ -334,7 +333,6 @@ fn run_group(conn: &mut DbConn, group: Vec<Job>) -> bool {
             <DbConn as Connection>::TransactionManager::rollback_transaction(conn).is_ok()
         }
     };
-    crate::auth::principal::transaction_ended();
     let outcome = committed.map_err(|e| e.to_string());
     for deliver in delivers {
         deliver(outcome.as_ref().map(|_| ()).map_err(String::as_str));
@@ -381,7 +379,6 @@ where
             Err(e)
         }
     };
-    crate::auth::principal::transaction_ended();
     result
 }
 

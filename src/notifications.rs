@@ -10,9 +10,11 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::clock::to_db;
+use crate::context::Context;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::mail::Mail;
+use crate::outbox::Outbox;
 use crate::schema::{notification_queue, users};
 
 /// Digests go out once a day, from this hour (UTC) on.
@@ -115,6 +117,80 @@ where
     Ok(value)
 }
 
+/// [`write_and_deliver`] on a request's context: the write is the request's effect
+/// (`ctx.write`, which reserves its Idempotency-Key in the same transaction); `outbox`
+/// (`state.outbox`) is woken after the commit.
+pub async fn deliver<C, T, F>(ctx: &Context<C>, outbox: &Outbox, f: F) -> Result<T, AppError>
+where
+    C: Send + Sync + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &Context<C>) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
+{
+    let value = ctx
+        .write(move |c, ctx| {
+            let (value, mails) = f(c, ctx)?;
+            queue(c, ctx.now, mails)?;
+            Ok(value)
+        })
+        .await?;
+    outbox.wake();
+    Ok(value)
+}
+
+/// [`write_and_deliver_checked`] on a request's context (see [`deliver`]).
+pub async fn deliver_checked<C, T, F>(
+    ctx: &Context<C>,
+    outbox: &Outbox,
+    f: F,
+) -> Result<T, AppError>
+where
+    C: Send + Sync + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &Context<C>) -> Result<Result<(T, Vec<Mail>), AppError>, AppError>
+        + Send
+        + 'static,
+{
+    let value = ctx
+        .write(move |c, ctx| match f(c, ctx)? {
+            Ok((value, mails)) => {
+                queue(c, ctx.now, mails)?;
+                Ok(Ok(value))
+            }
+            Err(e) => Ok(Err(e)),
+        })
+        .await??;
+    outbox.wake();
+    Ok(value)
+}
+
+/// [`write_and_send`] on a request's context (see [`deliver`]): sign-in mail, never
+/// held for a digest.
+pub async fn send<C, T, F>(ctx: &Context<C>, outbox: &Outbox, f: F) -> Result<T, AppError>
+where
+    C: Send + Sync + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &Context<C>) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
+{
+    let value = ctx
+        .write(move |c, ctx| {
+            let (value, mails) = f(c, ctx)?;
+            crate::outbox::enqueue(c, ctx.now, &mails)?;
+            Ok(value)
+        })
+        .await?;
+    outbox.wake();
+    Ok(value)
+}
+
+/// A notification waiting for its user's digest.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = notification_queue, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Waiting {
+    id: String,
+    subject: String,
+    body: String,
+}
+
 /// Queues one digest per user whose notifications are waiting and who has not had one
 /// today (from 06:00 UTC). Returns how many digests were queued.
 pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AppError> {
@@ -151,22 +227,18 @@ pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, 
             .find(&user_id)
             .select(users::email)
             .first(conn)?;
-        let items: Vec<(String, String, String)> = notification_queue::table
+        let items: Vec<Waiting> = notification_queue::table
             .filter(notification_queue::user_id.eq(&user_id))
             .filter(notification_queue::sent_at.is_null())
             .order(notification_queue::created_at)
-            .select((
-                notification_queue::id,
-                notification_queue::subject,
-                notification_queue::body,
-            ))
+            .select(Waiting::as_select())
             .load(conn)?;
         if items.is_empty() {
             continue;
         }
         let body = items
             .iter()
-            .map(|(_, subject, body)| format!("* {subject}\n{body}"))
+            .map(|w| format!("* {}\n{}", w.subject, w.body))
             .collect::<Vec<_>>()
             .join("\n");
         let mail = Mail {
@@ -178,7 +250,7 @@ pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, 
             ),
             body: format!("Sammanfattning för dagen / Today's summary\n\n{body}"),
         };
-        let ids: Vec<&String> = items.iter().map(|(id, _, _)| id).collect();
+        let ids: Vec<&String> = items.iter().map(|w| &w.id).collect();
         diesel::update(
             notification_queue::table
                 .filter(notification_queue::id.eq_any(ids))

@@ -5,29 +5,26 @@
 //!   an unknown address) take the same time, and a slow or dead mail server never slows
 //!   the API;
 //! - nothing is lost when the mail server is down or the service restarts: a row stays
-//!   `pending` until a send succeeds, and ends `failed` (visible to administrators)
-//!   only after many attempts.
+//!   `pending` until a send succeeds, and ends `failed` (visible to administrators:
+//!   `GET /mail-outbox`, in `accounts::mail_outbox`) only after many attempts.
 //!
 //! Several API nodes may run workers on one database: a row is claimed with a lease by
 //! one conditional UPDATE, so each attempt is made by one node.
 
 use std::sync::Arc;
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::web;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::principal::{org_subtrees, Principal, Role};
-use crate::clock::{from_db, to_db};
+use crate::clock::to_db;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::mail::Mail;
-use crate::schema::{external_assessors, invitations, mail_outbox, user_roles, users};
+use crate::schema::mail_outbox;
 
 /// Attempts before a mail is given up (`failed`): with the backoff below, about a day.
 pub const MAX_ATTEMPTS: i32 = 30;
@@ -127,14 +124,14 @@ pub fn claim_due(
         if won != 1 {
             continue;
         }
-        let (to, subject, body, attempts): (String, String, String, i32) = mail_outbox::table
+        let Queued {
+            recipient: to,
+            subject,
+            body,
+            attempts,
+        } = mail_outbox::table
             .find(&id)
-            .select((
-                mail_outbox::recipient,
-                mail_outbox::subject,
-                mail_outbox::body,
-                mail_outbox::attempts,
-            ))
+            .select(Queued::as_select())
             .first(conn)?;
         let body = match crate::secrets::open(&crate::secrets::outbox_body_aad(&id), &body) {
             Ok(body) => body,
@@ -162,6 +159,16 @@ pub fn claim_due(
         });
     }
     Ok(claimed)
+}
+
+/// What a claimed mail is sent from (the body still sealed).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = mail_outbox, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Queued {
+    recipient: String,
+    subject: String,
+    body: String,
+    attempts: i32,
 }
 
 /// Delay after failed attempt number `attempt`: 30 s doubled each time, at most an hour.
@@ -268,178 +275,4 @@ pub fn spawn_worker(state: web::Data<AppState>) {
             }
         }
     });
-}
-
-// ---- What administrators see ------------------------------------------------------------
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct OutboxQuery {
-    /// `pending` (not sent yet, perhaps retrying) or `failed` (given up); both when absent.
-    pub status: Option<String>,
-    /// Items per page, 1 to 200 (default 50).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-/// A mail that has not gone out (yet). The body is never shown: it may hold a link.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OutboxEntry {
-    pub id: String,
-    /// The recipient, masked (`a***@example.org`).
-    pub recipient: String,
-    pub subject: String,
-    /// `pending` or `failed`.
-    pub status: String,
-    pub attempts: i32,
-    /// The last error from the mail server, if an attempt failed.
-    pub last_error: Option<String>,
-    /// When the next attempt is due (pending mail).
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
-
-type OutboxRow = (
-    String,
-    String,
-    String,
-    String,
-    i32,
-    Option<String>,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
-
-/// Mail not delivered yet
-///
-/// For administrators: mail to the people of their organisations (roles, invitations,
-/// assessors named there) that is waiting for a retry (`pending`) or was given up
-/// (`failed`), oldest first, so that a broken mail server is noticed. Recipients are
-/// masked and bodies never shown (they carry sign-in links).
-#[utoipa::path(
-    tag = "integrations",
-    params(OutboxQuery),
-    responses((status = 200, description = "Undelivered mail", body = crate::http::Page<OutboxEntry>)),
-    security(("bearer" = []))
-)]
-#[get("/mail-outbox")]
-pub async fn list_mail_outbox(
-    state: web::Data<AppState>,
-    me: Principal,
-    query: web::Query<OutboxQuery>,
-) -> Result<HttpResponse, AppError> {
-    me.require_person()?;
-    Principal::require(me.has_role(Role::Administrator))?;
-    let query = query.into_inner();
-    let statuses: Vec<String> = match query.status.as_deref() {
-        None => vec!["pending".into(), "failed".into()],
-        Some(s @ ("pending" | "failed")) => vec![s.to_string()],
-        Some(_) => return Err(AppError::validation("status", "must be pending or failed")),
-    };
-    let page = crate::http::PageParams {
-        limit: query.limit,
-        cursor: query.cursor,
-    };
-    let limit = page.limit()?;
-    // The cursor is the last row's `created_at|id`.
-    let after = match page.after()? {
-        None => None,
-        Some(c) => {
-            let (t, id) = c
-                .split_once('|')
-                .ok_or_else(|| AppError::validation("cursor", "is not a cursor from this API"))?;
-            let t = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
-                .map_err(|_| AppError::validation("cursor", "is not a cursor from this API"))?;
-            Some((t, id.to_string()))
-        }
-    };
-    let rows: Vec<OutboxRow> = db::run(&state.pool, move |c| {
-        // Only mail to people of the caller's organisations: subjects name trainees and
-        // assessments, and who gets mail is personal data. A recipient is theirs when the
-        // address holds a role, an invitation or an assessor vetting in their subtrees.
-        let orgs = org_subtrees(c, &me.orgs_with(&[Role::Administrator]))?;
-        let with_role = users::table
-            .filter(
-                users::id.eq_any(
-                    user_roles::table
-                        .filter(user_roles::organisation_id.eq_any(orgs.clone()))
-                        .select(user_roles::user_id),
-                ),
-            )
-            .select(users::email);
-        let invited = invitations::table
-            .filter(invitations::organisation_id.eq_any(orgs.clone()))
-            .select(invitations::email);
-        let assessors = external_assessors::table
-            .filter(external_assessors::organisation_id.eq_any(orgs))
-            .select(external_assessors::email);
-        // Without a cursor, from 1970 on (one query shape, so no boxing).
-        let (t, id) = after.unwrap_or((DateTime::UNIX_EPOCH.naive_utc(), String::new()));
-        let q = mail_outbox::table
-            .filter(mail_outbox::status.eq_any(statuses))
-            .filter(
-                mail_outbox::recipient
-                    .eq_any(with_role)
-                    .or(mail_outbox::recipient.eq_any(invited))
-                    .or(mail_outbox::recipient.eq_any(assessors)),
-            )
-            .filter(
-                mail_outbox::created_at
-                    .gt(t)
-                    .or(mail_outbox::created_at.eq(t).and(mail_outbox::id.gt(id))),
-            );
-        Ok(q.order((mail_outbox::created_at, mail_outbox::id))
-            .limit(limit + 1)
-            .select((
-                mail_outbox::id,
-                mail_outbox::recipient,
-                mail_outbox::subject,
-                mail_outbox::status,
-                mail_outbox::attempts,
-                mail_outbox::last_error,
-                mail_outbox::next_attempt_at,
-                mail_outbox::created_at,
-            ))
-            .load(c)?)
-    })
-    .await?;
-    let items: Vec<(OutboxEntry, String)> = rows
-        .into_iter()
-        .map(
-            |(id, to, subject, status, attempts, last_error, next, created)| {
-                let key = format!("{}|{id}", created.format("%Y-%m-%dT%H:%M:%S%.f"));
-                let pending = status == "pending";
-                (
-                    OutboxEntry {
-                        id,
-                        recipient: crate::auth::service::mask_email(&to),
-                        subject,
-                        status,
-                        attempts,
-                        last_error,
-                        next_attempt_at: pending.then(|| from_db(next)),
-                        created_at: from_db(created),
-                    },
-                    key,
-                )
-            },
-        )
-        .collect();
-    let more = items.len() as i64 > limit;
-    let mut items = items;
-    items.truncate(limit as usize);
-    let next_cursor = if more {
-        items.last().map(|(_, key)| {
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
-        })
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(crate::http::Page {
-        items: items.into_iter().map(|(e, _)| e).collect(),
-        next_cursor,
-    }))
 }

@@ -24,7 +24,20 @@ use crate::error::AppError;
 use crate::schema::{organisations, sessions, user_roles, users};
 
 /// A role held at an organisation (and, through the tree, below it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// BT/ST doctor in training (BT-/ST-läkare).
@@ -50,6 +63,11 @@ impl Role {
         }
     }
 
+    /// A stored or typed code; `None` for one this build does not know.
+    pub fn from_code(s: &str) -> Option<Role> {
+        Self::parse(s)
+    }
+
     pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
             "trainee" => Role::Trainee,
@@ -62,7 +80,10 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+crate::text_enum_sql!(Role);
+
+#[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = user_roles, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct RoleGrant {
     pub role: Role,
     pub organisation_id: String,
@@ -231,20 +252,12 @@ pub fn org_subtrees(conn: &mut DbConn, roots: &[String]) -> Result<Vec<String>, 
 }
 
 pub fn load_roles(conn: &mut DbConn, user_id: &str) -> Result<Vec<RoleGrant>, AppError> {
-    let query = user_roles::table
+    // A role this build does not know is an error, not a role quietly dropped.
+    Ok(crate::on_backend!(conn, |c| user_roles::table
         .filter(user_roles::user_id.eq(user_id))
-        .select((user_roles::role, user_roles::organisation_id))
-        .order(user_roles::created_at);
-    let rows: Vec<(String, String)> = crate::on_backend!(conn, |c| query.load(c))?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(r, o)| {
-            Role::parse(&r).map(|role| RoleGrant {
-                role,
-                organisation_id: o,
-            })
-        })
-        .collect())
+        .select(RoleGrant::as_select())
+        .order(user_roles::created_at)
+        .load(c))?)
 }
 
 // ---- Session cache -------------------------------------------------------------------
@@ -252,9 +265,10 @@ pub fn load_roles(conn: &mut DbConn, user_id: &str) -> Result<Vec<RoleGrant>, Ap
 // Every authenticated request needs its session checked and its roles loaded. A live
 // session is remembered in process for at most `SESSION_CACHE_TTL`, keyed by session id.
 // Whatever ends a session or changes what a principal holds (logout, revocation,
-// password change, a new role, a changed e-mail address) calls `auth_changed`, which
-// empties the cache on this node at once (and again after the enclosing write
-// transaction commits). Other nodes sharing a PostgreSQL database notice within the TTL.
+// password change, a new role, a changed e-mail address) calls `auth_changed` (inside a
+// request's write: `changed_in`, which also asks its context to call it again after the
+// commit), which empties the cache on this node at once. Other nodes sharing a
+// PostgreSQL database notice within the TTL.
 // Only positive answers are cached: an unknown or ended session always asks the database.
 
 /// How long another node may still accept a session that was ended elsewhere.
@@ -264,12 +278,6 @@ const SESSION_CACHE_MAX: usize = 50_000;
 /// Bumped by every change to sessions, users or roles; cached entries of an older epoch
 /// are not used.
 static AUTH_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Set by `auth_changed` inside a write transaction: `db::write_tx` bumps the epoch
-    /// again after the commit, so no request can cache the state from before it.
-    static CHANGED_IN_TX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
 
 struct Cached {
     principal: Principal,
@@ -284,21 +292,20 @@ fn session_cache() -> &'static Mutex<HashMap<String, Cached>> {
 }
 
 /// Sessions, users or roles changed: forget every cached principal. Call it after the
-/// change is executed.
+/// change is executed; inside a request's write, call [`changed_in`] instead.
 pub fn auth_changed() {
     AUTH_EPOCH.fetch_add(1, Ordering::SeqCst);
-    CHANGED_IN_TX.with(|c| c.set(true));
     if let Ok(mut cache) = session_cache().lock() {
         cache.clear();
     }
 }
 
-/// Called by `db::write_tx` when its transaction has ended (committed or not).
-pub(crate) fn transaction_ended() {
-    if CHANGED_IN_TX.with(|c| c.replace(false)) {
-        auth_changed();
-        CHANGED_IN_TX.with(|c| c.set(false));
-    }
+/// A request's write changed sessions, users or roles: forget cached principals now, and
+/// again once the transaction has ended, so that no request reading the database
+/// between the change and its commit keeps (caches) the state from before it.
+pub fn changed_in<C: Send + Sync + 'static>(ctx: &crate::context::Context<C>) {
+    auth_changed();
+    ctx.after_commit(auth_changed);
 }
 
 fn cached(sid: &str, sub: &str, now: chrono::NaiveDateTime) -> Option<Principal> {
@@ -336,6 +343,18 @@ fn remember(p: &Principal, session_expires: chrono::NaiveDateTime, epoch: u64) {
     }
 }
 
+/// What a live session's check reads: its user (joined) and the session.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct LiveSession {
+    #[diesel(select_expression = users::id, select_expression_type = users::id)]
+    user_id: String,
+    #[diesel(select_expression = users::email, select_expression_type = users::email)]
+    email: String,
+    second_factor: String,
+    expires_at: chrono::NaiveDateTime,
+}
+
 /// The live session `sid` of user `sub` at `now`, from the cache or the database.
 pub fn session_principal(
     conn: &mut DbConn,
@@ -348,22 +367,22 @@ pub fn session_principal(
         return Ok(p);
     }
     let epoch = AUTH_EPOCH.load(Ordering::SeqCst);
-    let query = sessions::table
+    let found: Option<LiveSession> = crate::on_backend!(conn, |c| sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(sid))
         .filter(sessions::user_id.eq(sub))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
         .filter(users::status.eq("active"))
-        .select((
-            users::id,
-            users::email,
-            sessions::second_factor,
-            sessions::expires_at,
-        ));
-    let found: Option<(String, String, String, chrono::NaiveDateTime)> =
-        crate::on_backend!(conn, |c| query.first(c).optional())?;
-    let (user_id, email, second_factor, expires) = found
+        .select(LiveSession::as_select())
+        .first(c)
+        .optional())?;
+    let LiveSession {
+        user_id,
+        email,
+        second_factor,
+        expires_at: expires,
+    } = found
         .ok_or_else(|| AppError::Unauthenticated("the session has ended; log in again".into()))?;
     let roles = load_roles(conn, &user_id)?;
     let p = Principal {

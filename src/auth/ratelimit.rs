@@ -91,3 +91,22 @@ pub fn undo(conn: &mut DbConn, counted: &Counted) -> Result<(), AppError> {
     .execute(conn)?;
     Ok(())
 }
+
+// ---- The counters' keys ----------------------------------------------------------
+
+pub fn login_address_key(address: &Option<String>) -> String {
+    format!("login:addr:{}", address.as_deref().unwrap_or("unknown"))
+}
+
+pub fn login_account_key(email: &str) -> String {
+    format!("login:acct:{email}")
+}
+
+/// The counter of mails (codes, links) sent to one account, whatever asked for them.
+pub fn mail_account_key(user_id: &str) -> String {
+    format!("mail:acct:{user_id}")
+}
+
+pub fn mfa_key(user_id: &str) -> String {
+    format!("mfa:acct:{user_id}")
+}

@@ -10,14 +10,16 @@ use diesel::prelude::*;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use crate::auth::credentials::{self, Credentials};
 use crate::auth::crypto::{self, random_token, sha256_hex};
+use crate::auth::mfa::{self, SecondFactor};
 use crate::auth::principal::Principal;
 use crate::auth::ratelimit;
-use crate::auth::service::{self, Credentials, SecondFactor};
+use crate::auth::sessions::revoke_all_sessions;
+use crate::auth::{email_codes, link_tokens};
 use crate::clock::{dur, from_db, to_db};
-use crate::config::Config;
-use crate::db::{self, DbConn};
+use crate::context::{Context, Ctx};
+use crate::db::DbConn;
 use crate::error::AppError;
 use crate::mail::Mail;
 use crate::schema::{
@@ -74,14 +76,14 @@ impl StepUp {
     }
 }
 
-fn method_names(methods: &[service::MfaMethod]) -> Vec<String> {
+fn method_names(methods: &[mfa::MfaMethod]) -> Vec<String> {
     methods
         .iter()
         .map(|m| {
             match m {
-                service::MfaMethod::Totp => "totp",
-                service::MfaMethod::EmailCode => "email_code",
-                service::MfaMethod::RecoveryCode => "recovery_code",
+                mfa::MfaMethod::Totp => "totp",
+                mfa::MfaMethod::EmailCode => "email_code",
+                mfa::MfaMethod::RecoveryCode => "recovery_code",
             }
             .to_string()
         })
@@ -112,8 +114,8 @@ struct Standing {
 }
 
 fn standing(conn: &mut DbConn, now: DateTime<Utc>, me: &Principal) -> Result<Standing, AppError> {
-    let user = service::credentials_by_id(conn, &me.user_id)?;
-    let methods = method_names(&service::methods_of(conn, &user)?);
+    let user = credentials::credentials_by_id(conn, &me.user_id)?;
+    let methods = method_names(&mfa::methods_of(conn, &user)?);
     let needs_factor = !methods.is_empty() && !factor_is_fresh(conn, now, &me.session_id)?;
     Ok(Standing {
         user,
@@ -141,27 +143,23 @@ fn required(password: bool, factor: bool, methods: &[String]) -> AppError {
 /// against the account's login limit before the password is checked, as at login (one
 /// atomic statement, so parallel guesses cannot outrun it), and is taken back when the
 /// password is right.
-pub async fn check_password(
-    state: &AppState,
-    me: &Principal,
-    answer: &StepUp,
-) -> Result<(), AppError> {
+pub async fn check_password(ctx: &Ctx, answer: &StepUp) -> Result<(), AppError> {
+    let me = &ctx.caller;
     me.require_person()?;
     let factor = answer.factor()?;
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let me2 = me.clone();
-    let st = db::run(&state.pool, move |c| standing(c, now, &me2)).await?;
+    let st = ctx.read(|c, ctx| standing(c, ctx.now, &ctx.caller)).await?;
     let Some(password) = answer.password.clone() else {
         return Err(required(true, st.needs_factor, &st.methods));
     };
     if st.needs_factor && factor.is_none() {
         return Err(required(true, true, &st.methods));
     }
-    let key = service::login_account_key(&st.user.email);
-    let counted = db::write_aside(&state.pool, move |c| {
-        ratelimit::hit(c, &key, cfg.rate_limits.login_per_account, now)
-    })
-    .await?;
+    let key = ratelimit::login_account_key(&st.user.email);
+    let counted = ctx
+        .write_aside(move |c, ctx| {
+            ratelimit::hit(c, &key, ctx.config.rate_limits.login_per_account, ctx.now)
+        })
+        .await?;
     let stored = st.user.password_hash.clone();
     let ok = actix_web::web::block(move || {
         stored.is_some_and(|h| crypto::verify_password(&password, &h))
@@ -170,7 +168,8 @@ pub async fn check_password(
     if !ok {
         return Err(AppError::InvalidCredentials);
     }
-    db::write_aside(&state.pool, move |c| ratelimit::undo(c, &counted)).await?;
+    ctx.write_aside(move |c, _| ratelimit::undo(c, &counted))
+        .await?;
     Ok(())
 }
 
@@ -180,17 +179,17 @@ pub async fn check_password(
 /// (the inner error); the change must then not be made.
 pub fn check_factor(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     answer: &StepUp,
 ) -> Result<Result<(), AppError>, AppError> {
+    let me = &ctx.caller;
+    let (cfg, now) = (&*ctx.config, ctx.now);
     match answer.factor()? {
         Some(SecondFactor::EmailCode(code)) => {
             // Counted before the code is checked, as at login; taken back if it is right.
             let counted = ratelimit::hit(
                 conn,
-                &service::mfa_key(&me.user_id),
+                &ratelimit::mfa_key(&me.user_id),
                 cfg.rate_limits.mfa_per_account,
                 now,
             )?;
@@ -200,7 +199,7 @@ pub fn check_factor(
             ratelimit::undo(conn, &counted)?;
         }
         Some(factor) => {
-            if let Err(e) = service::check_in_person(conn, cfg, now, &me.user_id, &factor)? {
+            if let Err(e) = mfa::check_in_person(conn, cfg, now, &me.user_id, &factor)? {
                 return Ok(Err(e));
             }
         }
@@ -248,12 +247,12 @@ fn take_step_up_code(
 /// outbox, in this transaction). Returns the masked address and the expiry.
 pub fn send_step_up_code(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
 ) -> Result<(String, DateTime<Utc>), AppError> {
+    let me = &ctx.caller;
+    let (cfg, now) = (&*ctx.config, ctx.now);
     me.require_person()?;
-    let user = service::credentials_by_id(conn, &me.user_id)?;
+    let user = credentials::credentials_by_id(conn, &me.user_id)?;
     if user.email_mfa_enabled == 0 {
         return Err(AppError::Forbidden(
             "e-mailed codes are not enabled for this account; use your authenticator app or a recovery code"
@@ -262,7 +261,7 @@ pub fn send_step_up_code(
     }
     ratelimit::hit(
         conn,
-        &service::mail_account_key(&user.id),
+        &ratelimit::mail_account_key(&user.id),
         cfg.rate_limits.mail_per_account,
         now,
     )?;
@@ -314,7 +313,7 @@ pub fn send_step_up_code(
             ),
         }],
     )?;
-    Ok((service::mask_email(&user.email), expires_at))
+    Ok((email_codes::mask_email(&user.email), expires_at))
 }
 
 // ---- Notices and the undo link ------------------------------------------------------
@@ -334,13 +333,13 @@ pub enum Change<'a> {
 
 /// Queues a notice of `change` with a 7-day undo link, to the account's current address
 /// (the old one, for an e-mail change), in the change's transaction.
-pub fn notify_change(
+pub fn notify_change<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     user_id: &str,
     change: Change<'_>,
 ) -> Result<(), AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let to: String = users::table
         .find(user_id)
         .select(users::email)
@@ -397,16 +396,26 @@ pub fn notify_change(
     )
 }
 
+/// What an undo link's token says: whose account, which change, the old address.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = account_tokens, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct UndoToken {
+    user_id: String,
+    purpose: String,
+    old_email: Option<String>,
+    created_at: chrono::NaiveDateTime,
+}
+
 /// Uses an undo link: restores the old address (for an e-mail change), removes a second
 /// factor that was changed, ends every session and remembered device, and forces a
 /// password reset (a reset link goes to the restored address). The token works once:
 /// it is taken by one conditional UPDATE. Unknown: 404; used or expired: 410.
-pub fn undo_change(
+pub fn undo_change<C: Send + Sync + 'static>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     token: &str,
 ) -> Result<(), AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let hash = sha256_hex(token.trim());
     let taken = diesel::update(
         account_tokens::table
@@ -417,19 +426,19 @@ pub fn undo_change(
     )
     .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
-    type Found = (String, String, Option<String>, chrono::NaiveDateTime);
-    let found: Option<Found> = account_tokens::table
+    let found: Option<UndoToken> = account_tokens::table
         .find(&hash)
         .filter(account_tokens::purpose.eq_any(UNDO_PURPOSES))
-        .select((
-            account_tokens::user_id,
-            account_tokens::purpose,
-            account_tokens::old_email,
-            account_tokens::created_at,
-        ))
+        .select(UndoToken::as_select())
         .first(conn)
         .optional()?;
-    let Some((user_id, purpose, old_email, sent_at)) = found else {
+    let Some(UndoToken {
+        user_id,
+        purpose,
+        old_email,
+        created_at: sent_at,
+    }) = found
+    else {
         return Err(AppError::NotFound);
     };
     if taken != 1 {
@@ -492,12 +501,12 @@ pub fn undo_change(
     )
     .set(account_tokens::used_at.eq(to_db(now)))
     .execute(conn)?;
-    service::revoke_all_sessions(conn, now, &user_id, "change_undone")?;
+    revoke_all_sessions(conn, ctx, &user_id, "change_undone")?;
     let to: String = users::table
         .find(&user_id)
         .select(users::email)
         .first(conn)?;
-    let reset = service::create_mail_token(
+    let reset = link_tokens::create_mail_token(
         conn,
         now,
         &user_id,

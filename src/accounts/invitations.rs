@@ -1,448 +1,24 @@
-//! Organisations, users and invitations.
+//! Invitations (inbjudningar): how people join, with a role at an organisation.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::accounts::organisations::{create_org, get_org, OrgKind};
 use crate::auth::crypto::{random_token, sha256_hex};
-use crate::auth::principal::{load_roles, org_subtrees, Principal, Role, RoleGrant};
+use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::auth::service::{self as auth, normalize_email, valid_email};
+use crate::auth::validate::validate_name;
 use crate::clock::{dur, from_db, to_db};
 use crate::config::Config;
+use crate::context::{Context, Ctx};
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
-use crate::http::etag;
+use crate::ids::{OrganisationId, UserId};
 use crate::mail::Mail;
-use crate::schema::{invitations, organisations, totp_credentials, user_roles, users};
-
-/// Kind of organisation: region, care provider (vårdgivare) or unit (enhet/klinik).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrgKind {
-    Region,
-    CareProvider,
-    Unit,
-}
-
-impl OrgKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrgKind::Region => "region",
-            OrgKind::CareProvider => "care_provider",
-            OrgKind::Unit => "unit",
-        }
-    }
-    fn parse(s: &str) -> OrgKind {
-        match s {
-            "region" => OrgKind::Region,
-            "care_provider" => OrgKind::CareProvider,
-            _ => OrgKind::Unit,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Organisation {
-    pub id: String,
-    pub parent_id: Option<String>,
-    pub kind: OrgKind,
-    pub name: String,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl Organisation {
-    pub fn etag(&self) -> String {
-        etag(self.version, self.updated_at)
-    }
-}
-
-type OrgRow = (
-    String,
-    Option<String>,
-    String,
-    String,
-    i32,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
-
-fn org_from(r: OrgRow) -> Organisation {
-    Organisation {
-        id: r.0,
-        parent_id: r.1,
-        kind: OrgKind::parse(&r.2),
-        name: r.3,
-        version: r.4,
-        created_at: from_db(r.5),
-        updated_at: from_db(r.6),
-    }
-}
-
-const ORG_COLUMNS: (
-    organisations::id,
-    organisations::parent_id,
-    organisations::kind,
-    organisations::name,
-    organisations::version,
-    organisations::created_at,
-    organisations::updated_at,
-) = (
-    organisations::id,
-    organisations::parent_id,
-    organisations::kind,
-    organisations::name,
-    organisations::version,
-    organisations::created_at,
-    organisations::updated_at,
-);
-
-pub fn get_org(conn: &mut DbConn, id: &str) -> Result<Organisation, AppError> {
-    let row: OrgRow = organisations::table
-        .find(id)
-        .select(ORG_COLUMNS)
-        .first(conn)?;
-    Ok(org_from(row))
-}
-
-pub fn list_orgs(
-    conn: &mut DbConn,
-    kind: Option<OrgKind>,
-    parent_id: Option<&str>,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<Vec<Organisation>, AppError> {
-    let mut q = organisations::table.select(ORG_COLUMNS).into_boxed();
-    if let Some(k) = kind {
-        q = q.filter(organisations::kind.eq(k.as_str()));
-    }
-    if let Some(p) = parent_id {
-        q = q.filter(organisations::parent_id.eq(p.to_string()));
-    }
-    if let Some(a) = after {
-        q = q.filter(organisations::id.gt(a.to_string()));
-    }
-    let rows: Vec<OrgRow> = q.order(organisations::id).limit(limit + 1).load(conn)?;
-    Ok(rows.into_iter().map(org_from).collect())
-}
-
-/// What is wrong with a name (of a person, organisation or API client), if anything.
-/// Names go into mails, documents, audit entries and the log: control characters (C0,
-/// DEL, C1: line breaks forged log lines and mail text) and the characters that change
-/// text direction (a name that reads differently from what it is) are refused.
-pub fn name_problem(name: &str) -> Option<&'static str> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Some("must be 1 to 200 characters");
-    }
-    if name.chars().any(|c| c.is_control() || is_format_control(c)) {
-        return Some("must not contain control characters or text-direction controls");
-    }
-    None
-}
-
-/// Bidirectional formatting characters (marks, embeddings, overrides, isolates) and the
-/// Unicode line and paragraph separators.
-fn is_format_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}'
-            | '\u{200E}'
-            | '\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{2028}'
-            | '\u{2029}'
-    )
-}
-
-pub fn validate_name(field: &str, name: &str) -> Result<String, AppError> {
-    match name_problem(name) {
-        Some(problem) => Err(AppError::validation(field, problem)),
-        None => Ok(name.trim().to_string()),
-    }
-}
-
-/// Creates an organisation. The tree is region -> care provider -> unit (units may nest).
-pub fn create_org(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: Option<&Principal>,
-    id: Option<String>,
-    kind: OrgKind,
-    name: &str,
-    parent_id: Option<&str>,
-) -> Result<Organisation, AppError> {
-    let name = validate_name("name", name)?;
-    let parent = match parent_id {
-        None => None,
-        Some(p) => Some(
-            get_org(conn, p)
-                .map_err(|_| AppError::validation("parent_id", "no such organisation"))?,
-        ),
-    };
-    let fits = matches!(
-        (kind, parent.as_ref().map(|p| p.kind)),
-        (OrgKind::Region, None)
-            | (OrgKind::CareProvider, Some(OrgKind::Region))
-            | (OrgKind::Unit, Some(OrgKind::CareProvider | OrgKind::Unit))
-    );
-    if !fits {
-        return Err(AppError::validation(
-            "parent_id",
-            "a region has no parent; a care provider belongs to a region; a unit to a care provider or unit",
-        ));
-    }
-    if let Some(me) = me {
-        let allowed = match &parent {
-            // New regions: only administrators of a region run the platform (not those
-            // of a care provider or unit, whose reach ends at their subtree).
-            None => administers_a_region(conn, me)?,
-            Some(p) => me.has_role_over(conn, Role::Administrator, &p.id)?,
-        };
-        Principal::require(allowed)?;
-    }
-    let id = id.unwrap_or_else(|| Uuid::new_v4().to_string());
-    diesel::insert_into(organisations::table)
-        .values((
-            organisations::id.eq(&id),
-            organisations::parent_id.eq(parent_id),
-            organisations::kind.eq(kind.as_str()),
-            organisations::name.eq(&name),
-            organisations::version.eq(1),
-            organisations::created_at.eq(to_db(now)),
-            organisations::updated_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
-    get_org(conn, &id)
-}
-
-/// Does `me` hold the administrator role at an organisation that is a region?
-fn administers_a_region(conn: &mut DbConn, me: &Principal) -> Result<bool, AppError> {
-    let orgs = me.orgs_with(&[Role::Administrator]);
-    if orgs.is_empty() {
-        return Ok(false);
-    }
-    let regions: i64 = organisations::table
-        .filter(organisations::id.eq_any(&orgs))
-        .filter(organisations::kind.eq(OrgKind::Region.as_str()))
-        .count()
-        .get_result(conn)?;
-    Ok(regions > 0)
-}
-
-pub fn rename_org(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-    if_match: impl FnOnce(&str) -> Result<(), AppError>,
-    name: &str,
-) -> Result<Organisation, AppError> {
-    let current = get_org(conn, id)?;
-    Principal::require(me.has_role_over(conn, Role::Administrator, id)?)?;
-    if_match(&current.etag())?;
-    let name = validate_name("name", name)?;
-    diesel::update(organisations::table.find(id))
-        .set((
-            organisations::name.eq(name),
-            organisations::version.eq(current.version + 1),
-            organisations::updated_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
-    get_org(conn, id)
-}
-
-// ---- Users -------------------------------------------------------------------------
-
-/// The second factors a user has set up.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MfaStatus {
-    pub totp: bool,
-    pub email_code: bool,
-    pub recovery_codes_remaining: i64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct User {
-    pub id: String,
-    /// Login; any domain.
-    pub email: String,
-    pub display_name: String,
-    pub email_verified: bool,
-    /// `active` or `disabled`.
-    pub status: String,
-    pub roles: Vec<RoleGrant>,
-    pub mfa: MfaStatus,
-    /// `immediate` or `daily_digest`: how portfolio notifications arrive.
-    pub notification_mode: String,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl User {
-    pub fn etag(&self) -> String {
-        etag(self.version, self.updated_at)
-    }
-}
-
-type UserRow = (
-    String,
-    String,
-    String,
-    Option<chrono::NaiveDateTime>,
-    String,
-    i32,
-    i32,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
-
-const USER_COLUMNS: (
-    users::id,
-    users::email,
-    users::display_name,
-    users::email_verified_at,
-    users::status,
-    users::email_mfa_enabled,
-    users::version,
-    users::created_at,
-    users::updated_at,
-) = (
-    users::id,
-    users::email,
-    users::display_name,
-    users::email_verified_at,
-    users::status,
-    users::email_mfa_enabled,
-    users::version,
-    users::created_at,
-    users::updated_at,
-);
-
-fn user_from(conn: &mut DbConn, r: UserRow) -> Result<User, AppError> {
-    let totp: Option<Option<String>> = totp_credentials::table
-        .find(&r.0)
-        .select(totp_credentials::secret)
-        .first(conn)
-        .optional()?;
-    let notification_mode: String = users::table
-        .find(&r.0)
-        .select(users::notification_mode)
-        .first(conn)?;
-    Ok(User {
-        notification_mode,
-        roles: load_roles(conn, &r.0)?,
-        mfa: MfaStatus {
-            totp: matches!(totp, Some(Some(_))),
-            email_code: r.5 != 0,
-            recovery_codes_remaining: auth::recovery_codes_left(conn, &r.0)?,
-        },
-        id: r.0,
-        email: r.1,
-        display_name: r.2,
-        email_verified: r.3.is_some(),
-        status: r.4,
-        version: r.6,
-        created_at: from_db(r.7),
-        updated_at: from_db(r.8),
-    })
-}
-
-pub fn get_user(conn: &mut DbConn, id: &str) -> Result<User, AppError> {
-    let row: UserRow = users::table.find(id).select(USER_COLUMNS).first(conn)?;
-    user_from(conn, row)
-}
-
-/// A user is visible to themselves and to administrators and directors of studies
-/// over an organisation where the user holds a role. Others get 404, not 403.
-pub fn visible_user(conn: &mut DbConn, me: &Principal, id: &str) -> Result<User, AppError> {
-    if me.user_id == id {
-        return get_user(conn, id);
-    }
-    let user = get_user(conn, id)?;
-    for grant in &user.roles {
-        if me.has_role_over(conn, Role::Administrator, &grant.organisation_id)?
-            || me.has_role_over(conn, Role::DirectorOfStudies, &grant.organisation_id)?
-        {
-            return Ok(user);
-        }
-    }
-    Err(AppError::NotFound)
-}
-
-pub fn list_users(
-    conn: &mut DbConn,
-    me: &Principal,
-    role: Option<Role>,
-    organisation_id: Option<&str>,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<Vec<User>, AppError> {
-    let roots = me.orgs_with(&[Role::Administrator, Role::DirectorOfStudies]);
-    if roots.is_empty() {
-        return Err(AppError::Forbidden(
-            "listing users needs the administrator or director-of-studies role".into(),
-        ));
-    }
-    let mut orgs = org_subtrees(conn, &roots)?;
-    if let Some(o) = organisation_id {
-        // That organisation and everything below it, within what the caller may see.
-        let below = org_subtrees(conn, &[o.to_string()])?;
-        orgs.retain(|x| below.contains(x));
-    }
-    let mut q = user_roles::table
-        .filter(user_roles::organisation_id.eq_any(orgs))
-        .select(user_roles::user_id)
-        .distinct()
-        .into_boxed();
-    if let Some(r) = role {
-        q = q.filter(user_roles::role.eq(r.as_str()));
-    }
-    if let Some(a) = after {
-        q = q.filter(user_roles::user_id.gt(a.to_string()));
-    }
-    let ids: Vec<String> = q.order(user_roles::user_id).limit(limit + 1).load(conn)?;
-    ids.iter().map(|id| get_user(conn, id)).collect()
-}
-
-pub fn update_me(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    if_match: impl FnOnce(&str) -> Result<(), AppError>,
-    display_name: Option<&str>,
-    notification_mode: Option<&str>,
-) -> Result<User, AppError> {
-    let current = get_user(conn, &me.user_id)?;
-    if_match(&current.etag())?;
-    let name = validate_name(
-        "display_name",
-        display_name.unwrap_or(&current.display_name),
-    )?;
-    let mode = notification_mode.unwrap_or(&current.notification_mode);
-    if !["immediate", "daily_digest"].contains(&mode) {
-        return Err(AppError::validation(
-            "notification_mode",
-            "immediate or daily_digest",
-        ));
-    }
-    diesel::update(users::table.find(&me.user_id))
-        .set((
-            users::display_name.eq(name),
-            users::notification_mode.eq(mode),
-            users::version.eq(current.version + 1),
-            users::updated_at.eq(to_db(now)),
-        ))
-        .execute(conn)?;
-    get_user(conn, &me.user_id)
-}
-
-// ---- Invitations --------------------------------------------------------------------
+use crate::schema::{invitations, organisations, user_roles, users};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Invitation {
@@ -461,48 +37,27 @@ pub struct Invitation {
     pub updated_at: DateTime<Utc>,
 }
 
-type InvitationRow = (
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-    Option<chrono::NaiveDateTime>,
-    Option<chrono::NaiveDateTime>,
-);
-
-const INVITATION_COLUMNS: (
-    invitations::id,
-    invitations::email,
-    invitations::display_name,
-    invitations::role,
-    invitations::organisation_id,
-    invitations::invited_by,
-    invitations::created_at,
-    invitations::expires_at,
-    invitations::accepted_at,
-    invitations::revoked_at,
-) = (
-    invitations::id,
-    invitations::email,
-    invitations::display_name,
-    invitations::role,
-    invitations::organisation_id,
-    invitations::invited_by,
-    invitations::created_at,
-    invitations::expires_at,
-    invitations::accepted_at,
-    invitations::revoked_at,
-);
+/// What an invitation's views read of its row (never the token hash).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = invitations, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct InvitationRow {
+    id: String,
+    email: String,
+    display_name: Option<String>,
+    role: Role,
+    organisation_id: OrganisationId,
+    invited_by: Option<UserId>,
+    created_at: chrono::NaiveDateTime,
+    expires_at: chrono::NaiveDateTime,
+    accepted_at: Option<chrono::NaiveDateTime>,
+    revoked_at: Option<chrono::NaiveDateTime>,
+}
 
 fn invitation_from(r: InvitationRow, now: DateTime<Utc>) -> Invitation {
-    let expires_at = from_db(r.7);
-    let status = if r.8.is_some() {
+    let expires_at = from_db(r.expires_at);
+    let status = if r.accepted_at.is_some() {
         "accepted"
-    } else if r.9.is_some() {
+    } else if r.revoked_at.is_some() {
         "revoked"
     } else if expires_at <= now {
         "expired"
@@ -510,20 +65,20 @@ fn invitation_from(r: InvitationRow, now: DateTime<Utc>) -> Invitation {
         "pending"
     };
     // An invitation changes at most once (accepted or revoked after creation).
-    let changed = r.8.or(r.9);
+    let changed = r.accepted_at.or(r.revoked_at);
     Invitation {
-        id: r.0,
-        email: r.1,
-        display_name: r.2,
-        role: Role::parse(&r.3).unwrap_or(Role::Trainee),
-        organisation_id: r.4,
+        id: r.id,
+        email: r.email,
+        display_name: r.display_name,
+        role: r.role,
+        organisation_id: r.organisation_id.into_inner(),
         status: status.into(),
-        invited_by: r.5,
-        created_at: from_db(r.6),
+        invited_by: r.invited_by.map(UserId::into_inner),
+        created_at: from_db(r.created_at),
         expires_at,
-        accepted_at: r.8.map(from_db),
+        accepted_at: r.accepted_at.map(from_db),
         version: if changed.is_some() { 2 } else { 1 },
-        updated_at: from_db(changed.unwrap_or(r.6)),
+        updated_at: from_db(changed.unwrap_or(r.created_at)),
     }
 }
 
@@ -534,7 +89,7 @@ pub fn get_invitation(
 ) -> Result<Invitation, AppError> {
     let row: InvitationRow = invitations::table
         .find(id)
-        .select(INVITATION_COLUMNS)
+        .select(InvitationRow::as_select())
         .first(conn)?;
     Ok(invitation_from(row, now))
 }
@@ -660,12 +215,13 @@ pub fn invite(
 
 pub fn list_invitations(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     status: Option<&str>,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Invitation>, AppError> {
+    let me = &ctx.caller;
+    let now = ctx.now;
     let roots = me.orgs_with(&[Role::Administrator, Role::DirectorOfStudies]);
     if roots.is_empty() {
         return Err(AppError::Forbidden(
@@ -675,7 +231,7 @@ pub fn list_invitations(
     let orgs = org_subtrees(conn, &roots)?;
     let mut q = invitations::table
         .filter(invitations::organisation_id.eq_any(orgs))
-        .select(INVITATION_COLUMNS)
+        .select(InvitationRow::as_select())
         .into_boxed();
     let at = to_db(now);
     q = match status {
@@ -700,12 +256,9 @@ pub fn list_invitations(
     Ok(rows.into_iter().map(|r| invitation_from(r, now)).collect())
 }
 
-pub fn revoke_invitation(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn revoke_invitation(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+    let me = &ctx.caller;
+    let now = ctx.now;
     let inv = get_invitation(conn, now, id)?;
     if !me.can_invite(conn, inv.role, &inv.organisation_id)? {
         return Err(AppError::NotFound);
@@ -753,16 +306,16 @@ pub fn pending_invitation(
         .filter(invitations::accepted_at.is_null())
         .filter(invitations::revoked_at.is_null())
         .filter(invitations::expires_at.gt(to_db(now)))
-        .select(INVITATION_COLUMNS)
+        .select(InvitationRow::as_select())
         .first(conn)
         .optional()?;
     let inv = invitation_from(row.ok_or(AppError::InvalidToken)?, now);
     let org = get_org(conn, &inv.organisation_id)?;
-    let existing: Option<(String, Option<String>)> = users::table
-        .filter(users::email.eq(&inv.email))
-        .select((users::id, users::password_hash))
-        .first(conn)
-        .optional()?;
+    let existing = crate::auth::credentials::credentials_by_email(conn, &inv.email)?;
+    let (existing_user, existing_hash) = match existing {
+        Some(user) => (Some(user.id), user.password_hash),
+        None => (None, None),
+    };
     Ok(PendingInvitation {
         id: inv.id,
         preview: InvitationPreview {
@@ -772,24 +325,23 @@ pub fn pending_invitation(
             organisation_name: org.name,
             expires_at: inv.expires_at,
             // An imported placeholder (no password yet) is set up like a new account.
-            account_exists: existing.as_ref().is_some_and(|e| e.1.is_some()),
+            account_exists: existing_hash.is_some(),
             display_name: inv.display_name,
         },
-        existing_hash: existing.as_ref().and_then(|e| e.1.clone()),
-        existing_user: existing.map(|e| e.0),
+        existing_hash,
+        existing_user,
     })
 }
 
 /// Counts an acceptance for an existing account (whose password the request must give)
 /// against the login limits, per client address and per account, before the password
 /// is checked. A new account sets its password and checks none: nothing to count.
-pub fn count_accept_attempt(
+pub fn count_accept_attempt<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     pending: &PendingInvitation,
-    client: &auth::ClientInfo,
 ) -> Result<(), AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     if pending.existing_hash.is_none() {
         return Ok(());
     }
@@ -820,14 +372,14 @@ pub enum Accepted {
 
 /// Accepts an invitation. For a new account `new_password_hash` is its password (hashed
 /// by the caller); for an existing one the caller has already checked its password.
-pub fn accept_invitation(
+pub fn accept_invitation<C: Send + Sync + 'static>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     token: &str,
     display_name: Option<&str>,
     new_password_hash: Option<&str>,
 ) -> Result<Accepted, AppError> {
+    let (_cfg, now) = (&*ctx.config, ctx.now);
     let pending = pending_invitation(conn, now, token)?;
     let p = &pending.preview;
     // Take the invitation in one conditional statement before anything else: of the same
@@ -911,15 +463,19 @@ pub fn accept_invitation(
             ))
             .execute(conn)?;
     }
-    crate::auth::principal::auth_changed();
+    crate::auth::principal::changed_in(ctx);
     diesel::update(invitations::table.find(&pending.id))
         .set(invitations::user_id.eq(&user_id))
         .execute(conn)?;
     // The counted attempt stays counted, as after a right password at login: clearing
     // the account's counter would let guesses sent alongside this one through.
     if new_account {
-        let (mfa_token, expires_at) =
-            auth::create_challenge(conn, cfg, now, &user_id, auth::ChallengePurpose::Enrol)?;
+        let (mfa_token, expires_at) = crate::auth::challenges::create_challenge(
+            conn,
+            ctx,
+            &user_id,
+            auth::ChallengePurpose::Enrol,
+        )?;
         Ok(Accepted::NewAccount {
             mfa_token,
             expires_at,
@@ -927,10 +483,6 @@ pub fn accept_invitation(
     } else {
         Ok(Accepted::RoleGranted)
     }
-}
-
-pub fn user_count(conn: &mut DbConn) -> Result<i64, AppError> {
-    Ok(users::table.count().get_result(conn)?)
 }
 
 /// First administrator: finds or creates the region and invites the address as its
@@ -965,13 +517,4 @@ pub fn bootstrap_admin(
             display_name: None,
         },
     )
-}
-
-/// A person's name as shown on documents (their e-mail address when they gave none).
-pub fn display_name(conn: &mut DbConn, id: &str) -> Result<String, AppError> {
-    let (name, email): (String, String) = users::table
-        .find(id)
-        .select((users::display_name, users::email))
-        .first(conn)?;
-    Ok(if name.trim().is_empty() { email } else { name })
 }

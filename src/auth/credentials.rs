@@ -1,0 +1,58 @@
+//! An account's sign-in data (address, password hash, status): read and set.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::clock::to_db;
+use crate::db::DbConn;
+use crate::error::AppError;
+use crate::schema::users;
+
+/// A user's sign-in data.
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct Credentials {
+    pub id: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub status: String,
+    pub email_mfa_enabled: i32,
+}
+
+pub fn credentials_by_email(
+    conn: &mut DbConn,
+    email: &str,
+) -> Result<Option<Credentials>, AppError> {
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(Credentials::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn credentials_by_id(conn: &mut DbConn, id: &str) -> Result<Credentials, AppError> {
+    Ok(users::table
+        .find(id)
+        .select(Credentials::as_select())
+        .first(conn)?)
+}
+
+pub fn set_password(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    new_hash: &str,
+) -> Result<(), AppError> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::password_hash.eq(new_hash),
+            users::updated_at.eq(to_db(now)),
+            users::version.eq(users::version + 1),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn password_hash_of(conn: &mut DbConn, user_id: &str) -> Result<Option<String>, AppError> {
+    Ok(credentials_by_id(conn, user_id)?.password_hash)
+}
