@@ -327,7 +327,7 @@ pub fn import_users(
                 ))
                 .execute(conn)?;
             // Sessions cached with the user's old roles must see the new one at once.
-            crate::auth::principal::auth_changed();
+            crate::auth::principal::changed_in(ctx);
         }
         // The same entry either way (the invitation, not the account), so the audit
         // trail the importer reads does not tell either.
