@@ -139,7 +139,7 @@ impl<C: Send + Sync + 'static> Context<C> {
         F: FnOnce(&mut DbConn, &Self) -> Result<T, AppError> + Send + 'static,
     {
         let ctx = self.clone();
-        let result = db::write_aside(&self.pool, move |c| f(c, &ctx)).await;
+        let result = db::write(&self.pool, move |c| f(c, &ctx)).await;
         self.run_after_commit();
         result
     }

@@ -401,22 +401,9 @@ where
 /// answer comes once that commit is done.
 ///
 /// A request's writes go through [`crate::context::Context::write`], which reserves the
-/// request's `Idempotency-Key` in the same transaction ([`write_reserving`]).
-///
-/// Transitional: until every handler writes through its context, this still takes the
-/// reservation from the task-local the idempotency middleware sets.
+/// request's `Idempotency-Key` in the same transaction ([`write_reserving`]); this one
+/// is for work that is no request's effect (workers, housekeeping, counting an attempt).
 pub async fn write<T, F>(pool: &DbPool, f: F) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
-{
-    write_reserving(pool, crate::idempotency::take_pending(), f).await
-}
-
-/// A write that is not the request's effect (counting an attempt before a password is
-/// checked): the request's Idempotency-Key stays for the write that makes the change,
-/// so a crash between the two never leaves the key marked done with nothing done.
-pub async fn write_aside<T, F>(pool: &DbPool, f: F) -> Result<T, AppError>
 where
     T: Send + 'static,
     F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
@@ -443,7 +430,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
 {
-    write_aside(pool, move |conn: &mut DbConn| {
+    write(pool, move |conn: &mut DbConn| {
         if let Some(r) = &reservation {
             r.reserve(conn)?;
         }

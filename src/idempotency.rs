@@ -102,17 +102,6 @@ enum Mode {
     MarkCommitted,
 }
 
-tokio::task_local! {
-    /// Transitional (see `db::write`): the same key as the request extension, for
-    /// handlers that do not write through their context yet.
-    static PENDING: RequestKey;
-}
-
-/// For `db::write`: the pending reservation of this request, if no write has taken it.
-pub(crate) fn take_pending() -> Option<Reservation> {
-    PENDING.try_with(|k| k.take(true)).ok().flatten()
-}
-
 /// The request's key, waiting for its first write: a request extension set by the
 /// middleware, which [`crate::context::Context`] carries to the request's writes.
 #[derive(Clone)]
@@ -198,14 +187,10 @@ impl Reservation {
 /// The key is then reserved without being marked committed (nothing is, yet), so if the
 /// server dies before the write, a retry takes it over once stale; the write marks it.
 pub async fn settle(pool: &db::DbPool, key: Option<&RequestKey>) -> Result<(), AppError> {
-    let reservation = match key {
-        Some(k) => k.take(false),
-        None => PENDING.try_with(|k| k.take(false)).ok().flatten(),
-    };
-    let Some(reservation) = reservation else {
+    let Some(reservation) = key.and_then(|k| k.take(false)) else {
         return Ok(());
     };
-    db::write_aside(pool, move |conn| reservation.reserve(conn)).await
+    db::write(pool, move |conn| reservation.reserve(conn)).await
 }
 
 /// `outcome` of a key whose request's write committed.
@@ -308,8 +293,8 @@ pub async fn middleware(
         pending: pending.clone(),
         replay: replay_slot.clone(),
     };
-    req.extensions_mut().insert(request_key.clone());
-    let res = PENDING.scope(request_key, next.call(req)).await?;
+    req.extensions_mut().insert(request_key);
+    let res = next.call(req).await?;
     let taken = pending.state.lock().map(|s| *s).unwrap_or(Taken::Known);
     let (http_req, res) = res.into_parts();
     let carries_secret = res.extensions().get::<CarriesSecret>().is_some();
