@@ -10,15 +10,13 @@
 //! still being vetted waits as `awaiting_vetting`; approval sends the links of every
 //! such assessment, declining hands them back to their trainees as drafts.
 
-use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::auth::service::normalize_email;
@@ -27,7 +25,7 @@ use crate::config::Config;
 use crate::db::DbConn;
 use crate::enrolment::access;
 use crate::error::{AppError, FieldError};
-use crate::http::{etag, Page, PageParams};
+use crate::http::etag;
 use crate::mail::Mail;
 use crate::schema::{assessments, assignments, enrolments, external_assessors, users};
 
@@ -489,109 +487,4 @@ pub fn vetted_by(
             signing_links::vetted_by.assume_not_null(),
         ))
         .load(conn)?)
-}
-
-// ---- HTTP ---------------------------------------------------------------------------
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ExternalAssessorFilter {
-    /// `pending` (default), `approved` or `declined`.
-    pub status: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
-/// Assessors without an account, to vet
-///
-/// For main supervisors (the people their trainees named) and directors of studies (of
-/// their organisations). An approval holds for every trainee of that organisation.
-#[utoipa::path(
-    tag = "assessments",
-    params(ExternalAssessorFilter),
-    responses((status = 200, description = "A page of people named as assessors", body = Page<ExternalAssessor>)),
-    security(("bearer" = []))
-)]
-#[get("/external-assessors")]
-pub async fn list_external_assessors(
-    state: web::Data<AppState>,
-    me: Principal,
-    query: web::Query<ExternalAssessorFilter>,
-) -> Result<HttpResponse, AppError> {
-    let q = query.into_inner();
-    let status = q.status.unwrap_or_else(|| PENDING.into());
-    if ![PENDING, APPROVED, DECLINED].contains(&status.as_str()) {
-        return Err(AppError::validation(
-            "status",
-            "must be pending, approved or declined",
-        ));
-    }
-    let page = PageParams {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    let (limit, after) = (page.limit()?, page.after()?);
-    let today = state.clock.now().date_naive();
-    let rows = crate::db::run(&state.pool, move |c| {
-        list(c, &me, today, &status, after.as_deref(), limit)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |x| x.id.clone())))
-}
-
-/// Approve an assessor without an account
-///
-/// One action: the person may now be sent signing links by trainees of this
-/// organisation, and every assessment waiting for them goes out now.
-#[utoipa::path(
-    tag = "assessments",
-    params(("id" = String, Path)),
-    responses(
-        (status = 200, description = "Approved; waiting requests were sent", body = ExternalAssessor),
-        (status = 404, description = "Unknown, or not yours to vet", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already approved or declined", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/external-assessors/{id}/approve")]
-pub async fn approve_external_assessor(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let x =
-        crate::notifications::write_and_deliver(&state, move |c| approve(c, &cfg, now, &me, &id))
-            .await?;
-    Ok(HttpResponse::Ok().json(x))
-}
-
-/// Decline an assessor without an account
-///
-/// No link goes to the person; assessments waiting for them return to their trainees
-/// as drafts, to be asked of someone else.
-#[utoipa::path(
-    tag = "assessments",
-    params(("id" = String, Path)),
-    responses(
-        (status = 200, description = "Declined", body = ExternalAssessor),
-        (status = 404, description = "Unknown, or not yours to vet", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already approved or declined", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/external-assessors/{id}/decline")]
-pub async fn decline_external_assessor(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let x =
-        crate::notifications::write_and_deliver(&state, move |c| decline(c, &cfg, now, &me, &id))
-            .await?;
-    Ok(HttpResponse::Ok().json(x))
 }

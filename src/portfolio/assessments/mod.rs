@@ -1,0 +1,405 @@
+//! Formative assessments. Either side starts one: the trainee asks a named assessor, or
+//! an assessor records it directly. The assessor signs (one request) or declines with a
+//! reason. A signed assessment never changes; a correction is a new version that
+//! supersedes it, and both stay visible.
+//!
+//! Here: the record, reading and listing. `edit` creates, edits, requests, corrects and
+//! deletes; `signing` signs and declines (also on the trainee's phone); `by_link`
+//! serves assessors without an account (their links, and what vetting releases).
+
+mod by_link;
+mod edit;
+mod signing;
+
+use by_link::create_link;
+pub use by_link::{
+    decline_by_link, open_link, release_after_vetting, return_after_vetting, sign_by_link,
+};
+use edit::{apply, link, refuse_if_final, save};
+pub use edit::{correct, create, delete, request, update};
+use signing::{audit_as, mark_declined, seal};
+pub use signing::{co_sign_finish, co_sign_start, decline, sign, Signer};
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, Event};
+use crate::auth::principal::Principal;
+use crate::auth::service::ClientInfo;
+use crate::clock::{from_db, to_db};
+use crate::config::Config;
+use crate::curriculum::templates::AssessmentType;
+use crate::db::DbConn;
+use crate::enrolment::access::{self, Access};
+use crate::enrolment::service::enrolment_of_placement;
+use crate::error::{AppError, FieldError};
+use crate::http::etag;
+use crate::mail::Mail;
+use crate::portfolio::{instruments, links};
+use crate::schema::{assessments, enrolments, record_delmal, signing_links, users};
+
+/// `draft`, `awaiting_vetting`, `awaiting_signature`, `signed`, `declined`.
+pub const DRAFT: &str = "draft";
+/// Asked of an assessor without an account who is not vetted yet: no link is out.
+pub const AWAITING_VETTING: &str = "awaiting_vetting";
+pub const AWAITING: &str = "awaiting_signature";
+pub const SIGNED: &str = "signed";
+pub const DECLINED: &str = "declined";
+
+/// Who signed, when, how, and a hash of exactly what was signed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Signature {
+    /// The signing user; null when an assessor without an account signed by link.
+    pub signed_by: Option<String>,
+    /// For a signature through a signing link: the address the link was bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by_email: Option<String>,
+    pub signed_at: DateTime<Utc>,
+    /// The second factor of the signing session, or `signing_link`.
+    #[schema(example = "totp")]
+    pub method: String,
+    /// SHA-256 over the signed content.
+    pub content_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Assessment {
+    pub id: String,
+    pub enrolment_id: String,
+    pub instrument: AssessmentType,
+    #[schema(example = "awaiting_signature")]
+    pub status: String,
+    pub assessor_id: Option<String>,
+    /// An assessor without an account, asked through a signing link.
+    pub assessor_email: Option<String>,
+    pub placement_id: Option<String>,
+    #[schema(example = "2026-10-14")]
+    pub performed_on: NaiveDate,
+    /// Context fields of the instrument, e.g. setting, complexity, procedure.
+    #[schema(example = json!({"setting": "akutmottagning", "patient complexity": "medium"}))]
+    pub context: BTreeMap<String, String>,
+    /// Rating per domain; null means not observed.
+    #[schema(example = json!({"history taking (anamnes)": 6, "communication": 7, "physical examination (status)": null}))]
+    pub ratings: BTreeMap<String, Option<i32>>,
+    /// Optional single entrustment rating, 1 to 5.
+    pub entrustment: Option<i32>,
+    /// What went well.
+    #[schema(example = "Strukturerad anamnes, bra sammanfattning för patienten.")]
+    pub feedback_strengths: String,
+    /// Feed forward: what to do next.
+    #[schema(example = "Öva riktat status vid buksmärta.")]
+    pub feedback_next_steps: String,
+    pub trainee_reflection: String,
+    #[schema(example = json!(["BT1", "BT9"]))]
+    pub delmal: Vec<String>,
+    pub decline_reason: Option<String>,
+    /// The signed assessment this one corrects.
+    pub supersedes_id: Option<String>,
+    /// The correction that replaced this one.
+    pub superseded_by: Option<String>,
+    pub signature: Option<Signature>,
+    pub created_by: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Assessment {
+    pub fn etag(&self) -> String {
+        etag(self.version, self.updated_at)
+    }
+
+    /// The content a signature covers, in a fixed order.
+    fn signed_content(&self) -> serde_json::Value {
+        json!({
+            "id": self.id, "enrolment_id": self.enrolment_id, "instrument": self.instrument,
+            "assessor_id": self.assessor_id, "placement_id": self.placement_id,
+            "performed_on": self.performed_on, "context": self.context, "ratings": self.ratings,
+            "entrustment": self.entrustment, "feedback_strengths": self.feedback_strengths,
+            "feedback_next_steps": self.feedback_next_steps, "trainee_reflection": self.trainee_reflection,
+            "delmal": self.delmal, "supersedes_id": self.supersedes_id,
+        })
+    }
+}
+
+/// The form's content: what the trainee and the assessor fill in.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssessmentContent {
+    pub placement_id: Option<String>,
+    pub performed_on: Option<NaiveDate>,
+    pub context: Option<BTreeMap<String, String>>,
+    pub ratings: Option<BTreeMap<String, Option<i32>>>,
+    pub entrustment: Option<i32>,
+    pub feedback_strengths: Option<String>,
+    pub feedback_next_steps: Option<String>,
+    pub trainee_reflection: Option<String>,
+    pub delmal: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAssessment {
+    pub id: Option<uuid::Uuid>,
+    pub instrument: AssessmentType,
+    pub performed_on: NaiveDate,
+    /// Trainee: whom to ask for an assessment (any supervisor, also external). The
+    /// request goes out at once. Assessor recording directly: leave out.
+    pub assessor_id: Option<String>,
+    /// Trainee: ask someone by e-mail address instead. Without an account they get a
+    /// single-use signing link (14 days) once the main supervisor or a director of
+    /// studies has approved the person (once per person and organisation; until then the
+    /// assessment is `awaiting_vetting`); with an account, it is the same as
+    /// `assessor_id`. Never one of the trainee's own addresses.
+    pub assessor_email: Option<String>,
+    /// With `assessor_email` for a person not yet vetted: their name, for the approver.
+    #[schema(example = "Nora Akut")]
+    pub assessor_name: Option<String>,
+    /// With `assessor_email` for a person not yet vetted: their workplace.
+    #[schema(example = "Akutkliniken, Södersjukhuset")]
+    pub assessor_workplace: Option<String>,
+    #[serde(flatten)]
+    pub content: AssessmentContent,
+}
+
+type Row = (
+    (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        String,
+        Option<i32>,
+    ),
+    (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+    ),
+    (
+        Option<chrono::NaiveDateTime>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i32,
+        chrono::NaiveDateTime,
+        chrono::NaiveDateTime,
+    ),
+);
+
+macro_rules! columns {
+    () => {
+        (
+            (
+                assessments::id,
+                assessments::enrolment_id,
+                assessments::instrument,
+                assessments::status,
+                assessments::assessor_id,
+                assessments::placement_id,
+                assessments::performed_on,
+                assessments::context,
+                assessments::ratings,
+                assessments::entrustment,
+            ),
+            (
+                assessments::feedback_strengths,
+                assessments::feedback_next_steps,
+                assessments::trainee_reflection,
+                assessments::decline_reason,
+                assessments::supersedes_id,
+                assessments::superseded_by,
+                assessments::created_by,
+                assessments::assessor_email,
+                assessments::signed_by_email,
+            ),
+            (
+                assessments::signed_at,
+                assessments::signed_by,
+                assessments::signature_method,
+                assessments::content_hash,
+                assessments::version,
+                assessments::created_at,
+                assessments::updated_at,
+            ),
+        )
+    };
+}
+
+fn instrument_of(s: &str) -> AssessmentType {
+    serde_json::from_value(json!(s)).unwrap_or(AssessmentType::MiniCex)
+}
+
+fn instrument_str(i: AssessmentType) -> String {
+    serde_json::to_value(i)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Assessment>, AppError> {
+    let ids: Vec<String> = rows.iter().map(|r| r.0 .0.clone()).collect();
+    let links = links::of(conn, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, b, c)| {
+            let signature = match (c.0, c.2, c.3) {
+                (Some(at), Some(method), Some(hash)) => Some(Signature {
+                    signed_by: c.1,
+                    signed_by_email: b.8.clone(),
+                    signed_at: from_db(at),
+                    method,
+                    content_hash: hash,
+                }),
+                _ => None,
+            };
+            Assessment {
+                delmal: links::codes(&links, &a.0),
+                id: a.0,
+                enrolment_id: a.1,
+                instrument: instrument_of(&a.2),
+                status: a.3,
+                assessor_id: a.4,
+                placement_id: a.5,
+                performed_on: NaiveDate::parse_from_str(&a.6, "%Y-%m-%d").unwrap_or_default(),
+                context: serde_json::from_str(&a.7).unwrap_or_default(),
+                ratings: serde_json::from_str(&a.8).unwrap_or_default(),
+                entrustment: a.9,
+                feedback_strengths: b.0,
+                feedback_next_steps: b.1,
+                trainee_reflection: b.2,
+                decline_reason: b.3,
+                supersedes_id: b.4,
+                superseded_by: b.5,
+                created_by: b.6,
+                assessor_email: b.7,
+                signature,
+                version: c.4,
+                created_at: from_db(c.5),
+                updated_at: from_db(c.6),
+            }
+        })
+        .collect())
+}
+
+pub fn get_assessment(conn: &mut DbConn, id: &str) -> Result<Assessment, AppError> {
+    let query = assessments::table
+        .find(id)
+        .filter(assessments::deleted_at.is_null())
+        .select(columns!());
+    let row: Row = crate::on_backend!(conn, |c| query.first(c))?;
+    from_rows(conn, vec![row])?.pop().ok_or(AppError::NotFound)
+}
+
+fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError> {
+    Ok(enrolments::table
+        .find(enrolment_id)
+        .select(enrolments::trainee_id)
+        .first(conn)?)
+}
+
+/// Readable by whoever may read the enrolment, and always by the named assessor: an
+/// external supervisor keeps access to what they were asked to assess and signed.
+pub fn readable(
+    conn: &mut DbConn,
+    me: &Principal,
+    id: &str,
+    today: NaiveDate,
+) -> Result<Assessment, AppError> {
+    let a = get_assessment(conn, id)?;
+    if a.assessor_id.as_deref() == Some(me.user_id.as_str()) {
+        return Ok(a);
+    }
+    access::require(conn, me, &a.enrolment_id, today, Access::Read)?;
+    Ok(a)
+}
+
+fn email_of(conn: &mut DbConn, user_id: &str) -> Result<String, AppError> {
+    Ok(users::table
+        .find(user_id)
+        .select(users::email)
+        .first(conn)?)
+}
+
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub instrument: Option<AssessmentType>,
+    pub delmal: Option<String>,
+    pub placement_id: Option<String>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    f: &Filter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Assessment>, AppError> {
+    let mut q = assessments::table
+        .filter(assessments::enrolment_id.eq(enrolment_id.to_string()))
+        .filter(assessments::deleted_at.is_null())
+        .select(columns!())
+        .into_boxed();
+    if let Some(s) = &f.status {
+        q = q.filter(assessments::status.eq(s.clone()));
+    }
+    if let Some(i) = f.instrument {
+        q = q.filter(assessments::instrument.eq(instrument_str(i)));
+    }
+    if let Some(p) = &f.placement_id {
+        q = q.filter(assessments::placement_id.eq(p.clone()));
+    }
+    if let Some(d) = f.from {
+        q = q.filter(assessments::performed_on.ge(d.to_string()));
+    }
+    if let Some(d) = f.to {
+        q = q.filter(assessments::performed_on.le(d.to_string()));
+    }
+    if let Some(code) = &f.delmal {
+        let ids = record_delmal::table
+            .filter(record_delmal::enrolment_id.eq(enrolment_id.to_string()))
+            .filter(record_delmal::code.eq(code.clone()))
+            .select(record_delmal::record_id);
+        q = q.filter(assessments::id.eq_any(ids));
+    }
+    if let Some(a) = after {
+        q = q.filter(assessments::id.gt(a.to_string()));
+    }
+    let rows: Vec<Row> = q.order(assessments::id).limit(limit + 1).load(conn)?;
+    from_rows(conn, rows)
+}
+
+/// Everything waiting for my signature, across all my trainees, oldest request first.
+pub fn signature_queue(conn: &mut DbConn, me: &Principal) -> Result<Vec<Assessment>, AppError> {
+    let query = assessments::table
+        .filter(assessments::assessor_id.eq(&me.user_id))
+        .filter(assessments::deleted_at.is_null())
+        .filter(
+            assessments::status.eq(AWAITING).or(assessments::status
+                .eq(DRAFT)
+                .and(assessments::created_by.eq(&me.user_id))),
+        )
+        .order((assessments::requested_at, assessments::created_at))
+        .select(columns!());
+    let rows: Vec<Row> = crate::on_backend!(conn, |c| query.load(c))?;
+    from_rows(conn, rows)
+}

@@ -1,0 +1,138 @@
+//! Signing links: what an assessor without an account opens, signs or declines.
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use utoipa::ToSchema;
+
+use super::assessments::DeclineRequest;
+use super::PROBLEM;
+use crate::app::AppState;
+use crate::db;
+use crate::error::AppError;
+use crate::http::client_info;
+use crate::portfolio::assessments::{self, Assessment, AssessmentContent};
+use crate::portfolio::instruments::{self, InstrumentForm};
+
+/// What an assessor without an account sees through a signing link.
+#[derive(serde::Serialize, ToSchema)]
+pub struct SigningLinkView {
+    pub assessment: Assessment,
+    pub form: InstrumentForm,
+    /// The trainee who asked.
+    pub trainee_name: String,
+    /// The address the link is bound to.
+    pub email: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Open a signing link
+///
+/// For an assessor without an account: the assessment to complete, its form and who
+/// asked. The link is bound to one address and one assessment and expires (14 days).
+#[utoipa::path(
+    tag = "assessments",
+    params(("token" = String, Path, description = "The token from the mailed link")),
+    responses(
+        (status = 200, description = "The assessment to complete", body = SigningLinkView),
+        (status = 422, description = "Link unknown, used or expired", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(())
+)]
+#[get("/auth/signing-links/{token}")]
+pub async fn open_signing_link(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let token = path.into_inner();
+    let now = state.clock.now();
+    let view = db::run(&state.pool, move |c| {
+        let (assessment, email, expires_at) = assessments::open_link(c, now, &token)?;
+        let trainee_name = {
+            use crate::schema::{enrolments, users};
+            use diesel::prelude::*;
+            let trainee: String = enrolments::table
+                .find(&assessment.enrolment_id)
+                .select(enrolments::trainee_id)
+                .first(c)?;
+            users::table
+                .find(&trainee)
+                .select(users::display_name)
+                .first::<String>(c)?
+        };
+        Ok(SigningLinkView {
+            form: {
+                use crate::schema::enrolments;
+                use diesel::prelude::*;
+                let org: String = enrolments::table
+                    .find(&assessment.enrolment_id)
+                    .select(enrolments::organisation_id)
+                    .first(c)?;
+                instruments::form_for(c, assessment.instrument, Some(&org))?
+            },
+            assessment,
+            trainee_name,
+            email,
+            expires_at,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Complete and sign through a signing link
+///
+/// One request with the ratings and feedback. The signature records the address the link
+/// was bound to; the link then stops working.
+#[utoipa::path(
+    tag = "assessments",
+    params(("token" = String, Path, description = "The token from the mailed link")),
+    request_body = AssessmentContent,
+    responses(
+        (status = 200, description = "Signed", body = Assessment),
+        (status = 422, description = "Link unknown, used or expired, or the form is incomplete", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(())
+)]
+#[post("/auth/signing-links/{token}/sign")]
+pub async fn sign_by_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<AssessmentContent>,
+) -> Result<HttpResponse, AppError> {
+    let token = path.into_inner();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let client = client_info(&req, &state.config);
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
+        assessments::sign_by_link(c, &cfg, now, &client, &token, body.into_inner())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// Decline through a signing link
+#[utoipa::path(
+    tag = "assessments",
+    params(("token" = String, Path, description = "The token from the mailed link")),
+    request_body = DeclineRequest,
+    responses(
+        (status = 200, description = "Declined; the trainee is told why", body = Assessment),
+        (status = 422, description = "Link unknown, used or expired", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(())
+)]
+#[post("/auth/signing-links/{token}/decline")]
+pub async fn decline_by_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<DeclineRequest>,
+) -> Result<HttpResponse, AppError> {
+    let token = path.into_inner();
+    let (cfg, now) = (state.config.clone(), state.clock.now());
+    let client = client_info(&req, &state.config);
+    let a = crate::notifications::write_and_deliver(&state, move |c| {
+        assessments::decline_by_link(c, &cfg, now, &client, &token, &body.reason)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(a))
+}
