@@ -6,13 +6,11 @@ use serde_json::json;
 
 use super::build;
 use super::signing::{self, PublicKey, Verification};
-use crate::app::AppState;
 use crate::audit::{self, Event};
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::{Context, Ctx};
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
-use crate::http::{client_info, media_type, negotiate, read_body};
+use crate::http::{media_type, negotiate, read_body};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -42,42 +40,39 @@ const MAX_VERIFY_BYTES: usize = 64 * 1024 * 1024;
 )]
 #[get("/enrolments/{id}/dossier")]
 pub async fn get_dossier(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     // Besides the route policy: the pull is audited to a person, never to a client.
-    me.require_person()?;
+    ctx.caller.require_person()?;
     let kind = negotiate(&req, &["application/json", "application/pdf"])?;
     let id = path.into_inner();
-    let now = state.clock.now();
-    let today = now.date_naive();
-    let actor = me.user_id.clone();
     let eid = id.clone();
-    let (dossier, key_id, key) = db::run(&state.pool, move |c| {
-        let allowed = access::access(c, &me, &eid, today)? >= Access::Read
-            || crate::final_assessment::service::is_signer_of_enrolment(c, &me.user_id, &eid)?;
-        if !allowed {
-            return Err(AppError::NotFound);
-        }
-        let (key_id, key) = signing::current_key(c)?;
-        Ok((build::build(c, &eid, now)?, key_id, key))
-    })
-    .await?;
+    let (dossier, key_id, key) = ctx
+        .read(move |c, ctx| {
+            let me = &ctx.caller;
+            let allowed = access::access(c, me, &eid, ctx.today())? >= Access::Read
+                || crate::final_assessment::service::is_signer_of_enrolment(c, &me.user_id, &eid)?;
+            if !allowed {
+                return Err(AppError::NotFound);
+            }
+            let (key_id, key) = signing::current_key(c)?;
+            Ok((build::build(c, &eid, ctx.now)?, key_id, key))
+        })
+        .await?;
     let signature = signing::sign_dossier(&key_id, &key, &dossier);
     let pdf = kind == "application/pdf";
     let dossier_id = dossier["dossier_id"].as_str().unwrap_or("").to_string();
     let records = dossier["records"].as_array().map(|r| r.len()).unwrap_or(0);
     let hash = signature.content_hash.clone();
-    let client = client_info(&req, &state.config);
-    db::write(&state.pool, move |c| {
+    ctx.write(move |c, ctx| {
         audit::append(
             c,
-            now,
+            ctx.now,
             Event {
-                actor_id: Some(&actor),
-                client: client.user_agent.as_deref(),
+                actor_id: Some(&ctx.caller.user_id),
+                client: ctx.client.user_agent.as_deref(),
                 action: "issued",
                 entity: "dossier",
                 entity_id: &dossier_id,
@@ -137,7 +132,7 @@ pub async fn get_dossier(
 )]
 #[post("/dossier-verifications")]
 pub async fn verify_dossier(
-    state: web::Data<AppState>,
+    ctx: Context<()>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
@@ -148,7 +143,7 @@ pub async fn verify_dossier(
         ));
     }
     let body = read_body(payload, MAX_VERIFY_BYTES).await?;
-    let keys = db::run(&state.pool, signing::verifying_keys).await?;
+    let keys = ctx.read(|c, _| signing::verifying_keys(c)).await?;
     let v = web::block(move || signing::verify(&body, &keys)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
@@ -165,8 +160,8 @@ pub async fn verify_dossier(
     security(())
 )]
 #[get("/dossier-keys")]
-pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let keys = db::run(&state.pool, signing::public_keys).await?;
+pub async fn list_keys(ctx: Context<()>) -> Result<HttpResponse, AppError> {
+    let keys = ctx.read(|c, _| signing::public_keys(c)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .json(keys))

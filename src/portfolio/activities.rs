@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::audit::{self, Event};
 use crate::auth::principal::Principal;
-use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::curriculum::templates;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
@@ -270,18 +270,9 @@ struct Checked {
     template_version: i32,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check(
-    conn: &mut DbConn,
-    enrolment_id: &str,
-    title: &str,
-    start: NaiveDate,
-    end: Option<NaiveDate>,
-    placement_id: Option<&str>,
-    checklist_item_id: Option<&str>,
-    reflection: &str,
-    delmal: &[String],
-) -> Result<Checked, AppError> {
+/// Checks an activity's fields against its enrolment (template version, delmål of the
+/// regulation, placements); `n.id` and `n.kind` need no check.
+fn check(conn: &mut DbConn, enrolment_id: &str, n: &NewActivity) -> Result<Checked, AppError> {
     let query = enrolments::table
         .find(enrolment_id)
         .select((enrolments::template_id, enrolments::template_version));
@@ -295,16 +286,16 @@ fn check(
         content.specialty.as_deref(),
     )?;
     let mut errors = Vec::new();
-    if title.trim().is_empty() || title.chars().count() > 300 {
+    if n.title.trim().is_empty() || n.title.chars().count() > 300 {
         errors.push(FieldError::new("title", "1 to 300 characters"));
     }
-    if end.is_some_and(|e| e < start) {
+    if n.end_date.is_some_and(|e| e < n.start_date) {
         errors.push(FieldError::new("end_date", "must not be before start_date"));
     }
-    if reflection.chars().count() > 20_000 {
+    if n.reflection.chars().count() > 20_000 {
         errors.push(FieldError::new("reflection", "at most 20000 characters"));
     }
-    if let Some(p) = placement_id {
+    if let Some(p) = n.placement_id.as_deref() {
         if enrolment_of_placement(conn, p).ok().as_deref() != Some(enrolment_id) {
             errors.push(FieldError::new(
                 "placement_id",
@@ -312,7 +303,7 @@ fn check(
             ));
         }
     }
-    if let Some(item) = checklist_item_id {
+    if let Some(item) = n.checklist_item_id.as_deref() {
         let known = content
             .placement_types
             .iter()
@@ -326,7 +317,7 @@ fn check(
             ));
         }
     }
-    links::check(&codes, delmal, "delmal", &mut errors);
+    links::check(&codes, &n.delmal, "delmal", &mut errors);
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
@@ -335,18 +326,16 @@ fn check(
 
 fn audit_activity(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     action: &str,
     a: &Activity,
 ) -> Result<(), AppError> {
     audit::append(
         conn,
-        now,
+        ctx.now,
         Event {
-            actor_id: Some(&me.user_id),
-            client: client.user_agent.as_deref(),
+            actor_id: Some(&ctx.caller.user_id),
+            client: ctx.client.user_agent.as_deref(),
             action,
             entity: "activity",
             entity_id: &a.id,
@@ -358,16 +347,14 @@ fn audit_activity(
 
 pub fn create_activity(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewActivity,
 ) -> Result<Activity, AppError> {
-    require_trainee(conn, me, enrolment_id, now.date_naive())?;
-    let a = insert_activity(conn, now, enrolment_id, &me.user_id, n)?;
-    audit_activity(conn, now, me, client, "created", &a)?;
-    announce_created(conn, now, &a)?;
+    require_trainee(conn, &ctx.caller, enrolment_id, ctx.today())?;
+    let a = insert_activity(conn, ctx.now, enrolment_id, &ctx.caller.user_id, n)?;
+    audit_activity(conn, ctx, "created", &a)?;
+    announce_created(conn, ctx.now, &a)?;
     Ok(a)
 }
 
@@ -396,17 +383,7 @@ pub fn insert_activity(
     created_by: &str,
     n: NewActivity,
 ) -> Result<Activity, AppError> {
-    let checked = check(
-        conn,
-        enrolment_id,
-        &n.title,
-        n.start_date,
-        n.end_date,
-        n.placement_id.as_deref(),
-        n.checklist_item_id.as_deref(),
-        &n.reflection,
-        &n.delmal,
-    )?;
+    let checked = check(conn, enrolment_id, &n)?;
     let id =
         n.id.map(|u| u.to_string())
             .unwrap_or_else(|| Uuid::new_v4().to_string());
@@ -437,73 +414,58 @@ pub fn insert_activity(
 
 pub fn update_activity(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     p: ActivityPatch,
 ) -> Result<Activity, AppError> {
     let enrolment_id = enrolment_of_activity(conn, id)?;
-    require_trainee(conn, me, &enrolment_id, now.date_naive())?;
+    require_trainee(conn, &ctx.caller, &enrolment_id, ctx.today())?;
     let current = get_activity(conn, id)?;
     if_match(&current.etag())?;
-    let kind = p.kind.unwrap_or(current.kind);
-    let title = p.title.unwrap_or(current.title);
-    let start = p.start_date.unwrap_or(current.start_date);
-    let end = p.end_date.or(current.end_date);
-    let placement = p.placement_id.or(current.placement_id);
-    let item = p.checklist_item_id.or(current.checklist_item_id);
-    let reflection = p.reflection.unwrap_or(current.reflection);
-    let delmal = p.delmal.unwrap_or(current.delmal);
-    check(
-        conn,
-        &enrolment_id,
-        &title,
-        start,
-        end,
-        placement.as_deref(),
-        item.as_deref(),
-        &reflection,
-        &delmal,
-    )?;
+    let n = NewActivity {
+        id: None,
+        kind: p.kind.unwrap_or(current.kind),
+        title: p.title.unwrap_or(current.title),
+        start_date: p.start_date.unwrap_or(current.start_date),
+        end_date: p.end_date.or(current.end_date),
+        placement_id: p.placement_id.or(current.placement_id),
+        checklist_item_id: p.checklist_item_id.or(current.checklist_item_id),
+        reflection: p.reflection.unwrap_or(current.reflection),
+        delmal: p.delmal.unwrap_or(current.delmal),
+    };
+    check(conn, &enrolment_id, &n)?;
     diesel::update(activities::table.find(id))
         .set((
-            activities::kind.eq(kind.as_str()),
-            activities::title.eq(title.trim()),
-            activities::start_date.eq(start.to_string()),
-            activities::end_date.eq(end.map(|d| d.to_string())),
-            activities::placement_id.eq(&placement),
-            activities::checklist_item_id.eq(&item),
-            activities::reflection.eq(&reflection),
+            activities::kind.eq(n.kind.as_str()),
+            activities::title.eq(n.title.trim()),
+            activities::start_date.eq(n.start_date.to_string()),
+            activities::end_date.eq(n.end_date.map(|d| d.to_string())),
+            activities::placement_id.eq(&n.placement_id),
+            activities::checklist_item_id.eq(&n.checklist_item_id),
+            activities::reflection.eq(&n.reflection),
             activities::version.eq(current.version + 1),
-            activities::updated_at.eq(to_db(now)),
+            activities::updated_at.eq(to_db(ctx.now)),
         ))
         .execute(conn)?;
-    links::set(conn, links::ACTIVITY, &enrolment_id, id, &delmal)?;
+    links::set(conn, links::ACTIVITY, &enrolment_id, id, &n.delmal)?;
     let a = get_activity(conn, id)?;
-    audit_activity(conn, now, me, client, "updated", &a)?;
+    audit_activity(conn, ctx, "updated", &a)?;
     Ok(a)
 }
 
-pub fn delete_activity(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn delete_activity(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     let enrolment_id = enrolment_of_activity(conn, id)?;
-    require_trainee(conn, me, &enrolment_id, now.date_naive())?;
+    require_trainee(conn, &ctx.caller, &enrolment_id, ctx.today())?;
     let current = get_activity(conn, id)?;
     diesel::update(activities::table.find(id))
         .set((
-            activities::deleted_at.eq(to_db(now)),
-            activities::updated_at.eq(to_db(now)),
+            activities::deleted_at.eq(to_db(ctx.now)),
+            activities::updated_at.eq(to_db(ctx.now)),
         ))
         .execute(conn)?;
     links::remove(conn, id)?;
-    audit_activity(conn, now, me, client, "deleted", &current)
+    audit_activity(conn, ctx, "deleted", &current)
 }
 
 /// Filters of a list of activities.

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::audit::{self, Event};
 use crate::auth::principal::Principal;
-use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
@@ -260,13 +260,8 @@ pub struct NewAttachment {
     pub sha256: String,
 }
 
-pub fn record(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
-    n: NewAttachment,
-) -> Result<Attachment, AppError> {
+pub fn record(conn: &mut DbConn, ctx: &Ctx, n: NewAttachment) -> Result<Attachment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     diesel::insert_into(attachments::table)
         .values((
             attachments::id.eq(&n.id),
@@ -320,13 +315,8 @@ pub fn readable(
     Ok((a, key))
 }
 
-pub fn delete(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let (a, enrolment, _) = get(conn, id)?;
     crate::portfolio::activities::require_trainee(conn, me, &enrolment, now.date_naive())?;
     diesel::update(attachments::table.find(id))

@@ -13,7 +13,7 @@ use crate::audit::{self, Event};
 use crate::auth::principal::Principal;
 use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
-use crate::config::Config;
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
@@ -271,12 +271,11 @@ fn insert(conn: &mut DbConn, now: DateTime<Utc>, d: Draft) -> Result<(), AppErro
 
 pub fn create(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewSummary,
 ) -> Result<SummaryAssessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     let placement_here = enrolment_of_placement(conn, &n.placement_id)
         .ok()
@@ -334,13 +333,12 @@ fn own_draft(s: &SummaryAssessment, me: &Principal) -> Result<(), AppError> {
 
 pub fn update(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     p: SummaryPatch,
 ) -> Result<SummaryAssessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let s = readable(conn, me, id, now.date_naive())?;
     if_match(&s.etag())?;
     own_draft(&s, me)?;
@@ -362,12 +360,10 @@ pub fn update(
 
 pub fn sign(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
 ) -> Result<(SummaryAssessment, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let s = readable(conn, me, id, now.date_naive())?;
     own_draft(&s, me)?;
     let mut missing = Vec::new();
@@ -430,12 +426,11 @@ pub fn sign(
 
 pub fn correct(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     p: SummaryPatch,
 ) -> Result<SummaryAssessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let s = readable(conn, me, id, now.date_naive())?;
     if s.author_id != me.user_id {
         return Err(AppError::Forbidden(

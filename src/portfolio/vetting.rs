@@ -22,6 +22,7 @@ use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::auth::service::normalize_email;
 use crate::clock::{from_db, to_db};
 use crate::config::Config;
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access;
 use crate::error::{AppError, FieldError};
@@ -430,11 +431,10 @@ fn waiting(conn: &mut DbConn, x: &ExternalAssessor) -> Result<Vec<String>, AppEr
 /// Approves the person: every assessment waiting for them is sent (a link each).
 pub fn approve(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
 ) -> Result<(ExternalAssessor, Vec<Mail>), AppError> {
+    let (cfg, now, me) = (&*ctx.config, ctx.now, &ctx.caller);
     let x = decide(conn, now, me, id, APPROVED)?;
     let mut mails = Vec::new();
     for a in waiting(conn, &x)? {
@@ -453,11 +453,10 @@ pub fn approve(
 /// drafts without an assessor, to be asked of someone else.
 pub fn decline(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
 ) -> Result<(ExternalAssessor, Vec<Mail>), AppError> {
+    let (cfg, now, me) = (&*ctx.config, ctx.now, &ctx.caller);
     let x = decide(conn, now, me, id, DECLINED)?;
     let mut mails = Vec::new();
     for a in waiting(conn, &x)? {

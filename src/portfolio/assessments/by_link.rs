@@ -180,14 +180,13 @@ pub(super) fn use_link(conn: &mut DbConn, now: DateTime<Utc>, token: &str) -> Re
     Ok(())
 }
 
-pub fn sign_by_link(
+pub fn sign_by_link<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    client: &ClientInfo,
+    ctx: &Context<C>,
     token: &str,
     c: AssessmentContent,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     let (a, email, _) = open_link(conn, now, token)?;
     use_link(conn, now, token)?;
     let who = Signer {
@@ -199,14 +198,13 @@ pub fn sign_by_link(
     seal(conn, cfg, now, a, c, &who)
 }
 
-pub fn decline_by_link(
+pub fn decline_by_link<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    client: &ClientInfo,
+    ctx: &Context<C>,
     token: &str,
     reason: &str,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     let (a, email, _) = open_link(conn, now, token)?;
     use_link(conn, now, token)?;
     let who = Signer {

@@ -232,13 +232,11 @@ pub(super) fn request_mail(
 /// assigned supervisor recording directly is the assessor and gets a draft to sign.
 pub fn create(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewAssessment,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
@@ -396,13 +394,12 @@ pub(super) fn refuse_if_final(a: &Assessment) -> Result<(), AppError> {
 /// reflection; the assessor rates and writes feedback.
 pub fn update(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     c: AssessmentContent,
 ) -> Result<Assessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let mut a = readable(conn, me, id, now.date_naive())?;
     if_match(&a.etag())?;
     refuse_if_final(&a)?;
@@ -433,13 +430,11 @@ pub fn update(
 /// The trainee sends a draft to a named assessor.
 pub fn request(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     assessor_id: &str,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let a = readable(conn, me, id, now.date_naive())?;
     if trainee_of(conn, &a.enrolment_id)? != me.user_id {
         return Err(AppError::Forbidden(
@@ -493,12 +488,11 @@ pub fn request(
 /// be edited and signed. The signed original stays as it was.
 pub fn correct(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     c: AssessmentContent,
 ) -> Result<Assessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let original = readable(conn, me, id, now.date_naive())?;
     if original.status != SIGNED {
         return Err(AppError::Conflict(
@@ -538,13 +532,8 @@ pub fn correct(
 }
 
 /// Trainees delete their own unsigned drafts; nothing signed is ever deleted.
-pub fn delete(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let a = readable(conn, me, id, now.date_naive())?;
     if a.status == SIGNED {
         return Err(AppError::Conflict(

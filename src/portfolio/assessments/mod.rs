@@ -34,6 +34,7 @@ use crate::auth::principal::Principal;
 use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
 use crate::config::Config;
+use crate::context::{Context, Ctx};
 use crate::curriculum::templates::AssessmentType;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};

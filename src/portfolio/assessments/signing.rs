@@ -188,17 +188,14 @@ pub(super) fn mark_declined(
 
 /// Signs, applying the assessor's last edits in the same request. Only the named
 /// assessor signs, and never the trainee.
-#[allow(clippy::too_many_arguments)]
 pub fn sign(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     c: AssessmentContent,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let a = readable(conn, me, id, now.date_naive())?;
     if_match(&a.etag())?;
     refuse_if_final(&a)?;
@@ -221,13 +218,11 @@ pub fn sign(
 
 pub fn decline(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     reason: &str,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let a = readable(conn, me, id, now.date_naive())?;
     refuse_if_final(&a)?;
     if a.assessor_id.as_deref() != Some(me.user_id.as_str()) {
@@ -250,12 +245,11 @@ pub fn decline(
 /// assessor's credentials hash (checked by the caller, off the database thread).
 pub fn co_sign_start(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
     email: &str,
 ) -> Result<(Assessment, Option<crate::auth::service::Credentials>), AppError> {
+    let (cfg, now, me) = (&*ctx.config, ctx.now, &ctx.caller);
     let a = readable(conn, me, id, now.date_naive())?;
     refuse_if_final(&a)?;
     if trainee_of(conn, &a.enrolment_id)? != me.user_id {
@@ -279,17 +273,15 @@ pub fn co_sign_start(
 
 /// The assessor proved who they are with password and second factor on the trainee's
 /// phone: sign as them. The trainee's session gains nothing; no session is created.
-#[allow(clippy::too_many_arguments)]
-pub fn co_sign_finish(
+pub fn co_sign_finish<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    client: &ClientInfo,
+    ctx: &Context<C>,
     id: &str,
     assessor: Option<&crate::auth::service::Credentials>,
     factor: &crate::auth::service::SecondFactor,
     c: AssessmentContent,
 ) -> Result<Result<(Assessment, Vec<Mail>), AppError>, AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     let Some(assessor) = assessor else {
         // The attempt was counted in `co_sign_start`.
         return Ok(Err(AppError::InvalidCredentials));

@@ -7,12 +7,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{not_modified, PROBLEM};
-use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
-use crate::http::{check_if_match, client_info, if_match, with_etag, Page, PageParams};
+use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
 use crate::portfolio::activities::{self, Activity, ActivityKind, ActivityPatch, NewActivity};
 
 /// Log a learning activity
@@ -34,22 +32,13 @@ use crate::portfolio::activities::{self, Activity, ActivityKind, ActivityPatch, 
 )]
 #[post("/enrolments/{id}/activities")]
 pub async fn create_activity(
-    ctx: crate::context::Ctx,
+    ctx: Ctx,
     path: web::Path<String>,
     body: web::Json<NewActivity>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let a = ctx
-        .write(move |c, ctx| {
-            activities::create_activity(
-                c,
-                ctx.now,
-                &ctx.caller,
-                &ctx.client,
-                &id,
-                body.into_inner(),
-            )
-        })
+        .write(move |c, ctx| activities::create_activity(c, ctx, &id, body.into_inner()))
         .await?;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
 }
@@ -84,8 +73,7 @@ pub struct ActivityFilter {
 )]
 #[get("/enrolments/{id}/activities")]
 pub async fn list_activities(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<ActivityFilter>,
 ) -> Result<HttpResponse, AppError> {
@@ -96,7 +84,6 @@ pub async fn list_activities(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    let today = state.clock.now().date_naive();
     let filter = activities::Filter {
         delmal: q.delmal,
         placement_id: q.placement_id,
@@ -104,11 +91,12 @@ pub async fn list_activities(
         from: q.from,
         to: q.to,
     };
-    let rows = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        activities::list_activities(c, &id, &filter, after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, ctx.today(), Access::Read)?;
+            activities::list_activities(c, &id, &filter, after.as_deref(), limit)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |a| {
         format!("{}|{}", a.start_date, a.id)
     })))
@@ -129,19 +117,18 @@ pub async fn list_activities(
 )]
 #[get("/activities/{id}")]
 pub async fn get_activity(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let a = db::run(&state.pool, move |c| {
-        let enrolment = activities::enrolment_of_activity(c, &id)?;
-        access::require(c, &me, &enrolment, today, Access::Read)?;
-        activities::get_activity(c, &id)
-    })
-    .await?;
+    let a = ctx
+        .read(move |c, ctx| {
+            let enrolment = activities::enrolment_of_activity(c, &id)?;
+            access::require(c, &ctx.caller, &enrolment, ctx.today(), Access::Read)?;
+            activities::get_activity(c, &id)
+        })
+        .await?;
     let tag = a.etag();
     if not_modified(&req, &tag) {
         return Ok(HttpResponse::NotModified()
@@ -168,28 +155,24 @@ pub async fn get_activity(
 )]
 #[patch("/activities/{id}")]
 pub async fn patch_activity(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: web::Json<ActivityPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
     let expected = if_match(&req);
-    let a = db::write(&state.pool, move |c| {
-        activities::update_activity(
-            c,
-            now,
-            &me,
-            &client,
-            &id,
-            |t| check_if_match(expected.as_deref(), t),
-            body.into_inner(),
-        )
-    })
-    .await?;
+    let a = ctx
+        .write(move |c, ctx| {
+            activities::update_activity(
+                c,
+                ctx,
+                &id,
+                |t| check_if_match(expected.as_deref(), t),
+                body.into_inner(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -205,17 +188,12 @@ pub async fn patch_activity(
 )]
 #[delete("/activities/{id}")]
 pub async fn delete_activity(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
+    _req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
-    db::write(&state.pool, move |c| {
-        activities::delete_activity(c, now, &me, &client, &id)
-    })
-    .await?;
+    ctx.write(move |c, ctx| activities::delete_activity(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

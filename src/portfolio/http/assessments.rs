@@ -8,12 +8,12 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{not_modified, PROBLEM};
+use super::{write_and_deliver, write_and_deliver_checked};
 use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
-use crate::http::{check_if_match, client_info, if_match, with_etag, Page, PageParams};
+use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent, NewAssessment};
 
 /// Start a formative assessment
@@ -37,17 +37,15 @@ use crate::portfolio::assessments::{self, Assessment, AssessmentContent, NewAsse
 )]
 #[post("/enrolments/{id}/assessments")]
 pub async fn create_assessment(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    _req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<NewAssessment>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let a = crate::notifications::write_and_deliver(&state, move |c| {
-        assessments::create(c, &cfg, now, &me, &client, &id, body.into_inner())
+    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+        assessments::create(c, ctx, &id, body.into_inner())
     })
     .await?;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
@@ -82,8 +80,7 @@ pub struct AssessmentFilter {
 )]
 #[get("/enrolments/{id}/assessments")]
 pub async fn list_assessments(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<AssessmentFilter>,
 ) -> Result<HttpResponse, AppError> {
@@ -94,7 +91,6 @@ pub async fn list_assessments(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    let today = state.clock.now().date_naive();
     let filter = assessments::Filter {
         status: q.status,
         instrument: q.instrument,
@@ -103,11 +99,12 @@ pub async fn list_assessments(
         from: q.from,
         to: q.to,
     };
-    let rows = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        assessments::list(c, &id, &filter, after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, ctx.today(), Access::Read)?;
+            assessments::list(c, &id, &filter, after.as_deref(), limit)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |a| a.id.clone())))
 }
 
@@ -124,17 +121,14 @@ pub async fn list_assessments(
 )]
 #[get("/assessments/{id}")]
 pub async fn get_assessment(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let a = db::run(&state.pool, move |c| {
-        assessments::readable(c, &me, &id, today)
-    })
-    .await?;
+    let a = ctx
+        .read(move |c, ctx| assessments::readable(c, &ctx.caller, &id, ctx.today()))
+        .await?;
     let tag = a.etag();
     if not_modified(&req, &tag) {
         return Ok(HttpResponse::NotModified()
@@ -162,28 +156,24 @@ pub async fn get_assessment(
 )]
 #[patch("/assessments/{id}")]
 pub async fn patch_assessment(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: web::Json<AssessmentContent>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
     let expected = if_match(&req);
-    let a = db::write(&state.pool, move |c| {
-        assessments::update(
-            c,
-            now,
-            &me,
-            &client,
-            &id,
-            |t| check_if_match(expected.as_deref(), t),
-            body.into_inner(),
-        )
-    })
-    .await?;
+    let a = ctx
+        .write(move |c, ctx| {
+            assessments::update(
+                c,
+                ctx,
+                &id,
+                |t| check_if_match(expected.as_deref(), t),
+                body.into_inner(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -206,17 +196,15 @@ pub struct RequestSignature {
 )]
 #[post("/assessments/{id}/request")]
 pub async fn request_signature(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    _req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<RequestSignature>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let a = crate::notifications::write_and_deliver(&state, move |c| {
-        assessments::request(c, &cfg, now, &me, &client, &id, &body.assessor_id)
+    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+        assessments::request(c, ctx, &id, &body.assessor_id)
     })
     .await?;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
@@ -243,24 +231,19 @@ pub async fn request_signature(
 )]
 #[post("/assessments/{id}/sign")]
 pub async fn sign_assessment(
+    ctx: Ctx,
     state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: Option<web::Json<AssessmentContent>>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
     let expected = if_match(&req);
     let content = body.map(|b| b.into_inner()).unwrap_or_default();
-    let a = crate::notifications::write_and_deliver(&state, move |c| {
+    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
         assessments::sign(
             c,
-            &cfg,
-            now,
-            &me,
-            &client,
+            ctx,
             &id,
             |t| check_if_match(expected.as_deref(), t),
             content,
@@ -290,17 +273,15 @@ pub struct DeclineRequest {
 )]
 #[post("/assessments/{id}/decline")]
 pub async fn decline_assessment(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    _req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<DeclineRequest>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let a = crate::notifications::write_and_deliver(&state, move |c| {
-        assessments::decline(c, &cfg, now, &me, &client, &id, &body.reason)
+    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+        assessments::decline(c, ctx, &id, &body.reason)
     })
     .await?;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
@@ -322,19 +303,15 @@ pub async fn decline_assessment(
 )]
 #[post("/assessments/{id}/corrections")]
 pub async fn correct_assessment(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
+    _req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<AssessmentContent>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
-    let a = db::write(&state.pool, move |c| {
-        assessments::correct(c, now, &me, &client, &id, body.into_inner())
-    })
-    .await?;
+    let a = ctx
+        .write(move |c, ctx| assessments::correct(c, ctx, &id, body.into_inner()))
+        .await?;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
 }
 
@@ -352,18 +329,13 @@ pub async fn correct_assessment(
 )]
 #[delete("/assessments/{id}")]
 pub async fn delete_assessment(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
+    _req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
-    db::write(&state.pool, move |c| {
-        assessments::delete(c, now, &me, &client, &id)
-    })
-    .await?;
+    ctx.write(move |c, ctx| assessments::delete(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -376,11 +348,10 @@ pub async fn delete_assessment(
     security(("bearer" = []))
 )]
 #[get("/me/signature-queue")]
-pub async fn signature_queue(
-    state: web::Data<AppState>,
-    me: Principal,
-) -> Result<HttpResponse, AppError> {
-    let items = db::run(&state.pool, move |c| assessments::signature_queue(c, &me)).await?;
+pub async fn signature_queue(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let items = ctx
+        .read(move |c, ctx| assessments::signature_queue(c, &ctx.caller))
+        .await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -419,16 +390,14 @@ pub struct CoSignRequest {
 )]
 #[post("/assessments/{id}/co-sign")]
 pub async fn co_sign(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: web::Json<CoSignRequest>,
 ) -> Result<HttpResponse, AppError> {
     use crate::auth::service::{MfaMethod, SecondFactor};
     let id = path.into_inner();
     let body = body.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
     let factor = match body.method {
         MfaMethod::Totp => SecondFactor::Totp(body.code),
         MfaMethod::RecoveryCode => SecondFactor::RecoveryCode(body.code),
@@ -440,10 +409,10 @@ pub async fn co_sign(
         }
     };
     let (email, start_id) = (body.email.clone(), id.clone());
-    let (_, creds) = db::run(&state.pool, move |c| {
-        assessments::co_sign_start(c, &cfg, now, &me, &start_id, &email)
-    })
-    .await?;
+    // Counting the attempt is not the request's effect: the key waits for the signature.
+    let (_, creds) = ctx
+        .write_aside(move |c, ctx| assessments::co_sign_start(c, ctx, &start_id, &email))
+        .await?;
     let stored = creds.as_ref().and_then(|c| c.password_hash.clone());
     let dummy = state.dummy_hash.clone();
     let password = body.password;
@@ -452,11 +421,9 @@ pub async fn co_sign(
     })
     .await?;
     let creds = creds.filter(|_| ok);
-    let cfg = state.config.clone();
-    let client = client_info(&req, &state.config);
     let content = body.content;
-    let a = crate::notifications::write_and_deliver_checked(&state, move |c| {
-        assessments::co_sign_finish(c, &cfg, now, &client, &id, creds.as_ref(), &factor, content)
+    let a = write_and_deliver_checked(&ctx, &state, move |c, ctx| {
+        assessments::co_sign_finish(c, ctx, &id, creds.as_ref(), &factor, content)
     })
     .await?;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))

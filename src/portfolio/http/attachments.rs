@@ -7,10 +7,9 @@ use utoipa::IntoParams;
 
 use super::PROBLEM;
 use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::error::AppError;
-use crate::http::{client_info, media_type};
+use crate::http::media_type;
 use crate::portfolio::activities::{self};
 use crate::portfolio::attachments::{self, Attachment};
 
@@ -43,43 +42,41 @@ pub struct UploadParams {
 )]
 #[post("/activities/{id}/attachments")]
 pub async fn upload_attachment(
+    ctx: Ctx,
     state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     query: web::Query<UploadParams>,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let record = path.into_inner();
     let content_type = media_type(&req);
-    if !state.config.attachment_types.contains(&content_type) {
+    if !ctx.config.attachment_types.contains(&content_type) {
         return Err(AppError::UnsupportedMediaType(format!(
             "attachments may be {}",
-            state.config.attachment_types.join(", ")
+            ctx.config.attachment_types.join(", ")
         )));
     }
-    let now = state.clock.now();
     let enrolment = {
-        let (me, record) = (me.clone(), record.clone());
-        db::run(&state.pool, move |c| {
+        let record = record.clone();
+        ctx.read(move |c, ctx| {
             let enrolment = activities::enrolment_of_activity(c, &record)?;
-            activities::require_trainee(c, &me, &enrolment, now.date_naive())?;
+            activities::require_trainee(c, &ctx.caller, &enrolment, ctx.today())?;
             Ok(enrolment)
         })
         .await?
     };
     // A retried upload is answered from its key before the file is stored again.
-    crate::idempotency::settle(&state.pool, None).await?;
+    ctx.settle_idempotency_key().await?;
     let id = attachments::new_id();
     let (size, sha256) = attachments::stream_to_blob(
         state.blobs.clone(),
         id.clone(),
         content_type.clone(),
         payload,
-        state.config.attachment_max_bytes,
+        ctx.config.attachment_max_bytes,
     )
     .await?;
-    let client = client_info(&req, &state.config);
     let n = attachments::NewAttachment {
         id,
         enrolment_id: enrolment,
@@ -89,10 +86,9 @@ pub async fn upload_attachment(
         size_bytes: size,
         sha256,
     };
-    let a = db::write(&state.pool, move |c| {
-        attachments::record(c, now, &me, &client, n)
-    })
-    .await?;
+    let a = ctx
+        .write(move |c, ctx| attachments::record(c, ctx, n))
+        .await?;
     Ok(HttpResponse::Created().json(a))
 }
 
@@ -119,17 +115,15 @@ pub async fn upload_attachment(
 )]
 #[get("/attachments/{id}")]
 pub async fn download_attachment(
+    ctx: Ctx,
     state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let (a, key) = db::run(&state.pool, move |c| {
-        attachments::readable(c, &me, &id, today)
-    })
-    .await?;
+    let (a, key) = ctx
+        .read(move |c, ctx| attachments::readable(c, &ctx.caller, &id, ctx.today()))
+        .await?;
     let file_path = state.blobs.path(&key)?;
     let file = web::block(move || actix_files::NamedFile::open(file_path))
         .await?
@@ -165,17 +159,12 @@ pub async fn download_attachment(
 )]
 #[delete("/attachments/{id}")]
 pub async fn delete_attachment(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
+    _req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
-    db::write(&state.pool, move |c| {
-        attachments::delete(c, now, &me, &client, &id)
-    })
-    .await?;
+    ctx.write(move |c, ctx| attachments::delete(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,9 +5,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::PROBLEM;
-use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::Page;
 use crate::portfolio::instruments::{self, InstrumentForm};
@@ -24,15 +22,14 @@ use crate::portfolio::instruments::{self, InstrumentForm};
 )]
 #[get("/assessment-instruments")]
 pub async fn list_instruments(
-    state: web::Data<AppState>,
-    _me: Principal,
+    // Signed-in callers only; the forms are the same for everyone.
+    ctx: Ctx,
     query: web::Query<FormsFor>,
 ) -> Result<HttpResponse, AppError> {
     let org = query.into_inner().organisation_id;
-    let items = db::run(&state.pool, move |c| {
-        instruments::forms_for(c, org.as_deref())
-    })
-    .await?;
+    let items = ctx
+        .read(move |c, _ctx| instruments::forms_for(c, org.as_deref()))
+        .await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -63,16 +60,13 @@ pub struct FormsFor {
 )]
 #[post("/assessment-instruments/{instrument}/forms")]
 pub async fn store_form(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<crate::curriculum::templates::AssessmentType>,
     body: web::Json<instruments::FormInput>,
 ) -> Result<HttpResponse, AppError> {
     let instrument = path.into_inner();
-    let now = state.clock.now();
-    let f = db::write(&state.pool, move |c| {
-        instruments::store(c, now, &me, instrument, body.into_inner())
-    })
-    .await?;
+    let f = ctx
+        .write(move |c, ctx| instruments::store(c, ctx, instrument, body.into_inner()))
+        .await?;
     Ok(HttpResponse::Created().json(f))
 }

@@ -1,14 +1,14 @@
 //! Signing links: what an assessor without an account opens, signs or declines.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use utoipa::ToSchema;
 
 use super::assessments::DeclineRequest;
+use super::write_and_deliver;
 use super::PROBLEM;
 use crate::app::AppState;
-use crate::db;
+use crate::context::Context;
 use crate::error::AppError;
-use crate::http::client_info;
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent};
 use crate::portfolio::instruments::{self, InstrumentForm};
 
@@ -39,42 +39,42 @@ pub struct SigningLinkView {
 )]
 #[get("/auth/signing-links/{token}")]
 pub async fn open_signing_link(
-    state: web::Data<AppState>,
+    ctx: Context<()>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
-    let now = state.clock.now();
-    let view = db::run(&state.pool, move |c| {
-        let (assessment, email, expires_at) = assessments::open_link(c, now, &token)?;
-        let trainee_name = {
-            use crate::schema::{enrolments, users};
-            use diesel::prelude::*;
-            let trainee: String = enrolments::table
-                .find(&assessment.enrolment_id)
-                .select(enrolments::trainee_id)
-                .first(c)?;
-            users::table
-                .find(&trainee)
-                .select(users::display_name)
-                .first::<String>(c)?
-        };
-        Ok(SigningLinkView {
-            form: {
-                use crate::schema::enrolments;
+    let view = ctx
+        .read(move |c, ctx| {
+            let (assessment, email, expires_at) = assessments::open_link(c, ctx.now, &token)?;
+            let trainee_name = {
+                use crate::schema::{enrolments, users};
                 use diesel::prelude::*;
-                let org: String = enrolments::table
+                let trainee: String = enrolments::table
                     .find(&assessment.enrolment_id)
-                    .select(enrolments::organisation_id)
+                    .select(enrolments::trainee_id)
                     .first(c)?;
-                instruments::form_for(c, assessment.instrument, Some(&org))?
-            },
-            assessment,
-            trainee_name,
-            email,
-            expires_at,
+                users::table
+                    .find(&trainee)
+                    .select(users::display_name)
+                    .first::<String>(c)?
+            };
+            Ok(SigningLinkView {
+                form: {
+                    use crate::schema::enrolments;
+                    use diesel::prelude::*;
+                    let org: String = enrolments::table
+                        .find(&assessment.enrolment_id)
+                        .select(enrolments::organisation_id)
+                        .first(c)?;
+                    instruments::form_for(c, assessment.instrument, Some(&org))?
+                },
+                assessment,
+                trainee_name,
+                email,
+                expires_at,
+            })
         })
-    })
-    .await?;
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -94,16 +94,14 @@ pub async fn open_signing_link(
 )]
 #[post("/auth/signing-links/{token}/sign")]
 pub async fn sign_by_link(
+    ctx: Context<()>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<AssessmentContent>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let a = crate::notifications::write_and_deliver(&state, move |c| {
-        assessments::sign_by_link(c, &cfg, now, &client, &token, body.into_inner())
+    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+        assessments::sign_by_link(c, ctx, &token, body.into_inner())
     })
     .await?;
     Ok(HttpResponse::Ok().json(a))
@@ -122,16 +120,14 @@ pub async fn sign_by_link(
 )]
 #[post("/auth/signing-links/{token}/decline")]
 pub async fn decline_by_link(
+    ctx: Context<()>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<DeclineRequest>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let a = crate::notifications::write_and_deliver(&state, move |c| {
-        assessments::decline_by_link(c, &cfg, now, &client, &token, &body.reason)
+    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+        assessments::decline_by_link(c, ctx, &token, &body.reason)
     })
     .await?;
     Ok(HttpResponse::Ok().json(a))

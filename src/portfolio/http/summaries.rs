@@ -3,13 +3,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 
+use super::write_and_deliver;
 use super::PROBLEM;
 use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
-use crate::http::{check_if_match, client_info, if_match, with_etag, Page};
+use crate::http::{check_if_match, if_match, with_etag, Page};
 use crate::portfolio::summaries::{self, NewSummary, SummaryAssessment, SummaryPatch};
 
 /// Write a summary assessment of a placement
@@ -31,19 +31,15 @@ use crate::portfolio::summaries::{self, NewSummary, SummaryAssessment, SummaryPa
 )]
 #[post("/enrolments/{id}/summary-assessments")]
 pub async fn create_summary(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
+    _req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<NewSummary>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
-    let s = db::write(&state.pool, move |c| {
-        summaries::create(c, now, &me, &client, &id, body.into_inner())
-    })
-    .await?;
+    let s = ctx
+        .write(move |c, ctx| summaries::create(c, ctx, &id, body.into_inner()))
+        .await?;
     Ok(with_etag(StatusCode::CREATED, s.etag(), &s))
 }
 
@@ -58,18 +54,14 @@ pub async fn create_summary(
     security(("bearer" = []))
 )]
 #[get("/enrolments/{id}/summary-assessments")]
-pub async fn list_summaries(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn list_summaries(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let items = db::run(&state.pool, move |c| {
-        access::require(c, &me, &id, today, Access::Read)?;
-        summaries::list(c, &id)
-    })
-    .await?;
+    let items = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, ctx.today(), Access::Read)?;
+            summaries::list(c, &id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -87,17 +79,11 @@ pub async fn list_summaries(
     security(("bearer" = []))
 )]
 #[get("/summary-assessments/{id}")]
-pub async fn get_summary(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_summary(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let today = state.clock.now().date_naive();
-    let s = db::run(&state.pool, move |c| {
-        summaries::readable(c, &me, &id, today)
-    })
-    .await?;
+    let s = ctx
+        .read(move |c, ctx| summaries::readable(c, &ctx.caller, &id, ctx.today()))
+        .await?;
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 
@@ -115,28 +101,24 @@ pub async fn get_summary(
 )]
 #[patch("/summary-assessments/{id}")]
 pub async fn patch_summary(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: web::Json<SummaryPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
     let expected = if_match(&req);
-    let s = db::write(&state.pool, move |c| {
-        summaries::update(
-            c,
-            now,
-            &me,
-            &client,
-            &id,
-            |t| check_if_match(expected.as_deref(), t),
-            body.into_inner(),
-        )
-    })
-    .await?;
+    let s = ctx
+        .write(move |c, ctx| {
+            summaries::update(
+                c,
+                ctx,
+                &id,
+                |t| check_if_match(expected.as_deref(), t),
+                body.into_inner(),
+            )
+        })
+        .await?;
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 
@@ -152,18 +134,13 @@ pub async fn patch_summary(
 )]
 #[post("/summary-assessments/{id}/sign")]
 pub async fn sign_summary(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    _req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let s = crate::notifications::write_and_deliver(&state, move |c| {
-        summaries::sign(c, &cfg, now, &me, &client, &id)
-    })
-    .await?;
+    let s = write_and_deliver(&ctx, &state, move |c, ctx| summaries::sign(c, ctx, &id)).await?;
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 
@@ -180,18 +157,14 @@ pub async fn sign_summary(
 )]
 #[post("/summary-assessments/{id}/corrections")]
 pub async fn correct_summary(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
+    _req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<SummaryPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
-    let s = db::write(&state.pool, move |c| {
-        summaries::correct(c, now, &me, &client, &id, body.into_inner())
-    })
-    .await?;
+    let s = ctx
+        .write(move |c, ctx| summaries::correct(c, ctx, &id, body.into_inner()))
+        .await?;
     Ok(with_etag(StatusCode::CREATED, s.etag(), &s))
 }

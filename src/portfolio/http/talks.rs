@@ -4,46 +4,42 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 
+use super::write_and_deliver;
 use super::{not_modified, PROBLEM};
 use crate::app::AppState;
-use crate::auth::principal::Principal;
-use crate::db;
+use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
-use crate::http::{check_if_match, client_info, if_match, with_etag, Page, PageParams};
+use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
 use crate::portfolio::talks::{
     self, NewFinalCheckIn, NewHandoverTalk, NewSupervisionSession, Talk, TalkContent, TalkKind,
 };
 
 async fn talk_list(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     enrolment: String,
     kind: TalkKind,
     page: PageParams,
 ) -> Result<HttpResponse, AppError> {
     let (limit, after) = (page.limit()?, page.after()?);
-    let today = state.clock.now().date_naive();
-    let rows = db::run(&state.pool, move |c| {
-        access::require(c, &me, &enrolment, today, Access::Read)?;
-        talks::list(c, &enrolment, kind, after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &enrolment, ctx.today(), Access::Read)?;
+            talks::list(c, &enrolment, kind, after.as_deref(), limit)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |t| t.id.clone())))
 }
 
 async fn talk_get(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     id: String,
     kind: TalkKind,
 ) -> Result<HttpResponse, AppError> {
-    let today = state.clock.now().date_naive();
-    let t = db::run(&state.pool, move |c| {
-        talks::readable(c, &me, &id, kind, today)
-    })
-    .await?;
+    let t = ctx
+        .read(move |c, ctx| talks::readable(c, &ctx.caller, &id, kind, ctx.today()))
+        .await?;
     let tag = t.etag();
     if not_modified(&req, &tag) {
         return Ok(HttpResponse::NotModified()
@@ -54,23 +50,18 @@ async fn talk_get(
 }
 
 async fn talk_patch(
+    ctx: Ctx,
     state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
     id: String,
     kind: TalkKind,
     content: TalkContent,
 ) -> Result<HttpResponse, AppError> {
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
     let expected = if_match(&req);
-    let t = crate::notifications::write_and_deliver(&state, move |c| {
+    let t = write_and_deliver(&ctx, &state, move |c, ctx| {
         talks::update(
             c,
-            &cfg,
-            now,
-            &me,
-            &client,
+            ctx,
             &id,
             kind,
             |tag| check_if_match(expected.as_deref(), tag),
@@ -81,19 +72,10 @@ async fn talk_patch(
     Ok(with_etag(StatusCode::OK, t.etag(), &t))
 }
 
-async fn talk_confirm(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
-    id: String,
-    kind: TalkKind,
-) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now();
-    let client = client_info(&req, &state.config);
-    let t = db::write(&state.pool, move |c| {
-        talks::confirm(c, now, &me, &client, &id, kind)
-    })
-    .await?;
+async fn talk_confirm(ctx: Ctx, id: String, kind: TalkKind) -> Result<HttpResponse, AppError> {
+    let t = ctx
+        .write(move |c, ctx| talks::confirm(c, ctx, &id, kind))
+        .await?;
     Ok(with_etag(StatusCode::OK, t.etag(), &t))
 }
 
@@ -116,17 +98,15 @@ async fn talk_confirm(
 )]
 #[post("/enrolments/{id}/supervision-sessions")]
 pub async fn create_supervision_session(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    _req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<NewSupervisionSession>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let t = crate::notifications::write_and_deliver(&state, move |c| {
-        talks::create_session(c, &cfg, now, &me, &client, &id, body.into_inner())
+    let t = write_and_deliver(&ctx, &state, move |c, ctx| {
+        talks::create_session(c, ctx, &id, body.into_inner())
     })
     .await?;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
@@ -144,14 +124,12 @@ pub async fn create_supervision_session(
 )]
 #[get("/enrolments/{id}/supervision-sessions")]
 pub async fn list_supervision_sessions(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     talk_list(
-        state,
-        me,
+        ctx,
         path.into_inner(),
         TalkKind::Supervision,
         query.into_inner(),
@@ -172,12 +150,11 @@ pub async fn list_supervision_sessions(
 )]
 #[get("/supervision-sessions/{id}")]
 pub async fn get_supervision_session(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    talk_get(state, req, me, path.into_inner(), TalkKind::Supervision).await
+    talk_get(ctx, req, path.into_inner(), TalkKind::Supervision).await
 }
 
 /// Edit a supervision session (partial)
@@ -196,16 +173,16 @@ pub async fn get_supervision_session(
 )]
 #[patch("/supervision-sessions/{id}")]
 pub async fn patch_supervision_session(
+    ctx: Ctx,
     state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: web::Json<TalkContent>,
 ) -> Result<HttpResponse, AppError> {
     talk_patch(
+        ctx,
         state,
         req,
-        me,
         path.into_inner(),
         TalkKind::Supervision,
         body.into_inner(),
@@ -226,12 +203,10 @@ pub async fn patch_supervision_session(
 )]
 #[post("/supervision-sessions/{id}/confirm")]
 pub async fn confirm_supervision_session(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    talk_confirm(state, req, me, path.into_inner(), TalkKind::Supervision).await
+    talk_confirm(ctx, path.into_inner(), TalkKind::Supervision).await
 }
 
 /// Record a handover talk
@@ -256,17 +231,15 @@ pub async fn confirm_supervision_session(
 )]
 #[post("/enrolments/{id}/handover-talks")]
 pub async fn create_handover_talk(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    _req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<NewHandoverTalk>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let t = crate::notifications::write_and_deliver(&state, move |c| {
-        talks::create_handover(c, &cfg, now, &me, &client, &id, body.into_inner())
+    let t = write_and_deliver(&ctx, &state, move |c, ctx| {
+        talks::create_handover(c, ctx, &id, body.into_inner())
     })
     .await?;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
@@ -284,14 +257,12 @@ pub async fn create_handover_talk(
 )]
 #[get("/enrolments/{id}/handover-talks")]
 pub async fn list_handover_talks(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     talk_list(
-        state,
-        me,
+        ctx,
         path.into_inner(),
         TalkKind::Handover,
         query.into_inner(),
@@ -312,12 +283,11 @@ pub async fn list_handover_talks(
 )]
 #[get("/handover-talks/{id}")]
 pub async fn get_handover_talk(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    talk_get(state, req, me, path.into_inner(), TalkKind::Handover).await
+    talk_get(ctx, req, path.into_inner(), TalkKind::Handover).await
 }
 
 /// Edit a handover talk (partial)
@@ -336,16 +306,16 @@ pub async fn get_handover_talk(
 )]
 #[patch("/handover-talks/{id}")]
 pub async fn patch_handover_talk(
+    ctx: Ctx,
     state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: web::Json<TalkContent>,
 ) -> Result<HttpResponse, AppError> {
     talk_patch(
+        ctx,
         state,
         req,
-        me,
         path.into_inner(),
         TalkKind::Handover,
         body.into_inner(),
@@ -366,12 +336,10 @@ pub async fn patch_handover_talk(
 )]
 #[post("/handover-talks/{id}/confirm")]
 pub async fn confirm_handover_talk(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    talk_confirm(state, req, me, path.into_inner(), TalkKind::Handover).await
+    talk_confirm(ctx, path.into_inner(), TalkKind::Handover).await
 }
 
 /// Record the final check-in
@@ -394,17 +362,15 @@ pub async fn confirm_handover_talk(
 )]
 #[post("/enrolments/{id}/final-check-ins")]
 pub async fn create_final_check_in(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    _req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<NewFinalCheckIn>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let client = client_info(&req, &state.config);
-    let t = crate::notifications::write_and_deliver(&state, move |c| {
-        talks::create_final_check_in(c, &cfg, now, &me, &client, &id, body.into_inner())
+    let t = write_and_deliver(&ctx, &state, move |c, ctx| {
+        talks::create_final_check_in(c, ctx, &id, body.into_inner())
     })
     .await?;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
@@ -422,14 +388,12 @@ pub async fn create_final_check_in(
 )]
 #[get("/enrolments/{id}/final-check-ins")]
 pub async fn list_final_check_ins(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     talk_list(
-        state,
-        me,
+        ctx,
         path.into_inner(),
         TalkKind::FinalCheckIn,
         query.into_inner(),
@@ -450,12 +414,11 @@ pub async fn list_final_check_ins(
 )]
 #[get("/final-check-ins/{id}")]
 pub async fn get_final_check_in(
-    state: web::Data<AppState>,
+    ctx: Ctx,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    talk_get(state, req, me, path.into_inner(), TalkKind::FinalCheckIn).await
+    talk_get(ctx, req, path.into_inner(), TalkKind::FinalCheckIn).await
 }
 
 /// Edit a final check-in not yet confirmed by both
@@ -472,16 +435,16 @@ pub async fn get_final_check_in(
 )]
 #[patch("/final-check-ins/{id}")]
 pub async fn patch_final_check_in(
+    ctx: Ctx,
     state: web::Data<AppState>,
     req: HttpRequest,
-    me: Principal,
     path: web::Path<String>,
     body: web::Json<TalkContent>,
 ) -> Result<HttpResponse, AppError> {
     talk_patch(
+        ctx,
         state,
         req,
-        me,
         path.into_inner(),
         TalkKind::FinalCheckIn,
         body.into_inner(),
@@ -501,10 +464,8 @@ pub async fn patch_final_check_in(
 )]
 #[post("/final-check-ins/{id}/confirm")]
 pub async fn confirm_final_check_in(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    me: Principal,
+    ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    talk_confirm(state, req, me, path.into_inner(), TalkKind::FinalCheckIn).await
+    talk_confirm(ctx, path.into_inner(), TalkKind::FinalCheckIn).await
 }

@@ -4,8 +4,9 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::write_and_deliver;
 use crate::app::AppState;
-use crate::auth::principal::Principal;
+use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{Page, PageParams};
 use crate::portfolio::vetting::{
@@ -34,8 +35,7 @@ pub struct ExternalAssessorFilter {
 )]
 #[get("/external-assessors")]
 pub async fn list_external_assessors(
-    state: web::Data<AppState>,
-    me: Principal,
+    ctx: Ctx,
     query: web::Query<ExternalAssessorFilter>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
@@ -51,11 +51,18 @@ pub async fn list_external_assessors(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    let today = state.clock.now().date_naive();
-    let rows = crate::db::run(&state.pool, move |c| {
-        list(c, &me, today, &status, after.as_deref(), limit)
-    })
-    .await?;
+    let rows = ctx
+        .read(move |c, ctx| {
+            list(
+                c,
+                &ctx.caller,
+                ctx.today(),
+                &status,
+                after.as_deref(),
+                limit,
+            )
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |x| x.id.clone())))
 }
 
@@ -75,15 +82,12 @@ pub async fn list_external_assessors(
 )]
 #[post("/external-assessors/{id}/approve")]
 pub async fn approve_external_assessor(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let x =
-        crate::notifications::write_and_deliver(&state, move |c| approve(c, &cfg, now, &me, &id))
-            .await?;
+    let x = write_and_deliver(&ctx, &state, move |c, ctx| approve(c, ctx, &id)).await?;
     Ok(HttpResponse::Ok().json(x))
 }
 
@@ -103,14 +107,11 @@ pub async fn approve_external_assessor(
 )]
 #[post("/external-assessors/{id}/decline")]
 pub async fn decline_external_assessor(
+    ctx: Ctx,
     state: web::Data<AppState>,
-    me: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let x =
-        crate::notifications::write_and_deliver(&state, move |c| decline(c, &cfg, now, &me, &id))
-            .await?;
+    let x = write_and_deliver(&ctx, &state, move |c, ctx| decline(c, ctx, &id)).await?;
     Ok(HttpResponse::Ok().json(x))
 }

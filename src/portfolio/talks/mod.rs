@@ -21,6 +21,7 @@ use crate::auth::principal::{load_roles, Principal, Role};
 use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
 use crate::config::Config;
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;

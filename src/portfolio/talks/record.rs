@@ -279,16 +279,13 @@ pub(super) fn blank(
 
 /// An ad hoc supervision session, by the trainee or a supervisor of theirs. The creator
 /// has confirmed what they wrote.
-#[allow(clippy::too_many_arguments)]
 pub fn create_session(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewSupervisionSession,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
@@ -348,16 +345,13 @@ pub fn create_session(
 
 /// The final check-in (slutavstämning) between the trainee and the main supervisor,
 /// recorded like a supervision session; either of them records it.
-#[allow(clippy::too_many_arguments)]
 pub fn create_final_check_in(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewFinalCheckIn,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
@@ -392,16 +386,13 @@ pub fn create_final_check_in(
 }
 
 /// A handover talk, led (and so created) by the trainee.
-#[allow(clippy::too_many_arguments)]
 pub fn create_handover(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewHandoverTalk,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
@@ -469,18 +460,15 @@ pub fn create_handover(
 
 /// Edits a talk that not everyone has confirmed yet. The editor's confirmation stands;
 /// everyone else is asked again, since the text they confirmed changed.
-#[allow(clippy::too_many_arguments)]
 pub fn update(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     kind: TalkKind,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     c: TalkContent,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let mut t = readable(conn, me, id, kind, now.date_naive())?;
     if_match(&t.etag())?;
     if t.status == "confirmed" {
@@ -509,14 +497,8 @@ pub fn update(
 }
 
 /// A participant confirms the talk as it stands; when the last one does, it is final.
-pub fn confirm(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
-    id: &str,
-    kind: TalkKind,
-) -> Result<Talk, AppError> {
+pub fn confirm(conn: &mut DbConn, ctx: &Ctx, id: &str, kind: TalkKind) -> Result<Talk, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let t = readable(conn, me, id, kind, now.date_naive())?;
     let Some(mine) = t.participants.iter().find(|p| p.user_id == me.user_id) else {
         return Err(AppError::Forbidden(
