@@ -181,12 +181,11 @@ fn checked_text(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) 
 }
 
 /// Decides whether a link may go to `email` for a request on `enrolment_id` by its
-/// trainee, recording a new vetting request when the person is unknown there.
-#[allow(clippy::too_many_arguments)]
+/// trainee (the caller), recording a new vetting request when the person is unknown
+/// there.
 pub fn gate(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    trainee_id: &str,
+    ctx: &Ctx,
     trainee_email: &str,
     enrolment_id: &str,
     email: &str,
@@ -231,11 +230,11 @@ pub fn gate(
                     external_assessors::name.eq(&name),
                     external_assessors::workplace.eq(&workplace),
                     external_assessors::status.eq(PENDING),
-                    external_assessors::requested_by.eq(trainee_id),
+                    external_assessors::requested_by.eq(&ctx.caller.user_id),
                     external_assessors::enrolment_id.eq(enrolment_id),
                     external_assessors::version.eq(1),
-                    external_assessors::created_at.eq(to_db(now)),
-                    external_assessors::updated_at.eq(to_db(now)),
+                    external_assessors::created_at.eq(to_db(ctx.now)),
+                    external_assessors::updated_at.eq(to_db(ctx.now)),
                 ))
                 .execute(conn)?;
             Ok(Gate::Pending { first: true })

@@ -279,8 +279,7 @@ pub fn create(
             let own = email_of(conn, &me.user_id)?;
             Some(crate::portfolio::vetting::gate(
                 conn,
-                now,
-                &me.user_id,
+                ctx,
                 &own,
                 enrolment_id,
                 email,
