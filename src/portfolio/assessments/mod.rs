@@ -22,7 +22,7 @@ pub use signing::{co_sign_finish, co_sign_start, decline, sign, Signer};
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -41,6 +41,7 @@ use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::{AssessmentId, Day, EnrolmentId, PlacementId, UserId};
 use crate::mail::Mail;
 use crate::portfolio::{instruments, links};
 use crate::schema::{assessments, enrolments, record_delmal, signing_links, users};
@@ -169,82 +170,49 @@ pub struct NewAssessment {
     pub content: AssessmentContent,
 }
 
-type Row = (
-    (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        String,
-        Option<i32>,
-    ),
-    (
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-        Option<String>,
-        Option<String>,
-    ),
-    (
-        Option<chrono::NaiveDateTime>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        i32,
-        chrono::NaiveDateTime,
-        chrono::NaiveDateTime,
-    ),
-);
-
-macro_rules! columns {
-    () => {
-        (
-            (
-                assessments::id,
-                assessments::enrolment_id,
-                assessments::instrument,
-                assessments::status,
-                assessments::assessor_id,
-                assessments::placement_id,
-                assessments::performed_on,
-                assessments::context,
-                assessments::ratings,
-                assessments::entrustment,
-            ),
-            (
-                assessments::feedback_strengths,
-                assessments::feedback_next_steps,
-                assessments::trainee_reflection,
-                assessments::decline_reason,
-                assessments::supersedes_id,
-                assessments::superseded_by,
-                assessments::created_by,
-                assessments::assessor_email,
-                assessments::signed_by_email,
-            ),
-            (
-                assessments::signed_at,
-                assessments::signed_by,
-                assessments::signature_method,
-                assessments::content_hash,
-                assessments::version,
-                assessments::created_at,
-                assessments::updated_at,
-            ),
-        )
-    };
+/// An assessment as stored (its delmål are links in `record_delmal`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = assessments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Row {
+    id: AssessmentId,
+    enrolment_id: EnrolmentId,
+    /// The instrument's code (`AssessmentType` in serde form).
+    instrument: String,
+    status: String,
+    assessor_id: Option<UserId>,
+    placement_id: Option<PlacementId>,
+    performed_on: Day,
+    /// JSON object of context fields.
+    context: String,
+    /// JSON object of ratings per domain.
+    ratings: String,
+    entrustment: Option<i32>,
+    feedback_strengths: String,
+    feedback_next_steps: String,
+    trainee_reflection: String,
+    decline_reason: Option<String>,
+    supersedes_id: Option<AssessmentId>,
+    superseded_by: Option<AssessmentId>,
+    created_by: UserId,
+    assessor_email: Option<String>,
+    signed_by_email: Option<String>,
+    signed_at: Option<NaiveDateTime>,
+    signed_by: Option<UserId>,
+    signature_method: Option<String>,
+    content_hash: Option<String>,
+    version: i32,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
 }
 
-fn instrument_of(s: &str) -> AssessmentType {
-    serde_json::from_value(json!(s)).unwrap_or(AssessmentType::MiniCex)
+/// Stored data that does not read back is an error, never a default.
+fn unreadable(what: &str, id: &str, e: impl std::fmt::Display) -> AppError {
+    AppError::internal(format!("assessment {id}: stored {what} unreadable: {e}"))
+}
+
+/// The stored instrument code; an unknown one is an error.
+fn instrument_of(id: &str, s: &str) -> Result<AssessmentType, AppError> {
+    serde_json::from_value(json!(s)).map_err(|e| unreadable("instrument", id, e))
 }
 
 fn instrument_str(i: AssessmentType) -> String {
@@ -255,56 +223,57 @@ fn instrument_str(i: AssessmentType) -> String {
 }
 
 fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Assessment>, AppError> {
-    let ids: Vec<String> = rows.iter().map(|r| r.0 .0.clone()).collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
     let links = links::of(conn, &ids)?;
-    Ok(rows
-        .into_iter()
-        .map(|(a, b, c)| {
-            let signature = match (c.0, c.2, c.3) {
+    rows.into_iter()
+        .map(|r| {
+            let signature = match (r.signed_at, r.signature_method, r.content_hash) {
                 (Some(at), Some(method), Some(hash)) => Some(Signature {
-                    signed_by: c.1,
-                    signed_by_email: b.8.clone(),
+                    signed_by: r.signed_by.map(UserId::into_inner),
+                    signed_by_email: r.signed_by_email,
                     signed_at: from_db(at),
                     method,
                     content_hash: hash,
                 }),
                 _ => None,
             };
-            Assessment {
-                delmal: links::codes(&links, &a.0),
-                id: a.0,
-                enrolment_id: a.1,
-                instrument: instrument_of(&a.2),
-                status: a.3,
-                assessor_id: a.4,
-                placement_id: a.5,
-                performed_on: NaiveDate::parse_from_str(&a.6, "%Y-%m-%d").unwrap_or_default(),
-                context: serde_json::from_str(&a.7).unwrap_or_default(),
-                ratings: serde_json::from_str(&a.8).unwrap_or_default(),
-                entrustment: a.9,
-                feedback_strengths: b.0,
-                feedback_next_steps: b.1,
-                trainee_reflection: b.2,
-                decline_reason: b.3,
-                supersedes_id: b.4,
-                superseded_by: b.5,
-                created_by: b.6,
-                assessor_email: b.7,
+            Ok(Assessment {
+                delmal: links::codes(&links, &r.id),
+                instrument: instrument_of(&r.id, &r.instrument)?,
+                context: serde_json::from_str(&r.context)
+                    .map_err(|e| unreadable("context", &r.id, e))?,
+                ratings: serde_json::from_str(&r.ratings)
+                    .map_err(|e| unreadable("ratings", &r.id, e))?,
+                id: r.id.into_inner(),
+                enrolment_id: r.enrolment_id.into_inner(),
+                status: r.status,
+                assessor_id: r.assessor_id.map(UserId::into_inner),
+                placement_id: r.placement_id.map(PlacementId::into_inner),
+                performed_on: r.performed_on.date(),
+                entrustment: r.entrustment,
+                feedback_strengths: r.feedback_strengths,
+                feedback_next_steps: r.feedback_next_steps,
+                trainee_reflection: r.trainee_reflection,
+                decline_reason: r.decline_reason,
+                supersedes_id: r.supersedes_id.map(AssessmentId::into_inner),
+                superseded_by: r.superseded_by.map(AssessmentId::into_inner),
+                created_by: r.created_by.into_inner(),
+                assessor_email: r.assessor_email,
                 signature,
-                version: c.4,
-                created_at: from_db(c.5),
-                updated_at: from_db(c.6),
-            }
+                version: r.version,
+                created_at: from_db(r.created_at),
+                updated_at: from_db(r.updated_at),
+            })
         })
-        .collect())
+        .collect()
 }
 
 pub fn get_assessment(conn: &mut DbConn, id: &str) -> Result<Assessment, AppError> {
     let query = assessments::table
         .find(id)
-        .filter(assessments::deleted_at.is_null())
-        .select(columns!());
-    let row: Row = crate::on_backend!(conn, |c| query.first(c))?;
+        .filter(assessments::deleted_at.is_null());
+    // Selected inside `on_backend!`: a selection is typed by its backend.
+    let row: Row = crate::on_backend!(conn, |c| query.select(Row::as_select()).first(c))?;
     from_rows(conn, vec![row])?.pop().ok_or(AppError::NotFound)
 }
 
@@ -358,7 +327,7 @@ pub fn list(
     let mut q = assessments::table
         .filter(assessments::enrolment_id.eq(enrolment_id.to_string()))
         .filter(assessments::deleted_at.is_null())
-        .select(columns!())
+        .select(Row::as_select())
         .into_boxed();
     if let Some(s) = &f.status {
         q = q.filter(assessments::status.eq(s.clone()));
@@ -399,8 +368,7 @@ pub fn signature_queue(conn: &mut DbConn, me: &Principal) -> Result<Vec<Assessme
                 .eq(DRAFT)
                 .and(assessments::created_by.eq(&me.user_id))),
         )
-        .order((assessments::requested_at, assessments::created_at))
-        .select(columns!());
-    let rows: Vec<Row> = crate::on_backend!(conn, |c| query.load(c))?;
+        .order((assessments::requested_at, assessments::created_at));
+    let rows: Vec<Row> = crate::on_backend!(conn, |c| query.select(Row::as_select()).load(c))?;
     from_rows(conn, rows)
 }
