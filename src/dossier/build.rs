@@ -116,36 +116,31 @@ pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Resul
         .cloned()
         .unwrap_or(Value::Null);
 
-    type AuditRow = (
-        i64,
-        chrono::NaiveDateTime,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-    );
-    let audit: Vec<AuditRow> = audit_log::table
+    /// An audit fact about a signature or confirmation, as the dossier lists it.
+    #[derive(Queryable, Selectable)]
+    #[diesel(table_name = audit_log, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+    struct AuditFact {
+        seq: i64,
+        at: chrono::NaiveDateTime,
+        actor_id: Option<String>,
+        client: Option<String>,
+        action: String,
+        entity: String,
+        entity_id: String,
+        hash: String,
+    }
+    let audit: Vec<AuditFact> = audit_log::table
         .filter(audit_log::enrolment_id.eq(enrolment_id))
         .filter(audit_log::action.eq_any(SIGNATURE_ACTIONS))
         .order(audit_log::seq)
-        .select((
-            audit_log::seq,
-            audit_log::at,
-            audit_log::actor_id,
-            audit_log::client,
-            audit_log::action,
-            audit_log::entity,
-            audit_log::entity_id,
-            audit_log::hash,
-        ))
+        .select(AuditFact::as_select())
         .load(conn)?;
     let audit: Vec<Value> = audit
         .into_iter()
         .map(|r| {
-            json!({"seq": r.0, "at": crate::clock::from_db(r.1), "actor_id": r.2, "client": r.3,
-                   "action": r.4, "entity": r.5, "entity_id": r.6, "hash": r.7})
+            json!({"seq": r.seq, "at": crate::clock::from_db(r.at), "actor_id": r.actor_id,
+                   "client": r.client, "action": r.action, "entity": r.entity,
+                   "entity_id": r.entity_id, "hash": r.hash})
         })
         .collect();
 

@@ -10,7 +10,7 @@
 //! still being vetted waits as `awaiting_vetting`; approval sends the links of every
 //! such assessment, declining hands them back to their trainees as drafts.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -27,6 +27,7 @@ use crate::db::DbConn;
 use crate::enrolment::access;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::{EnrolmentId, OrganisationId, UserId};
 use crate::mail::Mail;
 use crate::schema::{assessments, assignments, enrolments, external_assessors, users};
 
@@ -68,70 +69,52 @@ impl ExternalAssessor {
     }
 }
 
-type Row = (
-    (String, String, String, String, String, String),
-    (
-        String,
-        String,
-        Option<String>,
-        Option<chrono::NaiveDateTime>,
-    ),
-    (i32, chrono::NaiveDateTime, chrono::NaiveDateTime),
-);
-
-macro_rules! columns {
-    () => {
-        (
-            (
-                external_assessors::id,
-                external_assessors::organisation_id,
-                external_assessors::email,
-                external_assessors::name,
-                external_assessors::workplace,
-                external_assessors::status,
-            ),
-            (
-                external_assessors::requested_by,
-                external_assessors::enrolment_id,
-                external_assessors::decided_by,
-                external_assessors::decided_at,
-            ),
-            (
-                external_assessors::version,
-                external_assessors::created_at,
-                external_assessors::updated_at,
-            ),
-        )
-    };
+/// A person named as an assessor, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = external_assessors, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Row {
+    id: String,
+    organisation_id: OrganisationId,
+    email: String,
+    name: String,
+    workplace: String,
+    status: String,
+    requested_by: UserId,
+    enrolment_id: EnrolmentId,
+    decided_by: Option<UserId>,
+    decided_at: Option<NaiveDateTime>,
+    version: i32,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
 }
 
-fn from_row(conn: &mut DbConn, (a, b, c): Row) -> Result<ExternalAssessor, AppError> {
+fn from_row(conn: &mut DbConn, r: Row) -> Result<ExternalAssessor, AppError> {
     let requested_by_name: String = users::table
-        .find(&b.0)
+        .find(&r.requested_by)
         .select(users::display_name)
         .first(conn)?;
     Ok(ExternalAssessor {
-        id: a.0,
-        organisation_id: a.1,
-        email: a.2,
-        name: a.3,
-        workplace: a.4,
-        status: a.5,
-        requested_by: b.0,
+        id: r.id,
+        organisation_id: r.organisation_id.into_inner(),
+        email: r.email,
+        name: r.name,
+        workplace: r.workplace,
+        status: r.status,
+        requested_by: r.requested_by.into_inner(),
         requested_by_name,
-        enrolment_id: b.1,
-        decided_by: b.2,
-        decided_at: b.3.map(from_db),
-        version: c.0,
-        created_at: from_db(c.1),
-        updated_at: from_db(c.2),
+        enrolment_id: r.enrolment_id.into_inner(),
+        decided_by: r.decided_by.map(UserId::into_inner),
+        decided_at: r.decided_at.map(from_db),
+        version: r.version,
+        created_at: from_db(r.created_at),
+        updated_at: from_db(r.updated_at),
     })
 }
 
 fn get(conn: &mut DbConn, id: &str) -> Result<ExternalAssessor, AppError> {
     let row: Row = external_assessors::table
         .find(id)
-        .select(columns!())
+        .select(Row::as_select())
         .first(conn)?;
     from_row(conn, row)
 }
@@ -338,7 +321,7 @@ pub fn list(
         .load(conn)?;
     let mut q = external_assessors::table
         .filter(external_assessors::status.eq(status.to_string()))
-        .select(columns!())
+        .select(Row::as_select())
         .into_boxed();
     if let Some(a) = after {
         q = q.filter(external_assessors::id.gt(a.to_string()));
@@ -346,9 +329,13 @@ pub fn list(
     let rows: Vec<Row> = q.order(external_assessors::id).load(conn)?;
     let mut out = Vec::new();
     for row in rows {
-        let (org, email, enrolment) = (&row.0 .1, &row.0 .2, &row.1 .1);
-        let visible = orgs.contains(org)
-            || mine.contains(enrolment)
+        let (org, email, enrolment) = (
+            row.organisation_id.as_str(),
+            row.email.as_str(),
+            row.enrolment_id.as_str(),
+        );
+        let visible = orgs.iter().any(|o| o == org)
+            || mine.iter().any(|e| e == enrolment)
             || named.iter().any(|(o, e)| o == org && e == email);
         if visible {
             out.push(from_row(conn, row)?);

@@ -9,7 +9,7 @@ mod record;
 
 pub use record::{confirm, create_final_check_in, create_handover, create_session, update};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -27,11 +27,25 @@ use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::{Day, EnrolmentId, PlacementId, TalkId, UserId};
 use crate::mail::Mail;
 use crate::portfolio::links;
 use crate::schema::{enrolments, talk_participants, talks, users};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum TalkKind {
     /// Handledarsamtal.
@@ -43,14 +57,25 @@ pub enum TalkKind {
 }
 
 impl TalkKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             TalkKind::Supervision => "supervision",
             TalkKind::Handover => "handover",
             TalkKind::FinalCheckIn => "final_check_in",
         }
     }
-    fn path(self) -> &'static str {
+
+    /// The kind a stored code names; `None` for a code this build does not know.
+    pub fn from_code(code: &str) -> Option<TalkKind> {
+        Some(match code {
+            "supervision" => TalkKind::Supervision,
+            "handover" => TalkKind::Handover,
+            "final_check_in" => TalkKind::FinalCheckIn,
+            _ => return None,
+        })
+    }
+
+    fn path(&self) -> &'static str {
         match self {
             TalkKind::Supervision => "supervision-sessions",
             TalkKind::Handover => "handover-talks",
@@ -58,6 +83,8 @@ impl TalkKind {
         }
     }
 }
+
+crate::text_enum_sql!(TalkKind);
 
 /// Progress on one delmål, as the handover talk records it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -184,108 +211,88 @@ pub struct NewHandoverTalk {
     pub content: TalkContent,
 }
 
-type Row = (
-    (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-    ),
-    (
-        String,
-        String,
-        String,
-        String,
-        i32,
-        chrono::NaiveDateTime,
-        chrono::NaiveDateTime,
-    ),
-);
+/// A talk as stored (participants and delmål are in their own tables).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = talks, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Row {
+    id: TalkId,
+    enrolment_id: EnrolmentId,
+    kind: TalkKind,
+    held_on: Day,
+    placement_id: Option<PlacementId>,
+    next_placement_id: Option<PlacementId>,
+    /// JSON array of topics.
+    topics: String,
+    notes: String,
+    agreed_actions: String,
+    /// JSON of the handover content (handover talks).
+    content: String,
+    status: String,
+    created_by: UserId,
+    version: i32,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
 
-macro_rules! columns {
-    () => {
-        (
-            (
-                talks::id,
-                talks::enrolment_id,
-                talks::kind,
-                talks::held_on,
-                talks::placement_id,
-                talks::next_placement_id,
-                talks::topics,
-                talks::notes,
-            ),
-            (
-                talks::agreed_actions,
-                talks::content,
-                talks::status,
-                talks::created_by,
-                talks::version,
-                talks::created_at,
-                talks::updated_at,
-            ),
-        )
-    };
+/// A participant as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = talk_participants, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct ParticipantRow {
+    user_id: UserId,
+    role: String,
+    confirmed_at: Option<NaiveDateTime>,
+    confirmation_method: Option<String>,
+}
+
+/// Stored data that does not read back is an error, never a default.
+fn unreadable(what: &str, id: &str, e: impl std::fmt::Display) -> AppError {
+    AppError::internal(format!("talk {id}: stored {what} unreadable: {e}"))
 }
 
 pub fn get(conn: &mut DbConn, id: &str) -> Result<Talk, AppError> {
-    let (a, b): Row = talks::table
+    let r: Row = talks::table
         .find(id)
         .filter(talks::deleted_at.is_null())
-        .select(columns!())
+        .select(Row::as_select())
         .first(conn)?;
-    let parts: Vec<(
-        String,
-        String,
-        Option<chrono::NaiveDateTime>,
-        Option<String>,
-    )> = talk_participants::table
+    let parts: Vec<ParticipantRow> = talk_participants::table
         .filter(talk_participants::talk_id.eq(id))
         .order(talk_participants::role)
-        .select((
-            talk_participants::user_id,
-            talk_participants::role,
-            talk_participants::confirmed_at,
-            talk_participants::confirmation_method,
-        ))
+        .select(ParticipantRow::as_select())
         .load(conn)?;
     let delmal = links::codes(&links::of(conn, &[id.to_string()])?, id);
-    let kind = match a.2.as_str() {
-        "handover" => TalkKind::Handover,
-        "final_check_in" => TalkKind::FinalCheckIn,
-        _ => TalkKind::Supervision,
+    let handover = match r.kind {
+        TalkKind::Handover => {
+            Some(serde_json::from_str(&r.content).map_err(|e| unreadable("content", id, e))?)
+        }
+        _ => None,
     };
     Ok(Talk {
-        id: a.0,
-        enrolment_id: a.1,
-        kind,
-        held_on: NaiveDate::parse_from_str(&a.3, "%Y-%m-%d").unwrap_or_default(),
-        placement_id: a.4,
-        next_placement_id: a.5,
-        topics: serde_json::from_str(&a.6).unwrap_or_default(),
-        notes: a.7,
-        agreed_actions: b.0,
+        topics: serde_json::from_str(&r.topics).map_err(|e| unreadable("topics", id, e))?,
+        id: r.id.into_inner(),
+        enrolment_id: r.enrolment_id.into_inner(),
+        kind: r.kind,
+        held_on: r.held_on.date(),
+        placement_id: r.placement_id.map(PlacementId::into_inner),
+        next_placement_id: r.next_placement_id.map(PlacementId::into_inner),
+        notes: r.notes,
+        agreed_actions: r.agreed_actions,
         delmal,
-        handover: (kind == TalkKind::Handover)
-            .then(|| serde_json::from_str(&b.1).unwrap_or_default()),
+        handover,
         participants: parts
             .into_iter()
             .map(|p| Participant {
-                user_id: p.0,
-                role: p.1,
-                confirmed_at: p.2.map(from_db),
-                confirmation_method: p.3,
+                user_id: p.user_id.into_inner(),
+                role: p.role,
+                confirmed_at: p.confirmed_at.map(from_db),
+                confirmation_method: p.confirmation_method,
             })
             .collect(),
-        status: b.2,
-        created_by: b.3,
-        version: b.4,
-        created_at: from_db(b.5),
-        updated_at: from_db(b.6),
+        status: r.status,
+        created_by: r.created_by.into_inner(),
+        version: r.version,
+        created_at: from_db(r.created_at),
+        updated_at: from_db(r.updated_at),
     })
 }
 
