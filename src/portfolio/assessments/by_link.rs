@@ -138,29 +138,71 @@ pub(super) fn create_link(
     })
 }
 
-/// What a signing link opens: the assessment it is bound to, while it is waiting.
+/// What an assessor without an account sees through a signing link.
+#[derive(serde::Serialize, ToSchema)]
+pub struct SigningLinkView {
+    pub assessment: Assessment,
+    pub form: crate::portfolio::instruments::InstrumentForm,
+    /// The trainee who asked.
+    pub trainee_name: String,
+    /// The address the link is bound to.
+    pub email: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A link that is unused and unexpired, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = signing_links, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct OpenLink {
+    assessment_id: AssessmentId,
+    email: String,
+    expires_at: NaiveDateTime,
+}
+
+/// What a signing link opens: the assessment it is bound to, while it is waiting, the
+/// address it is bound to and when it expires.
 pub fn open_link(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     token: &str,
 ) -> Result<(Assessment, String, DateTime<Utc>), AppError> {
-    let found: Option<(String, String, chrono::NaiveDateTime)> = signing_links::table
+    let found: Option<OpenLink> = signing_links::table
         .find(crate::auth::crypto::sha256_hex(token))
         .filter(signing_links::used_at.is_null())
         .filter(signing_links::expires_at.gt(to_db(now)))
-        .select((
-            signing_links::assessment_id,
-            signing_links::email,
-            signing_links::expires_at,
-        ))
+        .select(OpenLink::as_select())
         .first(conn)
         .optional()?;
-    let (id, email, expires) = found.ok_or(AppError::InvalidToken)?;
-    let a = get_assessment(conn, &id).map_err(|_| AppError::InvalidToken)?;
-    if a.status != AWAITING || a.assessor_email.as_deref() != Some(email.as_str()) {
+    let link = found.ok_or(AppError::InvalidToken)?;
+    let a = get_assessment(conn, &link.assessment_id).map_err(|_| AppError::InvalidToken)?;
+    if a.status != AWAITING || a.assessor_email.as_deref() != Some(link.email.as_str()) {
         return Err(AppError::InvalidToken);
     }
-    Ok((a, email, from_db(expires)))
+    Ok((a, link.email, from_db(link.expires_at)))
+}
+
+/// The page behind a signing link: the assessment, its form and who asked.
+pub fn link_view(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    token: &str,
+) -> Result<SigningLinkView, AppError> {
+    let (assessment, email, expires_at) = open_link(conn, now, token)?;
+    let (trainee, org): (UserId, OrganisationId) = enrolments::table
+        .find(&assessment.enrolment_id)
+        .select((enrolments::trainee_id, enrolments::organisation_id))
+        .first(conn)?;
+    let trainee_name: String = users::table
+        .find(&trainee)
+        .select(users::display_name)
+        .first(conn)?;
+    Ok(SigningLinkView {
+        form: instruments::form_for(conn, assessment.instrument, Some(&org))?,
+        assessment,
+        trainee_name,
+        email,
+        expires_at,
+    })
 }
 
 /// Takes the link in one conditional statement (unused and unexpired), so that of the

@@ -13,7 +13,8 @@ mod signing;
 
 use by_link::create_link;
 pub use by_link::{
-    decline_by_link, open_link, release_after_vetting, return_after_vetting, sign_by_link,
+    decline_by_link, link_view, open_link, release_after_vetting, return_after_vetting,
+    sign_by_link, SigningLinkView,
 };
 use edit::{apply, link, refuse_if_final, save};
 pub use edit::{correct, create, delete, request, update};
@@ -41,7 +42,7 @@ use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
-use crate::ids::{AssessmentId, Day, EnrolmentId, PlacementId, UserId};
+use crate::ids::{AssessmentId, Day, EnrolmentId, OrganisationId, PlacementId, UserId};
 use crate::mail::Mail;
 use crate::portfolio::{instruments, links};
 use crate::schema::{assessments, enrolments, record_delmal, signing_links, users};

@@ -1,7 +1,6 @@
 //! Signing links: what an assessor without an account opens, signs or declines.
 
 use actix_web::{get, post, web, HttpResponse};
-use utoipa::ToSchema;
 
 use super::assessments::DeclineRequest;
 use super::write_and_deliver;
@@ -10,19 +9,6 @@ use crate::app::AppState;
 use crate::context::Context;
 use crate::error::AppError;
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent};
-use crate::portfolio::instruments::{self, InstrumentForm};
-
-/// What an assessor without an account sees through a signing link.
-#[derive(serde::Serialize, ToSchema)]
-pub struct SigningLinkView {
-    pub assessment: Assessment,
-    pub form: InstrumentForm,
-    /// The trainee who asked.
-    pub trainee_name: String,
-    /// The address the link is bound to.
-    pub email: String,
-    pub expires_at: chrono::DateTime<chrono::Utc>,
-}
 
 /// Open a signing link
 ///
@@ -32,7 +18,7 @@ pub struct SigningLinkView {
     tag = "assessments",
     params(("token" = String, Path, description = "The token from the mailed link")),
     responses(
-        (status = 200, description = "The assessment to complete", body = SigningLinkView),
+        (status = 200, description = "The assessment to complete", body = assessments::SigningLinkView),
         (status = 422, description = "Link unknown, used or expired", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(())
@@ -44,36 +30,7 @@ pub async fn open_signing_link(
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
     let view = ctx
-        .read(move |c, ctx| {
-            let (assessment, email, expires_at) = assessments::open_link(c, ctx.now, &token)?;
-            let trainee_name = {
-                use crate::schema::{enrolments, users};
-                use diesel::prelude::*;
-                let trainee: String = enrolments::table
-                    .find(&assessment.enrolment_id)
-                    .select(enrolments::trainee_id)
-                    .first(c)?;
-                users::table
-                    .find(&trainee)
-                    .select(users::display_name)
-                    .first::<String>(c)?
-            };
-            Ok(SigningLinkView {
-                form: {
-                    use crate::schema::enrolments;
-                    use diesel::prelude::*;
-                    let org: String = enrolments::table
-                        .find(&assessment.enrolment_id)
-                        .select(enrolments::organisation_id)
-                        .first(c)?;
-                    instruments::form_for(c, assessment.instrument, Some(&org))?
-                },
-                assessment,
-                trainee_name,
-                email,
-                expires_at,
-            })
-        })
+        .read(move |c, ctx| assessments::link_view(c, ctx.now, &token))
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
