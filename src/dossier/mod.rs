@@ -5,4 +5,5 @@
 
 pub mod build;
 pub mod http;
+pub mod pdf;
 pub mod signing;
