@@ -283,10 +283,10 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(a::get_user)
         .configure(crate::curriculum::routes)
         .configure(crate::enrolment::routes)
-        .configure(crate::portfolio::routes)
+        .configure(crate::portfolio::http::routes)
         .configure(crate::progress::routes)
         .configure(crate::final_assessment::routes)
-        .configure(crate::dossier::routes)
+        .configure(crate::dossier::http::routes)
         .configure(crate::integrations::routes);
 }
 

@@ -198,42 +198,44 @@ fn find_key(conn: &mut DbConn) -> Result<Option<(String, SigningKey)>, AppError>
 }
 
 pub fn public_keys(conn: &mut DbConn) -> Result<Vec<PublicKey>, AppError> {
-    type Row = (
-        String,
-        String,
-        String,
-        chrono::NaiveDateTime,
-        Option<chrono::NaiveDateTime>,
-    );
+    /// A dossier key as stored (its public half; the seed is not read here).
+    #[derive(Queryable, Selectable)]
+    #[diesel(table_name = service_keys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+    struct Row {
+        id: String,
+        algorithm: String,
+        public_key: String,
+        created_at: chrono::NaiveDateTime,
+        retired_at: Option<chrono::NaiveDateTime>,
+    }
     let rows: Vec<Row> = service_keys::table
         .filter(service_keys::purpose.eq(PURPOSE))
         .order(service_keys::created_at)
-        .select((
-            service_keys::id,
-            service_keys::algorithm,
-            service_keys::public_key,
-            service_keys::created_at,
-            service_keys::retired_at,
-        ))
+        .select(Row::as_select())
         .load(conn)?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
+            // A stored key that is not 32 bytes of base64 is an error, not a zero key.
             let raw: [u8; 32] = B64
-                .decode(&r.2)
+                .decode(&r.public_key)
                 .ok()
                 .and_then(|b| b.try_into().ok())
-                .unwrap_or([0; 32]);
-            PublicKey {
-                key_id: r.0,
-                algorithm: r.1,
-                public_key: r.2,
+                .ok_or_else(|| {
+                    AppError::internal(format!(
+                        "dossier key {}: stored public key unreadable",
+                        r.id
+                    ))
+                })?;
+            Ok(PublicKey {
+                key_id: r.id,
+                algorithm: r.algorithm,
+                public_key: r.public_key,
                 public_key_pem: pem(&raw),
-                created_at: from_db(r.3),
-                retired_at: r.4.map(from_db),
-            }
+                created_at: from_db(r.created_at),
+                retired_at: r.retired_at.map(from_db),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The signature block of a JSON dossier.

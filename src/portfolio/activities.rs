@@ -1,29 +1,41 @@
 //! Learning activities (lärandeaktiviteter): what the trainee did, linked to delmål,
 //! a placement and optionally a checklist item of their template version.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::audit::{self, Event};
 use crate::auth::principal::Principal;
-use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::curriculum::templates;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::{ActivityId, Day, EnrolmentId, PlacementId, UserId};
 use crate::portfolio::attachments::{self, Attachment};
 use crate::portfolio::links;
 use crate::schema::{activities, enrolments, record_delmal};
 
 /// Kind of learning activity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityKind {
     ClinicalWork,
@@ -39,7 +51,7 @@ pub enum ActivityKind {
 }
 
 impl ActivityKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             ActivityKind::ClinicalWork => "clinical_work",
             ActivityKind::Course => "course",
@@ -52,8 +64,10 @@ impl ActivityKind {
             ActivityKind::Other => "other",
         }
     }
-    fn parse(s: &str) -> ActivityKind {
-        match s {
+
+    /// The kind a stored code names; `None` for a code this build does not know.
+    pub fn from_code(s: &str) -> Option<ActivityKind> {
+        Some(match s {
             "clinical_work" => ActivityKind::ClinicalWork,
             "course" => ActivityKind::Course,
             "seminar" => ActivityKind::Seminar,
@@ -62,10 +76,13 @@ impl ActivityKind {
             "e_learning" => ActivityKind::ELearning,
             "self_study" => ActivityKind::SelfStudy,
             "observership" => ActivityKind::Observership,
-            _ => ActivityKind::Other,
-        }
+            "other" => ActivityKind::Other,
+            _ => return None,
+        })
     }
 }
+
+crate::text_enum_sql!(ActivityKind);
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Activity {
@@ -131,67 +148,74 @@ pub struct ActivityPatch {
     pub delmal: Option<Vec<String>>,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i32,
-    String,
-    i32,
-    String,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
+/// An activity as stored (its delmål and attachments are in other tables).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = activities, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Row {
+    id: ActivityId,
+    enrolment_id: EnrolmentId,
+    kind: ActivityKind,
+    title: String,
+    start_date: Day,
+    end_date: Option<Day>,
+    placement_id: Option<PlacementId>,
+    checklist_item_id: Option<String>,
+    template_version: i32,
+    reflection: String,
+    version: i32,
+    created_by: UserId,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
 
-// A diesel column tuple: its type is the columns themselves.
-#[allow(clippy::type_complexity)]
-const COLUMNS: (
-    activities::id,
-    activities::enrolment_id,
-    activities::kind,
-    activities::title,
-    activities::start_date,
-    activities::end_date,
-    activities::placement_id,
-    activities::checklist_item_id,
-    activities::template_version,
-    activities::reflection,
-    activities::version,
-    activities::created_by,
-    activities::created_at,
-    activities::updated_at,
-) = (
-    activities::id,
-    activities::enrolment_id,
-    activities::kind,
-    activities::title,
-    activities::start_date,
-    activities::end_date,
-    activities::placement_id,
-    activities::checklist_item_id,
-    activities::template_version,
-    activities::reflection,
-    activities::version,
-    activities::created_by,
-    activities::created_at,
-    activities::updated_at,
-);
+/// A new activity's row.
+#[derive(Insertable)]
+#[diesel(table_name = activities)]
+struct NewRow<'a> {
+    id: &'a ActivityId,
+    enrolment_id: &'a str,
+    kind: ActivityKind,
+    title: &'a str,
+    #[diesel(serialize_as = String)]
+    start_date: Day,
+    /// A `Day`'s text (`serialize_as` has no form for an optional one).
+    end_date: Option<String>,
+    placement_id: Option<&'a str>,
+    checklist_item_id: Option<&'a str>,
+    template_version: i32,
+    reflection: &'a str,
+    version: i32,
+    created_by: &'a str,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
 
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+/// What an edit writes (every editable field, as the edit left it).
+#[derive(AsChangeset)]
+#[diesel(table_name = activities, treat_none_as_null = true)]
+struct Edit<'a> {
+    kind: ActivityKind,
+    title: &'a str,
+    #[diesel(serialize_as = String)]
+    start_date: Day,
+    /// A `Day`'s text (`serialize_as` has no form for an optional one).
+    end_date: Option<String>,
+    placement_id: Option<&'a str>,
+    checklist_item_id: Option<&'a str>,
+    reflection: &'a str,
+    version: i32,
+    updated_at: NaiveDateTime,
 }
 
 fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Activity>, AppError> {
-    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
     // One query each for the links and the attachments of all rows.
     let links = links::of(conn, &ids)?;
-    let enrolment = rows.first().map(|r| r.1.as_str());
-    let mut files = if rows.iter().all(|r| Some(r.1.as_str()) == enrolment) {
+    let enrolment = rows.first().map(|r| r.enrolment_id.as_str());
+    let mut files = if rows
+        .iter()
+        .all(|r| Some(r.enrolment_id.as_str()) == enrolment)
+    {
         attachments::of_records_in(conn, enrolment, &ids)?
     } else {
         attachments::of_records(conn, &ids)?
@@ -199,8 +223,8 @@ fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Activity>, AppErro
     Ok(rows
         .into_iter()
         .map(|r| {
-            let delmal = links::codes(&links, &r.0);
-            let files = files.remove(&r.0).unwrap_or_default();
+            let delmal = links::codes(&links, &r.id);
+            let files = files.remove(r.id.as_str()).unwrap_or_default();
             from_row(r, delmal, files)
         })
         .collect())
@@ -210,20 +234,20 @@ fn from_row(r: Row, delmal: Vec<String>, attachments: Vec<Attachment>) -> Activi
     Activity {
         delmal,
         attachments,
-        id: r.0,
-        enrolment_id: r.1,
-        kind: ActivityKind::parse(&r.2),
-        title: r.3,
-        start_date: date(&r.4),
-        end_date: r.5.as_deref().map(date),
-        placement_id: r.6,
-        checklist_item_id: r.7,
-        template_version: r.8,
-        reflection: r.9,
-        version: r.10,
-        created_by: r.11,
-        created_at: from_db(r.12),
-        updated_at: from_db(r.13),
+        id: r.id.into_inner(),
+        enrolment_id: r.enrolment_id.into_inner(),
+        kind: r.kind,
+        title: r.title,
+        start_date: r.start_date.date(),
+        end_date: r.end_date.map(Day::date),
+        placement_id: r.placement_id.map(PlacementId::into_inner),
+        checklist_item_id: r.checklist_item_id,
+        template_version: r.template_version,
+        reflection: r.reflection,
+        version: r.version,
+        created_by: r.created_by.into_inner(),
+        created_at: from_db(r.created_at),
+        updated_at: from_db(r.updated_at),
     }
 }
 
@@ -231,7 +255,7 @@ pub fn get_activity(conn: &mut DbConn, id: &str) -> Result<Activity, AppError> {
     let row: Row = activities::table
         .find(id)
         .filter(activities::deleted_at.is_null())
-        .select(COLUMNS)
+        .select(Row::as_select())
         .first(conn)?;
     from_rows(conn, vec![row])?.pop().ok_or(AppError::NotFound)
 }
@@ -270,18 +294,9 @@ struct Checked {
     template_version: i32,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check(
-    conn: &mut DbConn,
-    enrolment_id: &str,
-    title: &str,
-    start: NaiveDate,
-    end: Option<NaiveDate>,
-    placement_id: Option<&str>,
-    checklist_item_id: Option<&str>,
-    reflection: &str,
-    delmal: &[String],
-) -> Result<Checked, AppError> {
+/// Checks an activity's fields against its enrolment (template version, delmål of the
+/// regulation, placements); `n.id` and `n.kind` need no check.
+fn check(conn: &mut DbConn, enrolment_id: &str, n: &NewActivity) -> Result<Checked, AppError> {
     let query = enrolments::table
         .find(enrolment_id)
         .select((enrolments::template_id, enrolments::template_version));
@@ -295,16 +310,16 @@ fn check(
         content.specialty.as_deref(),
     )?;
     let mut errors = Vec::new();
-    if title.trim().is_empty() || title.chars().count() > 300 {
+    if n.title.trim().is_empty() || n.title.chars().count() > 300 {
         errors.push(FieldError::new("title", "1 to 300 characters"));
     }
-    if end.is_some_and(|e| e < start) {
+    if n.end_date.is_some_and(|e| e < n.start_date) {
         errors.push(FieldError::new("end_date", "must not be before start_date"));
     }
-    if reflection.chars().count() > 20_000 {
+    if n.reflection.chars().count() > 20_000 {
         errors.push(FieldError::new("reflection", "at most 20000 characters"));
     }
-    if let Some(p) = placement_id {
+    if let Some(p) = n.placement_id.as_deref() {
         if enrolment_of_placement(conn, p).ok().as_deref() != Some(enrolment_id) {
             errors.push(FieldError::new(
                 "placement_id",
@@ -312,7 +327,7 @@ fn check(
             ));
         }
     }
-    if let Some(item) = checklist_item_id {
+    if let Some(item) = n.checklist_item_id.as_deref() {
         let known = content
             .placement_types
             .iter()
@@ -326,7 +341,7 @@ fn check(
             ));
         }
     }
-    links::check(&codes, delmal, "delmal", &mut errors);
+    links::check(&codes, &n.delmal, "delmal", &mut errors);
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
@@ -335,18 +350,16 @@ fn check(
 
 fn audit_activity(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     action: &str,
     a: &Activity,
 ) -> Result<(), AppError> {
     audit::append(
         conn,
-        now,
+        ctx.now,
         Event {
-            actor_id: Some(&me.user_id),
-            client: client.user_agent.as_deref(),
+            actor_id: Some(&ctx.caller.user_id),
+            client: ctx.client.user_agent.as_deref(),
             action,
             entity: "activity",
             entity_id: &a.id,
@@ -358,16 +371,14 @@ fn audit_activity(
 
 pub fn create_activity(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewActivity,
 ) -> Result<Activity, AppError> {
-    require_trainee(conn, me, enrolment_id, now.date_naive())?;
-    let a = insert_activity(conn, now, enrolment_id, &me.user_id, n)?;
-    audit_activity(conn, now, me, client, "created", &a)?;
-    announce_created(conn, now, &a)?;
+    require_trainee(conn, &ctx.caller, enrolment_id, ctx.today())?;
+    let a = insert_activity(conn, ctx.now, enrolment_id, &ctx.caller.user_id, n)?;
+    audit_activity(conn, ctx, "created", &a)?;
+    announce_created(conn, ctx.now, &a)?;
     Ok(a)
 }
 
@@ -397,114 +408,91 @@ pub fn insert_activity(
     created_by: &str,
     n: NewActivity,
 ) -> Result<Activity, AppError> {
-    let checked = check(
-        conn,
-        enrolment_id,
-        &n.title,
-        n.start_date,
-        n.end_date,
-        n.placement_id.as_deref(),
-        n.checklist_item_id.as_deref(),
-        &n.reflection,
-        &n.delmal,
-    )?;
+    let checked = check(conn, enrolment_id, &n)?;
     let id =
-        n.id.map(|u| u.to_string())
-            .unwrap_or_else(|| Uuid::new_v4().to_string());
-    let insert = diesel::insert_into(activities::table).values((
-        activities::id.eq(&id),
-        activities::enrolment_id.eq(enrolment_id),
-        activities::kind.eq(n.kind.as_str()),
-        activities::title.eq(n.title.trim()),
-        activities::start_date.eq(n.start_date.to_string()),
-        activities::end_date.eq(n.end_date.map(|d| d.to_string())),
-        activities::placement_id.eq(&n.placement_id),
-        activities::checklist_item_id.eq(&n.checklist_item_id),
-        activities::template_version.eq(checked.template_version),
-        activities::reflection.eq(&n.reflection),
-        activities::version.eq(1),
-        activities::created_by.eq(created_by),
-        activities::created_at.eq(to_db(now)),
-        activities::updated_at.eq(to_db(now)),
-    ));
+        n.id.map_or_else(ActivityId::random, |u| ActivityId::new(u.to_string()));
+    let insert = diesel::insert_into(activities::table).values(NewRow {
+        id: &id,
+        enrolment_id,
+        kind: n.kind,
+        title: n.title.trim(),
+        start_date: n.start_date.into(),
+        end_date: n.end_date.map(|d| Day(d).to_text()),
+        placement_id: n.placement_id.as_deref(),
+        checklist_item_id: n.checklist_item_id.as_deref(),
+        template_version: checked.template_version,
+        reflection: &n.reflection,
+        version: 1,
+        created_by,
+        created_at: to_db(now),
+        updated_at: to_db(now),
+    });
     crate::on_backend!(conn, |c| insert.execute(c))?;
     links::set(conn, links::ACTIVITY, enrolment_id, &id, &n.delmal)?;
     // Read back as stored. Its delmål are the ones just set, and it has no attachments
     // yet (they attach to an existing activity; the insert shows the id was new).
-    let query = activities::table.find(&id).select(COLUMNS);
-    let row: Row = crate::on_backend!(conn, |c| query.first(c))?;
+    // Selected inside `on_backend!`: a selection is typed by its backend.
+    let row: Row = crate::on_backend!(conn, |c| activities::table
+        .find(&id)
+        .select(Row::as_select())
+        .first(c))?;
     Ok(from_row(row, links::normalised(&n.delmal), Vec::new()))
 }
 
 pub fn update_activity(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     p: ActivityPatch,
 ) -> Result<Activity, AppError> {
     let enrolment_id = enrolment_of_activity(conn, id)?;
-    require_trainee(conn, me, &enrolment_id, now.date_naive())?;
+    require_trainee(conn, &ctx.caller, &enrolment_id, ctx.today())?;
     let current = get_activity(conn, id)?;
     if_match(&current.etag())?;
-    let kind = p.kind.unwrap_or(current.kind);
-    let title = p.title.unwrap_or(current.title);
-    let start = p.start_date.unwrap_or(current.start_date);
-    let end = p.end_date.or(current.end_date);
-    let placement = p.placement_id.or(current.placement_id);
-    let item = p.checklist_item_id.or(current.checklist_item_id);
-    let reflection = p.reflection.unwrap_or(current.reflection);
-    let delmal = p.delmal.unwrap_or(current.delmal);
-    check(
-        conn,
-        &enrolment_id,
-        &title,
-        start,
-        end,
-        placement.as_deref(),
-        item.as_deref(),
-        &reflection,
-        &delmal,
-    )?;
+    let n = NewActivity {
+        id: None,
+        kind: p.kind.unwrap_or(current.kind),
+        title: p.title.unwrap_or(current.title),
+        start_date: p.start_date.unwrap_or(current.start_date),
+        end_date: p.end_date.or(current.end_date),
+        placement_id: p.placement_id.or(current.placement_id),
+        checklist_item_id: p.checklist_item_id.or(current.checklist_item_id),
+        reflection: p.reflection.unwrap_or(current.reflection),
+        delmal: p.delmal.unwrap_or(current.delmal),
+    };
+    check(conn, &enrolment_id, &n)?;
     diesel::update(activities::table.find(id))
-        .set((
-            activities::kind.eq(kind.as_str()),
-            activities::title.eq(title.trim()),
-            activities::start_date.eq(start.to_string()),
-            activities::end_date.eq(end.map(|d| d.to_string())),
-            activities::placement_id.eq(&placement),
-            activities::checklist_item_id.eq(&item),
-            activities::reflection.eq(&reflection),
-            activities::version.eq(current.version + 1),
-            activities::updated_at.eq(to_db(now)),
-        ))
+        .set(Edit {
+            kind: n.kind,
+            title: n.title.trim(),
+            start_date: n.start_date.into(),
+            end_date: n.end_date.map(|d| Day(d).to_text()),
+            placement_id: n.placement_id.as_deref(),
+            checklist_item_id: n.checklist_item_id.as_deref(),
+            reflection: &n.reflection,
+            version: current.version + 1,
+            updated_at: to_db(ctx.now),
+        })
         .execute(conn)?;
-    links::set(conn, links::ACTIVITY, &enrolment_id, id, &delmal)?;
+    links::set(conn, links::ACTIVITY, &enrolment_id, id, &n.delmal)?;
     let a = get_activity(conn, id)?;
-    audit_activity(conn, now, me, client, "updated", &a)?;
+    audit_activity(conn, ctx, "updated", &a)?;
     Ok(a)
 }
 
-pub fn delete_activity(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn delete_activity(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     let enrolment_id = enrolment_of_activity(conn, id)?;
-    require_trainee(conn, me, &enrolment_id, now.date_naive())?;
+    require_trainee(conn, &ctx.caller, &enrolment_id, ctx.today())?;
     let current = get_activity(conn, id)?;
     diesel::update(activities::table.find(id))
         .set((
-            activities::deleted_at.eq(to_db(now)),
-            activities::updated_at.eq(to_db(now)),
+            activities::deleted_at.eq(to_db(ctx.now)),
+            activities::updated_at.eq(to_db(ctx.now)),
         ))
         .execute(conn)?;
     links::remove(conn, id)?;
-    audit_activity(conn, now, me, client, "deleted", &current)
+    audit_activity(conn, ctx, "deleted", &current)
 }
 
 /// Filters of a list of activities.
@@ -548,18 +536,18 @@ pub fn list_activities(
         let q = activities::table
             .filter(activities::deleted_at.is_null())
             .filter(activities::id.eq_any(ids))
-            .select(COLUMNS)
             .order((activities::start_date.desc(), activities::id.desc()))
             .limit(limit + 1);
-        let mut rows: Vec<Row> = crate::on_backend!(conn, |c| q.load(c))?;
-        rows.retain(|r| r.1 == enrolment_id);
+        // Selected inside `on_backend!`: a selection is typed by its backend.
+        let mut rows: Vec<Row> = crate::on_backend!(conn, |c| q.select(Row::as_select()).load(c))?;
+        rows.retain(|r| r.enrolment_id == enrolment_id);
         return from_rows(conn, rows);
     }
     // Built and run on the backend's own connection (see `on_backend!`).
     let mut rows: Vec<Row> = crate::on_backend!(conn, |c| {
         let mut q = activities::table
             .filter(activities::deleted_at.is_null())
-            .select(COLUMNS)
+            .select(Row::as_select())
             .into_boxed();
         if let Some(code) = &f.delmal {
             // Only the activities linked to the delmål, found through the link index,
@@ -577,7 +565,7 @@ pub fn list_activities(
             q = q.filter(activities::placement_id.eq(p.clone()));
         }
         if let Some(k) = f.kind {
-            q = q.filter(activities::kind.eq(k.as_str()));
+            q = q.filter(activities::kind.eq(k));
         }
         if let Some(d) = f.from {
             q = q.filter(activities::start_date.ge(d.to_string()));
@@ -598,6 +586,6 @@ pub fn list_activities(
             .limit(limit + 1)
             .load(c)
     })?;
-    rows.retain(|r| r.1 == enrolment_id);
+    rows.retain(|r| r.enrolment_id == enrolment_id);
     from_rows(conn, rows)
 }

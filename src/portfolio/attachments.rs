@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::web;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -17,11 +17,12 @@ use uuid::Uuid;
 
 use crate::audit::{self, Event};
 use crate::auth::principal::Principal;
-use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
+use crate::ids::{AttachmentId, UserId};
 use crate::schema::attachments;
 use crate::storage::BlobStore;
 
@@ -43,50 +44,33 @@ pub struct Attachment {
     pub created_at: DateTime<Utc>,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    chrono::NaiveDateTime,
-);
+/// An attachment as stored (the storage key and enrolment are read where needed).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = attachments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Row {
+    id: AttachmentId,
+    record_id: String,
+    filename: String,
+    content_type: String,
+    size_bytes: i64,
+    sha256: String,
+    uploaded_by: UserId,
+    created_at: NaiveDateTime,
+}
 
 fn from_row(r: Row) -> Attachment {
     Attachment {
-        href: format!("/api/v1/attachments/{}", r.0),
-        id: r.0,
-        record_id: r.1,
-        filename: r.2,
-        content_type: r.3,
-        size_bytes: r.4,
-        sha256: r.5,
-        uploaded_by: r.6,
-        created_at: from_db(r.7),
+        href: format!("/api/v1/attachments/{}", r.id),
+        id: r.id.into_inner(),
+        record_id: r.record_id,
+        filename: r.filename,
+        content_type: r.content_type,
+        size_bytes: r.size_bytes,
+        sha256: r.sha256,
+        uploaded_by: r.uploaded_by.into_inner(),
+        created_at: from_db(r.created_at),
     }
 }
-
-const COLUMNS: (
-    attachments::id,
-    attachments::record_id,
-    attachments::filename,
-    attachments::content_type,
-    attachments::size_bytes,
-    attachments::sha256,
-    attachments::uploaded_by,
-    attachments::created_at,
-) = (
-    attachments::id,
-    attachments::record_id,
-    attachments::filename,
-    attachments::content_type,
-    attachments::size_bytes,
-    attachments::sha256,
-    attachments::uploaded_by,
-    attachments::created_at,
-);
 
 /// Attachments of several records at once, by record id.
 /// Like [`of_records`], for records of one enrolment (`None`: no records). Most
@@ -118,9 +102,9 @@ pub fn of_records(
     let query = attachments::table
         .filter(attachments::record_id.eq_any(record_ids))
         .filter(attachments::deleted_at.is_null())
-        .order(attachments::created_at)
-        .select(COLUMNS);
-    let rows: Vec<Row> = crate::on_backend!(conn, |c| query.load(c))?;
+        .order(attachments::created_at);
+    // Selected inside `on_backend!`: a selection is typed by its backend.
+    let rows: Vec<Row> = crate::on_backend!(conn, |c| query.select(Row::as_select()).load(c))?;
     let mut map: HashMap<String, Vec<Attachment>> = HashMap::new();
     for r in rows {
         let a = from_row(r);
@@ -260,13 +244,8 @@ pub struct NewAttachment {
     pub sha256: String,
 }
 
-pub fn record(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
-    n: NewAttachment,
-) -> Result<Attachment, AppError> {
+pub fn record(conn: &mut DbConn, ctx: &Ctx, n: NewAttachment) -> Result<Attachment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     diesel::insert_into(attachments::table)
         .values((
             attachments::id.eq(&n.id),
@@ -303,7 +282,11 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<(Attachment, String, String), 
     let (row, enrolment, key): (Row, String, String) = attachments::table
         .find(id)
         .filter(attachments::deleted_at.is_null())
-        .select((COLUMNS, attachments::enrolment_id, attachments::storage_key))
+        .select((
+            Row::as_select(),
+            attachments::enrolment_id,
+            attachments::storage_key,
+        ))
         .first(conn)?;
     Ok((from_row(row), enrolment, key))
 }
@@ -320,13 +303,8 @@ pub fn readable(
     Ok((a, key))
 }
 
-pub fn delete(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
-    id: &str,
-) -> Result<(), AppError> {
+pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let (a, enrolment, _) = get(conn, id)?;
     crate::portfolio::activities::require_trainee(conn, me, &enrolment, now.date_naive())?;
     diesel::update(attachments::table.find(id))

@@ -2,7 +2,6 @@
 //! `catalog/assessment-instruments.json`; a region (or any organisation) can store its
 //! own version, which applies to its trainees and those of the organisations below it.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,6 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::principal::{org_chain, Principal, Role};
 use crate::clock::to_db;
+use crate::context::Ctx;
 use crate::curriculum::templates::AssessmentType;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
@@ -224,11 +224,11 @@ pub fn forms_for(conn: &mut DbConn, org: Option<&str>) -> Result<Vec<InstrumentF
 /// Assessments already signed keep the ratings they were given.
 pub fn store(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     instrument: AssessmentType,
     f: FormInput,
 ) -> Result<InstrumentForm, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     if crate::accounts::service::get_org(conn, &f.organisation_id).is_err() {
         return Err(AppError::validation(
             "organisation_id",

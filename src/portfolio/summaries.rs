@@ -2,7 +2,7 @@
 //! placement's supervisor, with a judgement per delmål worked on there. Signed means
 //! final; a correction is a new version.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -13,12 +13,13 @@ use crate::audit::{self, Event};
 use crate::auth::principal::Principal;
 use crate::auth::service::ClientInfo;
 use crate::clock::{from_db, to_db};
-use crate::config::Config;
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::enrolment::service::enrolment_of_placement;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::{EnrolmentId, PlacementId, SummaryId, UserId};
 use crate::mail::Mail;
 use crate::portfolio::assessments::Signature;
 use crate::schema::{assignments, enrolments, summary_assessments, users};
@@ -79,52 +80,36 @@ pub struct SummaryPatch {
     pub overall: Option<String>,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    (
-        Option<chrono::NaiveDateTime>,
-        Option<String>,
-        Option<String>,
-    ),
-    i32,
-    chrono::NaiveDateTime,
-    chrono::NaiveDateTime,
-);
+/// A summary assessment as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = summary_assessments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Row {
+    id: SummaryId,
+    enrolment_id: EnrolmentId,
+    placement_id: PlacementId,
+    author_id: UserId,
+    /// JSON array of judgements per delmål.
+    judgements: String,
+    overall: String,
+    status: String,
+    supersedes_id: Option<SummaryId>,
+    superseded_by: Option<SummaryId>,
+    signed_at: Option<NaiveDateTime>,
+    signature_method: Option<String>,
+    content_hash: Option<String>,
+    version: i32,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
 
 pub fn get(conn: &mut DbConn, id: &str) -> Result<SummaryAssessment, AppError> {
     let r: Row = summary_assessments::table
         .find(id)
-        .select((
-            summary_assessments::id,
-            summary_assessments::enrolment_id,
-            summary_assessments::placement_id,
-            summary_assessments::author_id,
-            summary_assessments::judgements,
-            summary_assessments::overall,
-            summary_assessments::status,
-            summary_assessments::supersedes_id,
-            summary_assessments::superseded_by,
-            (
-                summary_assessments::signed_at,
-                summary_assessments::signature_method,
-                summary_assessments::content_hash,
-            ),
-            summary_assessments::version,
-            summary_assessments::created_at,
-            summary_assessments::updated_at,
-        ))
+        .select(Row::as_select())
         .first(conn)?;
-    let signature = match r.9 {
+    let signature = match (r.signed_at, r.signature_method, r.content_hash) {
         (Some(at), Some(method), Some(hash)) => Some(Signature {
-            signed_by: Some(r.3.clone()),
+            signed_by: Some(r.author_id.to_string()),
             signed_by_email: None,
             signed_at: from_db(at),
             method,
@@ -132,20 +117,26 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<SummaryAssessment, AppError> {
         }),
         _ => None,
     };
+    // Stored data that does not read back is an error, never an empty list.
+    let judgements = serde_json::from_str(&r.judgements).map_err(|e| {
+        AppError::internal(format!(
+            "summary assessment {id}: stored judgements unreadable: {e}"
+        ))
+    })?;
     Ok(SummaryAssessment {
-        id: r.0,
-        enrolment_id: r.1,
-        placement_id: r.2,
-        author_id: r.3,
-        judgements: serde_json::from_str(&r.4).unwrap_or_default(),
-        overall: r.5,
-        status: r.6,
-        supersedes_id: r.7,
-        superseded_by: r.8,
+        id: r.id.into_inner(),
+        enrolment_id: r.enrolment_id.into_inner(),
+        placement_id: r.placement_id.into_inner(),
+        author_id: r.author_id.into_inner(),
+        judgements,
+        overall: r.overall,
+        status: r.status,
+        supersedes_id: r.supersedes_id.map(SummaryId::into_inner),
+        superseded_by: r.superseded_by.map(SummaryId::into_inner),
         signature,
-        version: r.10,
-        created_at: from_db(r.11),
-        updated_at: from_db(r.12),
+        version: r.version,
+        created_at: from_db(r.created_at),
+        updated_at: from_db(r.updated_at),
     })
 }
 
@@ -271,12 +262,11 @@ fn insert(conn: &mut DbConn, now: DateTime<Utc>, d: Draft) -> Result<(), AppErro
 
 pub fn create(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     enrolment_id: &str,
     n: NewSummary,
 ) -> Result<SummaryAssessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let today = now.date_naive();
     let placement_here = enrolment_of_placement(conn, &n.placement_id)
         .ok()
@@ -334,13 +324,12 @@ fn own_draft(s: &SummaryAssessment, me: &Principal) -> Result<(), AppError> {
 
 pub fn update(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     p: SummaryPatch,
 ) -> Result<SummaryAssessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let s = readable(conn, me, id, now.date_naive())?;
     if_match(&s.etag())?;
     own_draft(&s, me)?;
@@ -362,12 +351,10 @@ pub fn update(
 
 pub fn sign(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
 ) -> Result<(SummaryAssessment, Vec<Mail>), AppError> {
+    let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let s = readable(conn, me, id, now.date_naive())?;
     own_draft(&s, me)?;
     let mut missing = Vec::new();
@@ -430,12 +417,11 @@ pub fn sign(
 
 pub fn correct(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: &ClientInfo,
+    ctx: &Ctx,
     id: &str,
     p: SummaryPatch,
 ) -> Result<SummaryAssessment, AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let s = readable(conn, me, id, now.date_naive())?;
     if s.author_id != me.user_id {
         return Err(AppError::Forbidden(

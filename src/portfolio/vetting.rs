@@ -10,24 +10,24 @@
 //! still being vetted waits as `awaiting_vetting`; approval sends the links of every
 //! such assessment, declining hands them back to their trainees as drafts.
 
-use actix_web::{get, post, web, HttpResponse};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::auth::service::normalize_email;
 use crate::clock::{from_db, to_db};
 use crate::config::Config;
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access;
 use crate::error::{AppError, FieldError};
-use crate::http::{etag, Page, PageParams};
+use crate::http::etag;
+use crate::ids::{EnrolmentId, OrganisationId, UserId};
 use crate::mail::Mail;
 use crate::schema::{assessments, assignments, enrolments, external_assessors, users};
 
@@ -69,70 +69,52 @@ impl ExternalAssessor {
     }
 }
 
-type Row = (
-    (String, String, String, String, String, String),
-    (
-        String,
-        String,
-        Option<String>,
-        Option<chrono::NaiveDateTime>,
-    ),
-    (i32, chrono::NaiveDateTime, chrono::NaiveDateTime),
-);
-
-macro_rules! columns {
-    () => {
-        (
-            (
-                external_assessors::id,
-                external_assessors::organisation_id,
-                external_assessors::email,
-                external_assessors::name,
-                external_assessors::workplace,
-                external_assessors::status,
-            ),
-            (
-                external_assessors::requested_by,
-                external_assessors::enrolment_id,
-                external_assessors::decided_by,
-                external_assessors::decided_at,
-            ),
-            (
-                external_assessors::version,
-                external_assessors::created_at,
-                external_assessors::updated_at,
-            ),
-        )
-    };
+/// A person named as an assessor, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = external_assessors, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Row {
+    id: String,
+    organisation_id: OrganisationId,
+    email: String,
+    name: String,
+    workplace: String,
+    status: String,
+    requested_by: UserId,
+    enrolment_id: EnrolmentId,
+    decided_by: Option<UserId>,
+    decided_at: Option<NaiveDateTime>,
+    version: i32,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
 }
 
-fn from_row(conn: &mut DbConn, (a, b, c): Row) -> Result<ExternalAssessor, AppError> {
+fn from_row(conn: &mut DbConn, r: Row) -> Result<ExternalAssessor, AppError> {
     let requested_by_name: String = users::table
-        .find(&b.0)
+        .find(&r.requested_by)
         .select(users::display_name)
         .first(conn)?;
     Ok(ExternalAssessor {
-        id: a.0,
-        organisation_id: a.1,
-        email: a.2,
-        name: a.3,
-        workplace: a.4,
-        status: a.5,
-        requested_by: b.0,
+        id: r.id,
+        organisation_id: r.organisation_id.into_inner(),
+        email: r.email,
+        name: r.name,
+        workplace: r.workplace,
+        status: r.status,
+        requested_by: r.requested_by.into_inner(),
         requested_by_name,
-        enrolment_id: b.1,
-        decided_by: b.2,
-        decided_at: b.3.map(from_db),
-        version: c.0,
-        created_at: from_db(c.1),
-        updated_at: from_db(c.2),
+        enrolment_id: r.enrolment_id.into_inner(),
+        decided_by: r.decided_by.map(UserId::into_inner),
+        decided_at: r.decided_at.map(from_db),
+        version: r.version,
+        created_at: from_db(r.created_at),
+        updated_at: from_db(r.updated_at),
     })
 }
 
 fn get(conn: &mut DbConn, id: &str) -> Result<ExternalAssessor, AppError> {
     let row: Row = external_assessors::table
         .find(id)
-        .select(columns!())
+        .select(Row::as_select())
         .first(conn)?;
     from_row(conn, row)
 }
@@ -182,12 +164,11 @@ fn checked_text(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) 
 }
 
 /// Decides whether a link may go to `email` for a request on `enrolment_id` by its
-/// trainee, recording a new vetting request when the person is unknown there.
-#[allow(clippy::too_many_arguments)]
+/// trainee (the caller), recording a new vetting request when the person is unknown
+/// there.
 pub fn gate(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    trainee_id: &str,
+    ctx: &Ctx,
     trainee_email: &str,
     enrolment_id: &str,
     email: &str,
@@ -232,11 +213,11 @@ pub fn gate(
                     external_assessors::name.eq(&name),
                     external_assessors::workplace.eq(&workplace),
                     external_assessors::status.eq(PENDING),
-                    external_assessors::requested_by.eq(trainee_id),
+                    external_assessors::requested_by.eq(&ctx.caller.user_id),
                     external_assessors::enrolment_id.eq(enrolment_id),
                     external_assessors::version.eq(1),
-                    external_assessors::created_at.eq(to_db(now)),
-                    external_assessors::updated_at.eq(to_db(now)),
+                    external_assessors::created_at.eq(to_db(ctx.now)),
+                    external_assessors::updated_at.eq(to_db(ctx.now)),
                 ))
                 .execute(conn)?;
             Ok(Gate::Pending { first: true })
@@ -340,7 +321,7 @@ pub fn list(
         .load(conn)?;
     let mut q = external_assessors::table
         .filter(external_assessors::status.eq(status.to_string()))
-        .select(columns!())
+        .select(Row::as_select())
         .into_boxed();
     if let Some(a) = after {
         q = q.filter(external_assessors::id.gt(a.to_string()));
@@ -348,9 +329,13 @@ pub fn list(
     let rows: Vec<Row> = q.order(external_assessors::id).load(conn)?;
     let mut out = Vec::new();
     for row in rows {
-        let (org, email, enrolment) = (&row.0 .1, &row.0 .2, &row.1 .1);
-        let visible = orgs.contains(org)
-            || mine.contains(enrolment)
+        let (org, email, enrolment) = (
+            row.organisation_id.as_str(),
+            row.email.as_str(),
+            row.enrolment_id.as_str(),
+        );
+        let visible = orgs.iter().any(|o| o == org)
+            || mine.iter().any(|e| e == enrolment)
             || named.iter().any(|(o, e)| o == org && e == email);
         if visible {
             out.push(from_row(conn, row)?);
@@ -432,11 +417,10 @@ fn waiting(conn: &mut DbConn, x: &ExternalAssessor) -> Result<Vec<String>, AppEr
 /// Approves the person: every assessment waiting for them is sent (a link each).
 pub fn approve(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
 ) -> Result<(ExternalAssessor, Vec<Mail>), AppError> {
+    let (cfg, now, me) = (&*ctx.config, ctx.now, &ctx.caller);
     let x = decide(conn, now, me, id, APPROVED)?;
     let mut mails = Vec::new();
     for a in waiting(conn, &x)? {
@@ -455,11 +439,10 @@ pub fn approve(
 /// drafts without an assessor, to be asked of someone else.
 pub fn decline(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     id: &str,
 ) -> Result<(ExternalAssessor, Vec<Mail>), AppError> {
+    let (cfg, now, me) = (&*ctx.config, ctx.now, &ctx.caller);
     let x = decide(conn, now, me, id, DECLINED)?;
     let mut mails = Vec::new();
     for a in waiting(conn, &x)? {
@@ -489,109 +472,4 @@ pub fn vetted_by(
             signing_links::vetted_by.assume_not_null(),
         ))
         .load(conn)?)
-}
-
-// ---- HTTP ---------------------------------------------------------------------------
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ExternalAssessorFilter {
-    /// `pending` (default), `approved` or `declined`.
-    pub status: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
-/// Assessors without an account, to vet
-///
-/// For main supervisors (the people their trainees named) and directors of studies (of
-/// their organisations). An approval holds for every trainee of that organisation.
-#[utoipa::path(
-    tag = "assessments",
-    params(ExternalAssessorFilter),
-    responses((status = 200, description = "A page of people named as assessors", body = Page<ExternalAssessor>)),
-    security(("bearer" = []))
-)]
-#[get("/external-assessors")]
-pub async fn list_external_assessors(
-    state: web::Data<AppState>,
-    me: Principal,
-    query: web::Query<ExternalAssessorFilter>,
-) -> Result<HttpResponse, AppError> {
-    let q = query.into_inner();
-    let status = q.status.unwrap_or_else(|| PENDING.into());
-    if ![PENDING, APPROVED, DECLINED].contains(&status.as_str()) {
-        return Err(AppError::validation(
-            "status",
-            "must be pending, approved or declined",
-        ));
-    }
-    let page = PageParams {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    let (limit, after) = (page.limit()?, page.after()?);
-    let today = state.clock.now().date_naive();
-    let rows = crate::db::run(&state.pool, move |c| {
-        list(c, &me, today, &status, after.as_deref(), limit)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |x| x.id.clone())))
-}
-
-/// Approve an assessor without an account
-///
-/// One action: the person may now be sent signing links by trainees of this
-/// organisation, and every assessment waiting for them goes out now.
-#[utoipa::path(
-    tag = "assessments",
-    params(("id" = String, Path)),
-    responses(
-        (status = 200, description = "Approved; waiting requests were sent", body = ExternalAssessor),
-        (status = 404, description = "Unknown, or not yours to vet", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already approved or declined", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/external-assessors/{id}/approve")]
-pub async fn approve_external_assessor(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let x =
-        crate::notifications::write_and_deliver(&state, move |c| approve(c, &cfg, now, &me, &id))
-            .await?;
-    Ok(HttpResponse::Ok().json(x))
-}
-
-/// Decline an assessor without an account
-///
-/// No link goes to the person; assessments waiting for them return to their trainees
-/// as drafts, to be asked of someone else.
-#[utoipa::path(
-    tag = "assessments",
-    params(("id" = String, Path)),
-    responses(
-        (status = 200, description = "Declined", body = ExternalAssessor),
-        (status = 404, description = "Unknown, or not yours to vet", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already approved or declined", body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/external-assessors/{id}/decline")]
-pub async fn decline_external_assessor(
-    state: web::Data<AppState>,
-    me: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let (cfg, now) = (state.config.clone(), state.clock.now());
-    let x =
-        crate::notifications::write_and_deliver(&state, move |c| decline(c, &cfg, now, &me, &id))
-            .await?;
-    Ok(HttpResponse::Ok().json(x))
 }

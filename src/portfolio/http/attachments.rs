@@ -1,0 +1,170 @@
+//! Attachments of activities: upload (streamed to storage), download, remove.
+
+use actix_web::http::header;
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::PROBLEM;
+use crate::app::AppState;
+use crate::context::Ctx;
+use crate::error::AppError;
+use crate::http::media_type;
+use crate::portfolio::activities::{self};
+use crate::portfolio::attachments::{self, Attachment};
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UploadParams {
+    /// The file's name, e.g. `kursintyg.pdf`.
+    pub filename: String,
+}
+
+/// Attach a document or photo to an activity
+///
+/// The body is the file itself, with its media type as `Content-Type` (PDF, JPEG, PNG,
+/// HEIC or plain text by default). Streamed to storage; at most 20 MB by default.
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path, description = "Activity"), UploadParams),
+    request_body(content(
+        (crate::http::FileBody = "application/pdf"),
+        (crate::http::FileBody = "image/jpeg"),
+        (crate::http::FileBody = "image/png")
+    )),
+    responses(
+        (status = 201, description = "Stored", body = Attachment),
+        (status = 404, description = "Unknown activity", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "A media type not accepted, or content that is not of the declared type", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/activities/{id}/attachments")]
+pub async fn upload_attachment(
+    ctx: Ctx,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<UploadParams>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let record = path.into_inner();
+    let content_type = media_type(&req);
+    if !ctx.config.attachment_types.contains(&content_type) {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "attachments may be {}",
+            ctx.config.attachment_types.join(", ")
+        )));
+    }
+    let enrolment = {
+        let record = record.clone();
+        ctx.read(move |c, ctx| {
+            let enrolment = activities::enrolment_of_activity(c, &record)?;
+            activities::require_trainee(c, &ctx.caller, &enrolment, ctx.today())?;
+            Ok(enrolment)
+        })
+        .await?
+    };
+    // A retried upload is answered from its key before the file is stored again.
+    ctx.settle_idempotency_key().await?;
+    let id = attachments::new_id();
+    let (size, sha256) = attachments::stream_to_blob(
+        state.blobs.clone(),
+        id.clone(),
+        content_type.clone(),
+        payload,
+        ctx.config.attachment_max_bytes,
+    )
+    .await?;
+    let n = attachments::NewAttachment {
+        id,
+        enrolment_id: enrolment,
+        record_id: record,
+        filename: attachments::clean_filename(&query.filename),
+        content_type,
+        size_bytes: size,
+        sha256,
+    };
+    let a = ctx
+        .write(move |c, ctx| attachments::record(c, ctx, n))
+        .await?;
+    Ok(HttpResponse::Created().json(a))
+}
+
+/// Download an attachment
+///
+/// For everyone who may read the record it belongs to.
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path)),
+    responses(
+        // Served with the media type it was uploaded with: the default `ATTACHMENT_TYPES`,
+        // and `application/octet-stream` for a stored type that does not parse.
+        (status = 200, description = "The file, with the media type it was uploaded with", content(
+            (crate::http::FileBody = "application/pdf"),
+            (crate::http::FileBody = "image/jpeg"),
+            (crate::http::FileBody = "image/png"),
+            (crate::http::FileBody = "image/heic"),
+            (String = "text/plain"),
+            (crate::http::FileBody = "application/octet-stream"),
+        )),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/attachments/{id}")]
+pub async fn download_attachment(
+    ctx: Ctx,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let (a, key) = ctx
+        .read(move |c, ctx| attachments::readable(c, &ctx.caller, &id, ctx.today()))
+        .await?;
+    let file_path = state.blobs.path(&key)?;
+    let file = web::block(move || actix_files::NamedFile::open(file_path))
+        .await?
+        .map_err(|e| AppError::internal(format!("attachment {}: {e}", a.id)))?;
+    let mime: mime::Mime = a
+        .content_type
+        .parse()
+        .unwrap_or(mime::APPLICATION_OCTET_STREAM);
+    let mut res = file
+        .set_content_type(mime)
+        .set_content_disposition(header::ContentDisposition {
+            disposition: header::DispositionType::Attachment,
+            parameters: vec![header::DispositionParam::Filename(a.filename.clone())],
+        })
+        .use_etag(false)
+        .use_last_modified(false)
+        .into_response(&req);
+    if let Ok(v) = header::HeaderValue::from_str(&format!("\"{}\"", a.sha256)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(res)
+}
+
+/// Remove an attachment
+#[utoipa::path(
+    tag = "portfolio",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Removed (the audit log keeps it)"),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/attachments/{id}")]
+pub async fn delete_attachment(
+    ctx: Ctx,
+    _req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    ctx.write(move |c, ctx| attachments::delete(c, ctx, &id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
