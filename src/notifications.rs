@@ -2,16 +2,15 @@
 //! who prefer that (supervisors who would rather not get a mail per signature).
 //! "At once" means through the durable outbox (`crate::outbox`), never SMTP inside a
 //! request. Sign-in codes and links never wait for a digest: they go to the outbox
-//! directly (`outbox::enqueue` in the transaction, or `write_and_send`).
+//! directly (`outbox::enqueue` in the transaction, or `notifications::send`).
 
 use chrono::{DateTime, Timelike, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::clock::to_db;
 use crate::context::Context;
-use crate::db::{self, DbConn};
+use crate::db::DbConn;
 use crate::error::AppError;
 use crate::mail::Mail;
 use crate::outbox::Outbox;
@@ -59,67 +58,10 @@ pub fn queue(conn: &mut DbConn, now: DateTime<Utc>, mails: Vec<Mail>) -> Result<
     crate::outbox::enqueue(conn, now, &immediate)
 }
 
-/// Runs a write that returns notifications and queues them in the same transaction, so
+/// Runs the request's write (`ctx.write`, which reserves its Idempotency-Key in the
+/// same transaction), queueing the notifications it returns in that transaction too, so
 /// the change and its mail commit together (nothing lost if the process dies after the
-/// commit); the outbox worker is woken after the commit.
-pub async fn write_and_deliver<T, F>(state: &AppState, f: F) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
-{
-    let now = state.clock.now();
-    let value = db::write(&state.pool, move |c| {
-        let (value, mails) = f(c)?;
-        queue(c, now, mails)?;
-        Ok(value)
-    })
-    .await?;
-    state.outbox.wake();
-    Ok(value)
-}
-
-/// `write_and_deliver` for writes whose failure is committed too (the inner error: a
-/// wrong code that must count against a limit); mail is queued only on success.
-pub async fn write_and_deliver_checked<T, F>(state: &AppState, f: F) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> Result<Result<(T, Vec<Mail>), AppError>, AppError> + Send + 'static,
-{
-    let now = state.clock.now();
-    let value = db::write(&state.pool, move |c| match f(c)? {
-        Ok((value, mails)) => {
-            queue(c, now, mails)?;
-            Ok(Ok(value))
-        }
-        Err(e) => Ok(Err(e)),
-    })
-    .await??;
-    state.outbox.wake();
-    Ok(value)
-}
-
-/// Runs a write that returns sign-in mail (invitations, links) and queues it in the
-/// outbox in the same transaction, never held for a digest; wakes the worker after the
-/// commit.
-pub async fn write_and_send<T, F>(state: &AppState, f: F) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
-{
-    let now = state.clock.now();
-    let value = db::write(&state.pool, move |c| {
-        let (value, mails) = f(c)?;
-        crate::outbox::enqueue(c, now, &mails)?;
-        Ok(value)
-    })
-    .await?;
-    state.outbox.wake();
-    Ok(value)
-}
-
-/// [`write_and_deliver`] on a request's context: the write is the request's effect
-/// (`ctx.write`, which reserves its Idempotency-Key in the same transaction); `outbox`
-/// (`state.outbox`) is woken after the commit.
+/// commit); `outbox` (`state.outbox`) is woken after the commit.
 pub async fn deliver<C, T, F>(ctx: &Context<C>, outbox: &Outbox, f: F) -> Result<T, AppError>
 where
     C: Send + Sync + 'static,
@@ -137,7 +79,8 @@ where
     Ok(value)
 }
 
-/// [`write_and_deliver_checked`] on a request's context (see [`deliver`]).
+/// [`deliver`] for writes whose failure is committed too (the inner error: a wrong code
+/// that must count against a limit); mail is queued only on success.
 pub async fn deliver_checked<C, T, F>(
     ctx: &Context<C>,
     outbox: &Outbox,
@@ -163,8 +106,8 @@ where
     Ok(value)
 }
 
-/// [`write_and_send`] on a request's context (see [`deliver`]): sign-in mail, never
-/// held for a digest.
+/// [`deliver`] for sign-in mail (invitations, links): queued in the outbox, never held
+/// for a digest.
 pub async fn send<C, T, F>(ctx: &Context<C>, outbox: &Outbox, f: F) -> Result<T, AppError>
 where
     C: Send + Sync + 'static,

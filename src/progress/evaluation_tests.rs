@@ -8,9 +8,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 
 use super::{elapsed, evaluate, DelmalList};
+use crate::curriculum::templates::{ProgrammeTemplate, TemplateContent};
 use crate::progress::inputs::{EnrolmentBasics, Inputs, PlacementBasics};
 use crate::progress::model::{DelmalState, EvidenceCounts, PaceFlag, Progress};
-use crate::curriculum::templates::{ProgrammeTemplate, TemplateContent};
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).expect("a valid test date")

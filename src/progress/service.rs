@@ -194,4 +194,3 @@ pub fn evidence_items(
     }
     Ok(out)
 }
-

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{not_modified, PROBLEM};
-use super::{write_and_deliver, write_and_deliver_checked};
 use crate::app::AppState;
 use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
@@ -44,7 +43,7 @@ pub async fn create_assessment(
     body: web::Json<NewAssessment>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         assessments::create(c, ctx, &id, body.into_inner())
     })
     .await?;
@@ -203,7 +202,7 @@ pub async fn request_signature(
     body: web::Json<RequestSignature>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         assessments::request(c, ctx, &id, &body.assessor_id)
     })
     .await?;
@@ -240,7 +239,7 @@ pub async fn sign_assessment(
     let id = path.into_inner();
     let expected = if_match(&req);
     let content = body.map(|b| b.into_inner()).unwrap_or_default();
-    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         assessments::sign(
             c,
             ctx,
@@ -280,7 +279,7 @@ pub async fn decline_assessment(
     body: web::Json<DeclineRequest>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         assessments::decline(c, ctx, &id, &body.reason)
     })
     .await?;
@@ -422,7 +421,7 @@ pub async fn co_sign(
     .await?;
     let creds = creds.filter(|_| ok);
     let content = body.content;
-    let a = write_and_deliver_checked(&ctx, &state, move |c, ctx| {
+    let a = crate::notifications::deliver_checked(&ctx, &state.outbox, move |c, ctx| {
         assessments::co_sign_finish(c, ctx, &id, creds.as_ref(), &factor, content)
     })
     .await?;

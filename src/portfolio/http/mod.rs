@@ -14,12 +14,6 @@ mod vetting;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 
-use crate::app::AppState;
-use crate::context::Context;
-use crate::db::DbConn;
-use crate::error::AppError;
-use crate::mail::Mail;
-
 pub(crate) const PROBLEM: &str = "application/problem+json";
 
 /// `If-None-Match` naming the current ETag: the client's copy is current.
@@ -28,58 +22,6 @@ pub(crate) fn not_modified(req: &HttpRequest, tag: &str) -> bool {
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
-}
-
-/// The request's write through its context (so its `Idempotency-Key` is reserved in
-/// the same transaction), queueing the notifications it returns in that transaction
-/// too; the outbox is woken after the commit. `notifications::write_and_deliver` for
-/// handlers on a context.
-pub(crate) async fn write_and_deliver<C, T, F>(
-    ctx: &Context<C>,
-    state: &AppState,
-    f: F,
-) -> Result<T, AppError>
-where
-    C: Send + Sync + 'static,
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn, &Context<C>) -> Result<(T, Vec<Mail>), AppError> + Send + 'static,
-{
-    let value = ctx
-        .write(move |c, ctx| {
-            let (value, mails) = f(c, ctx)?;
-            crate::notifications::queue(c, ctx.now, mails)?;
-            Ok(value)
-        })
-        .await?;
-    state.outbox.wake();
-    Ok(value)
-}
-
-/// [`write_and_deliver`] for a write whose failure commits too (a wrong second factor
-/// that must count against its limit): mail is queued only on success.
-pub(crate) async fn write_and_deliver_checked<C, T, F>(
-    ctx: &Context<C>,
-    state: &AppState,
-    f: F,
-) -> Result<T, AppError>
-where
-    C: Send + Sync + 'static,
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn, &Context<C>) -> Result<Result<(T, Vec<Mail>), AppError>, AppError>
-        + Send
-        + 'static,
-{
-    let value = ctx
-        .write(move |c, ctx| match f(c, ctx)? {
-            Ok((value, mails)) => {
-                crate::notifications::queue(c, ctx.now, mails)?;
-                Ok(Ok(value))
-            }
-            Err(e) => Ok(Err(e)),
-        })
-        .await??;
-    state.outbox.wake();
-    Ok(value)
 }
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -3,7 +3,6 @@
 use actix_web::{get, post, web, HttpResponse};
 
 use super::assessments::DeclineRequest;
-use super::write_and_deliver;
 use super::PROBLEM;
 use crate::app::AppState;
 use crate::context::Context;
@@ -57,7 +56,7 @@ pub async fn sign_by_link(
     body: web::Json<AssessmentContent>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
-    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         assessments::sign_by_link(c, ctx, &token, body.into_inner())
     })
     .await?;
@@ -83,7 +82,7 @@ pub async fn decline_by_link(
     body: web::Json<DeclineRequest>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
-    let a = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         assessments::decline_by_link(c, ctx, &token, &body.reason)
     })
     .await?;

@@ -3,7 +3,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 
-use super::write_and_deliver;
 use super::PROBLEM;
 use crate::app::AppState;
 use crate::context::Ctx;
@@ -140,7 +139,10 @@ pub async fn sign_summary(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let s = write_and_deliver(&ctx, &state, move |c, ctx| summaries::sign(c, ctx, &id)).await?;
+    let s = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
+        summaries::sign(c, ctx, &id)
+    })
+    .await?;
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 

@@ -4,7 +4,6 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 
-use super::write_and_deliver;
 use super::{not_modified, PROBLEM};
 use crate::app::AppState;
 use crate::context::Ctx;
@@ -58,7 +57,7 @@ async fn talk_patch(
     content: TalkContent,
 ) -> Result<HttpResponse, AppError> {
     let expected = if_match(&req);
-    let t = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let t = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         talks::update(
             c,
             ctx,
@@ -105,7 +104,7 @@ pub async fn create_supervision_session(
     body: web::Json<NewSupervisionSession>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let t = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let t = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         talks::create_session(c, ctx, &id, body.into_inner())
     })
     .await?;
@@ -238,7 +237,7 @@ pub async fn create_handover_talk(
     body: web::Json<NewHandoverTalk>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let t = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let t = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         talks::create_handover(c, ctx, &id, body.into_inner())
     })
     .await?;
@@ -369,7 +368,7 @@ pub async fn create_final_check_in(
     body: web::Json<NewFinalCheckIn>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let t = write_and_deliver(&ctx, &state, move |c, ctx| {
+    let t = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
         talks::create_final_check_in(c, ctx, &id, body.into_inner())
     })
     .await?;

@@ -4,7 +4,6 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::write_and_deliver;
 use crate::app::AppState;
 use crate::context::Ctx;
 use crate::error::AppError;
@@ -87,7 +86,8 @@ pub async fn approve_external_assessor(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let x = write_and_deliver(&ctx, &state, move |c, ctx| approve(c, ctx, &id)).await?;
+    let x = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| approve(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(x))
 }
 
@@ -112,6 +112,7 @@ pub async fn decline_external_assessor(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let x = write_and_deliver(&ctx, &state, move |c, ctx| decline(c, ctx, &id)).await?;
+    let x = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| decline(c, ctx, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(x))
 }
