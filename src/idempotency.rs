@@ -501,27 +501,22 @@ fn reserve(
     if crate::on_backend!(conn, |c| takeover.execute(c))? == 1 {
         return Ok(Slot::Fresh);
     }
-    type Row = (
-        String,
-        Option<i32>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        chrono::NaiveDateTime,
-        Option<String>,
-    );
-    let query = idempotency_keys::table.find((scope, key)).select((
-        idempotency_keys::request_hash,
-        idempotency_keys::status_code,
-        idempotency_keys::content_type,
-        idempotency_keys::etag,
-        idempotency_keys::response_body,
-        idempotency_keys::created_at,
-        idempotency_keys::outcome,
-    ));
-    let existing: Option<Row> = crate::on_backend!(conn, |c| query.first(c).optional())?;
+    let query = idempotency_keys::table.find((scope, key));
+    let existing: Option<StoredKey> = crate::on_backend!(conn, |c| query
+        .select(StoredKey::as_select())
+        .first(c)
+        .optional())?;
     // Gone between the statements (pruned): the client may simply retry.
-    let Some((stored_hash, status, content_type, etag, body, created, outcome)) = existing else {
+    let Some(StoredKey {
+        request_hash: stored_hash,
+        status_code: status,
+        content_type,
+        etag,
+        response_body: body,
+        created_at: created,
+        outcome,
+    }) = existing
+    else {
         return Err(AppError::IdempotencyInProgress);
     };
     if stored_hash != hash {
@@ -544,6 +539,19 @@ fn reserve(
         }
         _ => Err(AppError::IdempotencyInProgress),
     }
+}
+
+/// A stored key, as a retry finds it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = idempotency_keys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct StoredKey {
+    request_hash: String,
+    status_code: Option<i32>,
+    content_type: Option<String>,
+    etag: Option<String>,
+    response_body: Option<String>,
+    created_at: chrono::NaiveDateTime,
+    outcome: Option<String>,
 }
 
 /// Deletes the keys past their 24 hours (run by the server's housekeeping, off the

@@ -483,20 +483,27 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
     // Only rows with something to do are read: at an ordinary start, none.
     let sealed_now = format!("{PREFIX}{current}:%");
 
-    type TotpRow = (String, Option<String>, Option<String>);
-    let rows: Vec<TotpRow> = totp_credentials::table
+    #[derive(Queryable, Selectable)]
+    #[diesel(table_name = totp_credentials, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+    struct Totp {
+        user_id: String,
+        secret: Option<String>,
+        pending_secret: Option<String>,
+    }
+    let rows: Vec<Totp> = totp_credentials::table
         .filter(
             totp_credentials::secret
                 .not_like(&sealed_now)
                 .or(totp_credentials::pending_secret.not_like(&sealed_now)),
         )
-        .select((
-            totp_credentials::user_id,
-            totp_credentials::secret,
-            totp_credentials::pending_secret,
-        ))
+        .select(Totp::as_select())
         .load(conn)?;
-    for (user_id, secret, pending) in rows {
+    for Totp {
+        user_id,
+        secret,
+        pending_secret: pending,
+    } in rows
+    {
         let aad = totp_aad(&user_id);
         if let Some(s) = secret.filter(|s| stale(s)) {
             diesel::update(totp_credentials::table.find(&user_id))
