@@ -261,10 +261,10 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Talk, AppError> {
         .select(ParticipantRow::as_select())
         .load(conn)?;
     let delmal = links::codes(&links::of(conn, &[id.to_string()])?, id);
+    // A handover talk stores its content as JSON, `null` while it has none.
     let handover = match r.kind {
-        TalkKind::Handover => {
-            Some(serde_json::from_str(&r.content).map_err(|e| unreadable("content", id, e))?)
-        }
+        TalkKind::Handover => serde_json::from_str::<Option<HandoverContent>>(&r.content)
+            .map_err(|e| unreadable("content", id, e))?,
         _ => None,
     };
     Ok(Talk {
