@@ -27,6 +27,9 @@ pub struct Event<'a> {
     pub data: &'a serde_json::Value,
 }
 
+/// Characters of the client kept (and hashed) per entry.
+const CLIENT_CHARS: usize = 200;
+
 /// One row of the chain, as stored.
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
@@ -93,7 +96,10 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, e: Event) -> Result<(), App
         seq,
         at,
         actor_id: e.actor_id.map(str::to_string),
-        client: e.client.map(str::to_string),
+        // The column keeps the first 200 characters, and the hash must cover what is
+        // stored: hashing the whole string made every entry of a longer user agent fail
+        // verification, so anyone could break the chain's proof by sending one.
+        client: e.client.map(|c| c.chars().take(CLIENT_CHARS).collect()),
         action: e.action.to_string(),
         entity: e.entity.to_string(),
         entity_id: e.entity_id.to_string(),
@@ -102,9 +108,7 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, e: Event) -> Result<(), App
         prev_hash: prev,
         hash: String::new(),
     };
-    // The hash covers the client as given; the column keeps its first 200 characters.
     entry.hash = entry.content_hash();
-    entry.client = entry.client.map(|c| c.chars().take(200).collect());
     let insert = diesel::insert_into(audit_log::table).values(&entry);
     crate::on_backend!(conn, |c| insert.execute(c))?;
     Ok(())

@@ -449,6 +449,47 @@ fn the_audit_chain_recomputed_outside_the_service_matches_every_stored_hash() {
 }
 
 #[test]
+fn a_long_user_agent_does_not_break_the_audit_chain() {
+    // The column keeps 200 characters of the client; an entry made with a longer user
+    // agent must still verify, or anyone could make the chain look tampered with.
+    let (s, _) = audited();
+    let agent = format!(
+        "Mozilla/5.0 (Linux; Android 15) {}",
+        "Extended-Agent/1.0 ".repeat(20)
+    );
+    assert!(agent.chars().count() > 300);
+    let body = json!({"kind": "course", "title": "Lång klient", "start_date": "2026-10-07",
+                      "reflection": "Från en telefon med lång user agent", "delmal": ["BT16"]});
+    s.app
+        .send(
+            "POST",
+            &format!("/enrolments/{}/activities", s.enrolment),
+            Some(&s.trainee.access),
+            Some(&body),
+            &[("User-Agent", agent.as_str())],
+        )
+        .expect(201);
+    let rows = audit_rows(&s.app);
+    let stored = rows
+        .iter()
+        .rev()
+        .find_map(|r| {
+            r.3.clone()
+                .filter(|c| c.starts_with("Mozilla/5.0 (Linux; Android 15)"))
+        })
+        .expect("the entry records the client");
+    assert_eq!(
+        stored.chars().count(),
+        200,
+        "the column keeps 200 characters"
+    );
+    recompute_chain(&rows).expect("the chain recomputes over what is stored");
+    let (v, ok, out) = service_verdict(&s.app);
+    assert!(v.intact && ok, "{v:?} {out}");
+    assert_eq!(v.entries, rows.len() as i64);
+}
+
+#[test]
 fn deleting_an_audit_row_breaks_the_chain() {
     let (s, rows) = audited();
     let victim = rows[rows.len() / 2].0;
