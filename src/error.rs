@@ -285,6 +285,12 @@ impl AppError {
         AppError::Internal(e.to_string())
     }
 
+    /// A stored value that does not read back (`what` of the `entity` row `id`): an
+    /// error, never a default.
+    pub fn unreadable(entity: &str, id: &str, what: &str, e: impl std::fmt::Display) -> AppError {
+        AppError::Internal(format!("{entity} {id}: stored {what} unreadable: {e}"))
+    }
+
     pub fn problem(&self, request_id: Option<String>) -> Problem {
         Problem {
             type_: format!("{PROBLEM_BASE}{}", self.code()),

@@ -118,11 +118,8 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<SummaryAssessment, AppError> {
         _ => None,
     };
     // Stored data that does not read back is an error, never an empty list.
-    let judgements = serde_json::from_str(&r.judgements).map_err(|e| {
-        AppError::internal(format!(
-            "summary assessment {id}: stored judgements unreadable: {e}"
-        ))
-    })?;
+    let judgements = serde_json::from_str(&r.judgements)
+        .map_err(|e| AppError::unreadable("summary assessment", id, "judgements", e))?;
     Ok(SummaryAssessment {
         id: r.id.into_inner(),
         enrolment_id: r.enrolment_id.into_inner(),

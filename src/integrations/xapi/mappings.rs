@@ -75,13 +75,14 @@ impl TryFrom<MappingRecord> for ActivityMapping {
     /// An activity kind or delmål list this build cannot read is an error, never a
     /// default.
     fn try_from(r: MappingRecord) -> Result<ActivityMapping, AppError> {
-        let unreadable = |what: &str| {
-            AppError::internal(format!("activity mapping {}: unreadable {what}", r.id))
+        let unreadable = |what: &str, e: serde_json::Error| {
+            AppError::unreadable("activity mapping", &r.id, what, e)
         };
         Ok(ActivityMapping {
             kind: serde_json::from_value(Value::String(r.kind.clone()))
-                .map_err(|_| unreadable("kind"))?,
-            delmal: serde_json::from_value(r.delmal.0.clone()).map_err(|_| unreadable("delmal"))?,
+                .map_err(|e| unreadable("kind", e))?,
+            delmal: serde_json::from_value(r.delmal.0.clone())
+                .map_err(|e| unreadable("delmal", e))?,
             id: r.id,
             organisation_id: r.organisation_id,
             xapi_activity_id: r.activity_iri,

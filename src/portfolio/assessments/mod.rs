@@ -206,9 +206,8 @@ struct Row {
     updated_at: NaiveDateTime,
 }
 
-/// Stored data that does not read back is an error, never a default.
 fn unreadable(what: &str, id: &str, e: impl std::fmt::Display) -> AppError {
-    AppError::internal(format!("assessment {id}: stored {what} unreadable: {e}"))
+    AppError::unreadable("assessment", id, what, e)
 }
 
 /// The stored instrument code; an unknown one is an error.

@@ -244,9 +244,8 @@ struct ParticipantRow {
     confirmation_method: Option<String>,
 }
 
-/// Stored data that does not read back is an error, never a default.
 fn unreadable(what: &str, id: &str, e: impl std::fmt::Display) -> AppError {
-    AppError::internal(format!("talk {id}: stored {what} unreadable: {e}"))
+    AppError::unreadable("talk", id, what, e)
 }
 
 pub fn get(conn: &mut DbConn, id: &str) -> Result<Talk, AppError> {
