@@ -396,3 +396,46 @@ fn the_placement_supervisor_writes_and_signs_the_summary_assessment() {
         )
         .expect_problem(404, "not-found");
 }
+
+/// Sets a talk's stored handover content, as someone with database access would (or as
+/// rows written before the content was required look).
+fn store_content(app: &TestApp, talk: &str, content: &str) {
+    use diesel::prelude::*;
+    use eportfolio::schema::talks;
+    let pool = eportfolio::db::connect(&app.config.database_url, 1).expect("pool");
+    let mut conn = pool.get().expect("conn");
+    diesel::update(talks::table.find(talk))
+        .set(talks::content.eq(content))
+        .execute(&mut conn)
+        .expect("update");
+}
+
+#[test]
+fn a_handover_talk_stored_without_content_reads_as_none_and_garbage_is_an_error() {
+    let y = year();
+    let path = format!("/enrolments/{}/handover-talks", y.enrolment);
+    let body = json!({
+        "held_on": "2026-12-28", "placement_id": y.first, "next_placement_id": y.second,
+        "outgoing_supervisor_id": y.outgoing.id, "incoming_supervisor_id": y.incoming.id,
+        "handover": {"delmal_status": [{"code": "BT1", "status": "in_progress", "comment": "Två Mini-CEX"}],
+                     "strengths": "Trygg.", "areas_to_develop": "Prioritering.",
+                     "plan_next_placement": "CbD."}
+    });
+    let t = y.app.post(&path, Some(&y.trainee.access), body).expect(201);
+    let id = t.body["id"].as_str().expect("id").to_string();
+
+    // JSON null is what the service stores for a talk without handover content.
+    store_content(&y.app, &id, "null");
+    let read = y
+        .app
+        .get(&format!("/handover-talks/{id}"), Some(&y.trainee.access))
+        .expect(200);
+    assert_eq!(read.body["id"], id.as_str());
+    assert_eq!(read.body["handover"], serde_json::Value::Null);
+
+    // Anything else that does not parse is an error, never an empty default.
+    store_content(&y.app, &id, "{\"delmal_status\": 7");
+    y.app
+        .get(&format!("/handover-talks/{id}"), Some(&y.trainee.access))
+        .expect_problem(500, "internal");
+}
