@@ -343,8 +343,10 @@ pub fn openapi_json() -> String {
 }
 
 /// Every `HOUSEKEEPING_INTERVAL_MILLIS` (ten minutes by default; not at all when zero),
-/// off the request path: sends due daily digests and deletes idempotency keys past their
-/// 24 hours and domain events past their retention.
+/// off the request path: sends due daily digests, deletes idempotency keys past their
+/// 24 hours and domain events past their retention, and logs a signed checkpoint of the
+/// audit chain when it grew (`audit::checkpoint`: the log store keeps it outside the
+/// database, where a cut-off chain can be checked against it).
 fn spawn_housekeeping(state: web::Data<AppState>) {
     let every = state.config.housekeeping_interval;
     if every.is_zero() {
@@ -353,6 +355,8 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The head last logged by this node, so an idle chain is not logged again.
+        let mut logged_head: Option<i64> = None;
         loop {
             tick.tick().await;
             // One instant for the whole round: whatever the round finds done (a key
@@ -383,6 +387,26 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "domain events past their retention deleted"),
                 Err(e) => tracing::error!(error = %e, "deleting old domain events failed"),
+            }
+            match db::run(&state.pool, move |conn| {
+                let (key_id, key) = crate::dossier::signing::current_key(conn)?;
+                crate::audit::checkpoint::make(conn, now, &key_id, &key)
+            })
+            .await
+            {
+                Ok(Some(cp)) if logged_head != Some(cp.seq) => {
+                    logged_head = Some(cp.seq);
+                    match serde_json::to_string(&cp) {
+                        Ok(text) => tracing::info!(
+                            target: "audit_checkpoint",
+                            checkpoint = %text,
+                            "audit checkpoint"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "audit checkpoint not written"),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
             }
         }
     });

@@ -1,5 +1,5 @@
 //! Command line: `serve` (the default), `migrate`, `openapi`, `admin create`, `keys rotate`,
-//! `backup`, `restore`, `demo`, `dossier verify`, `audit verify`.
+//! `backup`, `restore`, `demo`, `dossier verify`, `audit verify`, `audit checkpoint`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -73,7 +73,15 @@ enum KeysCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the hash chain; exits non-zero if any entry was changed or removed.
-    Verify,
+    /// With --checkpoint, also checks that the chain still holds every entry the signed
+    /// checkpoints in FILE vouch for (which catches a cut-off or rehashed chain).
+    Verify {
+        /// A file of checkpoints (from `audit checkpoint` or the server's log).
+        #[arg(long)]
+        checkpoint: Vec<std::path::PathBuf>,
+    },
+    /// Print a signed checkpoint of the chain's head, to keep outside the database.
+    Checkpoint,
 }
 
 #[derive(Subcommand)]
@@ -139,7 +147,14 @@ fn main() -> ExitCode {
         }
     };
     // The demo drives hundreds of requests; its log would bury the logins it prints.
-    let level = if matches!(cli.command, Some(Command::Demo)) {
+    // So does `audit checkpoint`'s: its one line on stdout is meant for a file.
+    let level = if matches!(
+        cli.command,
+        Some(Command::Demo)
+            | Some(Command::Audit {
+                command: AuditCommand::Checkpoint
+            })
+    ) {
         "warn"
     } else {
         "info"
@@ -152,8 +167,11 @@ fn main() -> ExitCode {
             command: AdminCommand::Create { email, region },
         } => admin_create(config, &email, &region),
         Command::Audit {
-            command: AuditCommand::Verify,
-        } => audit_verify(config),
+            command: AuditCommand::Verify { checkpoint },
+        } => audit_verify(config, &checkpoint),
+        Command::Audit {
+            command: AuditCommand::Checkpoint,
+        } => audit_checkpoint(config),
         Command::Backup { file } => {
             eportfolio::backup::backup(&config.database_url, &file).map(|()| {
                 println!("backup written to {}", file.display());
@@ -266,20 +284,77 @@ fn restore(config: Config, file: &std::path::Path) -> Result<(), eportfolio::err
     }
 }
 
-fn audit_verify(config: Config) -> Result<(), eportfolio::error::AppError> {
+fn audit_verify(
+    config: Config,
+    checkpoint_files: &[std::path::PathBuf],
+) -> Result<(), eportfolio::error::AppError> {
+    use eportfolio::audit::checkpoint;
+    use eportfolio::error::AppError;
+    let mut checkpoints = Vec::new();
+    for file in checkpoint_files {
+        let text = String::from_utf8(read_file(file)?)
+            .map_err(|_| AppError::Unprocessable(format!("{} is not text", file.display())))?;
+        checkpoints.extend(
+            checkpoint::parse_lines(&text)
+                .map_err(|e| AppError::Unprocessable(format!("{}: {e}", file.display())))?,
+        );
+    }
     let pool = db::connect(&config.database_url, 1)?;
     let mut conn = pool.get()?;
     let v = eportfolio::audit::verify(&mut conn)?;
-    if v.intact {
-        println!("audit log intact: {} entries verified", v.entries);
-        Ok(())
-    } else {
-        Err(eportfolio::error::AppError::Internal(format!(
+    if !v.intact {
+        return Err(AppError::Internal(format!(
             "audit log broken at entry {}: {} ({} entries before it verify)",
             v.first_broken.unwrap_or_default(),
             v.reason.unwrap_or_default(),
             v.entries
-        )))
+        )));
+    }
+    println!("audit log intact: {} entries verified", v.entries);
+    if checkpoints.is_empty() {
+        return Ok(());
+    }
+    let keys = eportfolio::dossier::signing::verifying_keys(&mut conn)?;
+    let findings = checkpoint::check(&mut conn, &checkpoints, &keys)?;
+    let mut failed = 0;
+    for f in &findings {
+        match &f.reason {
+            None => println!("checkpoint of entry {} ({}): holds", f.seq, f.at),
+            Some(reason) => {
+                failed += 1;
+                println!("checkpoint of entry {} ({}): FAILS: {reason}", f.seq, f.at);
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(AppError::Internal(format!(
+            "audit log does not hold {failed} of {} checkpoint(s)",
+            findings.len()
+        )));
+    }
+    println!("all {} checkpoint(s) hold", findings.len());
+    Ok(())
+}
+
+fn audit_checkpoint(config: Config) -> Result<(), eportfolio::error::AppError> {
+    let state = AppState::new(config, Arc::new(SystemClock))?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get()?;
+    let made = eportfolio::secrets::with(state.pool.keyring(), || {
+        let (key_id, key) = eportfolio::dossier::signing::current_key(&mut conn)?;
+        eportfolio::audit::checkpoint::make(&mut conn, now, &key_id, &key)
+    })?;
+    match made {
+        Some(cp) => {
+            println!(
+                "{}",
+                serde_json::to_string(&cp).map_err(eportfolio::error::AppError::internal)?
+            );
+            Ok(())
+        }
+        None => Err(eportfolio::error::AppError::Unprocessable(
+            "the audit log is empty: nothing to vouch for yet".into(),
+        )),
     }
 }
 

@@ -24,7 +24,11 @@ struct Setup {
 /// The smallest portfolio that yields a dossier: one trainee, one enrolment, one
 /// logged activity (so the dossier has a record and the audit log a few entries).
 fn setup() -> Setup {
-    let app = TestApp::start();
+    setup_with(|_| {})
+}
+
+fn setup_with(adjust: impl FnOnce(&mut eportfolio::Config)) -> Setup {
+    let app = TestApp::start_with(adjust);
     let (admin, region) = app.admin();
     let org = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
     let director = app.join(&admin, "studierektor@sll.se", "director_of_studies", &org);
@@ -571,73 +575,280 @@ fn reordering_two_audit_rows_breaks_the_chain() {
     );
 }
 
-/// GAP: the service keeps the chain head nowhere outside `audit_log` (no separate
-/// table, no backup manifest, no anchor in the dossier), so cutting off the newest
-/// entries leaves a shorter chain that verifies, by the service and by any recomputation
-/// from the rows alone. What does catch it is a hash from the chain held outside: a
-/// signed dossier lists the seq and hash of the enrolment's signature and creation
-/// entries, so whoever holds one issued before the cut can tell the entry it vouches for
-/// is gone (or was replaced). The asserts marked GAP pin today's behaviour; when the
-/// service learns to anchor its head, they must turn into "detected".
+/// `eportfolio <args>` against the test app's database and data directory (whose key
+/// file holds the master key): exit status and everything printed.
+fn cli(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eportfolio"))
+        .args(args)
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("EPORTFOLIO_DATA_DIR", &app.config.data_dir)
+        .output()
+        .expect("run eportfolio");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// A checkpoint printed by `eportfolio audit checkpoint`, its signature checked here
+/// with ed25519-dalek against the key `/dossier-keys` publishes, over the message
+/// `src/audit/checkpoint.rs` documents.
+fn take_checkpoint(app: &TestApp) -> Value {
+    let (ok, out) = cli(app, &["audit", "checkpoint"]);
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no checkpoint printed: {out}"));
+    let cp: Value = serde_json::from_str(line).expect("checkpoint json");
+    assert_eq!(cp["type"], "eportfolio-audit-checkpoint");
+    let keys = app.get("/dossier-keys", None).expect(200).body;
+    let key = published_key(&keys, cp["key_id"].as_str().expect("key id")).expect("key");
+    let message = format!(
+        "eportfolio-audit-checkpoint/v1\nseq={}\nhash={}\nat={}\n",
+        cp["seq"],
+        cp["hash"].as_str().expect("hash"),
+        cp["at"].as_str().expect("at")
+    );
+    ed25519_verify(
+        &key,
+        message.as_bytes(),
+        cp["signature"].as_str().expect("sig"),
+    )
+    .expect("an authentic checkpoint");
+    cp
+}
+
+/// `eportfolio audit verify --checkpoint FILE` with `lines` as the file.
+fn verify_against(app: &TestApp, lines: &str) -> (bool, String) {
+    let file = app
+        .config
+        .data_dir
+        .join(format!("checkpoints-{}.txt", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, lines).expect("write checkpoints");
+    cli(
+        app,
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            file.to_str().expect("path"),
+        ],
+    )
+}
+
+/// Rewrites every stored hash from entry `from` on, following the documented
+/// construction, as an attacker who knows it would after editing an entry.
+fn rehash_from(app: &TestApp, from: i64) {
+    let rows = audit_rows(app);
+    tamper(app, |c| {
+        let mut prev = if from == 1 {
+            "0".repeat(64)
+        } else {
+            rows[(from - 2) as usize].10.clone()
+        };
+        for r in rows.iter().filter(|r| r.0 >= from) {
+            let mut text = String::new();
+            for field in [
+                prev.as_str(),
+                &r.0.to_string(),
+                &r.1.and_utc().timestamp_micros().to_string(),
+                r.2.as_deref().unwrap_or(""),
+                r.3.as_deref().unwrap_or(""),
+                &r.4,
+                &r.5,
+                &r.6,
+                r.7.as_deref().unwrap_or(""),
+                &r.8,
+            ] {
+                text.push_str(&format!("{}:{field}|", field.len()));
+            }
+            let hash = sha256_hex(text.as_bytes());
+            diesel::update(audit_log::table.filter(audit_log::seq.eq(r.0)))
+                .set((audit_log::prev_hash.eq(&prev), audit_log::hash.eq(&hash)))
+                .execute(c)
+                .expect("rehash");
+            prev = hash;
+        }
+    });
+}
+
+/// The chain alone cannot show that its newest entries were cut off: the shorter chain
+/// verifies, by the service and by a recomputation from the rows. A signed checkpoint
+/// held outside the database (here a file, in production the log store or a monitoring
+/// job) names the entry the chain must still hold, and `audit verify --checkpoint`
+/// finds it gone.
 #[test]
-fn truncating_the_audit_tail_is_caught_only_against_a_signed_dossier_held_outside() {
+fn truncating_the_audit_tail_is_caught_against_a_checkpoint_held_outside() {
     let s = setup();
     let title = "Sista aktiviteten";
     log_activity(&s, title);
-    let keys = s.app.get("/dossier-keys", None).expect(200).body;
-    let issued = s
-        .app
-        .get(
-            &format!("/enrolments/{}/dossier", s.enrolment),
-            Some(&s.trainee.access),
-        )
-        .expect(200);
-    check_json_dossier(&issued.text, &keys).expect("an authentic dossier");
-    let anchors = issued.body["dossier"]["audit"]
-        .as_array()
-        .expect("audit facts");
-    assert!(!anchors.is_empty(), "{}", issued.text);
-    let anchor = anchors.last().expect("anchor");
-    assert_eq!(anchor["entity"], "activity");
-    assert_eq!(anchor["action"], "created");
-    let cut = anchor["seq"].as_i64().expect("seq");
-    let anchored_hash = anchor["hash"].as_str().expect("hash").to_string();
+    let cp = take_checkpoint(&s.app);
     let before = audit_rows(&s.app);
     let head = recompute_chain(&before).expect("intact before");
-    assert!(
-        before.len() as i64 > cut,
-        "the dossier issue is logged after"
-    );
-    assert_eq!(before[(cut - 1) as usize].10, anchored_hash);
-    assert!(before.iter().any(|r| r.8.contains(title)));
+    assert_eq!(cp["seq"].as_i64(), Some(before.len() as i64));
+    assert_eq!(cp["hash"].as_str(), Some(head.as_str()));
+    let checkpoint_line = cp.to_string();
+    let (ok, out) = verify_against(&s.app, &checkpoint_line);
+    assert!(ok, "{out}");
+    assert!(out.contains("1 checkpoint(s) hold"), "{out}");
 
     // Someone with database access cuts off the newest entries, from the last activity.
+    let cut = before
+        .iter()
+        .find(|r| r.8.contains(title))
+        .expect("the activity's entry")
+        .0;
     tamper(&s.app, |c| {
         let n = diesel::delete(audit_log::table.filter(audit_log::seq.ge(cut)))
             .execute(c)
             .expect("truncate");
         assert_eq!(n, before.len() - cut as usize + 1);
     });
-    // And the service carries on: the next entries take over the freed numbers.
-    log_activity(&s, "Efter avskärningen");
-    let after = audit_rows(&s.app);
+    // The chain alone still verifies, by the service and recomputed here.
+    let (v, ok, out) = service_verdict(&s.app);
+    assert!(v.intact && ok, "{v:?} {out}");
+    recompute_chain(&audit_rows(&s.app)).expect("the rows alone recompute");
+    // Against the checkpoint it does not.
+    let (ok, out) = verify_against(&s.app, &checkpoint_line);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "the chain has no entry {} (it ends at entry {}): entries were cut off",
+            before.len(),
+            cut - 1
+        )),
+        "{out}"
+    );
 
-    // GAP: the service's verify and the CLI call the shortened chain intact.
+    // The service carries on and the next entries take over the freed numbers: the
+    // checkpoint's entry exists again, but it is not the one it vouches for.
+    log_activity(&s, "Efter avskärningen");
+    log_activity(&s, "Och en till");
+    assert!(audit_rows(&s.app).len() >= before.len());
+    let (v, ok, out) = service_verdict(&s.app);
+    assert!(v.intact && ok, "{v:?} {out}");
+    let (ok, out) = verify_against(&s.app, &checkpoint_line);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "entry {} is not the entry the checkpoint vouches for",
+            before.len()
+        )),
+        "{out}"
+    );
+}
+
+/// Editing an old entry and rehashing every entry after it leaves a chain that verifies
+/// link by link; a checkpoint taken before the edit catches it, and a checkpoint taken
+/// before the edited entry does not blame the entries it vouches for.
+#[test]
+fn rewriting_and_rehashing_the_chain_is_caught_against_a_checkpoint() {
+    let (s, rows) = audited();
+    let early = take_checkpoint(&s.app);
+    log_activity(&s, "Senare aktivitet");
+    let late = take_checkpoint(&s.app);
+    let target = rows
+        .iter()
+        .find(|r| r.8.contains("Etikseminarium"))
+        .expect("an entry to rewrite")
+        .0;
+    assert!(early["seq"].as_i64().expect("seq") >= target);
+    tamper(&s.app, |c| {
+        diesel::update(audit_log::table.filter(audit_log::seq.eq(target)))
+            .set(audit_log::data.eq("{\"title\":\"Något annat\"}"))
+            .execute(c)
+            .expect("rewrite");
+    });
+    rehash_from(&s.app, target);
     let (v, ok, out) = service_verdict(&s.app);
     assert!(
         v.intact && ok,
-        "the service now detects truncation: turn this GAP into a detection check ({v:?} {out})"
+        "the rehashed chain verifies link by link: {v:?} {out}"
     );
-    // GAP: so does a recomputation from the rows alone; only the head differs.
-    let new_head = recompute_chain(&after).expect("GAP: the rows alone recompute");
-    assert_ne!(new_head, head);
+    recompute_chain(&audit_rows(&s.app)).expect("and recomputes");
 
-    // Detected: the entry the signed dossier vouches for is no longer in the chain.
-    let at_cut = after.iter().find(|r| r.0 == cut).expect("seq reused");
-    assert_ne!(
-        at_cut.10, anchored_hash,
-        "the dossier's anchor no longer matches the chain"
+    let both = format!("{early}\n{late}\n");
+    let (ok, out) = verify_against(&s.app, &both);
+    assert!(!ok, "{out}");
+    for cp in [&early, &late] {
+        assert!(
+            out.contains(&format!(
+                "checkpoint of entry {} ({}): FAILS: entry {} is not the entry",
+                cp["seq"],
+                cp["at"].as_str().expect("at"),
+                cp["seq"]
+            )),
+            "{out}"
+        );
+    }
+    assert!(out.contains("does not hold 2 of 2 checkpoint(s)"), "{out}");
+}
+
+/// A checkpoint is only as good as its signature: one whose number was changed, or
+/// signed by a key the service never had, proves nothing and says so; a file with no
+/// checkpoint in it is an error, not a pass.
+#[test]
+fn a_forged_or_missing_checkpoint_is_refused() {
+    let s = setup();
+    let cp = take_checkpoint(&s.app);
+    let mut moved = cp.clone();
+    moved["seq"] = json!(1);
+    let (ok, out) = verify_against(&s.app, &moved.to_string());
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("the signature does not match: the checkpoint is not authentic"),
+        "{out}"
     );
-    assert!(!after.iter().any(|r| r.10 == anchored_hash));
-    assert!(!after.iter().any(|r| r.8.contains(title)));
+    let mut stranger = cp.clone();
+    stranger["key_id"] = json!("0000000000000000");
+    let (ok, out) = verify_against(&s.app, &stranger.to_string());
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("signed with key 0000000000000000, which is not one of this service's keys"),
+        "{out}"
+    );
+    let (ok, out) = verify_against(&s.app, "nothing to see here\n");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("no audit checkpoint found in the file"),
+        "{out}"
+    );
+}
+
+/// The running server logs a signed checkpoint once the chain has grown, at its
+/// housekeeping round: the line an operator's log store keeps is accepted as it is by
+/// `audit verify --checkpoint`, and it holds.
+#[test]
+fn the_server_logs_checkpoints_that_audit_verify_accepts() {
+    crate::support::log::capture();
+    let s = setup_with(|c| {
+        c.housekeeping_interval = std::time::Duration::from_millis(50);
+    });
+    let app = &s.app;
+    let head = audit_rows(app).last().expect("entries").0;
+    let needle = format!("{{\"type\":\"eportfolio-audit-checkpoint\",\"seq\":{head},");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let line = loop {
+        let text = crate::support::log::text();
+        // Servers of other tests log too: this one's chain is the one ending at `head`
+        // whose hash matches.
+        let hash = audit_rows(app).last().expect("entries").10.clone();
+        if let Some(l) = text.lines().find(|l| {
+            l.contains("audit_checkpoint") && l.contains(&needle) && l.contains(hash.as_str())
+        }) {
+            break l.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint of entry {head} logged"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let (ok, out) = verify_against(app, &format!("unrelated line\n{line}\n"));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("checkpoint of entry {head}")),
+        "{out}"
+    );
+    assert!(out.contains("1 checkpoint(s) hold"), "{out}");
 }
