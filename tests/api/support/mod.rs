@@ -115,6 +115,38 @@ fn database_url(dir: &std::path::Path) -> String {
     new_database_url(dir, "test")
 }
 
+/// The PostgreSQL databases made for each test app's directory, dropped with the app:
+/// a suite run makes hundreds, and a server that keeps them fills its disk.
+static CREATED_DATABASES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Drops the PostgreSQL databases made for `dir` (best effort: a database someone still
+/// holds open is dropped by `WITH (FORCE)`, and a failure only leaves it behind).
+fn drop_databases(dir: &std::path::Path) {
+    let names: Vec<String> = match CREATED_DATABASES.lock() {
+        Ok(mut created) => {
+            let (mine, rest) = created.drain(..).partition(|(d, _)| d == dir);
+            *created = rest;
+            mine.into_iter().map(|(_, n)| n).collect()
+        }
+        Err(_) => return,
+    };
+    let Some(base) = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|_| !names.is_empty())
+    else {
+        return;
+    };
+    if let Ok(mut admin) = diesel::PgConnection::establish(&base) {
+        for name in names {
+            let _ = diesel::RunQueryDsl::execute(
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+                &mut admin,
+            );
+        }
+    }
+}
+
 /// A new, empty database: a new PostgreSQL database when `TEST_DATABASE_URL` is set,
 /// else a SQLite path in `dir` that does not exist yet.
 pub fn new_database_url(dir: &std::path::Path, name: &str) -> String {
@@ -132,6 +164,9 @@ pub fn new_database_url(dir: &std::path::Path, name: &str) -> String {
                 &mut admin,
             )
             .expect("create test database");
+            if let Ok(mut created) = CREATED_DATABASES.lock() {
+                created.push((dir.to_path_buf(), name.clone()));
+            }
             let (head, tail) = base.split_at(base.rfind('/').expect("database url has a path"));
             let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
             format!("{head}/{name}{query}")
@@ -671,6 +706,7 @@ impl Drop for TestApp {
         let _ =
             std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
                 .join();
+        drop_databases(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
