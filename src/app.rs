@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::middleware::{from_fn, Compress};
+use actix_web::middleware::{from_fn, Compress, Condition};
 use actix_web::{dev::Server, get, web, App, HttpResponse, HttpServer};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{self, ResponseBuilder};
@@ -436,7 +436,11 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
         // The spec route comes before the `/api/v1` scope, which would otherwise answer 404.
         let (app, _) = App::new()
             .service(
-                SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", api.get_ref().clone()),
+                SwaggerUi::new("/docs/{_:.*}")
+                    .url("/api/v1/openapi.json", api.get_ref().clone())
+                    // Swagger UI would otherwise send the spec's address to a validator
+                    // at swagger.io from every browser that opens the docs.
+                    .config(utoipa_swagger_ui::Config::default().validator_url("none")),
             )
             .into_utoipa_app()
             .app_data(state.clone())
@@ -455,6 +459,11 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
             .split_for_parts();
         app.service(web::redirect("/docs", "/docs/"))
             .default_service(web::to(http::not_found))
+            // Inside the request log, so preflights are logged like any request.
+            .wrap(Condition::new(
+                !config.cors_allowed_origins.is_empty(),
+                crate::cors::middleware(&config.cors_allowed_origins),
+            ))
             .wrap(from_fn(http::request_id_and_log))
             // Outermost, so the request-id middleware sees bodies before compression.
             .wrap(Compress::default())

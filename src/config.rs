@@ -105,6 +105,10 @@ pub struct Config {
     /// Networks webhooks may reach although they are not public (loopback, private, ...):
     /// an operator's deliberate exception for an on-premises LMS. Empty by default.
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
+    /// Origins (`https://portfolio.region.se`) whose browser pages may call the API
+    /// (`CORS_ALLOWED_ORIGINS`, comma-separated, exact; none by default, so only pages
+    /// served from the API's own origin can). See `crate::cors`.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -135,6 +139,18 @@ fn networks(name: &str) -> Result<Vec<ipnet::IpNet>, AppError> {
                 .map(|n| n.trunc())
                 .map_err(|_| AppError::Config(format!("{name}: {s:?} is not a CIDR (10.1.0.0/16)")))
         })
+        .collect()
+}
+
+/// Exact origins, each `scheme://host[:port]` as browsers send them in `Origin`.
+fn origins(name: &str) -> Result<Vec<String>, AppError> {
+    let Some(v) = var(name) else {
+        return Ok(Vec::new());
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| crate::cors::origin(s).map_err(|why| AppError::Config(format!("{name}: {why}"))))
         .collect()
 }
 
@@ -210,6 +226,7 @@ impl Config {
             webhook_timeout: Duration::from_secs(10),
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),
+            cors_allowed_origins: Vec::new(),
             data_dir,
         }
     }
@@ -326,6 +343,7 @@ impl Config {
             webhook_timeout: secs("WEBHOOK_TIMEOUT_SECONDS", d.webhook_timeout.as_secs())?,
             webhook_allow_http: parse("WEBHOOK_ALLOW_HTTP", d.webhook_allow_http)?,
             webhook_allowed_networks: networks("WEBHOOK_ALLOWED_NETWORKS")?,
+            cors_allowed_origins: origins("CORS_ALLOWED_ORIGINS")?,
             data_dir,
         })
     }

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod cors;
 pub mod curriculum;
 pub mod db;
 pub mod demo;
