@@ -128,6 +128,46 @@ pub fn clean_filename(name: &str) -> String {
     }
 }
 
+/// The `Content-Disposition` of a download: the name as stored in `filename*` (RFC 6266,
+/// UTF-8, percent-encoded), and an ASCII fallback in `filename` for old clients. Without
+/// `filename*` a name with å, ä or ö arrives as mojibake (`fÃ¶rsÃ¤kring`).
+pub fn content_disposition(filename: &str) -> actix_web::http::header::ContentDisposition {
+    use actix_web::http::header::{
+        Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
+    };
+    let mut parameters = vec![DispositionParam::Filename(ascii_fallback(filename))];
+    if !filename.is_ascii() {
+        parameters.push(DispositionParam::FilenameExt(ExtendedValue {
+            charset: Charset::Ext("UTF-8".into()),
+            language_tag: None,
+            value: filename.as_bytes().to_vec(),
+        }));
+    }
+    ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters,
+    }
+}
+
+/// `name` in printable ASCII: Swedish letters lose their marks, anything else becomes
+/// `_`, and the extension survives.
+pub fn ascii_fallback(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'å' | 'ä' | 'à' | 'á' | 'â' => 'a',
+            'Å' | 'Ä' | 'À' | 'Á' | 'Â' => 'A',
+            'ö' | 'ø' | 'ó' | 'ò' | 'ô' => 'o',
+            'Ö' | 'Ø' | 'Ó' | 'Ò' | 'Ô' => 'O',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'É' | 'È' | 'Ê' | 'Ë' => 'E',
+            'ü' | 'ú' => 'u',
+            'Ü' | 'Ú' => 'U',
+            c if c.is_ascii() && !c.is_ascii_control() && c != '\\' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
 /// How much of the start of a file the content check looks at.
 const SNIFF_BYTES: usize = 8192;
 

@@ -354,6 +354,62 @@ fn a_course_certificate_is_attached_from_the_phone_and_read_by_the_supervisor() 
         .expect_problem(404, "not-found");
 }
 
+/// A file name with å, ä and ö comes back as it was uploaded: in `filename*` (RFC 6266,
+/// UTF-8) for every current browser and HTTP library, with an ASCII `filename` for the
+/// rest, never as mojibake.
+#[test]
+fn a_swedish_file_name_downloads_intact() {
+    let s = setup();
+    let a = s
+        .app
+        .post(
+            &format!("/enrolments/{}/activities", s.enrolment),
+            Some(&s.trainee.access),
+            course("4a4c7a2e-2b8b-4bfb-8e0e-5b2b6c0d2e02"),
+        )
+        .expect(201);
+    let id = a.body["id"].as_str().expect("id");
+    let name = "kursintyg-försäkringsmedicin.pdf";
+    let encoded = "kursintyg-f%C3%B6rs%C3%A4kringsmedicin.pdf";
+    let stored = s
+        .app
+        .send_raw(
+            "POST",
+            &format!("/activities/{id}/attachments?filename={encoded}"),
+            Some(&s.trainee.access),
+            "application/pdf",
+            b"%PDF-1.7\n%%EOF\n",
+        )
+        .expect(201);
+    assert_eq!(stored.body["filename"], name);
+    let href = stored.body["href"].as_str().expect("href");
+    let got = s.app.send("GET", href, Some(&s.trainee.access), None, &[]);
+    assert_eq!(got.status, 200);
+    let disposition = got.header("content-disposition").expect("disposition");
+    assert!(
+        disposition.starts_with(
+            "attachment; filename=\"kursintyg-forsakringsmedicin.pdf\"; filename*=UTF-8''"
+        ),
+        "{disposition}"
+    );
+    // `filename*` decoded by Python's standard library (RFC 2231/5987 encoding), not by
+    // code of ours. Given alone: Python's mail parser takes the last of the two names,
+    // where browsers (RFC 6266) prefer `filename*` wherever it stands.
+    let extended = &disposition[disposition.find("filename*=").expect("filename*")..];
+    let decoded = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from email.message import EmailMessage; from email import policy; \
+             m = EmailMessage(policy=policy.default); \
+             m['Content-Disposition'] = 'attachment; ' + sys.argv[1]; print(m.get_filename())",
+            extended,
+        ])
+        .output()
+        .expect("python3");
+    assert!(decoded.status.success(), "{decoded:?}");
+    assert_eq!(String::from_utf8_lossy(&decoded.stdout).trim(), name);
+}
+
 /// Raw bytes of a download (the support client reads bodies as text).
 fn download(app: &TestApp, href: &str, token: &str) -> Vec<u8> {
     let resp = ureq::get(&format!("{}{href}", app.base))

@@ -134,10 +134,7 @@ pub async fn download_attachment(
         .unwrap_or(mime::APPLICATION_OCTET_STREAM);
     let mut res = file
         .set_content_type(mime)
-        .set_content_disposition(header::ContentDisposition {
-            disposition: header::DispositionType::Attachment,
-            parameters: vec![header::DispositionParam::Filename(a.filename.clone())],
-        })
+        .set_content_disposition(attachments::content_disposition(&a.filename))
         .use_etag(false)
         .use_last_modified(false)
         .into_response(&req);
