@@ -250,6 +250,13 @@ fn the_service_reports_health_readiness_and_documents_itself() {
         "{}",
         initializer.text
     );
+    // And no browser that opens the docs sends the spec's address to swagger.io's
+    // validator (Swagger UI's default).
+    assert!(
+        initializer.text.contains(r#""validatorUrl": "none""#),
+        "{}",
+        initializer.text
+    );
     let bundle = app.get("/docs/swagger-ui-bundle.js", None).expect(200);
     assert!(bundle.text.len() > 10_000, "the bundle is vendored");
 }
