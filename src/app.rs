@@ -100,8 +100,9 @@ impl AppState {
             `idempotency-secret-not-replayed`) or one lost with a server that stopped after \
             carrying the request out (409 `idempotency-answer-lost`); a request is never \
             carried out twice. Updates accept `If-Match`.",
-        license(name = "MIT")
+        license(name = "MIT", identifier = "MIT")
     ),
+    servers((url = "/", description = "This server (the paths carry the `/api/v1` prefix)")),
     modifiers(&Conventions),
     components(schemas(Problem, crate::error::FieldError)),
     tags(
@@ -323,8 +324,10 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     }))
 }
 
-/// The OpenAPI document, as served and as committed in `openapi/openapi.json`.
-pub fn openapi() -> openapi::OpenApi {
+/// The OpenAPI document, as served and as committed in `openapi/openapi.json`: what
+/// utoipa generates, finished by `crate::spec` on its JSON form (utoipa's types do not
+/// read every schema they write back, so the document stays JSON from there on).
+pub fn openapi() -> serde_json::Value {
     let (_, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -335,11 +338,13 @@ pub fn openapi() -> openapi::OpenApi {
     let mut api = api;
     Conventions.modify(&mut api);
     open_up_all_of(&mut api);
-    api
+    let mut doc = serde_json::to_value(&api).unwrap_or_default();
+    crate::spec::finish(&mut doc);
+    doc
 }
 
 pub fn openapi_json() -> String {
-    openapi().to_pretty_json().unwrap_or_default() + "\n"
+    serde_json::to_string_pretty(&openapi()).unwrap_or_default() + "\n"
 }
 
 /// Every `HOUSEKEEPING_INTERVAL_MILLIS` (ten minutes by default; not at all when zero),
@@ -437,7 +442,7 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
         let (app, _) = App::new()
             .service(
                 SwaggerUi::new("/docs/{_:.*}")
-                    .url("/api/v1/openapi.json", api.get_ref().clone())
+                    .external_url_unchecked("/api/v1/openapi.json", api.get_ref().clone())
                     // Swagger UI would otherwise send the spec's address to a validator
                     // at swagger.io from every browser that opens the docs.
                     .config(utoipa_swagger_ui::Config::default().validator_url("none")),

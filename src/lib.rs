@@ -33,6 +33,7 @@ pub mod progress;
 pub mod render;
 pub mod schema;
 pub mod secrets;
+pub mod spec;
 pub mod storage;
 
 pub use app::{openapi, openapi_json, server, AppState};
