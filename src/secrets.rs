@@ -431,6 +431,20 @@ pub fn mac(purpose: &str, data: &[u8]) -> Result<String, AppError> {
     active()?.mac(purpose, data)
 }
 
+/// A keyed hash with the active keyring under the master key the database is sealed
+/// under now, for hashes that are compared with stored ones (the personal number's
+/// uniqueness). A server started before `keys rotate` still holds the old key as its
+/// current one: it reloads its keys first (from the key file; a key from the
+/// environment needs the restart that rotation asks for anyway).
+pub fn mac_current(conn: &mut DbConn, purpose: &str, data: &[u8]) -> Result<String, AppError> {
+    let keyring = active()?;
+    let registered: Vec<String> = sealing_keys::table.select(sealing_keys::id).load(conn)?;
+    if !registered.is_empty() && !registered.contains(&keyring.current_id()) {
+        keyring.reload()?;
+    }
+    keyring.mac(purpose, data)
+}
+
 /// Opens with the active keyring (see [`with`]).
 pub fn open(aad: &str, stored: &str) -> Result<String, AppError> {
     active()?.open(aad, stored)

@@ -297,7 +297,11 @@ pub fn update(
             match new {
                 None => (sealed, mac) = (None, None),
                 Some(n) => {
-                    let digest = crate::secrets::mac(PERSONAL_NUMBER_MAC, n.digits().as_bytes())?;
+                    let digest = crate::secrets::mac_current(
+                        conn,
+                        PERSONAL_NUMBER_MAC,
+                        n.digits().as_bytes(),
+                    )?;
                     let taken: i64 = personal_identities::table
                         .filter(personal_identities::region_id.eq(&region))
                         .filter(personal_identities::number_mac.eq(&digest))
