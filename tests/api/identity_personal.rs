@@ -365,11 +365,15 @@ fn only_the_person_their_director_and_administrators_see_or_change_the_number() 
         let r = w.read(user, &w.trainee).expect(200);
         assert_eq!(r.body["personal_identity_number"], TOLVAN, "{who}");
     }
+    let email = "admin@regionskane.se";
+    let invitation = w.app.bootstrap_admin(email, "Region Skåne");
+    let skane = w.app.accept_with_totp(&invitation, email);
     for (who, user) in [
         ("their main supervisor", &w.main),
         ("their external assessor", &w.assessor),
         ("another trainee", &w.other_trainee),
         ("another care provider's director", &w.director_b),
+        ("another region's administrator", &skane),
     ] {
         let r = w.read(user, &w.trainee).expect_problem(404, "not-found");
         assert!(!r.text.contains("1212"), "{who}: {}", r.text);
