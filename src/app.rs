@@ -282,6 +282,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(a::revoke_invitation)
         .service(a::list_users)
         .service(a::get_user)
+        .service(crate::accounts::http_identity::get_personal_identity)
+        .service(crate::accounts::http_identity::patch_personal_identity)
         .configure(crate::curriculum::routes)
         .configure(crate::enrolment::routes)
         .configure(crate::portfolio::http::routes)

@@ -796,3 +796,19 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    personal_identities (user_id) {
+        user_id -> Text,
+        region_id -> Text,
+        number_sealed -> Nullable<Text>,
+        number_mac -> Nullable<Text>,
+        protected_identity -> Integer,
+        hsa_id -> Nullable<Text>,
+        version -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(personal_identities, users);
+diesel::allow_tables_to_appear_in_same_query!(personal_identities, user_roles);

@@ -1,4 +1,5 @@
-//! Secrets at rest: TOTP secrets, webhook signing secrets, the dossier signing key and
+//! Secrets at rest: TOTP secrets, webhook signing secrets, the dossier signing key,
+//! personal identity numbers and
 //! the bodies of mail waiting to be sent (sign-in links, codes) are stored sealed (XChaCha20-Poly1305) under a master key that never enters the database,
 //! so a copy of the database or of a backup alone gives none of them away.
 //!
@@ -44,7 +45,8 @@ use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::schema::{
-    mail_outbox, sealing_keys, service_keys, totp_credentials, webhook_subscriptions,
+    mail_outbox, personal_identities, sealing_keys, service_keys, totp_credentials,
+    webhook_subscriptions,
 };
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -73,6 +75,16 @@ pub fn outbox_body_aad(id: &str) -> String {
 pub fn signing_key_aad(key_id: &str) -> String {
     format!("service_keys.private_key:{key_id}")
 }
+
+/// Associated data of a person's personnummer or samordningsnummer (issue 15): a sealed
+/// number opens only in its own row.
+pub fn personal_number_aad(user_id: &str) -> String {
+    format!("personal_identities.number:{user_id}")
+}
+
+/// What the keyed hash beside a sealed personal number is for (its subkey derives from
+/// this). The hash is keyed by the current master key, so rotation recomputes it.
+pub const PERSONAL_NUMBER_MAC: &str = "personal_identities.number_mac";
 
 /// Where the keys come from.
 #[derive(Debug, Clone)]
@@ -414,6 +426,25 @@ pub fn seal(aad: &str, plaintext: &str) -> Result<String, AppError> {
     active()?.seal(aad, plaintext)
 }
 
+/// A keyed hash with the active keyring (see [`with`] and [`Keyring::mac`]).
+pub fn mac(purpose: &str, data: &[u8]) -> Result<String, AppError> {
+    active()?.mac(purpose, data)
+}
+
+/// A keyed hash with the active keyring under the master key the database is sealed
+/// under now, for hashes that are compared with stored ones (the personal number's
+/// uniqueness). A server started before `keys rotate` still holds the old key as its
+/// current one: it reloads its keys first (from the key file; a key from the
+/// environment needs the restart that rotation asks for anyway).
+pub fn mac_current(conn: &mut DbConn, purpose: &str, data: &[u8]) -> Result<String, AppError> {
+    let keyring = active()?;
+    let registered: Vec<String> = sealing_keys::table.select(sealing_keys::id).load(conn)?;
+    if !registered.is_empty() && !registered.contains(&keyring.current_id()) {
+        keyring.reload()?;
+    }
+    keyring.mac(purpose, data)
+}
+
 /// Opens with the active keyring (see [`with`]).
 pub fn open(aad: &str, stored: &str) -> Result<String, AppError> {
     active()?.open(aad, stored)
@@ -551,6 +582,33 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
     for (id, body) in rows.into_iter().filter(|(_, b)| stale(b)) {
         diesel::update(mail_outbox::table.find(&id))
             .set(mail_outbox::body.eq(reseal(&outbox_body_aad(&id), &body)?))
+            .execute(conn)?;
+        count += 1;
+    }
+
+    // Personal identity numbers, with their keyed hashes (which change with the key).
+    let rows: Vec<(String, Option<String>)> = personal_identities::table
+        .filter(personal_identities::number_sealed.not_like(&sealed_now))
+        .select((
+            personal_identities::user_id,
+            personal_identities::number_sealed,
+        ))
+        .load(conn)?;
+    for (user_id, sealed) in rows {
+        let Some(sealed) = sealed.filter(|s| stale(s)) else {
+            continue;
+        };
+        let aad = personal_number_aad(&user_id);
+        let digits = match sealed_with(&sealed) {
+            Some(_) => keyring.open(&aad, &sealed)?,
+            None => sealed,
+        };
+        diesel::update(personal_identities::table.find(&user_id))
+            .set((
+                personal_identities::number_sealed.eq(keyring.seal(&aad, &digits)?),
+                personal_identities::number_mac
+                    .eq(keyring.mac(PERSONAL_NUMBER_MAC, digits.as_bytes())?),
+            ))
             .execute(conn)?;
         count += 1;
     }

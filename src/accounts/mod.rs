@@ -1,13 +1,17 @@
 //! Organisations, users, invitations and the caller's profile (`/me`).
 //!
-//! Where things are: `http` (handlers), `organisations`, `users`, `invitations` (domain
-//! logic and queries, one concern each), `mail_outbox` (what administrators see of
-//! undelivered mail).
+//! Where things are: `http` (handlers), `organisations`, `users`, `invitations`,
+//! `personal_identity` (personnummer, protected identity, HSA-id; its pure rules in
+//! `personal_number`) (domain logic and queries, one concern each), `mail_outbox` (what
+//! administrators see of undelivered mail).
 
 pub mod http;
+pub mod http_identity;
 pub mod invitations;
 pub mod mail_outbox;
 pub mod organisations;
+pub mod personal_identity;
+pub mod personal_number;
 pub mod users;
 
 /// What other features use of accounts, under the path they have always used.

@@ -107,9 +107,19 @@ pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Resul
         .order(users::id)
         .select((users::id, users::display_name, users::email))
         .load(conn)?;
+    // Issue 15: no contact details of a person with protected identity (the dossier
+    // goes to supervisors and outside verifiers).
+    let protected = crate::accounts::personal_identity::protected_among(conn, &ids)?;
     let people: Vec<Value> = people
         .into_iter()
-        .map(|(id, name, email)| json!({"id": id, "name": name, "email": email}))
+        .map(|(id, name, email)| {
+            let email = if protected.contains(&id) {
+                None
+            } else {
+                Some(email)
+            };
+            json!({"id": id, "name": name, "email": email})
+        })
         .collect();
     let trainee = people
         .iter()

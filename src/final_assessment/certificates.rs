@@ -119,19 +119,29 @@ pub fn drafts(
         .first(conn)?;
     let statute_key = "hslf-fs-2021-8";
     let is_bt = titles.keys().any(|c| c.starts_with("BT"));
-    let person = vec![
-        field("Namn", trainee.clone()),
-        field("E-post", trainee_email),
-        field("Personnummer", "______________ (fylls i vid signering)"),
-        field(
+    // Issue 15: the recorded personnummer; with protected identity only what the form
+    // needs (name and number), not the e-mail address the service adds.
+    let number = crate::accounts::personal_identity::for_certificate(conn, &e.trainee_id)?;
+    let protected = crate::accounts::personal_identity::is_protected(conn, &e.trainee_id)?;
+    let person: Vec<CertificateField> = [
+        Some(field("Namn", trainee.clone())),
+        (!protected).then(|| field("E-post", trainee_email)),
+        Some(field(
+            "Personnummer",
+            number.unwrap_or_else(|| "______________ (fylls i vid signering)".into()),
+        )),
+        Some(field(
             "Program",
             format!("{} (version {})", template.content.name, template.version),
-        ),
-        field(
+        )),
+        Some(field(
             "Föreskrift",
             format!("{} {}", regulation.statute, regulation.name_sv),
-        ),
-    ];
+        )),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let signer = |role: &str| f.signers.iter().find(|s| s.role == role);
     let mut out = Vec::new();
 

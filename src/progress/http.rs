@@ -136,10 +136,21 @@ pub async fn get_cohort(
     let kind = negotiate(&req, &["application/json", "text/csv"])?;
     let today = ctx.today();
     let f = query.into_inner();
+    let csv = kind == "text/csv";
     let rows = ctx
-        .read(move |c, ctx| cohort::overview(c, &ctx.caller, today, &f))
+        .read(move |c, ctx| {
+            let mut rows = cohort::overview(c, &ctx.caller, today, &f)?;
+            if csv {
+                // Issue 15: a person with protected identity (skyddad personuppgift) never
+                // leaves the service in a spreadsheet.
+                let ids: Vec<String> = rows.iter().map(|r| r.trainee_id.clone()).collect();
+                let hidden = crate::accounts::personal_identity::protected_among(c, &ids)?;
+                rows.retain(|r| !hidden.contains(&r.trainee_id));
+            }
+            Ok(rows)
+        })
         .await?;
-    if kind == "text/csv" {
+    if csv {
         let body = cohort::to_csv(&rows)?;
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")

@@ -16,6 +16,7 @@ mod enrolment;
 mod enrolment_access;
 mod final_year;
 mod fuzz_findings;
+mod identity_personal;
 mod independent_verifiers;
 mod integrations;
 mod openapi;
