@@ -17,6 +17,7 @@ mod final_year;
 mod fuzz_findings;
 mod independent_verifiers;
 mod integrations;
+mod oidc;
 mod openapi;
 mod placement_walk;
 mod portfolio;
