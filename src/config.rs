@@ -211,9 +211,8 @@ fn oidc_provider(public_url: &str) -> Result<Option<OidcProvider>, AppError> {
             })
             .unwrap_or_default(),
         display_name: var("OIDC_DISPLAY_NAME").unwrap_or_else(|| "e-legitimation".into()),
-        redirect_url: var("OIDC_REDIRECT_URL").unwrap_or_else(|| {
-            format!("{}/oidc/callback", public_url.trim_end_matches('/'))
-        }),
+        redirect_url: var("OIDC_REDIRECT_URL")
+            .unwrap_or_else(|| format!("{}/oidc/callback", public_url.trim_end_matches('/'))),
         counts_as_second_factor: parse("OIDC_COUNTS_AS_SECOND_FACTOR", false)?,
         allow_http,
         flow_ttl: secs("OIDC_FLOW_TTL_SECONDS", 600)?,

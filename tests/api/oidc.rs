@@ -33,7 +33,10 @@ fn start_link(app: &TestApp, user: &TestUser) -> String {
             json!({"password": user.password}),
         )
         .expect(200);
-    r.body["authorization_url"].as_str().expect("url").to_string()
+    r.body["authorization_url"]
+        .as_str()
+        .expect("url")
+        .to_string()
 }
 
 /// Links the e-ID `subject` to `user`; returns the link id.
@@ -52,10 +55,20 @@ fn link(app: &TestApp, provider: &Provider, user: &TestUser, subject: &str) -> S
 
 /// A started sign-in: the authorization URL.
 fn start_sign_in(app: &TestApp) -> String {
-    let r = app.post("/auth/oidc/authorize", None, json!({})).expect(200);
-    let url = r.body["authorization_url"].as_str().expect("url").to_string();
+    let r = app
+        .post("/auth/oidc/authorize", None, json!({}))
+        .expect(200);
+    let url = r.body["authorization_url"]
+        .as_str()
+        .expect("url")
+        .to_string();
     assert!(url.starts_with(&app.config.oidc.as_ref().expect("oidc").issuer));
-    for part in ["code_challenge_method=S256", "state=", "nonce=", "code_challenge="] {
+    for part in [
+        "code_challenge_method=S256",
+        "state=",
+        "nonce=",
+        "code_challenge=",
+    ] {
         assert!(url.contains(part), "{part} missing in {url}");
     }
     url
@@ -116,8 +129,11 @@ fn a_linked_e_id_signs_in_after_a_step_up_link_and_is_then_removed() {
     // Removing needs the step-up too; then the e-ID no longer signs in.
     let other_session = app.login_totp(&admin);
     app.advance(400); // the factor of that session is no longer fresh
-    app.delete(&format!("/me/oidc-links/{link_id}"), Some(&other_session.access))
-        .expect_problem(401, "step-up-required");
+    app.delete(
+        &format!("/me/oidc-links/{link_id}"),
+        Some(&other_session.access),
+    )
+    .expect_problem(401, "step-up-required");
     let code_now = app.totp(secret);
     app.send(
         "DELETE",
@@ -134,7 +150,10 @@ fn a_linked_e_id_signs_in_after_a_step_up_link_and_is_then_removed() {
     let audit = audit_actions(&app);
     let actions: Vec<&str> = audit.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(actions, ["oidc_linked", "oidc_sign_in", "oidc_unlinked"]);
-    assert!(audit.iter().all(|(_, d)| !d.contains("199001011234")), "{audit:?}");
+    assert!(
+        audit.iter().all(|(_, d)| !d.contains("199001011234")),
+        "{audit:?}"
+    );
 }
 
 #[test]
@@ -211,7 +230,10 @@ fn id_tokens_of_another_issuer_audience_or_time_and_replayed_nonces_are_refused(
     // Unbent, the same e-ID signs in.
     let url = start_sign_in(&app);
     let (code, state) = provider.authorize(&url, "subject-1");
-    assert_eq!(callback(&app, &code, &state).expect(200).body["status"], "mfa_required");
+    assert_eq!(
+        callback(&app, &code, &state).expect(200).body["status"],
+        "mfa_required"
+    );
 }
 
 #[test]
@@ -251,7 +273,12 @@ fn links_are_one_account_per_e_id_and_only_the_starting_session_finishes_one() {
     let provider = Provider::start();
     let app = app_with(&provider, |_| {});
     let (admin, region) = app.admin();
-    let other = app.join(&admin, "studierektor@regionstockholm.se", "director", &region);
+    let other = app.join(
+        &admin,
+        "studierektor@regionstockholm.se",
+        "director_of_studies",
+        &region,
+    );
     let link_id = link(&app, &provider, &admin, "subject-3");
 
     // Another account cannot take the same e-ID, nor the admin a second one.
@@ -294,7 +321,9 @@ fn links_are_one_account_per_e_id_and_only_the_starting_session_finishes_one() {
     )
     .expect(404);
     assert_eq!(
-        app.get("/me/oidc-links", Some(&other.access)).expect(200).body["items"],
+        app.get("/me/oidc-links", Some(&other.access))
+            .expect(200)
+            .body["items"],
         json!([])
     );
     // A sign-in attempt is no link attempt.
@@ -312,7 +341,8 @@ fn links_are_one_account_per_e_id_and_only_the_starting_session_finishes_one() {
 fn without_a_provider_or_over_plain_http_nothing_starts() {
     let app = TestApp::start();
     app.get("/auth/oidc", None).expect(404);
-    app.post("/auth/oidc/authorize", None, json!({})).expect(404);
+    app.post("/auth/oidc/authorize", None, json!({}))
+        .expect(404);
     let (admin, _) = app.admin();
     app.post(
         "/me/oidc-links/authorize",

@@ -91,7 +91,8 @@ pub fn save(
     started: &Started,
 ) -> Result<DateTime<Utc>, AppError> {
     diesel::delete(
-        oidc_flows::table.filter(oidc_flows::expires_at.lt(to_db(now - chrono::Duration::hours(1)))),
+        oidc_flows::table
+            .filter(oidc_flows::expires_at.lt(to_db(now - chrono::Duration::hours(1)))),
     )
     .execute(conn)?;
     let expires_at = now + dur(p.flow_ttl);

@@ -158,8 +158,7 @@ async fn identity<C: Send + Sync + 'static>(
         return Err(AppError::OidcRefused("issuer changed".into()));
     }
     let now = ctx.now;
-    web::block(move || provider::finish(&p, now, &code, &taken.pkce_verifier, &taken.nonce))
-        .await?
+    web::block(move || provider::finish(&p, now, &code, &taken.pkce_verifier, &taken.nonce)).await?
 }
 
 /// Finish signing in with an e-ID
@@ -203,7 +202,8 @@ pub async fn oidc_callback(
         .write(move |c, ctx| {
             let user = links::account_of(c, ctx.now, &ctx.client, &who)?;
             if p.counts_as_second_factor {
-                let session = create_session(c, &ctx.config, ctx.now, &user.id, "oidc", &ctx.client)?;
+                let session =
+                    create_session(c, &ctx.config, ctx.now, &user.id, "oidc", &ctx.client)?;
                 return Ok(LoginOutcome::Authenticated(session));
             }
             after_first_factor(c, ctx, &user, device_token.as_deref())
@@ -238,7 +238,10 @@ pub async fn me_oidc_link_authorize(
     ctx.caller.require_person()?;
     let p = configured(&ctx)?;
     guarded(&state, &ctx, step_up_answer(body), |_, _| Ok(())).await?;
-    let owner = (ctx.caller.user_id.to_string(), ctx.caller.session_id.to_string());
+    let owner = (
+        ctx.caller.user_id.to_string(),
+        ctx.caller.session_id.to_string(),
+    );
     let body = start(&ctx, p, Purpose::Link, Some(owner)).await?;
     Ok(HttpResponse::Ok().json(body))
 }
@@ -290,7 +293,14 @@ pub async fn me_oidc_link_create(
     let who = identity(&ctx, p.clone(), taken, code).await?;
     let link = ctx
         .write(move |c, ctx| {
-            links::link(c, ctx.now, &ctx.client, &ctx.caller.user_id, &who, &p.display_name)
+            links::link(
+                c,
+                ctx.now,
+                &ctx.client,
+                &ctx.caller.user_id,
+                &who,
+                &p.display_name,
+            )
         })
         .await?;
     Ok(HttpResponse::Created().json(link))

@@ -52,27 +52,28 @@ fn view(r: LinkRow, display_name: &str) -> OidcLink {
     }
 }
 
+/// An audit entry about `link`, by its account's person.
 fn log(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    actor: &str,
     client: &ClientInfo,
     action: &str,
-    link_id: &str,
-    issuer: &str,
-    subject: &str,
+    link: &LinkRow,
 ) -> Result<(), AppError> {
     audit::append(
         conn,
         now,
         Event {
-            actor_id: Some(actor),
+            actor_id: Some(&link.user_id),
             client: client.user_agent.as_deref(),
             action,
             entity: "oidc_link",
-            entity_id: link_id,
+            entity_id: &link.id,
             enrolment_id: None,
-            data: &json!({ "issuer": issuer, "subject_sha256": sha256_hex(subject) }),
+            data: &json!({
+                "issuer": link.issuer,
+                "subject_sha256": sha256_hex(&link.subject),
+            }),
         },
     )
 }
@@ -116,7 +117,7 @@ pub fn link(
     diesel::insert_into(oidc_links::table)
         .values(&row)
         .execute(conn)?;
-    log(conn, now, user_id, client, "oidc_linked", &row.id, &row.issuer, &row.subject)?;
+    log(conn, now, client, "oidc_linked", &row)?;
     Ok(view(row, display_name))
 }
 
@@ -145,7 +146,7 @@ pub fn account_of(
     diesel::update(oidc_links::table.find(&row.id))
         .set(oidc_links::last_used_at.eq(to_db(now)))
         .execute(conn)?;
-    log(conn, now, &row.user_id, client, "oidc_sign_in", &row.id, &row.issuer, &row.subject)?;
+    log(conn, now, client, "oidc_sign_in", &row)?;
     Ok(user)
 }
 
@@ -179,5 +180,5 @@ pub fn remove(
         .optional()?
         .ok_or(AppError::NotFound)?;
     diesel::delete(oidc_links::table.find(id)).execute(conn)?;
-    log(conn, now, user_id, client, "oidc_unlinked", &row.id, &row.issuer, &row.subject)
+    log(conn, now, client, "oidc_unlinked", &row)
 }

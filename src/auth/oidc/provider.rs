@@ -65,7 +65,11 @@ fn check_scheme(p: &OidcProvider, what: &str, url: &str) -> Result<(), AppError>
     }
     // Not talked to: an operator's mistake or a tampered discovery document, either way
     // not the person's (503, logged).
-    tracing::error!(what, url, "OIDC provider URL is not https (OIDC_ALLOW_HTTP=true allows it)");
+    tracing::error!(
+        what,
+        url,
+        "OIDC provider URL is not https (OIDC_ALLOW_HTTP=true allows it)"
+    );
     Err(AppError::Unavailable(
         "the e-ID provider cannot be used; the operator has been told".into(),
     ))
@@ -95,7 +99,11 @@ fn metadata(
     let issuer = IssuerUrl::new(p.issuer.clone())
         .map_err(|e| AppError::Config(format!("OIDC_ISSUER: {e}")))?;
     let md = CoreProviderMetadata::discover(&issuer, agent).map_err(unavailable)?;
-    check_scheme(p, "authorization endpoint", md.authorization_endpoint().as_str())?;
+    check_scheme(
+        p,
+        "authorization endpoint",
+        md.authorization_endpoint().as_str(),
+    )?;
     if let Some(token) = md.token_endpoint() {
         check_scheme(p, "token endpoint", token.as_str())?;
     }

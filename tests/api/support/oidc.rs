@@ -64,7 +64,10 @@ fn b64(bytes: &[u8]) -> String {
 impl Provider {
     pub fn start() -> Provider {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind provider");
-        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().expect("addr").port());
+        let issuer = format!(
+            "http://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
         let state = Arc::new(Mutex::new(State::default()));
         let (iss, st) = (issuer.clone(), state.clone());
         std::thread::spawn(move || {
@@ -135,7 +138,9 @@ impl Provider {
         assert_eq!(resp.status(), 302, "authorize answered {}", resp.status());
         let location = url::Url::parse(resp.header("location").expect("location")).expect("url");
         assert!(
-            location.as_str().starts_with("https://app.example/oidc/callback?"),
+            location
+                .as_str()
+                .starts_with("https://app.example/oidc/callback?"),
             "{location}"
         );
         let q: HashMap<String, String> = location.query_pairs().into_owned().collect();
@@ -189,7 +194,8 @@ fn answer(
             let ok = q.get("response_type").map(String::as_str) == Some("code")
                 && q.get("client_id").map(String::as_str) == Some(CLIENT_ID)
                 && q.get("code_challenge_method").map(String::as_str) == Some("S256")
-                && q.get("scope").is_some_and(|s| s.split(' ').any(|s| s == "openid"));
+                && q.get("scope")
+                    .is_some_and(|s| s.split(' ').any(|s| s == "openid"));
             if !ok {
                 return json_answer(400, json!({"error": "invalid_request"}));
             }
@@ -242,7 +248,13 @@ fn token(
         return json_answer(400, json!({"error": "invalid_grant"}));
     }
     let bend = std::mem::take(&mut st.bend);
-    let now = st.clock.as_ref().expect("use_clock first").now().timestamp() + bend.shift;
+    let now = st
+        .clock
+        .as_ref()
+        .expect("use_clock first")
+        .now()
+        .timestamp()
+        + bend.shift;
     let nonce = bend.nonce.unwrap_or(grant.nonce);
     st.nonces.push(nonce.clone());
     let claims = json!({
