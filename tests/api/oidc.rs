@@ -362,3 +362,36 @@ fn without_a_provider_or_over_plain_http_nothing_starts() {
     app.post("/auth/oidc/authorize", None, json!({}))
         .expect_problem(503, "unavailable");
 }
+
+#[test]
+fn the_same_answer_sent_several_times_at_once_signs_in_once() {
+    let provider = Provider::start();
+    let app = app_with(&provider, |p| p.counts_as_second_factor = true);
+    let (admin, _) = app.admin();
+    link(&app, &provider, &admin, "subject-6");
+    let url = start_sign_in(&app);
+    let (code, state) = provider.authorize(&url, "subject-6");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let sent: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| callback(&app, &code, &state).status))
+            .collect();
+        sent.into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        provider.token_requests(),
+        2,
+        "one for the link, one for the sign-in"
+    );
+}
