@@ -395,3 +395,38 @@ fn the_same_answer_sent_several_times_at_once_signs_in_once() {
         "one for the link, one for the sign-in"
     );
 }
+
+#[test]
+fn a_link_started_with_a_stale_second_factor_needs_a_right_code() {
+    let provider = Provider::start();
+    let app = app_with(&provider, |_| {});
+    let (admin, _) = app.admin();
+    app.advance(400);
+    let path = "/me/oidc-links/authorize";
+    app.post(
+        path,
+        Some(&admin.access),
+        json!({"password": admin.password}),
+    )
+    .expect_problem(401, "step-up-required");
+    app.post(
+        path,
+        Some(&admin.access),
+        json!({"password": "wrong password", "totp_code": "000000"}),
+    )
+    .expect_problem(401, "invalid-credentials");
+    app.post(
+        path,
+        Some(&admin.access),
+        json!({"password": admin.password, "totp_code": "000000"}),
+    )
+    .expect_problem(401, "invalid-second-factor");
+    let secret = admin.totp_secret.as_deref().expect("totp");
+    let code = app.totp(secret);
+    app.post(
+        path,
+        Some(&admin.access),
+        json!({"password": admin.password, "totp_code": code}),
+    )
+    .expect(200);
+}

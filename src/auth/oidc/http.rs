@@ -19,7 +19,7 @@ use crate::auth::http::{guarded, outcome_response, step_up_answer, AuthResponse}
 use crate::auth::login::{after_first_factor, LoginOutcome};
 use crate::auth::ratelimit;
 use crate::auth::sessions::create_session;
-use crate::auth::step_up::StepUp;
+use crate::auth::step_up::{self, StepUp};
 use crate::config::OidcProvider;
 use crate::context::{Context, Ctx};
 use crate::error::AppError;
@@ -90,39 +90,10 @@ pub struct OidcAnswer {
     pub device_token: Option<String>,
 }
 
-/// Starts an attempt (discovery and key fetch run blocking, outside any transaction) and
-/// stores it.
-async fn start<C: Send + Sync + 'static>(
-    ctx: &Context<C>,
-    p: OidcProvider,
-    purpose: Purpose,
-    owner: Option<(String, String)>,
-) -> Result<OidcAuthorization, AppError> {
-    let started = {
-        let p = p.clone();
-        web::block(move || provider::start(&p)).await??
-    };
-    let url = started.authorization_url.clone();
-    let expires_at = ctx
-        .write(move |c, ctx| {
-            // Every start stores a row: counted like a login attempt from this address.
-            ratelimit::hit(
-                c,
-                &ratelimit::login_address_key(&ctx.client.address),
-                ctx.config.rate_limits.login_per_address,
-                ctx.now,
-            )?;
-            let owner = owner.as_ref().map(|(u, s)| Owner {
-                user_id: u,
-                session_id: s,
-            });
-            flows::save(c, ctx.now, &p, purpose, owner, &started)
-        })
-        .await?;
-    Ok(OidcAuthorization {
-        authorization_url: url,
-        expires_at,
-    })
+/// Starts an attempt: discovery and the key fetch, blocking, outside any transaction.
+async fn prepare(p: &OidcProvider) -> Result<provider::Started, AppError> {
+    let p = p.clone();
+    web::block(move || provider::start(&p)).await?
 }
 
 /// Start signing in with an e-ID
@@ -142,8 +113,24 @@ async fn start<C: Send + Sync + 'static>(
 #[post("/auth/oidc/authorize")]
 pub async fn oidc_authorize(ctx: Context<()>) -> Result<HttpResponse, AppError> {
     let p = configured(&ctx)?;
-    let body = start(&ctx, p, Purpose::SignIn, None).await?;
-    Ok(HttpResponse::Ok().json(body))
+    let started = prepare(&p).await?;
+    let authorization_url = started.authorization_url.clone();
+    let expires_at = ctx
+        .write(move |c, ctx| {
+            // Every start stores a row: counted like a login attempt from this address.
+            ratelimit::hit(
+                c,
+                &ratelimit::login_address_key(&ctx.client.address),
+                ctx.config.rate_limits.login_per_address,
+                ctx.now,
+            )?;
+            flows::save(c, ctx.now, &p, Purpose::SignIn, None, &started)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(OidcAuthorization {
+        authorization_url,
+        expires_at,
+    }))
 }
 
 /// Exchanges the code of a taken attempt and verifies the ID token (blocking).
@@ -231,19 +218,33 @@ pub async fn oidc_callback(
 )]
 #[post("/me/oidc-links/authorize")]
 pub async fn me_oidc_link_authorize(
-    state: web::Data<AppState>,
     ctx: Ctx,
     body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
     ctx.caller.require_person()?;
     let p = configured(&ctx)?;
-    guarded(&state, &ctx, step_up_answer(body), |_, _| Ok(())).await?;
-    let owner = (
-        ctx.caller.user_id.to_string(),
-        ctx.caller.session_id.to_string(),
-    );
-    let body = start(&ctx, p, Purpose::Link, Some(owner)).await?;
-    Ok(HttpResponse::Ok().json(body))
+    let answer = step_up_answer(body);
+    step_up::check_password(&ctx, &answer).await?;
+    let started = prepare(&p).await?;
+    let authorization_url = started.authorization_url.clone();
+    // The second factor and the stored attempt in one transaction: a wrong factor is
+    // recorded and nothing is started.
+    let expires_at = ctx
+        .write(move |c, ctx| {
+            if let Err(e) = step_up::check_factor(c, ctx, &answer)? {
+                return Ok(Err(e));
+            }
+            let owner = Owner {
+                user_id: &ctx.caller.user_id,
+                session_id: &ctx.caller.session_id,
+            };
+            flows::save(c, ctx.now, &p, Purpose::Link, Some(owner), &started).map(Ok)
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(OidcAuthorization {
+        authorization_url,
+        expires_at,
+    }))
 }
 
 /// What the provider sent the browser back with, for a link.
