@@ -272,6 +272,7 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(h::me_email)
         .service(h::me_step_up_email_code)
         .service(h::undo_change)
+        .configure(crate::auth::oidc::http::routes)
         .service(crate::accounts::mail_outbox::list_mail_outbox)
         .service(a::create_organisation)
         .service(a::list_organisations)

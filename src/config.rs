@@ -109,6 +109,41 @@ pub struct Config {
     /// (`CORS_ALLOWED_ORIGINS`, comma-separated, exact; none by default, so only pages
     /// served from the API's own origin can). See `crate::cors`.
     pub cors_allowed_origins: Vec<String>,
+    /// The region's e-ID broker (SITHS, Freja eID, BankID) for sign-in over OpenID
+    /// Connect; none by default (`OIDC_ISSUER` unset).
+    pub oidc: Option<OidcProvider>,
+}
+
+/// One OpenID Connect provider (`auth::oidc`). Read from `OIDC_*`; see docs/oidc.md.
+#[derive(Clone, Debug)]
+pub struct OidcProvider {
+    /// `OIDC_ISSUER`: exactly as the provider's discovery document names itself.
+    pub issuer: String,
+    /// `OIDC_CLIENT_ID` and `OIDC_CLIENT_SECRET` (the secret also from
+    /// `OIDC_CLIENT_SECRET_FILE`, to keep it out of the environment).
+    pub client_id: String,
+    pub client_secret: String,
+    /// `OIDC_SCOPES`: asked for beside `openid` (comma-separated; none by default).
+    pub scopes: Vec<String>,
+    /// `OIDC_DISPLAY_NAME`: what the sign-in button says ("Freja eID", "SITHS").
+    pub display_name: String,
+    /// `OIDC_REDIRECT_URL`: where the provider sends the browser back, a page of the
+    /// frontend; `{EPORTFOLIO_PUBLIC_URL}/oidc/callback` by default.
+    pub redirect_url: String,
+    /// `OIDC_COUNTS_AS_SECOND_FACTOR`: whether a sign-in with this e-ID is complete by
+    /// itself (an e-ID at LoA 3 is two factors), or is followed by the account's own
+    /// second factor like a password is. `false` by default.
+    pub counts_as_second_factor: bool,
+    /// `OIDC_ALLOW_HTTP`: accept a plain `http://` provider (tests, a loopback broker);
+    /// only `https://` by default.
+    pub allow_http: bool,
+    /// `OIDC_FLOW_TTL_SECONDS`: how long a started sign-in or link may take (600).
+    pub flow_ttl: Duration,
+    /// `OIDC_METADATA_TTL_SECONDS`: how long discovery and keys are cached (3600); an
+    /// unknown signing key refetches them at most once a minute.
+    pub metadata_ttl: Duration,
+    /// `OIDC_TIMEOUT_SECONDS`: time limit of one request to the provider (10).
+    pub timeout: Duration,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -156,6 +191,50 @@ fn origins(name: &str) -> Result<Vec<String>, AppError> {
 
 fn secs(name: &str, default: u64) -> Result<Duration, AppError> {
     parse(name, default).map(Duration::from_secs)
+}
+
+/// The OIDC provider, when `OIDC_ISSUER` is set: then the client id and secret must be too.
+fn oidc_provider(public_url: &str) -> Result<Option<OidcProvider>, AppError> {
+    let Some(issuer) = var("OIDC_ISSUER") else {
+        return Ok(None);
+    };
+    let required = |name: &str| {
+        var(name).ok_or_else(|| AppError::Config(format!("{name} is needed with OIDC_ISSUER")))
+    };
+    let allow_http = parse("OIDC_ALLOW_HTTP", false)?;
+    if !allow_http && !issuer.trim().starts_with("https://") {
+        return Err(AppError::Config(
+            "OIDC_ISSUER must be https:// (OIDC_ALLOW_HTTP=true for a loopback test broker)".into(),
+        ));
+    }
+    let client_secret = match var("OIDC_CLIENT_SECRET_FILE") {
+        Some(path) => std::fs::read_to_string(&path)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| AppError::Config(format!("OIDC_CLIENT_SECRET_FILE {path}: {e}")))?,
+        None => required("OIDC_CLIENT_SECRET")?,
+    };
+    Ok(Some(OidcProvider {
+        issuer: issuer.trim().to_string(),
+        client_id: required("OIDC_CLIENT_ID")?,
+        client_secret,
+        scopes: var("OIDC_SCOPES")
+            .map(|v| {
+                v.split([',', ' '])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty() && *s != "openid")
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        display_name: var("OIDC_DISPLAY_NAME").unwrap_or_else(|| "e-legitimation".into()),
+        redirect_url: var("OIDC_REDIRECT_URL")
+            .unwrap_or_else(|| format!("{}/oidc/callback", public_url.trim_end_matches('/'))),
+        counts_as_second_factor: parse("OIDC_COUNTS_AS_SECOND_FACTOR", false)?,
+        allow_http,
+        flow_ttl: secs("OIDC_FLOW_TTL_SECONDS", 600)?,
+        metadata_ttl: secs("OIDC_METADATA_TTL_SECONDS", 3600)?,
+        timeout: secs("OIDC_TIMEOUT_SECONDS", 10)?,
+    }))
 }
 
 impl Config {
@@ -227,6 +306,7 @@ impl Config {
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),
             cors_allowed_origins: Vec::new(),
+            oidc: None,
             data_dir,
         }
     }
@@ -274,11 +354,11 @@ impl Config {
             }
         };
         let rl = d.rate_limits;
+        let public_url = var("EPORTFOLIO_PUBLIC_URL").unwrap_or(d.public_url);
         Ok(Config {
             bind: parse("EPORTFOLIO_BIND", d.bind)?,
             database_url,
             db_pool_size: parse("DATABASE_POOL_SIZE", d.db_pool_size)?,
-            public_url: var("EPORTFOLIO_PUBLIC_URL").unwrap_or(d.public_url),
             jwt_secret: var("JWT_SECRET"),
             access_token_ttl: secs("ACCESS_TOKEN_TTL_SECONDS", d.access_token_ttl.as_secs())?,
             refresh_token_ttl: secs("REFRESH_TOKEN_TTL_SECONDS", d.refresh_token_ttl.as_secs())?,
@@ -344,6 +424,8 @@ impl Config {
             webhook_allow_http: parse("WEBHOOK_ALLOW_HTTP", d.webhook_allow_http)?,
             webhook_allowed_networks: networks("WEBHOOK_ALLOWED_NETWORKS")?,
             cors_allowed_origins: origins("CORS_ALLOWED_ORIGINS")?,
+            oidc: oidc_provider(&public_url)?,
+            public_url,
             data_dir,
         })
     }

@@ -113,6 +113,15 @@ pub enum AppError {
         requires: Vec<String>,
         methods: Vec<String>,
     },
+    /// An e-ID sign-in or link (OpenID Connect) whose attempt is unknown, used or expired,
+    /// or whose provider answer did not verify (issuer, audience, expiry, nonce, PKCE).
+    /// The detail is the same for every cause; the cause goes to the log (401).
+    #[error("e-ID sign-in refused: {0}")]
+    OidcRefused(String),
+    /// An e-ID that is linked to no (active) account: the same answer whether or not the
+    /// person has an account (401).
+    #[error("e-ID not linked")]
+    OidcNotLinked,
     /// A one-time link that was already used or has expired (410).
     #[error("gone: {0}")]
     Gone(String),
@@ -160,6 +169,8 @@ impl AppError {
             AppError::SecondFactorRequired => "second-factor-required",
             AppError::StepUpRequired { .. } => "step-up-required",
             AppError::Gone(_) => "gone",
+            AppError::OidcRefused(_) => "oidc-refused",
+            AppError::OidcNotLinked => "oidc-not-linked",
             AppError::RateLimited { .. } => "rate-limited",
             AppError::Unavailable(_) => "unavailable",
             AppError::Config(_) | AppError::Internal(_) => "internal",
@@ -192,6 +203,8 @@ impl AppError {
             AppError::SecondFactorRequired => "Second factor required",
             AppError::StepUpRequired { .. } => "Confirm it is you",
             AppError::Gone(_) => "Gone",
+            AppError::OidcRefused(_) => "E-ID sign-in refused",
+            AppError::OidcNotLinked => "E-ID not linked to an account",
             AppError::RateLimited { .. } => "Too many requests",
             AppError::Unavailable(_) => "Service unavailable",
             AppError::Config(_) | AppError::Internal(_) => "Internal error",
@@ -242,6 +255,16 @@ impl AppError {
                     .into()
             }
             AppError::MethodNotAllowed => "This resource does not support that method.".into(),
+            AppError::OidcRefused(_) => {
+                "The e-ID sign-in could not be completed (unknown, used or expired attempt, or \
+                 an answer from the provider that did not verify); start again."
+                    .into()
+            }
+            AppError::OidcNotLinked => {
+                "This e-ID is not linked to an account here. Sign in with your e-mail address \
+                 and link it under /me/oidc-links."
+                    .into()
+            }
             AppError::IdempotencyKeyReused => {
                 "This Idempotency-Key was already used with a different request body.".into()
             }
@@ -326,7 +349,9 @@ impl ResponseError for AppError {
             AppError::Unauthenticated(_)
             | AppError::StepUpRequired { .. }
             | AppError::InvalidCredentials
-            | AppError::InvalidSecondFactor => StatusCode::UNAUTHORIZED,
+            | AppError::InvalidSecondFactor
+            | AppError::OidcRefused(_)
+            | AppError::OidcNotLinked => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) | AppError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -812,3 +812,34 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(personal_identities, users);
 diesel::allow_tables_to_appear_in_same_query!(personal_identities, user_roles);
+// ---- Sign-in with an e-ID over OpenID Connect (issue 15) -------------------------------
+
+diesel::table! {
+    oidc_flows (state_hash) {
+        state_hash -> Text,
+        purpose -> Text,
+        user_id -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        issuer -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    oidc_links (id) {
+        id -> Text,
+        user_id -> Text,
+        issuer -> Text,
+        subject -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(oidc_links -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(oidc_flows, oidc_links, users);

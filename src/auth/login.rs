@@ -71,8 +71,20 @@ pub fn login_succeeded<C>(
     counted: &ratelimit::Counted,
     device_token: Option<&str>,
 ) -> Result<LoginOutcome, AppError> {
-    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     ratelimit::undo(conn, counted)?;
+    after_first_factor(conn, ctx, user, device_token)
+}
+
+/// The next step once the first factor (a password, or an e-ID that does not count as a
+/// second factor) is proven: a second factor, enrolling one, or a session when a
+/// remembered device skips it.
+pub fn after_first_factor<C>(
+    conn: &mut DbConn,
+    ctx: &Context<C>,
+    user: &Credentials,
+    device_token: Option<&str>,
+) -> Result<LoginOutcome, AppError> {
+    let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
     let methods = methods_of(conn, user)?;
     if methods.is_empty() {
         let (mfa_token, expires_at) =

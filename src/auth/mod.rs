@@ -7,7 +7,7 @@
 //! `step_up` (re-authentication for security changes), `credentials`, `validate` (what
 //! people type into account fields), `ratelimit`, `crypto`, and `principal` (who is
 //! calling, and the session cache), `client_tokens` (API clients' tokens, scopes and
-//! the routes they may call).
+//! the routes they may call), `oidc` (sign-in with a Swedish e-ID over OpenID Connect).
 
 pub mod challenges;
 pub mod client_tokens;
@@ -19,6 +19,7 @@ pub mod http;
 pub mod link_tokens;
 pub mod login;
 pub mod mfa;
+pub mod oidc;
 pub mod principal;
 pub mod ratelimit;
 pub mod recovery_codes;

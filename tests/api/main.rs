@@ -19,6 +19,7 @@ mod fuzz_findings;
 mod identity_personal;
 mod independent_verifiers;
 mod integrations;
+mod oidc;
 mod openapi;
 mod placement_walk;
 mod portfolio;

@@ -133,8 +133,18 @@ pub async fn login(
     let outcome = ctx
         .write(move |c, ctx| login_succeeded(c, ctx, &user, &counted, device.as_deref()))
         .await?;
+    outcome_response(&state, &ctx, outcome)
+}
+
+/// The answer to a proven first factor (a password, or an e-ID sign-in): the next step,
+/// or tokens.
+pub(crate) fn outcome_response<C>(
+    state: &AppState,
+    ctx: &Context<C>,
+    outcome: LoginOutcome,
+) -> Result<HttpResponse, AppError> {
     let body = match outcome {
-        LoginOutcome::Authenticated(session) => tokens(&state, &ctx, &session)?,
+        LoginOutcome::Authenticated(session) => tokens(state, ctx, &session)?,
         LoginOutcome::MfaRequired {
             mfa_token,
             methods,

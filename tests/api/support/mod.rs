@@ -6,6 +6,7 @@
 
 pub mod hooks;
 pub mod log;
+pub mod oidc;
 pub mod pdf;
 pub mod smtp;
 pub mod totp;

@@ -1,0 +1,2 @@
+DROP TABLE oidc_links;
+DROP TABLE oidc_flows;
