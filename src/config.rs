@@ -105,6 +105,12 @@ pub struct Config {
     /// Networks webhooks may reach although they are not public (loopback, private, ...):
     /// an operator's deliberate exception for an on-premises LMS. Empty by default.
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
+    /// Passkeys (WebAuthn): the relying-party id, a domain the origins belong to
+    /// (`WEBAUTHN_RP_ID`). None: the host of `public_url`. See docs/passkeys.md.
+    pub webauthn_rp_id: Option<String>,
+    /// The exact origins (`https://host[:port]`) passkeys may be used from
+    /// (`WEBAUTHN_ORIGINS`, comma-separated). Empty: the origin of `public_url`.
+    pub webauthn_origins: Vec<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -210,6 +216,8 @@ impl Config {
             webhook_timeout: Duration::from_secs(10),
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
             data_dir,
         }
     }
@@ -326,6 +334,16 @@ impl Config {
             webhook_timeout: secs("WEBHOOK_TIMEOUT_SECONDS", d.webhook_timeout.as_secs())?,
             webhook_allow_http: parse("WEBHOOK_ALLOW_HTTP", d.webhook_allow_http)?,
             webhook_allowed_networks: networks("WEBHOOK_ALLOWED_NETWORKS")?,
+            webauthn_rp_id: var("WEBAUTHN_RP_ID"),
+            webauthn_origins: var("WEBAUTHN_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
             data_dir,
         })
     }
