@@ -419,6 +419,11 @@ pub fn open(aad: &str, stored: &str) -> Result<String, AppError> {
     active()?.open(aad, stored)
 }
 
+/// A keyed hash under the active keyring (see `Keyring::mac`).
+pub fn mac(purpose: &str, data: &[u8]) -> Result<String, AppError> {
+    active()?.mac(purpose, data)
+}
+
 // ---- Start and rotation ---------------------------------------------------------------
 
 /// Refuses a keyring that lacks a key the database was sealed with (or whose key does

@@ -18,6 +18,7 @@ mod fuzz_findings;
 mod independent_verifiers;
 mod integrations;
 mod openapi;
+mod passkeys;
 mod placement_walk;
 mod portfolio;
 mod portfolio_access;

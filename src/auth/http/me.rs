@@ -23,7 +23,7 @@ use crate::error::AppError;
 /// Runs a step-up guarded change: the password first (outside the transaction), then the
 /// second factor and the change in one transaction. A wrong factor is recorded and the
 /// change not made.
-async fn guarded<T, F>(
+pub(super) async fn guarded<T, F>(
     state: &AppState,
     ctx: &Ctx,
     answer: StepUp,
@@ -48,7 +48,7 @@ where
 
 /// A request without a (readable) body is a request without step-up, and is answered
 /// as such: the `step-up-required` problem tells the client what to send.
-fn step_up_answer(body: Option<web::Json<StepUp>>) -> StepUp {
+pub(super) fn step_up_answer(body: Option<web::Json<StepUp>>) -> StepUp {
     body.map(|b| b.into_inner()).unwrap_or_default()
 }
 
