@@ -363,8 +363,10 @@ pub fn notify_change<C>(
         Change::SecondFactor => (
             UNDO_SECOND_FACTOR,
             None,
-            "Kontots andra faktor (autentiseringsapp eller reservkoder) har bytts.".to_string(),
-            "Your account's second factor (authenticator app or recovery codes) was changed."
+            "Kontots andra faktor (autentiseringsapp, passkey eller reservkoder) har bytts."
+                .to_string(),
+            "Your account's second factor (authenticator app, passkey or recovery codes) was \
+             changed."
                 .to_string(),
         ),
     };

@@ -167,6 +167,7 @@ fn a_doctor_registers_passkeys_and_signs_in_with_them_as_second_factor_and_witho
     app.post("/me/passkeys", Some(&doctor.access), body)
         .expect_problem(401, "unauthenticated");
 
+    app.advance(60);
     let mut laptop = Phone::new();
     let second = register(&app, &doctor, &mut laptop, "Laptop");
     let list = app.get("/me/passkeys", Some(&doctor.access)).expect(200);
@@ -189,7 +190,12 @@ fn a_doctor_registers_passkeys_and_signs_in_with_them_as_second_factor_and_witho
     )
     .expect_problem(412, "precondition-failed");
     let renamed = app
-        .patch(&path, Some(&doctor.access), json!({"name": "Jobbdatorn"}), &[])
+        .patch(
+            &path,
+            Some(&doctor.access),
+            json!({"name": "Jobbdatorn"}),
+            &[],
+        )
         .expect(200);
     assert_eq!(renamed.body["version"], 2);
     app.patch(&path, Some(&doctor.access), json!({"name": "  "}), &[])
@@ -218,7 +224,10 @@ fn a_doctor_registers_passkeys_and_signs_in_with_them_as_second_factor_and_witho
     // On the phone, without a password: the e-mail address names the account.
     let done = sign_in(&app, &doctor.email, &mut phone).expect(200);
     assert_eq!(done.body["status"], "authenticated");
-    let access = done.body["access_token"].as_str().expect("access").to_string();
+    let access = done.body["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
     // The passkey is a fresh second factor: a step-up needs only the password.
     app.post(
         "/me/recovery-codes",
@@ -264,7 +273,8 @@ fn a_doctor_registers_passkeys_and_signs_in_with_them_as_second_factor_and_witho
 
     // Revoking needs step-up; a ceremony begun before the revocation is refused after.
     let pending = sign_in_answer(&app, &doctor.email, &mut laptop, ORIGIN);
-    app.delete(&path, Some(&access)).expect_problem(401, "step-up-required");
+    app.delete(&path, Some(&access))
+        .expect_problem(401, "step-up-required");
     app.send(
         "DELETE",
         &path,
@@ -402,7 +412,9 @@ fn a_passkey_session_signs_records_and_others_cannot_touch_my_passkeys() {
     )
     .expect_problem(404, "not-found");
     assert_eq!(
-        app.get("/me/passkeys", Some(&trainee.access)).expect(200).body["items"],
+        app.get("/me/passkeys", Some(&trainee.access))
+            .expect(200)
+            .body["items"],
         json!([])
     );
     // A registration ceremony is answered only by the person it was opened for.

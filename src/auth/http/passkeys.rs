@@ -11,8 +11,8 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 use super::me::{guarded, step_up_answer};
 use super::sign_in::{remember, tokens, AuthResponse};
 use crate::app::AppState;
-use crate::auth::passkeys::store::{self, CeremonyOptions, PasskeyView};
 use crate::auth::passkeys::assertion;
+use crate::auth::passkeys::store::{self, CeremonyOptions, PasskeyView};
 use crate::auth::step_up::StepUp;
 use crate::auth::validate;
 use crate::context::{Context, Ctx};
@@ -226,6 +226,7 @@ pub struct PasskeyOptionsRequest {
     responses(
         (status = 200, description = "Assertion options", body = CeremonyOptions),
         (status = 401, description = "The sign-in step (`mfa_token`) expired or was used", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The `mfa_token` is for enrolling a first second factor, which a passkey is not", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Passkeys are not configured on this server", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
@@ -321,9 +322,7 @@ pub async fn passkey_verify(
                 ));
             }
             let session = ctx
-                .write(move |c, ctx| {
-                    assertion::finish_sign_in(c, ctx, &ceremony_id, &credential)
-                })
+                .write(move |c, ctx| assertion::finish_sign_in(c, ctx, &ceremony_id, &credential))
                 .await??;
             (session, None)
         }

@@ -12,10 +12,12 @@
 use diesel::prelude::*;
 use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential, WebauthnError};
 
-use super::ceremonies::{self, Ceremony, Purpose};
 use super::ceremonies::CEREMONY_TTL;
+use super::ceremonies::{self, Ceremony, Purpose};
 use super::relying_party::{relying_party, rp_settings};
-use super::store::{active_passkeys, audit_passkey, credential_id_text, has_passkey, CeremonyOptions};
+use super::store::{
+    active_passkeys, audit_passkey, credential_id_text, has_passkey, CeremonyOptions,
+};
 use super::PASSKEY_METHOD;
 use crate::auth::challenges::{challenge_to_answer, open_challenge, ChallengePurpose};
 use crate::auth::credentials::{credentials_by_email, credentials_by_id};
@@ -89,9 +91,7 @@ pub fn start_sign_in<C>(
     )?;
     let user = credentials_by_email(conn, email)?.filter(|u| u.status == "active");
     match user {
-        Some(u) if has_passkey(conn, &u.id)? => {
-            options(conn, ctx, Purpose::SignIn, &u.id, None)
-        }
+        Some(u) if has_passkey(conn, &u.id)? => options(conn, ctx, Purpose::SignIn, &u.id, None),
         _ => decoy_options(ctx, email),
     }
 }
@@ -113,7 +113,12 @@ fn decoy_options<C>(ctx: &Context<C>, email: &str) -> Result<CeremonyOptions, Ap
         "challenge": credential_id_text(&challenge),
         "timeout": CEREMONY_TTL.as_millis() as u64,
         "rpId": rp_id,
-        "allowCredentials": [{"type": "public-key", "id": credential_id_text(&id)}],
+        // The transports a phone's platform passkey reports, the most common kind.
+        "allowCredentials": [{
+            "type": "public-key",
+            "id": credential_id_text(&id),
+            "transports": ["internal", "hybrid"],
+        }],
         "userVerification": "required",
     }});
     Ok(CeremonyOptions {

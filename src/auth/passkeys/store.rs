@@ -147,7 +147,12 @@ pub fn start_registration(conn: &mut DbConn, ctx: &Ctx) -> Result<CeremonyOption
         .collect::<Result<Vec<_>, _>>()?;
     let user = credentials_by_id(conn, &me.user_id)?;
     let (options, state) = rp
-        .start_passkey_registration(user_uuid(&user.id)?, &user.email, &user.email, Some(exclude))
+        .start_passkey_registration(
+            user_uuid(&user.id)?,
+            &user.email,
+            &user.email,
+            Some(exclude),
+        )
         .map_err(|e| AppError::internal(format!("passkey registration options: {e}")))?;
     let (ceremony_id, expires_at) =
         ceremonies::open(conn, ctx.now, Purpose::Register, &user.id, None, &state)?;
@@ -222,7 +227,13 @@ pub fn finish_registration(
             passkeys::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    audit_passkey(conn, ctx, "created", &id, serde_json::json!({ "name": name.trim() }))?;
+    audit_passkey(
+        conn,
+        ctx,
+        "created",
+        &id,
+        serde_json::json!({ "name": name.trim() }),
+    )?;
     step_up::notify_change(conn, ctx, &me.user_id, step_up::Change::SecondFactor)?;
     Ok(Ok(PasskeyView::from(get_own(conn, &me.user_id, &id)?)))
 }
