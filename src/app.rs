@@ -48,6 +48,9 @@ impl AppState {
         if !applied.is_empty() {
             tracing::info!(?applied, "database migrated");
         }
+        if let Err(problem) = crate::auth::passkeys::relying_party::check(&config) {
+            tracing::warn!(%problem, "passkeys are off: set WEBAUTHN_RP_ID / WEBAUTHN_ORIGINS");
+        }
         // Domain events reach webhooks through this subscriber list (see `events`).
         crate::events::install(crate::integrations::EVENT_SUBSCRIBERS);
         let now = clock.now();
@@ -254,6 +257,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(h::mfa_email_code)
         .service(h::mfa_totp_setup)
         .service(h::mfa_totp_confirm)
+        .service(h::passkey_options)
+        .service(h::passkey_verify)
         .service(h::refresh)
         .service(h::logout)
         .service(h::password_reset)
@@ -268,6 +273,11 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(h::me_recovery_codes)
         .service(h::me_devices)
         .service(h::me_device_revoke)
+        .service(h::me_passkey_options)
+        .service(h::me_passkey_register)
+        .service(h::me_passkeys)
+        .service(h::me_passkey_rename)
+        .service(h::me_passkey_revoke)
         .service(h::me_password)
         .service(h::me_email)
         .service(h::me_step_up_email_code)

@@ -105,6 +105,12 @@ pub struct Config {
     /// Networks webhooks may reach although they are not public (loopback, private, ...):
     /// an operator's deliberate exception for an on-premises LMS. Empty by default.
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
+    /// Passkeys (WebAuthn): the relying-party id, a domain the origins belong to
+    /// (`WEBAUTHN_RP_ID`). None: the host of `public_url`. See docs/passkeys.md.
+    pub webauthn_rp_id: Option<String>,
+    /// The exact origins (`https://host[:port]`) passkeys may be used from
+    /// (`WEBAUTHN_ORIGINS`, comma-separated). Empty: the origin of `public_url`.
+    pub webauthn_origins: Vec<String>,
     /// Origins (`https://portfolio.region.se`) whose browser pages may call the API
     /// (`CORS_ALLOWED_ORIGINS`, comma-separated, exact; none by default, so only pages
     /// served from the API's own origin can). See `crate::cors`.
@@ -307,6 +313,8 @@ impl Config {
             webhook_allowed_networks: Vec::new(),
             cors_allowed_origins: Vec::new(),
             oidc: None,
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
             data_dir,
         }
     }
@@ -426,6 +434,16 @@ impl Config {
             cors_allowed_origins: origins("CORS_ALLOWED_ORIGINS")?,
             oidc: oidc_provider(&public_url)?,
             public_url,
+            webauthn_rp_id: var("WEBAUTHN_RP_ID"),
+            webauthn_origins: var("WEBAUTHN_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
             data_dir,
         })
     }

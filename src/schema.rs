@@ -135,6 +135,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        credential_id -> Text,
+        credential -> Text,
+        sign_count -> BigInt,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    passkey_ceremonies (id) {
+        id -> Text,
+        purpose -> Text,
+        user_id -> Text,
+        challenge_id -> Nullable<Text>,
+        state -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         user_id -> Text,
@@ -391,6 +419,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_codes,
     mfa_challenges,
     remembered_devices,
+    passkeys,
+    passkey_ceremonies,
     sessions,
     refresh_tokens,
     mail_tokens,

@@ -35,6 +35,9 @@ pub enum MfaMethod {
     EmailCode,
     /// One of the ten single-use recovery codes.
     RecoveryCode,
+    /// A registered passkey (WebAuthn): answered with `POST /auth/passkeys/options` and
+    /// `POST /auth/passkeys/verify`, not with a code.
+    Passkey,
 }
 
 pub fn methods_of(conn: &mut DbConn, user: &Credentials) -> Result<Vec<MfaMethod>, AppError> {
@@ -47,6 +50,11 @@ pub fn methods_of(conn: &mut DbConn, user: &Credentials) -> Result<Vec<MfaMethod
     }
     if !methods.is_empty() {
         methods.push(MfaMethod::RecoveryCode);
+    }
+    // After the codes: clients that know no passkeys still see the methods they knew
+    // first. A passkey is registered only behind another second factor.
+    if crate::auth::passkeys::store::has_passkey(conn, &user.id)? {
+        methods.push(MfaMethod::Passkey);
     }
     Ok(methods)
 }

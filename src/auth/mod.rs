@@ -7,7 +7,8 @@
 //! `step_up` (re-authentication for security changes), `credentials`, `validate` (what
 //! people type into account fields), `ratelimit`, `crypto`, and `principal` (who is
 //! calling, and the session cache), `client_tokens` (API clients' tokens, scopes and
-//! the routes they may call), `oidc` (sign-in with a Swedish e-ID over OpenID Connect).
+//! the routes they may call), `oidc` (sign-in with a Swedish e-ID over OpenID Connect),
+//! `passkeys` (WebAuthn: registration, second factor and passwordless sign-in).
 
 pub mod challenges;
 pub mod client_tokens;
@@ -20,6 +21,7 @@ pub mod link_tokens;
 pub mod login;
 pub mod mfa;
 pub mod oidc;
+pub mod passkeys;
 pub mod principal;
 pub mod ratelimit;
 pub mod recovery_codes;

@@ -79,13 +79,16 @@ impl StepUp {
 fn method_names(methods: &[mfa::MfaMethod]) -> Vec<String> {
     methods
         .iter()
-        .map(|m| {
+        .filter_map(|m| {
             match m {
-                mfa::MfaMethod::Totp => "totp",
-                mfa::MfaMethod::EmailCode => "email_code",
-                mfa::MfaMethod::RecoveryCode => "recovery_code",
+                mfa::MfaMethod::Totp => Some("totp"),
+                mfa::MfaMethod::EmailCode => Some("email_code"),
+                mfa::MfaMethod::RecoveryCode => Some("recovery_code"),
+                // Not a step-up field: a passkey sign-in (`/auth/passkeys/*`) gives a
+                // session whose second factor is fresh instead.
+                mfa::MfaMethod::Passkey => None,
             }
-            .to_string()
+            .map(String::from)
         })
         .collect()
 }
@@ -360,8 +363,10 @@ pub fn notify_change<C>(
         Change::SecondFactor => (
             UNDO_SECOND_FACTOR,
             None,
-            "Kontots andra faktor (autentiseringsapp eller reservkoder) har bytts.".to_string(),
-            "Your account's second factor (authenticator app or recovery codes) was changed."
+            "Kontots andra faktor (autentiseringsapp, passkey eller reservkoder) har bytts."
+                .to_string(),
+            "Your account's second factor (authenticator app, passkey or recovery codes) was \
+             changed."
                 .to_string(),
         ),
     };
@@ -468,6 +473,8 @@ pub fn undo_change<C: Send + Sync + 'static>(
         diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(&user_id)))
             .execute(conn)?;
     }
+    // Passkeys too: one registered by whoever held the account must not sign in.
+    crate::auth::passkeys::store::revoke_all(conn, now, &user_id)?;
     // No password works until the owner sets one from the link mailed below.
     diesel::update(users::table.find(&user_id))
         .set((

@@ -21,6 +21,7 @@ mod independent_verifiers;
 mod integrations;
 mod oidc;
 mod openapi;
+mod passkeys;
 mod placement_walk;
 mod portfolio;
 mod portfolio_access;

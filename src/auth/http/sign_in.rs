@@ -57,7 +57,7 @@ pub struct AuthResponse {
     pub recovery_codes_remaining: Option<i64>,
 }
 
-fn tokens<C>(
+pub(super) fn tokens<C>(
     state: &AppState,
     ctx: &Context<C>,
     session: &IssuedSession,
@@ -185,7 +185,7 @@ pub struct VerifyRequest {
 
 /// The device name is shown in `/me/devices` and in notices: like any display name it
 /// may not carry control or text-direction characters (empty: the user agent is used).
-fn remember(
+pub(super) fn remember(
     remember_device: bool,
     device_name: Option<String>,
 ) -> Result<mfa::RememberAs, AppError> {
@@ -224,6 +224,12 @@ pub async fn mfa_verify(
         MfaMethod::Totp => SecondFactor::Totp(body.code),
         MfaMethod::EmailCode => SecondFactor::EmailCode(body.code),
         MfaMethod::RecoveryCode => SecondFactor::RecoveryCode(body.code),
+        MfaMethod::Passkey => {
+            return Err(AppError::validation(
+                "method",
+                "a passkey answers with POST /auth/passkeys/options and /auth/passkeys/verify",
+            ))
+        }
     };
     let remember = remember(body.remember_device, body.device_name)?;
     let v = ctx

@@ -400,7 +400,7 @@ pub async fn co_sign(
     let factor = match body.method {
         MfaMethod::Totp => SecondFactor::Totp(body.code),
         MfaMethod::RecoveryCode => SecondFactor::RecoveryCode(body.code),
-        MfaMethod::EmailCode => {
+        MfaMethod::EmailCode | MfaMethod::Passkey => {
             return Err(AppError::validation(
                 "method",
                 "co-signing takes a TOTP or recovery code",
