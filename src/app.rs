@@ -19,6 +19,13 @@ use crate::error::{AppError, Problem};
 use crate::mail::Mailer;
 use crate::{accounts, auth, http, idempotency};
 
+/// Who hears domain events, in this order: the enrolment first (a positive final
+/// decision completes it), then webhooks (whose deliveries then go out with the change).
+const EVENT_SUBSCRIBERS: &[crate::events::Subscriber] = &[
+    crate::enrolment::completion::on_event,
+    crate::integrations::webhooks::on_event,
+];
+
 /// What every handler can reach.
 pub struct AppState {
     pub pool: DbPool,
@@ -48,8 +55,9 @@ impl AppState {
         if !applied.is_empty() {
             tracing::info!(?applied, "database migrated");
         }
-        // Domain events reach webhooks through this subscriber list (see `events`).
-        crate::events::install(crate::integrations::EVENT_SUBSCRIBERS);
+        // Domain events reach webhooks, and the enrolment (completion), through this
+        // subscriber list (see `events`).
+        crate::events::install(EVENT_SUBSCRIBERS);
         let now = clock.now();
         let seeded = db::write_tx(&mut conn, |c| crate::curriculum::catalogue::seed(c, now))?;
         if !seeded.is_empty() {
