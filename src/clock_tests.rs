@@ -60,7 +60,10 @@ fn every_day_of_a_year_starts_at_its_own_swedish_midnight() {
     while day <= d(2026, 12, 31) {
         let s = start_of_day(day);
         assert_eq!(day_of(s), day);
-        assert_eq!(day_of(s - chrono::Duration::seconds(1)), day.pred_opt().expect("a day"));
+        assert_eq!(
+            day_of(s - chrono::Duration::seconds(1)),
+            day.pred_opt().expect("a day")
+        );
         day = day.succ_opt().expect("a day");
     }
 }

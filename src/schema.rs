@@ -796,3 +796,14 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    extent_periods (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        valid_from -> Text,
+        extent_percent -> Integer,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}

@@ -12,10 +12,16 @@ use crate::support::TestUser;
 fn as_of(w: &World, enrolment: &str, who: &TestUser) -> String {
     let t = w
         .app
-        .get(&format!("/enrolments/{enrolment}/time-served"), Some(&who.access))
+        .get(
+            &format!("/enrolments/{enrolment}/time-served"),
+            Some(&who.access),
+        )
         .expect(200)
         .body;
-    t["as_of"].as_str().unwrap_or_else(|| panic!("{t}")).to_string()
+    t["as_of"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{t}"))
+        .to_string()
 }
 
 #[test]
@@ -23,9 +29,15 @@ fn today_is_the_swedish_day_around_midnight_and_across_the_clock_changes() {
     let w = long_world();
     let trainee = w.person("natt@sll.se", "trainee");
     let main = w.person("hhl.natt@sll.se", "supervisor");
-    let e = w.enrol(&trainee, &main, "2026-01-01", "2026-12-31", json!({
+    let e = w.enrol(
+        &trainee,
+        &main,
+        "2026-01-01",
+        "2026-12-31",
+        json!({
         "placements": [{"placement_type": "allmanmedicin", "start_date": "2026-01-01",
-                        "end_date": "2026-04-30", "supervisor_id": main.id}]}));
+                        "end_date": "2026-04-30", "supervisor_id": main.id}]}),
+    );
     let enrolment = id(&e);
     let cases = [
         // Winter (UTC+1): 23:30 UTC is 00:30 the next Swedish day.
@@ -53,9 +65,15 @@ fn a_session_at_half_past_midnight_counts_that_day_and_supervision_is_overdue_by
     let w = long_world();
     let trainee = w.person("tidig@sll.se", "trainee");
     let main = w.person("hhl.tidig@sll.se", "supervisor");
-    let e = w.enrol(&trainee, &main, "2026-01-01", "2026-12-31", json!({
+    let e = w.enrol(
+        &trainee,
+        &main,
+        "2026-01-01",
+        "2026-12-31",
+        json!({
         "placements": [{"placement_type": "allmanmedicin", "start_date": "2026-01-01",
-                        "end_date": "2026-04-30", "supervisor_id": main.id}]}));
+                        "end_date": "2026-04-30", "supervisor_id": main.id}]}),
+    );
     let enrolment = id(&e);
     let placement = id(&e["placements"][0]);
     // 00:30 on 15 January in Stockholm: the session held "today" is held.
@@ -84,11 +102,14 @@ fn a_session_at_half_past_midnight_counts_that_day_and_supervision_is_overdue_by
 
 /// One digest round of the server's housekeeping at `now`; how many digests it queued.
 fn digest_round(w: &World, now: DateTime<Utc>) -> usize {
-    let keyring = std::sync::Arc::new(eportfolio::secrets::Keyring::load(&w.app.dir).expect("keys"));
+    let keyring =
+        std::sync::Arc::new(eportfolio::secrets::Keyring::load(&w.app.dir).expect("keys"));
     let pool = eportfolio::db::connect(&w.app.config.database_url, 1).expect("pool");
     let mut conn = pool.get().expect("conn");
     eportfolio::secrets::with(Some(&keyring), || {
-        eportfolio::db::write_tx(&mut conn, |c| eportfolio::notifications::send_due_digests(c, now))
+        eportfolio::db::write_tx(&mut conn, |c| {
+            eportfolio::notifications::send_due_digests(c, now)
+        })
     })
     .expect("digest round")
 }
@@ -99,7 +120,12 @@ fn the_daily_digest_goes_out_from_six_swedish_time_once_a_swedish_day() {
     let trainee = w.person("digest.st@sll.se", "trainee");
     let main = w.person("hhl.digest@sll.se", "supervisor");
     w.app
-        .patch("/me", Some(&main.access), json!({"notification_mode": "daily_digest"}), &[])
+        .patch(
+            "/me",
+            Some(&main.access),
+            json!({"notification_mode": "daily_digest"}),
+            &[],
+        )
         .expect(200);
     let e = w.enrol(&trainee, &main, "2026-01-01", "2026-12-31", json!({}));
     let enrolment = id(&e);
@@ -118,21 +144,57 @@ fn the_daily_digest_goes_out_from_six_swedish_time_once_a_swedish_day() {
     let queued = w.app.mails_queued_to(&main.email);
     // The day summer time begins: 04:30 UTC is 06:30 Swedish time, past the digest hour
     // (in UTC it is not yet six).
-    assert_eq!(digest_round(&w, utc(2026, 3, 29, 3, 50)), 0, "05:50 Swedish time");
-    assert_eq!(digest_round(&w, utc(2026, 3, 29, 4, 30)), 1, "06:30 Swedish time");
+    assert_eq!(
+        digest_round(&w, utc(2026, 3, 29, 3, 50)),
+        0,
+        "05:50 Swedish time"
+    );
+    assert_eq!(
+        digest_round(&w, utc(2026, 3, 29, 4, 30)),
+        1,
+        "06:30 Swedish time"
+    );
     assert_eq!(w.app.mails_queued_to(&main.email), queued + 1);
     ask(&w);
     // Later the same Swedish day, and after midnight before six: nothing.
-    assert_eq!(digest_round(&w, utc(2026, 3, 29, 21, 30)), 0, "23:30 on the 29th");
-    assert_eq!(digest_round(&w, utc(2026, 3, 29, 22, 30)), 0, "00:30 on the 30th");
-    assert_eq!(digest_round(&w, utc(2026, 3, 30, 4, 5)), 1, "06:05 on the 30th");
+    assert_eq!(
+        digest_round(&w, utc(2026, 3, 29, 21, 30)),
+        0,
+        "23:30 on the 29th"
+    );
+    assert_eq!(
+        digest_round(&w, utc(2026, 3, 29, 22, 30)),
+        0,
+        "00:30 on the 30th"
+    );
+    assert_eq!(
+        digest_round(&w, utc(2026, 3, 30, 4, 5)),
+        1,
+        "06:05 on the 30th"
+    );
     // The day summer time ends (25 hours): one digest, from 06:00 CET (05:00 UTC).
     ask(&w);
-    assert_eq!(digest_round(&w, utc(2026, 10, 25, 4, 30)), 0, "05:30 Swedish time");
-    assert_eq!(digest_round(&w, utc(2026, 10, 25, 5, 0)), 1, "06:00 Swedish time");
+    assert_eq!(
+        digest_round(&w, utc(2026, 10, 25, 4, 30)),
+        0,
+        "05:30 Swedish time"
+    );
+    assert_eq!(
+        digest_round(&w, utc(2026, 10, 25, 5, 0)),
+        1,
+        "06:00 Swedish time"
+    );
     ask(&w);
-    assert_eq!(digest_round(&w, utc(2026, 10, 25, 22, 59)), 0, "23:59 on the 25th");
-    assert_eq!(digest_round(&w, utc(2026, 10, 26, 5, 0)), 1, "06:00 on the 26th");
+    assert_eq!(
+        digest_round(&w, utc(2026, 10, 25, 22, 59)),
+        0,
+        "23:59 on the 25th"
+    );
+    assert_eq!(
+        digest_round(&w, utc(2026, 10, 26, 5, 0)),
+        1,
+        "06:00 on the 26th"
+    );
 }
 
 fn long_world_without_housekeeping() -> World {

@@ -53,7 +53,14 @@ impl World {
     }
 
     /// Enrols `trainee` with `main` as main supervisor; `extra` is merged into the body.
-    pub fn enrol(&self, trainee: &TestUser, main: &TestUser, start: &str, end: &str, extra: Value) -> Value {
+    pub fn enrol(
+        &self,
+        trainee: &TestUser,
+        main: &TestUser,
+        start: &str,
+        end: &str,
+        extra: Value,
+    ) -> Value {
         let mut body = json!({"trainee_id": trainee.id, "template_id": self.template_id, "track": "bt_standalone",
                               "start_date": start, "planned_end": end, "main_supervisor_id": main.id});
         if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
@@ -69,7 +76,10 @@ impl World {
 
     pub fn progress(&self, enrolment: &str, who: &TestUser) -> Value {
         self.app
-            .get(&format!("/enrolments/{enrolment}/progress"), Some(&who.access))
+            .get(
+                &format!("/enrolments/{enrolment}/progress"),
+                Some(&who.access),
+            )
             .expect(200)
             .body
     }
@@ -78,13 +88,21 @@ impl World {
     pub fn cohort(&self, query: &str) -> Vec<String> {
         let rows = self
             .app
-            .get(&format!("/cohort-overview{query}"), Some(&self.director.access))
+            .get(
+                &format!("/cohort-overview{query}"),
+                Some(&self.director.access),
+            )
             .expect(200)
             .body;
         rows.as_array()
             .unwrap_or_else(|| panic!("rows: {rows}"))
             .iter()
-            .map(|r| r["enrolment_id"].as_str().expect("enrolment_id").to_string())
+            .map(|r| {
+                r["enrolment_id"]
+                    .as_str()
+                    .expect("enrolment_id")
+                    .to_string()
+            })
             .collect()
     }
 }
