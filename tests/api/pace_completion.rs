@@ -18,6 +18,7 @@ fn year(main: &TestUser) -> Value {
 
 /// A committee final assessment for `enrolment`, every delmål judged as `judge` says,
 /// signed by both members; returns the decided assessment.
+#[allow(clippy::too_many_arguments)]
 fn decide(
     w: &World,
     enrolment: &str,
