@@ -158,9 +158,9 @@ pub fn record_extent_change(
 ) -> Result<ExtentPeriod, AppError> {
     let today = crate::clock::day_of(now);
     access::require(conn, me, enrolment_id, today, Access::Manage)?;
-    let start: Day = enrolments::table
+    let (start, current): (Day, i32) = enrolments::table
         .find(enrolment_id)
-        .select(enrolments::start_date)
+        .select((enrolments::start_date, enrolments::extent_percent))
         .first(conn)?;
     let mut errors = Vec::new();
     super::enrolments::check_extent(change.extent_percent, &mut errors);
@@ -172,6 +172,12 @@ pub fn record_extent_change(
     }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
+    }
+    // An enrolment written without its history (a bulk seed straight into the table)
+    // gets its extent from the start first, so the days before the change keep it.
+    if load_periods(conn, enrolment_id)?.is_empty() {
+        let first = Uuid::new_v4().to_string();
+        insert_period(conn, now, None, enrolment_id, &first, start.date(), current)?;
     }
     let existing: Option<String> = extent_periods::table
         .filter(extent_periods::enrolment_id.eq(enrolment_id))
