@@ -19,6 +19,13 @@ use crate::error::{AppError, Problem};
 use crate::mail::Mailer;
 use crate::{accounts, auth, http, idempotency};
 
+/// Who hears domain events, in this order: the enrolment first (a positive final
+/// decision completes it), then webhooks (whose deliveries then go out with the change).
+const EVENT_SUBSCRIBERS: &[crate::events::Subscriber] = &[
+    crate::enrolment::completion::on_event,
+    crate::integrations::webhooks::on_event,
+];
+
 /// What every handler can reach.
 pub struct AppState {
     pub pool: DbPool,
@@ -51,8 +58,9 @@ impl AppState {
         if let Err(problem) = crate::auth::passkeys::relying_party::check(&config) {
             tracing::warn!(%problem, "passkeys are off: set WEBAUTHN_RP_ID / WEBAUTHN_ORIGINS");
         }
-        // Domain events reach webhooks through this subscriber list (see `events`).
-        crate::events::install(crate::integrations::EVENT_SUBSCRIBERS);
+        // Domain events reach webhooks, and the enrolment (completion), through this
+        // subscriber list (see `events`).
+        crate::events::install(EVENT_SUBSCRIBERS);
         let now = clock.now();
         let seeded = db::write_tx(&mut conn, |c| crate::curriculum::catalogue::seed(c, now))?;
         if !seeded.is_empty() {

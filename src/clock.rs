@@ -2,7 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -47,6 +48,42 @@ impl Clock for ManualClock {
     }
 }
 
+/// The service's time zone. Its users are Swedish doctors and their supervisors, so
+/// "today", deadlines and the daily digest follow Swedish calendar days; timestamps stay
+/// UTC in storage and in the API.
+pub const ZONE: Tz = chrono_tz::Europe::Stockholm;
+
+/// The Swedish calendar day of an instant: a record made at 00:30 Swedish time (22:30 or
+/// 23:30 UTC the evening before) belongs to that Swedish day.
+pub fn day_of(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&ZONE).date_naive()
+}
+
+/// The instant a Swedish calendar day begins. Sweden changes clocks at 02:00 and 03:00,
+/// so midnight always exists and is unambiguous; should a rule ever move the change to
+/// midnight, the first instant of the day that exists is taken.
+pub fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
+    let midnight = day.and_time(NaiveTime::MIN);
+    match ZONE.from_local_datetime(&midnight).earliest() {
+        Some(t) => t.with_timezone(&Utc),
+        // In a gap: the day begins when the clocks jump, at most a few hours later.
+        None => (1..=6)
+            .filter_map(|h| {
+                ZONE.from_local_datetime(&(midnight + Duration::hours(h)))
+                    .earliest()
+            })
+            .next()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| midnight.and_utc()),
+    }
+}
+
+/// The local hour (0 to 23) of an instant, in the service's time zone.
+pub fn local_hour(t: DateTime<Utc>) -> u32 {
+    use chrono::Timelike;
+    t.with_timezone(&ZONE).hour()
+}
+
 /// Timestamps are stored as naive UTC (the one timestamp type both backends share).
 pub fn to_db(t: DateTime<Utc>) -> chrono::NaiveDateTime {
     t.naive_utc()
@@ -59,3 +96,7 @@ pub fn from_db(t: chrono::NaiveDateTime) -> DateTime<Utc> {
 pub fn dur(d: std::time::Duration) -> Duration {
     Duration::seconds(d.as_secs() as i64)
 }
+
+#[cfg(test)]
+#[path = "clock_tests.rs"]
+mod tests;

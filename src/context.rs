@@ -98,9 +98,10 @@ impl<C: Send + Sync + 'static> Context<C> {
         }))
     }
 
-    /// The request's day (UTC).
+    /// The request's day: the Swedish calendar day (Europe/Stockholm) of `now`, so a
+    /// request at 00:30 Swedish time belongs to that day, not to the UTC day before.
     pub fn today(&self) -> NaiveDate {
-        self.now.date_naive()
+        crate::clock::day_of(self.now)
     }
 
     pub fn pool(&self) -> &DbPool {

@@ -84,7 +84,7 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
     config.workers = 2;
     let state = AppState::new(config.clone(), Arc::new(SystemClock))?;
     let now = state.clock.now();
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     let mut conn = state.pool.get()?;
     let exists: i64 = organisations::table
         .filter(organisations::name.eq(REGION))

@@ -4,7 +4,7 @@
 //! request. Sign-in codes and links never wait for a digest: they go to the outbox
 //! directly (`outbox::enqueue` in the transaction, or `notifications::send`).
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -16,8 +16,8 @@ use crate::mail::Mail;
 use crate::outbox::Outbox;
 use crate::schema::{notification_queue, users};
 
-/// Digests go out once a day, from this hour (UTC) on.
-pub const DIGEST_HOUR_UTC: u32 = 6;
+/// Digests go out once a Swedish day, from this hour (Swedish time, Europe/Stockholm) on.
+pub const DIGEST_HOUR: u32 = 6;
 
 /// Queues the mails of digest users; returns those to send now.
 pub fn sort(
@@ -135,15 +135,14 @@ struct Waiting {
 }
 
 /// Queues one digest per user whose notifications are waiting and who has not had one
-/// today (from 06:00 UTC). Returns how many digests were queued.
+/// today (from 06:00 Swedish time; "today" is the Swedish calendar day, so the digest
+/// of a day is one digest whether summer time begins or ends that day). Returns how many
+/// digests were queued.
 pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AppError> {
-    if now.hour() < DIGEST_HOUR_UTC {
+    if crate::clock::local_hour(now) < DIGEST_HOUR {
         return Ok(0);
     }
-    let start_of_day = to_db(now)
-        .date()
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_else(|| now.naive_utc());
+    let start_of_day = to_db(crate::clock::start_of_day(crate::clock::day_of(now)));
     let waiting: Vec<String> = notification_queue::table
         .filter(notification_queue::sent_at.is_null())
         .select(notification_queue::user_id)

@@ -842,6 +842,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(personal_identities, users);
 diesel::allow_tables_to_appear_in_same_query!(personal_identities, user_roles);
+
 // ---- Sign-in with an e-ID over OpenID Connect (issue 15) -------------------------------
 
 diesel::table! {
@@ -873,3 +874,14 @@ diesel::table! {
 diesel::joinable!(oidc_links -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(oidc_flows, oidc_links, users);
+
+diesel::table! {
+    extent_periods (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        valid_from -> Text,
+        extent_percent -> Integer,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}

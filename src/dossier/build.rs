@@ -38,7 +38,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, AppError> {
 
 /// Builds the dossier's content (unsigned).
 pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Result<Value, AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     let e = enrolment::get_enrolment(conn, enrolment_id, today)?;
     let template = templates::get_template(conn, &e.template_id, Some(e.template_version))?;
     let regulation = catalogue::get_regulation(conn, &template.regulation_id)?;

@@ -120,7 +120,7 @@ pub fn add_assignment(
     enrolment_id: &str,
     a: AssignmentInput,
 ) -> Result<Assignment, AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     access::require(conn, me, enrolment_id, today, Access::Manage)?;
     let from = a.valid_from.unwrap_or(today);
     let mut errors = Vec::new();
@@ -359,7 +359,7 @@ pub fn end_assignment(
     id: &str,
     valid_to: Option<NaiveDate>,
 ) -> Result<Assignment, AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     let enrolment_id: String = assignments::table
         .find(id)
         .select(assignments::enrolment_id)

@@ -106,7 +106,7 @@ pub fn add_credited_service(
     enrolment_id: &str,
     c: CreditedServiceInput,
 ) -> Result<CreditedService, AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     access::require(conn, me, enrolment_id, today, Access::Manage)?;
     let e = get_enrolment(conn, enrolment_id, today)?;
     let codes = delmal_codes_of(conn, enrolment_id)?;

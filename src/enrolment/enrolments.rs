@@ -54,7 +54,7 @@ pub fn create_enrolment(
     me: &Principal,
     input: NewEnrolment,
 ) -> Result<Enrolment, AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     let template = templates::get_template(conn, &input.template_id, input.template_version)
         .map_err(|_| AppError::validation("template_id", "no such template (version)"))?;
     Principal::require(templates::may_edit(conn, me, &template.organisation_id)?)?;
@@ -94,6 +94,16 @@ pub fn create_enrolment(
             enrolments::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
+    // The extent's history begins with the extent from the start.
+    super::extent::insert_period(
+        conn,
+        now,
+        Some(&me.user_id),
+        &id,
+        &Uuid::new_v4().to_string(),
+        input.start_date,
+        extent,
+    )?;
     record_change(
         conn,
         now,
@@ -168,6 +178,8 @@ pub(crate) fn rename_field(e: AppError, field: &str) -> AppError {
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentPatch {
     pub planned_end: Option<NaiveDate>,
+    /// Corrects the extent for the whole enrolment, while it has never changed (409
+    /// after a change from a date: record another change from a date instead).
     pub extent_percent: Option<i32>,
     /// `active`, `completed` or `withdrawn`.
     pub status: Option<String>,
@@ -181,7 +193,7 @@ pub fn update_enrolment(
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     patch: EnrolmentPatch,
 ) -> Result<Enrolment, AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     access::require(conn, me, id, today, Access::Manage)?;
     let current = get_enrolment(conn, id, today)?;
     if_match(&current.etag())?;
@@ -201,6 +213,11 @@ pub fn update_enrolment(
     }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
+    }
+    if extent != current.extent_percent {
+        // A correction of the extent for the whole enrolment; a change from a date is
+        // recorded with `extent::record_extent_change`.
+        super::extent::correct_whole(conn, id, extent)?;
     }
     diesel::update(enrolments::table.find(id))
         .set((
@@ -232,7 +249,7 @@ pub fn migrate_template(
     id: &str,
     version: i32,
 ) -> Result<Enrolment, AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     access::require(conn, me, id, today, Access::Read)?;
     let current = get_enrolment(conn, id, today)?;
     Principal::require(me.has_role_over(conn, Role::Administrator, &current.organisation_id)?)?;

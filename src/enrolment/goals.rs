@@ -145,7 +145,13 @@ pub fn add_goal(
     enrolment_id: &str,
     g: StudyPlanGoalInput,
 ) -> Result<StudyPlanGoal, AppError> {
-    access::require(conn, me, enrolment_id, now.date_naive(), Access::Supervise)?;
+    access::require(
+        conn,
+        me,
+        enrolment_id,
+        crate::clock::day_of(now),
+        Access::Supervise,
+    )?;
     let status = g.status.unwrap_or_else(|| "planned".into());
     let mut errors = Vec::new();
     check_goal(conn, enrolment_id, &g.goal, &g.delmal, &status, &mut errors)?;
@@ -202,7 +208,7 @@ pub fn update_goal(
         conn,
         me,
         &current.enrolment_id,
-        now.date_naive(),
+        crate::clock::day_of(now),
         Access::Supervise,
     )?;
     if_match(&current.etag())?;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::access::{self, Access};
+use super::extent::{self, ExtentChange, ExtentPeriod};
 use super::service::{
     self, Assignment, AssignmentInput, Change, CreditedService, CreditedServiceInput, Enrolment,
     EnrolmentPatch, LeaveInput, LeavePeriod, NewEnrolment, Placement, PlacementInput,
@@ -304,6 +305,40 @@ pub async fn add_leave(
         .write(move |c, ctx| service::add_leave(c, ctx.now, &ctx.caller, &id, body.into_inner()))
         .await?;
     Ok(HttpResponse::Created().json(l))
+}
+
+/// Record a change of employment extent from a day on
+///
+/// Employment extent (tjänstgöringsgrad) is a history: a move from 100 % to 75 % from
+/// 1 March counts March on at 75 %, and the months before stay as they were served. Time
+/// served, pace and the projected end follow it; the enrolment's `extent_percent` is
+/// today's. A change recorded again for the same day replaces it (a correction). Who
+/// may: those who manage the plan (a director of studies, an administrator).
+#[utoipa::path(
+    tag = "enrolment",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
+    request_body(content = ExtentChange, example = json!({"valid_from": "2027-03-01", "extent_percent": 75})),
+    responses(
+        (status = 201, description = "Recorded: the period it begins", body = ExtentPeriod),
+        (status = 403, description = "May read the plan but not change it", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "Unknown enrolment, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "Extent outside 10 to 100, or a day before the start", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/enrolments/{id}/extent-changes")]
+pub async fn add_extent_change(
+    ctx: Ctx,
+    path: web::Path<String>,
+    body: web::Json<ExtentChange>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let p = ctx
+        .write(move |c, ctx| {
+            extent::record_extent_change(c, ctx.now, &ctx.caller, &id, body.into_inner())
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(p))
 }
 
 /// Remove a leave period
@@ -607,6 +642,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(patch_placement)
         .service(delete_placement)
         .service(add_leave)
+        .service(add_extent_change)
         .service(delete_leave)
         .service(add_assignment)
         .service(end_assignment)

@@ -91,7 +91,13 @@ pub fn add_leave(
     enrolment_id: &str,
     l: LeaveInput,
 ) -> Result<LeavePeriod, AppError> {
-    access::require(conn, me, enrolment_id, now.date_naive(), Access::Manage)?;
+    access::require(
+        conn,
+        me,
+        enrolment_id,
+        crate::clock::day_of(now),
+        Access::Manage,
+    )?;
     let mut errors = Vec::new();
     let percent = l.percent.unwrap_or(100);
     if !(1..=100).contains(&percent) {
@@ -149,7 +155,13 @@ pub fn remove_leave(
         .filter(leave_periods::removed_at.is_null())
         .select(leave_periods::enrolment_id)
         .first(conn)?;
-    access::require(conn, me, &enrolment_id, now.date_naive(), Access::Manage)?;
+    access::require(
+        conn,
+        me,
+        &enrolment_id,
+        crate::clock::day_of(now),
+        Access::Manage,
+    )?;
     diesel::update(leave_periods::table.find(id))
         .set(leave_periods::removed_at.eq(to_db(now)))
         .execute(conn)?;

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::assignments::{load_assignments, Assignment};
 use super::credited::{load_credited, CreditedService};
 use super::enums::Track;
+use super::extent::{self, ExtentPeriod};
 use super::leave::{load_leave, LeavePeriod};
 use super::placements::{load_placements, Placement};
 use super::warnings::{plan_of, warnings, PlanWarning};
@@ -36,9 +37,12 @@ pub struct Enrolment {
     pub start_date: NaiveDate,
     #[schema(example = "2027-08-31")]
     pub planned_end: NaiveDate,
-    /// Employment extent in per cent of full time.
+    /// Employment extent today, in per cent of full time (from `extent_periods`).
     #[schema(example = 75)]
     pub extent_percent: i32,
+    /// The extent as a history: each period from its `valid_from` until the next. Time
+    /// served counts each day at its own period's extent.
+    pub extent_periods: Vec<ExtentPeriod>,
     /// `active`, `completed` or `withdrawn`.
     #[schema(example = "active")]
     pub status: String,
@@ -105,9 +109,11 @@ pub(crate) fn load_enrolment(
         leave_periods: load_leave(conn, &r.id)?,
         assignments: load_assignments(conn, &r.id, today)?,
         credited_service: load_credited(conn, &r.id)?,
+        extent_periods: extent::load_periods(conn, &r.id)?,
         time_served: Plan {
             start: today,
             extent_percent: 0,
+            extent_changes: vec![],
             placements: vec![],
             leave: vec![],
             credited_days: 0,
@@ -129,6 +135,9 @@ pub(crate) fn load_enrolment(
         created_at: from_db(r.created_at),
         updated_at: from_db(r.updated_at),
     };
+    if let Some(p) = extent::percent_on(&extent::changes_of(&e.extent_periods), today) {
+        e.extent_percent = p;
+    }
     e.time_served = plan_of(&e, template.content.duration_months).time_served(today);
     e.warnings = warnings(conn, &e, &template)?;
     Ok((e, template))

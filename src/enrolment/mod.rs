@@ -5,16 +5,21 @@
 //! - `service.rs`: what other features use, re-exported from the files below.
 //! - `loaders.rs`: the enrolment read model and its loading; `enrolments.rs`: creating and
 //!   changing the enrolment itself; `enums.rs`: track and assignment roles.
+//! - `extent.rs`: employment extent as a history of periods.
 //! - `placements.rs`, `leave.rs`, `assignments.rs`, `credited.rs`, `goals.rs`: one kind of
 //!   record of the plan each.
 //! - `warnings.rs`: the plan checked against the regulation; `time.rs`: time served.
 //! - `history.rs`: the audit trail of the plan; `access.rs`: who may do what.
+//! - `completion.rs`: a positive final decision completes the enrolment (a domain-event
+//!   subscriber).
 
 pub mod access;
 pub mod assignments;
+pub mod completion;
 pub mod credited;
 pub mod enrolments;
 pub mod enums;
+pub mod extent;
 pub mod goals;
 pub mod history;
 pub mod http;

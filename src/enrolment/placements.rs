@@ -119,7 +119,7 @@ pub fn add_placement(
     enrolment_id: &str,
     p: PlacementInput,
 ) -> Result<Placement, AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     access::require(conn, me, enrolment_id, today, Access::Manage)?;
     let template = template_of(conn, enrolment_id)?;
     let mut errors = Vec::new();
@@ -238,7 +238,7 @@ pub fn update_placement(
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     patch: PlacementPatch,
 ) -> Result<Placement, AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     let enrolment_id = enrolment_of_placement(conn, id)?;
     access::require(conn, me, &enrolment_id, today, Access::Manage)?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
@@ -314,7 +314,7 @@ pub fn remove_placement(
     me: &Principal,
     id: &str,
 ) -> Result<(), AppError> {
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     let enrolment_id = enrolment_of_placement(conn, id)?;
     access::require(conn, me, &enrolment_id, today, Access::Manage)?;
     let current = find_placement(conn, &enrolment_id, id, today)?;

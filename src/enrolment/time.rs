@@ -11,7 +11,11 @@ pub const DAYS_PER_MONTH: f64 = 30.4375;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub start: NaiveDate,
+    /// The extent before the first of `extent_changes` (or throughout, without any).
     pub extent_percent: i32,
+    /// Changes of employment extent: `(first day, percent)`, in order of the day. A change
+    /// holds until the next one; the days before keep the extent they had.
+    pub extent_changes: Vec<(NaiveDate, i32)>,
     /// Placement periods, inclusive.
     pub placements: Vec<(NaiveDate, NaiveDate)>,
     /// Leave periods, inclusive, with the share of time on leave (100 = full leave).
@@ -48,8 +52,8 @@ pub struct TimeServed {
     /// Share of the nominal length done, 0 to 1.
     #[schema(example = 0.3)]
     pub fraction_done: f64,
-    /// When the nominal length is reached if the plan continues as now (placements, then
-    /// the same extent).
+    /// When the nominal length is reached if the plan continues as now: the planned
+    /// placements at each day's extent and leave, then the last extent recorded.
     #[schema(example = "2027-06-05")]
     pub projected_end: Option<NaiveDate>,
 }
@@ -75,6 +79,71 @@ impl Plan {
             .fold(0.0, f64::max)
     }
 
+    /// The employment extent on `day`, in per cent (0 to 100).
+    pub fn extent_on(&self, day: NaiveDate) -> i32 {
+        self.extent_changes
+            .iter()
+            .take_while(|(from, _)| *from <= day)
+            .last()
+            .map_or(self.extent_percent, |(_, p)| *p)
+            .clamp(0, 100)
+    }
+
+    /// The extent the plan ends with (what a projection continues at).
+    fn last_extent(&self) -> i32 {
+        self.extent_changes
+            .last()
+            .map_or(self.extent_percent, |(_, p)| *p)
+    }
+
+    /// Full-time-equivalent months of `placements` at each day's extent (leave not
+    /// counted: the regulation's minimum months are about the plan). Not rounded.
+    pub fn planned_months(&self, placements: &[(NaiveDate, NaiveDate)]) -> f64 {
+        let mut days = 0.0;
+        for (s, e) in placements {
+            let mut day = *s;
+            while day <= *e {
+                days += self.extent_on(day) as f64 / 100.0;
+                day += Duration::days(1);
+            }
+        }
+        days / DAYS_PER_MONTH
+    }
+
+    /// The share of `start..=end`'s working time (each day's extent, less leave) that lies
+    /// on or before `today`: how far into a placement the trainee has come in time served,
+    /// not in calendar days, so a doctor on parental leave is not expected to have done
+    /// what the days on leave would have brought. A period with no working time at all
+    /// (all on leave) expects nothing: 0.
+    pub fn served_share(&self, start: NaiveDate, end: NaiveDate, today: NaiveDate) -> f64 {
+        let (mut total, mut done) = (0.0, 0.0);
+        let mut day = start;
+        while day <= end {
+            let w = self.extent_on(day) as f64 / 100.0 * (1.0 - self.leave_share(day));
+            total += w;
+            if day <= today {
+                done += w;
+            }
+            day += Duration::days(1);
+        }
+        if total <= 0.0 {
+            return 0.0;
+        }
+        (done / total).clamp(0.0, 1.0)
+    }
+
+    /// Days of `from..=to` not on leave (a half day of leave counts half): the days on
+    /// which supervision is due. Part time does not thin out supervision; leave does.
+    pub fn days_present(&self, from: NaiveDate, to: NaiveDate) -> f64 {
+        let mut n = 0.0;
+        let mut day = from;
+        while day <= to {
+            n += 1.0 - self.leave_share(day);
+            day += Duration::days(1);
+        }
+        n
+    }
+
     fn last_placement_day(&self) -> Option<NaiveDate> {
         self.placements.iter().map(|(_, e)| *e).max()
     }
@@ -87,7 +156,7 @@ impl Plan {
         if !counted || day < self.start {
             return 0.0;
         }
-        self.extent_percent.clamp(0, 100) as f64 / 100.0 * (1.0 - self.leave_share(day))
+        self.extent_on(day) as f64 / 100.0 * (1.0 - self.leave_share(day))
     }
 
     pub fn time_served(&self, as_of: NaiveDate) -> TimeServed {
@@ -125,7 +194,7 @@ impl Plan {
 
     /// First day on which served plus credited time reaches the nominal length.
     fn projected_end(&self, nominal_days: f64) -> Option<NaiveDate> {
-        if self.extent_percent <= 0 {
+        if self.last_extent() <= 0 {
             return None;
         }
         let mut total = self.credited_days as f64;

@@ -14,6 +14,7 @@ fn plan(start: NaiveDate, end: NaiveDate) -> Plan {
     Plan {
         start,
         extent_percent: 100,
+        extent_changes: Vec::new(),
         placements: vec![(start, end)],
         leave: Vec::new(),
         credited_days: 0,
@@ -314,4 +315,72 @@ fn planned_months_add_placements_and_scale_by_extent() {
         planned_months(&[(d(2026, 1, 1), d(2026, 1, 10))], 200),
         planned_months(&[(d(2026, 1, 1), d(2026, 1, 10))], 100)
     );
+}
+
+#[test]
+fn a_move_to_part_time_counts_from_its_day_and_does_not_rewrite_the_months_before() {
+    // Full time from 1 January, 75 % from 1 March.
+    let mut p = plan(d(2026, 1, 1), d(2026, 12, 31));
+    p.extent_changes = vec![(d(2026, 1, 1), 100), (d(2026, 3, 1), 75)];
+    let jan_feb = p.time_served(d(2026, 2, 28));
+    assert_eq!(
+        jan_feb.served_days, 59.0,
+        "January and February at full time"
+    );
+    let march = p.time_served(d(2026, 3, 31));
+    assert_eq!(march.served_days, 59.0 + 31.0 * 0.75);
+    assert_eq!(p.extent_on(d(2026, 2, 28)), 100);
+    assert_eq!(p.extent_on(d(2026, 3, 1)), 75);
+}
+
+#[test]
+fn the_projected_end_follows_the_extent_history_and_leave() {
+    // A year's programme. Full time throughout: 365.25 days, so 1 January 2027.
+    let full = plan(d(2026, 1, 1), d(2026, 12, 31));
+    assert_eq!(
+        full.time_served(d(2026, 1, 1)).projected_end,
+        Some(d(2027, 1, 1))
+    );
+    // 75 % from 1 July: the second half-year's 184 days give 138, and the rest
+    // (365.25 - 181 - 138 = 46.25 days) at 75 % takes 62 more days from 1 January.
+    let mut part = full.clone();
+    part.extent_changes = vec![(d(2026, 1, 1), 100), (d(2026, 7, 1), 75)];
+    assert_eq!(
+        part.time_served(d(2026, 1, 1)).projected_end,
+        Some(d(2027, 3, 3))
+    );
+    // A month of parental leave in March on top: 31 full-time days to make up at 75 %,
+    // 41 more days.
+    part.leave = vec![(d(2026, 3, 1), d(2026, 3, 31), 100)];
+    let end = part
+        .time_served(d(2026, 1, 1))
+        .projected_end
+        .expect("an end");
+    assert_eq!(end, d(2027, 3, 3) + chrono::Duration::days(41));
+}
+
+#[test]
+fn the_share_of_a_placement_served_skips_leave_and_weighs_the_extent() {
+    let mut p = plan(d(2026, 1, 1), d(2026, 4, 30));
+    // Without leave and at one extent, the share is the calendar's.
+    assert_eq!(
+        p.served_share(d(2026, 1, 1), d(2026, 1, 10), d(2026, 1, 5)),
+        0.5
+    );
+    // Ten days, the first five on full leave: after those five nothing is due yet.
+    p.leave = vec![(d(2026, 1, 1), d(2026, 1, 5), 100)];
+    assert_eq!(
+        p.served_share(d(2026, 1, 1), d(2026, 1, 10), d(2026, 1, 5)),
+        0.0
+    );
+    assert_eq!(
+        p.served_share(d(2026, 1, 1), d(2026, 1, 10), d(2026, 1, 10)),
+        1.0
+    );
+    // All on leave: nothing is due at all.
+    assert_eq!(
+        p.served_share(d(2026, 1, 1), d(2026, 1, 5), d(2026, 1, 5)),
+        0.0
+    );
+    assert_eq!(p.days_present(d(2026, 1, 1), d(2026, 1, 10)), 5.0);
 }

@@ -27,7 +27,13 @@ pub struct PlanWarning {
 pub(crate) fn plan_of(e: &Enrolment, nominal_months: i32) -> Plan {
     Plan {
         start: e.start_date,
-        extent_percent: e.extent_percent,
+        // The first period begins on the start date; before it (never, in practice) and
+        // without a history, the enrolment's own value.
+        extent_percent: e
+            .extent_periods
+            .first()
+            .map_or(e.extent_percent, |p| p.extent_percent),
+        extent_changes: super::extent::changes_of(&e.extent_periods),
         placements: e
             .placements
             .iter()
@@ -90,6 +96,8 @@ pub(crate) fn warnings(
         }
     }
     let regulation = catalogue::get_regulation(conn, &template.regulation_id)?;
+    // The planned months at each day's extent (a move to 75 % counts from its day on).
+    let plan = plan_of(e, template.content.duration_months);
     let credited_months = e
         .credited_service
         .iter()
@@ -111,7 +119,7 @@ pub(crate) fn warnings(
                     })
                     .map(|p| (p.start_date, p.end_date))
                     .collect();
-                let planned = time::planned_months(&periods, e.extent_percent);
+                let planned = plan.planned_months(&periods);
                 if planned + 1e-9 < min {
                     warn(&mut out, "minimum_months_in", format!("{} requires at least {min} months in {category}; the plan has {planned:.1}", regulation.statute));
                 }
@@ -128,7 +136,7 @@ pub(crate) fn warnings(
             .iter()
             .map(|p| (p.start_date, p.end_date))
             .collect();
-        let planned = time::planned_months(&all, e.extent_percent) + credited_months;
+        let planned = plan.planned_months(&all) + credited_months;
         if planned + 1e-9 < min {
             warn(
                 &mut out,

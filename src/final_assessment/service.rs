@@ -129,7 +129,7 @@ pub fn create(
     n: NewFinalAssessment,
 ) -> Result<(FinalAssessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     let level = access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
     let existing = list(conn, enrolment_id)?;
@@ -304,7 +304,7 @@ pub fn update(
     p: FinalAssessmentPatch,
 ) -> Result<FinalAssessment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
-    let f = readable(conn, me, id, now.date_naive())?;
+    let f = readable(conn, me, id, crate::clock::day_of(now))?;
     if_match(&f.etag())?;
     if f.status == "decided" {
         return Err(AppError::Conflict(
@@ -316,7 +316,7 @@ pub fn update(
             "only those who decide edit the final assessment".into(),
         ));
     };
-    still_assigned(conn, &f, me_signer, now.date_naive())?;
+    still_assigned(conn, &f, me_signer, crate::clock::day_of(now))?;
     let codes = required_codes(conn, &f.enrolment_id)?;
     let mut errors = Vec::new();
     let judgements = p.judgements.unwrap_or(f.judgements.clone());
@@ -440,7 +440,7 @@ pub fn sign(
     body: SignFinalAssessment,
 ) -> Result<Result<(FinalAssessment, Vec<Mail>), AppError>, AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     let f = readable(conn, me, id, today)?;
     if_match(&f.etag())?;
     if f.status == "decided" {

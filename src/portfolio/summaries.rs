@@ -264,7 +264,7 @@ pub fn create(
     n: NewSummary,
 ) -> Result<SummaryAssessment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     let placement_here = enrolment_of_placement(conn, &n.placement_id)
         .ok()
         .as_deref()
@@ -327,7 +327,7 @@ pub fn update(
     p: SummaryPatch,
 ) -> Result<SummaryAssessment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
-    let s = readable(conn, me, id, now.date_naive())?;
+    let s = readable(conn, me, id, crate::clock::day_of(now))?;
     if_match(&s.etag())?;
     own_draft(&s, me)?;
     let judgements = p.judgements.unwrap_or(s.judgements);
@@ -352,7 +352,7 @@ pub fn sign(
     id: &str,
 ) -> Result<(SummaryAssessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let s = readable(conn, me, id, now.date_naive())?;
+    let s = readable(conn, me, id, crate::clock::day_of(now))?;
     own_draft(&s, me)?;
     let mut missing = Vec::new();
     if s.judgements.is_empty() {
@@ -419,7 +419,7 @@ pub fn correct(
     p: SummaryPatch,
 ) -> Result<SummaryAssessment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
-    let s = readable(conn, me, id, now.date_naive())?;
+    let s = readable(conn, me, id, crate::clock::day_of(now))?;
     if s.author_id != me.user_id {
         return Err(AppError::Forbidden(
             "only the signer corrects a summary assessment".into(),

@@ -356,7 +356,7 @@ fn decide(
 ) -> Result<ExternalAssessor, AppError> {
     me.require_person()?;
     let x = get(conn, id)?;
-    if !may_decide(conn, me, &x, now.date_naive())? {
+    if !may_decide(conn, me, &x, crate::clock::day_of(now))? {
         return Err(AppError::NotFound);
     }
     // One conditional statement: of two decisions at once only one applies.

@@ -158,7 +158,8 @@ pub(crate) fn evaluate(
 ) -> Progress {
     let plan = Plan {
         start: i.e.start,
-        extent_percent: i.e.extent_percent,
+        extent_percent: i.extent.first().map_or(i.e.extent_percent, |(_, p)| *p),
+        extent_changes: i.extent.clone(),
         placements: i.placements.iter().map(|p| (p.start, p.end)).collect(),
         leave: i.leave.clone(),
         credited_days: i.credited_days,
@@ -171,7 +172,12 @@ pub(crate) fn evaluate(
     let mut checklist = Vec::new();
     for p in &i.placements {
         let kind = t.placement_type(&p.placement_type);
-        let fraction = elapsed(p.start, p.end, today);
+        // Pro rata of the placement's time served (extent and leave), not its calendar.
+        let fraction = if p.end < p.start {
+            elapsed(p.start, p.end, today)
+        } else {
+            plan.served_share(p.start, p.end, today)
+        };
         let items: Vec<ChecklistItemProgress> = kind
             .map(|k| {
                 k.checklist
@@ -250,7 +256,15 @@ pub(crate) fn evaluate(
         })
         .collect();
 
-    let pace = pace(i, t, today, &time_served, &checklist, &delmal_progress);
+    let pace = pace(
+        i,
+        t,
+        today,
+        &plan,
+        &time_served,
+        &checklist,
+        &delmal_progress,
+    );
     Progress {
         enrolment_id: i.e.id.clone(),
         trainee_id: i.e.trainee_id.clone(),
@@ -263,10 +277,42 @@ pub(crate) fn evaluate(
     }
 }
 
+/// After a final assessment decided "not yet" the trainee goes on, and is told what is
+/// missing: the delmål not judged achieved, and the assessors' own words.
+fn final_not_yet(i: &Inputs) -> Option<String> {
+    let (decision, judgements) = i.final_decided.as_ref()?;
+    if decision != "not_yet" {
+        return None;
+    }
+    let mut open: Vec<&str> = judgements
+        .iter()
+        .filter(|(_, j)| j.as_str() != "achieved")
+        .map(|(code, _)| code.as_str())
+        .collect();
+    open.sort_by_key(|c| code_order(c));
+    let mut message = String::from("the final assessment decided not yet");
+    if !open.is_empty() {
+        message.push_str(&format!("; not yet achieved: {}", open.join(", ")));
+    }
+    let missing = i.final_missing.trim();
+    if !missing.is_empty() {
+        message.push_str(&format!("; missing: {missing}"));
+    }
+    Some(message)
+}
+
+/// Delmål codes in their natural order (BT2 before BT10).
+fn code_order(code: &str) -> (String, u32) {
+    let digits = code.trim_start_matches(|c: char| !c.is_ascii_digit());
+    let prefix = &code[..code.len() - digits.len()];
+    (prefix.to_string(), digits.parse().unwrap_or(u32::MAX))
+}
+
 pub(crate) fn pace(
     i: &Inputs,
     t: &templates::ProgrammeTemplate,
     today: NaiveDate,
+    plan: &Plan,
     served: &TimeServed,
     checklist: &[ChecklistProgress],
     delmal: &[DelmalProgress],
@@ -298,8 +344,9 @@ pub(crate) fn pace(
             .filter(|d| *d > 0)
             .unwrap_or(t.content.supervision_every_days.max(1));
         if today >= p.start {
-            let days = (today.min(p.end) - p.start).num_days() + 1;
-            supervision_expected += days / i64::from(every);
+            // Days on leave bring no supervision due.
+            let days = plan.days_present(p.start, today.min(p.end));
+            supervision_expected += (days / f64::from(every)).floor() as i64;
         }
         if p.start <= today && today <= p.end {
             current = Some((p, every));
@@ -318,7 +365,11 @@ pub(crate) fn pace(
             let since = last_supervision_on
                 .filter(|d| *d >= p.start)
                 .unwrap_or(p.start);
-            let gap = (today - since).num_days();
+            // Days since the last session, leave not counted.
+            let gap = match since.succ_opt() {
+                Some(next) => plan.days_present(next, today).floor() as i64,
+                None => 0,
+            };
             (Some(gap), Some(every), gap > i64::from(every))
         }
         None => (None, None, false),
@@ -346,6 +397,14 @@ pub(crate) fn pace(
         }
     };
     if i.e.status == "active" {
+        if let Some(reason) = final_not_yet(i) {
+            raise(
+                PaceFlag::Behind,
+                "final_assessment_not_yet",
+                reason,
+                &mut reasons,
+            );
+        }
         if let Some(f) = judge(checklist_expected, checklist_done) {
             raise(
                 f,

@@ -79,6 +79,7 @@ fn inputs() -> Inputs {
             end: day(100),
         }],
         leave: Vec::new(),
+        extent: Vec::new(),
         credited_days: 0,
         items_done: HashMap::new(),
         signed: HashMap::new(),
@@ -87,6 +88,7 @@ fn inputs() -> Inputs {
         evidence: HashMap::new(),
         summary: HashMap::new(),
         final_decided: None,
+        final_missing: String::new(),
     }
 }
 
@@ -439,4 +441,35 @@ fn pace_flags_read_and_write_their_api_names() {
     }
     assert_eq!(PaceFlag::parse("ahead"), None);
     assert!(PaceFlag::OnPace < PaceFlag::Behind && PaceFlag::Behind < PaceFlag::AtRisk);
+}
+
+#[test]
+fn after_not_yet_the_pace_names_the_missing_delmal_and_the_assessors_words() {
+    let t = template(12, RARELY, json!([]));
+    let mut i = inputs();
+    let judged = HashMap::from([
+        ("BT10".to_string(), "not_yet".to_string()),
+        ("BT2".to_string(), "not_yet".to_string()),
+        ("BT1".to_string(), "achieved".to_string()),
+    ]);
+    i.final_decided = Some(("not_yet".into(), judged));
+    i.final_missing = "Fler observerade bedömningar.".into();
+    let p = run(&i, &t, &no_delmal(), day(10));
+    assert_eq!(p.pace.flag, PaceFlag::Behind);
+    assert_eq!(codes(&p), ["final_assessment_not_yet"]);
+    assert_eq!(
+        p.pace.reasons[0].message,
+        "the final assessment decided not yet; not yet achieved: BT2, BT10; \
+         missing: Fler observerade bedömningar."
+    );
+}
+
+#[test]
+fn a_completed_enrolment_raises_nothing() {
+    let t = template(2, RARELY, json!([]));
+    let mut i = inputs();
+    i.e.status = "completed".into();
+    let p = run(&i, &t, &one_delmal(), day(60));
+    assert_eq!(p.pace.flag, PaceFlag::OnPace);
+    assert!(p.pace.reasons.is_empty());
 }

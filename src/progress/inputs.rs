@@ -13,8 +13,8 @@ use crate::error::AppError;
 use crate::ids::{Day, EnrolmentId, OrganisationId, UserId};
 use crate::portfolio::links;
 use crate::schema::{
-    activities, assessments, credited_service, enrolments, final_assessments, leave_periods,
-    placements, record_delmal, summary_assessments, talks,
+    activities, assessments, credited_service, enrolments, extent_periods, final_assessments,
+    leave_periods, placements, record_delmal, summary_assessments, talks,
 };
 
 #[derive(Debug, Clone)]
@@ -45,6 +45,8 @@ pub(crate) struct Inputs {
     pub(crate) e: EnrolmentBasics,
     pub(crate) placements: Vec<PlacementBasics>,
     pub(crate) leave: Vec<(NaiveDate, NaiveDate, i32)>,
+    /// Changes of employment extent, `(first day, percent)`, in order.
+    pub(crate) extent: Vec<(NaiveDate, i32)>,
     pub(crate) credited_days: i32,
     /// Checklist item id -> activities recorded against it.
     pub(crate) items_done: HashMap<String, i64>,
@@ -59,6 +61,8 @@ pub(crate) struct Inputs {
     pub(crate) summary: HashMap<String, String>,
     /// Decided final assessment: decision and judgements.
     pub(crate) final_decided: Option<(String, HashMap<String, String>)>,
+    /// What the latest decided final assessment said is missing (after "not yet").
+    pub(crate) final_missing: String,
 }
 
 /// SQLite allows some 32,000 bound parameters; stay well below on both backends.
@@ -121,6 +125,7 @@ pub(crate) fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Input
                 e,
                 placements: Vec::new(),
                 leave: Vec::new(),
+                extent: Vec::new(),
                 credited_days: 0,
                 items_done: HashMap::new(),
                 signed: HashMap::new(),
@@ -129,6 +134,7 @@ pub(crate) fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Input
                 evidence: HashMap::new(),
                 summary: HashMap::new(),
                 final_decided: None,
+                final_missing: String::new(),
             },
         );
     }
@@ -168,6 +174,20 @@ pub(crate) fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Input
         for (e, s, t, p) in rows {
             if let Some(i) = by_id.get_mut(&e) {
                 i.leave.push((s.date(), t.date(), p));
+            }
+        }
+        let rows: Vec<(String, Day, i32)> = extent_periods::table
+            .filter(extent_periods::enrolment_id.eq_any(chunk))
+            .order((extent_periods::enrolment_id, extent_periods::valid_from))
+            .select((
+                extent_periods::enrolment_id,
+                extent_periods::valid_from,
+                extent_periods::extent_percent,
+            ))
+            .load(conn)?;
+        for (e, from, p) in rows {
+            if let Some(i) = by_id.get_mut(&e) {
+                i.extent.push((from.date(), p));
             }
         }
         let rows: Vec<(String, i32, String)> = credited_service::table
@@ -332,7 +352,7 @@ pub(crate) fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Input
                 }
             }
         }
-        let rows: Vec<(String, Option<String>, String)> = final_assessments::table
+        let rows: Vec<(String, Option<String>, String, String)> = final_assessments::table
             .filter(final_assessments::enrolment_id.eq_any(chunk))
             .filter(final_assessments::status.eq("decided"))
             .order(final_assessments::decided_at)
@@ -340,12 +360,14 @@ pub(crate) fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Input
                 final_assessments::enrolment_id,
                 final_assessments::decision,
                 final_assessments::judgements,
+                final_assessments::missing,
             ))
             .load(conn)?;
-        for (e, decision, judgements) in rows {
+        for (e, decision, judgements, missing) in rows {
             if let (Some(i), Some(decision)) = (by_id.get_mut(&e), decision) {
                 let js: Vec<crate::portfolio::summaries::Judgement> =
                     serde_json::from_str(&judgements).map_err(AppError::internal)?;
+                i.final_missing = missing;
                 i.final_decided = Some((
                     decision,
                     js.into_iter().map(|j| (j.code, j.judgement)).collect(),

@@ -139,7 +139,8 @@ pub struct ChecklistProgress {
     pub name: String,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
-    /// Share of the placement's calendar time elapsed, 0 to 1.
+    /// Share of the placement's time served so far (each day at its extent, less leave),
+    /// 0 to 1; for the programme's own items, the share of the nominal length done.
     pub elapsed: f64,
     pub items: Vec<ChecklistItemProgress>,
     pub complete_items: usize,
@@ -170,7 +171,8 @@ pub struct Pace {
     pub supervision_expected: i64,
     pub supervision_held: i64,
     pub last_supervision_on: Option<NaiveDate>,
-    /// Days since the last supervision session (or the current placement's start).
+    /// Days since the last supervision session (or the current placement's start), days
+    /// on leave not counted (half for half-time leave).
     pub days_since_supervision: Option<i64>,
     /// Cadence of the current placement.
     pub supervision_every_days: Option<i32>,

@@ -134,7 +134,7 @@ pub fn ingest(
             });
             continue;
         }
-        let date = p.date.unwrap_or(now.date_naive());
+        let date = p.date.unwrap_or(crate::clock::day_of(now));
         let m = try_match(
             conn,
             &client.organisation_id,

@@ -133,12 +133,12 @@ pub fn parse(statement: &Value) -> Result<Parsed, String> {
         .to_string();
     let date = match obj.get("timestamp") {
         None => None,
-        Some(Value::String(t)) => Some(
+        // The Swedish calendar day of the instant, as for records made in the service.
+        Some(Value::String(t)) => Some(crate::clock::day_of(
             DateTime::parse_from_rfc3339(t)
                 .map_err(|_| "timestamp: not an ISO 8601 / RFC 3339 time".to_string())?
-                .with_timezone(&Utc)
-                .date_naive(),
-        ),
+                .with_timezone(&Utc),
+        )),
         Some(_) => return Err("timestamp: not an ISO 8601 / RFC 3339 time".into()),
     };
     if let Some(v) = obj.get("version").and_then(Value::as_str) {

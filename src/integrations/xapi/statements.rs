@@ -188,7 +188,7 @@ pub fn resolve(
         )));
     }
     let p = parse(&s.statement).map_err(AppError::Unprocessable)?;
-    let date = p.date.unwrap_or(s.received_at.date_naive());
+    let date = p.date.unwrap_or(crate::clock::day_of(s.received_at));
     match try_match(conn, &s.organisation_id, &p.learner, &p.activity_iri, date)? {
         Err(u) => Err(AppError::Unprocessable(format!(
             "still unmatched ({}): {}",

@@ -237,7 +237,7 @@ pub fn create(
     n: NewAssessment,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
     let by_trainee = trainee == me.user_id;
@@ -399,7 +399,7 @@ pub fn update(
     c: AssessmentContent,
 ) -> Result<Assessment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
-    let mut a = readable(conn, me, id, now.date_naive())?;
+    let mut a = readable(conn, me, id, crate::clock::day_of(now))?;
     if_match(&a.etag())?;
     refuse_if_final(&a)?;
     let trainee = trainee_of(conn, &a.enrolment_id)?;
@@ -434,7 +434,7 @@ pub fn request(
     assessor_id: &str,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let a = readable(conn, me, id, now.date_naive())?;
+    let a = readable(conn, me, id, crate::clock::day_of(now))?;
     if trainee_of(conn, &a.enrolment_id)? != me.user_id {
         return Err(AppError::Forbidden(
             "the trainee requests the signature".into(),
@@ -492,7 +492,7 @@ pub fn correct(
     c: AssessmentContent,
 ) -> Result<Assessment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
-    let original = readable(conn, me, id, now.date_naive())?;
+    let original = readable(conn, me, id, crate::clock::day_of(now))?;
     if original.status != SIGNED {
         return Err(AppError::Conflict(
             "only a signed assessment is corrected; edit the draft instead".into(),
@@ -533,7 +533,7 @@ pub fn correct(
 /// Trainees delete their own unsigned drafts; nothing signed is ever deleted.
 pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
-    let a = readable(conn, me, id, now.date_naive())?;
+    let a = readable(conn, me, id, crate::clock::day_of(now))?;
     if a.status == SIGNED {
         return Err(AppError::Conflict(
             "a signed assessment is never deleted".into(),

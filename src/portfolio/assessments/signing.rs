@@ -197,7 +197,7 @@ pub fn sign(
     c: AssessmentContent,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let a = readable(conn, me, id, now.date_naive())?;
+    let a = readable(conn, me, id, crate::clock::day_of(now))?;
     if_match(&a.etag())?;
     refuse_if_final(&a)?;
     if me.user_id == trainee_of(conn, &a.enrolment_id)? {
@@ -224,7 +224,7 @@ pub fn decline(
     reason: &str,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let a = readable(conn, me, id, now.date_naive())?;
+    let a = readable(conn, me, id, crate::clock::day_of(now))?;
     refuse_if_final(&a)?;
     if a.assessor_id.as_deref() != Some(me.user_id.as_str()) {
         return Err(AppError::Forbidden(
@@ -251,7 +251,7 @@ pub fn co_sign_start(
     email: &str,
 ) -> Result<(Assessment, Option<crate::auth::service::Credentials>), AppError> {
     let (cfg, now, me) = (&*ctx.config, ctx.now, &ctx.caller);
-    let a = readable(conn, me, id, now.date_naive())?;
+    let a = readable(conn, me, id, crate::clock::day_of(now))?;
     refuse_if_final(&a)?;
     if trainee_of(conn, &a.enrolment_id)? != me.user_id {
         return Err(AppError::Forbidden(

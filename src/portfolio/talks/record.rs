@@ -286,7 +286,7 @@ pub fn create_session(
     n: NewSupervisionSession,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
     if me.user_id != trainee
@@ -352,7 +352,7 @@ pub fn create_final_check_in(
     n: NewFinalCheckIn,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
     let Some(main) = access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)? else {
@@ -393,7 +393,7 @@ pub fn create_handover(
     n: NewHandoverTalk,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let today = now.date_naive();
+    let today = crate::clock::day_of(now);
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     let trainee = trainee_of(conn, enrolment_id)?;
     if trainee != me.user_id {
@@ -469,7 +469,7 @@ pub fn update(
     c: TalkContent,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
-    let mut t = readable(conn, me, id, kind, now.date_naive())?;
+    let mut t = readable(conn, me, id, kind, crate::clock::day_of(now))?;
     if_match(&t.etag())?;
     if t.status == "confirmed" {
         return Err(AppError::Conflict(
@@ -499,7 +499,7 @@ pub fn update(
 /// A participant confirms the talk as it stands; when the last one does, it is final.
 pub fn confirm(conn: &mut DbConn, ctx: &Ctx, id: &str, kind: TalkKind) -> Result<Talk, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
-    let t = readable(conn, me, id, kind, now.date_naive())?;
+    let t = readable(conn, me, id, kind, crate::clock::day_of(now))?;
     let Some(mine) = t.participants.iter().find(|p| p.user_id == me.user_id) else {
         return Err(AppError::Forbidden(
             "only participants confirm a talk".into(),
