@@ -7,6 +7,7 @@ mod accounts;
 mod assessments;
 mod auth_flows;
 mod backup;
+mod certificates;
 mod concurrency;
 mod conventions;
 mod crash;
