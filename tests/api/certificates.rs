@@ -65,8 +65,8 @@ impl Region {
                 "/programme-templates",
                 Some(&self.director.access),
                 json!({"organisation_id": self.slso, "regulation_id": reg, "name": name,
-                       "duration_months": 66, "supervision_every_days": 14,
-                       "placement_types": [{"key": "allmanmedicin", "name": "Allmänmedicin", "months": 66,
+                       "duration_months": 60, "supervision_every_days": 14,
+                       "placement_types": [{"key": "allmanmedicin", "name": "Allmänmedicin", "months": 60,
                                             "supervision_every_days": 14, "checklist": []}],
                        "programme_items": []}),
             )
@@ -579,6 +579,8 @@ fn st(regulation: &str, track: &str, codes: &[&str]) -> St {
                                      "end_date": "2026-11-30", "unit_id": unit, "supervisor_id": main.id}]}))
         .expect(201)
         .body;
+    // The track reads back as it was given (and as it is stored).
+    assert_eq!(e["track"], track, "{e}");
     let enrolment = id(&e);
     let placement = id(&e["placements"][0]);
     let course = app
