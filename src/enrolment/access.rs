@@ -26,6 +26,8 @@ pub const MAIN_SUPERVISOR: &str = "main_supervisor";
 pub const PLACEMENT_SUPERVISOR: &str = "placement_supervisor";
 pub const DIRECTOR: &str = "director_of_studies";
 pub const EXTERNAL_ASSESSOR: &str = "external_assessor";
+/// Verksamhetschef: reads the plan whose service certificate they sign.
+pub const HEAD_OF_DEPARTMENT: &str = "head_of_department";
 
 /// Roles the caller holds on the enrolment today through assignments.
 pub fn active_assignment_roles(
@@ -125,7 +127,10 @@ pub fn access(
     {
         return Ok(Access::Supervise);
     }
-    if roles.iter().any(|r| r == EXTERNAL_ASSESSOR) {
+    if roles
+        .iter()
+        .any(|r| r == EXTERNAL_ASSESSOR || r == HEAD_OF_DEPARTMENT)
+    {
         return Ok(Access::Read);
     }
     Ok(Access::None)

@@ -27,9 +27,12 @@ pub enum Track {
     BtStandalone,
     /// ST with integrated BT, HSLF-FS 2021:8.
     StIntegratedBt,
-    /// ST 2021 after a completed BT.
+    /// ST 2021 after a completed BT. Named as stored (snake case alone would give
+    /// `st2021`, which the API accepted before and still does).
+    #[serde(rename = "st_2021", alias = "st2021")]
     St2021,
     /// ST under SOSFS 2015:8.
+    #[serde(rename = "st_2015", alias = "st2015")]
     St2015,
     /// AT (allmäntjänstgöring).
     At,
@@ -82,6 +85,9 @@ pub enum AssignmentRole {
     DirectorOfStudies,
     /// Extern bedömare for the final assessment.
     ExternalAssessor,
+    /// Verksamhetschef: signs the service certificates ("Intyg om fullgjord
+    /// bastjänstgöring", HSLF-FS 2021:8 bilaga 3, and the ST equivalents). Reads the plan.
+    HeadOfDepartment,
 }
 
 impl AssignmentRole {
@@ -91,6 +97,7 @@ impl AssignmentRole {
             AssignmentRole::PlacementSupervisor => access::PLACEMENT_SUPERVISOR,
             AssignmentRole::DirectorOfStudies => access::DIRECTOR,
             AssignmentRole::ExternalAssessor => access::EXTERNAL_ASSESSOR,
+            AssignmentRole::HeadOfDepartment => access::HEAD_OF_DEPARTMENT,
         }
     }
     /// The role stored as `s`; `None` for a code this build does not know.
@@ -100,15 +107,17 @@ impl AssignmentRole {
             access::PLACEMENT_SUPERVISOR => AssignmentRole::PlacementSupervisor,
             access::DIRECTOR => AssignmentRole::DirectorOfStudies,
             access::EXTERNAL_ASSESSOR => AssignmentRole::ExternalAssessor,
+            access::HEAD_OF_DEPARTMENT => AssignmentRole::HeadOfDepartment,
             _ => return None,
         })
     }
-    /// The account role the assignee must hold.
+    /// The account role the assignee must hold. A verksamhetschef has no account role of
+    /// their own yet: they are invited as a supervisor, which grants nothing by itself.
     pub(crate) fn account_role(self) -> Role {
         match self {
-            AssignmentRole::MainSupervisor | AssignmentRole::PlacementSupervisor => {
-                Role::Supervisor
-            }
+            AssignmentRole::MainSupervisor
+            | AssignmentRole::PlacementSupervisor
+            | AssignmentRole::HeadOfDepartment => Role::Supervisor,
             AssignmentRole::DirectorOfStudies => Role::DirectorOfStudies,
             AssignmentRole::ExternalAssessor => Role::ExternalAssessor,
         }

@@ -1,9 +1,16 @@
 //! The final assessment (slutbedömning) and the certificates (intyg) it leads to.
 //!
 //! `http.rs` holds the endpoints, `model.rs` the types, `read.rs` the reads,
-//! `service.rs` creating, changing and signing, `certificates.rs` the certificates.
+//! `service.rs` creating, changing and signing, `certificates.rs` the certificates:
+//! `forms.rs` which forms a regulation leads to, `cert_signers.rs` who fills each
+//! signature line, `cert_delmal.rs` the delmål certificate per supervisor,
+//! `cert_service.rs` the service and training-activity certificates.
 
+pub mod cert_delmal;
+pub mod cert_service;
+pub mod cert_signers;
 pub mod certificates;
+pub mod forms;
 pub mod http;
 pub mod model;
 pub mod read;

@@ -97,7 +97,7 @@ pub struct FinalSigner {
     pub user_id: String,
     #[schema(example = "Karin Lind")]
     pub name: String,
-    /// `external_assessor`, `main_supervisor` or `committee_member`.
+    /// `external_assessor`, `main_supervisor`, `committee_chair` or `committee_member`.
     pub role: String,
     pub signed_at: Option<DateTime<Utc>>,
     /// How the signer's second factor was given (`totp`, `step_up_totp`, ...).
@@ -157,6 +157,10 @@ pub struct NewFinalAssessment {
     /// For a committee: its members (at least two), who all sign the one decision.
     #[serde(default)]
     pub committee_member_ids: Vec<String>,
+    /// For a committee: its chair (ordförande), one of the members. The chair's name goes
+    /// on the signature line the committee fills on the certificates (see
+    /// `catalog/certificates.json`); without a chair, every member's name does.
+    pub committee_chair_id: Option<String>,
     #[serde(default)]
     pub judgements: Vec<Judgement>,
     pub decision: Option<Decision>,

@@ -173,6 +173,12 @@ pub fn create(
                     "only for mode committee",
                 ));
             }
+            if n.committee_chair_id.is_some() {
+                errors.push(FieldError::new(
+                    "committee_chair_id",
+                    "only for mode committee",
+                ));
+            }
         }
         Mode::Committee => {
             if level < Access::Manage {
@@ -208,7 +214,23 @@ pub fn create(
                     ));
                 }
             }
-            signers.extend(members.into_iter().map(|m| (m, "committee_member")));
+            if let Some(chair) = &n.committee_chair_id {
+                if !members.contains(chair) {
+                    errors.push(FieldError::new(
+                        "committee_chair_id",
+                        "the chair is one of committee_member_ids",
+                    ));
+                }
+            }
+            // The chair signs as a member does; the role names them on the certificates.
+            signers.extend(members.into_iter().map(|m| {
+                let role = if n.committee_chair_id.as_deref() == Some(m.as_str()) {
+                    "committee_chair"
+                } else {
+                    "committee_member"
+                };
+                (m, role)
+            }));
         }
     }
     let codes = required_codes(conn, enrolment_id)?;

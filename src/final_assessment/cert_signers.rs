@@ -1,0 +1,146 @@
+//! Who fills each signature line the forms name. The final assessment's signers sign the
+//! decision; the forms name roles (huvudansvarig handledare, extern bedömare,
+//! verksamhetschef, ...), filled here from the decision's signers and the enrolment's
+//! assignments. A committee fills the lines the catalogue says it replaces with its chair
+//! (or with every member when no chair was named), so no line stays blank for want of a
+//! name the portfolio has.
+
+use super::certificates::{name_of, SignatureLine};
+use super::forms::FormSet;
+use super::service::{FinalAssessment, Mode};
+use crate::db::DbConn;
+use crate::enrolment::service::{Assignment, AssignmentRole, Enrolment};
+use crate::error::AppError;
+
+/// A person as a signature line prints them.
+#[derive(Debug, Clone)]
+pub(super) struct Person {
+    pub user_id: String,
+    pub name: String,
+}
+
+pub(super) struct Signers {
+    mode: Mode,
+    /// The decision's signers by their role in it.
+    decided_by: Vec<(String, Person)>,
+    main_supervisor: Option<Person>,
+    head_of_department: Option<Person>,
+    committee_replaces: Vec<String>,
+}
+
+/// Who held `role` on the enrolment: the assignment holding today, else the latest.
+fn holder(e: &Enrolment, role: AssignmentRole) -> Option<&Assignment> {
+    let mut held: Vec<&Assignment> = e.assignments.iter().filter(|a| a.role == role).collect();
+    held.sort_by_key(|a| (a.active, a.valid_from));
+    held.last().copied()
+}
+
+fn person(conn: &mut DbConn, a: Option<&Assignment>) -> Result<Option<Person>, AppError> {
+    a.map(|a| {
+        Ok(Person {
+            user_id: a.user_id.clone(),
+            name: name_of(conn, &a.user_id)?,
+        })
+    })
+    .transpose()
+}
+
+impl Signers {
+    pub fn load(
+        conn: &mut DbConn,
+        f: &FinalAssessment,
+        e: &Enrolment,
+        set: &FormSet,
+    ) -> Result<Signers, AppError> {
+        Ok(Signers {
+            mode: f.mode,
+            decided_by: f
+                .signers
+                .iter()
+                .map(|s| {
+                    (
+                        s.role.clone(),
+                        Person {
+                            user_id: s.user_id.clone(),
+                            name: s.name.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            main_supervisor: person(conn, holder(e, AssignmentRole::MainSupervisor))?,
+            head_of_department: person(conn, holder(e, AssignmentRole::HeadOfDepartment))?,
+            committee_replaces: set.committee_replaces.clone(),
+        })
+    }
+
+    fn decided(&self, role: &str) -> Option<&Person> {
+        self.decided_by
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, p)| p)
+    }
+
+    /// The committee as the certificate lists it: chair first, then the members.
+    pub fn committee_line(&self) -> Option<String> {
+        if self.mode != Mode::Committee {
+            return None;
+        }
+        let chair = self.decided("committee_chair");
+        let members: Vec<&str> = self
+            .decided_by
+            .iter()
+            .filter(|(r, _)| r == "committee_member")
+            .map(|(_, p)| p.name.as_str())
+            .collect();
+        Some(match chair {
+            Some(c) => format!("{} (ordförande); ledamöter: {}", c.name, members.join(", ")),
+            None => format!("ledamöter: {}", members.join(", ")),
+        })
+    }
+
+    /// The line for a signer the form names `role`.
+    pub fn line(&self, role: &str) -> SignatureLine {
+        let filled = |p: Option<&Person>| SignatureLine {
+            role: role.to_string(),
+            name: p.map(|p| p.name.clone()),
+            user_id: p.map(|p| p.user_id.clone()),
+        };
+        if self.mode == Mode::Committee && self.committee_replaces.iter().any(|r| r == role) {
+            if let Some(chair) = self.decided("committee_chair") {
+                return SignatureLine {
+                    role: format!("{role} (kompetenskommitténs ordförande)"),
+                    ..filled(Some(chair))
+                };
+            }
+            let members: Vec<&str> = self
+                .decided_by
+                .iter()
+                .map(|(_, p)| p.name.as_str())
+                .collect();
+            return SignatureLine {
+                role: format!("{role} (kompetenskommittén)"),
+                name: Some(members.join(", ")),
+                user_id: None,
+            };
+        }
+        let lower = role.to_lowercase();
+        if lower.contains("verksamhetschef") {
+            return filled(self.head_of_department.as_ref());
+        }
+        if lower.contains("huvudansvarig handledare") {
+            return filled(
+                self.decided("main_supervisor")
+                    .or(self.main_supervisor.as_ref()),
+            );
+        }
+        if lower == "extern bedömare" || lower == "one more specialist" {
+            return filled(self.decided("external_assessor"));
+        }
+        filled(None)
+    }
+
+    /// The main supervisor of the enrolment (for forms a handledare signs).
+    pub fn main_supervisor(&self) -> Option<&Person> {
+        self.main_supervisor.as_ref()
+    }
+}
