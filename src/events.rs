@@ -11,14 +11,21 @@
 //! delivery exists exactly when its change does, with no cursor to keep, no window in
 //! which a committed event has not yet been fanned out, and no ordering question between
 //! several nodes' workers. Which subscriptions hear an event is decided as of the
-//! change (a paused subscription keeps nothing), as the API documents. The cost is one
-//! insert per event; a subscriber with nothing to do (no webhook subscription at all)
-//! answers from one cached statement.
+//! change (a paused subscription keeps nothing), as the API documents.
 //!
-//! **Retention.** The stored events are the record of what was published, not the
-//! subscribers' work queue (deliveries keep their own copy of the body), so they are
-//! kept for [`RETENTION_HOURS`] (at least the webhook retry window) and then deleted by
-//! the server's housekeeping ([`prune`]).
+//! **What an event costs.** Each subscriber first says whether it listens at all
+//! ([`Subscriber::listens`]: for webhooks, one cached statement on a small table, read
+//! in the same transaction, so every node sees the same answer and nothing is cached in
+//! process). Only when one listens is the event stored and handed over. Most writes of
+//! a service without webhook subscriptions therefore cost that one statement and no
+//! insert, as before events had a table (issue 13's budget: signing an assessment and
+//! logging an activity must not get slower). Nothing reads the stored events back but
+//! [`prune`]: deliveries keep their own copy of the body and the event id.
+//!
+//! **Retention.** The stored events are the record of what was handed to a listening
+//! subscriber, not the subscribers' work queue (deliveries keep their own copy of the
+//! body), so they are kept for [`RETENTION_HOURS`] (at least the webhook retry window)
+//! and then deleted by the server's housekeeping ([`prune`]).
 //!
 //! This module sits below the features: it imports none of them, and none of them need
 //! to import a subscriber.
@@ -158,9 +165,19 @@ impl From<chrono::NaiveDateTime> for EventTime {
     }
 }
 
-/// Acts on a published event inside the publishing transaction; an error rolls the
-/// change back (a delivery that cannot be queued must not be lost silently).
-pub type Subscriber = fn(&mut DbConn, &StoredEvent) -> Result<(), AppError>;
+/// A subscriber to domain events. Both functions run inside the publishing transaction;
+/// an error rolls the change back (a delivery that cannot be queued must not be lost
+/// silently).
+#[derive(Clone, Copy)]
+pub struct Subscriber {
+    /// Whether the subscriber would act on an event of this kind at all. Asked for every
+    /// event, so it must be cheap (one cached statement at most) and must read the
+    /// database rather than a per-process cache: another node may have just changed the
+    /// answer.
+    pub listens: fn(&mut DbConn, EventKind) -> Result<bool, AppError>,
+    /// Acts on a stored event (only called when `listens` said yes).
+    pub on_event: fn(&mut DbConn, &StoredEvent) -> Result<(), AppError>,
+}
 
 static SUBSCRIBERS: OnceLock<&'static [Subscriber]> = OnceLock::new();
 
@@ -170,14 +187,24 @@ pub fn install(subscribers: &'static [Subscriber]) {
     let _ = SUBSCRIBERS.get_or_init(|| subscribers);
 }
 
-/// Stores `event` and hands it to every subscriber, in the caller's transaction.
-/// Without installed subscribers it refuses (an event nobody would ever deliver is a
-/// wiring error, not something to drop quietly).
+/// Hands `event` to every subscriber that listens, in the caller's transaction, and
+/// stores it when at least one does. Without installed subscribers it refuses (an event
+/// nobody would ever deliver is a wiring error, not something to drop quietly).
 pub fn publish(conn: &mut DbConn, now: DateTime<Utc>, event: DomainEvent) -> Result<(), AppError> {
     let subscribers = SUBSCRIBERS
         .get()
         .ok_or_else(|| AppError::internal("domain events: no subscribers installed"))?;
     let kind = event.kind();
+    // No allocation while nobody listens (the common case).
+    let mut listening: Vec<&Subscriber> = Vec::new();
+    for subscriber in subscribers.iter() {
+        if (subscriber.listens)(conn, kind)? {
+            listening.push(subscriber);
+        }
+    }
+    if listening.is_empty() {
+        return Ok(());
+    }
     let (organisation_id, enrolment_id, data) = match event {
         DomainEvent::ActivityCreated { enrolment_id, data }
         | DomainEvent::AssessmentSigned { enrolment_id, data }
@@ -200,8 +227,8 @@ pub fn publish(conn: &mut DbConn, now: DateTime<Utc>, event: DomainEvent) -> Res
     diesel::insert_into(domain_events::table)
         .values(stored.clone())
         .execute(conn)?;
-    for subscriber in subscribers.iter() {
-        subscriber(conn, &stored)?;
+    for subscriber in listening {
+        (subscriber.on_event)(conn, &stored)?;
     }
     Ok(())
 }

@@ -409,6 +409,7 @@ pub fn insert_activity(
     n: NewActivity,
 ) -> Result<Activity, AppError> {
     let checked = check(conn, enrolment_id, &n)?;
+    let client_chosen = n.id.is_some();
     let id =
         n.id.map_or_else(ActivityId::random, |u| ActivityId::new(u.to_string()));
     let insert = diesel::insert_into(activities::table).values(NewRow {
@@ -428,7 +429,12 @@ pub fn insert_activity(
         updated_at: to_db(now),
     });
     crate::on_backend!(conn, |c| insert.execute(c))?;
-    links::set(conn, links::ACTIVITY, enrolment_id, &id, &n.delmal)?;
+    if client_chosen {
+        links::set(conn, links::ACTIVITY, enrolment_id, &id, &n.delmal)?;
+    } else {
+        // A fresh random id has no links to replace.
+        links::add(conn, links::ACTIVITY, enrolment_id, &id, &n.delmal)?;
+    }
     // Read back as stored. Its delmål are the ones just set, and it has no attachments
     // yet (they attach to an existing activity; the insert shows the id was new).
     // Selected inside `on_backend!`: a selection is typed by its backend.

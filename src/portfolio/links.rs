@@ -44,6 +44,18 @@ pub fn set(
 ) -> Result<(), AppError> {
     diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(record_id)))
         .execute(conn)?;
+    add(conn, record_type, enrolment_id, record_id, codes)
+}
+
+/// Links a record that has none yet (one the server has just created under a fresh
+/// random id): [`set`] without its delete, a statement less on the write path.
+pub fn add(
+    conn: &mut DbConn,
+    record_type: &str,
+    enrolment_id: &str,
+    record_id: &str,
+    codes: &[String],
+) -> Result<(), AppError> {
     let rows: Vec<_> = normalised(codes)
         .into_iter()
         .map(|code| {

@@ -739,6 +739,67 @@ fn webhooks_are_signed_retried_with_backoff_logged_and_replayable() {
     assert!(items[0]["last_error"].as_str().is_some());
 }
 
+/// The stored domain events, as (kind, enrolment) in the order written.
+fn stored_events(app: &TestApp) -> Vec<(String, Option<String>, String)> {
+    use eportfolio::schema::domain_events;
+    let mut conn = db(app);
+    domain_events::table
+        .order(domain_events::created_at)
+        .select((
+            domain_events::kind,
+            domain_events::enrolment_id,
+            domain_events::id,
+        ))
+        .load(&mut *conn)
+        .expect("events")
+}
+
+#[test]
+fn an_event_is_stored_only_when_a_subscriber_listens() {
+    let app = TestApp::start_with(|c| c.webhook_poll = Duration::ZERO);
+    let w = world(&app);
+    // Nobody subscribes: the change is made and costs no event row.
+    log_activity(&app, &w, "Ingen lyssnar");
+    assert!(stored_events(&app).is_empty());
+
+    // A subscription anywhere makes the webhooks listen: the event is stored, and the
+    // delivery carries its id.
+    let receiver = Receiver::start(vec![200]);
+    let sub = app
+        .post(
+            "/webhook-subscriptions",
+            Some(&w.admin.access),
+            json!({"organisation_id": w.region, "url": receiver.url, "events": ["activity.created"]}),
+        )
+        .expect(201);
+    let sub_id = sub.body["id"].as_str().expect("id").to_string();
+    log_activity(&app, &w, "Nu lyssnar någon");
+    let events = stored_events(&app);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "activity.created");
+    assert_eq!(events[0].1.as_deref(), Some(w.enrolment.as_str()));
+    let queued = wait_deliveries(&app, &w.admin, &sub_id, |d| d[0]["status"] == "pending");
+    assert_eq!(queued.as_array().map(Vec::len), Some(1), "{queued}");
+    {
+        use eportfolio::schema::webhook_deliveries;
+        let mut conn = db(&app);
+        let event_ids: Vec<String> = webhook_deliveries::table
+            .select(webhook_deliveries::event_id)
+            .load(&mut *conn)
+            .expect("deliveries");
+        assert_eq!(event_ids, vec![events[0].2.clone()]);
+    }
+
+    // Deleted: back to no rows, since nobody listens.
+    app.delete(
+        &format!("/webhook-subscriptions/{sub_id}"),
+        Some(&w.admin.access),
+    )
+    .expect(204);
+    log_activity(&app, &w, "Ingen lyssnar igen");
+    assert_eq!(stored_events(&app).len(), 1);
+}
+
 #[test]
 fn an_event_survives_a_restart_and_a_dead_nodes_lease() {
     // No worker on the first server: the event waits in the outbox.

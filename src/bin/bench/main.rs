@@ -73,12 +73,71 @@ pub(crate) struct Args {
     /// Internal: run as the server over the data set in this directory.
     #[arg(long, hide = true)]
     serve: Option<PathBuf>,
+    /// Only render this dossier (its JSON, as `GET /enrolments/{id}/dossier` answers)
+    /// as a PDF `--repeat` times in this process and print the time per render: the PDF
+    /// writer alone, without HTTP, database or compression of the answer (for `perf`).
+    #[arg(long)]
+    render_pdf: Option<PathBuf>,
+    /// Renders for `--render-pdf`.
+    #[arg(long, default_value_t = 20)]
+    repeat: usize,
+}
+
+/// `--render-pdf`: the PDF writer alone, timed (CPU of this thread, robust on a busy
+/// machine) over `repeat` renders; writes the last one beside the JSON.
+fn render_pdf(file: &std::path::Path, repeat: usize) -> ! {
+    let dossier: serde_json::Value = match std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("bench: {}: {e}", file.display());
+            std::process::exit(1);
+        }
+    };
+    // This thread's time on a CPU in ns (`schedstat`, first field).
+    let thread_cpu = || {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |ns| ns / 1e6)
+    };
+    // The API's answer wraps the dossier beside its signature.
+    let dossier = dossier.get("dossier").cloned().unwrap_or(dossier);
+    let mut bytes = Vec::new();
+    let (wall, cpu) = (Instant::now(), thread_cpu());
+    for _ in 0..repeat.max(1) {
+        bytes = match eportfolio::dossier::pdf::pdf(&dossier, "0".repeat(64).as_str(), "bench") {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("bench: render: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
+    let n = repeat.max(1) as f64;
+    println!(
+        "dossier PDF render: {:.1} ms cpu, {:.1} ms wall per render ({} renders), {} KB",
+        (thread_cpu() - cpu) / n,
+        wall.elapsed().as_secs_f64() * 1000.0 / n,
+        repeat.max(1),
+        bytes.len() / 1024
+    );
+    let out = file.with_extension("pdf");
+    if let Err(e) = std::fs::write(&out, &bytes) {
+        eprintln!("bench: {}: {e}", out.display());
+    }
+    std::process::exit(0);
 }
 
 fn main() {
     let args = Args::parse();
     if let Some(dir) = &args.serve {
         serve(dir, args.pool_size);
+    }
+    if let Some(file) = &args.render_pdf {
+        render_pdf(file, args.repeat);
     }
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("eportfolio-bench-{}", std::process::id()))

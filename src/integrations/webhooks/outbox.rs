@@ -8,16 +8,19 @@ use crate::auth::principal::org_chain;
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::events::StoredEvent;
+use crate::events::{EventKind, StoredEvent};
 use crate::ids::WebhookId;
 use crate::schema::{enrolments, webhook_deliveries, webhook_subscriptions};
 
 use super::*;
 
-/// Whether any webhook subscription is active at all: one cached statement on a small
+/// Whether any webhook subscription is active at all (the webhooks' answer to
+/// `events::Subscriber::listens`, whatever the kind): one cached statement on a small
 /// table, so the events of a service without subscribers (most writes) cost nothing
-/// more. The organisation chain and the subscriptions are only read when it is true.
-fn has_subscribers(conn: &mut DbConn) -> Result<bool, AppError> {
+/// more, not even the event's row. The organisation chain and the subscriptions are
+/// only read when it is true. It reads the table in the publishing transaction on
+/// purpose: a subscription created on another node counts at once.
+pub fn listens(conn: &mut DbConn, _kind: EventKind) -> Result<bool, AppError> {
     let query = webhook_subscriptions::table
         .filter(webhook_subscriptions::active.eq(1))
         .filter(webhook_subscriptions::deleted_at.is_null())
@@ -35,10 +38,9 @@ fn has_subscribers(conn: &mut DbConn) -> Result<bool, AppError> {
 ///
 /// The body delivered is
 /// `{"id": <event id>, "type": event, "created_at": now, "organisation_id": ..., "data": payload}`.
+///
+/// `events::publish` calls it only after [`listens`] said yes.
 pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> {
-    if !has_subscribers(conn)? {
-        return Ok(());
-    }
     let organisation = match (&event.organisation_id, &event.enrolment_id) {
         (Some(org), _) => Some(org.clone()),
         (None, Some(enrolment)) => enrolments::table

@@ -300,6 +300,16 @@ pub fn readable(
     Ok(a)
 }
 
+/// The e-mail address of the enrolment's trainee, in one statement (signing and
+/// declining tell the trainee; two look-ups cost the write path a statement more).
+fn trainee_email(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError> {
+    Ok(enrolments::table
+        .inner_join(users::table.on(users::id.eq(enrolments::trainee_id)))
+        .filter(enrolments::id.eq(enrolment_id))
+        .select(users::email)
+        .first(conn)?)
+}
+
 fn email_of(conn: &mut DbConn, user_id: &str) -> Result<String, AppError> {
     Ok(users::table
         .find(user_id)

@@ -96,9 +96,8 @@ pub(super) fn seal(
             data: json!({"assessment": a}),
         },
     )?;
-    let trainee = trainee_of(conn, &a.enrolment_id)?;
     let mail = Mail {
-        to: email_of(conn, &trainee)?,
+        to: trainee_email(conn, &a.enrolment_id)?,
         subject: format!(
             "Bedömning signerad / Assessment signed: {}",
             instrument_str(a.instrument)
@@ -175,9 +174,8 @@ pub(super) fn mark_declined(
     }
     let a = get_assessment(conn, &a.id)?;
     audit_as(conn, now, who, "declined", &a)?;
-    let trainee = trainee_of(conn, &a.enrolment_id)?;
     let mail = Mail {
-        to: email_of(conn, &trainee)?,
+        to: trainee_email(conn, &a.enrolment_id)?,
         subject: format!(
             "Bedömning avböjd / Assessment declined: {}",
             instrument_str(a.instrument)
