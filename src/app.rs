@@ -22,8 +22,11 @@ use crate::{accounts, auth, http, idempotency};
 /// Who hears domain events, in this order: the enrolment first (a positive final
 /// decision completes it), then webhooks (whose deliveries then go out with the change).
 const EVENT_SUBSCRIBERS: &[crate::events::Subscriber] = &[
-    crate::enrolment::completion::on_event,
-    crate::integrations::webhooks::on_event,
+    crate::events::Subscriber {
+        listens: crate::enrolment::completion::listens,
+        on_event: crate::enrolment::completion::on_event,
+    },
+    crate::integrations::WEBHOOK_SUBSCRIBER,
 ];
 
 /// What every handler can reach.

@@ -21,6 +21,12 @@ use crate::schema::enrolments;
 /// The final assessment's decision that completes an enrolment.
 const ACHIEVED: &str = "achieved";
 
+/// Whether the enrolment hears an event of this kind: only final decisions (no
+/// statement needed to know).
+pub fn listens(_: &mut DbConn, kind: EventKind) -> Result<bool, AppError> {
+    Ok(kind == EventKind::FinalAssessmentDecided)
+}
+
 /// Subscriber to domain events (installed in `app`): completes the enrolment of a final
 /// assessment decided "achieved".
 pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> {

@@ -23,11 +23,11 @@ pub(crate) use shared::{
 };
 pub use webhooks::{deliver_due, spawn_worker};
 
-/// The integrations' subscribers to domain events, installed by `AppState::new`.
-pub const EVENT_SUBSCRIBERS: &[crate::events::Subscriber] = &[crate::events::Subscriber {
+/// Webhooks' subscriber to domain events, installed by `AppState::new`.
+pub const WEBHOOK_SUBSCRIBER: crate::events::Subscriber = crate::events::Subscriber {
     listens: webhooks::listens,
     on_event: webhooks::on_event,
-}];
+};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(clients::http::token)
