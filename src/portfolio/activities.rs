@@ -412,6 +412,11 @@ pub fn insert_activity(
     let client_chosen = n.id.is_some();
     let id =
         n.id.map_or_else(ActivityId::random, |u| ActivityId::new(u.to_string()));
+    // An id the phone chose may be another record's (an assessment's, whose delmål links
+    // the new activity would then share): refused like a repeated activity id.
+    if client_chosen && links::id_in_use(conn, &id)? {
+        return Err(AppError::Conflict(crate::error::UNIQUE_CONFLICT.into()));
+    }
     let insert = diesel::insert_into(activities::table).values(NewRow {
         id: &id,
         enrolment_id,
@@ -497,7 +502,7 @@ pub fn delete_activity(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), App
             activities::updated_at.eq(to_db(ctx.now)),
         ))
         .execute(conn)?;
-    links::remove(conn, id)?;
+    links::remove(conn, links::ACTIVITY, id)?;
     audit_activity(conn, ctx, "deleted", &current)
 }
 

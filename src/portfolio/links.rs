@@ -34,7 +34,10 @@ pub const ACTIVITY: &str = "activity";
 pub const ASSESSMENT: &str = "assessment";
 pub const TALK: &str = "talk";
 
-/// Replaces a record's links.
+/// Replaces a record's links. Only the record's own: ids are chosen by clients too (an
+/// offline phone names its activity), so an id may also be another kind of record's,
+/// and a trainee who sent a signed assessment's id with a new activity would otherwise
+/// have replaced what the signed assessment is evidence of. Such an id is refused.
 pub fn set(
     conn: &mut DbConn,
     record_type: &str,
@@ -42,8 +45,20 @@ pub fn set(
     record_id: &str,
     codes: &[String],
 ) -> Result<(), AppError> {
-    diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(record_id)))
-        .execute(conn)?;
+    let others: i64 = record_delmal::table
+        .filter(record_delmal::record_id.eq(record_id))
+        .filter(record_delmal::record_type.ne(record_type))
+        .count()
+        .get_result(conn)?;
+    if others > 0 {
+        return Err(AppError::Conflict(crate::error::UNIQUE_CONFLICT.into()));
+    }
+    diesel::delete(
+        record_delmal::table
+            .filter(record_delmal::record_id.eq(record_id))
+            .filter(record_delmal::record_type.eq(record_type)),
+    )
+    .execute(conn)?;
     add(conn, record_type, enrolment_id, record_id, codes)
 }
 
@@ -79,10 +94,15 @@ pub fn add(
     Ok(())
 }
 
-/// Removes a deleted record's links: they prove nothing any more.
-pub fn remove(conn: &mut DbConn, record_id: &str) -> Result<(), AppError> {
-    diesel::delete(record_delmal::table.filter(record_delmal::record_id.eq(record_id)))
-        .execute(conn)?;
+/// Removes a deleted record's links (its own only, see [`set`]): they prove nothing any
+/// more.
+pub fn remove(conn: &mut DbConn, record_type: &str, record_id: &str) -> Result<(), AppError> {
+    diesel::delete(
+        record_delmal::table
+            .filter(record_delmal::record_id.eq(record_id))
+            .filter(record_delmal::record_type.eq(record_type)),
+    )
+    .execute(conn)?;
     Ok(())
 }
 
@@ -103,4 +123,19 @@ pub fn codes(links: &[(String, String)], record_id: &str) -> Vec<String> {
         .take_while(|(id, _)| id == record_id)
         .map(|(_, c)| c.clone())
         .collect()
+}
+
+/// Whether `id` already names a record of the portfolio (activity, assessment, talk or
+/// summary assessment). A client-chosen id for a new record must not: links, audit
+/// entries and `/changes` name records by id alone.
+pub fn id_in_use(conn: &mut DbConn, id: &str) -> Result<bool, AppError> {
+    use crate::schema::{activities, assessments, summary_assessments, talks};
+    use diesel::dsl::exists;
+    let taken = diesel::select(
+        exists(activities::table.find(id))
+            .or(exists(assessments::table.find(id)))
+            .or(exists(talks::table.find(id)))
+            .or(exists(summary_assessments::table.find(id))),
+    );
+    Ok(taken.get_result(conn)?)
 }

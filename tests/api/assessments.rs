@@ -925,3 +925,39 @@ fn two_nodes_at_the_digest_hour_queue_one_digest() {
     assert_eq!(sent.iter().sum::<usize>(), 1, "{sent:?}");
     assert_eq!(w.app.mails_queued_to(&w.supervisor.email), queued + 1);
 }
+
+/// An offline phone chooses its activities' ids, and links to delmål are keyed by record
+/// id: a trainee who sent a signed assessment's id with a new activity replaced what the
+/// signed assessment is evidence of. Such an id is refused, and the signed record keeps
+/// its delmål.
+#[test]
+fn an_activity_cannot_take_a_signed_assessments_id() {
+    let w = ward();
+    let a = request(&w, "mini_cex", &w.supervisor);
+    let id = a["id"].as_str().expect("id").to_string();
+    w.app
+        .post(
+            &format!("/assessments/{id}/sign"),
+            Some(&w.supervisor.access),
+            json!({"ratings": {"communication": 7}, "entrustment": 4,
+                   "feedback_strengths": "Strukturerad.", "feedback_next_steps": "Status."}),
+        )
+        .expect(200);
+    w.app
+        .post(
+            &format!("/enrolments/{}/activities", w.enrolment),
+            Some(&w.trainee.access),
+            json!({"id": id, "kind": "course", "title": "Kapning", "start_date": "2026-10-15",
+                   "delmal": ["BT16"]}),
+        )
+        .expect_problem(409, "conflict");
+    let after = w
+        .app
+        .get(&format!("/assessments/{id}"), Some(&w.trainee.access))
+        .expect(200);
+    assert_eq!(after.body["status"], "signed");
+    assert_eq!(after.body["delmal"], json!(["BT1"]), "{}", after.text);
+    w.app
+        .get(&format!("/activities/{id}"), Some(&w.trainee.access))
+        .expect_problem(404, "not-found");
+}

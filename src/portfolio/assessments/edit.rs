@@ -547,6 +547,6 @@ pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     diesel::update(assessments::table.find(id))
         .set(assessments::deleted_at.eq(to_db(now)))
         .execute(conn)?;
-    links::remove(conn, id)?;
+    links::remove(conn, links::ASSESSMENT, id)?;
     log(conn, now, me, client, "deleted", &a)
 }
