@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 VENV="$1"
 WORK=$(mktemp -d /tmp/eportfolio-fuzz.XXXXXX)
 PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+# The public URL names localhost, the one http origin passkeys accept, so that the
+# passkey operations run as configured in production instead of answering 503.
 export EPORTFOLIO_DATA_DIR="$WORK/data" EPORTFOLIO_BIND="127.0.0.1:$PORT" LOG_LEVEL=error \
+    EPORTFOLIO_PUBLIC_URL="http://localhost:$PORT" \
     ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 \
     RATE_LIMIT_LOGIN_PER_ADDRESS=1000000 RATE_LIMIT_MAIL_PER_ADDRESS=1000000 RATE_LIMIT_MAIL_PER_ACCOUNT=1000000
 BIN=target/debug/eportfolio
