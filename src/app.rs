@@ -352,6 +352,13 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
 /// utoipa generates, finished by `crate::spec` on its JSON form (utoipa's types do not
 /// read every schema they write back, so the document stays JSON from there on).
 pub fn openapi() -> serde_json::Value {
+    // Built once per process: the document never changes, and finishing it walks every
+    // schema (each test server and each node start would otherwise pay for it again).
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(build_openapi).clone()
+}
+
+fn build_openapi() -> serde_json::Value {
     let (_, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())

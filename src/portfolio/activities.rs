@@ -434,12 +434,9 @@ pub fn insert_activity(
         updated_at: to_db(now),
     });
     crate::on_backend!(conn, |c| insert.execute(c))?;
-    if client_chosen {
-        links::set(conn, links::ACTIVITY, enrolment_id, &id, &n.delmal)?;
-    } else {
-        // A fresh random id has no links to replace.
-        links::add(conn, links::ACTIVITY, enrolment_id, &id, &n.delmal)?;
-    }
+    // The id is new to every record table (random, or checked above), and a deleted
+    // record's links go with it: there are no links to replace.
+    links::add(conn, links::ACTIVITY, enrolment_id, &id, &n.delmal)?;
     // Read back as stored. Its delmål are the ones just set, and it has no attachments
     // yet (they attach to an existing activity; the insert shows the id was new).
     // Selected inside `on_backend!`: a selection is typed by its backend.
