@@ -509,6 +509,8 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        bt_enrolment_id -> Nullable<Text>,
+        applied_on -> Nullable<Text>,
     }
 }
 

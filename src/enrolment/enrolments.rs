@@ -40,6 +40,9 @@ pub struct NewEnrolment {
     pub placements: Vec<PlacementInput>,
     #[serde(default)]
     pub leave_periods: Vec<LeaveInput>,
+    /// ST 2021: the same trainee's BT enrolment this one builds on (integrated BT, or a
+    /// standalone BT before it). Its time counts towards the ST minimum length.
+    pub bt_enrolment_id: Option<String>,
 }
 
 pub(crate) fn check_extent(extent: i32, errors: &mut Vec<FieldError>) {
@@ -73,6 +76,9 @@ pub fn create_enrolment(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
+    if let Some(bt) = &input.bt_enrolment_id {
+        super::st_rules::check_bt_link(conn, me, today, None, &input.trainee_id, &template, bt)?;
+    }
     let id = input
         .id
         .map(|u| u.to_string())
@@ -89,6 +95,7 @@ pub fn create_enrolment(
             enrolments::planned_end.eq(input.planned_end.to_string()),
             enrolments::extent_percent.eq(extent),
             enrolments::status.eq("active"),
+            enrolments::bt_enrolment_id.eq(&input.bt_enrolment_id),
             enrolments::version.eq(1),
             enrolments::created_at.eq(to_db(now)),
             enrolments::updated_at.eq(to_db(now)),
@@ -113,6 +120,7 @@ pub fn create_enrolment(
         json!({
             "trainee_id": input.trainee_id, "template_id": template.id, "template_version": template.version,
             "track": input.track, "start_date": input.start_date, "planned_end": input.planned_end, "extent_percent": extent,
+            "bt_enrolment_id": input.bt_enrolment_id,
         }),
     )?;
     if let Some(main) = &input.main_supervisor_id {
@@ -183,6 +191,24 @@ pub struct EnrolmentPatch {
     pub extent_percent: Option<i32>,
     /// `active`, `completed` or `withdrawn`.
     pub status: Option<String>,
+    /// Links (or with `null` unlinks) the BT enrolment this ST enrolment builds on.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub bt_enrolment_id: Option<Option<String>>,
+    /// The day the trainee applied for the certificate the enrolment leads to (not in the
+    /// future, not before the start); `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = Date, nullable, example = "2026-08-15")]
+    pub applied_on: Option<Option<NaiveDate>>,
+}
+
+/// A field that may be sent as a value, sent as `null` (clear it) or left out.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 pub fn update_enrolment(
@@ -211,8 +237,37 @@ pub fn update_enrolment(
     if !["active", "completed", "withdrawn"].contains(&status.as_str()) {
         errors.push(FieldError::new("status", "active, completed or withdrawn"));
     }
+    let applied_on = patch.applied_on.unwrap_or(current.applied_on);
+    if let Some(d) = applied_on {
+        if d > today {
+            errors.push(FieldError::new("applied_on", "cannot be in the future"));
+        } else if d < current.start_date {
+            errors.push(FieldError::new(
+                "applied_on",
+                "cannot be before the start date",
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
+    }
+    let bt_enrolment_id = patch
+        .bt_enrolment_id
+        .unwrap_or(current.bt_enrolment_id.clone());
+    if let Some(bt) = bt_enrolment_id
+        .as_ref()
+        .filter(|b| current.bt_enrolment_id.as_ref() != Some(*b))
+    {
+        let template = super::loaders::template_of(conn, id)?;
+        super::st_rules::check_bt_link(
+            conn,
+            me,
+            today,
+            Some(id),
+            &current.trainee_id,
+            &template,
+            bt,
+        )?;
     }
     if extent != current.extent_percent {
         // A correction of the extent for the whole enrolment; a change from a date is
@@ -224,6 +279,8 @@ pub fn update_enrolment(
             enrolments::planned_end.eq(planned_end.to_string()),
             enrolments::extent_percent.eq(extent),
             enrolments::status.eq(&status),
+            enrolments::bt_enrolment_id.eq(&bt_enrolment_id),
+            enrolments::applied_on.eq(applied_on.map(|d| d.to_string())),
         ))
         .execute(conn)?;
     touch(conn, now, id)?;
@@ -235,6 +292,7 @@ pub fn update_enrolment(
         Changed("updated", "enrolment", id),
         json!({
             "planned_end": planned_end, "extent_percent": extent, "status": status,
+            "bt_enrolment_id": bt_enrolment_id, "applied_on": applied_on,
         }),
     )?;
     get_enrolment(conn, id, today)

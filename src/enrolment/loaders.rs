@@ -46,6 +46,13 @@ pub struct Enrolment {
     /// `active`, `completed` or `withdrawn`.
     #[schema(example = "active")]
     pub status: String,
+    /// On an ST 2021 enrolment: the BT enrolment it builds on (integrated BT, or a
+    /// standalone BT before it). Its time counts towards the ST minimum length.
+    pub bt_enrolment_id: Option<String>,
+    /// The day the trainee applied to Socialstyrelsen for the certificate the enrolment
+    /// leads to (BT: "Ansökan om intyg om godkänd bastjänstgöring", HSLF-FS 2021:8 bilaga 1).
+    #[schema(example = "2026-08-15")]
+    pub applied_on: Option<NaiveDate>,
     pub placements: Vec<Placement>,
     pub leave_periods: Vec<LeavePeriod>,
     /// Current and past assignments.
@@ -87,6 +94,8 @@ struct EnrolmentRow {
     version: i32,
     created_at: chrono::NaiveDateTime,
     updated_at: chrono::NaiveDateTime,
+    bt_enrolment_id: Option<EnrolmentId>,
+    applied_on: Option<Day>,
 }
 
 pub fn get_enrolment(conn: &mut DbConn, id: &str, today: NaiveDate) -> Result<Enrolment, AppError> {
@@ -131,6 +140,8 @@ pub(crate) fn load_enrolment(
         planned_end: r.planned_end.date(),
         extent_percent: r.extent_percent,
         status: r.status,
+        bt_enrolment_id: r.bt_enrolment_id.map(EnrolmentId::into_inner),
+        applied_on: r.applied_on.map(Day::date),
         version: r.version,
         created_at: from_db(r.created_at),
         updated_at: from_db(r.updated_at),
@@ -139,7 +150,7 @@ pub(crate) fn load_enrolment(
         e.extent_percent = p;
     }
     e.time_served = plan_of(&e, template.content.duration_months).time_served(today);
-    e.warnings = warnings(conn, &e, &template)?;
+    e.warnings = warnings(conn, &e, &template, today)?;
     Ok((e, template))
 }
 

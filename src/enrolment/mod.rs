@@ -8,7 +8,8 @@
 //! - `extent.rs`: employment extent as a history of periods.
 //! - `placements.rs`, `leave.rs`, `assignments.rs`, `credited.rs`, `goals.rs`: one kind of
 //!   record of the plan each.
-//! - `warnings.rs`: the plan checked against the regulation; `time.rs`: time served.
+//! - `warnings.rs`: the plan checked against the regulation; `time.rs`: time served;
+//!   `st_rules.rs`: an ST enrolment linked to its BT (minimum length, BT application).
 //! - `history.rs`: the audit trail of the plan; `access.rs`: who may do what.
 //! - `completion.rs`: a positive final decision completes the enrolment (a domain-event
 //!   subscriber).
@@ -27,6 +28,7 @@ pub mod leave;
 pub mod loaders;
 pub mod placements;
 pub mod service;
+pub mod st_rules;
 pub mod time;
 pub mod warnings;
 

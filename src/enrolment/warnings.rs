@@ -8,14 +8,21 @@ use utoipa::ToSchema;
 use super::loaders::Enrolment;
 use crate::curriculum::{catalogue, templates};
 use crate::db::DbConn;
+use crate::enrolment::st_rules;
 use crate::enrolment::time::{self, Plan};
 use crate::error::AppError;
+
+/// Months are averaged (30.4375 days), so a plan of whole calendar months (five years
+/// with one leap day: 1826 days, 59.99 months) can fall short by less than a day: that
+/// is not a deviation.
+const DAY_SLACK: f64 = 1.0 / time::DAYS_PER_MONTH;
 
 /// A deviation of the plan from the regulation's structural rules or from itself.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PlanWarning {
     /// e.g. `minimum_months_in`, `minimum_months`, `overlapping_placements`,
-    /// `placement_outside_enrolment`, `unknown_placement_type`.
+    /// `placement_outside_enrolment`, `unknown_placement_type`,
+    /// `bt_application_deadline` (integrated BT's certificate not applied for in time).
     #[schema(example = "minimum_months_in")]
     pub code: String,
     #[schema(
@@ -54,6 +61,7 @@ pub(crate) fn warnings(
     conn: &mut DbConn,
     e: &Enrolment,
     template: &templates::ProgrammeTemplate,
+    today: NaiveDate,
 ) -> Result<Vec<PlanWarning>, AppError> {
     let mut out = Vec::new();
     let warn = |out: &mut Vec<PlanWarning>, code: &str, message: String| {
@@ -120,7 +128,7 @@ pub(crate) fn warnings(
                     .map(|p| (p.start_date, p.end_date))
                     .collect();
                 let planned = plan.planned_months(&periods);
-                if planned + 1e-9 < min {
+                if planned + DAY_SLACK < min {
                     warn(&mut out, "minimum_months_in", format!("{} requires at least {min} months in {category}; the plan has {planned:.1}", regulation.statute));
                 }
             }
@@ -136,17 +144,31 @@ pub(crate) fn warnings(
             .iter()
             .map(|p| (p.start_date, p.end_date))
             .collect();
-        let planned = plan.planned_months(&all) + credited_months;
-        if planned + 1e-9 < min {
+        // ST 2021 counts the BT it builds on ("including BT"), when the plan links it.
+        let bt = if regulation.rules.get(st_rules::INCLUDES).is_some() {
+            st_rules::linked_bt_months(conn, e, today)?
+        } else {
+            None
+        };
+        let planned = plan.planned_months(&all) + credited_months + bt.unwrap_or(0.0);
+        if planned + DAY_SLACK < min {
+            let including = match bt {
+                Some(b) => format!(" ({b:.1} of them in the linked BT)"),
+                None if regulation.rules.get(st_rules::INCLUDES).is_some() => {
+                    " (no BT enrolment is linked: link it to count its time)".to_string()
+                }
+                None => String::new(),
+            };
             warn(
                 &mut out,
                 "minimum_months",
                 format!(
-                    "{} requires at least {min} months in all; the plan has {:.1}",
+                    "{} requires at least {min} months in all; the plan has {:.1}{including}",
                     regulation.statute, planned
                 ),
             );
         }
     }
+    out.extend(st_rules::deadline_warning(conn, e, today)?);
     Ok(out)
 }

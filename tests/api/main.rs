@@ -41,4 +41,5 @@ mod security_plumbing;
 mod security_secrets;
 mod security_stepup;
 mod security_webhooks;
+mod st_rules;
 mod talks;

@@ -428,6 +428,8 @@ pub fn import_enrolments(
             main_supervisor_id: main,
             placements: r.placements,
             leave_periods: Vec::new(),
+            // Linking an ST to its BT is done on the enrolment itself, not by import.
+            bt_enrolment_id: None,
         };
         // A savepoint per row: a failed row leaves the transaction usable (PostgreSQL),
         // so every row is checked; the whole import is rolled back if any failed.
