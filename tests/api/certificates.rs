@@ -12,15 +12,15 @@ fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
-struct Region {
-    app: TestApp,
+pub(crate) struct Region {
+    pub(crate) app: TestApp,
     admin: TestUser,
-    director: TestUser,
-    slso: String,
+    pub(crate) director: TestUser,
+    pub(crate) slso: String,
     sos: String,
 }
 
-fn region() -> Region {
+pub(crate) fn region() -> Region {
     let app = TestApp::start();
     let (admin, region) = app.admin();
     let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
@@ -36,7 +36,7 @@ fn region() -> Region {
 }
 
 impl Region {
-    fn person(&self, email: &str, role: &str, name: &str) -> TestUser {
+    pub(crate) fn person(&self, email: &str, role: &str, name: &str) -> TestUser {
         let u = self.app.join(&self.director, email, role, &self.slso);
         self.app
             .patch("/me", Some(&u.access), json!({"display_name": name}), &[])
@@ -44,7 +44,7 @@ impl Region {
         u
     }
 
-    fn unit(&self, name: &str, provider: &str) -> String {
+    pub(crate) fn unit(&self, name: &str, provider: &str) -> String {
         let r = self
             .app
             .post(
@@ -57,7 +57,7 @@ impl Region {
     }
 
     /// A one-placement ST template of `regulation` (a catalogue code).
-    fn st_template(&self, regulation: &str, name: &str) -> String {
+    pub(crate) fn st_template(&self, regulation: &str, name: &str) -> String {
         let reg = self.app.regulation_id(&self.director, regulation);
         let r = self
             .app
@@ -74,7 +74,7 @@ impl Region {
         id(&r.body)
     }
 
-    fn assign(&self, enrolment: &str, user: &TestUser, role: &str) {
+    pub(crate) fn assign(&self, enrolment: &str, user: &TestUser, role: &str) {
         self.app
             .post(
                 &format!("/enrolments/{enrolment}/assignments"),
@@ -86,7 +86,7 @@ impl Region {
 
     /// The final check-in confirmed, then `body` created by `by` and signed by each of
     /// `signers`: a decided final assessment; returns its id.
-    fn decide(
+    pub(crate) fn decide(
         &self,
         enrolment: &str,
         trainee: &TestUser,
@@ -129,7 +129,7 @@ impl Region {
         fa
     }
 
-    fn certificates(&self, fa: &str, user: &TestUser) -> Vec<Value> {
+    pub(crate) fn certificates(&self, fa: &str, user: &TestUser) -> Vec<Value> {
         self.app
             .get(
                 &format!("/final-assessments/{fa}/certificates"),
@@ -142,7 +142,7 @@ impl Region {
             .clone()
     }
 
-    fn pdf_text(&self, fa: &str, key: &str, user: &TestUser) -> String {
+    pub(crate) fn pdf_text(&self, fa: &str, key: &str, user: &TestUser) -> String {
         let r = self
             .app
             .send(
@@ -157,14 +157,14 @@ impl Region {
     }
 }
 
-fn judged(codes: &[String]) -> Vec<Value> {
+pub(crate) fn judged(codes: &[String]) -> Vec<Value> {
     codes
         .iter()
         .map(|c| json!({"code": c, "judgement": "achieved"}))
         .collect()
 }
 
-fn by_key<'a>(drafts: &'a [Value], key: &str) -> &'a Value {
+pub(crate) fn by_key<'a>(drafts: &'a [Value], key: &str) -> &'a Value {
     drafts
         .iter()
         .find(|d| d["key"] == key)
@@ -190,7 +190,7 @@ fn row(draft: &Value, code: &str) -> Vec<String> {
 }
 
 /// (role, name) of each signature line.
-fn lines(draft: &Value) -> Vec<(String, Option<String>)> {
+pub(crate) fn lines(draft: &Value) -> Vec<(String, Option<String>)> {
     draft["signatures"]
         .as_array()
         .expect("signatures")

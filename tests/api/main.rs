@@ -31,6 +31,7 @@ mod placement_walk;
 mod portfolio;
 mod portfolio_access;
 mod refusals;
+mod regulation_walkthrough;
 mod render_pdf;
 mod review_access;
 mod review_auth;
