@@ -85,9 +85,7 @@ impl AppState {
         drop(conn);
         let secret = crypto::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let mailer = Mailer::new(&config.mail, &config.mail_from)?;
-        let blobs = Arc::new(crate::storage::LocalDisk::new(
-            &config.data_dir.join("attachments"),
-        )?);
+        let blobs = crate::storage::open_store(&config)?;
         crypto::argon2(config.argon2)?;
         Ok(AppState {
             dummy_hash: crypto::dummy_hash(config.argon2),
