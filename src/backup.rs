@@ -409,9 +409,12 @@ fn staged_name(path: &str) -> Option<String> {
     }
 }
 
+/// Each file of an unpacked archive (by name in it): its SHA-256 and size.
+type Hashes = HashMap<String, (String, u64)>;
+
 /// Unpacks the archive into `dir`, hashing every file; returns the manifest and the
 /// hashes (by name in the archive).
-fn unpack(from: &Path, dir: &Path) -> Result<(Manifest, HashMap<String, (String, u64)>), AppError> {
+fn unpack(from: &Path, dir: &Path) -> Result<(Manifest, Hashes), AppError> {
     let file = std::fs::File::open(from)
         .map_err(|e| AppError::Config(format!("cannot read {}: {e}", from.display())))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));

@@ -3,6 +3,7 @@
 //! service's user may read, and the check that stored attachments still match their
 //! hash (`verify`).
 
+mod sweep;
 mod verify;
 
 use std::io::{Read, Write};
@@ -96,7 +97,15 @@ pub trait BlobStore: Send + Sync {
     fn open(&self, key: &str) -> Result<(Box<dyn Read + Send>, u64), AppError>;
     /// Whether the store holds no committed blob (a restore wants an empty one).
     fn is_empty(&self) -> Result<bool, AppError>;
+    /// Removes unfinished uploads last written before `before`; returns how many.
+    fn remove_parts(&self, before: std::time::SystemTime) -> Result<usize, AppError>;
+    /// The keys of committed blobs last written before `before`.
+    fn committed_before(&self, before: std::time::SystemTime) -> Result<Vec<String>, AppError>;
+    /// Removes a committed blob (one no attachment names: see `sweep`).
+    fn remove(&self, key: &str) -> Result<(), AppError>;
 }
+
+pub use sweep::{sweep, Swept, GRACE};
 
 pub use verify::{check_blob, verify_attachments, Finding};
 
@@ -149,6 +158,26 @@ impl LocalDisk {
     }
 }
 
+/// The files directly in `dir` last modified before `before`.
+fn files_before(dir: &Path, before: std::time::SystemTime) -> Result<Vec<PathBuf>, AppError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(AppError::internal(format!("{}: {e}", dir.display()))),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| AppError::internal(format!("{}: {e}", dir.display())))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| AppError::internal(format!("{}: {e}", dir.display())))?;
+        if meta.is_file() && meta.modified().is_ok_and(|m| m < before) {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
 struct LocalWriter {
     tmp: PathBuf,
     target: PathBuf,
@@ -180,6 +209,45 @@ impl BlobStore for LocalDisk {
             .map_err(|e| AppError::internal(format!("blob {key}: {e}")))?
             .len();
         Ok((Box::new(file), size))
+    }
+
+    fn remove_parts(&self, before: std::time::SystemTime) -> Result<usize, AppError> {
+        let mut removed = 0;
+        for path in files_before(&self.root.join("tmp"), before)? {
+            std::fs::remove_file(&path)
+                .map_err(|e| AppError::internal(format!("{}: {e}", path.display())))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    fn committed_before(&self, before: std::time::SystemTime) -> Result<Vec<String>, AppError> {
+        let mut keys = Vec::new();
+        let dirs = std::fs::read_dir(&self.root)
+            .map_err(|e| AppError::internal(format!("{}: {e}", self.root.display())))?;
+        for dir in dirs {
+            let dir = dir.map_err(|e| AppError::internal(format!("blob store: {e}")))?;
+            if dir.file_name() == "tmp" || !dir.path().is_dir() {
+                continue;
+            }
+            for path in files_before(&dir.path(), before)? {
+                if let Some(key) = path.file_name().and_then(|n| n.to_str()) {
+                    if self.final_path(key).is_ok_and(|p| p == path) {
+                        keys.push(key.to_string());
+                    }
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    fn remove(&self, key: &str) -> Result<(), AppError> {
+        let path = self.final_path(key)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(AppError::internal(format!("blob remove {key}: {e}"))),
+        }
     }
 
     fn is_empty(&self) -> Result<bool, AppError> {

@@ -192,13 +192,16 @@ pub fn migrate_to(conn: &mut DbConn, versions: &[String]) -> Result<(), AppError
     }
 }
 
+/// Each table's references to itself: (column, referenced column).
+pub type SelfReferences = HashMap<String, Vec<(String, String)>>;
+
 /// The order to load tables in so that every row's references exist before it (on
 /// PostgreSQL, whose foreign keys are checked per statement; SQLite defers them to the
 /// commit), and each table's references to itself as (column, referenced column).
 pub fn load_order(
     conn: &mut DbConn,
     tables: &[String],
-) -> Result<(Vec<String>, HashMap<String, Vec<(String, String)>>), AppError> {
+) -> Result<(Vec<String>, SelfReferences), AppError> {
     let keys: Vec<ForeignKey> = match conn {
         DbConn::Sqlite(_) => Vec::new(),
         DbConn::Pg(c) => diesel::sql_query(
@@ -214,7 +217,7 @@ pub fn load_order(
         .load(c)?,
     };
     let mut parents: HashMap<&str, HashSet<&str>> = HashMap::new();
-    let mut own: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut own = SelfReferences::new();
     for k in &keys {
         if k.child == k.parent {
             own.entry(k.child.clone())

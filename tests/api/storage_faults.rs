@@ -225,3 +225,46 @@ fn an_upload_into_a_full_disk_gets_507_and_leaves_no_partial_file() {
     let (ok, out) = cli(&["attachments", "verify"], &app);
     assert!(ok, "{out}");
 }
+
+#[test]
+fn housekeeping_sweeps_what_failed_uploads_left_but_never_a_named_attachment() {
+    let app = TestApp::start();
+    let w = world(&app);
+    let kept = upload(&app, &w, &pdf(10_000)).expect(201);
+    let kept_id = kept.body["id"].as_str().expect("id").to_string();
+    let root = app.config.data_dir.join("attachments");
+    // A part from a process that stopped mid-upload, and a blob committed by one that
+    // stopped before its row: both two hours old.
+    let part = root.join("tmp").join("0123abcd.part");
+    std::fs::write(&part, b"half").expect("part");
+    let orphan = root.join("ab").join("ab0123");
+    std::fs::create_dir_all(orphan.parent().expect("dir")).expect("dir");
+    std::fs::write(&orphan, b"no row").expect("orphan");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for path in [&part, &orphan, &root.join(&kept_id[..2]).join(&kept_id)] {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(two_hours_ago))
+            .expect("age");
+    }
+    // A fresh part may belong to an upload under way: it stays.
+    let fresh = root.join("tmp").join("fresh.part");
+    std::fs::write(&fresh, b"on its way").expect("fresh");
+
+    let blobs = eportfolio::storage::open_store(&app.config).expect("store");
+    let pool = eportfolio::db::connect(&app.config.database_url, 1).expect("pool");
+    let mut conn = pool.get().expect("conn");
+    let swept = eportfolio::storage::sweep(&mut conn, &*blobs, std::time::SystemTime::now())
+        .expect("sweep");
+    assert_eq!(
+        swept,
+        eportfolio::storage::Swept {
+            parts: 1,
+            orphans: 1
+        }
+    );
+    assert!(!part.exists() && !orphan.exists() && fresh.exists());
+    let (ok, out) = cli(&["attachments", "verify"], &app);
+    assert!(ok, "the named attachment is untouched: {out}");
+}
