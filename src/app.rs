@@ -85,9 +85,7 @@ impl AppState {
         drop(conn);
         let secret = crypto::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let mailer = Mailer::new(&config.mail, &config.mail_from)?;
-        let blobs = Arc::new(crate::storage::LocalDisk::new(
-            &config.data_dir.join("attachments"),
-        )?);
+        let blobs = crate::storage::open_store(&config)?;
         crypto::argon2(config.argon2)?;
         Ok(AppState {
             dummy_hash: crypto::dummy_hash(config.argon2),
@@ -380,7 +378,8 @@ pub fn openapi_json() -> String {
 
 /// Every `HOUSEKEEPING_INTERVAL_MILLIS` (ten minutes by default; not at all when zero),
 /// off the request path: sends due daily digests, deletes idempotency keys past their
-/// 24 hours and domain events past their retention, and logs a signed checkpoint of the
+/// 24 hours and domain events past their retention, sweeps what failed uploads left in
+/// the attachment store, and logs a signed checkpoint of the
 /// audit chain when it grew (`audit::checkpoint`: the log store keeps it outside the
 /// database, where a cut-off chain can be checked against it).
 fn spawn_housekeeping(state: web::Data<AppState>) {
@@ -423,6 +422,21 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "domain events past their retention deleted"),
                 Err(e) => tracing::error!(error = %e, "deleting old domain events failed"),
+            }
+            // What failed uploads left in the attachment store (file times: wall clock).
+            let blobs = state.blobs.clone();
+            match db::run(&state.pool, move |conn| {
+                crate::storage::sweep(conn, &*blobs, std::time::SystemTime::now())
+            })
+            .await
+            {
+                Ok(s) if s == crate::storage::Swept::default() => {}
+                Ok(s) => tracing::info!(
+                    parts = s.parts,
+                    orphans = s.orphans,
+                    "attachment store swept"
+                ),
+                Err(e) => tracing::error!(error = %e, "sweeping the attachment store failed"),
             }
             match db::run(&state.pool, move |conn| {
                 let (key_id, key) = crate::dossier::signing::current_key(conn)?;

@@ -135,6 +135,12 @@ pub enum AppError {
     RateLimited { retry_after: Duration },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The attachment store is full (507): nothing of the upload was kept.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
+    /// A stored attachment no longer matches its SHA-256: it is never served (500).
+    #[error("attachment damaged: {0}")]
+    AttachmentDamaged(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal: {0}")]
@@ -173,6 +179,8 @@ impl AppError {
             AppError::OidcNotLinked => "oidc-not-linked",
             AppError::RateLimited { .. } => "rate-limited",
             AppError::Unavailable(_) => "unavailable",
+            AppError::InsufficientStorage(_) => "insufficient-storage",
+            AppError::AttachmentDamaged(_) => "attachment-damaged",
             AppError::Config(_) | AppError::Internal(_) => "internal",
         }
     }
@@ -207,6 +215,8 @@ impl AppError {
             AppError::OidcNotLinked => "E-ID not linked to an account",
             AppError::RateLimited { .. } => "Too many requests",
             AppError::Unavailable(_) => "Service unavailable",
+            AppError::InsufficientStorage(_) => "Insufficient storage",
+            AppError::AttachmentDamaged(_) => "Attachment damaged",
             AppError::Config(_) | AppError::Internal(_) => "Internal error",
         }
     }
@@ -224,7 +234,11 @@ impl AppError {
             | AppError::PreconditionRequired(d)
             | AppError::NotAcceptable(d)
             | AppError::Gone(d)
-            | AppError::Unavailable(d) => d.clone(),
+            | AppError::Unavailable(d)
+            | AppError::InsufficientStorage(d) => d.clone(),
+            AppError::AttachmentDamaged(_) => "The stored file no longer matches its SHA-256; \
+                it is not served. An administrator can restore it from a backup."
+                .into(),
             AppError::StepUpRequired { requires, .. } => {
                 if requires.iter().any(|r| r == "second_factor") {
                     "This change needs your current password (password) and a second factor \
@@ -367,6 +381,8 @@ impl ResponseError for AppError {
             AppError::Gone(_) => StatusCode::GONE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            AppError::AttachmentDamaged(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Config(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,5 +1,6 @@
 //! Command line: `serve` (the default), `migrate`, `openapi`, `admin create`, `keys rotate`,
-//! `backup`, `restore`, `demo`, `dossier verify`, `audit verify`, `audit checkpoint`.
+//! `backup`, `restore`, `attachments verify`, `demo`, `dossier verify`, `audit verify`,
+//! `audit checkpoint`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,14 +34,25 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Write an online backup of the database to a new file.
+    /// Write an online backup of everything (the database, every attachment, a manifest
+    /// of their SHA-256 hashes) to a new archive file.
     Backup {
         /// The backup file to create.
         file: std::path::PathBuf,
+        /// Also the data directory's keys (master keys, JWT secret), sealed with the
+        /// passphrase in EPORTFOLIO_BACKUP_PASSPHRASE.
+        #[arg(long)]
+        include_keys: bool,
     },
-    /// Restore a backup into the (empty) database named by DATABASE_URL, then verify
-    /// the audit chain.
+    /// Restore a backup into the empty database named by DATABASE_URL and the empty
+    /// attachment store of EPORTFOLIO_DATA_DIR; verifies every attachment and the audit
+    /// chain. Keys in the backup are restored when EPORTFOLIO_BACKUP_PASSPHRASE is set.
     Restore { file: std::path::PathBuf },
+    /// Stored attachments.
+    Attachments {
+        #[command(subcommand)]
+        command: AttachmentsCommand,
+    },
     /// Seed a demo region (five trainees at different stages, their supervisors, a
     /// director and an external assessor) and print their logins.
     Demo,
@@ -59,6 +71,13 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AttachmentsCommand {
+    /// Re-read every stored attachment and report those whose bytes no longer match
+    /// their SHA-256; exits non-zero if any does not.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -172,18 +191,11 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Checkpoint,
         } => audit_checkpoint(config),
-        Command::Backup { file } => {
-            eportfolio::backup::backup(&config.database_url, &file).map(|()| {
-                println!("backup written to {}", file.display());
-                // The secrets in it are sealed; without the key the backup cannot be used.
-                println!(
-                    "keep the master key apart from it (EPORTFOLIO_MASTER_KEY, or {}): \
-                     a restore needs it",
-                    config.data_dir.join("master-keys").display()
-                );
-            })
-        }
+        Command::Backup { file, include_keys } => backup(config, &file, include_keys),
         Command::Restore { file } => restore(config, &file),
+        Command::Attachments {
+            command: AttachmentsCommand::Verify,
+        } => attachments_verify(config),
         Command::Dossier {
             command: DossierCommand::Verify { file, .. },
         } => dossier_verify(config, &file),
@@ -270,16 +282,63 @@ fn migrate(config: Config) -> Result<(), eportfolio::error::AppError> {
     Ok(())
 }
 
+fn backup(
+    config: Config,
+    file: &std::path::Path,
+    include_keys: bool,
+) -> Result<(), eportfolio::error::AppError> {
+    let blobs = eportfolio::storage::open_store(&config)?;
+    let summary = eportfolio::backup::backup(
+        &eportfolio::backup::Source {
+            database_url: &config.database_url,
+            blobs: &*blobs,
+            data_dir: &config.data_dir,
+        },
+        file,
+        include_keys,
+    )?;
+    println!("backup written to {}: {summary}", file.display());
+    if !include_keys {
+        // The secrets in it are sealed; without the key the backup cannot be used.
+        println!(
+            "keep the master key apart from it (EPORTFOLIO_MASTER_KEY, or {}): \
+             a restore needs it",
+            config.data_dir.join("master-keys").display()
+        );
+    }
+    Ok(())
+}
+
 fn restore(config: Config, file: &std::path::Path) -> Result<(), eportfolio::error::AppError> {
-    let v = eportfolio::backup::restore(&config.database_url, file)?;
-    if v.intact {
-        println!("restored; audit log intact: {} entries verified", v.entries);
+    let blobs = eportfolio::storage::open_store(&config)?;
+    let summary = eportfolio::backup::restore(
+        &eportfolio::backup::Target {
+            database_url: &config.database_url,
+            blobs: &*blobs,
+            data_dir: &config.data_dir,
+        },
+        file,
+    )?;
+    println!("restored {summary}");
+    println!("every attachment matches its SHA-256; audit log intact");
+    Ok(())
+}
+
+fn attachments_verify(config: Config) -> Result<(), eportfolio::error::AppError> {
+    let blobs = eportfolio::storage::open_store(&config)?;
+    let pool = db::connect(&config.database_url, 1)?;
+    let mut conn = pool.get()?;
+    let findings = eportfolio::storage::verify_attachments(&mut conn, &*blobs)?;
+    for f in &findings {
+        println!("attachment {} ({}): {}", f.id, f.storage_key, f.problem);
+    }
+    if findings.is_empty() {
+        println!("every attachment matches its SHA-256");
         Ok(())
     } else {
         Err(eportfolio::error::AppError::Internal(format!(
-            "restored, but the audit log is broken at entry {}: {}",
-            v.first_broken.unwrap_or_default(),
-            v.reason.unwrap_or_default()
+            "{} attachment(s) do not match their SHA-256",
+            findings.len()
         )))
     }
 }

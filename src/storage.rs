@@ -1,8 +1,12 @@
 //! Where attachment bytes live. Local disk under the data directory by default; the
 //! trait is what an S3-compatible store would implement. Also: files that only this
-//! service's user may read.
+//! service's user may read, and the check that stored attachments still match their
+//! hash (`verify`).
 
-use std::io::Write;
+mod sweep;
+mod verify;
+
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::AppError;
@@ -89,6 +93,43 @@ pub trait BlobStore: Send + Sync {
     fn create(&self, key: &str) -> Result<Box<dyn BlobWriter>, AppError>;
     /// A local path to read the blob from (for streaming responses).
     fn path(&self, key: &str) -> Result<PathBuf, AppError>;
+    /// Opens a committed blob for reading, with its size.
+    fn open(&self, key: &str) -> Result<(Box<dyn Read + Send>, u64), AppError>;
+    /// Whether the store holds no committed blob (a restore wants an empty one).
+    fn is_empty(&self) -> Result<bool, AppError>;
+    /// Removes unfinished uploads last written before `before`; returns how many.
+    fn remove_parts(&self, before: std::time::SystemTime) -> Result<usize, AppError>;
+    /// The keys of committed blobs last written before `before`.
+    fn committed_before(&self, before: std::time::SystemTime) -> Result<Vec<String>, AppError>;
+    /// Removes a committed blob (one no attachment names: see `sweep`).
+    fn remove(&self, key: &str) -> Result<(), AppError>;
+}
+
+pub use sweep::{sweep, Swept, GRACE};
+
+pub use verify::{check_blob, verify_attachments, Finding};
+
+/// The attachment store the configuration names: the data directory's `attachments`.
+pub fn open_store(
+    config: &crate::config::Config,
+) -> Result<std::sync::Arc<dyn BlobStore>, AppError> {
+    Ok(std::sync::Arc::new(LocalDisk::new(
+        &config.data_dir.join("attachments"),
+    )?))
+}
+
+/// A failed write to the store: a full disk (or quota) is the client's 507, anything
+/// else a 500.
+fn write_error(what: &str, e: std::io::Error) -> AppError {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            AppError::InsufficientStorage(
+                "the attachment store is full; nothing of this upload was kept. Try again later"
+                    .into(),
+            )
+        }
+        _ => AppError::internal(format!("{what}: {e}")),
+    }
 }
 
 pub trait BlobWriter: Send {
@@ -117,6 +158,26 @@ impl LocalDisk {
     }
 }
 
+/// The files directly in `dir` last modified before `before`.
+fn files_before(dir: &Path, before: std::time::SystemTime) -> Result<Vec<PathBuf>, AppError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(AppError::internal(format!("{}: {e}", dir.display()))),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| AppError::internal(format!("{}: {e}", dir.display())))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| AppError::internal(format!("{}: {e}", dir.display())))?;
+        if meta.is_file() && meta.modified().is_ok_and(|m| m < before) {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
 struct LocalWriter {
     tmp: PathBuf,
     target: PathBuf,
@@ -127,8 +188,7 @@ impl BlobStore for LocalDisk {
     fn create(&self, key: &str) -> Result<Box<dyn BlobWriter>, AppError> {
         let target = self.final_path(key)?;
         let tmp = self.root.join("tmp").join(format!("{key}.part"));
-        let file = create_private_file(&tmp)
-            .map_err(|e| AppError::internal(format!("blob create: {e}")))?;
+        let file = create_private_file(&tmp).map_err(|e| write_error("blob create", e))?;
         Ok(Box::new(LocalWriter {
             tmp,
             target,
@@ -139,14 +199,86 @@ impl BlobStore for LocalDisk {
     fn path(&self, key: &str) -> Result<PathBuf, AppError> {
         self.final_path(key)
     }
+
+    fn open(&self, key: &str) -> Result<(Box<dyn Read + Send>, u64), AppError> {
+        let path = self.final_path(key)?;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| AppError::AttachmentDamaged(format!("blob {key}: {e}")))?;
+        let size = file
+            .metadata()
+            .map_err(|e| AppError::internal(format!("blob {key}: {e}")))?
+            .len();
+        Ok((Box::new(file), size))
+    }
+
+    fn remove_parts(&self, before: std::time::SystemTime) -> Result<usize, AppError> {
+        let mut removed = 0;
+        for path in files_before(&self.root.join("tmp"), before)? {
+            std::fs::remove_file(&path)
+                .map_err(|e| AppError::internal(format!("{}: {e}", path.display())))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    fn committed_before(&self, before: std::time::SystemTime) -> Result<Vec<String>, AppError> {
+        let mut keys = Vec::new();
+        let dirs = std::fs::read_dir(&self.root)
+            .map_err(|e| AppError::internal(format!("{}: {e}", self.root.display())))?;
+        for dir in dirs {
+            let dir = dir.map_err(|e| AppError::internal(format!("blob store: {e}")))?;
+            if dir.file_name() == "tmp" || !dir.path().is_dir() {
+                continue;
+            }
+            for path in files_before(&dir.path(), before)? {
+                if let Some(key) = path.file_name().and_then(|n| n.to_str()) {
+                    if self.final_path(key).is_ok_and(|p| p == path) {
+                        keys.push(key.to_string());
+                    }
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    fn remove(&self, key: &str) -> Result<(), AppError> {
+        let path = self.final_path(key)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(AppError::internal(format!("blob remove {key}: {e}"))),
+        }
+    }
+
+    fn is_empty(&self) -> Result<bool, AppError> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(AppError::Config(format!("{}: {e}", self.root.display()))),
+        };
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| AppError::Config(format!("{}: {e}", self.root.display())))?;
+            if entry.file_name() == "tmp" {
+                continue;
+            }
+            let path = entry.path();
+            let empty_dir = path.is_dir()
+                && std::fs::read_dir(&path)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false);
+            if !empty_dir {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 impl BlobWriter for LocalWriter {
     fn write(&mut self, bytes: &[u8]) -> Result<(), AppError> {
         match self.file.as_mut() {
-            Some(f) => f
-                .write_all(bytes)
-                .map_err(|e| AppError::internal(format!("blob write: {e}"))),
+            Some(f) => f.write_all(bytes).map_err(|e| write_error("blob write", e)),
             None => Err(AppError::internal("blob already committed")),
         }
     }
@@ -157,14 +289,25 @@ impl BlobWriter for LocalWriter {
             .take()
             .ok_or_else(|| AppError::internal("blob already committed"))?;
         // On disk before the database says it exists.
-        file.sync_all()
-            .map_err(|e| AppError::internal(format!("blob sync: {e}")))?;
+        let synced = file.sync_all().map_err(|e| write_error("blob sync", e));
         drop(file);
-        if let Some(dir) = self.target.parent() {
-            create_private_dir(dir).map_err(|e| AppError::internal(format!("blob dir: {e}")))?;
+        let result = synced.and_then(|()| {
+            if let Some(dir) = self.target.parent() {
+                let mut builder = std::fs::DirBuilder::new();
+                builder.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                builder
+                    .create(dir)
+                    .map_err(|e| write_error("blob dir", e))?;
+            }
+            std::fs::rename(&self.tmp, &self.target).map_err(|e| write_error("blob rename", e))
+        });
+        if result.is_err() {
+            // A full disk can fail the sync: no partial file stays behind.
+            let _ = std::fs::remove_file(&self.tmp);
         }
-        std::fs::rename(&self.tmp, &self.target)
-            .map_err(|e| AppError::internal(format!("blob rename: {e}")))
+        result
     }
 }
 

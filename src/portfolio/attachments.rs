@@ -251,6 +251,7 @@ pub async fn stream_to_blob(
     });
     let mut received: u64 = 0;
     let mut too_large = false;
+    let mut writer_gone = false;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::Malformed(format!("upload interrupted: {e}")))?;
         received += chunk.len() as u64;
@@ -258,8 +259,10 @@ pub async fn stream_to_blob(
             too_large = true;
             break;
         }
-        if tx.send(chunk).await.is_err() {
-            break;
+        // A writer that stopped (a full disk) has its answer; the rest of the body is
+        // read and dropped so that the client hears it instead of a reset connection.
+        if !writer_gone && tx.send(chunk).await.is_err() {
+            writer_gone = true;
         }
     }
     if too_large {

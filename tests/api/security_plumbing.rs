@@ -389,7 +389,17 @@ fn other_local_users_cannot_read_the_data_directory_or_its_files() {
         .expect("outbox mail");
 
     let backup = app.dir.join("backup.db");
-    eportfolio::backup::backup(&app.config.database_url, &backup).expect("backup");
+    let blobs = eportfolio::storage::open_store(&app.config).expect("store");
+    eportfolio::backup::backup(
+        &eportfolio::backup::Source {
+            database_url: &app.config.database_url,
+            blobs: &*blobs,
+            data_dir: &app.config.data_dir,
+        },
+        &backup,
+        false,
+    )
+    .expect("backup");
     assert_eq!(mode(&backup), 0o600, "backup");
 
     assert_eq!(mode(&app.dir), 0o700, "data directory");

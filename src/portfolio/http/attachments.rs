@@ -37,6 +37,7 @@ pub struct UploadParams {
         (status = 201, description = "Stored", body = Attachment),
         (status = 404, description = "Unknown activity", body = crate::error::Problem, content_type = PROBLEM),
         (status = 415, description = "A media type not accepted, or content that is not of the declared type", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 507, description = "`insufficient-storage`: the attachment store is full; nothing of the upload was kept", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]
@@ -110,6 +111,7 @@ pub async fn upload_attachment(
             (crate::http::FileBody = "application/octet-stream"),
         )),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 500, description = "`attachment-damaged`: the stored file no longer matches its SHA-256 and is not served", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]
@@ -125,9 +127,20 @@ pub async fn download_attachment(
         .read(move |c, ctx| attachments::readable(c, &ctx.caller, &id, ctx.today()))
         .await?;
     let file_path = state.blobs.path(&key)?;
-    let file = web::block(move || actix_files::NamedFile::open(file_path))
-        .await?
-        .map_err(|e| AppError::internal(format!("attachment {}: {e}", a.id)))?;
+    let (blobs, sha256, size) = (state.blobs.clone(), a.sha256.clone(), a.size_bytes);
+    // Checked against its hash first: damaged bytes are never served.
+    let file = web::block(move || {
+        crate::storage::check_blob(&*blobs, &key, &sha256, size)?;
+        actix_files::NamedFile::open(file_path).map_err(AppError::internal)
+    })
+    .await?
+    .map_err(|e| match e {
+        AppError::AttachmentDamaged(d) => {
+            tracing::error!(attachment = %a.id, "{d}");
+            AppError::AttachmentDamaged(d)
+        }
+        other => other,
+    })?;
     let mime: mime::Mime = a
         .content_type
         .parse()
