@@ -68,6 +68,11 @@ pub fn hit(
     let (count, window_start): (i32, NaiveDateTime) =
         crate::on_backend!(conn, |c| upsert.get_result(c))?;
     if count > limit.max {
+        // The key holds an e-mail, a user id or an address: only its kind is told.
+        let (event, kind) = crate::telemetry::security::limit_kind(key);
+        crate::telemetry::security::SecurityEvent::new(event)
+            .kind(kind)
+            .emit();
         return Err(refuse(limit, from_db(window_start), now));
     }
     Ok(Counted {
