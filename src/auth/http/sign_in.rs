@@ -404,6 +404,11 @@ pub async fn mfa_totp_confirm(
             totp::enrol_totp_and_sign_in(c, ctx, &body.mfa_token, &body.code, remember)
         })
         .await??;
+    SecurityEvent::new(Event::SecondFactorAdded)
+        .user(v.session.user_id.as_str())
+        .kind("totp")
+        .client(&ctx.client)
+        .emit();
     verified(&state, &ctx, v)
 }
 
