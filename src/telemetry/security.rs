@@ -149,6 +149,13 @@ impl<'a> SecurityEvent<'a> {
     }
 }
 
+/// The user a rate-limit key counts for, when the key names one by id (`mfa:acct:<id>`,
+/// `mail:acct:<id>`; a login key holds the e-mail typed, which is not told).
+pub fn limit_user(key: &str) -> Option<&str> {
+    key.strip_prefix("mfa:acct:")
+        .or_else(|| key.strip_prefix("mail:acct:"))
+}
+
 /// The kind of limit a rate-limit key belongs to (its first two parts, `login:acct`),
 /// as a fixed name: the key itself holds an e-mail, a user id or an address.
 pub fn limit_kind(key: &str) -> (Event, &'static str) {

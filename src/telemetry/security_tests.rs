@@ -34,6 +34,8 @@ fn a_limit_key_gives_a_fixed_kind_never_the_key() {
         (Event::RateLimited, "mail_address")
     );
     assert_eq!(limit_kind("whatever"), (Event::RateLimited, "other"));
+    assert_eq!(limit_user("mfa:acct:0b6d"), Some("0b6d"));
+    assert_eq!(limit_user("login:acct:someone@example.org"), None);
 }
 
 /// Captures what the JSON formatter writes for one event.

@@ -78,6 +78,7 @@ fn metric_names_move_with_requests_and_labels_carry_no_identifiers() {
         .expect(401);
     let mfa = app.password_step(&admin.email, PASSWORD);
     app.verify(&mfa, "totp", "000000").expect(401);
+    app.login_totp(&admin);
     // A path no route matches, with something token-like in it.
     let token_like = "tok_4f3a9b2c8d7e6f5a4b3c2d1e0f9a8b7c";
     app.get(&format!("/no-such-thing/{token_like}"), None)
