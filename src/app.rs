@@ -479,6 +479,23 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
     // connections only wait in the pool (futex storms under load), so each worker gets
     // its share of the connections plus one (for password hashing and file reads).
     let blocking = (config.db_pool_size as usize).div_ceil(workers).max(1) + 1;
+    if let Some(bind) = config.metrics_bind {
+        if bind == config.bind {
+            return Err(AppError::Config(
+                "METRICS_BIND must not be the API's address (EPORTFOLIO_BIND)".into(),
+            ));
+        }
+        let backend = if config.is_postgres() {
+            "postgresql"
+        } else {
+            "sqlite"
+        };
+        let handle = crate::telemetry::metrics::install(backend)?;
+        let listener = std::net::TcpListener::bind(bind)
+            .map_err(|e| AppError::Config(format!("METRICS_BIND: cannot bind {bind}: {e}")))?;
+        crate::telemetry::endpoint::spawn(state.clone(), handle, listener)?;
+        tracing::info!(%bind, "metrics at http://{bind}/metrics");
+    }
     spawn_housekeeping(state.clone());
     crate::integrations::spawn_worker(state.clone());
     crate::outbox::spawn_worker(state.clone());

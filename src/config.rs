@@ -61,6 +61,9 @@ pub struct RateLimits {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: SocketAddr,
+    /// Where `GET /metrics` (Prometheus) answers (`METRICS_BIND`); None: no metrics are
+    /// recorded or served. Never the API's address (see telemetry::endpoint).
+    pub metrics_bind: Option<SocketAddr>,
     pub database_url: String,
     pub data_dir: PathBuf,
     pub db_pool_size: u32,
@@ -249,6 +252,7 @@ impl Config {
         let data_dir = PathBuf::from("data");
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_bind: None,
             database_url: "data/eportfolio.sqlite3".into(),
             db_pool_size: 8,
             public_url: "http://127.0.0.1:8080".into(),
@@ -365,6 +369,12 @@ impl Config {
         let public_url = var("EPORTFOLIO_PUBLIC_URL").unwrap_or(d.public_url);
         Ok(Config {
             bind: parse("EPORTFOLIO_BIND", d.bind)?,
+            metrics_bind: match var("METRICS_BIND") {
+                Some(v) => Some(v.parse().map_err(|_| {
+                    AppError::Config(format!("METRICS_BIND: not an address:port: {v}"))
+                })?),
+                None => None,
+            },
             database_url,
             db_pool_size: parse("DATABASE_POOL_SIZE", d.db_pool_size)?,
             jwt_secret: var("JWT_SECRET"),

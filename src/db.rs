@@ -4,7 +4,7 @@
 //! Only plain SQL types cross this boundary: Text ids, Timestamp in UTC, JSON as Text.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -42,6 +42,13 @@ impl DbPool {
 
     pub fn keyring(&self) -> Option<&Arc<crate::secrets::Keyring>> {
         self.keyring.as_ref()
+    }
+
+    /// Writes waiting for the SQLite writer (None on PostgreSQL), for `/metrics`.
+    pub fn write_queue_depth(&self) -> Option<usize> {
+        self.writer
+            .as_ref()
+            .map(|w| w.queued.load(Ordering::Relaxed))
     }
 }
 
@@ -169,6 +176,8 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
     /// Cleared when the pool goes: the checkpointer stops.
     alive: Arc<AtomicBool>,
+    /// Jobs sent and not yet taken into a group (the write queue's depth, for metrics).
+    queued: Arc<AtomicUsize>,
 }
 
 impl Drop for Writer {
@@ -218,10 +227,12 @@ impl Writer {
         let wal_long = Arc::new(AtomicBool::new(false));
         let (jobs, queue) = mpsc::channel::<Job>();
         let restart = wal_long.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                writer_loop(conn, queue, restart, move || {
+                writer_loop(conn, queue, restart, &taken, move || {
                     let mut c = open()?;
                     c.batch_execute("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -8000;")
                         .map_err(|e| AppError::Config(format!("database setup: {e}")))?;
@@ -244,7 +255,11 @@ impl Writer {
                 }
             })
             .map_err(|e| AppError::Config(format!("cannot start the checkpointer: {e}")))?;
-        Ok(Writer { jobs, alive })
+        Ok(Writer {
+            jobs,
+            alive,
+            queued,
+        })
     }
 }
 
@@ -267,6 +282,7 @@ fn writer_loop(
     mut conn: DbConn,
     queue: mpsc::Receiver<Job>,
     wal_long: Arc<AtomicBool>,
+    queued: &AtomicUsize,
     open: impl Fn() -> Result<DbConn, AppError>,
 ) {
     // Ends when every pool (and so every sender) is gone.
@@ -284,6 +300,8 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(group.len(), Ordering::Relaxed);
+        crate::telemetry::metrics::group_commit(group.len());
         let healthy =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_group(&mut conn, group)))
                 .unwrap_or(false);
@@ -390,7 +408,11 @@ where
 {
     let pool = pool.clone();
     web::block(move || {
+        let waiting = crate::telemetry::metrics::enabled().then(std::time::Instant::now);
         let mut conn = pool.get()?;
+        if let Some(since) = waiting {
+            crate::telemetry::metrics::pool_wait(since.elapsed());
+        }
         crate::secrets::with(pool.keyring(), || f(&mut conn))
     })
     .await?
@@ -486,9 +508,11 @@ impl Writer {
             });
             (ok, deliver)
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| AppError::Unavailable("the database writer has stopped".into()))
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.jobs.send(job).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            AppError::Unavailable("the database writer has stopped".into())
+        })
     }
 }
 

@@ -80,7 +80,14 @@ pub async fn request_id_and_log(
     }
     let request_path = res.request().path().to_string();
     security_headers(&request_path, res.headers_mut());
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    crate::telemetry::metrics::http_request(
+        res.request().method(),
+        res.request().match_pattern().as_deref(),
+        status.as_u16(),
+        elapsed,
+    );
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     if status.is_server_error() {
         tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), %caller, elapsed_ms, "request");
     } else {

@@ -35,6 +35,7 @@ pub mod schema;
 pub mod secrets;
 pub mod spec;
 pub mod storage;
+pub mod telemetry;
 
 pub use app::{openapi, openapi_json, server, AppState};
 pub use config::Config;

@@ -128,14 +128,46 @@ enum AdminCommand {
     },
 }
 
+/// The log on stderr (`LOG_LEVEL`, `LOG_FORMAT`), and with `SECURITY_LOG_FILE` the
+/// security events (target `security`, see `telemetry::security`) again as JSON lines
+/// in that file, whatever `LOG_LEVEL` lets through, for shipping to a SIEM.
 fn init_logging(json: bool, default_level: &str) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let security = std::env::var_os("SECURITY_LOG_FILE")
+        .filter(|p| !p.is_empty())
+        .and_then(|path| {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
+                Ok(file) => Some(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_writer(std::sync::Mutex::new(file))
+                        .with_filter(Targets::new().with_target(
+                            eportfolio::telemetry::security::TARGET,
+                            LevelFilter::INFO,
+                        )),
+                ),
+                Err(e) => {
+                    eprintln!("SECURITY_LOG_FILE {}: {e}", path.to_string_lossy());
+                    None
+                }
+            }
+        });
+    let registry = tracing_subscriber::registry().with(security);
     if json {
-        builder.json().init();
+        registry
+            .with(tracing_subscriber::fmt::layer().json().with_filter(filter))
+            .init();
     } else {
-        builder.init();
+        registry
+            .with(tracing_subscriber::fmt::layer().with_filter(filter))
+            .init();
     }
 }
 

@@ -204,6 +204,10 @@ pub fn record(
                     mail_outbox::last_error.eq(None::<String>),
                 ))
                 .execute(conn)?;
+            crate::telemetry::metrics::delivery(
+                crate::telemetry::metrics::Queue::Mail,
+                crate::telemetry::metrics::Delivery::Delivered,
+            );
         }
         Err(e) => {
             let gave_up = attempts >= MAX_ATTEMPTS;
@@ -218,6 +222,16 @@ pub fn record(
                     mail_outbox::last_error.eq(Some(e.chars().take(500).collect::<String>())),
                 ))
                 .execute(conn)?;
+            if updated == 1 {
+                crate::telemetry::metrics::delivery(
+                    crate::telemetry::metrics::Queue::Mail,
+                    if gave_up {
+                        crate::telemetry::metrics::Delivery::GaveUp
+                    } else {
+                        crate::telemetry::metrics::Delivery::Retry
+                    },
+                );
+            }
             if gave_up && updated == 1 {
                 // Given up: the links in it have expired by now; keep no copy of them.
                 diesel::update(mail_outbox::table.find(&claimed.id))

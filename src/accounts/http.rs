@@ -16,6 +16,7 @@ use crate::auth::service as auth;
 use crate::context::{Context, Ctx};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
+use crate::telemetry::security::{Event, SecurityEvent};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -366,6 +367,7 @@ pub async fn accept_invitation(
     };
     let params = ctx.config.argon2;
     let password = body.password;
+    let (role, existing_user) = (pending.preview.role, pending.existing_user.clone());
     let new_hash = match pending.existing_hash {
         Some(stored) => {
             let ok = web::block(move || crypto::verify_password(&password, &stored)).await?;
@@ -390,6 +392,14 @@ pub async fn accept_invitation(
             )
         })
         .await?;
+    // The role is held from now on (a new account's once it has enrolled a second factor).
+    let mut event = SecurityEvent::new(Event::RoleGranted)
+        .kind(role.as_str())
+        .client(&ctx.client);
+    if let Some(user) = &existing_user {
+        event = event.subject(user);
+    }
+    event.emit();
     let body = match accepted {
         Accepted::NewAccount {
             mfa_token,

@@ -68,6 +68,14 @@ pub fn hit(
     let (count, window_start): (i32, NaiveDateTime) =
         crate::on_backend!(conn, |c| upsert.get_result(c))?;
     if count > limit.max {
+        // The key holds an e-mail, a user id or an address: only its kind is told.
+        use crate::telemetry::security::{limit_kind, limit_user, SecurityEvent};
+        let (event, kind) = limit_kind(key);
+        let mut event = SecurityEvent::new(event).kind(kind);
+        if let Some(user) = limit_user(key) {
+            event = event.user(user);
+        }
+        event.emit();
         return Err(refuse(limit, from_db(window_start), now));
     }
     Ok(Counted {

@@ -25,6 +25,7 @@ use crate::mail::Mail;
 use crate::schema::{
     account_tokens, mail_tokens, recovery_codes, sessions, totp_credentials, users,
 };
+use crate::telemetry::security::{Event, SecurityEvent};
 
 /// A second factor given this long ago in this session still counts for a step-up.
 pub const FRESH_FACTOR_SECONDS: i64 = 300;
@@ -169,6 +170,11 @@ pub async fn check_password(ctx: &Ctx, answer: &StepUp) -> Result<(), AppError> 
     })
     .await?;
     if !ok {
+        SecurityEvent::new(Event::StepUpFailed)
+            .user(&me.user_id)
+            .kind("password")
+            .client(&ctx.client)
+            .emit();
         return Err(AppError::InvalidCredentials);
     }
     ctx.write_aside(move |c, _| ratelimit::undo(c, &counted))
@@ -181,6 +187,30 @@ pub async fn check_password(ctx: &Ctx, answer: &StepUp) -> Result<(), AppError> 
 /// A wrong factor counts against the account's second-factor limit and is committed
 /// (the inner error); the change must then not be made.
 pub fn check_factor(
+    conn: &mut DbConn,
+    ctx: &Ctx,
+    answer: &StepUp,
+) -> Result<Result<(), AppError>, AppError> {
+    let checked = check_factor_inner(conn, ctx, answer)?;
+    let kind = match answer.factor()? {
+        Some(SecondFactor::EmailCode(_)) => "email_code",
+        Some(SecondFactor::Totp(_)) => "totp",
+        Some(SecondFactor::RecoveryCode(_)) => "recovery_code",
+        None => "password",
+    };
+    let event = match &checked {
+        Ok(()) => Event::StepUpSucceeded,
+        Err(_) => Event::StepUpFailed,
+    };
+    SecurityEvent::new(event)
+        .user(&ctx.caller.user_id)
+        .kind(kind)
+        .client(&ctx.client)
+        .emit();
+    Ok(checked)
+}
+
+fn check_factor_inner(
     conn: &mut DbConn,
     ctx: &Ctx,
     answer: &StepUp,

@@ -99,6 +99,7 @@ pub async fn get_dossier(
             ))
         })
         .await??;
+        crate::telemetry::metrics::dossier("pdf");
         return Ok(HttpResponse::Ok()
             .content_type("application/pdf")
             .insert_header((header::VARY, "Accept"))
@@ -108,6 +109,7 @@ pub async fn get_dossier(
             ))
             .body(body));
     }
+    crate::telemetry::metrics::dossier("json");
     Ok(HttpResponse::Ok()
         .insert_header((header::VARY, "Accept"))
         .insert_header((

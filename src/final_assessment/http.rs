@@ -194,6 +194,7 @@ pub async fn sign_final_assessment(
         })
         .await??;
     state.outbox.wake();
+    crate::telemetry::metrics::signed("final_assessment");
     Ok(with_etag(StatusCode::OK, f.etag(), &f))
 }
 

@@ -21,6 +21,7 @@ mod fuzz_findings;
 mod identity_personal;
 mod independent_verifiers;
 mod integrations;
+mod metrics;
 mod oidc;
 mod openapi;
 mod pace_completion;

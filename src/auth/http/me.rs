@@ -19,6 +19,7 @@ use crate::clock::from_db;
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::telemetry::security::{Event, SecurityEvent};
 
 /// Runs a step-up guarded change: the password first (outside the transaction), then the
 /// second factor and the change in one transaction. A wrong factor is recorded and the
@@ -137,6 +138,11 @@ pub async fn me_totp_confirm(
         })
         .await??;
     state.outbox.wake();
+    SecurityEvent::new(Event::SecondFactorAdded)
+        .user(&ctx.caller.user_id)
+        .kind("totp")
+        .client(&ctx.client)
+        .emit();
     Ok(crate::idempotency::secret(HttpResponse::Ok().json(
         TotpConfirmed {
             recovery_codes: codes,
@@ -175,6 +181,11 @@ pub async fn me_recovery_codes(
         Ok(codes)
     })
     .await?;
+    SecurityEvent::new(Event::SecondFactorAdded)
+        .user(&ctx.caller.user_id)
+        .kind("recovery_codes")
+        .client(&ctx.client)
+        .emit();
     Ok(crate::idempotency::secret(HttpResponse::Created().json(
         RecoveryCodes {
             recovery_codes: codes,
@@ -274,6 +285,11 @@ pub async fn me_device_revoke(
     if n == 0 {
         return Err(AppError::NotFound);
     }
+    SecurityEvent::new(Event::SecondFactorRemoved)
+        .user(&ctx.caller.user_id)
+        .kind("remembered_device")
+        .client(&ctx.client)
+        .emit();
     Ok(HttpResponse::NoContent().finish())
 }
 

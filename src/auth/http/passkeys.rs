@@ -18,6 +18,7 @@ use crate::auth::validate;
 use crate::context::{Context, Ctx};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page};
+use crate::telemetry::security::{Event, SecurityEvent};
 
 /// A passkey's name: required, like any display name free of control and
 /// text-direction characters, at most 100 characters.
@@ -107,6 +108,11 @@ pub async fn me_passkey_register(
         })
         .await??;
     state.outbox.wake();
+    SecurityEvent::new(Event::SecondFactorAdded)
+        .user(&ctx.caller.user_id)
+        .kind("passkey")
+        .client(&ctx.client)
+        .emit();
     Ok(with_etag(StatusCode::CREATED, view.etag(), &view))
 }
 
@@ -201,6 +207,11 @@ pub async fn me_passkey_revoke(
         store::revoke(c, ctx, &id)
     })
     .await?;
+    SecurityEvent::new(Event::SecondFactorRemoved)
+        .user(&ctx.caller.user_id)
+        .kind("passkey")
+        .client(&ctx.client)
+        .emit();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -327,6 +338,11 @@ pub async fn passkey_verify(
             (session, None)
         }
     };
+    SecurityEvent::new(Event::SecondFactorSucceeded)
+        .user(session.user_id.as_str())
+        .kind("passkey")
+        .client(&ctx.client)
+        .emit();
     let mut out = tokens(&state, &ctx, &session)?;
     out.device_token = device_token;
     // Tokens: never stored for an idempotent replay.

@@ -15,6 +15,7 @@ use crate::auth::step_up::{self};
 use crate::auth::{email_codes, link_tokens, totp, validate};
 use crate::context::{Context, Ctx};
 use crate::error::AppError;
+use crate::telemetry::security::{Event, SecurityEvent};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,8 +127,19 @@ pub async fn login(
     let user = match attempt.user {
         Some(u) if password_ok && u.status == "active" => u,
         // Already counted in `login_start`.
-        _ => return Err(AppError::InvalidCredentials),
+        known => {
+            let mut event = SecurityEvent::new(Event::LoginFailed).client(&ctx.client);
+            if let Some(u) = &known {
+                event = event.user(&u.id);
+            }
+            event.emit();
+            return Err(AppError::InvalidCredentials);
+        }
     };
+    SecurityEvent::new(Event::LoginSucceeded)
+        .user(&user.id)
+        .client(&ctx.client)
+        .emit();
     let device = body.device_token;
     let counted = attempt.counted;
     let outcome = ctx
@@ -232,10 +244,26 @@ pub async fn mfa_verify(
         }
     };
     let remember = remember(body.remember_device, body.device_name)?;
+    let method = match body.method {
+        MfaMethod::Totp => "totp",
+        MfaMethod::EmailCode => "email_code",
+        MfaMethod::RecoveryCode => "recovery_code",
+        MfaMethod::Passkey => "passkey",
+    };
     let v = ctx
         .write(move |c, ctx| mfa::verify_second_factor(c, ctx, &body.mfa_token, &factor, remember))
-        .await??;
-    verified(&state, &ctx, v)
+        .await?;
+    let event = match &v {
+        Ok(v) => {
+            Some(SecurityEvent::new(Event::SecondFactorSucceeded).user(v.session.user_id.as_str()))
+        }
+        Err(AppError::InvalidSecondFactor) => Some(SecurityEvent::new(Event::SecondFactorFailed)),
+        Err(_) => None,
+    };
+    if let Some(event) = event {
+        event.kind(method).client(&ctx.client).emit();
+    }
+    verified(&state, &ctx, v?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -376,6 +404,11 @@ pub async fn mfa_totp_confirm(
             totp::enrol_totp_and_sign_in(c, ctx, &body.mfa_token, &body.code, remember)
         })
         .await??;
+    SecurityEvent::new(Event::SecondFactorAdded)
+        .user(v.session.user_id.as_str())
+        .kind("totp")
+        .client(&ctx.client)
+        .emit();
     verified(&state, &ctx, v)
 }
 

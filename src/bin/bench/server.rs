@@ -37,6 +37,10 @@ pub(crate) fn bench_config(dir: &Path, pool_size: Option<u32>) -> Config {
         config.db_pool_size = n;
     }
     config.mail = eportfolio::config::MailTransportConfig::Outbox(dir.join("outbox"));
+    // `METRICS_BIND=127.0.0.1:9464 bench ...` measures the cost of recording metrics.
+    config.metrics_bind = std::env::var("METRICS_BIND")
+        .ok()
+        .and_then(|v| v.parse().ok());
     config
 }
 

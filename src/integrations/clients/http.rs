@@ -14,6 +14,7 @@ use crate::ids::ClientId;
 use crate::integrations::clients;
 use crate::integrations::clients::{ApiClient, ApiClientCredentials, NewApiClient, TokenResponse};
 use crate::integrations::shared::{require_admin, ListParams, PROBLEM};
+use crate::telemetry::security::{Event, SecurityEvent};
 
 /// `application/x-www-form-urlencoded` body of a token request (RFC 6749 section 4.4.2).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -122,9 +123,18 @@ pub async fn token(
             )),
         };
     let scope = form.scope;
+    let client_id = id.clone();
     let result = ctx
         .write(move |c, ctx| clients::issue_token(c, ctx, &id, &secret, scope.as_deref()))
         .await?;
+    // The client id names the client only once it authenticated: before, it is
+    // whatever the caller sent.
+    match &result {
+        Ok(_) => SecurityEvent::new(Event::ApiClientTokenIssued).user(&client_id),
+        Err(_) => SecurityEvent::new(Event::ApiClientTokenRefused),
+    }
+    .client(&ctx.client)
+    .emit();
     Ok(match result {
         Ok(t) => crate::idempotency::secret(
             HttpResponse::Ok()

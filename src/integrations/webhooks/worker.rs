@@ -237,11 +237,15 @@ pub fn record(
         ))
         .execute(conn)?;
     let next = now + backoff(c.attempt);
+    use crate::telemetry::metrics::{delivery, Delivery, Queue};
     let (status, next_at, delivered) = if o.ok() {
+        delivery(Queue::Webhook, Delivery::Delivered);
         (DeliveryStatus::Delivered, None, Some(to_db(now)))
     } else if next > from_db(give_up_at) {
+        delivery(Queue::Webhook, Delivery::GaveUp);
         (DeliveryStatus::Failed, None, None)
     } else {
+        delivery(Queue::Webhook, Delivery::Retry);
         (DeliveryStatus::Pending, Some(to_db(next)), None)
     };
     diesel::update(webhook_deliveries::table.find(&c.id))

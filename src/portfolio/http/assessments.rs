@@ -249,6 +249,7 @@ pub async fn sign_assessment(
         )
     })
     .await?;
+    crate::telemetry::metrics::signed("assessment");
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }
 
@@ -425,5 +426,6 @@ pub async fn co_sign(
         assessments::co_sign_finish(c, ctx, &id, creds.as_ref(), &factor, content)
     })
     .await?;
+    crate::telemetry::metrics::signed("assessment_co_signature");
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
 }

@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::context::Context;
 use crate::error::AppError;
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent};
+use crate::telemetry::security::{Event, SecurityEvent};
 
 /// Open a signing link
 ///
@@ -60,6 +61,11 @@ pub async fn sign_by_link(
         assessments::sign_by_link(c, ctx, &token, body.into_inner())
     })
     .await?;
+    SecurityEvent::new(Event::SigningLinkUsed)
+        .kind("sign")
+        .client(&ctx.client)
+        .emit();
+    crate::telemetry::metrics::signed("assessment_by_link");
     Ok(HttpResponse::Ok().json(a))
 }
 
@@ -86,5 +92,9 @@ pub async fn decline_by_link(
         assessments::decline_by_link(c, ctx, &token, &body.reason)
     })
     .await?;
+    SecurityEvent::new(Event::SigningLinkUsed)
+        .kind("decline")
+        .client(&ctx.client)
+        .emit();
     Ok(HttpResponse::Ok().json(a))
 }

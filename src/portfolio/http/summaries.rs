@@ -143,6 +143,7 @@ pub async fn sign_summary(
         summaries::sign(c, ctx, &id)
     })
     .await?;
+    crate::telemetry::metrics::signed("summary_assessment");
     Ok(with_etag(StatusCode::OK, s.etag(), &s))
 }
 
