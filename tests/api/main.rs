@@ -30,6 +30,7 @@ mod passkeys;
 mod placement_walk;
 mod portfolio;
 mod portfolio_access;
+mod privacy;
 mod refusals;
 mod render_pdf;
 mod review_access;

@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::context::Context;
 use crate::error::AppError;
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent};
+use crate::privacy::guard::Guarded;
 
 /// Open a signing link
 ///
@@ -53,11 +54,13 @@ pub async fn sign_by_link(
     ctx: Context<()>,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<AssessmentContent>,
+    body: Guarded<AssessmentContent>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
+    let (body, ack) = body.into_parts();
     let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
-        assessments::sign_by_link(c, ctx, &token, body.into_inner())
+        ack.record_for(c, ctx.now, None, ctx.client.user_agent.as_deref())?;
+        assessments::sign_by_link(c, ctx, &token, body)
     })
     .await?;
     Ok(HttpResponse::Ok().json(a))
@@ -79,10 +82,12 @@ pub async fn decline_by_link(
     ctx: Context<()>,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<DeclineRequest>,
+    body: Guarded<DeclineRequest>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
+    let (body, ack) = body.into_parts();
     let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
+        ack.record_for(c, ctx.now, None, ctx.client.user_agent.as_deref())?;
         assessments::decline_by_link(c, ctx, &token, &body.reason)
     })
     .await?;
