@@ -20,6 +20,7 @@ struct Setup {
     slso: String,
     trainee: TestUser,
     supervisor: TestUser,
+    outsider: TestUser,
     enrolment: String,
 }
 
@@ -30,6 +31,7 @@ fn setup() -> Setup {
     let template = app.stockholm_bt_template(&admin, &slso);
     let trainee = app.join(&admin, "bt@sll.se", "trainee", &slso);
     let supervisor = app.join(&admin, "hhl@sll.se", "supervisor", &slso);
+    let outsider = app.join(&admin, "annan.hl@sll.se", "supervisor", &slso);
     let e = app
         .post(
             "/enrolments",
@@ -47,6 +49,7 @@ fn setup() -> Setup {
         slso,
         trainee,
         supervisor,
+        outsider,
     }
 }
 
@@ -123,13 +126,39 @@ fn a_personnummer_in_a_reflection_is_refused_until_acknowledged_and_audited_with
         .expect(201);
     let plain_id = plain.body["id"].as_str().expect("id").to_string();
 
-    // "It is not patient data": stored as sent, the acknowledgement audited.
+    // Someone else acknowledging on the trainee's enrolment: refused as before, and the
+    // acknowledgement is not audited (it is written in the refused write).
     let mut acknowledged = entry.clone();
     acknowledged["acknowledge_patient_data_warning"] = json!(true);
+    s.app
+        .post(&path, Some(&s.outsider.access), acknowledged.clone())
+        .expect_problem(404, "not-found");
+    assert!(audited(&s.app, "patient_data_warning_acknowledged").is_empty());
+
+    // "It is not patient data": stored as sent, the acknowledgement audited once, also
+    // when the phone retries with the same Idempotency-Key.
+    let key = [("Idempotency-Key", "ack-1")];
     let stored = s
         .app
-        .post(&path, Some(&s.trainee.access), acknowledged)
+        .send(
+            "POST",
+            &path,
+            Some(&s.trainee.access),
+            Some(&acknowledged),
+            &key,
+        )
         .expect(201);
+    let replay = s
+        .app
+        .send(
+            "POST",
+            &path,
+            Some(&s.trainee.access),
+            Some(&acknowledged),
+            &key,
+        )
+        .expect(201);
+    assert_eq!(replay.body, stored.body);
     assert_eq!(stored.body["reflection"], entry["reflection"]);
     assert!(stored
         .body
