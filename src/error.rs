@@ -19,6 +19,10 @@ pub struct FieldError {
     /// JSON path of the field, e.g. `email` or `leave_periods[1].end`.
     pub field: String,
     pub message: String,
+    /// For `patient-data-suspected`: where in the field's text the number starts, in
+    /// characters (Unicode scalar values) from 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }
 
 impl FieldError {
@@ -26,6 +30,7 @@ impl FieldError {
         FieldError {
             field: field.into(),
             message: message.into(),
+            position: None,
         }
     }
 }
@@ -62,6 +67,10 @@ pub enum AppError {
     Malformed(String),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// Free text holding what looks like a personnummer or samordningsnummer (422); the
+    /// client may resend with `"acknowledge_patient_data_warning": true` (privacy::guard).
+    #[error("patient data suspected")]
+    PatientDataSuspected(Vec<FieldError>),
     #[error("unprocessable: {0}")]
     Unprocessable(String),
     #[error("unsupported media type: {0}")]
@@ -153,6 +162,7 @@ impl AppError {
         match self {
             AppError::Malformed(_) => "malformed-request",
             AppError::Validation(_) => "validation",
+            AppError::PatientDataSuspected(_) => "patient-data-suspected",
             AppError::Unprocessable(_) => "unprocessable",
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::PayloadTooLarge(_) => "payload-too-large",
@@ -189,6 +199,7 @@ impl AppError {
         match self {
             AppError::Malformed(_) => "Malformed request",
             AppError::Validation(_) => "Validation failed",
+            AppError::PatientDataSuspected(_) => "Possible patient data",
             AppError::Unprocessable(_) => "Request cannot be processed",
             AppError::UnsupportedMediaType(_) => "Unsupported media type",
             AppError::PayloadTooLarge(_) => "Payload too large",
@@ -251,6 +262,16 @@ impl AppError {
             AppError::Validation(errors) => format!(
                 "{} field(s) are invalid: {}",
                 errors.len(),
+                errors
+                    .iter()
+                    .map(|e| e.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            AppError::PatientDataSuspected(errors) => format!(
+                "{} looks like it holds a personnummer or samordningsnummer. Patient data \
+                 does not belong in a portfolio: remove it, or, if it is not patient data, \
+                 send the request again with \"acknowledge_patient_data_warning\": true.",
                 errors
                     .iter()
                     .map(|e| e.field.as_str())
@@ -335,7 +356,7 @@ impl AppError {
             status: self.status_code().as_u16(),
             detail: self.detail(),
             errors: match self {
-                AppError::Validation(e) => e.clone(),
+                AppError::Validation(e) | AppError::PatientDataSuspected(e) => e.clone(),
                 _ => Vec::new(),
             },
             requires: match self {
@@ -355,9 +376,10 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::Malformed(_) => StatusCode::BAD_REQUEST,
-            AppError::Validation(_) | AppError::Unprocessable(_) | AppError::InvalidToken => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            AppError::Validation(_)
+            | AppError::PatientDataSuspected(_)
+            | AppError::Unprocessable(_)
+            | AppError::InvalidToken => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unauthenticated(_)

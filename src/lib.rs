@@ -29,6 +29,7 @@ pub mod mail;
 pub mod notifications;
 pub mod outbox;
 pub mod portfolio;
+pub mod privacy;
 pub mod progress;
 pub mod render;
 pub mod schema;

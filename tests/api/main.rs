@@ -32,6 +32,7 @@ mod passkeys;
 mod placement_walk;
 mod portfolio;
 mod portfolio_access;
+mod privacy;
 mod refusals;
 mod regulation_walkthrough;
 mod render_pdf;

@@ -40,6 +40,7 @@ pub async fn import_users(
 ) -> Result<HttpResponse, AppError> {
     let body = read_body(payload, ctx.config.max_json_body).await?;
     let (rows, first) = imports::rows_of(&media_type(&req), &body, &[])?;
+    crate::privacy::guard::screen_import_rows(&rows, ctx.today())?;
     let items = ctx
         .write(move |c, ctx| {
             let (items, mails) = imports::import_users(c, ctx, rows, first)?;
@@ -83,6 +84,7 @@ pub async fn import_enrolments(
         &body,
         &["template_version", "extent_percent"],
     )?;
+    crate::privacy::guard::screen_import_rows(&rows, ctx.today())?;
     let items = ctx
         .write(move |c, ctx| imports::import_enrolments(c, ctx, rows, first))
         .await?;

@@ -92,6 +92,17 @@ pub fn ingest(
                 continue;
             }
         };
+        // Patient data is never stored: rejected like a statement that does not parse.
+        if let Some(detail) =
+            crate::privacy::guard::statement_finding(st, crate::clock::day_of(now))
+        {
+            results.push(StatementOutcome {
+                reason: Some("patient_data".into()),
+                detail: Some(detail),
+                ..outcome(index, Some(p.id), "rejected")
+            });
+            continue;
+        }
         // Statement ids are the client's organisation's: another organisation's statement
         // with the same id is neither a duplicate nor a conflict here.
         let existing: Option<Received> = xapi_statements::table

@@ -12,6 +12,7 @@ use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
 use crate::portfolio::activities::{self, Activity, ActivityKind, ActivityPatch, NewActivity};
+use crate::privacy::guard::Guarded;
 
 /// Log a learning activity
 ///
@@ -34,11 +35,15 @@ use crate::portfolio::activities::{self, Activity, ActivityKind, ActivityPatch, 
 pub async fn create_activity(
     ctx: Ctx,
     path: web::Path<String>,
-    body: web::Json<NewActivity>,
+    body: Guarded<NewActivity>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let a = ctx
-        .write(move |c, ctx| activities::create_activity(c, ctx, &id, body.into_inner()))
+        .write(move |c, ctx| {
+            ack.record(c, ctx)?;
+            activities::create_activity(c, ctx, &id, body)
+        })
         .await?;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
 }
@@ -158,18 +163,20 @@ pub async fn patch_activity(
     ctx: Ctx,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<ActivityPatch>,
+    body: Guarded<ActivityPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let expected = if_match(&req);
     let a = ctx
         .write(move |c, ctx| {
+            ack.record(c, ctx)?;
             activities::update_activity(
                 c,
                 ctx,
                 &id,
                 |t| check_if_match(expected.as_deref(), t),
-                body.into_inner(),
+                body,
             )
         })
         .await?;

@@ -14,6 +14,7 @@ use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent, NewAssessment};
+use crate::privacy::guard::Guarded;
 
 /// Start a formative assessment
 ///
@@ -40,11 +41,13 @@ pub async fn create_assessment(
     state: web::Data<AppState>,
     _req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<NewAssessment>,
+    body: Guarded<NewAssessment>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
-        assessments::create(c, ctx, &id, body.into_inner())
+        ack.record(c, ctx)?;
+        assessments::create(c, ctx, &id, body)
     })
     .await?;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
@@ -158,18 +161,20 @@ pub async fn patch_assessment(
     ctx: Ctx,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<AssessmentContent>,
+    body: Guarded<AssessmentContent>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let expected = if_match(&req);
     let a = ctx
         .write(move |c, ctx| {
+            ack.record(c, ctx)?;
             assessments::update(
                 c,
                 ctx,
                 &id,
                 |t| check_if_match(expected.as_deref(), t),
-                body.into_inner(),
+                body,
             )
         })
         .await?;
@@ -234,12 +239,14 @@ pub async fn sign_assessment(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: Option<web::Json<AssessmentContent>>,
+    body: Guarded<Option<AssessmentContent>>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let expected = if_match(&req);
-    let content = body.map(|b| b.into_inner()).unwrap_or_default();
+    let (content, ack) = body.into_parts();
+    let content = content.unwrap_or_default();
     let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
+        ack.record(c, ctx)?;
         assessments::sign(
             c,
             ctx,
@@ -277,10 +284,12 @@ pub async fn decline_assessment(
     state: web::Data<AppState>,
     _req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<DeclineRequest>,
+    body: Guarded<DeclineRequest>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
+        ack.record(c, ctx)?;
         assessments::decline(c, ctx, &id, &body.reason)
     })
     .await?;
@@ -306,11 +315,15 @@ pub async fn correct_assessment(
     ctx: Ctx,
     _req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<AssessmentContent>,
+    body: Guarded<AssessmentContent>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let a = ctx
-        .write(move |c, ctx| assessments::correct(c, ctx, &id, body.into_inner()))
+        .write(move |c, ctx| {
+            ack.record(c, ctx)?;
+            assessments::correct(c, ctx, &id, body)
+        })
         .await?;
     Ok(with_etag(StatusCode::CREATED, a.etag(), &a))
 }
@@ -393,11 +406,11 @@ pub async fn co_sign(
     ctx: Ctx,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<CoSignRequest>,
+    body: Guarded<CoSignRequest>,
 ) -> Result<HttpResponse, AppError> {
     use crate::auth::service::{MfaMethod, SecondFactor};
     let id = path.into_inner();
-    let body = body.into_inner();
+    let (body, ack) = body.into_parts();
     let factor = match body.method {
         MfaMethod::Totp => SecondFactor::Totp(body.code),
         MfaMethod::RecoveryCode => SecondFactor::RecoveryCode(body.code),
@@ -423,6 +436,7 @@ pub async fn co_sign(
     let creds = creds.filter(|_| ok);
     let content = body.content;
     let a = crate::notifications::deliver_checked(&ctx, &state.outbox, move |c, ctx| {
+        ack.record(c, ctx)?;
         assessments::co_sign_finish(c, ctx, &id, creds.as_ref(), &factor, content)
     })
     .await?;

@@ -19,6 +19,10 @@ use crate::portfolio::attachments::{self, Attachment};
 pub struct UploadParams {
     /// The file's name, e.g. `kursintyg.pdf`.
     pub filename: String,
+    /// `true` when the file name holds something that looks like a personnummer but is
+    /// not patient data (recorded in the audit log).
+    #[serde(default)]
+    pub acknowledge_patient_data_warning: bool,
 }
 
 /// Attach a document or photo to an activity
@@ -38,6 +42,7 @@ pub struct UploadParams {
         (status = 404, description = "Unknown activity", body = crate::error::Problem, content_type = PROBLEM),
         (status = 415, description = "A media type not accepted, or content that is not of the declared type", body = crate::error::Problem, content_type = PROBLEM),
         (status = 507, description = "`insufficient-storage`: the attachment store is full; nothing of the upload was kept", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "The file name looks like it holds a personnummer (`patient-data-suspected`); resend with `acknowledge_patient_data_warning=true` if it is not patient data", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]
@@ -51,6 +56,13 @@ pub async fn upload_attachment(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let record = path.into_inner();
+    let ack = crate::privacy::guard::screen_field(
+        &req,
+        "filename",
+        &query.filename,
+        ctx.today(),
+        query.acknowledge_patient_data_warning,
+    )?;
     let content_type = media_type(&req);
     if !ctx.config.attachment_types.contains(&content_type) {
         return Err(AppError::UnsupportedMediaType(format!(
@@ -88,7 +100,10 @@ pub async fn upload_attachment(
         sha256,
     };
     let a = ctx
-        .write(move |c, ctx| attachments::record(c, ctx, n))
+        .write(move |c, ctx| {
+            ack.record(c, ctx)?;
+            attachments::record(c, ctx, n)
+        })
         .await?;
     Ok(HttpResponse::Created().json(a))
 }

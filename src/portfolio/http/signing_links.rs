@@ -9,6 +9,7 @@ use crate::context::Context;
 use crate::error::AppError;
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent};
 use crate::telemetry::security::{Event, SecurityEvent};
+use crate::privacy::guard::Guarded;
 
 /// Open a signing link
 ///
@@ -54,11 +55,13 @@ pub async fn sign_by_link(
     ctx: Context<()>,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<AssessmentContent>,
+    body: Guarded<AssessmentContent>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
+    let (body, ack) = body.into_parts();
     let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
-        assessments::sign_by_link(c, ctx, &token, body.into_inner())
+        ack.record_for(c, ctx.now, None, ctx.client.user_agent.as_deref())?;
+        assessments::sign_by_link(c, ctx, &token, body)
     })
     .await?;
     SecurityEvent::new(Event::SigningLinkUsed)
@@ -85,10 +88,12 @@ pub async fn decline_by_link(
     ctx: Context<()>,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<DeclineRequest>,
+    body: Guarded<DeclineRequest>,
 ) -> Result<HttpResponse, AppError> {
     let token = path.into_inner();
+    let (body, ack) = body.into_parts();
     let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
+        ack.record_for(c, ctx.now, None, ctx.client.user_agent.as_deref())?;
         assessments::decline_by_link(c, ctx, &token, &body.reason)
     })
     .await?;

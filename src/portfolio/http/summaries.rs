@@ -10,6 +10,7 @@ use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page};
 use crate::portfolio::summaries::{self, NewSummary, SummaryAssessment, SummaryPatch};
+use crate::privacy::guard::Guarded;
 
 /// Write a summary assessment of a placement
 ///
@@ -33,11 +34,15 @@ pub async fn create_summary(
     ctx: Ctx,
     _req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<NewSummary>,
+    body: Guarded<NewSummary>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let s = ctx
-        .write(move |c, ctx| summaries::create(c, ctx, &id, body.into_inner()))
+        .write(move |c, ctx| {
+            ack.record(c, ctx)?;
+            summaries::create(c, ctx, &id, body)
+        })
         .await?;
     Ok(with_etag(StatusCode::CREATED, s.etag(), &s))
 }
@@ -103,18 +108,20 @@ pub async fn patch_summary(
     ctx: Ctx,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<SummaryPatch>,
+    body: Guarded<SummaryPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let expected = if_match(&req);
     let s = ctx
         .write(move |c, ctx| {
+            ack.record(c, ctx)?;
             summaries::update(
                 c,
                 ctx,
                 &id,
                 |t| check_if_match(expected.as_deref(), t),
-                body.into_inner(),
+                body,
             )
         })
         .await?;
@@ -163,11 +170,15 @@ pub async fn correct_summary(
     ctx: Ctx,
     _req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<SummaryPatch>,
+    body: Guarded<SummaryPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let s = ctx
-        .write(move |c, ctx| summaries::correct(c, ctx, &id, body.into_inner()))
+        .write(move |c, ctx| {
+            ack.record(c, ctx)?;
+            summaries::correct(c, ctx, &id, body)
+        })
         .await?;
     Ok(with_etag(StatusCode::CREATED, s.etag(), &s))
 }

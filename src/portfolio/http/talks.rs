@@ -13,6 +13,7 @@ use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
 use crate::portfolio::talks::{
     self, NewFinalCheckIn, NewHandoverTalk, NewSupervisionSession, Talk, TalkContent, TalkKind,
 };
+use crate::privacy::guard::Guarded;
 
 async fn talk_list(
     ctx: Ctx,
@@ -54,10 +55,12 @@ async fn talk_patch(
     req: HttpRequest,
     id: String,
     kind: TalkKind,
-    content: TalkContent,
+    content: Guarded<TalkContent>,
 ) -> Result<HttpResponse, AppError> {
     let expected = if_match(&req);
+    let (content, ack) = content.into_parts();
     let t = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
+        ack.record(c, ctx)?;
         talks::update(
             c,
             ctx,
@@ -101,11 +104,13 @@ pub async fn create_supervision_session(
     state: web::Data<AppState>,
     _req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<NewSupervisionSession>,
+    body: Guarded<NewSupervisionSession>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let t = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
-        talks::create_session(c, ctx, &id, body.into_inner())
+        ack.record(c, ctx)?;
+        talks::create_session(c, ctx, &id, body)
     })
     .await?;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
@@ -176,7 +181,7 @@ pub async fn patch_supervision_session(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<TalkContent>,
+    body: Guarded<TalkContent>,
 ) -> Result<HttpResponse, AppError> {
     talk_patch(
         ctx,
@@ -184,7 +189,7 @@ pub async fn patch_supervision_session(
         req,
         path.into_inner(),
         TalkKind::Supervision,
-        body.into_inner(),
+        body,
     )
     .await
 }
@@ -234,11 +239,13 @@ pub async fn create_handover_talk(
     state: web::Data<AppState>,
     _req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<NewHandoverTalk>,
+    body: Guarded<NewHandoverTalk>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let t = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
-        talks::create_handover(c, ctx, &id, body.into_inner())
+        ack.record(c, ctx)?;
+        talks::create_handover(c, ctx, &id, body)
     })
     .await?;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
@@ -309,17 +316,9 @@ pub async fn patch_handover_talk(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<TalkContent>,
+    body: Guarded<TalkContent>,
 ) -> Result<HttpResponse, AppError> {
-    talk_patch(
-        ctx,
-        state,
-        req,
-        path.into_inner(),
-        TalkKind::Handover,
-        body.into_inner(),
-    )
-    .await
+    talk_patch(ctx, state, req, path.into_inner(), TalkKind::Handover, body).await
 }
 
 /// Confirm a handover talk
@@ -365,11 +364,13 @@ pub async fn create_final_check_in(
     state: web::Data<AppState>,
     _req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<NewFinalCheckIn>,
+    body: Guarded<NewFinalCheckIn>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let (body, ack) = body.into_parts();
     let t = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
-        talks::create_final_check_in(c, ctx, &id, body.into_inner())
+        ack.record(c, ctx)?;
+        talks::create_final_check_in(c, ctx, &id, body)
     })
     .await?;
     Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
@@ -438,7 +439,7 @@ pub async fn patch_final_check_in(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<TalkContent>,
+    body: Guarded<TalkContent>,
 ) -> Result<HttpResponse, AppError> {
     talk_patch(
         ctx,
@@ -446,7 +447,7 @@ pub async fn patch_final_check_in(
         req,
         path.into_inner(),
         TalkKind::FinalCheckIn,
-        body.into_inner(),
+        body,
     )
     .await
 }
