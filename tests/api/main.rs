@@ -22,6 +22,7 @@ mod independent_verifiers;
 mod integrations;
 mod oidc;
 mod openapi;
+mod openapi_conformance;
 mod pace_completion;
 mod pace_dates;
 mod pace_extent;
