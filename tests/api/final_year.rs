@@ -520,7 +520,7 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         4,
         "{keys:?}"
     );
-    let bas = certs
+    let bas = certs["items"]
         .as_array()
         .expect("c")
         .iter()
