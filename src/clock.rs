@@ -11,13 +11,22 @@ pub trait Clock: Send + Sync {
 
 pub type SharedClock = Arc<dyn Clock>;
 
-/// Wall-clock time.
+/// Wall-clock time, in whole milliseconds: every timestamp the service makes is stored
+/// and served with millisecond precision (`2026-10-14T08:30:12.345Z`), which JavaScript's
+/// `Date` and Python's `datetime` read without losing anything, so a timestamp a client
+/// got back compares equal to the stored one.
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        to_millis(Utc::now())
     }
+}
+
+/// `t` without its sub-millisecond part.
+pub fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
 }
 
 /// A clock that only moves when told to (tests, benchmarks with synthetic years).
@@ -43,8 +52,9 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
+    /// In whole milliseconds, as the system clock: tests see what production stores.
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+        to_millis(*self.now.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -82,6 +92,42 @@ pub fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
 pub fn local_hour(t: DateTime<Utc>) -> u32 {
     use chrono::Timelike;
     t.with_timezone(&ZONE).hour()
+}
+
+/// `#[serde(with = "crate::clock::millis")]` on a timestamp field: written as RFC 3339 in
+/// UTC with exactly three fractional digits (`2026-10-14T08:30:12.000Z`), the one form of
+/// every timestamp in the API, so a client can parse them all with one fixed format (as
+/// phones' date formatters want); read as any RFC 3339 timestamp.
+pub mod millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&t.format(FORMAT))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        DateTime::<Utc>::deserialize(d)
+    }
+}
+
+/// [`millis`] for an optional timestamp (null when absent).
+pub mod millis_opt {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(&t.format(super::millis::FORMAT)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<DateTime<Utc>>::deserialize(d)
+    }
 }
 
 /// Timestamps are stored as naive UTC (the one timestamp type both backends share).

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
-use super::{day_of, local_hour, start_of_day};
+use super::{day_of, local_hour, start_of_day, to_millis, Clock, SystemClock};
 
 fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0)
@@ -66,4 +66,36 @@ fn every_day_of_a_year_starts_at_its_own_swedish_midnight() {
         );
         day = day.succ_opt().expect("a day");
     }
+}
+
+#[test]
+fn the_system_clock_counts_whole_milliseconds_and_timestamps_serialise_with_three_digits() {
+    use chrono::Timelike;
+    let t = SystemClock.now();
+    assert_eq!(t.nanosecond() % 1_000_000, 0);
+    let precise = Utc
+        .with_ymd_and_hms(2026, 10, 14, 8, 30, 12)
+        .single()
+        .expect("a valid test instant")
+        + chrono::Duration::nanoseconds(345_678_901);
+    #[derive(serde::Serialize)]
+    struct Stamped {
+        #[serde(with = "super::millis")]
+        at: DateTime<Utc>,
+        #[serde(with = "super::millis_opt")]
+        whole: Option<DateTime<Utc>>,
+        #[serde(with = "super::millis_opt")]
+        none: Option<DateTime<Utc>>,
+    }
+    let json = serde_json::to_value(Stamped {
+        at: to_millis(precise),
+        whole: Some(utc(2026, 10, 14, 8, 30)),
+        none: None,
+    })
+    .expect("json");
+    assert_eq!(
+        json,
+        serde_json::json!({"at": "2026-10-14T08:30:12.345Z",
+                           "whole": "2026-10-14T08:30:00.000Z", "none": null})
+    );
 }

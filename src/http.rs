@@ -15,6 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::config::Config;
 use crate::error::{AppError, PROBLEM_JSON};
 
+#[path = "http_location.rs"]
+mod location;
+pub use location::{created_at, location, CREATED_AT};
+
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Who made a request, as far as its authentication got: set by the caller's extractor
@@ -66,12 +70,19 @@ pub async fn request_id_and_log(
         .extensions()
         .get::<CallerKind>()
         .map_or("none", |c| c.as_str());
+    let location_template = (status == actix_web::http::StatusCode::CREATED
+        && !res.headers().contains_key(header::LOCATION))
+    .then(|| res.request().match_pattern())
+    .flatten()
+    .and_then(|p| created_at(&p));
     let mut res = if res
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes())
     {
         add_request_id_to_problem(res, &id).await?
+    } else if let Some(template) = location_template {
+        add_location(res, template).await?
     } else {
         res.map_into_boxed_body()
     };
@@ -172,6 +183,29 @@ async fn add_request_id_to_problem(
         _ => bytes.to_vec(),
     };
     let res = head.set_body(BoxBody::new(bytes));
+    Ok(ServiceResponse::new(req, res))
+}
+
+/// Sets `Location` on a 201 from the created representation (`CREATED_AT`). Here
+/// rather than in each handler, so that the header, the document's declaration of it and
+/// an idempotent replay (which passes through here too) all come from one table.
+async fn add_location(
+    res: ServiceResponse<impl MessageBody + 'static>,
+    template: &str,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let (req, res) = res.into_parts();
+    let (head, body) = res.into_parts();
+    let bytes = actix_web::body::to_bytes(body)
+        .await
+        .map_err(|_| actix_web::error::ErrorInternalServerError("body"))?;
+    let value = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|created| location(template, &created))
+        .and_then(|l| HeaderValue::from_str(&l).ok());
+    let mut res = head.set_body(BoxBody::new(bytes));
+    if let Some(value) = value {
+        res.headers_mut().insert(header::LOCATION, value);
+    }
     Ok(ServiceResponse::new(req, res))
 }
 
@@ -348,6 +382,35 @@ impl<T: ToSchema> Page<T> {
             items: rows,
             next_cursor,
         }
+    }
+}
+
+impl<T: ToSchema> Page<T> {
+    /// A page of a list made whole in memory (a computed overview, a short catalogue), in
+    /// its order: the items after the one whose `key` the cursor names. The cursor stays an
+    /// item's key, as elsewhere, so an item added before it does not shift the pages.
+    pub fn of_list(
+        items: Vec<T>,
+        params: &PageParams,
+        key: impl Fn(&T) -> String,
+    ) -> Result<Page<T>, AppError> {
+        let limit = params.limit()?;
+        let start = match params.after()? {
+            None => 0,
+            Some(after) => items
+                .iter()
+                .position(|i| key(i) == after)
+                .map(|p| p + 1)
+                .ok_or_else(|| {
+                    AppError::validation("cursor", "names no item of this list any more")
+                })?,
+        };
+        let rows: Vec<T> = items
+            .into_iter()
+            .skip(start)
+            .take(limit as usize + 1)
+            .collect();
+        Ok(Page::from_rows(rows, limit, key))
     }
 }
 

@@ -19,18 +19,19 @@ export async function phone(
 ): Promise<{ activity: Activity; progress: Progress; changes: number }> {
   const api = createClient<paths>({ baseUrl });
 
-  // Password, then the second factor.
+  // Password, then the second factor: `status` tells the shapes of the answer apart.
   const step = await api.POST("/api/v1/auth/login", { body: { email, password } });
-  if (!step.data || step.data.status !== "mfa_required" || !step.data.mfa_token) {
+  if (!step.data || step.data.status !== "mfa_required") {
     throw new Error(`login: ${step.response.status}`);
   }
+  const mfaToken: string = step.data.mfa_token;
   const done = await api.POST("/api/v1/auth/mfa/verify", {
-    body: { mfa_token: step.data.mfa_token, method: "totp", code: totpCode },
+    body: { mfa_token: mfaToken, method: "totp", code: totpCode },
   });
-  const token: string | null | undefined = done.data?.access_token;
-  if (!token) {
+  if (!done.data || done.data.status !== "authenticated") {
     throw new Error(`verify: ${done.response.status}`);
   }
+  const token: string = done.data.access_token;
   const auth = { Authorization: `Bearer ${token}` };
 
   // Log an activity, safe to retry offline.

@@ -326,6 +326,7 @@ pub struct AcceptedResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mfa_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub mfa_token_expires_at: Option<DateTime<Utc>>,
 }
 

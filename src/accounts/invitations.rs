@@ -30,10 +30,14 @@ pub struct Invitation {
     /// `pending`, `accepted`, `revoked` or `expired`.
     pub status: String,
     pub invited_by: Option<String>,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub expires_at: DateTime<Utc>,
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub accepted_at: Option<DateTime<Utc>>,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -282,6 +286,7 @@ pub struct InvitationPreview {
     pub role: Role,
     pub organisation_id: String,
     pub organisation_name: String,
+    #[serde(with = "crate::clock::millis")]
     pub expires_at: DateTime<Utc>,
     /// True when the address already has an account: accept with its password.
     pub account_exists: bool,

@@ -39,7 +39,9 @@ pub struct OutboxEntry {
     /// The last error from the mail server, if an attempt failed.
     pub last_error: Option<String>,
     /// When the next attempt is due (pending mail).
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -65,7 +65,9 @@ pub struct Organisation {
     pub kind: OrgKind,
     pub name: String,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -60,6 +60,7 @@ pub struct PersonalIdentity {
     pub hsa_id: Option<String>,
     /// 0 until something is recorded.
     pub version: i32,
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 

@@ -37,7 +37,9 @@ pub struct User {
     /// `immediate` or `daily_digest`: how portfolio notifications arrive.
     pub notification_mode: String,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -43,7 +43,9 @@ pub struct Regulation {
     pub source: String,
     /// True for the newest version of this code.
     pub latest: bool,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -69,7 +71,9 @@ pub struct Delmal {
     #[schema(example = 7)]
     pub position: i32,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -118,6 +118,8 @@ pub struct DelmalFilter {
     pub group: Option<String>,
     /// Search in code and the Swedish and English titles.
     pub q: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
 }
 
 /// List the delmål of a regulation version
@@ -138,6 +140,10 @@ pub async fn list_delmal(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let q = query.into_inner();
+    let page = crate::http::PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
     let items = ctx
         .read(move |c, _| {
             catalogue::list_delmal(
@@ -149,10 +155,8 @@ pub async fn list_delmal(
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    // A regulation has tens of delmål: read whole, paged like every list.
+    Ok(HttpResponse::Ok().json(Page::of_list(items, &page, |d| d.id.clone())?))
 }
 
 /// Add a specialty delmål

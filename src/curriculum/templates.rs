@@ -137,7 +137,9 @@ pub struct ProgrammeTemplate {
     pub content: TemplateContent,
     pub latest: bool,
     pub created_by: Option<String>,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -162,17 +162,23 @@ pub async fn verify_dossier(
 /// retired, so anyone can verify a dossier offline.
 #[utoipa::path(
     tag = "dossier",
+    params(crate::http::PageParams),
     responses(
-        (status = 200, description = "Keys, oldest first", body = Vec<PublicKey>),
+        (status = 200, description = "A page of keys, oldest first", body = crate::http::Page<PublicKey>),
     ),
     security(())
 )]
 #[get("/dossier-keys")]
-pub async fn list_keys(ctx: Context<()>) -> Result<HttpResponse, AppError> {
+pub async fn list_keys(
+    ctx: Context<()>,
+    query: web::Query<crate::http::PageParams>,
+) -> Result<HttpResponse, AppError> {
+    query.limit()?;
     let keys = ctx.read(|c, _| signing::public_keys(c)).await?;
+    let page = crate::http::Page::of_list(keys, &query, |k| k.key_id.clone())?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .json(keys))
+        .json(page))
 }
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -81,8 +81,10 @@ pub struct PublicKey {
     pub public_key: String,
     /// The same key as SubjectPublicKeyInfo PEM, for `openssl pkeyutl -verify`.
     pub public_key_pem: String,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
     /// Retired keys sign nothing new but still verify what they signed.
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub retired_at: Option<DateTime<Utc>>,
 }
 

@@ -33,7 +33,9 @@ pub struct Assignment {
     /// Holds today.
     pub active: bool,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -34,6 +34,7 @@ pub struct CreditedService {
     /// Delmål this service supports.
     #[schema(example = json!(["BT1", "BT15"]))]
     pub delmal: Vec<String>,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
 }
 

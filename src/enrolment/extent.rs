@@ -37,6 +37,7 @@ pub struct ExtentPeriod {
     /// Who recorded it (none for the extent the enrolment was created with before the
     /// history was kept).
     pub created_by: Option<String>,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -34,7 +34,9 @@ pub struct StudyPlanGoal {
     #[schema(example = "in_progress")]
     pub status: String,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<String>,
 }

@@ -47,15 +47,15 @@ pub fn record_change(
 pub struct Change {
     #[schema(example = 4)]
     pub seq: i64,
+    #[serde(with = "crate::clock::millis")]
     pub at: DateTime<Utc>,
     pub actor_id: Option<String>,
-    /// `created`, `updated`, `removed`, `ended`, `migrated`, `deleted`, `signed`,
-    /// `declined`, `requested`, `confirmed`, `correction_created`.
+    /// e.g. `created`, `updated`, `removed`, `ended`, `completed`, `deleted`, `signed`,
+    /// `issued`: the feed carries whatever the audit log records, and that set grows.
     #[schema(example = "updated")]
     pub action: String,
-    /// `enrolment`, `placement`, `leave_period`, `assignment`, `credited_service`,
-    /// `study_plan_goal`, `activity`, `attachment`, `assessment`, `supervision_session`,
-    /// `handover_talk`, `summary_assessment`.
+    /// e.g. `enrolment`, `placement`, `leave_period`, `assignment`, `activity`,
+    /// `attachment`, `assessment`, `final_assessment`, `dossier` (a set that grows).
     #[schema(example = "placement")]
     pub entity: String,
     pub entity_id: String,

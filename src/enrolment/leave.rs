@@ -30,6 +30,7 @@ pub struct LeavePeriod {
     /// Share of time on leave: 100 for full leave, 50 for half.
     #[schema(example = 100)]
     pub percent: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
 }
 

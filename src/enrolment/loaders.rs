@@ -62,7 +62,9 @@ pub struct Enrolment {
     pub time_served: TimeServed,
     pub warnings: Vec<PlanWarning>,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

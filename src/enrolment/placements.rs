@@ -37,7 +37,9 @@ pub struct Placement {
     /// The placement supervisor assigned today, if any.
     pub supervisor_id: Option<String>,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

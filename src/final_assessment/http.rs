@@ -207,9 +207,9 @@ pub async fn sign_final_assessment(
 /// head of department.
 #[utoipa::path(
     tag = "final-assessment",
-    params(("id" = String, Path)),
+    params(("id" = String, Path), crate::http::PageParams),
     responses(
-        (status = 200, description = "The drafts", body = Vec<CertificateDraft>),
+        (status = 200, description = "A page of the drafts", body = Page<CertificateDraft>),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
         (status = 409, description = "Not decided as achieved", body = crate::error::Problem, content_type = PROBLEM),
     ),
@@ -219,16 +219,18 @@ pub async fn sign_final_assessment(
 pub async fn list_certificates(
     ctx: Ctx,
     path: web::Path<String>,
+    query: web::Query<crate::http::PageParams>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let today = ctx.today();
+    query.limit()?;
     let drafts = ctx
         .read(move |c, ctx| {
             let f = service::readable(c, &ctx.caller, &id, today)?;
             certificates::drafts(c, &f, today)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(drafts))
+    Ok(HttpResponse::Ok().json(Page::of_list(drafts, &query, |d| d.key.clone())?))
 }
 
 /// A certificate draft

@@ -99,6 +99,7 @@ pub struct FinalSigner {
     pub name: String,
     /// `external_assessor`, `main_supervisor`, `committee_chair` or `committee_member`.
     pub role: String,
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub signed_at: Option<DateTime<Utc>>,
     /// How the signer's second factor was given (`totp`, `step_up_totp`, ...).
     pub signature_method: Option<String>,
@@ -120,10 +121,13 @@ pub struct FinalAssessment {
     pub signers: Vec<FinalSigner>,
     /// SHA-256 of the decided content every signer signed.
     pub content_hash: Option<String>,
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub decided_at: Option<DateTime<Utc>>,
     pub created_by: String,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

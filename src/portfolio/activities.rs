@@ -107,7 +107,9 @@ pub struct Activity {
     pub attachments: Vec<Attachment>,
     pub version: i32,
     pub created_by: String,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

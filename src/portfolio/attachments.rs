@@ -41,6 +41,7 @@ pub struct Attachment {
     #[schema(example = "/api/v1/attachments/6f1c…")]
     pub href: String,
     pub uploaded_by: String,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -52,7 +52,9 @@ pub struct SummaryAssessment {
     pub superseded_by: Option<String>,
     pub signature: Option<Signature>,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -57,9 +57,12 @@ pub struct ExternalAssessor {
     /// The enrolment of that first request.
     pub enrolment_id: String,
     pub decided_by: Option<String>,
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub decided_at: Option<DateTime<Utc>>,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -82,6 +82,9 @@ pub struct CohortFilter {
     pub sort: Option<CohortSort>,
     /// `asc` (default) or `desc`.
     pub order: Option<String>,
+    /// Rows per page of the JSON answer (the CSV has every row).
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
 }
 
 /// Enrolments a director or administrator follows: in the organisations they direct or

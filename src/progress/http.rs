@@ -118,8 +118,8 @@ pub async fn get_chart(
     tag = "progress",
     params(CohortFilter),
     responses(
-        (status = 200, description = "One row per trainee", content(
-            (Vec<CohortRow> = "application/json"),
+        (status = 200, description = "One row per trainee (JSON: a page; CSV: every row)", content(
+            (crate::http::Page<CohortRow> = "application/json"),
             (String = "text/csv"),
         )),
         (status = 403, description = "Not a director of studies or administrator", body = crate::error::Problem, content_type = PROBLEM),
@@ -137,6 +137,13 @@ pub async fn get_cohort(
     let today = ctx.today();
     let f = query.into_inner();
     let csv = kind == "text/csv";
+    let page = crate::http::PageParams {
+        limit: f.limit,
+        cursor: f.cursor.clone(),
+    };
+    if !csv {
+        page.limit()?;
+    }
     let rows = ctx
         .read(move |c, ctx| {
             let mut rows = cohort::overview(c, &ctx.caller, today, &f)?;
@@ -161,9 +168,11 @@ pub async fn get_cohort(
             ))
             .body(body));
     }
+    // Computed per request for every followed trainee, then paged like any list.
+    let page = crate::http::Page::of_list(rows, &page, |r| r.enrolment_id.clone())?;
     Ok(HttpResponse::Ok()
         .insert_header((header::VARY, "Accept"))
-        .json(rows))
+        .json(page))
 }
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

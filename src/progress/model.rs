@@ -108,7 +108,7 @@ pub struct DelmalProgress {
     /// The latest judgement of a signed summary assessment (`achieved`, `progressing`,
     /// `not_yet`).
     pub summary_judgement: Option<String>,
-    /// The decided final assessment's judgement.
+    /// The decided final assessment's judgement (`achieved`, `progressing`, `not_yet`).
     pub final_judgement: Option<String>,
     /// The records, oldest first (with `items=true`, and in the dossier).
     pub items: Vec<EvidenceItem>,

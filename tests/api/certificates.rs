@@ -136,7 +136,7 @@ impl Region {
                 Some(&user.access),
             )
             .expect(200)
-            .body
+            .body["items"]
             .as_array()
             .expect("drafts")
             .clone()

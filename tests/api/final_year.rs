@@ -505,7 +505,7 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         .get(&format!("/final-assessments/{fa_id}/certificates"), t)
         .expect(200)
         .body;
-    let keys: Vec<&str> = certs
+    let keys: Vec<&str> = certs["items"]
         .as_array()
         .expect("certs")
         .iter()
@@ -520,7 +520,7 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
         4,
         "{keys:?}"
     );
-    let bas = certs
+    let bas = certs["items"]
         .as_array()
         .expect("c")
         .iter()
@@ -697,7 +697,7 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
 
     // Offline: the published public key and the CLI, with no database at hand.
     let keys = app.get("/dossier-keys", None).expect(200).body;
-    let pem = keys[0]["public_key_pem"].as_str().expect("pem");
+    let pem = keys["items"][0]["public_key_pem"].as_str().expect("pem");
     let dir = tempdir();
     std::fs::write(dir.join("key.pem"), pem).expect("key");
     std::fs::write(dir.join("dossier.pdf"), &pdf_dossier.bytes).expect("pdf");
@@ -888,9 +888,26 @@ fn pace_flags_and_the_cohort_overview_show_who_needs_attention() {
 
     // The director's cohort overview, filtered, sorted and as CSV.
     let dir = Some(p.director.access.as_str());
-    let rows = app.get("/cohort-overview", dir).expect(200).body;
-    let rows = rows.as_array().expect("rows");
+    let page = app.get("/cohort-overview", dir).expect(200).body;
+    assert!(page["next_cursor"].is_null(), "{page}");
+    let rows = page["items"].as_array().expect("rows");
     assert_eq!(rows.len(), 2);
+    // Paged like every list: one row a page, the cursor leads to the other.
+    let first = app.get("/cohort-overview?limit=1", dir).expect(200).body;
+    assert_eq!(first["items"].as_array().expect("rows").len(), 1);
+    let cursor = first["next_cursor"].as_str().expect("more");
+    let second = app
+        .get(&format!("/cohort-overview?limit=1&cursor={cursor}"), dir)
+        .expect(200)
+        .body;
+    assert_eq!(second["items"].as_array().expect("rows").len(), 1);
+    assert!(second["next_cursor"].is_null());
+    assert_ne!(
+        first["items"][0]["enrolment_id"],
+        second["items"][0]["enrolment_id"]
+    );
+    app.get("/cohort-overview?limit=0", dir)
+        .expect_problem(422, "validation");
     let row_c = rows
         .iter()
         .find(|r| r["enrolment_id"] == c_id.as_str())
@@ -915,18 +932,18 @@ fn pace_flags_and_the_cohort_overview_show_who_needs_attention() {
         .get("/cohort-overview?pace=at_risk", dir)
         .expect(200)
         .body;
-    assert_eq!(risky.as_array().expect("rows").len(), 1);
-    assert_eq!(risky[0]["trainee_name"], "=SUM(A1:A9)");
+    assert_eq!(risky["items"].as_array().expect("rows").len(), 1);
+    assert_eq!(risky["items"][0]["trainee_name"], "=SUM(A1:A9)");
     let sorted = app
         .get("/cohort-overview?sort=pace&order=desc", dir)
         .expect(200)
         .body;
-    assert_eq!(sorted[0]["enrolment_id"], c_id.as_str());
+    assert_eq!(sorted["items"][0]["enrolment_id"], c_id.as_str());
     let overdue = app
         .get("/cohort-overview?supervision_overdue=false&q=bj", dir)
         .expect(200)
         .body;
-    assert_eq!(overdue.as_array().expect("rows").len(), 1);
+    assert_eq!(overdue["items"].as_array().expect("rows").len(), 1);
     app.get("/cohort-overview?pace=fast", dir)
         .expect_problem(422, "validation");
     let csv = app
@@ -971,7 +988,7 @@ fn pace_flags_and_the_cohort_overview_show_who_needs_attention() {
         .get("/cohort-overview", Some(&platform))
         .expect(200)
         .body;
-    assert_eq!(seen.as_array().expect("rows").len(), 2);
+    assert_eq!(seen["items"].as_array().expect("rows").len(), 2);
     app.get(&format!("/enrolments/{c_id}/progress"), Some(&platform))
         .expect(200);
     app.get(&format!("/enrolments/{c_id}/dossier"), Some(&platform))

@@ -504,7 +504,8 @@ fn protected_identity_keeps_the_person_out_of_csv_exports_and_off_documents() {
         .expect(200)
         .body;
     assert!(
-        rows.as_array()
+        rows["items"]
+            .as_array()
             .expect("rows")
             .iter()
             .any(|r| r["trainee_id"] == w.trainee.id.as_str()),
@@ -531,8 +532,7 @@ fn protected_identity_keeps_the_person_out_of_csv_exports_and_off_documents() {
             Some(&w.trainee.access),
         )
         .expect(200);
-    let draft = drafts
-        .body
+    let draft = drafts.body["items"]
         .as_array()
         .expect("drafts")
         .iter()

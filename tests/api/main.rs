@@ -24,6 +24,7 @@ mod integrations;
 mod metrics;
 mod oidc;
 mod openapi;
+mod openapi_conformance;
 mod pace_completion;
 mod pace_dates;
 mod pace_extent;

@@ -94,7 +94,8 @@ impl World {
             )
             .expect(200)
             .body;
-        rows.as_array()
+        rows["items"]
+            .as_array()
             .unwrap_or_else(|| panic!("rows: {rows}"))
             .iter()
             .map(|r| {

@@ -989,8 +989,7 @@ fn another_providers_director_and_another_trainee_do_not_list_certificates() {
     );
     refused(&t.app, "other trainee", &t.other_trainee, &list, NOT_FOUND);
     let own = list.by(&t.app, &t.trainee).expect(200);
-    let keys: Vec<&str> = own
-        .body
+    let keys: Vec<&str> = own.body["items"]
         .as_array()
         .expect("drafts")
         .iter()

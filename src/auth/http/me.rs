@@ -223,8 +223,11 @@ pub async fn me_step_up_email_code(
 pub struct DeviceView {
     pub id: String,
     pub name: String,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub last_used_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub expires_at: DateTime<Utc>,
 }
 

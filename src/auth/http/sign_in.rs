@@ -35,6 +35,7 @@ pub struct AuthResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mfa_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub mfa_token_expires_at: Option<DateTime<Utc>>,
     /// Second factors this account can use now.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -276,6 +277,7 @@ pub struct MfaTokenRequest {
 pub struct EmailCodeSent {
     /// The address the code went to, masked.
     pub sent_to: String,
+    #[serde(with = "crate::clock::millis")]
     pub expires_at: DateTime<Utc>,
 }
 

@@ -76,6 +76,7 @@ pub struct OidcAuthorization {
     /// The provider's authorization URL, with `state`, `nonce` and the PKCE challenge.
     pub authorization_url: String,
     /// The attempt must be finished before this.
+    #[serde(with = "crate::clock::millis")]
     pub expires_at: DateTime<Utc>,
 }
 

@@ -37,8 +37,10 @@ pub struct OidcLink {
     pub issuer: String,
     /// What the region calls it ("Freja eID", "SITHS").
     pub display_name: String,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
     /// The last sign-in with it.
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub last_used_at: Option<DateTime<Utc>>,
 }
 

@@ -58,10 +58,13 @@ pub struct PasskeyView {
     pub id: String,
     /// The name its owner gave it ("iPhone", "YubiKey på jobbet").
     pub name: String,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
     /// The last sign-in with it; null before the first.
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub last_used_at: Option<DateTime<Utc>>,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -89,6 +92,7 @@ impl From<PasskeyRow> for PasskeyView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CeremonyOptions {
     pub ceremony_id: String,
+    #[serde(with = "crate::clock::millis")]
     pub expires_at: DateTime<Utc>,
     /// WebAuthn options as JSON (`{"publicKey": {...}}`, binary values base64url).
     #[schema(value_type = Object)]

@@ -48,10 +48,14 @@ pub struct ApiClient {
     pub scopes: Vec<String>,
     /// `active` or `revoked`.
     pub status: String,
+    #[serde(with = "crate::clock::millis")]
     pub secret_rotated_at: DateTime<Utc>,
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_by: Option<String>,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
     pub version: i32,
 }

@@ -19,6 +19,7 @@ use super::*;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeliveryAttempt {
     pub attempt: i32,
+    #[serde(with = "crate::clock::millis")]
     pub at: DateTime<Utc>,
     /// The receiver's HTTP status, if it answered.
     pub status_code: Option<i32>,
@@ -39,13 +40,18 @@ pub struct WebhookDelivery {
     /// `pending`, `delivered` or `failed` (gave up after a day, or subscription deleted).
     pub status: String,
     pub attempts: i32,
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
+    #[serde(with = "crate::clock::millis")]
     pub give_up_at: DateTime<Utc>,
     pub replay_of: Option<String>,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub delivered_at: Option<DateTime<Utc>>,
     /// The exact body delivered (what the signature covers).
     pub body: serde_json::Value,

@@ -30,7 +30,9 @@ pub struct WebhookSubscription {
     pub description: String,
     pub active: bool,
     pub created_by: Option<String>,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
     pub version: i32,
 }

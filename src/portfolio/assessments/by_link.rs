@@ -147,6 +147,7 @@ pub struct SigningLinkView {
     pub trainee_name: String,
     /// The address the link is bound to.
     pub email: String,
+    #[serde(with = "crate::clock::millis")]
     pub expires_at: DateTime<Utc>,
 }
 

@@ -63,6 +63,7 @@ pub struct Signature {
     /// For a signature through a signing link: the address the link was bound to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_by_email: Option<String>,
+    #[serde(with = "crate::clock::millis")]
     pub signed_at: DateTime<Utc>,
     /// The second factor of the signing session, or `signing_link`.
     #[schema(example = "totp")]
@@ -109,7 +110,9 @@ pub struct Assessment {
     pub signature: Option<Signature>,
     pub created_by: String,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 

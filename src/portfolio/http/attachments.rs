@@ -32,10 +32,13 @@ pub struct UploadParams {
 #[utoipa::path(
     tag = "portfolio",
     params(("id" = String, Path, description = "Activity"), UploadParams),
+    // Every type of the default `ATTACHMENT_TYPES`.
     request_body(content(
         (crate::http::FileBody = "application/pdf"),
         (crate::http::FileBody = "image/jpeg"),
-        (crate::http::FileBody = "image/png")
+        (crate::http::FileBody = "image/png"),
+        (crate::http::FileBody = "image/heic"),
+        (String = "text/plain")
     )),
     responses(
         (status = 201, description = "Stored", body = Attachment),

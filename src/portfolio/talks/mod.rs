@@ -123,6 +123,7 @@ pub struct Participant {
     /// `outgoing_supervisor`, `incoming_supervisor` (comma-separated when one person has
     /// two parts, as the main supervisor often does in placement 1).
     pub role: String,
+    #[serde(default, with = "crate::clock::millis_opt")]
     pub confirmed_at: Option<DateTime<Utc>>,
     pub confirmation_method: Option<String>,
 }
@@ -148,7 +149,9 @@ pub struct Talk {
     pub status: String,
     pub created_by: String,
     pub version: i32,
+    #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
 }
 
