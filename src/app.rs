@@ -155,6 +155,11 @@ impl Modify for Conventions {
                     .build(),
             ),
         );
+        // xAPI LRS clients: an API client's id and secret (the xAPI resources only).
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Basic).build()),
+        );
         let problem = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
@@ -490,6 +495,8 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
                     .wrap(from_fn(idempotency::middleware))
                     // Outside the idempotency middleware, which reuses what it finds.
                     .wrap(from_fn(auth::principal::authenticate_clients))
+                    // xAPI clients' HTTP Basic credentials, and the xAPI version header.
+                    .wrap(from_fn(crate::integrations::xapi::http::lrs_middleware))
                     .configure(api_v1),
             )
             .split_for_parts();

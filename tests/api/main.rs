@@ -42,3 +42,4 @@ mod security_secrets;
 mod security_stepup;
 mod security_webhooks;
 mod talks;
+mod xapi_lrs;
