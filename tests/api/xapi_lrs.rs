@@ -103,6 +103,9 @@ fn an_lms_with_a_key_and_secret_stores_reads_and_voids_statements() {
     let about = app.get("/xapi/about", None).expect(200);
     assert_eq!(about.body["version"], json!(["1.0.3", "2.0.0"]));
     assert_eq!(about.header("x-experience-api-version"), Some("1.0.3"));
+    // A 1.0 client hears of 1.0.3 only (1.0 libraries refuse unknown versions).
+    let about = app.send("GET", "/xapi/about", None, None, &[V]).expect(200);
+    assert_eq!(about.body["version"], json!(["1.0.3"]));
 
     // No version header, or an unsupported one: 400, and the answer still has the header.
     let none = w

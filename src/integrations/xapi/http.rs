@@ -236,7 +236,7 @@ fn instant(field: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, AppErr
     tag = "integrations",
     params(StatementFilter),
     responses(
-        (status = 200, description = "Administrators: a page of statements (`Page<XapiStatement>`). LRS clients: one statement, or a `StatementResult`", body = Page<XapiStatement>),
+        (status = 200, description = "Administrators: a page of statements. LRS clients: one statement, or a StatementResult", body = xapi::StatementsAnswer),
         (status = 400, description = "An LRS client: no or an unsupported version header, or statementId with filters", body = Problem, content_type = PROBLEM),
         (status = 404, description = "An LRS client: no such statement of this client (or voided, or not voided)", body = Problem, content_type = PROBLEM),
     ),
@@ -360,15 +360,21 @@ async fn lrs_get(
 
 /// The xAPI About resource
 ///
-/// The xAPI versions this LRS speaks. No authentication, no version header needed.
+/// The xAPI versions this LRS speaks: 1.0.3 and 2.0.0; a request naming a 1.0.x version
+/// hears of 1.0.3 only (1.0 libraries refuse versions they do not know). No
+/// authentication, no version header needed.
 #[utoipa::path(
     tag = "integrations",
     responses((status = 200, description = "Versions", body = xapi::About, headers(("X-Experience-API-Version" = String)))),
     security(())
 )]
 #[get("/xapi/about")]
-pub async fn about(_ctx: Context<()>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(xapi::about()))
+pub async fn about(_ctx: Context<()>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let asked = req
+        .headers()
+        .get(XAPI_VERSION)
+        .and_then(|v| v.to_str().ok());
+    Ok(HttpResponse::Ok().json(xapi::about(asked)))
 }
 
 /// Around the LRS resources (`/xapi/statements`, `/xapi/about`): HTTP Basic

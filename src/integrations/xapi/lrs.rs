@@ -45,9 +45,17 @@ pub struct About {
     pub extensions: Value,
 }
 
-pub fn about() -> About {
+/// The About resource for a request of `version`: 1.0 clients are told of 1.0.3 only,
+/// because 1.0 libraries refuse an About naming a version they do not know
+/// (TinCanPython raises on `2.0.0`); a 2.0 client (or one naming none) hears both.
+pub fn about(version: Option<&str>) -> About {
+    let only_1_0 = version.is_some_and(|v| v.trim().starts_with("1.0"));
     About {
-        version: VERSIONS.iter().map(|v| v.to_string()).collect(),
+        version: VERSIONS
+            .iter()
+            .filter(|v| !only_1_0 || v.starts_with("1.0"))
+            .map(|v| v.to_string())
+            .collect(),
         extensions: json!({}),
     }
 }
@@ -59,6 +67,37 @@ pub struct StatementResult {
     pub statements: Vec<Value>,
     /// Empty: all matching statements up to `limit` are in `statements`.
     pub more: String,
+}
+
+/// A statement as the LRS returns it (the schema of the answer to `?statementId=`; the
+/// statement has every property it was sent with).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredStatement {
+    #[schema(format = Uuid)]
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub actor: Value,
+    #[schema(value_type = Object)]
+    pub verb: Value,
+    #[schema(value_type = Object)]
+    pub object: Value,
+    /// When the LRS stored it.
+    pub stored: String,
+    pub timestamp: String,
+    /// The API client that sent it.
+    #[schema(value_type = Object)]
+    pub authority: Value,
+    pub version: String,
+}
+
+/// What `GET /xapi/statements` answers: administrators a page of received statements,
+/// LRS clients a StatementResult or one statement.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StatementsAnswer {
+    Page(crate::http::Page<super::XapiStatement>),
+    Result(StatementResult),
+    Statement(StoredStatement),
 }
 
 #[derive(Queryable, Selectable)]
