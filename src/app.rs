@@ -375,6 +375,7 @@ fn build_openapi() -> serde_json::Value {
     Conventions.modify(&mut api);
     open_up_all_of(&mut api);
     let mut doc = serde_json::to_value(&api).unwrap_or_default();
+    crate::integrations::webhooks::document(&mut doc);
     crate::spec::finish(&mut doc);
     doc
 }

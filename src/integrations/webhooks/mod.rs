@@ -32,6 +32,7 @@ mod destinations;
 pub mod http;
 mod outbox;
 mod signing;
+mod spec;
 mod subscriptions;
 mod worker;
 
@@ -39,6 +40,7 @@ pub use deliveries::*;
 pub use destinations::*;
 pub use outbox::*;
 pub use signing::*;
+pub use spec::document;
 pub use subscriptions::*;
 pub use worker::*;
 

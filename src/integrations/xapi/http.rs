@@ -351,7 +351,7 @@ async fn lrs_get(
         let result = ctx
             .read(move |c, _| xapi::statements(c, &client, &public_url, &filter))
             .await?;
-        serde_json::to_value(result).map_err(|e| AppError::internal(&e.to_string()))?
+        serde_json::to_value(result).map_err(|e| AppError::internal(e.to_string()))?
     };
     Ok(HttpResponse::Ok()
         .insert_header(("X-Experience-API-Consistent-Through", consistent))

@@ -158,7 +158,8 @@ pub fn create_link(
         &json!(l),
     )?;
     // Statements of this account waiting in the organisation's subtree match now.
-    let orgs = crate::auth::principal::org_subtrees(conn, &[n.organisation_id.clone()])?;
+    let orgs =
+        crate::auth::principal::org_subtrees(conn, std::slice::from_ref(&n.organisation_id))?;
     let learner = Learner::Account {
         home_page: n.home_page.clone(),
         name: n.name.clone(),

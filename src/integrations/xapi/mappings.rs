@@ -180,7 +180,7 @@ pub fn create_mapping(
     let mut orgs = crate::auth::principal::org_chain(conn, &n.organisation_id)?;
     orgs.extend(crate::auth::principal::org_subtrees(
         conn,
-        &[n.organisation_id.clone()],
+        std::slice::from_ref(&n.organisation_id),
     )?);
     retry_unmatched(
         conn,
