@@ -20,6 +20,7 @@ struct Lms {
     trainee: TestUser,
     enrolment: String,
     region: String,
+    slso: String,
     /// `Basic base64(id:secret)`.
     basic: String,
     client_id: String,
@@ -50,6 +51,7 @@ fn start() -> Lms {
         admin: w.admin,
         trainee: w.trainee,
         region: w.region,
+        slso: w.slso,
         client_id,
     }
 }
@@ -354,4 +356,32 @@ fn people_and_other_clients_cannot_use_or_read_the_statements_resource() {
         .expect_problem(400, "malformed-request");
     app.get(&put, Some(&w.admin.access))
         .expect_problem(422, "validation");
+}
+
+#[test]
+fn a_learner_who_enrols_later_is_resolved_by_an_administrator() {
+    let w = start();
+    let app = &w.app;
+    let id = "8e9f0a1b-2c3d-4e5f-8a6b-7c8d9e0f1a2b";
+    let mut st = completed("st@sll.se");
+    st["id"] = json!(id);
+    w.send("POST", "/xapi/statements", Some(&st), true)
+        .expect(200);
+    let path = format!("/xapi/statements/{id}");
+    let s = app.get(&path, Some(&w.admin.access)).expect(200);
+    assert_eq!(s.body["reason"], "unknown_learner");
+    // The learner gets an account and an enrolment; the administrator resolves it.
+    let later = app.join(&w.admin, "st@sll.se", "trainee", &w.slso);
+    let template = app.stockholm_bt_template(&w.admin, &w.slso);
+    app.post(
+        "/enrolments",
+        Some(&w.admin.access),
+        json!({"trainee_id": later.id, "template_id": template, "track": "bt_standalone",
+               "start_date": "2026-09-01", "planned_end": "2027-08-31"}),
+    )
+    .expect(201);
+    let resolved = app
+        .post(&format!("{path}/resolve"), Some(&w.admin.access), json!({}))
+        .expect(200);
+    assert_eq!(resolved.body["status"], "created");
 }
