@@ -153,6 +153,11 @@ impl Modify for Conventions {
                     .build(),
             ),
         );
+        // xAPI LRS clients: an API client's id and secret (the xAPI resources only).
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Basic).build()),
+        );
         let problem = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
@@ -369,6 +374,7 @@ fn build_openapi() -> serde_json::Value {
     open_up_all_of(&mut api);
     let mut doc = serde_json::to_value(&api).unwrap_or_default();
     crate::privacy::guard::document(&mut doc);
+    crate::integrations::webhooks::document(&mut doc);
     crate::spec::finish(&mut doc);
     doc
 }
@@ -522,6 +528,8 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
                     .wrap(from_fn(idempotency::middleware))
                     // Outside the idempotency middleware, which reuses what it finds.
                     .wrap(from_fn(auth::principal::authenticate_clients))
+                    // xAPI clients' HTTP Basic credentials, and the xAPI version header.
+                    .wrap(from_fn(crate::integrations::xapi::http::lrs_middleware))
                     .configure(api_v1),
             )
             .split_for_parts();

@@ -713,6 +713,8 @@ diesel::table! {
         resolved_at -> Nullable<Timestamp>,
         version -> Integer,
         updated_at -> Timestamp,
+        voided_by -> Nullable<Text>,
+        voided_at -> Nullable<Timestamp>,
     }
 }
 

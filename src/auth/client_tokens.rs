@@ -178,6 +178,8 @@ pub const CLIENT_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/regulations/{id}", SCOPE_CATALOG_READ),
     ("GET", "/api/v1/regulations/{id}/delmal", SCOPE_CATALOG_READ),
     ("POST", "/api/v1/xapi/statements", SCOPE_ACTIVITIES_WRITE),
+    ("PUT", "/api/v1/xapi/statements", SCOPE_ACTIVITIES_WRITE),
+    ("GET", "/api/v1/xapi/statements", SCOPE_ACTIVITIES_WRITE),
 ];
 
 /// The scope an API client needs for `method` on the route `pattern`; `None`: the

@@ -37,6 +37,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(clients::http::rotate_client_secret)
         .service(clients::http::revoke_client)
         .service(xapi::http::post_statements)
+        .service(xapi::http::put_statement)
+        .service(xapi::http::about)
         .service(xapi::http::list_statements)
         .service(xapi::http::get_statement)
         .service(xapi::http::resolve_statement)

@@ -49,3 +49,4 @@ mod security_webhooks;
 mod st_rules;
 mod storage_faults;
 mod talks;
+mod xapi_lrs;

@@ -216,7 +216,8 @@ impl Region {
                 &[("X-Experience-API-Version", "1.0.3")],
             )
             .expect(200);
-        assert_eq!(r.body["results"][0]["outcome"], "unmatched", "{}", r.text);
+        assert_eq!(r.body, json!([statement_id]), "{}", r.text);
+        assert_eq!(self.statement_status(statement_id), "unmatched");
         statement_id.to_string()
     }
 

@@ -48,7 +48,8 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpRespon
     res.body(body.to_string())
 }
 
-fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
+/// `Authorization: Basic` credentials: the client's id and secret.
+pub(crate) fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -30,9 +30,11 @@ use crate::ids::ClientId;
 use crate::integrations::{audit_write, require_admin_over, visible_orgs};
 use crate::schema::{api_client_tokens, api_clients};
 
+mod basic;
 pub mod http;
 mod oauth;
 
+pub use basic::{basic_principal, count_attempt};
 pub use oauth::*;
 /// Secrets start with this, so leaked ones are easy to recognise (secret scanners).
 pub const SECRET_PREFIX: &str = "eps_";

@@ -81,10 +81,13 @@ pub fn issue_token(
             "unknown client or wrong secret",
         )));
     };
-    let matches: bool = {
-        use subtle_eq::eq;
-        eq(hash.as_bytes(), sha256_hex(secret).as_bytes())
-    };
+    // Counted as HTTP Basic attempts are: failures use up the client's limit (429).
+    let matches = count_attempt(conn, cfg, now, client_id, |_| {
+        Ok(super::basic::same(
+            hash.as_bytes(),
+            sha256_hex(secret).as_bytes(),
+        ))
+    })?;
     if !matches || revoked.is_some() {
         return Ok(Err(OAuthError::new(
             "invalid_client",
@@ -144,11 +147,4 @@ pub fn issue_token(
         expires_in: cfg.api_client_token_ttl.as_secs(),
         scope: granted.join(" "),
     }))
-}
-
-/// Constant-time comparison of equal-length byte strings.
-mod subtle_eq {
-    pub fn eq(a: &[u8], b: &[u8]) -> bool {
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
 }

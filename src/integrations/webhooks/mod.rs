@@ -8,11 +8,15 @@
 //! `worker` (claim, send, record), `destinations` (which addresses a delivery may go
 //! to), `signing`, `http` (handlers).
 //!
-//! **Signature.** Each delivery carries
-//! `Eportfolio-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`,
-//! plus `Eportfolio-Event`, `Eportfolio-Delivery` and `Eportfolio-Event-Id` headers.
-//! Receivers recompute the HMAC over the raw body, compare in constant time, and
-//! refuse old timestamps (say, older than five minutes) against replays.
+//! **Signature.** Deliveries are signed as Standard Webhooks specifies
+//! (https://www.standardwebhooks.com): `webhook-id` (the delivery id, the same on every
+//! retry), `webhook-timestamp` (unix seconds) and `webhook-signature:
+//! v1,<base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)>`, where the secret is
+//! `whsec_<base64 of key>`; its libraries verify them and refuse old timestamps. The
+//! older `Eportfolio-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret text,
+//! t + "." + body)>` is still sent, so receivers written against it keep working; new
+//! receivers should use a Standard Webhooks library. `Eportfolio-Event`,
+//! `Eportfolio-Delivery` and `Eportfolio-Event-Id` name what is delivered.
 //!
 //! **Retries.** Any answer but 2xx (or no answer within `WEBHOOK_TIMEOUT_SECONDS`) is
 //! retried with exponential backoff (30 s, 1 min, 2 min, ... capped at 1 h) for a day
@@ -28,6 +32,7 @@ mod destinations;
 pub mod http;
 mod outbox;
 mod signing;
+mod spec;
 mod subscriptions;
 mod worker;
 
@@ -35,6 +40,7 @@ pub use deliveries::*;
 pub use destinations::*;
 pub use outbox::*;
 pub use signing::*;
+pub use spec::document;
 pub use subscriptions::*;
 pub use worker::*;
 

@@ -7,7 +7,6 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::crypto::random_token;
 use crate::auth::principal::Principal;
 use crate::clock::{from_db, to_db};
 use crate::context::Ctx;
@@ -48,8 +47,9 @@ impl WebhookSubscription {
 pub struct WebhookSubscriptionWithSecret {
     #[serde(flatten)]
     pub subscription: WebhookSubscription,
-    /// The HMAC-SHA256 key for `Eportfolio-Signature`; shown once.
-    #[schema(example = "whsec_k9...")]
+    /// The signing secret (Standard Webhooks: `whsec_` and the base64 of the HMAC-SHA256
+    /// key); shown once.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
     pub secret: String,
 }
 
@@ -139,10 +139,6 @@ fn check_events(events: &[String], errors: &mut Vec<FieldError>) {
             ));
         }
     }
-}
-
-fn new_secret() -> String {
-    format!("whsec_{}", random_token())
 }
 
 pub fn get_subscription(

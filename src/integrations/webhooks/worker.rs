@@ -172,6 +172,13 @@ pub fn send(
         .post(&c.url)
         .set("Content-Type", "application/json")
         .set("User-Agent", "eportfolio-webhooks/1")
+        // Standard Webhooks; the delivery id stays the same across retries.
+        .set("webhook-id", &c.id)
+        .set("webhook-timestamp", &now.timestamp().to_string())
+        .set(
+            "webhook-signature",
+            &standard_signature(&c.secret, &c.id, now.timestamp(), &c.body),
+        )
         .set(
             SIGNATURE_HEADER,
             &signature(&c.secret, now.timestamp(), &c.body),

@@ -1,63 +1,42 @@
 //! HTTP handlers of xAPI: statements, activity mappings and account links.
 
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{
+    delete, get, post, put, web, HttpMessage, HttpRequest, HttpResponse, ResponseError,
+};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::context::Ctx;
+use crate::context::{Context, Ctx};
 use crate::error::{AppError, Problem};
 use crate::http::{media_type, read_body, Page};
 use crate::integrations::shared::{require_admin, ListParams, PROBLEM};
 use crate::integrations::xapi;
 use crate::integrations::xapi::{
-    AccountLink, ActivityMapping, IngestReport, NewAccountLink, NewActivityMapping, XapiStatement,
+    AccountLink, ActivityMapping, NewAccountLink, NewActivityMapping, XapiStatement,
 };
 
-/// Send xAPI statements (learning record stores, platforms)
-///
-/// API clients with the scope `activities:write`. The body is one xAPI 1.0.3 statement or
-/// an array of them; send `X-Experience-API-Version: 1.0.3`. Each statement gets its own
-/// outcome: `created` (a learning activity of the trainee), `duplicate` (that id was
-/// received from this organisation's clients before with the same content), `conflict`
-/// (same id, other content; ids are unique per organisation), `unmatched` (kept for an
-/// administrator: no trainee enrolled in the client's organisation is the learner, or an
-/// unmapped xAPI activity), `ignored` (a verb that records no learning) or `rejected`
-/// (malformed, with the reason). At most 500 per request.
-#[utoipa::path(
-    tag = "integrations",
-    params(
-        ("X-Experience-API-Version" = String, Header, description = "`1.0.3` (any 1.0.x)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Optional; statement ids already make resends safe"),
-    ),
-    request_body(content = serde_json::Value, content_type = "application/json", example = json!([{
-        "id": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee",
-        "actor": {"objectType": "Agent", "mbox": "mailto:bt.lakare@regionstockholm.se"},
-        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
-        "object": {"objectType": "Activity", "id": "https://lms.regionstockholm.se/courses/forsakringsmedicin"},
-        "timestamp": "2026-11-20T13:00:00Z"
-    }])),
-    responses(
-        (status = 200, description = "Each statement's outcome", body = IngestReport, headers(("X-Experience-API-Version" = String))),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/xapi/statements")]
-pub async fn post_statements(
-    ctx: Ctx,
-    req: HttpRequest,
+/// The xAPI version of a request to the Statements resource: 400 without a supported one.
+fn version(req: &HttpRequest) -> Result<&'static str, AppError> {
+    xapi::negotiate(
+        req.headers()
+            .get(XAPI_VERSION)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+const XAPI_VERSION: &str = "X-Experience-API-Version";
+
+/// The statements of a request body: one statement object or an array of them.
+async fn read_statements(
+    ctx: &Ctx,
+    req: &HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, AppError> {
-    let version = req
-        .headers()
-        .get("x-experience-api-version")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !version.starts_with("1.0") {
-        return Err(AppError::Malformed(
-            "send the header X-Experience-API-Version: 1.0.3".into(),
-        ));
-    }
-    if media_type(&req) != "application/json" {
+) -> Result<Vec<serde_json::Value>, AppError> {
+    if media_type(req) != "application/json" {
         return Err(AppError::UnsupportedMediaType(
             "send statements as application/json".into(),
         ));
@@ -80,47 +59,211 @@ pub async fn post_statements(
             "at most 500 statements per request",
         ));
     }
-    let report = ctx
-        .write(move |c, ctx| xapi::ingest(c, ctx, &statements))
+    Ok(statements)
+}
+
+/// Store xAPI statements (the LRS Statements resource)
+///
+/// xAPI 1.0.3 Communication 2.1.2 (2.0.0 where it agrees): one statement or an array;
+/// the answer is the array of their ids, in order, ids assigned to statements sent
+/// without one. API clients with the scope `activities:write`, authenticated with a
+/// client-credentials token or with HTTP Basic (`client_id:client_secret`), as an LMS
+/// configured with an LRS endpoint, key and secret sends. Send `X-Experience-API-Version`
+/// (`1.0.3`; `1.0.x` and `2.0.x` are accepted); every answer carries it.
+///
+/// The batch is stored whole or refused whole: 400 when a statement is invalid (the
+/// detail names it) or two share an id, 409 when an id was stored before with other
+/// content (the same statement again changes nothing). What became of each statement
+/// (an activity of the trainee, `unmatched` in the administrators' work list, `ignored`)
+/// is the administrators' to read (`GET /xapi/statements/{id}`): a platform learns
+/// nothing about which learners have accounts. A voiding statement
+/// (`http://adlnet.gov/expapi/verbs/voided`) voids the activity made from its target:
+/// it leaves the portfolio and progress, and stays in the audit log.
+#[utoipa::path(
+    tag = "integrations",
+    params(
+        ("X-Experience-API-Version" = String, Header, description = "`1.0.3` (any `1.0.x` or `2.0.x`)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Optional; statement ids already make resends safe"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json", example = json!([{
+        "actor": {"objectType": "Agent", "mbox": "mailto:bt.lakare@regionstockholm.se"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
+        "object": {"objectType": "Activity", "id": "https://lms.regionstockholm.se/courses/forsakringsmedicin"},
+        "timestamp": "2026-11-20T13:00:00Z"
+    }])),
+    responses(
+        (status = 200, description = "Stored: the statements' ids, in order", body = Vec<String>, headers(("X-Experience-API-Version" = String))),
+        (status = 400, description = "No or an unsupported version header, an invalid statement, an id twice in the batch", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "An id stored before with other content", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[post("/xapi/statements")]
+pub async fn post_statements(
+    ctx: Ctx,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    version(&req)?;
+    let statements = read_statements(&ctx, &req, payload).await?;
+    let ids = ctx
+        .write(move |c, ctx| xapi::ingest(c, ctx, statements))
         .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Experience-API-Version", "1.0.3"))
-        .json(report))
+    Ok(HttpResponse::Ok().json(ids))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PutParams {
+    /// The statement's id (a UUID).
+    #[serde(rename = "statementId")]
+    #[param(rename = "statementId")]
+    pub statement_id: String,
+}
+
+/// Store one xAPI statement under an id (the LRS Statements resource)
+///
+/// xAPI 1.0.3 Communication 2.1.1: the body is one statement; its `id`, when sent, must
+/// be `statementId`. 204 when stored, or when this very statement was stored before;
+/// 409 when the id was stored with other content. Who may call it, authentication and
+/// version rules as for `POST /xapi/statements`.
+#[utoipa::path(
+    tag = "integrations",
+    params(
+        PutParams,
+        ("X-Experience-API-Version" = String, Header, description = "`1.0.3` (any `1.0.x` or `2.0.x`)"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Stored", headers(("X-Experience-API-Version" = String))),
+        (status = 400, description = "No or an unsupported version header, an invalid statement, an id other than statementId", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The id was stored before with other content", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+#[put("/xapi/statements")]
+pub async fn put_statement(
+    ctx: Ctx,
+    req: HttpRequest,
+    query: web::Query<PutParams>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    version(&req)?;
+    let id = uuid::Uuid::parse_str(&query.statement_id)
+        .map_err(|_| AppError::Malformed("statementId: not a UUID".into()))?
+        .to_string();
+    let mut statements = read_statements(&ctx, &req, payload).await?;
+    let st = match statements.as_mut_slice() {
+        [serde_json::Value::Object(o)] => o,
+        _ => {
+            return Err(AppError::Malformed(
+                "send one statement object to PUT".into(),
+            ))
+        }
+    };
+    match st.get("id").and_then(|v| v.as_str()) {
+        None if !st.contains_key("id") => {
+            st.insert("id".into(), serde_json::Value::String(id));
+        }
+        Some(sent) if uuid::Uuid::parse_str(sent).is_ok_and(|u| u.to_string() == id) => {}
+        _ => {
+            return Err(AppError::Malformed(
+                "the statement's id is not the statementId of the request".into(),
+            ))
+        }
+    }
+    ctx.write(move |c, ctx| xapi::ingest(c, ctx, statements))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatementFilter {
-    /// `unmatched`, `created` or `dismissed`.
+    /// Administrators: `unmatched`, `created`, `ignored` or `dismissed`.
     pub status: Option<String>,
+    /// Administrators: statements one client sent.
     pub client_id: Option<String>,
+    /// Administrators: page size. LRS clients: at most this many statements (0: the
+    /// server's maximum, 500).
     pub limit: Option<i64>,
+    /// Administrators: the next page.
     pub cursor: Option<String>,
+    /// LRS clients: one statement (404 when voided).
+    #[serde(rename = "statementId")]
+    #[param(rename = "statementId")]
+    pub statement_id: Option<String>,
+    /// LRS clients: one voided statement.
+    #[serde(rename = "voidedStatementId")]
+    #[param(rename = "voidedStatementId")]
+    pub voided_statement_id: Option<String>,
+    /// LRS clients: statements with this verb IRI.
+    pub verb: Option<String>,
+    /// LRS clients: statements stored after this instant.
+    pub since: Option<String>,
+    /// LRS clients: statements stored at or before this instant.
+    pub until: Option<String>,
+    /// LRS clients: oldest first.
+    pub ascending: Option<bool>,
+    /// LRS clients: `ids`, `exact` or `canonical` (statements are returned as stored).
+    pub format: Option<String>,
+    /// LRS clients: `false` (attachments are not stored).
+    pub attachments: Option<bool>,
 }
 
-/// List received xAPI statements
+fn instant(field: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
+    v.map(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| AppError::validation(field, "an ISO 8601 / RFC 3339 time"))
+    })
+    .transpose()
+}
+
+/// Read xAPI statements (LRS clients), or list received ones (administrators)
 ///
-/// Administrators: statements received by the clients of their organisations, newest
-/// first. `status=unmatched` is the work list.
+/// **LRS clients** (xAPI 1.0.3 Communication 2.1.3, with `X-Experience-API-Version`):
+/// `?statementId=` returns the statement as stored (with `stored`, `authority`,
+/// `version`), 404 when voided; `?voidedStatementId=` returns a voided one; otherwise a
+/// StatementResult of the client's statements that are not voided, newest first,
+/// filtered by `verb`, `since`, `until`. A client reads the statements it sent.
+///
+/// **Administrators**: statements received by the clients of their organisations,
+/// newest first, with what became of each. `status=unmatched` is the work list.
 #[utoipa::path(
     tag = "integrations",
     params(StatementFilter),
-    responses((status = 200, description = "A page of statements", body = Page<XapiStatement>)),
-    security(("bearer" = []))
+    responses(
+        (status = 200, description = "Administrators: a page of statements. LRS clients: one statement, or a StatementResult", body = xapi::StatementsAnswer),
+        (status = 400, description = "An LRS client: no or an unsupported version header, or statementId with filters", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "An LRS client: no such statement of this client (or voided, or not voided)", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []), ("basic" = []))
 )]
 #[get("/xapi/statements")]
 pub async fn list_statements(
     ctx: Ctx,
+    req: HttpRequest,
     query: web::Query<StatementFilter>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&ctx.caller)?;
     let q = query.into_inner();
+    if ctx.caller.is_client() {
+        return lrs_get(ctx, &req, q).await;
+    }
+    require_admin(&ctx.caller)?;
+    if q.statement_id.is_some() || q.voided_statement_id.is_some() {
+        return Err(AppError::validation(
+            "statementId",
+            "administrators read a statement at /xapi/statements/{id}",
+        ));
+    }
     if let Some(s) = &q.status {
-        if !["unmatched", "created", "dismissed"].contains(&s.as_str()) {
+        if !["unmatched", "created", "ignored", "dismissed"].contains(&s.as_str()) {
             return Err(AppError::validation(
                 "status",
-                "unmatched, created or dismissed",
+                "unmatched, created, ignored or dismissed",
             ));
         }
     }
@@ -129,13 +272,14 @@ pub async fn list_statements(
         cursor: q.cursor,
     }
     .page()?;
+    let (status, client_id) = (q.status, q.client_id);
     let rows = ctx
         .read(move |c, ctx| {
             xapi::list_statements(
                 c,
                 &ctx.caller,
-                q.status.as_deref(),
-                q.client_id.as_deref(),
+                status.as_deref(),
+                client_id.as_deref(),
                 after.as_deref(),
                 limit,
             )
@@ -144,6 +288,171 @@ pub async fn list_statements(
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |s| {
         format!("{}|{}", s.received_at.to_rfc3339(), s.id)
     })))
+}
+
+/// `GET /xapi/statements` of an LRS client.
+async fn lrs_get(
+    ctx: Ctx,
+    req: &HttpRequest,
+    q: StatementFilter,
+) -> Result<HttpResponse, AppError> {
+    version(req)?;
+    ctx.caller
+        .require_scope(crate::integrations::clients::SCOPE_ACTIVITIES_WRITE)?;
+    let client = ctx
+        .caller
+        .client
+        .clone()
+        .ok_or_else(|| AppError::internal("a client without its client"))?;
+    if q.status.is_some() || q.client_id.is_some() || q.cursor.is_some() {
+        return Err(AppError::Malformed(
+            "status, client_id and cursor are the administrators' list parameters".into(),
+        ));
+    }
+    let consistent = ctx.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let public_url = ctx.config.public_url.clone();
+    let single = match (&q.statement_id, &q.voided_statement_id) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::Malformed(
+                "send statementId or voidedStatementId, not both".into(),
+            ))
+        }
+        (Some(id), None) => Some((id.clone(), false)),
+        (None, Some(id)) => Some((id.clone(), true)),
+        (None, None) => None,
+    };
+    let body = if let Some((id, voided)) = single {
+        // Communication 2.1.3: with an id, only `attachments` and `format` may come along.
+        if q.verb.is_some()
+            || q.since.is_some()
+            || q.until.is_some()
+            || q.ascending.is_some()
+            || q.limit.is_some()
+        {
+            return Err(AppError::Malformed(
+                "statementId and voidedStatementId come without other filters".into(),
+            ));
+        }
+        ctx.read(move |c, _| xapi::statement_by_id(c, &client, &public_url, &id, voided))
+            .await?
+    } else {
+        let limit = match q.limit {
+            None | Some(0) => xapi::MAX_BATCH as i64,
+            Some(n) if n > 0 => n.min(xapi::MAX_BATCH as i64),
+            Some(_) => return Err(AppError::validation("limit", "0 or more")),
+        };
+        let filter = xapi::Query {
+            verb: q.verb,
+            since: instant("since", q.since.as_deref())?,
+            until: instant("until", q.until.as_deref())?,
+            ascending: q.ascending.unwrap_or(false),
+            limit,
+        };
+        let result = ctx
+            .read(move |c, _| xapi::statements(c, &client, &public_url, &filter))
+            .await?;
+        serde_json::to_value(result).map_err(|e| AppError::internal(e.to_string()))?
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Experience-API-Consistent-Through", consistent))
+        .json(body))
+}
+
+/// The xAPI About resource
+///
+/// The xAPI versions this LRS speaks: 1.0.3 and 2.0.0; a request naming a 1.0.x version
+/// hears of 1.0.3 only (1.0 libraries refuse versions they do not know). No
+/// authentication, no version header needed.
+#[utoipa::path(
+    tag = "integrations",
+    responses((status = 200, description = "Versions", body = xapi::About, headers(("X-Experience-API-Version" = String)))),
+    security(())
+)]
+#[get("/xapi/about")]
+pub async fn about(_ctx: Context<()>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let asked = req
+        .headers()
+        .get(XAPI_VERSION)
+        .and_then(|v| v.to_str().ok());
+    Ok(HttpResponse::Ok().json(xapi::about(asked)))
+}
+
+/// Around the LRS resources (`/xapi/statements`, `/xapi/about`): HTTP Basic
+/// authentication of API clients by id and secret (what LMSs configured with an LRS
+/// key and secret send), and the `X-Experience-API-Version` header on every answer,
+/// refusals included (Communication 3.3). Runs outside the idempotency middleware,
+/// which reuses the principal found here.
+pub async fn lrs_middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let path = req.path();
+    let statements = path == "/api/v1/xapi/statements";
+    if !(statements || path == "/api/v1/xapi/about") {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let answer_version = xapi::negotiate(
+        req.headers()
+            .get(XAPI_VERSION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .unwrap_or(xapi::VERSIONS[0]);
+    let basic = crate::integrations::clients::http::basic_credentials(req.request());
+    if let (true, Some((id, secret))) = (statements, basic) {
+        let state = req
+            .app_data::<web::Data<crate::app::AppState>>()
+            .cloned()
+            .ok_or_else(|| AppError::internal("state missing"))?;
+        let (now, cfg) = (state.clock.now(), state.config.clone());
+        let found = crate::db::write(&state.pool, move |c| {
+            crate::integrations::clients::basic_principal(c, &cfg, now, &id, &secret)
+        })
+        .await;
+        let refusal = match found {
+            Ok(Some(p)) => {
+                req.extensions_mut().insert(p);
+                None
+            }
+            Ok(None) => Some(AppError::Unauthenticated(
+                "unknown client, wrong secret or revoked client".into(),
+            )),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = refusal {
+            let mut res = req.into_response(e.error_response());
+            lrs_headers(&mut res, answer_version);
+            return Ok(res);
+        }
+    }
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    lrs_headers(&mut res, answer_version);
+    Ok(res)
+}
+
+fn lrs_headers(res: &mut ServiceResponse<BoxBody>, version: &'static str) {
+    use actix_web::http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
+    let unauthenticated = res.status() == actix_web::http::StatusCode::UNAUTHORIZED;
+    let h = res.headers_mut();
+    h.insert(
+        HeaderName::from_static("x-experience-api-version"),
+        HeaderValue::from_static(version),
+    );
+    // LRS clients answer a Basic challenge with their key and secret (beside the
+    // Bearer challenge, for token clients).
+    let has_basic = h
+        .get_all(WWW_AUTHENTICATE)
+        .any(|v| v.as_bytes().starts_with(b"Basic"));
+    if unauthenticated && !has_basic {
+        // One header, both challenges (RFC 9110 11.6.1), Basic first.
+        let others = h
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| format!(", {v}"))
+            .unwrap_or_default();
+        if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"eportfolio xAPI\"{others}")) {
+            h.insert(WWW_AUTHENTICATE, v);
+        }
+    }
 }
 
 /// Which organisation's statement is meant, when the clients of several organisations

@@ -157,6 +157,15 @@ pub fn create_link(
         &id,
         &json!(l),
     )?;
+    // Statements of this account waiting in the organisation's subtree match now.
+    let orgs =
+        crate::auth::principal::org_subtrees(conn, std::slice::from_ref(&n.organisation_id))?;
+    let learner = Learner::Account {
+        home_page: n.home_page.clone(),
+        name: n.name.clone(),
+    }
+    .describe();
+    retry_unmatched(conn, ctx, &orgs, "unknown_learner", None, Some(&learner))?;
     Ok(l)
 }
 

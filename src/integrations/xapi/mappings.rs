@@ -174,6 +174,22 @@ pub fn create_mapping(
         &id,
         &json!(m),
     )?;
+    // Statements waiting for this mapping become activities now: received by clients
+    // of the mapping's organisation, above it (a region's platform, a unit's trainee)
+    // or below it.
+    let mut orgs = crate::auth::principal::org_chain(conn, &n.organisation_id)?;
+    orgs.extend(crate::auth::principal::org_subtrees(
+        conn,
+        std::slice::from_ref(&n.organisation_id),
+    )?);
+    retry_unmatched(
+        conn,
+        ctx,
+        &orgs,
+        "unmapped_activity",
+        Some(&n.xapi_activity_id),
+        None,
+    )?;
     Ok(m)
 }
 

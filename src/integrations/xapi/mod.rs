@@ -19,6 +19,7 @@
 pub mod http;
 mod ingest;
 mod links;
+mod lrs;
 mod mappings;
 mod matching;
 mod parse;
@@ -26,6 +27,7 @@ mod statements;
 
 pub use ingest::*;
 pub use links::*;
+pub use lrs::*;
 pub use mappings::*;
 pub use matching::*;
 pub use parse::*;

@@ -6,6 +6,9 @@ use uuid::Uuid;
 
 use crate::auth::crypto::sha256_hex;
 
+/// The verb of a voiding statement (xAPI 1.0.3 Data 2.3.2).
+pub const VOIDED: &str = "http://adlnet.gov/expapi/verbs/voided";
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Learner {
     Mbox(String),
@@ -31,7 +34,13 @@ impl Learner {
 pub struct Parsed {
     pub id: String,
     pub verb: String,
+    /// The object's id: an activity's IRI, a referenced statement's id, an agent's
+    /// identifier (only activities are recorded).
     pub activity_iri: String,
+    /// Whether the object is an Activity (only those are recorded as learning).
+    pub is_activity: bool,
+    /// For a voiding statement (`verb.id` = [`VOIDED`]): the id of the voided statement.
+    pub voids: Option<String>,
     pub learner: Learner,
     pub date: Option<NaiveDate>,
     pub hash: String,
@@ -57,35 +66,34 @@ pub fn parse(statement: &Value) -> Result<Parsed, String> {
     let obj = statement
         .as_object()
         .ok_or("a statement must be a JSON object")?;
-    let id =
-        match obj.get("id") {
-            Some(Value::String(s)) => Uuid::parse_str(s)
-                .map_err(|_| "id: not a UUID".to_string())?
-                .to_string(),
-            Some(_) => return Err("id: not a UUID".into()),
-            None => return Err(
-                "id: required here (statement ids make forwarding idempotent; send the LRS's id)"
-                    .into(),
-            ),
-        };
+    let id = match obj.get("id") {
+        Some(Value::String(s)) => Uuid::parse_str(s)
+            .map_err(|_| "id: not a UUID".to_string())?
+            .to_string(),
+        Some(_) => return Err("id: not a UUID".into()),
+        // `ingest` gives statements without an id one before parsing them.
+        None => return Err("id: required".into()),
+    };
     let actor = obj
         .get("actor")
         .and_then(Value::as_object)
         .ok_or("actor: required, an Agent object")?;
-    if actor.get("objectType").and_then(Value::as_str) == Some("Group") {
-        return Err("actor: Groups are not supported; send one statement per learner".into());
-    }
+    let is_group = actor.get("objectType").and_then(Value::as_str) == Some("Group");
     let ifis = ["mbox", "mbox_sha1sum", "openid", "account"]
         .iter()
         .filter(|k| actor.contains_key(**k))
         .count();
-    if ifis != 1 {
+    // An anonymous Group (members only) has no identifier; an Agent needs exactly one.
+    if ifis > 1 || (ifis == 0 && !is_group) {
         return Err(
             "actor: exactly one of mbox, mbox_sha1sum, openid, account (inverse functional identifier)"
                 .into(),
         );
     }
-    let learner = if let Some(m) = actor.get("mbox") {
+    let learner = if is_group {
+        // Stored like any statement; a group is no trainee, so nothing is recorded.
+        Learner::Other("a Group".into())
+    } else if let Some(m) = actor.get("mbox") {
         let m = m.as_str().ok_or("actor.mbox: a mailto: IRI")?;
         let email = m
             .strip_prefix("mailto:")
@@ -121,16 +129,39 @@ pub fn parse(statement: &Value) -> Result<Parsed, String> {
         .get("object")
         .and_then(Value::as_object)
         .ok_or("object: required")?;
-    match object.get("objectType").and_then(Value::as_str) {
-        None | Some("Activity") => {}
-        Some(other) => return Err(format!("object: only Activities are recorded, not {other}")),
-    }
-    let activity_iri = object
-        .get("id")
+    let object_type = object
+        .get("objectType")
         .and_then(Value::as_str)
-        .filter(|v| is_iri(v))
-        .ok_or("object.id: required, an IRI")?
-        .to_string();
+        .unwrap_or("Activity");
+    let is_activity = object_type == "Activity";
+    let activity_iri = match object_type {
+        "Activity" => object
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|v| is_iri(v))
+            .ok_or("object.id: required, an IRI")?
+            .to_string(),
+        "StatementRef" => object
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|v| Uuid::parse_str(v).ok())
+            .ok_or("object.id: a StatementRef's id is a UUID")?
+            .to_string(),
+        "Agent" | "Group" | "SubStatement" => object_type.to_string(),
+        other => {
+            return Err(format!(
+                "object.objectType: {other} is not an xAPI object type"
+            ))
+        }
+    };
+    let voids = if verb == VOIDED {
+        if object_type != "StatementRef" {
+            return Err("object: a voiding statement's object is a StatementRef".into());
+        }
+        Some(activity_iri.clone())
+    } else {
+        None
+    };
     let date = match obj.get("timestamp") {
         None => None,
         // The Swedish calendar day of the instant, as for records made in the service.
@@ -142,8 +173,8 @@ pub fn parse(statement: &Value) -> Result<Parsed, String> {
         Some(_) => return Err("timestamp: not an ISO 8601 / RFC 3339 time".into()),
     };
     if let Some(v) = obj.get("version").and_then(Value::as_str) {
-        if !v.starts_with("1.0") {
-            return Err(format!("version: {v} is not supported (1.0.x)"));
+        if !(v.starts_with("1.0") || v.starts_with("2.0")) {
+            return Err(format!("version: {v} is not supported (1.0.x, 2.0.x)"));
         }
     }
     // Fields a forwarding LRS sets itself do not make the statement different.
@@ -156,6 +187,8 @@ pub fn parse(statement: &Value) -> Result<Parsed, String> {
         id,
         verb,
         activity_iri,
+        is_activity,
+        voids,
         learner,
         date,
         hash: sha256_hex(&canonical),

@@ -179,59 +179,100 @@ pub fn resolve(
     id: &str,
     organisation_id: Option<&str>,
 ) -> Result<XapiStatement, AppError> {
-    let (now, me) = (ctx.now, &ctx.caller);
-    let s = visible_statement(conn, me, id, organisation_id)?;
+    let s = visible_statement(conn, &ctx.caller, id, organisation_id)?;
     if s.status != "unmatched" {
         return Err(AppError::Conflict(format!(
             "the statement is {}, not unmatched",
             s.status
         )));
     }
+    match try_resolve(conn, ctx, &s)? {
+        Err(why) => Err(AppError::Unprocessable(why)),
+        Ok(()) => visible_statement(conn, &ctx.caller, id, Some(&s.organisation_id)),
+    }
+}
+
+/// Matches an unmatched statement again and, when it matches now, creates its activity
+/// (audited as the caller); `Err` says why it still does not match.
+fn try_resolve(
+    conn: &mut DbConn,
+    ctx: &Ctx,
+    s: &XapiStatement,
+) -> Result<Result<(), String>, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     let p = parse(&s.statement).map_err(AppError::Unprocessable)?;
     let date = p.date.unwrap_or(crate::clock::day_of(s.received_at));
-    match try_match(conn, &s.organisation_id, &p.learner, &p.activity_iri, date)? {
-        Err(u) => Err(AppError::Unprocessable(format!(
-            "still unmatched ({}): {}",
-            u.reason, u.detail
-        ))),
-        Ok(m) => {
-            let activity = create_activity(conn, now, me, &s.id, date, &m)?;
-            // Still unmatched in the same statement that resolves it: of two resolutions
-            // at once, one wins and the other rolls its activity back.
-            let won = diesel::update(
-                xapi_statements::table
-                    .find((&s.organisation_id, id))
-                    .filter(xapi_statements::status.eq("unmatched")),
-            )
-            .set((
-                xapi_statements::status.eq("created"),
-                xapi_statements::reason.eq(None::<String>),
-                xapi_statements::detail.eq(None::<String>),
-                xapi_statements::user_id.eq(&m.user_id),
-                xapi_statements::enrolment_id.eq(&m.enrolment_id),
-                xapi_statements::activity_id.eq(&activity),
-                xapi_statements::resolved_at.eq(to_db(now)),
-                xapi_statements::version.eq(s.version + 1),
-                xapi_statements::updated_at.eq(to_db(now)),
-            ))
-            .execute(conn)?;
-            if won != 1 {
-                return Err(AppError::Conflict(
-                    "the statement is no longer unmatched".into(),
-                ));
-            }
-            audit_write(
-                conn,
-                now,
-                me,
-                "resolved",
-                "xapi_statement",
-                id,
-                &json!({"activity_id": activity}),
-            )?;
-            visible_statement(conn, me, id, Some(&s.organisation_id))
+    let m = match try_match(conn, &s.organisation_id, &p.learner, &p.activity_iri, date)? {
+        Err(u) => return Ok(Err(format!("still unmatched ({}): {}", u.reason, u.detail))),
+        Ok(m) => m,
+    };
+    let activity = create_activity(conn, now, me, &s.id, date, &m)?;
+    // Still unmatched in the same statement that resolves it: of two resolutions at
+    // once, one wins and the other rolls its activity back.
+    let won = diesel::update(
+        xapi_statements::table
+            .find((&s.organisation_id, &s.id))
+            .filter(xapi_statements::status.eq("unmatched")),
+    )
+    .set((
+        xapi_statements::status.eq("created"),
+        xapi_statements::reason.eq(None::<String>),
+        xapi_statements::detail.eq(None::<String>),
+        xapi_statements::user_id.eq(&m.user_id),
+        xapi_statements::enrolment_id.eq(&m.enrolment_id),
+        xapi_statements::activity_id.eq(&activity),
+        xapi_statements::resolved_at.eq(to_db(now)),
+        xapi_statements::version.eq(s.version + 1),
+        xapi_statements::updated_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    if won != 1 {
+        return Err(AppError::Conflict(
+            "the statement is no longer unmatched".into(),
+        ));
+    }
+    audit_write(
+        conn,
+        now,
+        me,
+        "resolved",
+        "xapi_statement",
+        &s.id,
+        &json!({"activity_id": activity}),
+    )?;
+    Ok(Ok(()))
+}
+
+/// After a mapping or an account link is added: the unmatched statements it may match
+/// (`reason`, and the activity or learner it is about), received by clients of
+/// `orgs`, become activities where they match now. Returns how many did.
+pub fn retry_unmatched(
+    conn: &mut DbConn,
+    ctx: &Ctx,
+    orgs: &[String],
+    reason: &str,
+    activity_iri: Option<&str>,
+    learner: Option<&str>,
+) -> Result<usize, AppError> {
+    let mut q = xapi_statements::table
+        .filter(xapi_statements::organisation_id.eq_any(orgs))
+        .filter(xapi_statements::status.eq("unmatched"))
+        .filter(xapi_statements::reason.eq(reason))
+        .select(StatementRecord::as_select())
+        .into_boxed();
+    if let Some(iri) = activity_iri {
+        q = q.filter(xapi_statements::activity_iri.eq(iri.to_string()));
+    }
+    if let Some(l) = learner {
+        q = q.filter(xapi_statements::learner.eq(l.to_string()));
+    }
+    let mut resolved = 0;
+    for r in q.load::<StatementRecord>(conn)? {
+        if try_resolve(conn, ctx, &XapiStatement::from(r))?.is_ok() {
+            resolved += 1;
         }
     }
+    Ok(resolved)
 }
 
 /// Sets an unmatched statement aside for good (it is kept, marked `dismissed`).
