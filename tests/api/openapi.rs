@@ -184,7 +184,8 @@ fn closed_sets_are_enums_naming_the_values_their_descriptions_list() {
                     || OPEN_SETS.contains(&name.as_str())
                     || name.contains("Xapi")
                     || name.contains("xapi")
-                    || name.starts_with("StatementOutcome.");
+                    || name.starts_with("StatementOutcome.")
+                    || name.starts_with("StatementResult.");
                 if values.len() >= 2 && !open {
                     missing.push(format!("{name}: {description}"));
                 }
@@ -361,7 +362,10 @@ fn every_list_is_a_page_with_bounded_limit_and_files_are_binary() {
         for (method, op) in item.as_object().expect("item") {
             let ok = &op["responses"]["200"]["content"];
             let json = &ok["application/json"]["schema"];
-            assert_ne!(json["type"], "array", "{method} {path}: a bare array");
+            // xAPI fixes its own shapes: a POST of statements answers the array of ids.
+            if !path.starts_with("/api/v1/xapi/") {
+                assert_ne!(json["type"], "array", "{method} {path}: a bare array");
+            }
             let paged = json["$ref"]
                 .as_str()
                 .is_some_and(|r| r.starts_with("#/components/schemas/Page_"));
