@@ -5,8 +5,8 @@
 # fixtures should hold, and commit the two files it writes.
 # Usage: make_fixtures.sh EPORTFOLIO_BINARY POSTGRES_URL
 set -euo pipefail
-cd "$(dirname "$0")"
 BIN=$(realpath "$1")
+cd "$(dirname "$0")"
 PG_URL=$2
 WORK=$(mktemp -d /tmp/eportfolio-fixtures.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
