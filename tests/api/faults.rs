@@ -332,6 +332,8 @@ fn mail_and_webhooks_down_for_a_day_wait_survive_restarts_and_end_delivered_or_f
     app.advance(3600);
     let reset = app.smtp.wait_for(&trainee.email, mails_before);
     assert!(reset.body_text().contains("reset-password?token="));
+    // (The administrator's access token expired meanwhile.)
+    let admin = app.login_totp(&admin);
     wait_for("the webhook delivered", 10, || {
         deliveries(&app, &admin, &sub)[0]["status"] == "delivered"
     });
