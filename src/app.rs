@@ -50,7 +50,11 @@ impl AppState {
         // Before anything is created: the data directory and every file in it are private.
         crate::storage::restrict_new_files();
         crate::storage::create_private_dir(&config.data_dir)?;
-        let mut pool = db::connect(&config.database_url, config.db_pool_size)?;
+        let mut pool = db::connect_waiting(
+            &config.database_url,
+            config.db_pool_size,
+            config.db_connect_timeout,
+        )?;
         let keyring = Arc::new(crate::secrets::Keyring::load(&config.data_dir)?);
         pool.set_keyring(keyring.clone());
         let mut conn = pool.get()?;
@@ -506,6 +510,7 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
     spawn_housekeeping(state.clone());
     crate::integrations::spawn_worker(state.clone());
     crate::outbox::spawn_worker(state.clone());
+    let header_timeout = config.client_header_timeout;
     let server = HttpServer::new(move || {
         // The spec route comes before the `/api/v1` scope, which would otherwise answer 404.
         let (app, _) = App::new()
@@ -540,6 +545,8 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
                 !config.cors_allowed_origins.is_empty(),
                 crate::cors::middleware(&config.cors_allowed_origins),
             ))
+            // Inside the request log, which then logs the 408 of a body sent too slowly.
+            .wrap(from_fn(crate::body_deadline::middleware))
             .wrap(from_fn(http::request_id_and_log))
             // Outermost, so the request-id middleware sees bodies before compression.
             .wrap(Compress::default())
@@ -551,6 +558,8 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
             let _ = tcp.set_nodelay(true);
         }
     })
+    // Headers sent too slowly (a byte a second) are cut off with 408.
+    .client_request_timeout(header_timeout)
     .workers(workers)
     .worker_max_blocking_threads(blocking)
     .shutdown_timeout(30)

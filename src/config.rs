@@ -67,6 +67,14 @@ pub struct Config {
     pub database_url: String,
     pub data_dir: PathBuf,
     pub db_pool_size: u32,
+    /// How long a request waits for a database connection before it gets 503 with
+    /// `Retry-After` (the database is down or every connection is busy).
+    pub db_connect_timeout: Duration,
+    /// Time a client has to send a request's headers; a slower one is cut off (408).
+    pub client_header_timeout: Duration,
+    /// Time a client has to send a request's whole body, from its headers on; a slower
+    /// one (a byte a second) is cut off with 408 and the connection closed.
+    pub client_body_timeout: Duration,
     /// Base URL of the frontend; deep links in e-mails point there.
     pub public_url: String,
     pub jwt_secret: Option<String>,
@@ -255,6 +263,10 @@ impl Config {
             metrics_bind: None,
             database_url: "data/eportfolio.sqlite3".into(),
             db_pool_size: 8,
+            db_connect_timeout: Duration::from_secs(10),
+            client_header_timeout: Duration::from_secs(10),
+            // A 20 MB attachment at 2 Mbit/s still arrives.
+            client_body_timeout: Duration::from_secs(120),
             public_url: "http://127.0.0.1:8080".into(),
             jwt_secret: None,
             access_token_ttl: Duration::from_secs(15 * 60),
@@ -325,6 +337,15 @@ impl Config {
 
     pub fn from_env() -> Result<Config, AppError> {
         let d = Config::defaults();
+        // Object storage for attachments is not built yet (issue 18): a node told to use
+        // it must not quietly keep attachments on its own disk instead.
+        if let Some(store) = var("ATTACHMENT_STORE") {
+            return Err(AppError::Config(format!(
+                "ATTACHMENT_STORE={store}: object storage is not supported yet; attachments \
+                 are kept under EPORTFOLIO_DATA_DIR/attachments (share that directory \
+                 between nodes)"
+            )));
+        }
         let data_dir = var("EPORTFOLIO_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or(d.data_dir);
@@ -377,6 +398,18 @@ impl Config {
             },
             database_url,
             db_pool_size: parse("DATABASE_POOL_SIZE", d.db_pool_size)?,
+            db_connect_timeout: secs(
+                "DATABASE_CONNECT_TIMEOUT_SECONDS",
+                d.db_connect_timeout.as_secs(),
+            )?,
+            client_header_timeout: secs(
+                "CLIENT_HEADER_TIMEOUT_SECONDS",
+                d.client_header_timeout.as_secs(),
+            )?,
+            client_body_timeout: secs(
+                "CLIENT_BODY_TIMEOUT_SECONDS",
+                d.client_body_timeout.as_secs(),
+            )?,
             jwt_secret: var("JWT_SECRET"),
             access_token_ttl: secs("ACCESS_TOKEN_TTL_SECONDS", d.access_token_ttl.as_secs())?,
             refresh_token_ttl: secs("REFRESH_TOKEN_TTL_SECONDS", d.refresh_token_ttl.as_secs())?,

@@ -105,6 +105,14 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
 
 /// Opens the pool, creating the SQLite file's directory if needed.
 pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, AppError> {
+    connect_waiting(url, pool_size, Duration::from_secs(10))
+}
+
+/// [`connect`], where taking a connection waits at most `wait` (then 503: the database
+/// is unreachable or every connection busy). r2d2 keeps trying to connect meanwhile, and
+/// checks each connection it hands out, so a database that comes back is used again
+/// without a restart.
+pub fn connect_waiting(url: &str, pool_size: u32, wait: Duration) -> Result<DbPool, AppError> {
     if !is_postgres_url(url) {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if path.contains(":memory:") {
@@ -123,7 +131,7 @@ pub fn connect(url: &str, pool_size: u32) -> Result<DbPool, AppError> {
     let manager = ConnectionManager::<DbConn>::new(url);
     let pool = Pool::builder()
         .max_size(pool_size.max(1))
-        .connection_timeout(Duration::from_secs(10))
+        .connection_timeout(wait.max(Duration::from_millis(100)))
         // A SQLite file does not go away under an open connection: checking each
         // checkout with `SELECT 1` would only add a statement to every request.
         .test_on_check_out(!sqlite)

@@ -77,6 +77,10 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
+    /// The client sent its body too slowly (`CLIENT_BODY_TIMEOUT_SECONDS`); the
+    /// connection is closed after this answer.
+    #[error("request timeout: {0}")]
+    RequestTimeout(String),
     #[error("authentication required: {0}")]
     Unauthenticated(String),
     /// Wrong e-mail or password; deliberately says nothing about which.
@@ -166,6 +170,7 @@ impl AppError {
             AppError::Unprocessable(_) => "unprocessable",
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::PayloadTooLarge(_) => "payload-too-large",
+            AppError::RequestTimeout(_) => "request-timeout",
             AppError::Unauthenticated(_) => "unauthenticated",
             AppError::InvalidCredentials => "invalid-credentials",
             AppError::InvalidSecondFactor => "invalid-second-factor",
@@ -203,6 +208,7 @@ impl AppError {
             AppError::Unprocessable(_) => "Request cannot be processed",
             AppError::UnsupportedMediaType(_) => "Unsupported media type",
             AppError::PayloadTooLarge(_) => "Payload too large",
+            AppError::RequestTimeout(_) => "Request timeout",
             AppError::Unauthenticated(_) => "Authentication required",
             AppError::InvalidCredentials => "Invalid credentials",
             AppError::InvalidSecondFactor => "Invalid second factor",
@@ -238,6 +244,7 @@ impl AppError {
             | AppError::Unprocessable(d)
             | AppError::UnsupportedMediaType(d)
             | AppError::PayloadTooLarge(d)
+            | AppError::RequestTimeout(d)
             | AppError::Unauthenticated(d)
             | AppError::Forbidden(d)
             | AppError::InsufficientScope(d)
@@ -382,6 +389,7 @@ impl ResponseError for AppError {
             | AppError::InvalidToken => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AppError::Unauthenticated(_)
             | AppError::StepUpRequired { .. }
             | AppError::InvalidCredentials
@@ -424,6 +432,15 @@ impl ResponseError for AppError {
                     retry_after.as_secs().max(1).to_string(),
                 ));
             }
+            // The database (or another service this one needs) is away: clients and
+            // proxies retry after a pause instead of at once.
+            AppError::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS));
+            }
+            // The rest of a slow body is not waited for: the connection ends here.
+            AppError::RequestTimeout(_) => {
+                res.insert_header((header::CONNECTION, "close"));
+            }
             AppError::Unauthenticated(_) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
@@ -460,9 +477,39 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
                 AppError::Unprocessable("refers to a record that does not exist".into())
             }
+            // The connection went away under the statement (the server stopped or
+            // restarted): the database is unavailable, not the request at fault. The
+            // pool checks every connection it hands out, so the next one is new.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => AppError::Unavailable(format!("database connection lost: {}", info.message())),
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if connection_gone(info.message()) =>
+            {
+                AppError::Unavailable(format!("database going away: {}", info.message()))
+            }
             other => AppError::Internal(format!("database: {other}")),
         }
     }
+}
+
+/// Seconds in the `Retry-After` of a 503.
+const UNAVAILABLE_RETRY_AFTER_SECONDS: &str = "5";
+
+/// PostgreSQL's messages for a server that ends sessions or refuses new ones while it
+/// stops or starts (SQLSTATE 57P01..57P03; diesel passes no SQLSTATE for them).
+fn connection_gone(message: &str) -> bool {
+    [
+        "terminating connection due to administrator command",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "server closed the connection unexpectedly",
+        "no connection to the server",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 impl From<r2d2_error::PoolError> for AppError {

@@ -9,6 +9,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod body_deadline;
 pub mod clock;
 pub mod config;
 pub mod context;

@@ -16,6 +16,8 @@ mod crash;
 mod curriculum;
 mod enrolment;
 mod enrolment_access;
+mod faults;
+mod faults_database;
 mod final_year;
 mod fuzz_findings;
 mod identity_personal;

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Checks deploy/compose.yaml the way `docker compose config` would, without Docker.
+
+Usage: compose_check.py REPO_ROOT
+
+Fails (exit 1, one line per finding) when the file does not parse as YAML, names a
+service, network, volume or secret it does not define, leaves the nginx upstream
+without its service, puts secrets in the file itself, trusts a wide proxy network,
+runs fewer than two API nodes or does not share one attachments volume between them
+(object storage, ATTACHMENT_STORE, is refused by the server until it exists).
+"""
+import ipaddress
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+SERVICE_KEYS = {
+    "build", "image", "command", "entrypoint", "environment", "env_file", "volumes",
+    "ports", "expose", "networks", "depends_on", "deploy", "healthcheck", "restart",
+    "secrets", "configs", "user", "read_only", "tmpfs", "cap_drop", "cap_add",
+    "security_opt", "labels", "logging", "stop_grace_period", "stop_signal", "init",
+    "working_dir", "hostname", "ulimits", "profiles",
+}
+TOP_KEYS = {"services", "networks", "volumes", "secrets", "configs", "name"}
+NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Environment variables whose value is a secret: never a literal in the compose file.
+SECRET = re.compile(r"PASSWORD|SECRET|MASTER_KEY|TOKEN|PRIVATE", re.I)
+
+
+def as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return list(value)
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def environment(service):
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, None) for e in env)
+    return env
+
+
+def main() -> int:
+    root = sys.argv[1]
+    deploy = os.path.join(root, "deploy")
+    errors = []
+    try:
+        with open(os.path.join(deploy, "compose.yaml"), encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        print(f"compose.yaml: not valid YAML: {e}")
+        return 1
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
+        print("compose.yaml: no services mapping")
+        return 1
+    for key in doc:
+        if key not in TOP_KEYS and not key.startswith("x-"):
+            errors.append(f"unknown top-level key {key!r}")
+    services = doc["services"]
+    networks = doc.get("networks") or {}
+    volumes = doc.get("volumes") or {}
+    secrets = doc.get("secrets") or {}
+
+    for name, svc in services.items():
+        if not NAME.match(name):
+            errors.append(f"service name {name!r} is not a valid compose name")
+        if not isinstance(svc, dict):
+            errors.append(f"service {name}: not a mapping")
+            continue
+        for key in svc:
+            if key not in SERVICE_KEYS:
+                errors.append(f"service {name}: unknown key {key!r}")
+        if "image" not in svc and "build" not in svc:
+            errors.append(f"service {name}: neither image nor build")
+        for dep in as_list(svc.get("depends_on")):
+            if dep not in services:
+                errors.append(f"service {name}: depends_on unknown service {dep!r}")
+        for net in as_list(svc.get("networks")):
+            if net not in networks:
+                errors.append(f"service {name}: unknown network {net!r}")
+        for vol in svc.get("volumes") or []:
+            source = vol.split(":", 1)[0] if isinstance(vol, str) else vol.get("source", "")
+            if source and not source.startswith((".", "/")) and source not in volumes:
+                errors.append(f"service {name}: unknown volume {source!r}")
+        for sec in as_list(svc.get("secrets")):
+            sec = sec if isinstance(sec, str) else sec.get("source")
+            if sec not in secrets:
+                errors.append(f"service {name}: unknown secret {sec!r}")
+        for env_file in as_list(svc.get("env_file")):
+            env_file = env_file if isinstance(env_file, str) else env_file.get("path")
+            path = os.path.join(deploy, env_file)
+            ignored = subprocess.run(
+                ["git", "-C", root, "check-ignore", "-q", path], check=False
+            ).returncode == 0
+            if not ignored:
+                errors.append(f"service {name}: env_file {env_file} is not git-ignored")
+            if not os.path.exists(path + ".example"):
+                errors.append(f"service {name}: no {env_file}.example beside env_file {env_file}")
+        for key, value in environment(svc).items():
+            text = "" if value is None else str(value)
+            if "change-me" in text.lower():
+                errors.append(f"service {name}: {key} is a placeholder literal")
+            elif SECRET.search(key) and text:
+                errors.append(f"service {name}: secret {key} written in the file")
+            if "://" in text and "@" in text.split("://", 1)[1].split("/", 1)[0]:
+                errors.append(f"service {name}: {key} carries credentials")
+
+    api = services.get("api") or {}
+    env = environment(api)
+    replicas = ((api.get("deploy") or {}).get("replicas")) or 1
+    if replicas < 2:
+        errors.append("api: fewer than two nodes (deploy.replicas)")
+    if "ATTACHMENT_STORE" in env:
+        errors.append("api: ATTACHMENT_STORE is set, but the server refuses it (no object storage yet)")
+    shared = [
+        v for v in api.get("volumes") or []
+        if isinstance(v, str) and v.count(":") >= 1
+        and v.split(":")[1].rstrip("/") == "/data/attachments"
+        and v.split(":")[0] in volumes
+    ]
+    if not shared:
+        errors.append("api: attachments (/data/attachments) not on a named volume every node shares")
+
+    # TRUSTED_PROXIES: only small networks defined here, each holding the proxy.
+    subnets = []
+    for net in networks.values():
+        for cfg in ((net or {}).get("ipam") or {}).get("config") or []:
+            if "subnet" in cfg:
+                subnets.append(ipaddress.ip_network(cfg["subnet"]))
+    proxy_addresses = set()
+    for net in ((services.get("proxy") or {}).get("networks") or {}).values() if isinstance(
+        (services.get("proxy") or {}).get("networks"), dict
+    ) else []:
+        if net and net.get("ipv4_address"):
+            proxy_addresses.add(ipaddress.ip_address(net["ipv4_address"]))
+    trusted = [t.strip() for t in str(env.get("TRUSTED_PROXIES") or "").split(",") if t.strip()]
+    if not trusted:
+        errors.append("api: TRUSTED_PROXIES is empty: clients would all look like the proxy")
+    for entry in trusted:
+        try:
+            net = ipaddress.ip_network(entry, strict=True)
+        except ValueError as e:
+            errors.append(f"api: TRUSTED_PROXIES entry {entry!r}: {e}")
+            continue
+        if net.num_addresses > 256:
+            errors.append(f"api: TRUSTED_PROXIES {entry} is wider than a /24")
+        if not any(net.subnet_of(s) for s in subnets if s.version == net.version):
+            errors.append(f"api: TRUSTED_PROXIES {entry} is not inside a network of this file")
+        if not any(a in net for a in proxy_addresses):
+            errors.append(f"api: TRUSTED_PROXIES {entry} does not hold the proxy's address")
+
+    # The nginx upstream names services of this file.
+    with open(os.path.join(deploy, "nginx.conf"), encoding="utf-8") as f:
+        for host in re.findall(r"^\s*server\s+([A-Za-z][\w.-]*):\d+", f.read(), re.M):
+            if host not in services:
+                errors.append(f"nginx.conf: upstream {host!r} is not a compose service")
+
+    for e in errors:
+        print(f"compose.yaml: {e}")
+    if not errors:
+        print(f"compose.yaml: {len(services)} services ({', '.join(services)}) check out")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
