@@ -8,8 +8,8 @@ use crate::app::AppState;
 use crate::context::Context;
 use crate::error::AppError;
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent};
-use crate::telemetry::security::{Event, SecurityEvent};
 use crate::privacy::guard::Guarded;
+use crate::telemetry::security::{Event, SecurityEvent};
 
 /// Open a signing link
 ///
