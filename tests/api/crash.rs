@@ -13,6 +13,11 @@ use crate::support::TestApp;
 /// The real binary, on the test's database and data directory (so it shares the
 /// signing secret and accepts the test's tokens).
 pub(crate) fn spawn_server(app: &TestApp) -> (Child, String) {
+    spawn_server_with(app, &[])
+}
+
+/// As [`spawn_server`], with more environment variables for the node.
+pub(crate) fn spawn_server_with(app: &TestApp, env: &[(&str, &str)]) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
@@ -27,6 +32,7 @@ pub(crate) fn spawn_server(app: &TestApp) -> (Child, String) {
         .env("ARGON2_ITERATIONS", "1")
         .env("EPORTFOLIO_WORKERS", "2")
         .env("LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -51,4 +51,5 @@ mod security_webhooks;
 mod st_rules;
 mod storage_faults;
 mod talks;
+mod two_nodes;
 mod xapi_lrs;
