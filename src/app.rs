@@ -133,6 +133,7 @@ impl AppState {
         (name = "assessments", description = "Formative assessments: request, sign, decline, correct"),
         (name = "supervision", description = "Supervision sessions and handover talks, confirmed by their participants"),
         (name = "progress", description = "Progress per delmål, pace, the cohort overview and charts"),
+        (name = "feedback", description = "The trainee's voice: placement evaluations (aggregated for directors) and group reviews (kollegium)"),
         (name = "final-assessment", description = "Final check-in, final assessment (slutbedömning) and certificates"),
         (name = "dossier", description = "The signed dossier, its verification and the service's public keys"),
         (name = "integrations", description = "Learning platforms: API clients (OAuth 2.0 client credentials), xAPI statements, webhooks, bulk import"),
@@ -318,6 +319,7 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .configure(crate::portfolio::http::routes)
         .configure(crate::progress::routes)
         .configure(crate::final_assessment::routes)
+        .configure(crate::feedback::routes)
         .configure(crate::dossier::http::routes)
         .configure(crate::integrations::routes);
 }

@@ -36,6 +36,10 @@ pub const CREATED_AT: &[(&str, &str)] = &[
         "/api/v1/final-check-ins/{id}",
     ),
     (
+        "/api/v1/enrolments/{id}/group-reviews",
+        "/api/v1/group-reviews/{id}",
+    ),
+    (
         "/api/v1/enrolments/{id}/handover-talks",
         "/api/v1/handover-talks/{id}",
     ),
@@ -48,6 +52,10 @@ pub const CREATED_AT: &[(&str, &str)] = &[
         "/api/v1/supervision-sessions/{id}",
     ),
     ("/api/v1/organisations", "/api/v1/organisations/{id}"),
+    (
+        "/api/v1/placements/{id}/evaluation",
+        "/api/v1/placements/{placement_id}/evaluation",
+    ),
     (
         "/api/v1/programme-templates",
         "/api/v1/programme-templates/{id}",

@@ -155,6 +155,8 @@ id_types! {
     ClientId;
     /// A webhook subscription.
     WebhookId;
+    /// A group review of a trainee (kollegium).
+    GroupReviewId;
 }
 
 /// A calendar day, stored as `YYYY-MM-DD` text (the one date form both backends share).

@@ -21,6 +21,7 @@ pub mod dossier;
 pub mod enrolment;
 pub mod error;
 pub mod events;
+pub mod feedback;
 pub mod final_assessment;
 pub mod http;
 pub mod idempotency;

@@ -889,3 +889,27 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    placement_evaluations (placement_id) {
+        placement_id -> Text,
+        enrolment_id -> Text,
+        unit_id -> Text,
+        term -> Text,
+        answers -> Text,
+        comment -> Nullable<Text>,
+        submitted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    group_reviews (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        held_on -> Text,
+        outcome -> Text,
+        summary -> Text,
+        recorded_by -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -18,6 +18,7 @@ mod enrolment;
 mod enrolment_access;
 mod faults;
 mod faults_database;
+mod feedback;
 mod final_year;
 mod fuzz_findings;
 mod identity_personal;

@@ -1,0 +1,2 @@
+DROP TABLE group_reviews;
+DROP TABLE placement_evaluations;
