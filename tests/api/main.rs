@@ -50,5 +50,6 @@ mod security_stepup;
 mod security_webhooks;
 mod st_rules;
 mod storage_faults;
+mod storage_objects;
 mod talks;
 mod xapi_lrs;
