@@ -151,7 +151,7 @@ pub async fn download_attachment(
         crate::storage::check_blob(&*blobs, &key, &sha256, size)?;
         match file_path {
             Some(path) => actix_files::NamedFile::open(path)
-                .map(Served::File)
+                .map(|f| Served::File(Box::new(f)))
                 .map_err(AppError::internal),
             // An object store: streamed from a second read of the checked object.
             None => blobs.open(&key).map(|(r, len)| Served::Stream(r, len)),
@@ -189,7 +189,7 @@ pub async fn download_attachment(
 
 /// What a download sends: a local file, or a store's stream with its length.
 enum Served {
-    File(actix_files::NamedFile),
+    File(Box<actix_files::NamedFile>),
     Stream(Box<dyn std::io::Read + Send>, u64),
 }
 
