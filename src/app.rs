@@ -174,7 +174,9 @@ impl Modify for Conventions {
                 )
                 .build()
         };
-        for item in api.paths.paths.values_mut() {
+        for (path, item) in api.paths.paths.iter_mut() {
+            // Liveness alone answers without the database.
+            let uses_database = path != "/health";
             // Any POST may reuse an Idempotency-Key or a client-chosen id.
             if let Some(op) = item.post.as_mut() {
                 op.responses
@@ -225,6 +227,16 @@ impl Modify for Conventions {
                 if has_body {
                     add("413", "Request body too large");
                     add("415", "Request body is not application/json");
+                    // body_deadline: a body sent too slowly is cut off.
+                    add("408", "`request-timeout`: the body did not arrive within `CLIENT_BODY_TIMEOUT_SECONDS`; the connection is closed");
+                }
+                // Every operation reads or writes the database; while it is away the
+                // answer is 503 with Retry-After (declared by spec::declare_headers).
+                if uses_database {
+                    add(
+                        "503",
+                        "`unavailable`: the database is away; retry after `Retry-After` seconds",
+                    );
                 }
                 // Bodies and query parameters (limit, cursor, filters) are validated.
                 add("422", "Semantically invalid (see `errors`)");

@@ -529,7 +529,14 @@ pub fn restore(target: &Target, from: &Path) -> Result<Summary, AppError> {
             let sealed = std::fs::read(scratch.0.join(KEYS)).map_err(io("restore"))?;
             Some(sealed_keys::open(&sealed, &passphrase)?)
         }
-        _ => None,
+        // Skipping them would restore data whose sealed secrets nothing can open.
+        (true, None) => {
+            return Err(AppError::Config(format!(
+                "this archive holds the keys, sealed with a passphrase (it was made with \
+                 --include-keys): set {PASSPHRASE_VAR} to that passphrase to restore it"
+            )))
+        }
+        (false, _) => None,
     };
 
     let pool = db::connect(target.database_url, 1)?;

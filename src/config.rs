@@ -97,6 +97,9 @@ pub struct Config {
     pub attachment_max_bytes: u64,
     /// Media types attachments may have.
     pub attachment_types: Vec<String>,
+    /// Where attachment bytes live: `None`, the data directory's `attachments` (the
+    /// default); else an S3-compatible bucket (`ATTACHMENT_STORE=s3://bucket/prefix`).
+    pub attachment_store: Option<crate::storage::ObjectStoreConfig>,
     pub log_json: bool,
     pub workers: usize,
     /// Addresses of reverse proxies whose `X-Forwarded-For` is trusted for the client address.
@@ -318,6 +321,7 @@ impl Config {
             ]
             .map(String::from)
             .to_vec(),
+            attachment_store: None,
             log_json: false,
             workers: 0,
             trusted_proxies: Vec::new(),
@@ -337,15 +341,6 @@ impl Config {
 
     pub fn from_env() -> Result<Config, AppError> {
         let d = Config::defaults();
-        // Object storage for attachments is not built yet (issue 18): a node told to use
-        // it must not quietly keep attachments on its own disk instead.
-        if let Some(store) = var("ATTACHMENT_STORE") {
-            return Err(AppError::Config(format!(
-                "ATTACHMENT_STORE={store}: object storage is not supported yet; attachments \
-                 are kept under EPORTFOLIO_DATA_DIR/attachments (share that directory \
-                 between nodes)"
-            )));
-        }
         let data_dir = var("EPORTFOLIO_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or(d.data_dir);
@@ -451,6 +446,7 @@ impl Config {
             mail_from: var("MAIL_FROM").unwrap_or(d.mail_from),
             max_json_body: parse("MAX_JSON_BODY_BYTES", d.max_json_body)?,
             attachment_max_bytes: parse("ATTACHMENT_MAX_BYTES", d.attachment_max_bytes)?,
+            attachment_store: crate::storage::ObjectStoreConfig::from_env()?,
             attachment_types: var("ATTACHMENT_TYPES")
                 .map(|v| v.split(',').map(|s| s.trim().to_lowercase()).collect())
                 .unwrap_or(d.attachment_types),

@@ -12,7 +12,7 @@
 //!   (an optional one), which some generators read as "a token is needed".
 //! - 201 responses of operations whose new resource has its own URL declare the
 //!   `Location` header the server sends (`http::CREATED_AT`, sent by `http::request_id_and_log`);
-//!   429 responses declare `Retry-After`; 415 says which media types the body may have.
+//!   429 responses and the database's 503 declare `Retry-After`; 415 says which media types the body may have.
 //! - API clients authenticate with the OAuth 2.0 client-credentials flow (opaque
 //!   tokens); the operations they may call (`auth::client_tokens::CLIENT_ROUTES`) accept
 //!   that scheme with the scope each needs. The token endpoint's errors carry RFC 6749's
@@ -143,7 +143,8 @@ fn token_errors(doc: &mut Value) {
     }
 }
 
-/// `Location` on the 201 of each `http::CREATED_AT` operation, `Retry-After` on every 429, and
+/// `Location` on the 201 of each `http::CREATED_AT` operation, `Retry-After` on every 429
+/// and on the database's 503, and
 /// a 415 text naming the media types the operation's body may have.
 fn declare_headers(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
@@ -181,6 +182,20 @@ fn declare_headers(doc: &mut Value) {
                     "Seconds to wait before trying again.",
                     serde_json::json!({"type": "integer", "minimum": 1}),
                 );
+            }
+            if let Some(away) = responses.get_mut("503") {
+                let unavailable = away
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d.starts_with("`unavailable`"));
+                if unavailable {
+                    add_header(
+                        away,
+                        "Retry-After",
+                        "Seconds to wait before trying again.",
+                        serde_json::json!({"type": "integer", "minimum": 1}),
+                    );
+                }
             }
             if let Some(unsupported) = responses.get_mut("415") {
                 let default = unsupported.get("description").and_then(Value::as_str)

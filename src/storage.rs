@@ -1,10 +1,13 @@
-//! Where attachment bytes live. Local disk under the data directory by default; the
-//! trait is what an S3-compatible store would implement. Also: files that only this
+//! Where attachment bytes live. Local disk under the data directory by default, or an
+//! S3-compatible bucket (`ATTACHMENT_STORE`, `s3`). Also: files that only this
 //! service's user may read, and the check that stored attachments still match their
 //! hash (`verify`).
 
+mod s3;
 mod sweep;
 mod verify;
+
+pub use s3::{ObjectStoreConfig, S3Store};
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -91,8 +94,8 @@ pub trait BlobStore: Send + Sync {
     /// Starts a new blob; bytes are appended with `BlobWriter::write` and published with
     /// `BlobWriter::commit`. Dropping an uncommitted writer discards the bytes.
     fn create(&self, key: &str) -> Result<Box<dyn BlobWriter>, AppError>;
-    /// A local path to read the blob from (for streaming responses).
-    fn path(&self, key: &str) -> Result<PathBuf, AppError>;
+    /// A local path to read the blob from (served as a file), if the store has one.
+    fn path(&self, key: &str) -> Result<Option<PathBuf>, AppError>;
     /// Opens a committed blob for reading, with its size.
     fn open(&self, key: &str) -> Result<(Box<dyn Read + Send>, u64), AppError>;
     /// Whether the store holds no committed blob (a restore wants an empty one).
@@ -109,13 +112,15 @@ pub use sweep::{sweep, Swept, GRACE};
 
 pub use verify::{check_blob, verify_attachments, Finding};
 
-/// The attachment store the configuration names: the data directory's `attachments`.
+/// The attachment store the configuration names: a bucket (`ATTACHMENT_STORE`), checked
+/// to answer, or else the data directory's `attachments`. Blocks while it checks.
 pub fn open_store(
     config: &crate::config::Config,
 ) -> Result<std::sync::Arc<dyn BlobStore>, AppError> {
-    Ok(std::sync::Arc::new(LocalDisk::new(
-        &config.data_dir.join("attachments"),
-    )?))
+    Ok(match &config.attachment_store {
+        Some(s3) => std::sync::Arc::new(S3Store::open(s3)?),
+        None => std::sync::Arc::new(LocalDisk::new(&config.data_dir.join("attachments"))?),
+    })
 }
 
 /// A failed write to the store: a full disk (or quota) is the client's 507, anything
@@ -196,8 +201,8 @@ impl BlobStore for LocalDisk {
         }))
     }
 
-    fn path(&self, key: &str) -> Result<PathBuf, AppError> {
-        self.final_path(key)
+    fn path(&self, key: &str) -> Result<Option<PathBuf>, AppError> {
+        self.final_path(key).map(Some)
     }
 
     fn open(&self, key: &str) -> Result<(Box<dyn Read + Send>, u64), AppError> {

@@ -6,8 +6,9 @@ Usage: compose_check.py REPO_ROOT
 Fails (exit 1, one line per finding) when the file does not parse as YAML, names a
 service, network, volume or secret it does not define, leaves the nginx upstream
 without its service, puts secrets in the file itself, trusts a wide proxy network,
-runs fewer than two API nodes or does not share one attachments volume between them
-(object storage, ATTACHMENT_STORE, is refused by the server until it exists).
+runs fewer than two API nodes, or keeps attachments anywhere but an S3-compatible
+object store every node reaches (ATTACHMENT_STORE=s3://..., credentials from compose
+secrets, plain http only to a store on internal networks, no attachments volume).
 """
 import ipaddress
 import os
@@ -103,9 +104,17 @@ def main() -> int:
                 errors.append(f"service {name}: env_file {env_file} is not git-ignored")
             if not os.path.exists(path + ".example"):
                 errors.append(f"service {name}: no {env_file}.example beside env_file {env_file}")
+        svc_secrets = {
+            sec if isinstance(sec, str) else sec.get("source")
+            for sec in as_list(svc.get("secrets"))
+        }
         for key, value in environment(svc).items():
             text = "" if value is None else str(value)
-            if "change-me" in text.lower():
+            if key.endswith("_FILE") and text.startswith("/run/secrets/"):
+                # A compose secret's file: the secret must be one this service mounts.
+                if text[len("/run/secrets/"):] not in svc_secrets:
+                    errors.append(f"service {name}: {key} names a secret the service does not mount")
+            elif "change-me" in text.lower():
                 errors.append(f"service {name}: {key} is a placeholder literal")
             elif SECRET.search(key) and text:
                 errors.append(f"service {name}: secret {key} written in the file")
@@ -117,16 +126,45 @@ def main() -> int:
     replicas = ((api.get("deploy") or {}).get("replicas")) or 1
     if replicas < 2:
         errors.append("api: fewer than two nodes (deploy.replicas)")
-    if "ATTACHMENT_STORE" in env:
-        errors.append("api: ATTACHMENT_STORE is set, but the server refuses it (no object storage yet)")
-    shared = [
-        v for v in api.get("volumes") or []
-        if isinstance(v, str) and v.count(":") >= 1
-        and v.split(":")[1].rstrip("/") == "/data/attachments"
-        and v.split(":")[0] in volumes
-    ]
-    if not shared:
-        errors.append("api: attachments (/data/attachments) not on a named volume every node shares")
+    # Attachments: an object store every node reaches, not a volume of one node.
+    store = str(env.get("ATTACHMENT_STORE") or "")
+    if not store.startswith("s3://"):
+        errors.append("api: ATTACHMENT_STORE is not an s3:// object store: every node must reach the attachments")
+    for vol in api.get("volumes") or []:
+        target = vol.split(":")[1] if isinstance(vol, str) and ":" in vol else (
+            vol.get("target", "") if isinstance(vol, dict) else "")
+        if target.rstrip("/") == "/data/attachments":
+            errors.append("api: a volume at /data/attachments: attachments belong in the object store")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        if env.get(key):
+            errors.append(f"api: {key} written in the file; use {key}_FILE with a compose secret")
+        if not env.get(f"{key}_FILE"):
+            errors.append(f"api: {key}_FILE missing: the store's credentials come from compose secrets")
+    endpoint = str(env.get("AWS_ENDPOINT_URL") or "")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    allow_http = str(env.get("AWS_ALLOW_HTTP") or "").lower() in ("true", "1")
+    if endpoint.startswith("http://") or allow_http:
+        # In clear only to a service of this file that sits on internal networks alone.
+        store_svc = services.get(host)
+        if not endpoint.startswith("http://") or store_svc is None:
+            errors.append(f"api: AWS_ALLOW_HTTP / http:// endpoint {endpoint!r} is not a service of this file")
+        else:
+            for net in as_list(store_svc.get("networks")):
+                if not (networks.get(net) or {}).get("internal"):
+                    errors.append(f"{host}: plain-http object store on non-internal network {net!r}")
+            if not allow_http:
+                errors.append("api: http:// endpoint without AWS_ALLOW_HTTP: the nodes would refuse it")
+    elif endpoint and not endpoint.startswith("https://"):
+        errors.append(f"api: AWS_ENDPOINT_URL {endpoint!r} is neither https:// nor a service here")
+    for sec_name, sec in secrets.items():
+        path = (sec or {}).get("file")
+        if path:
+            full = os.path.join(deploy, path)
+            ignored = subprocess.run(
+                ["git", "-C", root, "check-ignore", "-q", full], check=False
+            ).returncode == 0
+            if not ignored:
+                errors.append(f"secret {sec_name}: file {path} is not git-ignored")
 
     # TRUSTED_PROXIES: only small networks defined here, each holding the proxy.
     subnets = []

@@ -225,14 +225,21 @@ pub async fn stream_to_blob(
     mut payload: web::Payload,
     max: u64,
 ) -> Result<(i64, String), AppError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<web::Bytes>(8);
+    // `None` marks the end of a whole body: a channel closed without it (too large, the
+    // client gone) is an abandoned upload, which the writer discards uncommitted.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<web::Bytes>>(8);
     // Disk writes happen on the blocking pool; the worker only moves chunks along.
     let writer = web::block(move || -> Result<(i64, String), AppError> {
         let mut blob = blobs.create(&key)?;
         let mut hasher = Sha256::new();
         let mut size: i64 = 0;
         let mut head: Vec<u8> = Vec::new();
-        while let Some(chunk) = rx.blocking_recv() {
+        loop {
+            let chunk = match rx.blocking_recv() {
+                Some(Some(chunk)) => chunk,
+                Some(None) => break,
+                None => return Err(AppError::Malformed("upload abandoned".into())),
+            };
             let take = (SNIFF_BYTES - head.len()).min(chunk.len());
             head.extend_from_slice(&chunk[..take]);
             hasher.update(&chunk);
@@ -262,7 +269,7 @@ pub async fn stream_to_blob(
         }
         // A writer that stopped (a full disk) has its answer; the rest of the body is
         // read and dropped so that the client hears it instead of a reset connection.
-        if !writer_gone && tx.send(chunk).await.is_err() {
+        if !writer_gone && tx.send(Some(chunk)).await.is_err() {
             writer_gone = true;
         }
     }
@@ -274,6 +281,7 @@ pub async fn stream_to_blob(
             "attachments are at most {max} bytes"
         )));
     }
+    let _ = tx.send(None).await;
     drop(tx);
     writer.await?
 }

@@ -5,12 +5,12 @@ use serde_json::json;
 use crate::support::{new_database_url, TestApp};
 
 fn cli(args: &[&str], database_url: &str, dir: &std::path::Path) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eportfolio"))
-        .args(args)
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_eportfolio"));
+    cmd.args(args)
         .env("DATABASE_URL", database_url)
-        .env("EPORTFOLIO_DATA_DIR", dir)
-        .output()
-        .expect("run eportfolio");
+        .env("EPORTFOLIO_DATA_DIR", dir);
+    crate::support::blobs::cli_env(&mut cmd, dir);
+    let out = cmd.output().expect("run eportfolio");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),

@@ -3,7 +3,7 @@
 //! fresh directory (and from SQLite into the suite's backend, which on a PostgreSQL run
 //! is how a region moves up), served again; a damaged archive is refused.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::support::{new_database_url, TestApp, TestUser};
+use crate::support::{blobs, new_database_url, TestApp, TestUser};
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
@@ -22,6 +22,7 @@ fn cli(args: &[&str], database_url: &str, dir: &Path, passphrase: Option<&str>) 
         .env("EPORTFOLIO_DATA_DIR", dir)
         .env_remove("EPORTFOLIO_MASTER_KEY")
         .env_remove("EPORTFOLIO_BACKUP_PASSPHRASE");
+    blobs::cli_env(&mut cmd, dir);
     if let Some(p) = passphrase {
         cmd.env("EPORTFOLIO_BACKUP_PASSPHRASE", p);
     }
@@ -94,10 +95,6 @@ fn activity_with_file(app: &TestApp, w: &World, i: u32) -> (String, Vec<u8>) {
     (stored.body["id"].as_str().expect("id").to_string(), bytes)
 }
 
-fn blob_path(data_dir: &Path, key: &str) -> PathBuf {
-    data_dir.join("attachments").join(&key[..2]).join(key)
-}
-
 /// Every attachment row of the database at `url` has its bytes under `data_dir`, and
 /// they hash to what the row says; returns the ids.
 fn attachments_intact(url: &str, data_dir: &Path) -> Vec<String> {
@@ -109,7 +106,7 @@ fn attachments_intact(url: &str, data_dir: &Path) -> Vec<String> {
         .load(&mut conn)
         .expect("attachments");
     for (id, key, sha) in &rows {
-        let bytes = std::fs::read(blob_path(data_dir, key)).expect("restored blob");
+        let bytes = blobs::read(data_dir, key).expect("restored blob");
         assert_eq!(&hex::encode(Sha256::digest(&bytes)), sha, "attachment {id}");
     }
     assert!(eportfolio::audit::verify(&mut conn).expect("verify").intact);
@@ -279,10 +276,7 @@ fn a_sqlite_backup_restores_into_the_suites_backend() {
             .select(eportfolio::schema::attachments::storage_key)
             .first(&mut m)
             .expect("key");
-        assert_eq!(
-            &std::fs::read(blob_path(&restored, &key)).expect("blob"),
-            bytes
-        );
+        assert_eq!(&blobs::read(&restored, &key).expect("blob"), bytes);
     }
 }
 
@@ -340,6 +334,14 @@ fn a_damaged_archive_or_a_wrong_passphrase_is_refused_and_nothing_is_restored() 
         let (ok, out) = restore(&path, Some(PASSPHRASE));
         assert!(!ok && out.contains("damaged"), "{name}: {out}");
     }
+    // An archive with sealed keys but no passphrase given: refused, not restored
+    // without its keys.
+    let (ok, out) = restore(&file, None);
+    assert!(
+        !ok && out.contains("--include-keys") && out.contains("EPORTFOLIO_BACKUP_PASSPHRASE"),
+        "{out}"
+    );
+    assert!(!restored.join("master-keys").exists());
     // The wrong passphrase opens nothing.
     let (ok, out) = restore(&file, Some("not the passphrase at all"));
     assert!(!ok && out.contains("passphrase"), "{out}");

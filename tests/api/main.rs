@@ -51,6 +51,7 @@ mod security_stepup;
 mod security_webhooks;
 mod st_rules;
 mod storage_faults;
+mod storage_objects;
 mod talks;
 mod two_nodes;
 mod xapi_lrs;

@@ -335,12 +335,15 @@ fn a_course_certificate_is_attached_from_the_phone_and_read_by_the_supervisor() 
         .get(&format!("/activities/{id}"), Some(&s.trainee.access))
         .expect(200);
     assert_eq!(after.body["attachments"].as_array().expect("a").len(), 1);
-    let tmp = s.app.config.data_dir.join("attachments").join("tmp");
-    assert_eq!(
-        std::fs::read_dir(tmp).expect("tmp dir").count(),
-        0,
-        "no partial uploads left behind"
-    );
+    // (An object store aborts the multipart upload instead: storage_objects.rs.)
+    if !crate::support::blobs::object_store() {
+        let tmp = s.app.config.data_dir.join("attachments").join("tmp");
+        assert_eq!(
+            std::fs::read_dir(tmp).expect("tmp dir").count(),
+            0,
+            "no partial uploads left behind"
+        );
+    }
 
     let att = stored.body["id"].as_str().expect("id");
     s.app

@@ -6,16 +6,16 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::support::{TestApp, TestUser};
+use crate::support::{blobs, TestApp, TestUser};
 
 fn cli(args: &[&str], app: &TestApp) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eportfolio"))
-        .args(args)
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_eportfolio"));
+    cmd.args(args)
         .env("DATABASE_URL", &app.config.database_url)
         .env("EPORTFOLIO_DATA_DIR", &app.dir)
-        .env_remove("EPORTFOLIO_MASTER_KEY")
-        .output()
-        .expect("run eportfolio");
+        .env_remove("EPORTFOLIO_MASTER_KEY");
+    blobs::cli_env(&mut cmd, &app.dir);
+    let out = cmd.output().expect("run eportfolio");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -100,13 +100,11 @@ fn a_damaged_attachment_is_never_served_and_verify_names_it() {
     let (ok, out) = cli(&["attachments", "verify"], &app);
     assert!(ok && out.contains("every attachment matches"), "{out}");
 
-    // A byte of one file changes on disk (bit rot, a bad restore, a hand edit).
+    // A byte of one file changes in the store (bit rot, a bad restore, a hand edit).
     let bad_id = bad.body["id"].as_str().expect("id");
-    let root = app.config.data_dir.join("attachments");
-    let path = root.join(&bad_id[..2]).join(bad_id);
-    let mut bytes = std::fs::read(&path).expect("blob");
+    let mut bytes = blobs::read(&app.dir, bad_id).expect("blob");
     bytes[20_000] ^= 0xff;
-    std::fs::write(&path, &bytes).expect("damage");
+    blobs::put(&app.dir, bad_id, &bytes);
 
     let got = app.send(
         "GET",
@@ -144,7 +142,7 @@ fn a_damaged_attachment_is_never_served_and_verify_names_it() {
     assert!(!ok && out.contains(bad_id), "{out}");
     assert!(!app.dir.join("x.backup").exists());
 
-    std::fs::remove_file(&path).expect("remove");
+    blobs::remove(&app.dir, bad_id);
     let (ok, out) = cli(&["attachments", "verify"], &app);
     assert!(!ok && out.contains("missing"), "{out}");
     app.send(
@@ -183,6 +181,10 @@ impl Drop for Tmpfs {
 
 #[test]
 fn an_upload_into_a_full_disk_gets_507_and_leaves_no_partial_file() {
+    if blobs::object_store() {
+        eprintln!("skipped: attachments are in an object store, not on a disk to fill");
+        return;
+    }
     let mut mounted = None;
     let app = TestApp::start_with(|c| {
         mounted = Tmpfs::mount(&c.data_dir.join("attachments"), "1m");
@@ -228,6 +230,11 @@ fn an_upload_into_a_full_disk_gets_507_and_leaves_no_partial_file() {
 
 #[test]
 fn housekeeping_sweeps_what_failed_uploads_left_but_never_a_named_attachment() {
+    if blobs::object_store() {
+        // Object times cannot be set back: storage_objects.rs sweeps the bucket instead.
+        eprintln!("skipped: this one ages files on the local disk");
+        return;
+    }
     let app = TestApp::start();
     let w = world(&app);
     let kept = upload(&app, &w, &pdf(10_000)).expect(201);

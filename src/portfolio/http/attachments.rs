@@ -147,9 +147,15 @@ pub async fn download_attachment(
     let file_path = state.blobs.path(&key)?;
     let (blobs, sha256, size) = (state.blobs.clone(), a.sha256.clone(), a.size_bytes);
     // Checked against its hash first: damaged bytes are never served.
-    let file = web::block(move || {
+    let opened = web::block(move || {
         crate::storage::check_blob(&*blobs, &key, &sha256, size)?;
-        actix_files::NamedFile::open(file_path).map_err(AppError::internal)
+        match file_path {
+            Some(path) => actix_files::NamedFile::open(path)
+                .map(|f| Served::File(Box::new(f)))
+                .map_err(AppError::internal),
+            // An object store: streamed from a second read of the checked object.
+            None => blobs.open(&key).map(|(r, len)| Served::Stream(r, len)),
+        }
     })
     .await?
     .map_err(|e| match e {
@@ -163,16 +169,53 @@ pub async fn download_attachment(
         .content_type
         .parse()
         .unwrap_or(mime::APPLICATION_OCTET_STREAM);
-    let mut res = file
-        .set_content_type(mime)
-        .set_content_disposition(attachments::content_disposition(&a.filename))
-        .use_etag(false)
-        .use_last_modified(false)
-        .into_response(&req);
+    let mut res = match opened {
+        Served::File(file) => file
+            .set_content_type(mime)
+            .set_content_disposition(attachments::content_disposition(&a.filename))
+            .use_etag(false)
+            .use_last_modified(false)
+            .into_response(&req),
+        Served::Stream(reader, len) => HttpResponse::Ok()
+            .content_type(mime)
+            .insert_header(attachments::content_disposition(&a.filename))
+            .body(actix_web::body::SizedStream::new(len, read_stream(reader))),
+    };
     if let Ok(v) = header::HeaderValue::from_str(&format!("\"{}\"", a.sha256)) {
         res.headers_mut().insert(header::ETAG, v);
     }
     Ok(res)
+}
+
+/// What a download sends: a local file, or a store's stream with its length.
+enum Served {
+    File(Box<actix_files::NamedFile>),
+    Stream(Box<dyn std::io::Read + Send>, u64),
+}
+
+/// A blocking reader as a response body: read on the blocking pool, a few chunks ahead.
+fn read_stream(
+    mut reader: Box<dyn std::io::Read + Send>,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<web::Bytes>>(4);
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let item = match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => Ok(web::Bytes::copy_from_slice(&buf[..n])),
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            // A client that went away closes the channel: stop reading.
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 /// Remove an attachment

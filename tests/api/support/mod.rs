@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod blobs;
 pub mod hooks;
 pub mod log;
 pub mod oidc;
@@ -193,6 +194,7 @@ impl TestApp {
         let smtp = SmtpServer::start();
         let mut config = Config::defaults();
         config.data_dir = dir.clone();
+        config.attachment_store = blobs::store_config(&dir);
         config.database_url = database_url(&dir);
         config.db_pool_size = 4;
         config.workers = 2;
