@@ -49,6 +49,11 @@ impl User {
     }
 }
 
+crate::text_enum! {
+    /// Whether an account may sign in.
+    pub enum UserStatus { Active = "active", Disabled = "disabled" }
+}
+
 /// What a user's view reads of their row (never the password hash).
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
@@ -57,7 +62,7 @@ struct UserRow {
     email: String,
     display_name: String,
     email_verified_at: Option<chrono::NaiveDateTime>,
-    status: String,
+    status: UserStatus,
     email_mfa_enabled: i32,
     notification_mode: String,
     version: i32,
@@ -84,7 +89,7 @@ fn user_from(conn: &mut DbConn, r: UserRow) -> Result<User, AppError> {
         email: r.email,
         display_name: r.display_name,
         email_verified: r.email_verified_at.is_some(),
-        status: r.status,
+        status: r.status.as_str().into(),
         notification_mode: r.notification_mode,
         version: r.version,
         created_at: from_db(r.created_at),
