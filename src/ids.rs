@@ -173,6 +173,12 @@ id_types! {
     ClientId;
     /// A webhook subscription.
     WebhookId;
+    /// A pending second-factor or step-up challenge.
+    ChallengeId;
+    /// A passkey (WebAuthn) registration or sign-in ceremony.
+    CeremonyId;
+    /// A registered passkey.
+    PasskeyId;
 }
 
 /// A calendar day, stored as `YYYY-MM-DD` text (the one date form both backends share).
