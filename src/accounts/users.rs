@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use crate::auth::credentials::UserStatus;
 use crate::auth::principal::{load_roles, org_subtrees, Principal, Role, RoleGrant};
 use crate::auth::validate::validate_name;
 use crate::clock::{from_db, to_db};
@@ -47,11 +48,6 @@ impl User {
     pub fn etag(&self) -> String {
         etag(self.version, self.updated_at)
     }
-}
-
-crate::text_enum! {
-    /// Whether an account may sign in.
-    pub enum UserStatus { Active = "active", Disabled = "disabled" }
 }
 
 /// What a user's view reads of their row (never the password hash).

@@ -3,12 +3,16 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::accounts::users::UserStatus;
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::UserId;
 use crate::schema::users;
+
+crate::text_enum! {
+    /// Whether an account may sign in.
+    pub enum UserStatus { Active = "active", Disabled = "disabled" }
+}
 
 /// A user's sign-in data.
 #[derive(Queryable, Selectable, Debug, Clone)]
