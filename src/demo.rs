@@ -127,7 +127,7 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
                       email: &str,
                       note: &str|
      -> Result<Person, AppError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::ids::UserId::random();
         let secret = new_secret();
         // Stored sealed under the pool's master key, as enrolment stores it.
         let sealed = crate::secrets::with(state.pool.keyring(), || {
@@ -181,7 +181,10 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
             totp_secret: secret,
             note: note.into(),
         });
-        Ok(Person { id, token })
+        Ok(Person {
+            id: id.into_inner(),
+            token,
+        })
     };
     // The administrator is seeded for the logins; the demo itself needs no admin action.
     person(

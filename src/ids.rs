@@ -97,6 +97,24 @@ macro_rules! id_types {
             }
         }
 
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                self == &other.0
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 <String as utoipa::PartialSchema>::schema()
@@ -157,6 +175,12 @@ id_types! {
     WebhookId;
     /// A group review of a trainee (kollegium).
     GroupReviewId;
+    /// A pending second-factor or step-up challenge.
+    ChallengeId;
+    /// A passkey (WebAuthn) registration or sign-in ceremony.
+    CeremonyId;
+    /// A registered passkey.
+    PasskeyId;
 }
 
 /// A calendar day, stored as `YYYY-MM-DD` text (the one date form both backends share).
@@ -256,5 +280,68 @@ macro_rules! text_enum_sql {
                 })
             }
         }
+    };
+}
+
+/// Declares a text-coded enum that only this crate reads (a status, kind or role column
+/// whose API field stays a plain string): the enum, its codes both ways, `Display`, and
+/// `text_enum_sql!`, so an unknown stored code is an error, never a fallback.
+///
+/// ```ignore
+/// text_enum! {
+///     /// A user's account status.
+///     pub enum UserStatus { Active = "active", Disabled = "disabled" }
+/// }
+/// ```
+#[macro_export]
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident = $code:literal),* $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant),*
+        }
+
+        impl $name {
+            /// The stored code.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code),*
+                }
+            }
+            /// The value stored as `s`; `None` for a code this build does not know.
+            pub fn from_code(s: &str) -> Option<$name> {
+                match s {
+                    $($code => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        $crate::text_enum_sql!($name);
     };
 }

@@ -10,6 +10,7 @@ use crate::accounts::personal_identity::{self, Change, PersonalIdentity};
 use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag};
+use crate::ids::UserId;
 
 /// Responses that hold the number are never cached by a shared cache or kept by the
 /// browser beyond the page.
@@ -38,7 +39,7 @@ fn private(mut res: HttpResponse) -> HttpResponse {
 #[get("/users/{id}/personal-identity")]
 pub async fn get_personal_identity(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<UserId>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let identity = ctx
@@ -100,7 +101,7 @@ pub struct PersonalIdentityPatch {
 pub async fn patch_personal_identity(
     ctx: Ctx,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<UserId>,
     body: web::Json<PersonalIdentityPatch>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();

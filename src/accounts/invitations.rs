@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::organisations::{create_org, get_org, OrgKind};
+use crate::accounts::users::UserStatus;
 use crate::auth::crypto::{random_token, sha256_hex};
 use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::auth::service::{self as auth, normalize_email, valid_email};
@@ -298,7 +299,7 @@ pub struct PendingInvitation {
     pub preview: InvitationPreview,
     /// Password hash of the existing account, to check before granting a new role.
     pub existing_hash: Option<String>,
-    pub existing_user: Option<String>,
+    pub existing_user: Option<UserId>,
 }
 
 pub fn pending_invitation(
@@ -431,7 +432,7 @@ pub fn accept_invitation<C: Send + Sync + 'static>(
                 .or_else(|| p.display_name.clone())
                 .unwrap_or_else(|| p.email.split('@').next().unwrap_or("").to_string());
             let name = validate_name("display_name", &name)?;
-            let id = Uuid::new_v4().to_string();
+            let id = UserId::random();
             diesel::insert_into(users::table)
                 .values((
                     users::id.eq(&id),
@@ -441,7 +442,7 @@ pub fn accept_invitation<C: Send + Sync + 'static>(
                     // The link arrived at this address: it is verified.
                     users::email_verified_at.eq(to_db(now)),
                     users::email_mfa_enabled.eq(0),
-                    users::status.eq("active"),
+                    users::status.eq(UserStatus::Active),
                     users::version.eq(1),
                     users::created_at.eq(to_db(now)),
                     users::updated_at.eq(to_db(now)),

@@ -45,6 +45,11 @@ pub struct OutboxEntry {
     pub created_at: DateTime<Utc>,
 }
 
+crate::text_enum! {
+    /// Where an outbox mail stands.
+    pub enum MailStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
+}
+
 /// What the list reads of an outbox row (never the body).
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = mail_outbox, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
@@ -52,7 +57,7 @@ struct Undelivered {
     id: String,
     recipient: String,
     subject: String,
-    status: String,
+    status: MailStatus,
     attempts: i32,
     last_error: Option<String>,
     next_attempt_at: chrono::NaiveDateTime,
@@ -80,9 +85,10 @@ pub async fn list_mail_outbox(
     me.require_person()?;
     Principal::require(me.has_role(Role::Administrator))?;
     let query = query.into_inner();
-    let statuses: Vec<String> = match query.status.as_deref() {
-        None => vec!["pending".into(), "failed".into()],
-        Some(s @ ("pending" | "failed")) => vec![s.to_string()],
+    let statuses: Vec<MailStatus> = match query.status.as_deref() {
+        None => vec![MailStatus::Pending, MailStatus::Failed],
+        Some("pending") => vec![MailStatus::Pending],
+        Some("failed") => vec![MailStatus::Failed],
         Some(_) => return Err(AppError::validation("status", "must be pending or failed")),
     };
     let page = crate::http::PageParams {
@@ -148,13 +154,13 @@ pub async fn list_mail_outbox(
         .into_iter()
         .map(|r| {
             let key = format!("{}|{}", r.created_at.format("%Y-%m-%dT%H:%M:%S%.f"), r.id);
-            let pending = r.status == "pending";
+            let pending = r.status == MailStatus::Pending;
             (
                 OutboxEntry {
                     id: r.id,
                     recipient: mask_email(&r.recipient),
                     subject: r.subject,
-                    status: r.status,
+                    status: r.status.as_str().into(),
                     attempts: r.attempts,
                     last_error: r.last_error,
                     next_attempt_at: pending.then(|| from_db(r.next_attempt_at)),

@@ -28,6 +28,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::UserId;
 use crate::schema::{personal_identities, users};
 
 /// The field names, as in requests and in 422 problems.
@@ -87,7 +88,7 @@ struct Row {
     updated_at: chrono::NaiveDateTime,
 }
 
-fn row(conn: &mut DbConn, user_id: &str) -> Result<Option<Row>, AppError> {
+fn row(conn: &mut DbConn, user_id: &UserId) -> Result<Option<Row>, AppError> {
     Ok(personal_identities::table
         .find(user_id)
         .select(Row::as_select())
@@ -127,7 +128,7 @@ fn open_number(r: &Row) -> Result<Option<personal_number::PersonalNumber>, AppEr
         })
 }
 
-fn view(user_id: &str, r: Option<Row>) -> Result<PersonalIdentity, AppError> {
+fn view(user_id: &UserId, r: Option<Row>) -> Result<PersonalIdentity, AppError> {
     let Some(r) = r else {
         return Ok(PersonalIdentity {
             user_id: user_id.to_string(),
@@ -163,7 +164,7 @@ pub enum Standing {
 
 /// The caller's standing to the person; 404 for everyone else (whether the person
 /// exists is not theirs to learn), 403 for API clients.
-pub fn standing(conn: &mut DbConn, me: &Principal, user_id: &str) -> Result<Standing, AppError> {
+pub fn standing(conn: &mut DbConn, me: &Principal, user_id: &UserId) -> Result<Standing, AppError> {
     me.require_person()?;
     let exists: i64 = users::table
         .filter(users::id.eq(user_id))
@@ -179,14 +180,18 @@ pub fn standing(conn: &mut DbConn, me: &Principal, user_id: &str) -> Result<Stan
             return Ok(Standing::Steward);
         }
     }
-    if me.user_id == user_id {
+    if me.user_id == *user_id {
         return Ok(Standing::Own);
     }
     Err(AppError::NotFound)
 }
 
 /// The person's identity record, for those who may see it.
-pub fn get(conn: &mut DbConn, me: &Principal, user_id: &str) -> Result<PersonalIdentity, AppError> {
+pub fn get(
+    conn: &mut DbConn,
+    me: &Principal,
+    user_id: &UserId,
+) -> Result<PersonalIdentity, AppError> {
     standing(conn, me, user_id)?;
     let r = row(conn, user_id)?;
     view(user_id, r)
@@ -202,7 +207,7 @@ pub struct Change {
 
 /// The region a person's number must be unique in: the region at the top of the
 /// organisation of their first role.
-fn region_of(conn: &mut DbConn, user_id: &str) -> Result<String, AppError> {
+fn region_of(conn: &mut DbConn, user_id: &UserId) -> Result<String, AppError> {
     let first = load_roles(conn, user_id)?
         .into_iter()
         .next()
@@ -228,7 +233,7 @@ fn duplicate() -> AppError {
 pub fn update(
     conn: &mut DbConn,
     ctx: &Ctx,
-    user_id: &str,
+    user_id: &UserId,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     change: Change,
 ) -> Result<PersonalIdentity, AppError> {
@@ -404,7 +409,7 @@ fn is_number_collision(e: &diesel::result::Error) -> bool {
 /// The number to print on a certificate that asks for it (`YYYYMMDD-NNNN`), or `None`
 /// when none is recorded. For the certificate code only: it does no access check of its
 /// own (the certificate's readers are decided there).
-pub fn for_certificate(conn: &mut DbConn, user_id: &str) -> Result<Option<String>, AppError> {
+pub fn for_certificate(conn: &mut DbConn, user_id: &UserId) -> Result<Option<String>, AppError> {
     match row(conn, user_id)? {
         Some(r) => Ok(open_number(&r)?.map(|n| n.display())),
         None => Ok(None),
@@ -412,8 +417,8 @@ pub fn for_certificate(conn: &mut DbConn, user_id: &str) -> Result<Option<String
 }
 
 /// Does the person have protected identity (skyddad personuppgift)?
-pub fn is_protected(conn: &mut DbConn, user_id: &str) -> Result<bool, AppError> {
-    Ok(protected_among(conn, &[user_id.to_string()])?.contains(user_id))
+pub fn is_protected(conn: &mut DbConn, user_id: &UserId) -> Result<bool, AppError> {
+    Ok(protected_among(conn, &[user_id.to_string()])?.contains(user_id.as_str()))
 }
 
 /// Which of `user_ids` have protected identity.

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use crate::auth::credentials::UserStatus;
 use crate::auth::principal::{load_roles, org_subtrees, Principal, Role, RoleGrant};
 use crate::auth::validate::validate_name;
 use crate::clock::{from_db, to_db};
@@ -57,7 +58,7 @@ struct UserRow {
     email: String,
     display_name: String,
     email_verified_at: Option<chrono::NaiveDateTime>,
-    status: String,
+    status: UserStatus,
     email_mfa_enabled: i32,
     notification_mode: String,
     version: i32,
@@ -84,7 +85,7 @@ fn user_from(conn: &mut DbConn, r: UserRow) -> Result<User, AppError> {
         email: r.email,
         display_name: r.display_name,
         email_verified: r.email_verified_at.is_some(),
-        status: r.status,
+        status: r.status.as_str().into(),
         notification_mode: r.notification_mode,
         version: r.version,
         created_at: from_db(r.created_at),

@@ -13,7 +13,7 @@ use crate::clock::{dur, to_db};
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::UserId;
+use crate::ids::{ChallengeId, UserId};
 use crate::schema::mfa_challenges;
 
 /// Answers one challenge takes before it must start over (counted before each answer is
@@ -70,7 +70,7 @@ impl ChallengePurpose {
 pub fn create_challenge<C>(
     conn: &mut DbConn,
     ctx: &Context<C>,
-    user_id: &str,
+    user_id: &UserId,
     purpose: ChallengePurpose,
 ) -> Result<(String, DateTime<Utc>), AppError> {
     let (cfg, now) = (&*ctx.config, ctx.now);
@@ -96,7 +96,7 @@ crate::text_enum_sql!(ChallengePurpose);
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = mfa_challenges, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Challenge {
-    pub id: String,
+    pub id: ChallengeId,
     pub user_id: UserId,
     pub purpose: ChallengePurpose,
 }

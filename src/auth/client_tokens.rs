@@ -72,8 +72,8 @@ pub fn authenticate(
         )
     })?;
     Ok(Principal {
-        user_id: format!("client:{}", t.client_id),
-        session_id: t.token_id.into_inner(),
+        user_id: crate::ids::UserId::new(format!("client:{}", t.client_id)),
+        session_id: crate::ids::SessionId::new(t.token_id.into_inner()),
         second_factor: "client_credentials".into(),
         email: String::new(),
         roles: Vec::new(),

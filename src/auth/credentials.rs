@@ -6,16 +6,22 @@ use diesel::prelude::*;
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::users;
+
+crate::text_enum! {
+    /// Whether an account may sign in.
+    pub enum UserStatus { Active = "active", Disabled = "disabled" }
+}
 
 /// A user's sign-in data.
 #[derive(Queryable, Selectable, Debug, Clone)]
 #[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Credentials {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub password_hash: Option<String>,
-    pub status: String,
+    pub status: UserStatus,
     pub email_mfa_enabled: i32,
 }
 
@@ -40,7 +46,7 @@ pub fn credentials_by_id(conn: &mut DbConn, id: &str) -> Result<Credentials, App
 pub fn set_password(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     new_hash: &str,
 ) -> Result<(), AppError> {
     diesel::update(users::table.find(user_id))
@@ -53,6 +59,6 @@ pub fn set_password(
     Ok(())
 }
 
-pub fn password_hash_of(conn: &mut DbConn, user_id: &str) -> Result<Option<String>, AppError> {
+pub fn password_hash_of(conn: &mut DbConn, user_id: &UserId) -> Result<Option<String>, AppError> {
     Ok(credentials_by_id(conn, user_id)?.password_hash)
 }

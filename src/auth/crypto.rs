@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Argon2Params;
 use crate::error::AppError;
+use crate::ids::{SessionId, UserId};
 
 pub fn argon2(params: Argon2Params) -> Result<Argon2<'static>, AppError> {
     let p = Params::new(
@@ -120,14 +121,14 @@ impl JwtKeys {
 
     pub fn issue(
         &self,
-        user_id: &str,
-        session_id: &str,
+        user_id: &UserId,
+        session_id: &SessionId,
         now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<String, AppError> {
         let claims = AccessClaims {
-            sub: user_id.into(),
-            sid: session_id.into(),
+            sub: user_id.to_string(),
+            sid: session_id.to_string(),
             iat: now.timestamp(),
             exp: now.timestamp() + ttl.as_secs() as i64,
             iss: ISSUER.into(),

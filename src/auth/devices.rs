@@ -9,12 +9,13 @@ use crate::clock::{dur, to_db};
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::remembered_devices;
 
 pub(crate) fn remembered_device_valid(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     token: &str,
 ) -> Result<bool, AppError> {
     let n = diesel::update(
@@ -32,7 +33,7 @@ pub(crate) fn remembered_device_valid(
 pub(crate) fn remember_device<C>(
     conn: &mut DbConn,
     ctx: &Context<C>,
-    user_id: &str,
+    user_id: &UserId,
     name: &str,
 ) -> Result<String, AppError> {
     let (cfg, now, client) = (&*ctx.config, ctx.now, &ctx.client);
@@ -71,7 +72,11 @@ pub struct Device {
 }
 
 /// The user's devices that still skip the second factor, most recently used first.
-pub fn list(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<Vec<Device>, AppError> {
+pub fn list(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &UserId,
+) -> Result<Vec<Device>, AppError> {
     Ok(remembered_devices::table
         .filter(remembered_devices::user_id.eq(user_id))
         .filter(remembered_devices::revoked_at.is_null())
@@ -85,7 +90,7 @@ pub fn list(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<Vec<
 pub fn forget(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     id: &str,
 ) -> Result<usize, AppError> {
     Ok(diesel::update(

@@ -12,10 +12,11 @@ use crate::clock::{dur, to_db};
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::ChallengeId;
 use crate::mail::Mail;
 use crate::schema::mfa_challenges;
 
-fn email_code_hash(challenge_id: &str, code: &str) -> String {
+fn email_code_hash(challenge_id: &ChallengeId, code: &str) -> String {
     sha256_hex(format!("{challenge_id}:{code}"))
 }
 

@@ -11,6 +11,7 @@ use crate::clock::{dur, to_db};
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::mail::Mail;
 use crate::schema::{mail_tokens, users};
 
@@ -69,7 +70,7 @@ pub fn request_password_reset<C>(
 pub fn create_mail_token(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     purpose: &str,
     new_email: Option<&str>,
     ttl: std::time::Duration,
@@ -92,7 +93,7 @@ pub fn create_mail_token(
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = mail_tokens, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub(crate) struct TakenToken {
-    pub user_id: String,
+    pub user_id: UserId,
     pub new_email: Option<String>,
 }
 
@@ -125,7 +126,7 @@ pub fn reset_password<C: Send + Sync + 'static>(
     ctx: &Context<C>,
     token: &str,
     new_hash: &str,
-) -> Result<String, AppError> {
+) -> Result<UserId, AppError> {
     let now = ctx.now;
     let user_id = take_mail_token(conn, now, token, "password_reset")?.user_id;
     set_password(conn, now, &user_id, new_hash)?;
@@ -149,7 +150,7 @@ pub fn reset_password<C: Send + Sync + 'static>(
 pub fn cancel_email_changes(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<(), AppError> {
     diesel::update(
         mail_tokens::table
@@ -167,7 +168,7 @@ pub fn cancel_email_changes(
 pub fn request_email_change<C>(
     conn: &mut DbConn,
     ctx: &Context<C>,
-    user_id: &str,
+    user_id: &UserId,
     new_email: &str,
 ) -> Result<Mail, AppError> {
     let (cfg, now) = (&*ctx.config, ctx.now);
@@ -210,7 +211,7 @@ pub fn confirm_email<C: Send + Sync + 'static>(
     conn: &mut DbConn,
     ctx: &Context<C>,
     token: &str,
-) -> Result<String, AppError> {
+) -> Result<UserId, AppError> {
     let now = ctx.now;
     let TakenToken { user_id, new_email } =
         take_mail_token(conn, now, token, "email_verification")?;

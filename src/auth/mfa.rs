@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::users;
 
 /// Which second factors a user can answer a login challenge with.
@@ -67,7 +68,7 @@ pub fn check_in_person(
     conn: &mut DbConn,
     cfg: &Config,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     factor: &SecondFactor,
 ) -> Result<Result<&'static str, AppError>, AppError> {
     let counted = ratelimit::hit(

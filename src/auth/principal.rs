@@ -21,6 +21,7 @@ use crate::app::AppState;
 use crate::clock::to_db;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
+use crate::ids::{SessionId, UserId};
 use crate::schema::{organisations, sessions, user_roles, users};
 
 /// A role held at an organisation (and, through the tree, below it).
@@ -105,8 +106,8 @@ pub struct ClientPrincipal {
 /// empty and `client` is set.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub user_id: String,
-    pub session_id: String,
+    pub user_id: UserId,
+    pub session_id: SessionId,
     /// How this session passed its second factor (`totp`, `email_code`,
     /// `recovery_code`, `remembered_device`); recorded with signatures.
     pub second_factor: String,
@@ -251,7 +252,7 @@ pub fn org_subtrees(conn: &mut DbConn, roots: &[String]) -> Result<Vec<String>, 
     Ok(all)
 }
 
-pub fn load_roles(conn: &mut DbConn, user_id: &str) -> Result<Vec<RoleGrant>, AppError> {
+pub fn load_roles(conn: &mut DbConn, user_id: &UserId) -> Result<Vec<RoleGrant>, AppError> {
     // A role this build does not know is an error, not a role quietly dropped.
     Ok(crate::on_backend!(conn, |c| user_roles::table
         .filter(user_roles::user_id.eq(user_id))
@@ -332,7 +333,7 @@ fn remember(p: &Principal, session_expires: chrono::NaiveDateTime, epoch: u64) {
     // Not if something changed while this request read the database.
     if AUTH_EPOCH.load(Ordering::SeqCst) == epoch {
         cache.insert(
-            p.session_id.clone(),
+            p.session_id.to_string(),
             Cached {
                 principal: p.clone(),
                 session_expires,
@@ -348,7 +349,7 @@ fn remember(p: &Principal, session_expires: chrono::NaiveDateTime, epoch: u64) {
 #[diesel(table_name = sessions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct LiveSession {
     #[diesel(select_expression = users::id, select_expression_type = users::id)]
-    user_id: String,
+    user_id: UserId,
     #[diesel(select_expression = users::email, select_expression_type = users::email)]
     email: String,
     second_factor: String,
@@ -387,7 +388,7 @@ pub fn session_principal(
     let roles = load_roles(conn, &user_id)?;
     let p = Principal {
         user_id,
-        session_id: sid.to_string(),
+        session_id: SessionId::from(sid),
         second_factor,
         email,
         roles,

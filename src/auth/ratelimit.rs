@@ -16,6 +16,7 @@ use crate::clock::{dur, from_db, to_db};
 use crate::config::Limit;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::rate_limits;
 
 /// One attempt counted against a key, in the window that was current then.
@@ -111,10 +112,10 @@ pub fn login_account_key(email: &str) -> String {
 }
 
 /// The counter of mails (codes, links) sent to one account, whatever asked for them.
-pub fn mail_account_key(user_id: &str) -> String {
+pub fn mail_account_key(user_id: &UserId) -> String {
     format!("mail:acct:{user_id}")
 }
 
-pub fn mfa_key(user_id: &str) -> String {
+pub fn mfa_key(user_id: &UserId) -> String {
     format!("mfa:acct:{user_id}")
 }

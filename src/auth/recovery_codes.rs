@@ -8,6 +8,7 @@ use crate::auth::crypto::{self, normalize_code, sha256_hex};
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::{recovery_codes, users};
 
 pub const RECOVERY_CODE_COUNT: usize = 10;
@@ -15,7 +16,7 @@ pub const RECOVERY_CODE_COUNT: usize = 10;
 pub fn replace_recovery_codes(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<Vec<String>, AppError> {
     // Replacements take turns per account: on PostgreSQL two at once would each delete
     // only the codes they saw and both insert ten, leaving twenty valid codes. (SQLite's
@@ -49,7 +50,7 @@ pub fn replace_recovery_codes(
 pub(crate) fn use_recovery_code(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     code: &str,
 ) -> Result<bool, AppError> {
     let n = diesel::update(
@@ -63,7 +64,7 @@ pub(crate) fn use_recovery_code(
     Ok(n == 1)
 }
 
-pub fn recovery_codes_left(conn: &mut DbConn, user_id: &str) -> Result<i64, AppError> {
+pub fn recovery_codes_left(conn: &mut DbConn, user_id: &UserId) -> Result<i64, AppError> {
     Ok(recovery_codes::table
         .filter(recovery_codes::user_id.eq(user_id))
         .filter(recovery_codes::used_at.is_null())

@@ -23,7 +23,7 @@ pub fn create_session(
     conn: &mut DbConn,
     cfg: &Config,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     second_factor: &str,
     client: &ClientInfo,
 ) -> Result<IssuedSession, AppError> {
@@ -48,7 +48,7 @@ pub fn create_session(
         .execute(conn)?;
     let refresh_token = new_refresh_token(conn, now, &session_id)?;
     Ok(IssuedSession {
-        user_id: UserId::from(user_id),
+        user_id: user_id.clone(),
         session_id,
         refresh_token,
     })
@@ -57,7 +57,7 @@ pub fn create_session(
 fn new_refresh_token(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    session_id: &str,
+    session_id: &SessionId,
 ) -> Result<String, AppError> {
     let token = random_token();
     diesel::insert_into(refresh_tokens::table)
@@ -140,7 +140,7 @@ pub fn refresh<C: Send + Sync + 'static>(
 pub fn revoke_session<C: Send + Sync + 'static>(
     conn: &mut DbConn,
     ctx: &Context<C>,
-    session_id: &str,
+    session_id: &SessionId,
     reason: &str,
 ) -> Result<(), AppError> {
     let now = ctx.now;
@@ -163,7 +163,7 @@ pub fn revoke_session<C: Send + Sync + 'static>(
 pub fn revoke_all_sessions<C: Send + Sync + 'static>(
     conn: &mut DbConn,
     ctx: &Context<C>,
-    user_id: &str,
+    user_id: &UserId,
     reason: &str,
 ) -> Result<(), AppError> {
     let now = ctx.now;

@@ -21,6 +21,7 @@ use crate::clock::{dur, from_db, to_db};
 use crate::context::{Context, Ctx};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::{SessionId, UserId};
 use crate::mail::Mail;
 use crate::schema::{
     account_tokens, mail_tokens, recovery_codes, sessions, totp_credentials, users,
@@ -98,7 +99,7 @@ fn method_names(methods: &[mfa::MfaMethod]) -> Vec<String> {
 fn factor_is_fresh(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    session_id: &str,
+    session_id: &SessionId,
 ) -> Result<bool, AppError> {
     let at: Option<Option<chrono::NaiveDateTime>> = sessions::table
         .find(session_id)
@@ -251,7 +252,7 @@ fn check_factor_inner(
     Ok(Ok(()))
 }
 
-fn step_up_code_hash(user_id: &str, code: &str) -> String {
+fn step_up_code_hash(user_id: &UserId, code: &str) -> String {
     sha256_hex(format!("step_up:{user_id}:{}", code.trim()))
 }
 
@@ -260,7 +261,7 @@ fn step_up_code_hash(user_id: &str, code: &str) -> String {
 fn take_step_up_code(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     code: &str,
 ) -> Result<bool, AppError> {
     let n = diesel::update(
@@ -369,7 +370,7 @@ pub enum Change<'a> {
 pub fn notify_change<C>(
     conn: &mut DbConn,
     ctx: &Context<C>,
-    user_id: &str,
+    user_id: &UserId,
     change: Change<'_>,
 ) -> Result<(), AppError> {
     let (cfg, now) = (&*ctx.config, ctx.now);
@@ -435,7 +436,7 @@ pub fn notify_change<C>(
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = account_tokens, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct UndoToken {
-    user_id: String,
+    user_id: UserId,
     purpose: String,
     old_email: Option<String>,
     created_at: chrono::NaiveDateTime,

@@ -13,11 +13,12 @@ use crate::clock::to_db;
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::totp_credentials;
 
 const TOTP_ISSUER: &str = "eportfolio";
 
-pub(crate) fn has_totp(conn: &mut DbConn, user_id: &str) -> Result<bool, AppError> {
+pub(crate) fn has_totp(conn: &mut DbConn, user_id: &UserId) -> Result<bool, AppError> {
     let secret: Option<Option<String>> = totp_credentials::table
         .find(user_id)
         .select(totp_credentials::secret)
@@ -52,7 +53,7 @@ pub struct TotpSetup {
 pub fn totp_setup(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<TotpSetup, AppError> {
     let user = credentials_by_id(conn, user_id)?;
     let secret = Secret::generate().to_base32();
@@ -100,7 +101,7 @@ struct Secrets {
 pub(crate) fn totp_accept(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     code: &str,
     pending: bool,
 ) -> Result<Option<u64>, AppError> {
@@ -125,7 +126,7 @@ pub(crate) fn totp_accept(
     let secret = match crate::secrets::open(&crate::secrets::totp_aad(user_id), &stored) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(user_id, error = %e, "a TOTP secret does not open");
+            tracing::error!(user_id = %user_id, error = %e, "a TOTP secret does not open");
             return Ok(None);
         }
     };
@@ -160,7 +161,7 @@ pub(crate) fn totp_accept(
 pub fn totp_confirm(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     code: &str,
 ) -> Result<Result<Option<Vec<String>>, AppError>, AppError> {
     if totp_accept(conn, now, user_id, code, true)?.is_none() {

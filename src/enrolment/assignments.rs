@@ -96,7 +96,9 @@ pub(crate) fn user_has_role(
     if exists == 0 {
         return Ok(false);
     }
-    Ok(load_roles(conn, user_id)?.iter().any(|g| g.role == role))
+    Ok(load_roles(conn, &UserId::from(user_id))?
+        .iter()
+        .any(|g| g.role == role))
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -263,7 +265,7 @@ pub(crate) fn was_involved(
         .first(conn)?;
     // Directors and administrators of the programme's organisation follow its trainees.
     let chain = crate::auth::principal::org_chain(conn, &org)?;
-    let manages = load_roles(conn, user_id)?.iter().any(|g| {
+    let manages = load_roles(conn, &UserId::from(user_id))?.iter().any(|g| {
         matches!(g.role, Role::DirectorOfStudies | Role::Administrator)
             && chain.contains(&g.organisation_id)
     });

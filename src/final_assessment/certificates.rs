@@ -144,8 +144,14 @@ pub fn drafts(
         .first(conn)?;
     // Issue 15: the recorded personnummer; with protected identity only what the form
     // needs (name and number), not the e-mail address the service adds.
-    let personnummer = crate::accounts::personal_identity::for_certificate(conn, &e.trainee_id)?;
-    let protected = crate::accounts::personal_identity::is_protected(conn, &e.trainee_id)?;
+    let personnummer = crate::accounts::personal_identity::for_certificate(
+        conn,
+        &crate::ids::UserId::from(e.trainee_id.as_str()),
+    )?;
+    let protected = crate::accounts::personal_identity::is_protected(
+        conn,
+        &crate::ids::UserId::from(e.trainee_id.as_str()),
+    )?;
     let mut person = vec![field("Namn", trainee)];
     if !protected {
         person.push(field("E-post", trainee_email));

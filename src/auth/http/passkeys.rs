@@ -18,6 +18,7 @@ use crate::auth::validate;
 use crate::context::{Context, Ctx};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page};
+use crate::ids::{CeremonyId, PasskeyId};
 use crate::telemetry::security::{Event, SecurityEvent};
 
 /// A passkey's name: required, like any display name free of control and
@@ -104,7 +105,13 @@ pub async fn me_passkey_register(
     valid_name(&body.name)?;
     let view = ctx
         .write(move |c, ctx| {
-            store::finish_registration(c, ctx, &body.ceremony_id, &body.name, &body.credential)
+            store::finish_registration(
+                c,
+                ctx,
+                &CeremonyId::from(body.ceremony_id.as_str()),
+                &body.name,
+                &body.credential,
+            )
         })
         .await??;
     state.outbox.wake();
@@ -159,7 +166,7 @@ pub struct PasskeyPatch {
 pub async fn me_passkey_rename(
     ctx: Ctx,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<PasskeyId>,
     body: web::Json<PasskeyPatch>,
 ) -> Result<HttpResponse, AppError> {
     ctx.caller.require_person()?;
@@ -199,7 +206,7 @@ pub async fn me_passkey_rename(
 pub async fn me_passkey_revoke(
     state: web::Data<AppState>,
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<PasskeyId>,
     body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -309,7 +316,7 @@ pub async fn passkey_verify(
     body: web::Json<PasskeyVerifyRequest>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    let (ceremony_id, credential) = (body.ceremony_id, body.credential);
+    let (ceremony_id, credential) = (CeremonyId::new(body.ceremony_id), body.credential);
     let (session, device_token) = match body.mfa_token {
         Some(token) => {
             let remember = remember(body.remember_device, body.device_name)?;

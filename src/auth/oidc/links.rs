@@ -16,6 +16,7 @@ use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::ClientInfo;
+use crate::ids::UserId;
 use crate::schema::oidc_links;
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -86,7 +87,7 @@ pub fn link(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     client: &ClientInfo,
-    user_id: &str,
+    user_id: &UserId,
     who: &Identity,
     display_name: &str,
 ) -> Result<OidcLink, AppError> {
@@ -155,7 +156,7 @@ pub fn account_of(
 /// My links.
 pub fn list(
     conn: &mut DbConn,
-    user_id: &str,
+    user_id: &UserId,
     display_name: &str,
 ) -> Result<Vec<OidcLink>, AppError> {
     let rows: Vec<LinkRow> = oidc_links::table
@@ -171,7 +172,7 @@ pub fn remove(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     client: &ClientInfo,
-    user_id: &str,
+    user_id: &UserId,
     id: &str,
 ) -> Result<(), AppError> {
     let row: LinkRow = oidc_links::table

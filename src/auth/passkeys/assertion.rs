@@ -28,6 +28,7 @@ use crate::clock::to_db;
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::{CeremonyId, UserId};
 use crate::schema::passkeys;
 
 /// Options for an assertion by one of `user_id`'s passkeys (none: 401).
@@ -35,7 +36,7 @@ fn options<C>(
     conn: &mut DbConn,
     ctx: &Context<C>,
     purpose: Purpose,
-    user_id: &str,
+    user_id: &UserId,
     challenge_id: Option<&str>,
 ) -> Result<CeremonyOptions, AppError> {
     let rp = relying_party(&ctx.config)?;
@@ -137,7 +138,7 @@ pub fn finish_second_factor_step<C>(
     conn: &mut DbConn,
     ctx: &Context<C>,
     mfa_token: &str,
-    ceremony_id: &str,
+    ceremony_id: &CeremonyId,
     answer: &PublicKeyCredential,
     remember: RememberAs,
 ) -> Result<Result<(IssuedSession, Option<String>), AppError>, AppError> {
@@ -162,7 +163,7 @@ pub fn finish_second_factor_step<C>(
 pub fn finish_sign_in<C>(
     conn: &mut DbConn,
     ctx: &Context<C>,
-    ceremony_id: &str,
+    ceremony_id: &CeremonyId,
     answer: &PublicKeyCredential,
 ) -> Result<Result<IssuedSession, AppError>, AppError> {
     // An unknown ceremony gets the answer a wrong assertion gets: the options for an

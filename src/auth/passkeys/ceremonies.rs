@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::clock::{dur, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::{CeremonyId, UserId};
 use crate::schema::passkey_ceremonies;
 
 /// How long a ceremony may be answered: the time to touch the phone's sensor.
@@ -61,9 +62,9 @@ crate::text_enum_sql!(Purpose);
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = passkey_ceremonies, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Ceremony {
-    pub id: String,
+    pub id: CeremonyId,
     pub purpose: Purpose,
-    pub user_id: String,
+    pub user_id: UserId,
     pub challenge_id: Option<String>,
     pub state: String,
 }
@@ -82,7 +83,7 @@ pub fn open<S: Serialize>(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     purpose: Purpose,
-    user_id: &str,
+    user_id: &UserId,
     challenge_id: Option<&str>,
     state: &S,
 ) -> Result<(String, DateTime<Utc>), AppError> {

@@ -21,6 +21,7 @@ use crate::clock::{from_db, to_db};
 use crate::context::{Context, Ctx};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::{CeremonyId, PasskeyId, UserId};
 use crate::schema::passkeys;
 
 /// Active passkeys one account may have: enough for a phone, a laptop and spares; a
@@ -31,8 +32,8 @@ pub const MAX_PASSKEYS: i64 = 10;
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = passkeys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct PasskeyRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: PasskeyId,
+    pub user_id: UserId,
     pub name: String,
     pub credential_id: String,
     pub credential: String,
@@ -77,7 +78,7 @@ impl PasskeyView {
 impl From<PasskeyRow> for PasskeyView {
     fn from(r: PasskeyRow) -> Self {
         PasskeyView {
-            id: r.id,
+            id: r.id.into_inner(),
             name: r.name,
             created_at: from_db(r.created_at),
             last_used_at: r.last_used_at.map(from_db),
@@ -104,7 +105,7 @@ pub fn credential_id_text(raw: &[u8]) -> String {
 }
 
 /// The account's passkeys that still sign in, oldest first.
-pub fn active_passkeys(conn: &mut DbConn, user_id: &str) -> Result<Vec<PasskeyRow>, AppError> {
+pub fn active_passkeys(conn: &mut DbConn, user_id: &UserId) -> Result<Vec<PasskeyRow>, AppError> {
     Ok(passkeys::table
         .filter(passkeys::user_id.eq(user_id))
         .filter(passkeys::revoked_at.is_null())
@@ -113,7 +114,7 @@ pub fn active_passkeys(conn: &mut DbConn, user_id: &str) -> Result<Vec<PasskeyRo
         .load(conn)?)
 }
 
-pub fn has_passkey(conn: &mut DbConn, user_id: &str) -> Result<bool, AppError> {
+pub fn has_passkey(conn: &mut DbConn, user_id: &UserId) -> Result<bool, AppError> {
     let n: i64 = passkeys::table
         .filter(passkeys::user_id.eq(user_id))
         .filter(passkeys::revoked_at.is_null())
@@ -122,14 +123,14 @@ pub fn has_passkey(conn: &mut DbConn, user_id: &str) -> Result<bool, AppError> {
     Ok(n > 0)
 }
 
-pub fn list(conn: &mut DbConn, user_id: &str) -> Result<Vec<PasskeyView>, AppError> {
+pub fn list(conn: &mut DbConn, user_id: &UserId) -> Result<Vec<PasskeyView>, AppError> {
     Ok(active_passkeys(conn, user_id)?
         .into_iter()
         .map(PasskeyView::from)
         .collect())
 }
 
-fn user_uuid(user_id: &str) -> Result<Uuid, AppError> {
+fn user_uuid(user_id: &UserId) -> Result<Uuid, AppError> {
     Uuid::parse_str(user_id).map_err(|e| AppError::unreadable("user", user_id, "id", e))
 }
 
@@ -174,7 +175,7 @@ pub fn start_registration(conn: &mut DbConn, ctx: &Ctx) -> Result<CeremonyOption
 pub fn finish_registration(
     conn: &mut DbConn,
     ctx: &Ctx,
-    ceremony_id: &str,
+    ceremony_id: &CeremonyId,
     name: &str,
     answer: &RegisterPublicKeyCredential,
 ) -> Result<Result<PasskeyView, AppError>, AppError> {
@@ -215,7 +216,7 @@ pub fn finish_registration(
             "this passkey is registered already".into(),
         )));
     }
-    let id = Uuid::new_v4().to_string();
+    let id = PasskeyId::random();
     let credential = serde_json::to_string(&passkey)
         .map_err(|e| AppError::internal(format!("passkey credential: {e}")))?;
     diesel::insert_into(passkeys::table)
@@ -243,7 +244,7 @@ pub fn finish_registration(
 }
 
 /// One of the caller's active passkeys, or 404 (someone else's looks the same as none).
-fn get_own(conn: &mut DbConn, user_id: &str, id: &str) -> Result<PasskeyRow, AppError> {
+fn get_own(conn: &mut DbConn, user_id: &UserId, id: &PasskeyId) -> Result<PasskeyRow, AppError> {
     passkeys::table
         .find(id)
         .filter(passkeys::user_id.eq(user_id))
@@ -257,7 +258,7 @@ fn get_own(conn: &mut DbConn, user_id: &str, id: &str) -> Result<PasskeyRow, App
 pub fn rename(
     conn: &mut DbConn,
     ctx: &Ctx,
-    id: &str,
+    id: &PasskeyId,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     name: &str,
 ) -> Result<PasskeyView, AppError> {
@@ -277,7 +278,7 @@ pub fn rename(
 
 /// Revokes one of the caller's passkeys (after step-up): it never signs in again. The
 /// row stays for the audit trail.
-pub fn revoke(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
+pub fn revoke(conn: &mut DbConn, ctx: &Ctx, id: &PasskeyId) -> Result<(), AppError> {
     let me = &ctx.caller;
     let n = diesel::update(
         passkeys::table
@@ -299,7 +300,7 @@ pub fn revoke(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
 
 /// Revokes every passkey of an account (an undone change: the account starts over, and
 /// a passkey registered by whoever held it must not sign in).
-pub fn revoke_all(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<(), AppError> {
+pub fn revoke_all(conn: &mut DbConn, now: DateTime<Utc>, user_id: &UserId) -> Result<(), AppError> {
     diesel::update(
         passkeys::table
             .filter(passkeys::user_id.eq(user_id))
@@ -319,7 +320,7 @@ pub(super) fn audit_passkey<C>(
     conn: &mut DbConn,
     ctx: &Context<C>,
     action: &str,
-    passkey_id: &str,
+    passkey_id: &PasskeyId,
     data: serde_json::Value,
 ) -> Result<(), AppError> {
     let owner: String = passkeys::table

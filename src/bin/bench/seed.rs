@@ -180,6 +180,7 @@ pub(crate) fn seed(
         Ok(uid)
     };
     let token = |conn: &mut DbConn, uid: &str| -> Result<String, eportfolio::error::AppError> {
+        let uid = &eportfolio::ids::UserId::from(uid);
         let s = create_session(
             conn,
             &state.config,

@@ -87,9 +87,9 @@ pub fn basic_principal(
         return Ok(None);
     }
     Ok(Some(Principal {
-        user_id: format!("client:{}", c.id),
+        user_id: crate::ids::UserId::new(format!("client:{}", c.id)),
         // No token: the credentials themselves, on every request.
-        session_id: format!("basic:{}", c.id),
+        session_id: crate::ids::SessionId::new(format!("basic:{}", c.id)),
         second_factor: "client_credentials".into(),
         email: String::new(),
         roles: Vec::new(),

@@ -306,7 +306,7 @@ pub fn create(
             Some(a.clone())
         }
         (None, true) => None,
-        (_, false) => Some(me.user_id.clone()),
+        (_, false) => Some(me.user_id.to_string()),
     };
     let mut a = Assessment {
         id: n
@@ -337,7 +337,7 @@ pub fn create(
         supersedes_id: None,
         superseded_by: None,
         signature: None,
-        created_by: me.user_id.clone(),
+        created_by: me.user_id.to_string(),
         version: 1,
         created_at: now,
         updated_at: now,
@@ -446,7 +446,7 @@ pub fn request(
             a.status
         )));
     }
-    if assessor_id == me.user_id {
+    if me.user_id == assessor_id {
         return Err(AppError::validation(
             "assessor_id",
             "you cannot assess yourself",
@@ -520,7 +520,7 @@ pub fn correct(
         superseded_by: None,
         signature: None,
         decline_reason: None,
-        created_by: me.user_id.clone(),
+        created_by: me.user_id.to_string(),
         ..original
     };
     apply(conn, &mut a, c)?;

@@ -323,7 +323,7 @@ pub fn readable(
 /// Does `user` hold the supervisor role anywhere (talks' participants, assessors named
 /// in the app)?
 pub(super) fn is_supervisor(conn: &mut DbConn, user: &str) -> Result<bool, AppError> {
-    Ok(load_roles(conn, user)?
+    Ok(load_roles(conn, &crate::ids::UserId::from(user))?
         .iter()
         .any(|g| g.role == Role::Supervisor))
 }

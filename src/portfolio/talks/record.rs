@@ -270,7 +270,7 @@ pub(super) fn blank(
         handover: (kind == TalkKind::Handover).then(HandoverContent::default),
         participants: Vec::new(),
         status: "awaiting_confirmation".into(),
-        created_by: me.user_id.clone(),
+        created_by: me.user_id.to_string(),
         version: 1,
         created_at: now,
         updated_at: now,
@@ -298,7 +298,7 @@ pub fn create_session(
     }
     let mut people: Vec<(String, &str)> = vec![(trainee.clone(), "trainee")];
     if me.user_id != trainee {
-        people.push((me.user_id.clone(), "supervisor"));
+        people.push((me.user_id.to_string(), "supervisor"));
     }
     let mut errors = Vec::new();
     for p in &n.participant_ids {
