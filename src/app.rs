@@ -319,7 +319,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .configure(crate::progress::routes)
         .configure(crate::final_assessment::routes)
         .configure(crate::dossier::http::routes)
-        .configure(crate::integrations::routes);
+        .configure(crate::integrations::routes)
+        .configure(crate::privacy::http::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

@@ -3,5 +3,9 @@
 //!
 //! - `guard`: free text that looks like it holds a personnummer or samordningsnummer is
 //!   refused unless the client acknowledges that it is not patient data.
+//! - `attachment_types`: what media types a region accepts for attachments (PDF only
+//!   until it opts in to photos).
 
+pub mod attachment_types;
 pub mod guard;
+pub mod http;

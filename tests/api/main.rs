@@ -36,6 +36,7 @@ mod placement_walk;
 mod portfolio;
 mod portfolio_access;
 mod privacy;
+mod privacy_attachments;
 mod refusals;
 mod regulation_walkthrough;
 mod render_pdf;
