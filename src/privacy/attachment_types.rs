@@ -49,7 +49,10 @@ pub struct AcceptedAttachmentTypes {
 
 impl AcceptedAttachmentTypes {
     pub fn etag(&self) -> String {
-        etag(self.version, self.updated_at.unwrap_or(DateTime::UNIX_EPOCH))
+        etag(
+            self.version,
+            self.updated_at.unwrap_or(DateTime::UNIX_EPOCH),
+        )
     }
 }
 

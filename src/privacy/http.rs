@@ -1,5 +1,5 @@
-//! The HTTP handlers of privacy: a region's accepted attachment types, and the
-//! caller's export of everything the service holds about them (`export_http`).
+//! The HTTP handlers of privacy: a region's accepted attachment types (the export,
+//! `GET /me/export`, sits with the other `/me` routes in `auth::http::me`).
 
 use actix_web::http::StatusCode;
 use actix_web::{get, put, web, HttpRequest, HttpResponse};

@@ -22,7 +22,13 @@ fn documented_download_types() -> Vec<String> {
 /// document would refuse the photo of its own course certificate. Every media type an
 /// attachment may have by default must come back as a documented one.
 /// Every media type of the default `ATTACHMENT_TYPES`.
-const ALL_TYPES: &[&str] = &["application/pdf", "image/jpeg", "image/png", "image/heic", "text/plain"];
+const ALL_TYPES: &[&str] = &[
+    "application/pdf",
+    "image/jpeg",
+    "image/png",
+    "image/heic",
+    "text/plain",
+];
 
 #[test]
 fn a_downloaded_attachment_has_a_media_type_the_document_names() {

@@ -37,6 +37,7 @@ mod portfolio;
 mod portfolio_access;
 mod privacy;
 mod privacy_attachments;
+mod privacy_export;
 mod refusals;
 mod regulation_walkthrough;
 mod render_pdf;

@@ -466,7 +466,13 @@ fn an_html_page_declared_as_a_pdf_is_refused_with_415() {
         app,
         &w.admin,
         &w.region,
-        &["application/pdf", "image/jpeg", "image/png", "image/heic", "text/plain"],
+        &[
+            "application/pdf",
+            "image/jpeg",
+            "image/png",
+            "image/heic",
+            "text/plain",
+        ],
     );
     let activity = app
         .post(
