@@ -300,7 +300,7 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(h::me_email)
         .service(h::me_step_up_email_code)
         .service(h::me_step_up)
-        .service(h::me_export)
+        .service(crate::data_export::http::me_export)
         .service(h::undo_change)
         .configure(crate::auth::oidc::http::routes)
         .service(crate::accounts::mail_outbox::list_mail_outbox)

@@ -1,5 +1,5 @@
 //! The HTTP handlers of privacy: a region's accepted attachment types (the export,
-//! `GET /me/export`, sits with the other `/me` routes in `auth::http::me`).
+//! `GET /me/export`, is the feature `data_export`).
 
 use actix_web::http::StatusCode;
 use actix_web::{get, put, web, HttpRequest, HttpResponse};

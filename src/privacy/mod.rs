@@ -5,11 +5,9 @@
 //!   refused unless the client acknowledges that it is not patient data.
 //! - `attachment_types`: what media types a region accepts for attachments (PDF only
 //!   until it opts in to photos).
-//! - `export`, `export_archive`: `GET /me/export`, everything about the caller as one
-//!   streamed archive (Art. 15 and 20).
+//!
+//! The export (Art. 15 and 20) is the feature `data_export`, above the ones it reads.
 
 pub mod attachment_types;
-pub mod export;
-pub mod export_archive;
 pub mod guard;
 pub mod http;

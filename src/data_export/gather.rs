@@ -1,6 +1,6 @@
 //! What `GET /me/export` holds (GDPR Art. 15 and 20): everything the service keeps
 //! about the caller, as JSON documents, and the attachments of the enrolments they are
-//! the trainee of (streamed into the archive by `export_archive`, never read here).
+//! the trainee of (streamed into the archive by `archive`, never read here).
 //!
 //! Never a secret: no password hash, TOTP secret, token or token hash, recovery code,
 //! passkey credential, e-ID subject or session id. Each document is made from the rows'
@@ -448,5 +448,5 @@ pub fn gather(conn: &mut DbConn, ctx: &Ctx) -> Result<Export, AppError> {
 }
 
 #[cfg(test)]
-#[path = "export_tests.rs"]
+#[path = "gather_tests.rs"]
 mod tests;

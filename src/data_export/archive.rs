@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::export::{stamp, Export, FORMAT, FORMAT_VERSION};
+use super::gather::{stamp, Export, FORMAT, FORMAT_VERSION};
 use crate::error::AppError;
 use crate::storage::BlobStore;
 
