@@ -312,6 +312,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(h::me_password)
         .service(h::me_email)
         .service(h::me_step_up_email_code)
+        .service(h::me_step_up)
+        .service(crate::data_export::http::me_export)
         .service(h::undo_change)
         .configure(crate::auth::oidc::http::routes)
         .service(crate::accounts::mail_outbox::list_mail_outbox)
@@ -333,7 +335,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .configure(crate::final_assessment::routes)
         .configure(crate::feedback::routes)
         .configure(crate::dossier::http::routes)
-        .configure(crate::integrations::routes);
+        .configure(crate::integrations::routes)
+        .configure(crate::privacy::http::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod context;
 pub mod cors;
 pub mod curriculum;
+pub mod data_export;
 pub mod db;
 pub mod demo;
 pub mod dossier;

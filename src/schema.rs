@@ -913,3 +913,15 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+// ---- Accepted attachment types per region (issue 17) ------------------------------------
+
+diesel::table! {
+    region_attachment_types (region_id) {
+        region_id -> Text,
+        media_types -> Text,
+        version -> Integer,
+        updated_by -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}

@@ -143,6 +143,18 @@ fn required(password: bool, factor: bool, methods: &[String]) -> AppError {
     }
 }
 
+/// For a read that hands out everything about the caller (the personal data export,
+/// `GET /me/export`): this session must have given a second factor in the last five
+/// minutes, at sign-in or by `POST /me/step-up`; otherwise 401 `step-up-required`.
+pub fn require_recent(conn: &mut DbConn, ctx: &Ctx) -> Result<(), AppError> {
+    ctx.caller.require_person()?;
+    let st = standing(conn, ctx.now, &ctx.caller)?;
+    if st.needs_factor {
+        return Err(required(true, true, &st.methods));
+    }
+    Ok(())
+}
+
 /// First half of a step-up, before the change's transaction: the answer is complete,
 /// and the password is right (argon2 runs outside any transaction). The attempt counts
 /// against the account's login limit before the password is checked, as at login (one

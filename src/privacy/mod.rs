@@ -3,5 +3,11 @@
 //!
 //! - `guard`: free text that looks like it holds a personnummer or samordningsnummer is
 //!   refused unless the client acknowledges that it is not patient data.
+//! - `attachment_types`: what media types a region accepts for attachments (PDF only
+//!   until it opts in to photos).
+//!
+//! The export (Art. 15 and 20) is the feature `data_export`, above the ones it reads.
 
+pub mod attachment_types;
 pub mod guard;
+pub mod http;

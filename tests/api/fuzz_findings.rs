@@ -21,6 +21,15 @@ fn documented_download_types() -> Vec<String> {
 /// document promised only `application/octet-stream`: a client generated from the
 /// document would refuse the photo of its own course certificate. Every media type an
 /// attachment may have by default must come back as a documented one.
+/// Every media type of the default `ATTACHMENT_TYPES`.
+const ALL_TYPES: &[&str] = &[
+    "application/pdf",
+    "image/jpeg",
+    "image/png",
+    "image/heic",
+    "text/plain",
+];
+
 #[test]
 fn a_downloaded_attachment_has_a_media_type_the_document_names() {
     let app = TestApp::start();
@@ -47,6 +56,8 @@ fn a_downloaded_attachment_has_a_media_type_the_document_names() {
         .expect(201);
     let activity = activity.body["id"].as_str().expect("activity id");
 
+    // Photos and plain text are opt-in per region (issue 17).
+    crate::privacy_attachments::accept_attachment_types(&app, &admin, &region, ALL_TYPES);
     let documented = documented_download_types();
     let files: [(&str, &[u8]); 4] = [
         ("application/pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"),

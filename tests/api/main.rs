@@ -37,6 +37,8 @@ mod placement_walk;
 mod portfolio;
 mod portfolio_access;
 mod privacy;
+mod privacy_attachments;
+mod privacy_export;
 mod refusals;
 mod regulation_walkthrough;
 mod render_pdf;

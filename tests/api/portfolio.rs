@@ -8,6 +8,8 @@ use crate::support::{TestApp, TestUser};
 
 struct Setup {
     app: TestApp,
+    admin: TestUser,
+    region: String,
     director: TestUser,
     trainee: TestUser,
     supervisor: TestUser,
@@ -41,6 +43,8 @@ fn setup_with(adjust: impl FnOnce(&mut eportfolio::Config)) -> Setup {
             .expect("placement")
             .to_string(),
         app,
+        admin,
+        region,
         director,
         trainee,
         supervisor,
@@ -252,6 +256,13 @@ fn activities_are_filtered_paged_and_edited_without_lost_updates() {
 #[test]
 fn a_course_certificate_is_attached_from_the_phone_and_read_by_the_supervisor() {
     let s = setup_with(|c| c.attachment_max_bytes = 200_000);
+    // Photos are opt-in per region (issue 17).
+    crate::privacy_attachments::accept_attachment_types(
+        &s.app,
+        &s.admin,
+        &s.region,
+        &["application/pdf", "image/jpeg"],
+    );
     let path = format!("/enrolments/{}/activities", s.enrolment);
     let a = s
         .app

@@ -61,6 +61,13 @@ fn trainee_with_activity() -> (TestApp, TestUser, String) {
     let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
     let template = app.stockholm_bt_template(&admin, &slso);
     let trainee = app.join(&admin, "bt@sll.se", "trainee", &slso);
+    // Plain text is opt-in per region (issue 17).
+    crate::privacy_attachments::accept_attachment_types(
+        &app,
+        &admin,
+        &region,
+        &["application/pdf", "text/plain"],
+    );
     let e = app
         .post(
             "/enrolments",

@@ -419,3 +419,27 @@ pub async fn me_email(
     .await?;
     Ok(HttpResponse::Accepted().finish())
 }
+
+/// Confirm who I am
+///
+/// Step-up without a change: the current password and a second factor. The session
+/// then counts as having given a second factor just now, for five minutes: what
+/// `GET /me/export` needs when the sign-in was longer ago (or on a remembered device).
+#[utoipa::path(
+    tag = "me",
+    request_body = StepUp,
+    responses(
+        (status = 204, description = "Confirmed; sensitive reads are open for five minutes"),
+        (status = 401, description = "Step-up needed (`step-up-required`: see `requires` and `methods`), or a wrong password or code", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/me/step-up")]
+pub async fn me_step_up(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    body: Option<web::Json<StepUp>>,
+) -> Result<HttpResponse, AppError> {
+    guarded(&state, &ctx, step_up_answer(body), |_, _| Ok(())).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

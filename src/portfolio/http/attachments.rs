@@ -12,6 +12,7 @@ use crate::error::AppError;
 use crate::http::media_type;
 use crate::portfolio::activities::{self};
 use crate::portfolio::attachments::{self, Attachment};
+use crate::privacy::attachment_types as accepted_types;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -27,8 +28,10 @@ pub struct UploadParams {
 
 /// Attach a document or photo to an activity
 ///
-/// The body is the file itself, with its media type as `Content-Type` (PDF, JPEG, PNG,
-/// HEIC or plain text by default). Streamed to storage; at most 20 MB by default.
+/// The body is the file itself, with its media type as `Content-Type`: one the
+/// enrolment's region accepts (PDF only unless the region opted in to photos or plain
+/// text, see `PUT /organisations/{id}/attachment-types`), and content that is of that
+/// type. Streamed to storage; at most 20 MB by default.
 #[utoipa::path(
     tag = "portfolio",
     params(("id" = String, Path, description = "Activity"), UploadParams),
@@ -43,7 +46,7 @@ pub struct UploadParams {
     responses(
         (status = 201, description = "Stored", body = Attachment),
         (status = 404, description = "Unknown activity", body = crate::error::Problem, content_type = PROBLEM),
-        (status = 415, description = "A media type not accepted, or content that is not of the declared type", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 415, description = "A media type the region does not accept, or content that is not of the declared type; the detail names the accepted types", body = crate::error::Problem, content_type = PROBLEM),
         (status = 507, description = "`insufficient-storage`: the attachment store is full; nothing of the upload was kept", body = crate::error::Problem, content_type = PROBLEM),
         (status = 422, description = "The file name looks like it holds a personnummer (`patient-data-suspected`); resend with `acknowledge_patient_data_warning=true` if it is not patient data", body = crate::error::Problem, content_type = PROBLEM),
     ),
@@ -73,15 +76,18 @@ pub async fn upload_attachment(
             ctx.config.attachment_types.join(", ")
         )));
     }
-    let enrolment = {
+    let (enrolment, accepted) = {
         let record = record.clone();
         ctx.read(move |c, ctx| {
             let enrolment = activities::enrolment_of_activity(c, &record)?;
             activities::require_trainee(c, &ctx.caller, &enrolment, ctx.today())?;
-            Ok(enrolment)
+            // The region's choice (issue 17: PDF only unless it opted in to photos).
+            let accepted = accepted_types::accepted_for_enrolment(c, &ctx.config, &enrolment)?;
+            Ok((enrolment, accepted))
         })
         .await?
     };
+    accepted_types::require_accepted(&accepted, &content_type)?;
     // A retried upload is answered from its key before the file is stored again.
     ctx.settle_idempotency_key().await?;
     let id = attachments::new_id();
@@ -92,7 +98,15 @@ pub async fn upload_attachment(
         payload,
         ctx.config.attachment_max_bytes,
     )
-    .await?;
+    .await
+    // Content that is not what it was declared as: say what the region takes.
+    .map_err(|e| match e {
+        AppError::UnsupportedMediaType(d) => AppError::UnsupportedMediaType(format!(
+            "{d}; this region accepts {}",
+            accepted_types::accepted_list(&accepted)
+        )),
+        other => other,
+    })?;
     let n = attachments::NewAttachment {
         id,
         enrolment_id: enrolment,
