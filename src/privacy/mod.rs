@@ -3,5 +3,14 @@
 //!
 //! - `guard`: free text that looks like it holds a personnummer or samordningsnummer is
 //!   refused unless the client acknowledges that it is not patient data.
+//! - `retention`: a region's retention period (gallring) and the daily job deleting
+//!   closed enrolments past it.
+//! - `restriction`: restriction of processing (read-only, hidden from lists).
+//! - `erasure`: erasing an enrolment's records that no signed record depends on.
+//! - `http`: the administrators' endpoints of the three above.
 
+pub mod erasure;
 pub mod guard;
+pub mod http;
+pub mod restriction;
+pub mod retention;
