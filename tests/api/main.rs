@@ -36,6 +36,8 @@ mod placement_walk;
 mod portfolio;
 mod portfolio_access;
 mod privacy;
+mod privacy_erasure;
+mod privacy_retention;
 mod refusals;
 mod regulation_walkthrough;
 mod render_pdf;
