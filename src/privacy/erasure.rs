@@ -34,13 +34,23 @@ use crate::schema::{
     signing_links, summary_assessments, talk_participants, talks, xapi_statements,
 };
 
+/// A kind of record an erasure keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptKind {
+    SignedAssessments,
+    ConfirmedTalks,
+    SignedSummaryAssessments,
+    FinalAssessments,
+    Attachments,
+    Plan,
+    AuditLog,
+}
+
 /// What stays, and why.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Kept {
-    /// `signed_assessments`, `confirmed_talks`, `signed_summary_assessments`,
-    /// `final_assessments`, `plan`, `attachments`, `audit_log`.
-    #[schema(example = "signed_assessments")]
-    pub kind: String,
+    pub kind: KeptKind,
     pub count: i64,
     pub reason: String,
 }
@@ -281,41 +291,41 @@ fn kept(conn: &mut DbConn, id: &str, keep: &Signed) -> Result<Vec<Kept>, AppErro
                          their statement, and certificates rest on it";
     Ok(vec![
         Kept {
-            kind: "signed_assessments".into(),
+            kind: KeptKind::SignedAssessments,
             count: keep.assessments.len() as i64,
             reason: signed_reason.into(),
         },
         Kept {
-            kind: "confirmed_talks".into(),
+            kind: KeptKind::ConfirmedTalks,
             count: keep.talks.len() as i64,
             reason: "confirmed by a participant: the confirmation is their statement".into(),
         },
         Kept {
-            kind: "signed_summary_assessments".into(),
+            kind: KeptKind::SignedSummaryAssessments,
             count: keep.summaries.len() as i64,
             reason: signed_reason.into(),
         },
         Kept {
-            kind: "final_assessments".into(),
+            kind: KeptKind::FinalAssessments,
             count: finals,
             reason: "the final assessment and the certificates are the basis of the \
                      application to Socialstyrelsen"
                 .into(),
         },
         Kept {
-            kind: "attachments".into(),
+            kind: KeptKind::Attachments,
             count: files,
             reason: "attached to a record that stays".into(),
         },
         Kept {
-            kind: "plan".into(),
+            kind: KeptKind::Plan,
             count: 1,
             reason: "the enrolment and its plan (placements, leave, assignments) frame the \
                      signed records and the time served; retention deletes them in time"
                 .into(),
         },
         Kept {
-            kind: "audit_log".into(),
+            kind: KeptKind::AuditLog,
             count: audit,
             reason: "the audit chain proves the record and cannot lose entries without \
                      breaking; it records this erasure with counts only"

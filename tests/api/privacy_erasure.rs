@@ -103,6 +103,10 @@ fn a_restricted_enrolment_is_read_only_and_unlisted_until_lifted() {
         .expect(201);
     let rid = r.body["id"].as_str().expect("id").to_string();
     assert_eq!(r.body["in_force"], true);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/v1/restrictions/{rid}").as_str())
+    );
     app.post("/restrictions", Some(&w.admin.access), restriction.clone())
         .expect_problem(409, "conflict");
 
