@@ -136,6 +136,7 @@ impl AppState {
         (name = "feedback", description = "The trainee's voice: placement evaluations (aggregated for directors) and group reviews (kollegium)"),
         (name = "final-assessment", description = "Final check-in, final assessment (slutbedömning) and certificates"),
         (name = "dossier", description = "The signed dossier, its verification and the service's public keys"),
+        (name = "privacy", description = "Retention (gallring), restriction of processing and erasure, handled by administrators"),
         (name = "integrations", description = "Learning platforms: API clients (OAuth 2.0 client credentials), xAPI statements, webhooks, bulk import"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -336,7 +337,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .configure(crate::feedback::routes)
         .configure(crate::dossier::http::routes)
         .configure(crate::integrations::routes)
-        .configure(crate::privacy::http::routes);
+        .configure(crate::privacy::http::routes)
+        .configure(crate::privacy::http_attachment_types::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -406,7 +408,8 @@ pub fn openapi_json() -> String {
 
 /// Every `HOUSEKEEPING_INTERVAL_MILLIS` (ten minutes by default; not at all when zero),
 /// off the request path: sends due daily digests, deletes idempotency keys past their
-/// 24 hours and domain events past their retention, sweeps what failed uploads left in
+/// 24 hours and domain events past their retention, runs the regions' daily retention
+/// job (`privacy::retention`), sweeps what failed uploads left in
 /// the attachment store, and logs a signed checkpoint of the
 /// audit chain when it grew (`audit::checkpoint`: the log store keeps it outside the
 /// database, where a cut-off chain can be checked against it).
@@ -450,6 +453,26 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "domain events past their retention deleted"),
                 Err(e) => tracing::error!(error = %e, "deleting old domain events failed"),
+            }
+            // Retention (gallring): once a day per region with a policy, the closed
+            // enrolments past their period go; their files after the commit.
+            match db::write(&state.pool, move |conn| {
+                crate::privacy::retention::run_due(conn, now)
+            })
+            .await
+            {
+                Ok(round) => {
+                    for run in &round.runs {
+                        tracing::info!(
+                            region = %run.organisation_id,
+                            enrolments = run.enrolments,
+                            counts = ?run.counts,
+                            "retention run"
+                        );
+                    }
+                    crate::privacy::http::remove_blobs(&state, round.blobs).await;
+                }
+                Err(e) => tracing::error!(error = %e, "retention run failed"),
             }
             // What failed uploads left in the attachment store (file times: wall clock).
             let blobs = state.blobs.clone();

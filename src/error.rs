@@ -138,6 +138,10 @@ pub enum AppError {
     /// A one-time link that was already used or has expired (410).
     #[error("gone: {0}")]
     Gone(String),
+    /// Processing of the record is restricted (GDPR Art. 18): it may be read, not
+    /// changed, until an administrator lifts the restriction (409).
+    #[error("processing restricted: {0}")]
+    ProcessingRestricted(String),
     /// A signature needs a second factor this session cannot vouch for (403).
     #[error("second factor required")]
     SecondFactorRequired,
@@ -190,6 +194,7 @@ impl AppError {
             AppError::SecondFactorRequired => "second-factor-required",
             AppError::StepUpRequired { .. } => "step-up-required",
             AppError::Gone(_) => "gone",
+            AppError::ProcessingRestricted(_) => "processing-restricted",
             AppError::OidcRefused(_) => "oidc-refused",
             AppError::OidcNotLinked => "oidc-not-linked",
             AppError::RateLimited { .. } => "rate-limited",
@@ -228,6 +233,7 @@ impl AppError {
             AppError::SecondFactorRequired => "Second factor required",
             AppError::StepUpRequired { .. } => "Confirm it is you",
             AppError::Gone(_) => "Gone",
+            AppError::ProcessingRestricted(_) => "Processing restricted",
             AppError::OidcRefused(_) => "E-ID sign-in refused",
             AppError::OidcNotLinked => "E-ID not linked to an account",
             AppError::RateLimited { .. } => "Too many requests",
@@ -252,6 +258,7 @@ impl AppError {
             | AppError::PreconditionRequired(d)
             | AppError::NotAcceptable(d)
             | AppError::Gone(d)
+            | AppError::ProcessingRestricted(d)
             | AppError::Unavailable(d)
             | AppError::InsufficientStorage(d) => d.clone(),
             AppError::AttachmentDamaged(_) => "The stored file no longer matches its SHA-256; \
@@ -400,6 +407,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_)
+            | AppError::ProcessingRestricted(_)
             | AppError::IdempotencyKeyReused
             | AppError::IdempotencyInProgress
             | AppError::IdempotencySecretNotReplayed

@@ -65,6 +65,7 @@ pub const CREATED_AT: &[(&str, &str)] = &[
         "/api/v1/programme-templates/{id}/versions/{version}",
     ),
     ("/api/v1/regulations", "/api/v1/regulations/{id}"),
+    ("/api/v1/restrictions", "/api/v1/restrictions/{id}"),
     (
         "/api/v1/summary-assessments/{id}/corrections",
         "/api/v1/summary-assessments/{id}",

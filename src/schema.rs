@@ -925,3 +925,40 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    retention_policies (organisation_id) {
+        organisation_id -> Text,
+        keep_months -> Integer,
+        version -> Integer,
+        updated_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    retention_runs (id) {
+        id -> Text,
+        organisation_id -> Text,
+        run_on -> Text,
+        ran_at -> Timestamp,
+        keep_months -> Integer,
+        enrolments -> Integer,
+        counts -> Text,
+    }
+}
+
+diesel::table! {
+    restrictions (id) {
+        id -> Text,
+        subject_kind -> Text,
+        subject_id -> Text,
+        organisation_id -> Text,
+        reason -> Text,
+        restricted_by -> Text,
+        restricted_at -> Timestamp,
+        lifted_by -> Nullable<Text>,
+        lifted_at -> Nullable<Timestamp>,
+    }
+}

@@ -81,6 +81,13 @@ impl Entry {
 /// Appends an entry. Runs inside the caller's write transaction, so the entry exists
 /// exactly when the change it describes does.
 pub fn append(conn: &mut DbConn, now: DateTime<Utc>, e: Event) -> Result<(), AppError> {
+    // Every change to an enrolment's records passes here in its transaction: the one
+    // place where a restriction of processing (GDPR Art. 18) refuses them all.
+    if let Some(enrolment_id) = e.enrolment_id {
+        if !crate::privacy::restriction::ALLOWED_WHILE_RESTRICTED.contains(&e.action) {
+            crate::privacy::restriction::refuse_if_restricted(conn, enrolment_id)?;
+        }
+    }
     // Writers must take turns at the end of the chain. SQLite's write transactions are
     // already exclusive; PostgreSQL needs a lock held to the end of the transaction.
     if let DbConn::Pg(pg) = conn {

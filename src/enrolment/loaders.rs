@@ -199,6 +199,15 @@ pub fn list_enrolments(
     limit: i64,
 ) -> Result<Vec<Enrolment>, AppError> {
     let mut ids = access::visible_enrolment_ids(conn, me, today)?;
+    // Restricted processing (GDPR Art. 18) leaves the lists of everyone but the trainee.
+    let restricted = crate::privacy::restriction::restricted_among(conn, &ids)?;
+    if !restricted.is_empty() {
+        let own: Vec<String> = enrolments::table
+            .filter(enrolments::trainee_id.eq(&me.user_id))
+            .select(enrolments::id)
+            .load(conn)?;
+        ids.retain(|i| !restricted.contains(i) || own.contains(i));
+    }
     if let Some(t) = trainee_id {
         let of_trainee: Vec<String> = enrolments::table
             .filter(enrolments::trainee_id.eq(t))

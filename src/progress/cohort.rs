@@ -163,6 +163,9 @@ pub fn overview(
         let keep: std::collections::HashSet<String> = keep.into_iter().collect();
         ids.retain(|id| keep.contains(id));
     }
+    // Restricted processing (GDPR Art. 18): out of the overview.
+    let restricted = crate::privacy::restriction::restricted_among(conn, &ids)?;
+    ids.retain(|id| !restricted.contains(id));
     let evaluated = service::progress_many(conn, &ids, today)?;
     let trainee_ids: Vec<String> = evaluated
         .iter()

@@ -1,0 +1,335 @@
+//! Erasure (radering, GDPR Art. 17) of an enrolment's records on the person's request,
+//! by an administrator of the region: what no signature depends on goes; what must stay
+//! is named in the answer with the reason.
+//!
+//! - **Erased:** learning activities (the trainee's own entries: no one signs them),
+//!   assessments nobody signed (drafts, awaiting a signature or vetting, declined) with
+//!   their signing links, talks nobody confirmed, unsigned summary assessments, the
+//!   attachments of all these (rows and files), their delmål links and the xAPI
+//!   statements that made activities.
+//! - **Kept:** signed assessments, confirmed talks and signed summary assessments (a
+//!   supervisor or assessor signed them: erasing would erase the signer's statement,
+//!   and the certificate applications rest on them); the final assessment and the
+//!   certificates; the plan (placements, leave, assignments: the frame of the signed
+//!   records and of the time served); the audit log (its chain proves the record, and
+//!   it records this erasure with counts). Retention deletes these in their time.
+//! - **Once.** The enrolment row is locked first (PostgreSQL; SQLite's writes are
+//!   exclusive already): the same request twice at once erases once, and the second
+//!   answer shows nothing left to erase (and writes no audit entry: nothing happened).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::audit::{self, Event};
+use crate::auth::principal::{Principal, Role};
+use crate::db::DbConn;
+use crate::error::AppError;
+use crate::schema::{
+    activities, assessments, attachments, audit_log, enrolments, final_assessments, record_delmal,
+    signing_links, summary_assessments, talk_participants, talks, xapi_statements,
+};
+
+/// A kind of record an erasure keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptKind {
+    SignedAssessments,
+    ConfirmedTalks,
+    SignedSummaryAssessments,
+    FinalAssessments,
+    Attachments,
+    Plan,
+    AuditLog,
+}
+
+/// What stays, and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Kept {
+    pub kind: KeptKind,
+    pub count: i64,
+    pub reason: String,
+}
+
+/// The answer to an erasure: what went (rows per kind) and what stays.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Erasure {
+    pub enrolment_id: String,
+    /// Rows erased per kind (`activities`, `assessments`, `talks`,
+    /// `summary_assessments`, `attachments`, `xapi_statements`); all zero when nothing
+    /// was left to erase.
+    #[schema(value_type = Object)]
+    pub erased: BTreeMap<String, i64>,
+    pub kept: Vec<Kept>,
+}
+
+/// The enrolment's administrator (an administrator over its organisation), or 404.
+fn require_admin(conn: &mut DbConn, me: &Principal, enrolment_id: &str) -> Result<(), AppError> {
+    me.require_person()?;
+    let org: Option<String> = enrolments::table
+        .find(enrolment_id)
+        .select(enrolments::organisation_id)
+        .first(conn)
+        .optional()?;
+    match org {
+        Some(o) if me.has_role_over(conn, Role::Administrator, &o)? => Ok(()),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// The records that stay: ids of signed assessments, confirmed talks and signed
+/// summaries.
+struct Signed {
+    assessments: Vec<String>,
+    talks: Vec<String>,
+    summaries: Vec<String>,
+}
+
+fn signed(conn: &mut DbConn, id: &str) -> Result<Signed, AppError> {
+    let assessments: Vec<String> = assessments::table
+        .filter(assessments::enrolment_id.eq(id))
+        .filter(assessments::signed_at.is_not_null())
+        .select(assessments::id)
+        .load(conn)?;
+    let all_talks: Vec<(String, String)> = talks::table
+        .filter(talks::enrolment_id.eq(id))
+        .select((talks::id, talks::status))
+        .load(conn)?;
+    let talk_ids: Vec<String> = all_talks.iter().map(|(t, _)| t.clone()).collect();
+    // A talk one participant confirmed carries that person's confirmation: it stays.
+    let mut talks: Vec<String> = talk_participants::table
+        .filter(talk_participants::talk_id.eq_any(&talk_ids))
+        .filter(talk_participants::confirmed_at.is_not_null())
+        .select(talk_participants::talk_id)
+        .load(conn)?;
+    talks.extend(
+        all_talks
+            .into_iter()
+            .filter(|(_, s)| s == "confirmed")
+            .map(|(t, _)| t),
+    );
+    talks.sort();
+    talks.dedup();
+    let summaries: Vec<String> = summary_assessments::table
+        .filter(summary_assessments::enrolment_id.eq(id))
+        .filter(summary_assessments::signed_at.is_not_null())
+        .select(summary_assessments::id)
+        .load(conn)?;
+    Ok(Signed {
+        assessments,
+        talks,
+        summaries,
+    })
+}
+
+/// Erases what no signature depends on (see the module comment); audited when anything
+/// went. Also returns the storage keys of the erased attachments' files, for the caller
+/// to remove once the transaction has committed.
+pub fn erase(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: Option<&str>,
+    id: &str,
+) -> Result<(Erasure, Vec<String>), AppError> {
+    require_admin(conn, me, id)?;
+    if let DbConn::Pg(pg) = conn {
+        diesel::sql_query("SELECT id FROM enrolments WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(pg)?;
+    }
+    let keep = signed(conn, id)?;
+    let gone_assessments: Vec<String> = assessments::table
+        .filter(assessments::enrolment_id.eq(id))
+        .filter(assessments::id.ne_all(&keep.assessments))
+        .select(assessments::id)
+        .load(conn)?;
+    let gone_talks: Vec<String> = talks::table
+        .filter(talks::enrolment_id.eq(id))
+        .filter(talks::id.ne_all(&keep.talks))
+        .select(talks::id)
+        .load(conn)?;
+    let gone_summaries: Vec<String> = summary_assessments::table
+        .filter(summary_assessments::enrolment_id.eq(id))
+        .filter(summary_assessments::id.ne_all(&keep.summaries))
+        .select(summary_assessments::id)
+        .load(conn)?;
+    let gone_activities: Vec<String> = activities::table
+        .filter(activities::enrolment_id.eq(id))
+        .select(activities::id)
+        .load(conn)?;
+    let mut records: Vec<String> = Vec::new();
+    for ids in [
+        &gone_assessments,
+        &gone_talks,
+        &gone_summaries,
+        &gone_activities,
+    ] {
+        records.extend(ids.iter().cloned());
+    }
+    let blobs: Vec<String> = attachments::table
+        .filter(attachments::enrolment_id.eq(id))
+        .filter(attachments::record_id.eq_any(&records))
+        .select(attachments::storage_key)
+        .load(conn)?;
+    let mut erased: BTreeMap<String, i64> = BTreeMap::new();
+    let mut add = |k: &str, n: usize| {
+        *erased.entry(k.to_string()).or_default() += n as i64;
+    };
+    add(
+        "attachments",
+        diesel::delete(
+            attachments::table
+                .filter(attachments::enrolment_id.eq(id))
+                .filter(attachments::record_id.eq_any(&records)),
+        )
+        .execute(conn)?,
+    );
+    diesel::delete(
+        record_delmal::table
+            .filter(record_delmal::enrolment_id.eq(id))
+            .filter(record_delmal::record_id.eq_any(&records)),
+    )
+    .execute(conn)?;
+    add(
+        "xapi_statements",
+        diesel::delete(
+            xapi_statements::table.filter(xapi_statements::activity_id.eq_any(&gone_activities)),
+        )
+        .execute(conn)?,
+    );
+    diesel::delete(
+        signing_links::table.filter(signing_links::assessment_id.eq_any(&gone_assessments)),
+    )
+    .execute(conn)?;
+    // A kept record never names an erased one: a correction that stays unlinks from it.
+    diesel::update(assessments::table.filter(assessments::supersedes_id.eq_any(&gone_assessments)))
+        .set(assessments::supersedes_id.eq(None::<String>))
+        .execute(conn)?;
+    diesel::update(assessments::table.filter(assessments::superseded_by.eq_any(&gone_assessments)))
+        .set(assessments::superseded_by.eq(None::<String>))
+        .execute(conn)?;
+    diesel::update(
+        summary_assessments::table
+            .filter(summary_assessments::supersedes_id.eq_any(&gone_summaries)),
+    )
+    .set(summary_assessments::supersedes_id.eq(None::<String>))
+    .execute(conn)?;
+    diesel::update(
+        summary_assessments::table
+            .filter(summary_assessments::superseded_by.eq_any(&gone_summaries)),
+    )
+    .set(summary_assessments::superseded_by.eq(None::<String>))
+    .execute(conn)?;
+    add(
+        "assessments",
+        diesel::delete(assessments::table.filter(assessments::id.eq_any(&gone_assessments)))
+            .execute(conn)?,
+    );
+    diesel::delete(talk_participants::table.filter(talk_participants::talk_id.eq_any(&gone_talks)))
+        .execute(conn)?;
+    add(
+        "talks",
+        diesel::delete(talks::table.filter(talks::id.eq_any(&gone_talks))).execute(conn)?,
+    );
+    add(
+        "summary_assessments",
+        diesel::delete(
+            summary_assessments::table.filter(summary_assessments::id.eq_any(&gone_summaries)),
+        )
+        .execute(conn)?,
+    );
+    add(
+        "activities",
+        diesel::delete(activities::table.filter(activities::id.eq_any(&gone_activities)))
+            .execute(conn)?,
+    );
+    let kept = kept(conn, id, &keep)?;
+    if erased.values().any(|n| *n > 0) {
+        audit::append(
+            conn,
+            now,
+            Event {
+                actor_id: Some(&me.user_id),
+                client,
+                action: "erased",
+                entity: "enrolment",
+                entity_id: id,
+                enrolment_id: Some(id),
+                data: &json!({"erased": erased}),
+            },
+        )?;
+    }
+    Ok((
+        Erasure {
+            enrolment_id: id.to_string(),
+            erased,
+            kept,
+        },
+        blobs,
+    ))
+}
+
+fn kept(conn: &mut DbConn, id: &str, keep: &Signed) -> Result<Vec<Kept>, AppError> {
+    let finals: i64 = final_assessments::table
+        .filter(final_assessments::enrolment_id.eq(id))
+        .count()
+        .get_result(conn)?;
+    let files: i64 = attachments::table
+        .filter(attachments::enrolment_id.eq(id))
+        .count()
+        .get_result(conn)?;
+    let audit: i64 = audit_log::table
+        .filter(audit_log::enrolment_id.eq(id))
+        .count()
+        .get_result(conn)?;
+    let signed_reason = "signed by someone other than the trainee: erasing it would erase \
+                         their statement, and certificates rest on it";
+    Ok(vec![
+        Kept {
+            kind: KeptKind::SignedAssessments,
+            count: keep.assessments.len() as i64,
+            reason: signed_reason.into(),
+        },
+        Kept {
+            kind: KeptKind::ConfirmedTalks,
+            count: keep.talks.len() as i64,
+            reason: "confirmed by a participant: the confirmation is their statement".into(),
+        },
+        Kept {
+            kind: KeptKind::SignedSummaryAssessments,
+            count: keep.summaries.len() as i64,
+            reason: signed_reason.into(),
+        },
+        Kept {
+            kind: KeptKind::FinalAssessments,
+            count: finals,
+            reason: "the final assessment and the certificates are the basis of the \
+                     application to Socialstyrelsen"
+                .into(),
+        },
+        Kept {
+            kind: KeptKind::Attachments,
+            count: files,
+            reason: "attached to a record that stays".into(),
+        },
+        Kept {
+            kind: KeptKind::Plan,
+            count: 1,
+            reason: "the enrolment and its plan (placements, leave, assignments) frame the \
+                     signed records and the time served; retention deletes them in time"
+                .into(),
+        },
+        Kept {
+            kind: KeptKind::AuditLog,
+            count: audit,
+            reason: "the audit chain proves the record and cannot lose entries without \
+                     breaking; it records this erasure with counts only"
+                .into(),
+        },
+    ])
+}
