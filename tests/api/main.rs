@@ -50,5 +50,6 @@ mod security_stepup;
 mod security_webhooks;
 mod st_rules;
 mod storage_faults;
+mod supervision_flags;
 mod talks;
 mod xapi_lrs;
