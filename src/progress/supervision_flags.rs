@@ -61,7 +61,9 @@ pub struct SupervisionFlag {
     /// The first Swedish day on which the step counts as missing.
     #[schema(example = "2026-07-02")]
     pub since: NaiveDate,
-    #[schema(example = "No supervision session with the main supervisor by the middle of the placement (2026-07-01)")]
+    #[schema(
+        example = "No supervision session with the main supervisor by the middle of the placement (2026-07-01)"
+    )]
     pub message: String,
 }
 
@@ -123,10 +125,7 @@ pub(crate) fn flags(i: &Inputs, today: NaiveDate) -> Vec<SupervisionFlag> {
                     code: "handover_missing".into(),
                     placement_id: p.id.clone(),
                     since: p.start,
-                    message: format!(
-                        "The placement began on {} without a handover talk",
-                        p.start
-                    ),
+                    message: format!("The placement began on {} without a handover talk", p.start),
                 });
             }
         }
@@ -197,25 +196,26 @@ pub(crate) fn load(
             .load(conn)?;
         for (e, user, from, to) in rows {
             if let Some(i) = by_id.get_mut(&e) {
-                i.supervision_steps
-                    .main_supervisors
-                    .push((user, from.date(), to.map(|t| t.date())));
+                i.supervision_steps.main_supervisors.push((
+                    user,
+                    from.date(),
+                    to.map(|t| t.date()),
+                ));
             }
         }
-        let rows: Vec<(String, String, String, Option<String>, Option<String>, Day)> =
-            talks::table
-                .filter(talks::enrolment_id.eq_any(chunk))
-                .filter(talks::deleted_at.is_null())
-                .filter(talks::kind.eq_any(["supervision", "handover"]))
-                .select((
-                    talks::enrolment_id,
-                    talks::id,
-                    talks::kind,
-                    talks::placement_id,
-                    talks::next_placement_id,
-                    talks::held_on,
-                ))
-                .load(conn)?;
+        let rows: Vec<(String, String, String, Option<String>, Option<String>, Day)> = talks::table
+            .filter(talks::enrolment_id.eq_any(chunk))
+            .filter(talks::deleted_at.is_null())
+            .filter(talks::kind.eq_any(["supervision", "handover"]))
+            .select((
+                talks::enrolment_id,
+                talks::id,
+                talks::kind,
+                talks::placement_id,
+                talks::next_placement_id,
+                talks::held_on,
+            ))
+            .load(conn)?;
         let session_ids: Vec<&String> = rows
             .iter()
             .filter(|r| r.2 == "supervision")

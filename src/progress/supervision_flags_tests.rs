@@ -115,8 +115,7 @@ fn only_a_session_with_the_main_supervisor_in_the_placement_counts() {
 #[test]
 fn a_former_main_supervisor_does_not_count_after_their_assignment_ended() {
     let mut i = bt();
-    i.supervision_steps.main_supervisors =
-        vec![("old".into(), d(2026, 1, 1), Some(d(2026, 6, 1)))];
+    i.supervision_steps.main_supervisors = vec![("old".into(), d(2026, 1, 1), Some(d(2026, 6, 1)))];
     i.supervision_steps.sessions.push((
         Some("p2".into()),
         d(2026, 6, 15),

@@ -29,7 +29,6 @@ fn bt(tag: &str) -> Bt {
         c.access_token_ttl = std::time::Duration::from_secs(400 * 24 * 3600);
         c.housekeeping_interval = std::time::Duration::ZERO;
     });
-    w.app.clock.set(utc(2026, 1, 5, 8, 0));
     let trainee = w.person(&format!("bt.{tag}@sll.se"), "trainee");
     let main = w.person(&format!("hhl.{tag}@sll.se"), "supervisor");
     let tjg = w.person(&format!("tjg.{tag}@sll.se"), "supervisor");
@@ -82,20 +81,26 @@ fn missing_talks_and_summaries_are_flagged_by_swedish_days_until_recorded() {
     // 00:30 on 5 May (22:30 UTC on the 4th): the change has happened without a handover,
     // and placement 1 has ended without a summary assessment.
     b.w.app.clock.set(utc(2026, 5, 4, 22, 30));
-    assert!(flagged(&b, "handover_missing", &b.second), "{:?}", flags(&b));
+    assert!(
+        flagged(&b, "handover_missing", &b.second),
+        "{:?}",
+        flags(&b)
+    );
     assert!(flagged(&b, "summary_assessment_missing", &b.first));
     let p = b.w.progress(&b.enrolment, &b.trainee);
     let f = &p["pace"]["supervision_flags"][0];
     assert_eq!(f["since"], "2026-05-05", "{p}");
     // Visible to the director in the cohort overview, and filterable there.
-    assert_eq!(b.w.cohort("?supervision_flags=true"), vec![b.enrolment.clone()]);
+    assert_eq!(
+        b.w.cohort("?supervision_flags=true"),
+        vec![b.enrolment.clone()]
+    );
     assert!(b.w.cohort("?supervision_flags=false").is_empty());
-    let rows = b
-        .w
-        .app
-        .get("/cohort-overview", Some(&b.w.director.access))
-        .expect(200)
-        .body;
+    let rows =
+        b.w.app
+            .get("/cohort-overview", Some(&b.w.director.access))
+            .expect(200)
+            .body;
     let codes = &rows["items"][0]["supervision_flags"];
     assert!(
         codes
@@ -116,16 +121,15 @@ fn missing_talks_and_summaries_are_flagged_by_swedish_days_until_recorded() {
                    "outgoing_supervisor_id": b.main.id, "incoming_supervisor_id": b.tjg.id}),
         )
         .expect(201);
-    let s = b
-        .w
-        .app
-        .post(
-            &format!("/enrolments/{}/summary-assessments", b.enrolment),
-            Some(&b.main.access),
-            json!({"placement_id": b.first,
+    let s =
+        b.w.app
+            .post(
+                &format!("/enrolments/{}/summary-assessments", b.enrolment),
+                Some(&b.main.access),
+                json!({"placement_id": b.first,
                    "judgements": [{"code": "BT1", "judgement": "progressing"}]}),
-        )
-        .expect(201);
+            )
+            .expect(201);
     b.w.app
         .patch(
             &format!("/summary-assessments/{}", id(&s.body)),
@@ -204,12 +208,11 @@ fn supervisors_check_in_without_the_trainee_who_never_sees_it() {
             json!({"held_on": "2026-06-01", "with_supervisor_id": b.trainee.id}),
         )
         .expect_problem(422, "validation");
-    let c = b
-        .w
-        .app
-        .post(&path, Some(&b.tjg.access), body)
-        .expect(201)
-        .body;
+    let c =
+        b.w.app
+            .post(&path, Some(&b.tjg.access), body)
+            .expect(201)
+            .body;
     let check_in = id(&c);
     assert_eq!(c["kind"], "supervisor_check_in");
     assert_eq!(c["participants"].as_array().expect("p").len(), 2, "{c}");
@@ -224,20 +227,23 @@ fn supervisors_check_in_without_the_trainee_who_never_sees_it() {
         .get(&one, Some(&b.trainee.access))
         .expect_problem(404, "not-found");
     b.w.app
-        .post(&format!("{one}/confirm"), Some(&b.trainee.access), json!({}))
+        .post(
+            &format!("{one}/confirm"),
+            Some(&b.trainee.access),
+            json!({}),
+        )
         .expect_problem(404, "not-found");
     b.w.app
         .get(&path, Some(&b.trainee.access))
         .expect_problem(403, "forbidden");
-    let changes = b
-        .w
-        .app
-        .get(
-            &format!("/enrolments/{}/changes", b.enrolment),
-            Some(&b.trainee.access),
-        )
-        .expect(200)
-        .text;
+    let changes =
+        b.w.app
+            .get(
+                &format!("/enrolments/{}/changes", b.enrolment),
+                Some(&b.trainee.access),
+            )
+            .expect(200)
+            .text;
     assert!(!changes.contains(&check_in), "{changes}");
     assert!(!changes.contains("prioritering"), "{changes}");
     // Nor in the progress evidence or the checklist's supervision count.
@@ -252,19 +258,17 @@ fn supervisors_check_in_without_the_trainee_who_never_sees_it() {
         .expect_problem(404, "not-found");
     // The main supervisor reads and confirms; the director lists it.
     b.w.app.get(&one, Some(&b.main.access)).expect(200);
-    let done = b
-        .w
-        .app
-        .post(&format!("{one}/confirm"), Some(&b.main.access), json!({}))
-        .expect(200)
-        .body;
+    let done =
+        b.w.app
+            .post(&format!("{one}/confirm"), Some(&b.main.access), json!({}))
+            .expect(200)
+            .body;
     assert_eq!(done["status"], "confirmed");
-    let listed = b
-        .w
-        .app
-        .get(&path, Some(&b.w.director.access))
-        .expect(200)
-        .body;
+    let listed =
+        b.w.app
+            .get(&path, Some(&b.w.director.access))
+            .expect(200)
+            .body;
     assert_eq!(listed["items"][0]["id"], check_in.as_str(), "{listed}");
 }
 
@@ -282,18 +286,24 @@ fn digest_round(w: &World, now: DateTime<Utc>) -> usize {
     .expect("digest round")
 }
 
-/// The bodies of the mails queued to `email`, oldest first.
-fn queued_bodies(w: &World, email: &str) -> Vec<String> {
-    use diesel::prelude::*;
-    use eportfolio::schema::mail_outbox;
-    let pool = eportfolio::db::connect(&w.app.config.database_url, 1).expect("pool");
-    let mut conn = pool.get().expect("conn");
-    mail_outbox::table
-        .filter(mail_outbox::recipient.eq(email))
-        .order(mail_outbox::created_at)
-        .select(mail_outbox::body)
-        .load(&mut *conn)
-        .expect("bodies")
+/// A digest round at `now` (the app's clock moved there, so the outbox sends what it
+/// queues); how many digests it queued, and the bodies of the new mails to each of
+/// `whom` (empty when none came).
+fn round(w: &World, now: DateTime<Utc>, whom: &[&TestUser]) -> (usize, Vec<String>) {
+    w.app.clock.set(now);
+    let before: Vec<usize> = whom.iter().map(|u| w.app.smtp.count_to(&u.email)).collect();
+    let n = digest_round(w, now);
+    let bodies = whom
+        .iter()
+        .zip(before)
+        .map(|(u, k)| {
+            if n == 0 {
+                return String::new();
+            }
+            w.app.smtp.wait_for(&u.email, k).body_text()
+        })
+        .collect();
+    (n, bodies)
 }
 
 fn digest_mode(w: &World, who: &TestUser) {
@@ -307,10 +317,6 @@ fn digest_mode(w: &World, who: &TestUser) {
         .expect(200);
 }
 
-fn last(bodies: &[String]) -> &str {
-    bodies.last().map(String::as_str).unwrap_or_default()
-}
-
 #[test]
 fn the_digest_reminds_of_overdue_supervision_waiting_signatures_and_unplanned_handovers() {
     let b = bt("pmn");
@@ -318,17 +324,16 @@ fn the_digest_reminds_of_overdue_supervision_waiting_signatures_and_unplanned_ha
     digest_mode(&b.w, &b.main);
     // 9 April: a signature request to the main supervisor, and a supervision session.
     b.w.app.clock.set(utc(2026, 4, 9, 8, 0));
-    let asked: Value = b
-        .w
-        .app
-        .post(
-            &format!("/enrolments/{}/assessments", b.enrolment),
-            Some(&b.trainee.access),
-            json!({"instrument": "mini_cex", "performed_on": "2026-04-09",
+    let asked: Value =
+        b.w.app
+            .post(
+                &format!("/enrolments/{}/assessments", b.enrolment),
+                Some(&b.trainee.access),
+                json!({"instrument": "mini_cex", "performed_on": "2026-04-09",
                    "assessor_id": b.main.id, "delmal": ["BT1"]}),
-        )
-        .expect(201)
-        .body;
+            )
+            .expect(201)
+            .body;
     assert_eq!(asked["status"], "awaiting_signature", "{asked}");
     b.w.app
         .post(
@@ -340,26 +345,34 @@ fn the_digest_reminds_of_overdue_supervision_waiting_signatures_and_unplanned_ha
     // 06:30 on 16 April: seven days, not more; allmänmedicin's 7-day cadence is not yet
     // passed; the change on 5 May is 19 days ahead. The request itself is in the main
     // supervisor's digest, the session to confirm in the trainee's.
-    assert_eq!(digest_round(&b.w, utc(2026, 4, 16, 4, 30)), 2);
-    let main_mail = queued_bodies(&b.w, &b.main.email);
-    assert!(!last(&main_mail).contains("more than 7 days"), "{main_mail:?}");
+    let (n, bodies) = round(&b.w, utc(2026, 4, 16, 4, 30), &[&b.main, &b.trainee]);
+    assert_eq!(n, 2);
+    assert!(!bodies[0].contains("more than 7 days"), "{bodies:?}");
+    assert!(!bodies[0].contains("No supervision session"), "{bodies:?}");
+    assert!(!bodies[1].contains("changes placement"), "{bodies:?}");
     // 06:30 on 21 April: all three. The signature has waited 12 days, supervision is 12
     // days old, and the change is 14 days ahead with no handover planned.
-    assert_eq!(digest_round(&b.w, utc(2026, 4, 21, 4, 30)), 2);
-    let main_mail = queued_bodies(&b.w, &b.main.email);
-    let body = last(&main_mail);
+    let (n, bodies) = round(&b.w, utc(2026, 4, 21, 4, 30), &[&b.main, &b.trainee]);
+    assert_eq!(n, 2);
+    let body = &bodies[0];
     assert!(body.contains("for more than 7 days"), "{body}");
-    assert!(body.contains("No supervision session for"), "{body}");
+    assert!(
+        body.contains("No supervision session for 12 days"),
+        "{body}"
+    );
     assert!(body.contains("changes placement on 2026-05-05"), "{body}");
-    let trainee_mail = queued_bodies(&b.w, &b.trainee.email);
-    let body = last(&trainee_mail);
+    let body = &bodies[1];
     assert!(body.contains("changes placement on 2026-05-05"), "{body}");
+    assert!(
+        body.contains("No supervision session for 12 days"),
+        "{body}"
+    );
     assert!(!body.contains("your signature"), "{body}");
     // Once a Swedish day: a later round the same day queues nothing more.
     assert_eq!(digest_round(&b.w, utc(2026, 4, 21, 20, 0)), 0);
     // The handover planned (to be held 4 May) and the assessment signed: the next day
     // reminds only of the supervision.
-    b.w.app.clock.set(utc(2026, 4, 21, 9, 0));
+    b.w.app.clock.set(utc(2026, 4, 21, 21, 0));
     b.w.app
         .post(
             &format!("/enrolments/{}/handover-talks", b.enrolment),
@@ -376,14 +389,22 @@ fn the_digest_reminds_of_overdue_supervision_waiting_signatures_and_unplanned_ha
                    "feedback_strengths": "Strukturerad.", "feedback_next_steps": "Status."}),
         )
         .expect(200);
-    assert_eq!(digest_round(&b.w, utc(2026, 4, 22, 4, 30)), 2);
-    let main_mail = queued_bodies(&b.w, &b.main.email);
-    let body = last(&main_mail);
-    assert!(body.contains("No supervision session for"), "{body}");
+    let (n, bodies) = round(&b.w, utc(2026, 4, 22, 4, 30), &[&b.main, &b.trainee]);
+    assert_eq!(n, 2);
+    let body = &bodies[0];
+    assert!(
+        body.contains("No supervision session for 13 days"),
+        "{body}"
+    );
     assert!(!body.contains("changes placement"), "{body}");
     assert!(!body.contains("more than 7 days"), "{body}");
     // The placement supervisor reads mail at once: no digest, no reminders.
-    assert!(queued_bodies(&b.w, &b.tjg.email)
+    assert!(b
+        .w
+        .app
+        .smtp
+        .messages()
         .iter()
-        .all(|m| !m.contains("changes placement")));
+        .filter(|m| m.to.contains(&b.tjg.email))
+        .all(|m| !m.body_text().contains("changes placement")));
 }

@@ -99,13 +99,14 @@ pub fn create_supervisor_check_in(
     }
     let other = match n.with_supervisor_id.clone() {
         Some(o) => o,
-        None => access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)?
-            .ok_or_else(|| {
+        None => access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)?.ok_or_else(
+            || {
                 AppError::validation(
                     "with_supervisor_id",
                     "the trainee has no main supervisor today; name the other supervisor",
                 )
-            })?,
+            },
+        )?,
     };
     let theirs = supervisor_roles(conn, &other, enrolment_id, today)?;
     let main_here = |roles: &[String]| roles.iter().any(|r| r == access::MAIN_SUPERVISOR);

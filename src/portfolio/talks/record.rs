@@ -153,7 +153,8 @@ pub(super) fn log(
             entity_id: &t.id,
             // The enrolment's changes feed is the trainee's to read: a supervisors'
             // check-in is logged without it (its data still names the enrolment).
-            enrolment_id: (t.kind != TalkKind::SupervisorCheckIn).then_some(t.enrolment_id.as_str()),
+            enrolment_id: (t.kind != TalkKind::SupervisorCheckIn)
+                .then_some(t.enrolment_id.as_str()),
             data: &json!(t),
         },
     )
