@@ -25,6 +25,16 @@ use crate::error::AppError;
 use crate::ids::Day;
 use crate::schema::{assignments, summary_assessments, talk_participants, talks};
 
+/// The codes a [`SupervisionFlag`] carries (a closed set: see `spec_closed_sets.rs`).
+pub const CODES: &[&str] = &[
+    MID_PLACEMENT_TALK_MISSING,
+    HANDOVER_MISSING,
+    SUMMARY_ASSESSMENT_MISSING,
+];
+pub const MID_PLACEMENT_TALK_MISSING: &str = "mid_placement_talk_missing";
+pub const HANDOVER_MISSING: &str = "handover_missing";
+pub const SUMMARY_ASSESSMENT_MISSING: &str = "summary_assessment_missing";
+
 /// What the supervision flags need about one enrolment.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SupervisionSteps {
@@ -104,7 +114,7 @@ pub(crate) fn flags(i: &Inputs, today: NaiveDate) -> Vec<SupervisionFlag> {
             });
             if today > middle && !held {
                 out.push(SupervisionFlag {
-                    code: "mid_placement_talk_missing".into(),
+                    code: MID_PLACEMENT_TALK_MISSING.into(),
                     placement_id: p.id.clone(),
                     since: next_day(middle),
                     message: format!(
@@ -122,7 +132,7 @@ pub(crate) fn flags(i: &Inputs, today: NaiveDate) -> Vec<SupervisionFlag> {
             });
             if today >= p.start && !held {
                 out.push(SupervisionFlag {
-                    code: "handover_missing".into(),
+                    code: HANDOVER_MISSING.into(),
                     placement_id: p.id.clone(),
                     since: p.start,
                     message: format!("The placement began on {} without a handover talk", p.start),
@@ -131,7 +141,7 @@ pub(crate) fn flags(i: &Inputs, today: NaiveDate) -> Vec<SupervisionFlag> {
         }
         if today > p.end && !s.summarised.contains(&p.id) {
             out.push(SupervisionFlag {
-                code: "summary_assessment_missing".into(),
+                code: SUMMARY_ASSESSMENT_MISSING.into(),
                 placement_id: p.id.clone(),
                 since: next_day(p.end),
                 message: format!(
