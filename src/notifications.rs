@@ -14,7 +14,7 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::mail::Mail;
 use crate::outbox::Outbox;
-use crate::schema::{notification_queue, reminder_days, users};
+use crate::schema::{notification_queue, users};
 
 /// Digests go out once a Swedish day, from this hour (Swedish time, Europe/Stockholm) on.
 pub const DIGEST_HOUR: u32 = 6;
@@ -142,7 +142,6 @@ pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, 
     if crate::clock::local_hour(now) < DIGEST_HOUR {
         return Ok(0);
     }
-    queue_reminders(conn, now)?;
     let start_of_day = to_db(crate::clock::start_of_day(crate::clock::day_of(now)));
     let waiting: Vec<String> = notification_queue::table
         .filter(notification_queue::sent_at.is_null())
@@ -207,33 +206,4 @@ pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, 
         sent += 1;
     }
     Ok(sent)
-}
-
-/// Queues the day's reminders (`crate::progress::reminders`) into the digest queue, once
-/// a Swedish day: the day's row in `reminder_days` is claimed by one insert, so two nodes
-/// reaching the digest hour together queue them once (on PostgreSQL the second waits for
-/// the first's uncommitted row, then finds the day taken).
-fn queue_reminders(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(), AppError> {
-    let today = crate::clock::day_of(now);
-    let claim = diesel::insert_into(reminder_days::table)
-        .values((
-            reminder_days::day.eq(today.to_string()),
-            reminder_days::created_at.eq(to_db(now)),
-        ))
-        .on_conflict_do_nothing();
-    if crate::on_backend!(conn, |c| claim.execute(c))? != 1 {
-        return Ok(());
-    }
-    for r in crate::progress::reminders::due(conn, now, today)? {
-        diesel::insert_into(notification_queue::table)
-            .values((
-                notification_queue::id.eq(Uuid::new_v4().to_string()),
-                notification_queue::user_id.eq(r.user_id),
-                notification_queue::subject.eq(r.subject),
-                notification_queue::body.eq(r.body),
-                notification_queue::created_at.eq(to_db(now)),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
 }

@@ -13,15 +13,52 @@ use diesel::prelude::*;
 use super::evaluation::{evaluate, Catalogue};
 use super::inputs::{load_inputs, CHUNK};
 use super::supervision_flags::{main_supervisor, unplanned_handovers};
+use uuid::Uuid;
+
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::schema::{assessments, enrolments, users};
+use crate::schema::{assessments, enrolments, notification_queue, reminder_days, users};
 
 /// Days a signature request may wait before the signer is reminded.
 pub const SIGNATURE_WAIT_DAYS: i64 = 7;
 /// How far ahead a placement change without a planned handover is reminded of.
 pub const HANDOVER_AHEAD_DAYS: i64 = 14;
+
+/// Queues the day's reminders into the digest queue, once a Swedish day from the digest
+/// hour (run by housekeeping just before `notifications::send_due_digests`, in the same
+/// transaction, so they go out in that round's digests). The day is claimed by one
+/// insert into `reminder_days`: two nodes reaching the hour together queue them once (on
+/// PostgreSQL the second waits for the first's uncommitted row, then finds the day
+/// taken). Returns how many reminders were queued.
+pub fn queue_due(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AppError> {
+    if crate::clock::local_hour(now) < crate::notifications::DIGEST_HOUR {
+        return Ok(0);
+    }
+    let today = crate::clock::day_of(now);
+    let claim = diesel::insert_into(reminder_days::table)
+        .values((
+            reminder_days::day.eq(today.to_string()),
+            reminder_days::created_at.eq(to_db(now)),
+        ))
+        .on_conflict_do_nothing();
+    if crate::on_backend!(conn, |c| claim.execute(c))? != 1 {
+        return Ok(0);
+    }
+    let due = due(conn, now, today)?;
+    for r in &due {
+        diesel::insert_into(notification_queue::table)
+            .values((
+                notification_queue::id.eq(Uuid::new_v4().to_string()),
+                notification_queue::user_id.eq(&r.user_id),
+                notification_queue::subject.eq(&r.subject),
+                notification_queue::body.eq(&r.body),
+                notification_queue::created_at.eq(to_db(now)),
+            ))
+            .execute(conn)?;
+    }
+    Ok(due.len())
+}
 
 /// One reminder for one user's digest.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -187,6 +187,18 @@ pub(crate) fn main_supervisor(i: &Inputs, today: NaiveDate) -> Option<String> {
         .map(|(u, _, _)| u.clone())
 }
 
+/// The columns of a `talks` row the flags need.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = talks, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct TalkRow {
+    enrolment_id: String,
+    id: String,
+    kind: String,
+    placement_id: Option<String>,
+    next_placement_id: Option<String>,
+    held_on: Day,
+}
+
 /// Loads the supervision steps of many enrolments with grouped queries.
 pub(crate) fn load(
     conn: &mut DbConn,
@@ -213,23 +225,16 @@ pub(crate) fn load(
                 ));
             }
         }
-        let rows: Vec<(String, String, String, Option<String>, Option<String>, Day)> = talks::table
+        let rows: Vec<TalkRow> = talks::table
             .filter(talks::enrolment_id.eq_any(chunk))
             .filter(talks::deleted_at.is_null())
             .filter(talks::kind.eq_any(["supervision", "handover"]))
-            .select((
-                talks::enrolment_id,
-                talks::id,
-                talks::kind,
-                talks::placement_id,
-                talks::next_placement_id,
-                talks::held_on,
-            ))
+            .select(TalkRow::as_select())
             .load(conn)?;
         let session_ids: Vec<&String> = rows
             .iter()
-            .filter(|r| r.2 == "supervision")
-            .map(|r| &r.1)
+            .filter(|r| r.kind == "supervision")
+            .map(|r| &r.id)
             .collect();
         let mut people: HashMap<String, Vec<String>> = HashMap::new();
         for ids in session_ids.chunks(CHUNK) {
@@ -241,17 +246,21 @@ pub(crate) fn load(
                 people.entry(talk).or_default().push(user);
             }
         }
-        for (e, id, kind, placement, next, held) in rows {
-            let Some(i) = by_id.get_mut(&e) else { continue };
-            if kind == "handover" {
-                i.supervision_steps
-                    .handovers
-                    .push((placement, next, held.date()));
+        for r in rows {
+            let Some(i) = by_id.get_mut(&r.enrolment_id) else {
+                continue;
+            };
+            if r.kind == "handover" {
+                i.supervision_steps.handovers.push((
+                    r.placement_id,
+                    r.next_placement_id,
+                    r.held_on.date(),
+                ));
             } else {
-                let who = people.remove(&id).unwrap_or_default();
+                let who = people.remove(&r.id).unwrap_or_default();
                 i.supervision_steps
                     .sessions
-                    .push((placement, held.date(), who));
+                    .push((r.placement_id, r.held_on.date(), who));
             }
         }
         let rows: Vec<(String, String)> = summary_assessments::table

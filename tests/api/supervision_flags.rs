@@ -280,6 +280,7 @@ fn digest_round(w: &World, now: DateTime<Utc>) -> usize {
     let mut conn = pool.get().expect("conn");
     eportfolio::secrets::with(Some(&keyring), || {
         eportfolio::db::write_tx(&mut conn, |c| {
+            eportfolio::progress::reminders::queue_due(c, now)?;
             eportfolio::notifications::send_due_digests(c, now)
         })
     })
