@@ -428,6 +428,17 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
             // One instant for the whole round: whatever the round finds done (a key
             // deleted) says the digests were also looked at as of that instant.
             let now = state.clock.now();
+            // The day's reminders first, so they go out in this round's digests; in a
+            // transaction of their own, so a failure there never holds the digests up.
+            match db::write(&state.pool, move |conn| {
+                crate::progress::reminders::queue_due(conn, now)
+            })
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(reminders = n, "digest reminders queued"),
+                Err(e) => tracing::error!(error = %e, "digest reminders failed"),
+            }
             let result = db::write(&state.pool, move |conn| {
                 crate::notifications::send_due_digests(conn, now)
             })

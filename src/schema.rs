@@ -34,6 +34,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    reminder_days (day) {
+        day -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     notification_queue (id) {
         id -> Text,
         user_id -> Text,
@@ -445,6 +452,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     talks,
     talk_participants,
     notification_queue,
+    reminder_days,
     assessment_forms,
     summary_assessments,
 );

@@ -90,6 +90,11 @@ pub(super) const PROPERTIES: &[(&str, &str, &[&str])] = &[
     ("StudyPlanGoalInput", "status", GOAL_STATUS),
     ("StudyPlanGoalPatch", "status", GOAL_STATUS),
     ("SummaryAssessment", "status", &["draft", "signed"]),
+    (
+        "SupervisionFlag",
+        "code",
+        crate::progress::supervision_flags::CODES,
+    ),
     ("Talk", "status", &["awaiting_confirmation", "confirmed"]),
     ("TokenRequest", "grant_type", &["client_credentials"]),
     ("TokenResponse", "token_type", &["Bearer"]),

@@ -383,6 +383,7 @@ const GUARDED_SCHEMAS: &[&str] = &[
     "NewSupervisionSession",
     "NewHandoverTalk",
     "NewFinalCheckIn",
+    "NewSupervisorCheckIn",
     "TalkContent",
     "NewSummary",
     "SummaryPatch",

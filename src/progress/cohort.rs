@@ -35,6 +35,9 @@ pub struct CohortRow {
     /// Codes of the pace reasons, e.g. `supervision_overdue`.
     pub pace_reasons: Vec<String>,
     pub supervision_overdue: bool,
+    /// Codes of the missing supervision steps (`mid_placement_talk_missing`,
+    /// `handover_missing`, `summary_assessment_missing`), one per placement concerned.
+    pub supervision_flags: Vec<String>,
     pub days_since_supervision: Option<i64>,
     pub assessments_awaiting_signature: i64,
     pub assessments_signed: i64,
@@ -71,6 +74,8 @@ pub struct CohortFilter {
     pub pace: Option<String>,
     /// Only those whose supervision is overdue (or not).
     pub supervision_overdue: Option<bool>,
+    /// Only those with a missing supervision step (or none).
+    pub supervision_flags: Option<bool>,
     /// Only those with assessments waiting for a signature.
     pub awaiting_signature: Option<bool>,
     /// Only those with at least one delmål without evidence.
@@ -204,6 +209,12 @@ pub fn overview(
                 pace: p.pace.flag,
                 pace_reasons: p.pace.reasons.iter().map(|r| r.code.clone()).collect(),
                 supervision_overdue: p.pace.supervision_overdue,
+                supervision_flags: p
+                    .pace
+                    .supervision_flags
+                    .iter()
+                    .map(|f| f.code.clone())
+                    .collect(),
                 days_since_supervision: p.pace.days_since_supervision,
                 assessments_awaiting_signature: p.pace.assessments_awaiting_signature,
                 assessments_signed: p.pace.assessments_signed,
@@ -231,6 +242,10 @@ pub fn overview(
         .filter(|r| {
             f.supervision_overdue
                 .is_none_or(|o| r.supervision_overdue == o)
+        })
+        .filter(|r| {
+            f.supervision_flags
+                .is_none_or(|a| r.supervision_flags.is_empty() != a)
         })
         .filter(|r| {
             f.awaiting_signature
@@ -310,6 +325,7 @@ pub fn to_csv(rows: &[CohortRow]) -> Result<Vec<u8>, AppError> {
         "pace",
         "pace_reasons",
         "supervision_overdue",
+        "supervision_flags",
         "days_since_supervision",
         "assessments_awaiting_signature",
         "assessments_signed",
@@ -336,6 +352,7 @@ pub fn to_csv(rows: &[CohortRow]) -> Result<Vec<u8>, AppError> {
             r.pace.as_str().to_string(),
             r.pace_reasons.join(" "),
             r.supervision_overdue.to_string(),
+            r.supervision_flags.join(" "),
             r.days_since_supervision
                 .map(|d| d.to_string())
                 .unwrap_or_default(),

@@ -487,6 +487,7 @@ pub(crate) fn pace(
         supervision_every_days: every,
         supervision_overdue: overdue,
         assessments_awaiting_signature: i.awaiting_signature,
+        supervision_flags: super::supervision_flags::flags(i, today),
     }
 }
 

@@ -89,6 +89,7 @@ fn inputs() -> Inputs {
         summary: HashMap::new(),
         final_decided: None,
         final_missing: String::new(),
+        supervision_steps: Default::default(),
     }
 }
 

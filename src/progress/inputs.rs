@@ -63,6 +63,8 @@ pub(crate) struct Inputs {
     pub(crate) final_decided: Option<(String, HashMap<String, String>)>,
     /// What the latest decided final assessment said is missing (after "not yet").
     pub(crate) final_missing: String,
+    /// Talks, main supervisors and summaries behind the supervision flags.
+    pub(crate) supervision_steps: super::supervision_flags::SupervisionSteps,
 }
 
 /// SQLite allows some 32,000 bound parameters; stay well below on both backends.
@@ -135,6 +137,7 @@ pub(crate) fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Input
                 summary: HashMap::new(),
                 final_decided: None,
                 final_missing: String::new(),
+                supervision_steps: Default::default(),
             },
         );
     }
@@ -375,5 +378,6 @@ pub(crate) fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Input
             }
         }
     }
+    super::supervision_flags::load(conn, ids, &mut by_id)?;
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }

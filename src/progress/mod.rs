@@ -9,6 +9,8 @@ pub mod evaluation;
 pub mod http;
 pub mod inputs;
 pub mod model;
+pub mod reminders;
 pub mod service;
+pub mod supervision_flags;
 
 pub use http::routes;

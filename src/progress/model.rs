@@ -178,6 +178,10 @@ pub struct Pace {
     pub supervision_every_days: Option<i32>,
     pub supervision_overdue: bool,
     pub assessments_awaiting_signature: i64,
+    /// Supervision steps of the plan that are missing: the mid-placement talk with the
+    /// main supervisor, a handover talk, a summary assessment (see `docs/supervision.md`).
+    /// Shown beside the pace; they do not change its flag.
+    pub supervision_flags: Vec<super::supervision_flags::SupervisionFlag>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

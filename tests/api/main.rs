@@ -56,6 +56,7 @@ mod security_webhooks;
 mod st_rules;
 mod storage_faults;
 mod storage_objects;
+mod supervision_flags;
 mod talks;
 mod two_nodes;
 mod xapi_lrs;

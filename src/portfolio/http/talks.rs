@@ -7,11 +7,11 @@ use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use super::{not_modified, PROBLEM};
 use crate::app::AppState;
 use crate::context::Ctx;
-use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
 use crate::portfolio::talks::{
-    self, NewFinalCheckIn, NewHandoverTalk, NewSupervisionSession, Talk, TalkContent, TalkKind,
+    self, NewFinalCheckIn, NewHandoverTalk, NewSupervisionSession, NewSupervisorCheckIn, Talk,
+    TalkContent, TalkKind,
 };
 use crate::privacy::guard::Guarded;
 
@@ -24,8 +24,15 @@ async fn talk_list(
     let (limit, after) = (page.limit()?, page.after()?);
     let rows = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &enrolment, ctx.today(), Access::Read)?;
-            talks::list(c, &enrolment, kind, after.as_deref(), limit)
+            talks::list_readable(
+                c,
+                &ctx.caller,
+                &enrolment,
+                kind,
+                ctx.today(),
+                after.as_deref(),
+                limit,
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |t| t.id.clone())))
@@ -468,4 +475,108 @@ pub async fn confirm_final_check_in(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     talk_confirm(ctx, path.into_inner(), TalkKind::FinalCheckIn).await
+}
+
+/// Record a supervisors' check-in
+///
+/// "Avstämning tjg-HL + HHL": the main supervisor and a placement supervisor talk about
+/// the trainee without them. Recorded by either; the other is asked to confirm. The
+/// trainee never sees it, and it is no evidence of a delmål.
+#[utoipa::path(
+    tag = "supervision",
+    params(("id" = String, Path, description = "Enrolment"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
+    request_body(content = NewSupervisorCheckIn, example = json!({
+        "held_on": "2026-10-22", "with_supervisor_id": "…",
+        "notes": "Behöver mer stöd i prioritering på akuten.", "agreed_actions": "Extra medsittning."
+    })),
+    responses(
+        (status = 201, description = "Recorded; confirmed by its creator", body = Talk),
+        (status = 403, description = "Not the trainee's main or placement supervisor", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/enrolments/{id}/supervisor-check-ins")]
+pub async fn create_supervisor_check_in(
+    ctx: Ctx,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Guarded<NewSupervisorCheckIn>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let (body, ack) = body.into_parts();
+    let t = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
+        ack.record(c, ctx)?;
+        talks::create_supervisor_check_in(c, ctx, &id, body)
+    })
+    .await?;
+    Ok(with_etag(StatusCode::CREATED, t.etag(), &t))
+}
+
+/// List supervisors' check-ins
+///
+/// For the trainee's supervisors and directors; the trainee is refused.
+#[utoipa::path(
+    tag = "supervision",
+    params(("id" = String, Path, description = "Enrolment"), PageParams),
+    responses(
+        (status = 200, description = "A page of check-ins", body = Page<Talk>),
+        (status = 403, description = "The trainee, or someone who only reads the plan", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/enrolments/{id}/supervisor-check-ins")]
+pub async fn list_supervisor_check_ins(
+    ctx: Ctx,
+    path: web::Path<String>,
+    query: web::Query<PageParams>,
+) -> Result<HttpResponse, AppError> {
+    talk_list(
+        ctx,
+        path.into_inner(),
+        TalkKind::SupervisorCheckIn,
+        query.into_inner(),
+    )
+    .await
+}
+
+/// Get a supervisors' check-in
+#[utoipa::path(
+    tag = "supervision",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The check-in", body = Talk),
+        (status = 304, description = "Unchanged since the ETag you sent"),
+        (status = 404, description = "Unknown, or not yours to see (always for the trainee)", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/supervisor-check-ins/{id}")]
+pub async fn get_supervisor_check_in(
+    ctx: Ctx,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    talk_get(ctx, req, path.into_inner(), TalkKind::SupervisorCheckIn).await
+}
+
+/// Confirm a supervisors' check-in
+#[utoipa::path(
+    tag = "supervision",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "Confirmed (final once both have)", body = Talk),
+        (status = 403, description = "Not a participant", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Already confirmed", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/supervisor-check-ins/{id}/confirm")]
+pub async fn confirm_supervisor_check_in(
+    ctx: Ctx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    talk_confirm(ctx, path.into_inner(), TalkKind::SupervisorCheckIn).await
 }

@@ -3,10 +3,16 @@
 //! the main supervisor and the outgoing and incoming placement supervisors. Every
 //! participant confirms; an edit before everyone has confirmed asks the others again.
 //!
+//! Supervisors' check-ins (avstämning tjg-HL + HHL) are talks between the placement
+//! supervisor and the main supervisor without the trainee, and are never shown to the
+//! trainee (see `readable` and `check_in`).
+//!
 //! Here: the record, reading and listing; `record` creates, edits and confirms.
 
+mod check_in;
 mod record;
 
+pub use check_in::{create_supervisor_check_in, list_readable, NewSupervisorCheckIn};
 pub use record::{confirm, create_final_check_in, create_handover, create_session, update};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -54,6 +60,9 @@ pub enum TalkKind {
     Handover,
     /// Slutavstämning: the trainee and the main supervisor before the final assessment.
     FinalCheckIn,
+    /// Avstämning tjg-HL + HHL: the placement supervisor and the main supervisor, without
+    /// the trainee, who never sees it.
+    SupervisorCheckIn,
 }
 
 impl TalkKind {
@@ -62,6 +71,7 @@ impl TalkKind {
             TalkKind::Supervision => "supervision",
             TalkKind::Handover => "handover",
             TalkKind::FinalCheckIn => "final_check_in",
+            TalkKind::SupervisorCheckIn => "supervisor_check_in",
         }
     }
 
@@ -71,6 +81,7 @@ impl TalkKind {
             "supervision" => TalkKind::Supervision,
             "handover" => TalkKind::Handover,
             "final_check_in" => TalkKind::FinalCheckIn,
+            "supervisor_check_in" => TalkKind::SupervisorCheckIn,
             _ => return None,
         })
     }
@@ -80,6 +91,7 @@ impl TalkKind {
             TalkKind::Supervision => "supervision-sessions",
             TalkKind::Handover => "handover-talks",
             TalkKind::FinalCheckIn => "final-check-ins",
+            TalkKind::SupervisorCheckIn => "supervisor-check-ins",
         }
     }
 }
@@ -314,7 +326,9 @@ pub fn readable(
     if t.kind != kind {
         return Err(AppError::NotFound);
     }
-    if !is_participant(&t, &me.user_id) {
+    if kind == TalkKind::SupervisorCheckIn {
+        check_in::require_readable(conn, me, &t, today)?;
+    } else if !is_participant(&t, &me.user_id) {
         access::require(conn, me, &t.enrolment_id, today, Access::Read)?;
     }
     Ok(t)

@@ -148,9 +148,13 @@ pub(super) fn log(
                 TalkKind::Handover => "handover_talk",
                 TalkKind::FinalCheckIn => "final_check_in",
                 TalkKind::Supervision => "supervision_session",
+                TalkKind::SupervisorCheckIn => "supervisor_check_in",
             },
             entity_id: &t.id,
-            enrolment_id: Some(&t.enrolment_id),
+            // The enrolment's changes feed is the trainee's to read: a supervisors'
+            // check-in is logged without it (its data still names the enrolment).
+            enrolment_id: (t.kind != TalkKind::SupervisorCheckIn)
+                .then_some(t.enrolment_id.as_str()),
             data: &json!(t),
         },
     )
@@ -189,6 +193,10 @@ pub(super) fn mails_to_others(
             "Handover talk to confirm",
         ),
         TalkKind::FinalCheckIn => ("Slutavstämning att bekräfta", "Final check-in to confirm"),
+        TalkKind::SupervisorCheckIn => (
+            "Avstämning mellan handledare att bekräfta",
+            "Supervisors' check-in to confirm",
+        ),
     };
     let mut out = Vec::new();
     for p in t
