@@ -18,6 +18,10 @@
 //!   that scheme with the scope each needs. The token endpoint's errors carry RFC 6749's
 //!   `error` and `error_description` (`OAuthError`).
 //! - Closed sets of values kept as strings in the code are `enum`s (`closed_sets`).
+//! - Ids the server makes are UUIDs (`format: uuid`): every id of a schema only sent,
+//!   never received. Ids a request carries are left as utoipa declares them: `uuid` where
+//!   the server parses them as one (caller-chosen offline ids), plain strings where it
+//!   takes any text and answers 404 for an unknown one (`uuid_ids`).
 //! - A sign-in step's answer (`AuthResponse`) is one of three shapes told apart by
 //!   `status`: a `oneOf` with a discriminator, so that a client narrows on `status` and
 //!   finds the tokens (or the `mfa_token`) required, not optional.
@@ -33,6 +37,7 @@ pub fn finish(doc: &mut Value) {
     reference_inline_copies(doc);
     no_requirement_for_open_operations(doc);
     declare_closed_sets(doc);
+    uuid_ids(doc);
     bound_limits(doc);
     split_auth_response(doc);
     declare_headers(doc);
@@ -249,6 +254,125 @@ fn declare_closed_sets(doc: &mut Value) {
                 }
             }
         }
+    }
+}
+
+/// Id fields whose values are not UUIDs (or not always): catalogue items keep ids chosen
+/// by the template's author, dossier ids and signing-key ids are derived from content,
+/// request ids may be the caller's `X-Request-Id`, audit actors may be API clients
+/// (`client:…`) and audit entities dossiers, and an import's result rows echo what the
+/// file said. `(schema, property)`, `*` for any schema.
+const NOT_UUID: &[(&str, &str)] = &[
+    ("*", "checklist_item_id"),
+    ("*", "xapi_activity_id"),
+    ("*", "hsa_id"),
+    ("*", "key_id"),
+    ("*", "request_id"),
+    ("*", "dossier_id"),
+    ("ChecklistItem", "id"),
+    ("ChecklistItemProgress", "item_id"),
+    ("Change", "actor_id"),
+    ("Change", "entity_id"),
+    ("ImportedUser", "*"),
+    ("EnrolmentImportResult", "*"),
+    ("Verification", "*"),
+];
+
+/// `format: uuid` on the ids (`id`, `…_id`, `…_ids`) of schemas that only answers
+/// carry: the server makes them (`Uuid::new_v4`) or took them as UUIDs.
+fn uuid_ids(doc: &mut Value) {
+    let Some(schemas) = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .cloned()
+    else {
+        return;
+    };
+    let mut sent = std::collections::BTreeSet::new();
+    if let Some(paths) = doc.get("paths") {
+        let mut bodies = Vec::new();
+        for item in paths.as_object().into_iter().flat_map(|p| p.values()) {
+            for op in item.as_object().into_iter().flat_map(|i| i.values()) {
+                if let Some(body) = op.get("requestBody") {
+                    bodies.push(body.clone());
+                }
+            }
+        }
+        let mut todo: Vec<String> = bodies.iter().flat_map(references).collect();
+        while let Some(name) = todo.pop() {
+            if sent.insert(name.clone()) {
+                if let Some(schema) = schemas.get(&name) {
+                    todo.extend(references(schema));
+                }
+            }
+        }
+    }
+    let Some(target) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, schema) in target.iter_mut() {
+        if sent.contains(name) {
+            continue;
+        }
+        let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (prop, field) in props.iter_mut() {
+            let skip = NOT_UUID
+                .iter()
+                .any(|(s, p)| (*s == "*" || s == name) && (*p == "*" || p == prop));
+            if skip {
+                continue;
+            }
+            if prop == "id" || prop.ends_with("_id") {
+                mark_uuid(field);
+            } else if prop.ends_with("_ids") {
+                if let Some(items) = field.get_mut("items") {
+                    mark_uuid(items);
+                }
+            }
+        }
+    }
+}
+
+/// The names of the components `v` refers to.
+fn references(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                out.push(name.to_string());
+            }
+            for child in map.values() {
+                out.extend(references(child));
+            }
+        }
+        Value::Array(items) => {
+            for child in items {
+                out.extend(references(child));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// A string (or nullable string) schema becomes `format: uuid`.
+fn mark_uuid(field: &mut Value) {
+    let string = match field.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(t)) => t.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    if let Some(map) = field.as_object_mut().filter(|_| string) {
+        map.insert("format".into(), Value::from("uuid"));
     }
 }
 
