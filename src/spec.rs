@@ -18,10 +18,9 @@
 //!   that scheme with the scope each needs. The token endpoint's errors carry RFC 6749's
 //!   `error` and `error_description` (`OAuthError`).
 //! - Closed sets of values kept as strings in the code are `enum`s (`closed_sets`).
-//! - Ids the server makes are UUIDs (`format: uuid`): every id of a schema only sent,
-//!   never received. Ids a request carries are left as utoipa declares them: `uuid` where
-//!   the server parses them as one (caller-chosen offline ids), plain strings where it
-//!   takes any text and answers 404 for an unknown one (`uuid_ids`).
+//! - Ids are UUIDs (`format: uuid`), in answers and requests alike: the server makes
+//!   them so and takes caller-chosen ones only as UUIDs (`uuid_ids`); the few id fields
+//!   that hold something else are named in `NOT_UUID`.
 //! - A sign-in step's answer (`AuthResponse`) is one of three shapes told apart by
 //!   `status`: a `oneOf` with a discriminator, so that a client narrows on `status` and
 //!   finds the tokens (or the `mfa_token`) required, not optional.
@@ -276,37 +275,16 @@ const NOT_UUID: &[(&str, &str)] = &[
     ("ImportedUser", "*"),
     ("EnrolmentImportResult", "*"),
     ("Verification", "*"),
+    // The OAuth client id of a form: whatever the caller sent is checked, not typed.
+    ("TokenRequest", "client_id"),
 ];
 
-/// `format: uuid` on the ids (`id`, `…_id`, `…_ids`) of schemas that only answers
-/// carry: the server makes them (`Uuid::new_v4`) or took them as UUIDs.
+/// `format: uuid` on the ids (`id`, `…_id`, `…_ids`) of every schema but [`NOT_UUID`]:
+/// the server makes its ids as UUIDs (`Uuid::new_v4`) and takes caller-chosen ones only
+/// as UUIDs, so an id in an answer is one, and an id in a request names a record only if
+/// it is one (anything else is refused as unknown). Generated clients then type an id
+/// the same in answers and requests, and pass one from the other unchanged.
 fn uuid_ids(doc: &mut Value) {
-    let Some(schemas) = doc
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
-        .cloned()
-    else {
-        return;
-    };
-    let mut sent = std::collections::BTreeSet::new();
-    if let Some(paths) = doc.get("paths") {
-        let mut bodies = Vec::new();
-        for item in paths.as_object().into_iter().flat_map(|p| p.values()) {
-            for op in item.as_object().into_iter().flat_map(|i| i.values()) {
-                if let Some(body) = op.get("requestBody") {
-                    bodies.push(body.clone());
-                }
-            }
-        }
-        let mut todo: Vec<String> = bodies.iter().flat_map(references).collect();
-        while let Some(name) = todo.pop() {
-            if sent.insert(name.clone()) {
-                if let Some(schema) = schemas.get(&name) {
-                    todo.extend(references(schema));
-                }
-            }
-        }
-    }
     let Some(target) = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
@@ -314,9 +292,6 @@ fn uuid_ids(doc: &mut Value) {
         return;
     };
     for (name, schema) in target.iter_mut() {
-        if sent.contains(name) {
-            continue;
-        }
         let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
             continue;
         };
@@ -336,32 +311,6 @@ fn uuid_ids(doc: &mut Value) {
             }
         }
     }
-}
-
-/// The names of the components `v` refers to.
-fn references(v: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    match v {
-        Value::Object(map) => {
-            if let Some(name) = map
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| r.strip_prefix("#/components/schemas/"))
-            {
-                out.push(name.to_string());
-            }
-            for child in map.values() {
-                out.extend(references(child));
-            }
-        }
-        Value::Array(items) => {
-            for child in items {
-                out.extend(references(child));
-            }
-        }
-        _ => {}
-    }
-    out
 }
 
 /// A string (or nullable string) schema becomes `format: uuid`.

@@ -418,18 +418,22 @@ fn ids_the_server_makes_are_uuids_and_ids_it_takes_are_as_parsed() {
     ] {
         assert_eq!(format(schema, prop), "uuid", "{schema}.{prop}");
     }
+    // Requests name records by the same UUIDs (generated clients pass an id from an
+    // answer to a request unchanged); caller-chosen offline ids are parsed as UUIDs.
     assert_eq!(
         schemas["NewSupervisionSession"]["properties"]["participant_ids"]["items"]["format"],
-        serde_json::Value::Null,
-        "taken as any text"
+        "uuid"
     );
-    // Caller-chosen offline ids are parsed as UUIDs: the document says so.
-    assert_eq!(format("NewActivity", "id"), "uuid");
-    // Taken as any text (an unknown one is a 404 or 422, not a 400 for its form), or not
-    // a UUID at all: no format claimed.
     for (schema, prop) in [
+        ("NewActivity", "id"),
         ("NewActivity", "placement_id"),
         ("NewEnrolment", "trainee_id"),
+        ("NewAssessment", "assessor_id"),
+    ] {
+        assert_eq!(format(schema, prop), "uuid", "{schema}.{prop}");
+    }
+    // Not a UUID at all: no format claimed.
+    for (schema, prop) in [
         ("ChecklistItem", "id"),
         ("Activity", "checklist_item_id"),
         ("Change", "actor_id"),
