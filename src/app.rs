@@ -20,13 +20,16 @@ use crate::mail::Mailer;
 use crate::{accounts, auth, http, idempotency};
 
 /// Who hears domain events, in this order: the enrolment first (a positive final
-/// decision completes it), then webhooks (whose deliveries then go out with the change).
+/// decision completes it), then webhooks (whose deliveries then go out with the change),
+/// then xAPI (a new enrolment turns its learner's kept statements into activities, whose
+/// own events follow the enrolment's).
 const EVENT_SUBSCRIBERS: &[crate::events::Subscriber] = &[
     crate::events::Subscriber {
         listens: crate::enrolment::completion::listens,
         on_event: crate::enrolment::completion::on_event,
     },
     crate::integrations::WEBHOOK_SUBSCRIBER,
+    crate::integrations::XAPI_SUBSCRIBER,
 ];
 
 /// What every handler can reach.

@@ -61,14 +61,16 @@ pub enum EventKind {
     AssessmentSigned,
     FinalAssessmentDecided,
     XapiStatementUnmatched,
+    EnrolmentCreated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::ActivityCreated,
         EventKind::AssessmentSigned,
         EventKind::FinalAssessmentDecided,
         EventKind::XapiStatementUnmatched,
+        EventKind::EnrolmentCreated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +79,7 @@ impl EventKind {
             EventKind::AssessmentSigned => "assessment.signed",
             EventKind::FinalAssessmentDecided => "final_assessment.decided",
             EventKind::XapiStatementUnmatched => "xapi.statement_unmatched",
+            EventKind::EnrolmentCreated => "enrolment.created",
         }
     }
 
@@ -97,6 +100,8 @@ pub enum DomainEvent {
     AssessmentSigned { enrolment_id: String, data: Value },
     /// A final assessment (slutbedömning) was decided: the decision and its hash.
     FinalAssessmentDecided { enrolment_id: String, data: Value },
+    /// A trainee was enrolled: `{"enrolment": ...}`.
+    EnrolmentCreated { enrolment_id: String, data: Value },
     /// An xAPI statement was kept for an administrator: the statement and the reason.
     XapiStatementUnmatched {
         organisation_id: String,
@@ -111,6 +116,7 @@ impl DomainEvent {
             DomainEvent::AssessmentSigned { .. } => EventKind::AssessmentSigned,
             DomainEvent::FinalAssessmentDecided { .. } => EventKind::FinalAssessmentDecided,
             DomainEvent::XapiStatementUnmatched { .. } => EventKind::XapiStatementUnmatched,
+            DomainEvent::EnrolmentCreated { .. } => EventKind::EnrolmentCreated,
         }
     }
 }
@@ -208,9 +214,8 @@ pub fn publish(conn: &mut DbConn, now: DateTime<Utc>, event: DomainEvent) -> Res
     let (organisation_id, enrolment_id, data) = match event {
         DomainEvent::ActivityCreated { enrolment_id, data }
         | DomainEvent::AssessmentSigned { enrolment_id, data }
-        | DomainEvent::FinalAssessmentDecided { enrolment_id, data } => {
-            (None, Some(enrolment_id), data)
-        }
+        | DomainEvent::FinalAssessmentDecided { enrolment_id, data }
+        | DomainEvent::EnrolmentCreated { enrolment_id, data } => (None, Some(enrolment_id), data),
         DomainEvent::XapiStatementUnmatched {
             organisation_id,
             data,

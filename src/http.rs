@@ -17,7 +17,7 @@ use crate::error::{AppError, PROBLEM_JSON};
 
 #[path = "http_location.rs"]
 mod location;
-pub use location::{created_at, location, CREATED_AT};
+pub use location::{created_at, location, CREATED_AT, UNLOCATED};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

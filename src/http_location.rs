@@ -84,6 +84,80 @@ pub const CREATED_AT: &[(&str, &str)] = &[
     ),
 ];
 
+/// Creating operations that answer 201 without `Location`, and why: what they make has
+/// no URL of its own to read it back at (yet), or is not one resource. Clients keep the
+/// representation the 201 carries, or read the list named.
+pub const UNLOCATED: &[(&str, &str)] = &[
+    (
+        "/api/v1/assessment-instruments/{instrument}/forms",
+        "a new version of an organisation's form: read with `GET /assessment-instruments?organisation_id=`",
+    ),
+    (
+        "/api/v1/enrolments/{id}/assignments",
+        "part of the enrolment: no URL of its own; `GET /enrolments/{id}` lists it",
+    ),
+    (
+        "/api/v1/enrolments/{id}/credited-service",
+        "part of the enrolment: no URL of its own; `GET /enrolments/{id}` lists it",
+    ),
+    (
+        "/api/v1/enrolments/{id}/extent-changes",
+        "part of the enrolment: no URL of its own; `GET /enrolments/{id}` lists it",
+    ),
+    (
+        "/api/v1/enrolments/{id}/leave-periods",
+        "part of the enrolment: no URL of its own; `GET /enrolments/{id}` lists it",
+    ),
+    (
+        "/api/v1/enrolments/{id}/placements",
+        "part of the enrolment: no URL of its own; `GET /enrolments/{id}` lists it",
+    ),
+    (
+        "/api/v1/enrolments/{id}/study-plan-goals",
+        "no URL of its own; `GET /enrolments/{id}/study-plan-goals` lists it",
+    ),
+    (
+        "/api/v1/imports/enrolments",
+        "a batch: the answer reports each row; nothing one URL could name",
+    ),
+    (
+        "/api/v1/imports/users",
+        "a batch: the answer reports each row; nothing one URL could name",
+    ),
+    (
+        "/api/v1/invitations",
+        "read only by its secret token (`GET /auth/invitations/{token}`), which must not go in a header that proxies log",
+    ),
+    (
+        "/api/v1/me/oidc-links",
+        "no URL of its own; `GET /me/oidc-links` lists it",
+    ),
+    (
+        "/api/v1/me/passkeys",
+        "no URL of its own; `GET /me/passkeys` lists it",
+    ),
+    (
+        "/api/v1/me/recovery-codes",
+        "secrets shown once: never readable again",
+    ),
+    (
+        "/api/v1/regulations/{id}/delmal",
+        "no URL of its own; `GET /regulations/{id}/delmal` lists it",
+    ),
+    (
+        "/api/v1/regulations/{id}/delmal/import",
+        "a batch of delmål: `GET /regulations/{id}/delmal` lists them",
+    ),
+    (
+        "/api/v1/xapi/account-links",
+        "no URL of its own; `GET /xapi/account-links` lists it",
+    ),
+    (
+        "/api/v1/xapi/activity-mappings",
+        "no URL of its own; `GET /xapi/activity-mappings` lists it",
+    ),
+];
+
 /// The URL pattern of what a POST to the route `pattern` creates, if it has one.
 pub fn created_at(pattern: &str) -> Option<&'static str> {
     CREATED_AT

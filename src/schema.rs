@@ -723,6 +723,7 @@ diesel::table! {
         updated_at -> Timestamp,
         voided_by -> Nullable<Text>,
         voided_at -> Nullable<Timestamp>,
+        registration -> Nullable<Text>,
     }
 }
 

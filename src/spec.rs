@@ -18,6 +18,9 @@
 //!   that scheme with the scope each needs. The token endpoint's errors carry RFC 6749's
 //!   `error` and `error_description` (`OAuthError`).
 //! - Closed sets of values kept as strings in the code are `enum`s (`closed_sets`).
+//! - Ids are UUIDs (`format: uuid`), in answers and requests alike: the server makes
+//!   them so and takes caller-chosen ones only as UUIDs (`uuid_ids`); the few id fields
+//!   that hold something else are named in `NOT_UUID`.
 //! - A sign-in step's answer (`AuthResponse`) is one of three shapes told apart by
 //!   `status`: a `oneOf` with a discriminator, so that a client narrows on `status` and
 //!   finds the tokens (or the `mfa_token`) required, not optional.
@@ -33,6 +36,7 @@ pub fn finish(doc: &mut Value) {
     reference_inline_copies(doc);
     no_requirement_for_open_operations(doc);
     declare_closed_sets(doc);
+    uuid_ids(doc);
     bound_limits(doc);
     split_auth_response(doc);
     declare_headers(doc);
@@ -264,6 +268,75 @@ fn declare_closed_sets(doc: &mut Value) {
                 }
             }
         }
+    }
+}
+
+/// Id fields whose values are not UUIDs (or not always): catalogue items keep ids chosen
+/// by the template's author, dossier ids and signing-key ids are derived from content,
+/// request ids may be the caller's `X-Request-Id`, audit actors may be API clients
+/// (`client:…`) and audit entities dossiers, and an import's result rows echo what the
+/// file said. `(schema, property)`, `*` for any schema.
+const NOT_UUID: &[(&str, &str)] = &[
+    ("*", "checklist_item_id"),
+    ("*", "xapi_activity_id"),
+    ("*", "hsa_id"),
+    ("*", "key_id"),
+    ("*", "request_id"),
+    ("*", "dossier_id"),
+    ("ChecklistItem", "id"),
+    ("ChecklistItemProgress", "item_id"),
+    ("Change", "actor_id"),
+    ("Change", "entity_id"),
+    ("ImportedUser", "*"),
+    ("EnrolmentImportResult", "*"),
+    ("Verification", "*"),
+    // The OAuth client id of a form: whatever the caller sent is checked, not typed.
+    ("TokenRequest", "client_id"),
+];
+
+/// `format: uuid` on the ids (`id`, `…_id`, `…_ids`) of every schema but [`NOT_UUID`]:
+/// the server makes its ids as UUIDs (`Uuid::new_v4`) and takes caller-chosen ones only
+/// as UUIDs, so an id in an answer is one, and an id in a request names a record only if
+/// it is one (anything else is refused as unknown). Generated clients then type an id
+/// the same in answers and requests, and pass one from the other unchanged.
+fn uuid_ids(doc: &mut Value) {
+    let Some(target) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, schema) in target.iter_mut() {
+        let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (prop, field) in props.iter_mut() {
+            let skip = NOT_UUID
+                .iter()
+                .any(|(s, p)| (*s == "*" || s == name) && (*p == "*" || p == prop));
+            if skip {
+                continue;
+            }
+            if prop == "id" || prop.ends_with("_id") {
+                mark_uuid(field);
+            } else if prop.ends_with("_ids") {
+                if let Some(items) = field.get_mut("items") {
+                    mark_uuid(items);
+                }
+            }
+        }
+    }
+}
+
+/// A string (or nullable string) schema becomes `format: uuid`.
+fn mark_uuid(field: &mut Value) {
+    let string = match field.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(t)) => t.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    if let Some(map) = field.as_object_mut().filter(|_| string) {
+        map.insert("format".into(), Value::from("uuid"));
     }
 }
 

@@ -8,8 +8,7 @@
 //! description lists values (without "e.g.") is missing here.
 //!
 //! Not here: open sets ("e.g."; the changes feed's `action` and `entity` grow with the
-//! audit log), the webhook event names and the xAPI module (declared
-//! with their own code), and values that are composed (`delmal-<id>`, comma-separated
+//! audit log), the webhook event names (declared with their own code), and values that are composed (`delmal-<id>`, comma-separated
 //! roles) or second-factor method names that grow with the methods.
 
 use crate::portfolio::{assessments, vetting};
@@ -102,6 +101,8 @@ pub(super) const PROPERTIES: &[(&str, &str, &[&str])] = &[
     ("User", "status", &["active", "disabled"]),
     ("Verification", "format", &["json", "pdf"]),
     ("WebhookDelivery", "status", DELIVERY_STATUS),
+    ("XapiStatement", "status", XAPI_STATUS),
+    ("XapiStatement", "reason", XAPI_REASONS),
 ];
 
 /// `(path, method, query parameter, values)`.
@@ -139,6 +140,13 @@ pub(super) const PARAMETERS: &[(&str, &str, &str, &[&str])] = &[
         "status",
         DELIVERY_STATUS,
     ),
+    ("/api/v1/xapi/statements", "get", "status", XAPI_STATUS),
+    (
+        "/api/v1/xapi/statements",
+        "get",
+        "format",
+        &["ids", "exact", "canonical"],
+    ),
 ];
 
 const ASSESSMENT_STATUS: &[&str] = &[
@@ -157,3 +165,12 @@ const INVITATION_STATUS: &[&str] = &["pending", "accepted", "revoked", "expired"
 const JUDGEMENTS: &[&str] = &["achieved", "progressing", "not_yet"];
 const NOTIFICATION_MODES: &[&str] = &["immediate", "daily_digest"];
 const OUTBOX_STATUS: &[&str] = &["pending", "failed"];
+/// What became of a received xAPI statement (`integrations::xapi::ingest`).
+const XAPI_STATUS: &[&str] = &["unmatched", "created", "ignored", "dismissed"];
+const XAPI_REASONS: &[&str] = &[
+    "unknown_learner",
+    "unmapped_activity",
+    "not_recorded",
+    "voiding",
+    "voided",
+];

@@ -27,7 +27,7 @@ fn an_all_of_with_a_property_defined_twice_becomes_one_object_the_outer_part_win
 
 #[test]
 fn inline_copies_of_a_component_become_references() {
-    let item = json!({"type": "object", "properties": {"id": {"type": "string"}}});
+    let item = json!({"type": "object", "properties": {"title": {"type": "string"}}});
     let mut doc = json!({
         "paths": {"/x": {"get": {"responses": {"200": {"content": {"application/json": {
             "schema": {"type": "object", "properties": {"items": {"type": "array", "items": item}}}

@@ -129,8 +129,10 @@ def main(base: str, email: str, password: str, secret: str) -> None:
         cursor = page.next_cursor
         if not cursor:
             break
+    # Record ids are UUIDs (`format: uuid`); the feed's entity ids are text (a dossier's
+    # id is no UUID), so they are compared as text.
     created = {c.entity_id for c in changes}
-    assert activity.id in created and asked.id in created, "the feed lacks the new records"
+    assert str(activity.id) in created and str(asked.id) in created, "the feed lacks the new records"
     assert isinstance(activity.created_at, datetime.datetime) and activity.created_at.tzinfo
     print(
         f"phone: signed in, logged {activity.id} with {attached.filename}, asked {asked.status.value}, "

@@ -23,6 +23,10 @@ pub struct RegulationFilter {
     /// Only the newest version of each regulation.
     #[serde(default)]
     pub latest: bool,
+    /// Items per page, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// List regulation versions
@@ -38,13 +42,14 @@ pub async fn list_regulations(
     query: web::Query<RegulationFilter>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    };
     let items = ctx
         .read(move |c, _| catalogue::list_regulations(c, q.code.as_deref(), q.version, q.latest))
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(HttpResponse::Ok().json(Page::of_list(items, &page, |r| r.id.clone())?))
 }
 
 /// Get a regulation version
@@ -364,7 +369,7 @@ pub async fn get_template(ctx: Ctx, path: web::Path<String>) -> Result<HttpRespo
 /// List every version of a programme template
 #[utoipa::path(
     tag = "curriculum",
-    params(("id" = String, Path)),
+    params(("id" = String, Path), PageParams),
     responses(
         (status = 200, description = "All versions, oldest first", body = Page<ProgrammeTemplate>),
         (status = 404, description = "Unknown", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -375,15 +380,14 @@ pub async fn get_template(ctx: Ctx, path: web::Path<String>) -> Result<HttpRespo
 pub async fn list_template_versions(
     ctx: Ctx,
     path: web::Path<String>,
+    query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let items = ctx
         .read(move |c, _| templates::list_versions(c, &id))
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    // Every version shares the template's id: the version number is the key.
+    Ok(HttpResponse::Ok().json(Page::of_list(items, &query, |t| t.version.to_string())?))
 }
 
 /// Get one version of a programme template

@@ -522,7 +522,7 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Result<Vec<u8>, AppEr
                     vec![
                         s(x, "/start_date").to_string(),
                         s(x, "/kind").replace('_', " "),
-                        s(x, "/title").to_string(),
+                        with_source(s(x, "/title"), &x["source"]),
                         x["delmal"]
                             .as_array()
                             .map(|c| {
@@ -576,4 +576,19 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Result<Vec<u8>, AppEr
 /// A date for file names and headers.
 pub fn stamp(d: &Value) -> String {
     date_of(&d["generated_at"])
+}
+
+/// An activity's title, and where a system made it from: the learning platform, when
+/// its statement came and the statement's id (`ActivitySource`), so that a reader of the
+/// paper dossier can trace it.
+fn with_source(title: &str, source: &Value) -> String {
+    if !source.is_object() {
+        return title.to_string();
+    }
+    format!(
+        "{title} (xAPI från {}, {}, utsaga {})",
+        s(source, "/client_name"),
+        time_of(&source["received_at"]),
+        s(source, "/statement_id")
+    )
 }

@@ -155,7 +155,18 @@ pub fn create_enrolment(
             enrolments::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    get_enrolment(conn, &id, today)
+    let created = get_enrolment(conn, &id, today)?;
+    // Subscribers (webhooks; learning records kept until their learner enrolled) hear of
+    // it in this transaction.
+    crate::events::publish(
+        conn,
+        now,
+        crate::events::DomainEvent::EnrolmentCreated {
+            enrolment_id: id,
+            data: json!({"enrolment": created}),
+        },
+    )?;
+    Ok(created)
 }
 
 pub(crate) fn prefix_fields(e: AppError, prefix: &str) -> AppError {

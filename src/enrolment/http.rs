@@ -545,7 +545,7 @@ pub async fn list_changes(
 /// The individual study plan
 #[utoipa::path(
     tag = "enrolment",
-    params(("id" = String, Path)),
+    params(("id" = String, Path), PageParams),
     responses(
         (status = 200, description = "Goals", body = Page<StudyPlanGoal>),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
@@ -553,7 +553,11 @@ pub async fn list_changes(
     security(("bearer" = []))
 )]
 #[get("/enrolments/{id}/study-plan-goals")]
-pub async fn list_goals(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn list_goals(
+    ctx: Ctx,
+    path: web::Path<String>,
+    query: web::Query<PageParams>,
+) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let today = ctx.today();
     let items = ctx
@@ -562,10 +566,7 @@ pub async fn list_goals(ctx: Ctx, path: web::Path<String>) -> Result<HttpRespons
             service::list_goals(c, &id)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(HttpResponse::Ok().json(Page::of_list(items, &query, |g| g.id.to_string())?))
 }
 
 /// Add a goal to the study plan

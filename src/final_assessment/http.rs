@@ -58,7 +58,7 @@ pub async fn create_final_assessment(
 /// List a trainee's final assessments
 #[utoipa::path(
     tag = "final-assessment",
-    params(("id" = String, Path, description = "Enrolment")),
+    params(("id" = String, Path, description = "Enrolment"), crate::http::PageParams),
     responses(
         (status = 200, description = "Oldest first", body = Page<FinalAssessment>),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
@@ -69,6 +69,7 @@ pub async fn create_final_assessment(
 pub async fn list_final_assessments(
     ctx: Ctx,
     path: web::Path<String>,
+    query: web::Query<crate::http::PageParams>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let today = ctx.today();
@@ -78,10 +79,7 @@ pub async fn list_final_assessments(
             service::list(c, &id)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(HttpResponse::Ok().json(Page::of_list(items, &query, |f| f.id.to_string())?))
 }
 
 /// Get a final assessment

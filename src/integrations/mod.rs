@@ -29,6 +29,13 @@ pub const WEBHOOK_SUBSCRIBER: crate::events::Subscriber = crate::events::Subscri
     on_event: webhooks::on_event,
 };
 
+/// xAPI's subscriber to domain events: statements kept as `unknown_learner` become
+/// activities when their learner enrols (`enrolment.created`).
+pub const XAPI_SUBSCRIBER: crate::events::Subscriber = crate::events::Subscriber {
+    listens: xapi::enrolled::listens,
+    on_event: xapi::enrolled::on_event,
+};
+
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(clients::http::token)
         .service(clients::http::create_client)

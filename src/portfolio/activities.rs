@@ -105,6 +105,9 @@ pub struct Activity {
     #[schema(example = json!(["BT16"]))]
     pub delmal: Vec<String>,
     pub attachments: Vec<Attachment>,
+    /// Where a system made it from (a learning platform's xAPI statement); null when a
+    /// person logged it.
+    pub source: Option<crate::portfolio::provenance::ActivitySource>,
     pub version: i32,
     pub created_by: String,
     #[serde(with = "crate::clock::millis")]
@@ -213,6 +216,7 @@ fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Activity>, AppErro
     let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
     // One query each for the links and the attachments of all rows.
     let links = links::of(conn, &ids)?;
+    let mut sources = crate::portfolio::provenance::of(conn, &ids)?;
     let enrolment = rows.first().map(|r| r.enrolment_id.as_str());
     let mut files = if rows
         .iter()
@@ -227,15 +231,22 @@ fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Activity>, AppErro
         .map(|r| {
             let delmal = links::codes(&links, &r.id);
             let files = files.remove(r.id.as_str()).unwrap_or_default();
-            from_row(r, delmal, files)
+            let source = sources.remove(r.id.as_str());
+            from_row(r, delmal, files, source)
         })
         .collect())
 }
 
-fn from_row(r: Row, delmal: Vec<String>, attachments: Vec<Attachment>) -> Activity {
+fn from_row(
+    r: Row,
+    delmal: Vec<String>,
+    attachments: Vec<Attachment>,
+    source: Option<crate::portfolio::provenance::ActivitySource>,
+) -> Activity {
     Activity {
         delmal,
         attachments,
+        source,
         id: r.id.into_inner(),
         enrolment_id: r.enrolment_id.into_inner(),
         kind: r.kind,
@@ -446,7 +457,14 @@ pub fn insert_activity(
         .find(&id)
         .select(Row::as_select())
         .first(c))?;
-    Ok(from_row(row, links::normalised(&n.delmal), Vec::new()))
+    // A system that makes an activity sets its source itself (the statement that made
+    // it is stored after it).
+    Ok(from_row(
+        row,
+        links::normalised(&n.delmal),
+        Vec::new(),
+        None,
+    ))
 }
 
 pub fn update_activity(

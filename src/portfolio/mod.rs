@@ -10,6 +10,7 @@ pub mod attachments;
 pub mod http;
 pub mod instruments;
 pub mod links;
+pub mod provenance;
 pub mod summaries;
 pub mod talks;
 pub mod vetting;

@@ -359,7 +359,7 @@ fn people_and_other_clients_cannot_use_or_read_the_statements_resource() {
 }
 
 #[test]
-fn a_learner_who_enrols_later_is_resolved_by_an_administrator() {
+fn a_learner_who_enrols_later_gets_the_activity_when_enrolled() {
     let w = start();
     let app = &w.app;
     let id = "8e9f0a1b-2c3d-4e5f-8a6b-7c8d9e0f1a2b";
@@ -370,18 +370,306 @@ fn a_learner_who_enrols_later_is_resolved_by_an_administrator() {
     let path = format!("/xapi/statements/{id}");
     let s = app.get(&path, Some(&w.admin.access)).expect(200);
     assert_eq!(s.body["reason"], "unknown_learner");
-    // The learner gets an account and an enrolment; the administrator resolves it.
+    // The learner gets an account: still nobody's trainee here, still kept.
     let later = app.join(&w.admin, "st@sll.se", "trainee", &w.slso);
+    let s = app.get(&path, Some(&w.admin.access)).expect(200);
+    assert_eq!(s.body["status"], "unmatched");
+    // Enrolling them makes the activity at once (`enrolment.created`), in the same
+    // transaction, with the statement as its source.
     let template = app.stockholm_bt_template(&w.admin, &w.slso);
+    let enrolment = app
+        .post(
+            "/enrolments",
+            Some(&w.admin.access),
+            json!({"trainee_id": later.id, "template_id": template, "track": "bt_standalone",
+                   "start_date": "2026-09-01", "planned_end": "2027-08-31"}),
+        )
+        .expect(201);
+    let enrolment = enrolment.body["id"].as_str().expect("id");
+    let s = app.get(&path, Some(&w.admin.access)).expect(200);
+    assert_eq!(s.body["status"], "created", "{}", s.text);
+    assert_eq!(s.body["enrolment_id"], enrolment);
+    let activities = app
+        .get(
+            &format!("/enrolments/{enrolment}/activities"),
+            Some(&later.access),
+        )
+        .expect(200);
+    let made = &activities.body["items"][0];
+    assert_eq!(made["id"], s.body["activity_id"]);
+    assert_eq!(made["source"]["statement_id"], id);
+    assert_eq!(made["source"]["client_id"], w.client_id.as_str());
+    // Resolved already: an administrator's resolve is a conflict.
+    app.post(&format!("{path}/resolve"), Some(&w.admin.access), json!({}))
+        .expect_problem(409, "conflict");
+}
+
+#[test]
+fn an_enrolment_elsewhere_does_not_claim_a_statement_of_another_regions_platform() {
+    let w = start();
+    let app = &w.app;
+    let id = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d";
+    let mut st = completed("skane@example.org");
+    st["id"] = json!(id);
+    w.send("POST", "/xapi/statements", Some(&st), true)
+        .expect(200);
+    // The same e-mail enrols in another region: this platform's statement stays kept.
+    let token = app.bootstrap_admin("admin@regionskane.se", "Region Skåne");
+    let skane = app.accept_with_totp(&token, "admin@regionskane.se");
+    let me = app.get("/me", Some(&skane.access)).expect(200);
+    let region = me.body["roles"][0]["organisation_id"]
+        .as_str()
+        .expect("role")
+        .to_string();
+    let learner = app.join(&skane, "skane@example.org", "trainee", &region);
+    let template = app.stockholm_bt_template(&skane, &region);
     app.post(
         "/enrolments",
-        Some(&w.admin.access),
-        json!({"trainee_id": later.id, "template_id": template, "track": "bt_standalone",
+        Some(&skane.access),
+        json!({"trainee_id": learner.id, "template_id": template, "track": "bt_standalone",
                "start_date": "2026-09-01", "planned_end": "2027-08-31"}),
     )
     .expect(201);
-    let resolved = app
-        .post(&format!("{path}/resolve"), Some(&w.admin.access), json!({}))
+    let s = app
+        .get(&format!("/xapi/statements/{id}"), Some(&w.admin.access))
         .expect(200);
-    assert_eq!(resolved.body["status"], "created");
+    assert_eq!(s.body["status"], "unmatched");
+    assert_eq!(s.body["reason"], "unknown_learner");
+}
+
+fn ids_of(page: &Value) -> Vec<String> {
+    page["statements"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    format!("/xapi/statements?{}", q.finish())
+}
+
+#[test]
+fn an_lms_reads_its_statements_page_by_page_through_more_and_filtered() {
+    let w = start();
+    let app = &w.app;
+    let registration = "0f1e2d3c-4b5a-4697-8877-665544332211";
+    let other_course = "https://lms.regionstockholm.se/courses/lakemedel";
+    // One batch: stored at the same instant, so pages are told apart by id too.
+    let mut batch: Vec<Value> = (0..5).map(|_| completed("bt@sll.se")).collect();
+    let mut elsewhere = completed("st@sll.se");
+    elsewhere["object"]["id"] = json!(other_course);
+    let mut registered = completed("bt@sll.se");
+    registered["context"] = json!({"registration": registration.to_uppercase()});
+    batch.push(elsewhere);
+    batch.push(registered);
+    let sent = w
+        .send("POST", "/xapi/statements", Some(&json!(batch)), true)
+        .expect(200);
+    let mut ids: Vec<String> = sent
+        .body
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|i| i.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 7);
+
+    // Three a page, following `more` (a path relative to the server) to the end.
+    let mut page = w
+        .send("GET", &query(&[("limit", "3")]), None, true)
+        .expect(200);
+    let mut seen = Vec::new();
+    let mut pages = 1;
+    loop {
+        let got = ids_of(&page.body);
+        assert!(got.len() <= 3, "{}", page.text);
+        seen.extend(got);
+        let more = page.body["more"].as_str().expect("more").to_string();
+        if more.is_empty() {
+            break;
+        }
+        assert!(more.starts_with("/api/v1/xapi/statements?"), "{more}");
+        assert!(more.contains("limit=3"), "{more}");
+        page = w.send("GET", &more, None, true).expect(200);
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 7, "a statement twice or missing: {seen:?}");
+    ids.sort();
+    assert_eq!(sorted, ids);
+    // Oldest first pages the other way round.
+    let mut up = Vec::new();
+    let mut page = w
+        .send(
+            "GET",
+            &query(&[("limit", "4"), ("ascending", "true")]),
+            None,
+            true,
+        )
+        .expect(200);
+    loop {
+        up.extend(ids_of(&page.body));
+        let more = page.body["more"].as_str().expect("more").to_string();
+        if more.is_empty() {
+            break;
+        }
+        page = w.send("GET", &more, None, true).expect(200);
+    }
+    seen.reverse();
+    assert_eq!(up, seen);
+
+    // Filters: the agent, the activity, the registration (as any UUID spelling), the verb.
+    let count = |pairs: &[(&str, &str)]| {
+        ids_of(&w.send("GET", &query(pairs), None, true).expect(200).body).len()
+    };
+    assert_eq!(count(&[("agent", r#"{"mbox": "mailto:bt@sll.se"}"#)]), 6);
+    assert_eq!(
+        count(&[(
+            "agent",
+            r#"{"objectType": "Agent", "mbox": "mailto:BT@sll.se"}"#
+        )]),
+        6
+    );
+    assert_eq!(
+        count(&[(
+            "agent",
+            r#"{"account": {"homePage": "https://lms.example.org", "name": "bt"}}"#
+        )]),
+        0
+    );
+    assert_eq!(count(&[("activity", other_course)]), 1);
+    assert_eq!(
+        count(&[
+            ("activity", COURSE),
+            ("agent", r#"{"mbox": "mailto:st@sll.se"}"#)
+        ]),
+        0
+    );
+    assert_eq!(count(&[("registration", registration)]), 1);
+    assert_eq!(count(&[("registration", &registration.to_uppercase())]), 1);
+    assert_eq!(count(&[("verb", COMPLETED)]), 7);
+    assert_eq!(count(&[("verb", VOIDED)]), 0);
+    // A filter goes along in `more`.
+    let filtered = w
+        .send(
+            "GET",
+            &query(&[("agent", r#"{"mbox": "mailto:bt@sll.se"}"#), ("limit", "5")]),
+            None,
+            true,
+        )
+        .expect(200);
+    let more = filtered.body["more"].as_str().expect("more");
+    let rest = w.send("GET", more, None, true).expect(200);
+    assert_eq!(ids_of(&rest.body).len(), 1, "{}", rest.text);
+    assert_eq!(rest.body["more"], "");
+
+    // What is not a filter of this LRS: a clear refusal, not an answer that ignores it.
+    for bad in [
+        query(&[("agent", "bt@sll.se")]),
+        query(&[("agent", r#"{"objectType": "Group", "member": []}"#)]),
+        query(&[(
+            "agent",
+            r#"{"mbox": "mailto:a@b.se", "openid": "https://a.se"}"#,
+        )]),
+        query(&[("activity", "not an iri")]),
+        query(&[("registration", "not-a-uuid")]),
+        query(&[("related_agents", "true")]),
+        query(&[("cursor", "bm90IGEgY3Vyc29y")]),
+    ] {
+        w.send("GET", &bad, None, true)
+            .expect_problem(422, "validation");
+    }
+    w.send(
+        "GET",
+        &query(&[("statementId", &ids[0]), ("cursor", "x")]),
+        None,
+        true,
+    )
+    .expect_problem(400, "malformed-request");
+
+    // Another client following this client's `more` reads only its own statements.
+    let (id, secret) = client(app, &w.admin, &w.region, &["activities:write"]);
+    let first = w
+        .send("GET", &query(&[("limit", "2")]), None, true)
+        .expect(200);
+    let more = first.body["more"].as_str().expect("more");
+    let other = app
+        .send(
+            "GET",
+            more,
+            None,
+            None,
+            &[("Authorization", &basic(&id, &secret)), V],
+        )
+        .expect(200);
+    assert_eq!(other.body["statements"], json!([]));
+}
+
+#[test]
+fn activities_made_from_statements_show_their_source_in_the_api_and_the_dossier() {
+    let w = start();
+    let app = &w.app;
+    let sent = w
+        .send(
+            "POST",
+            "/xapi/statements",
+            Some(&completed("bt@sll.se")),
+            true,
+        )
+        .expect(200);
+    let statement = sent.body[0].as_str().expect("id").to_string();
+    let stored = w
+        .send(
+            "GET",
+            &format!("/xapi/statements?statementId={statement}"),
+            None,
+            true,
+        )
+        .expect(200);
+    let activities = w.activities();
+    let source = &activities[0]["source"];
+    assert_eq!(source["kind"], "xapi");
+    assert_eq!(source["client_id"], w.client_id.as_str());
+    assert_eq!(source["client_name"], "Lärplattformen");
+    assert_eq!(source["statement_id"], statement.as_str());
+    // When it arrived: the statement's `stored`.
+    assert_eq!(source["received_at"], stored.body["stored"], "{source}");
+    let id = activities[0]["id"].as_str().expect("id");
+    let one = app
+        .get(&format!("/activities/{id}"), Some(&w.trainee.access))
+        .expect(200);
+    assert_eq!(&one.body["source"], source);
+    // What the trainee logs has none.
+    let logged = app
+        .post(
+            &format!("/enrolments/{}/activities", w.enrolment),
+            Some(&w.trainee.access),
+            json!({"kind": "course", "title": "Egen kurs", "start_date": "2026-11-02"}),
+        )
+        .expect(201);
+    assert_eq!(logged.body["source"], Value::Null);
+    // The dossier carries it (JSON), and its PDF names the platform.
+    let dossier = app
+        .get(
+            &format!("/enrolments/{}/dossier", w.enrolment),
+            Some(&w.trainee.access),
+        )
+        .expect(200);
+    let listed: Vec<&Value> = dossier.body["dossier"]["activities"]
+        .as_array()
+        .expect("activities")
+        .iter()
+        .filter(|a| a["source"].is_object())
+        .collect();
+    assert_eq!(listed.len(), 1, "{}", dossier.text);
+    assert_eq!(listed[0]["source"]["statement_id"], statement.as_str());
 }

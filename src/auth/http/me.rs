@@ -234,11 +234,15 @@ pub struct DeviceView {
 /// List my remembered devices
 #[utoipa::path(
     tag = "me",
+    params(crate::http::PageParams),
     responses((status = 200, description = "Active remembered devices", body = crate::http::Page<DeviceView>)),
     security(("bearer" = []))
 )]
 #[get("/me/devices")]
-pub async fn me_devices(ctx: Ctx) -> Result<HttpResponse, AppError> {
+pub async fn me_devices(
+    ctx: Ctx,
+    query: web::Query<crate::http::PageParams>,
+) -> Result<HttpResponse, AppError> {
     let rows = ctx
         .read(|c, ctx| devices::list(c, ctx.now, &ctx.caller.user_id))
         .await?;
@@ -252,10 +256,7 @@ pub async fn me_devices(ctx: Ctx) -> Result<HttpResponse, AppError> {
             expires_at: from_db(d.expires_at),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(crate::http::Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(HttpResponse::Ok().json(crate::http::Page::of_list(items, &query, |d| d.id.clone())?))
 }
 
 /// Forget a remembered device

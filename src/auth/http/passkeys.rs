@@ -128,19 +128,20 @@ pub async fn me_passkey_register(
 /// The active ones (revoked passkeys are not listed), oldest first.
 #[utoipa::path(
     tag = "me",
+    params(crate::http::PageParams),
     responses((status = 200, description = "My passkeys", body = Page<PasskeyView>)),
     security(("bearer" = []))
 )]
 #[get("/me/passkeys")]
-pub async fn me_passkeys(ctx: Ctx) -> Result<HttpResponse, AppError> {
+pub async fn me_passkeys(
+    ctx: Ctx,
+    query: web::Query<crate::http::PageParams>,
+) -> Result<HttpResponse, AppError> {
     ctx.caller.require_person()?;
     let items = ctx
         .read(|c, ctx| store::list(c, &ctx.caller.user_id))
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(HttpResponse::Ok().json(Page::of_list(items, &query, |p| p.id.clone())?))
 }
 
 #[derive(Deserialize, ToSchema)]

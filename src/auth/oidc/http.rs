@@ -314,10 +314,14 @@ pub async fn me_oidc_link_create(
     responses(
         (status = 200, description = "My links", body = crate::http::Page<OidcLink>),
     ),
+    params(crate::http::PageParams),
     security(("bearer" = []))
 )]
 #[get("/me/oidc-links")]
-pub async fn me_oidc_links(ctx: Ctx) -> Result<HttpResponse, AppError> {
+pub async fn me_oidc_links(
+    ctx: Ctx,
+    query: web::Query<crate::http::PageParams>,
+) -> Result<HttpResponse, AppError> {
     ctx.caller.require_person()?;
     let name = ctx
         .config
@@ -328,10 +332,7 @@ pub async fn me_oidc_links(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let items = ctx
         .read(move |c, ctx| links::list(c, &ctx.caller.user_id, &name))
         .await?;
-    Ok(HttpResponse::Ok().json(crate::http::Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(HttpResponse::Ok().json(crate::http::Page::of_list(items, &query, |l| l.id.clone())?))
 }
 
 /// Remove a linked e-ID

@@ -39,6 +39,11 @@ fn payload(event: &str) -> (&'static str, Value) {
                        "reason": {"type": "string", "enum": ["unknown_learner", "unmapped_activity"]},
                        "detail": {"type": ["string", "null"]}}}),
         ),
+        "enrolment.created" => (
+            "A trainee was enrolled (in the service, or by an import).",
+            json!({"type": "object", "required": ["enrolment"],
+                   "properties": {"enrolment": {"$ref": "#/components/schemas/Enrolment"}}}),
+        ),
         "webhook.test" => (
             "A test event (`POST /webhook-subscriptions/{id}/ping`).",
             json!({"type": "object"}),

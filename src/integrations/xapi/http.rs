@@ -186,10 +186,11 @@ pub struct StatementFilter {
     pub status: Option<String>,
     /// Administrators: statements one client sent.
     pub client_id: Option<String>,
-    /// Administrators: page size. LRS clients: at most this many statements (0: the
-    /// server's maximum, 500).
+    /// Administrators: page size. LRS clients: at most this many statements per page
+    /// (0: the server's maximum, 500).
     pub limit: Option<i64>,
-    /// Administrators: the next page.
+    /// The next page: administrators pass the previous page's `next_cursor`; LRS
+    /// clients follow the StatementResult's more, which carries it.
     pub cursor: Option<String>,
     /// LRS clients: one statement (404 when voided).
     #[serde(rename = "statementId")]
@@ -201,13 +202,25 @@ pub struct StatementFilter {
     pub voided_statement_id: Option<String>,
     /// LRS clients: statements with this verb IRI.
     pub verb: Option<String>,
+    /// LRS clients: statements whose actor is this Agent (JSON, with one inverse
+    /// functional identifier: mbox, mbox_sha1sum, openid or account).
+    pub agent: Option<String>,
+    /// LRS clients: statements about this Activity (its IRI, `object.id`).
+    pub activity: Option<String>,
+    /// LRS clients: statements of this registration (`context.registration`, a UUID).
+    pub registration: Option<String>,
+    /// LRS clients: `false` (related agents are not searched).
+    pub related_agents: Option<bool>,
+    /// LRS clients: `false` (related activities are not searched).
+    pub related_activities: Option<bool>,
     /// LRS clients: statements stored after this instant.
     pub since: Option<String>,
     /// LRS clients: statements stored at or before this instant.
     pub until: Option<String>,
     /// LRS clients: oldest first.
     pub ascending: Option<bool>,
-    /// LRS clients: `ids`, `exact` or `canonical` (statements are returned as stored).
+    /// LRS clients: `ids`, `exact` or `canonical` (statements are returned as stored
+    /// whichever is asked for).
     pub format: Option<String>,
     /// LRS clients: `false` (attachments are not stored).
     pub attachments: Option<bool>,
@@ -227,8 +240,10 @@ fn instant(field: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, AppErr
 /// **LRS clients** (xAPI 1.0.3 Communication 2.1.3, with `X-Experience-API-Version`):
 /// `?statementId=` returns the statement as stored (with `stored`, `authority`,
 /// `version`), 404 when voided; `?voidedStatementId=` returns a voided one; otherwise a
-/// StatementResult of the client's statements that are not voided, newest first,
-/// filtered by `verb`, `since`, `until`. A client reads the statements it sent.
+/// StatementResult of the client's statements that are not voided, newest first (or
+/// `ascending`), filtered by `agent`, `verb`, `activity`, `registration`, `since`,
+/// `until`, at most `limit` a page; `more` is the IRL of the next page (empty on the
+/// last). A client reads the statements it sent.
 ///
 /// **Administrators**: statements received by the clients of their organisations,
 /// newest first, with what became of each. `status=unmatched` is the work list.
@@ -304,9 +319,15 @@ async fn lrs_get(
         .client
         .clone()
         .ok_or_else(|| AppError::internal("a client without its client"))?;
-    if q.status.is_some() || q.client_id.is_some() || q.cursor.is_some() {
+    if q.status.is_some() || q.client_id.is_some() {
         return Err(AppError::Malformed(
-            "status, client_id and cursor are the administrators' list parameters".into(),
+            "status and client_id are the administrators' list parameters".into(),
+        ));
+    }
+    if q.related_agents == Some(true) || q.related_activities == Some(true) {
+        return Err(AppError::validation(
+            "related_agents",
+            "related agents and activities are not searched: send false or leave it out",
         ));
     }
     let consistent = ctx.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -324,6 +345,10 @@ async fn lrs_get(
     let body = if let Some((id, voided)) = single {
         // Communication 2.1.3: with an id, only `attachments` and `format` may come along.
         if q.verb.is_some()
+            || q.agent.is_some()
+            || q.activity.is_some()
+            || q.registration.is_some()
+            || q.cursor.is_some()
             || q.since.is_some()
             || q.until.is_some()
             || q.ascending.is_some()
@@ -342,20 +367,91 @@ async fn lrs_get(
             Some(_) => return Err(AppError::validation("limit", "0 or more")),
         };
         let filter = xapi::Query {
-            verb: q.verb,
+            verb: q.verb.clone(),
+            agent: q.agent.as_deref().map(agent).transpose()?,
+            activity: q
+                .activity
+                .clone()
+                .map(|a| {
+                    xapi::is_iri(&a)
+                        .then_some(a)
+                        .ok_or_else(|| AppError::validation("activity", "an Activity's IRI"))
+                })
+                .transpose()?,
+            registration: q
+                .registration
+                .as_deref()
+                .map(|r| {
+                    uuid::Uuid::parse_str(r)
+                        .map(|u| u.to_string())
+                        .map_err(|_| AppError::validation("registration", "a UUID"))
+                })
+                .transpose()?,
             since: instant("since", q.since.as_deref())?,
             until: instant("until", q.until.as_deref())?,
             ascending: q.ascending.unwrap_or(false),
             limit,
+            after: q
+                .cursor
+                .as_deref()
+                .map(|c| {
+                    xapi::parse_cursor(c).ok_or_else(|| {
+                        AppError::validation("cursor", "is not from this LRS's `more`")
+                    })
+                })
+                .transpose()?,
         };
-        let result = ctx
+        let (statements, next) = ctx
             .read(move |c, _| xapi::statements(c, &client, &public_url, &filter))
             .await?;
-        serde_json::to_value(result).map_err(|e| AppError::internal(e.to_string()))?
+        let more = next.map(|cursor| more_irl(&q, &cursor)).unwrap_or_default();
+        serde_json::to_value(xapi::StatementResult { statements, more })
+            .map_err(|e| AppError::internal(e.to_string()))?
     };
     Ok(HttpResponse::Ok()
         .insert_header(("X-Experience-API-Consistent-Through", consistent))
         .json(body))
+}
+
+/// The learner an `agent` filter names, as statements' learners are stored.
+fn agent(text: &str) -> Result<String, AppError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|_| AppError::validation("agent", "an Agent object as JSON"))?;
+    let object = value
+        .as_object()
+        .filter(|o| o.get("objectType").and_then(|t| t.as_str()) != Some("Group"))
+        .ok_or_else(|| AppError::validation("agent", "an Agent object as JSON"))?;
+    xapi::learner(object, "agent")
+        .map(|l| l.describe())
+        .map_err(|e| AppError::validation("agent", &e))
+}
+
+/// The IRL of the page after `cursor` (Data 2.5 `more`): this resource's path with the
+/// same filters and the cursor, relative to the server as the spec asks.
+fn more_irl(q: &StatementFilter, cursor: &str) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    let texts = [
+        ("agent", &q.agent),
+        ("verb", &q.verb),
+        ("activity", &q.activity),
+        ("registration", &q.registration),
+        ("since", &q.since),
+        ("until", &q.until),
+        ("format", &q.format),
+    ];
+    for (name, value) in texts {
+        if let Some(v) = value {
+            query.append_pair(name, v);
+        }
+    }
+    if let Some(l) = q.limit {
+        query.append_pair("limit", &l.to_string());
+    }
+    if let Some(a) = q.ascending {
+        query.append_pair("ascending", &a.to_string());
+    }
+    query.append_pair("cursor", cursor);
+    format!("/api/v1/xapi/statements?{}", query.finish())
 }
 
 /// The xAPI About resource

@@ -13,6 +13,7 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::events::DomainEvent;
 use crate::integrations::audit_write;
+use crate::portfolio::provenance::{ActivitySource, SourceKind};
 use crate::schema::{activities, xapi_statements};
 
 use super::*;
@@ -123,7 +124,20 @@ fn store(
     } else {
         match try_match(conn, org, &p.learner, &p.activity_iri, date)? {
             Ok(m) => {
-                let activity = create_activity(conn, now, me, &p.id, date, &m)?;
+                let activity = create_activity(
+                    conn,
+                    now,
+                    Some(me),
+                    ActivitySource {
+                        kind: SourceKind::Xapi,
+                        client_id: client.client_id.clone(),
+                        client_name: client.name.clone(),
+                        statement_id: p.id.clone(),
+                        received_at: now,
+                    },
+                    date,
+                    &m,
+                )?;
                 let (u, e) = (m.user_id, m.enrolment_id);
                 ("created", None, None, Some(u), Some(e), Some(activity))
             }
@@ -150,6 +164,7 @@ fn store(
             xapi_statements::verb.eq(&p.verb),
             xapi_statements::activity_iri.eq(&p.activity_iri),
             xapi_statements::learner.eq(p.learner.describe()),
+            xapi_statements::registration.eq(&p.registration),
             xapi_statements::user_id.eq(&user),
             xapi_statements::enrolment_id.eq(&enrolment),
             xapi_statements::activity_id.eq(&activity),

@@ -65,7 +65,11 @@ pub fn about(version: Option<&str>) -> About {
 pub struct StatementResult {
     #[schema(value_type = Vec<Object>)]
     pub statements: Vec<Value>,
-    /// Empty: all matching statements up to `limit` are in `statements`.
+    /// The IRL of the next page (a path with its query, relative to the server: GET it
+    /// with the same credentials and version header), or empty on the last page.
+    #[schema(
+        example = "/api/v1/xapi/statements?limit=2&cursor=MjAyNi0xMS0yMFQxMzowMDowMC4wMDB8YjE"
+    )]
     pub more: String,
 }
 
@@ -103,6 +107,7 @@ pub enum StatementsAnswer {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = xapi_statements, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct Stored {
+    id: String,
     #[diesel(deserialize_as = String)]
     statement: JsonText,
     received_at: NaiveDateTime,
@@ -155,20 +160,51 @@ pub fn statement_by_id(
 #[derive(Debug, Default)]
 pub struct Query {
     pub verb: Option<String>,
+    /// The learner as stored (`Learner::describe`): statements whose actor is this Agent.
+    pub agent: Option<String>,
+    /// Statements about this Activity (`object.id`).
+    pub activity: Option<String>,
+    /// `context.registration` (lower case).
+    pub registration: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub ascending: bool,
     pub limit: i64,
+    /// The last statement of the previous page: its `stored` and id.
+    pub after: Option<(NaiveDateTime, String)>,
+}
+
+/// A page's continuation (`more`): the last statement's `stored` (as stored, to the
+/// digit) and id.
+pub fn cursor_of(received_at: NaiveDateTime, id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}|{id}",
+        received_at.format("%Y-%m-%dT%H:%M:%S%.f")
+    ))
+}
+
+/// The position a cursor of [`cursor_of`] names; `None` for anything else.
+pub fn parse_cursor(cursor: &str) -> Option<(NaiveDateTime, String)> {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())?;
+    let (at, id) = text.split_once('|')?;
+    let at = NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some((at, id.to_string()))
 }
 
 /// The client's statements that are not voided, newest stored first (Communication
-/// 2.1.3), at most `limit`.
+/// 2.1.3), at most `limit`, after the cursor's position; the second value is the cursor
+/// of the next page when there is one.
 pub fn statements(
     conn: &mut DbConn,
     client: &ClientPrincipal,
     public_url: &str,
     q: &Query,
-) -> Result<StatementResult, AppError> {
+) -> Result<(Vec<Value>, Option<String>), AppError> {
     let mut query = xapi_statements::table
         .filter(xapi_statements::organisation_id.eq(&client.organisation_id))
         .filter(xapi_statements::client_id.eq(&client.client_id))
@@ -177,6 +213,36 @@ pub fn statements(
         .into_boxed();
     if let Some(v) = &q.verb {
         query = query.filter(xapi_statements::verb.eq(v.clone()));
+    }
+    if let Some(a) = &q.agent {
+        query = query.filter(xapi_statements::learner.eq(a.clone()));
+    }
+    if let Some(a) = &q.activity {
+        // `activity_iri` also holds a StatementRef's target id or an object type: only
+        // Activities have an IRI with a scheme, which the filter must be.
+        query = query.filter(xapi_statements::activity_iri.eq(a.clone()));
+    }
+    if let Some(r) = &q.registration {
+        query = query.filter(xapi_statements::registration.eq(r.clone()));
+    }
+    if let Some((at, id)) = &q.after {
+        query = if q.ascending {
+            query.filter(
+                xapi_statements::received_at
+                    .gt(*at)
+                    .or(xapi_statements::received_at
+                        .eq(*at)
+                        .and(xapi_statements::id.gt(id.clone()))),
+            )
+        } else {
+            query.filter(
+                xapi_statements::received_at
+                    .lt(*at)
+                    .or(xapi_statements::received_at
+                        .eq(*at)
+                        .and(xapi_statements::id.lt(id.clone()))),
+            )
+        };
     }
     if let Some(t) = q.since {
         query = query.filter(xapi_statements::received_at.gt(to_db(t)));
@@ -195,12 +261,17 @@ pub fn statements(
             xapi_statements::id.desc(),
         ))
     };
-    let rows = query.limit(q.limit).load::<Stored>(conn)?;
-    Ok(StatementResult {
-        statements: rows
-            .into_iter()
+    let mut rows = query.limit(q.limit + 1).load::<Stored>(conn)?;
+    let more = rows.len() as i64 > q.limit;
+    rows.truncate(q.limit as usize);
+    let next = rows
+        .last()
+        .filter(|_| more)
+        .map(|s| cursor_of(s.received_at, &s.id));
+    Ok((
+        rows.into_iter()
             .map(|s| render(s, client, public_url))
             .collect(),
-        more: String::new(),
-    })
+        next,
+    ))
 }

@@ -9,6 +9,8 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::{Day, EnrolmentId};
 use crate::portfolio::activities::{self, ActivityKind, NewActivity};
+use crate::portfolio::provenance::{ActivitySource, SourceKind};
+use crate::schema::api_clients;
 use crate::schema::{enrolments, users, xapi_account_links, xapi_activity_mappings};
 
 use super::*;
@@ -172,16 +174,19 @@ pub fn try_match(
     }))
 }
 
-/// Creates the learning activity of a matched statement, audited as `actor`.
+/// Creates the learning activity of a matched statement, audited as `actor` (none when
+/// the service itself resolves a statement, as when its learner enrols), with the
+/// statement as its `source`.
 pub(super) fn create_activity(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    actor: &Principal,
-    statement_id: &str,
+    actor: Option<&Principal>,
+    source: ActivitySource,
     date: NaiveDate,
     m: &Matched,
 ) -> Result<String, AppError> {
-    let a = activities::insert_activity(
+    let statement_id = source.statement_id.clone();
+    let mut a = activities::insert_activity(
         conn,
         now,
         &m.enrolment_id,
@@ -198,12 +203,16 @@ pub(super) fn create_activity(
             delmal: m.delmal.clone(),
         },
     )?;
+    // Its provenance, as reads find it once the statement is stored (after this).
+    a.source = Some(source);
     crate::audit::append(
         conn,
         now,
         crate::audit::Event {
-            actor_id: Some(&actor.user_id),
-            client: actor.client.as_ref().map(|c| c.name.as_str()),
+            actor_id: actor.map(|a| a.user_id.as_str()),
+            client: actor
+                .and_then(|a| a.client.as_ref())
+                .map(|c| c.name.as_str()),
             action: "created",
             entity: "activity",
             entity_id: &a.id,
@@ -213,4 +222,25 @@ pub(super) fn create_activity(
     )?;
     activities::announce_created(conn, now, &a)?;
     Ok(a.id)
+}
+
+/// The source of an activity made from the statement `statement_id` that the API
+/// client `client_id` sent at `received_at`.
+pub(super) fn statement_source(
+    conn: &mut DbConn,
+    client_id: &str,
+    statement_id: &str,
+    received_at: DateTime<Utc>,
+) -> Result<ActivitySource, AppError> {
+    let client_name: String = api_clients::table
+        .find(client_id)
+        .select(api_clients::name)
+        .first(conn)?;
+    Ok(ActivitySource {
+        kind: SourceKind::Xapi,
+        client_id: client_id.to_string(),
+        client_name,
+        statement_id: statement_id.to_string(),
+        received_at,
+    })
 }

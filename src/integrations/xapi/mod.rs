@@ -16,6 +16,7 @@
 //! matched are kept as `unmatched` with the reason, listed for administrators and resolved
 //! later. Malformed ones are `rejected` with a reason and not kept.
 
+pub mod enrolled;
 pub mod http;
 mod ingest;
 mod links;

@@ -42,6 +42,8 @@ pub struct Parsed {
     /// For a voiding statement (`verb.id` = [`VOIDED`]): the id of the voided statement.
     pub voids: Option<String>,
     pub learner: Learner,
+    /// `context.registration` (lower case).
+    pub registration: Option<String>,
     pub date: Option<NaiveDate>,
     pub hash: String,
     pub canonical: String,
@@ -58,6 +60,65 @@ pub(super) fn is_iri(s: &str) -> bool {
         && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
         && !rest.is_empty()
         && !s.chars().any(char::is_whitespace)
+}
+
+/// The learner an Agent (`what`: `actor`, or the `agent` filter) names, by its one
+/// inverse functional identifier; a Group is stored like any statement, but it is no
+/// trainee, so nothing is recorded for it.
+pub fn learner(actor: &serde_json::Map<String, Value>, what: &str) -> Result<Learner, String> {
+    let is_group = actor.get("objectType").and_then(Value::as_str) == Some("Group");
+    let ifis = ["mbox", "mbox_sha1sum", "openid", "account"]
+        .iter()
+        .filter(|k| actor.contains_key(**k))
+        .count();
+    // An anonymous Group (members only) has no identifier; an Agent needs exactly one.
+    if ifis > 1 || (ifis == 0 && !is_group) {
+        return Err(format!(
+            "{what}: exactly one of mbox, mbox_sha1sum, openid, account (inverse functional identifier)"
+        ));
+    }
+    Ok(if is_group {
+        Learner::Other("a Group".into())
+    } else if let Some(m) = actor.get("mbox") {
+        let email = m
+            .as_str()
+            .and_then(|m| m.strip_prefix("mailto:"))
+            .filter(|e| e.contains('@') && !e.contains(char::is_whitespace))
+            .ok_or(format!("{what}.mbox: a mailto: IRI"))?;
+        Learner::Mbox(email.trim().to_lowercase())
+    } else if let Some(a) = actor.get("account") {
+        let home = a.get("homePage").and_then(Value::as_str);
+        let name = a.get("name").and_then(Value::as_str);
+        match (home, name) {
+            (Some(h), Some(n)) if is_iri(h) && !n.is_empty() => Learner::Account {
+                home_page: h.to_string(),
+                name: n.to_string(),
+            },
+            _ => {
+                return Err(format!(
+                    "{what}.account: homePage (an IRL) and name are required"
+                ))
+            }
+        }
+    } else if let Some(s) = actor.get("mbox_sha1sum").and_then(Value::as_str) {
+        Learner::Other(format!("mbox_sha1sum {s}"))
+    } else {
+        Learner::Other(format!(
+            "openid {}",
+            actor.get("openid").and_then(Value::as_str).unwrap_or("")
+        ))
+    })
+}
+
+/// The statement's `context.registration`, a UUID (lower case); `Err` when it is not one.
+fn registration(obj: &serde_json::Map<String, Value>) -> Result<Option<String>, String> {
+    match obj.get("context").and_then(|c| c.get("registration")) {
+        None => Ok(None),
+        Some(Value::String(r)) => Uuid::parse_str(r)
+            .map(|u| Some(u.to_string()))
+            .map_err(|_| "context.registration: not a UUID".to_string()),
+        Some(_) => Err("context.registration: not a UUID".into()),
+    }
 }
 
 /// Checks the parts of a statement this service relies on; `Err` is the reason it is
@@ -78,46 +139,8 @@ pub fn parse(statement: &Value) -> Result<Parsed, String> {
         .get("actor")
         .and_then(Value::as_object)
         .ok_or("actor: required, an Agent object")?;
-    let is_group = actor.get("objectType").and_then(Value::as_str) == Some("Group");
-    let ifis = ["mbox", "mbox_sha1sum", "openid", "account"]
-        .iter()
-        .filter(|k| actor.contains_key(**k))
-        .count();
-    // An anonymous Group (members only) has no identifier; an Agent needs exactly one.
-    if ifis > 1 || (ifis == 0 && !is_group) {
-        return Err(
-            "actor: exactly one of mbox, mbox_sha1sum, openid, account (inverse functional identifier)"
-                .into(),
-        );
-    }
-    let learner = if is_group {
-        // Stored like any statement; a group is no trainee, so nothing is recorded.
-        Learner::Other("a Group".into())
-    } else if let Some(m) = actor.get("mbox") {
-        let m = m.as_str().ok_or("actor.mbox: a mailto: IRI")?;
-        let email = m
-            .strip_prefix("mailto:")
-            .filter(|e| e.contains('@') && !e.contains(char::is_whitespace))
-            .ok_or("actor.mbox: a mailto: IRI")?;
-        Learner::Mbox(email.trim().to_lowercase())
-    } else if let Some(a) = actor.get("account") {
-        let home = a.get("homePage").and_then(Value::as_str);
-        let name = a.get("name").and_then(Value::as_str);
-        match (home, name) {
-            (Some(h), Some(n)) if is_iri(h) && !n.is_empty() => Learner::Account {
-                home_page: h.to_string(),
-                name: n.to_string(),
-            },
-            _ => return Err("actor.account: homePage (an IRL) and name are required".into()),
-        }
-    } else if let Some(s) = actor.get("mbox_sha1sum").and_then(Value::as_str) {
-        Learner::Other(format!("mbox_sha1sum {s}"))
-    } else {
-        Learner::Other(format!(
-            "openid {}",
-            actor.get("openid").and_then(Value::as_str).unwrap_or("")
-        ))
-    };
+    let learner = learner(actor, "actor")?;
+    let registration = registration(obj)?;
     let verb = obj
         .get("verb")
         .and_then(|v| v.get("id"))
@@ -190,6 +213,7 @@ pub fn parse(statement: &Value) -> Result<Parsed, String> {
         is_activity,
         voids,
         learner,
+        registration,
         date,
         hash: sha256_hex(&canonical),
         canonical,

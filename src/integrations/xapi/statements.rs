@@ -21,10 +21,13 @@ pub struct XapiStatement {
     pub id: String,
     pub client_id: String,
     pub organisation_id: String,
-    /// `created`, `unmatched` or `dismissed`.
+    /// `created` (an activity was made from it), `unmatched` (in the administrators'
+    /// work list), `ignored` (nothing to record) or `dismissed` (unmatched, then
+    /// dismissed or voided).
     pub status: String,
     /// Why it is unmatched: `unknown_learner` (no trainee of the client's organisation),
-    /// `unmapped_activity`.
+    /// `unmapped_activity`; or ignored: `not_recorded` (a verb or object that records no
+    /// learning), `voiding` (it voids another), `voided` (voided before it came).
     pub reason: Option<String>,
     pub detail: Option<String>,
     pub verb: String,
@@ -186,27 +189,29 @@ pub fn resolve(
             s.status
         )));
     }
-    match try_resolve(conn, ctx, &s)? {
+    match try_resolve(conn, ctx.now, Some(&ctx.caller), &s)? {
         Err(why) => Err(AppError::Unprocessable(why)),
         Ok(()) => visible_statement(conn, &ctx.caller, id, Some(&s.organisation_id)),
     }
 }
 
 /// Matches an unmatched statement again and, when it matches now, creates its activity
-/// (audited as the caller); `Err` says why it still does not match.
-fn try_resolve(
+/// (audited as `me`, or as the service when none); `Err` says why it still does not
+/// match.
+pub(super) fn try_resolve(
     conn: &mut DbConn,
-    ctx: &Ctx,
+    now: DateTime<Utc>,
+    me: Option<&Principal>,
     s: &XapiStatement,
 ) -> Result<Result<(), String>, AppError> {
-    let (now, me) = (ctx.now, &ctx.caller);
     let p = parse(&s.statement).map_err(AppError::Unprocessable)?;
     let date = p.date.unwrap_or(crate::clock::day_of(s.received_at));
     let m = match try_match(conn, &s.organisation_id, &p.learner, &p.activity_iri, date)? {
         Err(u) => return Ok(Err(format!("still unmatched ({}): {}", u.reason, u.detail))),
         Ok(m) => m,
     };
-    let activity = create_activity(conn, now, me, &s.id, date, &m)?;
+    let source = statement_source(conn, &s.client_id, &s.id, s.received_at)?;
+    let activity = create_activity(conn, now, me, source, date, &m)?;
     // Still unmatched in the same statement that resolves it: of two resolutions at
     // once, one wins and the other rolls its activity back.
     let won = diesel::update(
@@ -231,15 +236,23 @@ fn try_resolve(
             "the statement is no longer unmatched".into(),
         ));
     }
-    audit_write(
-        conn,
-        now,
-        me,
-        "resolved",
-        "xapi_statement",
-        &s.id,
-        &json!({"activity_id": activity}),
-    )?;
+    let data = json!({"activity_id": activity});
+    match me {
+        Some(me) => audit_write(conn, now, me, "resolved", "xapi_statement", &s.id, &data)?,
+        None => crate::audit::append(
+            conn,
+            now,
+            crate::audit::Event {
+                actor_id: None,
+                client: None,
+                action: "resolved",
+                entity: "xapi_statement",
+                entity_id: &s.id,
+                enrolment_id: Some(&m.enrolment_id),
+                data: &data,
+            },
+        )?,
+    }
     Ok(Ok(()))
 }
 
@@ -268,7 +281,7 @@ pub fn retry_unmatched(
     }
     let mut resolved = 0;
     for r in q.load::<StatementRecord>(conn)? {
-        if try_resolve(conn, ctx, &XapiStatement::from(r))?.is_ok() {
+        if try_resolve(conn, ctx.now, Some(&ctx.caller), &XapiStatement::from(r))?.is_ok() {
             resolved += 1;
         }
     }

@@ -357,18 +357,19 @@ pub async fn delete_assessment(
 /// Across all my trainees, oldest request first: the one list a supervisor needs.
 #[utoipa::path(
     tag = "me",
+    params(PageParams),
     responses((status = 200, description = "Assessments to sign", body = Page<Assessment>)),
     security(("bearer" = []))
 )]
 #[get("/me/signature-queue")]
-pub async fn signature_queue(ctx: Ctx) -> Result<HttpResponse, AppError> {
+pub async fn signature_queue(
+    ctx: Ctx,
+    query: web::Query<PageParams>,
+) -> Result<HttpResponse, AppError> {
     let items = ctx
         .read(move |c, ctx| assessments::signature_queue(c, &ctx.caller))
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(HttpResponse::Ok().json(Page::of_list(items, &query, |a| a.id.to_string())?))
 }
 
 /// The assessor's credentials, given on the trainee's phone.

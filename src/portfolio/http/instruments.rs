@@ -26,14 +26,19 @@ pub async fn list_instruments(
     ctx: Ctx,
     query: web::Query<FormsFor>,
 ) -> Result<HttpResponse, AppError> {
-    let org = query.into_inner().organisation_id;
+    let query = query.into_inner();
+    let org = query.organisation_id.clone();
     let items = ctx
         .read(move |c, _ctx| instruments::forms_for(c, org.as_deref()))
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    let page = crate::http::PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    // One form per instrument: its name is the key (the cursor is opaque to clients).
+    Ok(HttpResponse::Ok().json(Page::of_list(items, &page, |f| {
+        format!("{:?}", f.instrument)
+    })?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -42,6 +47,10 @@ pub async fn list_instruments(
 pub struct FormsFor {
     /// The forms as they apply in this organisation (its own or the nearest above).
     pub organisation_id: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// Store an organisation's version of an assessment form

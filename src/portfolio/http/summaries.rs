@@ -50,7 +50,7 @@ pub async fn create_summary(
 /// List summary assessments
 #[utoipa::path(
     tag = "assessments",
-    params(("id" = String, Path, description = "Enrolment")),
+    params(("id" = String, Path, description = "Enrolment"), crate::http::PageParams),
     responses(
         (status = 200, description = "All versions", body = Page<SummaryAssessment>),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
@@ -58,7 +58,11 @@ pub async fn create_summary(
     security(("bearer" = []))
 )]
 #[get("/enrolments/{id}/summary-assessments")]
-pub async fn list_summaries(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn list_summaries(
+    ctx: Ctx,
+    path: web::Path<String>,
+    query: web::Query<crate::http::PageParams>,
+) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let items = ctx
         .read(move |c, ctx| {
@@ -66,10 +70,7 @@ pub async fn list_summaries(ctx: Ctx, path: web::Path<String>) -> Result<HttpRes
             summaries::list(c, &id)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(HttpResponse::Ok().json(Page::of_list(items, &query, |s| s.id.to_string())?))
 }
 
 /// Get a summary assessment

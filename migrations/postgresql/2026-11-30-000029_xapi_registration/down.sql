@@ -1,0 +1,1 @@
+ALTER TABLE xapi_statements DROP COLUMN registration;
