@@ -51,6 +51,10 @@ pub const CREATED_AT: &[(&str, &str)] = &[
         "/api/v1/enrolments/{id}/supervision-sessions",
         "/api/v1/supervision-sessions/{id}",
     ),
+    (
+        "/api/v1/enrolments/{id}/supervisor-check-ins",
+        "/api/v1/supervisor-check-ins/{id}",
+    ),
     ("/api/v1/organisations", "/api/v1/organisations/{id}"),
     (
         "/api/v1/placements/{id}/evaluation",

@@ -300,6 +300,7 @@ const NOT_UUID: &[(&str, &str)] = &[
 /// it is one (anything else is refused as unknown). Generated clients then type an id
 /// the same in answers and requests, and pass one from the other unchanged.
 fn uuid_ids(doc: &mut Value) {
+    in_examples(doc, false);
     let Some(target) = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
@@ -620,6 +621,31 @@ fn no_requirement_for_open_operations(doc: &mut Value) {
                 security.clear();
             }
         }
+    }
+}
+
+/// Examples name ids as `…` (any record): as UUIDs now, so that they fit their schema.
+const EXAMPLE_UUID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+
+/// Replaces the `…` of id fields inside every `example` with [`EXAMPLE_UUID`].
+fn in_examples(v: &mut Value, inside: bool) {
+    match v {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                let id = key == "id" || key.ends_with("_id");
+                if inside && id && child.as_str() == Some("…") {
+                    *child = Value::from(EXAMPLE_UUID);
+                } else {
+                    in_examples(child, inside || key == "example");
+                }
+            }
+        }
+        Value::Array(items) => {
+            for child in items {
+                in_examples(child, inside);
+            }
+        }
+        _ => {}
     }
 }
 

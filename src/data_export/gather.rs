@@ -19,6 +19,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::final_assessment::service as final_assessment;
+use crate::ids::UserId;
 use crate::portfolio::{activities, assessments, summaries, talks};
 use crate::schema::{
     attachments, audit_log, enrolments, oidc_links, passkeys, recovery_codes, remembered_devices,
@@ -210,7 +211,7 @@ fn time_opt(t: Option<NaiveDateTime>) -> Value {
 /// The account and its security settings, without any secret.
 fn account(conn: &mut DbConn, ctx: &Ctx, me: &str) -> Result<Vec<Document>, AppError> {
     let user = users::get_user(conn, me)?;
-    let identity = match personal_identity::get(conn, &ctx.caller, me) {
+    let identity = match personal_identity::get(conn, &ctx.caller, &UserId::new(me)) {
         Ok(i) => serde_json::to_value(i).map_err(AppError::internal)?,
         Err(AppError::NotFound) => Value::Null,
         Err(e) => return Err(e),
@@ -440,7 +441,7 @@ pub fn gather(conn: &mut DbConn, ctx: &Ctx) -> Result<Export, AppError> {
         &audit_json(about)?,
     )?);
     Ok(Export {
-        user_id: me,
+        user_id: me.into_inner(),
         generated_at: ctx.now,
         documents,
         attachments: files,

@@ -125,7 +125,7 @@ pub fn record(
         .find(enrolment_id.as_str())
         .select(enrolments::trainee_id)
         .first(conn)?;
-    if ctx.caller.user_id == trainee.as_str() {
+    if ctx.caller.user_id == trainee {
         return Err(AppError::Forbidden(
             "a group review is recorded by the trainee's supervisors or director of studies".into(),
         ));
@@ -149,7 +149,7 @@ pub fn record(
         held_on: Day(body.held_on),
         outcome: body.outcome,
         summary,
-        recorded_by: UserId::new(ctx.caller.user_id.clone()),
+        recorded_by: ctx.caller.user_id.clone(),
         created_at: to_db(ctx.now),
     };
     diesel::insert_into(group_reviews::table)

@@ -294,7 +294,7 @@ pub fn restrict(
         subject_id: n.subject_id.clone(),
         organisation_id: org,
         reason: reason.to_string(),
-        restricted_by: me.user_id.clone(),
+        restricted_by: me.user_id.to_string(),
         restricted_at: to_db(now),
         lifted_by: None,
         lifted_at: None,

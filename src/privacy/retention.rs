@@ -34,11 +34,11 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::Day;
 use crate::schema::{
-    activities, assessments, assignments, attachments, credited_service, domain_events, enrolments, group_reviews, placement_evaluations,
-    extent_periods, external_assessors, final_assessment_signers, final_assessments, leave_periods,
-    organisations, placements, record_delmal, restrictions, retention_policies, retention_runs,
-    signing_links, study_plan_goals, summary_assessments, talk_participants, talks,
-    xapi_statements,
+    activities, assessments, assignments, attachments, credited_service, domain_events, enrolments,
+    extent_periods, external_assessors, final_assessment_signers, final_assessments, group_reviews,
+    leave_periods, organisations, placement_evaluations, placements, record_delmal, restrictions,
+    retention_policies, retention_runs, signing_links, study_plan_goals, summary_assessments,
+    talk_participants, talks, xapi_statements,
 };
 
 /// The longest period a region may set: 100 years, far beyond any archive rule, only
@@ -221,7 +221,7 @@ pub fn put_policy(
                     organisation_id: org_id.to_string(),
                     keep_months: m,
                     version: 1,
-                    updated_by: me.user_id.clone(),
+                    updated_by: me.user_id.to_string(),
                     created_at: to_db(now),
                     updated_at: to_db(now),
                 })

@@ -339,7 +339,11 @@ fn an_erasure_takes_what_no_signature_depends_on_and_names_what_stays() {
     app.get(&format!("/activities/{activity}"), Some(&w.trainee.access))
         .expect_problem(404, "not-found");
     let store = eportfolio::storage::open_store(&app.config).expect("store");
-    assert!(!store.path(&file).expect("path").exists());
+    assert!(!store
+        .path(&file)
+        .expect("path")
+        .expect("a file on the local disk")
+        .exists());
     let v = eportfolio::audit::verify(&mut db(app)).expect("verify");
     assert!(v.intact, "{v:?}");
 }

@@ -115,7 +115,11 @@ fn db(app: &TestApp) -> eportfolio::db::PooledConn {
 
 fn blob_exists(app: &TestApp, key: &str) -> bool {
     let store = eportfolio::storage::open_store(&app.config).expect("store");
-    store.path(key).expect("path").exists()
+    store
+        .path(key)
+        .expect("path")
+        .expect("a file on the local disk")
+        .exists()
 }
 
 /// Waits (up to 10 s) for the job's run of `day` for the region; returns it.

@@ -149,6 +149,7 @@ pub fn create_supervisor_check_in(
     );
     apply(conn, &mut t, n.content)?;
     save(conn, now, &t, true)?;
+    let other = UserId::new(other.clone());
     for (user, roles) in [(&me.user_id, &mine), (&other, &theirs)] {
         let role = if main_here(roles) {
             access::MAIN_SUPERVISOR
