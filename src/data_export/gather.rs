@@ -330,6 +330,8 @@ fn enrolment_documents(
     }
     let sums = summaries::list(conn, id)?;
     let finals = final_assessment::list(conn, id)?;
+    let evaluations = crate::feedback::evaluations::of_enrolment(conn, id)?;
+    let reviews = crate::feedback::group_reviews::of_enrolment(conn, id)?;
     let audit: Vec<AuditEntry> = audit_log::table
         .filter(audit_log::enrolment_id.eq(id))
         .order(audit_log::seq)
@@ -384,6 +386,16 @@ fn enrolment_documents(
             format!("{dir}/final_assessments.json"),
             "final assessments and their signers",
             &finals,
+        )?,
+        doc(
+            format!("{dir}/placement_evaluations.json"),
+            "your evaluations of your placements",
+            &evaluations,
+        )?,
+        doc(
+            format!("{dir}/group_reviews.json"),
+            "group reviews (kollegium) of your training and their outcome",
+            &reviews,
         )?,
         doc(
             format!("{dir}/audit.json"),

@@ -351,3 +351,17 @@ pub fn aggregate(
         comments,
     }
 }
+
+/// Every evaluation of an enrolment's placements, for the trainee's own export (the
+/// caller has been checked to be the enrolment's trainee).
+pub fn of_enrolment(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+) -> Result<Vec<PlacementEvaluation>, AppError> {
+    let rows: Vec<EvaluationRow> = placement_evaluations::table
+        .filter(placement_evaluations::enrolment_id.eq(enrolment_id))
+        .order(placement_evaluations::submitted_at)
+        .select(EvaluationRow::as_select())
+        .load(conn)?;
+    rows.into_iter().map(EvaluationRow::into_api).collect()
+}

@@ -38,9 +38,31 @@ fn portfolio(
             "/enrolments",
             Some(&admin.access),
             json!({"trainee_id": trainee.id, "template_id": template, "track": "bt_standalone",
-                   "start_date": "2026-09-01", "planned_end": "2027-08-31"}),
+                   "start_date": "2026-09-01", "planned_end": "2027-08-31",
+                   "placements": [{"placement_type": "akut", "start_date": "2026-09-01",
+                                   "end_date": "2026-10-31"}]}),
         )
         .expect(201);
+    // The trainee's voice: an evaluation of the ended placement, a group review.
+    let placement = e.body["placements"][0]["id"].as_str().expect("placement");
+    app.post(
+        &format!("/placements/{placement}/evaluation"),
+        Some(&trainee.access),
+        json!({"answers": {"supervision": 4, "workload": 3, "on_call": 4,
+                           "work_environment": 5, "educational_quality": 4},
+               "comment": format!("Utvärdering: {title}")}),
+    )
+    .expect(201);
+    app.post(
+        &format!(
+            "/enrolments/{}/group-reviews",
+            e.body["id"].as_str().expect("id")
+        ),
+        Some(&admin.access),
+        json!({"held_on": "2026-11-20", "outcome": "on_track",
+               "summary": format!("Kollegium: {title}")}),
+    )
+    .expect(201);
     let activity = app
         .post(
             &format!(
@@ -174,6 +196,16 @@ fn a_trainee_exports_everything_about_them_and_nothing_of_anyone_else() {
         .to_string();
     let activities = json_of(&files, &format!("{enrolment_dir}/activities.json"));
     assert_eq!(activities[0]["title"], json!("Försäkringsmedicinsk dag"));
+    let evaluations = json_of(
+        &files,
+        &format!("{enrolment_dir}/placement_evaluations.json"),
+    );
+    assert_eq!(
+        evaluations[0]["comment"], "Utvärdering: Försäkringsmedicinsk dag",
+        "{evaluations}"
+    );
+    let reviews = json_of(&files, &format!("{enrolment_dir}/group_reviews.json"));
+    assert_eq!(reviews[0]["summary"], "Kollegium: Försäkringsmedicinsk dag");
     let audit = json_of(&files, &format!("{enrolment_dir}/audit.json"));
     assert!(audit
         .as_array()
