@@ -18,6 +18,7 @@
 
 pub mod enrolled;
 pub mod http;
+pub mod http_admin;
 mod ingest;
 mod links;
 mod lrs;
