@@ -134,6 +134,48 @@ pub(crate) fn warnings(
             }
         }
     }
+    // Minimums over several categories together (AT: invärtesmedicinska and opererande
+    // specialiteter at least 9 months in all); a placement counting as two of them counts
+    // once.
+    if let Some(rules) = regulation
+        .rules
+        .get("placements_minimum_months_combined")
+        .and_then(|v| v.as_array())
+    {
+        for rule in rules {
+            let (Some(categories), Some(min)) = (
+                rule.get("categories").and_then(|v| v.as_array()),
+                rule.get("months").and_then(|v| v.as_f64()),
+            ) else {
+                continue;
+            };
+            let names: Vec<&str> = categories.iter().filter_map(|c| c.as_str()).collect();
+            let periods: Vec<(NaiveDate, NaiveDate)> = e
+                .placements
+                .iter()
+                .filter(|p| {
+                    template.placement_type(&p.placement_type).is_some_and(|t| {
+                        t.counts_as
+                            .iter()
+                            .any(|c| names.iter().any(|n| c.eq_ignore_ascii_case(n)))
+                    })
+                })
+                .map(|p| (p.start_date, p.end_date))
+                .collect();
+            let planned = plan.planned_months(&periods);
+            if planned + DAY_SLACK < min {
+                warn(
+                    &mut out,
+                    "minimum_months_in",
+                    format!(
+                        "{} requires at least {min} months in {} together; the plan has {planned:.1}",
+                        regulation.statute,
+                        names.join(" and ")
+                    ),
+                );
+            }
+        }
+    }
     if let Some(min) = regulation
         .rules
         .get("minimum_months")
