@@ -76,6 +76,13 @@ pub struct ChecklistItem {
     #[serde(default)]
     #[schema(example = json!(["BT1", "BT9"]))]
     pub delmal: Vec<String>,
+    /// The step this item must be done before (a regional rule, not a regulation's), e.g.
+    /// `AT-tentamen`: Region Jönköping lets an AT doctor sit the AT exam only after four
+    /// approved sit-ins, one in each main placement. Progress lists each such step with
+    /// what is still missing (`prerequisites`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "AT-tentamen")]
+    pub prerequisite_for: Option<String>,
 }
 
 /// A kind of placement (tjänstgöringsavsnitt) with its nominal length and checklist.

@@ -265,6 +265,7 @@ pub(crate) fn evaluate(
         &checklist,
         &delmal_progress,
     );
+    let prerequisites = super::prerequisites::prerequisites(&t.content, &checklist);
     Progress {
         enrolment_id: i.e.id.clone(),
         trainee_id: i.e.trainee_id.clone(),
@@ -273,6 +274,7 @@ pub(crate) fn evaluate(
         pace,
         delmal: delmal_progress,
         checklist,
+        prerequisites,
         final_decision: i.final_decided.as_ref().map(|(d, _)| d.clone()),
     }
 }

@@ -9,6 +9,7 @@ pub mod evaluation;
 pub mod http;
 pub mod inputs;
 pub mod model;
+pub mod prerequisites;
 pub mod reminders;
 pub mod service;
 pub mod supervision_flags;

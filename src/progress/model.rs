@@ -193,6 +193,9 @@ pub struct Progress {
     pub pace: Pace,
     pub delmal: Vec<DelmalProgress>,
     pub checklist: Vec<ChecklistProgress>,
+    /// Steps the template lets the trainee take only after some checklist items (e.g.
+    /// `AT-tentamen` after a sit-in in each main placement), with what is missing.
+    pub prerequisites: Vec<super::prerequisites::Prerequisite>,
     /// Final-assessment decision, once decided: `achieved` or `not_yet`.
     pub final_decision: Option<String>,
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod assessments;
+mod at_track;
 mod auth_flows;
 mod backup;
 mod backup_archive;

@@ -71,6 +71,7 @@ pub(crate) fn item(kind: ChecklistKind, title: &str, delmal: &[&str]) -> Checkli
         assessment_type: None,
         count: None,
         delmal: delmal.iter().map(|d| d.to_string()).collect(),
+        prerequisite_for: None,
     }
 }
 
