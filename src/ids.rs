@@ -181,6 +181,10 @@ id_types! {
     CeremonyId;
     /// A registered passkey.
     PasskeyId;
+    /// A regulation in the catalogue (föreskrift: HSLF-FS 2021:8, SOSFS 2015:8).
+    RegulationId;
+    /// A curriculum template (utbildningsmall) of an organisation.
+    TemplateId;
 }
 
 /// A calendar day, stored as `YYYY-MM-DD` text (the one date form both backends share).

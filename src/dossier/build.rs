@@ -40,7 +40,11 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, AppError> {
 pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Result<Value, AppError> {
     let today = crate::clock::day_of(now);
     let e = enrolment::get_enrolment(conn, enrolment_id, today)?;
-    let template = templates::get_template(conn, &e.template_id, Some(e.template_version))?;
+    let template = templates::get_template(
+        conn,
+        &crate::ids::TemplateId::from(e.template_id.as_str()),
+        Some(e.template_version),
+    )?;
     let regulation = catalogue::get_regulation(conn, &template.regulation_id)?;
     let progress = progress::progress(conn, enrolment_id, today, true)?;
     let acts = activities::list_activities(
