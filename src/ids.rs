@@ -185,6 +185,8 @@ id_types! {
     RegulationId;
     /// A curriculum template (utbildningsmall) of an organisation.
     TemplateId;
+    /// A dossier signing key: the first 16 hex digits of the SHA-256 of its public half.
+    SigningKeyId;
 }
 
 /// A calendar day, stored as `YYYY-MM-DD` text (the one date form both backends share).
