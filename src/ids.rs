@@ -187,6 +187,8 @@ id_types! {
     TemplateId;
     /// A dossier signing key: the first 16 hex digits of the SHA-256 of its public half.
     SigningKeyId;
+    /// An xAPI statement (its `id`, a UUID unique within one organisation).
+    StatementId;
 }
 
 /// A calendar day, stored as `YYYY-MM-DD` text (the one date form both backends share).
