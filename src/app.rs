@@ -88,7 +88,7 @@ impl AppState {
                 crate::dossier::signing::ensure_key(c, now)
             })
         })?;
-        tracing::debug!(key_id, "dossier signing key");
+        tracing::debug!(key_id = %key_id, "dossier signing key");
         drop(conn);
         let secret = crypto::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let mailer = Mailer::new(&config.mail, &config.mail_from)?;

@@ -181,6 +181,14 @@ id_types! {
     CeremonyId;
     /// A registered passkey.
     PasskeyId;
+    /// A regulation in the catalogue (föreskrift: HSLF-FS 2021:8, SOSFS 2015:8).
+    RegulationId;
+    /// A curriculum template (utbildningsmall) of an organisation.
+    TemplateId;
+    /// A dossier signing key: the first 16 hex digits of the SHA-256 of its public half.
+    SigningKeyId;
+    /// An xAPI statement (its `id`, a UUID unique within one organisation).
+    StatementId;
 }
 
 /// A calendar day, stored as `YYYY-MM-DD` text (the one date form both backends share).

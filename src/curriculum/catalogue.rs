@@ -12,6 +12,7 @@ use crate::auth::crypto::sha256_hex;
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
+use crate::ids::RegulationId;
 use crate::schema::{delmal, regulations};
 
 /// The catalogue shipped with the service (copied from the shared catalogue).
@@ -250,7 +251,7 @@ impl From<DelmalRow> for Delmal {
 /// specialty's; `q` searches code and both titles.
 pub fn list_delmal(
     conn: &mut DbConn,
-    regulation_id: &str,
+    regulation_id: &RegulationId,
     specialty: Option<&str>,
     group: Option<&str>,
     q: Option<&str>,
@@ -291,7 +292,7 @@ pub fn list_delmal(
 /// (common ones, plus a specialty's).
 pub fn delmal_codes(
     conn: &mut DbConn,
-    regulation_id: &str,
+    regulation_id: &RegulationId,
     specialty: Option<&str>,
 ) -> Result<Vec<String>, AppError> {
     // Not boxed, so the statement is prepared once per connection.
@@ -364,7 +365,7 @@ pub fn validate_delmal(
 fn insert_delmal(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    regulation_id: &str,
+    regulation_id: &RegulationId,
     rows: &[DelmalInput],
     first_position: i32,
 ) -> Result<(), AppError> {
@@ -441,7 +442,7 @@ pub fn store_regulation(
         return Ok(Stored::Unchanged(get_regulation(conn, &id)?));
     }
     let version = latest_version(conn, &input.code)?.unwrap_or(0) + 1;
-    let id = Uuid::new_v4().to_string();
+    let id = RegulationId::random();
     diesel::insert_into(regulations::table)
         .values((
             regulations::id.eq(&id),
@@ -485,7 +486,7 @@ pub fn seed(conn: &mut DbConn, now: DateTime<Utc>) -> Result<Vec<(String, i32)>,
 pub fn add_delmal(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    regulation_id: &str,
+    regulation_id: &RegulationId,
     rows: &[DelmalInput],
     prefix: &str,
     first_row: usize,

@@ -12,6 +12,7 @@ use crate::auth::principal::{Principal, Role};
 use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, media_type, read_body, with_etag, Page, PageParams};
+use crate::ids::{OrganisationId, RegulationId, TemplateId};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -140,7 +141,7 @@ pub struct DelmalFilter {
 #[get("/regulations/{id}/delmal")]
 pub async fn list_delmal(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<RegulationId>,
     query: web::Query<DelmalFilter>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -184,7 +185,7 @@ pub async fn list_delmal(
 #[post("/regulations/{id}/delmal")]
 pub async fn add_delmal(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<RegulationId>,
     body: web::Json<DelmalInput>,
 ) -> Result<HttpResponse, AppError> {
     require_admin(&ctx.caller)?;
@@ -222,7 +223,7 @@ pub async fn add_delmal(
 pub async fn import_delmal(
     req: HttpRequest,
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<RegulationId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     require_admin(&ctx.caller)?;
@@ -303,8 +304,8 @@ pub async fn create_template(
                 ctx.now,
                 &ctx.caller,
                 b.id.map(|u| u.to_string()),
-                &b.organisation_id,
-                &b.regulation_id,
+                &OrganisationId::new(b.organisation_id),
+                &RegulationId::new(b.regulation_id),
                 b.content,
             )
         })
@@ -358,7 +359,7 @@ pub async fn list_templates(
     security(("bearer" = []))
 )]
 #[get("/programme-templates/{id}")]
-pub async fn get_template(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn get_template(ctx: Ctx, path: web::Path<TemplateId>) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let t = ctx
         .read(move |c, _| templates::get_template(c, &id, None))
@@ -379,7 +380,7 @@ pub async fn get_template(ctx: Ctx, path: web::Path<String>) -> Result<HttpRespo
 #[get("/programme-templates/{id}/versions")]
 pub async fn list_template_versions(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<TemplateId>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -403,7 +404,7 @@ pub async fn list_template_versions(
 #[get("/programme-templates/{id}/versions/{version}")]
 pub async fn get_template_version(
     ctx: Ctx,
-    path: web::Path<(String, i32)>,
+    path: web::Path<(TemplateId, i32)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, version) = path.into_inner();
     let t = ctx
@@ -439,7 +440,7 @@ pub struct TemplateVersionInput {
 pub async fn create_template_version(
     req: HttpRequest,
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<TemplateId>,
     body: web::Json<TemplateVersionInput>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();

@@ -15,7 +15,7 @@ use crate::clock::{from_db, to_db};
 use crate::curriculum::catalogue;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
-use crate::ids::UserId;
+use crate::ids::{OrganisationId, RegulationId, TemplateId, UserId};
 use crate::schema::programme_templates;
 
 /// Formative assessment instruments.
@@ -164,10 +164,10 @@ impl ProgrammeTemplate {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = programme_templates, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct TemplateRow {
-    template_id: String,
+    template_id: TemplateId,
     version: i32,
-    organisation_id: String,
-    regulation_id: String,
+    organisation_id: OrganisationId,
+    regulation_id: RegulationId,
     content: String,
     created_by: Option<UserId>,
     created_at: chrono::NaiveDateTime,
@@ -182,10 +182,10 @@ fn template_from(conn: &mut DbConn, r: TemplateRow) -> Result<ProgrammeTemplate,
         ))
     })?;
     Ok(ProgrammeTemplate {
-        id: r.template_id,
+        id: r.template_id.into_inner(),
         version: r.version,
-        organisation_id: r.organisation_id,
-        regulation_id: r.regulation_id,
+        organisation_id: r.organisation_id.into_inner(),
+        regulation_id: r.regulation_id.into_inner(),
         content,
         latest,
         created_by: r.created_by.map(UserId::into_inner),
@@ -194,7 +194,7 @@ fn template_from(conn: &mut DbConn, r: TemplateRow) -> Result<ProgrammeTemplate,
     })
 }
 
-fn latest_version(conn: &mut DbConn, template_id: &str) -> Result<Option<i32>, AppError> {
+fn latest_version(conn: &mut DbConn, template_id: &TemplateId) -> Result<Option<i32>, AppError> {
     Ok(programme_templates::table
         .filter(programme_templates::template_id.eq(template_id))
         .select(diesel::dsl::max(programme_templates::version))
@@ -205,9 +205,9 @@ fn latest_version(conn: &mut DbConn, template_id: &str) -> Result<Option<i32>, A
 /// without the rest of `get_template` (whether it is the latest version).
 pub fn content_of(
     conn: &mut DbConn,
-    template_id: &str,
+    template_id: &TemplateId,
     version: i32,
-) -> Result<(String, TemplateContent), AppError> {
+) -> Result<(RegulationId, TemplateContent), AppError> {
     let query = programme_templates::table
         .filter(programme_templates::template_id.eq(template_id))
         .filter(programme_templates::version.eq(version))
@@ -215,7 +215,8 @@ pub fn content_of(
             programme_templates::regulation_id,
             programme_templates::content,
         ));
-    let (regulation_id, content): (String, String) = crate::on_backend!(conn, |c| query.first(c))?;
+    let (regulation_id, content): (RegulationId, String) =
+        crate::on_backend!(conn, |c| query.first(c))?;
     let content = serde_json::from_str(&content).map_err(|e| {
         AppError::internal(format!("stored template {template_id} v{version}: {e}"))
     })?;
@@ -225,7 +226,7 @@ pub fn content_of(
 /// A version of a template, or the latest when `version` is None.
 pub fn get_template(
     conn: &mut DbConn,
-    template_id: &str,
+    template_id: &TemplateId,
     version: Option<i32>,
 ) -> Result<ProgrammeTemplate, AppError> {
     let version = match version {
@@ -242,7 +243,7 @@ pub fn get_template(
 
 pub fn list_versions(
     conn: &mut DbConn,
-    template_id: &str,
+    template_id: &TemplateId,
 ) -> Result<Vec<ProgrammeTemplate>, AppError> {
     let rows: Vec<TemplateRow> = programme_templates::table
         .filter(programme_templates::template_id.eq(template_id))
@@ -272,7 +273,7 @@ pub fn list_templates(
     if let Some(a) = after {
         q = q.filter(programme_templates::template_id.gt(a.to_string()));
     }
-    let ids: Vec<String> = q
+    let ids: Vec<TemplateId> = q
         .order(programme_templates::template_id)
         .limit(limit + 1)
         .load(conn)?;
@@ -312,7 +313,7 @@ fn check_items(
 
 fn validate(
     conn: &mut DbConn,
-    regulation_id: &str,
+    regulation_id: &RegulationId,
     content: &mut TemplateContent,
 ) -> Result<(), AppError> {
     let mut errors = Vec::new();
@@ -421,8 +422,8 @@ pub fn create_template(
     now: DateTime<Utc>,
     me: &Principal,
     id: Option<String>,
-    organisation_id: &str,
-    regulation_id: &str,
+    organisation_id: &OrganisationId,
+    regulation_id: &RegulationId,
     mut content: TemplateContent,
 ) -> Result<ProgrammeTemplate, AppError> {
     if crate::accounts::service::get_org(conn, organisation_id).is_err() {
@@ -433,7 +434,7 @@ pub fn create_template(
     }
     Principal::require(may_edit(conn, me, organisation_id)?)?;
     validate(conn, regulation_id, &mut content)?;
-    let template_id = id.unwrap_or_else(|| Uuid::new_v4().to_string());
+    let template_id = TemplateId::new(id.unwrap_or_else(|| Uuid::new_v4().to_string()));
     NewVersionRow {
         id: Uuid::new_v4().to_string(),
         template_id: &template_id,
@@ -479,7 +480,7 @@ pub fn new_version(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    template_id: &str,
+    template_id: &TemplateId,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     regulation_id: Option<&str>,
     mut content: TemplateContent,
@@ -487,7 +488,7 @@ pub fn new_version(
     let current = get_template(conn, template_id, None)?;
     Principal::require(may_edit(conn, me, &current.organisation_id)?)?;
     if_match(&current.etag())?;
-    let regulation_id = regulation_id.unwrap_or(&current.regulation_id).to_string();
+    let regulation_id = RegulationId::new(regulation_id.unwrap_or(&current.regulation_id));
     validate(conn, &regulation_id, &mut content)?;
     let version = current.version + 1;
     NewVersionRow {

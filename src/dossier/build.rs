@@ -13,6 +13,7 @@ use crate::db::DbConn;
 use crate::enrolment::service as enrolment;
 use crate::error::AppError;
 use crate::final_assessment::service as final_assessment;
+use crate::ids::EnrolmentId;
 use crate::portfolio::{activities, assessments, summaries, talks};
 use crate::progress::service as progress;
 use crate::schema::{audit_log, users};
@@ -37,10 +38,18 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, AppError> {
 }
 
 /// Builds the dossier's content (unsigned).
-pub fn build(conn: &mut DbConn, enrolment_id: &str, now: DateTime<Utc>) -> Result<Value, AppError> {
+pub fn build(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+    now: DateTime<Utc>,
+) -> Result<Value, AppError> {
     let today = crate::clock::day_of(now);
     let e = enrolment::get_enrolment(conn, enrolment_id, today)?;
-    let template = templates::get_template(conn, &e.template_id, Some(e.template_version))?;
+    let template = templates::get_template(
+        conn,
+        &crate::ids::TemplateId::from(e.template_id.as_str()),
+        Some(e.template_version),
+    )?;
     let regulation = catalogue::get_regulation(conn, &template.regulation_id)?;
     let progress = progress::progress(conn, enrolment_id, today, true)?;
     let acts = activities::list_activities(

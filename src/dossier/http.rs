@@ -11,6 +11,7 @@ use crate::context::{Context, Ctx};
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{media_type, negotiate, read_body};
+use crate::ids::EnrolmentId;
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -48,7 +49,7 @@ pub async fn get_dossier(
     ctx.caller.require_person()?;
     let kind = negotiate(&req, &["application/json", "application/pdf"])?;
     let id = path.into_inner();
-    let eid = id.clone();
+    let eid = EnrolmentId::new(id.clone());
     let (dossier, key_id, key) = ctx
         .read(move |c, ctx| {
             let me = &ctx.caller;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::error::AppError;
+use crate::ids::SigningKeyId;
 use crate::render::pdf::Document;
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
@@ -118,7 +119,7 @@ fn time_of(v: &Value) -> String {
 }
 
 /// Renders the dossier as a PDF: cover, delmål with their evidence, then the records.
-pub fn pdf(d: &Value, content_hash: &str, key_id: &str) -> Result<Vec<u8>, AppError> {
+pub fn pdf(d: &Value, content_hash: &str, key_id: &SigningKeyId) -> Result<Vec<u8>, AppError> {
     let who = people_index(d);
     let placements = placement_names(d);
     let name = |id: &Value| -> String {

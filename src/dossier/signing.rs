@@ -21,6 +21,7 @@ use crate::auth::crypto::sha256_hex;
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::SigningKeyId;
 use crate::schema::service_keys;
 
 pub const ALGORITHM: &str = "Ed25519";
@@ -131,7 +132,10 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, AppError> {
 /// The current signing key, created at the first start. Every node of a multi-node
 /// install reads the same key from the shared database, where the private half is
 /// sealed under the master key (see `crate::secrets`).
-pub fn ensure_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(String, SigningKey), AppError> {
+pub fn ensure_key(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+) -> Result<(SigningKeyId, SigningKey), AppError> {
     if let Some(found) = find_key(conn)? {
         return Ok(found);
     }
@@ -149,15 +153,15 @@ pub fn rotate_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<String, AppEr
     )
     .set(service_keys::retired_at.eq(Some(to_db(now))))
     .execute(conn)?;
-    Ok(new_key(conn, now)?.0)
+    Ok(new_key(conn, now)?.0.into_inner())
 }
 
-fn new_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(String, SigningKey), AppError> {
+fn new_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(SigningKeyId, SigningKey), AppError> {
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let key = SigningKey::from_bytes(&seed);
     let public = key.verifying_key().to_bytes();
-    let id = key_id(&public);
+    let id = SigningKeyId::new(key_id(&public));
     diesel::insert_into(service_keys::table)
         .values((
             service_keys::id.eq(&id),
@@ -175,12 +179,12 @@ fn new_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(String, SigningKey)
 }
 
 /// The current signing key (made at start-up by [`ensure_key`]).
-pub fn current_key(conn: &mut DbConn) -> Result<(String, SigningKey), AppError> {
+pub fn current_key(conn: &mut DbConn) -> Result<(SigningKeyId, SigningKey), AppError> {
     find_key(conn)?.ok_or_else(|| AppError::Internal("no dossier signing key".into()))
 }
 
-fn find_key(conn: &mut DbConn) -> Result<Option<(String, SigningKey)>, AppError> {
-    let found: Option<(String, String)> = service_keys::table
+fn find_key(conn: &mut DbConn) -> Result<Option<(SigningKeyId, SigningKey)>, AppError> {
+    let found: Option<(SigningKeyId, String)> = service_keys::table
         .filter(service_keys::purpose.eq(PURPOSE))
         .filter(service_keys::retired_at.is_null())
         .order((service_keys::created_at.desc(), service_keys::id))
@@ -262,11 +266,11 @@ pub struct SignedDossier {
     pub signature: DossierSignature,
 }
 
-pub fn sign_dossier(key_id: &str, key: &SigningKey, dossier: &Value) -> DossierSignature {
+pub fn sign_dossier(key_id: &SigningKeyId, key: &SigningKey, dossier: &Value) -> DossierSignature {
     let bytes = canonical(dossier).into_bytes();
     DossierSignature {
         algorithm: ALGORITHM.into(),
-        key_id: key_id.into(),
+        key_id: key_id.to_string(),
         content_hash: format!("sha256:{}", sha256_hex(&bytes)),
         value: B64.encode(key.sign(&bytes).to_bytes()),
     }
@@ -274,7 +278,7 @@ pub fn sign_dossier(key_id: &str, key: &SigningKey, dossier: &Value) -> DossierS
 
 /// Appends the signed manifest to a finished PDF.
 pub fn seal_pdf(
-    key_id: &str,
+    key_id: &SigningKeyId,
     key: &SigningKey,
     mut pdf: Vec<u8>,
     dossier: &Value,

@@ -4,6 +4,8 @@
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 
+use crate::ids::SigningKeyId;
+
 use super::{
     canonical, key_id, parse_public_key, pem, seal_pdf, sign_dossier, verify, ALGORITHM, PDF_MARKER,
 };
@@ -182,7 +184,7 @@ fn keys() -> Vec<(String, ed25519_dalek::VerifyingKey)> {
 
 fn signed_json(d: &Value) -> Value {
     let key = test_key();
-    let id = key_id(&key.verifying_key().to_bytes());
+    let id = SigningKeyId::new(key_id(&key.verifying_key().to_bytes()));
     json!({"dossier": d, "signature": sign_dossier(&id, &key, d)})
 }
 
@@ -247,7 +249,7 @@ fn changing_content_and_its_hash_together_still_fails_on_the_signature() {
 fn a_dossier_signed_by_an_unknown_key_or_algorithm_fails() {
     let other = SigningKey::from_bytes(&[8u8; 32]);
     let doc = json!({"dossier": dossier(),
-                     "signature": sign_dossier("0000000000000000", &other, &dossier())});
+                     "signature": sign_dossier(&SigningKeyId::from("0000000000000000"), &other, &dossier())});
     let v = verify(doc.to_string().as_bytes(), &keys());
     assert!(!v.authentic);
     assert_eq!(
@@ -281,7 +283,7 @@ fn files_that_are_not_signed_dossiers_are_not_authentic() {
 
 fn sealed_pdf() -> Vec<u8> {
     let key = test_key();
-    let id = key_id(&key.verifying_key().to_bytes());
+    let id = SigningKeyId::new(key_id(&key.verifying_key().to_bytes()));
     let d = dossier();
     let hash = sign_dossier(&id, &key, &d).content_hash;
     let body = b"%PDF-1.7\n1 0 obj << /Title (Dossier) >> endobj\n%%EOF".to_vec();

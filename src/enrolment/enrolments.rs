@@ -20,6 +20,7 @@ use crate::curriculum::templates;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
+use crate::ids::TemplateId;
 use crate::schema::enrolments;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -58,8 +59,12 @@ pub fn create_enrolment(
     input: NewEnrolment,
 ) -> Result<Enrolment, AppError> {
     let today = crate::clock::day_of(now);
-    let template = templates::get_template(conn, &input.template_id, input.template_version)
-        .map_err(|_| AppError::validation("template_id", "no such template (version)"))?;
+    let template = templates::get_template(
+        conn,
+        &TemplateId::from(input.template_id.as_str()),
+        input.template_version,
+    )
+    .map_err(|_| AppError::validation("template_id", "no such template (version)"))?;
     Principal::require(templates::may_edit(conn, me, &template.organisation_id)?)?;
     let mut errors = Vec::new();
     if !user_has_role(conn, &input.trainee_id, Role::Trainee)? {
@@ -322,10 +327,12 @@ pub fn migrate_template(
     access::require(conn, me, id, today, Access::Read)?;
     let current = get_enrolment(conn, id, today)?;
     Principal::require(me.has_role_over(conn, Role::Administrator, &current.organisation_id)?)?;
-    let target =
-        templates::get_template(conn, &current.template_id, Some(version)).map_err(|_| {
-            AppError::validation("template_version", "no such version of this template")
-        })?;
+    let target = templates::get_template(
+        conn,
+        &TemplateId::from(current.template_id.as_str()),
+        Some(version),
+    )
+    .map_err(|_| AppError::validation("template_version", "no such version of this template"))?;
     diesel::update(enrolments::table.find(id))
         .set(enrolments::template_version.eq(target.version))
         .execute(conn)?;

@@ -126,3 +126,9 @@ impl AssignmentRole {
 
 crate::text_enum_sql!(Track);
 crate::text_enum_sql!(AssignmentRole);
+
+crate::text_enum! {
+    /// Where an enrolment stands: running, completed (after the final assessment), or
+    /// withdrawn.
+    pub enum EnrolmentStatus { Active = "active", Completed = "completed", Withdrawn = "withdrawn" }
+}

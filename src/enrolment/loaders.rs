@@ -21,7 +21,7 @@ use crate::enrolment::access::{self};
 use crate::enrolment::time::{Plan, TimeServed};
 use crate::error::AppError;
 use crate::http::etag;
-use crate::ids::{Day, EnrolmentId, OrganisationId, UserId};
+use crate::ids::{Day, EnrolmentId, OrganisationId, RegulationId, TemplateId, UserId};
 use crate::schema::enrolments;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -86,7 +86,7 @@ struct EnrolmentRow {
     id: EnrolmentId,
     trainee_id: UserId,
     organisation_id: OrganisationId,
-    template_id: String,
+    template_id: TemplateId,
     template_version: i32,
     track: Track,
     start_date: Day,
@@ -135,7 +135,7 @@ pub(crate) fn load_enrolment(
         id: r.id.into_inner(),
         trainee_id: r.trainee_id.into_inner(),
         organisation_id: r.organisation_id.into_inner(),
-        template_id: r.template_id,
+        template_id: r.template_id.into_inner(),
         template_version: r.template_version,
         track: r.track,
         start_date: r.start_date.date(),
@@ -161,7 +161,7 @@ pub(crate) fn template_of(
     conn: &mut DbConn,
     enrolment_id: &str,
 ) -> Result<templates::ProgrammeTemplate, AppError> {
-    let (template_id, version): (String, i32) = enrolments::table
+    let (template_id, version): (TemplateId, i32) = enrolments::table
         .find(enrolment_id)
         .select((enrolments::template_id, enrolments::template_version))
         .first(conn)?;
@@ -174,7 +174,7 @@ pub fn delmal_codes_of(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<Stri
     let template = template_of(conn, enrolment_id)?;
     catalogue::delmal_codes(
         conn,
-        &template.regulation_id,
+        &RegulationId::from(template.regulation_id.as_str()),
         template.content.specialty.as_deref(),
     )
 }

@@ -19,7 +19,7 @@ use crate::curriculum::{catalogue, templates};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
-use crate::ids::{Day, EnrolmentId};
+use crate::ids::{Day, EnrolmentId, TemplateId};
 use crate::schema::enrolments;
 
 /// Catalogue key: regulation codes whose linked enrolment's time counts towards
@@ -75,7 +75,7 @@ pub(crate) fn check_bt_link(
         Err(AppError::NotFound | AppError::Forbidden(_)) => return Err(refuse(not_found)),
         Err(e) => return Err(e),
     }
-    let (bt_trainee, template_id, version): (String, String, i32) = enrolments::table
+    let (bt_trainee, template_id, version): (String, TemplateId, i32) = enrolments::table
         .find(bt_id)
         .select((
             enrolments::trainee_id,
@@ -215,7 +215,7 @@ struct StSide {
     id: EnrolmentId,
     track: Track,
     start_date: Day,
-    template_id: String,
+    template_id: TemplateId,
     template_version: i32,
 }
 
@@ -233,7 +233,7 @@ pub(crate) fn deadline_warning(
             id: EnrolmentId::from(e.id.clone()),
             track: e.track,
             start_date: Day(e.start_date),
-            template_id: e.template_id.clone(),
+            template_id: TemplateId::from(e.template_id.as_str()),
             template_version: e.template_version,
         })
     } else {

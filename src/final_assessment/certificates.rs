@@ -122,14 +122,18 @@ pub fn drafts(
         ));
     }
     let e = enrolment::get_enrolment(conn, &f.enrolment_id, today)?;
-    let template = templates::get_template(conn, &e.template_id, Some(e.template_version))?;
+    let template = templates::get_template(
+        conn,
+        &crate::ids::TemplateId::from(e.template_id.as_str()),
+        Some(e.template_version),
+    )?;
     let regulation = catalogue::get_regulation(conn, &template.regulation_id)?;
     // The enrolment's regulation decides the forms: its catalogue code and statute,
     // checked against its track.
     let set = forms::form_set(&regulation.code, &regulation.statute, e.track)?;
     let titles: BTreeMap<String, String> = catalogue::list_delmal(
         conn,
-        &template.regulation_id,
+        &crate::ids::RegulationId::from(template.regulation_id.as_str()),
         template.content.specialty.as_deref(),
         None,
         None,

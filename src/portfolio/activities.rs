@@ -313,7 +313,7 @@ fn check(conn: &mut DbConn, enrolment_id: &str, n: &NewActivity) -> Result<Check
     let query = enrolments::table
         .find(enrolment_id)
         .select((enrolments::template_id, enrolments::template_version));
-    let (template_id, template_version): (String, i32) =
+    let (template_id, template_version): (crate::ids::TemplateId, i32) =
         crate::on_backend!(conn, |c| query.first(c))?;
     // The template version and the delmål of its regulation (as `links::allowed`).
     let (regulation_id, content) = templates::content_of(conn, &template_id, template_version)?;

@@ -189,7 +189,7 @@ pub fn overview(
     let needle = f.q.as_ref().map(|q| q.to_lowercase());
     let mut rows: Vec<CohortRow> = evaluated
         .into_iter()
-        .filter(|(e, _, _)| status == "all" || e.status == status)
+        .filter(|(e, _, _)| status == "all" || e.status.as_str() == status)
         .filter(|(e, _, _)| f.template_id.as_ref().is_none_or(|t| &e.template_id == t))
         .map(|(e, p, programme)| {
             let (name, email) = people.get(&e.trainee_id).cloned().unwrap_or_default();
@@ -203,7 +203,7 @@ pub fn overview(
                 track: e.track,
                 start_date: e.start,
                 planned_end: e.planned_end,
-                status: e.status,
+                status: e.status.as_str().into(),
                 served_months: p.time_served.total_months,
                 fraction_done: p.time_served.fraction_done,
                 pace: p.pace.flag,

@@ -42,7 +42,7 @@ impl Catalogue {
         if let Some(t) = self.templates.get(&key) {
             return Ok(t.clone());
         }
-        let t = templates::get_template(conn, id, Some(version))?;
+        let t = templates::get_template(conn, &crate::ids::TemplateId::from(id), Some(version))?;
         self.templates.insert(key, t.clone());
         Ok(t)
     }
@@ -58,7 +58,7 @@ impl Catalogue {
         }
         let list: DelmalList = catalogue::list_delmal(
             conn,
-            &t.regulation_id,
+            &crate::ids::RegulationId::from(t.regulation_id.as_str()),
             t.content.specialty.as_deref(),
             None,
             None,

@@ -70,7 +70,7 @@ fn inputs() -> Inputs {
             start: start(),
             planned_end: day(365),
             extent_percent: 100,
-            status: "active".into(),
+            status: crate::enrolment::enums::EnrolmentStatus::Active,
         },
         placements: vec![PlacementBasics {
             id: "p1".into(),
@@ -420,7 +420,7 @@ fn leave_slows_the_time_served_that_delmal_are_judged_against() {
 fn only_an_active_enrolment_is_judged() {
     let t = template(2, 7, ten_activities());
     let mut i = inputs();
-    i.e.status = "completed".into();
+    i.e.status = crate::enrolment::enums::EnrolmentStatus::Completed;
     let p = run(&i, &t, &one_delmal(), day(46));
     assert_eq!(p.pace.flag, PaceFlag::OnPace);
     assert!(p.pace.reasons.is_empty());
@@ -469,7 +469,7 @@ fn after_not_yet_the_pace_names_the_missing_delmal_and_the_assessors_words() {
 fn a_completed_enrolment_raises_nothing() {
     let t = template(2, RARELY, json!([]));
     let mut i = inputs();
-    i.e.status = "completed".into();
+    i.e.status = crate::enrolment::enums::EnrolmentStatus::Completed;
     let p = run(&i, &t, &one_delmal(), day(60));
     assert_eq!(p.pace.flag, PaceFlag::OnPace);
     assert!(p.pace.reasons.is_empty());

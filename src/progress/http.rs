@@ -10,6 +10,7 @@ use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::negotiate;
+use crate::ids::EnrolmentId;
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -43,7 +44,7 @@ pub struct ProgressQuery {
 #[get("/enrolments/{id}/progress")]
 pub async fn get_progress(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     query: web::Query<ProgressQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -80,7 +81,7 @@ pub async fn get_progress(
 pub async fn get_chart(
     req: HttpRequest,
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
 ) -> Result<HttpResponse, AppError> {
     let kind = negotiate(&req, &["image/svg+xml", "image/png"])?;
     let id = path.into_inner();

@@ -9,6 +9,7 @@ use diesel::prelude::*;
 
 use super::model::EvidenceCounts;
 use crate::db::DbConn;
+use crate::enrolment::enums::{EnrolmentStatus, Track};
 use crate::error::AppError;
 use crate::ids::{Day, EnrolmentId, OrganisationId, UserId};
 use crate::portfolio::links;
@@ -28,7 +29,7 @@ pub struct EnrolmentBasics {
     pub start: NaiveDate,
     pub planned_end: NaiveDate,
     pub extent_percent: i32,
-    pub status: String,
+    pub status: EnrolmentStatus,
 }
 
 #[derive(Debug, Clone)]
@@ -79,11 +80,11 @@ struct EnrolmentRow {
     organisation_id: OrganisationId,
     template_id: String,
     template_version: i32,
-    track: String,
+    track: Track,
     start_date: Day,
     planned_end: Day,
     extent_percent: i32,
-    status: String,
+    status: EnrolmentStatus,
 }
 
 pub fn basics(conn: &mut DbConn, ids: &[String]) -> Result<Vec<EnrolmentBasics>, AppError> {
@@ -99,7 +100,7 @@ pub fn basics(conn: &mut DbConn, ids: &[String]) -> Result<Vec<EnrolmentBasics>,
             organisation_id: r.organisation_id.into_inner(),
             template_id: r.template_id,
             template_version: r.template_version,
-            track: r.track,
+            track: r.track.as_str().into(),
             start: r.start_date.date(),
             planned_end: r.planned_end.date(),
             extent_percent: r.extent_percent,

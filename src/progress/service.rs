@@ -21,7 +21,7 @@ pub use super::model::{
 };
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::Day;
+use crate::ids::{Day, EnrolmentId};
 use crate::schema::{
     activities, assessments, credited_service, record_delmal, summary_assessments, talks,
 };
@@ -29,7 +29,7 @@ use crate::schema::{
 /// Progress of one trainee; with `items`, the records behind each delmål too.
 pub fn progress(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     today: NaiveDate,
     items: bool,
 ) -> Result<Progress, AppError> {
@@ -70,7 +70,7 @@ type Dated = (String, Day, String);
 /// The records behind each delmål of one enrolment, oldest first.
 pub fn evidence_items(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
 ) -> Result<HashMap<String, Vec<EvidenceItem>>, AppError> {
     let mut records: HashMap<String, EvidenceItem> = HashMap::new();
     let acts: Vec<Dated> = activities::table

@@ -32,7 +32,7 @@ fn bt() -> Inputs {
             start: d(2026, 1, 1),
             planned_end: d(2026, 12, 31),
             extent_percent: 100,
-            status: "active".into(),
+            status: crate::enrolment::enums::EnrolmentStatus::Active,
         },
         placements: vec![
             placement("p1", d(2026, 1, 1), d(2026, 4, 30)),
@@ -157,7 +157,7 @@ fn a_summary_assessment_is_missing_after_the_placement_ends() {
 #[test]
 fn a_finished_enrolment_has_no_flags() {
     let mut i = bt();
-    i.e.status = "completed".into();
+    i.e.status = crate::enrolment::enums::EnrolmentStatus::Completed;
     assert!(flags(&i, d(2026, 12, 1)).is_empty());
     assert!(unplanned_handovers(&i, d(2026, 4, 20), 14).is_empty());
 }

@@ -106,9 +106,10 @@ fn render_pdf(file: &std::path::Path, repeat: usize) -> ! {
     // The API's answer wraps the dossier beside its signature.
     let dossier = dossier.get("dossier").cloned().unwrap_or(dossier);
     let mut bytes = Vec::new();
+    let key_id = eportfolio::ids::SigningKeyId::from("bench");
     let (wall, cpu) = (Instant::now(), thread_cpu());
     for _ in 0..repeat.max(1) {
-        bytes = match eportfolio::dossier::pdf::pdf(&dossier, "0".repeat(64).as_str(), "bench") {
+        bytes = match eportfolio::dossier::pdf::pdf(&dossier, "0".repeat(64).as_str(), &key_id) {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("bench: render: {e}");

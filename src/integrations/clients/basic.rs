@@ -12,6 +12,7 @@ use crate::auth::ratelimit;
 use crate::config::Config;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::ClientId;
 use crate::schema::api_clients;
 
 use super::split_scopes;
@@ -28,7 +29,7 @@ struct Client {
 }
 
 /// The counter of secret attempts for one client id (Basic and the token endpoint).
-fn attempts_key(client_id: &str) -> String {
+fn attempts_key(client_id: &ClientId) -> String {
     format!("client:secret:{client_id}")
 }
 
@@ -40,7 +41,7 @@ pub fn count_attempt(
     conn: &mut DbConn,
     cfg: &Config,
     now: DateTime<Utc>,
-    client_id: &str,
+    client_id: &ClientId,
     check: impl FnOnce(&mut DbConn) -> Result<bool, AppError>,
 ) -> Result<bool, AppError> {
     let counted = ratelimit::hit(
@@ -68,7 +69,7 @@ pub fn basic_principal(
     conn: &mut DbConn,
     cfg: &Config,
     now: DateTime<Utc>,
-    client_id: &str,
+    client_id: &ClientId,
     secret: &str,
 ) -> Result<Option<Principal>, AppError> {
     let found: Option<Client> = api_clients::table

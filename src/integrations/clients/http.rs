@@ -126,7 +126,9 @@ pub async fn token(
     let scope = form.scope;
     let client_id = id.clone();
     let result = ctx
-        .write(move |c, ctx| clients::issue_token(c, ctx, &id, &secret, scope.as_deref()))
+        .write(move |c, ctx| {
+            clients::issue_token(c, ctx, &ClientId::new(id), &secret, scope.as_deref())
+        })
         .await?;
     // The client id names the client only once it authenticated: before, it is
     // whatever the caller sent.

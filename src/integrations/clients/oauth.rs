@@ -11,6 +11,7 @@ use crate::clock::{dur, to_db};
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::ClientId;
 use crate::schema::{api_client_tokens, api_clients};
 
 use super::*;
@@ -60,7 +61,7 @@ struct Credentials {
 pub fn issue_token(
     conn: &mut DbConn,
     ctx: &Context<()>,
-    client_id: &str,
+    client_id: &ClientId,
     secret: &str,
     scope: Option<&str>,
 ) -> Result<Result<TokenResponse, OAuthError>, AppError> {

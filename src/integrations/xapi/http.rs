@@ -499,7 +499,13 @@ pub async fn lrs_middleware(
             .ok_or_else(|| AppError::internal("state missing"))?;
         let (now, cfg) = (state.clock.now(), state.config.clone());
         let found = crate::db::write(&state.pool, move |c| {
-            crate::integrations::clients::basic_principal(c, &cfg, now, &id, &secret)
+            crate::integrations::clients::basic_principal(
+                c,
+                &cfg,
+                now,
+                &crate::ids::ClientId::new(id),
+                &secret,
+            )
         })
         .await;
         let refusal = match found {

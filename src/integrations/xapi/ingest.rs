@@ -12,6 +12,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::events::DomainEvent;
+use crate::ids::{ActivityId, StatementId};
 use crate::integrations::audit_write;
 use crate::portfolio::provenance::{ActivitySource, SourceKind};
 use crate::schema::{activities, xapi_statements};
@@ -23,9 +24,9 @@ use super::*;
 #[diesel(table_name = xapi_statements, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct Received {
     content_hash: String,
-    status: String,
+    status: StatementStatus,
     verb: String,
-    activity_id: Option<String>,
+    activity_id: Option<ActivityId>,
     voided_by: Option<String>,
 }
 
@@ -74,7 +75,7 @@ pub fn ingest(
     let mut ids = Vec::with_capacity(parsed.len());
     for p in parsed {
         store(conn, ctx, &client, &p)?;
-        ids.push(p.id);
+        ids.push(p.id.into_inner());
     }
     Ok(ids)
 }
@@ -132,7 +133,7 @@ fn store(
                         kind: SourceKind::Xapi,
                         client_id: client.client_id.clone(),
                         client_name: client.name.clone(),
-                        statement_id: p.id.clone(),
+                        statement_id: p.id.to_string(),
                         received_at: now,
                     },
                     date,
@@ -216,8 +217,8 @@ fn void_target(
     now: DateTime<Utc>,
     me: &Principal,
     org: &str,
-    target: &str,
-    voiding_id: &str,
+    target: &StatementId,
+    voiding_id: &StatementId,
 ) -> Result<(), AppError> {
     let Some(t) = received(conn, org, target)? else {
         return Ok(());
@@ -256,9 +257,9 @@ fn void_activity(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    activity_id: &str,
-    statement_id: &str,
-    voiding_id: &str,
+    activity_id: &ActivityId,
+    statement_id: &StatementId,
+    voiding_id: &StatementId,
 ) -> Result<(), AppError> {
     let enrolment: Option<String> = activities::table
         .find(activity_id)

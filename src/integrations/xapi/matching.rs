@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 
 use crate::auth::principal::{org_chain, org_subtrees, Principal};
 use crate::db::DbConn;
+use crate::enrolment::enums::EnrolmentStatus;
 use crate::error::AppError;
-use crate::ids::{Day, EnrolmentId};
+use crate::ids::{ClientId, Day, EnrolmentId, StatementId};
 use crate::portfolio::activities::{self, ActivityKind, NewActivity};
 use crate::portfolio::provenance::{ActivitySource, SourceKind};
 use crate::schema::api_clients;
@@ -54,7 +55,7 @@ struct Candidate {
     id: EnrolmentId,
     start_date: Day,
     planned_end: Day,
-    status: String,
+    status: EnrolmentStatus,
 }
 
 /// A mapping of the statement's xAPI activity, in some organisation of the chain.
@@ -228,8 +229,8 @@ pub(super) fn create_activity(
 /// client `client_id` sent at `received_at`.
 pub(super) fn statement_source(
     conn: &mut DbConn,
-    client_id: &str,
-    statement_id: &str,
+    client_id: &ClientId,
+    statement_id: &StatementId,
     received_at: DateTime<Utc>,
 ) -> Result<ActivitySource, AppError> {
     let client_name: String = api_clients::table

@@ -5,6 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::crypto::sha256_hex;
+use crate::ids::StatementId;
 
 /// The verb of a voiding statement (xAPI 1.0.3 Data 2.3.2).
 pub const VOIDED: &str = "http://adlnet.gov/expapi/verbs/voided";
@@ -32,7 +33,7 @@ impl Learner {
 
 #[derive(Debug, Clone)]
 pub struct Parsed {
-    pub id: String,
+    pub id: StatementId,
     pub verb: String,
     /// The object's id: an activity's IRI, a referenced statement's id, an agent's
     /// identifier (only activities are recorded).
@@ -40,7 +41,7 @@ pub struct Parsed {
     /// Whether the object is an Activity (only those are recorded as learning).
     pub is_activity: bool,
     /// For a voiding statement (`verb.id` = [`VOIDED`]): the id of the voided statement.
-    pub voids: Option<String>,
+    pub voids: Option<StatementId>,
     pub learner: Learner,
     /// `context.registration` (lower case).
     pub registration: Option<String>,
@@ -129,8 +130,8 @@ pub fn parse(statement: &Value) -> Result<Parsed, String> {
         .ok_or("a statement must be a JSON object")?;
     let id = match obj.get("id") {
         Some(Value::String(s)) => Uuid::parse_str(s)
-            .map_err(|_| "id: not a UUID".to_string())?
-            .to_string(),
+            .map(|u| StatementId::new(u.to_string()))
+            .map_err(|_| "id: not a UUID".to_string())?,
         Some(_) => return Err("id: not a UUID".into()),
         // `ingest` gives statements without an id one before parsing them.
         None => return Err("id: required".into()),
@@ -181,7 +182,7 @@ pub fn parse(statement: &Value) -> Result<Parsed, String> {
         if object_type != "StatementRef" {
             return Err("object: a voiding statement's object is a StatementRef".into());
         }
-        Some(activity_iri.clone())
+        Some(StatementId::new(activity_iri.clone()))
     } else {
         None
     };

@@ -11,6 +11,7 @@ use crate::clock::{from_db, to_db};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::{ClientId, StatementId};
 use crate::integrations::{audit_write, visible_orgs, JsonText};
 use crate::schema::xapi_statements;
 
@@ -47,14 +48,24 @@ pub struct XapiStatement {
     pub statement: Value,
 }
 
+crate::text_enum! {
+    /// What became of a stored statement (see [`XapiStatement::status`]).
+    pub enum StatementStatus {
+        Created = "created",
+        Unmatched = "unmatched",
+        Ignored = "ignored",
+        Dismissed = "dismissed",
+    }
+}
+
 /// A statement as stored.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = xapi_statements, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub(super) struct StatementRecord {
-    id: String,
-    client_id: String,
+    id: StatementId,
+    client_id: ClientId,
     organisation_id: String,
-    status: String,
+    status: StatementStatus,
     reason: Option<String>,
     detail: Option<String>,
     verb: String,
@@ -74,10 +85,10 @@ pub(super) struct StatementRecord {
 impl From<StatementRecord> for XapiStatement {
     fn from(r: StatementRecord) -> XapiStatement {
         XapiStatement {
-            id: r.id,
-            client_id: r.client_id,
+            id: r.id.into_inner(),
+            client_id: r.client_id.into_inner(),
             organisation_id: r.organisation_id,
-            status: r.status,
+            status: r.status.as_str().into(),
             reason: r.reason,
             detail: r.detail,
             verb: r.verb,
@@ -210,7 +221,12 @@ pub(super) fn try_resolve(
         Err(u) => return Ok(Err(format!("still unmatched ({}): {}", u.reason, u.detail))),
         Ok(m) => m,
     };
-    let source = statement_source(conn, &s.client_id, &s.id, s.received_at)?;
+    let source = statement_source(
+        conn,
+        &ClientId::from(s.client_id.as_str()),
+        &StatementId::from(s.id.as_str()),
+        s.received_at,
+    )?;
     let activity = create_activity(conn, now, me, source, date, &m)?;
     // Still unmatched in the same statement that resolves it: of two resolutions at
     // once, one wins and the other rolls its activity back.
