@@ -226,7 +226,10 @@ fn status_sv(s: EnclosureStatus) -> &'static str {
 /// The summary as a printable PDF.
 pub fn render(s: &ApplicationSummary, now: DateTime<Utc>) -> Result<Vec<u8>, AppError> {
     let title = match &s.application {
-        Some(a) => format!("Intyg till {} (bilaga {}, {})", a.title_sv, a.appendix, s.statute),
+        Some(a) => format!(
+            "Intyg till {} (bilaga {}, {})",
+            a.title_sv, a.appendix, s.statute
+        ),
         None => format!("Intyg till ansökan ({})", s.statute),
     };
     let mut doc = Document::new(&title, "eportfolio", now);
@@ -246,7 +249,11 @@ pub fn render(s: &ApplicationSummary, now: DateTime<Utc>) -> Result<Vec<u8>, App
     } else {
         format!("{missing} intyg saknas")
     };
-    doc.key_values(&[("Namn", &s.trainee_name), ("Föreskrift", &s.statute), ("Status", &state)]);
+    doc.key_values(&[
+        ("Namn", &s.trainee_name),
+        ("Föreskrift", &s.statute),
+        ("Status", &state),
+    ]);
     let rows: Vec<Vec<String>> = s
         .certificates
         .iter()
@@ -270,12 +277,7 @@ pub fn render(s: &ApplicationSummary, now: DateTime<Utc>) -> Result<Vec<u8>, App
                 Some(r) => format!("{}: {r}", status_sv(c.status)),
                 None => status_sv(c.status).to_string(),
             };
-            vec![
-                format!("{} {}", c.appendix, c.title_sv),
-                what,
-                status,
-                who,
-            ]
+            vec![format!("{} {}", c.appendix, c.title_sv), what, status, who]
         })
         .collect();
     doc.heading("Intyg", 2);

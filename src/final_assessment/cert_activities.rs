@@ -51,11 +51,7 @@ fn handledare(b: &Basis, placement: Option<&str>) -> Option<String> {
 /// role (issue 14 item 8, built on another branch): the portfolio records no kursledare
 /// yet, so a line that admits a handledare gets the handledare and a kursledare-only
 /// line is left to sign by hand. A recorded kursledare of the course goes here, first.
-pub(super) fn course_signer(
-    b: &Basis,
-    role: &str,
-    placement: Option<&str>,
-) -> Option<String> {
+pub(super) fn course_signer(b: &Basis, role: &str, placement: Option<&str>) -> Option<String> {
     role.contains("handledare")
         .then(|| handledare(b, placement))
         .flatten()

@@ -187,7 +187,11 @@ pub(crate) fn form_set_from(
             })
     };
     let application = entry.application.as_ref().map(find).transpose()?;
-    let forms = entry.forms.iter().map(find).collect::<Result<Vec<_>, _>>()?;
+    let forms = entry
+        .forms
+        .iter()
+        .map(find)
+        .collect::<Result<Vec<_>, _>>()?;
     let variants: BTreeMap<String, Option<String>> = all
         .activity_variants
         .get(&entry.statute_key)

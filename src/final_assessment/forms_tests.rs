@@ -82,7 +82,10 @@ fn every_catalogued_variant_is_one_the_form_lists() {
         let s = form_set(code, statute, track).expect("set");
         let f = s.form(form).expect("form");
         for v in s.variants.values().flatten() {
-            assert!(f.variants.contains(v), "{code}: {v} not a variant of {form}");
+            assert!(
+                f.variants.contains(v),
+                "{code}: {v} not a variant of {form}"
+            );
         }
     }
     let s = form_set("st-2015", "SOSFS 2015:8", Track::St2015).expect("set");
