@@ -111,7 +111,7 @@ struct Activity {
     placement_id: Option<String>,
 }
 
-fn instrument_sv(code: &str) -> &'static str {
+pub(super) fn instrument_sv(code: &str) -> &'static str {
     match code {
         "mini_cex" => "Mini-CEX",
         "dops" => "DOPS",

@@ -20,7 +20,8 @@ pub(super) struct Person {
 }
 
 pub(super) struct Signers {
-    mode: Mode,
+    /// The final assessment's mode; `None` before there is a decision.
+    mode: Option<Mode>,
     /// The decision's signers by their role in it.
     decided_by: Vec<(String, Person)>,
     main_supervisor: Option<Person>,
@@ -48,14 +49,15 @@ fn person(conn: &mut DbConn, a: Option<&Assignment>) -> Result<Option<Person>, A
 impl Signers {
     pub fn load(
         conn: &mut DbConn,
-        f: &FinalAssessment,
+        f: Option<&FinalAssessment>,
         e: &Enrolment,
         set: &FormSet,
     ) -> Result<Signers, AppError> {
         Ok(Signers {
-            mode: f.mode,
+            mode: f.map(|f| f.mode),
             decided_by: f
-                .signers
+                .map(|f| f.signers.as_slice())
+                .unwrap_or_default()
                 .iter()
                 .map(|s| {
                     (
@@ -82,7 +84,7 @@ impl Signers {
 
     /// The committee as the certificate lists it: chair first, then the members.
     pub fn committee_line(&self) -> Option<String> {
-        if self.mode != Mode::Committee {
+        if self.mode != Some(Mode::Committee) {
             return None;
         }
         let chair = self.decided("committee_chair");
@@ -105,7 +107,7 @@ impl Signers {
             name: p.map(|p| p.name.clone()),
             user_id: p.map(|p| p.user_id.clone()),
         };
-        if self.mode == Mode::Committee && self.committee_replaces.iter().any(|r| r == role) {
+        if self.mode == Some(Mode::Committee) && self.committee_replaces.iter().any(|r| r == role) {
             if let Some(chair) = self.decided("committee_chair") {
                 return SignatureLine {
                     role: format!("{role} (kompetenskommitténs ordförande)"),

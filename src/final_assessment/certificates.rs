@@ -77,18 +77,18 @@ pub(super) fn name_of(conn: &mut DbConn, id: &str) -> Result<String, AppError> {
 }
 
 /// What every form of one enrolment shares.
-pub(super) struct Basis<'a> {
-    pub e: &'a enrolment::Enrolment,
-    pub template: &'a templates::ProgrammeTemplate,
-    pub set: &'a FormSet,
-    pub titles: &'a BTreeMap<String, String>,
+pub(super) struct Basis {
+    pub e: enrolment::Enrolment,
+    pub template: templates::ProgrammeTemplate,
+    pub set: FormSet,
+    pub titles: BTreeMap<String, String>,
     /// The trainee's lines (name, e-mail, personnummer, programme, statute).
     pub person: Vec<CertificateField>,
     pub personnummer: Option<String>,
-    pub signers: &'a Signers,
+    pub signers: Signers,
 }
 
-impl Basis<'_> {
+impl Basis {
     pub fn draft(
         &self,
         key: String,
@@ -110,18 +110,15 @@ impl Basis<'_> {
     }
 }
 
-/// The drafts for a decided, positive final assessment.
-pub fn drafts(
+/// The enrolment, its regulation's forms and the trainee's lines; `f`, the decided final
+/// assessment when there is one, fills the lines of those who decided.
+pub(super) fn basis(
     conn: &mut DbConn,
-    f: &FinalAssessment,
+    enrolment_id: &str,
+    f: Option<&FinalAssessment>,
     today: NaiveDate,
-) -> Result<Vec<CertificateDraft>, AppError> {
-    if f.status != "decided" || f.decision != Some(Decision::Achieved) {
-        return Err(AppError::Conflict(
-            "certificates follow a final assessment decided as achieved".into(),
-        ));
-    }
-    let e = enrolment::get_enrolment(conn, &f.enrolment_id, today)?;
+) -> Result<Basis, AppError> {
+    let e = enrolment::get_enrolment(conn, enrolment_id, today)?;
     let template = templates::get_template(
         conn,
         &crate::ids::TemplateId::from(e.template_id.as_str()),
@@ -177,42 +174,71 @@ pub fn drafts(
         ),
     ]);
     let signers = Signers::load(conn, f, &e, &set)?;
-    let basis = Basis {
-        e: &e,
-        template: &template,
-        set: &set,
-        titles: &titles,
+    Ok(Basis {
+        e,
+        template,
+        set,
+        titles,
         person,
         personnummer,
-        signers: &signers,
-    };
+        signers,
+    })
+}
+
+/// The drafts for a decided, positive final assessment.
+pub fn drafts(
+    conn: &mut DbConn,
+    f: &FinalAssessment,
+    today: NaiveDate,
+) -> Result<Vec<CertificateDraft>, AppError> {
+    if f.status != "decided" || f.decision != Some(Decision::Achieved) {
+        return Err(AppError::Conflict(
+            "certificates follow a final assessment decided as achieved".into(),
+        ));
+    }
+    let basis = basis(conn, &f.enrolment_id, Some(f), today)?;
     let mut out = Vec::new();
-    match set.kind {
+    match basis.set.kind {
+        Kind::Bt2021 => out.extend(competence(&basis, f, "4", "baskompetens")?),
+        Kind::St2021 => out.extend(competence(&basis, f, "7", "specialistkompetens")?),
+        Kind::St2015 => out.extend(competence(&basis, f, "2", "specialistkompetens")?),
+    }
+    out.extend(along_the_way(conn, &basis)?);
+    Ok(out)
+}
+
+/// The certificates that do not rest on the final decision: the service certificate,
+/// the delmål certificates per supervisor (BT), the training-activity forms and STa3
+/// (ST). They can be drafted, and signed, as the training goes.
+pub(super) fn along_the_way(
+    conn: &mut DbConn,
+    basis: &Basis,
+) -> Result<Vec<CertificateDraft>, AppError> {
+    let mut out = Vec::new();
+    match basis.set.kind {
         Kind::Bt2021 => {
-            out.extend(competence(&basis, f, "4", "baskompetens")?);
             out.extend(super::cert_service::service_completed(
                 conn,
-                &basis,
+                basis,
                 "3",
                 "fullgjord-bt",
             )?);
-            if let Some(form) = set.form("2") {
-                out.extend(super::cert_delmal::delmal_certificates(conn, &basis, form)?);
+            if let Some(form) = basis.set.form("2") {
+                out.extend(super::cert_delmal::delmal_certificates(conn, basis, form)?);
             }
         }
         Kind::St2021 => {
-            out.extend(competence(&basis, f, "7", "specialistkompetens")?);
             out.extend(super::cert_service::service_completed(
                 conn,
-                &basis,
+                basis,
                 "6",
                 "fullgjord-st",
             )?);
-            out.extend(super::cert_service::activities(conn, &basis, "8-11")?);
+            out.extend(super::cert_activities::activities(conn, basis, "8-11")?);
+            out.extend(super::cert_activities::sta3(conn, basis)?);
         }
         Kind::St2015 => {
-            out.extend(competence(&basis, f, "2", "specialistkompetens")?);
-            out.extend(super::cert_service::activities(conn, &basis, "3-7")?);
+            out.extend(super::cert_activities::activities(conn, basis, "3-7")?);
         }
     }
     Ok(out)

@@ -56,6 +56,19 @@ struct SetEntry {
     statute: String,
     tracks: Vec<String>,
     forms: Vec<String>,
+    /// The application form whose enclosures the application summary lists.
+    #[serde(default)]
+    application: Option<String>,
+}
+
+/// The STa3 certificate (HSLF-FS 2021:8 bilaga 12) as the catalogue describes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sta3 {
+    pub appendix: String,
+    /// The delmål code the records must be linked to.
+    pub delmal: String,
+    /// The activity kinds whose records the certificate lists.
+    pub record_kinds: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +80,8 @@ struct Committee {
 struct Catalogue {
     sets: BTreeMap<String, serde_json::Value>,
     committee: Committee,
+    activity_variants: BTreeMap<String, serde_json::Value>,
+    sta3: Sta3,
     #[serde(flatten)]
     statutes: BTreeMap<String, serde_json::Value>,
 }
@@ -90,12 +105,24 @@ pub struct FormSet {
     pub forms: Vec<Form>,
     /// Signature lines a clinical competence committee fills instead (see the catalogue).
     pub committee_replaces: Vec<String>,
+    /// The application form (ansökan) whose enclosures the summary lists, if catalogued.
+    pub application: Option<Form>,
+    /// Which training-activity variant certifies a kind of record (`placement` or an
+    /// activity kind); a kind mapped to `None` gets no training-activity form.
+    pub variants: BTreeMap<String, Option<String>>,
+    /// The STa3 certificate, when the set has its form.
+    pub sta3: Option<Sta3>,
 }
 
 impl FormSet {
     /// The form with this appendix, if the set has it.
     pub fn form(&self, appendix: &str) -> Option<&Form> {
         self.forms.iter().find(|f| f.appendix == appendix)
+    }
+
+    /// The training-activity variant for a kind of record, if it gets a form.
+    pub fn variant_of(&self, kind: &str) -> Option<&str> {
+        self.variants.get(kind).and_then(|v| v.as_deref())
     }
 }
 
@@ -150,24 +177,41 @@ pub(crate) fn form_set_from(
         .transpose()
         .map_err(AppError::internal)?
         .unwrap_or_default();
+    let find = |a: &String| {
+        forms
+            .iter()
+            .find(|f| &f.appendix == a)
+            .cloned()
+            .ok_or_else(|| {
+                AppError::internal(format!("bilaga {a} of {} not catalogued", entry.statute))
+            })
+    };
+    let application = entry.application.as_ref().map(find).transpose()?;
     let forms = entry
         .forms
         .iter()
-        .map(|a| {
-            forms
-                .iter()
-                .find(|f| &f.appendix == a)
-                .cloned()
-                .ok_or_else(|| {
-                    AppError::internal(format!("bilaga {a} of {} not catalogued", entry.statute))
-                })
-        })
+        .map(find)
         .collect::<Result<Vec<_>, _>>()?;
+    let variants: BTreeMap<String, Option<String>> = all
+        .activity_variants
+        .get(&entry.statute_key)
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(AppError::internal)?
+        .unwrap_or_default();
+    let sta3 = forms
+        .iter()
+        .any(|f| f.appendix == all.sta3.appendix)
+        .then_some(all.sta3);
     Ok(FormSet {
         kind,
         statute: entry.statute,
         forms,
         committee_replaces: all.committee.replaces,
+        application,
+        variants,
+        sta3,
     })
 }
 

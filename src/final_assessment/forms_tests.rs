@@ -51,10 +51,53 @@ fn st_2021_gets_the_2021_st_forms() {
     let s = form_set("st-2021", "HSLF-FS 2021:8", Track::St2021).expect("set");
     assert_eq!(s.kind, Kind::St2021);
     let apps: Vec<&str> = s.forms.iter().map(|f| f.appendix.as_str()).collect();
-    assert_eq!(apps, ["6", "7", "8-11"]);
+    assert_eq!(apps, ["6", "7", "8-11", "12"]);
     assert_eq!(
         s.form("8-11").expect("8-11").signers_of("kurs"),
         ["kursledare eller handledare"]
+    );
+    assert_eq!(
+        s.form("12").expect("12").title_sv,
+        "Intyg delmål STa3 Medicinsk vetenskap"
+    );
+    assert_eq!(
+        s.application.as_ref().map(|f| f.title_sv.as_str()),
+        Some("Ansökan om bevis om specialistkompetens")
+    );
+    assert_eq!(
+        s.variant_of("quality_improvement"),
+        Some("deltagande i utvecklingsarbete")
+    );
+    // Scientific work is certified through STa3 in 2021, not on bilagor 8-11.
+    assert_eq!(s.variant_of("scientific_work"), None);
+    assert_eq!(s.sta3.as_ref().map(|t| t.delmal.as_str()), Some("STa3"));
+}
+
+#[test]
+fn every_catalogued_variant_is_one_the_form_lists() {
+    for (code, statute, track, form) in [
+        ("st-2021", "HSLF-FS 2021:8", Track::St2021, "8-11"),
+        ("st-2015", "SOSFS 2015:8", Track::St2015, "3-7"),
+    ] {
+        let s = form_set(code, statute, track).expect("set");
+        let f = s.form(form).expect("form");
+        for v in s.variants.values().flatten() {
+            assert!(
+                f.variants.contains(v),
+                "{code}: {v} not a variant of {form}"
+            );
+        }
+    }
+    let s = form_set("st-2015", "SOSFS 2015:8", Track::St2015).expect("set");
+    assert_eq!(
+        s.variant_of("scientific_work"),
+        Some("självständigt skriftligt arbete")
+    );
+    assert!(s.sta3.is_none() && s.application.is_none());
+    let bt = form_set("bt-2021", "HSLF-FS 2021:8", Track::BtStandalone).expect("set");
+    assert_eq!(
+        bt.application.as_ref().map(|f| f.appendix.as_str()),
+        Some("1")
     );
 }
 

@@ -3,6 +3,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 
+use super::application::{self, ApplicationSummary};
 use super::certificates::CertificateDraft;
 use super::service::{
     FinalAssessment, FinalAssessmentPatch, NewFinalAssessment, SignFinalAssessment,
@@ -280,6 +281,57 @@ pub async fn get_certificate(
         .body(pdf))
 }
 
+/// The application summary
+///
+/// The certificates the trainee's application encloses (BT: HSLF-FS 2021:8 bilaga 1,
+/// "Ansökan om intyg om godkänd bastjänstgöring"; ST 2021: bilaga 5, "Ansökan om bevis
+/// om specialistkompetens"; ST 2015: the SOSFS 2015:8 set), each `signed` (the service
+/// holds its signatures), `drafted` (from the portfolio, to sign on paper) or `missing`
+/// (with the reason). `Accept: application/pdf` gives the same list as a PDF. For those
+/// who may read the enrolment.
+#[utoipa::path(
+    tag = "final-assessment",
+    params(("id" = String, Path, description = "Enrolment")),
+    responses(
+        (status = 200, description = "The summary", content(
+            (ApplicationSummary = "application/json"),
+            (crate::http::FileBody = "application/pdf"),
+        )),
+        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 406, description = "Neither PDF nor JSON is acceptable", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "The enrolment's regulation has no catalogued certificates", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/enrolments/{id}/application-summary")]
+pub async fn get_application_summary(
+    req: HttpRequest,
+    ctx: Ctx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let kind = negotiate(&req, &["application/json", "application/pdf"])?;
+    let id = path.into_inner();
+    let today = ctx.today();
+    let now = ctx.now;
+    let summary = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            let finals = service::list(c, &id)?;
+            application::summary(c, &id, &finals, today)
+        })
+        .await?;
+    if kind == "application/json" {
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::VARY, "Accept"))
+            .json(summary));
+    }
+    let pdf = web::block(move || application::render(&summary, now)).await??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header((header::VARY, "Accept"))
+        .body(pdf))
+}
+
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create_final_assessment)
         .service(list_final_assessments)
@@ -287,5 +339,6 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(patch_final_assessment)
         .service(sign_final_assessment)
         .service(list_certificates)
-        .service(get_certificate);
+        .service(get_certificate)
+        .service(get_application_summary);
 }

@@ -4,8 +4,12 @@
 //! `service.rs` creating, changing and signing, `certificates.rs` the certificates:
 //! `forms.rs` which forms a regulation leads to, `cert_signers.rs` who fills each
 //! signature line, `cert_delmal.rs` the delmål certificate per supervisor,
-//! `cert_service.rs` the service and training-activity certificates.
+//! `cert_service.rs` the service certificates, `cert_activities.rs` the training-activity
+//! and STa3 certificates, `application.rs` the application summary (the certificates an
+//! application encloses: which exist, which are signed, which are missing).
 
+pub mod application;
+pub mod cert_activities;
 pub mod cert_delmal;
 pub mod cert_service;
 pub mod cert_signers;

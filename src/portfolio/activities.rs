@@ -47,6 +47,12 @@ pub enum ActivityKind {
     SelfStudy,
     /// Auskultation.
     Observership,
+    /// Kvalitets- och förbättringsarbete: certified on the training-activity form
+    /// (see `catalog/certificates.json`, `activity_variants`).
+    QualityImprovement,
+    /// Vetenskapligt arbete: certified on the training-activity form (SOSFS 2015:8) or
+    /// through delmål STa3 (HSLF-FS 2021:8 bilaga 12).
+    ScientificWork,
     Other,
 }
 
@@ -61,6 +67,8 @@ impl ActivityKind {
             ActivityKind::ELearning => "e_learning",
             ActivityKind::SelfStudy => "self_study",
             ActivityKind::Observership => "observership",
+            ActivityKind::QualityImprovement => "quality_improvement",
+            ActivityKind::ScientificWork => "scientific_work",
             ActivityKind::Other => "other",
         }
     }
@@ -76,6 +84,8 @@ impl ActivityKind {
             "e_learning" => ActivityKind::ELearning,
             "self_study" => ActivityKind::SelfStudy,
             "observership" => ActivityKind::Observership,
+            "quality_improvement" => ActivityKind::QualityImprovement,
+            "scientific_work" => ActivityKind::ScientificWork,
             "other" => ActivityKind::Other,
             _ => return None,
         })
