@@ -53,6 +53,7 @@ mod security_plumbing;
 mod security_secrets;
 mod security_stepup;
 mod security_webhooks;
+mod signer_profile;
 mod st_rules;
 mod storage_faults;
 mod storage_objects;

@@ -285,6 +285,7 @@ pub fn create(
                 email,
                 n.assessor_name.as_deref(),
                 n.assessor_workplace.as_deref(),
+                n.assessor_qualifications.as_ref(),
             )?)
         }
         None => None,
