@@ -138,11 +138,15 @@ fn text(field: &str, v: Option<&str>, errors: &mut Vec<FieldError>) -> Option<St
     Some(v.to_string())
 }
 
+/// A checked input.
+pub struct Checked {
+    pub specialty: Option<String>,
+    pub workplace: Option<String>,
+    pub trained: Option<Day>,
+}
+
 /// Checks an input against `today` (Europe/Stockholm day of the request).
-pub fn checked(
-    input: &SignerProfileInput,
-    today: NaiveDate,
-) -> Result<(Option<String>, Option<String>, Option<Day>), AppError> {
+pub fn checked(input: &SignerProfileInput, today: NaiveDate) -> Result<Checked, AppError> {
     let mut errors = Vec::new();
     let specialty = text("specialty", input.specialty.as_deref(), &mut errors);
     let workplace = text("workplace", input.workplace.as_deref(), &mut errors);
@@ -164,7 +168,11 @@ pub fn checked(
         },
     };
     if errors.is_empty() {
-        Ok((specialty, workplace, trained))
+        Ok(Checked {
+            specialty,
+            workplace,
+            trained,
+        })
     } else {
         Err(AppError::Validation(errors))
     }
@@ -182,7 +190,11 @@ pub fn put(
     ctx.caller.require_person()?;
     let current = get(conn, ctx, user_id)?;
     if_match(&current.etag())?;
-    let (specialty, workplace, trained) = checked(input, ctx.today())?;
+    let Checked {
+        specialty,
+        workplace,
+        trained,
+    } = checked(input, ctx.today())?;
     let now = to_db(ctx.now);
     let values = (
         signer_profiles::specialty.eq(&specialty),

@@ -40,7 +40,12 @@ pub fn profiles_table(doc: &mut Document, d: &Value, name: &dyn Fn(&Value) -> St
     }
     doc.heading("Specialitet, tjänsteställe och handledarutbildning", 3);
     doc.table(
-        &["Namn", "Specialitet", "Tjänsteställe", "Handledarutbildning"],
+        &[
+            "Namn",
+            "Specialitet",
+            "Tjänsteställe",
+            "Handledarutbildning",
+        ],
         &[0.28, 0.22, 0.32, 0.18],
         &rows,
     );

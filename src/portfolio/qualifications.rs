@@ -136,7 +136,12 @@ pub struct QualificationsInput {
     pub assessment_training_detail: Option<String>,
 }
 
-fn text(field: &str, v: Option<&str>, needed: bool, errors: &mut Vec<FieldError>) -> Option<String> {
+fn text(
+    field: &str,
+    v: Option<&str>,
+    needed: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     let v = v.map(str::trim).filter(|v| !v.is_empty());
     match v {
         None if needed => {
@@ -146,7 +151,10 @@ fn text(field: &str, v: Option<&str>, needed: bool, errors: &mut Vec<FieldError>
         None => None,
         // It reaches the vetter's list, the dossier and the forms: printable text only.
         Some(v) if crate::accounts::service::name_problem(v).is_some() => {
-            errors.push(FieldError::new(field, "1 to 200 characters of printable text"));
+            errors.push(FieldError::new(
+                field,
+                "1 to 200 characters of printable text",
+            ));
             None
         }
         Some(v) => Some(v.to_string()),

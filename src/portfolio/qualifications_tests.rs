@@ -1,6 +1,11 @@
 use super::*;
 
-fn input(specialist: bool, specialty: Option<&str>, trained: bool, detail: Option<&str>) -> QualificationsInput {
+fn input(
+    specialist: bool,
+    specialty: Option<&str>,
+    trained: bool,
+    detail: Option<&str>,
+) -> QualificationsInput {
     QualificationsInput {
         specialist,
         specialty: specialty.map(String::from),
@@ -12,17 +17,18 @@ fn input(specialist: bool, specialty: Option<&str>, trained: bool, detail: Optio
 #[test]
 fn nothing_stated_warns_of_both() {
     let q = AssessorQualifications::default();
-    assert_eq!(
-        q.warnings(),
-        [SPECIALIST_NOT_STATED, TRAINING_NOT_STATED]
-    );
+    assert_eq!(q.warnings(), [SPECIALIST_NOT_STATED, TRAINING_NOT_STATED]);
     assert!(approvable(false, &q).is_ok());
     assert!(approvable(true, &q).is_err());
 }
 
 #[test]
 fn a_trained_specialist_has_no_warning() {
-    let q = checked(&input(true, Some("Akutsjukvård"), true, Some("2023-05-10")), "").unwrap();
+    let q = checked(
+        &input(true, Some("Akutsjukvård"), true, Some("2023-05-10")),
+        "",
+    )
+    .unwrap();
     assert!(q.warnings().is_empty());
     assert!(approvable(true, &q).is_ok());
     assert_eq!(

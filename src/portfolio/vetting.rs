@@ -190,6 +190,14 @@ fn checked_text(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) 
     v.to_string()
 }
 
+/// What the trainee says about a person without an account when naming them; used only
+/// when the person is new to the organisation.
+pub struct Named<'a> {
+    pub name: Option<&'a str>,
+    pub workplace: Option<&'a str>,
+    pub qualifications: Option<&'a QualificationsInput>,
+}
+
 /// Decides whether a link may go to `email` for a request on `enrolment_id` by its
 /// trainee (the caller), recording a new vetting request when the person is unknown
 /// there.
@@ -199,10 +207,13 @@ pub fn gate(
     trainee_email: &str,
     enrolment_id: &str,
     email: &str,
-    name: Option<&str>,
-    workplace: Option<&str>,
-    stated: Option<&QualificationsInput>,
+    named: Named,
 ) -> Result<Gate, AppError> {
+    let Named {
+        name,
+        workplace,
+        qualifications: stated,
+    } = named;
     if canonical_address(email) == canonical_address(trainee_email) {
         return Err(AppError::validation(
             "assessor_email",
@@ -392,12 +403,7 @@ pub fn list(
     Ok(out)
 }
 
-fn decide(
-    conn: &mut DbConn,
-    ctx: &Ctx,
-    id: &str,
-    to: &str,
-) -> Result<ExternalAssessor, AppError> {
+fn decide(conn: &mut DbConn, ctx: &Ctx, id: &str, to: &str) -> Result<ExternalAssessor, AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     me.require_person()?;
     let x = get(conn, id)?;

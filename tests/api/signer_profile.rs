@@ -23,7 +23,12 @@ fn ward_with(adjust: impl FnOnce(&mut eportfolio::Config)) -> Ward {
     let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
     let other = app.create_org(&admin, "care_provider", "Capio", Some(&region));
     let director = app.join(&admin, "studierektor@sll.se", "director_of_studies", &slso);
-    let director_b = app.join(&admin, "studierektor@capio.se", "director_of_studies", &other);
+    let director_b = app.join(
+        &admin,
+        "studierektor@capio.se",
+        "director_of_studies",
+        &other,
+    );
     let template = app.stockholm_bt_template(&director, &slso);
     let trainee = app.join(&director, "bt@sll.se", "trainee", &slso);
     let supervisor = app.join(&director, "hhl@sll.se", "supervisor", &slso);
@@ -45,7 +50,13 @@ fn ward_with(adjust: impl FnOnce(&mut eportfolio::Config)) -> Ward {
     }
 }
 
-fn put(w: &Ward, who: &TestUser, user: &TestUser, body: Value, if_match: Option<&str>) -> crate::support::Resp {
+fn put(
+    w: &Ward,
+    who: &TestUser,
+    user: &TestUser,
+    body: Value,
+    if_match: Option<&str>,
+) -> crate::support::Resp {
     let headers: Vec<(&str, &str)> = if_match.map(|t| ("If-Match", t)).into_iter().collect();
     w.app.send(
         "PUT",
@@ -76,17 +87,29 @@ fn a_supervisor_states_specialty_workplace_and_training_and_only_they_and_direct
     )
     .expect(200);
     assert_eq!(mine.body["specialty"], "Allmänmedicin");
-    assert_eq!(mine.body["workplace"], "Vårdcentral Årsta, Region Stockholm");
+    assert_eq!(
+        mine.body["workplace"],
+        "Vårdcentral Årsta, Region Stockholm"
+    );
     assert_eq!(mine.body["supervisor_training_on"], "2024-03-15");
     assert_eq!(mine.body["version"], 1);
     assert_eq!(mine.body["updated_by"], w.supervisor.id.as_str());
     // An edit based on what was read before is refused, not merged.
-    put(&w, &w.supervisor, &w.supervisor, json!({"specialty": "Geriatrik"}), Some(&etag0))
-        .expect_problem(412, "precondition-failed");
+    put(
+        &w,
+        &w.supervisor,
+        &w.supervisor,
+        json!({"specialty": "Geriatrik"}),
+        Some(&etag0),
+    )
+    .expect_problem(412, "precondition-failed");
 
     // The director of studies over the supervisor reads and corrects it.
     let seen = w.app.get(&path, Some(&w.director.access)).expect(200);
-    assert_eq!(seen.body["workplace"], "Vårdcentral Årsta, Region Stockholm");
+    assert_eq!(
+        seen.body["workplace"],
+        "Vårdcentral Årsta, Region Stockholm"
+    );
     let tag = seen.header("etag").expect("etag").to_string();
     let fixed = put(
         &w,
@@ -105,8 +128,14 @@ fn a_supervisor_states_specialty_workplace_and_training_and_only_they_and_direct
         w.app
             .get(&path, Some(&who.access))
             .expect_problem(404, "not-found");
-        put(&w, who, &w.supervisor, json!({"specialty": "Kirurgi"}), None)
-            .expect_problem(404, "not-found");
+        put(
+            &w,
+            who,
+            &w.supervisor,
+            json!({"specialty": "Kirurgi"}),
+            None,
+        )
+        .expect_problem(404, "not-found");
     }
     w.app.get(&path, None).expect(401);
     let after = w.app.get(&path, Some(&w.supervisor.access)).expect(200);
@@ -114,15 +143,40 @@ fn a_supervisor_states_specialty_workplace_and_training_and_only_they_and_direct
 
     // What the forms print is checked: a training in the future, a date that is not one,
     // a line-forging character.
-    let bad = put(&w, &w.supervisor, &w.supervisor, json!({"supervisor_training_on": "2099-01-01"}), None)
-        .expect_problem(422, "validation");
+    let bad = put(
+        &w,
+        &w.supervisor,
+        &w.supervisor,
+        json!({"supervisor_training_on": "2099-01-01"}),
+        None,
+    )
+    .expect_problem(422, "validation");
     assert_eq!(bad.body["errors"][0]["field"], "supervisor_training_on");
-    put(&w, &w.supervisor, &w.supervisor, json!({"supervisor_training_on": "15/3 2024"}), None)
-        .expect_problem(422, "validation");
-    let forged = put(&w, &w.supervisor, &w.supervisor, json!({"workplace": "Årsta\u{202e}ätsrÅ"}), None)
-        .expect_problem(422, "validation");
+    put(
+        &w,
+        &w.supervisor,
+        &w.supervisor,
+        json!({"supervisor_training_on": "15/3 2024"}),
+        None,
+    )
+    .expect_problem(422, "validation");
+    let forged = put(
+        &w,
+        &w.supervisor,
+        &w.supervisor,
+        json!({"workplace": "Årsta\u{202e}ätsrÅ"}),
+        None,
+    )
+    .expect_problem(422, "validation");
     assert_eq!(forged.body["errors"][0]["field"], "workplace");
-    put(&w, &w.supervisor, &w.supervisor, json!({"title": "Överläkare"}), None).expect(400);
+    put(
+        &w,
+        &w.supervisor,
+        &w.supervisor,
+        json!({"title": "Överläkare"}),
+        None,
+    )
+    .expect(400);
 }
 
 /// The trainee asks `email` (no account) for a Mini-CEX; returns the vetting record's id
@@ -135,10 +189,17 @@ fn ask_unvetted(w: &Ward, email: &str, qualifications: Option<Value>) -> Value {
     }
     let a = w
         .app
-        .post(&format!("/enrolments/{}/assessments", w.enrolment), Some(&w.trainee.access), body)
+        .post(
+            &format!("/enrolments/{}/assessments", w.enrolment),
+            Some(&w.trainee.access),
+            body,
+        )
         .expect(201);
     assert_eq!(a.body["status"], "awaiting_vetting");
-    let list = w.app.get("/external-assessors", Some(&w.supervisor.access)).expect(200);
+    let list = w
+        .app
+        .get("/external-assessors", Some(&w.supervisor.access))
+        .expect(200);
     list.body["items"]
         .as_array()
         .expect("items")
@@ -160,7 +221,10 @@ fn an_external_assessors_qualifications_are_warned_about_confirmed_and_printed()
                      "assessor_name": "Nora Åkerlund", "assessor_workplace": "Akutkliniken",
                      "assessor_qualifications": {"specialist": true, "assessment_training": false}}))
         .expect_problem(422, "validation");
-    assert_eq!(bad.body["errors"][0]["field"], "assessor_qualifications.specialty");
+    assert_eq!(
+        bad.body["errors"][0]["field"],
+        "assessor_qualifications.specialty"
+    );
 
     // The trainee names a person neither a specialist nor trained in assessment: the
     // vetter sees both warnings (a warning, not a block, by default).
@@ -192,11 +256,18 @@ fn an_external_assessors_qualifications_are_warned_about_confirmed_and_printed()
         .send("PUT", &path, Some(&w.supervisor.access), Some(&stated), &[])
         .expect(200);
     assert_eq!(corrected.body["qualification_warnings"], json!([]));
-    assert_eq!(corrected.body["qualifications"]["specialty"], "Akutsjukvård");
+    assert_eq!(
+        corrected.body["qualifications"]["specialty"],
+        "Akutsjukvård"
+    );
     let before = w.app.smtp.count_to(email);
     let approved = w
         .app
-        .post(&format!("/external-assessors/{id}/approve"), Some(&w.supervisor.access), json!({}))
+        .post(
+            &format!("/external-assessors/{id}/approve"),
+            Some(&w.supervisor.access),
+            json!({}),
+        )
         .expect(200);
     assert_eq!(
         approved.body["qualifications"]["confirmed_by"],
@@ -204,7 +275,13 @@ fn an_external_assessors_qualifications_are_warned_about_confirmed_and_printed()
     );
     // Decided: what the approval confirmed stays.
     w.app
-        .send("PUT", &path, Some(&w.supervisor.access), Some(&json!({"specialist": false, "assessment_training": false})), &[])
+        .send(
+            "PUT",
+            &path,
+            Some(&w.supervisor.access),
+            Some(&json!({"specialist": false, "assessment_training": false})),
+            &[],
+        )
         .expect_problem(409, "conflict");
 
     // The person signs by link.
@@ -233,7 +310,10 @@ fn an_external_assessors_qualifications_are_warned_about_confirmed_and_printed()
     // The dossier carries both: the supervisor's fields among the people, the link
     // signer's qualifications on their assessment.
     let dossier_path = format!("/enrolments/{}/dossier", w.enrolment);
-    let d = w.app.get(&dossier_path, Some(&w.supervisor.access)).expect(200);
+    let d = w
+        .app
+        .get(&dossier_path, Some(&w.supervisor.access))
+        .expect(200);
     let d = &d.body["dossier"];
     let people = d["people"].as_array().expect("people");
     let hhl = people
@@ -244,12 +324,24 @@ fn an_external_assessors_qualifications_are_warned_about_confirmed_and_printed()
     assert_eq!(hhl["workplace"], "Vårdcentral Årsta, Region Stockholm");
     assert_eq!(hhl["supervisor_training_on"], "2024-03-15");
     let signed = &d["assessments"][0];
-    assert_eq!(signed["assessor_qualifications"]["specialty"], "Akutsjukvård");
-    assert_eq!(signed["assessor_qualifications"]["assessment_training"], true);
+    assert_eq!(
+        signed["assessor_qualifications"]["specialty"],
+        "Akutsjukvård"
+    );
+    assert_eq!(
+        signed["assessor_qualifications"]["assessment_training"],
+        true
+    );
 
     let pdf_dossier = w
         .app
-        .send("GET", &dossier_path, Some(&w.supervisor.access), None, &[("Accept", "application/pdf")])
+        .send(
+            "GET",
+            &dossier_path,
+            Some(&w.supervisor.access),
+            None,
+            &[("Accept", "application/pdf")],
+        )
         .expect(200);
     let text = pdf::text(&pdf_dossier.bytes);
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -261,7 +353,10 @@ fn an_external_assessors_qualifications_are_warned_about_confirmed_and_printed()
         "specialist i Akutsjukvård",
         "utbildad i bedömningsmetoder (Kurs i bedömningsmetoder, 2023-05-10)",
     ] {
-        assert!(flat.contains(expected), "{expected:?} not in the PDF:\n{text}");
+        assert!(
+            flat.contains(expected),
+            "{expected:?} not in the PDF:\n{text}"
+        );
     }
 }
 
@@ -272,12 +367,19 @@ fn a_region_that_requires_both_qualifications_blocks_the_approval_without_them()
     let x = ask_unvetted(&w, "okand.bedomare@gmail.com", None);
     assert_eq!(
         x["qualification_warnings"],
-        json!(["specialist_status_not_stated", "assessment_training_not_stated"])
+        json!([
+            "specialist_status_not_stated",
+            "assessment_training_not_stated"
+        ])
     );
     let id = x["id"].as_str().expect("id").to_string();
     let refused = w
         .app
-        .post(&format!("/external-assessors/{id}/approve"), Some(&w.supervisor.access), json!({}))
+        .post(
+            &format!("/external-assessors/{id}/approve"),
+            Some(&w.supervisor.access),
+            json!({}),
+        )
         .expect_problem(422, "validation");
     assert_eq!(refused.body["errors"][0]["field"], "qualifications");
     // Still pending; once stated (a specialist trained in assessment), it goes through.
@@ -287,6 +389,53 @@ fn a_region_that_requires_both_qualifications_blocks_the_approval_without_them()
                            "assessment_training_detail": "2022"})), &[])
         .expect(200);
     w.app
-        .post(&format!("/external-assessors/{id}/approve"), Some(&w.director.access), json!({}))
+        .post(
+            &format!("/external-assessors/{id}/approve"),
+            Some(&w.director.access),
+            json!({}),
+        )
         .expect(200);
+}
+
+#[test]
+fn two_edits_of_the_same_version_at_once_store_one() {
+    let w = ward_with(|_| {});
+    let path = format!("/users/{}/signer-profile", w.supervisor.id);
+    let tag = w
+        .app
+        .get(&path, Some(&w.supervisor.access))
+        .expect(200)
+        .header("etag")
+        .expect("etag")
+        .to_string();
+    // The supervisor and the director both edit the empty profile they read.
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let runs: Vec<_> = [(&w.supervisor, "Allmänmedicin"), (&w.director, "Geriatrik")]
+            .into_iter()
+            .map(|(who, specialty)| {
+                let (w, tag) = (&w, &tag);
+                scope.spawn(move || {
+                    put(
+                        w,
+                        who,
+                        &w.supervisor,
+                        json!({"specialty": specialty}),
+                        Some(tag),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("thread"))
+            .collect()
+    });
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert!(
+        sorted == [200, 409] || sorted == [200, 412],
+        "one edit applies, the other is refused: {statuses:?}"
+    );
+    let now = w.app.get(&path, Some(&w.supervisor.access)).expect(200);
+    assert_eq!(now.body["version"], 1);
 }
