@@ -332,6 +332,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .service(a::get_user)
         .service(crate::accounts::http_identity::get_personal_identity)
         .service(crate::accounts::http_identity::patch_personal_identity)
+        .service(crate::accounts::http_signer::get_signer_profile)
+        .service(crate::accounts::http_signer::put_signer_profile)
         .configure(crate::curriculum::routes)
         .configure(crate::enrolment::routes)
         .configure(crate::portfolio::http::routes)

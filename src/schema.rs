@@ -357,6 +357,11 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        specialist -> Nullable<Integer>,
+        specialty -> Nullable<Text>,
+        assessment_training -> Nullable<Integer>,
+        assessment_training_detail -> Nullable<Text>,
+        qualifications_confirmed_by -> Nullable<Text>,
     }
 }
 
@@ -971,3 +976,17 @@ diesel::table! {
         lifted_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    signer_profiles (user_id) {
+        user_id -> Text,
+        specialty -> Nullable<Text>,
+        workplace -> Nullable<Text>,
+        supervisor_training_on -> Nullable<Text>,
+        version -> Integer,
+        updated_by -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(signer_profiles, users);

@@ -81,6 +81,11 @@ pub fn build(
     let vetted: HashMap<String, String> = crate::portfolio::vetting::vetted_by(conn, &link_signed)?
         .into_iter()
         .collect();
+    // And what was stated about them: specialist status, training in assessment methods.
+    let qualified: HashMap<String, _> =
+        crate::portfolio::vetting::qualifications_of(conn, &link_signed)?
+            .into_iter()
+            .collect();
     let sums: Vec<_> = summaries::list(conn, enrolment_id)?
         .into_iter()
         .filter(|s| s.status == "signed")
@@ -119,6 +124,12 @@ pub fn build(
     // Issue 15: no contact details of a person with protected identity (the dossier
     // goes to supervisors and outside verifiers).
     let protected = crate::accounts::personal_identity::protected_among(conn, &ids)?;
+    // What the forms print beside a signer's name (issue 14 item 8): specialty,
+    // tjänsteställe, handledarutbildning; null where the person stated nothing.
+    let profiles: HashMap<String, _> = crate::accounts::signer_profiles::of_users(conn, &ids)?
+        .into_iter()
+        .map(|p| (p.user_id.clone(), p))
+        .collect();
     let people: Vec<Value> = people
         .into_iter()
         .map(|(id, name, email)| {
@@ -127,7 +138,11 @@ pub fn build(
             } else {
                 Some(email)
             };
-            json!({"id": id, "name": name, "email": email})
+            let p = profiles.get(&id);
+            json!({"id": id, "name": name, "email": email,
+                   "specialty": p.and_then(|p| p.specialty.clone()),
+                   "workplace": p.and_then(|p| p.workplace.clone()),
+                   "supervisor_training_on": p.and_then(|p| p.supervisor_training_on.clone())})
         })
         .collect();
     let trainee = people
@@ -202,6 +217,7 @@ pub fn build(
         if link_signed.contains(&id) {
             // Null for a link sent before vetting existed: the dossier says so.
             a["assessor_vetted_by"] = json!(vetted.get(&id));
+            a["assessor_qualifications"] = json!(qualified.get(&id));
         }
     }
 

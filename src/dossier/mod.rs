@@ -6,4 +6,5 @@
 pub mod build;
 pub mod http;
 pub mod pdf;
+pub mod pdf_signers;
 pub mod signing;

@@ -221,6 +221,7 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &SigningKeyId) -> Result<Vec<u
         })
         .unwrap_or_default();
     doc.table(&["Namn", "Roll", "Period"], &[0.4, 0.3, 0.3], &arow);
+    super::pdf_signers::profiles_table(&mut doc, d, &name);
     doc.small(&format!(
         "Signerad av tjänsten med {ALGORITHM} (nyckel {key_id}); innehållets hash {content_hash}. \
          Kontrollera äktheten med POST /api/v1/dossier-verifications eller `eportfolio dossier verify`.",
@@ -302,16 +303,17 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &SigningKeyId) -> Result<Vec<u
                     .collect()
             })
             .unwrap_or_default();
+        let qualified = super::pdf_signers::link_signer_qualifications(a);
         let signer = match a["signature"]["signed_by"].as_str() {
             Some(_) => name(&a["signature"]["signed_by"]),
             None => match a.get("assessor_vetted_by") {
                 Some(Value::String(_)) => format!(
-                    "{} (utan konto; bedömaren godkänd av {})",
+                    "{} (utan konto; bedömaren godkänd av {}{qualified})",
                     s(a, "/signature/signed_by_email"),
                     name(&a["assessor_vetted_by"])
                 ),
                 _ => format!(
-                    "{} (utan konto; bedömaren ej granskad)",
+                    "{} (utan konto; bedömaren ej granskad{qualified})",
                     s(a, "/signature/signed_by_email")
                 ),
             },

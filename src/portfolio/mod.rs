@@ -1,6 +1,6 @@
 //! The portfolio: what a trainee's training leaves behind. Learning activities and their
 //! attachments, formative assessments (with signing links and the vetting of assessors
-//! without an account), talks (supervision sessions, handover talks, final check-ins)
+//! without an account, and their qualifications), talks (supervision sessions, handover talks, final check-ins)
 //! and summary assessments of placements. Each sub-resource's domain logic and queries
 //! are in its own module; the HTTP handlers of all of them are in `http`.
 
@@ -11,6 +11,7 @@ pub mod http;
 pub mod instruments;
 pub mod links;
 pub mod provenance;
+pub mod qualifications;
 pub mod summaries;
 pub mod talks;
 pub mod vetting;

@@ -31,6 +31,8 @@ use crate::ids::{EnrolmentId, OrganisationId, UserId};
 use crate::mail::Mail;
 use crate::schema::{assessments, assignments, enrolments, external_assessors, users};
 
+use super::qualifications::{self, AssessorQualifications, QualificationsInput};
+
 pub const PENDING: &str = "pending";
 pub const APPROVED: &str = "approved";
 pub const DECLINED: &str = "declined";
@@ -59,6 +61,13 @@ pub struct ExternalAssessor {
     pub decided_by: Option<String>,
     #[serde(default, with = "crate::clock::millis_opt")]
     pub decided_at: Option<DateTime<Utc>>,
+    /// Specialist status and training in assessment methods, as the trainee stated them
+    /// (`confirmed_by` once approved).
+    pub qualifications: AssessorQualifications,
+    /// What the vetter should weigh: `specialist_status_not_stated`, `not_specialist`,
+    /// `assessment_training_not_stated`, `no_assessment_training`. A warning, not a
+    /// block, unless the service requires both (`ASSESSOR_QUALIFICATIONS_REQUIRED`).
+    pub qualification_warnings: Vec<String>,
     pub version: i32,
     #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
@@ -89,6 +98,11 @@ struct Row {
     version: i32,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    specialist: Option<i32>,
+    specialty: Option<String>,
+    assessment_training: Option<i32>,
+    assessment_training_detail: Option<String>,
+    qualifications_confirmed_by: Option<UserId>,
 }
 
 fn from_row(conn: &mut DbConn, r: Row) -> Result<ExternalAssessor, AppError> {
@@ -96,7 +110,17 @@ fn from_row(conn: &mut DbConn, r: Row) -> Result<ExternalAssessor, AppError> {
         .find(&r.requested_by)
         .select(users::display_name)
         .first(conn)?;
+    let qualifications = AssessorQualifications::from_stored(
+        &r.id,
+        r.specialist,
+        r.specialty,
+        r.assessment_training,
+        r.assessment_training_detail,
+        r.qualifications_confirmed_by.map(UserId::into_inner),
+    )?;
     Ok(ExternalAssessor {
+        qualification_warnings: qualifications.warnings(),
+        qualifications,
         id: r.id,
         organisation_id: r.organisation_id.into_inner(),
         email: r.email,
@@ -166,6 +190,14 @@ fn checked_text(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) 
     v.to_string()
 }
 
+/// What the trainee says about a person without an account when naming them; used only
+/// when the person is new to the organisation.
+pub struct Named<'a> {
+    pub name: Option<&'a str>,
+    pub workplace: Option<&'a str>,
+    pub qualifications: Option<&'a QualificationsInput>,
+}
+
 /// Decides whether a link may go to `email` for a request on `enrolment_id` by its
 /// trainee (the caller), recording a new vetting request when the person is unknown
 /// there.
@@ -175,9 +207,13 @@ pub fn gate(
     trainee_email: &str,
     enrolment_id: &str,
     email: &str,
-    name: Option<&str>,
-    workplace: Option<&str>,
+    named: Named,
 ) -> Result<Gate, AppError> {
+    let Named {
+        name,
+        workplace,
+        qualifications: stated,
+    } = named;
     if canonical_address(email) == canonical_address(trainee_email) {
         return Err(AppError::validation(
             "assessor_email",
@@ -205,6 +241,17 @@ pub fn gate(
             let mut errors = Vec::new();
             let name = checked_text("assessor_name", name, &mut errors);
             let workplace = checked_text("assessor_workplace", workplace, &mut errors);
+            // What the trainee states about the person's qualifications, for the vetter
+            // to weigh (and confirm by approving).
+            let q = match stated.map(|s| qualifications::checked(s, "assessor_qualifications.")) {
+                None => AssessorQualifications::default(),
+                Some(Ok(q)) => q,
+                Some(Err(AppError::Validation(more))) => {
+                    errors.extend(more);
+                    AssessorQualifications::default()
+                }
+                Some(Err(e)) => return Err(e),
+            };
             if !errors.is_empty() {
                 return Err(AppError::Validation(errors));
             }
@@ -215,6 +262,12 @@ pub fn gate(
                     external_assessors::email.eq(email),
                     external_assessors::name.eq(&name),
                     external_assessors::workplace.eq(&workplace),
+                    external_assessors::specialist.eq(q.specialist.map(i32::from)),
+                    external_assessors::specialty.eq(&q.specialty),
+                    external_assessors::assessment_training
+                        .eq(q.assessment_training.map(i32::from)),
+                    external_assessors::assessment_training_detail
+                        .eq(&q.assessment_training_detail),
                     external_assessors::status.eq(PENDING),
                     external_assessors::requested_by.eq(&ctx.caller.user_id),
                     external_assessors::enrolment_id.eq(enrolment_id),
@@ -350,18 +403,21 @@ pub fn list(
     Ok(out)
 }
 
-fn decide(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    id: &str,
-    to: &str,
-) -> Result<ExternalAssessor, AppError> {
+fn decide(conn: &mut DbConn, ctx: &Ctx, id: &str, to: &str) -> Result<ExternalAssessor, AppError> {
+    let (now, me) = (ctx.now, &ctx.caller);
     me.require_person()?;
     let x = get(conn, id)?;
-    if !may_decide(conn, me, &x, crate::clock::day_of(now))? {
+    if !may_decide(conn, me, &x, ctx.today())? {
         return Err(AppError::NotFound);
     }
+    if to == APPROVED && x.status == PENDING {
+        qualifications::approvable(
+            ctx.config.assessor_qualifications_required,
+            &x.qualifications,
+        )?;
+    }
+    // Approving confirms what the trainee stated about the person.
+    let confirmed_by = (to == APPROVED).then_some(me.user_id.as_str());
     // One conditional statement: of two decisions at once only one applies.
     let changed = diesel::update(
         external_assessors::table
@@ -372,6 +428,7 @@ fn decide(
         external_assessors::status.eq(to),
         external_assessors::decided_by.eq(&me.user_id),
         external_assessors::decided_at.eq(to_db(now)),
+        external_assessors::qualifications_confirmed_by.eq(confirmed_by),
         external_assessors::version.eq(external_assessors::version + 1),
         external_assessors::updated_at.eq(to_db(now)),
     ))
@@ -405,6 +462,64 @@ fn decide(
     Ok(x)
 }
 
+/// Corrects a person's qualifications while they are being vetted, by someone who may
+/// decide on them (the trainee states them when naming the person, and neither sees
+/// nor decides on the vetting). Anyone else: 404. Once decided: 409 (the approval
+/// confirmed what was stated).
+pub fn state_qualifications(
+    conn: &mut DbConn,
+    ctx: &Ctx,
+    id: &str,
+    input: &QualificationsInput,
+) -> Result<ExternalAssessor, AppError> {
+    let me = &ctx.caller;
+    me.require_person()?;
+    let x = get(conn, id)?;
+    if !may_decide(conn, me, &x, ctx.today())? {
+        return Err(AppError::NotFound);
+    }
+    if x.status != PENDING {
+        return Err(AppError::Conflict(format!(
+            "this person was already {}",
+            x.status
+        )));
+    }
+    let q = qualifications::checked(input, "")?;
+    qualifications::store(conn, ctx, id, x.version, &q)?;
+    get(conn, id)
+}
+
+/// For the dossier: what was stated (and confirmed) about the people who signed these
+/// link-signed assessments, by assessment id.
+pub fn qualifications_of(
+    conn: &mut DbConn,
+    assessment_ids: &[String],
+) -> Result<Vec<(String, AssessorQualifications)>, AppError> {
+    let pairs: Vec<(String, String, String)> = assessments::table
+        .inner_join(enrolments::table.on(enrolments::id.eq(assessments::enrolment_id)))
+        .filter(assessments::id.eq_any(assessment_ids))
+        .filter(assessments::assessor_email.is_not_null())
+        .select((
+            assessments::id,
+            enrolments::organisation_id,
+            assessments::assessor_email.assume_not_null(),
+        ))
+        .load(conn)?;
+    let mut out = Vec::new();
+    for (assessment, org, email) in pairs {
+        let row: Option<Row> = external_assessors::table
+            .filter(external_assessors::organisation_id.eq(&org))
+            .filter(external_assessors::email.eq(&email))
+            .select(Row::as_select())
+            .first(conn)
+            .optional()?;
+        if let Some(r) = row {
+            out.push((assessment, from_row(conn, r)?.qualifications));
+        }
+    }
+    Ok(out)
+}
+
 /// The assessments waiting for this person's vetting, in their organisation.
 fn waiting(conn: &mut DbConn, x: &ExternalAssessor) -> Result<Vec<String>, AppError> {
     Ok(assessments::table
@@ -424,7 +539,7 @@ pub fn approve(
     id: &str,
 ) -> Result<(ExternalAssessor, Vec<Mail>), AppError> {
     let (cfg, now, me) = (&*ctx.config, ctx.now, &ctx.caller);
-    let x = decide(conn, now, me, id, APPROVED)?;
+    let x = decide(conn, ctx, id, APPROVED)?;
     let mut mails = Vec::new();
     for a in waiting(conn, &x)? {
         mails.push(super::assessments::release_after_vetting(
@@ -446,7 +561,7 @@ pub fn decline(
     id: &str,
 ) -> Result<(ExternalAssessor, Vec<Mail>), AppError> {
     let (cfg, now, me) = (&*ctx.config, ctx.now, &ctx.caller);
-    let x = decide(conn, now, me, id, DECLINED)?;
+    let x = decide(conn, ctx, id, DECLINED)?;
     let mut mails = Vec::new();
     for a in waiting(conn, &x)? {
         mails.push(super::assessments::return_after_vetting(

@@ -54,6 +54,7 @@ mod security_plumbing;
 mod security_secrets;
 mod security_stepup;
 mod security_webhooks;
+mod signer_profile;
 mod st_certificates;
 mod st_rules;
 mod storage_faults;

@@ -283,8 +283,11 @@ pub fn create(
                 &own,
                 enrolment_id,
                 email,
-                n.assessor_name.as_deref(),
-                n.assessor_workplace.as_deref(),
+                crate::portfolio::vetting::Named {
+                    name: n.assessor_name.as_deref(),
+                    workplace: n.assessor_workplace.as_deref(),
+                    qualifications: n.assessor_qualifications.as_ref(),
+                },
             )?)
         }
         None => None,

@@ -170,6 +170,9 @@ pub struct NewAssessment {
     /// With `assessor_email` for a person not yet vetted: their workplace.
     #[schema(example = "Akutkliniken, Södersjukhuset")]
     pub assessor_workplace: Option<String>,
+    /// With `assessor_email` for a person not yet vetted: their specialist status and
+    /// training in assessment methods, for the approver to weigh and confirm.
+    pub assessor_qualifications: Option<crate::portfolio::qualifications::QualificationsInput>,
     #[serde(flatten)]
     pub content: AssessmentContent,
 }

@@ -76,5 +76,6 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(assessments::co_sign)
         .service(vetting::list_external_assessors)
         .service(vetting::approve_external_assessor)
+        .service(vetting::put_external_assessor_qualifications)
         .service(vetting::decline_external_assessor);
 }

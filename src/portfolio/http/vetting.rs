@@ -1,6 +1,7 @@
-//! Vetting of assessors without an account: the list to vet, approve, decline.
+//! Vetting of assessors without an account: the list to vet, their qualifications,
+//! approve, decline.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, put, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -8,8 +9,9 @@ use crate::app::AppState;
 use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{Page, PageParams};
+use crate::portfolio::qualifications::QualificationsInput;
 use crate::portfolio::vetting::{
-    approve, decline, list, ExternalAssessor, APPROVED, DECLINED, PENDING,
+    approve, decline, list, state_qualifications, ExternalAssessor, APPROVED, DECLINED, PENDING,
 };
 
 #[derive(Deserialize, IntoParams)]
@@ -25,7 +27,8 @@ pub struct ExternalAssessorFilter {
 /// Assessors without an account, to vet
 ///
 /// For main supervisors (the people their trainees named) and directors of studies (of
-/// their organisations). An approval holds for every trainee of that organisation.
+/// their organisations); a trainee sees the people they named. An approval holds for
+/// every trainee of that organisation. Each carries its qualification warnings.
 #[utoipa::path(
     tag = "assessments",
     params(ExternalAssessorFilter),
@@ -76,6 +79,7 @@ pub async fn list_external_assessors(
         (status = 200, description = "Approved; waiting requests were sent", body = ExternalAssessor),
         (status = 404, description = "Unknown, or not yours to vet", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already approved or declined", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The service requires both qualifications and one is missing", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -113,6 +117,37 @@ pub async fn decline_external_assessor(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let x = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| decline(c, ctx, &id))
+        .await?;
+    Ok(HttpResponse::Ok().json(x))
+}
+
+/// State an assessor's qualifications
+///
+/// Specialist status (specialty or "ej specialist") and training in assessment methods
+/// of a person still being vetted: by the trainee who named them, or by whoever may
+/// approve them. The approval confirms what is stated; without either qualification
+/// the vetter sees a warning (a block where `ASSESSOR_QUALIFICATIONS_REQUIRED` is set).
+#[utoipa::path(
+    tag = "assessments",
+    params(("id" = String, Path)),
+    request_body = QualificationsInput,
+    responses(
+        (status = 200, description = "Stated", body = ExternalAssessor),
+        (status = 404, description = "Unknown, or not yours", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already approved or declined, or changed meanwhile", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is not valid", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[put("/external-assessors/{id}/qualifications")]
+pub async fn put_external_assessor_qualifications(
+    ctx: Ctx,
+    path: web::Path<String>,
+    body: web::Json<QualificationsInput>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let x = ctx
+        .write(move |c, ctx| state_qualifications(c, ctx, &id, &body))
         .await?;
     Ok(HttpResponse::Ok().json(x))
 }
