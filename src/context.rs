@@ -115,7 +115,14 @@ impl<C: Send + Sync + 'static> Context<C> {
         F: FnOnce(&mut DbConn, &Self) -> Result<T, AppError> + Send + 'static,
     {
         let ctx = self.clone();
-        db::run(&self.pool, move |c| f(c, &ctx)).await
+        match database_span("read") {
+            Some(span) => {
+                let inner = span.clone();
+                let work = db::run(&self.pool, move |c| inner.in_scope(|| f(c, &ctx)));
+                tracing::Instrument::instrument(work, span).await
+            }
+            None => db::run(&self.pool, move |c| f(c, &ctx)).await,
+        }
     }
 
     /// The request's effect, in one write transaction that also reserves the request's
@@ -127,7 +134,18 @@ impl<C: Send + Sync + 'static> Context<C> {
     {
         let reservation = self.key.as_ref().and_then(|k| k.take(true));
         let ctx = self.clone();
-        let result = db::write_reserving(&self.pool, reservation, move |c| f(c, &ctx)).await;
+        let result = match database_span("write") {
+            // Entered where the transaction runs (the SQLite writer thread, say), so that
+            // what it queues (a webhook delivery) knows the request's trace.
+            Some(span) => {
+                let inner = span.clone();
+                let work = db::write_reserving(&self.pool, reservation, move |c| {
+                    inner.in_scope(|| f(c, &ctx))
+                });
+                tracing::Instrument::instrument(work, span).await
+            }
+            None => db::write_reserving(&self.pool, reservation, move |c| f(c, &ctx)).await,
+        };
         self.run_after_commit();
         result
     }
@@ -140,7 +158,14 @@ impl<C: Send + Sync + 'static> Context<C> {
         F: FnOnce(&mut DbConn, &Self) -> Result<T, AppError> + Send + 'static,
     {
         let ctx = self.clone();
-        let result = db::write(&self.pool, move |c| f(c, &ctx)).await;
+        let result = match database_span("write") {
+            Some(span) => {
+                let inner = span.clone();
+                let work = db::write(&self.pool, move |c| inner.in_scope(|| f(c, &ctx)));
+                tracing::Instrument::instrument(work, span).await
+            }
+            None => db::write(&self.pool, move |c| f(c, &ctx)).await,
+        };
         self.run_after_commit();
         result
     }
@@ -200,4 +225,9 @@ where
             })))
         })
     }
+}
+
+/// With traces on, the span of one transaction of a request (see `telemetry::traces`).
+fn database_span(kind: &'static str) -> Option<tracing::Span> {
+    crate::telemetry::traces::enabled().then(|| crate::telemetry::traces::database_span(kind))
 }

@@ -60,7 +60,13 @@ pub async fn request_id_and_log(
         });
     let method = req.method().to_string();
     let started = std::time::Instant::now();
-    let res = next.call(req).await?;
+    // With traces on, the request's span (a child of the caller's `traceparent`).
+    let span = crate::telemetry::traces::enabled()
+        .then(|| crate::telemetry::traces::request_span(&method, req.headers()));
+    let res = match &span {
+        Some(span) => tracing::Instrument::instrument(next.call(req), span.clone()).await?,
+        None => next.call(req).await?,
+    };
     // The route pattern, never the path as sent: paths carry link tokens
     // (`/auth/invitations/{token}`), and whoever reads the log must not be able to use them.
     let path = logged_path(res.request());
@@ -98,6 +104,14 @@ pub async fn request_id_and_log(
         status.as_u16(),
         elapsed,
     );
+    if let Some(span) = &span {
+        crate::telemetry::traces::finish_request(
+            span,
+            &method,
+            res.request().match_pattern().as_deref(),
+            status.as_u16(),
+        );
+    }
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     if status.is_server_error() {
         tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), %caller, elapsed_ms, "request");

@@ -130,8 +130,10 @@ enum AdminCommand {
 
 /// The log on stderr (`LOG_LEVEL`, `LOG_FORMAT`), and with `SECURITY_LOG_FILE` the
 /// security events (target `security`, see `telemetry::security`) again as JSON lines
-/// in that file, whatever `LOG_LEVEL` lets through, for shipping to a SIEM.
-fn init_logging(json: bool, default_level: &str) {
+/// in that file, whatever `LOG_LEVEL` lets through, for shipping to a SIEM. With
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, this service's spans also go to that OTLP collector
+/// (`telemetry::traces`); the guard returned flushes them when `main` ends.
+fn init_logging(json: bool, default_level: &str) -> Option<eportfolio::telemetry::traces::Guard> {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
@@ -159,7 +161,16 @@ fn init_logging(json: bool, default_level: &str) {
                 }
             }
         });
-    let registry = tracing_subscriber::registry().with(security);
+    let (otel, guard) = match eportfolio::telemetry::traces::layer() {
+        // Only this crate's spans (and its events, as span events): the exporter's own
+        // HTTP client must not trace its exports, and security events have their stream.
+        Some((layer, guard)) => (
+            Some(layer.with_filter(Targets::new().with_target("eportfolio", LevelFilter::INFO))),
+            Some(guard),
+        ),
+        None => (None, None),
+    };
+    let registry = tracing_subscriber::registry().with(security).with(otel);
     if json {
         registry
             .with(tracing_subscriber::fmt::layer().json().with_filter(filter))
@@ -169,6 +180,7 @@ fn init_logging(json: bool, default_level: &str) {
             .with(tracing_subscriber::fmt::layer().with_filter(filter))
             .init();
     }
+    guard
 }
 
 fn main() -> ExitCode {
@@ -210,7 +222,8 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    init_logging(config.log_json, level);
+    // Held to the end of `main`, so that the last spans are exported.
+    let _traces = init_logging(config.log_json, level);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Migrate => migrate(config),

@@ -61,5 +61,6 @@ mod storage_faults;
 mod storage_objects;
 mod supervision_flags;
 mod talks;
+mod tracing_otlp;
 mod two_nodes;
 mod xapi_lrs;

@@ -143,15 +143,19 @@ struct DeliveryRow<'a> {
     replay_of: Option<&'a str>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    traceparent: Option<&'a str>,
+    tracestate: Option<&'a str>,
 }
 
-/// Queues a delivery; returns its id.
+/// Queues a delivery; returns its id. With traces on, the delivery keeps the trace
+/// context of the change queuing it (see `telemetry::traces::current_context`).
 pub(super) fn insert_delivery(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     d: NewDelivery<'_>,
 ) -> Result<DeliveryId, AppError> {
     let id = DeliveryId::random();
+    let trace = crate::telemetry::traces::current_context();
     diesel::insert_into(webhook_deliveries::table)
         .values(DeliveryRow {
             id: &id,
@@ -167,6 +171,8 @@ pub(super) fn insert_delivery(
             replay_of: d.replay_of,
             created_at: to_db(now),
             updated_at: to_db(now),
+            traceparent: trace.as_ref().map(|t| t.traceparent.as_str()),
+            tracestate: trace.as_ref().and_then(|t| t.tracestate.as_deref()),
         })
         .execute(conn)?;
     Ok(id)

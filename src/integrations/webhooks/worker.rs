@@ -26,6 +26,8 @@ pub struct Claimed {
     pub event: String,
     pub event_id: String,
     pub attempt: i32,
+    /// The trace the event was produced in (when traces were on then).
+    pub trace: Option<crate::telemetry::traces::TraceHeaders>,
 }
 
 /// What a claimed delivery needs to be sent: the subscription's URL and (sealed) secret.
@@ -40,6 +42,8 @@ struct ToSend {
     event: String,
     event_id: String,
     attempts: i32,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 /// Claims up to `limit` due deliveries for this node. Each claim is a conditional update
@@ -98,6 +102,12 @@ pub fn claim_due(
             event: d.event,
             event_id: d.event_id,
             attempt: d.attempts + 1,
+            trace: d
+                .traceparent
+                .map(|traceparent| crate::telemetry::traces::TraceHeaders {
+                    traceparent,
+                    tracestate: d.tracestate,
+                }),
         });
     }
     Ok(claimed)
@@ -128,6 +138,24 @@ pub fn backoff(attempt: i32) -> Duration {
 /// to `127.0.0.1` would be the same request forgery): a 3xx is a failed attempt. Blocking:
 /// run it off the async executor.
 pub fn send(
+    c: &Claimed,
+    now: DateTime<Utc>,
+    timeout: std::time::Duration,
+    policy: &DestinationPolicy,
+) -> Outcome {
+    if !crate::telemetry::traces::enabled() {
+        return send_untraced(c, now, timeout, policy);
+    }
+    let span = crate::telemetry::traces::delivery_span(c.trace.as_ref(), &c.event, c.attempt);
+    let outcome = span.in_scope(|| send_untraced(c, now, timeout, policy));
+    if let Some(code) = outcome.status_code {
+        span.record("http.response.status_code", code);
+    }
+    outcome
+}
+
+/// [`send`], inside the delivery's span when traces are on.
+fn send_untraced(
     c: &Claimed,
     now: DateTime<Utc>,
     timeout: std::time::Duration,
@@ -168,8 +196,18 @@ pub fn send(
         .try_proxy_from_env(false)
         .resolver(pinned)
         .build();
-    let result = agent
-        .post(&c.url)
+    let mut request = agent.post(&c.url);
+    // The receiver's work joins the trace of the change that produced the event: through
+    // this attempt's span when traces are on here, else straight to the stored parent
+    // (the node that queued the delivery may trace when this one does not).
+    let trace = crate::telemetry::traces::current_context().or_else(|| c.trace.clone());
+    if let Some(trace) = trace {
+        request = request.set("traceparent", &trace.traceparent);
+        if let Some(state) = &trace.tracestate {
+            request = request.set("tracestate", state);
+        }
+    }
+    let result = request
         .set("Content-Type", "application/json")
         .set("User-Agent", "eportfolio-webhooks/1")
         // Standard Webhooks; the delivery id stays the same across retries.
