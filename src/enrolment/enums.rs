@@ -132,3 +132,8 @@ crate::text_enum! {
     /// withdrawn.
     pub enum EnrolmentStatus { Active = "active", Completed = "completed", Withdrawn = "withdrawn" }
 }
+
+crate::text_enum! {
+    /// Where a goal of the study plan (utbildningsplan) stands.
+    pub enum GoalStatus { Planned = "planned", InProgress = "in_progress", Done = "done" }
+}

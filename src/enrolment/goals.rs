@@ -15,6 +15,7 @@ use crate::auth::principal::Principal;
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
+use crate::enrolment::enums::GoalStatus;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
 use crate::ids::{EnrolmentId, PlacementId, UserId};
@@ -75,7 +76,7 @@ struct GoalRow {
     placement_id: Option<PlacementId>,
     goal: String,
     delmal: String,
-    status: String,
+    status: GoalStatus,
     version: i32,
     created_at: chrono::NaiveDateTime,
     updated_at: chrono::NaiveDateTime,
@@ -90,7 +91,7 @@ impl GoalRow {
             placement_id: self.placement_id.map(PlacementId::into_inner),
             goal: self.goal,
             delmal: serde_json::from_str(&self.delmal).map_err(AppError::internal)?,
-            status: self.status,
+            status: self.status.as_str().into(),
             version: self.version,
             created_at: from_db(self.created_at),
             updated_at: from_db(self.updated_at),

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::assignments::{load_assignments, Assignment};
 use super::credited::{load_credited, CreditedService};
-use super::enums::Track;
+use super::enums::{EnrolmentStatus, Track};
 use super::extent::{self, ExtentPeriod};
 use super::leave::{load_leave, LeavePeriod};
 use super::placements::{load_placements, Placement};
@@ -92,7 +92,7 @@ struct EnrolmentRow {
     start_date: Day,
     planned_end: Day,
     extent_percent: i32,
-    status: String,
+    status: EnrolmentStatus,
     version: i32,
     created_at: chrono::NaiveDateTime,
     updated_at: chrono::NaiveDateTime,
@@ -141,7 +141,7 @@ pub(crate) fn load_enrolment(
         start_date: r.start_date.date(),
         planned_end: r.planned_end.date(),
         extent_percent: r.extent_percent,
-        status: r.status,
+        status: r.status.as_str().into(),
         bt_enrolment_id: r.bt_enrolment_id.map(EnrolmentId::into_inner),
         applied_on: r.applied_on.map(Day::date),
         version: r.version,
