@@ -13,4 +13,5 @@ pub mod links;
 pub mod provenance;
 pub mod summaries;
 pub mod talks;
+pub mod transferred;
 pub mod vetting;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::bundle::Verified;
-use super::records::{KEPT_AS_EVIDENCE, KEPT_AS_RECORD};
+use crate::portfolio::transferred::{KEPT_AS_EVIDENCE, KEPT_AS_RECORD};
 use super::trust;
 use crate::audit::{self, Event};
 use crate::auth::principal::{org_subtrees, Principal, Role};

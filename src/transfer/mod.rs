@@ -5,13 +5,13 @@
 //! - `bundle`: the format, what goes in it (export), and its verification.
 //! - `trust`: the services (and keys) a region accepts bundles from.
 //! - `import`: creating the enrolment and its records from a verified bundle.
-//! - `records`: the provenance of imported records, and the guard that keeps them
-//!   read-only.
+//!
+//! The provenance of imported records, and the guard that keeps them read-only, are in
+//! `portfolio::transferred` (the portfolio, progress and the dossier show them).
 
 pub mod bundle;
 pub mod http;
 pub mod import;
-pub mod records;
 pub mod trust;
 
 pub use http::routes;
