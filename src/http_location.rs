@@ -74,10 +74,7 @@ pub const CREATED_AT: &[(&str, &str)] = &[
         "/api/v1/summary-assessments/{id}/corrections",
         "/api/v1/summary-assessments/{id}",
     ),
-    (
-        "/api/v1/transfers",
-        "/api/v1/enrolments/{enrolment_id}",
-    ),
+    ("/api/v1/transfers", "/api/v1/enrolments/{enrolment_id}"),
     (
         "/api/v1/webhook-deliveries/{id}/replay",
         "/api/v1/webhook-deliveries/{id}",

@@ -78,35 +78,34 @@ pub fn of(
             xapi_statements::received_at,
         ));
     let rows: Vec<SourceRow> = crate::on_backend!(conn, |c| query.load(c))?;
-    let mut out: HashMap<String, ActivitySource> = super::transferred::of_records(conn, activity_ids)?
-        .into_iter()
-        .map(|(id, p)| {
-            let source = ActivitySource {
-                kind: SourceKind::Transfer,
-                client_id: None,
-                client_name: None,
-                statement_id: None,
-                received_at: p.imported_at,
-                transfer: Some(p),
-            };
-            (id, source)
-        })
-        .collect();
-    out.extend(rows
-        .into_iter()
-        .filter_map(|r| {
-            let activity = r.activity_id?;
-            Some((
-                activity,
-                ActivitySource {
-                    kind: SourceKind::Xapi,
-                    client_id: Some(r.client_id),
-                    client_name: Some(r.client_name),
-                    statement_id: Some(r.statement_id),
-                    received_at: from_db(r.received_at),
-                    transfer: None,
-                },
-            ))
-        }));
+    let mut out: HashMap<String, ActivitySource> =
+        super::transferred::of_records(conn, activity_ids)?
+            .into_iter()
+            .map(|(id, p)| {
+                let source = ActivitySource {
+                    kind: SourceKind::Transfer,
+                    client_id: None,
+                    client_name: None,
+                    statement_id: None,
+                    received_at: p.imported_at,
+                    transfer: Some(p),
+                };
+                (id, source)
+            })
+            .collect();
+    out.extend(rows.into_iter().filter_map(|r| {
+        let activity = r.activity_id?;
+        Some((
+            activity,
+            ActivitySource {
+                kind: SourceKind::Xapi,
+                client_id: Some(r.client_id),
+                client_name: Some(r.client_name),
+                statement_id: Some(r.statement_id),
+                received_at: from_db(r.received_at),
+                transfer: None,
+            },
+        ))
+    }));
     Ok(out)
 }

@@ -101,7 +101,8 @@ struct ImportRow {
 }
 
 fn codes(id: &str, field: &str, text: &str) -> Result<Vec<String>, AppError> {
-    serde_json::from_str(text).map_err(|e| AppError::unreadable("transferred_records", id, field, e))
+    serde_json::from_str(text)
+        .map_err(|e| AppError::unreadable("transferred_records", id, field, e))
 }
 
 fn enrich(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<TransferredRecord>, AppError> {
@@ -147,7 +148,10 @@ fn enrich(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<TransferredRecord>, A
 }
 
 /// Every imported record of an enrolment, oldest first (empty when nothing was imported).
-pub fn of_enrolment(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<TransferredRecord>, AppError> {
+pub fn of_enrolment(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+) -> Result<Vec<TransferredRecord>, AppError> {
     let rows: Vec<Row> = transferred_records::table
         .filter(transferred_records::enrolment_id.eq(enrolment_id))
         .order((transferred_records::record_date, transferred_records::id))
@@ -169,9 +173,9 @@ pub fn of_records(
         .select(Row::as_select())
         .load(conn)?;
     Ok(enrich(conn, rows)?
-    .into_iter()
-    .map(|r| (r.id, r.provenance))
-    .collect())
+        .into_iter()
+        .map(|r| (r.id, r.provenance))
+        .collect())
 }
 
 /// Imported records are read-only: what another service signed is not changed here

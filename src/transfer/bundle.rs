@@ -117,13 +117,25 @@ pub fn gather(
     let e = crate::enrolment::service::get_enrolment(conn, enrolment_id, today)?;
     let template = templates::get_template(conn, &e.template_id, Some(e.template_version))?;
     let regulation = catalogue::get_regulation(conn, &template.regulation_id)?;
-    let acts = activities::list_activities(conn, enrolment_id, &activities::Filter::default(), None, ALL)?;
+    let acts = activities::list_activities(
+        conn,
+        enrolment_id,
+        &activities::Filter::default(),
+        None,
+        ALL,
+    )?;
     // What was signed: the current signed assessments and summaries (drafts and
     // requests are work in progress on the sending side, not evidence).
-    let signed: Vec<_> = assessments::list(conn, enrolment_id, &assessments::Filter::default(), None, ALL)?
-        .into_iter()
-        .filter(|a| a.status == assessments::SIGNED && a.superseded_by.is_none())
-        .collect();
+    let signed: Vec<_> = assessments::list(
+        conn,
+        enrolment_id,
+        &assessments::Filter::default(),
+        None,
+        ALL,
+    )?
+    .into_iter()
+    .filter(|a| a.status == assessments::SIGNED && a.superseded_by.is_none())
+    .collect();
     let sums: Vec<_> = summaries::list(conn, enrolment_id)?
         .into_iter()
         .filter(|s| s.status == "signed" && s.superseded_by.is_none())
@@ -143,7 +155,11 @@ pub fn gather(
     let mut ids: Vec<String> = vec![e.trainee_id.clone()];
     ids.extend(e.assignments.iter().map(|a| a.user_id.clone()));
     ids.extend(signed.iter().filter_map(|a| a.assessor_id.clone()));
-    ids.extend(signed.iter().filter_map(|a| a.signature.as_ref().and_then(|s| s.signed_by.clone())));
+    ids.extend(
+        signed
+            .iter()
+            .filter_map(|a| a.signature.as_ref().and_then(|s| s.signed_by.clone())),
+    );
     ids.extend(sums.iter().map(|s| s.author_id.clone()));
     for list in all_talks.values() {
         for t in list.as_array().into_iter().flatten() {
@@ -330,12 +346,18 @@ pub struct Verified {
 /// hash, signature, an attachment's bytes) is 422 `transfer-tampered`.
 pub fn verify(doc: &Value, trusted: &[(String, VerifyingKey)]) -> Result<Verified, AppError> {
     let (Some(bundle), Some(sig)) = (doc.get("bundle"), doc.get("signature")) else {
-        return Err(AppError::validation("bundle", "not a transfer bundle: bundle and signature expected"));
+        return Err(AppError::validation(
+            "bundle",
+            "not a transfer bundle: bundle and signature expected",
+        ));
     };
     let sig: DossierSignature = serde_json::from_value(sig.clone())
         .map_err(|_| AppError::validation("signature", "malformed signature block"))?;
     if bundle.get("format").and_then(Value::as_str) != Some(FORMAT) {
-        return Err(AppError::validation("bundle.format", "not an eportfolio-transfer/1 bundle"));
+        return Err(AppError::validation(
+            "bundle.format",
+            "not an eportfolio-transfer/1 bundle",
+        ));
     }
     if sig.algorithm != signing::ALGORITHM {
         return Err(tampered("unknown signature algorithm"));

@@ -175,12 +175,20 @@ pub async fn create_transfer(
                 .iter()
                 .find(|t| t.key_id == verified.key_id)
                 .ok_or_else(|| AppError::internal("verified with a key no service holds"))?;
-            Ok((template, verified, holder.service_id.clone(), holder.service_name.clone()))
+            Ok((
+                template,
+                verified,
+                holder.service_id.clone(),
+                holder.service_name.clone(),
+            ))
         })
         .await?;
     // The attachments go to the blob store before the transaction: one the transaction
     // then does not name is removed by the sweep (`storage::sweep`).
-    let list = verified.bundle["attachments"].as_array().cloned().unwrap_or_default();
+    let list = verified.bundle["attachments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let blobs = state.blobs.clone();
     let files = web::block(move || {
         let mut files = Vec::with_capacity(list.len());
@@ -196,7 +204,10 @@ pub async fn create_transfer(
                 filename: crate::portfolio::attachments::clean_filename(
                     a["filename"].as_str().unwrap_or("attachment"),
                 ),
-                content_type: a["content_type"].as_str().unwrap_or("application/octet-stream").to_string(),
+                content_type: a["content_type"]
+                    .as_str()
+                    .unwrap_or("application/octet-stream")
+                    .to_string(),
                 size_bytes: i64::try_from(bytes.len()).map_err(AppError::internal)?,
                 sha256: a["sha256"].as_str().unwrap_or("").to_string(),
             });
@@ -208,9 +219,21 @@ pub async fn create_transfer(
     let done = ctx
         .write(move |c, ctx| {
             // Still a director over the template, in this transaction.
-            let code = verified.bundle["regulation"]["code"].as_str().unwrap_or("").to_string();
+            let code = verified.bundle["regulation"]["code"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             let t = import::choose_template(c, &ctx.caller, Some(&template.id), &code)?;
-            import::import(c, ctx, &verified, &t.id, &trusted_id, &trusted_name, &email, &files)
+            import::import(
+                c,
+                ctx,
+                &verified,
+                &t.id,
+                &trusted_id,
+                &trusted_name,
+                &email,
+                &files,
+            )
         })
         .await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(done))

@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::bundle::Verified;
-use crate::portfolio::transferred::{KEPT_AS_EVIDENCE, KEPT_AS_RECORD};
 use super::trust;
 use crate::audit::{self, Event};
 use crate::auth::principal::{org_subtrees, Principal, Role};
@@ -24,6 +23,7 @@ use crate::db::DbConn;
 use crate::enrolment::enums::Track;
 use crate::error::AppError;
 use crate::portfolio::links;
+use crate::portfolio::transferred::{KEPT_AS_EVIDENCE, KEPT_AS_RECORD};
 use crate::schema::{
     activities, assessments, attachments, programme_templates, record_delmal, regulations,
     transfer_imports, transferred_records, users,
@@ -310,15 +310,22 @@ struct Signer {
 
 impl Importer {
     fn name_of(&self, user: Option<&str>) -> Option<String> {
-        user.and_then(|u| self.people.get(u)).map(|(n, _)| n.clone())
+        user.and_then(|u| self.people.get(u))
+            .map(|(n, _)| n.clone())
     }
 
     fn email_of(&self, user: Option<&str>) -> Option<String> {
-        user.and_then(|u| self.people.get(u)).and_then(|(_, e)| e.clone())
+        user.and_then(|u| self.people.get(u))
+            .and_then(|(_, e)| e.clone())
     }
 
     /// Splits codes into those the receiving template knows and those it does not.
-    fn map(&mut self, record_type: &str, record_id: &str, codes: Vec<String>) -> (Vec<String>, Vec<String>) {
+    fn map(
+        &mut self,
+        record_type: &str,
+        record_id: &str,
+        codes: Vec<String>,
+    ) -> (Vec<String>, Vec<String>) {
         let (mut known, mut unknown) = (Vec::new(), Vec::new());
         for c in codes {
             if self.known.contains(&c) {
@@ -378,7 +385,13 @@ impl Importer {
         Ok(())
     }
 
-    fn link(&self, conn: &mut DbConn, id: &str, record_type: &str, codes: &[String]) -> Result<(), AppError> {
+    fn link(
+        &self,
+        conn: &mut DbConn,
+        id: &str,
+        record_type: &str,
+        codes: &[String],
+    ) -> Result<(), AppError> {
         for code in codes {
             diesel::insert_into(record_delmal::table)
                 .values((
@@ -392,7 +405,12 @@ impl Importer {
         Ok(())
     }
 
-    fn activity(&mut self, conn: &mut DbConn, a: &Value, template_version: i32) -> Result<String, AppError> {
+    fn activity(
+        &mut self,
+        conn: &mut DbConn,
+        a: &Value,
+        template_version: i32,
+    ) -> Result<String, AppError> {
         let id = uuid::Uuid::new_v4().to_string();
         let kind = text(a, "kind").ok_or_else(|| malformed("activities.kind"))?;
         if crate::portfolio::activities::ActivityKind::from_code(kind).is_none() {
@@ -426,17 +444,30 @@ impl Importer {
             role: Some("trainee".into()),
             at: time(&a["created_at"]),
         };
-        self.provenance(conn, &id, "activity", a, KEPT_AS_RECORD, title, Some(start), signer, (&known, &unknown))?;
+        self.provenance(
+            conn,
+            &id,
+            "activity",
+            a,
+            KEPT_AS_RECORD,
+            title,
+            Some(start),
+            signer,
+            (&known, &unknown),
+        )?;
         self.counts.activities += 1;
         Ok(id)
     }
 
     fn assessment(&mut self, conn: &mut DbConn, a: &Value) -> Result<String, AppError> {
         let id = uuid::Uuid::new_v4().to_string();
-        let instrument = text(a, "instrument").ok_or_else(|| malformed("assessments.instrument"))?;
-        let performed = day(a, "performed_on").ok_or_else(|| malformed("assessments.performed_on"))?;
+        let instrument =
+            text(a, "instrument").ok_or_else(|| malformed("assessments.instrument"))?;
+        let performed =
+            day(a, "performed_on").ok_or_else(|| malformed("assessments.performed_on"))?;
         let sig = &a["signature"];
-        let signed_at = time(&sig["signed_at"]).ok_or_else(|| malformed("assessments.signature"))?;
+        let signed_at =
+            time(&sig["signed_at"]).ok_or_else(|| malformed("assessments.signature"))?;
         let signer_id = text(sig, "signed_by").or_else(|| text(a, "assessor_id"));
         let signer_email = self
             .email_of(signer_id)
@@ -457,7 +488,9 @@ impl Importer {
                 performed_on: performed.to_string(),
                 context: context.to_string(),
                 ratings: ratings.to_string(),
-                entrustment: a["entrustment"].as_i64().and_then(|e| i32::try_from(e).ok()),
+                entrustment: a["entrustment"]
+                    .as_i64()
+                    .and_then(|e| i32::try_from(e).ok()),
                 feedback_strengths: text(a, "feedback_strengths").unwrap_or(""),
                 feedback_next_steps: text(a, "feedback_next_steps").unwrap_or(""),
                 trainee_reflection: text(a, "trainee_reflection").unwrap_or(""),
@@ -482,7 +515,17 @@ impl Importer {
             role: Some("assessor".into()),
             at: Some(signed_at),
         };
-        self.provenance(conn, &id, "assessment", a, KEPT_AS_RECORD, instrument, Some(performed), signer, (&known, &unknown))?;
+        self.provenance(
+            conn,
+            &id,
+            "assessment",
+            a,
+            KEPT_AS_RECORD,
+            instrument,
+            Some(performed),
+            signer,
+            (&known, &unknown),
+        )?;
         self.counts.assessments += 1;
         Ok(id)
     }
@@ -499,14 +542,28 @@ impl Importer {
     ) -> Result<(), AppError> {
         let id = uuid::Uuid::new_v4().to_string();
         let (known, unknown) = self.map(record_type, &id, codes);
-        self.provenance(conn, &id, record_type, v, KEPT_AS_EVIDENCE, title, date, signer, (&known, &unknown))?;
+        self.provenance(
+            conn,
+            &id,
+            record_type,
+            v,
+            KEPT_AS_EVIDENCE,
+            title,
+            date,
+            signer,
+            (&known, &unknown),
+        )?;
         self.counts.evidence += 1;
         Ok(())
     }
 }
 
 fn no_signer() -> Signer {
-    Signer { name: None, role: None, at: None }
+    Signer {
+        name: None,
+        role: None,
+        at: None,
+    }
 }
 
 /// Writes the import (one transaction): refuses a bundle imported before, creates the
@@ -576,7 +633,8 @@ pub fn import(
             "no account with this address here; invite the trainee first",
         )
     })?;
-    let track: Track = serde_json::from_value(e["track"].clone()).map_err(|_| malformed("enrolment.track"))?;
+    let track: Track =
+        serde_json::from_value(e["track"].clone()).map_err(|_| malformed("enrolment.track"))?;
     let created = crate::enrolment::service::create_enrolment(
         conn,
         ctx.now,
@@ -589,14 +647,17 @@ pub fn import(
             track,
             start_date: day(e, "start_date").ok_or_else(|| malformed("enrolment.start_date"))?,
             planned_end: day(e, "planned_end").ok_or_else(|| malformed("enrolment.planned_end"))?,
-            extent_percent: e["extent_percent"].as_i64().and_then(|x| i32::try_from(x).ok()),
+            extent_percent: e["extent_percent"]
+                .as_i64()
+                .and_then(|x| i32::try_from(x).ok()),
             main_supervisor_id: None,
             placements: Vec::new(),
             leave_periods: Vec::new(),
             bt_enrolment_id: None,
         },
     )?;
-    let template = templates::get_template(conn, &created.template_id, Some(created.template_version))?;
+    let template =
+        templates::get_template(conn, &created.template_id, Some(created.template_version))?;
     let known: HashSet<String> = crate::curriculum::catalogue::delmal_codes(
         conn,
         &template.regulation_id,
@@ -646,11 +707,19 @@ pub fn import(
         };
         for t in list.as_array().into_iter().flatten() {
             let topics = codes_of(&t["topics"]).join("; ");
-            let title = if topics.is_empty() { record_type.replace('_', " ") } else { topics };
+            let title = if topics.is_empty() {
+                record_type.replace('_', " ")
+            } else {
+                topics
+            };
             // The first participant other than the trainee who confirmed it.
-            let confirmed = t["participants"].as_array().into_iter().flatten().find(|p| {
-                !p["confirmed_at"].is_null() && text(p, "user_id") != text(e, "trainee_id")
-            });
+            let confirmed = t["participants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| {
+                    !p["confirmed_at"].is_null() && text(p, "user_id") != text(e, "trainee_id")
+                });
             let signer = match confirmed {
                 Some(p) => Signer {
                     name: im.name_of(text(p, "user_id")),
@@ -659,7 +728,15 @@ pub fn import(
                 },
                 None => no_signer(),
             };
-            im.evidence(conn, record_type, t, &title, day(t, "held_on"), signer, codes_of(&t["delmal"]))?;
+            im.evidence(
+                conn,
+                record_type,
+                t,
+                &title,
+                day(t, "held_on"),
+                signer,
+                codes_of(&t["delmal"]),
+            )?;
         }
     }
     for s in b["summary_assessments"].as_array().into_iter().flatten() {
@@ -675,10 +752,22 @@ pub fn import(
             role: Some("supervisor".into()),
             at,
         };
-        im.evidence(conn, "summary_assessment", s, "summary assessment", at.map(|t| t.date_naive()), signer, codes)?;
+        im.evidence(
+            conn,
+            "summary_assessment",
+            s,
+            "summary assessment",
+            at.map(|t| t.date_naive()),
+            signer,
+            codes,
+        )?;
     }
     for f in b["final_assessments"].as_array().into_iter().flatten() {
-        let signed = f["signers"].as_array().into_iter().flatten().find(|s| !s["signed_at"].is_null());
+        let signed = f["signers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| !s["signed_at"].is_null());
         let signer = match signed {
             Some(s) => Signer {
                 name: text(s, "name").map(str::to_string),
@@ -688,7 +777,15 @@ pub fn import(
             None => no_signer(),
         };
         let at = time(&f["decided_at"]);
-        im.evidence(conn, "final_assessment", f, "final assessment", at.map(|t| t.date_naive()), signer, Vec::new())?;
+        im.evidence(
+            conn,
+            "final_assessment",
+            f,
+            "final assessment",
+            at.map(|t| t.date_naive()),
+            signer,
+            Vec::new(),
+        )?;
     }
     for (field, record_type, date_field) in [
         ("placements", "placement", "start_date"),
@@ -703,14 +800,25 @@ pub fn import(
                 .map(str::to_string)
                 .unwrap_or_else(|| record_type.replace('_', " "));
             let codes = codes_of(&p["delmal"]);
-            im.evidence(conn, record_type, p, &title, day(p, date_field), no_signer(), codes)?;
+            im.evidence(
+                conn,
+                record_type,
+                p,
+                &title,
+                day(p, date_field),
+                no_signer(),
+                codes,
+            )?;
         }
     }
 
     // The attachments, already in the blob store, on their records here.
     for f in files {
         let Some(record) = local.get(&f.original_record_id) else {
-            return Err(AppError::validation("bundle.attachments", "an attachment names no record of the bundle"));
+            return Err(AppError::validation(
+                "bundle.attachments",
+                "an attachment names no record of the bundle",
+            ));
         };
         diesel::insert_into(attachments::table)
             .values((
@@ -731,7 +839,10 @@ pub fn import(
 
     let unmapped = std::mem::take(&mut im.unmapped);
     diesel::update(transfer_imports::table.find(&import_id))
-        .set(transfer_imports::unmapped_delmal.eq(serde_json::to_string(&unmapped).map_err(AppError::internal)?))
+        .set(
+            transfer_imports::unmapped_delmal
+                .eq(serde_json::to_string(&unmapped).map_err(AppError::internal)?),
+        )
         .execute(conn)?;
     let answer = TransferImport {
         id: import_id.clone(),

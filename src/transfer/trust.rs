@@ -86,11 +86,18 @@ fn from_row(r: Row) -> Result<TrustedService, AppError> {
     })
 }
 
-pub fn create(conn: &mut DbConn, ctx: &Ctx, n: NewTrustedService) -> Result<TrustedService, AppError> {
+pub fn create(
+    conn: &mut DbConn,
+    ctx: &Ctx,
+    n: NewTrustedService,
+) -> Result<TrustedService, AppError> {
     let me = &ctx.caller;
     me.require_person()?;
     if crate::accounts::service::get_org(conn, &n.organisation_id).is_err() {
-        return Err(AppError::validation("organisation_id", "no such organisation"));
+        return Err(AppError::validation(
+            "organisation_id",
+            "no such organisation",
+        ));
     }
     Principal::require(me.has_role_over(conn, Role::Administrator, &n.organisation_id)?)?;
     let mut errors = Vec::new();
@@ -132,7 +139,8 @@ pub fn create(conn: &mut DbConn, ctx: &Ctx, n: NewTrustedService) -> Result<Trus
             trusted_services::organisation_id.eq(&n.organisation_id),
             trusted_services::name.eq(n.name.trim()),
             trusted_services::base_url.eq(&n.base_url),
-            trusted_services::public_keys.eq(serde_json::to_string(&keys).map_err(AppError::internal)?),
+            trusted_services::public_keys
+                .eq(serde_json::to_string(&keys).map_err(AppError::internal)?),
             trusted_services::created_by.eq(me.user_id.as_str()),
             trusted_services::created_at.eq(to_db(ctx.now)),
         ))
@@ -226,9 +234,8 @@ pub fn keys_for(conn: &mut DbConn, org_id: &str) -> Result<Vec<Trusted>, AppErro
     for r in rows {
         let s = from_row(r)?;
         for k in &s.keys {
-            let key = signing::parse_public_key(&k.public_key_pem).map_err(|e| {
-                AppError::unreadable("trusted_services", &s.id, "public_keys", e)
-            })?;
+            let key = signing::parse_public_key(&k.public_key_pem)
+                .map_err(|e| AppError::unreadable("trusted_services", &s.id, "public_keys", e))?;
             out.push(Trusted {
                 key_id: k.key_id.clone(),
                 key,

@@ -58,5 +58,6 @@ mod storage_faults;
 mod storage_objects;
 mod supervision_flags;
 mod talks;
+mod transfer;
 mod two_nodes;
 mod xapi_lrs;

@@ -30,7 +30,9 @@ CREATE TABLE transfer_imports (
     sending_base_url TEXT NOT NULL,
     key_id TEXT NOT NULL,
     source_enrolment_id TEXT NOT NULL,
-    enrolment_id TEXT NOT NULL REFERENCES enrolments(id),
+    -- No foreign key: the row is written first, before the enrolment, so that a second
+    -- import of the same bundle waits on the unique digest as early as possible.
+    enrolment_id TEXT NOT NULL,
     imported_by TEXT NOT NULL,
     imported_at TIMESTAMP NOT NULL,
     unmapped_delmal TEXT NOT NULL
