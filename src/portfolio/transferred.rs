@@ -36,7 +36,8 @@ pub struct TransferProvenance {
     /// Who signed (or logged) it there; null when nobody signed.
     #[schema(example = "Nora Handledare")]
     pub signed_by: Option<String>,
-    /// Their role there (`assessor`, `supervisor`, `trainee`, ...).
+    /// Their role there, as the sending service named it (an assessor, a supervisor,
+    /// the trainee for what they logged themselves, and so on).
     #[schema(example = "assessor")]
     pub signed_role: Option<String>,
     #[serde(with = "crate::clock::millis_opt")]
@@ -54,7 +55,8 @@ pub struct TransferProvenance {
 pub struct TransferredRecord {
     /// The record's id here.
     pub id: String,
-    /// `activity`, `assessment`, `supervision_session`, `summary_assessment`, ...
+    /// The kind of record, named as in progress evidence (activity, assessment,
+    /// supervision session, summary assessment, placement and so on).
     #[schema(example = "assessment")]
     pub record_type: String,
     /// `record` (a row of its own, e.g. under /activities) or `evidence` (the sending

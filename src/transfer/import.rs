@@ -530,6 +530,7 @@ impl Importer {
         Ok(id)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn evidence(
         &mut self,
         conn: &mut DbConn,
