@@ -139,6 +139,7 @@ impl AppState {
         (name = "feedback", description = "The trainee's voice: placement evaluations (aggregated for directors) and group reviews (kollegium)"),
         (name = "final-assessment", description = "Final check-in, final assessment (slutbedömning) and certificates"),
         (name = "dossier", description = "The signed dossier, its verification and the service's public keys"),
+        (name = "transfer", description = "A portfolio that moves with the doctor: signed transfer bundles, trusted services, import"),
         (name = "privacy", description = "Retention (gallring), restriction of processing and erasure, handled by administrators"),
         (name = "integrations", description = "Learning platforms: API clients (OAuth 2.0 client credentials), xAPI statements, webhooks, bulk import"),
         (name = "health", description = "Liveness and readiness"),
@@ -343,7 +344,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
         .configure(crate::dossier::http::routes)
         .configure(crate::integrations::routes)
         .configure(crate::privacy::http::routes)
-        .configure(crate::privacy::http_attachment_types::routes);
+        .configure(crate::privacy::http_attachment_types::routes)
+        .configure(crate::transfer::routes);
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

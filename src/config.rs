@@ -95,6 +95,12 @@ pub struct Config {
     pub max_json_body: usize,
     /// Largest attachment accepted, in bytes.
     pub attachment_max_bytes: u64,
+    /// This service's identity in the transfer bundles it signs (`SERVICE_ID`,
+    /// `SERVICE_NAME`; docs/transfer.md). The base URL is `public_url`.
+    pub service_id: String,
+    pub service_name: String,
+    /// Largest transfer bundle accepted for import, in bytes (`TRANSFER_MAX_BYTES`).
+    pub transfer_max_bytes: usize,
     /// Media types attachments may have.
     pub attachment_types: Vec<String>,
     /// Where attachment bytes live: `None`, the data directory's `attachments` (the
@@ -318,6 +324,10 @@ impl Config {
             mail_from: "eportfolio <no-reply@eportfolio.invalid>".into(),
             max_json_body: 256 * 1024,
             attachment_max_bytes: 20 * 1024 * 1024,
+            service_id: "eportfolio".into(),
+            service_name: "eportfolio".into(),
+            // Attachments travel base64 in the bundle (4/3 of their size).
+            transfer_max_bytes: 256 * 1024 * 1024,
             attachment_types: [
                 "application/pdf",
                 "image/jpeg",
@@ -453,6 +463,9 @@ impl Config {
             mail_from: var("MAIL_FROM").unwrap_or(d.mail_from),
             max_json_body: parse("MAX_JSON_BODY_BYTES", d.max_json_body)?,
             attachment_max_bytes: parse("ATTACHMENT_MAX_BYTES", d.attachment_max_bytes)?,
+            service_id: var("SERVICE_ID").unwrap_or(d.service_id),
+            service_name: var("SERVICE_NAME").unwrap_or(d.service_name),
+            transfer_max_bytes: parse("TRANSFER_MAX_BYTES", d.transfer_max_bytes)?,
             attachment_store: crate::storage::ObjectStoreConfig::from_env()?,
             attachment_types: var("ATTACHMENT_TYPES")
                 .map(|v| v.split(',').map(|s| s.trim().to_lowercase()).collect())

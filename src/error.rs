@@ -158,6 +158,15 @@ pub enum AppError {
     /// A stored attachment no longer matches its SHA-256: it is never served (500).
     #[error("attachment damaged: {0}")]
     AttachmentDamaged(String),
+    /// A refusal with a machine code of its own (transfer bundles: `transfer-tampered`,
+    /// `transfer-untrusted`, `transfer-already-imported`, ...; see docs/transfer.md).
+    #[error("refused ({code}): {detail}")]
+    Refused {
+        status: u16,
+        code: &'static str,
+        title: &'static str,
+        detail: String,
+    },
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal: {0}")]
@@ -201,6 +210,7 @@ impl AppError {
             AppError::Unavailable(_) => "unavailable",
             AppError::InsufficientStorage(_) => "insufficient-storage",
             AppError::AttachmentDamaged(_) => "attachment-damaged",
+            AppError::Refused { code, .. } => code,
             AppError::Config(_) | AppError::Internal(_) => "internal",
         }
     }
@@ -240,6 +250,7 @@ impl AppError {
             AppError::Unavailable(_) => "Service unavailable",
             AppError::InsufficientStorage(_) => "Insufficient storage",
             AppError::AttachmentDamaged(_) => "Attachment damaged",
+            AppError::Refused { title, .. } => title,
             AppError::Config(_) | AppError::Internal(_) => "Internal error",
         }
     }
@@ -260,7 +271,8 @@ impl AppError {
             | AppError::Gone(d)
             | AppError::ProcessingRestricted(d)
             | AppError::Unavailable(d)
-            | AppError::InsufficientStorage(d) => d.clone(),
+            | AppError::InsufficientStorage(d)
+            | AppError::Refused { detail: d, .. } => d.clone(),
             AppError::AttachmentDamaged(_) => "The stored file no longer matches its SHA-256; \
                 it is not served. An administrator can restore it from a backup."
                 .into(),
@@ -421,6 +433,9 @@ impl ResponseError for AppError {
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::AttachmentDamaged(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Refused { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+            }
             AppError::Config(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

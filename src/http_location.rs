@@ -74,6 +74,7 @@ pub const CREATED_AT: &[(&str, &str)] = &[
         "/api/v1/summary-assessments/{id}/corrections",
         "/api/v1/summary-assessments/{id}",
     ),
+    ("/api/v1/transfers", "/api/v1/enrolments/{enrolment_id}"),
     (
         "/api/v1/webhook-deliveries/{id}/replay",
         "/api/v1/webhook-deliveries/{id}",
@@ -151,6 +152,10 @@ pub const UNLOCATED: &[(&str, &str)] = &[
     (
         "/api/v1/regulations/{id}/delmal/import",
         "a batch of delmål: `GET /regulations/{id}/delmal` lists them",
+    ),
+    (
+        "/api/v1/trusted-services",
+        "no URL of its own; `GET /trusted-services` lists it",
     ),
     (
         "/api/v1/xapi/account-links",

@@ -40,6 +40,7 @@ pub mod secrets;
 pub mod spec;
 pub mod storage;
 pub mod telemetry;
+pub mod transfer;
 
 pub use app::{openapi, openapi_json, server, AppState};
 pub use config::Config;

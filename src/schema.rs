@@ -992,3 +992,57 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(signer_profiles, users);
+
+// ---- Transfer between services (issue 17, src/transfer) ---------------------------------
+
+diesel::table! {
+    trusted_services (id) {
+        id -> Text,
+        organisation_id -> Text,
+        name -> Text,
+        base_url -> Text,
+        public_keys -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    transfer_imports (id) {
+        id -> Text,
+        digest -> Text,
+        bundle_id -> Text,
+        trusted_service_id -> Text,
+        service_name -> Text,
+        sending_service_id -> Text,
+        sending_base_url -> Text,
+        key_id -> Text,
+        source_enrolment_id -> Text,
+        enrolment_id -> Text,
+        imported_by -> Text,
+        imported_at -> Timestamp,
+        unmapped_delmal -> Text,
+    }
+}
+
+diesel::table! {
+    transferred_records (id) {
+        id -> Text,
+        import_id -> Text,
+        enrolment_id -> Text,
+        record_type -> Text,
+        original_id -> Text,
+        kept_as -> Text,
+        title -> Text,
+        record_date -> Nullable<Text>,
+        signed_by_name -> Nullable<Text>,
+        signed_by_role -> Nullable<Text>,
+        signed_at -> Nullable<Timestamp>,
+        delmal -> Text,
+        unmapped_delmal -> Text,
+        content -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(transfer_imports, transferred_records);

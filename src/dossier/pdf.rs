@@ -588,6 +588,16 @@ fn with_source(title: &str, source: &Value) -> String {
     if !source.is_object() {
         return title.to_string();
     }
+    if source["kind"] == "transfer" {
+        // Imported from another service (issue 17): where it was logged, and when.
+        return format!(
+            "{title} (överförd från {}, {} {}, importerad {})",
+            s(source, "/transfer/service_name"),
+            s(source, "/transfer/signed_by"),
+            time_of(&source["transfer"]["signed_at"]),
+            time_of(&source["received_at"]),
+        );
+    }
     format!(
         "{title} (xAPI från {}, {}, utsaga {})",
         s(source, "/client_name"),

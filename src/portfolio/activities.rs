@@ -487,6 +487,8 @@ pub fn update_activity(
     let enrolment_id = enrolment_of_activity(conn, id)?;
     require_trainee(conn, &ctx.caller, &enrolment_id, ctx.today())?;
     let current = get_activity(conn, id)?;
+    // Imported from another service with its provenance: read-only here.
+    crate::portfolio::transferred::refuse_if_transferred(conn, id)?;
     if_match(&current.etag())?;
     let n = NewActivity {
         id: None,
@@ -523,6 +525,8 @@ pub fn delete_activity(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), App
     let enrolment_id = enrolment_of_activity(conn, id)?;
     require_trainee(conn, &ctx.caller, &enrolment_id, ctx.today())?;
     let current = get_activity(conn, id)?;
+    // Imported from another service with its provenance: read-only here.
+    crate::portfolio::transferred::refuse_if_transferred(conn, id)?;
     diesel::update(activities::table.find(id))
         .set((
             activities::deleted_at.eq(to_db(ctx.now)),

@@ -14,4 +14,5 @@ pub mod provenance;
 pub mod qualifications;
 pub mod summaries;
 pub mod talks;
+pub mod transferred;
 pub mod vetting;

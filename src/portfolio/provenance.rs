@@ -1,7 +1,9 @@
 //! Provenance of activities a system made: which learning platform (API client) sent
 //! the xAPI statement an activity was made from, the statement's id, and when it came.
 //! Read from the stored statements (`xapi_statements.activity_id`, indexed), so that
-//! the portfolio shows it without knowing the integrations that write it.
+//! the portfolio shows it without knowing the integrations that write it. Activities
+//! imported from another service (issue 17) carry that service's provenance instead
+//! (`transferred`).
 
 use std::collections::HashMap;
 
@@ -21,23 +23,31 @@ use crate::schema::{api_clients, xapi_statements};
 pub enum SourceKind {
     /// From an xAPI statement a learning platform sent.
     Xapi,
+    /// Imported from another service with a transfer bundle (`transfer` says which).
+    Transfer,
 }
 
 /// Where an activity a system made came from (null for activities people logged).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActivitySource {
     pub kind: SourceKind,
-    /// The API client (learning platform) that sent the statement.
+    /// `xapi`: the API client (learning platform) that sent the statement.
     #[schema(format = Uuid)]
-    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     #[schema(example = "Moodle")]
-    pub client_name: String,
-    /// The xAPI statement's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// `xapi`: the statement's id.
     #[schema(format = Uuid)]
-    pub statement_id: String,
-    /// When the statement arrived (xAPI `stored`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement_id: Option<String>,
+    /// When the statement arrived (xAPI `stored`), or when the record was imported.
     #[serde(with = "crate::clock::millis")]
     pub received_at: DateTime<Utc>,
+    /// `transfer`: the sending service, who signed there and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<super::transferred::TransferProvenance>,
 }
 
 #[derive(Queryable)]
@@ -68,20 +78,34 @@ pub fn of(
             xapi_statements::received_at,
         ));
     let rows: Vec<SourceRow> = crate::on_backend!(conn, |c| query.load(c))?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            let activity = r.activity_id?;
-            Some((
-                activity,
-                ActivitySource {
-                    kind: SourceKind::Xapi,
-                    client_id: r.client_id,
-                    client_name: r.client_name,
-                    statement_id: r.statement_id,
-                    received_at: from_db(r.received_at),
-                },
-            ))
-        })
-        .collect())
+    let mut out: HashMap<String, ActivitySource> =
+        super::transferred::of_records(conn, activity_ids)?
+            .into_iter()
+            .map(|(id, p)| {
+                let source = ActivitySource {
+                    kind: SourceKind::Transfer,
+                    client_id: None,
+                    client_name: None,
+                    statement_id: None,
+                    received_at: p.imported_at,
+                    transfer: Some(p),
+                };
+                (id, source)
+            })
+            .collect();
+    out.extend(rows.into_iter().filter_map(|r| {
+        let activity = r.activity_id?;
+        Some((
+            activity,
+            ActivitySource {
+                kind: SourceKind::Xapi,
+                client_id: Some(r.client_id),
+                client_name: Some(r.client_name),
+                statement_id: Some(r.statement_id),
+                received_at: from_db(r.received_at),
+                transfer: None,
+            },
+        ))
+    }));
+    Ok(out)
 }

@@ -276,6 +276,8 @@ pub(crate) fn evaluate(
         checklist,
         prerequisites,
         final_decision: i.final_decided.as_ref().map(|(d, _)| d.clone()),
+        // Read by `service::progress` for one enrolment (not part of the evaluation).
+        transferred: Vec::new(),
     }
 }
 

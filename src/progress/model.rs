@@ -198,4 +198,8 @@ pub struct Progress {
     pub prerequisites: Vec<super::prerequisites::Prerequisite>,
     /// Final-assessment decision, once decided: `achieved` or `not_yet`.
     pub final_decision: Option<String>,
+    /// Records imported from another service (issue 17), each with its provenance
+    /// ("signed on service X by Y on date Z"); empty when nothing was imported. Filled
+    /// for one enrolment's progress, not in the cohort overview.
+    pub transferred: Vec<crate::portfolio::transferred::TransferredRecord>,
 }

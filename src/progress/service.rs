@@ -40,11 +40,15 @@ pub fn progress(
     let mut cat = Catalogue::new();
     let t = cat.template(conn, &i.e.template_id, i.e.template_version)?;
     let delmal = cat.delmal(conn, &t)?;
-    if items {
+    let transferred = crate::portfolio::transferred::of_enrolment(conn, enrolment_id)?;
+    let mut p = if items {
         let mut records = evidence_items(conn, enrolment_id)?;
-        return Ok(evaluate(&i, &t, &delmal, today, Some(&mut records)));
-    }
-    Ok(evaluate(&i, &t, &delmal, today, None))
+        evaluate(&i, &t, &delmal, today, Some(&mut records))
+    } else {
+        evaluate(&i, &t, &delmal, today, None)
+    };
+    p.transferred = transferred;
+    Ok(p)
 }
 
 /// Progress of many trainees, without the record lists.

@@ -62,5 +62,6 @@ mod storage_objects;
 mod supervision_flags;
 mod talks;
 mod tracing_otlp;
+mod transfer;
 mod two_nodes;
 mod xapi_lrs;

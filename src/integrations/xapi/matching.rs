@@ -239,9 +239,10 @@ pub(super) fn statement_source(
         .first(conn)?;
     Ok(ActivitySource {
         kind: SourceKind::Xapi,
-        client_id: client_id.to_string(),
-        client_name,
-        statement_id: statement_id.to_string(),
+        client_id: Some(client_id.to_string()),
+        client_name: Some(client_name),
+        statement_id: Some(statement_id.to_string()),
         received_at,
+        transfer: None,
     })
 }

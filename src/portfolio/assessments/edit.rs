@@ -496,6 +496,8 @@ pub fn correct(
 ) -> Result<Assessment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let original = readable(conn, me, id, crate::clock::day_of(now))?;
+    // Signed on another service and imported: corrected there, not here.
+    crate::portfolio::transferred::refuse_if_transferred(conn, id)?;
     if original.status != SIGNED {
         return Err(AppError::Conflict(
             "only a signed assessment is corrected; edit the draft instead".into(),

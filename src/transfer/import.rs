@@ -1,0 +1,881 @@
+//! Importing a verified transfer bundle: the enrolment on the receiving template, its
+//! activities and signed assessments as records of their own (read-only, with
+//! provenance), everything else as evidence with the sending service's content, and the
+//! attachments through the blob store. Delmål are mapped by code; codes the receiving
+//! template does not know are named in the answer and kept as unmapped evidence.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::bundle::Verified;
+use super::trust;
+use crate::audit::{self, Event};
+use crate::auth::principal::{org_subtrees, Principal, Role};
+use crate::clock::to_db;
+use crate::context::Ctx;
+use crate::curriculum::templates::{self, ProgrammeTemplate};
+use crate::db::DbConn;
+use crate::enrolment::enums::Track;
+use crate::error::AppError;
+use crate::portfolio::links;
+use crate::portfolio::transferred::{KEPT_AS_EVIDENCE, KEPT_AS_RECORD};
+use crate::schema::{
+    activities, assessments, attachments, programme_templates, record_delmal, regulations,
+    transfer_imports, transferred_records, users,
+};
+
+/// What the receiving director sends besides the bundle.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTransfer {
+    /// The bundle exactly as `POST /enrolments/{id}/transfer-export` issued it.
+    #[schema(value_type = Object)]
+    pub bundle: Value,
+    /// The receiving template. Default: the one template of the same regulation code
+    /// in the caller's region (422 `transfer-template-needed` when there is none or
+    /// more than one).
+    pub template_id: Option<String>,
+    /// The trainee's account here, by e-mail address (it must exist, with the trainee
+    /// role: invite them first).
+    #[schema(example = "anna@regionuppsala.se")]
+    pub trainee_email: String,
+}
+
+/// A delmål code the receiving template does not know.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnmappedDelmal {
+    #[schema(example = "BT14")]
+    pub code: String,
+    #[schema(example = "activity")]
+    pub record_type: String,
+    /// The record's id here (its provenance keeps the code).
+    pub record_id: String,
+}
+
+/// Counts of what was imported.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ImportCounts {
+    pub activities: usize,
+    pub assessments: usize,
+    /// Records kept as the sending service's content (talks, summaries, placements, ...).
+    pub evidence: usize,
+    pub attachments: usize,
+}
+
+/// The answer to an import.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TransferImport {
+    pub id: String,
+    /// The new enrolment here.
+    pub enrolment_id: String,
+    pub template_id: String,
+    /// The trusted service's name as the administrator recorded it.
+    pub service_name: String,
+    pub sending_service_id: String,
+    pub sending_base_url: String,
+    pub key_id: String,
+    /// `sha256:` of the bundle's canonical content; a bundle is imported once.
+    pub digest: String,
+    pub counts: ImportCounts,
+    /// Delmål the receiving template does not know, kept as unmapped evidence.
+    pub unmapped_delmal: Vec<UnmappedDelmal>,
+    #[serde(with = "crate::clock::millis")]
+    pub imported_at: DateTime<Utc>,
+}
+
+fn template_needed(detail: String) -> AppError {
+    AppError::Refused {
+        status: 422,
+        code: "transfer-template-needed",
+        title: "Choose the receiving template",
+        detail,
+    }
+}
+
+/// The receiving template: the one asked for (the caller must be a director of studies
+/// over its organisation), or the one template of the bundle's regulation code in the
+/// caller's regions.
+pub fn choose_template(
+    conn: &mut DbConn,
+    me: &Principal,
+    requested: Option<&str>,
+    regulation_code: &str,
+) -> Result<ProgrammeTemplate, AppError> {
+    me.require_person()?;
+    let roots = me.orgs_with(&[Role::DirectorOfStudies]);
+    if roots.is_empty() {
+        return Err(AppError::Forbidden(
+            "only a director of studies of the receiving region imports a portfolio".into(),
+        ));
+    }
+    if let Some(id) = requested {
+        let t = templates::get_template(conn, &crate::ids::TemplateId::from(id), None)
+            .map_err(|_| AppError::validation("template_id", "no such template"))?;
+        if !me.has_role_over(conn, Role::DirectorOfStudies, &t.organisation_id)? {
+            return Err(AppError::validation(
+                "template_id",
+                "not a template of a region where you are director of studies",
+            ));
+        }
+        return Ok(t);
+    }
+    let orgs = org_subtrees(conn, &roots)?;
+    let regulation_ids: Vec<String> = regulations::table
+        .filter(regulations::code.eq(regulation_code))
+        .select(regulations::id)
+        .load(conn)?;
+    let mut ids: Vec<String> = programme_templates::table
+        .filter(programme_templates::organisation_id.eq_any(&orgs))
+        .filter(programme_templates::regulation_id.eq_any(&regulation_ids))
+        .select(programme_templates::template_id)
+        .load(conn)?;
+    ids.sort();
+    ids.dedup();
+    match ids.as_slice() {
+        [one] => templates::get_template(conn, &crate::ids::TemplateId::from(one.as_str()), None),
+        [] => Err(template_needed(format!(
+            "Your region has no template of the regulation {regulation_code}; send \
+             template_id to choose one."
+        ))),
+        many => Err(template_needed(format!(
+            "Your region has several templates of the regulation {regulation_code} ({}); \
+             send template_id to choose one.",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// The trusted keys for the template's region, as the verifier wants them.
+pub fn trusted_keys(
+    conn: &mut DbConn,
+    template: &ProgrammeTemplate,
+) -> Result<Vec<trust::Trusted>, AppError> {
+    trust::keys_for(conn, &template.organisation_id)
+}
+
+/// An attachment written to the blob store before the transaction.
+pub struct StoredFile {
+    pub id: String,
+    pub original_record_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn day(v: &Value, key: &str) -> Option<NaiveDate> {
+    text(v, key).and_then(|s| s.parse().ok())
+}
+
+fn time(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_str().and_then(|s| s.parse().ok())
+}
+
+fn malformed(field: &str) -> AppError {
+    AppError::Validation(vec![crate::error::FieldError::new(
+        format!("bundle.{field}"),
+        "missing or malformed",
+    )])
+}
+
+fn codes_of(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect()
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = activities)]
+struct ActivityRow<'a> {
+    id: &'a str,
+    enrolment_id: &'a str,
+    kind: &'a str,
+    title: &'a str,
+    start_date: String,
+    end_date: Option<String>,
+    placement_id: Option<&'a str>,
+    checklist_item_id: Option<&'a str>,
+    template_version: i32,
+    reflection: &'a str,
+    version: i32,
+    created_by: &'a str,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = assessments)]
+struct AssessmentRow<'a> {
+    id: &'a str,
+    enrolment_id: &'a str,
+    instrument: &'a str,
+    status: &'a str,
+    performed_on: String,
+    context: String,
+    ratings: String,
+    entrustment: Option<i32>,
+    feedback_strengths: &'a str,
+    feedback_next_steps: &'a str,
+    trainee_reflection: &'a str,
+    created_by: &'a str,
+    assessor_email: Option<&'a str>,
+    signed_by_email: Option<&'a str>,
+    requested_at: Option<NaiveDateTime>,
+    signed_at: Option<NaiveDateTime>,
+    signature_method: Option<&'a str>,
+    content_hash: Option<&'a str>,
+    version: i32,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = transfer_imports)]
+struct ImportRow<'a> {
+    id: &'a str,
+    digest: &'a str,
+    bundle_id: &'a str,
+    trusted_service_id: &'a str,
+    service_name: &'a str,
+    sending_service_id: &'a str,
+    sending_base_url: &'a str,
+    key_id: &'a str,
+    source_enrolment_id: &'a str,
+    enrolment_id: &'a str,
+    imported_by: &'a str,
+    imported_at: NaiveDateTime,
+    unmapped_delmal: String,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = transferred_records)]
+struct ProvenanceRow<'a> {
+    id: &'a str,
+    import_id: &'a str,
+    enrolment_id: &'a str,
+    record_type: &'a str,
+    original_id: &'a str,
+    kept_as: &'a str,
+    title: &'a str,
+    record_date: Option<String>,
+    signed_by_name: Option<&'a str>,
+    signed_by_role: Option<&'a str>,
+    signed_at: Option<NaiveDateTime>,
+    delmal: String,
+    unmapped_delmal: String,
+    content: String,
+    created_at: NaiveDateTime,
+}
+
+fn already_imported() -> AppError {
+    AppError::Refused {
+        status: 409,
+        code: "transfer-already-imported",
+        title: "Bundle already imported",
+        detail: "This bundle was imported before (the same content, by its SHA-256). \
+                 Ask the sending service for a new export if the portfolio changed."
+            .into(),
+    }
+}
+
+/// Everything an import writes, in the caller's transaction.
+struct Importer {
+    import_id: String,
+    enrolment_id: String,
+    trainee_id: String,
+    known: HashSet<String>,
+    people: HashMap<String, (String, Option<String>)>,
+    now: NaiveDateTime,
+    unmapped: Vec<UnmappedDelmal>,
+    counts: ImportCounts,
+}
+
+/// Who signed a record: a name, a role, when.
+struct Signer {
+    name: Option<String>,
+    role: Option<String>,
+    at: Option<DateTime<Utc>>,
+}
+
+impl Importer {
+    fn name_of(&self, user: Option<&str>) -> Option<String> {
+        user.and_then(|u| self.people.get(u))
+            .map(|(n, _)| n.clone())
+    }
+
+    fn email_of(&self, user: Option<&str>) -> Option<String> {
+        user.and_then(|u| self.people.get(u))
+            .and_then(|(_, e)| e.clone())
+    }
+
+    /// Splits codes into those the receiving template knows and those it does not.
+    fn map(
+        &mut self,
+        record_type: &str,
+        record_id: &str,
+        codes: Vec<String>,
+    ) -> (Vec<String>, Vec<String>) {
+        let (mut known, mut unknown) = (Vec::new(), Vec::new());
+        for c in codes {
+            if self.known.contains(&c) {
+                known.push(c);
+            } else {
+                self.unmapped.push(UnmappedDelmal {
+                    code: c.clone(),
+                    record_type: record_type.into(),
+                    record_id: record_id.into(),
+                });
+                unknown.push(c);
+            }
+        }
+        known.sort();
+        known.dedup();
+        (known, unknown)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn provenance(
+        &self,
+        conn: &mut DbConn,
+        id: &str,
+        record_type: &str,
+        original: &Value,
+        kept_as: &str,
+        title: &str,
+        date: Option<NaiveDate>,
+        signer: Signer,
+        delmal: (&[String], &[String]),
+    ) -> Result<(), AppError> {
+        let content = if kept_as == KEPT_AS_EVIDENCE {
+            original.clone()
+        } else {
+            // The record is in its own table; its content stays there.
+            Value::Null
+        };
+        diesel::insert_into(transferred_records::table)
+            .values(ProvenanceRow {
+                id,
+                import_id: &self.import_id,
+                enrolment_id: &self.enrolment_id,
+                record_type,
+                original_id: text(original, "id").unwrap_or(""),
+                kept_as,
+                title,
+                record_date: date.map(|d| d.to_string()),
+                signed_by_name: signer.name.as_deref(),
+                signed_by_role: signer.role.as_deref(),
+                signed_at: signer.at.map(to_db),
+                delmal: json!(delmal.0).to_string(),
+                unmapped_delmal: json!(delmal.1).to_string(),
+                content: content.to_string(),
+                created_at: self.now,
+            })
+            .execute(conn)?;
+        Ok(())
+    }
+
+    fn link(
+        &self,
+        conn: &mut DbConn,
+        id: &str,
+        record_type: &str,
+        codes: &[String],
+    ) -> Result<(), AppError> {
+        for code in codes {
+            diesel::insert_into(record_delmal::table)
+                .values((
+                    record_delmal::record_id.eq(id),
+                    record_delmal::code.eq(code),
+                    record_delmal::enrolment_id.eq(&self.enrolment_id),
+                    record_delmal::record_type.eq(record_type),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    fn activity(
+        &mut self,
+        conn: &mut DbConn,
+        a: &Value,
+        template_version: i32,
+    ) -> Result<String, AppError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let kind = text(a, "kind").ok_or_else(|| malformed("activities.kind"))?;
+        if crate::portfolio::activities::ActivityKind::from_code(kind).is_none() {
+            return Err(malformed("activities.kind"));
+        }
+        let title = text(a, "title").ok_or_else(|| malformed("activities.title"))?;
+        let start = day(a, "start_date").ok_or_else(|| malformed("activities.start_date"))?;
+        let created = time(&a["created_at"]).map(to_db).unwrap_or(self.now);
+        diesel::insert_into(activities::table)
+            .values(ActivityRow {
+                id: &id,
+                enrolment_id: &self.enrolment_id,
+                kind,
+                title,
+                start_date: start.to_string(),
+                end_date: day(a, "end_date").map(|d| d.to_string()),
+                placement_id: None,
+                checklist_item_id: None,
+                template_version,
+                reflection: text(a, "reflection").unwrap_or(""),
+                version: 1,
+                created_by: &self.trainee_id,
+                created_at: created,
+                updated_at: self.now,
+            })
+            .execute(conn)?;
+        let (known, unknown) = self.map("activity", &id, codes_of(&a["delmal"]));
+        self.link(conn, &id, links::ACTIVITY, &known)?;
+        let signer = Signer {
+            name: self.name_of(text(a, "created_by")),
+            role: Some("trainee".into()),
+            at: time(&a["created_at"]),
+        };
+        self.provenance(
+            conn,
+            &id,
+            "activity",
+            a,
+            KEPT_AS_RECORD,
+            title,
+            Some(start),
+            signer,
+            (&known, &unknown),
+        )?;
+        self.counts.activities += 1;
+        Ok(id)
+    }
+
+    fn assessment(&mut self, conn: &mut DbConn, a: &Value) -> Result<String, AppError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let instrument =
+            text(a, "instrument").ok_or_else(|| malformed("assessments.instrument"))?;
+        let performed =
+            day(a, "performed_on").ok_or_else(|| malformed("assessments.performed_on"))?;
+        let sig = &a["signature"];
+        let signed_at =
+            time(&sig["signed_at"]).ok_or_else(|| malformed("assessments.signature"))?;
+        let signer_id = text(sig, "signed_by").or_else(|| text(a, "assessor_id"));
+        let signer_email = self
+            .email_of(signer_id)
+            .or_else(|| text(sig, "signed_by_email").map(str::to_string))
+            .or_else(|| text(a, "assessor_email").map(str::to_string));
+        let context = a.get("context").cloned().unwrap_or_else(|| json!({}));
+        let ratings = a.get("ratings").cloned().unwrap_or_else(|| json!({}));
+        if !context.is_object() || !ratings.is_object() {
+            return Err(malformed("assessments.ratings"));
+        }
+        let created = time(&a["created_at"]).map(to_db).unwrap_or(self.now);
+        diesel::insert_into(assessments::table)
+            .values(AssessmentRow {
+                id: &id,
+                enrolment_id: &self.enrolment_id,
+                instrument,
+                status: crate::portfolio::assessments::SIGNED,
+                performed_on: performed.to_string(),
+                context: context.to_string(),
+                ratings: ratings.to_string(),
+                entrustment: a["entrustment"]
+                    .as_i64()
+                    .and_then(|e| i32::try_from(e).ok()),
+                feedback_strengths: text(a, "feedback_strengths").unwrap_or(""),
+                feedback_next_steps: text(a, "feedback_next_steps").unwrap_or(""),
+                trainee_reflection: text(a, "trainee_reflection").unwrap_or(""),
+                created_by: &self.trainee_id,
+                assessor_email: signer_email.as_deref(),
+                signed_by_email: signer_email.as_deref(),
+                requested_at: None,
+                signed_at: Some(to_db(signed_at)),
+                // Not a second factor given here: the signature was made on the sending
+                // service, whose bundle signature vouches for it.
+                signature_method: Some("transfer"),
+                content_hash: text(sig, "content_hash"),
+                version: 1,
+                created_at: created,
+                updated_at: self.now,
+            })
+            .execute(conn)?;
+        let (known, unknown) = self.map("assessment", &id, codes_of(&a["delmal"]));
+        self.link(conn, &id, links::ASSESSMENT, &known)?;
+        let signer = Signer {
+            name: self.name_of(signer_id).or(signer_email),
+            role: Some("assessor".into()),
+            at: Some(signed_at),
+        };
+        self.provenance(
+            conn,
+            &id,
+            "assessment",
+            a,
+            KEPT_AS_RECORD,
+            instrument,
+            Some(performed),
+            signer,
+            (&known, &unknown),
+        )?;
+        self.counts.assessments += 1;
+        Ok(id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn evidence(
+        &mut self,
+        conn: &mut DbConn,
+        record_type: &str,
+        v: &Value,
+        title: &str,
+        date: Option<NaiveDate>,
+        signer: Signer,
+        codes: Vec<String>,
+    ) -> Result<(), AppError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (known, unknown) = self.map(record_type, &id, codes);
+        self.provenance(
+            conn,
+            &id,
+            record_type,
+            v,
+            KEPT_AS_EVIDENCE,
+            title,
+            date,
+            signer,
+            (&known, &unknown),
+        )?;
+        self.counts.evidence += 1;
+        Ok(())
+    }
+}
+
+fn no_signer() -> Signer {
+    Signer {
+        name: None,
+        role: None,
+        at: None,
+    }
+}
+
+/// Writes the import (one transaction): refuses a bundle imported before, creates the
+/// enrolment and its records, and records the import in the audit log.
+#[allow(clippy::too_many_arguments)]
+pub fn import(
+    conn: &mut DbConn,
+    ctx: &Ctx,
+    verified: &Verified,
+    template_id: &str,
+    trusted_service_id: &str,
+    service_name: &str,
+    trainee_email: &str,
+    files: &[StoredFile],
+) -> Result<TransferImport, AppError> {
+    let b = &verified.bundle;
+    let me = &ctx.caller;
+    // The index decides (two imports at once: one waits for the other, then fails on
+    // it); this look-up gives the usual case its clear answer first.
+    let seen: Option<String> = transfer_imports::table
+        .filter(transfer_imports::digest.eq(&verified.digest))
+        .select(transfer_imports::id)
+        .first(conn)
+        .optional()?;
+    if seen.is_some() {
+        return Err(already_imported());
+    }
+    let import_id = uuid::Uuid::new_v4().to_string();
+    let enrolment_id = uuid::Uuid::new_v4();
+    let now = to_db(ctx.now);
+    let e = &b["enrolment"];
+    let service = &b["service"];
+    diesel::insert_into(transfer_imports::table)
+        .values(ImportRow {
+            id: &import_id,
+            digest: &verified.digest,
+            bundle_id: text(b, "bundle_id").unwrap_or(""),
+            trusted_service_id,
+            service_name,
+            sending_service_id: text(service, "id").unwrap_or(""),
+            sending_base_url: text(service, "base_url").unwrap_or(""),
+            key_id: &verified.key_id,
+            source_enrolment_id: text(e, "id").unwrap_or(""),
+            enrolment_id: &enrolment_id.to_string(),
+            imported_by: me.user_id.as_str(),
+            imported_at: now,
+            unmapped_delmal: "[]".into(),
+        })
+        .execute(conn)
+        .map_err(|err| match err {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => already_imported(),
+            other => other.into(),
+        })?;
+
+    let email = crate::auth::validate::normalize_email(trainee_email);
+    let trainee_id: Option<String> = users::table
+        .filter(users::email.eq(&email))
+        .select(users::id)
+        .first(conn)
+        .optional()?;
+    let trainee_id = trainee_id.ok_or_else(|| {
+        AppError::validation(
+            "trainee_email",
+            "no account with this address here; invite the trainee first",
+        )
+    })?;
+    let track: Track =
+        serde_json::from_value(e["track"].clone()).map_err(|_| malformed("enrolment.track"))?;
+    let created = crate::enrolment::service::create_enrolment(
+        conn,
+        ctx.now,
+        me,
+        crate::enrolment::enrolments::NewEnrolment {
+            id: Some(enrolment_id),
+            trainee_id: trainee_id.clone(),
+            template_id: template_id.to_string(),
+            template_version: None,
+            track,
+            start_date: day(e, "start_date").ok_or_else(|| malformed("enrolment.start_date"))?,
+            planned_end: day(e, "planned_end").ok_or_else(|| malformed("enrolment.planned_end"))?,
+            extent_percent: e["extent_percent"]
+                .as_i64()
+                .and_then(|x| i32::try_from(x).ok()),
+            main_supervisor_id: None,
+            placements: Vec::new(),
+            leave_periods: Vec::new(),
+            bt_enrolment_id: None,
+        },
+    )?;
+    let template = templates::get_template(
+        conn,
+        &crate::ids::TemplateId::from(created.template_id.as_str()),
+        Some(created.template_version),
+    )?;
+    let known: HashSet<String> = crate::curriculum::catalogue::delmal_codes(
+        conn,
+        &crate::ids::RegulationId::from(template.regulation_id.as_str()),
+        template.content.specialty.as_deref(),
+    )?
+    .into_iter()
+    .collect();
+    let people = b["people"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                text(p, "id")?.to_string(),
+                (
+                    text(p, "name").unwrap_or("").to_string(),
+                    text(p, "email").map(str::to_string),
+                ),
+            ))
+        })
+        .collect();
+    let mut im = Importer {
+        import_id: import_id.clone(),
+        enrolment_id: created.id.clone(),
+        trainee_id: trainee_id.clone(),
+        known,
+        people,
+        now,
+        unmapped: Vec::new(),
+        counts: ImportCounts::default(),
+    };
+
+    let mut local: HashMap<String, String> = HashMap::new();
+    for a in b["activities"].as_array().into_iter().flatten() {
+        let id = im.activity(conn, a, created.template_version)?;
+        local.insert(text(a, "id").unwrap_or("").to_string(), id);
+    }
+    for a in b["assessments"].as_array().into_iter().flatten() {
+        let id = im.assessment(conn, a)?;
+        local.insert(text(a, "id").unwrap_or("").to_string(), id);
+    }
+    for (kind, list) in b["talks"].as_object().into_iter().flatten() {
+        let record_type = match kind.as_str() {
+            "handover" => "handover_talk",
+            "final_check_in" => "final_check_in",
+            _ => "supervision_session",
+        };
+        for t in list.as_array().into_iter().flatten() {
+            let topics = codes_of(&t["topics"]).join("; ");
+            let title = if topics.is_empty() {
+                record_type.replace('_', " ")
+            } else {
+                topics
+            };
+            // The first participant other than the trainee who confirmed it.
+            let confirmed = t["participants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| {
+                    !p["confirmed_at"].is_null() && text(p, "user_id") != text(e, "trainee_id")
+                });
+            let signer = match confirmed {
+                Some(p) => Signer {
+                    name: im.name_of(text(p, "user_id")),
+                    role: text(p, "role").map(str::to_string),
+                    at: time(&p["confirmed_at"]),
+                },
+                None => no_signer(),
+            };
+            im.evidence(
+                conn,
+                record_type,
+                t,
+                &title,
+                day(t, "held_on"),
+                signer,
+                codes_of(&t["delmal"]),
+            )?;
+        }
+    }
+    for s in b["summary_assessments"].as_array().into_iter().flatten() {
+        let codes = s["judgements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|j| text(j, "code").map(str::to_string))
+            .collect();
+        let at = time(&s["signature"]["signed_at"]);
+        let signer = Signer {
+            name: im.name_of(text(s, "author_id")),
+            role: Some("supervisor".into()),
+            at,
+        };
+        im.evidence(
+            conn,
+            "summary_assessment",
+            s,
+            "summary assessment",
+            at.map(|t| t.date_naive()),
+            signer,
+            codes,
+        )?;
+    }
+    for f in b["final_assessments"].as_array().into_iter().flatten() {
+        let signed = f["signers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| !s["signed_at"].is_null());
+        let signer = match signed {
+            Some(s) => Signer {
+                name: text(s, "name").map(str::to_string),
+                role: text(s, "role").map(str::to_string),
+                at: time(&s["signed_at"]),
+            },
+            None => no_signer(),
+        };
+        let at = time(&f["decided_at"]);
+        im.evidence(
+            conn,
+            "final_assessment",
+            f,
+            "final assessment",
+            at.map(|t| t.date_naive()),
+            signer,
+            Vec::new(),
+        )?;
+    }
+    for (field, record_type, date_field) in [
+        ("placements", "placement", "start_date"),
+        ("leave_periods", "leave_period", "start_date"),
+        ("extent_periods", "extent_period", "valid_from"),
+        ("credited_service", "credited_service", "start_date"),
+    ] {
+        for p in e[field].as_array().into_iter().flatten() {
+            let title = text(p, "placement_type")
+                .or_else(|| text(p, "description"))
+                .or_else(|| text(p, "kind"))
+                .map(str::to_string)
+                .unwrap_or_else(|| record_type.replace('_', " "));
+            let codes = codes_of(&p["delmal"]);
+            im.evidence(
+                conn,
+                record_type,
+                p,
+                &title,
+                day(p, date_field),
+                no_signer(),
+                codes,
+            )?;
+        }
+    }
+
+    // The attachments, already in the blob store, on their records here.
+    for f in files {
+        let Some(record) = local.get(&f.original_record_id) else {
+            return Err(AppError::validation(
+                "bundle.attachments",
+                "an attachment names no record of the bundle",
+            ));
+        };
+        diesel::insert_into(attachments::table)
+            .values((
+                attachments::id.eq(&f.id),
+                attachments::enrolment_id.eq(&created.id),
+                attachments::record_id.eq(record),
+                attachments::filename.eq(&f.filename),
+                attachments::content_type.eq(&f.content_type),
+                attachments::size_bytes.eq(f.size_bytes),
+                attachments::sha256.eq(&f.sha256),
+                attachments::storage_key.eq(&f.id),
+                attachments::uploaded_by.eq(&trainee_id),
+                attachments::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        im.counts.attachments += 1;
+    }
+
+    let unmapped = std::mem::take(&mut im.unmapped);
+    diesel::update(transfer_imports::table.find(&import_id))
+        .set(
+            transfer_imports::unmapped_delmal
+                .eq(serde_json::to_string(&unmapped).map_err(AppError::internal)?),
+        )
+        .execute(conn)?;
+    let answer = TransferImport {
+        id: import_id.clone(),
+        enrolment_id: created.id.clone(),
+        template_id: created.template_id.clone(),
+        service_name: service_name.to_string(),
+        sending_service_id: text(service, "id").unwrap_or("").to_string(),
+        sending_base_url: text(service, "base_url").unwrap_or("").to_string(),
+        key_id: verified.key_id.clone(),
+        digest: verified.digest.clone(),
+        counts: im.counts,
+        unmapped_delmal: unmapped,
+        imported_at: ctx.now,
+    };
+    audit::append(
+        conn,
+        ctx.now,
+        Event {
+            actor_id: Some(&me.user_id),
+            client: ctx.client.user_agent.as_deref(),
+            action: "imported",
+            entity: "enrolment",
+            entity_id: &created.id,
+            enrolment_id: Some(&created.id),
+            data: &json!({"import_id": import_id, "digest": verified.digest,
+                          "service_name": service_name, "key_id": verified.key_id,
+                          "bundle_id": text(b, "bundle_id"), "counts": answer.counts,
+                          "unmapped_delmal": answer.unmapped_delmal.len()}),
+        },
+    )?;
+    Ok(answer)
+}

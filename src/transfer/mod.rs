@@ -1,0 +1,17 @@
+//! A portfolio that moves with the doctor (issue 17, docs/transfer.md): one service
+//! exports an enrolment as a signed transfer bundle, another that trusts its key imports
+//! it, keeping every imported record read-only with its provenance.
+//!
+//! - `bundle`: the format, what goes in it (export), and its verification.
+//! - `trust`: the services (and keys) a region accepts bundles from.
+//! - `import`: creating the enrolment and its records from a verified bundle.
+//!
+//! The provenance of imported records, and the guard that keeps them read-only, are in
+//! `portfolio::transferred` (the portfolio, progress and the dossier show them).
+
+pub mod bundle;
+pub mod http;
+pub mod import;
+pub mod trust;
+
+pub use http::routes;

@@ -1,0 +1,566 @@
+//! A portfolio that moves with the doctor (issue 17, docs/transfer.md): two real
+//! services. Service A is the real binary on its own SQLite file (set up through an
+//! in-process server on the same file); service B is the test server (PostgreSQL in the
+//! PostgreSQL pass: SQLite -> PostgreSQL). A trainee with signed records and an
+//! attachment on A exports; B's administrator trusts A's key; B's director of studies
+//! imports; the trainee on B sees the records read-only with their provenance. Tampered,
+//! untrusted, repeated and too large bundles are refused, and so is anyone without the
+//! right.
+
+use std::process::Child;
+
+use serde_json::{json, Value};
+
+use crate::crash::spawn_server_with;
+use crate::support::{TestApp, TestUser};
+
+const PDF: &[u8] = b"%PDF-1.7\nKursintyg, akutkurs";
+
+/// Service A: the in-process server for the set-up, on a SQLite file of its own in
+/// either pass, and the real binary beside it on the same file.
+struct Sender {
+    app: TestApp,
+    base: String,
+    child: Child,
+    trainee: TestUser,
+    director: TestUser,
+    supervisor: TestUser,
+    other_trainee: TestUser,
+    enrolment: String,
+    activity_title: String,
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A request to a server by its base URL: (status, JSON body or null).
+fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut req = ureq::request(method, &format!("{base}/api/v1{path}"));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let result = match body {
+        Some(b) => req.send_json(b.clone()),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn sender() -> Sender {
+    let dir = std::env::temp_dir().join(format!(
+        "eportfolio-transfer-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sqlite = dir.join("service-a.sqlite3").to_string_lossy().into_owned();
+    let app = TestApp::start_with(|c| {
+        c.database_url = sqlite;
+        c.service_id = "eportfolio-uppsala".into();
+        c.service_name = "eportfolio Region Uppsala".into();
+    });
+    // The real binary runs on the real clock: tokens are issued on it too.
+    app.clock.set(chrono::Utc::now());
+    let (admin, region) = app.admin();
+    let akademiska = app.create_org(&admin, "care_provider", "Akademiska", Some(&region));
+    let director = app.join(
+        &admin,
+        "studierektor@regionuppsala.se",
+        "director_of_studies",
+        &akademiska,
+    );
+    let template = app.stockholm_bt_template(&director, &akademiska);
+    let trainee = app.join(&director, "anna.bt@gmail.com", "trainee", &akademiska);
+    let other_trainee = app.join(
+        &director,
+        "annan.bt@regionuppsala.se",
+        "trainee",
+        &akademiska,
+    );
+    let supervisor = app.join(&director, "hhl@regionuppsala.se", "supervisor", &akademiska);
+    let e = app
+        .post(
+            "/enrolments",
+            Some(&director.access),
+            json!({"trainee_id": trainee.id, "template_id": template, "track": "bt_standalone",
+                   "start_date": "2026-03-01", "planned_end": "2027-02-28",
+                   "main_supervisor_id": supervisor.id,
+                   "placements": [{"placement_type": "akut", "start_date": "2026-03-01",
+                                   "end_date": "2026-08-31"}]}),
+        )
+        .expect(201);
+    let enrolment = e.body["id"].as_str().expect("id").to_string();
+    let title = "Akutkurs ATLS";
+    let activity = app
+        .post(
+            &format!("/enrolments/{enrolment}/activities"),
+            Some(&trainee.access),
+            json!({"kind": "course", "title": title, "start_date": "2026-04-06", "delmal": ["BT16"],
+                   "reflection": "Traumaomhändertagande i team."}),
+        )
+        .expect(201);
+    app.send_raw(
+        "POST",
+        &format!(
+            "/activities/{}/attachments?filename=kursintyg.pdf",
+            activity.body["id"].as_str().expect("id")
+        ),
+        Some(&trainee.access),
+        "application/pdf",
+        PDF,
+    )
+    .expect(201);
+    let a = app
+        .post(
+            &format!("/enrolments/{enrolment}/assessments"),
+            Some(&trainee.access),
+            json!({"instrument": "mini_cex", "performed_on": "2026-04-14", "assessor_id": supervisor.id,
+                   "context": {"setting (outpatient, inpatient, emergency)": "emergency"},
+                   "delmal": ["BT1"], "trainee_reflection": "Jag glömde fråga om allergier."}),
+        )
+        .expect(201);
+    app.post(
+        &format!("/assessments/{}/sign", a.body["id"].as_str().expect("id")),
+        Some(&supervisor.access),
+        json!({"ratings": {"communication": 7}, "entrustment": 4,
+               "feedback_strengths": "Strukturerad anamnes.", "feedback_next_steps": "Öva riktat status."}),
+    )
+    .expect(200);
+    let (child, base) = spawn_server_with(
+        &app,
+        &[
+            ("SERVICE_ID", "eportfolio-uppsala"),
+            ("SERVICE_NAME", "eportfolio Region Uppsala"),
+            (
+                "EPORTFOLIO_PUBLIC_URL",
+                "https://eportfolio.regionuppsala.example",
+            ),
+        ],
+    );
+    Sender {
+        app,
+        base,
+        child,
+        trainee,
+        director,
+        supervisor,
+        other_trainee,
+        enrolment,
+        activity_title: title.into(),
+    }
+}
+
+/// Service B: a region with a BT template, its administrator, director and the trainee's
+/// account there.
+struct Receiver {
+    app: TestApp,
+    admin: TestUser,
+    region: String,
+    director: TestUser,
+    trainee: TestUser,
+}
+
+fn receiver() -> Receiver {
+    let app = TestApp::start();
+    let (admin, region) = app.admin();
+    let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
+    let director = app.join(&admin, "studierektor@sll.se", "director_of_studies", &slso);
+    app.stockholm_bt_template(&director, &slso);
+    let trainee = app.join(&director, "anna.bt@gmail.com", "trainee", &slso);
+    Receiver {
+        app,
+        admin,
+        region,
+        director,
+        trainee,
+    }
+}
+
+fn export(a: &Sender, who: &TestUser) -> Value {
+    let (status, bundle) = call(
+        &a.base,
+        "POST",
+        &format!("/enrolments/{}/transfer-export", a.enrolment),
+        Some(&who.access),
+        None,
+    );
+    assert_eq!(status, 200, "{bundle}");
+    bundle
+}
+
+fn import(b: &Receiver, bundle: &Value) -> (u16, Value) {
+    call(
+        &b.app.base,
+        "POST",
+        "/transfers",
+        Some(&b.director.access),
+        Some(&json!({"bundle": bundle, "trainee_email": b.trainee.email})),
+    )
+}
+
+fn trust(b: &Receiver, a: &Sender) -> String {
+    let (status, keys) = call(&a.base, "GET", "/dossier-keys", None, None);
+    assert_eq!(status, 200);
+    let pems: Vec<Value> = keys["items"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["public_key_pem"].clone())
+        .collect();
+    let created = b
+        .app
+        .post(
+            "/trusted-services",
+            Some(&b.admin.access),
+            json!({"organisation_id": b.region, "name": "Region Uppsala", "base_url": a.base,
+                   "public_keys": pems}),
+        )
+        .expect(201);
+    assert_eq!(
+        created.body["keys"].as_array().map(Vec::len),
+        Some(pems.len())
+    );
+    created.body["id"].as_str().expect("id").to_string()
+}
+
+#[test]
+fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_provenance() {
+    let a = sender();
+    let b = receiver();
+    // A (the real binary) issues the bundle to the trainee.
+    let bundle = export(&a, &a.trainee);
+    let content = &bundle["bundle"];
+    assert_eq!(content["format"], "eportfolio-transfer/1");
+    assert_eq!(content["service"]["id"], "eportfolio-uppsala");
+    assert_eq!(
+        content["service"]["base_url"],
+        "https://eportfolio.regionuppsala.example"
+    );
+    assert_eq!(content["service"]["key_id"], bundle["signature"]["key_id"]);
+    assert_eq!(content["activities"][0]["title"], a.activity_title.as_str());
+    assert_eq!(content["assessments"][0]["status"], "signed");
+    assert_eq!(
+        content["attachments"][0]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
+    assert!(content["audit"].as_array().is_some_and(|f| !f.is_empty()));
+
+    // Not trusted yet: refused, and nothing was made.
+    let (status, problem) = import(&b, &bundle);
+    assert_eq!(status, 403, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/transfer-untrusted")),
+        "{problem}"
+    );
+    let trusted = trust(&b, &a);
+
+    // One changed letter in a reflection: refused as tampered.
+    let mut tampered = bundle.clone();
+    tampered["bundle"]["activities"][0]["reflection"] = json!("Traumaomhändertagande i Team.");
+    let (status, problem) = import(&b, &tampered);
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/transfer-tampered")),
+        "{problem}"
+    );
+    // A changed attachment byte too.
+    let mut tampered = bundle.clone();
+    tampered["bundle"]["attachments"][0]["data"] =
+        json!("JVBERi0xLjcKS3Vyc2ludHlnLCBmw7ZyZmFsc2thdA==");
+    let (status, problem) = import(&b, &tampered);
+    assert_eq!(status, 422, "{problem}");
+
+    // Two imports of the same bundle at once: one is made, the other refused.
+    let results: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2).map(|_| s.spawn(|| import(&b, &bundle))).collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("import thread"))
+            .collect()
+    });
+    let mut statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
+    statuses.sort();
+    assert_eq!(statuses, vec![201, 409], "{results:?}");
+    let done = results
+        .iter()
+        .find(|(s, _)| *s == 201)
+        .map(|(_, v)| v.clone())
+        .expect("201");
+    let refused = results
+        .iter()
+        .find(|(s, _)| *s == 409)
+        .map(|(_, v)| v.clone())
+        .expect("409");
+    assert!(
+        refused["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/transfer-already-imported")),
+        "{refused}"
+    );
+    assert_eq!(done["service_name"], "Region Uppsala");
+    assert_eq!(done["sending_service_id"], "eportfolio-uppsala");
+    assert_eq!(done["counts"]["activities"], 1);
+    assert_eq!(done["counts"]["assessments"], 1);
+    assert_eq!(done["counts"]["attachments"], 1);
+    assert_eq!(done["unmapped_delmal"], json!([]), "{done}");
+    // And later again: refused.
+    let (status, _) = import(&b, &bundle);
+    assert_eq!(status, 409);
+    let enrolment = done["enrolment_id"]
+        .as_str()
+        .expect("enrolment")
+        .to_string();
+
+    // The trainee on B sees the activity, read-only, with where it came from.
+    let acts = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/activities"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let act = &acts.body["items"][0];
+    assert_eq!(act["title"], a.activity_title.as_str());
+    assert_eq!(act["delmal"], json!(["BT16"]));
+    assert_eq!(act["source"]["kind"], "transfer", "{act}");
+    assert_eq!(act["source"]["transfer"]["service_name"], "Region Uppsala");
+    assert_eq!(act["source"]["transfer"]["signed_role"], "trainee");
+    let act_id = act["id"].as_str().expect("id");
+    b.app
+        .patch(
+            &format!("/activities/{act_id}"),
+            Some(&b.trainee.access),
+            json!({"title": "Ändrad"}),
+            &[],
+        )
+        .expect_problem(409, "transferred-read-only");
+    b.app
+        .delete(&format!("/activities/{act_id}"), Some(&b.trainee.access))
+        .expect_problem(409, "transferred-read-only");
+    // The attachment's bytes arrived unchanged.
+    let href = act["attachments"][0]["href"].as_str().expect("href");
+    let file = b
+        .app
+        .get(href.trim_start_matches("/api/v1"), Some(&b.trainee.access))
+        .expect(200);
+    assert_eq!(file.bytes, PDF);
+    // The signed assessment is signed here too, and cannot be corrected here.
+    let asm = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/assessments"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let asm = &asm.body["items"][0];
+    assert_eq!(asm["status"], "signed");
+    assert_eq!(asm["signature"]["method"], "transfer");
+    b.app
+        .post(
+            &format!(
+                "/assessments/{}/corrections",
+                asm["id"].as_str().expect("id")
+            ),
+            Some(&b.trainee.access),
+            json!({"trainee_reflection": "Ändrad"}),
+        )
+        .expect_problem(409, "transferred-read-only");
+
+    // Progress names each imported record with its provenance, and counts the evidence.
+    let progress = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/progress?items=true"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let transferred = progress.body["transferred"]
+        .as_array()
+        .expect("transferred");
+    let signed = transferred
+        .iter()
+        .find(|r| r["record_type"] == "assessment")
+        .expect("the assessment");
+    assert_eq!(signed["provenance"]["signed_role"], "assessor");
+    assert!(
+        signed["provenance"]["signed_by"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()),
+        "{signed}"
+    );
+    assert!(signed["provenance"]["signed_at"].is_string());
+    assert!(transferred
+        .iter()
+        .any(|r| r["record_type"] == "placement" && r["kept_as"] == "evidence"));
+    let bt1 = progress.body["delmal"]
+        .as_array()
+        .expect("delmal")
+        .iter()
+        .find(|d| d["code"] == "BT1")
+        .expect("BT1")
+        .clone();
+    assert!(
+        bt1.to_string().contains(asm["id"].as_str().expect("id")),
+        "{bt1}"
+    );
+
+    // The dossier on B shows them and still verifies.
+    let dossier = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/dossier"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    assert_eq!(
+        dossier.body["dossier"]["progress"]["transferred"]
+            .as_array()
+            .map(Vec::len),
+        Some(transferred.len())
+    );
+    let verdict = b
+        .app
+        .send_raw(
+            "POST",
+            "/dossier-verifications",
+            None,
+            "application/json",
+            dossier.text.as_bytes(),
+        )
+        .expect(200);
+    assert_eq!(verdict.body["authentic"], true, "{}", verdict.text);
+
+    // Trust withdrawn: the next bundle is refused, what was imported stays.
+    b.app
+        .delete(
+            &format!("/trusted-services/{trusted}"),
+            Some(&b.admin.access),
+        )
+        .expect(204);
+    let again = export(&a, &a.trainee);
+    let (status, _) = import(&b, &again);
+    assert_eq!(status, 403);
+    b.app
+        .get(
+            &format!("/enrolments/{enrolment}/activities"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+}
+
+#[test]
+fn who_may_export_import_and_keep_trusted_services() {
+    let a = sender();
+    let b = receiver();
+    let export_path = format!("/enrolments/{}/transfer-export", a.enrolment);
+    // Export on A: the trainee (above) and a director of studies of the region; the
+    // supervisor who may read it is refused, a stranger does not learn it exists.
+    // (Through the in-process server on the same database, whose requests the route
+    // coverage sees.)
+    let by_director = a
+        .app
+        .post(&export_path, Some(&a.director.access), json!({}))
+        .expect(200)
+        .body;
+    assert_eq!(
+        by_director["bundle"]["exported_by"]["role"],
+        "director_of_studies"
+    );
+    a.app
+        .post(&export_path, Some(&a.supervisor.access), json!({}))
+        .expect_problem(403, "forbidden");
+    a.app
+        .post(&export_path, Some(&a.other_trainee.access), json!({}))
+        .expect_problem(404, "not-found");
+    a.app.post(&export_path, None, json!({})).expect(401);
+
+    // Trusted services on B: administrators only.
+    b.app
+        .get("/trusted-services", Some(&b.director.access))
+        .expect_problem(403, "forbidden");
+    b.app
+        .post(
+            "/trusted-services",
+            Some(&b.director.access),
+            json!({"organisation_id": b.region, "name": "X", "base_url": "https://x.example",
+                   "public_keys": ["AAAA"]}),
+        )
+        .expect_problem(403, "forbidden");
+    b.app
+        .post(
+            "/trusted-services",
+            Some(&b.admin.access),
+            json!({"organisation_id": b.region, "name": "X", "base_url": "https://x.example",
+                   "public_keys": ["not a key"]}),
+        )
+        .expect_problem(422, "validation");
+    let trusted = trust(&b, &a);
+    let list = b
+        .app
+        .get("/trusted-services", Some(&b.admin.access))
+        .expect(200);
+    assert_eq!(list.body["items"][0]["id"], trusted.as_str());
+    b.app
+        .delete(
+            &format!("/trusted-services/{trusted}"),
+            Some(&b.director.access),
+        )
+        .expect_problem(404, "not-found");
+
+    // Import on B: a director of studies; not the trainee, not the administrator.
+    let body = json!({"bundle": by_director, "trainee_email": b.trainee.email});
+    b.app
+        .post("/transfers", Some(&b.trainee.access), body.clone())
+        .expect_problem(403, "forbidden");
+    b.app
+        .post("/transfers", Some(&b.admin.access), body.clone())
+        .expect_problem(403, "forbidden");
+    // A template that is not of the director's region, a trainee with no account here.
+    let mut other = body.clone();
+    other["template_id"] = json!("no-such-template");
+    b.app
+        .post("/transfers", Some(&b.director.access), other)
+        .expect_problem(422, "validation");
+    let mut other = body.clone();
+    other["trainee_email"] = json!("nobody@example.se");
+    b.app
+        .post("/transfers", Some(&b.director.access), other)
+        .expect_problem(422, "validation");
+    b.app
+        .post("/transfers", Some(&b.director.access), body)
+        .expect(201);
+}
+
+#[test]
+fn a_bundle_larger_than_the_limit_is_refused_before_it_is_read() {
+    let app = TestApp::start_with(|c| c.transfer_max_bytes = 1024);
+    let (admin, region) = app.admin();
+    let director = app.join(
+        &admin,
+        "studierektor@sll.se",
+        "director_of_studies",
+        &region,
+    );
+    let big = json!({"bundle": {"padding": "x".repeat(4096)}, "trainee_email": "a@b.se"});
+    app.post("/transfers", Some(&director.access), big)
+        .expect_problem(413, "payload-too-large");
+}
