@@ -45,8 +45,10 @@ fn download_name(name: &str) -> ContentDisposition {
 pub async fn me_export(state: web::Data<AppState>, ctx: Ctx) -> Result<HttpResponse, AppError> {
     ctx.read(step_up::require_recent).await?;
     let key = format!("export:{}", ctx.caller.user_id);
-    ctx.write_aside(move |c, ctx| ratelimit::hit(c, &key, ctx.config.rate_limits.export_per_account, ctx.now))
-        .await?;
+    ctx.write_aside(move |c, ctx| {
+        ratelimit::hit(c, &key, ctx.config.rate_limits.export_per_account, ctx.now)
+    })
+    .await?;
     let everything = ctx.read(gather::gather).await?;
     let summary = serde_json::json!({
         "documents": everything.documents.len(),

@@ -44,6 +44,7 @@ mod privacy_retention;
 mod refusals;
 mod regulation_walkthrough;
 mod render_pdf;
+mod restriction_accounts;
 mod review_access;
 mod review_auth;
 mod security_auth;
