@@ -971,3 +971,14 @@ diesel::table! {
         lifted_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    account_erasures (user_id) {
+        user_id -> Text,
+        organisation_id -> Text,
+        erased_by -> Text,
+        erased_at -> Timestamp,
+        name_kept -> Integer,
+        counts -> Text,
+    }
+}

@@ -246,7 +246,7 @@ pub fn refuse_if_actor_restricted(
 
 /// The organisation through which the caller administers the subject, or 404 (an
 /// unknown subject, or one outside the caller's administration).
-fn administered_through(
+pub(super) fn administered_through(
     conn: &mut DbConn,
     me: &Principal,
     kind: SubjectKind,

@@ -37,6 +37,7 @@ mod placement_walk;
 mod portfolio;
 mod portfolio_access;
 mod privacy;
+mod privacy_account_erasure;
 mod privacy_attachments;
 mod privacy_erasure;
 mod privacy_export;
