@@ -56,6 +56,10 @@ pub struct RateLimits {
     /// Password-reset and e-mailed-code requests per account and per address.
     pub mail_per_account: Limit,
     pub mail_per_address: Limit,
+    /// Personal data exports (`GET /me/export`) per account per hour
+    /// (`RATE_LIMIT_EXPORT_PER_ACCOUNT`): the archive is large and sensitive, so a
+    /// stolen session cannot pull it over and over.
+    pub export_per_account: Limit,
 }
 
 #[derive(Clone, Debug)]
@@ -319,6 +323,10 @@ impl Config {
                     max: 30,
                     window: Duration::from_secs(3600),
                 },
+                export_per_account: Limit {
+                    max: 5,
+                    window: Duration::from_secs(3600),
+                },
             },
             mail: MailTransportConfig::Outbox(data_dir.join("outbox")),
             mail_from: "eportfolio <no-reply@eportfolio.invalid>".into(),
@@ -457,6 +465,10 @@ impl Config {
                 mail_per_address: Limit {
                     max: parse("RATE_LIMIT_MAIL_PER_ADDRESS", rl.mail_per_address.max)?,
                     ..rl.mail_per_address
+                },
+                export_per_account: Limit {
+                    max: parse("RATE_LIMIT_EXPORT_PER_ACCOUNT", rl.export_per_account.max)?,
+                    ..rl.export_per_account
                 },
             },
             mail,

@@ -1046,3 +1046,14 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(transfer_imports, transferred_records);
+
+diesel::table! {
+    account_erasures (user_id) {
+        user_id -> Text,
+        organisation_id -> Text,
+        erased_by -> Text,
+        erased_at -> Timestamp,
+        name_kept -> Integer,
+        counts -> Text,
+    }
+}

@@ -14,7 +14,7 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::etag;
 use crate::ids::UserId;
-use crate::schema::{totp_credentials, user_roles, users};
+use crate::schema::{restrictions, totp_credentials, user_roles, users};
 
 /// The second factors a user has set up.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -149,8 +149,29 @@ pub fn list_users(
     if let Some(a) = after {
         q = q.filter(user_roles::user_id.gt(a.to_string()));
     }
+    // Restricted accounts (GDPR Art. 18) are hidden from lists; administrators find
+    // them under `/restrictions`.
+    let hidden = restricted_accounts(conn, None)?;
+    if !hidden.is_empty() {
+        q = q.filter(user_roles::user_id.ne_all(hidden));
+    }
     let ids: Vec<String> = q.order(user_roles::user_id).limit(limit + 1).load(conn)?;
     ids.iter().map(|id| get_user(conn, id)).collect()
+}
+
+/// Accounts whose processing is restricted now (GDPR Art. 18; `privacy::restriction`
+/// writes them), all or only `one`. Read here from the table rather than through
+/// `privacy`, which sits above accounts.
+fn restricted_accounts(conn: &mut DbConn, one: Option<&str>) -> Result<Vec<String>, AppError> {
+    let mut q = restrictions::table
+        .filter(restrictions::subject_kind.eq("account"))
+        .filter(restrictions::lifted_at.is_null())
+        .select(restrictions::subject_id)
+        .into_boxed();
+    if let Some(id) = one {
+        q = q.filter(restrictions::subject_id.eq(id.to_string()));
+    }
+    Ok(q.load(conn)?)
 }
 
 pub fn update_me(
@@ -162,6 +183,14 @@ pub fn update_me(
 ) -> Result<User, AppError> {
     let me = &ctx.caller;
     let now = ctx.now;
+    // A restricted account (GDPR Art. 18) is read-only, its profile too.
+    if !restricted_accounts(conn, Some(&me.user_id))?.is_empty() {
+        return Err(AppError::ProcessingRestricted(
+            "processing of this account is restricted at the person's request: the profile \
+             can be read but not changed until an administrator lifts the restriction"
+                .into(),
+        ));
+    }
     let current = get_user(conn, &me.user_id)?;
     if_match(&current.etag())?;
     let name = validate_name(

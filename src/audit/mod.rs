@@ -88,6 +88,15 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, e: Event) -> Result<(), App
             crate::privacy::restriction::refuse_if_restricted(conn, enrolment_id)?;
         }
     }
+    // And every act of a restricted account (signing, assessing, confirming, as anyone's
+    // supervisor), and every change to its account data.
+    crate::privacy::restriction::refuse_if_actor_restricted(
+        conn,
+        e.actor_id,
+        e.action,
+        e.entity,
+        e.entity_id,
+    )?;
     // Writers must take turns at the end of the chain. SQLite's write transactions are
     // already exclusive; PostgreSQL needs a lock held to the end of the transaction.
     if let DbConn::Pg(pg) = conn {

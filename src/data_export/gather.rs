@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 
 use crate::accounts::{personal_identity, users};
 use crate::clock::from_db;
-use crate::config::Limit;
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
@@ -32,13 +31,6 @@ const ALL: i64 = 1_000_000;
 /// The export's format, in its manifest: a reader checks it before reading on.
 pub const FORMAT: &str = "eportfolio-personal-data-export";
 pub const FORMAT_VERSION: u32 = 1;
-
-/// Exports per account: the archive is large and sensitive, so a stolen session
-/// cannot pull it over and over.
-pub const RATE_LIMIT: Limit = Limit {
-    max: 5,
-    window: std::time::Duration::from_secs(3600),
-};
 
 /// Records that the caller exported their data (the request's effect).
 pub fn audit(conn: &mut DbConn, ctx: &Ctx, summary: &Value) -> Result<(), AppError> {

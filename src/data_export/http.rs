@@ -28,7 +28,8 @@ fn download_name(name: &str) -> ContentDisposition {
 /// (password hash, authenticator secret, recovery codes, tokens).
 ///
 /// Sensitive: the session must have given a second factor in the last five minutes (a
-/// fresh sign-in, or `POST /me/step-up`); at most 5 exports an hour; audited
+/// fresh sign-in, or `POST /me/step-up`); at most 5 exports an hour by default
+/// (`RATE_LIMIT_EXPORT_PER_ACCOUNT`); audited
 /// (`exported`, entity `user`).
 #[utoipa::path(
     tag = "me",
@@ -44,8 +45,10 @@ fn download_name(name: &str) -> ContentDisposition {
 pub async fn me_export(state: web::Data<AppState>, ctx: Ctx) -> Result<HttpResponse, AppError> {
     ctx.read(step_up::require_recent).await?;
     let key = format!("export:{}", ctx.caller.user_id);
-    ctx.write_aside(move |c, ctx| ratelimit::hit(c, &key, gather::RATE_LIMIT, ctx.now))
-        .await?;
+    ctx.write_aside(move |c, ctx| {
+        ratelimit::hit(c, &key, ctx.config.rate_limits.export_per_account, ctx.now)
+    })
+    .await?;
     let everything = ctx.read(gather::gather).await?;
     let summary = serde_json::json!({
         "documents": everything.documents.len(),

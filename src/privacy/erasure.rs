@@ -137,6 +137,18 @@ pub fn erase(
     id: &str,
 ) -> Result<(Erasure, Vec<String>), AppError> {
     require_admin(conn, me, id)?;
+    erase_records(conn, now, me, client, id)
+}
+
+/// [`erase`] without the access check: also run for each enrolment of a trainee whose
+/// account is erased (`account_erasure`).
+pub(super) fn erase_records(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    me: &Principal,
+    client: Option<&str>,
+    id: &str,
+) -> Result<(Erasure, Vec<String>), AppError> {
     if let DbConn::Pg(pg) = conn {
         diesel::sql_query("SELECT id FROM enrolments WHERE id = $1 FOR UPDATE")
             .bind::<diesel::sql_types::Text, _>(id)

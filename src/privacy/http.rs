@@ -7,6 +7,7 @@ use actix_web::{get, post, put, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::account_erasure::{self, AccountErasure};
 use super::erasure::{self, Erasure};
 use super::restriction::{self, NewRestriction, Restriction};
 use super::retention::{self, RetentionPolicy, RetentionPolicyPut, RetentionRun};
@@ -25,7 +26,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(list_restrictions)
         .service(get_restriction)
         .service(lift_restriction)
-        .service(erase_enrolment);
+        .service(erase_enrolment)
+        .service(erase_account);
 }
 
 /// A region's retention period
@@ -284,6 +286,45 @@ pub async fn erase_enrolment(
                 ctx.client.user_agent.as_deref(),
                 &id,
             )
+        })
+        .await?;
+    remove_blobs(&state, blobs).await;
+    Ok(HttpResponse::Ok().json(erasure))
+}
+
+/// Erase an account
+///
+/// GDPR Art. 17, on the person's request, by an administrator over an organisation where
+/// the person holds a role or trains; the session must have given a second factor in
+/// the last five minutes (`POST /me/step-up`). Everything no signed record depends on
+/// goes (sessions, devices, passkeys, authenticator app, recovery codes, e-ID links,
+/// invitations, personal identity, roles, and in the person's own enrolments what the
+/// enrolment erasure takes); the account's id stays, pseudonymised, without e-mail
+/// address or any way to sign in; the name stays only where signed records need it.
+/// The answer names what stays and why. The e-mail address can be used for a new
+/// account. Audited with counts. Sent again: 409.
+#[utoipa::path(
+    tag = "privacy",
+    params(("id" = String, Path, description = "User"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
+    responses(
+        (status = 200, description = "What was erased and what stays", body = AccountErasure),
+        (status = 401, description = "Step-up needed (`step-up-required`)", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 404, description = "Unknown, or not administered by the caller", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Already erased, or the caller's own account", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/users/{id}/erasure")]
+pub async fn erase_account(
+    ctx: Ctx,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let (erasure, blobs) = ctx
+        .write(move |c, ctx| {
+            crate::auth::step_up::require_recent(c, ctx)?;
+            account_erasure::erase_account(c, ctx, &id)
         })
         .await?;
     remove_blobs(&state, blobs).await;

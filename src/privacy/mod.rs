@@ -13,6 +13,7 @@
 //!
 //! The export (Art. 15 and 20) is the feature `data_export`, above the ones it reads.
 
+pub mod account_erasure;
 pub mod attachment_types;
 pub mod erasure;
 pub mod guard;

@@ -5,7 +5,13 @@
 //!   refused (409 `processing-restricted`), and it is left out of lists (the enrolment
 //!   list and the cohort overview) for everyone but the trainee. It can still be read
 //!   by its id, and its dossier pulled, by those who could before.
-//! - **An account** restricted restricts every enrolment in which it is the trainee.
+//! - **An account** restricted restricts every enrolment in which it is the trainee,
+//!   and the person is read-only wherever they act: their profile and personal identity
+//!   cannot be changed, and they cannot sign, assess, confirm or record anything in
+//!   anyone's portfolio (as supervisor, assessor, director). Their sign-in, their own
+//!   sign-in factors (passkeys, e-ID links: keeping the account safe is not the
+//!   processing restricted) and their export (Art. 15) go on. They are left out of
+//!   `GET /users`; administrators find them under `/restrictions`.
 //! - **Where the refusal sits.** Every change to an enrolment's records is written to
 //!   the audit log in its transaction (`audit::append`, with the enrolment's id); the
 //!   log asks [`refuse_if_restricted`] first, so no feature needs its own check and a
@@ -38,6 +44,15 @@ pub const ALLOWED_WHILE_RESTRICTED: [&str; 5] = [
     "retention_deleted",
     "erased",
 ];
+
+/// Audit actions a restricted account may still be the actor of, besides
+/// [`ALLOWED_WHILE_RESTRICTED`]: exporting their data (the right of access is not
+/// restricted).
+const ACTOR_ALLOWED: [&str; 1] = ["exported"];
+
+/// Entities a restricted account may still change as the actor: its sign-in factors,
+/// so that a person can keep the account safe (remove a lost passkey) while restricted.
+const ACTOR_ALLOWED_ENTITIES: [&str; 2] = ["passkey", "oidc_link"];
 
 /// What is restricted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -176,9 +191,62 @@ pub fn refuse_if_restricted(conn: &mut DbConn, enrolment_id: &str) -> Result<(),
     ))
 }
 
+/// Whether the account's processing is restricted (a restriction of the account in
+/// force).
+pub fn account_restricted(conn: &mut DbConn, user_id: &str) -> Result<bool, AppError> {
+    let n: i64 = restrictions::table
+        .filter(restrictions::subject_kind.eq("account"))
+        .filter(restrictions::subject_id.eq(user_id))
+        .filter(restrictions::lifted_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+fn account_refusal() -> AppError {
+    AppError::ProcessingRestricted(
+        "processing of this account is restricted at the person's request: it can be read \
+         but it cannot change anything, nor be changed, until an administrator lifts the \
+         restriction"
+            .into(),
+    )
+}
+
+/// 409 `processing-restricted` when the account is restricted.
+pub fn refuse_if_account_restricted(conn: &mut DbConn, user_id: &str) -> Result<(), AppError> {
+    if account_restricted(conn, user_id)? {
+        return Err(account_refusal());
+    }
+    Ok(())
+}
+
+/// 409 `processing-restricted` when a restricted account is the actor of an audited
+/// change, or the person whose account data (`user`, `personal_identity`) it changes
+/// (called by the audit log for every entry it records, like the enrolment check).
+pub fn refuse_if_actor_restricted(
+    conn: &mut DbConn,
+    actor_id: Option<&str>,
+    action: &str,
+    entity: &str,
+    entity_id: &str,
+) -> Result<(), AppError> {
+    if ALLOWED_WHILE_RESTRICTED.contains(&action) || ACTOR_ALLOWED.contains(&action) {
+        return Ok(());
+    }
+    if let Some(actor) = actor_id {
+        if !ACTOR_ALLOWED_ENTITIES.contains(&entity) {
+            refuse_if_account_restricted(conn, actor)?;
+        }
+    }
+    if matches!(entity, "user" | "personal_identity") && Some(entity_id) != actor_id {
+        refuse_if_account_restricted(conn, entity_id)?;
+    }
+    Ok(())
+}
+
 /// The organisation through which the caller administers the subject, or 404 (an
 /// unknown subject, or one outside the caller's administration).
-fn administered_through(
+pub(super) fn administered_through(
     conn: &mut DbConn,
     me: &Principal,
     kind: SubjectKind,

@@ -91,7 +91,11 @@ const MINE: &[u8] = b"%PDF-1.7\nKursintyg, min egen kurs";
 const THEIRS: &[u8] = b"%PDF-1.7\nKursintyg, den andras kurs";
 
 fn world() -> World {
-    let app = TestApp::start();
+    world_with(|_| {})
+}
+
+fn world_with(adjust: impl FnOnce(&mut eportfolio::config::Config)) -> World {
+    let app = TestApp::start_with(adjust);
     let (admin, region) = app.admin();
     let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
     let template = app.stockholm_bt_template(&admin, &slso);
@@ -352,4 +356,18 @@ fn an_export_needs_a_recent_second_factor_and_is_rate_limited() {
         .expect("access token");
     app.send("GET", "/me/export", Some(access), None, &[])
         .expect_problem(401, "step-up-required");
+}
+
+#[test]
+fn the_export_limit_is_the_operators_setting() {
+    // RATE_LIMIT_EXPORT_PER_ACCOUNT=2: the third export within the hour is refused.
+    let w = world_with(|c| c.rate_limits.export_per_account.max = 2);
+    let app = &w.app;
+    export(app, &w.trainee).expect(200);
+    export(app, &w.trainee).expect(200);
+    let limited = export(app, &w.trainee).expect_problem(429, "rate-limited");
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(audited(app, "exported").len(), 2);
+    // The limit is per account: the other trainee still has theirs.
+    export(app, &w.other).expect(200);
 }
