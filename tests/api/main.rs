@@ -55,6 +55,7 @@ mod security_stepup;
 mod security_webhooks;
 mod st_rules;
 mod storage_faults;
+mod storage_keys;
 mod storage_objects;
 mod supervision_flags;
 mod talks;

@@ -93,7 +93,6 @@ pub async fn upload_attachment(
     let id = attachments::new_id();
     let (size, sha256) = attachments::stream_to_blob(
         state.blobs.clone(),
-        id.clone(),
         content_type.clone(),
         payload,
         ctx.config.attachment_max_bytes,
