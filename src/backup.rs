@@ -323,12 +323,7 @@ pub fn backup(source: &Source, to: &Path, include_keys: bool) -> Result<Summary,
             inner: reader,
             hash: Sha256::new(),
         };
-        append_file(
-            &mut tar,
-            &archive_name(&a.storage_key),
-            size,
-            &mut reader,
-        )?;
+        append_file(&mut tar, &archive_name(&a.storage_key), size, &mut reader)?;
         if hex_sha(reader.hash) != a.sha256 || size != a.size_bytes as u64 {
             damaged.push(a.id.clone());
         }

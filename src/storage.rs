@@ -134,7 +134,11 @@ pub fn content_key(sha256_hex: &str) -> Result<String, AppError> {
 /// Whether `key` is a storage key: a content key, or a key of the first layout (the
 /// attachment's id, `[0-9a-z-]`) that rows written before content keys still name.
 pub fn valid_key(key: &str) -> bool {
-    if let Some(hex) = key.rsplit('/').next().filter(|_| key.starts_with("sha256/")) {
+    if let Some(hex) = key
+        .rsplit('/')
+        .next()
+        .filter(|_| key.starts_with("sha256/"))
+    {
         return content_key(hex).is_ok_and(|k| k == key);
     }
     !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')

@@ -206,7 +206,10 @@ where
 /// The store failed (unreachable, a 5xx, a timeout, refused credentials): 503, so that
 /// clients retry later; the request's transaction is rolled back with it.
 fn store_error(what: &str, e: object_store::Error) -> AppError {
-    AppError::StoreUnavailable(format!("attachment store, {what}: {}", first_line(&e.to_string())))
+    AppError::StoreUnavailable(format!(
+        "attachment store, {what}: {}",
+        first_line(&e.to_string())
+    ))
 }
 
 impl S3Store {
@@ -278,13 +281,23 @@ impl S3Store {
             store.put(&probe, "ok".into()).await?;
             store.delete(&probe).await
         })?;
-        result.map_err(|e| {
-            AppError::Config(format!(
+        result.map_err(|e| match e {
+            // 401/403 (S3's AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch): the
+            // store answers but not to these keys. A listing's refusal comes as a generic
+            // error whose text has the status.
+            e if credentials_refused(&e) => AppError::Config(format!(
+                "ATTACHMENT_STORE {}: the store refused the credentials ({}); check \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or its _FILE), and that this \
+                 key may list, write and delete under the prefix",
+                self.where_,
+                first_line(&e.to_string())
+            )),
+            e => AppError::Config(format!(
                 "ATTACHMENT_STORE {}: the bucket cannot be used ({}); check the bucket name, \
                  AWS_ENDPOINT_URL, AWS_REGION and the credentials",
                 self.where_,
                 first_line(&e.to_string())
-            ))
+            )),
         })
     }
 
@@ -294,10 +307,7 @@ impl S3Store {
     }
 
     /// Every object under `under` with its time.
-    fn list_under(
-        &self,
-        under: &ObjectPath,
-    ) -> Result<Vec<object_store::ObjectMeta>, AppError> {
+    fn list_under(&self, under: &ObjectPath) -> Result<Vec<object_store::ObjectMeta>, AppError> {
         let store = self.store.clone();
         let under = under.clone();
         wait(&self.rt, async move {
@@ -338,6 +348,26 @@ impl S3Store {
             Err(e) => Err(store_error("removing", e)),
         }
     }
+}
+
+/// Whether the store answered 401 or 403: it is there, but not for these credentials.
+fn credentials_refused(e: &object_store::Error) -> bool {
+    if matches!(
+        e,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) {
+        return true;
+    }
+    let text = e.to_string();
+    [
+        "403 Forbidden",
+        "401 Unauthorized",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
 }
 
 /// The first line of an error, whose full text can run to a page of XML.

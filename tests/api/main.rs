@@ -57,6 +57,7 @@ mod st_rules;
 mod storage_faults;
 mod storage_keys;
 mod storage_objects;
+mod storage_outage;
 mod supervision_flags;
 mod talks;
 mod two_nodes;
