@@ -345,7 +345,7 @@ impl BlobStore for LocalDisk {
     fn remove(&self, key: &str, before: std::time::SystemTime) -> Result<bool, AppError> {
         let path = self.final_path(key)?;
         // Written again since (the same content uploaded anew): kept for its new row.
-        if !modified(&path)?.is_some_and(|m| m < before) {
+        if modified(&path)?.is_none_or(|m| m >= before) {
             return Ok(false);
         }
         match std::fs::remove_file(&path) {
