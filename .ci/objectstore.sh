@@ -11,6 +11,10 @@
 #   storage_objects::   bucket refused at start-up; multipart up, whole down; sweep
 #   storage_faults::    damaged object never served, `attachments verify` names it
 #                       (the full-disk and file-ageing tests say "skipped" here)
+#   storage_keys::      objects under their SHA-256, stored once, kept while named;
+#                       objects under the keys of before still served and backed up
+#   storage_outage::    (a stand-in of its own, not moto) 503 while the store is away,
+#                       refused credentials stop the start
 #   backup::            backup and restore, with the objects
 #   backup_archive::    under writes, SQLite to the suite's backend, damaged archives,
 #                       keys without a passphrase
@@ -46,7 +50,8 @@ export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=ci-access-key
 export AWS_SECRET_ACCESS_KEY=ci-secret-key
 TESTS=(
-    storage_objects:: storage_faults:: backup:: backup_archive::
+    storage_objects:: storage_faults:: storage_keys:: storage_outage::
+    backup:: backup_archive::
     portfolio::a_course_certificate_is_attached_from_the_phone_and_read_by_the_supervisor
     portfolio::a_swedish_file_name_downloads_intact
     fuzz_findings::a_downloaded_attachment_has_a_media_type_the_document_names

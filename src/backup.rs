@@ -312,18 +312,18 @@ pub fn backup(source: &Source, to: &Path, include_keys: bool) -> Result<Summary,
         std::fs::remove_file(&path).map_err(io("backup"))?;
     }
     let mut damaged = Vec::new();
+    let mut archived = std::collections::HashSet::new();
     for a in &snap.attachments {
+        // Rows of the same content name one blob: it goes in once.
+        if !archived.insert(a.storage_key.as_str()) {
+            continue;
+        }
         let (reader, size) = source.blobs.open(&a.storage_key)?;
         let mut reader = HashingReader {
             inner: reader,
             hash: Sha256::new(),
         };
-        append_file(
-            &mut tar,
-            &format!("attachments/{}", a.storage_key),
-            size,
-            &mut reader,
-        )?;
+        append_file(&mut tar, &archive_name(&a.storage_key), size, &mut reader)?;
         if hex_sha(reader.hash) != a.sha256 || size != a.size_bytes as u64 {
             damaged.push(a.id.clone());
         }
@@ -393,6 +393,13 @@ fn damaged(detail: impl std::fmt::Display) -> AppError {
 
 /// A file name inside the archive that is one of ours (no paths of the archive's
 /// choosing reach the file system).
+/// The name of a blob in the archive: `attachments/` and its key with `/` as `_` (keys
+/// of the first layout have no `_`, so names do not collide), one flat directory as
+/// archives made before content keys have.
+fn archive_name(storage_key: &str) -> String {
+    format!("attachments/{}", storage_key.replace('/', "_"))
+}
+
 fn staged_name(path: &str) -> Option<String> {
     let plain = |s: &str| {
         !s.is_empty()
@@ -463,7 +470,7 @@ fn check_against_manifest(
     }
     for a in &m.attachments {
         expected.insert(
-            format!("attachments/{}", a.storage_key),
+            archive_name(&a.storage_key),
             (&a.sha256, Some(a.size_bytes.max(0) as u64)),
         );
     }
@@ -552,10 +559,17 @@ pub fn restore(target: &Target, from: &Path) -> Result<Summary, AppError> {
     load_rows(&mut conn, &manifest, &scratch.0)?;
     db::migrate(&mut conn)?;
 
+    let mut restored = std::collections::HashSet::new();
     for a in &manifest.attachments {
-        let staged = scratch.0.join(format!("attachments__{}", a.storage_key));
+        if !restored.insert(a.storage_key.as_str()) {
+            continue;
+        }
+        let staged = scratch.0.join(
+            staged_name(&archive_name(&a.storage_key))
+                .ok_or_else(|| damaged(format!("storage key {:?}", a.storage_key)))?,
+        );
         let mut file = std::fs::File::open(&staged).map_err(io("restore"))?;
-        let mut blob = target.blobs.create(&a.storage_key)?;
+        let mut blob = target.blobs.create()?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = file.read(&mut buf).map_err(io("restore"))?;
@@ -564,7 +578,7 @@ pub fn restore(target: &Target, from: &Path) -> Result<Summary, AppError> {
             }
             blob.write(&buf[..n])?;
         }
-        blob.commit()?;
+        blob.commit(&a.storage_key)?;
     }
     if let Some(keys) = &keys {
         for (name, bytes) in keys {

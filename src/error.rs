@@ -152,6 +152,10 @@ pub enum AppError {
     RateLimited { retry_after: Duration },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The attachment store (an object store) failed: unreachable, an error of its own,
+    /// a timeout (503 with Retry-After). Nothing of the request was kept.
+    #[error("attachment store unavailable: {0}")]
+    StoreUnavailable(String),
     /// The attachment store is full (507): nothing of the upload was kept.
     #[error("insufficient storage: {0}")]
     InsufficientStorage(String),
@@ -208,6 +212,7 @@ impl AppError {
             AppError::OidcNotLinked => "oidc-not-linked",
             AppError::RateLimited { .. } => "rate-limited",
             AppError::Unavailable(_) => "unavailable",
+            AppError::StoreUnavailable(_) => "attachment-store-unavailable",
             AppError::InsufficientStorage(_) => "insufficient-storage",
             AppError::AttachmentDamaged(_) => "attachment-damaged",
             AppError::Refused { code, .. } => code,
@@ -248,6 +253,7 @@ impl AppError {
             AppError::OidcNotLinked => "E-ID not linked to an account",
             AppError::RateLimited { .. } => "Too many requests",
             AppError::Unavailable(_) => "Service unavailable",
+            AppError::StoreUnavailable(_) => "Attachment store unavailable",
             AppError::InsufficientStorage(_) => "Insufficient storage",
             AppError::AttachmentDamaged(_) => "Attachment damaged",
             AppError::Refused { title, .. } => title,
@@ -273,6 +279,10 @@ impl AppError {
             | AppError::Unavailable(d)
             | AppError::InsufficientStorage(d)
             | AppError::Refused { detail: d, .. } => d.clone(),
+            // The store's own words (its address, its XML) go to the log only.
+            AppError::StoreUnavailable(_) => "The attachment store cannot be reached just now; \
+                nothing of this request was kept. Try again later."
+                .into(),
             AppError::AttachmentDamaged(_) => "The stored file no longer matches its SHA-256; \
                 it is not served. An administrator can restore it from a backup."
                 .into(),
@@ -430,7 +440,9 @@ impl ResponseError for AppError {
             AppError::SecondFactorRequired => StatusCode::FORBIDDEN,
             AppError::Gone(_) => StatusCode::GONE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::AttachmentDamaged(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Refused { status, .. } => {
@@ -457,7 +469,7 @@ impl ResponseError for AppError {
             }
             // The database (or another service this one needs) is away: clients and
             // proxies retry after a pause instead of at once.
-            AppError::Unavailable(_) => {
+            AppError::Unavailable(_) | AppError::StoreUnavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS));
             }
             // The rest of a slow body is not waited for: the connection ends here.

@@ -88,12 +88,15 @@ pub fn check_private_file(path: &Path) -> Result<(), AppError> {
     Ok(())
 }
 
-/// A blob store keyed by opaque keys. Writes go through `create` so that a half-written
-/// upload never appears under its final key.
+/// A blob store keyed by storage keys (see [`content_key`]). Writes go through `create`
+/// to a temporary name and are published under their key by `commit`, so a half-written
+/// upload never appears under a key, and the key can be the content's hash, known only
+/// once the last byte is in.
 pub trait BlobStore: Send + Sync {
-    /// Starts a new blob; bytes are appended with `BlobWriter::write` and published with
-    /// `BlobWriter::commit`. Dropping an uncommitted writer discards the bytes.
-    fn create(&self, key: &str) -> Result<Box<dyn BlobWriter>, AppError>;
+    /// Starts a new blob under a temporary name; bytes are appended with
+    /// `BlobWriter::write` and published with `BlobWriter::commit`. Dropping an
+    /// uncommitted writer discards the bytes.
+    fn create(&self) -> Result<Box<dyn BlobWriter>, AppError>;
     /// A local path to read the blob from (served as a file), if the store has one.
     fn path(&self, key: &str) -> Result<Option<PathBuf>, AppError>;
     /// Opens a committed blob for reading, with its size.
@@ -104,11 +107,52 @@ pub trait BlobStore: Send + Sync {
     fn remove_parts(&self, before: std::time::SystemTime) -> Result<usize, AppError>;
     /// The keys of committed blobs last written before `before`.
     fn committed_before(&self, before: std::time::SystemTime) -> Result<Vec<String>, AppError>;
-    /// Removes a committed blob (one no attachment names: see `sweep`).
-    fn remove(&self, key: &str) -> Result<(), AppError>;
+    /// Removes a committed blob if it was last written before `before` (one no
+    /// attachment names: see `sweep`); returns whether it did. A blob written since is
+    /// kept: an upload of the same content published it again, and its row is on its way.
+    fn remove(&self, key: &str, before: std::time::SystemTime) -> Result<bool, AppError>;
 }
 
-pub use sweep::{sweep, Swept, GRACE};
+/// The key content with this SHA-256 (hex) is stored under: `sha256/ab/cd/<hex>`, two
+/// levels of fan-out so that no directory (or listing page) grows without bound.
+/// Identical content has one key, so it is stored once.
+pub fn content_key(sha256_hex: &str) -> Result<String, AppError> {
+    let ok = sha256_hex.len() == 64
+        && sha256_hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    if !ok {
+        return Err(AppError::internal(format!("not a SHA-256: {sha256_hex:?}")));
+    }
+    Ok(format!(
+        "sha256/{}/{}/{sha256_hex}",
+        &sha256_hex[..2],
+        &sha256_hex[2..4]
+    ))
+}
+
+/// Whether `key` is a storage key: a content key, or a key of the first layout (the
+/// attachment's id, `[0-9a-z-]`) that rows written before content keys still name.
+pub fn valid_key(key: &str) -> bool {
+    if let Some(hex) = key
+        .rsplit('/')
+        .next()
+        .filter(|_| key.starts_with("sha256/"))
+    {
+        return content_key(hex).is_ok_and(|k| k == key);
+    }
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn check_key(key: &str) -> Result<(), AppError> {
+    if valid_key(key) {
+        Ok(())
+    } else {
+        Err(AppError::internal(format!("bad blob key {key:?}")))
+    }
+}
+
+pub use sweep::{remove_released, remove_unnamed, sweep, Swept, GRACE};
 
 pub use verify::{check_blob, verify_attachments, Finding};
 
@@ -139,7 +183,9 @@ fn write_error(what: &str, e: std::io::Error) -> AppError {
 
 pub trait BlobWriter: Send {
     fn write(&mut self, bytes: &[u8]) -> Result<(), AppError>;
-    fn commit(self: Box<Self>) -> Result<(), AppError>;
+    /// Publishes the bytes under `key`. A blob already there has the same content (keys
+    /// are content hashes) and is replaced, which also marks it as just written.
+    fn commit(self: Box<Self>, key: &str) -> Result<(), AppError>;
 }
 
 pub struct LocalDisk {
@@ -155,11 +201,31 @@ impl LocalDisk {
         })
     }
 
+    /// `sha256/ab/cd/<hex>` is that path under the root; a key of the first layout `k`
+    /// is `<k[..2]>/k`.
     fn final_path(&self, key: &str) -> Result<PathBuf, AppError> {
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(AppError::internal(format!("bad blob key {key:?}")));
+        check_key(key)?;
+        if key.starts_with("sha256/") {
+            return Ok(key.split('/').fold(self.root.clone(), |p, s| p.join(s)));
         }
         Ok(self.root.join(&key[..2.min(key.len())]).join(key))
+    }
+
+    /// The key a file under the root would be stored under, if it is one of ours.
+    fn key_of(&self, path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(&self.root).ok()?;
+        let parts: Vec<&str> = rel
+            .components()
+            .map(|c| c.as_os_str().to_str())
+            .collect::<Option<_>>()?;
+        let key = match parts.as_slice() {
+            [_, key] => key.to_string(),
+            ["sha256", ..] => parts.join("/"),
+            _ => return None,
+        };
+        self.final_path(&key)
+            .is_ok_and(|p| p == path)
+            .then_some(key)
     }
 }
 
@@ -184,19 +250,54 @@ fn files_before(dir: &Path, before: std::time::SystemTime) -> Result<Vec<PathBuf
 }
 
 struct LocalWriter {
+    root: PathBuf,
     tmp: PathBuf,
-    target: PathBuf,
     file: Option<std::fs::File>,
 }
 
+/// The files under `dir`, at any depth.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), AppError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(AppError::internal(format!("{}: {e}", dir.display()))),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| AppError::internal(format!("{}: {e}", dir.display())))?;
+        let kind = entry
+            .file_type()
+            .map_err(|e| AppError::internal(format!("{}: {e}", dir.display())))?;
+        if kind.is_dir() {
+            files_under(&entry.path(), out)?;
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// When a file was last written; `None` when it is not there.
+fn modified(path: &Path) -> Result<Option<std::time::SystemTime>, AppError> {
+    match std::fs::metadata(path) {
+        Ok(meta) => meta
+            .modified()
+            .map(Some)
+            .map_err(|e| AppError::internal(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AppError::internal(format!("{}: {e}", path.display()))),
+    }
+}
+
 impl BlobStore for LocalDisk {
-    fn create(&self, key: &str) -> Result<Box<dyn BlobWriter>, AppError> {
-        let target = self.final_path(key)?;
-        let tmp = self.root.join("tmp").join(format!("{key}.part"));
+    fn create(&self) -> Result<Box<dyn BlobWriter>, AppError> {
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.part", uuid::Uuid::new_v4().simple()));
         let file = create_private_file(&tmp).map_err(|e| write_error("blob create", e))?;
         Ok(Box::new(LocalWriter {
+            root: self.root.clone(),
             tmp,
-            target,
             file: Some(file),
         }))
     }
@@ -227,56 +328,38 @@ impl BlobStore for LocalDisk {
     }
 
     fn committed_before(&self, before: std::time::SystemTime) -> Result<Vec<String>, AppError> {
+        let mut files = Vec::new();
+        files_under(&self.root, &mut files)?;
+        let tmp = self.root.join("tmp");
         let mut keys = Vec::new();
-        let dirs = std::fs::read_dir(&self.root)
-            .map_err(|e| AppError::internal(format!("{}: {e}", self.root.display())))?;
-        for dir in dirs {
-            let dir = dir.map_err(|e| AppError::internal(format!("blob store: {e}")))?;
-            if dir.file_name() == "tmp" || !dir.path().is_dir() {
-                continue;
-            }
-            for path in files_before(&dir.path(), before)? {
-                if let Some(key) = path.file_name().and_then(|n| n.to_str()) {
-                    if self.final_path(key).is_ok_and(|p| p == path) {
-                        keys.push(key.to_string());
-                    }
+        for path in files.iter().filter(|p| !p.starts_with(&tmp)) {
+            if let Some(key) = self.key_of(path) {
+                if modified(path)?.is_some_and(|m| m < before) {
+                    keys.push(key);
                 }
             }
         }
         Ok(keys)
     }
 
-    fn remove(&self, key: &str) -> Result<(), AppError> {
+    fn remove(&self, key: &str, before: std::time::SystemTime) -> Result<bool, AppError> {
         let path = self.final_path(key)?;
+        // Written again since (the same content uploaded anew): kept for its new row.
+        if modified(&path)?.is_none_or(|m| m >= before) {
+            return Ok(false);
+        }
         match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(AppError::internal(format!("blob remove {key}: {e}"))),
         }
     }
 
     fn is_empty(&self) -> Result<bool, AppError> {
-        let entries = match std::fs::read_dir(&self.root) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-            Err(e) => return Err(AppError::Config(format!("{}: {e}", self.root.display()))),
-        };
-        for entry in entries {
-            let entry =
-                entry.map_err(|e| AppError::Config(format!("{}: {e}", self.root.display())))?;
-            if entry.file_name() == "tmp" {
-                continue;
-            }
-            let path = entry.path();
-            let empty_dir = path.is_dir()
-                && std::fs::read_dir(&path)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false);
-            if !empty_dir {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        let mut files = Vec::new();
+        files_under(&self.root, &mut files).map_err(|e| AppError::Config(e.to_string()))?;
+        let tmp = self.root.join("tmp");
+        Ok(files.iter().all(|p| p.starts_with(&tmp)))
     }
 }
 
@@ -288,7 +371,11 @@ impl BlobWriter for LocalWriter {
         }
     }
 
-    fn commit(mut self: Box<Self>) -> Result<(), AppError> {
+    fn commit(mut self: Box<Self>, key: &str) -> Result<(), AppError> {
+        let target = LocalDisk {
+            root: self.root.clone(),
+        }
+        .final_path(key)?;
         let file = self
             .file
             .take()
@@ -297,7 +384,7 @@ impl BlobWriter for LocalWriter {
         let synced = file.sync_all().map_err(|e| write_error("blob sync", e));
         drop(file);
         let result = synced.and_then(|()| {
-            if let Some(dir) = self.target.parent() {
+            if let Some(dir) = target.parent() {
                 let mut builder = std::fs::DirBuilder::new();
                 builder.recursive(true);
                 #[cfg(unix)]
@@ -306,7 +393,9 @@ impl BlobWriter for LocalWriter {
                     .create(dir)
                     .map_err(|e| write_error("blob dir", e))?;
             }
-            std::fs::rename(&self.tmp, &self.target).map_err(|e| write_error("blob rename", e))
+            // Over an existing blob of the same content: atomic, and its time is now, so
+            // the sweep does not take it from the row this upload is about to write.
+            std::fs::rename(&self.tmp, &target).map_err(|e| write_error("blob rename", e))
         });
         if result.is_err() {
             // A full disk can fail the sync: no partial file stays behind.

@@ -6,9 +6,10 @@ Usage: compose_check.py REPO_ROOT
 Fails (exit 1, one line per finding) when the file does not parse as YAML, names a
 service, network, volume or secret it does not define, leaves the nginx upstream
 without its service, puts secrets in the file itself, trusts a wide proxy network,
-runs fewer than two API nodes, or keeps attachments anywhere but an S3-compatible
+runs fewer than two API nodes, keeps attachments anywhere but an S3-compatible
 object store every node reaches (ATTACHMENT_STORE=s3://..., credentials from compose
-secrets, plain http only to a store on internal networks, no attachments volume).
+secrets, plain http only to a store on internal networks, no attachments volume), or
+names an image that is not pinned (see `image_problem`).
 """
 import ipaddress
 import os
@@ -41,6 +42,36 @@ def as_list(value):
     return list(value)
 
 
+# Tags that move to a new release by themselves.
+MOVING_TAGS = {"latest", "stable", "mainline", "edge", "lts", "alpine", "slim"}
+# MinIO's releases are dated: RELEASE.2025-04-22T22-12-26Z (an optional -suffix).
+MINIO_RELEASE = re.compile(r"^RELEASE\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z(-[a-z0-9]+)?$")
+VERSIONED = re.compile(r"^v?\d+\.\d+")
+
+
+def image_problem(image):
+    """Why `image` is not pinned (None: it is). A digest pins anything; otherwise the tag
+    must be a version with at least major.minor (`postgres:15.10`, not `postgres:15`,
+    `nginx:stable` or no tag, which is `latest`), and MinIO's images a dated RELEASE tag."""
+    if not isinstance(image, str) or not image.strip():
+        return "no image name"
+    if re.search(r"@sha256:[0-9a-f]{64}$", image):
+        return None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "no tag (that is `latest`, whatever it is on the day of the pull)"
+    repo, tag = image.rsplit(":", 1)
+    if tag.lower() in MOVING_TAGS:
+        return f"the tag {tag!r} moves to each new release"
+    if re.search(r"(^|/)minio/(minio|mc)$", repo):
+        if not MINIO_RELEASE.match(tag):
+            return f"MinIO's tag {tag!r} is not a dated release (RELEASE.YYYY-MM-DDTHH-MM-SSZ)"
+        return None
+    if not VERSIONED.match(tag):
+        return f"the tag {tag!r} is not a version (at least major.minor)"
+    return None
+
+
 def environment(service):
     env = service.get("environment") or {}
     if isinstance(env, list):
@@ -48,7 +79,21 @@ def environment(service):
     return env
 
 
+def check_the_checker():
+    """The pin rule refuses what it should (a rule that lets everything through would
+    pass this file as well): run on every check, it costs nothing."""
+    refused = ["minio/minio", "quay.io/minio/minio:latest", "minio/mc:RELEASE.latest",
+               "postgres", "postgres:15", "nginx:stable", "registry:5000/app"]
+    pinned = ["quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z", "postgres:15.10",
+              "nginx:1.27.3", "registry:5000/app:2.1", "nginx@sha256:" + "0" * 64]
+    wrong = [i for i in refused if image_problem(i) is None]
+    wrong += [i for i in pinned if image_problem(i) is not None]
+    if wrong:
+        raise SystemExit(f"compose_check.py: the image pin rule is wrong about {wrong}")
+
+
 def main() -> int:
+    check_the_checker()
     root = sys.argv[1]
     deploy = os.path.join(root, "deploy")
     errors = []
@@ -80,6 +125,10 @@ def main() -> int:
                 errors.append(f"service {name}: unknown key {key!r}")
         if "image" not in svc and "build" not in svc:
             errors.append(f"service {name}: neither image nor build")
+        if "image" in svc:
+            problem = image_problem(svc["image"])
+            if problem:
+                errors.append(f"service {name}: image {svc['image']!r} is not pinned: {problem}")
         for dep in as_list(svc.get("depends_on")):
             if dep not in services:
                 errors.append(f"service {name}: depends_on unknown service {dep!r}")

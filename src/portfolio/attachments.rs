@@ -215,12 +215,13 @@ fn wrong_content(declared: &str) -> AppError {
     ))
 }
 
-/// Streams the request body into a new blob, hashing as it goes. Over `max` bytes, the
-/// partial blob is discarded and the answer is 413; content that is not of the
-/// `declared` media type (see [`content_matches`]) is discarded with 415.
+/// Streams the request body into a new blob, hashing as it goes, and publishes it under
+/// its content hash (`storage::content_key`: the same file uploaded twice is stored
+/// once). Over `max` bytes, the partial blob is discarded and the answer is 413; content
+/// that is not of the `declared` media type (see [`content_matches`]) is discarded with
+/// 415. Returns the size and the SHA-256 (hex).
 pub async fn stream_to_blob(
     blobs: Arc<dyn BlobStore>,
-    key: String,
     declared: String,
     mut payload: web::Payload,
     max: u64,
@@ -230,7 +231,7 @@ pub async fn stream_to_blob(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<web::Bytes>>(8);
     // Disk writes happen on the blocking pool; the worker only moves chunks along.
     let writer = web::block(move || -> Result<(i64, String), AppError> {
-        let mut blob = blobs.create(&key)?;
+        let mut blob = blobs.create()?;
         let mut hasher = Sha256::new();
         let mut size: i64 = 0;
         let mut head: Vec<u8> = Vec::new();
@@ -254,8 +255,9 @@ pub async fn stream_to_blob(
         if !content_matches(&declared, &head) {
             return Err(wrong_content(&declared));
         }
-        blob.commit()?;
-        Ok((size, hex::encode(hasher.finalize())))
+        let sha256 = hex::encode(hasher.finalize());
+        blob.commit(&crate::storage::content_key(&sha256)?)?;
+        Ok((size, sha256))
     });
     let mut received: u64 = 0;
     let mut too_large = false;
@@ -307,7 +309,7 @@ pub fn record(conn: &mut DbConn, ctx: &Ctx, n: NewAttachment) -> Result<Attachme
             attachments::content_type.eq(&n.content_type),
             attachments::size_bytes.eq(n.size_bytes),
             attachments::sha256.eq(&n.sha256),
-            attachments::storage_key.eq(&n.id),
+            attachments::storage_key.eq(crate::storage::content_key(&n.sha256)?),
             attachments::uploaded_by.eq(&me.user_id),
             attachments::created_at.eq(to_db(now)),
         ))

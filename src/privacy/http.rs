@@ -331,19 +331,17 @@ pub async fn erase_account(
     Ok(HttpResponse::Ok().json(erasure))
 }
 
-/// Removes attachment files whose rows a committed transaction deleted. A file that
+/// Removes attachment files whose rows a committed transaction deleted, unless another
+/// row names the same content (files are stored once per content hash). A file that
 /// cannot be removed now is left to the store's sweep (no row names it any more).
 pub async fn remove_blobs(state: &AppState, keys: Vec<String>) {
     if keys.is_empty() {
         return;
     }
     let store = state.blobs.clone();
-    let result = web::block(move || {
-        for key in keys {
-            if let Err(e) = store.remove(&key) {
-                tracing::warn!(key, error = %e, "attachment file not removed; the sweep will");
-            }
-        }
+    let result = crate::db::run(&state.pool, move |conn| {
+        crate::storage::remove_released(conn, &*store, &keys);
+        Ok(())
     })
     .await;
     if let Err(e) = result {

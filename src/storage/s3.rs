@@ -7,9 +7,12 @@
 //! runtime of this store's own and the caller waits for its answer on a plain channel.
 //! That works from any thread and never drives one runtime from inside another.
 //!
-//! Keys: a blob `k` is the object `<prefix>/blobs/<k>`. Uploads are multipart uploads,
-//! which S3 shows under their key only once completed (`commit`); an upload dropped
-//! before that is aborted. Objects are listed and swept only under `<prefix>/blobs/`.
+//! Keys: a blob `k` is the object `<prefix>/blobs/<k>` (`k` is `sha256/ab/cd/<hex>`, or
+//! an attachment id for blobs stored before content keys). Uploads are multipart uploads
+//! to `<prefix>/tmp/<uuid>`, which S3 shows only once completed; `commit` then copies
+//! the object to its key (a server-side copy) and removes the temporary one. An upload
+//! dropped before that is aborted. Blobs are listed and swept only under
+//! `<prefix>/blobs/`, leftovers of a stopped node under `<prefix>/tmp/`.
 
 use std::future::Future;
 use std::io::Read;
@@ -178,6 +181,7 @@ impl Drop for Runtime {
 pub struct S3Store {
     store: Arc<dyn ObjectStore>,
     blobs: ObjectPath,
+    tmp: ObjectPath,
     where_: String,
     rt: Arc<Runtime>,
 }
@@ -199,8 +203,13 @@ where
         .map_err(|_| AppError::internal("object store request abandoned"))
 }
 
+/// The store failed (unreachable, a 5xx, a timeout, refused credentials): 503, so that
+/// clients retry later; the request's transaction is rolled back with it.
 fn store_error(what: &str, e: object_store::Error) -> AppError {
-    AppError::internal(format!("attachment store, {what}: {e}"))
+    AppError::StoreUnavailable(format!(
+        "attachment store, {what}: {}",
+        first_line(&e.to_string())
+    ))
 }
 
 impl S3Store {
@@ -254,6 +263,7 @@ impl S3Store {
         let s3 = S3Store {
             store,
             blobs: prefix.clone().join("blobs"),
+            tmp: prefix.clone().join("tmp"),
             where_,
             rt: Arc::new(Runtime(Some(rt))),
         };
@@ -271,46 +281,93 @@ impl S3Store {
             store.put(&probe, "ok".into()).await?;
             store.delete(&probe).await
         })?;
-        result.map_err(|e| {
-            AppError::Config(format!(
+        result.map_err(|e| match e {
+            // 401/403 (S3's AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch): the
+            // store answers but not to these keys. A listing's refusal comes as a generic
+            // error whose text has the status.
+            e if credentials_refused(&e) => AppError::Config(format!(
+                "ATTACHMENT_STORE {}: the store refused the credentials ({}); check \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or its _FILE), and that this \
+                 key may list, write and delete under the prefix",
+                self.where_,
+                first_line(&e.to_string())
+            )),
+            e => AppError::Config(format!(
                 "ATTACHMENT_STORE {}: the bucket cannot be used ({}); check the bucket name, \
                  AWS_ENDPOINT_URL, AWS_REGION and the credentials",
                 self.where_,
                 first_line(&e.to_string())
-            ))
+            )),
         })
     }
 
     fn object(&self, key: &str) -> Result<ObjectPath, AppError> {
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(AppError::internal(format!("bad blob key {key:?}")));
-        }
-        Ok(self.blobs.clone().join(key))
+        super::check_key(key)?;
+        Ok(key.split('/').fold(self.blobs.clone(), |p, s| p.join(s)))
     }
 
-    /// Every committed object under the blobs prefix with its time.
-    fn list(&self) -> Result<Vec<(String, SystemTime)>, AppError> {
+    /// Every object under `under` with its time.
+    fn list_under(&self, under: &ObjectPath) -> Result<Vec<object_store::ObjectMeta>, AppError> {
         let store = self.store.clone();
-        let blobs = self.blobs.clone();
-        let metas = wait(&self.rt, async move {
+        let under = under.clone();
+        wait(&self.rt, async move {
             let mut out = Vec::new();
-            let mut listing = store.list(Some(&blobs));
+            let mut listing = store.list(Some(&under));
             while let Some(meta) = listing.next().await {
                 out.push(meta?);
             }
             Ok::<_, object_store::Error>(out)
         })?
-        .map_err(|e| store_error("list", e))?;
-        Ok(metas
+        .map_err(|e| store_error("list", e))
+    }
+
+    /// Every committed blob with its key and time.
+    fn list(&self) -> Result<Vec<(String, SystemTime)>, AppError> {
+        Ok(self
+            .list_under(&self.blobs)?
             .into_iter()
             .filter_map(|m| {
-                let key = m.location.filename()?.to_string();
+                let key = m
+                    .location
+                    .prefix_match(&self.blobs)?
+                    .map(|p| p.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/");
                 let at = SystemTime::from(m.last_modified);
                 // Only what `object` would name: a stray object is none of ours.
                 (self.object(&key).ok()? == m.location).then_some((key, at))
             })
             .collect())
     }
+
+    /// Removes one object; gone already is fine.
+    fn delete(&self, path: ObjectPath) -> Result<(), AppError> {
+        let store = self.store.clone();
+        match wait(&self.rt, async move { store.delete(&path).await })? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error("removing", e)),
+        }
+    }
+}
+
+/// Whether the store answered 401 or 403: it is there, but not for these credentials.
+fn credentials_refused(e: &object_store::Error) -> bool {
+    if matches!(
+        e,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) {
+        return true;
+    }
+    let text = e.to_string();
+    [
+        "403 Forbidden",
+        "401 Unauthorized",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
 }
 
 /// The first line of an error, whose full text can run to a page of XML.
@@ -324,14 +381,21 @@ fn first_line(s: &str) -> String {
 }
 
 impl BlobStore for S3Store {
-    fn create(&self, key: &str) -> Result<Box<dyn BlobWriter>, AppError> {
-        let path = self.object(key)?;
+    fn create(&self) -> Result<Box<dyn BlobWriter>, AppError> {
+        let tmp = self
+            .tmp
+            .clone()
+            .join(uuid::Uuid::new_v4().simple().to_string());
         let store = self.store.clone();
+        let path = tmp.clone();
         let upload = wait(&self.rt, async move { store.put_multipart(&path).await })?
             .map_err(|e| store_error("starting an upload", e))?;
         Ok(Box::new(S3Writer {
             upload: Some(WriteMultipart::new_with_chunk_size(upload, PART_SIZE)),
             rt: self.rt.clone(),
+            store: self.store.clone(),
+            tmp,
+            blobs: self.blobs.clone(),
         }))
     }
 
@@ -382,12 +446,20 @@ impl BlobStore for S3Store {
         Ok(self.list()?.is_empty())
     }
 
-    fn remove_parts(&self, _before: SystemTime) -> Result<usize, AppError> {
+    fn remove_parts(&self, before: SystemTime) -> Result<usize, AppError> {
         // Unfinished multipart uploads are aborted when their writer is dropped; those a
         // killed process left are invisible and expire by the bucket's lifecycle rule
         // (AbortIncompleteMultipartUpload, docs/operations.md): object_store cannot list
-        // them.
-        Ok(0)
+        // them. A completed temporary object that a stopped node did not get to copy to
+        // its key is listed under `tmp/` and removed here.
+        let mut removed = 0;
+        for meta in self.list_under(&self.tmp)? {
+            if SystemTime::from(meta.last_modified) < before {
+                self.delete(meta.location)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn committed_before(&self, before: SystemTime) -> Result<Vec<String>, AppError> {
@@ -399,19 +471,31 @@ impl BlobStore for S3Store {
             .collect())
     }
 
-    fn remove(&self, key: &str) -> Result<(), AppError> {
+    fn remove(&self, key: &str, before: SystemTime) -> Result<bool, AppError> {
         let path = self.object(key)?;
         let store = self.store.clone();
-        match wait(&self.rt, async move { store.delete(&path).await })? {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_error("removing", e)),
+        let head = path.clone();
+        let meta = match wait(&self.rt, async move { store.head(&head).await })? {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(store_error("reading", e)),
+        };
+        // Copied to again since (the same content uploaded anew): kept for its new row.
+        if SystemTime::from(meta.last_modified) >= before {
+            return Ok(false);
         }
+        self.delete(path)?;
+        Ok(true)
     }
 }
 
 struct S3Writer {
     upload: Option<WriteMultipart>,
     rt: Arc<Runtime>,
+    store: Arc<dyn ObjectStore>,
+    /// Where the upload goes before it is copied to its key.
+    tmp: ObjectPath,
+    blobs: ObjectPath,
 }
 
 impl BlobWriter for S3Writer {
@@ -439,15 +523,32 @@ impl BlobWriter for S3Writer {
         }
     }
 
-    fn commit(mut self: Box<Self>) -> Result<(), AppError> {
+    fn commit(mut self: Box<Self>, key: &str) -> Result<(), AppError> {
+        super::check_key(key)?;
+        let target = key.split('/').fold(self.blobs.clone(), |p, s| p.join(s));
         let upload = self
             .upload
             .take()
             .ok_or_else(|| AppError::internal("blob already committed or failed"))?;
-        // Completing the multipart upload is what makes the object appear under its key.
-        wait(&self.rt, async move { upload.finish().await })?
-            .map(|_| ())
-            .map_err(|e| store_error("completing an upload", e))
+        let (store, tmp) = (self.store.clone(), self.tmp.clone());
+        // Completing the multipart upload makes the temporary object appear; the copy
+        // puts it under its key (over an object of the same content, which it marks as
+        // just written: the sweep leaves it to the row on its way); the temporary object
+        // goes (or, if that fails, to the sweep of parts).
+        wait(&self.rt, async move {
+            upload
+                .finish()
+                .await
+                .map_err(|e| store_error("completing an upload", e))?;
+            store
+                .copy(&tmp, &target)
+                .await
+                .map_err(|e| store_error("publishing an upload", e))?;
+            if let Err(e) = store.delete(&tmp).await {
+                tracing::warn!(error = %e, "a temporary upload object stays for the sweep");
+            }
+            Ok(())
+        })?
     }
 }
 

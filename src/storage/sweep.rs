@@ -4,6 +4,7 @@
 //! committed blob that no row names. Both are removed once they are old enough that no
 //! upload can still be on its way.
 
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, SystemTime};
 
 use diesel::prelude::*;
@@ -25,21 +26,56 @@ pub struct Swept {
 }
 
 /// Removes unfinished parts and blobs no attachment row names, last written before
-/// `now - GRACE` (file times are the system's: `now` is the wall clock).
+/// `now - GRACE` (file times are the system's: `now` is the wall clock). Rows name blobs
+/// by content hash, so one blob may be named by several rows (the same file uploaded
+/// twice): it stays while any row, removed ones too, names it.
 pub fn sweep(conn: &mut DbConn, blobs: &dyn BlobStore, now: SystemTime) -> Result<Swept, AppError> {
     let before = now.checked_sub(GRACE).unwrap_or(SystemTime::UNIX_EPOCH);
     let parts = blobs.remove_parts(before)?;
-    let mut orphans = 0;
-    for chunk in blobs.committed_before(before)?.chunks(500) {
-        let named: Vec<String> = attachments::table
+    let keys = blobs.committed_before(before)?;
+    let orphans = remove_unnamed(conn, blobs, &keys, before)?;
+    Ok(Swept { parts, orphans })
+}
+
+/// Removes those of `keys` that no attachment row names and that were last written
+/// before `before`; returns how many went. The check and the removal are not one
+/// transaction: an upload of the same content in between publishes the blob anew (a
+/// time after `before`), and the store keeps it.
+pub fn remove_unnamed(
+    conn: &mut DbConn,
+    blobs: &dyn BlobStore,
+    keys: &[String],
+    before: SystemTime,
+) -> Result<usize, AppError> {
+    let mut removed = 0;
+    for chunk in keys.chunks(500) {
+        let named: HashSet<String> = attachments::table
             .filter(attachments::storage_key.eq_any(chunk))
             .select(attachments::storage_key)
-            .load(conn)?;
-        for key in chunk.iter().filter(|k| !named.contains(k)) {
-            blobs.remove(key)?;
-            tracing::info!(key, "orphaned attachment blob removed");
-            orphans += 1;
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        let unnamed: BTreeSet<&String> = chunk.iter().filter(|k| !named.contains(*k)).collect();
+        for key in unnamed {
+            if blobs.remove(key, before)? {
+                tracing::info!(key, "attachment blob no row names removed");
+                removed += 1;
+            }
         }
     }
-    Ok(Swept { parts, orphans })
+    Ok(removed)
+}
+
+/// Removes the blobs of attachment rows a committed transaction deleted (an erasure, a
+/// retention round), unless another row still names the same content. A blob that
+/// cannot be removed now is left to the sweep. Blocks: call it on the blocking pool.
+pub fn remove_released(conn: &mut DbConn, blobs: &dyn BlobStore, keys: &[String]) {
+    // A second of slack: S3 keeps times to the second, and an upload of the same
+    // content racing this must not look older than the check.
+    let before = SystemTime::now()
+        .checked_sub(Duration::from_secs(2))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    if let Err(e) = remove_unnamed(conn, blobs, keys, before) {
+        tracing::warn!(error = %e, "attachment files not removed; the sweep will");
+    }
 }

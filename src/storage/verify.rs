@@ -45,6 +45,12 @@ fn hash_blob(blobs: &dyn BlobStore, key: &str) -> Result<Option<(String, u64)>, 
     loop {
         let n = match reader.read(&mut buf) {
             Ok(n) => n,
+            // An object store that fails mid-read is away, not the object damaged: 503.
+            Err(e) if e.get_ref().is_some_and(|e| e.is::<object_store::Error>()) => {
+                return Err(AppError::StoreUnavailable(format!(
+                    "attachment store, reading: {e}"
+                )))
+            }
             Err(_) => return Ok(None),
         };
         if n == 0 {

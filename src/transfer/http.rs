@@ -195,9 +195,11 @@ pub async fn create_transfer(
         for a in &list {
             let bytes = bundle::attachment_bytes(a)?;
             let id = crate::portfolio::attachments::new_id();
-            let mut w = blobs.create(&id)?;
+            // Stored under its content hash, as uploads are (`storage::content_key`).
+            let sha256 = crate::auth::crypto::sha256_hex(&bytes);
+            let mut w = blobs.create()?;
             w.write(&bytes)?;
-            w.commit()?;
+            w.commit(&crate::storage::content_key(&sha256)?)?;
             files.push(StoredFile {
                 id,
                 original_record_id: a["record_id"].as_str().unwrap_or("").to_string(),
@@ -209,7 +211,7 @@ pub async fn create_transfer(
                     .unwrap_or("application/octet-stream")
                     .to_string(),
                 size_bytes: i64::try_from(bytes.len()).map_err(AppError::internal)?,
-                sha256: a["sha256"].as_str().unwrap_or("").to_string(),
+                sha256,
             });
         }
         Ok::<_, AppError>(files)

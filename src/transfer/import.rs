@@ -833,7 +833,7 @@ pub fn import(
                 attachments::content_type.eq(&f.content_type),
                 attachments::size_bytes.eq(f.size_bytes),
                 attachments::sha256.eq(&f.sha256),
-                attachments::storage_key.eq(&f.id),
+                attachments::storage_key.eq(crate::storage::content_key(&f.sha256)?),
                 attachments::uploaded_by.eq(&trainee_id),
                 attachments::created_at.eq(now),
             ))

@@ -102,9 +102,10 @@ fn a_damaged_attachment_is_never_served_and_verify_names_it() {
 
     // A byte of one file changes in the store (bit rot, a bad restore, a hand edit).
     let bad_id = bad.body["id"].as_str().expect("id");
-    let mut bytes = blobs::read(&app.dir, bad_id).expect("blob");
+    let bad_key = blobs::key_of(&bad.body);
+    let mut bytes = blobs::read(&app.dir, &bad_key).expect("blob");
     bytes[20_000] ^= 0xff;
-    blobs::put(&app.dir, bad_id, &bytes);
+    blobs::put(&app.dir, &bad_key, &bytes);
 
     let got = app.send(
         "GET",
@@ -142,7 +143,7 @@ fn a_damaged_attachment_is_never_served_and_verify_names_it() {
     assert!(!ok && out.contains(bad_id), "{out}");
     assert!(!app.dir.join("x.backup").exists());
 
-    blobs::remove(&app.dir, bad_id);
+    blobs::remove(&app.dir, &bad_key);
     let (ok, out) = cli(&["attachments", "verify"], &app);
     assert!(!ok && out.contains("missing"), "{out}");
     app.send(
@@ -238,7 +239,7 @@ fn housekeeping_sweeps_what_failed_uploads_left_but_never_a_named_attachment() {
     let app = TestApp::start();
     let w = world(&app);
     let kept = upload(&app, &w, &pdf(10_000)).expect(201);
-    let kept_id = kept.body["id"].as_str().expect("id").to_string();
+    let kept_key = blobs::key_of(&kept.body);
     let root = app.config.data_dir.join("attachments");
     // A part from a process that stopped mid-upload, and a blob committed by one that
     // stopped before its row: both two hours old.
@@ -248,7 +249,8 @@ fn housekeeping_sweeps_what_failed_uploads_left_but_never_a_named_attachment() {
     std::fs::create_dir_all(orphan.parent().expect("dir")).expect("dir");
     std::fs::write(&orphan, b"no row").expect("orphan");
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-    for path in [&part, &orphan, &root.join(&kept_id[..2]).join(&kept_id)] {
+    let kept_path = kept_key.split('/').fold(root.clone(), |p, s| p.join(s));
+    for path in [&part, &orphan, &kept_path] {
         std::fs::File::options()
             .write(true)
             .open(path)

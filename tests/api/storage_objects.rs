@@ -147,7 +147,7 @@ fn attachments_go_up_in_parts_come_back_whole_and_orphans_in_the_bucket_are_swep
     };
     let big = pdf(12 * 1024 * 1024, 7);
     let stored = upload(&big).expect(201);
-    let id = stored.body["id"].as_str().expect("id").to_string();
+    let key = blobs::key_of(&stored.body);
     let got = app.send(
         "GET",
         stored.body["href"].as_str().expect("href"),
@@ -158,7 +158,7 @@ fn attachments_go_up_in_parts_come_back_whole_and_orphans_in_the_bucket_are_swep
     let got = got.expect(200);
     assert_eq!(got.bytes.len(), big.len());
     assert!(got.bytes == big, "the same bytes come back");
-    assert_eq!(blobs::read(&app.dir, &id).as_deref(), Some(&big[..]));
+    assert_eq!(blobs::read(&app.dir, &key).as_deref(), Some(&big[..]));
 
     // Too large: refused, and the multipart upload is abandoned, not published.
     let before = blobs::open(&app.dir)
@@ -190,7 +190,7 @@ fn attachments_go_up_in_parts_come_back_whole_and_orphans_in_the_bucket_are_swep
         }
     );
     assert!(blobs::read(&app.dir, "ab0123orphan").is_none());
-    assert_eq!(blobs::read(&app.dir, &id).as_deref(), Some(&big[..]));
+    assert_eq!(blobs::read(&app.dir, &key).as_deref(), Some(&big[..]));
     let findings = eportfolio::storage::verify_attachments(&mut conn, &*store).expect("verify");
     assert!(findings.is_empty(), "{findings:?}");
 }

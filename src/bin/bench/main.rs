@@ -32,6 +32,7 @@ mod client;
 mod runner;
 mod seed;
 mod server;
+mod soak;
 use client::{Pace, Req};
 
 #[derive(Parser)]
@@ -70,6 +71,15 @@ pub(crate) struct Args {
     /// an hour; earlier runs' writes stay in it), instead of seeding a new one.
     #[arg(long)]
     reuse: bool,
+    /// Instead of the scenarios: the mixed scenarios (reads and writes of trainees and
+    /// supervisors) at `--rate` requests/s for this many seconds, reporting the server's
+    /// resident memory, the WAL's size and p99 every `--report-every` seconds, and at the
+    /// end whether they stayed flat. Exits 1 if they did not.
+    #[arg(long)]
+    soak: Option<u64>,
+    /// Seconds per line of the soak's report.
+    #[arg(long, default_value_t = 30)]
+    report_every: u64,
     /// Internal: run as the server over the data set in this directory.
     #[arg(long, hide = true)]
     serve: Option<PathBuf>,
@@ -301,6 +311,37 @@ fn main() {
         Some(Req::get(&format!("/api/v1/enrolments/{}/progress", t.enrolment)).auth(&t.token))
     };
     let rate = args.rate;
+    if let Some(seconds) = args.soak {
+        // Mostly reads, as the day goes: one write (an activity) in seven requests.
+        let mixed = |cl: usize, n: usize| match n % 7 {
+            0 => me(cl, n),
+            1 | 4 => list(cl, n),
+            2 => plan(cl, n),
+            3 => log(cl, n),
+            5 => queue(cl, n),
+            _ => progress(cl, n),
+        };
+        let sqlite = !bench_config(&dir, args.pool_size).is_postgres();
+        let wal = sqlite.then(|| {
+            let db = bench_config(&dir, args.pool_size).database_url;
+            PathBuf::from(format!("{db}-wal"))
+        });
+        let flat = soak::Soak {
+            server: run.server,
+            addr: run.addr.clone(),
+            clients: args.clients,
+            rate,
+            seconds,
+            every: args.report_every,
+            wal,
+        }
+        .run(&mixed);
+        server.stop();
+        if args.dir.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        std::process::exit(if flat { 0 } else { 1 });
+    }
     let mut both = |name: &'static str, make: Make| {
         results.push(run.saturate(name, make));
         paced.push(run.at_rate(name, rate, make));

@@ -48,6 +48,7 @@ pub struct UploadParams {
         (status = 404, description = "Unknown activity", body = crate::error::Problem, content_type = PROBLEM),
         (status = 415, description = "A media type the region does not accept, or content that is not of the declared type; the detail names the accepted types", body = crate::error::Problem, content_type = PROBLEM),
         (status = 507, description = "`insufficient-storage`: the attachment store is full; nothing of the upload was kept", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 503, description = "`unavailable`: the database is away, or `attachment-store-unavailable`: the object store failed (unreachable, an error, a timeout); nothing of the upload was kept. Retry after `Retry-After` seconds", body = crate::error::Problem, content_type = PROBLEM),
         (status = 422, description = "The file name looks like it holds a personnummer (`patient-data-suspected`); resend with `acknowledge_patient_data_warning=true` if it is not patient data", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
@@ -93,7 +94,6 @@ pub async fn upload_attachment(
     let id = attachments::new_id();
     let (size, sha256) = attachments::stream_to_blob(
         state.blobs.clone(),
-        id.clone(),
         content_type.clone(),
         payload,
         ctx.config.attachment_max_bytes,
@@ -144,6 +144,7 @@ pub async fn upload_attachment(
         )),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
         (status = 500, description = "`attachment-damaged`: the stored file no longer matches its SHA-256 and is not served", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 503, description = "`unavailable`: the database is away, or `attachment-store-unavailable`: the object store failed (unreachable, an error, a timeout). Retry after `Retry-After` seconds", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]

@@ -67,12 +67,19 @@ pub fn read(dir: &Path, key: &str) -> Option<Vec<u8>> {
 /// Replaces blob `key` with `bytes` (a damaged copy, an orphan of a test's making).
 pub fn put(dir: &Path, key: &str, bytes: &[u8]) {
     let store = open(dir);
-    let mut w = store.create(key).expect("create");
+    let mut w = store.create().expect("create");
     w.write(bytes).expect("write");
-    w.commit().expect("commit");
+    w.commit(key).expect("commit");
 }
 
 /// Removes blob `key`.
 pub fn remove(dir: &Path, key: &str) {
-    open(dir).remove(key).expect("remove");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    open(dir).remove(key, later).expect("remove");
+}
+
+/// The storage key of an uploaded attachment (as the API shows it): its content hash.
+pub fn key_of(attachment: &serde_json::Value) -> String {
+    eportfolio::storage::content_key(attachment["sha256"].as_str().expect("sha256"))
+        .expect("content key")
 }
