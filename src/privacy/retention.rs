@@ -38,7 +38,7 @@ use crate::schema::{
     extent_periods, external_assessors, final_assessment_signers, final_assessments, group_reviews,
     leave_periods, organisations, placement_evaluations, placements, record_delmal, restrictions,
     retention_policies, retention_runs, signing_links, study_plan_goals, summary_assessments,
-    talk_participants, talks, xapi_statements,
+    talk_participants, talks, transferred_records, xapi_statements,
 };
 
 /// The longest period a region may set: 100 years, far beyond any archive rule, only
@@ -503,6 +503,12 @@ pub fn delete_enrolment(
             placement_evaluations::table.filter(placement_evaluations::enrolment_id.eq(id)),
         )
         .execute(conn)?,
+    );
+    // Records imported from another service (src/transfer) keep their content here.
+    add(
+        "transferred_records",
+        diesel::delete(transferred_records::table.filter(transferred_records::enrolment_id.eq(id)))
+            .execute(conn)?,
     );
     add(
         "group_reviews",
