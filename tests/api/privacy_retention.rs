@@ -77,13 +77,27 @@ fn activity_with_file(app: &TestApp, trainee: &TestUser, enrolment: &str) -> (St
             &format!("/activities/{id}/attachments?filename=kursintyg.pdf"),
             Some(&trainee.access),
             "application/pdf",
-            b"%PDF-1.7\n%kursintyg\n",
+            format!("%PDF-1.7\n%kursintyg {}\n", trainee.email).as_bytes(),
         )
         .expect(201);
-    (
-        id,
-        f.body["id"].as_str().expect("attachment id").to_string(),
-    )
+    // Files are stored under their content hash (each trainee's is their own here). The
+    // file was written long before the retention round: the round leaves files written
+    // in its last seconds to the sweep, since an upload of the same content may be on
+    // its way (`storage::sweep::remove_released`).
+    let key = crate::support::blobs::key_of(&f.body);
+    let store = eportfolio::storage::open_store(&app.config).expect("store");
+    let path = store
+        .path(&key)
+        .expect("path")
+        .expect("a file on the local disk");
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|file| {
+            file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        })
+        .expect("the file's time set back");
+    (id, key)
 }
 
 /// A Mini-CEX the supervisor signed; returns its id.
