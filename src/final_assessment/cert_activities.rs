@@ -248,6 +248,8 @@ fn line(conn: &mut DbConn, role: String, who: Option<String>) -> Result<Signatur
         role,
         name,
         user_id: who,
+        specialty: None,
+        workplace: None,
     })
 }
 

@@ -306,6 +306,8 @@ pub(super) fn delmal_certificates(
                         role: role.clone(),
                         name: Some(name.clone()),
                         user_id: Some(sup.clone()),
+                        specialty: None,
+                        workplace: None,
                     })
                     .collect(),
             ),

@@ -106,6 +106,9 @@ impl Signers {
             role: role.to_string(),
             name: p.map(|p| p.name.clone()),
             user_id: p.map(|p| p.user_id.clone()),
+            // Filled from the signer profile once all lines are known (`with_profiles`).
+            specialty: None,
+            workplace: None,
         };
         if self.mode == Some(Mode::Committee) && self.committee_replaces.iter().any(|r| r == role) {
             if let Some(chair) = self.decided("committee_chair") {
@@ -123,6 +126,8 @@ impl Signers {
                 role: format!("{role} (kompetenskommittén)"),
                 name: Some(members.join(", ")),
                 user_id: None,
+                specialty: None,
+                workplace: None,
             };
         }
         let lower = role.to_lowercase();

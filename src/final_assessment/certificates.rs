@@ -43,6 +43,41 @@ pub struct SignatureLine {
     pub role: String,
     pub name: Option<String>,
     pub user_id: Option<String>,
+    /// The signer's specialty (specialitet), from their signer profile
+    /// (`PUT /users/{id}/signer-profile`); null when not stated or no one is named.
+    #[schema(example = "Allmänmedicin")]
+    pub specialty: Option<String>,
+    /// The signer's tjänsteställe, from their signer profile; null when not stated.
+    #[schema(example = "Vårdcentral Solna, Region Stockholm")]
+    pub workplace: Option<String>,
+}
+
+/// Fills each named signer's specialty and tjänsteställe from their signer profile, so
+/// the forms print what the person stated (one query for all the drafts' signers).
+pub(super) fn with_profiles(
+    conn: &mut DbConn,
+    drafts: &mut [CertificateDraft],
+) -> Result<(), AppError> {
+    let mut ids: Vec<String> = drafts
+        .iter()
+        .flat_map(|d| d.signatures.iter().filter_map(|l| l.user_id.clone()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let profiles = crate::accounts::signer_profiles::of_users(conn, &ids)?;
+    for line in drafts.iter_mut().flat_map(|d| d.signatures.iter_mut()) {
+        if let Some(p) = profiles
+            .iter()
+            .find(|p| line.user_id.as_deref() == Some(p.user_id.as_str()))
+        {
+            line.specialty.clone_from(&p.specialty);
+            line.workplace.clone_from(&p.workplace);
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -203,6 +238,7 @@ pub fn drafts(
         Kind::St2021 => out.extend(competence(&basis, f, "7", "specialistkompetens")?),
         Kind::St2015 => out.extend(competence(&basis, f, "2", "specialistkompetens")?),
     }
+    with_profiles(conn, &mut out)?;
     out.extend(along_the_way(conn, &basis)?);
     Ok(out)
 }
@@ -241,6 +277,7 @@ pub(super) fn along_the_way(
             out.extend(super::cert_activities::activities(conn, basis, "3-7")?);
         }
     }
+    with_profiles(conn, &mut out)?;
     Ok(out)
 }
 
@@ -337,6 +374,17 @@ pub fn render(d: &CertificateDraft, now: DateTime<Utc>) -> Result<Vec<u8>, AppEr
                 .clone()
                 .unwrap_or_else(|| "______________________".into())
         ));
+        // What the signer stated in their profile, where the form has room for it.
+        let about: Vec<String> = [
+            ("Specialitet", &s.specialty),
+            ("Tjänsteställe", &s.workplace),
+        ]
+        .into_iter()
+        .filter_map(|(label, v)| v.as_ref().map(|v| format!("{label}: {v}")))
+        .collect();
+        if !about.is_empty() {
+            doc.paragraph(&about.join("   "));
+        }
         doc.paragraph("Underskrift ______________________________   Datum ____________");
     }
     doc.finish()

@@ -413,9 +413,37 @@ fn the_bt_service_certificate_names_units_care_providers_extent_and_the_head_of_
     )
     .expect_problem(422, "validation");
     t.assessment(&t.main, "mini_cex", "2026-01-15", 0, &["BT1"]);
+    // The verksamhetschef states specialty and tjänsteställe once; the form prints them.
+    let profile = format!("/users/{}/signer-profile", t.head.id);
+    let tag = app
+        .get(&profile, Some(&t.head.access))
+        .expect(200)
+        .header("etag")
+        .expect("etag")
+        .to_string();
+    app.send(
+        "PUT",
+        &profile,
+        Some(&t.head.access),
+        Some(&json!({"specialty": "Allmänmedicin", "workplace": "Vårdcentral Årsta, SLSO"})),
+        &[("If-Match", &tag)],
+    )
+    .expect(200);
     let fa = t.decided();
     let drafts = t.r.certificates(&fa, &t.trainee);
     let bt = by_key(&drafts, "fullgjord-bt");
+    assert_eq!(bt["signatures"][0]["specialty"], "Allmänmedicin", "{bt}");
+    assert_eq!(bt["signatures"][0]["workplace"], "Vårdcentral Årsta, SLSO");
+    // A signer who stated nothing gets nothing printed beside the name.
+    let competence = by_key(&drafts, "baskompetens");
+    assert!(
+        competence["signatures"]
+            .as_array()
+            .expect("signatures")
+            .iter()
+            .all(|l| l["specialty"].is_null() && l["workplace"].is_null()),
+        "{competence}"
+    );
     assert_eq!(bt["appendix"], "3");
     assert_eq!(bt["statute"], "HSLF-FS 2021:8");
     assert!(bt["personnummer"].is_null(), "{bt}");
@@ -462,6 +490,8 @@ fn the_bt_service_certificate_names_units_care_providers_extent_and_the_head_of_
         "Södersjukhuset AB",
         "75 %",
         "Björn Älvdal",
+        "Specialitet: Allmänmedicin",
+        "Tjänsteställe: Vårdcentral Årsta, SLSO",
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
