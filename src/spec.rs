@@ -273,7 +273,7 @@ fn declare_closed_sets(doc: &mut Value) {
 
 /// Id fields whose values are not UUIDs (or not always): catalogue items keep ids chosen
 /// by the template's author, dossier ids and signing-key ids are derived from content,
-/// request ids may be the caller's `X-Request-Id`, audit actors may be API clients
+/// request ids may be the caller's `X-Request-Id`, services name themselves (`SERVICE_ID`), audit actors may be API clients
 /// (`client:…`) and audit entities dossiers, and an import's result rows echo what the
 /// file said. `(schema, property)`, `*` for any schema.
 const NOT_UUID: &[(&str, &str)] = &[
@@ -283,6 +283,9 @@ const NOT_UUID: &[(&str, &str)] = &[
     ("*", "key_id"),
     ("*", "request_id"),
     ("*", "dossier_id"),
+    // A service's own name for itself in transfer bundles (`SERVICE_ID`), not a UUID.
+    ("*", "service_id"),
+    ("*", "sending_service_id"),
     ("ChecklistItem", "id"),
     ("ChecklistItemProgress", "item_id"),
     ("Change", "actor_id"),
