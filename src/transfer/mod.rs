@@ -4,7 +4,8 @@
 //!
 //! - `bundle`: the format, what goes in it (export), and its verification.
 //! - `trust`: the services (and keys) a region accepts bundles from.
-//! - `import`: creating the enrolment and its records from a verified bundle.
+//! - `import`: creating the enrolment from a verified bundle, with the template it follows.
+//! - `records`: each record of the bundle written here, with its provenance.
 //!
 //! The provenance of imported records, and the guard that keeps them read-only, are in
 //! `portfolio::transferred` (the portfolio, progress and the dossier show them).
@@ -12,6 +13,7 @@
 pub mod bundle;
 pub mod http;
 pub mod import;
+mod records;
 pub mod trust;
 
 pub use http::routes;
