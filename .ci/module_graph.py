@@ -25,7 +25,7 @@ import sys
 
 # Below the features: every feature may use these.
 PLATFORM = {
-    "audit", "clock", "config", "context", "db", "error", "events", "http", "idempotency",
+    "audit", "clock", "config", "context", "cors", "db", "error", "events", "http", "idempotency",
     "ids", "mail", "outbox", "render", "schema", "secrets", "storage", "telemetry",
 }
 # The composition root (see above).

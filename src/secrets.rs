@@ -40,7 +40,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use rand::RngCore;
 
-use crate::auth::crypto::sha256_hex;
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
@@ -120,7 +119,10 @@ impl std::fmt::Debug for Keyring {
 fn key_id(key: &[u8; 32]) -> String {
     let mut input = b"eportfolio master key id:".to_vec();
     input.extend_from_slice(key);
-    sha256_hex(input)[..16].to_string()
+    // sha2 directly rather than `auth::crypto::sha256_hex`: secrets sits below the
+    // features and must not import one.
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(input))[..16].to_string()
 }
 
 fn parse_key(text: &str, what: &str) -> Result<[u8; 32], AppError> {
