@@ -79,6 +79,19 @@ macro_rules! id_types {
             }
         }
 
+        /// So a call site converts alike whether it holds a `&str` or already a typed id.
+        impl From<&$name> for $name {
+            fn from(id: &$name) -> Self {
+                id.clone()
+            }
+        }
+
+        impl From<&String> for $name {
+            fn from(s: &String) -> Self {
+                Self(s.clone())
+            }
+        }
+
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
                 Self(s.to_string())

@@ -6,7 +6,9 @@ use diesel::prelude::*;
 
 use crate::auth::principal::{Principal, Role};
 use crate::db::DbConn;
+use crate::enrolment::enums::AssignmentRole;
 use crate::error::AppError;
+use crate::ids::{EnrolmentId, UserId};
 use crate::schema::{assignments, enrolments};
 
 /// What the caller may do with one enrolment, weakest first.
@@ -32,10 +34,10 @@ pub const HEAD_OF_DEPARTMENT: &str = "head_of_department";
 /// Roles the caller holds on the enrolment today through assignments.
 pub fn active_assignment_roles(
     conn: &mut DbConn,
-    user_id: &str,
-    enrolment_id: &str,
+    user_id: &UserId,
+    enrolment_id: &EnrolmentId,
     today: NaiveDate,
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<AssignmentRole>, AppError> {
     let today = today.to_string();
     let query = assignments::table
         .filter(assignments::enrolment_id.eq(enrolment_id))
@@ -53,10 +55,10 @@ pub fn active_assignment_roles(
 /// Who holds `role` on the enrolment today (the latest assignment if several overlap).
 pub fn holder(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     role: &str,
     today: NaiveDate,
-) -> Result<Option<String>, AppError> {
+) -> Result<Option<UserId>, AppError> {
     let today = today.to_string();
     Ok(assignments::table
         .filter(assignments::enrolment_id.eq(enrolment_id))
@@ -77,25 +79,25 @@ pub fn holder(
 /// administrators manage the plan but do not assess or supervise through it.
 pub fn is_assigned_supervisor(
     conn: &mut DbConn,
-    user_id: &str,
-    enrolment_id: &str,
+    user_id: &UserId,
+    enrolment_id: &EnrolmentId,
     today: NaiveDate,
 ) -> Result<bool, AppError> {
     Ok(active_assignment_roles(conn, user_id, enrolment_id, today)?
         .iter()
-        .any(|r| r == MAIN_SUPERVISOR || r == PLACEMENT_SUPERVISOR))
+        .any(|r| *r == AssignmentRole::MainSupervisor || *r == AssignmentRole::PlacementSupervisor))
 }
 
 pub fn access(
     conn: &mut DbConn,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     today: NaiveDate,
 ) -> Result<Access, AppError> {
     let query = enrolments::table
         .find(enrolment_id)
         .select((enrolments::trainee_id, enrolments::organisation_id));
-    let found: Option<(String, String)> = crate::on_backend!(conn, |c| query.first(c).optional())?;
+    let found: Option<(UserId, String)> = crate::on_backend!(conn, |c| query.first(c).optional())?;
     let Some((trainee, org)) = found else {
         return Ok(Access::None);
     };
@@ -117,19 +119,19 @@ pub fn access(
         return Ok(Access::Manage);
     }
     let roles = active_assignment_roles(conn, &me.user_id, enrolment_id, today)?;
-    if roles.iter().any(|r| r == DIRECTOR) {
+    if roles.contains(&AssignmentRole::DirectorOfStudies) {
         return Ok(Access::Manage);
     }
     if me.user_id == trainee
-        || roles
-            .iter()
-            .any(|r| r == MAIN_SUPERVISOR || r == PLACEMENT_SUPERVISOR)
+        || roles.iter().any(|r| {
+            *r == AssignmentRole::MainSupervisor || *r == AssignmentRole::PlacementSupervisor
+        })
     {
         return Ok(Access::Supervise);
     }
     if roles
         .iter()
-        .any(|r| r == EXTERNAL_ASSESSOR || r == HEAD_OF_DEPARTMENT)
+        .any(|r| *r == AssignmentRole::ExternalAssessor || *r == AssignmentRole::HeadOfDepartment)
     {
         return Ok(Access::Read);
     }
@@ -141,7 +143,7 @@ pub fn access(
 pub fn require(
     conn: &mut DbConn,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     today: NaiveDate,
     needed: Access,
 ) -> Result<Access, AppError> {
@@ -163,7 +165,7 @@ pub fn visible_enrolment_ids(
     conn: &mut DbConn,
     me: &Principal,
     today: NaiveDate,
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<EnrolmentId>, AppError> {
     if let Some(client) = &me.client {
         if !me.has_scope(crate::auth::client_tokens::SCOPE_PROGRESS_READ) {
             return Ok(Vec::new());
@@ -172,7 +174,7 @@ pub fn visible_enrolment_ids(
             conn,
             std::slice::from_ref(&client.organisation_id),
         )?;
-        let mut ids: Vec<String> = enrolments::table
+        let mut ids: Vec<EnrolmentId> = enrolments::table
             .filter(enrolments::organisation_id.eq_any(&orgs))
             .select(enrolments::id)
             .load(conn)?;
@@ -181,7 +183,7 @@ pub fn visible_enrolment_ids(
     }
     let roots = me.orgs_with(&[Role::Administrator, Role::DirectorOfStudies]);
     let orgs = crate::auth::principal::org_subtrees(conn, &roots)?;
-    let mut ids: Vec<String> = enrolments::table
+    let mut ids: Vec<EnrolmentId> = enrolments::table
         .filter(
             enrolments::trainee_id
                 .eq(&me.user_id)
@@ -190,7 +192,7 @@ pub fn visible_enrolment_ids(
         .select(enrolments::id)
         .load(conn)?;
     let today = today.to_string();
-    let assigned: Vec<String> = assignments::table
+    let assigned: Vec<EnrolmentId> = assignments::table
         .filter(assignments::user_id.eq(&me.user_id))
         .filter(assignments::valid_from.le(&today))
         .filter(

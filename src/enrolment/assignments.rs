@@ -16,6 +16,7 @@ use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
+use crate::ids::EnrolmentId;
 use crate::ids::{Day, PlacementId, UserId};
 use crate::schema::{assignments, enrolments, users};
 
@@ -125,7 +126,13 @@ pub fn add_assignment(
     a: AssignmentInput,
 ) -> Result<Assignment, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(conn, me, enrolment_id, today, Access::Manage)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Manage,
+    )?;
     let from = a.valid_from.unwrap_or(today);
     let mut errors = Vec::new();
     if !user_has_role(conn, &a.user_id, a.role.account_role())? {
@@ -368,7 +375,13 @@ pub fn end_assignment(
         .find(id)
         .select(assignments::enrolment_id)
         .first(conn)?;
-    access::require(conn, me, &enrolment_id, today, Access::Manage)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(&enrolment_id),
+        today,
+        Access::Manage,
+    )?;
     let current = get_assignment(conn, id, today)?;
     let to = valid_to.unwrap_or(today);
     if to < current.valid_from {

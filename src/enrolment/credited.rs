@@ -16,6 +16,7 @@ use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
 use crate::ids::Day;
+use crate::ids::EnrolmentId;
 use crate::schema::credited_service;
 
 /// Clinical service before licence credited towards the programme.
@@ -108,7 +109,13 @@ pub fn add_credited_service(
     c: CreditedServiceInput,
 ) -> Result<CreditedService, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(conn, me, enrolment_id, today, Access::Manage)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Manage,
+    )?;
     let e = get_enrolment(conn, enrolment_id, today)?;
     let codes = delmal_codes_of(conn, enrolment_id)?;
     let mut errors = Vec::new();

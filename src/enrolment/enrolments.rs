@@ -20,6 +20,7 @@ use crate::curriculum::templates;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
+use crate::ids::EnrolmentId;
 use crate::ids::TemplateId;
 use crate::schema::enrolments;
 
@@ -236,7 +237,7 @@ pub fn update_enrolment(
     patch: EnrolmentPatch,
 ) -> Result<Enrolment, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(conn, me, id, today, Access::Manage)?;
+    access::require(conn, me, &EnrolmentId::from(id), today, Access::Manage)?;
     let current = get_enrolment(conn, id, today)?;
     if_match(&current.etag())?;
     let mut errors = Vec::new();
@@ -324,7 +325,7 @@ pub fn migrate_template(
     version: i32,
 ) -> Result<Enrolment, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(conn, me, id, today, Access::Read)?;
+    access::require(conn, me, &EnrolmentId::from(id), today, Access::Read)?;
     let current = get_enrolment(conn, id, today)?;
     Principal::require(me.has_role_over(conn, Role::Administrator, &current.organisation_id)?)?;
     let target = templates::get_template(

@@ -124,6 +124,13 @@ impl AssignmentRole {
     }
 }
 
+/// So code that still compares a role with its stored code keeps working.
+impl PartialEq<str> for AssignmentRole {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
 crate::text_enum_sql!(Track);
 crate::text_enum_sql!(AssignmentRole);
 

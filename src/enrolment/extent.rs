@@ -18,6 +18,7 @@ use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
 use crate::ids::Day;
+use crate::ids::EnrolmentId;
 use crate::schema::{enrolments, extent_periods};
 
 /// The extent of employment from a day on.
@@ -158,7 +159,13 @@ pub fn record_extent_change(
     change: ExtentChange,
 ) -> Result<ExtentPeriod, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(conn, me, enrolment_id, today, Access::Manage)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Manage,
+    )?;
     let (start, current): (Day, i32) = enrolments::table
         .find(enrolment_id)
         .select((enrolments::start_date, enrolments::extent_percent))

@@ -151,7 +151,7 @@ pub fn add_goal(
     access::require(
         conn,
         me,
-        enrolment_id,
+        &EnrolmentId::from(enrolment_id),
         crate::clock::day_of(now),
         Access::Supervise,
     )?;
@@ -210,7 +210,7 @@ pub fn update_goal(
     access::require(
         conn,
         me,
-        &current.enrolment_id,
+        &EnrolmentId::from(&current.enrolment_id),
         crate::clock::day_of(now),
         Access::Supervise,
     )?;

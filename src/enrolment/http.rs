@@ -20,6 +20,7 @@ use super::time::TimeServed;
 use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{check_if_match, etag, if_match, with_etag, Page, PageParams};
+use crate::ids::EnrolmentId;
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -119,7 +120,7 @@ pub async fn get_enrolment(ctx: Ctx, path: web::Path<String>) -> Result<HttpResp
     let today = ctx.today();
     let e = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
             service::get_enrolment(c, &id, today)
         })
         .await?;
@@ -482,7 +483,7 @@ pub async fn time_served(
     let as_of = query.as_of.unwrap_or(today);
     let t = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
             service::time_served(c, &id, today, as_of)
         })
         .await?;
@@ -535,7 +536,7 @@ pub async fn list_changes(
     let today = ctx.today();
     let rows = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
             service::changes(c, &id, after, limit)
         })
         .await?;
@@ -562,7 +563,7 @@ pub async fn list_goals(
     let today = ctx.today();
     let items = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
             service::list_goals(c, &id)
         })
         .await?;

@@ -14,6 +14,7 @@ use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
 use crate::ids::Day;
+use crate::ids::EnrolmentId;
 use crate::schema::leave_periods;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -95,7 +96,7 @@ pub fn add_leave(
     access::require(
         conn,
         me,
-        enrolment_id,
+        &EnrolmentId::from(enrolment_id),
         crate::clock::day_of(now),
         Access::Manage,
     )?;
@@ -159,7 +160,7 @@ pub fn remove_leave(
     access::require(
         conn,
         me,
-        &enrolment_id,
+        &EnrolmentId::from(&enrolment_id),
         crate::clock::day_of(now),
         Access::Manage,
     )?;

@@ -198,7 +198,10 @@ pub fn list_enrolments(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Enrolment>, AppError> {
-    let mut ids = access::visible_enrolment_ids(conn, me, today)?;
+    let mut ids: Vec<String> = access::visible_enrolment_ids(conn, me, today)?
+        .into_iter()
+        .map(EnrolmentId::into_inner)
+        .collect();
     // Restricted processing (GDPR Art. 18) leaves the lists of everyone but the trainee.
     let restricted = crate::privacy::restriction::restricted_among(conn, &ids)?;
     if !restricted.is_empty() {

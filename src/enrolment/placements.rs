@@ -18,6 +18,7 @@ use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::EnrolmentId;
 use crate::ids::{Day, OrganisationId, PlacementId};
 use crate::schema::{assignments, placements};
 
@@ -122,7 +123,13 @@ pub fn add_placement(
     p: PlacementInput,
 ) -> Result<Placement, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(conn, me, enrolment_id, today, Access::Manage)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Manage,
+    )?;
     let template = template_of(conn, enrolment_id)?;
     let mut errors = Vec::new();
     if template.placement_type(&p.placement_type).is_none() {
@@ -242,7 +249,13 @@ pub fn update_placement(
 ) -> Result<Placement, AppError> {
     let today = crate::clock::day_of(now);
     let enrolment_id = enrolment_of_placement(conn, id)?;
-    access::require(conn, me, &enrolment_id, today, Access::Manage)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(&enrolment_id),
+        today,
+        Access::Manage,
+    )?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
     if_match(&etag(current.version, current.updated_at))?;
     let template = template_of(conn, &enrolment_id)?;
@@ -318,7 +331,13 @@ pub fn remove_placement(
 ) -> Result<(), AppError> {
     let today = crate::clock::day_of(now);
     let enrolment_id = enrolment_of_placement(conn, id)?;
-    access::require(conn, me, &enrolment_id, today, Access::Manage)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(&enrolment_id),
+        today,
+        Access::Manage,
+    )?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
     diesel::update(placements::table.find(id))
         .set(placements::removed_at.eq(to_db(now)))

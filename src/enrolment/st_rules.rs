@@ -70,7 +70,7 @@ pub(crate) fn check_bt_link(
         return Err(refuse("an enrolment cannot build on itself"));
     }
     let not_found = "no BT enrolment of this trainee that you manage";
-    match access::require(conn, me, bt_id, today, Access::Manage) {
+    match access::require(conn, me, &EnrolmentId::from(bt_id), today, Access::Manage) {
         Ok(_) => {}
         Err(AppError::NotFound | AppError::Forbidden(_)) => return Err(refuse(not_found)),
         Err(e) => return Err(e),

@@ -14,6 +14,7 @@ use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, negotiate, with_etag, Page};
+use crate::ids::EnrolmentId;
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -76,7 +77,7 @@ pub async fn list_final_assessments(
     let today = ctx.today();
     let items = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
             service::list(c, &id)
         })
         .await?;
@@ -315,7 +316,7 @@ pub async fn get_application_summary(
     let now = ctx.now;
     let summary = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &id, today, Access::Read)?;
+            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
             let finals = service::list(c, &id)?;
             application::summary(c, &id, &finals, today)
         })

@@ -105,7 +105,13 @@ pub fn readable(
 ) -> Result<FinalAssessment, AppError> {
     let f = get(conn, id)?;
     if !is_signer(&f, &me.user_id) {
-        access::require(conn, me, &f.enrolment_id, today, Access::Read)?;
+        access::require(
+            conn,
+            me,
+            &EnrolmentId::from(&f.enrolment_id),
+            today,
+            Access::Read,
+        )?;
     }
     Ok(f)
 }

@@ -18,6 +18,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access, EXTERNAL_ASSESSOR, MAIN_SUPERVISOR};
 use crate::error::{AppError, FieldError};
+use crate::ids::{EnrolmentId, UserId};
 use crate::mail::Mail;
 use crate::portfolio::summaries::Judgement;
 use crate::schema::{enrolments, final_assessment_signers, final_assessments, users};
@@ -130,7 +131,13 @@ pub fn create(
 ) -> Result<(FinalAssessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = crate::clock::day_of(now);
-    let level = access::require(conn, me, enrolment_id, today, Access::Read)?;
+    let level = access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Read,
+    )?;
     let trainee = trainee_of(conn, enrolment_id)?;
     let existing = list(conn, enrolment_id)?;
     if existing.iter().any(|f| f.status != "decided") {
@@ -150,8 +157,20 @@ pub fn create(
     let mut errors = Vec::new();
     match n.mode {
         Mode::ExternalAssessor => {
-            let assessor = access::holder(conn, enrolment_id, EXTERNAL_ASSESSOR, today)?;
-            let main = access::holder(conn, enrolment_id, MAIN_SUPERVISOR, today)?;
+            let assessor = access::holder(
+                conn,
+                &EnrolmentId::from(enrolment_id),
+                EXTERNAL_ASSESSOR,
+                today,
+            )?
+            .map(UserId::into_inner);
+            let main = access::holder(
+                conn,
+                &EnrolmentId::from(enrolment_id),
+                MAIN_SUPERVISOR,
+                today,
+            )?
+            .map(UserId::into_inner);
             let (Some(assessor), Some(main)) = (assessor, main) else {
                 return Err(AppError::Unprocessable(
                     "the trainee needs an assigned external assessor and a main supervisor \
@@ -308,7 +327,9 @@ fn still_assigned(
     } else {
         MAIN_SUPERVISOR
     };
-    if access::holder(conn, &f.enrolment_id, role, today)?.as_deref() != Some(&signer.user_id) {
+    if access::holder(conn, &EnrolmentId::from(&f.enrolment_id), role, today)?.as_deref()
+        != Some(&signer.user_id)
+    {
         return Err(AppError::Forbidden(
             "your assignment to this trainee is not active today".into(),
         ));

@@ -307,7 +307,13 @@ pub fn require_trainee(
     if trainee.as_deref() == Some(me.user_id.as_str()) {
         return Ok(());
     }
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Read,
+    )?;
     Err(AppError::Forbidden(
         "only the trainee logs their learning activities".into(),
     ))

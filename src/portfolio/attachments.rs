@@ -22,6 +22,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
+use crate::ids::EnrolmentId;
 use crate::ids::{AttachmentId, UserId};
 use crate::schema::attachments;
 use crate::storage::BlobStore;
@@ -353,7 +354,13 @@ pub fn readable(
     today: chrono::NaiveDate,
 ) -> Result<(Attachment, String), AppError> {
     let (a, enrolment, key) = get(conn, id)?;
-    access::require(conn, me, &enrolment, today, Access::Read)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(&enrolment),
+        today,
+        Access::Read,
+    )?;
     Ok((a, key))
 }
 

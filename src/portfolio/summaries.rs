@@ -147,7 +147,13 @@ pub fn readable(
 ) -> Result<SummaryAssessment, AppError> {
     let s = get(conn, id)?;
     if s.author_id != me.user_id {
-        access::require(conn, me, &s.enrolment_id, today, Access::Read)?;
+        access::require(
+            conn,
+            me,
+            &EnrolmentId::from(&s.enrolment_id),
+            today,
+            Access::Read,
+        )?;
     }
     Ok(s)
 }
@@ -170,7 +176,12 @@ fn may_author(
     if placement > 0 {
         return Ok(true);
     }
-    let roles = access::active_assignment_roles(conn, &me.user_id, enrolment_id, today)?;
+    let roles = access::active_assignment_roles(
+        conn,
+        &me.user_id,
+        &EnrolmentId::from(enrolment_id),
+        today,
+    )?;
     Ok(roles.iter().any(|r| r == access::MAIN_SUPERVISOR))
 }
 
@@ -274,7 +285,13 @@ pub fn create(
     // A placement's supervisor writes its summary even after the placement (and with it
     // their access to the rest of the plan) has ended.
     if !(placement_here && may_author(conn, me, enrolment_id, &n.placement_id, today)?) {
-        access::require(conn, me, enrolment_id, today, Access::Read)?;
+        access::require(
+            conn,
+            me,
+            &EnrolmentId::from(enrolment_id),
+            today,
+            Access::Read,
+        )?;
         if !placement_here {
             return Err(AppError::validation(
                 "placement_id",

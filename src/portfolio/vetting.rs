@@ -289,7 +289,13 @@ pub fn vetting_mail(
     enrolment_id: &str,
     email: &str,
 ) -> Result<Option<Mail>, AppError> {
-    let Some(main) = access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)? else {
+    let Some(main) = access::holder(
+        conn,
+        &EnrolmentId::from(enrolment_id),
+        access::MAIN_SUPERVISOR,
+        today,
+    )?
+    else {
         return Ok(None);
     };
     let to: String = users::table.find(&main).select(users::email).first(conn)?;

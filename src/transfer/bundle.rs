@@ -20,6 +20,7 @@ use crate::db::DbConn;
 use crate::dossier::signing::{self, DossierSignature};
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
+use crate::ids::EnrolmentId;
 use crate::portfolio::{activities, assessments, summaries, talks};
 use crate::schema::{attachments, audit_log, users};
 
@@ -84,7 +85,13 @@ pub fn may_export(
     if me.has_role_over(conn, Role::DirectorOfStudies, &e.organisation_id)? {
         return Ok(Exporter::DirectorOfStudies);
     }
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Read,
+    )?;
     Err(AppError::Forbidden(
         "only the trainee or a director of studies of the region exports a portfolio".into(),
     ))

@@ -2,6 +2,7 @@
 //! checks every change goes through.
 
 use super::*;
+use crate::ids::EnrolmentId;
 
 /// Checks and applies `c` over `a` (the instrument's domains and scale, delmål of the
 /// template version, the placement).
@@ -238,10 +239,23 @@ pub fn create(
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = crate::clock::day_of(now);
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Read,
+    )?;
     let trainee = trainee_of(conn, enrolment_id)?;
     let by_trainee = trainee == me.user_id;
-    if !by_trainee && !access::is_assigned_supervisor(conn, &me.user_id, enrolment_id, today)? {
+    if !by_trainee
+        && !access::is_assigned_supervisor(
+            conn,
+            &me.user_id,
+            &EnrolmentId::from(enrolment_id),
+            today,
+        )?
+    {
         return Err(AppError::Forbidden(
             "only the trainee or their supervisors start assessments".into(),
         ));

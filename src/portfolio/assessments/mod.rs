@@ -302,7 +302,13 @@ pub fn readable(
     if a.assessor_id.as_deref() == Some(me.user_id.as_str()) {
         return Ok(a);
     }
-    access::require(conn, me, &a.enrolment_id, today, Access::Read)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(&a.enrolment_id),
+        today,
+        Access::Read,
+    )?;
     Ok(a)
 }
 

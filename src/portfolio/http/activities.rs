@@ -11,6 +11,7 @@ use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
+use crate::ids::EnrolmentId;
 use crate::portfolio::activities::{self, Activity, ActivityKind, ActivityPatch, NewActivity};
 use crate::privacy::guard::Guarded;
 
@@ -98,7 +99,13 @@ pub async fn list_activities(
     };
     let rows = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &id, ctx.today(), Access::Read)?;
+            access::require(
+                c,
+                &ctx.caller,
+                &EnrolmentId::from(&id),
+                ctx.today(),
+                Access::Read,
+            )?;
             activities::list_activities(c, &id, &filter, after.as_deref(), limit)
         })
         .await?;
@@ -130,7 +137,13 @@ pub async fn get_activity(
     let a = ctx
         .read(move |c, ctx| {
             let enrolment = activities::enrolment_of_activity(c, &id)?;
-            access::require(c, &ctx.caller, &enrolment, ctx.today(), Access::Read)?;
+            access::require(
+                c,
+                &ctx.caller,
+                &EnrolmentId::from(&enrolment),
+                ctx.today(),
+                Access::Read,
+            )?;
             activities::get_activity(c, &id)
         })
         .await?;

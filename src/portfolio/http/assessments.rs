@@ -13,6 +13,7 @@ use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
+use crate::ids::EnrolmentId;
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent, NewAssessment};
 use crate::privacy::guard::Guarded;
 
@@ -103,7 +104,13 @@ pub async fn list_assessments(
     };
     let rows = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &id, ctx.today(), Access::Read)?;
+            access::require(
+                c,
+                &ctx.caller,
+                &EnrolmentId::from(&id),
+                ctx.today(),
+                Access::Read,
+            )?;
             assessments::list(c, &id, &filter, after.as_deref(), limit)
         })
         .await?;

@@ -9,6 +9,7 @@ use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page};
+use crate::ids::EnrolmentId;
 use crate::portfolio::summaries::{self, NewSummary, SummaryAssessment, SummaryPatch};
 use crate::privacy::guard::Guarded;
 
@@ -66,7 +67,13 @@ pub async fn list_summaries(
     let id = path.into_inner();
     let items = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &id, ctx.today(), Access::Read)?;
+            access::require(
+                c,
+                &ctx.caller,
+                &EnrolmentId::from(&id),
+                ctx.today(),
+                Access::Read,
+            )?;
             summaries::list(c, &id)
         })
         .await?;

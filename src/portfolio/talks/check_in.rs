@@ -7,6 +7,7 @@
 
 use super::record::{add_participant, apply, blank, confirm_row, log, mails_to_others, save};
 use super::*;
+use crate::ids::EnrolmentId;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -29,12 +30,16 @@ fn supervisor_roles(
     enrolment_id: &str,
     today: NaiveDate,
 ) -> Result<Vec<String>, AppError> {
-    Ok(
-        access::active_assignment_roles(conn, user, enrolment_id, today)?
-            .into_iter()
-            .filter(|r| r == access::MAIN_SUPERVISOR || r == access::PLACEMENT_SUPERVISOR)
-            .collect(),
-    )
+    Ok(access::active_assignment_roles(
+        conn,
+        &UserId::from(user),
+        &EnrolmentId::from(enrolment_id),
+        today,
+    )?
+    .into_iter()
+    .filter(|r| r == access::MAIN_SUPERVISOR || r == access::PLACEMENT_SUPERVISOR)
+    .map(|r| r.as_str().to_string())
+    .collect())
 }
 
 /// Participants read their check-in; otherwise the enrolment's supervisors and those who
@@ -51,7 +56,7 @@ pub(super) fn require_readable(
     if is_participant(t, &me.user_id) {
         return Ok(());
     }
-    match access::access(conn, me, &t.enrolment_id, today)? {
+    match access::access(conn, me, &EnrolmentId::from(&t.enrolment_id), today)? {
         Access::Supervise | Access::Manage => Ok(()),
         _ => Err(AppError::NotFound),
     }
@@ -68,7 +73,13 @@ pub fn list_readable(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Talk>, AppError> {
-    let has = access::require(conn, me, enrolment_id, today, Access::Read)?;
+    let has = access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Read,
+    )?;
     if kind == TalkKind::SupervisorCheckIn
         && (has < Access::Supervise || trainee_of(conn, enrolment_id)? == me.user_id)
     {
@@ -89,7 +100,13 @@ pub fn create_supervisor_check_in(
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = crate::clock::day_of(now);
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Read,
+    )?;
     let trainee = trainee_of(conn, enrolment_id)?;
     let mine = supervisor_roles(conn, &me.user_id, enrolment_id, today)?;
     if me.user_id == trainee || mine.is_empty() {
@@ -99,14 +116,19 @@ pub fn create_supervisor_check_in(
     }
     let other = match n.with_supervisor_id.clone() {
         Some(o) => o,
-        None => access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)?.ok_or_else(
-            || {
-                AppError::validation(
-                    "with_supervisor_id",
-                    "the trainee has no main supervisor today; name the other supervisor",
-                )
-            },
-        )?,
+        None => access::holder(
+            conn,
+            &EnrolmentId::from(enrolment_id),
+            access::MAIN_SUPERVISOR,
+            today,
+        )?
+        .map(UserId::into_inner)
+        .ok_or_else(|| {
+            AppError::validation(
+                "with_supervisor_id",
+                "the trainee has no main supervisor today; name the other supervisor",
+            )
+        })?,
     };
     let theirs = supervisor_roles(conn, &other, enrolment_id, today)?;
     let main_here = |roles: &[String]| roles.iter().any(|r| r == access::MAIN_SUPERVISOR);

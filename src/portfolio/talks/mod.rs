@@ -329,7 +329,13 @@ pub fn readable(
     if kind == TalkKind::SupervisorCheckIn {
         check_in::require_readable(conn, me, &t, today)?;
     } else if !is_participant(&t, &me.user_id) {
-        access::require(conn, me, &t.enrolment_id, today, Access::Read)?;
+        access::require(
+            conn,
+            me,
+            &EnrolmentId::from(&t.enrolment_id),
+            today,
+            Access::Read,
+        )?;
     }
     Ok(t)
 }

@@ -2,6 +2,7 @@
 //! confirm; the mails that ask the other participants to confirm.
 
 use super::*;
+use crate::ids::{EnrolmentId, UserId};
 
 pub(super) fn apply(conn: &mut DbConn, t: &mut Talk, c: TalkContent) -> Result<(), AppError> {
     let mut errors = Vec::new();
@@ -295,10 +296,21 @@ pub fn create_session(
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = crate::clock::day_of(now);
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Read,
+    )?;
     let trainee = trainee_of(conn, enrolment_id)?;
     if me.user_id != trainee
-        && !access::is_assigned_supervisor(conn, &me.user_id, enrolment_id, today)?
+        && !access::is_assigned_supervisor(
+            conn,
+            &me.user_id,
+            &EnrolmentId::from(enrolment_id),
+            today,
+        )?
     {
         return Err(AppError::Forbidden(
             "the trainee or one of their supervisors records a supervision session".into(),
@@ -361,9 +373,21 @@ pub fn create_final_check_in(
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = crate::clock::day_of(now);
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Read,
+    )?;
     let trainee = trainee_of(conn, enrolment_id)?;
-    let Some(main) = access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)? else {
+    let Some(main) = access::holder(
+        conn,
+        &EnrolmentId::from(enrolment_id),
+        access::MAIN_SUPERVISOR,
+        today,
+    )?
+    else {
         return Err(AppError::Unprocessable(
             "the trainee has no main supervisor today; a director assigns one first".into(),
         ));
@@ -402,7 +426,13 @@ pub fn create_handover(
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let today = crate::clock::day_of(now);
-    access::require(conn, me, enrolment_id, today, Access::Read)?;
+    access::require(
+        conn,
+        me,
+        &EnrolmentId::from(enrolment_id),
+        today,
+        Access::Read,
+    )?;
     let trainee = trainee_of(conn, enrolment_id)?;
     if trainee != me.user_id {
         return Err(AppError::Forbidden(
@@ -412,7 +442,13 @@ pub fn create_handover(
     let mut errors = Vec::new();
     let main = match n.main_supervisor_id.clone() {
         Some(m) => Some(m),
-        None => access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)?,
+        None => access::holder(
+            conn,
+            &EnrolmentId::from(enrolment_id),
+            access::MAIN_SUPERVISOR,
+            today,
+        )?
+        .map(UserId::into_inner),
     };
     let Some(main) = main else {
         return Err(AppError::validation(
