@@ -321,7 +321,7 @@ fn enrolment_documents(
         );
     }
     let sums = summaries::list(conn, id)?;
-    let finals = final_assessment::list(conn, id)?;
+    let finals = final_assessment::list(conn, &crate::ids::EnrolmentId::new(id.to_string()))?;
     let evaluations = crate::feedback::evaluations::of_enrolment(conn, id)?;
     let reviews = crate::feedback::group_reviews::of_enrolment(conn, id)?;
     let audit: Vec<AuditEntry> = audit_log::table

@@ -112,7 +112,7 @@ pub fn build(
         }
     }
     for f in &finals {
-        ids.extend(f.signers.iter().map(|s| s.user_id.clone()));
+        ids.extend(f.signers.iter().map(|s| s.user_id.to_string()));
     }
     ids.sort();
     ids.dedup();

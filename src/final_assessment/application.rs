@@ -16,6 +16,7 @@ use super::forms::{Form, Kind};
 use super::service::{Decision, FinalAssessment};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::EnrolmentId;
 use crate::render::pdf::Document;
 
 /// Where a certificate of the application stands.
@@ -122,7 +123,7 @@ fn missing(form: &Form, subject: Option<String>, reason: &str) -> EnclosedCertif
 /// decided as achieved filling the competence certificate.
 pub fn summary(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     finals: &[FinalAssessment],
     today: NaiveDate,
 ) -> Result<ApplicationSummary, AppError> {

@@ -15,7 +15,8 @@ use super::certificates::{field, Basis, CertificateDraft, CertificateTable, Sign
 use crate::db::DbConn;
 use crate::enrolment::service::AssignmentRole;
 use crate::error::AppError;
-use crate::ids::Day;
+use crate::ids::{Day, EnrolmentId};
+use crate::portfolio::activities::ActivityKind;
 use crate::schema::{activities, assessments, record_delmal};
 
 /// The key of the training-activity certificate of a placement or activity.
@@ -87,7 +88,7 @@ impl Item {
 #[diesel(table_name = activities, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct ActivityRow {
     id: String,
-    kind: String,
+    kind: ActivityKind,
     title: String,
     start_date: Day,
     end_date: Option<Day>,
@@ -99,7 +100,7 @@ impl ActivityRow {
         let from = self.start_date.date();
         Item {
             key: self.id.clone(),
-            kind: self.kind,
+            kind: self.kind.as_str().to_string(),
             title: self.title,
             from,
             to: self.end_date.map(|d| d.date()).unwrap_or(from),
@@ -111,7 +112,7 @@ impl ActivityRow {
 
 fn activities_of(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     kinds: &[String],
 ) -> Result<Vec<ActivityRow>, AppError> {
     Ok(activities::table
@@ -125,7 +126,7 @@ fn activities_of(
 
 fn delmal_of(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     records: &[String],
 ) -> Result<Vec<String>, AppError> {
     if records.is_empty() {
@@ -156,7 +157,7 @@ struct Evidence {
 /// kompetenskrav were met. "Instrument datum (signed by)".
 fn evidence(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     codes: &[String],
     item: &Item,
     only_placement: bool,
@@ -297,7 +298,7 @@ pub(super) fn activities(
         .map(|(k, _)| k.clone())
         .collect();
     items.extend(
-        activities_of(conn, &e.id, &kinds)?
+        activities_of(conn, &EnrolmentId::from(e.id.as_str()), &kinds)?
             .into_iter()
             .map(ActivityRow::item),
     );
@@ -309,8 +310,14 @@ pub(super) fn activities(
         if !form.variants.contains(&variant) {
             continue;
         }
-        let codes = delmal_of(conn, &e.id, &item.records)?;
-        let seen = evidence(conn, &e.id, &codes, &item, item.kind == "placement")?;
+        let codes = delmal_of(conn, &EnrolmentId::from(e.id.as_str()), &item.records)?;
+        let seen = evidence(
+            conn,
+            &EnrolmentId::from(e.id.as_str()),
+            &codes,
+            &item,
+            item.kind == "placement",
+        )?;
         let mut signatures = Vec::new();
         for role in form.signers_of(&variant) {
             let who = if item.kind == "course" {
@@ -352,10 +359,14 @@ pub(super) fn sta3(conn: &mut DbConn, b: &Basis) -> Result<Option<CertificateDra
         .filter(record_delmal::code.eq(&sta3.delmal))
         .select(record_delmal::record_id)
         .load(conn)?;
-    let rows: Vec<ActivityRow> = activities_of(conn, &b.e.id, &sta3.record_kinds)?
-        .into_iter()
-        .filter(|a| linked.contains(&a.id))
-        .collect();
+    let rows: Vec<ActivityRow> = activities_of(
+        conn,
+        &EnrolmentId::from(b.e.id.as_str()),
+        &sta3.record_kinds,
+    )?
+    .into_iter()
+    .filter(|a| linked.contains(&a.id))
+    .collect();
     if rows.is_empty() {
         return Ok(None);
     }
@@ -364,7 +375,13 @@ pub(super) fn sta3(conn: &mut DbConn, b: &Basis) -> Result<Option<CertificateDra
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for row in rows {
         let item = row.item();
-        for (code, lines) in evidence(conn, &b.e.id, &codes, &item, false)? {
+        for (code, lines) in evidence(
+            conn,
+            &EnrolmentId::from(b.e.id.as_str()),
+            &codes,
+            &item,
+            false,
+        )? {
             let all = seen.entry(code).or_default();
             for l in lines {
                 if !all.contains(&l) {

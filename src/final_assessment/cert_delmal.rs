@@ -17,7 +17,8 @@ use super::forms::Form;
 use crate::db::DbConn;
 use crate::enrolment::service::AssignmentRole;
 use crate::error::AppError;
-use crate::ids::Day;
+use crate::ids::{Day, EnrolmentId};
+use crate::portfolio::talks::TalkKind;
 use crate::schema::{
     activities, assessments, record_delmal, summary_assessments, talk_participants, talks,
 };
@@ -91,7 +92,7 @@ struct SignedAssessment {
 struct ConfirmedTalk {
     id: String,
     held_on: Day,
-    kind: String,
+    kind: TalkKind,
 }
 
 #[derive(Queryable, Selectable)]
@@ -122,18 +123,18 @@ pub(super) fn instrument_sv(code: &str) -> &'static str {
     }
 }
 
-fn talk_sv(kind: &str) -> &'static str {
+fn talk_sv(kind: TalkKind) -> &'static str {
     match kind {
-        "handover" => "överlämningssamtal",
-        "final_check_in" => "slutavstämning",
-        _ => "handledarsamtal",
+        TalkKind::Handover => "överlämningssamtal",
+        TalkKind::FinalCheckIn => "slutavstämning",
+        TalkKind::Supervision | TalkKind::SupervisorCheckIn => "handledarsamtal",
     }
 }
 
 /// Delmål codes linked to each of `ids`.
 fn links(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     ids: &[String],
 ) -> Result<Vec<(String, String)>, AppError> {
     if ids.is_empty() {
@@ -166,7 +167,7 @@ fn push_once(v: &mut Vec<String>, s: &str) {
 /// Per delmål, how this supervisor checked it: instrument, talk or summary.
 fn checks(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     sup: &str,
     part: &Part,
 ) -> Result<BTreeMap<String, Vec<String>>, AppError> {
@@ -200,7 +201,7 @@ fn checks(
         .filter(talk_participants::confirmed_at.is_not_null())
         .select(ConfirmedTalk::as_select())
         .load(conn)?;
-    let confirmed: BTreeMap<String, String> = confirmed
+    let confirmed: BTreeMap<String, TalkKind> = confirmed
         .into_iter()
         .filter(|t| part.covers(t.held_on.date()))
         .map(|t| (t.id, t.kind))
@@ -208,7 +209,7 @@ fn checks(
     let ids: Vec<String> = confirmed.keys().cloned().collect();
     for (id, code) in links(conn, enrolment_id, &ids)? {
         if let Some(k) = confirmed.get(&id) {
-            push_once(how.entry(code).or_default(), talk_sv(k));
+            push_once(how.entry(code).or_default(), talk_sv(*k));
         }
     }
     // Summary assessments they signed, judging the delmål achieved.
@@ -235,7 +236,7 @@ fn checks(
 /// The activities under this supervisor, per delmål, oldest first.
 fn activities_seen(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     part: &Part,
 ) -> Result<BTreeMap<String, Vec<String>>, AppError> {
     let acts: Vec<Activity> = activities::table
@@ -267,11 +268,11 @@ pub(super) fn delmal_certificates(
 ) -> Result<Vec<CertificateDraft>, AppError> {
     let mut out = Vec::new();
     for (sup, part) in parts(b) {
-        let how = checks(conn, &b.e.id, &sup, &part)?;
+        let how = checks(conn, &EnrolmentId::from(b.e.id.as_str()), &sup, &part)?;
         if how.is_empty() {
             continue;
         }
-        let acts = activities_seen(conn, &b.e.id, &part)?;
+        let acts = activities_seen(conn, &EnrolmentId::from(b.e.id.as_str()), &part)?;
         let rows = how
             .iter()
             .map(|(code, checked)| {

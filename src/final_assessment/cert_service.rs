@@ -10,6 +10,7 @@ use crate::accounts::service::{get_org, OrgKind};
 use crate::db::DbConn;
 use crate::enrolment::service::Placement;
 use crate::error::AppError;
+use crate::ids::EnrolmentId;
 
 /// Employment extent over part of the training.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub struct ExtentSpan {
 /// from 100 % to 75 % in March shows on the period it falls in.
 pub fn extent_between(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<ExtentSpan>, AppError> {
@@ -105,7 +106,12 @@ pub(super) fn service_completed(
     for p in &e.placements {
         let kind = b.template.placement_type(&p.placement_type);
         let (unit, provider) = where_served(conn, p, &e.organisation_id)?;
-        let extent = extent_between(conn, &e.id, p.start_date, p.end_date)?;
+        let extent = extent_between(
+            conn,
+            &EnrolmentId::from(e.id.as_str()),
+            p.start_date,
+            p.end_date,
+        )?;
         rows.push(vec![
             format!(
                 "{unit} ({})",

@@ -7,7 +7,7 @@
 
 use super::certificates::{name_of, SignatureLine};
 use super::forms::FormSet;
-use super::service::{FinalAssessment, Mode};
+use super::service::{FinalAssessment, Mode, SignerRole};
 use crate::db::DbConn;
 use crate::enrolment::service::{Assignment, AssignmentRole, Enrolment};
 use crate::error::AppError;
@@ -23,7 +23,7 @@ pub(super) struct Signers {
     /// The final assessment's mode; `None` before there is a decision.
     mode: Option<Mode>,
     /// The decision's signers by their role in it.
-    decided_by: Vec<(String, Person)>,
+    decided_by: Vec<(SignerRole, Person)>,
     main_supervisor: Option<Person>,
     head_of_department: Option<Person>,
     committee_replaces: Vec<String>,
@@ -61,9 +61,9 @@ impl Signers {
                 .iter()
                 .map(|s| {
                     (
-                        s.role.clone(),
+                        s.role,
                         Person {
-                            user_id: s.user_id.clone(),
+                            user_id: s.user_id.to_string(),
                             name: s.name.clone(),
                         },
                     )
@@ -75,10 +75,10 @@ impl Signers {
         })
     }
 
-    fn decided(&self, role: &str) -> Option<&Person> {
+    fn decided(&self, role: SignerRole) -> Option<&Person> {
         self.decided_by
             .iter()
-            .find(|(r, _)| r == role)
+            .find(|(r, _)| *r == role)
             .map(|(_, p)| p)
     }
 
@@ -87,11 +87,11 @@ impl Signers {
         if self.mode != Some(Mode::Committee) {
             return None;
         }
-        let chair = self.decided("committee_chair");
+        let chair = self.decided(SignerRole::CommitteeChair);
         let members: Vec<&str> = self
             .decided_by
             .iter()
-            .filter(|(r, _)| r == "committee_member")
+            .filter(|(r, _)| *r == SignerRole::CommitteeMember)
             .map(|(_, p)| p.name.as_str())
             .collect();
         Some(match chair {
@@ -111,7 +111,7 @@ impl Signers {
             workplace: None,
         };
         if self.mode == Some(Mode::Committee) && self.committee_replaces.iter().any(|r| r == role) {
-            if let Some(chair) = self.decided("committee_chair") {
+            if let Some(chair) = self.decided(SignerRole::CommitteeChair) {
                 return SignatureLine {
                     role: format!("{role} (kompetenskommitténs ordförande)"),
                     ..filled(Some(chair))
@@ -136,12 +136,12 @@ impl Signers {
         }
         if lower.contains("huvudansvarig handledare") {
             return filled(
-                self.decided("main_supervisor")
+                self.decided(SignerRole::MainSupervisor)
                     .or(self.main_supervisor.as_ref()),
             );
         }
         if lower == "extern bedömare" || lower == "one more specialist" {
-            return filled(self.decided("external_assessor"));
+            return filled(self.decided(SignerRole::ExternalAssessor));
         }
         filled(None)
     }

@@ -19,6 +19,7 @@ use crate::curriculum::{catalogue, templates};
 use crate::db::DbConn;
 use crate::enrolment::service as enrolment;
 use crate::error::AppError;
+use crate::ids::EnrolmentId;
 use crate::render::pdf::Document;
 use crate::schema::users;
 
@@ -149,7 +150,7 @@ impl Basis {
 /// assessment when there is one, fills the lines of those who decided.
 pub(super) fn basis(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     f: Option<&FinalAssessment>,
     today: NaiveDate,
 ) -> Result<Basis, AppError> {

@@ -42,7 +42,7 @@ const PROBLEM: &str = "application/problem+json";
 pub async fn create_final_assessment(
     state: web::Data<AppState>,
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     body: web::Json<NewFinalAssessment>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -70,7 +70,7 @@ pub async fn create_final_assessment(
 #[get("/enrolments/{id}/final-assessments")]
 pub async fn list_final_assessments(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     query: web::Query<crate::http::PageParams>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -308,7 +308,7 @@ pub async fn get_certificate(
 pub async fn get_application_summary(
     req: HttpRequest,
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
 ) -> Result<HttpResponse, AppError> {
     let kind = negotiate(&req, &["application/json", "application/pdf"])?;
     let id = path.into_inner();

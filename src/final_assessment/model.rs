@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::http::etag;
+use crate::ids::{EnrolmentId, UserId};
 use crate::portfolio::summaries::Judgement;
 
 /// Who decides.
@@ -92,13 +93,50 @@ impl Decision {
 
 crate::text_enum_sql!(Decision);
 
+crate::text_enum! {
+    /// Where a final assessment stands: `decided` is final.
+    pub enum FinalStatus {
+        Draft = "draft",
+        AwaitingSignatures = "awaiting_signatures",
+        Decided = "decided",
+    }
+}
+
+crate::text_enum! {
+    /// The part a signer has in the decision.
+    pub enum SignerRole {
+        /// Extern bedömare.
+        ExternalAssessor = "external_assessor",
+        /// Huvudhandledare.
+        MainSupervisor = "main_supervisor",
+        /// The committee's chair (ordförande).
+        CommitteeChair = "committee_chair",
+        CommitteeMember = "committee_member",
+    }
+}
+
+// The API shows both as their stored codes: plain strings in the spec, as before.
+impl Serialize for FinalStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl Serialize for SignerRole {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FinalSigner {
-    pub user_id: String,
+    #[schema(value_type = String)]
+    pub user_id: UserId,
     #[schema(example = "Karin Lind")]
     pub name: String,
     /// `external_assessor`, `main_supervisor`, `committee_chair` or `committee_member`.
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: SignerRole,
     #[serde(default, with = "crate::clock::millis_opt")]
     pub signed_at: Option<DateTime<Utc>>,
     /// How the signer's second factor was given (`totp`, `step_up_totp`, ...).
@@ -108,7 +146,8 @@ pub struct FinalSigner {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FinalAssessment {
     pub id: String,
-    pub enrolment_id: String,
+    #[schema(value_type = String)]
+    pub enrolment_id: EnrolmentId,
     pub mode: Mode,
     pub decision: Option<Decision>,
     /// One per delmål: `achieved` or `not_yet`, with a comment.
@@ -117,7 +156,8 @@ pub struct FinalAssessment {
     pub missing: String,
     pub rationale: String,
     /// `draft`, `awaiting_signatures` or `decided` (final).
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: FinalStatus,
     pub signers: Vec<FinalSigner>,
     /// SHA-256 of the decided content every signer signed.
     pub content_hash: Option<String>,

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::model::{Decision, FinalAssessment, FinalSigner, Mode};
+use super::model::{Decision, FinalAssessment, FinalSigner, FinalStatus, Mode, SignerRole};
 use crate::auth::principal::Principal;
 use crate::clock::from_db;
 use crate::db::DbConn;
@@ -22,7 +22,7 @@ struct FinalRow {
     judgements: String,
     missing: String,
     rationale: String,
-    status: String,
+    status: FinalStatus,
     content_hash: Option<String>,
     created_by: UserId,
     decided_at: Option<chrono::NaiveDateTime>,
@@ -40,7 +40,7 @@ struct SignerRow {
     display_name: String,
     #[diesel(select_expression = users::email, select_expression_type = users::email)]
     email: String,
-    role: String,
+    role: SignerRole,
     signed_at: Option<chrono::NaiveDateTime>,
     signature_method: Option<String>,
 }
@@ -61,7 +61,7 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
         .load(conn)?;
     Ok(FinalAssessment {
         id: a.id,
-        enrolment_id: a.enrolment_id.into_inner(),
+        enrolment_id: a.enrolment_id,
         mode: a.mode,
         decision: a.decision,
         judgements: serde_json::from_str(&a.judgements).map_err(AppError::internal)?,
@@ -71,7 +71,7 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
         signers: signers
             .into_iter()
             .map(|s| FinalSigner {
-                user_id: s.user_id.into_inner(),
+                user_id: s.user_id,
                 name: if s.display_name.trim().is_empty() {
                     s.email
                 } else {
@@ -120,8 +120,8 @@ pub fn readable(
 /// member reads the dossier they decide on.
 pub fn is_signer_of_enrolment(
     conn: &mut DbConn,
-    user_id: &str,
-    enrolment_id: &str,
+    user_id: &UserId,
+    enrolment_id: &EnrolmentId,
 ) -> Result<bool, AppError> {
     let n: i64 = final_assessment_signers::table
         .inner_join(
@@ -135,7 +135,10 @@ pub fn is_signer_of_enrolment(
     Ok(n > 0)
 }
 
-pub fn list(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<FinalAssessment>, AppError> {
+pub fn list(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+) -> Result<Vec<FinalAssessment>, AppError> {
     let ids: Vec<String> = final_assessments::table
         .filter(final_assessments::enrolment_id.eq(enrolment_id))
         .order((final_assessments::created_at, final_assessments::id))

@@ -25,12 +25,12 @@ use crate::schema::{enrolments, final_assessment_signers, final_assessments, use
 
 // The types and reads live beside this file; other features reach them through here.
 pub use super::model::{
-    Decision, FinalAssessment, FinalAssessmentPatch, FinalSigner, Mode, NewFinalAssessment,
-    SignFinalAssessment,
+    Decision, FinalAssessment, FinalAssessmentPatch, FinalSigner, FinalStatus, Mode,
+    NewFinalAssessment, SignFinalAssessment, SignerRole,
 };
 pub use super::read::{get, is_signer_of_enrolment, list, readable};
 
-fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError> {
+fn trainee_of(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<UserId, AppError> {
     Ok(enrolments::table
         .find(enrolment_id)
         .select(enrolments::trainee_id)
@@ -38,7 +38,7 @@ fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError>
 }
 
 /// Delmål codes the final assessment judges: the regulation's for the template version.
-fn required_codes(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<String>, AppError> {
+fn required_codes(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<Vec<String>, AppError> {
     crate::enrolment::service::delmal_codes_of(conn, enrolment_id)
 }
 
@@ -106,7 +106,7 @@ fn audit_final(
 fn mail_to(
     conn: &mut DbConn,
     cfg: &Config,
-    user: &str,
+    user: &UserId,
     f: &FinalAssessment,
     sv: &str,
     en: &str,
@@ -126,7 +126,7 @@ fn mail_to(
 pub fn create(
     conn: &mut DbConn,
     ctx: &Ctx,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     n: NewFinalAssessment,
 ) -> Result<(FinalAssessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
@@ -140,7 +140,7 @@ pub fn create(
     )?;
     let trainee = trainee_of(conn, enrolment_id)?;
     let existing = list(conn, enrolment_id)?;
-    if existing.iter().any(|f| f.status != "decided") {
+    if existing.iter().any(|f| f.status != FinalStatus::Decided) {
         return Err(AppError::Conflict(
             "a final assessment of this trainee is already open; edit that one".into(),
         ));
@@ -153,7 +153,7 @@ pub fn create(
             "the final assessment already decided that the competence is achieved".into(),
         ));
     }
-    let mut signers: Vec<(String, &str)> = Vec::new();
+    let mut signers: Vec<(UserId, SignerRole)> = Vec::new();
     let mut errors = Vec::new();
     match n.mode {
         Mode::ExternalAssessor => {
@@ -184,8 +184,8 @@ pub fn create(
                         .into(),
                 ));
             }
-            signers.push((assessor, "external_assessor"));
-            signers.push((main, "main_supervisor"));
+            signers.push((UserId::from(assessor), SignerRole::ExternalAssessor));
+            signers.push((UserId::from(main), SignerRole::MainSupervisor));
             if !n.committee_member_ids.is_empty() {
                 errors.push(FieldError::new(
                     "committee_member_ids",
@@ -244,11 +244,11 @@ pub fn create(
             // The chair signs as a member does; the role names them on the certificates.
             signers.extend(members.into_iter().map(|m| {
                 let role = if n.committee_chair_id.as_deref() == Some(m.as_str()) {
-                    "committee_chair"
+                    SignerRole::CommitteeChair
                 } else {
-                    "committee_member"
+                    SignerRole::CommitteeMember
                 };
-                (m, role)
+                (UserId::from(m), role)
             }));
         }
     }
@@ -273,13 +273,13 @@ pub fn create(
         .values((
             final_assessments::id.eq(&id),
             final_assessments::enrolment_id.eq(enrolment_id),
-            final_assessments::mode.eq(n.mode.as_str()),
-            final_assessments::decision.eq(n.decision.map(Decision::as_str)),
+            final_assessments::mode.eq(n.mode),
+            final_assessments::decision.eq(n.decision),
             final_assessments::judgements
                 .eq(serde_json::to_string(&n.judgements).map_err(AppError::internal)?),
             final_assessments::missing.eq(n.missing.trim()),
             final_assessments::rationale.eq(n.rationale.trim()),
-            final_assessments::status.eq("draft"),
+            final_assessments::status.eq(FinalStatus::Draft),
             final_assessments::created_by.eq(&me.user_id),
             final_assessments::version.eq(1),
             final_assessments::created_at.eq(to_db(now)),
@@ -322,7 +322,7 @@ fn still_assigned(
     if f.mode != Mode::ExternalAssessor {
         return Ok(());
     }
-    let role = if signer.role == "external_assessor" {
+    let role = if signer.role == SignerRole::ExternalAssessor {
         EXTERNAL_ASSESSOR
     } else {
         MAIN_SUPERVISOR
@@ -349,7 +349,7 @@ pub fn update(
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let f = readable(conn, me, id, crate::clock::day_of(now))?;
     if_match(&f.etag())?;
-    if f.status == "decided" {
+    if f.status == FinalStatus::Decided {
         return Err(AppError::Conflict(
             "the final assessment is decided and final".into(),
         ));
@@ -377,8 +377,8 @@ pub fn update(
                 .eq(serde_json::to_string(&judgements).map_err(AppError::internal)?),
             final_assessments::missing.eq(missing.trim()),
             final_assessments::rationale.eq(rationale.trim()),
-            final_assessments::decision.eq(decision.map(Decision::as_str)),
-            final_assessments::status.eq("draft"),
+            final_assessments::decision.eq(decision),
+            final_assessments::status.eq(FinalStatus::Draft),
             final_assessments::version.eq(final_assessments::version + 1),
             final_assessments::updated_at.eq(to_db(now)),
         ))
@@ -486,7 +486,7 @@ pub fn sign(
     let today = crate::clock::day_of(now);
     let f = readable(conn, me, id, today)?;
     if_match(&f.etag())?;
-    if f.status == "decided" {
+    if f.status == FinalStatus::Decided {
         return Err(AppError::Conflict(
             "the final assessment is decided and final".into(),
         ));
@@ -523,9 +523,9 @@ pub fn sign(
     diesel::update(final_assessments::table.find(id))
         .set((
             final_assessments::status.eq(if all {
-                "decided"
+                FinalStatus::Decided
             } else {
-                "awaiting_signatures"
+                FinalStatus::AwaitingSignatures
             }),
             final_assessments::content_hash.eq(all.then_some(&hash)),
             final_assessments::decided_at.eq(all.then_some(to_db(now))),

@@ -160,7 +160,10 @@ pub fn gather(
         let list = talks::list(conn, enrolment_id, kind, None, ALL)?;
         all_talks.insert(kind.as_str().to_string(), to_value(&list)?);
     }
-    let finals = crate::final_assessment::service::list(conn, enrolment_id)?;
+    let finals = crate::final_assessment::service::list(
+        conn,
+        &crate::ids::EnrolmentId::new(enrolment_id.to_string()),
+    )?;
 
     // Everyone the records name, so the receiving side can say who signed.
     let mut ids: Vec<String> = vec![e.trainee_id.clone()];
@@ -182,7 +185,7 @@ pub fn gather(
         }
     }
     for f in &finals {
-        ids.extend(f.signers.iter().map(|s| s.user_id.clone()));
+        ids.extend(f.signers.iter().map(|s| s.user_id.to_string()));
     }
     ids.sort();
     ids.dedup();
