@@ -207,6 +207,8 @@ pub(super) fn erase_records(
             .filter(record_delmal::record_id.eq_any(&records)),
     )
     .execute(conn)?;
+    // A course's kursledare request goes with its activity.
+    crate::portfolio::course_confirmation::delete_of_activities(conn, &gone_activities)?;
     add(
         "xapi_statements",
         diesel::delete(

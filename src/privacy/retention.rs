@@ -429,6 +429,8 @@ pub fn delete_enrolment(
         .filter(attachments::enrolment_id.eq(id))
         .select(attachments::storage_key)
         .load(conn)?;
+    // A course's kursledare request names a person: it goes with its activity.
+    crate::portfolio::course_confirmation::delete_of_activities(conn, &activity_ids)?;
     diesel::delete(
         signing_links::table.filter(signing_links::assessment_id.eq_any(assessment_ids)),
     )
