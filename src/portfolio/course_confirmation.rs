@@ -694,17 +694,3 @@ pub fn confirmed_kursledare(
         .first(conn)
         .optional()?)
 }
-
-/// Removes the requests and links of these activities (retention and erasure delete the
-/// activities themselves); returns how many requests went.
-pub fn delete_of_activities(conn: &mut DbConn, activity_ids: &[String]) -> Result<usize, AppError> {
-    diesel::delete(
-        course_confirmation_links::table
-            .filter(course_confirmation_links::activity_id.eq_any(activity_ids)),
-    )
-    .execute(conn)?;
-    Ok(diesel::delete(
-        course_confirmations::table.filter(course_confirmations::activity_id.eq_any(activity_ids)),
-    )
-    .execute(conn)?)
-}
