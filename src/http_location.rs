@@ -13,6 +13,10 @@ pub const CREATED_AT: &[(&str, &str)] = &[
         "/api/v1/activities/{id}/attachments",
         "/api/v1/attachments/{id}",
     ),
+    (
+        "/api/v1/activities/{id}/course-confirmation",
+        "/api/v1/activities/{activity_id}/course-confirmation",
+    ),
     ("/api/v1/api-clients", "/api/v1/api-clients/{client_id}"),
     (
         "/api/v1/assessments/{id}/corrections",

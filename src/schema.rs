@@ -1057,3 +1057,36 @@ diesel::table! {
         counts -> Text,
     }
 }
+
+diesel::table! {
+    course_confirmations (activity_id) {
+        activity_id -> Text,
+        enrolment_id -> Text,
+        kursledare_email -> Text,
+        kursledare_name -> Text,
+        kursledare_workplace -> Text,
+        status -> Text,
+        requested_by -> Text,
+        requested_at -> Timestamp,
+        vetted_by -> Nullable<Text>,
+        confirmed_at -> Nullable<Timestamp>,
+        content_hash -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    course_confirmation_links (token_hash) {
+        token_hash -> Text,
+        activity_id -> Text,
+        email -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(course_confirmations, course_confirmation_links);
+diesel::allow_tables_to_appear_in_same_query!(course_confirmations, enrolments);

@@ -11,7 +11,7 @@
 //! audit log), the webhook event names (declared with their own code), and values that are composed (`delmal-<id>`, comma-separated
 //! roles) or second-factor method names that grow with the methods.
 
-use crate::portfolio::{assessments, vetting};
+use crate::portfolio::{assessments, course_confirmation, vetting};
 
 /// `(component schema, property, values)`.
 pub(super) const PROPERTIES: &[(&str, &str, &[&str])] = &[
@@ -46,6 +46,17 @@ pub(super) const PROPERTIES: &[(&str, &str, &[&str])] = &[
             "credited_service",
         ],
     ),
+    (
+        "CourseConfirmation",
+        "status",
+        &[
+            course_confirmation::AWAITING_VETTING,
+            course_confirmation::AWAITING,
+            course_confirmation::CONFIRMED,
+            course_confirmation::RETURNED,
+        ],
+    ),
+    ("CourseConfirmation", "role", &[course_confirmation::ROLE]),
     ("ExternalAssessor", "status", EXTERNAL_ASSESSOR_STATUS),
     (
         "FinalAssessment",

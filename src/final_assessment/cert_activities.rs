@@ -48,14 +48,35 @@ fn handledare(b: &Basis, placement: Option<&str>) -> Option<String> {
 }
 
 /// Who signs a course's certificate on the line the form names `role` ("kursledare
-/// eller handledare" in 2021, "kursledare" in 2015). The one seam for the kursledare
-/// role (issue 14 item 8, built on another branch): the portfolio records no kursledare
-/// yet, so a line that admits a handledare gets the handledare and a kursledare-only
-/// line is left to sign by hand. A recorded kursledare of the course goes here, first.
-pub(super) fn course_signer(b: &Basis, role: &str, placement: Option<&str>) -> Option<String> {
-    role.contains("handledare")
+/// eller handledare" in 2021, "kursledare" in 2015): the kursledare who confirmed the
+/// course by link (`portfolio::course_confirmation`), with their workplace or course
+/// organiser as the line's tjänsteställe; else a line that admits a handledare gets the
+/// handledare, and a kursledare-only line is left to sign by hand.
+pub(super) fn course_signer(
+    conn: &mut DbConn,
+    b: &Basis,
+    role: String,
+    course: &str,
+    placement: Option<&str>,
+) -> Result<SignatureLine, AppError> {
+    if role.contains("kursledare") {
+        if let Some((name, workplace)) =
+            crate::portfolio::course_confirmation::confirmed_kursledare(conn, course)?
+        {
+            return Ok(SignatureLine {
+                role,
+                name: Some(name),
+                user_id: None,
+                specialty: None,
+                workplace: Some(workplace),
+            });
+        }
+    }
+    let who = role
+        .contains("handledare")
         .then(|| handledare(b, placement))
-        .flatten()
+        .flatten();
+    line(conn, role, who)
 }
 
 /// One training activity a form certifies.
@@ -320,13 +341,19 @@ pub(super) fn activities(
         )?;
         let mut signatures = Vec::new();
         for role in form.signers_of(&variant) {
-            let who = if item.kind == "course" {
-                course_signer(b, &role, item.placement.as_deref())
-            } else if role == "handledare" {
-                handledare(b, item.placement.as_deref())
-            } else {
-                None
-            };
+            if item.kind == "course" {
+                signatures.push(course_signer(
+                    conn,
+                    b,
+                    role,
+                    &item.key,
+                    item.placement.as_deref(),
+                )?);
+                continue;
+            }
+            let who = (role == "handledare")
+                .then(|| handledare(b, item.placement.as_deref()))
+                .flatten();
             signatures.push(line(conn, role, who)?);
         }
         let mut fields = b.person.clone();

@@ -495,6 +495,8 @@ pub fn update_activity(
     let current = get_activity(conn, id)?;
     // Imported from another service with its provenance: read-only here.
     crate::portfolio::transferred::refuse_if_transferred(conn, id)?;
+    // Confirmed by its kursledare as it is: read-only.
+    crate::portfolio::course_confirmation::refuse_if_confirmed(conn, id)?;
     if_match(&current.etag())?;
     let n = NewActivity {
         id: None,
@@ -533,6 +535,7 @@ pub fn delete_activity(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), App
     let current = get_activity(conn, id)?;
     // Imported from another service with its provenance: read-only here.
     crate::portfolio::transferred::refuse_if_transferred(conn, id)?;
+    crate::portfolio::course_confirmation::refuse_if_confirmed(conn, id)?;
     diesel::update(activities::table.find(id))
         .set((
             activities::deleted_at.eq(to_db(ctx.now)),

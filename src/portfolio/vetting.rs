@@ -8,7 +8,8 @@
 //! enough already, and an external surgeon who assesses several trainees of the same
 //! care provider is the same person to all of them. An assessment asked of a person
 //! still being vetted waits as `awaiting_vetting`; approval sends the links of every
-//! such assessment, declining hands them back to their trainees as drafts.
+//! such assessment, declining hands them back to their trainees as drafts. A course's
+//! kursledare is vetted the same way (`course_confirmation`).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -355,7 +356,12 @@ fn may_decide(
         .filter(assessments::deleted_at.is_null())
         .count()
         .get_result(conn)?;
-    Ok(asking > 0)
+    // A kursledare named for a course is vetted the same way (`course_confirmation`).
+    let naming = super::course_confirmation::named_in(conn, &mine)?;
+    Ok(asking > 0
+        || naming
+            .iter()
+            .any(|(o, e)| o == &x.organisation_id && e == &x.email))
 }
 
 /// The people I may vet, by status (default: pending), oldest id first.
@@ -381,6 +387,8 @@ pub fn list(
             assessments::assessor_email.assume_not_null(),
         ))
         .load(conn)?;
+    // And the kursledare they named for their courses.
+    let named = [named, super::course_confirmation::named_in(conn, &mine)?].concat();
     let mut q = external_assessors::table
         .filter(external_assessors::status.eq(status.to_string()))
         .select(Row::as_select())
@@ -556,6 +564,13 @@ pub fn approve(
             &me.user_id,
         )?);
     }
+    mails.extend(super::course_confirmation::release_after_vetting(
+        conn,
+        cfg,
+        now,
+        &x,
+        &me.user_id,
+    )?);
     Ok((x, mails))
 }
 
@@ -578,6 +593,13 @@ pub fn decline(
             &me.user_id,
         )?);
     }
+    mails.extend(super::course_confirmation::return_after_vetting(
+        conn,
+        cfg,
+        now,
+        &x,
+        &me.user_id,
+    )?);
     Ok((x, mails))
 }
 

@@ -207,6 +207,18 @@ pub(super) fn erase_records(
             .filter(record_delmal::record_id.eq_any(&records)),
     )
     .execute(conn)?;
+    // A course's kursledare request (and its links) names a person: it goes with its
+    // activity.
+    diesel::delete(
+        crate::schema::course_confirmation_links::table
+            .filter(crate::schema::course_confirmation_links::activity_id.eq_any(&gone_activities)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        crate::schema::course_confirmations::table
+            .filter(crate::schema::course_confirmations::activity_id.eq_any(&gone_activities)),
+    )
+    .execute(conn)?;
     add(
         "xapi_statements",
         diesel::delete(

@@ -429,6 +429,18 @@ pub fn delete_enrolment(
         .filter(attachments::enrolment_id.eq(id))
         .select(attachments::storage_key)
         .load(conn)?;
+    // A course's kursledare request (and its links) names a person: it goes with its
+    // activity.
+    diesel::delete(
+        crate::schema::course_confirmation_links::table
+            .filter(crate::schema::course_confirmation_links::activity_id.eq_any(&activity_ids)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        crate::schema::course_confirmations::table
+            .filter(crate::schema::course_confirmations::activity_id.eq_any(&activity_ids)),
+    )
+    .execute(conn)?;
     diesel::delete(
         signing_links::table.filter(signing_links::assessment_id.eq_any(assessment_ids)),
     )

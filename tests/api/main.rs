@@ -25,6 +25,7 @@ mod fuzz_findings;
 mod identity_personal;
 mod independent_verifiers;
 mod integrations;
+mod kursledare;
 mod metrics;
 mod oidc;
 mod openapi;

@@ -5,6 +5,7 @@
 mod activities;
 mod assessments;
 mod attachments;
+mod course_confirmation;
 mod instruments;
 mod signing_links;
 mod summaries;
@@ -77,5 +78,9 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(vetting::list_external_assessors)
         .service(vetting::approve_external_assessor)
         .service(vetting::put_external_assessor_qualifications)
-        .service(vetting::decline_external_assessor);
+        .service(vetting::decline_external_assessor)
+        .service(course_confirmation::request_course_confirmation)
+        .service(course_confirmation::get_course_confirmation)
+        .service(course_confirmation::open_course_confirmation_link)
+        .service(course_confirmation::confirm_course);
 }

@@ -1,0 +1,2 @@
+DROP TABLE course_confirmation_links;
+DROP TABLE course_confirmations;
