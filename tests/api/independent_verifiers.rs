@@ -1,7 +1,7 @@
 //! Checks that do not trust the code under test: dossier signatures verified with
 //! Ed25519 and the published PEM alone, and the audit chain recomputed from its rows,
 //! each written here from the documented construction (src/dossier/signing.rs and
-//! src/audit.rs module docs), not by calling the service's own verifiers.
+//! src/audit/mod.rs module docs), not by calling the service's own verifiers.
 
 use base64::Engine;
 use diesel::prelude::*;
