@@ -415,6 +415,14 @@ fn audit_verify(
         )));
     }
     println!("audit log intact: {} entries verified", v.entries);
+    if v.data_erased > 0 {
+        // Never counted silently as intact content.
+        println!(
+            "of which {} with content removed by an erasure or retention (link and digest \
+             verified, the data gone)",
+            v.data_erased
+        );
+    }
     if checkpoints.is_empty() {
         return Ok(());
     }

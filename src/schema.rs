@@ -249,6 +249,9 @@ diesel::table! {
         data -> Text,
         prev_hash -> Text,
         hash -> Text,
+        hash_version -> Integer,
+        data_digest -> Nullable<Text>,
+        data_erased_at -> Nullable<Timestamp>,
     }
 }
 

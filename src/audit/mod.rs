@@ -6,6 +6,27 @@
 //! chain was rewritten and rehashed: a shorter or recomputed chain verifies as well as
 //! the original. Signed checkpoints (`checkpoint.rs`) held outside the database close
 //! that gap.
+//!
+//! ## How an entry is hashed (for independent verifiers)
+//!
+//! Entry n's `hash` is the SHA-256 (lower-case hex) of its fields, each written
+//! `<byte length>:<value>|` (UTF-8, the length in bytes, an absent value as empty), in
+//! this order: `prev_hash`, `seq`, `at` (microseconds since the Unix epoch, UTC),
+//! `actor_id`, `client`, `action`, `entity`, `entity_id`, `enrolment_id`, then
+//!
+//! - **version 1** (`hash_version = 1`, every entry written before migration 000039):
+//!   `data` (the stored JSON text);
+//! - **version 2** (`hash_version = 2`, every entry since): the text `v2`, then
+//!   `data_digest`, the SHA-256 (lower-case hex) of the stored `data` text.
+//!
+//! The first entry links to 64 zeros (`prev_hash`) and `seq` runs 1, 2, 3, ... without
+//! gaps. A version-2 entry's `data` must hash to its `data_digest`, unless its data was
+//! emptied on purpose: an erasure or retention run that removes a record also empties
+//! the entries naming it (`data` becomes the JSON `null`, `data_erased_at` is set), and
+//! records how many it emptied (`audit_entries_emptied` in its own entry's data). The
+//! link and the digest of an emptied entry still verify; its content is gone.
+//! `data_erased_at` is not hashed (it is set after the entry), so `verify` also checks
+//! that no more entries are emptied than the erasures and retention runs recorded.
 
 pub mod checkpoint;
 
@@ -20,6 +41,20 @@ use crate::error::AppError;
 use crate::schema::audit_log;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The hashing of the entries written now (see the module docs).
+const HASH_VERSION: i32 = 2;
+
+/// What an emptied entry's `data` holds: the JSON `null`.
+pub const EMPTIED: &str = "null";
+
+/// The entries that record an erasure or a retention run: counts only, never emptied
+/// (they are what accounts for the emptied entries).
+pub const EMPTYING_ACTIONS: [&str; 2] = ["erased", "retention_deleted"];
+
+/// The field of an erasure's or retention run's data that says how many entries it
+/// emptied.
+pub const EMPTIED_FIELD: &str = "audit_entries_emptied";
 
 /// What happened, to what.
 pub struct Event<'a> {
@@ -52,29 +87,47 @@ struct Entry {
     data: String,
     prev_hash: String,
     hash: String,
+    hash_version: i32,
+    data_digest: Option<String>,
+    data_erased_at: Option<chrono::NaiveDateTime>,
+}
+
+/// SHA-256 of `text`, lower-case hex.
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 impl Entry {
     /// The hash of the entry's content and its link (`prev_hash`); `hash` is not read.
+    /// Version 1 hashes the data itself; version 2 its digest, so that the data can be
+    /// emptied later without breaking the entry (see the module docs).
     fn content_hash(&self) -> String {
-        // Length-prefixed fields, so no two different entries serialise alike.
-        let mut text = String::new();
-        for field in [
+        let seq = self.seq.to_string();
+        let at = self.at.and_utc().timestamp_micros().to_string();
+        let mut fields = vec![
             self.prev_hash.as_str(),
-            &self.seq.to_string(),
-            &self.at.and_utc().timestamp_micros().to_string(),
+            &seq,
+            &at,
             self.actor_id.as_deref().unwrap_or(""),
             self.client.as_deref().unwrap_or(""),
             &self.action,
             &self.entity,
             &self.entity_id,
             self.enrolment_id.as_deref().unwrap_or(""),
-            &self.data,
-        ] {
+        ];
+        if self.hash_version == 1 {
+            fields.push(&self.data);
+        } else {
+            fields.push("v2");
+            fields.push(self.data_digest.as_deref().unwrap_or(""));
+        }
+        // Length-prefixed fields, so no two different entries serialise alike.
+        let mut text = String::new();
+        for field in fields {
             text.push_str(&format!("{}:{field}|", field.len()));
         }
         // Hashed here rather than by `auth::crypto`: the log sits below the features.
-        hex::encode(Sha256::digest(text.as_bytes()))
+        sha256_hex(&text)
     }
 }
 
@@ -130,7 +183,11 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, e: Event) -> Result<(), App
         data: e.data.to_string(),
         prev_hash: prev,
         hash: String::new(),
+        hash_version: HASH_VERSION,
+        data_digest: None,
+        data_erased_at: None,
     };
+    entry.data_digest = Some(sha256_hex(&entry.data));
     entry.hash = entry.content_hash();
     let insert = diesel::insert_into(audit_log::table).values(&entry);
     crate::on_backend!(conn, |c| insert.execute(c))?;
@@ -144,12 +201,45 @@ pub struct Verification {
     /// The first entry that does not verify, and why.
     pub first_broken: Option<i64>,
     pub reason: Option<String>,
+    /// Entries whose data an erasure or retention run emptied: their links and digests
+    /// verify, their content is gone. Counted apart, never as intact content.
+    pub data_erased: i64,
+}
+
+/// Why a version-2 entry's data does not stand, if it does not.
+fn data_problem(r: &Entry) -> Option<&'static str> {
+    if r.hash_version != 2 {
+        return None;
+    }
+    match (&r.data_erased_at, &r.data_digest) {
+        (Some(_), _) if r.data != EMPTIED => Some("an emptied entry still holds data"),
+        (Some(_), _) => None,
+        (None, None) => Some("the entry has no digest of its data"),
+        (None, Some(digest)) if sha256_hex(&r.data) != *digest => {
+            Some("the entry's data does not match its digest")
+        }
+        (None, Some(_)) => None,
+    }
+}
+
+/// How many entries an erasure's or retention run's entry says it emptied.
+fn emptied_by(r: &Entry) -> i64 {
+    if r.data_erased_at.is_some() || !EMPTYING_ACTIONS.contains(&r.action.as_str()) {
+        return 0;
+    }
+    serde_json::from_str::<serde_json::Value>(&r.data)
+        .ok()
+        .and_then(|d| d.get(EMPTIED_FIELD).and_then(|n| n.as_i64()))
+        .unwrap_or(0)
 }
 
 /// Walks the whole chain in order, in batches, recomputing every hash.
 pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
     let mut prev = GENESIS.to_string();
     let mut expected_seq = 1;
+    let mut emptied = 0;
+    let mut last_emptied = None;
+    let mut accounted = 0;
     loop {
         let batch: Vec<Entry> = audit_log::table
             .filter(audit_log::seq.ge(expected_seq))
@@ -158,11 +248,28 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
             .select(Entry::as_select())
             .load(conn)?;
         if batch.is_empty() {
+            let entries = expected_seq - 1;
+            // `data_erased_at` is outside the hash: someone with access to the database
+            // could empty an entry and set it. The erasures and retention runs say how
+            // many they emptied; more than that were emptied by someone else.
+            if emptied > accounted {
+                return Ok(Verification {
+                    entries,
+                    intact: false,
+                    first_broken: last_emptied,
+                    reason: Some(format!(
+                        "{emptied} entries are emptied, but erasures and retention runs \
+                         account for {accounted}"
+                    )),
+                    data_erased: emptied,
+                });
+            }
             return Ok(Verification {
-                entries: expected_seq - 1,
+                entries,
                 intact: true,
                 first_broken: None,
                 reason: None,
+                data_erased: emptied,
             });
         }
         for r in batch {
@@ -171,6 +278,7 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
                 intact: false,
                 first_broken: Some(expected_seq),
                 reason: Some(reason.into()),
+                data_erased: emptied,
             };
             if r.seq != expected_seq {
                 return Ok(broken("an entry is missing"));
@@ -178,11 +286,77 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
             if r.prev_hash != prev {
                 return Ok(broken("the link to the previous entry does not match"));
             }
+            if !(1..=HASH_VERSION).contains(&r.hash_version) {
+                return Ok(broken("the entry's hash version is unknown"));
+            }
             if r.content_hash() != r.hash {
                 return Ok(broken("the entry's content does not match its hash"));
             }
+            if let Some(problem) = data_problem(&r) {
+                return Ok(broken(problem));
+            }
+            if r.data_erased_at.is_some() {
+                emptied += 1;
+                last_emptied = Some(r.seq);
+            }
+            accounted += emptied_by(&r);
             prev = r.hash;
             expected_seq += 1;
         }
     }
+}
+
+/// Which entries [`empty`] empties.
+pub enum Naming<'a> {
+    /// Entries about any of these records (`entity_id`).
+    Records(&'a [String]),
+    /// Entries of this enrolment, or about it.
+    Enrolment(&'a str),
+}
+
+/// Empties the data of the version-2 entries naming erased or deleted records (`data`
+/// becomes the JSON `null`, `data_erased_at` is set); returns how many. Version-1
+/// entries hash their data and keep it (docs/privacy.md, step 4), and the erasures'
+/// and retention runs' own entries (counts only) stay. The caller records the count in
+/// its own entry's data under [`EMPTIED_FIELD`], in the same transaction.
+pub fn empty(conn: &mut DbConn, now: DateTime<Utc>, naming: Naming) -> Result<i64, AppError> {
+    let emptiable = audit_log::hash_version
+        .eq(2)
+        .and(audit_log::data_erased_at.is_null())
+        .and(audit_log::action.ne_all(EMPTYING_ACTIONS));
+    let targets: Vec<i64> = match naming {
+        Naming::Records(ids) => {
+            let mut seqs = Vec::new();
+            // Bounded lists: SQLite limits a statement's parameters.
+            for chunk in ids.chunks(500) {
+                seqs.extend(
+                    audit_log::table
+                        .filter(emptiable.clone())
+                        .filter(audit_log::entity_id.eq_any(chunk))
+                        .select(audit_log::seq)
+                        .load::<i64>(conn)?,
+                );
+            }
+            seqs
+        }
+        Naming::Enrolment(id) => audit_log::table
+            .filter(emptiable)
+            .filter(
+                audit_log::enrolment_id
+                    .eq(id)
+                    .or(audit_log::entity_id.eq(id)),
+            )
+            .select(audit_log::seq)
+            .load::<i64>(conn)?,
+    };
+    let mut n = 0;
+    for chunk in targets.chunks(500) {
+        n += diesel::update(audit_log::table.filter(audit_log::seq.eq_any(chunk)))
+            .set((
+                audit_log::data.eq(EMPTIED),
+                audit_log::data_erased_at.eq(Some(to_db(now))),
+            ))
+            .execute(conn)?;
+    }
+    Ok(n as i64)
 }

@@ -42,7 +42,7 @@ use crate::schema::{
     invitations, mail_tokens, mfa_challenges, notification_queue, oidc_flows, oidc_links,
     passkey_ceremonies, passkeys, personal_identities, recovery_codes, refresh_tokens,
     remembered_devices, sessions, summary_assessments, talk_participants, totp_credentials,
-    user_roles, users, xapi_account_links,
+    user_roles, users, xapi_account_links, xapi_statements,
 };
 
 /// The display name of an account whose name went.
@@ -75,7 +75,9 @@ pub struct KeptAccount {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AccountErasure {
     pub user_id: String,
-    /// Rows erased per kind (`sessions`, `passkeys`, `roles`, `activities`, ...).
+    /// Rows erased per kind (`sessions`, `passkeys`, `roles`, `activities`,
+    /// `unmatched_xapi_statements` (statements a learning platform sent about the person
+    /// that made no activity), ...).
     #[schema(value_type = Object)]
     pub erased: BTreeMap<String, i64>,
     /// Whether the name stays (see `kept`, kind `name`, for why).
@@ -95,6 +97,31 @@ struct ErasureRow {
     erased_at: chrono::NaiveDateTime,
     name_kept: i32,
     counts: String,
+}
+
+/// Deletes the xAPI statements that name the person as their learner (by e-mail, or by
+/// a platform account linked to them) or were matched to them; returns how many. Runs
+/// before the account links go. The learner is written as `xapi::Learner::describe`
+/// writes it (the integrations sit above this feature, which cannot call them).
+fn erase_statements(conn: &mut DbConn, user_id: &str, email: &str) -> Result<usize, AppError> {
+    let mut learners = vec![format!("mailto:{}", email.trim().to_lowercase())];
+    let accounts: Vec<(String, String)> = xapi_account_links::table
+        .filter(xapi_account_links::user_id.eq(user_id))
+        .select((xapi_account_links::home_page, xapi_account_links::name))
+        .load(conn)?;
+    learners.extend(
+        accounts
+            .into_iter()
+            .map(|(home_page, name)| format!("account {name} at {home_page}")),
+    );
+    Ok(diesel::delete(
+        xapi_statements::table.filter(
+            xapi_statements::learner
+                .eq_any(&learners)
+                .or(xapi_statements::user_id.eq(user_id)),
+        ),
+    )
+    .execute(conn)?)
 }
 
 /// 409 to an administrator of the organisation through which the account was erased,
@@ -263,6 +290,13 @@ pub fn erase_account(
         diesel::delete(notification_queue::table.filter(notification_queue::user_id.eq(user_id)))
             .execute(conn)?,
     );
+    // Statements a learning platform sent about the person that made no activity
+    // (unmatched, voided, ...): they carry the person's address or platform account.
+    // Those that made an activity went with it above.
+    add(
+        "unmatched_xapi_statements",
+        erase_statements(conn, user_id, &email)?,
+    );
     add(
         "learning_platform_links",
         diesel::delete(xapi_account_links::table.filter(xapi_account_links::user_id.eq(user_id)))
@@ -308,6 +342,13 @@ pub fn erase_account(
             counts: json!(erased).to_string(),
         })
         .execute(conn)?;
+    // The entries about the account (invitations, profile changes, roles granted) lose
+    // their copies of its data; the chain still verifies (see `audit`).
+    let emptied = audit::empty(
+        conn,
+        ctx.now,
+        audit::Naming::Records(std::slice::from_ref(&user_id.to_string())),
+    )?;
     audit::append(
         conn,
         ctx.now,
@@ -318,7 +359,8 @@ pub fn erase_account(
             entity: "user",
             entity_id: user_id,
             enrolment_id: None,
-            data: &json!({"erased": erased, "name_kept": name_kept}),
+            data: &json!({"erased": erased, "name_kept": name_kept,
+                          audit::EMPTIED_FIELD: emptied}),
         },
     )?;
     // Cached principals of the erased person's sessions go now, not at their expiry.

@@ -13,6 +13,10 @@
 //!   certificates; the plan (placements, leave, assignments: the frame of the signed
 //!   records and of the time served); the audit log (its chain proves the record, and
 //!   it records this erasure with counts). Retention deletes these in their time.
+//! - **The audit log's copies** of the erased records' text: the entries naming an
+//!   erased record are emptied (`audit::empty`; version-2 entries, whose hashes cover a
+//!   digest of the data, so the chain still verifies), and this erasure's entry says how
+//!   many (`audit_entries_emptied`). Entries written before migration 000039 keep theirs.
 //! - **Once.** The enrolment row is locked first (PostgreSQL; SQLite's writes are
 //!   exclusive already): the same request twice at once erases once, and the second
 //!   answer shows nothing left to erase (and writes no audit entry: nothing happened).
@@ -188,6 +192,11 @@ pub(super) fn erase_records(
         .filter(attachments::record_id.eq_any(&records))
         .select(attachments::storage_key)
         .load(conn)?;
+    let gone_attachments: Vec<String> = attachments::table
+        .filter(attachments::enrolment_id.eq(id))
+        .filter(attachments::record_id.eq_any(&records))
+        .select(attachments::id)
+        .load(conn)?;
     let mut erased: BTreeMap<String, i64> = BTreeMap::new();
     let mut add = |k: &str, n: usize| {
         *erased.entry(k.to_string()).or_default() += n as i64;
@@ -272,6 +281,15 @@ pub(super) fn erase_records(
         diesel::delete(activities::table.filter(activities::id.eq_any(&gone_activities)))
             .execute(conn)?,
     );
+    // The audit entries about the erased records lose their copies of the text; the
+    // chain still verifies (their hashes cover a digest of it, see `audit`).
+    let mut named = records.clone();
+    named.extend(gone_attachments);
+    let emptied = if erased.values().any(|n| *n > 0) {
+        audit::empty(conn, now, audit::Naming::Records(&named))?
+    } else {
+        0
+    };
     let kept = kept(conn, id, &keep)?;
     if erased.values().any(|n| *n > 0) {
         audit::append(
@@ -284,7 +302,7 @@ pub(super) fn erase_records(
                 entity: "enrolment",
                 entity_id: id,
                 enrolment_id: Some(id),
-                data: &json!({"erased": erased}),
+                data: &json!({"erased": erased, audit::EMPTIED_FIELD: emptied}),
             },
         )?;
     }
@@ -352,7 +370,8 @@ fn kept(conn: &mut DbConn, id: &str, keep: &Signed) -> Result<Vec<Kept>, AppErro
             kind: KeptKind::AuditLog,
             count: audit,
             reason: "the audit chain proves the record and cannot lose entries without \
-                     breaking; it records this erasure with counts only"
+                     breaking; it records this erasure with counts only, and the entries \
+                     about erased records lose their copies of the text"
                 .into(),
         },
     ])

@@ -1,7 +1,7 @@
 //! Checks that do not trust the code under test: dossier signatures verified with
 //! Ed25519 and the published PEM alone, and the audit chain recomputed from its rows,
 //! each written here from the documented construction (src/dossier/signing.rs and
-//! src/audit.rs module docs), not by calling the service's own verifiers.
+//! src/audit/mod.rs module docs), not by calling the service's own verifiers.
 
 use base64::Engine;
 use diesel::prelude::*;
@@ -291,7 +291,7 @@ fn a_dossier_changed_by_one_byte_fails_an_independent_ed25519_check() {
 // The audit chain
 // ---------------------------------------------------------------------------------
 
-type AuditRow = (
+pub(crate) type AuditRow = (
     i64,
     chrono::NaiveDateTime,
     Option<String>,
@@ -303,11 +303,14 @@ type AuditRow = (
     String,
     String,
     String,
+    i32,
+    Option<String>,
+    Option<chrono::NaiveDateTime>,
 );
 
 /// Every audit row, read straight from the database (the API has no export of the
 /// whole chain: `/changes` is one enrolment's and carries no hashes).
-fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
+pub(crate) fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
     let pool = eportfolio::db::connect(&app.config.database_url, 1).expect("pool");
     let mut conn = pool.get().expect("conn");
     audit_log::table
@@ -324,17 +327,23 @@ fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
             audit_log::data,
             audit_log::prev_hash,
             audit_log::hash,
+            audit_log::hash_version,
+            audit_log::data_digest,
+            audit_log::data_erased_at,
         ))
         .load(&mut *conn)
         .expect("audit rows")
 }
 
-/// The chain as src/audit.rs documents it: entry n's hash is the SHA-256 (hex) of its
-/// fields, each written `<byte length>:<value>|`, in the order prev hash, seq, time
-/// (microseconds since the epoch), actor, client, action, entity, entity id,
-/// enrolment, data (absent as empty); the first entry links to 64 zeros and seq runs
-/// 1, 2, 3, ... Returns the head hash, or the first seq that does not verify.
-fn recompute_chain(rows: &[AuditRow]) -> Result<String, (i64, &'static str)> {
+/// The chain as src/audit/mod.rs documents it: entry n's hash is the SHA-256 (hex) of
+/// its fields, each written `<byte length>:<value>|`, in the order prev hash, seq, time
+/// (microseconds since the epoch), actor, client, action, entity, entity id, enrolment
+/// (absent as empty), then for version 1 the data, for version 2 the text `v2` and the
+/// data's digest (SHA-256 hex of the data), which the data must match unless it was
+/// emptied (the JSON `null` with `data_erased_at` set); the first entry links to 64
+/// zeros and seq runs 1, 2, 3, ... Returns the head hash, or the first seq that does
+/// not verify.
+pub(crate) fn recompute_chain(rows: &[AuditRow]) -> Result<String, (i64, &'static str)> {
     let mut prev = "0".repeat(64);
     for (n, r) in rows.iter().enumerate() {
         let expected = n as i64 + 1;
@@ -344,27 +353,52 @@ fn recompute_chain(rows: &[AuditRow]) -> Result<String, (i64, &'static str)> {
         if r.9 != prev {
             return Err((expected, "link to the previous entry"));
         }
-        let mut text = String::new();
-        for field in [
-            r.9.as_str(),
-            &r.0.to_string(),
-            &r.1.and_utc().timestamp_micros().to_string(),
-            r.2.as_deref().unwrap_or(""),
-            r.3.as_deref().unwrap_or(""),
-            &r.4,
-            &r.5,
-            &r.6,
-            r.7.as_deref().unwrap_or(""),
-            &r.8,
-        ] {
-            text.push_str(&format!("{}:{field}|", field.len()));
+        if !(1..=2).contains(&r.11) {
+            return Err((expected, "hash version"));
         }
-        if sha256_hex(text.as_bytes()) != r.10 {
+        if entry_hash(&r.9, r) != r.10 {
             return Err((expected, "content hash"));
+        }
+        if r.11 == 2 {
+            let data_holds = match r.13 {
+                Some(_) => r.8 == "null",
+                None => r.12.as_deref() == Some(sha256_hex(r.8.as_bytes()).as_str()),
+            };
+            if !data_holds {
+                return Err((expected, "data digest"));
+            }
         }
         prev = r.10.clone();
     }
     Ok(prev)
+}
+
+/// Entry `r`'s hash with link `prev`, as documented above.
+fn entry_hash(prev: &str, r: &AuditRow) -> String {
+    let seq = r.0.to_string();
+    let at = r.1.and_utc().timestamp_micros().to_string();
+    let mut fields = vec![
+        prev,
+        &seq,
+        &at,
+        r.2.as_deref().unwrap_or(""),
+        r.3.as_deref().unwrap_or(""),
+        &r.4,
+        &r.5,
+        &r.6,
+        r.7.as_deref().unwrap_or(""),
+    ];
+    if r.11 == 1 {
+        fields.push(&r.8);
+    } else {
+        fields.push("v2");
+        fields.push(r.12.as_deref().unwrap_or(""));
+    }
+    let mut text = String::new();
+    for field in fields {
+        text.push_str(&format!("{}:{field}|", field.len()));
+    }
+    sha256_hex(text.as_bytes())
 }
 
 /// What the service says: its own verify, and the CLI an auditor runs.
@@ -444,7 +478,17 @@ fn the_audit_chain_recomputed_outside_the_service_matches_every_stored_hash() {
         .position(|r| r.4 == "updated")
         .expect("update");
     edited[i].8 = edited[i].8.replace("Ändrad", "Ändrat");
+    assert_eq!(recompute_chain(&edited), Err((edited[i].0, "data digest")));
+    // Nor is the digest: changing it (with the data to match) breaks the entry's hash.
+    let mut edited = rows.clone();
+    edited[i].8 = edited[i].8.replace("Ändrad", "Ändrat");
+    edited[i].12 = Some(sha256_hex(edited[i].8.as_bytes()));
     assert_eq!(recompute_chain(&edited), Err((edited[i].0, "content hash")));
+    // New entries hash a digest of their data (version 2).
+    assert!(
+        rows.iter().all(|r| r.11 == 2),
+        "every new entry is version 2"
+    );
     // An entry appended later extends the same chain from the same head.
     log_activity(&s, "Hembesök");
     let later = audit_rows(&s.app);
@@ -647,24 +691,18 @@ fn rehash_from(app: &TestApp, from: i64) {
             rows[(from - 2) as usize].10.clone()
         };
         for r in rows.iter().filter(|r| r.0 >= from) {
-            let mut text = String::new();
-            for field in [
-                prev.as_str(),
-                &r.0.to_string(),
-                &r.1.and_utc().timestamp_micros().to_string(),
-                r.2.as_deref().unwrap_or(""),
-                r.3.as_deref().unwrap_or(""),
-                &r.4,
-                &r.5,
-                &r.6,
-                r.7.as_deref().unwrap_or(""),
-                &r.8,
-            ] {
-                text.push_str(&format!("{}:{field}|", field.len()));
+            // A careful forger also recomputes the digest of the data it changed.
+            let mut r = r.clone();
+            if r.11 == 2 {
+                r.12 = Some(sha256_hex(r.8.as_bytes()));
             }
-            let hash = sha256_hex(text.as_bytes());
+            let hash = entry_hash(&prev, &r);
             diesel::update(audit_log::table.filter(audit_log::seq.eq(r.0)))
-                .set((audit_log::prev_hash.eq(&prev), audit_log::hash.eq(&hash)))
+                .set((
+                    audit_log::prev_hash.eq(&prev),
+                    audit_log::hash.eq(&hash),
+                    audit_log::data_digest.eq(&r.12),
+                ))
                 .execute(c)
                 .expect("rehash");
             prev = hash;

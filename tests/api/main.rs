@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod assessments;
 mod at_track;
+mod audit_erased_data;
 mod auth_flows;
 mod backup;
 mod backup_archive;

@@ -544,9 +544,10 @@ fn the_audit_chain_verifies_and_detects_a_tampered_row() {
     assert_eq!(changed, 1);
     let v = eportfolio::audit::verify(&mut conn).expect("verify");
     assert!(!v.intact);
+    // (Version-2 entries hash a digest of their data: the data no longer matches it.)
     assert_eq!(
         v.reason.as_deref(),
-        Some("the entry's content does not match its hash")
+        Some("the entry's data does not match its digest")
     );
     assert!(cli(false).contains("broken at entry"));
 }

@@ -267,3 +267,101 @@ fn an_erasure_takes_the_name_when_nothing_signed_needs_it_and_the_trainees_draft
     let v = eportfolio::audit::verify(&mut db(app)).expect("verify");
     assert!(v.intact, "{v:?}");
 }
+
+/// A completed-course statement from a learning platform about `mbox`.
+fn statement(id: &str, mbox: &str, object: &str) -> Value {
+    json!({
+        "id": id,
+        "actor": {"objectType": "Agent", "name": "BT-läkare", "mbox": format!("mailto:{mbox}")},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
+        "object": {"objectType": "Activity", "id": object,
+                   "definition": {"name": {"sv-SE": "Okänd kurs"}}},
+        "timestamp": "2026-11-20T13:00:00Z"
+    })
+}
+
+fn statement_learners(app: &TestApp) -> Vec<(String, String)> {
+    use eportfolio::schema::xapi_statements;
+    xapi_statements::table
+        .order(xapi_statements::id)
+        .select((xapi_statements::id, xapi_statements::learner))
+        .load(&mut db(app))
+        .expect("statements")
+}
+
+#[test]
+fn an_account_erasure_takes_the_persons_unmatched_xapi_statements() {
+    let w = ward();
+    let app = &w.app;
+    let (id, secret) = crate::integrations::client(app, &w.admin, &w.slso, &["activities:write"]);
+    let platform = crate::integrations::token(app, &id, &secret);
+    // Two statements about the trainee that made no activity (the course is not mapped),
+    // one about a learner who has no account here: all kept as unmatched.
+    let unmapped = "https://lms.regionstockholm.se/courses/omappad";
+    let mine = [
+        "5a0c2f4e-8a1b-4c3d-9e2f-0a1b2c3d4e01",
+        "5a0c2f4e-8a1b-4c3d-9e2f-0a1b2c3d4e02",
+    ];
+    let theirs = "5a0c2f4e-8a1b-4c3d-9e2f-0a1b2c3d4e03";
+    app.send(
+        "POST",
+        "/xapi/statements",
+        Some(&platform),
+        Some(&json!([
+            statement(mine[0], "bt@sll.se", unmapped),
+            statement(mine[1], "BT@sll.se", unmapped),
+            statement(theirs, "annan@sll.se", unmapped),
+        ])),
+        &[("X-Experience-API-Version", "1.0.3")],
+    )
+    .expect(200);
+    assert_eq!(statement_learners(app).len(), 3);
+    let listed = app
+        .get("/xapi/statements?status=unmatched", Some(&w.admin.access))
+        .expect(200);
+    assert_eq!(listed.body["items"].as_array().expect("items").len(), 3);
+    // An entry about the account (its export), to be emptied with the erasure.
+    app.send("GET", "/me/export", Some(&w.trainee.access), None, &[])
+        .expect(200);
+
+    let t = erase(&w, &w.admin, &w.trainee).expect(200);
+    assert_eq!(
+        t.body["erased"]["unmatched_xapi_statements"], 2,
+        "{}",
+        t.text
+    );
+    // Only the other learner's statement stays; the trainee's are gone, for the
+    // administrator too.
+    let left = statement_learners(app);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].0, theirs);
+    assert!(left.iter().all(|(_, l)| !l.contains("bt@sll.se")));
+    for gone in mine {
+        app.get(&format!("/xapi/statements/{gone}"), Some(&w.admin.access))
+            .expect_problem(404, "not-found");
+    }
+    // The audit entries about the account lose their copies of its data (the address
+    // it was invited with), and the chain still verifies with them counted apart.
+    use eportfolio::schema::audit_log;
+    let about: Vec<(String, String, Option<chrono::NaiveDateTime>)> = audit_log::table
+        .filter(audit_log::entity_id.eq(&w.trainee.id))
+        .select((
+            audit_log::action,
+            audit_log::data,
+            audit_log::data_erased_at,
+        ))
+        .load(&mut db(app))
+        .expect("audit");
+    assert!(about.iter().any(|e| e.0 != "erased"), "{about:?}");
+    assert!(about
+        .iter()
+        .filter(|e| e.0 != "erased")
+        .all(|e| e.2.is_some() && e.1 == "null"));
+    assert!(
+        about.iter().all(|e| !e.1.contains("bt@sll.se")),
+        "{about:?}"
+    );
+    let v = eportfolio::audit::verify(&mut db(app)).expect("verify");
+    assert!(v.intact, "{v:?}");
+    assert!(v.data_erased > 0, "{v:?}");
+}

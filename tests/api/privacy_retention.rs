@@ -267,6 +267,30 @@ fn a_closed_enrolment_goes_after_the_regions_period_and_nothing_else_does() {
     assert_eq!(data["counts"]["activities"], 1);
     assert_eq!(data["keep_months"], 24);
     assert!(!entries[0].1.contains("Kurs"), "{}", entries[0].1);
+    // The entries of the deleted enrolment lose their copies of its text, counted by the
+    // run's entry and by verify (apart from intact content); the other's stay whole.
+    let of = |id: &str| -> Vec<(String, String, Option<chrono::NaiveDateTime>)> {
+        audit_log::table
+            .filter(audit_log::enrolment_id.eq(id))
+            .select((
+                audit_log::action,
+                audit_log::data,
+                audit_log::data_erased_at,
+            ))
+            .load(&mut db(app))
+            .expect("audit")
+    };
+    let gone = of(&r.closed);
+    let emptied = gone.iter().filter(|e| e.2.is_some()).count() as i64;
+    assert!(emptied >= 3, "{gone:?}");
+    assert!(gone
+        .iter()
+        .filter(|e| e.0 != "retention_deleted")
+        .all(|e| e.2.is_some() && e.1 == "null"));
+    assert!(gone.iter().all(|e| !e.1.contains("Kurs")), "{gone:?}");
+    assert_eq!(data["audit_entries_emptied"], emptied);
+    assert_eq!(v.data_erased, emptied);
+    assert!(of(&r.open).iter().all(|e| e.2.is_none() && e.1 != "null"));
 
     // One run a day: the next round of the same day adds nothing.
     std::thread::sleep(std::time::Duration::from_millis(200));
