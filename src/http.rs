@@ -400,6 +400,24 @@ impl<T: ToSchema> Page<T> {
 }
 
 impl<T: ToSchema> Page<T> {
+    /// Like `from_rows`, for rows that come with their own cursor key (a sort key that is
+    /// not a field of the item).
+    pub fn from_keyed_rows(rows: Vec<(String, T)>, limit: i64) -> Page<T> {
+        let more = rows.len() as i64 > limit;
+        let mut next_cursor = None;
+        let mut items = Vec::with_capacity(rows.len().min(limit as usize));
+        for (key, item) in rows.into_iter().take(limit as usize) {
+            next_cursor = Some(key);
+            items.push(item);
+        }
+        Page {
+            items,
+            next_cursor: next_cursor
+                .filter(|_| more)
+                .map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k)),
+        }
+    }
+
     /// A page of a list made whole in memory (a computed overview, a short catalogue), in
     /// its order: the items after the one whose `key` the cursor names. The cursor stays an
     /// item's key, as elsewhere, so an item added before it does not shift the pages.

@@ -5,7 +5,7 @@
 //! activities in the placements they supervised (a main supervisor: also those outside
 //! any placement) within those dates. Nothing comes from the rest of the enrolment.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -85,6 +85,7 @@ struct SignedAssessment {
     id: String,
     performed_on: Day,
     instrument: String,
+    signed_by: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -95,12 +96,24 @@ struct ConfirmedTalk {
     kind: TalkKind,
 }
 
+/// A talk with one participant who confirmed it.
+#[derive(Queryable, Selectable)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct ConfirmedBy {
+    #[diesel(embed)]
+    talk: ConfirmedTalk,
+    #[diesel(select_expression = talk_participants::user_id)]
+    #[diesel(select_expression_type = talk_participants::user_id)]
+    user_id: String,
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = summary_assessments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct SignedSummary {
     id: String,
     judgements: String,
     signed_at: Option<chrono::NaiveDateTime>,
+    author_id: String,
 }
 
 #[derive(Queryable, Selectable)]
@@ -110,6 +123,70 @@ struct Activity {
     title: String,
     start_date: Day,
     placement_id: Option<String>,
+}
+
+/// What the certificates of one enrolment draw on, loaded once for all its supervisors
+/// (five queries, where each supervisor cost eight before); each supervisor's part is
+/// then picked out in memory.
+struct Records {
+    signed: Vec<SignedAssessment>,
+    confirmed: Vec<ConfirmedBy>,
+    summaries: Vec<SignedSummary>,
+    /// Oldest first.
+    activities: Vec<Activity>,
+    /// Delmål codes per record, each record's in code order.
+    links: HashMap<String, Vec<String>>,
+}
+
+impl Records {
+    fn load(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<Records, AppError> {
+        let signed: Vec<SignedAssessment> = assessments::table
+            .filter(assessments::enrolment_id.eq(enrolment_id))
+            .filter(assessments::status.eq("signed"))
+            .filter(assessments::superseded_by.is_null())
+            .filter(assessments::deleted_at.is_null())
+            .select(SignedAssessment::as_select())
+            .load(conn)?;
+        let confirmed: Vec<ConfirmedBy> = talks::table
+            .inner_join(talk_participants::table.on(talk_participants::talk_id.eq(talks::id)))
+            .filter(talks::enrolment_id.eq(enrolment_id))
+            .filter(talks::deleted_at.is_null())
+            .filter(talk_participants::confirmed_at.is_not_null())
+            .select(ConfirmedBy::as_select())
+            .load(conn)?;
+        let summaries: Vec<SignedSummary> = summary_assessments::table
+            .filter(summary_assessments::enrolment_id.eq(enrolment_id))
+            .filter(summary_assessments::status.eq("signed"))
+            .filter(summary_assessments::superseded_by.is_null())
+            .select(SignedSummary::as_select())
+            .load(conn)?;
+        let activities: Vec<Activity> = activities::table
+            .filter(activities::enrolment_id.eq(enrolment_id))
+            .filter(activities::deleted_at.is_null())
+            .order((activities::start_date, activities::id))
+            .select(Activity::as_select())
+            .load(conn)?;
+        let mut links: HashMap<String, Vec<String>> = HashMap::new();
+        let rows: Vec<Link> = record_delmal::table
+            .filter(record_delmal::enrolment_id.eq(enrolment_id))
+            .order((record_delmal::code, record_delmal::record_id))
+            .select(Link::as_select())
+            .load(conn)?;
+        for l in rows {
+            links.entry(l.record_id).or_default().push(l.code);
+        }
+        Ok(Records {
+            signed,
+            confirmed,
+            summaries,
+            activities,
+            links,
+        })
+    }
+
+    fn codes(&self, id: &str) -> &[String] {
+        self.links.get(id).map(Vec::as_slice).unwrap_or_default()
+    }
 }
 
 pub(super) fn instrument_sv(code: &str) -> &'static str {
@@ -131,25 +208,6 @@ fn talk_sv(kind: TalkKind) -> &'static str {
     }
 }
 
-/// Delmål codes linked to each of `ids`.
-fn links(
-    conn: &mut DbConn,
-    enrolment_id: &EnrolmentId,
-    ids: &[String],
-) -> Result<Vec<(String, String)>, AppError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(record_delmal::table
-        .filter(record_delmal::enrolment_id.eq(enrolment_id))
-        .filter(record_delmal::record_id.eq_any(ids))
-        .select(Link::as_select())
-        .load::<Link>(conn)?
-        .into_iter()
-        .map(|l| (l.record_id, l.code))
-        .collect())
-}
-
 /// A record's link to one delmål.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = record_delmal, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
@@ -165,62 +223,30 @@ fn push_once(v: &mut Vec<String>, s: &str) {
 }
 
 /// Per delmål, how this supervisor checked it: instrument, talk or summary.
-fn checks(
-    conn: &mut DbConn,
-    enrolment_id: &EnrolmentId,
-    sup: &str,
-    part: &Part,
-) -> Result<BTreeMap<String, Vec<String>>, AppError> {
+fn checks(r: &Records, sup: &str, part: &Part) -> Result<BTreeMap<String, Vec<String>>, AppError> {
     let mut how: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // Assessments they signed, performed while they held the assignment.
-    let signed: Vec<SignedAssessment> = assessments::table
-        .filter(assessments::enrolment_id.eq(enrolment_id))
-        .filter(assessments::signed_by.eq(sup))
-        .filter(assessments::status.eq("signed"))
-        .filter(assessments::superseded_by.is_null())
-        .filter(assessments::deleted_at.is_null())
-        .select(SignedAssessment::as_select())
-        .load(conn)?;
-    let signed: BTreeMap<String, String> = signed
-        .into_iter()
-        .filter(|a| part.covers(a.performed_on.date()))
-        .map(|a| (a.id, a.instrument))
+    let signed: BTreeMap<&str, &str> = r
+        .signed
+        .iter()
+        .filter(|a| a.signed_by.as_deref() == Some(sup) && part.covers(a.performed_on.date()))
+        .map(|a| (a.id.as_str(), a.instrument.as_str()))
         .collect();
-    let ids: Vec<String> = signed.keys().cloned().collect();
-    for (id, code) in links(conn, enrolment_id, &ids)? {
-        if let Some(i) = signed.get(&id) {
-            push_once(how.entry(code).or_default(), instrument_sv(i));
-        }
+    for (code, instrument) in by_code(r, &signed) {
+        push_once(how.entry(code).or_default(), instrument_sv(instrument));
     }
     // Talks they took part in and confirmed, held while they held the assignment.
-    let confirmed: Vec<ConfirmedTalk> = talks::table
-        .inner_join(talk_participants::table.on(talk_participants::talk_id.eq(talks::id)))
-        .filter(talks::enrolment_id.eq(enrolment_id))
-        .filter(talks::deleted_at.is_null())
-        .filter(talk_participants::user_id.eq(sup))
-        .filter(talk_participants::confirmed_at.is_not_null())
-        .select(ConfirmedTalk::as_select())
-        .load(conn)?;
-    let confirmed: BTreeMap<String, TalkKind> = confirmed
-        .into_iter()
-        .filter(|t| part.covers(t.held_on.date()))
-        .map(|t| (t.id, t.kind))
+    let confirmed: BTreeMap<&str, &str> = r
+        .confirmed
+        .iter()
+        .filter(|t| t.user_id == sup && part.covers(t.talk.held_on.date()))
+        .map(|t| (t.talk.id.as_str(), talk_sv(t.talk.kind)))
         .collect();
-    let ids: Vec<String> = confirmed.keys().cloned().collect();
-    for (id, code) in links(conn, enrolment_id, &ids)? {
-        if let Some(k) = confirmed.get(&id) {
-            push_once(how.entry(code).or_default(), talk_sv(*k));
-        }
+    for (code, kind) in by_code(r, &confirmed) {
+        push_once(how.entry(code).or_default(), kind);
     }
     // Summary assessments they signed, judging the delmål achieved.
-    let sums: Vec<SignedSummary> = summary_assessments::table
-        .filter(summary_assessments::enrolment_id.eq(enrolment_id))
-        .filter(summary_assessments::author_id.eq(sup))
-        .filter(summary_assessments::status.eq("signed"))
-        .filter(summary_assessments::superseded_by.is_null())
-        .select(SignedSummary::as_select())
-        .load(conn)?;
-    for sum in sums {
+    for sum in r.summaries.iter().filter(|s| s.author_id == sup) {
         if !sum.signed_at.is_some_and(|s| part.covers(s.date())) {
             continue;
         }
@@ -233,32 +259,33 @@ fn checks(
     Ok(how)
 }
 
-/// The activities under this supervisor, per delmål, oldest first.
-fn activities_seen(
-    conn: &mut DbConn,
-    enrolment_id: &EnrolmentId,
-    part: &Part,
-) -> Result<BTreeMap<String, Vec<String>>, AppError> {
-    let acts: Vec<Activity> = activities::table
-        .filter(activities::enrolment_id.eq(enrolment_id))
-        .filter(activities::deleted_at.is_null())
-        .order((activities::start_date, activities::id))
-        .select(Activity::as_select())
-        .load(conn)?;
-    let seen: Vec<(String, String)> = acts
-        .into_iter()
-        .filter(|a| part.saw_activity(a.start_date.date(), a.placement_id.as_deref()))
-        .map(|a| (a.id, a.title))
-        .collect();
-    let ids: Vec<String> = seen.iter().map(|(id, _)| id.clone()).collect();
-    let linked = links(conn, enrolment_id, &ids)?;
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (id, title) in &seen {
-        for (_, code) in linked.iter().filter(|(r, _)| r == id) {
-            out.entry(code.clone()).or_default().push(title.clone());
+/// The delmål links of `records` (id to a value) as (code, value), by code, then by id.
+fn by_code<'a>(r: &'a Records, records: &BTreeMap<&str, &'a str>) -> Vec<(String, &'a str)> {
+    let mut out: Vec<(&str, &str, &'a str)> = Vec::new();
+    for (id, value) in records {
+        for code in r.codes(id) {
+            out.push((code.as_str(), id, value));
         }
     }
-    Ok(out)
+    out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    out.into_iter()
+        .map(|(code, _, value)| (code.to_string(), value))
+        .collect()
+}
+
+/// The activities under this supervisor, per delmål, oldest first.
+fn activities_seen(r: &Records, part: &Part) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in r
+        .activities
+        .iter()
+        .filter(|a| part.saw_activity(a.start_date.date(), a.placement_id.as_deref()))
+    {
+        for code in r.codes(&a.id) {
+            out.entry(code.clone()).or_default().push(a.title.clone());
+        }
+    }
+    out
 }
 
 pub(super) fn delmal_certificates(
@@ -267,12 +294,17 @@ pub(super) fn delmal_certificates(
     form: &Form,
 ) -> Result<Vec<CertificateDraft>, AppError> {
     let mut out = Vec::new();
-    for (sup, part) in parts(b) {
-        let how = checks(conn, &EnrolmentId::from(b.e.id.as_str()), &sup, &part)?;
+    let parts = parts(b);
+    if parts.is_empty() {
+        return Ok(out);
+    }
+    let records = Records::load(conn, &EnrolmentId::from(b.e.id.as_str()))?;
+    for (sup, part) in parts {
+        let how = checks(&records, &sup, &part)?;
         if how.is_empty() {
             continue;
         }
-        let acts = activities_seen(conn, &EnrolmentId::from(b.e.id.as_str()), &part)?;
+        let acts = activities_seen(&records, &part);
         let rows = how
             .iter()
             .map(|(code, checked)| {

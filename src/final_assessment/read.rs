@@ -35,6 +35,7 @@ struct FinalRow {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = final_assessment_signers, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct SignerRow {
+    final_assessment_id: String,
     user_id: UserId,
     #[diesel(select_expression = users::display_name, select_expression_type = users::display_name)]
     display_name: String,
@@ -50,17 +51,29 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
         .find(id)
         .select(FinalRow::as_select())
         .first(conn)?;
-    let signers: Vec<SignerRow> = final_assessment_signers::table
+    let signers = signers_of(conn, std::slice::from_ref(&a.id))?;
+    assemble(a, signers)
+}
+
+/// The signers of the given final assessments, by role and user, each with its own.
+fn signers_of(conn: &mut DbConn, ids: &[String]) -> Result<Vec<SignerRow>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(final_assessment_signers::table
         .inner_join(users::table.on(users::id.eq(final_assessment_signers::user_id)))
-        .filter(final_assessment_signers::final_assessment_id.eq(id))
+        .filter(final_assessment_signers::final_assessment_id.eq_any(ids))
         .order((
             final_assessment_signers::role,
             final_assessment_signers::user_id,
         ))
         .select(SignerRow::as_select())
-        .load(conn)?;
+        .load(conn)?)
+}
+
+/// A final assessment from its row and its signers (the signers of others are skipped).
+fn assemble(a: FinalRow, signers: Vec<SignerRow>) -> Result<FinalAssessment, AppError> {
     Ok(FinalAssessment {
-        id: a.id,
         enrolment_id: a.enrolment_id,
         mode: a.mode,
         decision: a.decision,
@@ -70,6 +83,7 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
         status: a.status,
         signers: signers
             .into_iter()
+            .filter(|s| s.final_assessment_id == a.id)
             .map(|s| FinalSigner {
                 user_id: s.user_id,
                 name: if s.display_name.trim().is_empty() {
@@ -82,6 +96,7 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
                 signature_method: s.signature_method,
             })
             .collect(),
+        id: a.id,
         content_hash: a.content_hash,
         created_by: a.created_by.into_inner(),
         decided_at: a.decided_at.map(from_db),
@@ -139,10 +154,24 @@ pub fn list(
     conn: &mut DbConn,
     enrolment_id: &EnrolmentId,
 ) -> Result<Vec<FinalAssessment>, AppError> {
-    let ids: Vec<String> = final_assessments::table
+    // Two queries for the whole list (a query per assessment and two per row before).
+    let rows: Vec<FinalRow> = final_assessments::table
         .filter(final_assessments::enrolment_id.eq(enrolment_id))
         .order((final_assessments::created_at, final_assessments::id))
-        .select(final_assessments::id)
+        .select(FinalRow::as_select())
         .load(conn)?;
-    ids.iter().map(|id| get(conn, id)).collect()
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut signers: std::collections::HashMap<String, Vec<SignerRow>> = Default::default();
+    for s in signers_of(conn, &ids)? {
+        signers
+            .entry(s.final_assessment_id.clone())
+            .or_default()
+            .push(s);
+    }
+    rows.into_iter()
+        .map(|r| {
+            let mine = signers.remove(&r.id).unwrap_or_default();
+            assemble(r, mine)
+        })
+        .collect()
 }

@@ -29,6 +29,7 @@ use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::EnrolmentId;
 use crate::mail::Mail;
 use crate::portfolio::activities::{self, Activity, ActivityKind};
 use crate::portfolio::vetting::{self, ExternalAssessor, Gate, Named};
@@ -208,7 +209,13 @@ pub fn get(
     activity_id: &str,
 ) -> Result<CourseConfirmation, AppError> {
     let enrolment = activities::enrolment_of_activity(conn, activity_id)?;
-    access::require(conn, &ctx.caller, &enrolment, ctx.today(), Access::Read)?;
+    access::require(
+        conn,
+        &ctx.caller,
+        &EnrolmentId::from(enrolment.as_str()),
+        ctx.today(),
+        Access::Read,
+    )?;
     find(conn, activity_id)?.ok_or(AppError::NotFound)
 }
 
@@ -348,7 +355,13 @@ fn vetting_mail(
     today: NaiveDate,
     c: &CourseConfirmation,
 ) -> Result<Option<Mail>, AppError> {
-    let Some(main) = access::holder(conn, &c.enrolment_id, access::MAIN_SUPERVISOR, today)? else {
+    let Some(main) = access::holder(
+        conn,
+        &EnrolmentId::from(c.enrolment_id.as_str()),
+        access::MAIN_SUPERVISOR,
+        today,
+    )?
+    else {
         return Ok(None);
     };
     let to: String = users::table.find(&main).select(users::email).first(conn)?;

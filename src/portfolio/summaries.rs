@@ -109,6 +109,12 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<SummaryAssessment, AppError> {
         .find(id)
         .select(Row::as_select())
         .first(conn)?;
+    from_row(r)
+}
+
+fn from_row(r: Row) -> Result<SummaryAssessment, AppError> {
+    let id = r.id.to_string();
+    let id = id.as_str();
     let signature = match (r.signed_at, r.signature_method, r.content_hash) {
         (Some(at), Some(method), Some(hash)) => Some(Signature {
             signed_by: Some(r.author_id.to_string()),
@@ -472,10 +478,11 @@ pub fn correct(
 }
 
 pub fn list(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<SummaryAssessment>, AppError> {
-    let ids: Vec<String> = summary_assessments::table
+    // One query for the list (one per summary assessment before).
+    let rows: Vec<Row> = summary_assessments::table
         .filter(summary_assessments::enrolment_id.eq(enrolment_id))
         .order(summary_assessments::created_at)
-        .select(summary_assessments::id)
+        .select(Row::as_select())
         .load(conn)?;
-    ids.iter().map(|id| get(conn, id)).collect()
+    rows.into_iter().map(from_row).collect()
 }

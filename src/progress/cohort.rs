@@ -171,12 +171,15 @@ pub fn overview(
     // Restricted processing (GDPR Art. 18): out of the overview.
     let restricted = crate::privacy::restriction::restricted_among(conn, &ids)?;
     ids.retain(|id| !restricted.contains(id));
-    let evaluated = service::progress_many(conn, &ids, today)?;
-    let trainee_ids: Vec<String> = evaluated
-        .iter()
-        .map(|(e, _, _)| e.trainee_id.clone())
+    // Status, template and the name search need no progress: the enrolments they drop are
+    // never evaluated, nor their records loaded.
+    let basics: Vec<_> = super::inputs::basics(conn, &ids)?
+        .into_iter()
+        .filter(|e| status == "all" || e.status.as_str() == status)
+        .filter(|e| f.template_id.as_ref().is_none_or(|t| &e.template_id == t))
         .collect();
     let mut people: std::collections::HashMap<String, (String, String)> = Default::default();
+    let trainee_ids: Vec<&String> = basics.iter().map(|e| &e.trainee_id).collect();
     for chunk in trainee_ids.chunks(2000) {
         let rows: Vec<(String, String, String)> = users::table
             .filter(users::id.eq_any(chunk))
@@ -187,10 +190,19 @@ pub fn overview(
         }
     }
     let needle = f.q.as_ref().map(|q| q.to_lowercase());
+    let basics: Vec<_> = basics
+        .into_iter()
+        .filter(|e| {
+            needle.as_ref().is_none_or(|n| {
+                people.get(&e.trainee_id).is_some_and(|(name, email)| {
+                    name.to_lowercase().contains(n) || email.to_lowercase().contains(n)
+                })
+            })
+        })
+        .collect();
+    let evaluated = service::progress_of(conn, basics, today)?;
     let mut rows: Vec<CohortRow> = evaluated
         .into_iter()
-        .filter(|(e, _, _)| status == "all" || e.status.as_str() == status)
-        .filter(|(e, _, _)| f.template_id.as_ref().is_none_or(|t| &e.template_id == t))
         .map(|(e, p, programme)| {
             let (name, email) = people.get(&e.trainee_id).cloned().unwrap_or_default();
             CohortRow {
@@ -254,12 +266,6 @@ pub fn overview(
         .filter(|r| {
             f.delmal_without_evidence
                 .is_none_or(|a| r.delmal_without_evidence.is_empty() != a)
-        })
-        .filter(|r| {
-            needle.as_ref().is_none_or(|n| {
-                r.trainee_name.to_lowercase().contains(n)
-                    || r.trainee_email.to_lowercase().contains(n)
-            })
         })
         .collect();
     let by_name = |a: &CohortRow, b: &CohortRow| {

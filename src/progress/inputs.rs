@@ -120,8 +120,24 @@ pub(crate) fn bump(
 
 /// Loads the inputs of many enrolments with grouped queries.
 pub(crate) fn load_inputs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Inputs>, AppError> {
+    let basics = basics(conn, ids)?;
+    let mut by_id: HashMap<String, Inputs> = load_inputs_of(conn, basics)?
+        .into_iter()
+        .map(|i| (i.e.id.clone(), i))
+        .collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
+/// Loads the rest of the inputs of enrolments whose basics are read (and filtered)
+/// already, with grouped queries; in the order of `basics`.
+pub(crate) fn load_inputs_of(
+    conn: &mut DbConn,
+    basics: Vec<EnrolmentBasics>,
+) -> Result<Vec<Inputs>, AppError> {
+    let ids: Vec<String> = basics.iter().map(|e| e.id.clone()).collect();
+    let ids = ids.as_slice();
     let mut by_id: HashMap<String, Inputs> = HashMap::new();
-    for e in basics(conn, ids)? {
+    for e in basics {
         by_id.insert(
             e.id.clone(),
             Inputs {

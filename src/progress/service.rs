@@ -57,9 +57,19 @@ pub fn progress_many(
     ids: &[String],
     today: NaiveDate,
 ) -> Result<Vec<(EnrolmentBasics, Progress, String)>, AppError> {
+    let basics = super::inputs::basics(conn, ids)?;
+    progress_of(conn, basics, today)
+}
+
+/// Progress of enrolments whose basics are read already (a cohort filtered by them).
+pub fn progress_of(
+    conn: &mut DbConn,
+    basics: Vec<EnrolmentBasics>,
+    today: NaiveDate,
+) -> Result<Vec<(EnrolmentBasics, Progress, String)>, AppError> {
     let mut cat = Catalogue::new();
-    let mut out = Vec::with_capacity(ids.len());
-    for i in load_inputs(conn, ids)? {
+    let mut out = Vec::with_capacity(basics.len());
+    for i in super::inputs::load_inputs_of(conn, basics)? {
         let t = cat.template(conn, &i.e.template_id, i.e.template_version)?;
         let delmal = cat.delmal(conn, &t)?;
         let p = evaluate(&i, &t, &delmal, today, None);

@@ -961,3 +961,118 @@ fn an_activity_cannot_take_a_signed_assessments_id() {
         .get(&format!("/activities/{id}"), Some(&w.trainee.access))
         .expect_problem(404, "not-found");
 }
+
+/// A supervisor with a long queue reads it a page at a time: oldest request first, every
+/// item once, the same order as one long page; a cursor is no key to anyone else's queue.
+#[test]
+fn the_signature_queue_comes_a_page_at_a_time_oldest_request_first() {
+    let w = ward();
+    let mut requested = Vec::new();
+    for i in 0..5 {
+        // Two requests in the same second: the id decides between them.
+        if i % 2 == 0 {
+            w.app.advance(60);
+        }
+        let a = request(&w, "mini_cex", &w.supervisor);
+        requested.push(a["id"].as_str().expect("id").to_string());
+    }
+    // A draft the supervisor starts themselves waits too, from when it was made.
+    w.app.advance(60);
+    let draft = w
+        .app
+        .post(
+            &format!("/enrolments/{}/assessments", w.enrolment),
+            Some(&w.supervisor.access),
+            json!({"instrument": "cbd", "performed_on": "2026-10-20", "delmal": ["BT15"]}),
+        )
+        .expect(201);
+    assert_eq!(draft.body["status"], "draft");
+    requested.push(draft.body["id"].as_str().expect("id").to_string());
+    let whole = w
+        .app
+        .get("/me/signature-queue?limit=200", Some(&w.supervisor.access))
+        .expect(200);
+    let whole: Vec<String> = whole.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|a| a["id"].as_str().expect("id").to_string())
+        .collect();
+    let mut expected = requested.clone();
+    expected.sort();
+    let mut sorted = whole.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "every request is in the queue once");
+    // Oldest request first (the draft from when it was made, so last); the pairs asked
+    // for in the same second (0 and 1, 2 and 3) in id order.
+    let pair = |a: usize, b: usize| {
+        let mut p = vec![requested[a].clone(), requested[b].clone()];
+        p.sort();
+        p
+    };
+    let mut in_order = pair(0, 1);
+    in_order.extend(pair(2, 3));
+    in_order.extend([requested[4].clone(), requested[5].clone()]);
+    assert_eq!(whole, in_order);
+
+    // Pages of two follow the same order, each item once, and the last says so.
+    let mut paged = Vec::new();
+    let mut path = "/me/signature-queue?limit=2".to_string();
+    let mut pages = 0;
+    loop {
+        let page = w.app.get(&path, Some(&w.supervisor.access)).expect(200);
+        pages += 1;
+        let items = page.body["items"].as_array().expect("items");
+        assert!(items.len() <= 2, "{}", page.text);
+        paged.extend(
+            items
+                .iter()
+                .map(|a| a["id"].as_str().expect("id").to_string()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/me/signature-queue?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(paged, whole);
+
+    // The default page holds them all (50); a limit outside 1..=200 and a cursor this API
+    // did not make are refused with the field, not a 500.
+    let first = w
+        .app
+        .get("/me/signature-queue", Some(&w.supervisor.access))
+        .expect(200);
+    assert_eq!(first.body["items"].as_array().expect("items").len(), 6);
+    assert!(first.body["next_cursor"].is_null());
+    for bad in [
+        "/me/signature-queue?limit=201",
+        "/me/signature-queue?cursor=bm90LWEtY3Vyc29y",
+        "/me/signature-queue?cursor=!!",
+    ] {
+        let r = w.app.get(bad, Some(&w.supervisor.access)).expect(422);
+        assert!(
+            r.text.contains("limit") || r.text.contains("cursor"),
+            "{}",
+            r.text
+        );
+    }
+
+    // Another supervisor's cursor positions nothing in my queue: it stays mine (empty).
+    let page = w
+        .app
+        .get("/me/signature-queue?limit=2", Some(&w.supervisor.access))
+        .expect(200);
+    let cursor = page.body["next_cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+    let theirs = w
+        .app
+        .get(
+            &format!("/me/signature-queue?limit=2&cursor={cursor}"),
+            Some(&w.external.access),
+        )
+        .expect(200);
+    assert_eq!(theirs.body["items"], json!([]));
+}

@@ -70,11 +70,18 @@ pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> 
         .order((xapi_statements::received_at, xapi_statements::id))
         .select(StatementRecord::as_select())
         .load(conn)?;
+    let mut trees = super::OrgTrees::default();
     for record in waiting {
         // Still unmatched (another mapping missing, say): it stays listed with why. A
         // statement this build no longer reads stays for an administrator, rather than
         // refusing the enrolment.
-        match try_resolve(conn, event.created_at.0, None, &XapiStatement::from(record)) {
+        match try_resolve(
+            conn,
+            &mut trees,
+            event.created_at.0,
+            None,
+            &XapiStatement::from(record),
+        ) {
             Ok(_) | Err(AppError::Unprocessable(_)) => {}
             Err(e) => return Err(e),
         }

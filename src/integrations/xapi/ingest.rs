@@ -73,8 +73,9 @@ pub fn ingest(
         parsed.push(p);
     }
     let mut ids = Vec::with_capacity(parsed.len());
+    let mut trees = OrgTrees::default();
     for p in parsed {
-        store(conn, ctx, &client, &p)?;
+        store(conn, ctx, &mut trees, &client, &p)?;
         ids.push(p.id.into_inner());
     }
     Ok(ids)
@@ -84,6 +85,7 @@ pub fn ingest(
 fn store(
     conn: &mut DbConn,
     ctx: &Ctx,
+    trees: &mut OrgTrees,
     client: &crate::auth::principal::ClientPrincipal,
     p: &Parsed,
 ) -> Result<(), AppError> {
@@ -123,7 +125,7 @@ fn store(
         );
         ("ignored", Some("not_recorded"), Some(why), None, None, None)
     } else {
-        match try_match(conn, org, &p.learner, &p.activity_iri, date)? {
+        match try_match(conn, trees, org, &p.learner, &p.activity_iri, date)? {
             Ok(m) => {
                 let activity = create_activity(
                     conn,

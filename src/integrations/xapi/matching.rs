@@ -16,6 +16,35 @@ use crate::schema::{enrolments, users, xapi_account_links, xapi_activity_mapping
 
 use super::*;
 
+/// The organisation tree as one batch of statements sees it: each chain and subtree is
+/// walked once per batch (a walk costs a query per level), not again for every statement.
+/// The tree does not change inside the batch's transaction.
+#[derive(Default)]
+pub struct OrgTrees {
+    chains: std::collections::HashMap<String, Vec<String>>,
+    subtrees: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl OrgTrees {
+    fn chain(&mut self, conn: &mut DbConn, org: &str) -> Result<Vec<String>, AppError> {
+        if let Some(c) = self.chains.get(org) {
+            return Ok(c.clone());
+        }
+        let c = org_chain(conn, org)?;
+        self.chains.insert(org.to_string(), c.clone());
+        Ok(c)
+    }
+
+    fn subtree(&mut self, conn: &mut DbConn, org: &str) -> Result<Vec<String>, AppError> {
+        if let Some(t) = self.subtrees.get(org) {
+            return Ok(t.clone());
+        }
+        let t = org_subtrees(conn, &[org.to_string()])?;
+        self.subtrees.insert(org.to_string(), t.clone());
+        Ok(t)
+    }
+}
+
 pub struct Matched {
     pub user_id: String,
     pub enrolment_id: String,
@@ -72,13 +101,14 @@ struct MappingMatch {
 /// client of `client_org`.
 pub fn try_match(
     conn: &mut DbConn,
+    trees: &mut OrgTrees,
     client_org: &str,
     learner: &Learner,
     activity_iri: &str,
     date: NaiveDate,
 ) -> Result<Result<Matched, Unmatched>, AppError> {
-    let chain = org_chain(conn, client_org)?;
-    let orgs = org_subtrees(conn, &[client_org.to_string()])?;
+    let chain = trees.chain(conn, client_org)?;
+    let orgs = trees.subtree(conn, client_org)?;
     // Learners are looked up among the trainees enrolled in the client's subtree only.
     let enrolled_here = enrolments::table
         .filter(enrolments::organisation_id.eq_any(orgs.clone()))
@@ -138,7 +168,7 @@ pub fn try_match(
         .find(&enrolment_id)
         .select(enrolments::organisation_id)
         .first(conn)?;
-    let chain = org_chain(conn, &enrolment_org)?;
+    let chain = trees.chain(conn, &enrolment_org)?;
     let mappings: Vec<MappingMatch> = xapi_activity_mappings::table
         .filter(xapi_activity_mappings::organisation_id.eq_any(&chain))
         .filter(xapi_activity_mappings::activity_iri.eq(activity_iri))

@@ -200,7 +200,13 @@ pub fn resolve(
             s.status
         )));
     }
-    match try_resolve(conn, ctx.now, Some(&ctx.caller), &s)? {
+    match try_resolve(
+        conn,
+        &mut OrgTrees::default(),
+        ctx.now,
+        Some(&ctx.caller),
+        &s,
+    )? {
         Err(why) => Err(AppError::Unprocessable(why)),
         Ok(()) => visible_statement(conn, &ctx.caller, id, Some(&s.organisation_id)),
     }
@@ -211,13 +217,21 @@ pub fn resolve(
 /// match.
 pub(super) fn try_resolve(
     conn: &mut DbConn,
+    trees: &mut OrgTrees,
     now: DateTime<Utc>,
     me: Option<&Principal>,
     s: &XapiStatement,
 ) -> Result<Result<(), String>, AppError> {
     let p = parse(&s.statement).map_err(AppError::Unprocessable)?;
     let date = p.date.unwrap_or(crate::clock::day_of(s.received_at));
-    let m = match try_match(conn, &s.organisation_id, &p.learner, &p.activity_iri, date)? {
+    let m = match try_match(
+        conn,
+        trees,
+        &s.organisation_id,
+        &p.learner,
+        &p.activity_iri,
+        date,
+    )? {
         Err(u) => return Ok(Err(format!("still unmatched ({}): {}", u.reason, u.detail))),
         Ok(m) => m,
     };
@@ -296,8 +310,17 @@ pub fn retry_unmatched(
         q = q.filter(xapi_statements::learner.eq(l.to_string()));
     }
     let mut resolved = 0;
+    let mut trees = OrgTrees::default();
     for r in q.load::<StatementRecord>(conn)? {
-        if try_resolve(conn, ctx.now, Some(&ctx.caller), &XapiStatement::from(r))?.is_ok() {
+        if try_resolve(
+            conn,
+            &mut trees,
+            ctx.now,
+            Some(&ctx.caller),
+            &XapiStatement::from(r),
+        )?
+        .is_ok()
+        {
             resolved += 1;
         }
     }

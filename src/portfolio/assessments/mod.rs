@@ -380,17 +380,74 @@ pub fn list(
     from_rows(conn, rows)
 }
 
-/// Everything waiting for my signature, across all my trainees, oldest request first.
-pub fn signature_queue(conn: &mut DbConn, me: &Principal) -> Result<Vec<Assessment>, AppError> {
-    let query = assessments::table
-        .filter(assessments::assessor_id.eq(&me.user_id))
-        .filter(assessments::deleted_at.is_null())
-        .filter(
-            assessments::status.eq(AWAITING).or(assessments::status
-                .eq(DRAFT)
-                .and(assessments::created_by.eq(&me.user_id))),
-        )
-        .order((assessments::requested_at, assessments::created_at));
-    let rows: Vec<Row> = crate::on_backend!(conn, |c| query.select(Row::as_select()).load(c))?;
-    from_rows(conn, rows)
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of a nullable and a non-null timestamp.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, y: diesel::sql_types::Timestamp) -> diesel::sql_types::Timestamp;
+}
+
+/// An assessment in the signature queue with the key it is sorted by.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = assessments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct QueueRow {
+    #[diesel(embed)]
+    row: Row,
+    requested_at: Option<NaiveDateTime>,
+}
+
+/// The format of a queue cursor's time: exact to the stored precision, so the next page
+/// starts right after the last item.
+const QUEUE_CURSOR_TIME: &str = "%Y-%m-%dT%H:%M:%S%.f";
+
+/// A page of what waits for my signature, across all my trainees, oldest request first
+/// (a draft I made myself counts from its creation), then by id. `after` is the cursor of
+/// the previous page (`time|id` of its last item); at most `limit + 1` items come back,
+/// each with its own cursor, in one query.
+pub fn signature_queue(
+    conn: &mut DbConn,
+    me: &Principal,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(String, Assessment)>, AppError> {
+    let after = match after {
+        None => None,
+        Some(c) => Some(
+            c.split_once('|')
+                .and_then(|(t, id)| {
+                    NaiveDateTime::parse_from_str(t, QUEUE_CURSOR_TIME)
+                        .ok()
+                        .map(|t| (t, id.to_string()))
+                })
+                .ok_or_else(|| AppError::validation("cursor", "is not a cursor from this API"))?,
+        ),
+    };
+    // Built and run on the backend's own connection: a boxed query is typed by its backend.
+    let rows: Vec<QueueRow> = crate::on_backend!(conn, |c| {
+        let key = coalesce(assessments::requested_at, assessments::created_at);
+        let mut query = assessments::table
+            .filter(assessments::assessor_id.eq(&me.user_id))
+            .filter(assessments::deleted_at.is_null())
+            .filter(
+                assessments::status.eq(AWAITING).or(assessments::status
+                    .eq(DRAFT)
+                    .and(assessments::created_by.eq(&me.user_id))),
+            )
+            .select(QueueRow::as_select())
+            .into_boxed();
+        if let Some((t, id)) = &after {
+            query = query.filter(
+                key.gt(*t)
+                    .or(key.eq(*t).and(assessments::id.gt(id.clone()))),
+            );
+        }
+        query.order((key, assessments::id)).limit(limit + 1).load(c)
+    })?;
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|q| {
+            let at = q.requested_at.unwrap_or(q.row.created_at);
+            format!("{}|{}", at.format(QUEUE_CURSOR_TIME), q.row.id)
+        })
+        .collect();
+    let items = from_rows(conn, rows.into_iter().map(|q| q.row).collect())?;
+    Ok(keys.into_iter().zip(items).collect())
 }

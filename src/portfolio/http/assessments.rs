@@ -361,7 +361,8 @@ pub async fn delete_assessment(
 
 /// What is waiting for my signature
 ///
-/// Across all my trainees, oldest request first: the one list a supervisor needs.
+/// Across all my trainees, oldest request first (a draft of my own from its creation),
+/// a page at a time: the one list a supervisor needs.
 #[utoipa::path(
     tag = "me",
     params(PageParams),
@@ -373,10 +374,11 @@ pub async fn signature_queue(
     ctx: Ctx,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
-    let items = ctx
-        .read(move |c, ctx| assessments::signature_queue(c, &ctx.caller))
+    let (limit, after) = (query.limit()?, query.after()?);
+    let rows = ctx
+        .read(move |c, ctx| assessments::signature_queue(c, &ctx.caller, after.as_deref(), limit))
         .await?;
-    Ok(HttpResponse::Ok().json(Page::of_list(items, &query, |a| a.id.to_string())?))
+    Ok(HttpResponse::Ok().json(Page::from_keyed_rows(rows, limit)))
 }
 
 /// The assessor's credentials, given on the trainee's phone.

@@ -15,6 +15,8 @@ mod record;
 pub use check_in::{create_supervisor_check_in, list_readable, NewSupervisorCheckIn};
 pub use record::{confirm, create_final_check_in, create_handover, create_session, update};
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -253,6 +255,7 @@ struct Row {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = talk_participants, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct ParticipantRow {
+    talk_id: TalkId,
     user_id: UserId,
     role: String,
     confirmed_at: Option<NaiveDateTime>,
@@ -269,45 +272,79 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Talk, AppError> {
         .filter(talks::deleted_at.is_null())
         .select(Row::as_select())
         .first(conn)?;
-    let parts: Vec<ParticipantRow> = talk_participants::table
-        .filter(talk_participants::talk_id.eq(id))
-        .order(talk_participants::role)
-        .select(ParticipantRow::as_select())
-        .load(conn)?;
-    let delmal = links::codes(&links::of(conn, &[id.to_string()])?, id);
-    // A handover talk stores its content as JSON, `null` while it has none.
-    let handover = match r.kind {
-        TalkKind::Handover => serde_json::from_str::<Option<HandoverContent>>(&r.content)
-            .map_err(|e| unreadable("content", id, e))?,
-        _ => None,
-    };
-    Ok(Talk {
-        topics: serde_json::from_str(&r.topics).map_err(|e| unreadable("topics", id, e))?,
-        id: r.id.into_inner(),
-        enrolment_id: r.enrolment_id.into_inner(),
-        kind: r.kind,
-        held_on: r.held_on.date(),
-        placement_id: r.placement_id.map(PlacementId::into_inner),
-        next_placement_id: r.next_placement_id.map(PlacementId::into_inner),
-        notes: r.notes,
-        agreed_actions: r.agreed_actions,
-        delmal,
-        handover,
-        participants: parts
-            .into_iter()
-            .map(|p| Participant {
-                user_id: p.user_id.into_inner(),
-                role: p.role,
-                confirmed_at: p.confirmed_at.map(from_db),
-                confirmation_method: p.confirmation_method,
+    assemble(conn, vec![r])?.pop().ok_or(AppError::NotFound)
+}
+
+/// Talks from their rows, in their order, with the participants and delmål links of all
+/// of them read in one query each (a list of N talks cost 3N queries before).
+fn assemble(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Talk>, AppError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+    let mut parts: HashMap<String, Vec<ParticipantRow>> = HashMap::new();
+    for chunk in ids.chunks(1000) {
+        let rows: Vec<ParticipantRow> = talk_participants::table
+            .filter(talk_participants::talk_id.eq_any(chunk))
+            .order((
+                talk_participants::talk_id,
+                talk_participants::role,
+                talk_participants::user_id,
+            ))
+            .select(ParticipantRow::as_select())
+            .load(conn)?;
+        for p in rows {
+            parts.entry(p.talk_id.to_string()).or_default().push(p);
+        }
+    }
+    let mut links = Vec::new();
+    for chunk in ids.chunks(1000) {
+        links.extend(links::of(conn, chunk)?);
+    }
+    // `codes` searches by record id.
+    links.sort();
+    rows.into_iter()
+        .map(|r| {
+            let id = r.id.to_string();
+            let delmal = links::codes(&links, &id);
+            // A handover talk stores its content as JSON, `null` while it has none.
+            let handover = match r.kind {
+                TalkKind::Handover => serde_json::from_str::<Option<HandoverContent>>(&r.content)
+                    .map_err(|e| unreadable("content", &id, e))?,
+                _ => None,
+            };
+            Ok(Talk {
+                topics: serde_json::from_str(&r.topics)
+                    .map_err(|e| unreadable("topics", &id, e))?,
+                participants: parts
+                    .remove(&id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|p| Participant {
+                        user_id: p.user_id.into_inner(),
+                        role: p.role,
+                        confirmed_at: p.confirmed_at.map(from_db),
+                        confirmation_method: p.confirmation_method,
+                    })
+                    .collect(),
+                id: r.id.into_inner(),
+                enrolment_id: r.enrolment_id.into_inner(),
+                kind: r.kind,
+                held_on: r.held_on.date(),
+                placement_id: r.placement_id.map(PlacementId::into_inner),
+                next_placement_id: r.next_placement_id.map(PlacementId::into_inner),
+                notes: r.notes,
+                agreed_actions: r.agreed_actions,
+                delmal,
+                handover,
+                status: r.status,
+                created_by: r.created_by.into_inner(),
+                version: r.version,
+                created_at: from_db(r.created_at),
+                updated_at: from_db(r.updated_at),
             })
-            .collect(),
-        status: r.status,
-        created_by: r.created_by.into_inner(),
-        version: r.version,
-        created_at: from_db(r.created_at),
-        updated_at: from_db(r.updated_at),
-    })
+        })
+        .collect()
 }
 
 fn is_participant(t: &Talk, user: &str) -> bool {
@@ -381,11 +418,11 @@ pub fn list(
         .filter(talks::enrolment_id.eq(enrolment_id.to_string()))
         .filter(talks::kind.eq(kind.as_str()))
         .filter(talks::deleted_at.is_null())
-        .select(talks::id)
+        .select(Row::as_select())
         .into_boxed();
     if let Some(a) = after {
         q = q.filter(talks::id.gt(a.to_string()));
     }
-    let ids: Vec<String> = q.order(talks::id).limit(limit + 1).load(conn)?;
-    ids.iter().map(|id| get(conn, id)).collect()
+    let rows: Vec<Row> = q.order(talks::id).limit(limit + 1).load(conn)?;
+    assemble(conn, rows)
 }
