@@ -159,6 +159,11 @@ pub fn record_extent_change(
 ) -> Result<ExtentPeriod, AppError> {
     let today = crate::clock::day_of(now);
     access::require(conn, me, enrolment_id, today, Access::Manage)?;
+    super::imported::refuse_extent_change_before_import(
+        conn,
+        enrolment_id,
+        Some(change.valid_from),
+    )?;
     let (start, current): (Day, i32) = enrolments::table
         .find(enrolment_id)
         .select((enrolments::start_date, enrolments::extent_percent))
@@ -261,6 +266,7 @@ pub(crate) fn correct_whole(
     enrolment_id: &str,
     percent: i32,
 ) -> Result<(), AppError> {
+    super::imported::refuse_extent_change_before_import(conn, enrolment_id, None)?;
     let periods = load_periods(conn, enrolment_id)?;
     if periods.len() > 1 {
         if periods.iter().all(|p| p.extent_percent == percent) {

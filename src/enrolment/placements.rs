@@ -243,6 +243,7 @@ pub fn update_placement(
     let today = crate::clock::day_of(now);
     let enrolment_id = enrolment_of_placement(conn, id)?;
     access::require(conn, me, &enrolment_id, today, Access::Manage)?;
+    super::imported::refuse_if_transferred(conn, id)?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
     if_match(&etag(current.version, current.updated_at))?;
     let template = template_of(conn, &enrolment_id)?;
@@ -319,6 +320,7 @@ pub fn remove_placement(
     let today = crate::clock::day_of(now);
     let enrolment_id = enrolment_of_placement(conn, id)?;
     access::require(conn, me, &enrolment_id, today, Access::Manage)?;
+    super::imported::refuse_if_transferred(conn, id)?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
     diesel::update(placements::table.find(id))
         .set(placements::removed_at.eq(to_db(now)))

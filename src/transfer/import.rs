@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::bundle::Verified;
-use super::records::{no_signer, Importer, Signer};
+use super::records::{no_signer, Importer, Item, Signer};
 use super::trust;
 use crate::audit::{self, Event};
 use crate::auth::principal::{org_subtrees, Principal, Role};
@@ -58,8 +58,12 @@ pub struct UnmappedDelmal {
 pub struct ImportCounts {
     pub activities: usize,
     pub assessments: usize,
-    /// Records kept as the sending service's content (talks, summaries, placements, ...).
+    /// Records kept as the sending service's content (talks, summary and final
+    /// assessments).
     pub evidence: usize,
+    /// Placements, leave periods, extent periods and credited service taken into the
+    /// enrolment's plan here (read-only), so time served counts them.
+    pub plan: usize,
     pub attachments: usize,
 }
 
@@ -385,15 +389,14 @@ pub fn import(
                 },
                 None => no_signer(),
             };
-            im.evidence(
-                conn,
+            let item = Item {
                 record_type,
-                t,
-                &title,
-                day(t, "held_on"),
+                original: t,
+                title: &title,
+                date: day(t, "held_on"),
                 signer,
-                codes_of(&t["delmal"]),
-            )?;
+            };
+            im.evidence(conn, item, codes_of(&t["delmal"]))?;
         }
     }
     for s in b["summary_assessments"].as_array().into_iter().flatten() {
@@ -409,15 +412,14 @@ pub fn import(
             role: Some("supervisor".into()),
             at,
         };
-        im.evidence(
-            conn,
-            "summary_assessment",
-            s,
-            "summary assessment",
-            at.map(|t| t.date_naive()),
+        let item = Item {
+            record_type: "summary_assessment",
+            original: s,
+            title: "summary assessment",
+            date: at.map(|t| t.date_naive()),
             signer,
-            codes,
-        )?;
+        };
+        im.evidence(conn, item, codes)?;
     }
     for f in b["final_assessments"].as_array().into_iter().flatten() {
         let signed = f["signers"]
@@ -434,40 +436,19 @@ pub fn import(
             None => no_signer(),
         };
         let at = time(&f["decided_at"]);
-        im.evidence(
-            conn,
-            "final_assessment",
-            f,
-            "final assessment",
-            at.map(|t| t.date_naive()),
+        let item = Item {
+            record_type: "final_assessment",
+            original: f,
+            title: "final assessment",
+            date: at.map(|t| t.date_naive()),
             signer,
-            Vec::new(),
-        )?;
+        };
+        im.evidence(conn, item, Vec::new())?;
     }
-    for (field, record_type, date_field) in [
-        ("placements", "placement", "start_date"),
-        ("leave_periods", "leave_period", "start_date"),
-        ("extent_periods", "extent_period", "valid_from"),
-        ("credited_service", "credited_service", "start_date"),
-    ] {
-        for p in e[field].as_array().into_iter().flatten() {
-            let title = text(p, "placement_type")
-                .or_else(|| text(p, "description"))
-                .or_else(|| text(p, "kind"))
-                .map(str::to_string)
-                .unwrap_or_else(|| record_type.replace('_', " "));
-            let codes = codes_of(&p["delmal"]);
-            im.evidence(
-                conn,
-                record_type,
-                p,
-                &title,
-                day(p, date_field),
-                no_signer(),
-                codes,
-            )?;
-        }
-    }
+    // The plan (placements, leave, extent, credited service) becomes this enrolment's
+    // own, so time served here counts the time served there.
+    let exported = time(&b["created_at"]).ok_or_else(|| malformed("created_at"))?;
+    im.plan(conn, e, exported.date_naive())?;
 
     // The attachments, already in the blob store, on their records here.
     for f in files {
