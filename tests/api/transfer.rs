@@ -199,6 +199,7 @@ struct Receiver {
     app: TestApp,
     admin: TestUser,
     region: String,
+    slso: String,
     director: TestUser,
     trainee: TestUser,
 }
@@ -214,6 +215,7 @@ fn receiver() -> Receiver {
         app,
         admin,
         region,
+        slso,
         director,
         trainee,
     }
@@ -606,6 +608,139 @@ fn time_served_there_counts_here(a: &Sender, b: &Receiver, enrolment: &str, prog
             json!({"valid_from": "2027-01-01", "extent_percent": 100}),
         )
         .expect(201);
+}
+
+/// The template's own links to delmål, taken out (they name BT codes).
+fn without_delmal(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "delmal" {
+                    *x = json!([]);
+                } else {
+                    without_delmal(x);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_delmal),
+        _ => {}
+    }
+}
+
+#[test]
+fn delmal_the_receiving_template_lacks_are_named_and_kept_as_unmapped_evidence() {
+    let a = sender();
+    let b = receiver();
+    trust(&b, &a);
+    // B's director chooses a template of another regulation (ST 2021), which has none
+    // of BT's delmål codes.
+    let st = b.app.regulation_id(&b.director, "st-2021");
+    let mut body = crate::support::stockholm_bt(&b.slso, &st);
+    without_delmal(&mut body);
+    let template = b
+        .app
+        .post("/programme-templates", Some(&b.director.access), body)
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let bundle = export(&a, &a.trainee);
+    let (status, done) = call(
+        &b.app.base,
+        "POST",
+        "/transfers",
+        Some(&b.director.access),
+        Some(&json!({"bundle": bundle, "trainee_email": b.trainee.email,
+                     "template_id": template})),
+    );
+    assert_eq!(status, 201, "{done}");
+    // The answer names each code with the record it was on: the activity's BT16, the
+    // assessment's BT1 and the credited service's BT1.
+    let mut named: Vec<(String, String)> = done["unmapped_delmal"]
+        .as_array()
+        .expect("unmapped")
+        .iter()
+        .map(|u| {
+            (
+                u["record_type"].as_str().unwrap_or("").to_string(),
+                u["code"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            ("activity".to_string(), "BT16".to_string()),
+            ("assessment".to_string(), "BT1".to_string()),
+            ("credited_service".to_string(), "BT1".to_string()),
+        ],
+        "{done}"
+    );
+    let enrolment = done["enrolment_id"].as_str().expect("id").to_string();
+    // Not dropped: the records are there, not linked to a delmål the template lacks,
+    // with the codes in their provenance.
+    let acts = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/activities"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let act = &acts.body["items"][0];
+    assert_eq!(act["delmal"], json!([]), "{act}");
+    assert_eq!(
+        act["source"]["transfer"]["unmapped_delmal"],
+        json!(["BT16"])
+    );
+    let progress = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/progress"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let unmapped: Vec<String> = progress.body["transferred"]
+        .as_array()
+        .expect("transferred")
+        .iter()
+        .flat_map(|r| {
+            r["provenance"]["unmapped_delmal"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(unmapped.len(), 3, "{unmapped:?}");
+    // The dossier shows them too (its progress), and still verifies.
+    let dossier = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/dossier"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let listed = &dossier.body["dossier"]["progress"]["transferred"];
+    let in_dossier = listed
+        .as_array()
+        .expect("transferred")
+        .iter()
+        .filter(|r| r["provenance"]["unmapped_delmal"] != json!([]))
+        .count();
+    assert_eq!(in_dossier, 3, "{listed}");
+    let verdict = b
+        .app
+        .send_raw(
+            "POST",
+            "/dossier-verifications",
+            None,
+            "application/json",
+            dossier.text.as_bytes(),
+        )
+        .expect(200);
+    assert_eq!(verdict.body["authentic"], true, "{}", verdict.text);
 }
 
 #[test]
