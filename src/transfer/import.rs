@@ -23,6 +23,7 @@ use crate::curriculum::templates::{self, ProgrammeTemplate};
 use crate::db::DbConn;
 use crate::enrolment::enums::Track;
 use crate::error::AppError;
+use crate::ids::{TemplateId, TrustedServiceId};
 use crate::schema::{attachments, programme_templates, regulations, transfer_imports, users};
 
 /// What the receiving director sends besides the bundle.
@@ -155,7 +156,10 @@ pub fn trusted_keys(
     conn: &mut DbConn,
     template: &ProgrammeTemplate,
 ) -> Result<Vec<trust::Trusted>, AppError> {
-    trust::keys_for(conn, &template.organisation_id)
+    trust::keys_for(
+        conn,
+        &crate::ids::OrganisationId::from(template.organisation_id.as_str()),
+    )
 }
 
 /// An attachment written to the blob store before the transaction.
@@ -201,7 +205,7 @@ struct ImportRow<'a> {
     id: &'a str,
     digest: &'a str,
     bundle_id: &'a str,
-    trusted_service_id: &'a str,
+    trusted_service_id: &'a TrustedServiceId,
     service_name: &'a str,
     sending_service_id: &'a str,
     sending_base_url: &'a str,
@@ -224,19 +228,32 @@ fn already_imported() -> AppError {
     }
 }
 
+/// Where a verified bundle goes, and the trusted service that vouched for it.
+pub struct Destination<'a> {
+    pub template_id: &'a TemplateId,
+    /// The trusted service whose key verified the bundle.
+    pub trusted_service_id: &'a TrustedServiceId,
+    /// Its name as the administrator recorded it (what the provenance shows).
+    pub service_name: &'a str,
+    /// The trainee's account here.
+    pub trainee_email: &'a str,
+}
+
 /// Writes the import (one transaction): refuses a bundle imported before, creates the
 /// enrolment and its records, and records the import in the audit log.
-#[allow(clippy::too_many_arguments)]
 pub fn import(
     conn: &mut DbConn,
     ctx: &Ctx,
     verified: &Verified,
-    template_id: &str,
-    trusted_service_id: &str,
-    service_name: &str,
-    trainee_email: &str,
+    to: Destination<'_>,
     files: &[StoredFile],
 ) -> Result<TransferImport, AppError> {
+    let Destination {
+        template_id,
+        trusted_service_id,
+        service_name,
+        trainee_email,
+    } = to;
     let b = &verified.bundle;
     let me = &ctx.caller;
     // The index decides (two imports at once: one waits for the other, then fails on
@@ -300,7 +317,7 @@ pub fn import(
         crate::enrolment::enrolments::NewEnrolment {
             id: Some(enrolment_id),
             trainee_id: trainee_id.clone(),
-            template_id: template_id.to_string(),
+            template_id: template_id.as_str().to_string(),
             template_version: None,
             track,
             start_date: day(e, "start_date").ok_or_else(|| malformed("enrolment.start_date"))?,

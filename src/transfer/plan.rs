@@ -205,8 +205,9 @@ impl Importer {
             .ok_or_else(|| malformed("enrolment.credited_service"))?;
         let description = text(c, "description").unwrap_or("credited service");
         let evidence = text(c, "evidence").unwrap_or("");
-        let id = uuid::Uuid::new_v4().to_string();
-        let (known, unknown) = self.map(CREDITED, &id, codes_of(&c["delmal"]));
+        let uid = uuid::Uuid::new_v4();
+        let id = uid.to_string();
+        let (known, unknown) = self.map(CREDITED, uid, codes_of(&c["delmal"]));
         diesel::insert_into(credited_service::table)
             .values((
                 credited_service::id.eq(&id),

@@ -125,7 +125,7 @@ impl Importer {
     pub(super) fn map(
         &mut self,
         record_type: &str,
-        record_id: &str,
+        record_id: uuid::Uuid,
         codes: Vec<String>,
     ) -> (Vec<String>, Vec<String>) {
         let (mut known, mut unknown) = (Vec::new(), Vec::new());
@@ -136,7 +136,7 @@ impl Importer {
                 self.unmapped.push(UnmappedDelmal {
                     code: c.clone(),
                     record_type: record_type.into(),
-                    record_id: record_id.into(),
+                    record_id: record_id.to_string(),
                 });
                 unknown.push(c);
             }
@@ -205,7 +205,8 @@ impl Importer {
         a: &Value,
         template_version: i32,
     ) -> Result<String, AppError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let uid = uuid::Uuid::new_v4();
+        let id = uid.to_string();
         let kind = text(a, "kind").ok_or_else(|| malformed("activities.kind"))?;
         if crate::portfolio::activities::ActivityKind::from_code(kind).is_none() {
             return Err(malformed("activities.kind"));
@@ -231,7 +232,7 @@ impl Importer {
                 updated_at: self.now,
             })
             .execute(conn)?;
-        let (known, unknown) = self.map("activity", &id, codes_of(&a["delmal"]));
+        let (known, unknown) = self.map("activity", uid, codes_of(&a["delmal"]));
         self.link(conn, &id, links::ACTIVITY, &known)?;
         let item = Item {
             record_type: "activity",
@@ -258,7 +259,8 @@ impl Importer {
     }
 
     pub(super) fn assessment(&mut self, conn: &mut DbConn, a: &Value) -> Result<String, AppError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let uid = uuid::Uuid::new_v4();
+        let id = uid.to_string();
         let instrument =
             text(a, "instrument").ok_or_else(|| malformed("assessments.instrument"))?;
         let performed =
@@ -306,7 +308,7 @@ impl Importer {
                 updated_at: self.now,
             })
             .execute(conn)?;
-        let (known, unknown) = self.map("assessment", &id, codes_of(&a["delmal"]));
+        let (known, unknown) = self.map("assessment", uid, codes_of(&a["delmal"]));
         self.link(conn, &id, links::ASSESSMENT, &known)?;
         let item = Item {
             record_type: "assessment",
@@ -339,8 +341,9 @@ impl Importer {
         item: Item<'_>,
         codes: Vec<String>,
     ) -> Result<(), AppError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let (known, unknown) = self.map(item.record_type, &id, codes);
+        let uid = uuid::Uuid::new_v4();
+        let id = uid.to_string();
+        let (known, unknown) = self.map(item.record_type, uid, codes);
         self.provenance(
             conn,
             &id,
