@@ -202,6 +202,8 @@ id_types! {
     SigningKeyId;
     /// An xAPI statement (its `id`, a UUID unique within one organisation).
     StatementId;
+    /// A service whose transfer bundles a region accepts (betrodd tjänst).
+    TrustedServiceId;
 }
 
 /// A calendar day, stored as `YYYY-MM-DD` text (the one date form both backends share).

@@ -166,6 +166,11 @@ pub fn record_extent_change(
         today,
         Access::Manage,
     )?;
+    super::imported::refuse_extent_change_before_import(
+        conn,
+        enrolment_id,
+        Some(change.valid_from),
+    )?;
     let (start, current): (Day, i32) = enrolments::table
         .find(enrolment_id)
         .select((enrolments::start_date, enrolments::extent_percent))
@@ -268,6 +273,7 @@ pub(crate) fn correct_whole(
     enrolment_id: &str,
     percent: i32,
 ) -> Result<(), AppError> {
+    super::imported::refuse_extent_change_before_import(conn, enrolment_id, None)?;
     let periods = load_periods(conn, enrolment_id)?;
     if periods.len() > 1 {
         if periods.iter().all(|p| p.extent_percent == percent) {

@@ -135,6 +135,7 @@ pub async fn get_enrolment(ctx: Ctx, path: web::Path<String>) -> Result<HttpResp
     responses(
         (status = 200, description = "Updated", body = Enrolment),
         (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Imported from another service: read-only (`transferred-read-only`)", body = crate::error::Problem, content_type = PROBLEM),
         (status = 412, description = "Changed since you read it", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
@@ -236,6 +237,7 @@ pub async fn add_placement(
     responses(
         (status = 200, description = "Updated", body = Placement),
         (status = 404, description = "Unknown", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Imported from another service: read-only (`transferred-read-only`)", body = crate::error::Problem, content_type = PROBLEM),
         (status = 412, description = "Changed since you read it", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
@@ -271,6 +273,7 @@ pub async fn patch_placement(
     responses(
         (status = 204, description = "Removed (kept in the history)"),
         (status = 404, description = "Unknown", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Imported from another service: read-only (`transferred-read-only`)", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]
@@ -323,6 +326,7 @@ pub async fn add_leave(
         (status = 201, description = "Recorded: the period it begins", body = ExtentPeriod),
         (status = 403, description = "May read the plan but not change it", body = crate::error::Problem, content_type = PROBLEM),
         (status = 404, description = "Unknown enrolment, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Imported from another service: read-only (`transferred-read-only`)", body = crate::error::Problem, content_type = PROBLEM),
         (status = 422, description = "Extent outside 10 to 100, or a day before the start", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
@@ -349,6 +353,7 @@ pub async fn add_extent_change(
     responses(
         (status = 204, description = "Removed (kept in the history)"),
         (status = 404, description = "Unknown", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 409, description = "Imported from another service: read-only (`transferred-read-only`)", body = crate::error::Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]

@@ -164,6 +164,7 @@ pub fn remove_leave(
         crate::clock::day_of(now),
         Access::Manage,
     )?;
+    super::imported::refuse_if_transferred(conn, id)?;
     diesel::update(leave_periods::table.find(id))
         .set(leave_periods::removed_at.eq(to_db(now)))
         .execute(conn)?;

@@ -11,6 +11,7 @@
 //! - `warnings.rs`: the plan checked against the regulation; `time.rs`: time served;
 //!   `st_rules.rs`: an ST enrolment linked to its BT (minimum length, BT application).
 //! - `history.rs`: the audit trail of the plan; `access.rs`: who may do what.
+//! - `imported.rs`: records imported from another service are read-only.
 //! - `completion.rs`: a positive final decision completes the enrolment (a domain-event
 //!   subscriber).
 
@@ -24,6 +25,7 @@ pub mod extent;
 pub mod goals;
 pub mod history;
 pub mod http;
+pub mod imported;
 pub mod leave;
 pub mod loaders;
 pub mod placements;

@@ -256,6 +256,7 @@ pub fn update_placement(
         today,
         Access::Manage,
     )?;
+    super::imported::refuse_if_transferred(conn, id)?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
     if_match(&etag(current.version, current.updated_at))?;
     let template = template_of(conn, &enrolment_id)?;
@@ -338,6 +339,7 @@ pub fn remove_placement(
         today,
         Access::Manage,
     )?;
+    super::imported::refuse_if_transferred(conn, id)?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
     diesel::update(placements::table.find(id))
         .set(placements::removed_at.eq(to_db(now)))

@@ -15,9 +15,10 @@ use crate::error::AppError;
 use crate::ids::Day;
 use crate::schema::{transfer_imports, transferred_records};
 
-/// The record is a row of its own table here (an activity, an assessment).
+/// The record is a row of its own table here (an activity, an assessment, and the plan:
+/// a placement, leave, an extent period, credited service).
 pub const KEPT_AS_RECORD: &str = "record";
-/// Only the sending service's content is kept (talks, summaries, placements, ...).
+/// Only the sending service's content is kept (talks, summaries, final assessments).
 pub const KEPT_AS_EVIDENCE: &str = "evidence";
 
 /// Where an imported record came from.
@@ -59,8 +60,9 @@ pub struct TransferredRecord {
     /// supervision session, summary assessment, placement and so on).
     #[schema(example = "assessment")]
     pub record_type: String,
-    /// `record` (a row of its own, e.g. under /activities) or `evidence` (the sending
-    /// service's content only).
+    /// `record` (a row of its own, e.g. under /activities, or the enrolment's placements,
+    /// leave, extent periods and credited service) or `evidence` (the sending service's
+    /// content only).
     #[schema(example = "record")]
     pub kept_as: String,
     #[schema(example = "mini_cex")]
@@ -180,22 +182,6 @@ pub fn of_records(
         .collect())
 }
 
-/// Imported records are read-only: what another service signed is not changed here
-/// (409 `transferred-read-only`).
-pub fn refuse_if_transferred(conn: &mut DbConn, record_id: &str) -> Result<(), AppError> {
-    let query = transferred_records::table
-        .find(record_id.to_string())
-        .select(transferred_records::id);
-    let found: Option<String> = crate::on_backend!(conn, |c| query.first(c).optional())?;
-    match found {
-        None => Ok(()),
-        Some(_) => Err(AppError::Refused {
-            status: 409,
-            code: "transferred-read-only",
-            title: "Imported record",
-            detail: "This record was imported from another service with its signatures; \
-                     it is read-only here."
-                .into(),
-        }),
-    }
-}
+/// Imported records are read-only (409 `transferred-read-only`); the guard is with the
+/// plan's records, which are imported too.
+pub use crate::enrolment::imported::refuse_if_transferred;

@@ -73,9 +73,10 @@ impl Exporter {
 pub fn may_export(
     conn: &mut DbConn,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     today: chrono::NaiveDate,
 ) -> Result<Exporter, AppError> {
+    let enrolment_id = enrolment_id.as_str();
     me.require_person()?;
     let e = crate::enrolment::service::get_enrolment(conn, enrolment_id, today)
         .map_err(|_| AppError::NotFound)?;
@@ -117,9 +118,10 @@ fn to_value<T: Serialize>(v: &T) -> Result<Value, AppError> {
 pub fn gather(
     conn: &mut DbConn,
     ctx: &Ctx,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     exporter: Exporter,
 ) -> Result<(Value, Vec<AttachmentRef>), AppError> {
+    let enrolment_id = enrolment_id.as_str();
     let today = ctx.today();
     let e = crate::enrolment::service::get_enrolment(conn, enrolment_id, today)?;
     let template = templates::get_template(

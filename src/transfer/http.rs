@@ -15,6 +15,7 @@ use crate::context::Ctx;
 use crate::dossier::signing;
 use crate::error::AppError;
 use crate::http::{media_type, read_body, Page, PageParams};
+use crate::ids::{EnrolmentId, TemplateId, TrustedServiceId};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -53,7 +54,7 @@ pub async fn transfer_export(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let eid = id.clone();
+    let eid = EnrolmentId::from(id.as_str());
     let exporter = ctx
         .read(move |c, ctx| bundle::may_export(c, &ctx.caller, &eid, ctx.today()))
         .await?;
@@ -61,7 +62,7 @@ pub async fn transfer_export(
     let key = format!("transfer-export:{}", ctx.caller.user_id);
     ctx.write_aside(move |c, ctx| ratelimit::hit(c, &key, EXPORT_LIMIT, ctx.now))
         .await?;
-    let eid = id.clone();
+    let eid = EnrolmentId::from(id.as_str());
     let (mut content, files, key_id, key) = ctx
         .read(move |c, ctx| {
             let (content, files) = bundle::gather(c, ctx, &eid, exporter)?;
@@ -230,10 +231,12 @@ pub async fn create_transfer(
                 c,
                 ctx,
                 &verified,
-                &t.id,
-                &trusted_id,
-                &trusted_name,
-                &email,
+                import::Destination {
+                    template_id: &TemplateId::from(t.id.as_str()),
+                    trusted_service_id: &TrustedServiceId::from(trusted_id.as_str()),
+                    service_name: &trusted_name,
+                    trainee_email: &email,
+                },
                 &files,
             )
         })

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::bundle::Verified;
-use super::records::{no_signer, Importer, Signer};
+use super::records::{no_signer, Importer, Item, Signer};
 use super::trust;
 use crate::audit::{self, Event};
 use crate::auth::principal::{org_subtrees, Principal, Role};
@@ -23,6 +23,7 @@ use crate::curriculum::templates::{self, ProgrammeTemplate};
 use crate::db::DbConn;
 use crate::enrolment::enums::Track;
 use crate::error::AppError;
+use crate::ids::{TemplateId, TrustedServiceId};
 use crate::schema::{attachments, programme_templates, regulations, transfer_imports, users};
 
 /// What the receiving director sends besides the bundle.
@@ -58,8 +59,12 @@ pub struct UnmappedDelmal {
 pub struct ImportCounts {
     pub activities: usize,
     pub assessments: usize,
-    /// Records kept as the sending service's content (talks, summaries, placements, ...).
+    /// Records kept as the sending service's content (talks, summary and final
+    /// assessments).
     pub evidence: usize,
+    /// Placements, leave periods, extent periods and credited service taken into the
+    /// enrolment's plan here (read-only), so time served counts them.
+    pub plan: usize,
     pub attachments: usize,
 }
 
@@ -151,7 +156,10 @@ pub fn trusted_keys(
     conn: &mut DbConn,
     template: &ProgrammeTemplate,
 ) -> Result<Vec<trust::Trusted>, AppError> {
-    trust::keys_for(conn, &template.organisation_id)
+    trust::keys_for(
+        conn,
+        &crate::ids::OrganisationId::from(template.organisation_id.as_str()),
+    )
 }
 
 /// An attachment written to the blob store before the transaction.
@@ -197,7 +205,7 @@ struct ImportRow<'a> {
     id: &'a str,
     digest: &'a str,
     bundle_id: &'a str,
-    trusted_service_id: &'a str,
+    trusted_service_id: &'a TrustedServiceId,
     service_name: &'a str,
     sending_service_id: &'a str,
     sending_base_url: &'a str,
@@ -220,19 +228,32 @@ fn already_imported() -> AppError {
     }
 }
 
+/// Where a verified bundle goes, and the trusted service that vouched for it.
+pub struct Destination<'a> {
+    pub template_id: &'a TemplateId,
+    /// The trusted service whose key verified the bundle.
+    pub trusted_service_id: &'a TrustedServiceId,
+    /// Its name as the administrator recorded it (what the provenance shows).
+    pub service_name: &'a str,
+    /// The trainee's account here.
+    pub trainee_email: &'a str,
+}
+
 /// Writes the import (one transaction): refuses a bundle imported before, creates the
 /// enrolment and its records, and records the import in the audit log.
-#[allow(clippy::too_many_arguments)]
 pub fn import(
     conn: &mut DbConn,
     ctx: &Ctx,
     verified: &Verified,
-    template_id: &str,
-    trusted_service_id: &str,
-    service_name: &str,
-    trainee_email: &str,
+    to: Destination<'_>,
     files: &[StoredFile],
 ) -> Result<TransferImport, AppError> {
+    let Destination {
+        template_id,
+        trusted_service_id,
+        service_name,
+        trainee_email,
+    } = to;
     let b = &verified.bundle;
     let me = &ctx.caller;
     // The index decides (two imports at once: one waits for the other, then fails on
@@ -296,7 +317,7 @@ pub fn import(
         crate::enrolment::enrolments::NewEnrolment {
             id: Some(enrolment_id),
             trainee_id: trainee_id.clone(),
-            template_id: template_id.to_string(),
+            template_id: template_id.as_str().to_string(),
             template_version: None,
             track,
             start_date: day(e, "start_date").ok_or_else(|| malformed("enrolment.start_date"))?,
@@ -385,15 +406,14 @@ pub fn import(
                 },
                 None => no_signer(),
             };
-            im.evidence(
-                conn,
+            let item = Item {
                 record_type,
-                t,
-                &title,
-                day(t, "held_on"),
+                original: t,
+                title: &title,
+                date: day(t, "held_on"),
                 signer,
-                codes_of(&t["delmal"]),
-            )?;
+            };
+            im.evidence(conn, item, codes_of(&t["delmal"]))?;
         }
     }
     for s in b["summary_assessments"].as_array().into_iter().flatten() {
@@ -409,15 +429,14 @@ pub fn import(
             role: Some("supervisor".into()),
             at,
         };
-        im.evidence(
-            conn,
-            "summary_assessment",
-            s,
-            "summary assessment",
-            at.map(|t| t.date_naive()),
+        let item = Item {
+            record_type: "summary_assessment",
+            original: s,
+            title: "summary assessment",
+            date: at.map(|t| t.date_naive()),
             signer,
-            codes,
-        )?;
+        };
+        im.evidence(conn, item, codes)?;
     }
     for f in b["final_assessments"].as_array().into_iter().flatten() {
         let signed = f["signers"]
@@ -434,40 +453,19 @@ pub fn import(
             None => no_signer(),
         };
         let at = time(&f["decided_at"]);
-        im.evidence(
-            conn,
-            "final_assessment",
-            f,
-            "final assessment",
-            at.map(|t| t.date_naive()),
+        let item = Item {
+            record_type: "final_assessment",
+            original: f,
+            title: "final assessment",
+            date: at.map(|t| t.date_naive()),
             signer,
-            Vec::new(),
-        )?;
+        };
+        im.evidence(conn, item, Vec::new())?;
     }
-    for (field, record_type, date_field) in [
-        ("placements", "placement", "start_date"),
-        ("leave_periods", "leave_period", "start_date"),
-        ("extent_periods", "extent_period", "valid_from"),
-        ("credited_service", "credited_service", "start_date"),
-    ] {
-        for p in e[field].as_array().into_iter().flatten() {
-            let title = text(p, "placement_type")
-                .or_else(|| text(p, "description"))
-                .or_else(|| text(p, "kind"))
-                .map(str::to_string)
-                .unwrap_or_else(|| record_type.replace('_', " "));
-            let codes = codes_of(&p["delmal"]);
-            im.evidence(
-                conn,
-                record_type,
-                p,
-                &title,
-                day(p, date_field),
-                no_signer(),
-                codes,
-            )?;
-        }
-    }
+    // The plan (placements, leave, extent, credited service) becomes this enrolment's
+    // own, so time served here counts the time served there.
+    let exported = time(&b["created_at"]).ok_or_else(|| malformed("created_at"))?;
+    im.plan(conn, e, exported.date_naive())?;
 
     // The attachments, already in the blob store, on their records here.
     for f in files {

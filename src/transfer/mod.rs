@@ -6,6 +6,8 @@
 //! - `trust`: the services (and keys) a region accepts bundles from.
 //! - `import`: creating the enrolment from a verified bundle, with the template it follows.
 //! - `records`: each record of the bundle written here, with its provenance.
+//! - `plan`: the sending enrolment's placements, leave, extent and credited service as
+//!   the new enrolment's own, so time served counts them.
 //!
 //! The provenance of imported records, and the guard that keeps them read-only, are in
 //! `portfolio::transferred` (the portfolio, progress and the dossier show them).
@@ -13,6 +15,7 @@
 pub mod bundle;
 pub mod http;
 pub mod import;
+mod plan;
 mod records;
 pub mod trust;
 

@@ -92,6 +92,17 @@ pub(super) struct Importer {
     pub(super) counts: ImportCounts,
 }
 
+/// One record of the bundle as its provenance names it.
+pub(super) struct Item<'a> {
+    /// As progress names it: `activity`, `assessment`, `placement`, `handover_talk`, ...
+    pub(super) record_type: &'a str,
+    /// The record as the sending service wrote it.
+    pub(super) original: &'a Value,
+    pub(super) title: &'a str,
+    pub(super) date: Option<NaiveDate>,
+    pub(super) signer: Signer,
+}
+
 /// Who signed a record: a name, a role, when.
 pub(super) struct Signer {
     pub(super) name: Option<String>,
@@ -114,7 +125,7 @@ impl Importer {
     pub(super) fn map(
         &mut self,
         record_type: &str,
-        record_id: &str,
+        record_id: uuid::Uuid,
         codes: Vec<String>,
     ) -> (Vec<String>, Vec<String>) {
         let (mut known, mut unknown) = (Vec::new(), Vec::new());
@@ -125,7 +136,7 @@ impl Importer {
                 self.unmapped.push(UnmappedDelmal {
                     code: c.clone(),
                     record_type: record_type.into(),
-                    record_id: record_id.into(),
+                    record_id: record_id.to_string(),
                 });
                 unknown.push(c);
             }
@@ -135,38 +146,30 @@ impl Importer {
         (known, unknown)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes the provenance row of the record `id` here: `content` is what the sending
+    /// service wrote (null when the record's own table holds it all).
     pub(super) fn provenance(
         &self,
         conn: &mut DbConn,
         id: &str,
-        record_type: &str,
-        original: &Value,
+        item: &Item<'_>,
         kept_as: &str,
-        title: &str,
-        date: Option<NaiveDate>,
-        signer: Signer,
+        content: &Value,
         delmal: (&[String], &[String]),
     ) -> Result<(), AppError> {
-        let content = if kept_as == KEPT_AS_EVIDENCE {
-            original.clone()
-        } else {
-            // The record is in its own table; its content stays there.
-            Value::Null
-        };
         diesel::insert_into(transferred_records::table)
             .values(ProvenanceRow {
                 id,
                 import_id: &self.import_id,
                 enrolment_id: &self.enrolment_id,
-                record_type,
-                original_id: text(original, "id").unwrap_or(""),
+                record_type: item.record_type,
+                original_id: text(item.original, "id").unwrap_or(""),
                 kept_as,
-                title,
-                record_date: date.map(|d| d.to_string()),
-                signed_by_name: signer.name.as_deref(),
-                signed_by_role: signer.role.as_deref(),
-                signed_at: signer.at.map(to_db),
+                title: item.title,
+                record_date: item.date.map(|d| d.to_string()),
+                signed_by_name: item.signer.name.as_deref(),
+                signed_by_role: item.signer.role.as_deref(),
+                signed_at: item.signer.at.map(to_db),
                 delmal: json!(delmal.0).to_string(),
                 unmapped_delmal: json!(delmal.1).to_string(),
                 content: content.to_string(),
@@ -202,7 +205,8 @@ impl Importer {
         a: &Value,
         template_version: i32,
     ) -> Result<String, AppError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let uid = uuid::Uuid::new_v4();
+        let id = uid.to_string();
         let kind = text(a, "kind").ok_or_else(|| malformed("activities.kind"))?;
         if crate::portfolio::activities::ActivityKind::from_code(kind).is_none() {
             return Err(malformed("activities.kind"));
@@ -228,22 +232,26 @@ impl Importer {
                 updated_at: self.now,
             })
             .execute(conn)?;
-        let (known, unknown) = self.map("activity", &id, codes_of(&a["delmal"]));
+        let (known, unknown) = self.map("activity", uid, codes_of(&a["delmal"]));
         self.link(conn, &id, links::ACTIVITY, &known)?;
-        let signer = Signer {
-            name: self.name_of(text(a, "created_by")),
-            role: Some("trainee".into()),
-            at: time(&a["created_at"]),
+        let item = Item {
+            record_type: "activity",
+            original: a,
+            title,
+            date: Some(start),
+            signer: Signer {
+                name: self.name_of(text(a, "created_by")),
+                role: Some("trainee".into()),
+                at: time(&a["created_at"]),
+            },
         };
+        // The activity's own row holds its content.
         self.provenance(
             conn,
             &id,
-            "activity",
-            a,
+            &item,
             KEPT_AS_RECORD,
-            title,
-            Some(start),
-            signer,
+            &Value::Null,
             (&known, &unknown),
         )?;
         self.counts.activities += 1;
@@ -251,7 +259,8 @@ impl Importer {
     }
 
     pub(super) fn assessment(&mut self, conn: &mut DbConn, a: &Value) -> Result<String, AppError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let uid = uuid::Uuid::new_v4();
+        let id = uid.to_string();
         let instrument =
             text(a, "instrument").ok_or_else(|| malformed("assessments.instrument"))?;
         let performed =
@@ -299,50 +308,48 @@ impl Importer {
                 updated_at: self.now,
             })
             .execute(conn)?;
-        let (known, unknown) = self.map("assessment", &id, codes_of(&a["delmal"]));
+        let (known, unknown) = self.map("assessment", uid, codes_of(&a["delmal"]));
         self.link(conn, &id, links::ASSESSMENT, &known)?;
-        let signer = Signer {
-            name: self.name_of(signer_id).or(signer_email),
-            role: Some("assessor".into()),
-            at: Some(signed_at),
+        let item = Item {
+            record_type: "assessment",
+            original: a,
+            title: instrument,
+            date: Some(performed),
+            signer: Signer {
+                name: self.name_of(signer_id).or(signer_email),
+                role: Some("assessor".into()),
+                at: Some(signed_at),
+            },
         };
         self.provenance(
             conn,
             &id,
-            "assessment",
-            a,
+            &item,
             KEPT_AS_RECORD,
-            instrument,
-            Some(performed),
-            signer,
+            &Value::Null,
             (&known, &unknown),
         )?;
         self.counts.assessments += 1;
         Ok(id)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A record kept as the sending service's content only (a talk, a summary
+    /// assessment, a final assessment), with its delmål mapped.
     pub(super) fn evidence(
         &mut self,
         conn: &mut DbConn,
-        record_type: &str,
-        v: &Value,
-        title: &str,
-        date: Option<NaiveDate>,
-        signer: Signer,
+        item: Item<'_>,
         codes: Vec<String>,
     ) -> Result<(), AppError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let (known, unknown) = self.map(record_type, &id, codes);
+        let uid = uuid::Uuid::new_v4();
+        let id = uid.to_string();
+        let (known, unknown) = self.map(item.record_type, uid, codes);
         self.provenance(
             conn,
             &id,
-            record_type,
-            v,
+            &item,
             KEPT_AS_EVIDENCE,
-            title,
-            date,
-            signer,
+            item.original,
             (&known, &unknown),
         )?;
         self.counts.evidence += 1;

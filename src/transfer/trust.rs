@@ -16,6 +16,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::dossier::signing;
 use crate::error::{AppError, FieldError};
+use crate::ids::OrganisationId;
 use crate::schema::trusted_services;
 
 /// Keys a single service may list (current and retired ones).
@@ -223,8 +224,8 @@ pub struct Trusted {
 }
 
 /// The keys trusted for `org_id` (its own list and those of the organisations above it).
-pub fn keys_for(conn: &mut DbConn, org_id: &str) -> Result<Vec<Trusted>, AppError> {
-    let chain = org_chain(conn, org_id)?;
+pub fn keys_for(conn: &mut DbConn, org_id: &OrganisationId) -> Result<Vec<Trusted>, AppError> {
+    let chain = org_chain(conn, org_id.as_str())?;
     let rows: Vec<Row> = trusted_services::table
         .filter(trusted_services::organisation_id.eq_any(&chain))
         .order((trusted_services::created_at, trusted_services::id))

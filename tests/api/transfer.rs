@@ -102,10 +102,37 @@ fn sender() -> Sender {
                    "start_date": "2026-03-01", "planned_end": "2027-02-28",
                    "main_supervisor_id": supervisor.id,
                    "placements": [{"placement_type": "akut", "start_date": "2026-03-01",
-                                   "end_date": "2026-08-31"}]}),
+                                   "end_date": "2026-08-31"},
+                                  {"placement_type": "allmanmedicin", "start_date": "2026-09-01",
+                                   "end_date": "2026-12-31"},
+                                  {"placement_type": "geriatrik", "start_date": "2027-01-01",
+                                   "end_date": "2027-02-28"}]}),
         )
         .expect(201);
     let enrolment = e.body["id"].as_str().expect("id").to_string();
+    // The plan as served on A: two weeks of half-time parental leave, 75 % from July,
+    // and two months of AT credited.
+    app.post(
+        &format!("/enrolments/{enrolment}/leave-periods"),
+        Some(&director.access),
+        json!({"kind": "parental", "start_date": "2026-05-04", "end_date": "2026-05-17",
+               "percent": 50}),
+    )
+    .expect(201);
+    app.post(
+        &format!("/enrolments/{enrolment}/extent-changes"),
+        Some(&director.access),
+        json!({"valid_from": "2026-07-01", "extent_percent": 75}),
+    )
+    .expect(201);
+    app.post(
+        &format!("/enrolments/{enrolment}/credited-service"),
+        Some(&director.access),
+        json!({"description": "AT, medicinkliniken, Akademiska", "start_date": "2025-01-01",
+               "end_date": "2025-03-31", "credited_days": 60,
+               "evidence": "Tjänstgöringsintyg 2025-04-01", "delmal": ["BT1"]}),
+    )
+    .expect(201);
     let title = "Akutkurs ATLS";
     let activity = app
         .post(
@@ -172,6 +199,7 @@ struct Receiver {
     app: TestApp,
     admin: TestUser,
     region: String,
+    slso: String,
     director: TestUser,
     trainee: TestUser,
 }
@@ -187,6 +215,7 @@ fn receiver() -> Receiver {
         app,
         admin,
         region,
+        slso,
         director,
         trainee,
     }
@@ -410,7 +439,7 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
     assert!(signed["provenance"]["signed_at"].is_string());
     assert!(transferred
         .iter()
-        .any(|r| r["record_type"] == "placement" && r["kept_as"] == "evidence"));
+        .any(|r| r["record_type"] == "placement" && r["kept_as"] == "record"));
     let bt1 = progress.body["delmal"]
         .as_array()
         .expect("delmal")
@@ -422,6 +451,8 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
         bt1.to_string().contains(asm["id"].as_str().expect("id")),
         "{bt1}"
     );
+
+    time_served_there_counts_here(&a, &b, &enrolment, &progress.body);
 
     // The dossier on B shows them and still verifies.
     let dossier = b
@@ -465,6 +496,251 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
             Some(&b.trainee.access),
         )
         .expect(200);
+}
+
+/// The months served on A count on B: the placements, leave, extent and credited
+/// service arrived as the enrolment's own plan, read-only, cut at the day of the export.
+fn time_served_there_counts_here(a: &Sender, b: &Receiver, enrolment: &str, progress: &Value) {
+    // A runs on the real clock, B on the test clock: compare on one day.
+    let as_of = "2026-11-20";
+    let there = a
+        .app
+        .get(
+            &format!("/enrolments/{}/time-served?as_of={as_of}", a.enrolment),
+            Some(&a.trainee.access),
+        )
+        .expect(200)
+        .body;
+    let here = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/time-served?as_of={as_of}"),
+            Some(&b.trainee.access),
+        )
+        .expect(200)
+        .body;
+    for field in [
+        "calendar_days",
+        "leave_days",
+        "served_days",
+        "served_months",
+        "credited_days",
+        "total_months",
+    ] {
+        assert_eq!(here[field], there[field], "{field}: {here} / {there}");
+    }
+    // Past half-way through BT: over seven months served (part time from July), two
+    // credited.
+    assert!(
+        here["served_months"].as_f64().is_some_and(|m| m > 7.0),
+        "{here}"
+    );
+    assert_eq!(here["credited_days"], 60);
+    assert!(
+        progress.to_string().contains("\"served_months\""),
+        "{progress}"
+    );
+
+    let got = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}"),
+            Some(&b.director.access),
+        )
+        .expect(200);
+    let etag = got.header("etag").expect("etag").to_string();
+    let e = got.body;
+    let placements = e["placements"].as_array().expect("placements");
+    // The placement that had not begun at the export is not taken; the one running then
+    // ends on the day of the export.
+    let types: Vec<&str> = placements
+        .iter()
+        .filter_map(|p| p["placement_type"].as_str())
+        .collect();
+    assert_eq!(types, ["akut", "allmanmedicin"], "{e}");
+    assert!(
+        placements[1]["end_date"]
+            .as_str()
+            .is_some_and(|d| d < "2026-12-31" && d >= as_of),
+        "{e}"
+    );
+    assert_eq!(e["leave_periods"][0]["percent"], 50);
+    assert_eq!(e["extent_periods"].as_array().map(Vec::len), Some(2), "{e}");
+    assert_eq!(e["credited_service"][0]["delmal"], json!(["BT1"]));
+
+    // Read-only: the plan served there is not changed here.
+    let akut = placements[0]["id"].as_str().expect("id");
+    b.app
+        .patch(
+            &format!("/placements/{akut}"),
+            Some(&b.director.access),
+            json!({"end_date": "2026-07-31"}),
+            &[],
+        )
+        .expect_problem(409, "transferred-read-only");
+    b.app
+        .delete(&format!("/placements/{akut}"), Some(&b.director.access))
+        .expect_problem(409, "transferred-read-only");
+    let leave = e["leave_periods"][0]["id"].as_str().expect("id");
+    b.app
+        .delete(&format!("/leave-periods/{leave}"), Some(&b.director.access))
+        .expect_problem(409, "transferred-read-only");
+    b.app
+        .post(
+            &format!("/enrolments/{enrolment}/extent-changes"),
+            Some(&b.director.access),
+            json!({"valid_from": "2026-08-01", "extent_percent": 100}),
+        )
+        .expect_problem(409, "transferred-read-only");
+    b.app
+        .patch(
+            &format!("/enrolments/{enrolment}"),
+            Some(&b.director.access),
+            json!({"extent_percent": 50}),
+            &[("If-Match", &etag)],
+        )
+        .expect_problem(409, "transferred-read-only");
+    // What follows is B's to plan: back to full time from the new year.
+    b.app
+        .post(
+            &format!("/enrolments/{enrolment}/extent-changes"),
+            Some(&b.director.access),
+            json!({"valid_from": "2027-01-01", "extent_percent": 100}),
+        )
+        .expect(201);
+}
+
+/// The template's own links to delmål, taken out (they name BT codes).
+fn without_delmal(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "delmal" {
+                    *x = json!([]);
+                } else {
+                    without_delmal(x);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_delmal),
+        _ => {}
+    }
+}
+
+#[test]
+fn delmal_the_receiving_template_lacks_are_named_and_kept_as_unmapped_evidence() {
+    let a = sender();
+    let b = receiver();
+    trust(&b, &a);
+    // B's director chooses a template of another regulation (ST 2021), which has none
+    // of BT's delmål codes.
+    let st = b.app.regulation_id(&b.director, "st-2021");
+    let mut body = crate::support::stockholm_bt(&b.slso, &st);
+    without_delmal(&mut body);
+    let template = b
+        .app
+        .post("/programme-templates", Some(&b.director.access), body)
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let bundle = export(&a, &a.trainee);
+    let (status, done) = call(
+        &b.app.base,
+        "POST",
+        "/transfers",
+        Some(&b.director.access),
+        Some(&json!({"bundle": bundle, "trainee_email": b.trainee.email,
+                     "template_id": template})),
+    );
+    assert_eq!(status, 201, "{done}");
+    // The answer names each code with the record it was on: the activity's BT16, the
+    // assessment's BT1 and the credited service's BT1.
+    let mut named: Vec<(String, String)> = done["unmapped_delmal"]
+        .as_array()
+        .expect("unmapped")
+        .iter()
+        .map(|u| {
+            (
+                u["record_type"].as_str().unwrap_or("").to_string(),
+                u["code"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            ("activity".to_string(), "BT16".to_string()),
+            ("assessment".to_string(), "BT1".to_string()),
+            ("credited_service".to_string(), "BT1".to_string()),
+        ],
+        "{done}"
+    );
+    let enrolment = done["enrolment_id"].as_str().expect("id").to_string();
+    // Not dropped: the records are there, not linked to a delmål the template lacks,
+    // with the codes in their provenance.
+    let acts = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/activities"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let act = &acts.body["items"][0];
+    assert_eq!(act["delmal"], json!([]), "{act}");
+    assert_eq!(
+        act["source"]["transfer"]["unmapped_delmal"],
+        json!(["BT16"])
+    );
+    let progress = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/progress"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let unmapped: Vec<String> = progress.body["transferred"]
+        .as_array()
+        .expect("transferred")
+        .iter()
+        .flat_map(|r| {
+            r["provenance"]["unmapped_delmal"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(unmapped.len(), 3, "{unmapped:?}");
+    // The dossier shows them too (its progress), and still verifies.
+    let dossier = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/dossier"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let listed = &dossier.body["dossier"]["progress"]["transferred"];
+    let in_dossier = listed
+        .as_array()
+        .expect("transferred")
+        .iter()
+        .filter(|r| r["provenance"]["unmapped_delmal"] != json!([]))
+        .count();
+    assert_eq!(in_dossier, 3, "{listed}");
+    let verdict = b
+        .app
+        .send_raw(
+            "POST",
+            "/dossier-verifications",
+            None,
+            "application/json",
+            dossier.text.as_bytes(),
+        )
+        .expect(200);
+    assert_eq!(verdict.body["authentic"], true, "{}", verdict.text);
 }
 
 #[test]
