@@ -88,6 +88,7 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<FinalAssessment, AppError> {
         version: a.version,
         created_at: from_db(a.created_at),
         updated_at: from_db(a.updated_at),
+        independence: None,
     })
 }
 
