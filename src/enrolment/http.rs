@@ -11,7 +11,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::access::{self, Access};
 use super::enums::AssignmentRole;
-use super::{assignments, independence};
 use super::extent::{self, ExtentChange, ExtentPeriod};
 use super::service::{
     self, Assignment, AssignmentInput, Change, CreditedService, CreditedServiceInput, Enrolment,
@@ -19,6 +18,7 @@ use super::service::{
     PlacementPatch, StudyPlanGoal, StudyPlanGoalInput, StudyPlanGoalPatch,
 };
 use super::time::TimeServed;
+use super::{assignments, independence};
 use crate::context::Ctx;
 use crate::error::{AppError, FieldError};
 use crate::http::{check_if_match, etag, if_match, with_etag, Page, PageParams};

@@ -175,9 +175,8 @@ fn the_director_sees_a_candidates_involvement_and_qualifications_before_assignin
         .expect_problem(403, "forbidden");
     app.get(&t.check_path(&t.assessor), Some(&t.trainee.access))
         .expect_problem(403, "forbidden");
-    let other = t
-        .r
-        .person("annan@sll.se", "external_assessor", "Nils Nyman");
+    let other =
+        t.r.person("annan@sll.se", "external_assessor", "Nils Nyman");
     app.get(&t.check_path(&t.assessor), Some(&other.access))
         .expect_problem(404, "not-found");
 
@@ -264,7 +263,9 @@ fn involvement_after_the_assignment_warns_on_the_final_assessment_or_blocks_wher
         .post(&path, Some(&t.main.access), Training::final_body())
         .expect_problem(409, "conflict");
     assert!(
-        refused.text.contains("involved in this trainee's training (assessment)"),
+        refused
+            .text
+            .contains("involved in this trainee's training (assessment)"),
         "{}",
         refused.text
     );
@@ -291,7 +292,10 @@ fn involvement_after_the_assignment_warns_on_the_final_assessment_or_blocks_wher
     assert_eq!(warnings(check)[0], "involved_in_training");
     let fa = id(&f);
     let read = app
-        .get(&format!("/final-assessments/{fa}"), Some(&t.assessor.access))
+        .get(
+            &format!("/final-assessments/{fa}"),
+            Some(&t.assessor.access),
+        )
         .expect(200)
         .body;
     assert_eq!(read["independence"], f["independence"]);
