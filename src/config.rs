@@ -132,6 +132,14 @@ pub struct Config {
     /// for both (seed 002); the regulation text at hand does not say, so a region
     /// decides. See docs/certificates.md.
     pub assessor_qualifications_required: bool,
+    /// `EXTERNAL_ASSESSOR_INDEPENDENCE_REQUIRED`: whether a final assessment in
+    /// external-assessor mode is refused (409) while its external assessor was involved in
+    /// the trainee's training (`true`), or shows the facts as a warning (`false`, the
+    /// default). Assigning an involved person is refused either way. The pilot report
+    /// asks for an assessor "som inte ska ha varit involverad" (seed 002); the regulation
+    /// text at hand does not define it further, so a region decides. See
+    /// docs/certificates.md.
+    pub external_assessor_independence_required: bool,
     /// Networks webhooks may reach although they are not public (loopback, private, ...):
     /// an operator's deliberate exception for an on-premises LMS. Empty by default.
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
@@ -355,6 +363,7 @@ impl Config {
             webhook_timeout: Duration::from_secs(10),
             webhook_allow_http: false,
             assessor_qualifications_required: false,
+            external_assessor_independence_required: false,
             webhook_allowed_networks: Vec::new(),
             cors_allowed_origins: Vec::new(),
             oidc: None,
@@ -504,6 +513,10 @@ impl Config {
             assessor_qualifications_required: parse(
                 "ASSESSOR_QUALIFICATIONS_REQUIRED",
                 d.assessor_qualifications_required,
+            )?,
+            external_assessor_independence_required: parse(
+                "EXTERNAL_ASSESSOR_INDEPENDENCE_REQUIRED",
+                d.external_assessor_independence_required,
             )?,
             webhook_allowed_networks: networks("WEBHOOK_ALLOWED_NETWORKS")?,
             cors_allowed_origins: origins("CORS_ALLOWED_ORIGINS")?,

@@ -38,6 +38,11 @@ pub struct Assignment {
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
+    /// Only in the answer to assigning an external assessor: the independence check
+    /// (involvement found: none, or the assignment is refused; qualifications recorded,
+    /// with warnings for what is missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub independence: Option<super::independence::Independence>,
 }
 
 /// An `assignments` row as stored.
@@ -71,6 +76,7 @@ impl AssignmentRow {
             version: if changed { 2 } else { 1 },
             created_at: from_db(self.created_at),
             updated_at: from_db(self.updated_at),
+            independence: None,
         }
     }
 }
@@ -260,58 +266,14 @@ pub fn add_assignment(
     get_assignment(conn, &id, today)
 }
 
-/// Has the user ever been assigned to this trainee's training (any enrolment)?
+/// Did the user ever take part in this trainee's training (any enrolment)? The facts
+/// are `independence::involvement`.
 pub(crate) fn was_involved(
     conn: &mut DbConn,
     enrolment_id: &str,
     user_id: &str,
 ) -> Result<bool, AppError> {
-    let (trainee, org): (String, String) = enrolments::table
-        .find(enrolment_id)
-        .select((enrolments::trainee_id, enrolments::organisation_id))
-        .first(conn)?;
-    // Directors and administrators of the programme's organisation follow its trainees.
-    let chain = crate::auth::principal::org_chain(conn, &org)?;
-    let manages = load_roles(conn, &UserId::from(user_id))?.iter().any(|g| {
-        matches!(g.role, Role::DirectorOfStudies | Role::Administrator)
-            && chain.contains(&g.organisation_id)
-    });
-    let n: i64 = assignments::table
-        .filter(assignments::enrolment_id.eq_any(trainee_enrolments(conn, &trainee)?))
-        .filter(assignments::user_id.eq(user_id))
-        .filter(assignments::role.ne(access::EXTERNAL_ASSESSOR))
-        .count()
-        .get_result(conn)?;
-    if manages || n > 0 {
-        return Ok(true);
-    }
-    // Anyone who assessed, signed, supervised or confirmed a record of the trainee took
-    // part in the training, with or without an assignment.
-    let enrolments = trainee_enrolments(conn, &trainee)?;
-    let assessed: i64 = crate::schema::assessments::table
-        .filter(crate::schema::assessments::enrolment_id.eq_any(&enrolments))
-        .filter(
-            crate::schema::assessments::assessor_id
-                .eq(user_id)
-                .or(crate::schema::assessments::signed_by.eq(user_id)),
-        )
-        .count()
-        .get_result(conn)?;
-    let talked: i64 = crate::schema::talk_participants::table
-        .inner_join(
-            crate::schema::talks::table
-                .on(crate::schema::talks::id.eq(crate::schema::talk_participants::talk_id)),
-        )
-        .filter(crate::schema::talks::enrolment_id.eq_any(&enrolments))
-        .filter(crate::schema::talk_participants::user_id.eq(user_id))
-        .count()
-        .get_result(conn)?;
-    let summarised: i64 = crate::schema::summary_assessments::table
-        .filter(crate::schema::summary_assessments::enrolment_id.eq_any(&enrolments))
-        .filter(crate::schema::summary_assessments::author_id.eq(user_id))
-        .count()
-        .get_result(conn)?;
-    Ok(assessed + talked + summarised > 0)
+    Ok(!super::independence::involvement(conn, enrolment_id, user_id)?.is_empty())
 }
 
 pub(crate) fn trainee_enrolments(

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::access::{self, Access};
+use super::enums::AssignmentRole;
 use super::extent::{self, ExtentChange, ExtentPeriod};
 use super::service::{
     self, Assignment, AssignmentInput, Change, CreditedService, CreditedServiceInput, Enrolment,
@@ -17,8 +18,9 @@ use super::service::{
     PlacementPatch, StudyPlanGoal, StudyPlanGoalInput, StudyPlanGoalPatch,
 };
 use super::time::TimeServed;
+use super::{assignments, independence};
 use crate::context::Ctx;
-use crate::error::AppError;
+use crate::error::{AppError, FieldError};
 use crate::http::{check_if_match, etag, if_match, with_etag, Page, PageParams};
 use crate::ids::EnrolmentId;
 
@@ -389,10 +391,66 @@ pub async fn add_assignment(
     let id = path.into_inner();
     let a = ctx
         .write(move |c, ctx| {
-            service::add_assignment(c, ctx.now, &ctx.caller, &id, body.into_inner())
+            let mut a = service::add_assignment(c, ctx.now, &ctx.caller, &id, body.into_inner())?;
+            if a.role == AssignmentRole::ExternalAssessor {
+                a.independence = Some(independence::check(c, &ctx.config, &id, &a.user_id)?);
+            }
+            Ok(a)
         })
         .await?;
     Ok(HttpResponse::Created().json(a))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct IndependenceQuery {
+    /// The person the director of studies considers as external assessor.
+    pub user_id: String,
+}
+
+/// Check a candidate external assessor's independence
+///
+/// Before assigning an external assessor (extern bedömare): whether the person took part
+/// in the trainee's training (other assignments, assessments asked for or signed, talks,
+/// summary assessments, recorded activities or group reviews, directing the programme),
+/// each fact named, and what is recorded of their specialist status and training in
+/// assessment methods. The pilot asks for a specialist trained in assessment methods who
+/// "inte ska ha varit involverad i BT-läkarens utbildning" (seed 002). For those who
+/// manage the enrolment (director of studies, administrator).
+#[utoipa::path(
+    tag = "enrolment",
+    params(("id" = String, Path), IndependenceQuery),
+    responses(
+        (status = 200, description = "The check", body = independence::Independence),
+        (status = 404, description = "Unknown, or not yours to manage", body = crate::error::Problem, content_type = PROBLEM),
+        (status = 422, description = "Not a user with the external_assessor role", body = crate::error::Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/enrolments/{id}/external-assessor-independence")]
+pub async fn external_assessor_independence(
+    ctx: Ctx,
+    path: web::Path<String>,
+    query: web::Query<IndependenceQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let user = query.into_inner().user_id;
+    let today = ctx.today();
+    let check = ctx
+        .read(move |c, ctx| {
+            access::require(c, &ctx.caller, &id, today, Access::Manage)?;
+            let role = AssignmentRole::ExternalAssessor.account_role();
+            if !assignments::user_has_role(c, &user, role)? {
+                return Err(AppError::Validation(vec![FieldError::new(
+                    "user_id",
+                    format!("not a user with the {} role", role.as_str()),
+                )]));
+            }
+            independence::check(c, &ctx.config, &id, &user)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(check))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -653,6 +711,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(delete_leave)
         .service(add_assignment)
         .service(end_assignment)
+        .service(external_assessor_independence)
         .service(add_credited_service)
         .service(time_served)
         .service(list_changes)

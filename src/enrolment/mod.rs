@@ -10,6 +10,8 @@
 //!   record of the plan each.
 //! - `warnings.rs`: the plan checked against the regulation; `time.rs`: time served;
 //!   `st_rules.rs`: an ST enrolment linked to its BT (minimum length, BT application).
+//! - `independence.rs`: whether an external assessor took part in the training, and what
+//!   is recorded of their qualifications (assignment and final assessment check it).
 //! - `history.rs`: the audit trail of the plan; `access.rs`: who may do what.
 //! - `imported.rs`: records imported from another service are read-only.
 //! - `completion.rs`: a positive final decision completes the enrolment (a domain-event
@@ -26,6 +28,7 @@ pub mod goals;
 pub mod history;
 pub mod http;
 pub mod imported;
+pub mod independence;
 pub mod leave;
 pub mod loaders;
 pub mod placements;

@@ -78,7 +78,10 @@ pub async fn list_final_assessments(
     let items = ctx
         .read(move |c, ctx| {
             access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
-            service::list(c, &id)
+            service::list(c, &id)?
+                .into_iter()
+                .map(|f| service::with_independence(c, &ctx.config, f))
+                .collect::<Result<Vec<_>, _>>()
         })
         .await?;
     Ok(HttpResponse::Ok().json(Page::of_list(items, &query, |f| f.id.to_string())?))
@@ -102,7 +105,10 @@ pub async fn get_final_assessment(
     let id = path.into_inner();
     let today = ctx.today();
     let f = ctx
-        .read(move |c, ctx| service::readable(c, &ctx.caller, &id, today))
+        .read(move |c, ctx| {
+            let f = service::readable(c, &ctx.caller, &id, today)?;
+            service::with_independence(c, &ctx.config, f)
+        })
         .await?;
     Ok(with_etag(StatusCode::OK, f.etag(), &f))
 }

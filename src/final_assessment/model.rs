@@ -169,6 +169,11 @@ pub struct FinalAssessment {
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
+    /// In external-assessor mode: the external assessor's independence check as of the
+    /// request (whether they took part in the training, with the facts, and their
+    /// recorded qualifications). Computed on each read, not part of what is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub independence: Option<crate::enrolment::independence::Independence>,
 }
 
 impl FinalAssessment {

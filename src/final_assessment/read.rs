@@ -103,6 +103,7 @@ fn assemble(a: FinalRow, signers: Vec<SignerRow>) -> Result<FinalAssessment, App
         version: a.version,
         created_at: from_db(a.created_at),
         updated_at: from_db(a.updated_at),
+        independence: None,
     })
 }
 

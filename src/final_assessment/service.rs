@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access, EXTERNAL_ASSESSOR, MAIN_SUPERVISOR};
+use crate::enrolment::independence;
 use crate::error::{AppError, FieldError};
 use crate::ids::{EnrolmentId, UserId};
 use crate::mail::Mail;
@@ -29,6 +30,26 @@ pub use super::model::{
     NewFinalAssessment, SignFinalAssessment, SignerRole,
 };
 pub use super::read::{get, is_signer_of_enrolment, list, readable};
+
+/// Adds the external assessor's independence check (external-assessor mode only).
+pub fn with_independence(
+    conn: &mut DbConn,
+    cfg: &Config,
+    mut f: FinalAssessment,
+) -> Result<FinalAssessment, AppError> {
+    if f.mode != Mode::ExternalAssessor {
+        return Ok(f);
+    }
+    if let Some(assessor) = f.signers.iter().find(|s| s.role == SignerRole::ExternalAssessor) {
+        f.independence = Some(independence::check(
+            conn,
+            cfg,
+            &f.enrolment_id,
+            &assessor.user_id,
+        )?);
+    }
+    Ok(f)
+}
 
 fn trainee_of(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<UserId, AppError> {
     Ok(enrolments::table
@@ -184,7 +205,11 @@ pub fn create(
                         .into(),
                 ));
             }
-            signers.push((UserId::from(assessor), SignerRole::ExternalAssessor));
+            // Assigning an involved person is refused; involvement may have come since
+            // (a Mini-CEX asked of them, a talk listing them): shown, or refused where
+            // the region requires independence.
+            independence::check(conn, cfg, enrolment_id, &assessor)?.enforce()?;
+                        signers.push((UserId::from(assessor), SignerRole::ExternalAssessor));
             signers.push((UserId::from(main), SignerRole::MainSupervisor));
             if !n.committee_member_ids.is_empty() {
                 errors.push(FieldError::new(
@@ -296,6 +321,7 @@ pub fn create(
             .execute(conn)?;
     }
     let f = get(conn, &id)?;
+    let f = with_independence(conn, cfg, f)?;
     audit_final(conn, now, me, client, "created", &f)?;
     let mut mails = Vec::new();
     for (user, _) in signers.iter().filter(|(u, _)| u != &me.user_id) {
@@ -394,6 +420,7 @@ pub fn update(
     ))
     .execute(conn)?;
     let f = get(conn, id)?;
+    let f = with_independence(conn, &ctx.config, f)?;
     audit_final(conn, now, me, client, "updated", &f)?;
     Ok(f)
 }
@@ -503,6 +530,9 @@ pub fn sign(
     }
     still_assigned(conn, &f, me_signer, today)?;
     ready_to_sign(conn, &f)?;
+    if let Some(check) = &with_independence(conn, cfg, f.clone())?.independence {
+        check.enforce()?;
+    }
     let method = match signature_method(conn, cfg, now, me, &body)? {
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
@@ -534,6 +564,7 @@ pub fn sign(
         ))
         .execute(conn)?;
     let f = get(conn, id)?;
+    let f = with_independence(conn, cfg, f)?;
     audit_final(conn, now, me, client, "signed", &f)?;
     let mut mails = Vec::new();
     if all {
