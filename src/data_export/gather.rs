@@ -314,7 +314,13 @@ fn enrolment_documents(
         talks::TalkKind::Handover,
         talks::TalkKind::FinalCheckIn,
     ] {
-        let list = talks::list(conn, id, kind, None, ALL)?;
+        let list = talks::list(
+            conn,
+            &crate::ids::EnrolmentId::new(id.to_string()),
+            kind,
+            None,
+            ALL,
+        )?;
         all_talks.insert(
             kind.as_str().to_string(),
             serde_json::to_value(list).map_err(AppError::internal)?,

@@ -434,7 +434,7 @@ pub async fn external_assessor_independence(
     path: web::Path<String>,
     query: web::Query<IndependenceQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let user = query.into_inner().user_id;
     let today = ctx.today();
     let check = ctx

@@ -40,7 +40,11 @@ pub fn with_independence(
     if f.mode != Mode::ExternalAssessor {
         return Ok(f);
     }
-    if let Some(assessor) = f.signers.iter().find(|s| s.role == SignerRole::ExternalAssessor) {
+    if let Some(assessor) = f
+        .signers
+        .iter()
+        .find(|s| s.role == SignerRole::ExternalAssessor)
+    {
         f.independence = Some(independence::check(
             conn,
             cfg,
@@ -209,7 +213,7 @@ pub fn create(
             // (a Mini-CEX asked of them, a talk listing them): shown, or refused where
             // the region requires independence.
             independence::check(conn, cfg, enrolment_id, &assessor)?.enforce()?;
-                        signers.push((UserId::from(assessor), SignerRole::ExternalAssessor));
+            signers.push((UserId::from(assessor), SignerRole::ExternalAssessor));
             signers.push((UserId::from(main), SignerRole::MainSupervisor));
             if !n.committee_member_ids.is_empty() {
                 errors.push(FieldError::new(

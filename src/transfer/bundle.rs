@@ -159,7 +159,13 @@ pub fn gather(
         talks::TalkKind::Handover,
         talks::TalkKind::FinalCheckIn,
     ] {
-        let list = talks::list(conn, enrolment_id, kind, None, ALL)?;
+        let list = talks::list(
+            conn,
+            &crate::ids::EnrolmentId::new(enrolment_id.to_string()),
+            kind,
+            None,
+            ALL,
+        )?;
         all_talks.insert(kind.as_str().to_string(), to_value(&list)?);
     }
     let finals = crate::final_assessment::service::list(

@@ -9,6 +9,7 @@ use crate::app::AppState;
 use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
+use crate::ids::EnrolmentId;
 use crate::portfolio::talks::{
     self, NewFinalCheckIn, NewHandoverTalk, NewSupervisionSession, NewSupervisorCheckIn, Talk,
     TalkContent, TalkKind,
@@ -17,7 +18,7 @@ use crate::privacy::guard::Guarded;
 
 async fn talk_list(
     ctx: Ctx,
-    enrolment: String,
+    enrolment: EnrolmentId,
     kind: TalkKind,
     page: PageParams,
 ) -> Result<HttpResponse, AppError> {
@@ -110,7 +111,7 @@ pub async fn create_supervision_session(
     ctx: Ctx,
     state: web::Data<AppState>,
     _req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     body: Guarded<NewSupervisionSession>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -136,7 +137,7 @@ pub async fn create_supervision_session(
 #[get("/enrolments/{id}/supervision-sessions")]
 pub async fn list_supervision_sessions(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     talk_list(
@@ -245,7 +246,7 @@ pub async fn create_handover_talk(
     ctx: Ctx,
     state: web::Data<AppState>,
     _req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     body: Guarded<NewHandoverTalk>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -271,7 +272,7 @@ pub async fn create_handover_talk(
 #[get("/enrolments/{id}/handover-talks")]
 pub async fn list_handover_talks(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     talk_list(
@@ -370,7 +371,7 @@ pub async fn create_final_check_in(
     ctx: Ctx,
     state: web::Data<AppState>,
     _req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     body: Guarded<NewFinalCheckIn>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -396,7 +397,7 @@ pub async fn create_final_check_in(
 #[get("/enrolments/{id}/final-check-ins")]
 pub async fn list_final_check_ins(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     talk_list(
@@ -500,7 +501,7 @@ pub async fn confirm_final_check_in(
 pub async fn create_supervisor_check_in(
     ctx: Ctx,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     body: Guarded<NewSupervisorCheckIn>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -529,7 +530,7 @@ pub async fn create_supervisor_check_in(
 #[get("/enrolments/{id}/supervisor-check-ins")]
 pub async fn list_supervisor_check_ins(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
     talk_list(

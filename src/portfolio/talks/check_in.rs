@@ -27,7 +27,7 @@ pub struct NewSupervisorCheckIn {
 fn supervisor_roles(
     conn: &mut DbConn,
     user: &str,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     today: NaiveDate,
 ) -> Result<Vec<String>, AppError> {
     Ok(access::active_assignment_roles(
@@ -67,7 +67,7 @@ pub(super) fn require_readable(
 pub fn list_readable(
     conn: &mut DbConn,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     kind: TalkKind,
     today: NaiveDate,
     after: Option<&str>,
@@ -95,7 +95,7 @@ pub fn list_readable(
 pub fn create_supervisor_check_in(
     conn: &mut DbConn,
     ctx: &Ctx,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     n: NewSupervisorCheckIn,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);

@@ -100,6 +100,18 @@ impl TalkKind {
 
 crate::text_enum_sql!(TalkKind);
 
+crate::text_enum! {
+    /// Where a talk stands: `confirmed` once every participant has (then it is final).
+    pub enum TalkStatus { AwaitingConfirmation = "awaiting_confirmation", Confirmed = "confirmed" }
+}
+
+// The API shows the status as its stored code: a plain string in the spec, as before.
+impl Serialize for TalkStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Progress on one delmål, as the handover talk records it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -145,7 +157,8 @@ pub struct Participant {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Talk {
     pub id: String,
-    pub enrolment_id: String,
+    #[schema(value_type = String)]
+    pub enrolment_id: EnrolmentId,
     pub kind: TalkKind,
     #[schema(example = "2026-10-20")]
     pub held_on: NaiveDate,
@@ -160,7 +173,8 @@ pub struct Talk {
     pub handover: Option<HandoverContent>,
     pub participants: Vec<Participant>,
     /// `awaiting_confirmation` or `confirmed` (by every participant; then it is final).
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: TalkStatus,
     pub created_by: String,
     pub version: i32,
     #[serde(with = "crate::clock::millis")]
@@ -244,7 +258,7 @@ struct Row {
     agreed_actions: String,
     /// JSON of the handover content (handover talks).
     content: String,
-    status: String,
+    status: TalkStatus,
     created_by: UserId,
     version: i32,
     created_at: NaiveDateTime,
@@ -328,7 +342,7 @@ fn assemble(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Talk>, AppError> {
                     })
                     .collect(),
                 id: r.id.into_inner(),
-                enrolment_id: r.enrolment_id.into_inner(),
+                enrolment_id: r.enrolment_id,
                 kind: r.kind,
                 held_on: r.held_on.date(),
                 placement_id: r.placement_id.map(PlacementId::into_inner),
@@ -385,7 +399,7 @@ pub(super) fn is_supervisor(conn: &mut DbConn, user: &str) -> Result<bool, AppEr
         .any(|g| g.role == Role::Supervisor))
 }
 
-fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError> {
+fn trainee_of(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<UserId, AppError> {
     Ok(enrolments::table
         .find(enrolment_id)
         .select(enrolments::trainee_id)
@@ -395,12 +409,12 @@ fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError>
 /// Is there a final check-in both the trainee and the main supervisor confirmed?
 pub fn has_confirmed_final_check_in(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
 ) -> Result<bool, AppError> {
     let n: i64 = talks::table
         .filter(talks::enrolment_id.eq(enrolment_id))
-        .filter(talks::kind.eq("final_check_in"))
-        .filter(talks::status.eq("confirmed"))
+        .filter(talks::kind.eq(TalkKind::FinalCheckIn))
+        .filter(talks::status.eq(TalkStatus::Confirmed))
         .filter(talks::deleted_at.is_null())
         .count()
         .get_result(conn)?;
@@ -409,14 +423,14 @@ pub fn has_confirmed_final_check_in(
 
 pub fn list(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     kind: TalkKind,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Talk>, AppError> {
     let mut q = talks::table
-        .filter(talks::enrolment_id.eq(enrolment_id.to_string()))
-        .filter(talks::kind.eq(kind.as_str()))
+        .filter(talks::enrolment_id.eq(enrolment_id.clone()))
+        .filter(talks::kind.eq(kind))
         .filter(talks::deleted_at.is_null())
         .select(Row::as_select())
         .into_boxed();

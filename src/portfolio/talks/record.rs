@@ -104,7 +104,7 @@ pub(super) fn save(
                 talks::notes.eq(&t.notes),
                 talks::agreed_actions.eq(&t.agreed_actions),
                 talks::content.eq(&content),
-                talks::status.eq(&t.status),
+                talks::status.eq(t.status),
                 talks::created_by.eq(&t.created_by),
                 talks::version.eq(1),
                 talks::created_at.eq(to_db(now)),
@@ -121,7 +121,7 @@ pub(super) fn save(
                 talks::notes.eq(&t.notes),
                 talks::agreed_actions.eq(&t.agreed_actions),
                 talks::content.eq(&content),
-                talks::status.eq(&t.status),
+                talks::status.eq(t.status),
                 talks::version.eq(talks::version + 1),
                 talks::updated_at.eq(to_db(now)),
             ))
@@ -257,7 +257,7 @@ pub(super) fn add_participant(
 
 pub(super) fn blank(
     id: Option<uuid::Uuid>,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     kind: TalkKind,
     held_on: NaiveDate,
     me: &Principal,
@@ -267,7 +267,7 @@ pub(super) fn blank(
         id: id
             .map(|u| u.to_string())
             .unwrap_or_else(|| Uuid::new_v4().to_string()),
-        enrolment_id: enrolment_id.into(),
+        enrolment_id: enrolment_id.clone(),
         kind,
         held_on,
         placement_id: None,
@@ -278,7 +278,7 @@ pub(super) fn blank(
         delmal: Vec::new(),
         handover: (kind == TalkKind::Handover).then(HandoverContent::default),
         participants: Vec::new(),
-        status: "awaiting_confirmation".into(),
+        status: TalkStatus::AwaitingConfirmation,
         created_by: me.user_id.to_string(),
         version: 1,
         created_at: now,
@@ -291,7 +291,7 @@ pub(super) fn blank(
 pub fn create_session(
     conn: &mut DbConn,
     ctx: &Ctx,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     n: NewSupervisionSession,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
@@ -316,7 +316,7 @@ pub fn create_session(
             "the trainee or one of their supervisors records a supervision session".into(),
         ));
     }
-    let mut people: Vec<(String, &str)> = vec![(trainee.clone(), "trainee")];
+    let mut people: Vec<(String, &str)> = vec![(trainee.to_string(), "trainee")];
     if me.user_id != trainee {
         people.push((me.user_id.to_string(), "supervisor"));
     }
@@ -368,7 +368,7 @@ pub fn create_session(
 pub fn create_final_check_in(
     conn: &mut DbConn,
     ctx: &Ctx,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     n: NewFinalCheckIn,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
@@ -421,7 +421,7 @@ pub fn create_final_check_in(
 pub fn create_handover(
     conn: &mut DbConn,
     ctx: &Ctx,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     n: NewHandoverTalk,
 ) -> Result<(Talk, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
@@ -515,7 +515,7 @@ pub fn update(
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let mut t = readable(conn, me, id, kind, crate::clock::day_of(now))?;
     if_match(&t.etag())?;
-    if t.status == "confirmed" {
+    if t.status == TalkStatus::Confirmed {
         return Err(AppError::Conflict(
             "every participant has confirmed this talk; it no longer changes".into(),
         ));
@@ -559,7 +559,7 @@ pub fn confirm(conn: &mut DbConn, ctx: &Ctx, id: &str, kind: TalkKind) -> Result
     if t.participants.iter().all(|p| p.confirmed_at.is_some()) {
         diesel::update(talks::table.find(id))
             .set((
-                talks::status.eq("confirmed"),
+                talks::status.eq(TalkStatus::Confirmed),
                 talks::updated_at.eq(to_db(now)),
             ))
             .execute(conn)?;
