@@ -44,12 +44,13 @@ pub const NO_TRAINING: &str = "no_assessment_training";
 /// One way the person took part in the trainee's training.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct InvolvementFact {
-    /// `trainee` (the person is the trainee), `directs_programme` (director of studies or
-    /// administrator of the programme's organisation), `assignment` (held another
-    /// assignment to the trainee), `assessment` (asked for, assessed or signed a formative
-    /// assessment), `talk` (took part in or confirmed a supervision or handover talk),
-    /// `summary_assessment` (wrote a placement's summary assessment), `activity` (recorded
-    /// a learning activity) or `group_review` (recorded a group review).
+    /// One of: trainee (the person is the trainee), directs_programme (director of
+    /// studies or administrator of the programme's organisation), assignment (held another
+    /// assignment to the trainee), assessment (asked for, assessed or signed a formative
+    /// assessment), talk (took part in or confirmed a supervision or handover talk),
+    /// summary_assessment (wrote a placement's summary assessment), activity (recorded a
+    /// learning activity) or group_review (recorded a group review). An open list: more
+    /// kinds may come.
     #[schema(example = "assessment")]
     pub kind: String,
     /// The record (assignment, assessment, talk, ...) or, for `directs_programme`, the
@@ -82,8 +83,8 @@ pub struct Independence {
     pub involved: bool,
     pub facts: Vec<InvolvementFact>,
     pub qualifications: RecordedQualifications,
-    /// `involved_in_training`, `specialist_status_not_stated`, `not_specialist`,
-    /// `assessment_training_not_stated`, `no_assessment_training`.
+    /// Codes: involved_in_training, specialist_status_not_stated, not_specialist,
+    /// assessment_training_not_stated, no_assessment_training.
     pub warnings: Vec<String>,
     /// `EXTERNAL_ASSESSOR_INDEPENDENCE_REQUIRED`: when true, the final assessment is not
     /// opened or signed with an involved external assessor (409).
