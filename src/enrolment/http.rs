@@ -1,7 +1,6 @@
 //! The enrolment endpoints: parse, authorise, call the files of one concern beside this
-//! one, map the result to HTTP. A little over 600 lines: eighteen endpoints, most of the
-//! length their OpenAPI annotations; kept in one file so every enrolment route is in one
-//! place.
+//! one, map the result to HTTP. About 720 lines: twenty endpoints, most of the length
+//! their OpenAPI annotations; kept in one file so every enrolment route is in one place.
 
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};

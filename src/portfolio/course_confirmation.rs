@@ -13,6 +13,10 @@
 //! (`returned`). The single-use link (bound to the address and the course, expiring as a
 //! signing link does) records the confirmation with role kursledare, who and when, and a
 //! hash of exactly what was confirmed; a confirmed course then never changes.
+//!
+//! A little over 700 lines, kept as one file: the request, its vetting and the link are
+//! one workflow whose states (`awaiting_vetting`, `awaiting_confirmation`, `returned`,
+//! `confirmed`) are read and changed by every part of it.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
