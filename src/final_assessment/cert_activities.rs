@@ -175,13 +175,15 @@ struct Evidence {
 
 /// Per delmål of `codes`, the signed assessments (in force) linked to it and performed
 /// within the item's dates (and placement, for a placement): what shows the
-/// kompetenskrav were met. "Instrument datum (signed by)".
+/// kompetenskrav were met. "Instrument datum (signed by)"; one signed on another service
+/// (issue 17) says where and by whom. The assessments listed are added to `listed`.
 fn evidence(
     conn: &mut DbConn,
     enrolment_id: &EnrolmentId,
     codes: &[String],
     item: &Item,
     only_placement: bool,
+    listed: &mut Vec<String>,
 ) -> Result<BTreeMap<String, Vec<String>>, AppError> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if codes.is_empty() {
@@ -214,13 +216,21 @@ fn evidence(
         .filter(record_delmal::code.eq_any(codes))
         .select((record_delmal::record_id, record_delmal::code))
         .load(conn)?;
+    let imported = crate::portfolio::transferred::of_records(conn, &ids)?;
     for a in &signed {
-        let by = a
-            .signed_by
-            .as_deref()
-            .map(|u| super::certificates::name_of(conn, u))
-            .transpose()?
-            .unwrap_or_else(|| "extern bedömare".into());
+        if !links.iter().any(|(r, _)| r == &a.id) {
+            continue;
+        }
+        listed.push(a.id.clone());
+        let by = match imported.get(&a.id) {
+            Some(p) => super::certificates::provenance_text(p),
+            None => a
+                .signed_by
+                .as_deref()
+                .map(|u| super::certificates::name_of(conn, u))
+                .transpose()?
+                .unwrap_or_else(|| "extern bedömare".into()),
+        };
         let line = format!(
             "{} {} ({by})",
             instrument_sv(&a.instrument),
@@ -332,12 +342,16 @@ pub(super) fn activities(
             continue;
         }
         let codes = delmal_of(conn, &EnrolmentId::from(e.id.as_str()), &item.records)?;
+        let mut listed = item.records.clone();
+        listed.push(item.key.clone());
+        let only_placement = item.kind == "placement";
         let seen = evidence(
             conn,
             &EnrolmentId::from(e.id.as_str()),
             &codes,
             &item,
-            item.kind == "placement",
+            only_placement,
+            &mut listed,
         )?;
         let mut signatures = Vec::new();
         for role in form.signers_of(&variant) {
@@ -360,13 +374,15 @@ pub(super) fn activities(
         fields.push(field("Utbildningsaktivitet", variant));
         fields.push(field("Beskrivning", item.title.clone()));
         fields.push(field("Period", item.period()));
-        out.push(b.draft(
+        let mut draft = b.draft(
             activity_key(&item.key),
             form,
             fields,
             vec![delmal_table(b, &codes, &seen)],
             signatures,
-        ));
+        );
+        draft.listed = listed;
+        out.push(draft);
     }
     Ok(out)
 }
@@ -400,14 +416,17 @@ pub(super) fn sta3(conn: &mut DbConn, b: &Basis) -> Result<Option<CertificateDra
     let codes = vec![sta3.delmal.clone()];
     let mut work = Vec::new();
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut listed = Vec::new();
     for row in rows {
         let item = row.item();
+        listed.push(item.key.clone());
         for (code, lines) in evidence(
             conn,
             &EnrolmentId::from(b.e.id.as_str()),
             &codes,
             &item,
             false,
+            &mut listed,
         )? {
             let all = seen.entry(code).or_default();
             for l in lines {
@@ -438,7 +457,7 @@ pub(super) fn sta3(conn: &mut DbConn, b: &Basis) -> Result<Option<CertificateDra
             .flatten();
         signatures.push(line(conn, role.clone(), who)?);
     }
-    Ok(Some(b.draft(
+    let mut draft = b.draft(
         STA3_KEY.into(),
         form,
         fields,
@@ -451,7 +470,9 @@ pub(super) fn sta3(conn: &mut DbConn, b: &Basis) -> Result<Option<CertificateDra
             delmal_table(b, &codes, &seen),
         ],
         signatures,
-    )))
+    );
+    draft.listed = listed;
+    Ok(Some(draft))
 }
 
 /// The Swedish name of a kind of record on the STa3 certificate.

@@ -102,10 +102,21 @@ pub(super) fn service_completed(
         return Ok(None);
     };
     let e = &b.e;
+    let mut listed: Vec<String> = e.placements.iter().map(|p| p.id.clone()).collect();
+    // Served on another service (issue 17): its units are not organisations here.
+    let imported = crate::portfolio::transferred::of_records(conn, &listed)?;
+    listed.extend(e.leave_periods.iter().map(|l| l.id.clone()));
+    listed.extend(e.credited_service.iter().map(|c| c.id.clone()));
     let mut rows = Vec::new();
     for p in &e.placements {
         let kind = b.template.placement_type(&p.placement_type);
-        let (unit, provider) = where_served(conn, p, &e.organisation_id)?;
+        let (unit, provider) = match imported.get(&p.id) {
+            Some(from) => (
+                NOT_RECORDED.to_string(),
+                format!("överförd från {}", from.service_name),
+            ),
+            None => where_served(conn, p, &e.organisation_id)?,
+        };
         let extent = extent_between(
             conn,
             &EnrolmentId::from(e.id.as_str()),
@@ -150,7 +161,7 @@ pub(super) fn service_completed(
             leave.join("; ")
         },
     ));
-    Ok(Some(b.draft(
+    let mut draft = b.draft(
         key.into(),
         form,
         fields,
@@ -166,5 +177,7 @@ pub(super) fn service_completed(
             rows,
         }],
         form.signed_by.iter().map(|r| b.signers.line(r)).collect(),
-    )))
+    );
+    draft.listed = listed;
+    Ok(Some(draft))
 }

@@ -99,6 +99,79 @@ pub struct CertificateDraft {
     pub fields: Vec<CertificateField>,
     pub tables: Vec<CertificateTable>,
     pub signatures: Vec<SignatureLine>,
+    /// Records the form lists that were imported from another service (issue 17), each
+    /// with where, by whom and when it was signed there; empty when none.
+    pub transferred: Vec<TransferredLine>,
+    /// The ids of the records the form lists, to find the imported ones among them.
+    #[serde(skip)]
+    pub(super) listed: Vec<String>,
+}
+
+/// A record on a certificate that was imported from another service.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TransferredLine {
+    /// The record's id here.
+    pub record_id: String,
+    /// The kind of record as progress names it, e.g. `assessment`, `activity`, `placement`.
+    #[schema(example = "assessment")]
+    pub record_type: String,
+    #[schema(example = "mini_cex")]
+    pub title: String,
+    pub date: Option<NaiveDate>,
+    /// As printed: "signerad i tjänsten X av Y (roll) den Z", or "överförd från
+    /// tjänsten X den Z" for what nobody signed there (a placement).
+    #[schema(
+        example = "signerad i tjänsten Region Uppsala av Nora Handledare (assessor) den 2026-04-14"
+    )]
+    pub text: String,
+    pub provenance: crate::portfolio::transferred::TransferProvenance,
+}
+
+/// "signed on service X by Y on date Z", in the forms' language.
+pub(super) fn provenance_text(p: &crate::portfolio::transferred::TransferProvenance) -> String {
+    match (&p.signed_by, p.signed_at) {
+        (Some(by), Some(at)) => format!(
+            "signerad i tjänsten {} av {by}{} den {}",
+            p.service_name,
+            p.signed_role
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            crate::clock::day_of(at)
+        ),
+        _ => format!(
+            "överförd från tjänsten {} den {}",
+            p.service_name,
+            crate::clock::day_of(p.imported_at)
+        ),
+    }
+}
+
+/// Fills each draft's `transferred` with the imported records among those it lists.
+fn with_transferred(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+    drafts: &mut [CertificateDraft],
+) -> Result<(), AppError> {
+    let imported = crate::portfolio::transferred::of_enrolment(conn, enrolment_id)?;
+    if imported.is_empty() {
+        return Ok(());
+    }
+    for d in drafts.iter_mut() {
+        d.transferred = imported
+            .iter()
+            .filter(|r| d.listed.contains(&r.id))
+            .map(|r| TransferredLine {
+                record_id: r.id.clone(),
+                record_type: r.record_type.clone(),
+                title: r.title.clone(),
+                date: r.date,
+                text: provenance_text(&r.provenance),
+                provenance: r.provenance.clone(),
+            })
+            .collect();
+    }
+    Ok(())
 }
 
 pub(super) fn field(label: &str, value: impl Into<String>) -> CertificateField {
@@ -142,6 +215,8 @@ impl Basis {
             fields,
             tables,
             signatures,
+            transferred: Vec::new(),
+            listed: Vec::new(),
         }
     }
 }
@@ -279,6 +354,7 @@ pub(super) fn along_the_way(
         }
     }
     with_profiles(conn, &mut out)?;
+    with_transferred(conn, &basis.e.id, &mut out)?;
     Ok(out)
 }
 
@@ -364,6 +440,23 @@ pub fn render(d: &CertificateDraft, now: DateTime<Utc>) -> Result<Vec<u8>, AppEr
             _ => vec![1.0 / n; headers.len()],
         };
         doc.table(&headers, &widths, &t.rows);
+    }
+    if !d.transferred.is_empty() {
+        // Where each imported record was signed: the signer here vouches for the form,
+        // not for a signature made on another service.
+        doc.heading("Överförda poster (från annan tjänst)", 2);
+        let rows: Vec<Vec<String>> = d
+            .transferred
+            .iter()
+            .map(|t| {
+                vec![
+                    format!("{} ({})", t.title, t.record_type.replace('_', " ")),
+                    t.date.map(|x| x.to_string()).unwrap_or_default(),
+                    t.text.clone(),
+                ]
+            })
+            .collect();
+        doc.table(&["Post", "Datum", "Ursprung"], &[0.34, 0.16, 0.50], &rows);
     }
     doc.heading("Underskrifter", 2);
     for s in &d.signatures {

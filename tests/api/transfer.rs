@@ -453,6 +453,7 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
     );
 
     time_served_there_counts_here(&a, &b, &enrolment, &progress.body);
+    certificates_say_where_imported_records_come_from(&b, &enrolment);
 
     // The dossier on B shows them and still verifies.
     let dossier = b
@@ -496,6 +497,115 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
             Some(&b.trainee.access),
         )
         .expect(200);
+}
+
+/// After a positive final assessment on B, the service certificate lists the placements
+/// served on A with where they come from, in JSON and in the PDF.
+fn certificates_say_where_imported_records_come_from(b: &Receiver, enrolment: &str) {
+    let app = &b.app;
+    let main = app.join(&b.director, "hhl@sll.se", "supervisor", &b.slso);
+    let assessor = app.join(&b.director, "extern@uu.se", "external_assessor", &b.slso);
+    for (who, role) in [(&main, "main_supervisor"), (&assessor, "external_assessor")] {
+        app.post(
+            &format!("/enrolments/{enrolment}/assignments"),
+            Some(&b.director.access),
+            json!({"user_id": who.id, "role": role}),
+        )
+        .expect(201);
+    }
+    let check_in = app
+        .post(
+            &format!("/enrolments/{enrolment}/final-check-ins"),
+            Some(&b.trainee.access),
+            json!({"held_on": "2026-11-20", "notes": "Alla delmål genomgångna."}),
+        )
+        .expect(201);
+    app.post(
+        &format!(
+            "/final-check-ins/{}/confirm",
+            check_in.body["id"].as_str().expect("id")
+        ),
+        Some(&main.access),
+        json!({}),
+    )
+    .expect(200);
+    let judgements: Vec<Value> = (1..=18)
+        .map(|n| json!({"code": format!("BT{n}"), "judgement": "achieved"}))
+        .collect();
+    let fa = app
+        .post(
+            &format!("/enrolments/{enrolment}/final-assessments"),
+            Some(&assessor.access),
+            json!({"mode": "external_assessor", "judgements": judgements, "decision": "achieved"}),
+        )
+        .expect(201);
+    let fa = fa.body["id"].as_str().expect("id").to_string();
+    for who in [&assessor, &main] {
+        app.post(
+            &format!("/final-assessments/{fa}/sign"),
+            Some(&who.access),
+            json!({}),
+        )
+        .expect(200);
+    }
+    let drafts = app
+        .get(
+            &format!("/final-assessments/{fa}/certificates"),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let service = drafts.body["items"]
+        .as_array()
+        .expect("drafts")
+        .iter()
+        .find(|d| d["key"] == "fullgjord-bt")
+        .expect("fullgjord-bt")
+        .clone();
+    let lines = service["transferred"].as_array().expect("transferred");
+    let akut = lines
+        .iter()
+        .find(|l| l["record_type"] == "placement" && l["title"] == "akut")
+        .expect("the akut placement");
+    assert_eq!(akut["provenance"]["service_name"], "Region Uppsala");
+    assert!(
+        akut["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Region Uppsala")),
+        "{akut}"
+    );
+    // The leave and the credited service it lists came from A too.
+    for kind in ["leave_period", "credited_service"] {
+        assert!(
+            lines.iter().any(|l| l["record_type"] == kind),
+            "{kind}: {service}"
+        );
+    }
+    let rows = service["tables"][0]["rows"].to_string();
+    assert!(rows.contains("överförd från Region Uppsala"), "{rows}");
+    // A certificate that lists nothing imported says nothing about it.
+    let competence = drafts.body["items"]
+        .as_array()
+        .expect("drafts")
+        .iter()
+        .find(|d| d["key"] == "baskompetens")
+        .expect("baskompetens")
+        .clone();
+    assert_eq!(competence["transferred"], json!([]));
+    let pdf = app
+        .send(
+            "GET",
+            &format!("/final-assessments/{fa}/certificates/fullgjord-bt"),
+            Some(&b.trainee.access),
+            None,
+            &[("Accept", "application/pdf")],
+        )
+        .expect(200);
+    let text = crate::support::pdf::text(&pdf.bytes);
+    assert!(text.contains("Överförda poster"), "{text}");
+    assert!(
+        text.contains("överförd från tjänsten Region Uppsala"),
+        "{text}"
+    );
 }
 
 /// The months served on A count on B: the placements, leave, extent and credited
