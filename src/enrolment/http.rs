@@ -1,6 +1,6 @@
 //! The enrolment endpoints: parse, authorise, call the files of one concern beside this
-//! one, map the result to HTTP. About 720 lines: twenty endpoints, most of the length
-//! their OpenAPI annotations; kept in one file so every enrolment route is in one place.
+//! one, map the result to HTTP. The study-plan goals' endpoints are in `http_goals.rs`;
+//! every enrolment route is registered in `routes` below.
 
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
@@ -14,7 +14,7 @@ use super::extent::{self, ExtentChange, ExtentPeriod};
 use super::service::{
     self, Assignment, AssignmentInput, Change, CreditedService, CreditedServiceInput, Enrolment,
     EnrolmentPatch, LeaveInput, LeavePeriod, NewEnrolment, Placement, PlacementInput,
-    PlacementPatch, StudyPlanGoal, StudyPlanGoalInput, StudyPlanGoalPatch,
+    PlacementPatch,
 };
 use super::time::TimeServed;
 use super::{assignments, independence};
@@ -23,7 +23,7 @@ use crate::error::{AppError, FieldError};
 use crate::http::{check_if_match, etag, if_match, with_etag, Page, PageParams};
 use crate::ids::EnrolmentId;
 
-const PROBLEM: &str = "application/problem+json";
+pub(super) const PROBLEM: &str = "application/problem+json";
 
 /// Enrol a trainee
 ///
@@ -605,97 +605,6 @@ pub async fn list_changes(
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |c| c.seq.to_string())))
 }
 
-/// The individual study plan
-#[utoipa::path(
-    tag = "enrolment",
-    params(("id" = String, Path), PageParams),
-    responses(
-        (status = 200, description = "Goals", body = Page<StudyPlanGoal>),
-        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
-    ),
-    security(("bearer" = []))
-)]
-#[get("/enrolments/{id}/study-plan-goals")]
-pub async fn list_goals(
-    ctx: Ctx,
-    path: web::Path<String>,
-    query: web::Query<PageParams>,
-) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let today = ctx.today();
-    let items = ctx
-        .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
-            service::list_goals(c, &id)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(Page::of_list(items, &query, |g| g.id.to_string())?))
-}
-
-/// Add a goal to the study plan
-///
-/// The trainee, their supervisors and the programme's managers may write the plan.
-#[utoipa::path(
-    tag = "enrolment",
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
-    request_body(content = StudyPlanGoalInput, example = json!({"goal": "Leda ett överlämningsmöte på vårdavdelningen", "delmal": ["BT10"]})),
-    responses(
-        (status = 201, description = "Added", body = StudyPlanGoal),
-        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/enrolments/{id}/study-plan-goals")]
-pub async fn add_goal(
-    ctx: Ctx,
-    path: web::Path<String>,
-    body: web::Json<StudyPlanGoalInput>,
-) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let g = ctx
-        .write(move |c, ctx| service::add_goal(c, ctx.now, &ctx.caller, &id, body.into_inner()))
-        .await?;
-    Ok(with_etag(StatusCode::CREATED, g.etag(), &g))
-}
-
-/// Change a study-plan goal
-///
-/// Every version stays in the enrolment's history.
-#[utoipa::path(
-    tag = "enrolment",
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "ETag you read")),
-    request_body = StudyPlanGoalPatch,
-    responses(
-        (status = 200, description = "Updated", body = StudyPlanGoal),
-        (status = 404, description = "Unknown, or not yours to see", body = crate::error::Problem, content_type = PROBLEM),
-        (status = 412, description = "Changed since you read it", body = crate::error::Problem, content_type = PROBLEM),
-    ),
-    security(("bearer" = []))
-)]
-#[patch("/study-plan-goals/{id}")]
-pub async fn patch_goal(
-    req: HttpRequest,
-    ctx: Ctx,
-    path: web::Path<String>,
-    body: web::Json<StudyPlanGoalPatch>,
-) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let expected = if_match(&req);
-    let g = ctx
-        .write(move |c, ctx| {
-            service::update_goal(
-                c,
-                ctx.now,
-                &ctx.caller,
-                &id,
-                |t| check_if_match(expected.as_deref(), t),
-                body.into_inner(),
-            )
-        })
-        .await?;
-    Ok(with_etag(StatusCode::OK, g.etag(), &g))
-}
-
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(create_enrolment)
         .service(list_enrolments)
@@ -714,7 +623,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(add_credited_service)
         .service(time_served)
         .service(list_changes)
-        .service(list_goals)
-        .service(add_goal)
-        .service(patch_goal);
+        .service(super::http_goals::list_goals)
+        .service(super::http_goals::add_goal)
+        .service(super::http_goals::patch_goal);
 }

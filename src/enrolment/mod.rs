@@ -27,6 +27,7 @@ pub mod extent;
 pub mod goals;
 pub mod history;
 pub mod http;
+pub mod http_goals;
 pub mod imported;
 pub mod independence;
 pub mod leave;
