@@ -170,6 +170,11 @@ id_types! {
     EnrolmentId;
     /// A placement (placering / randning).
     PlacementId;
+    /// A period of leave (ledighet).
+    LeaveId;
+    /// An assignment of a supervisor, director of studies or assessor to a trainee
+    /// (tilldelning).
+    AssignmentId;
     /// A learning activity (utbildningsaktivitet).
     ActivityId;
     /// A formative assessment (bedömning).

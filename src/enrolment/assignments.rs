@@ -159,7 +159,10 @@ pub fn add_assignment(
             "a placement supervisor is assigned to a placement",
         )),
         (AssignmentRole::PlacementSupervisor, Some(p))
-            if enrolment_of_placement(conn, p).ok().as_deref() != Some(enrolment_id) =>
+            if enrolment_of_placement(conn, &PlacementId::from(p))
+                .ok()
+                .as_deref()
+                != Some(enrolment_id) =>
         {
             errors.push(FieldError::new(
                 "placement_id",

@@ -87,8 +87,8 @@ pub fn create_enrolment(
     }
     let id = input
         .id
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| Uuid::new_v4().to_string());
+        .map(|u| EnrolmentId::new(u.to_string()))
+        .unwrap_or_else(EnrolmentId::random);
     diesel::insert_into(enrolments::table)
         .values((
             enrolments::id.eq(&id),
@@ -168,7 +168,7 @@ pub fn create_enrolment(
         conn,
         now,
         crate::events::DomainEvent::EnrolmentCreated {
-            enrolment_id: id,
+            enrolment_id: id.into_inner(),
             data: json!({"enrolment": created}),
         },
     )?;

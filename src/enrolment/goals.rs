@@ -159,7 +159,11 @@ pub fn add_goal(
     let mut errors = Vec::new();
     check_goal(conn, enrolment_id, &g.goal, &g.delmal, &status, &mut errors)?;
     if let Some(p) = &g.placement_id {
-        if enrolment_of_placement(conn, p).ok().as_deref() != Some(enrolment_id) {
+        if enrolment_of_placement(conn, &PlacementId::from(p))
+            .ok()
+            .as_deref()
+            != Some(enrolment_id)
+        {
             errors.push(FieldError::new(
                 "placement_id",
                 "not a placement of this enrolment",

@@ -21,7 +21,7 @@ use super::{assignments, independence};
 use crate::context::Ctx;
 use crate::error::{AppError, FieldError};
 use crate::http::{check_if_match, etag, if_match, with_etag, Page, PageParams};
-use crate::ids::EnrolmentId;
+use crate::ids::{EnrolmentId, LeaveId, PlacementId};
 
 pub(super) const PROBLEM: &str = "application/problem+json";
 
@@ -215,7 +215,7 @@ pub async fn add_placement(
     path: web::Path<String>,
     body: web::Json<PlacementInput>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let p = ctx
         .write(move |c, ctx| {
             service::add_placement(c, ctx.now, &ctx.caller, &id, body.into_inner())
@@ -250,7 +250,7 @@ pub async fn patch_placement(
     path: web::Path<String>,
     body: web::Json<PlacementPatch>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = PlacementId::from(path.into_inner());
     let expected = if_match(&req);
     let p = ctx
         .write(move |c, ctx| {
@@ -280,7 +280,7 @@ pub async fn patch_placement(
 )]
 #[delete("/placements/{id}")]
 pub async fn delete_placement(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = PlacementId::from(path.into_inner());
     ctx.write(move |c, ctx| service::remove_placement(c, ctx.now, &ctx.caller, &id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -305,7 +305,7 @@ pub async fn add_leave(
     path: web::Path<String>,
     body: web::Json<LeaveInput>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let l = ctx
         .write(move |c, ctx| service::add_leave(c, ctx.now, &ctx.caller, &id, body.into_inner()))
         .await?;
@@ -360,7 +360,7 @@ pub async fn add_extent_change(
 )]
 #[delete("/leave-periods/{id}")]
 pub async fn delete_leave(ctx: Ctx, path: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = LeaveId::from(path.into_inner());
     ctx.write(move |c, ctx| service::remove_leave(c, ctx.now, &ctx.caller, &id))
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -32,10 +32,14 @@ fn read_only() -> AppError {
 }
 
 /// Imported records are read-only: what another service signed is not changed here
-/// (409 `transferred-read-only`).
-pub fn refuse_if_transferred(conn: &mut DbConn, record_id: &str) -> Result<(), AppError> {
+/// (409 `transferred-read-only`). Any kind of record id: `transferred_records` keys
+/// placements, leave, extent periods and the portfolio's records alike.
+pub fn refuse_if_transferred(
+    conn: &mut DbConn,
+    record_id: &(impl AsRef<str> + ?Sized),
+) -> Result<(), AppError> {
     let query = transferred_records::table
-        .find(record_id.to_string())
+        .find(record_id.as_ref().to_string())
         .select(transferred_records::id);
     let found: Option<String> = crate::on_backend!(conn, |c| query.first(c).optional())?;
     match found {

@@ -5,7 +5,6 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::history::{record_change, touch, Changed};
 use crate::auth::principal::Principal;
@@ -13,8 +12,7 @@ use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
-use crate::ids::Day;
-use crate::ids::EnrolmentId;
+use crate::ids::{Day, EnrolmentId, LeaveId};
 use crate::schema::leave_periods;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -39,7 +37,7 @@ pub struct LeavePeriod {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = leave_periods, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct LeaveRow {
-    id: String,
+    id: LeaveId,
     kind: String,
     start_date: Day,
     end_date: Day,
@@ -49,7 +47,7 @@ struct LeaveRow {
 
 pub(crate) fn load_leave(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
 ) -> Result<Vec<LeavePeriod>, AppError> {
     let rows: Vec<LeaveRow> = leave_periods::table
         .filter(leave_periods::enrolment_id.eq(enrolment_id))
@@ -60,7 +58,7 @@ pub(crate) fn load_leave(
     Ok(rows
         .into_iter()
         .map(|r| LeavePeriod {
-            id: r.id,
+            id: r.id.into_inner(),
             kind: r.kind,
             start_date: r.start_date.date(),
             end_date: r.end_date.date(),
@@ -90,13 +88,13 @@ pub fn add_leave(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     l: LeaveInput,
 ) -> Result<LeavePeriod, AppError> {
     access::require(
         conn,
         me,
-        &EnrolmentId::from(enrolment_id),
+        enrolment_id,
         crate::clock::day_of(now),
         Access::Manage,
     )?;
@@ -116,8 +114,8 @@ pub fn add_leave(
         return Err(AppError::Validation(errors));
     }
     let id =
-        l.id.map(|u| u.to_string())
-            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        l.id.map(|u| LeaveId::new(u.to_string()))
+            .unwrap_or_else(LeaveId::random);
     diesel::insert_into(leave_periods::table)
         .values((
             leave_periods::id.eq(&id),
@@ -142,7 +140,7 @@ pub fn add_leave(
     )?;
     load_leave(conn, enrolment_id)?
         .into_iter()
-        .find(|x| x.id == id)
+        .find(|x| id == x.id)
         .ok_or(AppError::NotFound)
 }
 
@@ -150,9 +148,9 @@ pub fn remove_leave(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    id: &str,
+    id: &LeaveId,
 ) -> Result<(), AppError> {
-    let enrolment_id: String = leave_periods::table
+    let enrolment_id: EnrolmentId = leave_periods::table
         .find(id)
         .filter(leave_periods::removed_at.is_null())
         .select(leave_periods::enrolment_id)
@@ -160,7 +158,7 @@ pub fn remove_leave(
     access::require(
         conn,
         me,
-        &EnrolmentId::from(&enrolment_id),
+        &enrolment_id,
         crate::clock::day_of(now),
         Access::Manage,
     )?;

@@ -6,7 +6,6 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::assignments::{add_assignment, user_has_role, AssignmentInput};
 use super::enums::AssignmentRole;
@@ -18,8 +17,7 @@ use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
-use crate::ids::EnrolmentId;
-use crate::ids::{Day, OrganisationId, PlacementId};
+use crate::ids::{Day, EnrolmentId, OrganisationId, PlacementId, UserId};
 use crate::schema::{assignments, placements};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -60,7 +58,7 @@ struct PlacementRow {
 
 pub(crate) fn load_placements(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     today: NaiveDate,
 ) -> Result<Vec<Placement>, AppError> {
     let rows: Vec<PlacementRow> = placements::table
@@ -70,7 +68,7 @@ pub(crate) fn load_placements(
         .select(PlacementRow::as_select())
         .load(conn)?;
     let today = today.to_string();
-    let supervisors: Vec<(Option<String>, String)> = assignments::table
+    let supervisors: Vec<(Option<PlacementId>, UserId)> = assignments::table
         .filter(assignments::enrolment_id.eq(enrolment_id))
         .filter(assignments::role.eq(access::PLACEMENT_SUPERVISOR))
         .filter(
@@ -86,8 +84,8 @@ pub(crate) fn load_placements(
         .map(|r| Placement {
             supervisor_id: supervisors
                 .iter()
-                .find(|(p, _)| p.as_deref() == Some(r.id.as_str()))
-                .map(|(_, u)| u.clone()),
+                .find(|(p, _)| p.as_ref() == Some(&r.id))
+                .map(|(_, u)| u.to_string()),
             id: r.id.into_inner(),
             placement_type: r.placement_type,
             start_date: r.start_date.date(),
@@ -119,17 +117,11 @@ pub fn add_placement(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     p: PlacementInput,
 ) -> Result<Placement, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(
-        conn,
-        me,
-        &EnrolmentId::from(enrolment_id),
-        today,
-        Access::Manage,
-    )?;
+    access::require(conn, me, enrolment_id, today, Access::Manage)?;
     let template = template_of(conn, enrolment_id)?;
     let mut errors = Vec::new();
     if template.placement_type(&p.placement_type).is_none() {
@@ -153,7 +145,7 @@ pub fn add_placement(
         }
     }
     if let Some(s) = &p.supervisor_id {
-        if !user_has_role(conn, s, Role::Supervisor)? {
+        if !user_has_role(conn, &UserId::from(s), Role::Supervisor)? {
             errors.push(FieldError::new(
                 "supervisor_id",
                 "not a user with the supervisor role",
@@ -164,8 +156,8 @@ pub fn add_placement(
         return Err(AppError::Validation(errors));
     }
     let id =
-        p.id.map(|u| u.to_string())
-            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        p.id.map(|u| PlacementId::new(u.to_string()))
+            .unwrap_or_else(PlacementId::random);
     diesel::insert_into(placements::table)
         .values((
             placements::id.eq(&id),
@@ -200,7 +192,7 @@ pub fn add_placement(
                 id: None,
                 user_id: s,
                 role: AssignmentRole::PlacementSupervisor,
-                placement_id: Some(id.clone()),
+                placement_id: Some(id.to_string()),
                 valid_from: Some(p.start_date.min(today)),
                 valid_to: Some(p.end_date + Duration::days(1)),
             },
@@ -211,17 +203,20 @@ pub fn add_placement(
 
 pub(crate) fn find_placement(
     conn: &mut DbConn,
-    enrolment_id: &str,
-    id: &str,
+    enrolment_id: &EnrolmentId,
+    id: &PlacementId,
     today: NaiveDate,
 ) -> Result<Placement, AppError> {
     load_placements(conn, enrolment_id, today)?
         .into_iter()
-        .find(|p| p.id == id)
+        .find(|p| *id == p.id)
         .ok_or(AppError::NotFound)
 }
 
-pub fn enrolment_of_placement(conn: &mut DbConn, placement_id: &str) -> Result<String, AppError> {
+pub fn enrolment_of_placement(
+    conn: &mut DbConn,
+    placement_id: &PlacementId,
+) -> Result<EnrolmentId, AppError> {
     Ok(placements::table
         .find(placement_id)
         .filter(placements::removed_at.is_null())
@@ -243,19 +238,13 @@ pub fn update_placement(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    id: &str,
+    id: &PlacementId,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     patch: PlacementPatch,
 ) -> Result<Placement, AppError> {
     let today = crate::clock::day_of(now);
     let enrolment_id = enrolment_of_placement(conn, id)?;
-    access::require(
-        conn,
-        me,
-        &EnrolmentId::from(&enrolment_id),
-        today,
-        Access::Manage,
-    )?;
+    access::require(conn, me, &enrolment_id, today, Access::Manage)?;
     super::imported::refuse_if_transferred(conn, id)?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
     if_match(&etag(current.version, current.updated_at))?;
@@ -328,17 +317,11 @@ pub fn remove_placement(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    id: &str,
+    id: &PlacementId,
 ) -> Result<(), AppError> {
     let today = crate::clock::day_of(now);
     let enrolment_id = enrolment_of_placement(conn, id)?;
-    access::require(
-        conn,
-        me,
-        &EnrolmentId::from(&enrolment_id),
-        today,
-        Access::Manage,
-    )?;
+    access::require(conn, me, &enrolment_id, today, Access::Manage)?;
     super::imported::refuse_if_transferred(conn, id)?;
     let current = find_placement(conn, &enrolment_id, id, today)?;
     diesel::update(placements::table.find(id))
@@ -364,8 +347,8 @@ pub(crate) fn end_placement_assignments(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    enrolment_id: &str,
-    placement_id: &str,
+    enrolment_id: &EnrolmentId,
+    placement_id: &PlacementId,
     today: NaiveDate,
 ) -> Result<(), AppError> {
     let open: Vec<(String, Day)> = assignments::table

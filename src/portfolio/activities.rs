@@ -349,7 +349,7 @@ fn check(conn: &mut DbConn, enrolment_id: &str, n: &NewActivity) -> Result<Check
         errors.push(FieldError::new("reflection", "at most 20000 characters"));
     }
     if let Some(p) = n.placement_id.as_deref() {
-        if enrolment_of_placement(conn, p).ok().as_deref() != Some(enrolment_id) {
+        if enrolment_of_placement(conn, &p.into()).ok().as_deref() != Some(enrolment_id) {
             errors.push(FieldError::new(
                 "placement_id",
                 "not a placement of this enrolment",

@@ -284,7 +284,7 @@ pub fn create(
 ) -> Result<SummaryAssessment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let today = crate::clock::day_of(now);
-    let placement_here = enrolment_of_placement(conn, &n.placement_id)
+    let placement_here = enrolment_of_placement(conn, &n.placement_id.as_str().into())
         .ok()
         .as_deref()
         == Some(enrolment_id);

@@ -18,7 +18,11 @@ pub(super) fn apply(
     let form = instruments::form_for(conn, a.instrument, Some(&org))?;
     let mut errors = Vec::new();
     if let Some(p) = c.placement_id {
-        if enrolment_of_placement(conn, &p).ok().as_deref() != Some(a.enrolment_id.as_str()) {
+        if enrolment_of_placement(conn, &p.as_str().into())
+            .ok()
+            .as_deref()
+            != Some(a.enrolment_id.as_str())
+        {
             errors.push(FieldError::new(
                 "placement_id",
                 "not a placement of this enrolment",

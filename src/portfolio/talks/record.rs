@@ -18,7 +18,11 @@ pub(super) fn apply(conn: &mut DbConn, t: &mut Talk, c: TalkContent) -> Result<(
         ),
     ] {
         if let Some(p) = value {
-            if enrolment_of_placement(conn, &p).ok().as_deref() != Some(t.enrolment_id.as_str()) {
+            if enrolment_of_placement(conn, &p.as_str().into())
+                .ok()
+                .as_deref()
+                != Some(t.enrolment_id.as_str())
+            {
                 errors.push(FieldError::new(field, "not a placement of this enrolment"));
             }
             *target = Some(p);
