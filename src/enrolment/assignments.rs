@@ -6,7 +6,6 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::enums::AssignmentRole;
 use super::history::{record_change, touch, Changed};
@@ -16,8 +15,7 @@ use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
-use crate::ids::EnrolmentId;
-use crate::ids::{Day, PlacementId, UserId};
+use crate::ids::{AssignmentId, Day, EnrolmentId, PlacementId, UserId};
 use crate::schema::{assignments, enrolments, users};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -49,7 +47,7 @@ pub struct Assignment {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = assignments, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct AssignmentRow {
-    id: String,
+    id: AssignmentId,
     user_id: UserId,
     role: AssignmentRole,
     placement_id: Option<PlacementId>,
@@ -67,7 +65,7 @@ impl AssignmentRow {
         let changed = self.updated_at != self.created_at;
         Assignment {
             active: valid_from <= today && valid_to.is_none_or(|t| t > today),
-            id: self.id,
+            id: self.id.into_inner(),
             user_id: self.user_id.into_inner(),
             role: self.role,
             placement_id: self.placement_id.map(PlacementId::into_inner),
@@ -83,7 +81,7 @@ impl AssignmentRow {
 
 pub(crate) fn load_assignments(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     today: NaiveDate,
 ) -> Result<Vec<Assignment>, AppError> {
     let rows: Vec<AssignmentRow> = assignments::table
@@ -96,16 +94,14 @@ pub(crate) fn load_assignments(
 
 pub(crate) fn user_has_role(
     conn: &mut DbConn,
-    user_id: &str,
+    user_id: &UserId,
     role: Role,
 ) -> Result<bool, AppError> {
     let exists: i64 = users::table.find(user_id).count().get_result(conn)?;
     if exists == 0 {
         return Ok(false);
     }
-    Ok(load_roles(conn, &UserId::from(user_id))?
-        .iter()
-        .any(|g| g.role == role))
+    Ok(load_roles(conn, user_id)?.iter().any(|g| g.role == role))
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -128,20 +124,15 @@ pub fn add_assignment(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     a: AssignmentInput,
 ) -> Result<Assignment, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(
-        conn,
-        me,
-        &EnrolmentId::from(enrolment_id),
-        today,
-        Access::Manage,
-    )?;
+    access::require(conn, me, enrolment_id, today, Access::Manage)?;
     let from = a.valid_from.unwrap_or(today);
+    let user_id = UserId::from(&a.user_id);
     let mut errors = Vec::new();
-    if !user_has_role(conn, &a.user_id, a.role.account_role())? {
+    if !user_has_role(conn, &user_id, a.role.account_role())? {
         errors.push(FieldError::new(
             "user_id",
             format!(
@@ -161,7 +152,7 @@ pub fn add_assignment(
         (AssignmentRole::PlacementSupervisor, Some(p))
             if enrolment_of_placement(conn, &PlacementId::from(p))
                 .ok()
-                .as_deref()
+                .as_ref()
                 != Some(enrolment_id) =>
         {
             errors.push(FieldError::new(
@@ -177,7 +168,7 @@ pub fn add_assignment(
         _ => {}
     }
     if a.role != AssignmentRole::ExternalAssessor
-        && is_external_assessor(conn, enrolment_id, &a.user_id, today)?
+        && is_external_assessor(conn, enrolment_id, &user_id, today)?
     {
         errors.push(FieldError::new(
             "user_id",
@@ -185,11 +176,11 @@ pub fn add_assignment(
         ));
     }
     if a.role == AssignmentRole::ExternalAssessor {
-        let trainee: String = enrolments::table
+        let trainee: UserId = enrolments::table
             .find(enrolment_id)
             .select(enrolments::trainee_id)
             .first(conn)?;
-        if a.user_id == trainee || was_involved(conn, enrolment_id, &a.user_id)? {
+        if user_id == trainee || was_involved(conn, enrolment_id, &user_id)? {
             errors.push(FieldError::new(
                 "user_id",
                 "an external assessor must never have been involved in this trainee's training",
@@ -216,7 +207,7 @@ pub fn add_assignment(
         if let Some(p) = &a.placement_id {
             open = open.filter(assignments::placement_id.eq(p.clone()));
         }
-        let previous: Vec<(String, Day)> = open
+        let previous: Vec<(AssignmentId, Day)> = open
             .select((assignments::id, assignments::valid_from))
             .load(conn)?;
         for (pid, pfrom) in previous {
@@ -239,13 +230,13 @@ pub fn add_assignment(
         }
     }
     let id =
-        a.id.map(|u| u.to_string())
-            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        a.id.map(|u| AssignmentId::new(u.to_string()))
+            .unwrap_or_else(AssignmentId::random);
     diesel::insert_into(assignments::table)
         .values((
             assignments::id.eq(&id),
             assignments::enrolment_id.eq(enrolment_id),
-            assignments::user_id.eq(&a.user_id),
+            assignments::user_id.eq(&user_id),
             assignments::role.eq(a.role.as_str()),
             assignments::placement_id.eq(&a.placement_id),
             assignments::valid_from.eq(from.to_string()),
@@ -273,16 +264,16 @@ pub fn add_assignment(
 /// are `independence::involvement`.
 pub(crate) fn was_involved(
     conn: &mut DbConn,
-    enrolment_id: &str,
-    user_id: &str,
+    enrolment_id: &EnrolmentId,
+    user_id: &UserId,
 ) -> Result<bool, AppError> {
     Ok(!super::independence::involvement(conn, enrolment_id, user_id)?.is_empty())
 }
 
 pub(crate) fn trainee_enrolments(
     conn: &mut DbConn,
-    trainee: &str,
-) -> Result<Vec<String>, AppError> {
+    trainee: &UserId,
+) -> Result<Vec<EnrolmentId>, AppError> {
     Ok(enrolments::table
         .filter(enrolments::trainee_id.eq(trainee))
         .select(enrolments::id)
@@ -293,11 +284,11 @@ pub(crate) fn trainee_enrolments(
 /// other part in the training, or they would no longer be external.
 pub(crate) fn is_external_assessor(
     conn: &mut DbConn,
-    enrolment_id: &str,
-    user_id: &str,
+    enrolment_id: &EnrolmentId,
+    user_id: &UserId,
     today: NaiveDate,
 ) -> Result<bool, AppError> {
-    let trainee: String = enrolments::table
+    let trainee: UserId = enrolments::table
         .find(enrolment_id)
         .select(enrolments::trainee_id)
         .first(conn)?;
@@ -317,7 +308,7 @@ pub(crate) fn is_external_assessor(
 
 pub fn get_assignment(
     conn: &mut DbConn,
-    id: &str,
+    id: &AssignmentId,
     today: NaiveDate,
 ) -> Result<Assignment, AppError> {
     let row: AssignmentRow = assignments::table
@@ -332,21 +323,15 @@ pub fn end_assignment(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    id: &str,
+    id: &AssignmentId,
     valid_to: Option<NaiveDate>,
 ) -> Result<Assignment, AppError> {
     let today = crate::clock::day_of(now);
-    let enrolment_id: String = assignments::table
+    let enrolment_id: EnrolmentId = assignments::table
         .find(id)
         .select(assignments::enrolment_id)
         .first(conn)?;
-    access::require(
-        conn,
-        me,
-        &EnrolmentId::from(&enrolment_id),
-        today,
-        Access::Manage,
-    )?;
+    access::require(conn, me, &enrolment_id, today, Access::Manage)?;
     let current = get_assignment(conn, id, today)?;
     let to = valid_to.unwrap_or(today);
     if to < current.valid_from {

@@ -20,8 +20,7 @@ use crate::curriculum::templates;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
-use crate::ids::EnrolmentId;
-use crate::ids::TemplateId;
+use crate::ids::{EnrolmentId, TemplateId, UserId};
 use crate::schema::enrolments;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -68,7 +67,7 @@ pub fn create_enrolment(
     .map_err(|_| AppError::validation("template_id", "no such template (version)"))?;
     Principal::require(templates::may_edit(conn, me, &template.organisation_id)?)?;
     let mut errors = Vec::new();
-    if !user_has_role(conn, &input.trainee_id, Role::Trainee)? {
+    if !user_has_role(conn, &UserId::from(&input.trainee_id), Role::Trainee)? {
         errors.push(FieldError::new(
             "trainee_id",
             "not a user with the trainee role",

@@ -21,7 +21,7 @@ use super::{assignments, independence};
 use crate::context::Ctx;
 use crate::error::{AppError, FieldError};
 use crate::http::{check_if_match, etag, if_match, with_etag, Page, PageParams};
-use crate::ids::{EnrolmentId, LeaveId, PlacementId};
+use crate::ids::{AssignmentId, EnrolmentId, LeaveId, PlacementId, UserId};
 
 pub(super) const PROBLEM: &str = "application/problem+json";
 
@@ -387,12 +387,13 @@ pub async fn add_assignment(
     path: web::Path<String>,
     body: web::Json<AssignmentInput>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let a = ctx
         .write(move |c, ctx| {
             let mut a = service::add_assignment(c, ctx.now, &ctx.caller, &id, body.into_inner())?;
             if a.role == AssignmentRole::ExternalAssessor {
-                a.independence = Some(independence::check(c, &ctx.config, &id, &a.user_id)?);
+                let user = UserId::from(&a.user_id);
+                a.independence = Some(independence::check(c, &ctx.config, &id, &user)?);
             }
             Ok(a)
         })
@@ -434,7 +435,7 @@ pub async fn external_assessor_independence(
     query: web::Query<IndependenceQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = EnrolmentId::from(path.into_inner());
-    let user = query.into_inner().user_id;
+    let user = UserId::from(query.into_inner().user_id);
     let today = ctx.today();
     let check = ctx
         .read(move |c, ctx| {
@@ -477,7 +478,7 @@ pub async fn end_assignment(
     path: web::Path<String>,
     body: web::Json<EndAssignment>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = AssignmentId::from(path.into_inner());
     let to = body.valid_to;
     let a = ctx
         .write(move |c, ctx| service::end_assignment(c, ctx.now, &ctx.caller, &id, to))

@@ -26,7 +26,7 @@ use crate::auth::principal::{load_roles, org_chain, Role};
 use crate::config::Config;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::UserId;
+use crate::ids::{EnrolmentId, UserId};
 use crate::schema::{
     activities, assessments, assignments, enrolments, external_assessors, group_reviews,
     signer_profiles, summary_assessments, talk_participants, talks, users,
@@ -104,20 +104,20 @@ fn fact(kind: &str, record_id: Option<String>, detail: Option<String>) -> Involv
 /// external assessor is not involvement.
 pub fn involvement(
     conn: &mut DbConn,
-    enrolment_id: &str,
-    user_id: &str,
+    enrolment_id: &EnrolmentId,
+    user_id: &UserId,
 ) -> Result<Vec<InvolvementFact>, AppError> {
-    let (trainee, org): (String, String) = enrolments::table
+    let (trainee, org): (UserId, String) = enrolments::table
         .find(enrolment_id)
         .select((enrolments::trainee_id, enrolments::organisation_id))
         .first(conn)?;
     let mut facts = Vec::new();
-    if trainee == user_id {
+    if trainee == *user_id {
         facts.push(fact("trainee", None, None));
     }
     // Directors and administrators of the programme's organisation follow its trainees.
     let chain = org_chain(conn, &org)?;
-    for g in load_roles(conn, &UserId::from(user_id))? {
+    for g in load_roles(conn, user_id)? {
         if matches!(g.role, Role::DirectorOfStudies | Role::Administrator)
             && chain.contains(&g.organisation_id)
         {
@@ -238,7 +238,7 @@ type VettedRow = (
 /// the person's address (when they once assessed by link).
 pub fn qualifications(
     conn: &mut DbConn,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<RecordedQualifications, AppError> {
     let mut q = RecordedQualifications::default();
     let email: Option<String> = users::table
@@ -284,8 +284,8 @@ pub fn qualifications(
 pub fn check(
     conn: &mut DbConn,
     cfg: &Config,
-    enrolment_id: &str,
-    user_id: &str,
+    enrolment_id: &EnrolmentId,
+    user_id: &UserId,
 ) -> Result<Independence, AppError> {
     let facts = involvement(conn, enrolment_id, user_id)?;
     let qualifications = qualifications(conn, user_id)?;

@@ -212,7 +212,8 @@ pub fn create(
             // Assigning an involved person is refused; involvement may have come since
             // (a Mini-CEX asked of them, a talk listing them): shown, or refused where
             // the region requires independence.
-            independence::check(conn, cfg, enrolment_id, &assessor)?.enforce()?;
+            independence::check(conn, cfg, &enrolment_id.into(), &assessor.as_str().into())?
+                .enforce()?;
             signers.push((UserId::from(assessor), SignerRole::ExternalAssessor));
             signers.push((UserId::from(main), SignerRole::MainSupervisor));
             if !n.committee_member_ids.is_empty() {
