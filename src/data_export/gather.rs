@@ -306,7 +306,13 @@ fn enrolment_documents(
     let today = ctx.today();
     let dir = format!("enrolments/{id}");
     let e = crate::enrolment::service::get_enrolment(conn, id, today)?;
-    let acts = activities::list_activities(conn, id, &activities::Filter::default(), None, ALL)?;
+    let acts = activities::list_activities(
+        conn,
+        &crate::ids::EnrolmentId::from(id),
+        &activities::Filter::default(),
+        None,
+        ALL,
+    )?;
     let asm = assessments::list(conn, id, &assessments::Filter::default(), None, ALL)?;
     let mut all_talks = serde_json::Map::new();
     for kind in [
@@ -326,7 +332,7 @@ fn enrolment_documents(
             serde_json::to_value(list).map_err(AppError::internal)?,
         );
     }
-    let sums = summaries::list(conn, id)?;
+    let sums = summaries::list(conn, &crate::ids::EnrolmentId::from(id))?;
     let finals = final_assessment::list(conn, &crate::ids::EnrolmentId::new(id.to_string()))?;
     let evaluations = crate::feedback::evaluations::of_enrolment(conn, id)?;
     let reviews = crate::feedback::group_reviews::of_enrolment(conn, id)?;

@@ -61,7 +61,7 @@ pub(super) fn course_signer(
 ) -> Result<SignatureLine, AppError> {
     if role.contains("kursledare") {
         if let Some((name, workplace)) =
-            crate::portfolio::course_confirmation::confirmed_kursledare(conn, course)?
+            crate::portfolio::course_confirmation::confirmed_kursledare(conn, &course.into())?
         {
             return Ok(SignatureLine {
                 role,

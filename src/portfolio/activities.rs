@@ -188,7 +188,7 @@ struct Row {
 #[diesel(table_name = activities)]
 struct NewRow<'a> {
     id: &'a ActivityId,
-    enrolment_id: &'a str,
+    enrolment_id: &'a EnrolmentId,
     kind: ActivityKind,
     title: &'a str,
     #[diesel(serialize_as = String)]
@@ -283,7 +283,7 @@ pub fn get_activity(conn: &mut DbConn, id: &str) -> Result<Activity, AppError> {
     from_rows(conn, vec![row])?.pop().ok_or(AppError::NotFound)
 }
 
-pub fn enrolment_of_activity(conn: &mut DbConn, id: &str) -> Result<String, AppError> {
+pub fn enrolment_of_activity(conn: &mut DbConn, id: &str) -> Result<EnrolmentId, AppError> {
     Ok(activities::table
         .find(id)
         .filter(activities::deleted_at.is_null())
@@ -295,7 +295,7 @@ pub fn enrolment_of_activity(conn: &mut DbConn, id: &str) -> Result<String, AppE
 pub fn require_trainee(
     conn: &mut DbConn,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     today: NaiveDate,
 ) -> Result<(), AppError> {
     let query = enrolments::table
@@ -307,13 +307,7 @@ pub fn require_trainee(
     if trainee.as_deref() == Some(me.user_id.as_str()) {
         return Ok(());
     }
-    access::require(
-        conn,
-        me,
-        &EnrolmentId::from(enrolment_id),
-        today,
-        Access::Read,
-    )?;
+    access::require(conn, me, enrolment_id, today, Access::Read)?;
     Err(AppError::Forbidden(
         "only the trainee logs their learning activities".into(),
     ))
@@ -325,7 +319,11 @@ struct Checked {
 
 /// Checks an activity's fields against its enrolment (template version, delmål of the
 /// regulation, placements); `n.id` and `n.kind` need no check.
-fn check(conn: &mut DbConn, enrolment_id: &str, n: &NewActivity) -> Result<Checked, AppError> {
+fn check(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+    n: &NewActivity,
+) -> Result<Checked, AppError> {
     let query = enrolments::table
         .find(enrolment_id)
         .select((enrolments::template_id, enrolments::template_version));
@@ -349,7 +347,7 @@ fn check(conn: &mut DbConn, enrolment_id: &str, n: &NewActivity) -> Result<Check
         errors.push(FieldError::new("reflection", "at most 20000 characters"));
     }
     if let Some(p) = n.placement_id.as_deref() {
-        if enrolment_of_placement(conn, &p.into()).ok().as_deref() != Some(enrolment_id) {
+        if enrolment_of_placement(conn, &p.into()).ok().as_ref() != Some(enrolment_id) {
             errors.push(FieldError::new(
                 "placement_id",
                 "not a placement of this enrolment",
@@ -401,7 +399,7 @@ fn audit_activity(
 pub fn create_activity(
     conn: &mut DbConn,
     ctx: &Ctx,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     n: NewActivity,
 ) -> Result<Activity, AppError> {
     require_trainee(conn, &ctx.caller, enrolment_id, ctx.today())?;
@@ -433,7 +431,7 @@ pub fn announce_created(
 pub fn insert_activity(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     created_by: &str,
     n: NewActivity,
 ) -> Result<Activity, AppError> {
@@ -465,7 +463,7 @@ pub fn insert_activity(
     crate::on_backend!(conn, |c| insert.execute(c))?;
     // The id is new to every record table (random, or checked above), and a deleted
     // record's links go with it: there are no links to replace.
-    links::add(conn, links::ACTIVITY, enrolment_id, &id, &n.delmal)?;
+    links::add(conn, enrolment_id, links::Record::Activity(&id), &n.delmal)?;
     // Read back as stored. Its delmål are the ones just set, and it has no attachments
     // yet (they attach to an existing activity; the insert shows the id was new).
     // Selected inside `on_backend!`: a selection is typed by its backend.
@@ -496,7 +494,7 @@ pub fn update_activity(
     // Imported from another service with its provenance: read-only here.
     crate::portfolio::transferred::refuse_if_transferred(conn, id)?;
     // Confirmed by its kursledare as it is: read-only.
-    crate::portfolio::course_confirmation::refuse_if_confirmed(conn, id)?;
+    crate::portfolio::course_confirmation::refuse_if_confirmed(conn, &ActivityId::from(id))?;
     if_match(&current.etag())?;
     let n = NewActivity {
         id: None,
@@ -523,7 +521,12 @@ pub fn update_activity(
             updated_at: to_db(ctx.now),
         })
         .execute(conn)?;
-    links::set(conn, links::ACTIVITY, &enrolment_id, id, &n.delmal)?;
+    links::set(
+        conn,
+        &enrolment_id,
+        links::Record::Activity(&ActivityId::from(id)),
+        &n.delmal,
+    )?;
     let a = get_activity(conn, id)?;
     audit_activity(conn, ctx, "updated", &a)?;
     Ok(a)
@@ -535,14 +538,14 @@ pub fn delete_activity(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), App
     let current = get_activity(conn, id)?;
     // Imported from another service with its provenance: read-only here.
     crate::portfolio::transferred::refuse_if_transferred(conn, id)?;
-    crate::portfolio::course_confirmation::refuse_if_confirmed(conn, id)?;
+    crate::portfolio::course_confirmation::refuse_if_confirmed(conn, &ActivityId::from(id))?;
     diesel::update(activities::table.find(id))
         .set((
             activities::deleted_at.eq(to_db(ctx.now)),
             activities::updated_at.eq(to_db(ctx.now)),
         ))
         .execute(conn)?;
-    links::remove(conn, links::ACTIVITY, id)?;
+    links::remove(conn, links::Record::Activity(&ActivityId::from(id)))?;
     audit_activity(conn, ctx, "deleted", &current)
 }
 
@@ -559,7 +562,7 @@ pub struct Filter {
 /// Newest first; the cursor is `start_date|id` of the last item.
 pub fn list_activities(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     f: &Filter,
     after: Option<&str>,
     limit: i64,
@@ -591,7 +594,7 @@ pub fn list_activities(
             .limit(limit + 1);
         // Selected inside `on_backend!`: a selection is typed by its backend.
         let mut rows: Vec<Row> = crate::on_backend!(conn, |c| q.select(Row::as_select()).load(c))?;
-        rows.retain(|r| r.enrolment_id == enrolment_id);
+        rows.retain(|r| &r.enrolment_id == enrolment_id);
         return from_rows(conn, rows);
     }
     // Built and run on the backend's own connection (see `on_backend!`).
@@ -605,12 +608,12 @@ pub fn list_activities(
             // not every activity of the enrolment. A link carries its record's
             // enrolment, so the enrolment filter is the links'; rows are checked below.
             let ids = record_delmal::table
-                .filter(record_delmal::enrolment_id.eq(enrolment_id.to_string()))
+                .filter(record_delmal::enrolment_id.eq(enrolment_id.clone()))
                 .filter(record_delmal::code.eq(code.clone()))
                 .select(record_delmal::record_id);
             q = q.filter(activities::id.eq_any(ids));
         } else {
-            q = q.filter(activities::enrolment_id.eq(enrolment_id.to_string()));
+            q = q.filter(activities::enrolment_id.eq(enrolment_id.clone()));
         }
         if let Some(p) = &f.placement_id {
             q = q.filter(activities::placement_id.eq(p.clone()));
@@ -637,6 +640,6 @@ pub fn list_activities(
             .limit(limit + 1)
             .load(c)
     })?;
-    rows.retain(|r| r.enrolment_id == enrolment_id);
+    rows.retain(|r| &r.enrolment_id == enrolment_id);
     from_rows(conn, rows)
 }

@@ -367,7 +367,12 @@ pub fn readable(
 pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     let (a, enrolment, _) = get(conn, id)?;
-    crate::portfolio::activities::require_trainee(conn, me, &enrolment, crate::clock::day_of(now))?;
+    crate::portfolio::activities::require_trainee(
+        conn,
+        me,
+        &EnrolmentId::from(&enrolment),
+        crate::clock::day_of(now),
+    )?;
     crate::portfolio::transferred::refuse_if_transferred(conn, &a.record_id)?;
     diesel::update(attachments::table.find(id))
         .set(attachments::deleted_at.eq(to_db(now)))

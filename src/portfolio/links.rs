@@ -5,10 +5,11 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
+use crate::ids::{ActivityId, AssessmentId, EnrolmentId, TalkId};
 use crate::schema::record_delmal;
 
 /// Delmål codes the records of an enrolment may link to.
-pub fn allowed(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<String>, AppError> {
+pub fn allowed(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<Vec<String>, AppError> {
     crate::enrolment::service::delmal_codes_of(conn, enrolment_id)
 }
 
@@ -29,10 +30,41 @@ pub fn normalised(codes: &[String]) -> Vec<String> {
     v
 }
 
-/// What kind of record a link belongs to, so evidence is counted from the links alone.
-pub const ACTIVITY: &str = "activity";
-pub const ASSESSMENT: &str = "assessment";
-pub const TALK: &str = "talk";
+crate::text_enum! {
+    /// What kind of record a link belongs to, so evidence is counted from the links alone.
+    pub enum RecordType { Activity = "activity", Assessment = "assessment", Talk = "talk" }
+}
+
+pub const ACTIVITY: RecordType = RecordType::Activity;
+pub const ASSESSMENT: RecordType = RecordType::Assessment;
+pub const TALK: RecordType = RecordType::Talk;
+
+/// A record that links to delmål: its kind and id together, so the two cannot disagree.
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    Activity(&'a ActivityId),
+    Assessment(&'a AssessmentId),
+    Talk(&'a TalkId),
+}
+
+impl<'a> Record<'a> {
+    pub fn record_type(self) -> RecordType {
+        match self {
+            Record::Activity(_) => RecordType::Activity,
+            Record::Assessment(_) => RecordType::Assessment,
+            Record::Talk(_) => RecordType::Talk,
+        }
+    }
+
+    /// The record's id (the link table keys every kind by its text id).
+    pub fn id(self) -> &'a str {
+        match self {
+            Record::Activity(id) => id.as_str(),
+            Record::Assessment(id) => id.as_str(),
+            Record::Talk(id) => id.as_str(),
+        }
+    }
+}
 
 /// Replaces a record's links. Only the record's own: ids are chosen by clients too (an
 /// offline phone names its activity), so an id may also be another kind of record's,
@@ -40,11 +72,11 @@ pub const TALK: &str = "talk";
 /// have replaced what the signed assessment is evidence of. Such an id is refused.
 pub fn set(
     conn: &mut DbConn,
-    record_type: &str,
-    enrolment_id: &str,
-    record_id: &str,
+    enrolment_id: &EnrolmentId,
+    record: Record<'_>,
     codes: &[String],
 ) -> Result<(), AppError> {
+    let (record_type, record_id) = (record.record_type(), record.id());
     let others: i64 = record_delmal::table
         .filter(record_delmal::record_id.eq(record_id))
         .filter(record_delmal::record_type.ne(record_type))
@@ -59,18 +91,18 @@ pub fn set(
             .filter(record_delmal::record_type.eq(record_type)),
     )
     .execute(conn)?;
-    add(conn, record_type, enrolment_id, record_id, codes)
+    add(conn, enrolment_id, record, codes)
 }
 
 /// Links a record that has none yet (one the server has just created under a fresh
 /// random id): [`set`] without its delete, a statement less on the write path.
 pub fn add(
     conn: &mut DbConn,
-    record_type: &str,
-    enrolment_id: &str,
-    record_id: &str,
+    enrolment_id: &EnrolmentId,
+    record: Record<'_>,
     codes: &[String],
 ) -> Result<(), AppError> {
+    let (record_type, record_id) = (record.record_type(), record.id());
     let rows: Vec<_> = normalised(codes)
         .into_iter()
         .map(|code| {
@@ -96,7 +128,8 @@ pub fn add(
 
 /// Removes a deleted record's links (its own only, see [`set`]): they prove nothing any
 /// more.
-pub fn remove(conn: &mut DbConn, record_type: &str, record_id: &str) -> Result<(), AppError> {
+pub fn remove(conn: &mut DbConn, record: Record<'_>) -> Result<(), AppError> {
+    let (record_type, record_id) = (record.record_type(), record.id());
     diesel::delete(
         record_delmal::table
             .filter(record_delmal::record_id.eq(record_id))

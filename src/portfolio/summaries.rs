@@ -169,8 +169,8 @@ pub fn readable(
 fn may_author(
     conn: &mut DbConn,
     me: &Principal,
-    enrolment_id: &str,
-    placement_id: &str,
+    enrolment_id: &EnrolmentId,
+    placement_id: &PlacementId,
     today: NaiveDate,
 ) -> Result<bool, AppError> {
     let placement: i64 = assignments::table
@@ -182,18 +182,13 @@ fn may_author(
     if placement > 0 {
         return Ok(true);
     }
-    let roles = access::active_assignment_roles(
-        conn,
-        &me.user_id,
-        &EnrolmentId::from(enrolment_id),
-        today,
-    )?;
+    let roles = access::active_assignment_roles(conn, &me.user_id, enrolment_id, today)?;
     Ok(roles.iter().any(|r| r == access::MAIN_SUPERVISOR))
 }
 
 fn check(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     judgements: &[Judgement],
     overall: &str,
 ) -> Result<(), AppError> {
@@ -279,7 +274,7 @@ fn insert(conn: &mut DbConn, now: DateTime<Utc>, d: Draft) -> Result<(), AppErro
 pub fn create(
     conn: &mut DbConn,
     ctx: &Ctx,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     n: NewSummary,
 ) -> Result<SummaryAssessment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
@@ -287,17 +282,12 @@ pub fn create(
     let placement_here = enrolment_of_placement(conn, &n.placement_id.as_str().into())
         .ok()
         .as_deref()
-        == Some(enrolment_id);
+        == Some(enrolment_id.as_str());
     // A placement's supervisor writes its summary even after the placement (and with it
     // their access to the rest of the plan) has ended.
-    if !(placement_here && may_author(conn, me, enrolment_id, &n.placement_id, today)?) {
-        access::require(
-            conn,
-            me,
-            &EnrolmentId::from(enrolment_id),
-            today,
-            Access::Read,
-        )?;
+    let placement_id = PlacementId::from(&n.placement_id);
+    if !(placement_here && may_author(conn, me, enrolment_id, &placement_id, today)?) {
+        access::require(conn, me, enrolment_id, today, Access::Read)?;
         if !placement_here {
             return Err(AppError::validation(
                 "placement_id",
@@ -357,7 +347,12 @@ pub fn update(
     own_draft(&s, me)?;
     let judgements = p.judgements.unwrap_or(s.judgements);
     let overall = p.overall.unwrap_or(s.overall);
-    check(conn, &s.enrolment_id, &judgements, &overall)?;
+    check(
+        conn,
+        &EnrolmentId::from(&s.enrolment_id),
+        &judgements,
+        &overall,
+    )?;
     diesel::update(summary_assessments::table.find(id))
         .set((
             summary_assessments::judgements.eq(json!(judgements).to_string()),
@@ -457,7 +452,12 @@ pub fn correct(
     }
     let judgements = p.judgements.unwrap_or(s.judgements.clone());
     let overall = p.overall.unwrap_or(s.overall.clone());
-    check(conn, &s.enrolment_id, &judgements, &overall)?;
+    check(
+        conn,
+        &EnrolmentId::from(&s.enrolment_id),
+        &judgements,
+        &overall,
+    )?;
     let new_id = Uuid::new_v4().to_string();
     insert(
         conn,
@@ -477,7 +477,10 @@ pub fn correct(
     Ok(n)
 }
 
-pub fn list(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<SummaryAssessment>, AppError> {
+pub fn list(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+) -> Result<Vec<SummaryAssessment>, AppError> {
     // One query for the list (one per summary assessment before).
     let rows: Vec<Row> = summary_assessments::table
         .filter(summary_assessments::enrolment_id.eq(enrolment_id))

@@ -132,7 +132,7 @@ pub fn gather(
     let regulation = catalogue::get_regulation(conn, &template.regulation_id)?;
     let acts = activities::list_activities(
         conn,
-        enrolment_id,
+        &enrolment_id.into(),
         &activities::Filter::default(),
         None,
         ALL,
@@ -149,7 +149,7 @@ pub fn gather(
     .into_iter()
     .filter(|a| a.status == assessments::SIGNED && a.superseded_by.is_none())
     .collect();
-    let sums: Vec<_> = summaries::list(conn, enrolment_id)?
+    let sums: Vec<_> = summaries::list(conn, &enrolment_id.into())?
         .into_iter()
         .filter(|s| s.status == "signed" && s.superseded_by.is_none())
         .collect();

@@ -233,7 +233,7 @@ impl Importer {
             })
             .execute(conn)?;
         let (known, unknown) = self.map("activity", uid, codes_of(&a["delmal"]));
-        self.link(conn, &id, links::ACTIVITY, &known)?;
+        self.link(conn, &id, links::ACTIVITY.as_str(), &known)?;
         let item = Item {
             record_type: "activity",
             original: a,
@@ -309,7 +309,7 @@ impl Importer {
             })
             .execute(conn)?;
         let (known, unknown) = self.map("assessment", uid, codes_of(&a["delmal"]));
-        self.link(conn, &id, links::ASSESSMENT, &known)?;
+        self.link(conn, &id, links::ASSESSMENT.as_str(), &known)?;
         let item = Item {
             record_type: "assessment",
             original: a,

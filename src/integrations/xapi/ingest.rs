@@ -280,7 +280,7 @@ fn void_activity(
             activities::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    crate::portfolio::links::remove(conn, crate::portfolio::links::ACTIVITY, activity_id)?;
+    crate::portfolio::links::remove(conn, crate::portfolio::links::Record::Activity(activity_id))?;
     crate::audit::append(
         conn,
         now,

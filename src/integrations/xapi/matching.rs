@@ -194,7 +194,7 @@ pub fn try_match(
     let codes: Vec<String> = serde_json::from_str(&codes)
         .map_err(|_| AppError::internal("an activity mapping has an unreadable delmål list"))?;
     // Only the delmål of the trainee's regulation are linked.
-    let allowed = crate::portfolio::links::allowed(conn, &enrolment_id)?;
+    let allowed = crate::portfolio::links::allowed(conn, &EnrolmentId::from(&enrolment_id))?;
     let delmal = codes.into_iter().filter(|c| allowed.contains(c)).collect();
     Ok(Ok(Matched {
         user_id,
@@ -220,7 +220,7 @@ pub(super) fn create_activity(
     let mut a = activities::insert_activity(
         conn,
         now,
-        &m.enrolment_id,
+        &EnrolmentId::from(&m.enrolment_id),
         &m.user_id,
         NewActivity {
             id: None,

@@ -2,7 +2,7 @@
 //! checks every change goes through.
 
 use super::*;
-use crate::ids::EnrolmentId;
+use crate::ids::{AssessmentId, EnrolmentId};
 
 /// Checks and applies `c` over `a` (the instrument's domains and scale, delmål of the
 /// template version, the placement).
@@ -103,7 +103,7 @@ pub(super) fn apply(
         }
     }
     if let Some(d) = c.delmal {
-        let allowed = links::allowed(conn, &a.enrolment_id)?;
+        let allowed = links::allowed(conn, &EnrolmentId::from(&a.enrolment_id))?;
         links::check(&allowed, &d, "delmal", &mut errors);
         a.delmal = links::normalised(&d);
     }
@@ -178,7 +178,12 @@ pub(super) fn save(
             ));
         }
     }
-    links::set(conn, links::ASSESSMENT, &a.enrolment_id, &a.id, &a.delmal)
+    links::set(
+        conn,
+        &EnrolmentId::from(&a.enrolment_id),
+        links::Record::Assessment(&AssessmentId::from(&a.id)),
+        &a.delmal,
+    )
 }
 
 pub(super) fn log(
@@ -570,6 +575,6 @@ pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     diesel::update(assessments::table.find(id))
         .set(assessments::deleted_at.eq(to_db(now)))
         .execute(conn)?;
-    links::remove(conn, links::ASSESSMENT, id)?;
+    links::remove(conn, links::Record::Assessment(&AssessmentId::from(id)))?;
     log(conn, now, me, client, "deleted", &a)
 }

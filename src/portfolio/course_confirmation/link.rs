@@ -25,7 +25,7 @@ pub struct CourseConfirmationLinkView {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = course_confirmation_links, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct Link {
-    activity_id: String,
+    activity_id: ActivityId,
     email: String,
     expires_at: NaiveDateTime,
     used_at: Option<NaiveDateTime>,
@@ -65,7 +65,7 @@ pub fn link_view(
     token: &str,
 ) -> Result<CourseConfirmationLinkView, AppError> {
     let (c, a, link) = open_link(conn, now, token)?;
-    let (_, trainee, _) = trainee_of(conn, &c.enrolment_id)?;
+    let (_, trainee, _) = trainee_of(conn, &EnrolmentId::from(&c.enrolment_id))?;
     Ok(CourseConfirmationLinkView {
         statement_sv: statement(&trainee, &a),
         trainee_name: trainee,
@@ -89,7 +89,8 @@ pub fn confirm<C>(
 ) -> Result<(CourseConfirmation, Vec<Mail>), AppError> {
     let (cfg, now) = (&*ctx.config, ctx.now);
     let (c, a, link) = open_link(conn, now, token)?;
-    let (trainee_id, trainee, trainee_email) = trainee_of(conn, &c.enrolment_id)?;
+    let (trainee_id, trainee, trainee_email) =
+        trainee_of(conn, &EnrolmentId::from(&c.enrolment_id))?;
     let content = json!({
         "activity_id": a.id, "enrolment_id": a.enrolment_id, "trainee_id": trainee_id,
         "kind": a.kind, "title": a.title, "start_date": a.start_date, "end_date": a.end_date,
@@ -126,7 +127,7 @@ pub fn confirm<C>(
             "this course was confirmed in the meantime".into(),
         ));
     }
-    let c = find(conn, &c.activity_id)?.ok_or(AppError::NotFound)?;
+    let c = find(conn, &ActivityId::from(&c.activity_id))?.ok_or(AppError::NotFound)?;
     let client = format!("confirmation-link:{}", link.email);
     audit_as(conn, now, None, Some(&client), "confirmed", &c)?;
     let mail = Mail {

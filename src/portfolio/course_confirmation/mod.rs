@@ -34,7 +34,7 @@ use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
-use crate::ids::EnrolmentId;
+use crate::ids::{ActivityId, EnrolmentId, UserId};
 use crate::mail::Mail;
 use crate::portfolio::activities::{self, Activity, ActivityKind};
 use crate::portfolio::vetting::{self, ExternalAssessor, Gate, Named};
@@ -130,15 +130,15 @@ pub struct CourseConfirmationRequest {
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = course_confirmations, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct Row {
-    activity_id: String,
-    enrolment_id: String,
+    activity_id: ActivityId,
+    enrolment_id: EnrolmentId,
     kursledare_email: String,
     kursledare_name: String,
     kursledare_workplace: String,
     status: String,
-    requested_by: String,
+    requested_by: UserId,
     requested_at: NaiveDateTime,
-    vetted_by: Option<String>,
+    vetted_by: Option<UserId>,
     confirmed_at: Option<NaiveDateTime>,
     content_hash: Option<String>,
     version: i32,
@@ -156,16 +156,16 @@ fn from_row(r: Row) -> Result<CourseConfirmation, AppError> {
         ));
     }
     Ok(CourseConfirmation {
-        activity_id: r.activity_id,
-        enrolment_id: r.enrolment_id,
+        activity_id: r.activity_id.into_inner(),
+        enrolment_id: r.enrolment_id.into_inner(),
         role: ROLE.into(),
         kursledare_name: r.kursledare_name,
         kursledare_email: r.kursledare_email,
         kursledare_workplace: r.kursledare_workplace,
         status: r.status,
-        requested_by: r.requested_by,
+        requested_by: r.requested_by.into_inner(),
         requested_at: from_db(r.requested_at),
-        vetted_by: r.vetted_by,
+        vetted_by: r.vetted_by.map(UserId::into_inner),
         confirmed_at: r.confirmed_at.map(from_db),
         content_hash: r.content_hash,
         version: r.version,
@@ -174,7 +174,10 @@ fn from_row(r: Row) -> Result<CourseConfirmation, AppError> {
     })
 }
 
-fn find(conn: &mut DbConn, activity_id: &str) -> Result<Option<CourseConfirmation>, AppError> {
+fn find(
+    conn: &mut DbConn,
+    activity_id: &ActivityId,
+) -> Result<Option<CourseConfirmation>, AppError> {
     let row: Option<Row> = course_confirmations::table
         .find(activity_id)
         .select(Row::as_select())
@@ -211,16 +214,10 @@ fn audit_as(
 pub fn get(
     conn: &mut DbConn,
     ctx: &Ctx,
-    activity_id: &str,
+    activity_id: &ActivityId,
 ) -> Result<CourseConfirmation, AppError> {
     let enrolment = activities::enrolment_of_activity(conn, activity_id)?;
-    access::require(
-        conn,
-        &ctx.caller,
-        &EnrolmentId::from(enrolment.as_str()),
-        ctx.today(),
-        Access::Read,
-    )?;
+    access::require(conn, &ctx.caller, &enrolment, ctx.today(), Access::Read)?;
     find(conn, activity_id)?.ok_or(AppError::NotFound)
 }
 
@@ -250,7 +247,7 @@ fn renamed(e: AppError) -> AppError {
 pub fn request(
     conn: &mut DbConn,
     ctx: &Ctx,
-    activity_id: &str,
+    activity_id: &ActivityId,
     req: CourseConfirmationRequest,
 ) -> Result<(CourseConfirmation, Vec<Mail>), AppError> {
     let (cfg, now, me) = (&*ctx.config, ctx.now, &ctx.caller);
@@ -313,18 +310,18 @@ pub fn request(
         diesel::delete(course_confirmations::table.find(activity_id)).execute(conn)?;
     }
     let (status, vetted_by) = match &gate {
-        Gate::Approved { vetted_by } => (AWAITING, Some(vetted_by.clone())),
+        Gate::Approved { vetted_by } => (AWAITING, Some(UserId::from(vetted_by))),
         Gate::Pending { .. } => (AWAITING_VETTING, None),
     };
     diesel::insert_into(course_confirmations::table)
         .values(Row {
-            activity_id: activity_id.to_string(),
+            activity_id: activity_id.clone(),
             enrolment_id: enrolment_id.clone(),
             kursledare_email: email.clone(),
             kursledare_name: name,
             kursledare_workplace: workplace,
             status: status.into(),
-            requested_by: me.user_id.to_string(),
+            requested_by: me.user_id.clone(),
             requested_at: to_db(now),
             vetted_by,
             confirmed_at: None,
@@ -385,7 +382,10 @@ fn vetting_mail(
     }))
 }
 
-fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<(String, String, String), AppError> {
+fn trainee_of(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+) -> Result<(String, String, String), AppError> {
     Ok(enrolments::table
         .inner_join(users::table.on(users::id.eq(enrolments::trainee_id)))
         .filter(enrolments::id.eq(enrolment_id))
@@ -411,7 +411,7 @@ fn create_link(
             course_confirmation_links::expires_at.eq(to_db(now + dur(cfg.signing_link_ttl))),
         ))
         .execute(conn)?;
-    let (_, trainee, _) = trainee_of(conn, &c.enrolment_id)?;
+    let (_, trainee, _) = trainee_of(conn, &EnrolmentId::from(&c.enrolment_id))?;
     let days = cfg.signing_link_ttl.as_secs() / 86_400;
     Ok(Mail {
         to: c.kursledare_email.clone(),
@@ -435,7 +435,7 @@ fn create_link(
 }
 
 /// The requests waiting for this person's vetting, in their organisation.
-fn waiting(conn: &mut DbConn, x: &ExternalAssessor) -> Result<Vec<String>, AppError> {
+fn waiting(conn: &mut DbConn, x: &ExternalAssessor) -> Result<Vec<ActivityId>, AppError> {
     let in_org = enrolments::table
         .filter(enrolments::organisation_id.eq(x.organisation_id.clone()))
         .select(enrolments::id);
@@ -500,7 +500,7 @@ pub fn return_after_vetting(
         .execute(conn)?;
         let c = find(conn, &id)?.ok_or(AppError::NotFound)?;
         audit_as(conn, now, Some(decided_by), None, "returned", &c)?;
-        let (_, _, trainee_email) = trainee_of(conn, &c.enrolment_id)?;
+        let (_, _, trainee_email) = trainee_of(conn, &EnrolmentId::from(&c.enrolment_id))?;
         mails.push(Mail {
             to: trainee_email,
             subject: "Kursledare inte godkänd / Course leader not approved".into(),
@@ -541,7 +541,7 @@ pub fn named_in(
 }
 
 /// A confirmed course never changes: its activity is not edited or deleted (409).
-pub fn refuse_if_confirmed(conn: &mut DbConn, activity_id: &str) -> Result<(), AppError> {
+pub fn refuse_if_confirmed(conn: &mut DbConn, activity_id: &ActivityId) -> Result<(), AppError> {
     let confirmed: i64 = course_confirmations::table
         .filter(course_confirmations::activity_id.eq(activity_id))
         .filter(course_confirmations::status.eq(CONFIRMED))
@@ -558,7 +558,7 @@ pub fn refuse_if_confirmed(conn: &mut DbConn, activity_id: &str) -> Result<(), A
 /// The kursledare who confirmed a course, for its certificate: name and workplace.
 pub fn confirmed_kursledare(
     conn: &mut DbConn,
-    activity_id: &str,
+    activity_id: &ActivityId,
 ) -> Result<Option<(String, String)>, AppError> {
     Ok(course_confirmations::table
         .filter(course_confirmations::activity_id.eq(activity_id))

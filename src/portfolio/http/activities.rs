@@ -35,7 +35,7 @@ use crate::privacy::guard::Guarded;
 #[post("/enrolments/{id}/activities")]
 pub async fn create_activity(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     body: Guarded<NewActivity>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -80,7 +80,7 @@ pub struct ActivityFilter {
 #[get("/enrolments/{id}/activities")]
 pub async fn list_activities(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     query: web::Query<ActivityFilter>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -99,13 +99,7 @@ pub async fn list_activities(
     };
     let rows = ctx
         .read(move |c, ctx| {
-            access::require(
-                c,
-                &ctx.caller,
-                &EnrolmentId::from(&id),
-                ctx.today(),
-                Access::Read,
-            )?;
+            access::require(c, &ctx.caller, &id, ctx.today(), Access::Read)?;
             activities::list_activities(c, &id, &filter, after.as_deref(), limit)
         })
         .await?;

@@ -109,7 +109,7 @@ pub async fn upload_attachment(
     })?;
     let n = attachments::NewAttachment {
         id,
-        enrolment_id: enrolment,
+        enrolment_id: enrolment.into_inner(),
         record_id: record,
         filename: attachments::clean_filename(&query.filename),
         content_type,

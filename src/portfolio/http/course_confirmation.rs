@@ -9,6 +9,7 @@ use crate::app::AppState;
 use crate::context::{Context, Ctx};
 use crate::error::AppError;
 use crate::http::with_etag;
+use crate::ids::ActivityId;
 use crate::portfolio::course_confirmation::{
     self, CourseConfirmation, CourseConfirmationLinkView, CourseConfirmationRequest,
 };
@@ -42,7 +43,7 @@ use crate::telemetry::security::{Event, SecurityEvent};
 pub async fn request_course_confirmation(
     ctx: Ctx,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<ActivityId>,
     body: web::Json<CourseConfirmationRequest>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -70,7 +71,7 @@ pub async fn request_course_confirmation(
 #[get("/activities/{id}/course-confirmation")]
 pub async fn get_course_confirmation(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<ActivityId>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let c = ctx

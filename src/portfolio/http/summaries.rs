@@ -34,7 +34,7 @@ use crate::privacy::guard::Guarded;
 pub async fn create_summary(
     ctx: Ctx,
     _req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     body: Guarded<NewSummary>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -61,19 +61,13 @@ pub async fn create_summary(
 #[get("/enrolments/{id}/summary-assessments")]
 pub async fn list_summaries(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     query: web::Query<crate::http::PageParams>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let items = ctx
         .read(move |c, ctx| {
-            access::require(
-                c,
-                &ctx.caller,
-                &EnrolmentId::from(&id),
-                ctx.today(),
-                Access::Read,
-            )?;
+            access::require(c, &ctx.caller, &id, ctx.today(), Access::Read)?;
             summaries::list(c, &id)
         })
         .await?;

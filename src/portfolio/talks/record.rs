@@ -2,7 +2,7 @@
 //! confirm; the mails that ask the other participants to confirm.
 
 use super::*;
-use crate::ids::{EnrolmentId, UserId};
+use crate::ids::{EnrolmentId, TalkId, UserId};
 
 pub(super) fn apply(conn: &mut DbConn, t: &mut Talk, c: TalkContent) -> Result<(), AppError> {
     let mut errors = Vec::new();
@@ -131,7 +131,12 @@ pub(super) fn save(
             ))
             .execute(conn)?;
     }
-    links::set(conn, links::TALK, &t.enrolment_id, &t.id, &t.delmal)
+    links::set(
+        conn,
+        &t.enrolment_id,
+        links::Record::Talk(&TalkId::from(&t.id)),
+        &t.delmal,
+    )
 }
 
 pub(super) fn log(
