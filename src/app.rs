@@ -78,15 +78,13 @@ impl AppState {
         }
         // A wrong master key stops here; plaintext from before sealing (and anything
         // sealed under a retired key) is sealed under the current key.
-        let (key_id, _) = crate::secrets::with(Some(&keyring), || {
-            db::write_tx(&mut conn, |c| {
-                crate::secrets::check_keys(c, &keyring, now)?;
-                let sealed = crate::secrets::seal_everything(c, &keyring)?;
-                if sealed > 0 {
-                    tracing::info!(sealed, "secrets sealed under the current master key");
-                }
-                crate::dossier::signing::ensure_key(c, now)
-            })
+        let (key_id, _) = db::write_tx(&mut conn, |c| {
+            crate::secrets::check_keys(c, &keyring, now)?;
+            let sealed = crate::secrets::seal_everything(c, &keyring)?;
+            if sealed > 0 {
+                tracing::info!(sealed, "secrets sealed under the current master key");
+            }
+            crate::dossier::signing::ensure_key(c, &keyring, now)
         })?;
         tracing::debug!(key_id = %key_id, "dossier signing key");
         drop(conn);
@@ -446,8 +444,10 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 Ok(n) => tracing::info!(reminders = n, "digest reminders queued"),
                 Err(e) => tracing::error!(error = %e, "digest reminders failed"),
             }
+            let keys = state.pool.keyring().cloned();
             let result = db::write(&state.pool, move |conn| {
-                crate::notifications::send_due_digests(conn, now)
+                let keys = crate::secrets::required(keys.as_ref())?;
+                crate::notifications::send_due_digests(conn, keys, now)
             })
             .await;
             match result {
@@ -507,8 +507,10 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 ),
                 Err(e) => tracing::error!(error = %e, "sweeping the attachment store failed"),
             }
+            let keys = state.pool.keyring().cloned();
             match db::run(&state.pool, move |conn| {
-                let (key_id, key) = crate::dossier::signing::current_key(conn)?;
+                let keys = crate::secrets::required(keys.as_ref())?;
+                let (key_id, key) = crate::dossier::signing::current_key(conn, keys)?;
                 crate::audit::checkpoint::make(conn, now, &key_id, &key)
             })
             .await

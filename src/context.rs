@@ -78,6 +78,14 @@ impl<C> Deref for Context<C> {
     }
 }
 
+impl<C> Context<C> {
+    /// The master keys of secrets at rest (the pool's): what seals and opens TOTP
+    /// secrets, webhook secrets, queued mail and personal numbers.
+    pub fn keyring(&self) -> Result<&crate::secrets::Keyring, AppError> {
+        crate::secrets::required(self.pool.keyring())
+    }
+}
+
 impl<C: Send + Sync + 'static> Context<C> {
     /// A context outside any HTTP request (a worker, a command, a test of domain code).
     pub fn new(

@@ -31,7 +31,8 @@ pub enum DbConn {
 pub struct DbPool {
     pool: Pool<ConnectionManager<DbConn>>,
     writer: Option<Arc<Writer>>,
-    /// The master keys of secrets at rest, active while [`run`] and [`write`] work.
+    /// The master keys of secrets at rest; work that seals or opens takes them from
+    /// here (`Context::keyring`, `secrets::required`).
     keyring: Option<Arc<crate::secrets::Keyring>>,
 }
 
@@ -421,7 +422,7 @@ where
         if let Some(since) = waiting {
             crate::telemetry::metrics::pool_wait(since.elapsed());
         }
-        crate::secrets::with(pool.keyring(), || f(&mut conn))
+        f(&mut conn)
     })
     .await?
 }
@@ -442,7 +443,7 @@ where
         return run(pool, move |conn| write_tx(conn, f)).await;
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, AppError>>();
-    writer.submit(pool.keyring.clone(), f, move |answer| {
+    writer.submit(f, move |answer| {
         let _ = tx.send(answer);
     })?;
     rx.await
@@ -479,7 +480,7 @@ where
     let Some(writer) = &pool.writer else {
         return run(pool, move |conn| write_tx(conn, f)).await;
     };
-    writer.submit(pool.keyring.clone(), f, |answer| {
+    writer.submit(f, |answer| {
         if let Err(e) = answer {
             tracing::error!(error = %e, "a queued write failed");
         }
@@ -488,12 +489,7 @@ where
 
 impl Writer {
     /// Queues `f`; `answer` gets its result once its group has committed.
-    fn submit<T, F, A>(
-        &self,
-        keyring: Option<Arc<crate::secrets::Keyring>>,
-        f: F,
-        answer: A,
-    ) -> Result<(), AppError>
+    fn submit<T, F, A>(&self, f: F, answer: A) -> Result<(), AppError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
@@ -501,11 +497,11 @@ impl Writer {
     {
         let job: Job = Box::new(move |conn| {
             // In a group, its own savepoint: a failing job is rolled back alone.
-            let result = crate::secrets::with(keyring.as_ref(), || match conn {
+            let result = match conn {
                 Ok((conn, true)) => conn.transaction(f),
                 Ok((conn, false)) => f(conn),
                 Err(e) => Err(AppError::Unavailable(format!("database: {e}"))),
-            });
+            };
             let ok = result.is_ok();
             let deliver: Deliver = Box::new(move |commit| {
                 answer(match (result, commit) {

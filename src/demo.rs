@@ -130,9 +130,8 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
         let id = crate::ids::UserId::random();
         let secret = new_secret();
         // Stored sealed under the pool's master key, as enrolment stores it.
-        let sealed = crate::secrets::with(state.pool.keyring(), || {
-            crate::secrets::seal(&crate::secrets::totp_aad(&id), &secret)
-        })?;
+        let sealed = crate::secrets::required(state.pool.keyring())?
+            .seal(&crate::secrets::totp_aad(&id), &secret)?;
         let token = db::write_tx(&mut conn, |c| {
             diesel::insert_into(users::table)
                 .values((

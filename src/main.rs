@@ -452,10 +452,9 @@ fn audit_checkpoint(config: Config) -> Result<(), eportfolio::error::AppError> {
     let state = AppState::new(config, Arc::new(SystemClock))?;
     let now = state.clock.now();
     let mut conn = state.pool.get()?;
-    let made = eportfolio::secrets::with(state.pool.keyring(), || {
-        let (key_id, key) = eportfolio::dossier::signing::current_key(&mut conn)?;
-        eportfolio::audit::checkpoint::make(&mut conn, now, &key_id, &key)
-    })?;
+    let keys = eportfolio::secrets::required(state.pool.keyring())?;
+    let (key_id, key) = eportfolio::dossier::signing::current_key(&mut conn, keys)?;
+    let made = eportfolio::audit::checkpoint::make(&mut conn, now, &key_id, &key)?;
     match made {
         Some(cp) => {
             println!(
@@ -507,13 +506,11 @@ fn keys_rotate(config: Config) -> Result<(), eportfolio::error::AppError> {
         keyring.add_key()?;
     }
     let new = keyring.current_id();
-    let (sealed, signing_key) = secrets::with(Some(&keyring), || {
-        db::write_tx(&mut conn, |c| {
-            secrets::check_keys(c, &keyring, now)?;
-            let sealed = secrets::seal_everything(c, &keyring)?;
-            let signing_key = eportfolio::dossier::signing::rotate_key(c, now)?;
-            Ok((sealed, signing_key))
-        })
+    let (sealed, signing_key) = db::write_tx(&mut conn, |c| {
+        secrets::check_keys(c, &keyring, now)?;
+        let sealed = secrets::seal_everything(c, &keyring)?;
+        let signing_key = eportfolio::dossier::signing::rotate_key(c, &keyring, now)?;
+        Ok((sealed, signing_key))
     })?;
     println!("master key {old} -> {new}: {sealed} secret(s) sealed under {new}");
     println!(

@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::mail::Mail;
 use crate::outbox::Outbox;
 use crate::schema::{notification_queue, users};
+use crate::secrets::Keyring;
 
 /// Digests go out once a Swedish day, from this hour (Swedish time, Europe/Stockholm) on.
 pub const DIGEST_HOUR: u32 = 6;
@@ -53,9 +54,14 @@ pub fn sort(
 
 /// Queues notifications in the caller's transaction: digest users' into the digest
 /// queue, everyone else's into the outbox. Wake the outbox after the commit.
-pub fn queue(conn: &mut DbConn, now: DateTime<Utc>, mails: Vec<Mail>) -> Result<(), AppError> {
+pub fn queue(
+    conn: &mut DbConn,
+    keys: &Keyring,
+    now: DateTime<Utc>,
+    mails: Vec<Mail>,
+) -> Result<(), AppError> {
     let immediate = sort(conn, now, mails)?;
-    crate::outbox::enqueue(conn, now, &immediate)
+    crate::outbox::enqueue(conn, keys, now, &immediate)
 }
 
 /// Runs the request's write (`ctx.write`, which reserves its Idempotency-Key in the
@@ -71,7 +77,7 @@ where
     let value = ctx
         .write(move |c, ctx| {
             let (value, mails) = f(c, ctx)?;
-            queue(c, ctx.now, mails)?;
+            queue(c, ctx.keyring()?, ctx.now, mails)?;
             Ok(value)
         })
         .await?;
@@ -96,7 +102,7 @@ where
     let value = ctx
         .write(move |c, ctx| match f(c, ctx)? {
             Ok((value, mails)) => {
-                queue(c, ctx.now, mails)?;
+                queue(c, ctx.keyring()?, ctx.now, mails)?;
                 Ok(Ok(value))
             }
             Err(e) => Ok(Err(e)),
@@ -117,7 +123,7 @@ where
     let value = ctx
         .write(move |c, ctx| {
             let (value, mails) = f(c, ctx)?;
-            crate::outbox::enqueue(c, ctx.now, &mails)?;
+            crate::outbox::enqueue(c, ctx.keyring()?, ctx.now, &mails)?;
             Ok(value)
         })
         .await?;
@@ -138,7 +144,11 @@ struct Waiting {
 /// today (from 06:00 Swedish time; "today" is the Swedish calendar day, so the digest
 /// of a day is one digest whether summer time begins or ends that day). Returns how many
 /// digests were queued.
-pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, AppError> {
+pub fn send_due_digests(
+    conn: &mut DbConn,
+    keys: &Keyring,
+    now: DateTime<Utc>,
+) -> Result<usize, AppError> {
     if crate::clock::local_hour(now) < DIGEST_HOUR {
         return Ok(0);
     }
@@ -202,7 +212,7 @@ pub fn send_due_digests(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, 
         .execute(conn)?;
         // Queued with the claim, in the same transaction: sent by the outbox worker,
         // with its retries, and never lost if SMTP is down at 06:00.
-        crate::outbox::enqueue(conn, now, &[mail])?;
+        crate::outbox::enqueue(conn, keys, now, &[mail])?;
         sent += 1;
     }
     Ok(sent)

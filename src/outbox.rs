@@ -25,6 +25,7 @@ use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::mail::Mail;
 use crate::schema::mail_outbox;
+use crate::secrets::Keyring;
 
 /// Attempts before a mail is given up (`failed`): with the backoff below, about a day.
 pub const MAX_ATTEMPTS: i32 = 30;
@@ -55,10 +56,15 @@ impl Outbox {
 /// reset, undo or confirmation link (or a code) whose hash alone is kept elsewhere, and a
 /// copy of the database or a backup taken meanwhile (an SMTP outage lasts hours) must not
 /// give it away.
-pub fn enqueue(conn: &mut DbConn, now: DateTime<Utc>, mails: &[Mail]) -> Result<(), AppError> {
+pub fn enqueue(
+    conn: &mut DbConn,
+    keys: &Keyring,
+    now: DateTime<Utc>,
+    mails: &[Mail],
+) -> Result<(), AppError> {
     for mail in mails {
         let id = Uuid::new_v4().to_string();
-        let body = crate::secrets::seal(&crate::secrets::outbox_body_aad(&id), &mail.body)?;
+        let body = keys.seal(&crate::secrets::outbox_body_aad(&id), &mail.body)?;
         diesel::insert_into(mail_outbox::table)
             .values((
                 mail_outbox::id.eq(&id),
@@ -89,6 +95,7 @@ pub struct Claimed {
 /// so two nodes never send the same attempt.
 pub fn claim_due(
     conn: &mut DbConn,
+    keys: &Keyring,
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Claimed>, AppError> {
@@ -133,7 +140,7 @@ pub fn claim_due(
             .find(&id)
             .select(Queued::as_select())
             .first(conn)?;
-        let body = match crate::secrets::open(&crate::secrets::outbox_body_aad(&id), &body) {
+        let body = match keys.open(&crate::secrets::outbox_body_aad(&id), &body) {
             Ok(body) => body,
             Err(e) => {
                 // Damaged, or copied from another row: not sendable, and it must not stop
@@ -248,7 +255,11 @@ pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, AppError>
     let mut total = 0;
     loop {
         let now = state.clock.now();
-        let claimed = db::write(&state.pool, move |c| claim_due(c, now, 20)).await?;
+        let keys = state.pool.keyring().cloned();
+        let claimed = db::write(&state.pool, move |c| {
+            claim_due(c, crate::secrets::required(keys.as_ref())?, now, 20)
+        })
+        .await?;
         if claimed.is_empty() {
             return Ok(total);
         }

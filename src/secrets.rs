@@ -19,15 +19,13 @@
 //!   row plant a TOTP secret they know, and lazy rewriting would leave the secrets of
 //!   people who never sign in in plaintext (and in every backup) for good.
 //!
-//! The database helpers (`db::run`, `db::write`) make the pool's keyring the active one
-//! on the thread that runs the work ([`with`]), so domain code calls [`seal`]/[`open`]
-//! without passing it around. This thread-local carries configuration, not transaction
-//! state: it is the same keyring for every piece of work of one pool, set for exactly
-//! the work the pool runs. It is not a process global because one process may hold
-//! several pools with different keys (the test suite starts many servers, and
-//! `eportfolio keys rotate` opens the database with old and new keys).
+//! The keyring is passed to whatever seals or opens: a request's domain code takes it
+//! from its context (`ctx.keyring()`, the pool's keyring), workers and commands from the
+//! pool they opened (`secrets::required(pool.keyring())`). Nothing keeps an "active"
+//! keyring on a thread: one process may hold several pools with different keys (the
+//! test suite starts many servers, and `eportfolio keys rotate` opens the database
+//! with old and new keys), and which one a piece of work uses is visible in its call.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -394,62 +392,34 @@ pub fn sealed_with(stored: &str) -> Option<&str> {
     split(stored).map(|(id, _)| id)
 }
 
-// ---- The active keyring of this thread ------------------------------------------------
+// ---- The keyring a piece of work uses ------------------------------------------------
 
-thread_local! {
-    static ACTIVE: RefCell<Option<Arc<Keyring>>> = const { RefCell::new(None) };
+/// The keyring of a pool (`DbPool::keyring`), or the error a seal or open without one
+/// has always been: a pool opened without keys (a tool, a test) cannot touch secrets.
+pub fn required(keyring: Option<&Arc<Keyring>>) -> Result<&Keyring, AppError> {
+    keyring
+        .map(|k| &**k)
+        .ok_or_else(|| AppError::internal("no master key is loaded for this work"))
 }
 
-/// Runs `f` with `keyring` as this thread's active keyring (restoring the previous one).
-pub fn with<R>(keyring: Option<&Arc<Keyring>>, f: impl FnOnce() -> R) -> R {
-    let Some(keyring) = keyring else {
-        return f();
-    };
-    let previous = ACTIVE.with(|a| a.replace(Some(keyring.clone())));
-    struct Restore(Option<Arc<Keyring>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let previous = self.0.take();
-            ACTIVE.with(|a| *a.borrow_mut() = previous);
+impl Keyring {
+    /// A keyed hash under the master key the database is sealed under now, for hashes
+    /// that are compared with stored ones (the personal number's uniqueness). A server
+    /// started before `keys rotate` still holds the old key as its current one: it
+    /// reloads its keys first (from the key file; a key from the environment needs the
+    /// restart that rotation asks for anyway).
+    pub fn mac_current(
+        &self,
+        conn: &mut DbConn,
+        purpose: &str,
+        data: &[u8],
+    ) -> Result<String, AppError> {
+        let registered: Vec<String> = sealing_keys::table.select(sealing_keys::id).load(conn)?;
+        if !registered.is_empty() && !registered.contains(&self.current_id()) {
+            self.reload()?;
         }
+        self.mac(purpose, data)
     }
-    let _restore = Restore(previous);
-    f()
-}
-
-fn active() -> Result<Arc<Keyring>, AppError> {
-    ACTIVE
-        .with(|a| a.borrow().clone())
-        .ok_or_else(|| AppError::internal("no master key is active on this thread"))
-}
-
-/// Seals with the active keyring (see [`with`]).
-pub fn seal(aad: &str, plaintext: &str) -> Result<String, AppError> {
-    active()?.seal(aad, plaintext)
-}
-
-/// A keyed hash with the active keyring (see [`with`] and [`Keyring::mac`]).
-pub fn mac(purpose: &str, data: &[u8]) -> Result<String, AppError> {
-    active()?.mac(purpose, data)
-}
-
-/// A keyed hash with the active keyring under the master key the database is sealed
-/// under now, for hashes that are compared with stored ones (the personal number's
-/// uniqueness). A server started before `keys rotate` still holds the old key as its
-/// current one: it reloads its keys first (from the key file; a key from the
-/// environment needs the restart that rotation asks for anyway).
-pub fn mac_current(conn: &mut DbConn, purpose: &str, data: &[u8]) -> Result<String, AppError> {
-    let keyring = active()?;
-    let registered: Vec<String> = sealing_keys::table.select(sealing_keys::id).load(conn)?;
-    if !registered.is_empty() && !registered.contains(&keyring.current_id()) {
-        keyring.reload()?;
-    }
-    keyring.mac(purpose, data)
-}
-
-/// Opens with the active keyring (see [`with`]).
-pub fn open(aad: &str, stored: &str) -> Result<String, AppError> {
-    active()?.open(aad, stored)
 }
 
 // ---- Start and rotation ---------------------------------------------------------------

@@ -43,7 +43,7 @@ pub async fn get_personal_identity(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let identity = ctx
-        .read(move |c, ctx| personal_identity::get(c, &ctx.caller, &id))
+        .read(move |c, ctx| personal_identity::get(c, ctx, &id))
         .await?;
     Ok(private(with_etag(
         StatusCode::OK,

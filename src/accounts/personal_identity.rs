@@ -36,7 +36,7 @@ pub const NUMBER_FIELD: &str = "personal_identity_number";
 pub const HSA_FIELD: &str = "hsa_id";
 pub const PROTECTED_FIELD: &str = "protected_identity";
 
-use crate::secrets::{personal_number_aad as number_aad, PERSONAL_NUMBER_MAC};
+use crate::secrets::{personal_number_aad as number_aad, Keyring, PERSONAL_NUMBER_MAC};
 
 /// The unique index that makes a number unique per region.
 const UNIQUE_INDEX: &str = "personal_identities_number_per_region";
@@ -110,11 +110,14 @@ fn protected_flag(r: &Row) -> Result<bool, AppError> {
 }
 
 /// The number of a row, opened and read back.
-fn open_number(r: &Row) -> Result<Option<personal_number::PersonalNumber>, AppError> {
+fn open_number(
+    keys: &Keyring,
+    r: &Row,
+) -> Result<Option<personal_number::PersonalNumber>, AppError> {
     let Some(sealed) = &r.number_sealed else {
         return Ok(None);
     };
-    let digits = crate::secrets::open(&number_aad(&r.user_id), sealed)?;
+    let digits = keys.open(&number_aad(&r.user_id), sealed)?;
     personal_number::from_stored(&digits)
         .map(Some)
         .ok_or_else(|| {
@@ -128,7 +131,7 @@ fn open_number(r: &Row) -> Result<Option<personal_number::PersonalNumber>, AppEr
         })
 }
 
-fn view(user_id: &UserId, r: Option<Row>) -> Result<PersonalIdentity, AppError> {
+fn view(keys: &Keyring, user_id: &UserId, r: Option<Row>) -> Result<PersonalIdentity, AppError> {
     let Some(r) = r else {
         return Ok(PersonalIdentity {
             user_id: user_id.to_string(),
@@ -140,7 +143,7 @@ fn view(user_id: &UserId, r: Option<Row>) -> Result<PersonalIdentity, AppError> 
             updated_at: None,
         });
     };
-    let number = open_number(&r)?;
+    let number = open_number(keys, &r)?;
     Ok(PersonalIdentity {
         user_id: r.user_id.clone(),
         personal_identity_number: number.as_ref().map(|n| n.display()),
@@ -187,14 +190,10 @@ pub fn standing(conn: &mut DbConn, me: &Principal, user_id: &UserId) -> Result<S
 }
 
 /// The person's identity record, for those who may see it.
-pub fn get(
-    conn: &mut DbConn,
-    me: &Principal,
-    user_id: &UserId,
-) -> Result<PersonalIdentity, AppError> {
-    standing(conn, me, user_id)?;
+pub fn get(conn: &mut DbConn, ctx: &Ctx, user_id: &UserId) -> Result<PersonalIdentity, AppError> {
+    standing(conn, &ctx.caller, user_id)?;
     let r = row(conn, user_id)?;
-    view(user_id, r)
+    view(ctx.keyring()?, user_id, r)
 }
 
 /// What a caller asks to change; `Some(None)` clears a field.
@@ -246,7 +245,7 @@ pub fn update(
     let current = row(conn, user_id)?;
     let current_tag = match &current {
         Some(r) => etag(r.version, from_db(r.updated_at)),
-        None => view(user_id, None)?.etag(),
+        None => view(ctx.keyring()?, user_id, None)?.etag(),
     };
     if_match(&current_tag)?;
 
@@ -279,7 +278,7 @@ pub fn update(
     }
 
     let old_number = match &current {
-        Some(r) => open_number(r)?,
+        Some(r) => open_number(ctx.keyring()?, r)?,
         None => None,
     };
     let old_protected = match &current {
@@ -303,7 +302,7 @@ pub fn update(
             match new {
                 None => (sealed, mac) = (None, None),
                 Some(n) => {
-                    let digest = crate::secrets::mac_current(
+                    let digest = ctx.keyring()?.mac_current(
                         conn,
                         PERSONAL_NUMBER_MAC,
                         n.digits().as_bytes(),
@@ -317,7 +316,7 @@ pub fn update(
                     if taken > 0 {
                         return Err(duplicate());
                     }
-                    sealed = Some(crate::secrets::seal(&number_aad(user_id), n.digits())?);
+                    sealed = Some(ctx.keyring()?.seal(&number_aad(user_id), n.digits())?);
                     mac = Some(digest);
                 }
             }
@@ -342,7 +341,7 @@ pub fn update(
         None => old_protected,
     };
     if changed.is_empty() {
-        return view(user_id, current);
+        return view(ctx.keyring()?, user_id, current);
     }
 
     let now = to_db(ctx.now);
@@ -393,7 +392,7 @@ pub fn update(
         },
     )?;
     let r = row(conn, user_id)?;
-    view(user_id, r)
+    view(ctx.keyring()?, user_id, r)
 }
 
 fn is_number_collision(e: &diesel::result::Error) -> bool {
@@ -409,9 +408,13 @@ fn is_number_collision(e: &diesel::result::Error) -> bool {
 /// The number to print on a certificate that asks for it (`YYYYMMDD-NNNN`), or `None`
 /// when none is recorded. For the certificate code only: it does no access check of its
 /// own (the certificate's readers are decided there).
-pub fn for_certificate(conn: &mut DbConn, user_id: &UserId) -> Result<Option<String>, AppError> {
+pub fn for_certificate(
+    conn: &mut DbConn,
+    keys: &Keyring,
+    user_id: &UserId,
+) -> Result<Option<String>, AppError> {
     match row(conn, user_id)? {
-        Some(r) => Ok(open_number(&r)?.map(|n| n.display())),
+        Some(r) => Ok(open_number(keys, &r)?.map(|n| n.display())),
         None => Ok(None),
     }
 }

@@ -5,7 +5,6 @@
 //! attempt limit) return `Result<Result<T, AppError>, AppError>`: the outer error rolls
 //! the transaction back, the inner one is committed and then reported.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::auth::challenges::{challenge_to_answer, consume_challenge};
@@ -17,7 +16,6 @@ use crate::auth::ratelimit::{self, mfa_key};
 use crate::auth::recovery_codes::{recovery_codes_left, replace_recovery_codes, use_recovery_code};
 use crate::auth::sessions::{create_session, IssuedSession};
 use crate::auth::totp::{has_totp, totp_accept};
-use crate::config::Config;
 use crate::context::Context;
 use crate::db::DbConn;
 use crate::error::AppError;
@@ -64,13 +62,13 @@ pub fn methods_of(conn: &mut DbConn, user: &Credentials) -> Result<Vec<MfaMethod
 /// a TOTP code or a recovery code. The attempt counts against the account's limit before
 /// the code is checked (taken back when right); no session is created. Returns the
 /// method used.
-pub fn check_in_person(
+pub fn check_in_person<C>(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
+    ctx: &Context<C>,
     user_id: &UserId,
     factor: &SecondFactor,
 ) -> Result<Result<&'static str, AppError>, AppError> {
+    let (cfg, now) = (&*ctx.config, ctx.now);
     let counted = ratelimit::hit(
         conn,
         &mfa_key(user_id),
@@ -78,7 +76,9 @@ pub fn check_in_person(
         now,
     )?;
     let ok = match factor {
-        SecondFactor::Totp(code) => totp_accept(conn, now, user_id, code, false)?.is_some(),
+        SecondFactor::Totp(code) => {
+            totp_accept(conn, ctx.keyring()?, now, user_id, code, false)?.is_some()
+        }
         SecondFactor::RecoveryCode(code) => use_recovery_code(conn, now, user_id, code)?,
         SecondFactor::EmailCode(_) => false,
     };
@@ -131,7 +131,9 @@ pub fn verify_second_factor<C>(
     let mut remaining = None;
     let mut new_codes = None;
     let ok = match factor {
-        SecondFactor::Totp(code) => totp_accept(conn, now, &user.id, code, false)?.is_some(),
+        SecondFactor::Totp(code) => {
+            totp_accept(conn, ctx.keyring()?, now, &user.id, code, false)?.is_some()
+        }
         SecondFactor::EmailCode(code) => {
             let valid = (enrolling || user.email_mfa_enabled != 0)
                 && take_email_code(conn, ctx, &challenge, code.trim())?;

@@ -245,7 +245,7 @@ fn check_factor_inner(
             ratelimit::undo(conn, &counted)?;
         }
         Some(factor) => {
-            if let Err(e) = mfa::check_in_person(conn, cfg, now, &me.user_id, &factor)? {
+            if let Err(e) = mfa::check_in_person(conn, ctx, &me.user_id, &factor)? {
                 return Ok(Err(e));
             }
         }
@@ -346,6 +346,7 @@ pub fn send_step_up_code(
     let minutes = cfg.email_code_ttl.as_secs() / 60;
     crate::outbox::enqueue(
         conn,
+        ctx.keyring()?,
         now,
         &[Mail {
             to: user.email.clone(),
@@ -430,6 +431,7 @@ pub fn notify_change<C>(
     );
     crate::outbox::enqueue(
         conn,
+        ctx.keyring()?,
         now,
         &[Mail {
             to,
@@ -567,6 +569,7 @@ pub fn undo_change<C: Send + Sync + 'static>(
     let minutes = cfg.reset_token_ttl.as_secs() / 60;
     crate::outbox::enqueue(
         conn,
+        ctx.keyring()?,
         now,
         &[Mail {
             to,

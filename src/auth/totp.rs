@@ -15,6 +15,7 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::UserId;
 use crate::schema::totp_credentials;
+use crate::secrets::Keyring;
 
 const TOTP_ISSUER: &str = "eportfolio";
 
@@ -52,6 +53,7 @@ pub struct TotpSetup {
 /// one is confirmed.
 pub fn totp_setup(
     conn: &mut DbConn,
+    keys: &Keyring,
     now: DateTime<Utc>,
     user_id: &UserId,
 ) -> Result<TotpSetup, AppError> {
@@ -64,7 +66,7 @@ pub fn totp_setup(
     let qr_png_base64 = totp
         .to_qr_base64()
         .map_err(|e| AppError::internal(format!("totp qr: {e:?}")))?;
-    let sealed = crate::secrets::seal(&crate::secrets::totp_aad(user_id), &secret)?;
+    let sealed = keys.seal(&crate::secrets::totp_aad(user_id), &secret)?;
     // One statement: two set-ups at once (two tabs, two nodes) must not both find no
     // row and both insert; the later simply replaces the pending secret.
     let upsert = diesel::insert_into(totp_credentials::table)
@@ -100,6 +102,7 @@ struct Secrets {
 /// by N parallel requests succeeds once.
 pub(crate) fn totp_accept(
     conn: &mut DbConn,
+    keys: &Keyring,
     now: DateTime<Utc>,
     user_id: &UserId,
     code: &str,
@@ -123,7 +126,7 @@ pub(crate) fn totp_accept(
     // A sealed secret that does not open here (copied from another account's row, or
     // damaged) is no second factor of this account: refused like a wrong code.
     let stored = secret;
-    let secret = match crate::secrets::open(&crate::secrets::totp_aad(user_id), &stored) {
+    let secret = match keys.open(&crate::secrets::totp_aad(user_id), &stored) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(user_id = %user_id, error = %e, "a TOTP secret does not open");
@@ -160,11 +163,12 @@ pub(crate) fn totp_accept(
 /// when this is the user's first second factor.
 pub fn totp_confirm(
     conn: &mut DbConn,
+    keys: &Keyring,
     now: DateTime<Utc>,
     user_id: &UserId,
     code: &str,
 ) -> Result<Result<Option<Vec<String>>, AppError>, AppError> {
-    if totp_accept(conn, now, user_id, code, true)?.is_none() {
+    if totp_accept(conn, keys, now, user_id, code, true)?.is_none() {
         return Ok(Err(AppError::InvalidSecondFactor));
     }
     let activated = diesel::update(
@@ -200,7 +204,7 @@ pub fn enrol_totp_and_sign_in<C>(
     let (_cfg, now, _client) = (&*ctx.config, ctx.now, &ctx.client);
     let (challenge, _, counted) =
         challenge_to_answer(conn, ctx, mfa_token, |_, _| ChallengePurpose::Enrol)?;
-    match totp_confirm(conn, now, &challenge.user_id, code)? {
+    match totp_confirm(conn, ctx.keyring()?, now, &challenge.user_id, code)? {
         // The attempt stays counted: committed, then reported.
         Err(e) => Ok(Err(e)),
         Ok(codes) => {

@@ -203,7 +203,7 @@ fn time_opt(t: Option<NaiveDateTime>) -> Value {
 /// The account and its security settings, without any secret.
 fn account(conn: &mut DbConn, ctx: &Ctx, me: &str) -> Result<Vec<Document>, AppError> {
     let user = users::get_user(conn, me)?;
-    let identity = match personal_identity::get(conn, &ctx.caller, &UserId::new(me)) {
+    let identity = match personal_identity::get(conn, ctx, &UserId::new(me)) {
         Ok(i) => serde_json::to_value(i).map_err(AppError::internal)?,
         Err(AppError::NotFound) => Value::Null,
         Err(e) => return Err(e),

@@ -58,7 +58,7 @@ pub async fn get_dossier(
             if !allowed {
                 return Err(AppError::NotFound);
             }
-            let (key_id, key) = signing::current_key(c)?;
+            let (key_id, key) = signing::current_key(c, ctx.keyring()?)?;
             Ok((build::build(c, &eid, ctx.now)?, key_id, key))
         })
         .await?;

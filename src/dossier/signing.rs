@@ -23,6 +23,7 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::SigningKeyId;
 use crate::schema::service_keys;
+use crate::secrets::Keyring;
 
 pub const ALGORITHM: &str = "Ed25519";
 const PURPOSE: &str = "dossier";
@@ -134,18 +135,23 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, AppError> {
 /// sealed under the master key (see `crate::secrets`).
 pub fn ensure_key(
     conn: &mut DbConn,
+    keys: &Keyring,
     now: DateTime<Utc>,
 ) -> Result<(SigningKeyId, SigningKey), AppError> {
-    if let Some(found) = find_key(conn)? {
+    if let Some(found) = find_key(conn, keys)? {
         return Ok(found);
     }
-    new_key(conn, now)
+    new_key(conn, keys, now)
 }
 
 /// Retires the current signing key (it keeps verifying what it signed, and stays
 /// published) and makes a new one; returns the new key's id. Part of `keys rotate`: a
 /// master key that may have leaked may have opened the signing key too.
-pub fn rotate_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<String, AppError> {
+pub fn rotate_key(
+    conn: &mut DbConn,
+    keys: &Keyring,
+    now: DateTime<Utc>,
+) -> Result<String, AppError> {
     diesel::update(
         service_keys::table
             .filter(service_keys::purpose.eq(PURPOSE))
@@ -153,10 +159,14 @@ pub fn rotate_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<String, AppEr
     )
     .set(service_keys::retired_at.eq(Some(to_db(now))))
     .execute(conn)?;
-    Ok(new_key(conn, now)?.0.into_inner())
+    Ok(new_key(conn, keys, now)?.0.into_inner())
 }
 
-fn new_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(SigningKeyId, SigningKey), AppError> {
+fn new_key(
+    conn: &mut DbConn,
+    keys: &Keyring,
+    now: DateTime<Utc>,
+) -> Result<(SigningKeyId, SigningKey), AppError> {
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let key = SigningKey::from_bytes(&seed);
@@ -168,10 +178,8 @@ fn new_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(SigningKeyId, Signi
             service_keys::purpose.eq(PURPOSE),
             service_keys::algorithm.eq(ALGORITHM),
             service_keys::public_key.eq(B64.encode(public)),
-            service_keys::private_key.eq(crate::secrets::seal(
-                &crate::secrets::signing_key_aad(&id),
-                &B64.encode(seed),
-            )?),
+            service_keys::private_key
+                .eq(keys.seal(&crate::secrets::signing_key_aad(&id), &B64.encode(seed))?),
             service_keys::created_at.eq(to_db(now)),
         ))
         .execute(conn)?;
@@ -179,11 +187,17 @@ fn new_key(conn: &mut DbConn, now: DateTime<Utc>) -> Result<(SigningKeyId, Signi
 }
 
 /// The current signing key (made at start-up by [`ensure_key`]).
-pub fn current_key(conn: &mut DbConn) -> Result<(SigningKeyId, SigningKey), AppError> {
-    find_key(conn)?.ok_or_else(|| AppError::Internal("no dossier signing key".into()))
+pub fn current_key(
+    conn: &mut DbConn,
+    keys: &Keyring,
+) -> Result<(SigningKeyId, SigningKey), AppError> {
+    find_key(conn, keys)?.ok_or_else(|| AppError::Internal("no dossier signing key".into()))
 }
 
-fn find_key(conn: &mut DbConn) -> Result<Option<(SigningKeyId, SigningKey)>, AppError> {
+fn find_key(
+    conn: &mut DbConn,
+    keys: &Keyring,
+) -> Result<Option<(SigningKeyId, SigningKey)>, AppError> {
     let found: Option<(SigningKeyId, String)> = service_keys::table
         .filter(service_keys::purpose.eq(PURPOSE))
         .filter(service_keys::retired_at.is_null())
@@ -192,7 +206,7 @@ fn find_key(conn: &mut DbConn) -> Result<Option<(SigningKeyId, SigningKey)>, App
         .first(conn)
         .optional()?;
     if let Some((id, sealed)) = found {
-        let private = crate::secrets::open(&crate::secrets::signing_key_aad(&id), &sealed)?;
+        let private = keys.open(&crate::secrets::signing_key_aad(&id), &sealed)?;
         let seed: [u8; 32] = B64
             .decode(private)
             .ok()

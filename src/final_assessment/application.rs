@@ -123,6 +123,7 @@ fn missing(form: &Form, subject: Option<String>, reason: &str) -> EnclosedCertif
 /// decided as achieved filling the competence certificate.
 pub fn summary(
     conn: &mut DbConn,
+    keys: &crate::secrets::Keyring,
     enrolment_id: &EnrolmentId,
     finals: &[FinalAssessment],
     today: NaiveDate,
@@ -131,7 +132,7 @@ pub fn summary(
         .iter()
         .rev()
         .find(|f| f.status == "decided" && f.decision == Some(Decision::Achieved));
-    let b = certificates::basis(conn, enrolment_id, decided, today)?;
+    let b = certificates::basis(conn, keys, enrolment_id, decided, today)?;
     let (competence, service, per_record): (&str, Option<&str>, &str) = match b.set.kind {
         Kind::Bt2021 => ("4", Some("3"), "2"),
         Kind::St2021 => ("7", Some("6"), "8-11"),
@@ -141,7 +142,7 @@ pub fn summary(
     if let Some(form) = b.set.form(competence) {
         match decided {
             Some(f) => {
-                let drafts = certificates::drafts(conn, f, today)?;
+                let drafts = certificates::drafts(conn, keys, f, today)?;
                 if let Some(d) = drafts.into_iter().find(|d| d.appendix == competence) {
                     out.push(enclosed(d, EnclosureStatus::Signed));
                 }

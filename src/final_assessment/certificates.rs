@@ -225,6 +225,7 @@ impl Basis {
 /// assessment when there is one, fills the lines of those who decided.
 pub(super) fn basis(
     conn: &mut DbConn,
+    keys: &crate::secrets::Keyring,
     enrolment_id: &EnrolmentId,
     f: Option<&FinalAssessment>,
     today: NaiveDate,
@@ -258,6 +259,7 @@ pub(super) fn basis(
     // needs (name and number), not the e-mail address the service adds.
     let personnummer = crate::accounts::personal_identity::for_certificate(
         conn,
+        keys,
         &crate::ids::UserId::from(e.trainee_id.as_str()),
     )?;
     let protected = crate::accounts::personal_identity::is_protected(
@@ -299,6 +301,7 @@ pub(super) fn basis(
 /// The drafts for a decided, positive final assessment.
 pub fn drafts(
     conn: &mut DbConn,
+    keys: &crate::secrets::Keyring,
     f: &FinalAssessment,
     today: NaiveDate,
 ) -> Result<Vec<CertificateDraft>, AppError> {
@@ -307,7 +310,7 @@ pub fn drafts(
             "certificates follow a final assessment decided as achieved".into(),
         ));
     }
-    let basis = basis(conn, &f.enrolment_id, Some(f), today)?;
+    let basis = basis(conn, keys, &f.enrolment_id, Some(f), today)?;
     let mut out = Vec::new();
     match basis.set.kind {
         Kind::Bt2021 => out.extend(competence(&basis, f, "4", "baskompetens")?),

@@ -49,7 +49,7 @@ pub async fn create_final_assessment(
     let f = ctx
         .write(move |c, ctx| {
             let (f, mails) = service::create(c, ctx, &id, body.into_inner())?;
-            crate::notifications::queue(c, ctx.now, mails)?;
+            crate::notifications::queue(c, ctx.keyring()?, ctx.now, mails)?;
             Ok(f)
         })
         .await?;
@@ -192,7 +192,7 @@ pub async fn sign_final_assessment(
                 body,
             )? {
                 Ok((f, mails)) => {
-                    crate::notifications::queue(c, ctx.now, mails)?;
+                    crate::notifications::queue(c, ctx.keyring()?, ctx.now, mails)?;
                     Ok(Ok(f))
                 }
                 Err(e) => Ok(Err(e)),
@@ -233,7 +233,7 @@ pub async fn list_certificates(
     let drafts = ctx
         .read(move |c, ctx| {
             let f = service::readable(c, &ctx.caller, &id, today)?;
-            certificates::drafts(c, &f, today)
+            certificates::drafts(c, ctx.keyring()?, &f, today)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Page::of_list(drafts, &query, |d| d.key.clone())?))
@@ -270,7 +270,7 @@ pub async fn get_certificate(
     let draft = ctx
         .read(move |c, ctx| {
             let f = service::readable(c, &ctx.caller, &id, today)?;
-            certificates::drafts(c, &f, today)?
+            certificates::drafts(c, ctx.keyring()?, &f, today)?
                 .into_iter()
                 .find(|d| d.key == key)
                 .ok_or(AppError::NotFound)
@@ -324,7 +324,7 @@ pub async fn get_application_summary(
         .read(move |c, ctx| {
             access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
             let finals = service::list(c, &id)?;
-            application::summary(c, &id, &finals, today)
+            application::summary(c, ctx.keyring()?, &id, &finals, today)
         })
         .await?;
     if kind == "application/json" {

@@ -478,11 +478,10 @@ fn ready_to_sign(conn: &mut DbConn, f: &FinalAssessment) -> Result<(), AppError>
 /// session's own, unless the session rests on a remembered device.
 fn signature_method(
     conn: &mut DbConn,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    me: &Principal,
+    ctx: &Ctx,
     body: &SignFinalAssessment,
 ) -> Result<Result<String, AppError>, AppError> {
+    let me = &ctx.caller;
     let factor = match (&body.totp_code, &body.recovery_code) {
         (Some(c), None) => Some(SecondFactor::Totp(c.clone())),
         (None, Some(c)) => Some(SecondFactor::RecoveryCode(c.clone())),
@@ -496,7 +495,7 @@ fn signature_method(
     };
     match factor {
         Some(f) => Ok(
-            crate::auth::service::check_in_person(conn, cfg, now, &me.user_id, &f)?
+            crate::auth::service::check_in_person(conn, ctx, &ctx.caller.user_id, &f)?
                 .map(|m| m.replace("in_person", "step_up")),
         ),
         None if me.second_factor == "remembered_device" || me.second_factor.is_empty() => {
@@ -538,7 +537,7 @@ pub fn sign(
     if let Some(check) = &with_independence(conn, cfg, f.clone())?.independence {
         check.enforce()?;
     }
-    let method = match signature_method(conn, cfg, now, me, &body)? {
+    let method = match signature_method(conn, ctx, &body)? {
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
     };

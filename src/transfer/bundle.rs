@@ -277,7 +277,7 @@ pub fn gather(
         })
         .collect();
 
-    let (key_id, _) = signing::current_key(conn)?;
+    let (key_id, _) = signing::current_key(conn, ctx.keyring()?)?;
     let config = &ctx.config;
     let bundle = json!({
         "format": FORMAT,

@@ -66,7 +66,7 @@ pub async fn transfer_export(
     let (mut content, files, key_id, key) = ctx
         .read(move |c, ctx| {
             let (content, files) = bundle::gather(c, ctx, &eid, exporter)?;
-            let (key_id, key) = signing::current_key(c)?;
+            let (key_id, key) = signing::current_key(c, ctx.keyring()?)?;
             Ok((content, files, key_id, key))
         })
         .await?;

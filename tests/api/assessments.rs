@@ -908,10 +908,8 @@ fn two_nodes_at_the_digest_hour_queue_one_digest() {
                     let pool = eportfolio::db::connect(url, 1).expect("pool");
                     let mut conn = pool.get().expect("conn");
                     barrier.wait();
-                    eportfolio::secrets::with(Some(keyring), || {
-                        eportfolio::db::write_tx(&mut conn, |c| {
-                            eportfolio::notifications::send_due_digests(c, now)
-                        })
+                    eportfolio::db::write_tx(&mut conn, |c| {
+                        eportfolio::notifications::send_due_digests(c, keyring, now)
                     })
                     .expect("digest round")
                 })

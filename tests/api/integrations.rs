@@ -121,11 +121,9 @@ fn due_deliveries(app: &TestApp) -> usize {
     let mut conn = db(app);
     let now = eportfolio::clock::Clock::now(&*app.clock);
     let keyring = std::sync::Arc::new(eportfolio::secrets::Keyring::load(&app.dir).expect("keys"));
-    eportfolio::secrets::with(Some(&keyring), || {
-        eportfolio::integrations::webhooks::claim_due(&mut conn, now, 10)
-    })
-    .expect("claim")
-    .len()
+    eportfolio::integrations::webhooks::claim_due(&mut conn, &keyring, now, 10)
+        .expect("claim")
+        .len()
 }
 
 pub fn db(app: &TestApp) -> eportfolio::db::PooledConn {
@@ -836,10 +834,8 @@ fn an_event_survives_a_restart_and_a_dead_nodes_lease() {
         // The dead node had the master key: the webhook secret is sealed.
         let keyring =
             std::sync::Arc::new(eportfolio::secrets::Keyring::load(&app.dir).expect("keys"));
-        let claimed = eportfolio::secrets::with(Some(&keyring), || {
-            eportfolio::integrations::webhooks::claim_due(&mut conn, now, 10)
-        })
-        .expect("claim");
+        let claimed = eportfolio::integrations::webhooks::claim_due(&mut conn, &keyring, now, 10)
+            .expect("claim");
         assert_eq!(claimed.len(), 1);
     }
     // Leased to the dead node: no worker may take it until the lease runs out.

@@ -278,11 +278,9 @@ fn digest_round(w: &World, now: DateTime<Utc>) -> usize {
         std::sync::Arc::new(eportfolio::secrets::Keyring::load(&w.app.dir).expect("keys"));
     let pool = eportfolio::db::connect(&w.app.config.database_url, 1).expect("pool");
     let mut conn = pool.get().expect("conn");
-    eportfolio::secrets::with(Some(&keyring), || {
-        eportfolio::db::write_tx(&mut conn, |c| {
-            eportfolio::progress::reminders::queue_due(c, now)?;
-            eportfolio::notifications::send_due_digests(c, now)
-        })
+    eportfolio::db::write_tx(&mut conn, |c| {
+        eportfolio::progress::reminders::queue_due(c, now)?;
+        eportfolio::notifications::send_due_digests(c, &keyring, now)
     })
     .expect("digest round")
 }

@@ -74,7 +74,7 @@ pub async fn me_totp_setup(
     body: Option<web::Json<StepUp>>,
 ) -> Result<HttpResponse, AppError> {
     let setup = guarded(&state, &ctx, step_up_answer(body), move |c, ctx| {
-        totp::totp_setup(c, ctx.now, &ctx.caller.user_id)
+        totp::totp_setup(c, ctx.keyring()?, ctx.now, &ctx.caller.user_id)
     })
     .await?;
     Ok(crate::idempotency::secret(
@@ -128,7 +128,7 @@ pub async fn me_totp_confirm(
                 ctx.config.rate_limits.mfa_per_account,
                 now,
             )?;
-            let codes = match totp::totp_confirm(c, now, &me.user_id, &body.code)? {
+            let codes = match totp::totp_confirm(c, ctx.keyring()?, now, &me.user_id, &body.code)? {
                 Ok(codes) => codes,
                 Err(e) => return Ok(Err(e)),
             };
@@ -406,7 +406,7 @@ pub async fn me_email(
         let me = &ctx.caller.user_id;
         let old = credentials::credentials_by_id(c, me)?.email;
         let mail = link_tokens::request_email_change(c, ctx, me, &email)?;
-        crate::outbox::enqueue(c, ctx.now, std::slice::from_ref(&mail))?;
+        crate::outbox::enqueue(c, ctx.keyring()?, ctx.now, std::slice::from_ref(&mail))?;
         step_up::notify_change(
             c,
             ctx,

@@ -305,7 +305,7 @@ pub async fn mfa_email_code(
     let (sent_to, expires_at) = ctx
         .write(move |c, ctx| {
             let (mail, expires_at) = email_codes::send_email_code(c, ctx, &body.mfa_token)?;
-            crate::outbox::enqueue(c, ctx.now, std::slice::from_ref(&mail))?;
+            crate::outbox::enqueue(c, ctx.keyring()?, ctx.now, std::slice::from_ref(&mail))?;
             Ok((email_codes::mask_email(&mail.to), expires_at))
         })
         .await?;
@@ -360,7 +360,7 @@ pub async fn mfa_totp_setup(
         .write(move |c, ctx| {
             let challenge =
                 challenges::open_challenge(c, ctx.now, &body.mfa_token, ChallengePurpose::Enrol)?;
-            totp::totp_setup(c, ctx.now, &challenge.user_id)
+            totp::totp_setup(c, ctx.keyring()?, ctx.now, &challenge.user_id)
         })
         .await?;
     Ok(crate::idempotency::secret(
@@ -490,7 +490,7 @@ pub async fn password_reset(
     let email = validate::normalize_email(&body.email);
     ctx.write(move |c, ctx| {
         let mail = link_tokens::request_password_reset(c, ctx, &email)?;
-        crate::outbox::enqueue(c, ctx.now, mail.as_slice())
+        crate::outbox::enqueue(c, ctx.keyring()?, ctx.now, mail.as_slice())
     })
     .await?;
     state.outbox.wake();

@@ -106,7 +106,7 @@ fn decoy_options<C>(ctx: &Context<C>, email: &str) -> Result<CeremonyOptions, Ap
     // Fails as the real options would when passkeys are not configured.
     relying_party(&ctx.config)?;
     let (rp_id, _) = rp_settings(&ctx.config).map_err(AppError::internal)?;
-    let mac = crate::secrets::mac(DECOY_PURPOSE, email.as_bytes())?;
+    let mac = ctx.keyring()?.mac(DECOY_PURPOSE, email.as_bytes())?;
     let id = hex::decode(mac).map_err(|e| AppError::internal(format!("decoy id: {e}")))?;
     let challenge: [u8; 32] = rand::random();
     // The shape webauthn-rs gives real options (tests/api/passkeys.rs compares them).

@@ -44,7 +44,7 @@ pub async fn import_users(
     let items = ctx
         .write(move |c, ctx| {
             let (items, mails) = imports::import_users(c, ctx, rows, first)?;
-            crate::outbox::enqueue(c, ctx.now, &mails)?;
+            crate::outbox::enqueue(c, ctx.keyring()?, ctx.now, &mails)?;
             Ok(items)
         })
         .await?;

@@ -203,7 +203,7 @@ pub fn create_subscription(
             webhook_subscriptions::events.eq(json!(n.events).to_string()),
             webhook_subscriptions::description.eq(n.description.trim()),
             webhook_subscriptions::secret
-                .eq(crate::secrets::seal(crate::secrets::WEBHOOK_AAD, &secret)?),
+                .eq(ctx.keyring()?.seal(crate::secrets::WEBHOOK_AAD, &secret)?),
             webhook_subscriptions::active.eq(1),
             webhook_subscriptions::created_by.eq(&me.user_id),
             webhook_subscriptions::version.eq(1),
@@ -306,7 +306,7 @@ pub fn rotate_subscription_secret(
     diesel::update(webhook_subscriptions::table.find(id))
         .set((
             webhook_subscriptions::secret
-                .eq(crate::secrets::seal(crate::secrets::WEBHOOK_AAD, &secret)?),
+                .eq(ctx.keyring()?.seal(crate::secrets::WEBHOOK_AAD, &secret)?),
             webhook_subscriptions::version.eq(s.version + 1),
             webhook_subscriptions::updated_at.eq(to_db(now)),
         ))

@@ -50,6 +50,7 @@ struct ToSend {
 /// (`locked_until` empty or past), so two nodes never hold the same delivery.
 pub fn claim_due(
     conn: &mut DbConn,
+    keys: &crate::secrets::Keyring,
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Claimed>, AppError> {
@@ -92,7 +93,7 @@ pub fn claim_due(
             .filter(webhook_deliveries::id.eq(&id))
             .select(ToSend::as_select())
             .first(conn)?;
-        let secret = crate::secrets::open(crate::secrets::WEBHOOK_AAD, &d.secret)?;
+        let secret = keys.open(crate::secrets::WEBHOOK_AAD, &d.secret)?;
         claimed.push(Claimed {
             id,
             lease,
@@ -315,7 +316,11 @@ pub async fn deliver_due(state: &web::Data<AppState>) -> Result<usize, AppError>
     let mut total = 0;
     loop {
         let now = state.clock.now();
-        let claimed = crate::db::write(&state.pool, move |c| claim_due(c, now, 20)).await?;
+        let keys = state.pool.keyring().cloned();
+        let claimed = crate::db::write(&state.pool, move |c| {
+            claim_due(c, crate::secrets::required(keys.as_ref())?, now, 20)
+        })
+        .await?;
         if claimed.is_empty() {
             return Ok(total);
         }

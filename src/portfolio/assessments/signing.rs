@@ -285,8 +285,7 @@ pub fn co_sign_finish<C>(
         // The attempt was counted in `co_sign_start`.
         return Ok(Err(AppError::InvalidCredentials));
     };
-    let method = match crate::auth::service::check_in_person(conn, cfg, now, &assessor.id, factor)?
-    {
+    let method = match crate::auth::service::check_in_person(conn, ctx, &assessor.id, factor)? {
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
     };
