@@ -505,7 +505,7 @@ pub async fn add_credited_service(
     path: web::Path<String>,
     body: web::Json<CreditedServiceInput>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let cs = ctx
         .write(move |c, ctx| {
             service::add_credited_service(c, ctx.now, &ctx.caller, &id, body.into_inner())
