@@ -9,7 +9,7 @@ use crate::schema::record_delmal;
 
 /// Delmål codes the records of an enrolment may link to.
 pub fn allowed(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<String>, AppError> {
-    crate::enrolment::service::delmal_codes_of(conn, enrolment_id)
+    crate::enrolment::service::delmal_codes_of(conn, &enrolment_id.into())
 }
 
 /// Adds an error to `field` for each code not in `allowed`.
