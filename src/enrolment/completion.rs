@@ -16,6 +16,7 @@ use super::history::{record_change, touch, Changed};
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::events::{EventKind, StoredEvent};
+use crate::ids::EnrolmentId;
 use crate::schema::enrolments;
 
 /// The final assessment's decision that completes an enrolment.
@@ -48,7 +49,12 @@ pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> 
         .get("final_assessment_id")
         .cloned()
         .unwrap_or_default();
-    complete(conn, event.created_at.0, enrolment_id, final_assessment_id)
+    complete(
+        conn,
+        event.created_at.0,
+        &EnrolmentId::from(enrolment_id),
+        final_assessment_id,
+    )
 }
 
 /// Marks an active enrolment completed, in its history as a change without a person
@@ -57,7 +63,7 @@ pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> 
 fn complete(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     final_assessment_id: serde_json::Value,
 ) -> Result<(), AppError> {
     let changed = diesel::update(

@@ -15,8 +15,7 @@ use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
-use crate::ids::Day;
-use crate::ids::EnrolmentId;
+use crate::ids::{Day, EnrolmentId};
 use crate::schema::credited_service;
 
 /// Clinical service before licence credited towards the programme.
@@ -55,7 +54,7 @@ struct CreditedRow {
 
 pub(crate) fn load_credited(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
 ) -> Result<Vec<CreditedService>, AppError> {
     let rows: Vec<CreditedRow> = credited_service::table
         .filter(credited_service::enrolment_id.eq(enrolment_id))
@@ -105,17 +104,11 @@ pub fn add_credited_service(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     c: CreditedServiceInput,
 ) -> Result<CreditedService, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(
-        conn,
-        me,
-        &EnrolmentId::from(enrolment_id),
-        today,
-        Access::Manage,
-    )?;
+    access::require(conn, me, enrolment_id, today, Access::Manage)?;
     let e = get_enrolment(conn, enrolment_id, today)?;
     let codes = delmal_codes_of(conn, enrolment_id)?;
     let mut errors = Vec::new();

@@ -82,7 +82,15 @@ pub fn create_enrolment(
         return Err(AppError::Validation(errors));
     }
     if let Some(bt) = &input.bt_enrolment_id {
-        super::st_rules::check_bt_link(conn, me, today, None, &input.trainee_id, &template, bt)?;
+        super::st_rules::check_bt_link(
+            conn,
+            me,
+            today,
+            None,
+            &UserId::from(&input.trainee_id),
+            &template,
+            &EnrolmentId::from(bt),
+        )?;
     }
     let id = input
         .id
@@ -231,12 +239,12 @@ pub fn update_enrolment(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    id: &str,
+    id: &EnrolmentId,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     patch: EnrolmentPatch,
 ) -> Result<Enrolment, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(conn, me, &EnrolmentId::from(id), today, Access::Manage)?;
+    access::require(conn, me, id, today, Access::Manage)?;
     let current = get_enrolment(conn, id, today)?;
     if_match(&current.etag())?;
     let mut errors = Vec::new();
@@ -280,9 +288,9 @@ pub fn update_enrolment(
             me,
             today,
             Some(id),
-            &current.trainee_id,
+            &UserId::from(&current.trainee_id),
             &template,
-            bt,
+            &EnrolmentId::from(bt),
         )?;
     }
     if extent != current.extent_percent {
@@ -320,11 +328,11 @@ pub fn migrate_template(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    id: &str,
+    id: &EnrolmentId,
     version: i32,
 ) -> Result<Enrolment, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(conn, me, &EnrolmentId::from(id), today, Access::Read)?;
+    access::require(conn, me, id, today, Access::Read)?;
     let current = get_enrolment(conn, id, today)?;
     Principal::require(me.has_role_over(conn, Role::Administrator, &current.organisation_id)?)?;
     let target = templates::get_template(

@@ -54,7 +54,10 @@ struct ExtentRow {
 }
 
 /// The enrolment's extent periods, in order.
-pub fn load_periods(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<ExtentPeriod>, AppError> {
+pub fn load_periods(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+) -> Result<Vec<ExtentPeriod>, AppError> {
     let rows: Vec<ExtentRow> = extent_periods::table
         .filter(extent_periods::enrolment_id.eq(enrolment_id))
         .order(extent_periods::valid_from)
@@ -87,7 +90,7 @@ pub fn changes_of(periods: &[ExtentPeriod]) -> Vec<(NaiveDate, i32)> {
 /// (the enrolment's extent from its start). `None` for an unknown enrolment.
 pub fn extent_on(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     day: NaiveDate,
 ) -> Result<Option<i32>, AppError> {
     Ok(percent_on(
@@ -110,7 +113,7 @@ pub fn percent_on(changes: &[(NaiveDate, i32)], day: NaiveDate) -> Option<i32> {
 /// service: "omfattning" per period).
 pub fn periods_between(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<ExtentPeriod>, AppError> {
@@ -155,17 +158,11 @@ pub fn record_extent_change(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     change: ExtentChange,
 ) -> Result<ExtentPeriod, AppError> {
     let today = crate::clock::day_of(now);
-    access::require(
-        conn,
-        me,
-        &EnrolmentId::from(enrolment_id),
-        today,
-        Access::Manage,
-    )?;
+    access::require(conn, me, enrolment_id, today, Access::Manage)?;
     super::imported::refuse_extent_change_before_import(
         conn,
         enrolment_id,
@@ -246,7 +243,7 @@ pub(crate) fn insert_period(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     by: Option<&str>,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     id: &str,
     valid_from: NaiveDate,
     percent: i32,
@@ -270,7 +267,7 @@ pub(crate) fn insert_period(
 /// date), or it would rewrite months already served.
 pub(crate) fn correct_whole(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     percent: i32,
 ) -> Result<(), AppError> {
     super::imported::refuse_extent_change_before_import(conn, enrolment_id, None)?;
@@ -292,7 +289,11 @@ pub(crate) fn correct_whole(
 }
 
 /// Keeps `enrolments.extent_percent` at today's extent, for readers of the column.
-fn sync_current(conn: &mut DbConn, enrolment_id: &str, today: NaiveDate) -> Result<(), AppError> {
+fn sync_current(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+    today: NaiveDate,
+) -> Result<(), AppError> {
     if let Some(p) = extent_on(conn, enrolment_id, today)? {
         diesel::update(enrolments::table.find(enrolment_id))
             .set(enrolments::extent_percent.eq(p))

@@ -100,7 +100,10 @@ impl GoalRow {
     }
 }
 
-pub fn list_goals(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<StudyPlanGoal>, AppError> {
+pub fn list_goals(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+) -> Result<Vec<StudyPlanGoal>, AppError> {
     let rows: Vec<GoalRow> = study_plan_goals::table
         .filter(study_plan_goals::enrolment_id.eq(enrolment_id))
         .order(study_plan_goals::created_at)
@@ -119,7 +122,7 @@ pub(crate) fn get_goal(conn: &mut DbConn, id: &str) -> Result<StudyPlanGoal, App
 
 pub(crate) fn check_goal(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     goal: &str,
     delmal: &[String],
     status: &str,
@@ -145,13 +148,13 @@ pub fn add_goal(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     me: &Principal,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     g: StudyPlanGoalInput,
 ) -> Result<StudyPlanGoal, AppError> {
     access::require(
         conn,
         me,
-        &EnrolmentId::from(enrolment_id),
+        enrolment_id,
         crate::clock::day_of(now),
         Access::Supervise,
     )?;
@@ -161,7 +164,7 @@ pub fn add_goal(
     if let Some(p) = &g.placement_id {
         if enrolment_of_placement(conn, &PlacementId::from(p))
             .ok()
-            .as_deref()
+            .as_ref()
             != Some(enrolment_id)
         {
             errors.push(FieldError::new(
@@ -211,10 +214,11 @@ pub fn update_goal(
     patch: StudyPlanGoalPatch,
 ) -> Result<StudyPlanGoal, AppError> {
     let current = get_goal(conn, id)?;
+    let enrolment_id = EnrolmentId::from(&current.enrolment_id);
     access::require(
         conn,
         me,
-        &EnrolmentId::from(&current.enrolment_id),
+        &enrolment_id,
         crate::clock::day_of(now),
         Access::Supervise,
     )?;
@@ -223,14 +227,7 @@ pub fn update_goal(
     let delmal = patch.delmal.unwrap_or(current.delmal.clone());
     let status = patch.status.unwrap_or(current.status.clone());
     let mut errors = Vec::new();
-    check_goal(
-        conn,
-        &current.enrolment_id,
-        &goal,
-        &delmal,
-        &status,
-        &mut errors,
-    )?;
+    check_goal(conn, &enrolment_id, &goal, &delmal, &status, &mut errors)?;
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
@@ -249,14 +246,14 @@ pub fn update_goal(
         conn,
         now,
         Some(&me.user_id),
-        &current.enrolment_id,
+        &enrolment_id,
         Changed("updated", "study_plan_goal", id),
         json!(updated),
     )?;
     Ok(updated)
 }
 
-pub fn enrolment_of_goal(conn: &mut DbConn, id: &str) -> Result<String, AppError> {
+pub fn enrolment_of_goal(conn: &mut DbConn, id: &str) -> Result<EnrolmentId, AppError> {
     Ok(study_plan_goals::table
         .find(id)
         .select(study_plan_goals::enrolment_id)

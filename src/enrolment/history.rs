@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::UserId;
+use crate::ids::{EnrolmentId, UserId};
 use crate::schema::{audit_log, enrolments};
 
 /// Appends to the enrolment's history.
@@ -22,7 +22,7 @@ pub fn record_change(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     actor: Option<&str>,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     Changed(action, entity, entity_id): Changed,
     data: serde_json::Value,
 ) -> Result<(), AppError> {
@@ -35,7 +35,7 @@ pub fn record_change(
             action,
             entity,
             entity_id,
-            enrolment_id: Some(enrolment_id),
+            enrolment_id: Some(enrolment_id.as_str()),
             data: &data,
         },
     )
@@ -79,7 +79,7 @@ struct ChangeRow {
 
 pub fn changes(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Change>, AppError> {
@@ -106,7 +106,11 @@ pub fn changes(
 }
 
 /// Bumps the enrolment's version: any change to the plan changes its ETag.
-pub(crate) fn touch(conn: &mut DbConn, now: DateTime<Utc>, id: &str) -> Result<(), AppError> {
+pub(crate) fn touch(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    id: &EnrolmentId,
+) -> Result<(), AppError> {
     diesel::update(enrolments::table.find(id))
         .set((
             enrolments::version.eq(enrolments::version + 1),

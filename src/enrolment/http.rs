@@ -148,7 +148,7 @@ pub async fn patch_enrolment(
     path: web::Path<String>,
     body: web::Json<EnrolmentPatch>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let expected = if_match(&req);
     let e = ctx
         .write(move |c, ctx| {
@@ -190,7 +190,7 @@ pub async fn migrate_template(
     path: web::Path<String>,
     body: web::Json<TemplateMigration>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let version = body.template_version;
     let e = ctx
         .write(move |c, ctx| service::migrate_template(c, ctx.now, &ctx.caller, &id, version))
@@ -338,7 +338,7 @@ pub async fn add_extent_change(
     path: web::Path<String>,
     body: web::Json<ExtentChange>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let p = ctx
         .write(move |c, ctx| {
             extent::record_extent_change(c, ctx.now, &ctx.caller, &id, body.into_inner())
@@ -505,7 +505,7 @@ pub async fn add_credited_service(
     path: web::Path<String>,
     body: web::Json<CreditedServiceInput>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let cs = ctx
         .write(move |c, ctx| {
             service::add_credited_service(c, ctx.now, &ctx.caller, &id, body.into_inner())
@@ -541,12 +541,12 @@ pub async fn time_served(
     path: web::Path<String>,
     query: web::Query<AsOf>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let today = ctx.today();
     let as_of = query.as_of.unwrap_or(today);
     let t = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
             service::time_served(c, &id, today, as_of)
         })
         .await?;
@@ -582,7 +582,7 @@ pub async fn list_changes(
     path: web::Path<String>,
     query: web::Query<ChangesPage>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let q = query.into_inner();
     let page = PageParams {
         limit: q.limit,
@@ -599,7 +599,7 @@ pub async fn list_changes(
     let today = ctx.today();
     let rows = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
             service::changes(c, &id, after, limit)
         })
         .await?;

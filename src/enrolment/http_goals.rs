@@ -28,11 +28,11 @@ pub async fn list_goals(
     path: web::Path<String>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let today = ctx.today();
     let items = ctx
         .read(move |c, ctx| {
-            access::require(c, &ctx.caller, &EnrolmentId::from(&id), today, Access::Read)?;
+            access::require(c, &ctx.caller, &id, today, Access::Read)?;
             service::list_goals(c, &id)
         })
         .await?;
@@ -58,7 +58,7 @@ pub async fn add_goal(
     path: web::Path<String>,
     body: web::Json<StudyPlanGoalInput>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let g = ctx
         .write(move |c, ctx| service::add_goal(c, ctx.now, &ctx.caller, &id, body.into_inner()))
         .await?;

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::Day;
+use crate::ids::{Day, EnrolmentId};
 use crate::schema::{extent_periods, placements, transferred_records};
 
 /// The record types of an imported extent period and placement in
@@ -54,7 +54,7 @@ pub fn refuse_if_transferred(
 /// imported extent period on, whichever is later (409 `transferred-read-only`).
 pub(crate) fn refuse_extent_change_before_import(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     valid_from: Option<NaiveDate>,
 ) -> Result<(), AppError> {
     let imported: Vec<(String, String)> = transferred_records::table

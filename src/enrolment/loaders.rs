@@ -159,7 +159,7 @@ pub(crate) fn load_enrolment(
 /// The template version an enrolment follows.
 pub(crate) fn template_of(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
 ) -> Result<templates::ProgrammeTemplate, AppError> {
     let (template_id, version): (TemplateId, i32) = enrolments::table
         .find(enrolment_id)
@@ -170,7 +170,10 @@ pub(crate) fn template_of(
 
 /// Delmål codes the trainee's records may link to: the template version's regulation,
 /// with its specialty's delmål.
-pub fn delmal_codes_of(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<String>, AppError> {
+pub fn delmal_codes_of(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+) -> Result<Vec<String>, AppError> {
     let template = template_of(conn, enrolment_id)?;
     catalogue::delmal_codes(
         conn,

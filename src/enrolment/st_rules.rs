@@ -19,7 +19,7 @@ use crate::curriculum::{catalogue, templates};
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
-use crate::ids::{Day, EnrolmentId, TemplateId};
+use crate::ids::{Day, EnrolmentId, TemplateId, UserId};
 use crate::schema::enrolments;
 
 /// Catalogue key: regulation codes whose linked enrolment's time counts towards
@@ -51,10 +51,10 @@ pub(crate) fn check_bt_link(
     conn: &mut DbConn,
     me: &Principal,
     today: NaiveDate,
-    st_id: Option<&str>,
-    trainee_id: &str,
+    st_id: Option<&EnrolmentId>,
+    trainee_id: &UserId,
     st_template: &templates::ProgrammeTemplate,
-    bt_id: &str,
+    bt_id: &EnrolmentId,
 ) -> Result<(), AppError> {
     const FIELD: &str = "bt_enrolment_id";
     let refuse = |m: &str| AppError::Validation(vec![FieldError::new(FIELD, m)]);
@@ -70,12 +70,12 @@ pub(crate) fn check_bt_link(
         return Err(refuse("an enrolment cannot build on itself"));
     }
     let not_found = "no BT enrolment of this trainee that you manage";
-    match access::require(conn, me, &EnrolmentId::from(bt_id), today, Access::Manage) {
+    match access::require(conn, me, bt_id, today, Access::Manage) {
         Ok(_) => {}
         Err(AppError::NotFound | AppError::Forbidden(_)) => return Err(refuse(not_found)),
         Err(e) => return Err(e),
     }
-    let (bt_trainee, template_id, version): (String, TemplateId, i32) = enrolments::table
+    let (bt_trainee, template_id, version): (UserId, TemplateId, i32) = enrolments::table
         .find(bt_id)
         .select((
             enrolments::trainee_id,
@@ -83,7 +83,7 @@ pub(crate) fn check_bt_link(
             enrolments::template_version,
         ))
         .first(conn)?;
-    if bt_trainee != trainee_id {
+    if bt_trainee != *trainee_id {
         return Err(refuse(not_found));
     }
     // One level only: a BT that builds on something, or an ST that another enrolment
@@ -104,7 +104,7 @@ pub(crate) fn check_bt_link(
     };
     let bt_taken = enrolments::table
         .filter(enrolments::bt_enrolment_id.eq(bt_id))
-        .filter(enrolments::id.ne(st_id.unwrap_or("")))
+        .filter(enrolments::id.ne(st_id.map_or("", EnrolmentId::as_str)))
         .count()
         .get_result::<i64>(conn)?
         > 0;
