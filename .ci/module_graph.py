@@ -26,7 +26,7 @@ import sys
 # Below the features: every feature may use these.
 PLATFORM = {
     "audit", "clock", "config", "context", "cors", "db", "error", "events", "http", "idempotency",
-    "ids", "mail", "outbox", "render", "schema", "secrets", "storage", "telemetry",
+    "ids", "mail", "outbox", "principal", "render", "schema", "secrets", "storage", "telemetry",
 }
 # The composition root (see above).
 ROOT = {"app", "lib", "main"}

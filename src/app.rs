@@ -32,6 +32,10 @@ const EVENT_SUBSCRIBERS: &[crate::events::Subscriber] = &[
     crate::integrations::XAPI_SUBSCRIBER,
 ];
 
+/// What every audit entry (and so every audited change) must pass; see
+/// `audit::install_guards`.
+const AUDIT_GUARDS: &[crate::audit::Guard] = &[crate::privacy::restriction::audit_guard];
+
 /// What every handler can reach.
 pub struct AppState {
     pub pool: DbPool,
@@ -71,6 +75,8 @@ impl AppState {
         // Domain events reach webhooks, and the enrolment (completion), through this
         // subscriber list (see `events`).
         crate::events::install(EVENT_SUBSCRIBERS);
+        // Every audited change passes the restriction of processing (GDPR Art. 18).
+        crate::audit::install_guards(AUDIT_GUARDS);
         let now = clock.now();
         let seeded = db::write_tx(&mut conn, |c| crate::curriculum::catalogue::seed(c, now))?;
         if !seeded.is_empty() {
@@ -590,7 +596,9 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
             .service(ready)
             .service(
                 utoipa_actix_web::scope("/api/v1")
-                    .wrap(from_fn(idempotency::middleware))
+                    .wrap(from_fn(
+                        idempotency::middleware::<auth::principal::Principal>,
+                    ))
                     // Outside the idempotency middleware, which reuses what it finds.
                     .wrap(from_fn(auth::principal::authenticate_clients))
                     // xAPI clients' HTTP Basic credentials, and the xAPI version header.

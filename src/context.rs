@@ -45,10 +45,10 @@ use crate::idempotency::RequestKey;
 pub type AfterCommit = Box<dyn FnOnce() + Send>;
 
 /// The request's context; `C` is the caller (see the module comment).
-pub struct Context<C = crate::auth::principal::Principal>(Arc<Parts<C>>);
+pub struct Context<C = crate::principal::Principal>(Arc<Parts<C>>);
 
 /// A context for a signed-in person or API client.
-pub type Ctx = Context<crate::auth::principal::Principal>;
+pub type Ctx = Context<crate::principal::Principal>;
 
 /// What a context holds; reached through `Deref` (`ctx.now`, `ctx.caller`).
 pub struct Parts<C> {

@@ -31,13 +31,15 @@
 //! done, and a retry gets `idempotency-secret-not-replayed` (409) saying how to get a
 //! new secret. The database (and every backup) never holds them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::Duration;
 use diesel::prelude::*;
 use futures_util::StreamExt;
@@ -209,7 +211,17 @@ enum Slot {
     },
 }
 
-pub async fn middleware(
+/// Who owns keys: the caller, authenticated before routing. `auth` fills it (for
+/// `Principal`); the composition root (`app`) names the type when it wraps the routes
+/// in [`middleware`], so this layer, below the features, imports none of them.
+pub trait KeyOwner: Clone + Sized + 'static {
+    /// The caller of `req`, or an error when there is none (no live session or token).
+    fn authenticate(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+    /// The keys' owner: a user, or an API client (`user:<id>`, `client:<id>`).
+    fn key_scope(&self) -> String;
+}
+
+pub async fn middleware<P: KeyOwner>(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -235,15 +247,12 @@ pub async fn middleware(
     // handler, which refuses it, and nothing is stored or replayed.
     // Before routing: who the caller is, not yet whether they may call the route (the
     // handler's extractor decides that from the matched route).
-    let principal = crate::auth::principal::authenticate(req.request()).await;
+    let principal = P::authenticate(req.request()).await;
     let Ok(principal) = principal else {
         return next.call(req).await.map(|r| r.map_into_boxed_body());
     };
     // Keys are per user, or per API client.
-    let scope = match &principal.client {
-        Some(c) => format!("client:{}", c.client_id),
-        None => format!("user:{}", principal.user_id),
-    };
+    let scope = principal.key_scope();
     req.extensions_mut().insert(principal);
 
     // Read the body to hash it, then hand it on to the handler.

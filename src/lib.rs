@@ -32,6 +32,7 @@ pub mod mail;
 pub mod notifications;
 pub mod outbox;
 pub mod portfolio;
+pub mod principal;
 pub mod privacy;
 pub mod progress;
 pub mod render;

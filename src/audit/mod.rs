@@ -30,6 +30,8 @@
 
 pub mod checkpoint;
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -131,25 +133,33 @@ impl Entry {
     }
 }
 
+/// A check every entry passes before it is written: an error refuses the entry, and
+/// with it (in the same transaction) the change it describes.
+pub type Guard = fn(&mut DbConn, &Event<'_>) -> Result<(), AppError>;
+
+static GUARDS: OnceLock<&'static [Guard]> = OnceLock::new();
+
+/// Installs the guards of this process (once: `AppState::new` does it, as it installs
+/// the domain events' subscribers; later calls keep the first list, the same static
+/// list). Every change to an enrolment's records, and every act of an account, passes
+/// [`append`] in its transaction: the one place where a restriction of processing
+/// (GDPR Art. 18, `privacy::restriction::audit_guard`) refuses them all. The guard is
+/// installed from above rather than called from here, so the log, below the features,
+/// imports none of them.
+pub fn install_guards(guards: &'static [Guard]) {
+    let _ = GUARDS.get_or_init(|| guards);
+}
+
 /// Appends an entry. Runs inside the caller's write transaction, so the entry exists
-/// exactly when the change it describes does.
+/// exactly when the change it describes does. Without installed guards it refuses: a
+/// change that skipped the restriction check is a wiring error, never allowed quietly.
 pub fn append(conn: &mut DbConn, now: DateTime<Utc>, e: Event) -> Result<(), AppError> {
-    // Every change to an enrolment's records passes here in its transaction: the one
-    // place where a restriction of processing (GDPR Art. 18) refuses them all.
-    if let Some(enrolment_id) = e.enrolment_id {
-        if !crate::privacy::restriction::ALLOWED_WHILE_RESTRICTED.contains(&e.action) {
-            crate::privacy::restriction::refuse_if_restricted(conn, enrolment_id)?;
-        }
+    let guards = GUARDS
+        .get()
+        .ok_or_else(|| AppError::internal("audit: no guards installed"))?;
+    for guard in guards.iter() {
+        guard(conn, &e)?;
     }
-    // And every act of a restricted account (signing, assessing, confirming, as anyone's
-    // supervisor), and every change to its account data.
-    crate::privacy::restriction::refuse_if_actor_restricted(
-        conn,
-        e.actor_id,
-        e.action,
-        e.entity,
-        e.entity_id,
-    )?;
     // Writers must take turns at the end of the chain. SQLite's write transactions are
     // already exclusive; PostgreSQL needs a lock held to the end of the transaction.
     if let DbConn::Pg(pg) = conn {

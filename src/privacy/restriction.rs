@@ -177,8 +177,22 @@ pub fn restricted_among(conn: &mut DbConn, ids: &[String]) -> Result<HashSet<Str
     Ok(out)
 }
 
+/// The audit log's guard (installed by `app`, see `audit::install_guards`): every
+/// change to an enrolment's records passes the log in its transaction, so a restriction
+/// of processing refuses them all there; and every act of a restricted account
+/// (signing, assessing, confirming, as anyone's supervisor), and every change to its
+/// account data.
+pub fn audit_guard(conn: &mut DbConn, e: &Event<'_>) -> Result<(), AppError> {
+    if let Some(enrolment_id) = e.enrolment_id {
+        if !ALLOWED_WHILE_RESTRICTED.contains(&e.action) {
+            refuse_if_restricted(conn, enrolment_id)?;
+        }
+    }
+    refuse_if_actor_restricted(conn, e.actor_id, e.action, e.entity, e.entity_id)
+}
+
 /// 409 `processing-restricted` when the enrolment may not be changed (called by the
-/// audit log for every change it records).
+/// audit log's guard for every change it records).
 pub fn refuse_if_restricted(conn: &mut DbConn, enrolment_id: &str) -> Result<(), AppError> {
     let ids = [enrolment_id.to_string()];
     if restricted_among(conn, &ids)?.is_empty() {
