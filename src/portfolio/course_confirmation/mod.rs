@@ -183,6 +183,24 @@ fn find(conn: &mut DbConn, activity_id: &str) -> Result<Option<CourseConfirmatio
     row.map(from_row).transpose()
 }
 
+/// What an audit entry keeps of a course confirmation as values; the kursledare's name,
+/// address and workplace only as keyed digests under the course activity's key
+/// (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "activity_id",
+    "enrolment_id",
+    "role",
+    "status",
+    "requested_by",
+    "requested_at",
+    "vetted_by",
+    "confirmed_at",
+    "content_hash",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
 fn audit_as(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -191,6 +209,14 @@ fn audit_as(
     action: &str,
     c: &CourseConfirmation,
 ) -> Result<(), AppError> {
+    let data = audit::text::record_data(
+        conn,
+        now,
+        &c.activity_id,
+        Some(&c.enrolment_id),
+        c,
+        AUDIT_FACTS,
+    )?;
     audit::append(
         conn,
         now,
@@ -201,7 +227,7 @@ fn audit_as(
             entity: "course_confirmation",
             entity_id: &c.activity_id,
             enrolment_id: Some(&c.enrolment_id),
-            data: &json!(c),
+            data: &data,
         },
     )
 }
