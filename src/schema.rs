@@ -1093,3 +1093,14 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(course_confirmations, course_confirmation_links);
 diesel::allow_tables_to_appear_in_same_query!(course_confirmations, enrolments);
+
+// ---- Keys of the audit log's text digests (issue 17, src/audit/text.rs) ------------------
+
+diesel::table! {
+    audit_text_keys (record_id) {
+        record_id -> Text,
+        enrolment_id -> Nullable<Text>,
+        key_hex -> Text,
+        created_at -> Timestamp,
+    }
+}

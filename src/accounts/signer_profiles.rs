@@ -12,7 +12,6 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::accounts::users::visible_user;
@@ -24,6 +23,16 @@ use crate::error::{AppError, FieldError};
 use crate::http::etag;
 use crate::ids::{Day, UserId};
 use crate::schema::signer_profiles;
+
+/// What an audit entry keeps of a signer profile as values; the specialty and workplace
+/// only as keyed digests (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "user_id",
+    "supervisor_training_on",
+    "version",
+    "updated_by",
+    "updated_at",
+];
 
 /// A person's signer profile. Every field is null until stated.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -224,6 +233,9 @@ pub fn put(
         }
     }
     let profile = stored(conn, user_id)?;
+    // The specialty and workplace only as keyed digests under the account's key, which
+    // an account erasure deletes (issue 17).
+    let data = audit::text::record_data(conn, ctx.now, user_id, None, &profile, AUDIT_FACTS)?;
     audit::append(
         conn,
         ctx.now,
@@ -234,7 +246,7 @@ pub fn put(
             entity: "user",
             entity_id: user_id,
             enrolment_id: None,
-            data: &json!(profile),
+            data: &data,
         },
     )?;
     Ok(profile)

@@ -29,6 +29,7 @@
 //! that no more entries are emptied than the erasures and retention runs recorded.
 
 pub mod checkpoint;
+pub mod text;
 
 use std::sync::OnceLock;
 
@@ -328,8 +329,12 @@ pub enum Naming<'a> {
 /// becomes the JSON `null`, `data_erased_at` is set); returns how many. Version-1
 /// entries hash their data and keep it (docs/privacy.md, step 4), and the erasures'
 /// and retention runs' own entries (counts only) stay. The caller records the count in
-/// its own entry's data under [`EMPTIED_FIELD`], in the same transaction.
+/// its own entry's data under [`EMPTIED_FIELD`], in the same transaction. The records'
+/// text keys (`text.rs`) are deleted too.
 pub fn empty(conn: &mut DbConn, now: DateTime<Utc>, naming: Naming) -> Result<i64, AppError> {
+    // The records' digest keys go with them: digests left anywhere (a version-1 entry,
+    // a backup) can no longer be tested against guessed texts.
+    text::forget(conn, &naming)?;
     let emptiable = audit_log::hash_version
         .eq(2)
         .and(audit_log::data_erased_at.is_null())

@@ -163,15 +163,24 @@ pub fn add_credited_service(
         ))
         .execute(conn)?;
     touch(conn, now, enrolment_id)?;
+    // The description only as a keyed digest (`audit::text`, issue 17).
+    let data = crate::audit::text::record_data(
+        conn,
+        now,
+        &id,
+        Some(enrolment_id),
+        &json!({
+            "description": c.description, "credited_days": c.credited_days, "delmal": c.delmal,
+        }),
+        &["credited_days", "delmal"],
+    )?;
     record_change(
         conn,
         now,
         Some(&me.user_id),
         enrolment_id,
         Changed("created", "credited_service", &id),
-        json!({
-            "description": c.description, "credited_days": c.credited_days, "delmal": c.delmal,
-        }),
+        data,
     )?;
     load_credited(conn, enrolment_id)?
         .into_iter()

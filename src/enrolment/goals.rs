@@ -194,13 +194,14 @@ pub fn add_goal(
         ))
         .execute(conn)?;
     let goal = get_goal(conn, &id)?;
+    let data = audit_data(conn, now, &goal)?;
     record_change(
         conn,
         now,
         Some(&me.user_id),
         enrolment_id,
         Changed("created", "study_plan_goal", &id),
-        json!(goal),
+        data,
     )?;
     Ok(goal)
 }
@@ -242,15 +243,38 @@ pub fn update_goal(
         ))
         .execute(conn)?;
     let updated = get_goal(conn, id)?;
+    let data = audit_data(conn, now, &updated)?;
     record_change(
         conn,
         now,
         Some(&me.user_id),
         &enrolment_id,
         Changed("updated", "study_plan_goal", id),
-        json!(updated),
+        data,
     )?;
     Ok(updated)
+}
+
+/// What an audit entry keeps of a study-plan goal as values; the goal's text only as a
+/// keyed digest (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "id",
+    "enrolment_id",
+    "placement_id",
+    "delmal",
+    "status",
+    "version",
+    "created_at",
+    "updated_at",
+    "updated_by",
+];
+
+fn audit_data(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    g: &StudyPlanGoal,
+) -> Result<serde_json::Value, AppError> {
+    crate::audit::text::record_data(conn, now, &g.id, Some(&g.enrolment_id), g, AUDIT_FACTS)
 }
 
 pub fn enrolment_of_goal(conn: &mut DbConn, id: &str) -> Result<EnrolmentId, AppError> {

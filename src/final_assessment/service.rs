@@ -105,6 +105,23 @@ fn check_texts(missing: &str, rationale: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// What an audit entry keeps of a final assessment as values; its other fields
+/// (judgements with their comments, what is missing, the rationale, the signers'
+/// details) only as keyed digests (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "id",
+    "enrolment_id",
+    "mode",
+    "decision",
+    "status",
+    "content_hash",
+    "decided_at",
+    "created_by",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
 fn audit_final(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -113,6 +130,14 @@ fn audit_final(
     action: &str,
     f: &FinalAssessment,
 ) -> Result<(), AppError> {
+    let data = audit::text::record_data(
+        conn,
+        now,
+        &f.id,
+        Some(f.enrolment_id.as_str()),
+        f,
+        AUDIT_FACTS,
+    )?;
     audit::append(
         conn,
         now,
@@ -123,7 +148,7 @@ fn audit_final(
             entity: "final_assessment",
             entity_id: &f.id,
             enrolment_id: Some(&f.enrolment_id),
-            data: &json!(f),
+            data: &data,
         },
     )
 }

@@ -375,12 +375,40 @@ fn check(
     Ok(Checked { template_version })
 }
 
+/// What an audit entry keeps of an activity as values; its other fields (title,
+/// reflection, attachments, source) only as keyed digests (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "id",
+    "enrolment_id",
+    "kind",
+    "start_date",
+    "end_date",
+    "placement_id",
+    "checklist_item_id",
+    "template_version",
+    "delmal",
+    "version",
+    "created_by",
+    "created_at",
+    "updated_at",
+];
+
+/// The data of an audit entry about an activity.
+pub fn audit_data(
+    conn: &mut DbConn,
+    ctx_now: chrono::DateTime<chrono::Utc>,
+    a: &Activity,
+) -> Result<serde_json::Value, AppError> {
+    audit::text::record_data(conn, ctx_now, &a.id, Some(&a.enrolment_id), a, AUDIT_FACTS)
+}
+
 fn audit_activity(
     conn: &mut DbConn,
     ctx: &Ctx,
     action: &str,
     a: &Activity,
 ) -> Result<(), AppError> {
+    let data = audit_data(conn, ctx.now, a)?;
     audit::append(
         conn,
         ctx.now,
@@ -391,7 +419,7 @@ fn audit_activity(
             entity: "activity",
             entity_id: &a.id,
             enrolment_id: Some(&a.enrolment_id),
-            data: &json!(a),
+            data: &data,
         },
     )
 }

@@ -10,7 +10,6 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use futures_util::StreamExt;
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -299,6 +298,28 @@ pub struct NewAttachment {
     pub sha256: String,
 }
 
+/// What an audit entry keeps of an attachment as values; the file name only as a keyed
+/// digest (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "id",
+    "record_id",
+    "content_type",
+    "size_bytes",
+    "sha256",
+    "uploaded_by",
+    "created_at",
+];
+
+/// The data of an audit entry about an attachment.
+fn audit_data(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    enrolment_id: &str,
+    a: &Attachment,
+) -> Result<serde_json::Value, AppError> {
+    audit::text::record_data(conn, now, &a.id, Some(enrolment_id), a, AUDIT_FACTS)
+}
+
 pub fn record(conn: &mut DbConn, ctx: &Ctx, n: NewAttachment) -> Result<Attachment, AppError> {
     let (now, me, client) = (ctx.now, &ctx.caller, &ctx.client);
     diesel::insert_into(attachments::table)
@@ -316,6 +337,7 @@ pub fn record(conn: &mut DbConn, ctx: &Ctx, n: NewAttachment) -> Result<Attachme
         ))
         .execute(conn)?;
     let a = get(conn, &n.id)?.0;
+    let data = audit_data(conn, now, &n.enrolment_id, &a)?;
     audit::append(
         conn,
         now,
@@ -326,7 +348,7 @@ pub fn record(conn: &mut DbConn, ctx: &Ctx, n: NewAttachment) -> Result<Attachme
             entity: "attachment",
             entity_id: &a.id,
             enrolment_id: Some(&n.enrolment_id),
-            data: &json!(a),
+            data: &data,
         },
     )?;
     Ok(a)
@@ -377,6 +399,7 @@ pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     diesel::update(attachments::table.find(id))
         .set(attachments::deleted_at.eq(to_db(now)))
         .execute(conn)?;
+    let data = audit_data(conn, now, &enrolment, &a)?;
     audit::append(
         conn,
         now,
@@ -387,7 +410,7 @@ pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
             entity: "attachment",
             entity_id: id,
             enrolment_id: Some(&enrolment),
-            data: &json!(a),
+            data: &data,
         },
     )
 }

@@ -13,7 +13,6 @@
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::audit::{self, Event};
@@ -33,6 +32,10 @@ pub const WARNINGS: &[&str] = &[
     TRAINING_NOT_STATED,
     NO_TRAINING,
 ];
+
+/// What an audit entry keeps of stated qualifications as values; the specialty and the
+/// training's description only as keyed digests (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &["specialist", "assessment_training", "confirmed_by"];
 
 /// A person's qualifications as an assessor. Null: not stated.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -221,6 +224,9 @@ pub fn store(
             "this person's vetting was decided or changed meanwhile; read it again".into(),
         ));
     }
+    // The specialty and the training's description only as keyed digests under the
+    // person's key (issue 17).
+    let data = audit::text::record_data(conn, ctx.now, id, None, q, AUDIT_FACTS)?;
     audit::append(
         conn,
         ctx.now,
@@ -231,7 +237,7 @@ pub fn store(
             entity: "external_assessor",
             entity_id: id,
             enrolment_id: None,
-            data: &json!(q),
+            data: &data,
         },
     )?;
     Ok(())

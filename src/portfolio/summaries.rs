@@ -218,6 +218,22 @@ fn check(
     }
 }
 
+/// What an audit entry keeps of a summary assessment as values; its other fields
+/// (judgements, overall text, the signature's details) only as keyed digests
+/// (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "id",
+    "enrolment_id",
+    "placement_id",
+    "author_id",
+    "status",
+    "supersedes_id",
+    "superseded_by",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
 fn log(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -226,6 +242,7 @@ fn log(
     action: &str,
     s: &SummaryAssessment,
 ) -> Result<(), AppError> {
+    let data = audit::text::record_data(conn, now, &s.id, Some(&s.enrolment_id), s, AUDIT_FACTS)?;
     audit::append(
         conn,
         now,
@@ -236,7 +253,7 @@ fn log(
             entity: "summary_assessment",
             entity_id: &s.id,
             enrolment_id: Some(&s.enrolment_id),
-            data: &json!(s),
+            data: &data,
         },
     )
 }

@@ -14,7 +14,6 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -37,6 +36,22 @@ use super::qualifications::{self, AssessorQualifications, QualificationsInput};
 pub const PENDING: &str = "pending";
 pub const APPROVED: &str = "approved";
 pub const DECLINED: &str = "declined";
+
+/// What an audit entry keeps of an external assessor as values; the name, address,
+/// workplace and stated qualifications only as keyed digests (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "id",
+    "organisation_id",
+    "status",
+    "requested_by",
+    "enrolment_id",
+    "decided_by",
+    "decided_at",
+    "qualification_warnings",
+    "version",
+    "created_at",
+    "updated_at",
+];
 
 /// A person without an account named as assessor, and what became of the vetting.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -454,6 +469,9 @@ fn decide(conn: &mut DbConn, ctx: &Ctx, id: &str, to: &str) -> Result<ExternalAs
         )));
     }
     let x = get(conn, id)?;
+    // The person's name, address and workplace only as keyed digests (issue 17); the
+    // person is the organisation's, so the key follows no enrolment.
+    let data = audit::text::record_data(conn, now, &x.id, None, &x, AUDIT_FACTS)?;
     audit::append(
         conn,
         now,
@@ -470,7 +488,7 @@ fn decide(conn: &mut DbConn, ctx: &Ctx, id: &str, to: &str) -> Result<ExternalAs
             // Not in the enrolment's changes feed: the person is the organisation's, and
             // each assessment's own entries record what happened to it.
             enrolment_id: None,
-            data: &json!(x),
+            data: &data,
         },
     )?;
     Ok(x)

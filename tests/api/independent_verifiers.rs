@@ -468,20 +468,24 @@ fn the_audit_chain_recomputed_outside_the_service_matches_every_stored_hash() {
             ("activity", "deleted")
         ]
     );
-    assert!(rows
-        .iter()
-        .any(|r| r.4 == "updated" && r.8.contains("Ändrad")));
+    // The update's entry records the change's facts and the reflection's keyed digest,
+    // never its text (docs/privacy.md, step 2).
+    assert!(rows.iter().any(|r| r.4 == "updated"
+        && r.8.contains("\"reflection\":\"")
+        && r.8.contains("text_digests")));
+    assert!(rows.iter().all(|r| !r.8.contains("Ändrad")));
     // The recomputation is not a tautology: one changed character fails it.
     let mut edited = rows.clone();
     let i = edited
         .iter()
         .position(|r| r.4 == "updated")
         .expect("update");
-    edited[i].8 = edited[i].8.replace("Ändrad", "Ändrat");
+    edited[i].8 = edited[i].8.replace("\"version\":2", "\"version\":3");
+    assert_ne!(edited[i].8, rows[i].8);
     assert_eq!(recompute_chain(&edited), Err((edited[i].0, "data digest")));
     // Nor is the digest: changing it (with the data to match) breaks the entry's hash.
     let mut edited = rows.clone();
-    edited[i].8 = edited[i].8.replace("Ändrad", "Ändrat");
+    edited[i].8 = edited[i].8.replace("\"version\":2", "\"version\":3");
     edited[i].12 = Some(sha256_hex(edited[i].8.as_bytes()));
     assert_eq!(recompute_chain(&edited), Err((edited[i].0, "content hash")));
     // New entries hash a digest of their data (version 2).
@@ -719,7 +723,7 @@ fn rehash_from(app: &TestApp, from: i64) {
 fn truncating_the_audit_tail_is_caught_against_a_checkpoint_held_outside() {
     let s = setup();
     let title = "Sista aktiviteten";
-    log_activity(&s, title);
+    let last = log_activity(&s, title);
     let cp = take_checkpoint(&s.app);
     let before = audit_rows(&s.app);
     let head = recompute_chain(&before).expect("intact before");
@@ -733,7 +737,7 @@ fn truncating_the_audit_tail_is_caught_against_a_checkpoint_held_outside() {
     // Someone with database access cuts off the newest entries, from the last activity.
     let cut = before
         .iter()
-        .find(|r| r.8.contains(title))
+        .find(|r| r.6 == last)
         .expect("the activity's entry")
         .0;
     tamper(&s.app, |c| {
@@ -787,7 +791,8 @@ fn rewriting_and_rehashing_the_chain_is_caught_against_a_checkpoint() {
     let late = take_checkpoint(&s.app);
     let target = rows
         .iter()
-        .find(|r| r.8.contains("Etikseminarium"))
+        // The update of "Etikseminarium" (entries hold no titles since plan step 2).
+        .find(|r| r.5 == "activity" && r.4 == "updated")
         .expect("an entry to rewrite")
         .0;
     assert!(early["seq"].as_i64().expect("seq") >= target);

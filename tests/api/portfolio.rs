@@ -536,9 +536,10 @@ fn the_audit_chain_verifies_and_detects_a_tampered_row() {
     };
     assert!(cli(true).contains("intact"));
 
-    // Someone with database access rewrites what the trainee reflected.
+    // Someone with database access rewrites what the entry says of the change (its
+    // facts: the reflection's text was never in it, only its keyed digest).
     use diesel::RunQueryDsl;
-    let changed = diesel::sql_query("UPDATE audit_log SET data = REPLACE(data, 'Ändrad', 'Förfalskad') WHERE action = 'updated' AND entity = 'activity'")
+    let changed = diesel::sql_query("UPDATE audit_log SET data = REPLACE(data, '\"version\":2', '\"version\":7') WHERE action = 'updated' AND entity = 'activity'")
         .execute(&mut conn)
         .expect("tamper");
     assert_eq!(changed, 1);

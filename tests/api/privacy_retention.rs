@@ -291,6 +291,25 @@ fn a_closed_enrolment_goes_after_the_regions_period_and_nothing_else_does() {
     assert_eq!(data["audit_entries_emptied"], emptied);
     assert_eq!(v.data_erased, emptied);
     assert!(of(&r.open).iter().all(|e| e.2.is_none() && e.1 != "null"));
+    // The deleted records' digest keys go with them (plan step 2); the other
+    // enrolment's stay, and no entry of either ever held the records' text.
+    use eportfolio::schema::audit_text_keys;
+    let keys = |id: &str| -> i64 {
+        audit_text_keys::table
+            .filter(audit_text_keys::enrolment_id.eq(id))
+            .count()
+            .get_result(&mut db(app))
+            .expect("keys")
+    };
+    assert_eq!(keys(&r.closed), 0);
+    assert!(keys(&r.open) >= 2, "the kept activity and its file");
+    let all: Vec<String> = audit_log::table
+        .select(audit_log::data)
+        .load(&mut db(app))
+        .expect("audit");
+    assert!(all
+        .iter()
+        .all(|d| !d.contains("omhändertagande") && !d.contains("allergier")));
 
     // One run a day: the next round of the same day adds nothing.
     std::thread::sleep(std::time::Duration::from_millis(200));

@@ -236,6 +236,7 @@ pub(super) fn create_activity(
     )?;
     // Its provenance, as reads find it once the statement is stored (after this).
     a.source = Some(source);
+    let activity = activities::audit_data(conn, now, &a)?;
     crate::audit::append(
         conn,
         now,
@@ -248,7 +249,7 @@ pub(super) fn create_activity(
             entity: "activity",
             entity_id: &a.id,
             enrolment_id: Some(&a.enrolment_id),
-            data: &json!({"activity": a, "source": {"xapi_statement": statement_id}}),
+            data: &json!({"activity": activity, "source": {"xapi_statement": statement_id}}),
         },
     )?;
     activities::announce_created(conn, now, &a)?;

@@ -186,6 +186,36 @@ pub(super) fn save(
     )
 }
 
+/// What an audit entry keeps of an assessment as values; its other fields (context,
+/// ratings, feedback, reflection, the assessor's address, the signature's details) only
+/// as keyed digests (`audit::text`, issue 17). The signer is the entry's actor.
+pub const AUDIT_FACTS: &[&str] = &[
+    "id",
+    "enrolment_id",
+    "instrument",
+    "status",
+    "assessor_id",
+    "placement_id",
+    "performed_on",
+    "entrustment",
+    "delmal",
+    "supersedes_id",
+    "superseded_by",
+    "created_by",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
+/// The data of an audit entry about an assessment.
+pub(super) fn audit_data(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    a: &Assessment,
+) -> Result<serde_json::Value, AppError> {
+    audit::text::record_data(conn, now, &a.id, Some(&a.enrolment_id), a, AUDIT_FACTS)
+}
+
 pub(super) fn log(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -194,6 +224,7 @@ pub(super) fn log(
     action: &str,
     a: &Assessment,
 ) -> Result<(), AppError> {
+    let data = audit_data(conn, now, a)?;
     audit::append(
         conn,
         now,
@@ -204,7 +235,7 @@ pub(super) fn log(
             entity: "assessment",
             entity_id: &a.id,
             enrolment_id: Some(&a.enrolment_id),
-            data: &json!(a),
+            data: &data,
         },
     )
 }

@@ -17,7 +17,7 @@ pub use by_link::{
     sign_by_link, SigningLinkView,
 };
 use edit::{apply, link, refuse_if_final, save};
-pub use edit::{correct, create, delete, request, update};
+pub use edit::{correct, create, delete, request, update, AUDIT_FACTS};
 use signing::{audit_as, mark_declined, seal};
 pub use signing::{co_sign_finish, co_sign_start, decline, sign, Signer};
 

@@ -24,6 +24,7 @@ pub(super) fn audit_as(
         (_, Some(email)) => Some(format!("signing-link:{email}")),
         (c, None) => c.map(str::to_string),
     };
+    let data = super::edit::audit_data(conn, now, a)?;
     audit::append(
         conn,
         now,
@@ -34,7 +35,7 @@ pub(super) fn audit_as(
             entity: "assessment",
             entity_id: &a.id,
             enrolment_id: Some(&a.enrolment_id),
-            data: &json!(a),
+            data: &data,
         },
     )
 }

@@ -186,6 +186,24 @@ fn find(
     row.map(from_row).transpose()
 }
 
+/// What an audit entry keeps of a course confirmation as values; the kursledare's name,
+/// address and workplace only as keyed digests under the course activity's key
+/// (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "activity_id",
+    "enrolment_id",
+    "role",
+    "status",
+    "requested_by",
+    "requested_at",
+    "vetted_by",
+    "confirmed_at",
+    "content_hash",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
 fn audit_as(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -194,6 +212,14 @@ fn audit_as(
     action: &str,
     c: &CourseConfirmation,
 ) -> Result<(), AppError> {
+    let data = audit::text::record_data(
+        conn,
+        now,
+        &c.activity_id,
+        Some(&c.enrolment_id),
+        c,
+        AUDIT_FACTS,
+    )?;
     audit::append(
         conn,
         now,
@@ -204,7 +230,7 @@ fn audit_as(
             entity: "course_confirmation",
             entity_id: &c.activity_id,
             enrolment_id: Some(&c.enrolment_id),
-            data: &json!(c),
+            data: &data,
         },
     )
 }

@@ -13,7 +13,9 @@ mod check_in;
 mod record;
 
 pub use check_in::{create_supervisor_check_in, list_readable, NewSupervisorCheckIn};
-pub use record::{confirm, create_final_check_in, create_handover, create_session, update};
+pub use record::{
+    confirm, create_final_check_in, create_handover, create_session, update, AUDIT_FACTS,
+};
 
 use std::collections::HashMap;
 

@@ -139,6 +139,24 @@ pub(super) fn save(
     )
 }
 
+/// What an audit entry keeps of a talk as values; its other fields (topics, notes,
+/// agreed actions, handover content, participants) only as keyed digests
+/// (`audit::text`, issue 17).
+pub const AUDIT_FACTS: &[&str] = &[
+    "id",
+    "enrolment_id",
+    "kind",
+    "held_on",
+    "placement_id",
+    "next_placement_id",
+    "delmal",
+    "status",
+    "created_by",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
 pub(super) fn log(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -147,6 +165,14 @@ pub(super) fn log(
     action: &str,
     t: &Talk,
 ) -> Result<(), AppError> {
+    let data = audit::text::record_data(
+        conn,
+        now,
+        &t.id,
+        Some(t.enrolment_id.as_str()),
+        t,
+        AUDIT_FACTS,
+    )?;
     audit::append(
         conn,
         now,
@@ -165,7 +191,7 @@ pub(super) fn log(
             // check-in is logged without it (its data still names the enrolment).
             enrolment_id: (t.kind != TalkKind::SupervisorCheckIn)
                 .then_some(t.enrolment_id.as_str()),
-            data: &json!(t),
+            data: &data,
         },
     )
 }

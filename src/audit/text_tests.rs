@@ -1,0 +1,200 @@
+use serde_json::json;
+
+use super::*;
+
+const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+#[test]
+fn facts_stay_values_and_every_other_field_becomes_a_digest() {
+    let record = json!({"id": "a1", "status": "signed", "title": "Akutdag",
+                        "reflection": null, "attachments": [{"filename": "kurs.pdf"}]});
+    let data = split(&record, &["id", "status"], KEY);
+    assert_eq!(data["id"], "a1");
+    assert_eq!(data["status"], "signed");
+    let digests = data[DIGESTS_FIELD].as_object().expect("digests");
+    assert_eq!(digests.len(), 3);
+    assert_eq!(digests["title"].as_str().expect("hex").len(), 64);
+    // An empty field holds no text: it stays null.
+    assert!(digests["reflection"].is_null());
+    tests_support::assert_holds_none(&data, &["Akutdag", "kurs.pdf"]);
+}
+
+#[test]
+fn a_digest_shows_a_change_under_one_key_and_nothing_across_keys_or_fields() {
+    let one = split(&json!({"title": "Akutdag"}), &[], KEY);
+    let again = split(&json!({"title": "Akutdag"}), &[], KEY);
+    let changed = split(&json!({"title": "Akutdagen"}), &[], KEY);
+    let other_key = split(&json!({"title": "Akutdag"}), &[], b"another key");
+    let other_field = split(&json!({"notes": "Akutdag"}), &[], KEY);
+    let d = |v: &Value, f: &str| v[DIGESTS_FIELD][f].as_str().expect("digest").to_string();
+    assert_eq!(d(&one, "title"), d(&again, "title"));
+    assert_ne!(d(&one, "title"), d(&changed, "title"));
+    assert_ne!(d(&one, "title"), d(&other_key, "title"));
+    assert_ne!(d(&one, "title"), d(&other_field, "notes"));
+}
+
+#[test]
+fn a_value_that_is_not_an_object_is_digested_whole() {
+    let data = split(&json!("Akutdag"), &["value"], KEY);
+    tests_support::assert_holds_none(&data, &["Akutdag"]);
+    assert!(data[DIGESTS_FIELD]["value"].is_string());
+}
+
+// One test per feature that records a record's data: the facts it keeps as values are
+// fields of the record and none is free text. `not_text` names the plain strings that
+// are ids, codes or hashes.
+
+use tests_support::assert_facts_are_not_free_text as facts_hold_no_text;
+
+#[test]
+fn activities_record_no_free_text() {
+    facts_hold_no_text::<crate::portfolio::activities::Activity>(
+        crate::portfolio::activities::AUDIT_FACTS,
+        &[
+            "id",
+            "enrolment_id",
+            "placement_id",
+            "checklist_item_id",
+            "delmal",
+            "created_by",
+        ],
+    );
+}
+
+#[test]
+fn attachments_record_no_free_text() {
+    facts_hold_no_text::<crate::portfolio::attachments::Attachment>(
+        crate::portfolio::attachments::AUDIT_FACTS,
+        &["id", "record_id", "content_type", "sha256", "uploaded_by"],
+    );
+}
+
+#[test]
+fn assessments_record_no_free_text() {
+    facts_hold_no_text::<crate::portfolio::assessments::Assessment>(
+        crate::portfolio::assessments::AUDIT_FACTS,
+        &[
+            "id",
+            "enrolment_id",
+            "status",
+            "assessor_id",
+            "placement_id",
+            "delmal",
+            "supersedes_id",
+            "superseded_by",
+            "created_by",
+        ],
+    );
+}
+
+#[test]
+fn talks_record_no_free_text() {
+    facts_hold_no_text::<crate::portfolio::talks::Talk>(
+        crate::portfolio::talks::AUDIT_FACTS,
+        &[
+            "id",
+            "enrolment_id",
+            "placement_id",
+            "next_placement_id",
+            "delmal",
+            "status",
+            "created_by",
+        ],
+    );
+}
+
+#[test]
+fn summary_assessments_record_no_free_text() {
+    facts_hold_no_text::<crate::portfolio::summaries::SummaryAssessment>(
+        crate::portfolio::summaries::AUDIT_FACTS,
+        &[
+            "id",
+            "enrolment_id",
+            "placement_id",
+            "author_id",
+            "status",
+            "supersedes_id",
+            "superseded_by",
+        ],
+    );
+}
+
+#[test]
+fn course_confirmations_record_no_free_text() {
+    facts_hold_no_text::<crate::portfolio::course_confirmation::CourseConfirmation>(
+        crate::portfolio::course_confirmation::AUDIT_FACTS,
+        &[
+            "activity_id",
+            "enrolment_id",
+            "role",
+            "status",
+            "requested_by",
+            "vetted_by",
+            "content_hash",
+        ],
+    );
+}
+
+#[test]
+fn final_assessments_record_no_free_text() {
+    facts_hold_no_text::<crate::final_assessment::model::FinalAssessment>(
+        crate::final_assessment::service::AUDIT_FACTS,
+        &["id", "enrolment_id", "status", "content_hash", "created_by"],
+    );
+}
+
+#[test]
+fn external_assessors_record_no_free_text() {
+    facts_hold_no_text::<crate::portfolio::vetting::ExternalAssessor>(
+        crate::portfolio::vetting::AUDIT_FACTS,
+        &[
+            "id",
+            "organisation_id",
+            "status",
+            "requested_by",
+            "enrolment_id",
+            "decided_by",
+            // Codes: `not_specialist`, `no_assessment_training`, ...
+            "qualification_warnings",
+        ],
+    );
+    facts_hold_no_text::<crate::portfolio::qualifications::AssessorQualifications>(
+        crate::portfolio::qualifications::AUDIT_FACTS,
+        &["confirmed_by"],
+    );
+}
+
+#[test]
+fn signer_profiles_record_no_free_text() {
+    facts_hold_no_text::<crate::accounts::signer_profiles::SignerProfile>(
+        crate::accounts::signer_profiles::AUDIT_FACTS,
+        &["user_id", "updated_by"],
+    );
+}
+
+#[test]
+fn study_plan_goals_record_no_free_text() {
+    facts_hold_no_text::<crate::enrolment::goals::StudyPlanGoal>(
+        crate::enrolment::goals::AUDIT_FACTS,
+        &[
+            "id",
+            "enrolment_id",
+            "placement_id",
+            "delmal",
+            "status",
+            "updated_by",
+        ],
+    );
+}
+
+#[test]
+#[should_panic(expected = "free text stays out")]
+fn the_check_catches_free_text_kept_as_a_fact() {
+    facts_hold_no_text::<crate::portfolio::activities::Activity>(&["id", "reflection"], &["id"]);
+}
+
+#[test]
+#[should_panic(expected = "free text stays out")]
+fn the_check_catches_a_nullable_free_text_kept_as_a_fact() {
+    facts_hold_no_text::<crate::portfolio::assessments::Assessment>(&["decline_reason"], &[]);
+}
