@@ -102,6 +102,7 @@ fn a_course_confirmed_on_the_sending_service_is_signed_by_its_kursledare_here() 
         )
         .expect(200)
         .body["items"][0]);
+    assert_eq!(rows(&b, &enrolment), (1, 0, 1));
 
     // A decision on B: the course's certificate.
     let main = b.person("hhl@sll.se", "supervisor", "Hanna Handledare");
@@ -163,4 +164,75 @@ fn a_course_confirmed_on_the_sending_service_is_signed_by_its_kursledare_here() 
     ] {
         assert!(pdf.contains(needle), "{needle} missing:\n{pdf}");
     }
+
+    // An erasure on B takes the course, its confirmation and the confirmation's
+    // provenance (which names the kursledare); on A the course, its confirmation and
+    // its link.
+    let erased = b
+        .app
+        .post(
+            &format!("/enrolments/{enrolment}/erasure"),
+            Some(&b.admin.access),
+            json!({}),
+        )
+        .expect(200)
+        .body;
+    assert_eq!(erased["erased"]["activities"], 1, "{erased}");
+    b.app
+        .get(
+            &format!("/activities/{course}/course-confirmation"),
+            Some(&trainee.access),
+        )
+        .expect(404);
+    let progress = b
+        .app
+        .get(
+            &format!("/enrolments/{enrolment}/progress"),
+            Some(&trainee.access),
+        )
+        .expect(200);
+    assert!(
+        !progress.text.contains("Kåre Örnberg") && !progress.text.contains(KURSLEDARE_ADDRESS),
+        "{}",
+        progress.text
+    );
+    assert_eq!(rows(&b, &enrolment), (0, 0, 0));
+    assert_eq!(rows(&a, &a_enrolment), (1, 1, 0));
+    a.app
+        .post(
+            &format!("/enrolments/{a_enrolment}/erasure"),
+            Some(&a.admin.access),
+            json!({}),
+        )
+        .expect(200);
+    assert_eq!(rows(&a, &a_enrolment), (0, 0, 0));
+}
+
+const KURSLEDARE_ADDRESS: &str = "kare.ornberg@kursgivare.se";
+
+/// (course confirmations, their links, confirmations' provenance rows) of an enrolment.
+fn rows(r: &Region, enrolment: &str) -> (i64, i64, i64) {
+    use diesel::prelude::*;
+    use eportfolio::schema::{
+        course_confirmation_links, course_confirmations, transferred_records,
+    };
+    let pool = eportfolio::db::connect(&r.app.config.database_url, 1).expect("pool");
+    let mut conn = pool.get().expect("conn");
+    let courses: Vec<String> = course_confirmations::table
+        .filter(course_confirmations::enrolment_id.eq(enrolment))
+        .select(course_confirmations::activity_id)
+        .load(&mut *conn)
+        .expect("courses");
+    let links: i64 = course_confirmation_links::table
+        .filter(course_confirmation_links::activity_id.eq_any(&courses))
+        .count()
+        .get_result(&mut *conn)
+        .expect("links");
+    let provenance: i64 = transferred_records::table
+        .filter(transferred_records::enrolment_id.eq(enrolment))
+        .filter(transferred_records::record_type.eq("course_confirmation"))
+        .count()
+        .get_result(&mut *conn)
+        .expect("provenance");
+    (courses.len() as i64, links, provenance)
 }
