@@ -334,6 +334,7 @@ fn enrolment_documents(
     }
     let sums = summaries::list(conn, &crate::ids::EnrolmentId::from(id))?;
     let finals = final_assessment::list(conn, &crate::ids::EnrolmentId::new(id.to_string()))?;
+    let courses = crate::portfolio::course_confirmation::of_enrolment(conn, id)?;
     let evaluations = crate::feedback::evaluations::of_enrolment(conn, id)?;
     let reviews = crate::feedback::group_reviews::of_enrolment(conn, id)?;
     let audit: Vec<AuditEntry> = audit_log::table
@@ -390,6 +391,11 @@ fn enrolment_documents(
             format!("{dir}/final_assessments.json"),
             "final assessments and their signers",
             &finals,
+        )?,
+        doc(
+            format!("{dir}/course_confirmations.json"),
+            "the kursledare you named for your courses (name, e-mail address, workplace), who vetted them, and when they confirmed, with the digest of what they confirmed",
+            &courses,
         )?,
         doc(
             format!("{dir}/placement_evaluations.json"),

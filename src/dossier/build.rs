@@ -99,6 +99,13 @@ pub fn build(
         talks_by_kind.insert(kind, talks::list(conn, enrolment_id, kind, None, MANY)?);
     }
     let finals = final_assessment::list(conn, enrolment_id)?;
+    // The courses a kursledare confirmed (issue 14 item 8): who, where, when, and the
+    // digest of what they confirmed; requests still open are work in progress.
+    let courses: Vec<_> =
+        crate::portfolio::course_confirmation::of_enrolment(conn, enrolment_id.as_str())?
+            .into_iter()
+            .filter(|c| c.status == crate::portfolio::course_confirmation::CONFIRMED)
+            .collect();
 
     // Everyone named anywhere, once.
     let mut ids: Vec<String> = vec![e.trainee_id.clone()];
@@ -114,6 +121,7 @@ pub fn build(
     for f in &finals {
         ids.extend(f.signers.iter().map(|s| s.user_id.to_string()));
     }
+    ids.extend(courses.iter().filter_map(|c| c.vetted_by.clone()));
     ids.sort();
     ids.dedup();
     let people: Vec<(String, String, String)> = users::table
@@ -221,6 +229,18 @@ pub fn build(
         }
     }
 
+    // Each confirmation with where it was given when it came with a transfer (issue 17).
+    let mut courses_json = Vec::new();
+    for c in &courses {
+        let mut v = to_value(c)?;
+        let ids =
+            crate::portfolio::course_confirmation::transferred_confirmation(conn, &c.activity_id)?;
+        v["transferred"] = json!(crate::portfolio::transferred::of_records(conn, &ids)?
+            .into_values()
+            .next());
+        courses_json.push(v);
+    }
+
     let content_marker = crate::auth::crypto::sha256_hex(format!(
         "{}|{}|{}",
         enrolment_id,
@@ -250,6 +270,7 @@ pub fn build(
         "handover_talks": to_value(&talks_by_kind.get(&talks::TalkKind::Handover))?,
         "final_check_ins": to_value(&talks_by_kind.get(&talks::TalkKind::FinalCheckIn))?,
         "final_assessments": to_value(&finals)?,
+        "course_confirmations": courses_json,
         "audit": audit,
         "records": records,
     }))

@@ -6,5 +6,6 @@
 pub mod build;
 pub mod http;
 pub mod pdf;
+pub mod pdf_courses;
 pub mod pdf_signers;
 pub mod signing;

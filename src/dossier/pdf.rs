@@ -545,6 +545,7 @@ pub fn pdf(d: &Value, content_hash: &str, key_id: &SigningKeyId) -> Result<Vec<u
         &[0.14, 0.18, 0.46, 0.22],
         &rows,
     );
+    super::pdf_courses::courses_table(&mut doc, d, &name);
 
     // Audit facts.
     doc.heading("Spårbarhet: vem signerade och bekräftade vad", 1);

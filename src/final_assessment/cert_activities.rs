@@ -344,6 +344,13 @@ pub(super) fn activities(
         let codes = delmal_of(conn, &EnrolmentId::from(e.id.as_str()), &item.records)?;
         let mut listed = item.records.clone();
         listed.push(item.key.clone());
+        // A kursledare's confirmation given on another service (issue 17) is listed
+        // with where it was given.
+        if item.kind == "course" {
+            listed.extend(
+                crate::portfolio::course_confirmation::transferred_confirmation(conn, &item.key)?,
+            );
+        }
         let only_placement = item.kind == "placement";
         let seen = evidence(
             conn,

@@ -228,6 +228,17 @@ pub(super) fn erase_records(
             .filter(crate::schema::course_confirmations::activity_id.eq_any(&gone_activities)),
     )
     .execute(conn)?;
+    // And a confirmation imported with its course (issue 17): its provenance names the
+    // kursledare. Every activity goes, so every such row of the enrolment does.
+    diesel::delete(
+        crate::schema::transferred_records::table
+            .filter(crate::schema::transferred_records::enrolment_id.eq(id))
+            .filter(
+                crate::schema::transferred_records::record_type
+                    .eq(crate::portfolio::course_confirmation::TRANSFERRED_RECORD_TYPE),
+            ),
+    )
+    .execute(conn)?;
     add(
         "xapi_statements",
         diesel::delete(

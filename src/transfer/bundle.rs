@@ -173,6 +173,12 @@ pub fn gather(
         &crate::ids::EnrolmentId::new(enrolment_id.to_string()),
     )?;
 
+    // What a kursledare confirmed (requests still open are work in progress there).
+    let courses: Vec<_> = crate::portfolio::course_confirmation::of_enrolment(conn, enrolment_id)?
+        .into_iter()
+        .filter(|c| c.status == crate::portfolio::course_confirmation::CONFIRMED)
+        .collect();
+
     // Everyone the records name, so the receiving side can say who signed.
     let mut ids: Vec<String> = vec![e.trainee_id.clone()];
     ids.extend(e.assignments.iter().map(|a| a.user_id.clone()));
@@ -195,6 +201,7 @@ pub fn gather(
     for f in &finals {
         ids.extend(f.signers.iter().map(|s| s.user_id.to_string()));
     }
+    ids.extend(courses.iter().filter_map(|c| c.vetted_by.clone()));
     ids.sort();
     ids.dedup();
     let people: Vec<(String, String, String)> = users::table
@@ -301,6 +308,7 @@ pub fn gather(
         "talks": all_talks,
         "summary_assessments": to_value(&sums)?,
         "final_assessments": to_value(&finals)?,
+        "course_confirmations": to_value(&courses)?,
         "audit": audit,
     });
     Ok((bundle, files))

@@ -66,6 +66,8 @@ pub struct ImportCounts {
     /// enrolment's plan here (read-only), so time served counts them.
     pub plan: usize,
     pub attachments: usize,
+    /// Courses a kursledare confirmed there, confirmed here with their provenance.
+    pub course_confirmations: usize,
 }
 
 /// The answer to an import.
@@ -376,6 +378,9 @@ pub fn import(
     for a in b["assessments"].as_array().into_iter().flatten() {
         let id = im.assessment(conn, a)?;
         local.insert(text(a, "id").unwrap_or("").to_string(), id);
+    }
+    for c in b["course_confirmations"].as_array().into_iter().flatten() {
+        im.course_confirmation(conn, c, &local)?;
     }
     for (kind, list) in b["talks"].as_object().into_iter().flatten() {
         let record_type = match kind.as_str() {

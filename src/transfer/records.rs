@@ -11,9 +11,12 @@ use super::import::{codes_of, day, malformed, text, time, ImportCounts, Unmapped
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::portfolio::course_confirmation as courses;
 use crate::portfolio::links;
 use crate::portfolio::transferred::{KEPT_AS_EVIDENCE, KEPT_AS_RECORD};
-use crate::schema::{activities, assessments, record_delmal, transferred_records};
+use crate::schema::{
+    activities, assessments, course_confirmations, record_delmal, transferred_records,
+};
 
 #[derive(Insertable)]
 #[diesel(table_name = activities)]
@@ -54,6 +57,26 @@ struct AssessmentRow<'a> {
     requested_at: Option<NaiveDateTime>,
     signed_at: Option<NaiveDateTime>,
     signature_method: Option<&'a str>,
+    content_hash: Option<&'a str>,
+    version: i32,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// A kursledare's confirmation given on the sending service, as a confirmed course here.
+#[derive(Insertable)]
+#[diesel(table_name = course_confirmations)]
+struct CourseConfirmationRow<'a> {
+    activity_id: &'a str,
+    enrolment_id: &'a str,
+    kursledare_email: &'a str,
+    kursledare_name: &'a str,
+    kursledare_workplace: &'a str,
+    status: &'a str,
+    requested_by: &'a str,
+    requested_at: NaiveDateTime,
+    vetted_by: Option<&'a str>,
+    confirmed_at: Option<NaiveDateTime>,
     content_hash: Option<&'a str>,
     version: i32,
     created_at: NaiveDateTime,
@@ -163,7 +186,10 @@ impl Importer {
                 import_id: &self.import_id,
                 enrolment_id: &self.enrolment_id,
                 record_type: item.record_type,
-                original_id: text(item.original, "id").unwrap_or(""),
+                // A course confirmation is known by its course.
+                original_id: text(item.original, "id")
+                    .or_else(|| text(item.original, "activity_id"))
+                    .unwrap_or(""),
                 kept_as,
                 title: item.title,
                 record_date: item.date.map(|d| d.to_string()),
@@ -331,6 +357,85 @@ impl Importer {
         )?;
         self.counts.assessments += 1;
         Ok(id)
+    }
+
+    /// A kursledare's confirmation of a course imported just before (`local`: the
+    /// courses' ids there and here): a confirmed course here, so the course certificate
+    /// names the kursledare and the course stays as confirmed, with a provenance row of
+    /// its own (the kursledare, role kursledare, when) that the certificate and the
+    /// dossier show as given on the sending service. Who vetted the kursledare there is a
+    /// person of that service, not an account here: their name is in the provenance's
+    /// content (`vetted_by_name`) beside the confirmation as sent.
+    pub(super) fn course_confirmation(
+        &mut self,
+        conn: &mut DbConn,
+        c: &Value,
+        local: &HashMap<String, String>,
+    ) -> Result<(), AppError> {
+        let original =
+            text(c, "activity_id").ok_or_else(|| malformed("course_confirmations.activity_id"))?;
+        let activity = local.get(original).ok_or_else(|| {
+            AppError::validation(
+                "bundle.course_confirmations",
+                "a course confirmation names no activity of the bundle",
+            )
+        })?;
+        let (kind, title): (String, String) = activities::table
+            .find(activity)
+            .select((activities::kind, activities::title))
+            .first(conn)?;
+        if kind != crate::portfolio::activities::ActivityKind::Course.as_str()
+            || text(c, "status") != Some(courses::CONFIRMED)
+        {
+            return Err(malformed("course_confirmations"));
+        }
+        let name = text(c, "kursledare_name")
+            .ok_or_else(|| malformed("course_confirmations.kursledare_name"))?;
+        let email = text(c, "kursledare_email")
+            .ok_or_else(|| malformed("course_confirmations.kursledare_email"))?;
+        let confirmed = time(&c["confirmed_at"])
+            .ok_or_else(|| malformed("course_confirmations.confirmed_at"))?;
+        diesel::insert_into(course_confirmations::table)
+            .values(CourseConfirmationRow {
+                activity_id: activity,
+                enrolment_id: &self.enrolment_id,
+                kursledare_email: email,
+                kursledare_name: name,
+                kursledare_workplace: text(c, "kursledare_workplace").unwrap_or(""),
+                status: courses::CONFIRMED,
+                requested_by: &self.trainee_id,
+                requested_at: time(&c["requested_at"]).map(to_db).unwrap_or(self.now),
+                vetted_by: None,
+                confirmed_at: Some(to_db(confirmed)),
+                content_hash: text(c, "content_hash"),
+                version: 1,
+                created_at: self.now,
+                updated_at: self.now,
+            })
+            .execute(conn)?;
+        let mut content = c.clone();
+        content["vetted_by_name"] = json!(self.name_of(text(c, "vetted_by")));
+        let item = Item {
+            record_type: courses::TRANSFERRED_RECORD_TYPE,
+            original: c,
+            title: &title,
+            date: Some(confirmed.date_naive()),
+            signer: Signer {
+                name: Some(name.to_string()),
+                role: Some(courses::ROLE.into()),
+                at: Some(confirmed),
+            },
+        };
+        self.provenance(
+            conn,
+            &uuid::Uuid::new_v4().to_string(),
+            &item,
+            KEPT_AS_RECORD,
+            &content,
+            (&[], &[]),
+        )?;
+        self.counts.course_confirmations += 1;
+        Ok(())
     }
 
     /// A record kept as the sending service's content only (a talk, a summary

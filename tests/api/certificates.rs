@@ -14,7 +14,7 @@ fn id(v: &Value) -> String {
 
 pub(crate) struct Region {
     pub(crate) app: TestApp,
-    admin: TestUser,
+    pub(crate) admin: TestUser,
     pub(crate) director: TestUser,
     pub(crate) slso: String,
     sos: String,

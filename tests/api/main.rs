@@ -72,5 +72,6 @@ mod supervision_flags;
 mod talks;
 mod tracing_otlp;
 mod transfer;
+mod transfer_courses;
 mod two_nodes;
 mod xapi_lrs;

@@ -74,6 +74,19 @@ fn portfolio(
                    "reflection": format!("Reflektion: {title}")}),
         )
         .expect(201);
+    // The kursledare named for the course (waiting for the vetting): who they are is
+    // the trainee's data too.
+    app.post(
+        &format!(
+            "/activities/{}/course-confirmation",
+            activity.body["id"].as_str().expect("id")
+        ),
+        Some(&trainee.access),
+        json!({"kursledare_email": format!("kursledare.{}", trainee.email),
+               "kursledare_name": format!("Kursledare för {title}"),
+               "kursledare_workplace": "Försäkringskassan, Solna"}),
+    )
+    .expect(201);
     app.send_raw(
         "POST",
         &format!(
@@ -208,6 +221,22 @@ fn a_trainee_exports_everything_about_them_and_nothing_of_anyone_else() {
         evaluations[0]["comment"], "Utvärdering: Försäkringsmedicinsk dag",
         "{evaluations}"
     );
+    // The kursledare named for the course: name, address, workplace, where it stands.
+    let courses = json_of(
+        &files,
+        &format!("{enrolment_dir}/course_confirmations.json"),
+    );
+    assert_eq!(
+        courses[0]["kursledare_name"], "Kursledare för Försäkringsmedicinsk dag",
+        "{courses}"
+    );
+    assert_eq!(courses[0]["kursledare_email"], "kursledare.bt@sll.se");
+    assert_eq!(
+        courses[0]["kursledare_workplace"],
+        "Försäkringskassan, Solna"
+    );
+    assert_eq!(courses[0]["status"], "awaiting_vetting");
+    assert_eq!(courses.as_array().map(Vec::len), Some(1), "{courses}");
     let reviews = json_of(&files, &format!("{enrolment_dir}/group_reviews.json"));
     assert_eq!(reviews[0]["summary"], "Kollegium: Försäkringsmedicinsk dag");
     let audit = json_of(&files, &format!("{enrolment_dir}/audit.json"));

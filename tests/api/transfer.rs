@@ -153,6 +153,12 @@ fn sender() -> Sender {
         PDF,
     )
     .expect(201);
+    confirm_course(
+        &app,
+        &trainee,
+        &supervisor,
+        activity.body["id"].as_str().expect("id"),
+    );
     let a = app
         .post(
             &format!("/enrolments/{enrolment}/assessments"),
@@ -191,6 +197,51 @@ fn sender() -> Sender {
         enrolment,
         activity_title: title.into(),
     }
+}
+
+const KURSLEDARE: &str = "kare.ornberg@kursgivare.se";
+
+/// The kursledare of the course confirms it on A: named by the trainee, approved by the
+/// main supervisor, confirmed through the link.
+pub(crate) fn confirm_course(app: &TestApp, trainee: &TestUser, main: &TestUser, course: &str) {
+    let asked = app
+        .post(
+            &format!("/activities/{course}/course-confirmation"),
+            Some(&trainee.access),
+            json!({"kursledare_email": KURSLEDARE, "kursledare_name": "Kåre Örnberg",
+                   "kursledare_workplace": "Traumakurser Uppsala AB"}),
+        )
+        .expect(201);
+    assert_eq!(asked.body["status"], "awaiting_vetting", "{}", asked.text);
+    let list = app
+        .get("/external-assessors", Some(&main.access))
+        .expect(200);
+    let vetting = list.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|x| x["email"] == KURSLEDARE)
+        .and_then(|x| x["id"].as_str())
+        .expect("pending")
+        .to_string();
+    let before = app.smtp.count_to(KURSLEDARE);
+    app.post(
+        &format!("/external-assessors/{vetting}/approve"),
+        Some(&main.access),
+        json!({}),
+    )
+    .expect(200);
+    let token = app
+        .smtp
+        .wait_for(KURSLEDARE, before)
+        .find_token_after("token=")
+        .expect("link");
+    app.post(
+        &format!("/auth/course-confirmation-links/{token}/confirm"),
+        None,
+        json!({}),
+    )
+    .expect(200);
 }
 
 /// Service B: a region with a BT template, its administrator, director and the trainee's
@@ -289,6 +340,21 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
         Some(64)
     );
     assert!(content["audit"].as_array().is_some_and(|f| !f.is_empty()));
+    // The kursledare's confirmation of the course: who, where, when, the digest of what
+    // was confirmed, and who vetted them (named among the people).
+    let course = &content["course_confirmations"][0];
+    assert_eq!(course["status"], "confirmed", "{course}");
+    assert_eq!(course["kursledare_name"], "Kåre Örnberg");
+    assert_eq!(course["kursledare_email"], KURSLEDARE);
+    assert_eq!(course["kursledare_workplace"], "Traumakurser Uppsala AB");
+    assert!(course["confirmed_at"].is_string(), "{course}");
+    assert_eq!(course["content_hash"].as_str().map(str::len), Some(64));
+    assert_eq!(course["vetted_by"], a.supervisor.id.as_str());
+    assert!(content["people"]
+        .as_array()
+        .expect("people")
+        .iter()
+        .any(|p| p["id"] == a.supervisor.id.as_str()));
 
     // Not trusted yet: refused, and nothing was made.
     let (status, problem) = import(&b, &bundle);
@@ -350,6 +416,7 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
     assert_eq!(done["counts"]["activities"], 1);
     assert_eq!(done["counts"]["assessments"], 1);
     assert_eq!(done["counts"]["attachments"], 1);
+    assert_eq!(done["counts"]["course_confirmations"], 1);
     assert_eq!(done["unmapped_delmal"], json!([]), "{done}");
     // And later again: refused.
     let (status, _) = import(&b, &bundle);
@@ -385,6 +452,7 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
     b.app
         .delete(&format!("/activities/{act_id}"), Some(&b.trainee.access))
         .expect_problem(409, "transferred-read-only");
+    course_confirmed_there_stays_confirmed_here(&b, act_id, course);
     // The attachment's bytes arrived unchanged.
     let href = act["attachments"][0]["href"].as_str().expect("href");
     let file = b
@@ -480,6 +548,37 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
         )
         .expect(200);
     assert_eq!(verdict.body["authentic"], true, "{}", verdict.text);
+    // The dossier names the kursledare and where they confirmed, in JSON and PDF.
+    let courses = &dossier.body["dossier"]["course_confirmations"];
+    assert_eq!(courses[0]["kursledare_name"], "Kåre Örnberg", "{courses}");
+    assert_eq!(courses[0]["kursledare_email"], KURSLEDARE);
+    assert_eq!(courses[0]["content_hash"], course["content_hash"]);
+    assert_eq!(
+        courses[0]["transferred"]["service_name"], "Region Uppsala",
+        "{courses}"
+    );
+    assert_eq!(courses[0]["transferred"]["signed_role"], "kursledare");
+    let pdf = b
+        .app
+        .send(
+            "GET",
+            &format!("/enrolments/{enrolment}/dossier"),
+            Some(&b.trainee.access),
+            None,
+            &[("Accept", "application/pdf")],
+        )
+        .expect(200);
+    let text = crate::support::pdf::text(&pdf.bytes);
+    // Words as printed, whatever line a table cell wraps them onto.
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "Kurser intygade av kursledare",
+        "Kåre Örnberg",
+        "Traumakurser Uppsala AB",
+        "i tjänsten Region Uppsala",
+    ] {
+        assert!(text.contains(needle), "{needle} missing: {text}");
+    }
 
     // Trust withdrawn: the next bundle is refused, what was imported stays.
     b.app
@@ -497,6 +596,63 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
             Some(&b.trainee.access),
         )
         .expect(200);
+}
+
+/// The course the kursledare confirmed on A is confirmed on B too: the kursledare as
+/// vetted there, the digest of what they confirmed, read-only, with its provenance (who
+/// vetted them there is named in it; they are no account here).
+fn course_confirmed_there_stays_confirmed_here(b: &Receiver, course: &str, sent: &Value) {
+    let here = b
+        .app
+        .get(
+            &format!("/activities/{course}/course-confirmation"),
+            Some(&b.trainee.access),
+        )
+        .expect(200)
+        .body;
+    assert_eq!(here["status"], "confirmed", "{here}");
+    assert_eq!(here["role"], "kursledare");
+    assert_eq!(here["kursledare_name"], "Kåre Örnberg");
+    assert_eq!(here["kursledare_workplace"], "Traumakurser Uppsala AB");
+    assert_eq!(here["content_hash"], sent["content_hash"]);
+    assert_eq!(here["confirmed_at"], sent["confirmed_at"]);
+    assert_eq!(here["vetted_by"], Value::Null);
+    // A confirmation never changes, here neither.
+    b.app
+        .post(
+            &format!("/activities/{course}/course-confirmation"),
+            Some(&b.trainee.access),
+            json!({"kursledare_email": "annan@kursgivare.se", "kursledare_name": "Annan",
+                   "kursledare_workplace": "Någon annanstans"}),
+        )
+        .expect(409);
+    let progress = b
+        .app
+        .get(
+            &format!(
+                "/enrolments/{}/progress",
+                here["enrolment_id"].as_str().expect("id")
+            ),
+            Some(&b.trainee.access),
+        )
+        .expect(200);
+    let given = progress.body["transferred"]
+        .as_array()
+        .expect("transferred")
+        .iter()
+        .find(|r| r["record_type"] == "course_confirmation")
+        .cloned()
+        .expect("the confirmation's provenance");
+    assert_eq!(given["provenance"]["signed_by"], "Kåre Örnberg");
+    assert_eq!(given["provenance"]["signed_role"], "kursledare");
+    assert_eq!(given["provenance"]["service_name"], "Region Uppsala");
+    assert_eq!(given["content"]["vetted_by"], sent["vetted_by"]);
+    assert!(
+        given["content"]["vetted_by_name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()),
+        "{given}"
+    );
 }
 
 /// After a positive final assessment on B, the service certificate lists the placements

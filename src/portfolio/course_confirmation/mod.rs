@@ -596,3 +596,47 @@ pub fn confirmed_kursledare(
         .first(conn)
         .optional()?)
 }
+
+/// Every course confirmation of an enrolment (requests and confirmations), by course:
+/// for the personal data export, the dossier and the transfer bundle (issue 17).
+pub fn of_enrolment(
+    conn: &mut DbConn,
+    enrolment_id: &str,
+) -> Result<Vec<CourseConfirmation>, AppError> {
+    let rows: Vec<Row> = course_confirmations::table
+        .filter(course_confirmations::enrolment_id.eq(enrolment_id))
+        .order((
+            course_confirmations::created_at,
+            course_confirmations::activity_id,
+        ))
+        .select(Row::as_select())
+        .load(conn)?;
+    rows.into_iter().map(from_row).collect()
+}
+
+/// The provenance rows of a course's confirmation imported from another service (issue
+/// 17): the imported course's own provenance names the import and the course's id
+/// there; the confirmation's row has the same. Empty for a course confirmed here.
+pub fn transferred_confirmation(
+    conn: &mut DbConn,
+    activity_id: &str,
+) -> Result<Vec<String>, AppError> {
+    use crate::schema::transferred_records as t;
+    let course: Option<(String, String)> = t::table
+        .find(activity_id)
+        .select((t::import_id, t::original_id))
+        .first(conn)
+        .optional()?;
+    let Some((import_id, original_id)) = course else {
+        return Ok(Vec::new());
+    };
+    Ok(t::table
+        .filter(t::import_id.eq(import_id))
+        .filter(t::original_id.eq(original_id))
+        .filter(t::record_type.eq(TRANSFERRED_RECORD_TYPE))
+        .select(t::id)
+        .load(conn)?)
+}
+
+/// How an imported confirmation's provenance row names its kind of record.
+pub const TRANSFERRED_RECORD_TYPE: &str = "course_confirmation";
