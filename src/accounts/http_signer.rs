@@ -32,7 +32,7 @@ pub async fn get_signer_profile(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let profile = ctx
-        .read(move |c, ctx| signer_profiles::get(c, ctx, id.as_str()))
+        .read(move |c, ctx| signer_profiles::get(c, ctx, &id))
         .await?;
     Ok(with_etag(StatusCode::OK, profile.etag(), &profile))
 }
@@ -71,7 +71,7 @@ pub async fn put_signer_profile(
             signer_profiles::put(
                 c,
                 ctx,
-                id.as_str(),
+                &id,
                 |tag| check_if_match(expected.as_deref(), tag),
                 &body,
             )

@@ -98,7 +98,7 @@ pub fn of_users(conn: &mut DbConn, ids: &[String]) -> Result<Vec<SignerProfile>,
     Ok(rows.into_iter().map(from_row).collect())
 }
 
-fn stored(conn: &mut DbConn, user_id: &str) -> Result<SignerProfile, AppError> {
+fn stored(conn: &mut DbConn, user_id: &UserId) -> Result<SignerProfile, AppError> {
     let row: Option<Row> = signer_profiles::table
         .find(user_id)
         .select(Row::as_select())
@@ -116,7 +116,7 @@ fn stored(conn: &mut DbConn, user_id: &str) -> Result<SignerProfile, AppError> {
 }
 
 /// The profile of a user I may see (404 otherwise).
-pub fn get(conn: &mut DbConn, ctx: &Ctx, user_id: &str) -> Result<SignerProfile, AppError> {
+pub fn get(conn: &mut DbConn, ctx: &Ctx, user_id: &UserId) -> Result<SignerProfile, AppError> {
     visible_user(conn, &ctx.caller, user_id)?;
     stored(conn, user_id)
 }
@@ -192,7 +192,7 @@ pub fn checked(input: &SignerProfileInput, today: NaiveDate) -> Result<Checked, 
 pub fn put(
     conn: &mut DbConn,
     ctx: &Ctx,
-    user_id: &str,
+    user_id: &UserId,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     input: &SignerProfileInput,
 ) -> Result<SignerProfile, AppError> {

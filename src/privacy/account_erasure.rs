@@ -30,13 +30,14 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::erasure;
-use super::restriction::{self, SubjectKind};
+use super::restriction;
 use crate::audit::{self, Event};
 use crate::auth::principal::Role;
 use crate::clock::to_db;
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::schema::{
     account_erasures, account_tokens, assessments, enrolments, final_assessment_signers,
     invitations, mail_tokens, mfa_challenges, notification_queue, oidc_flows, oidc_links,
@@ -103,7 +104,7 @@ struct ErasureRow {
 /// a platform account linked to them) or were matched to them; returns how many. Runs
 /// before the account links go. The learner is written as `xapi::Learner::describe`
 /// writes it (the integrations sit above this feature, which cannot call them).
-fn erase_statements(conn: &mut DbConn, user_id: &str, email: &str) -> Result<usize, AppError> {
+fn erase_statements(conn: &mut DbConn, user_id: &UserId, email: &str) -> Result<usize, AppError> {
     let mut learners = vec![format!("mailto:{}", email.trim().to_lowercase())];
     let accounts: Vec<(String, String)> = xapi_account_links::table
         .filter(xapi_account_links::user_id.eq(user_id))
@@ -126,7 +127,7 @@ fn erase_statements(conn: &mut DbConn, user_id: &str, email: &str) -> Result<usi
 
 /// 409 to an administrator of the organisation through which the account was erased,
 /// 404 to anyone else; Ok when it was not erased.
-fn refuse_if_erased(conn: &mut DbConn, ctx: &Ctx, user_id: &str) -> Result<(), AppError> {
+fn refuse_if_erased(conn: &mut DbConn, ctx: &Ctx, user_id: &UserId) -> Result<(), AppError> {
     let through: Option<String> = account_erasures::table
         .find(user_id)
         .select(account_erasures::organisation_id)
@@ -142,7 +143,7 @@ fn refuse_if_erased(conn: &mut DbConn, ctx: &Ctx, user_id: &str) -> Result<(), A
 }
 
 /// Records the person signed or confirmed (in anyone's portfolio).
-fn signatures(conn: &mut DbConn, user_id: &str) -> Result<i64, AppError> {
+fn signatures(conn: &mut DbConn, user_id: &UserId) -> Result<i64, AppError> {
     let a: i64 = assessments::table
         .filter(assessments::signed_by.eq(user_id))
         .filter(assessments::signed_at.is_not_null())
@@ -171,12 +172,16 @@ fn signatures(conn: &mut DbConn, user_id: &str) -> Result<i64, AppError> {
 pub fn erase_account(
     conn: &mut DbConn,
     ctx: &Ctx,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<(AccountErasure, Vec<String>), AppError> {
     ctx.caller.require_person()?;
     refuse_if_erased(conn, ctx, user_id)?;
-    let org = restriction::administered_through(conn, &ctx.caller, SubjectKind::Account, user_id)?;
-    if ctx.caller.user_id == user_id {
+    let org = restriction::administered_through(
+        conn,
+        &ctx.caller,
+        &restriction::Subject::Account(user_id.clone()),
+    )?;
+    if ctx.caller.user_id == *user_id {
         return Err(AppError::Conflict(
             "an administrator cannot erase their own account: another administrator does".into(),
         ));
@@ -318,7 +323,7 @@ pub fn erase_account(
             users::password_hash.eq(None::<String>),
             users::email_verified_at.eq(None::<chrono::NaiveDateTime>),
             users::email_mfa_enabled.eq(0),
-            users::status.eq("disabled"),
+            users::status.eq(crate::auth::credentials::UserStatus::Disabled),
             users::last_digest_at.eq(None::<chrono::NaiveDateTime>),
             users::version.eq(version + 1),
             users::updated_at.eq(to_db(ctx.now)),

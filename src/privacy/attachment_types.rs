@@ -20,6 +20,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::{EnrolmentId, OrganisationId};
 use crate::schema::{enrolments, region_attachment_types};
 
 /// What a region accepts until its administrators choose: PDF only.
@@ -75,7 +76,7 @@ struct Row {
     updated_at: NaiveDateTime,
 }
 
-fn stored(conn: &mut DbConn, region_id: &str) -> Result<Option<Row>, AppError> {
+fn stored(conn: &mut DbConn, region_id: &OrganisationId) -> Result<Option<Row>, AppError> {
     Ok(region_attachment_types::table
         .find(region_id)
         .select(Row::as_select())
@@ -88,7 +89,7 @@ fn stored(conn: &mut DbConn, region_id: &str) -> Result<Option<Row>, AppError> {
 fn effective(
     conn: &mut DbConn,
     cfg: &Config,
-    region_id: &str,
+    region_id: &OrganisationId,
 ) -> Result<AcceptedAttachmentTypes, AppError> {
     let row = stored(conn, region_id)?;
     let (chosen, version, updated_at) = match &row {
@@ -119,7 +120,11 @@ fn effective(
 
 /// The region `id` names, for its administrators: 404 unknown, 403 not an administrator
 /// of it, 422 an organisation below a region.
-fn require_region_admin(conn: &mut DbConn, me: &Principal, id: &str) -> Result<(), AppError> {
+fn require_region_admin(
+    conn: &mut DbConn,
+    me: &Principal,
+    id: &OrganisationId,
+) -> Result<(), AppError> {
     let org = organisations::get_org(conn, id)?;
     Principal::require(me.has_role_over(conn, Role::Administrator, &org.id)?)?;
     if org.kind != OrgKind::Region {
@@ -132,7 +137,11 @@ fn require_region_admin(conn: &mut DbConn, me: &Principal, id: &str) -> Result<(
     Ok(())
 }
 
-pub fn get(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<AcceptedAttachmentTypes, AppError> {
+pub fn get(
+    conn: &mut DbConn,
+    ctx: &Ctx,
+    id: &OrganisationId,
+) -> Result<AcceptedAttachmentTypes, AppError> {
     require_region_admin(conn, &ctx.caller, id)?;
     effective(conn, &ctx.config, id)
 }
@@ -143,7 +152,7 @@ pub fn get(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<AcceptedAttachmentT
 pub fn set(
     conn: &mut DbConn,
     ctx: &Ctx,
-    id: &str,
+    id: &OrganisationId,
     if_match: impl FnOnce(&str) -> Result<(), AppError>,
     change: AttachmentTypesChange,
 ) -> Result<AcceptedAttachmentTypes, AppError> {
@@ -225,7 +234,7 @@ fn validate(cfg: &Config, given: Vec<String>) -> Result<Vec<String>, AppError> {
 pub fn accepted_for_enrolment(
     conn: &mut DbConn,
     cfg: &Config,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
 ) -> Result<Vec<String>, AppError> {
     let org: String = enrolments::table
         .find(enrolment_id)
@@ -234,7 +243,7 @@ pub fn accepted_for_enrolment(
     let region = org_chain(conn, &org)?
         .pop()
         .ok_or_else(|| AppError::internal(format!("enrolment {enrolment_id}: no region")))?;
-    Ok(effective(conn, cfg, &region)?.media_types)
+    Ok(effective(conn, cfg, &OrganisationId::from(region))?.media_types)
 }
 
 /// 415 unless `declared` is among `accepted`, naming what is.

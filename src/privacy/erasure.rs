@@ -33,6 +33,7 @@ use crate::audit::{self, Event};
 use crate::auth::principal::{Principal, Role};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::EnrolmentId;
 use crate::schema::{
     activities, assessments, attachments, audit_log, enrolments, final_assessments, record_delmal,
     signing_links, summary_assessments, talk_participants, talks, xapi_statements,
@@ -72,7 +73,11 @@ pub struct Erasure {
 }
 
 /// The enrolment's administrator (an administrator over its organisation), or 404.
-fn require_admin(conn: &mut DbConn, me: &Principal, enrolment_id: &str) -> Result<(), AppError> {
+fn require_admin(
+    conn: &mut DbConn,
+    me: &Principal,
+    enrolment_id: &EnrolmentId,
+) -> Result<(), AppError> {
     me.require_person()?;
     let org: Option<String> = enrolments::table
         .find(enrolment_id)
@@ -138,7 +143,7 @@ pub fn erase(
     now: DateTime<Utc>,
     me: &Principal,
     client: Option<&str>,
-    id: &str,
+    id: &EnrolmentId,
 ) -> Result<(Erasure, Vec<String>), AppError> {
     require_admin(conn, me, id)?;
     erase_records(conn, now, me, client, id)

@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{Page, PageParams};
+use crate::ids::{EnrolmentId, OrganisationId, UserId};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -50,7 +51,7 @@ pub async fn get_retention_policy(
     ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = OrganisationId::from(path.into_inner());
     let p = ctx
         .read(move |c, ctx| {
             retention::require_region_admin(c, &ctx.caller, &id)?;
@@ -82,7 +83,7 @@ pub async fn put_retention_policy(
     path: web::Path<String>,
     body: web::Json<RetentionPolicyPut>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = OrganisationId::from(path.into_inner());
     let body = body.into_inner();
     let p = ctx
         .write(move |c, ctx| {
@@ -119,7 +120,7 @@ pub async fn list_retention_runs(
     path: web::Path<String>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = OrganisationId::from(path.into_inner());
     let (limit, after) = (page.limit()?, page.after()?);
     let runs = ctx
         .read(move |c, ctx| {
@@ -276,7 +277,7 @@ pub async fn erase_enrolment(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = EnrolmentId::from(path.into_inner());
     let (erasure, blobs) = ctx
         .write(move |c, ctx| {
             erasure::erase(
@@ -320,7 +321,7 @@ pub async fn erase_account(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = UserId::from(path.into_inner());
     let (erasure, blobs) = ctx
         .write(move |c, ctx| {
             crate::auth::step_up::require_recent(c, ctx)?;

@@ -8,6 +8,7 @@ use super::attachment_types::{self, AcceptedAttachmentTypes, AttachmentTypesChan
 use crate::context::Ctx;
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag};
+use crate::ids::OrganisationId;
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -30,7 +31,7 @@ pub async fn get_attachment_types(
     ctx: Ctx,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = OrganisationId::from(path.into_inner());
     let t = ctx
         .read(move |c, ctx| {
             ctx.caller.require_person()?;
@@ -68,7 +69,7 @@ pub async fn put_attachment_types(
     path: web::Path<String>,
     body: web::Json<AttachmentTypesChange>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = OrganisationId::from(path.into_inner());
     let expected = if_match(&req);
     let body = body.into_inner();
     let t = ctx

@@ -33,6 +33,7 @@ use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::{EnrolmentId, UserId};
 use crate::schema::{enrolments, restrictions, user_roles};
 
 /// Audit actions that never change the enrolment's records, let through while it is
@@ -55,7 +56,19 @@ const ACTOR_ALLOWED: [&str; 1] = ["exported"];
 const ACTOR_ALLOWED_ENTITIES: [&str; 2] = ["passkey", "oidc_link"];
 
 /// What is restricted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectKind {
     /// A person's account: every enrolment where they are the trainee.
@@ -77,6 +90,23 @@ impl SubjectKind {
             "enrolment" => SubjectKind::Enrolment,
             _ => return None,
         })
+    }
+}
+
+crate::text_enum_sql!(SubjectKind);
+
+/// A subject to restrict, its id typed by its kind.
+pub(super) enum Subject {
+    Account(UserId),
+    Enrolment(EnrolmentId),
+}
+
+impl Subject {
+    fn of(kind: SubjectKind, id: &str) -> Subject {
+        match kind {
+            SubjectKind::Account => Subject::Account(UserId::from(id)),
+            SubjectKind::Enrolment => Subject::Enrolment(EnrolmentId::from(id)),
+        }
     }
 }
 
@@ -114,7 +144,7 @@ pub struct Restriction {
 #[diesel(table_name = restrictions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct Row {
     id: String,
-    subject_kind: String,
+    subject_kind: SubjectKind,
     subject_id: String,
     organisation_id: String,
     reason: String,
@@ -126,13 +156,10 @@ struct Row {
 
 impl Row {
     fn into_restriction(self) -> Result<Restriction, AppError> {
-        let kind = SubjectKind::from_code(&self.subject_kind).ok_or_else(|| {
-            AppError::unreadable("restriction", &self.id, "subject_kind", &self.subject_kind)
-        })?;
         Ok(Restriction {
             in_force: self.lifted_at.is_none(),
             id: self.id,
-            subject_kind: kind,
+            subject_kind: self.subject_kind,
             subject_id: self.subject_id,
             organisation_id: self.organisation_id,
             reason: self.reason,
@@ -147,7 +174,7 @@ impl Row {
 /// The enrolments among `ids` whose processing is restricted (directly, or through the
 /// trainee's account).
 pub fn restricted_among(conn: &mut DbConn, ids: &[String]) -> Result<HashSet<String>, AppError> {
-    let in_force: Vec<(String, String)> = restrictions::table
+    let in_force: Vec<(SubjectKind, String)> = restrictions::table
         .filter(restrictions::lifted_at.is_null())
         .select((restrictions::subject_kind, restrictions::subject_id))
         .load(conn)?;
@@ -156,12 +183,12 @@ pub fn restricted_among(conn: &mut DbConn, ids: &[String]) -> Result<HashSet<Str
     }
     let accounts: Vec<&String> = in_force
         .iter()
-        .filter(|(k, _)| k == "account")
+        .filter(|(k, _)| *k == SubjectKind::Account)
         .map(|(_, s)| s)
         .collect();
     let mut out: HashSet<String> = in_force
         .iter()
-        .filter(|(k, s)| k == "enrolment" && ids.contains(s))
+        .filter(|(k, s)| *k == SubjectKind::Enrolment && ids.contains(s))
         .map(|(_, s)| s.clone())
         .collect();
     if !accounts.is_empty() {
@@ -185,15 +212,15 @@ pub fn restricted_among(conn: &mut DbConn, ids: &[String]) -> Result<HashSet<Str
 pub fn audit_guard(conn: &mut DbConn, e: &Event<'_>) -> Result<(), AppError> {
     if let Some(enrolment_id) = e.enrolment_id {
         if !ALLOWED_WHILE_RESTRICTED.contains(&e.action) {
-            refuse_if_restricted(conn, enrolment_id)?;
+            refuse_if_restricted(conn, &EnrolmentId::from(enrolment_id))?;
         }
     }
-    refuse_if_actor_restricted(conn, e.actor_id, e.action, e.entity, e.entity_id)
+    refuse_if_actor_restricted(conn, e)
 }
 
 /// 409 `processing-restricted` when the enrolment may not be changed (called by the
 /// audit log's guard for every change it records).
-pub fn refuse_if_restricted(conn: &mut DbConn, enrolment_id: &str) -> Result<(), AppError> {
+pub fn refuse_if_restricted(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<(), AppError> {
     let ids = [enrolment_id.to_string()];
     if restricted_among(conn, &ids)?.is_empty() {
         return Ok(());
@@ -207,9 +234,9 @@ pub fn refuse_if_restricted(conn: &mut DbConn, enrolment_id: &str) -> Result<(),
 
 /// Whether the account's processing is restricted (a restriction of the account in
 /// force).
-pub fn account_restricted(conn: &mut DbConn, user_id: &str) -> Result<bool, AppError> {
+pub fn account_restricted(conn: &mut DbConn, user_id: &UserId) -> Result<bool, AppError> {
     let n: i64 = restrictions::table
-        .filter(restrictions::subject_kind.eq("account"))
+        .filter(restrictions::subject_kind.eq(SubjectKind::Account))
         .filter(restrictions::subject_id.eq(user_id))
         .filter(restrictions::lifted_at.is_null())
         .count()
@@ -227,7 +254,7 @@ fn account_refusal() -> AppError {
 }
 
 /// 409 `processing-restricted` when the account is restricted.
-pub fn refuse_if_account_restricted(conn: &mut DbConn, user_id: &str) -> Result<(), AppError> {
+pub fn refuse_if_account_restricted(conn: &mut DbConn, user_id: &UserId) -> Result<(), AppError> {
     if account_restricted(conn, user_id)? {
         return Err(account_refusal());
     }
@@ -237,23 +264,18 @@ pub fn refuse_if_account_restricted(conn: &mut DbConn, user_id: &str) -> Result<
 /// 409 `processing-restricted` when a restricted account is the actor of an audited
 /// change, or the person whose account data (`user`, `personal_identity`) it changes
 /// (called by the audit log for every entry it records, like the enrolment check).
-pub fn refuse_if_actor_restricted(
-    conn: &mut DbConn,
-    actor_id: Option<&str>,
-    action: &str,
-    entity: &str,
-    entity_id: &str,
-) -> Result<(), AppError> {
-    if ALLOWED_WHILE_RESTRICTED.contains(&action) || ACTOR_ALLOWED.contains(&action) {
+fn refuse_if_actor_restricted(conn: &mut DbConn, e: &Event<'_>) -> Result<(), AppError> {
+    if ALLOWED_WHILE_RESTRICTED.contains(&e.action) || ACTOR_ALLOWED.contains(&e.action) {
         return Ok(());
     }
-    if let Some(actor) = actor_id {
-        if !ACTOR_ALLOWED_ENTITIES.contains(&entity) {
-            refuse_if_account_restricted(conn, actor)?;
+    if let Some(actor) = e.actor_id {
+        if !ACTOR_ALLOWED_ENTITIES.contains(&e.entity) {
+            refuse_if_account_restricted(conn, &UserId::from(actor))?;
         }
     }
-    if matches!(entity, "user" | "personal_identity") && Some(entity_id) != actor_id {
-        refuse_if_account_restricted(conn, entity_id)?;
+    // These entities' ids are user ids.
+    if matches!(e.entity, "user" | "personal_identity") && Some(e.entity_id) != e.actor_id {
+        refuse_if_account_restricted(conn, &UserId::from(e.entity_id))?;
     }
     Ok(())
 }
@@ -263,16 +285,15 @@ pub fn refuse_if_actor_restricted(
 pub(super) fn administered_through(
     conn: &mut DbConn,
     me: &Principal,
-    kind: SubjectKind,
-    subject_id: &str,
+    subject: &Subject,
 ) -> Result<String, AppError> {
     me.require_person()?;
-    let orgs: Vec<String> = match kind {
-        SubjectKind::Enrolment => enrolments::table
+    let orgs: Vec<String> = match subject {
+        Subject::Enrolment(subject_id) => enrolments::table
             .find(subject_id)
             .select(enrolments::organisation_id)
             .load(conn)?,
-        SubjectKind::Account => {
+        Subject::Account(subject_id) => {
             // Where the person holds a role, or trains.
             let mut o: Vec<String> = user_roles::table
                 .filter(user_roles::user_id.eq(subject_id))
@@ -354,13 +375,13 @@ pub fn restrict(
     client: Option<&str>,
     n: NewRestriction,
 ) -> Result<Restriction, AppError> {
-    let org = administered_through(conn, me, n.subject_kind, &n.subject_id)?;
+    let org = administered_through(conn, me, &Subject::of(n.subject_kind, &n.subject_id))?;
     let reason = n.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(AppError::validation("reason", "1 to 500 characters"));
     }
     let existing: i64 = restrictions::table
-        .filter(restrictions::subject_kind.eq(n.subject_kind.as_str()))
+        .filter(restrictions::subject_kind.eq(n.subject_kind))
         .filter(restrictions::subject_id.eq(&n.subject_id))
         .filter(restrictions::lifted_at.is_null())
         .count()
@@ -372,7 +393,7 @@ pub fn restrict(
     }
     let row = Row {
         id: uuid::Uuid::new_v4().to_string(),
-        subject_kind: n.subject_kind.as_str().into(),
+        subject_kind: n.subject_kind,
         subject_id: n.subject_id.clone(),
         organisation_id: org,
         reason: reason.to_string(),
@@ -427,7 +448,7 @@ fn audit_action(
     action: &str,
     row: &Row,
 ) -> Result<(), AppError> {
-    let enrolment = (row.subject_kind == "enrolment").then_some(row.subject_id.as_str());
+    let enrolment = (row.subject_kind == SubjectKind::Enrolment).then_some(row.subject_id.as_str());
     // The reason stays out of the log: it may name the request's circumstances.
     audit::append(
         conn,

@@ -27,12 +27,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::accounts::organisations::OrgKind;
 use crate::audit::{self, Event};
 use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::Day;
+use crate::ids::{Day, OrganisationId};
 use crate::schema::{
     activities, assessments, assignments, attachments, credited_service, domain_events, enrolments,
     extent_periods, external_assessors, final_assessment_signers, final_assessments, group_reviews,
@@ -139,10 +140,10 @@ impl RunRow {
 pub fn require_region_admin(
     conn: &mut DbConn,
     me: &Principal,
-    org_id: &str,
+    org_id: &OrganisationId,
 ) -> Result<(), AppError> {
     me.require_person()?;
-    let kind: Option<String> = organisations::table
+    let kind: Option<OrgKind> = organisations::table
         .find(org_id)
         .select(organisations::kind)
         .first(conn)
@@ -153,7 +154,7 @@ pub fn require_region_admin(
     if !me.has_role_over(conn, Role::Administrator, org_id)? {
         return Err(AppError::NotFound);
     }
-    if kind != "region" {
+    if kind != OrgKind::Region {
         return Err(AppError::Unprocessable(
             "retention is set per region; this organisation is not one".into(),
         ));
@@ -161,7 +162,7 @@ pub fn require_region_admin(
     Ok(())
 }
 
-pub fn get_policy(conn: &mut DbConn, org_id: &str) -> Result<RetentionPolicy, AppError> {
+pub fn get_policy(conn: &mut DbConn, org_id: &OrganisationId) -> Result<RetentionPolicy, AppError> {
     let row: Option<PolicyRow> = retention_policies::table
         .find(org_id)
         .select(PolicyRow::as_select())
@@ -189,7 +190,7 @@ pub fn put_policy(
     now: DateTime<Utc>,
     me: &Principal,
     client: Option<&str>,
-    org_id: &str,
+    org_id: &OrganisationId,
     put: RetentionPolicyPut,
 ) -> Result<RetentionPolicy, AppError> {
     if let Some(m) = put.keep_months {
@@ -247,7 +248,7 @@ pub fn put_policy(
 /// The region's runs, newest first, after the cursor (a `run_on` day).
 pub fn list_runs(
     conn: &mut DbConn,
-    org_id: &str,
+    org_id: &OrganisationId,
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<RetentionRun>, AppError> {
@@ -551,7 +552,7 @@ pub fn delete_enrolment(
         .execute(conn)?;
     diesel::delete(
         restrictions::table
-            .filter(restrictions::subject_kind.eq("enrolment"))
+            .filter(restrictions::subject_kind.eq(super::restriction::SubjectKind::Enrolment))
             .filter(restrictions::subject_id.eq(id)),
     )
     .execute(conn)?;

@@ -83,7 +83,11 @@ pub async fn upload_attachment(
             let enrolment = activities::enrolment_of_activity(c, &record)?;
             activities::require_trainee(c, &ctx.caller, &enrolment, ctx.today())?;
             // The region's choice (issue 17: PDF only unless it opted in to photos).
-            let accepted = accepted_types::accepted_for_enrolment(c, &ctx.config, &enrolment)?;
+            let accepted = accepted_types::accepted_for_enrolment(
+                c,
+                &ctx.config,
+                &crate::ids::EnrolmentId::from(&enrolment),
+            )?;
             Ok((enrolment, accepted))
         })
         .await?
