@@ -541,7 +541,17 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
 
 /// Binds and starts the server; the returned `Server` finishes in-flight requests on
 /// shutdown (SIGINT/SIGTERM or `ServerHandle::stop(true)`).
+/// The dossier key signs the checkpoint taken before version-1 audit entries are
+/// redacted (`audit::redaction`, which sits below the dossier and cannot name it).
+fn redaction_signer(
+    conn: &mut crate::db::DbConn,
+) -> Result<(String, ed25519_dalek::SigningKey), AppError> {
+    let (key_id, key) = crate::dossier::signing::current_key(conn)?;
+    Ok((key_id.to_string(), key))
+}
+
 pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server, AppError> {
+    crate::audit::redaction::register_signer(redaction_signer);
     let state = web::Data::new(state);
     let api = web::Data::new(openapi());
     let config = state.config.clone();

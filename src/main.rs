@@ -423,6 +423,14 @@ fn audit_verify(
             v.data_erased
         );
     }
+    if v.content_removed > 0 {
+        // Version-1 entries redacted (audit::redaction): their hash cannot be recomputed.
+        println!(
+            "of which {} version-1 entries with content removed, link verified (a later \
+             redaction names each with its hash)",
+            v.content_removed
+        );
+    }
     if checkpoints.is_empty() {
         return Ok(());
     }

@@ -29,6 +29,7 @@
 //! that no more entries are emptied than the erasures and retention runs recorded.
 
 pub mod checkpoint;
+pub mod redaction;
 pub mod text;
 
 use std::sync::OnceLock;
@@ -215,6 +216,9 @@ pub struct Verification {
     /// Entries whose data an erasure or retention run emptied: their links and digests
     /// verify, their content is gone. Counted apart, never as intact content.
     pub data_erased: i64,
+    /// Version-1 entries whose content was removed (`redaction.rs`): their links verify
+    /// and a later `redacted` entry names each with its hash; their content is gone.
+    pub content_removed: i64,
 }
 
 /// Why a version-2 entry's data does not stand, if it does not.
@@ -251,6 +255,8 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
     let mut emptied = 0;
     let mut last_emptied = None;
     let mut accounted = 0;
+    let mut removed = 0;
+    let redactions = redaction::named(conn)?;
     loop {
         let batch: Vec<Entry> = audit_log::table
             .filter(audit_log::seq.ge(expected_seq))
@@ -273,6 +279,7 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
                          account for {accounted}"
                     )),
                     data_erased: emptied,
+                    content_removed: removed,
                 });
             }
             return Ok(Verification {
@@ -281,15 +288,17 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
                 first_broken: None,
                 reason: None,
                 data_erased: emptied,
+                content_removed: removed,
             });
         }
         for r in batch {
-            let broken = |reason: &str| Verification {
+            let broken = move |reason: &str| Verification {
                 entries: expected_seq - 1,
                 intact: false,
                 first_broken: Some(expected_seq),
                 reason: Some(reason.into()),
                 data_erased: emptied,
+                content_removed: removed,
             };
             if r.seq != expected_seq {
                 return Ok(broken("an entry is missing"));
@@ -300,13 +309,28 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
             if !(1..=HASH_VERSION).contains(&r.hash_version) {
                 return Ok(broken("the entry's hash version is unknown"));
             }
-            if r.content_hash() != r.hash {
+            if r.hash_version == 1 && r.data_erased_at.is_some() {
+                // Redacted (`redaction.rs`): the content is gone, so its hash cannot be
+                // recomputed; a later `redacted` entry must name it with its hash.
+                if r.data != EMPTIED {
+                    return Ok(broken("an emptied entry still holds data"));
+                }
+                let named = redactions
+                    .iter()
+                    .any(|(seq, hash, by)| *seq == r.seq && *hash == r.hash && *by > r.seq);
+                if !named {
+                    return Ok(broken(
+                        "a version-1 entry was emptied, but no redaction names it",
+                    ));
+                }
+                removed += 1;
+            } else if r.content_hash() != r.hash {
                 return Ok(broken("the entry's content does not match its hash"));
             }
             if let Some(problem) = data_problem(&r) {
                 return Ok(broken(problem));
             }
-            if r.data_erased_at.is_some() {
+            if r.data_erased_at.is_some() && r.hash_version == 2 {
                 emptied += 1;
                 last_emptied = Some(r.seq);
             }
@@ -316,6 +340,19 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AppError> {
         }
     }
 }
+
+/// The columns [`empty`] reads of the entries it empties.
+const SEQ_VERSION_HASH_DATA: (
+    audit_log::seq,
+    audit_log::hash_version,
+    audit_log::hash,
+    audit_log::data,
+) = (
+    audit_log::seq,
+    audit_log::hash_version,
+    audit_log::hash,
+    audit_log::data,
+);
 
 /// Which entries [`empty`] empties.
 pub enum Naming<'a> {
@@ -327,19 +364,26 @@ pub enum Naming<'a> {
 
 /// Empties the data of the version-2 entries naming erased or deleted records (`data`
 /// becomes the JSON `null`, `data_erased_at` is set); returns how many. Version-1
-/// entries hash their data and keep it (docs/privacy.md, step 4), and the erasures'
-/// and retention runs' own entries (counts only) stay. The caller records the count in
+/// entries hash their data: they are redacted instead (`redaction.rs`, docs/privacy.md
+/// step 4; counted by their `redacted` entries, not here), and the erasures' and
+/// retention runs' own entries (counts only) stay. The caller records the count in
 /// its own entry's data under [`EMPTIED_FIELD`], in the same transaction. The records'
 /// text keys (`text.rs`) are deleted too.
 pub fn empty(conn: &mut DbConn, now: DateTime<Utc>, naming: Naming) -> Result<i64, AppError> {
     // The records' digest keys go with them: digests left anywhere (a version-1 entry,
     // a backup) can no longer be tested against guessed texts.
     text::forget(conn, &naming)?;
-    let emptiable = audit_log::hash_version
-        .eq(2)
-        .and(audit_log::data_erased_at.is_null())
-        .and(audit_log::action.ne_all(EMPTYING_ACTIONS));
-    let targets: Vec<i64> = match naming {
+    // The erasures' and retention runs' entries and the redactions' stay (counts and
+    // hashes only: they account for what was emptied).
+    let kept = [
+        EMPTYING_ACTIONS[0],
+        EMPTYING_ACTIONS[1],
+        redaction::REDACTED,
+    ];
+    let emptiable = audit_log::data_erased_at
+        .is_null()
+        .and(audit_log::action.ne_all(kept));
+    let found: Vec<(i64, i32, String, String)> = match naming {
         Naming::Records(ids) => {
             let mut seqs = Vec::new();
             // Bounded lists: SQLite limits a statement's parameters.
@@ -348,8 +392,8 @@ pub fn empty(conn: &mut DbConn, now: DateTime<Utc>, naming: Naming) -> Result<i6
                     audit_log::table
                         .filter(emptiable.clone())
                         .filter(audit_log::entity_id.eq_any(chunk))
-                        .select(audit_log::seq)
-                        .load::<i64>(conn)?,
+                        .select(SEQ_VERSION_HASH_DATA)
+                        .load::<(i64, i32, String, String)>(conn)?,
                 );
             }
             seqs
@@ -361,9 +405,19 @@ pub fn empty(conn: &mut DbConn, now: DateTime<Utc>, naming: Naming) -> Result<i6
                     .eq(id)
                     .or(audit_log::entity_id.eq(id)),
             )
-            .select(audit_log::seq)
-            .load::<i64>(conn)?,
+            .select(SEQ_VERSION_HASH_DATA)
+            .load::<(i64, i32, String, String)>(conn)?,
     };
+    // Version 1 hashes its data: redacted, with a checkpoint first (`redaction.rs`).
+    let (v1, v2): (Vec<_>, Vec<_>) = found.into_iter().partition(|f| f.1 == 1);
+    redaction::redact(
+        conn,
+        now,
+        v1.into_iter()
+            .map(|(seq, _, hash, data)| (seq, hash, data))
+            .collect(),
+    )?;
+    let targets: Vec<i64> = v2.into_iter().map(|f| f.0).collect();
     let mut n = 0;
     for chunk in targets.chunks(500) {
         n += diesel::update(audit_log::table.filter(audit_log::seq.eq_any(chunk)))

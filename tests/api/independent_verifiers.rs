@@ -341,10 +341,20 @@ pub(crate) fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
 /// (absent as empty), then for version 1 the data, for version 2 the text `v2` and the
 /// data's digest (SHA-256 hex of the data), which the data must match unless it was
 /// emptied (the JSON `null` with `data_erased_at` set); the first entry links to 64
-/// zeros and seq runs 1, 2, 3, ... Returns the head hash, or the first seq that does
-/// not verify.
+/// zeros and seq runs 1, 2, 3, ... A version-1 entry emptied by a redaction (data the
+/// JSON `null`, `data_erased_at` set) is accepted when a later version-2 `redacted`
+/// entry names its seq and stored hash. Returns the head hash, or the first seq that
+/// does not verify.
 pub(crate) fn recompute_chain(rows: &[AuditRow]) -> Result<String, (i64, &'static str)> {
     let mut prev = "0".repeat(64);
+    let redactions: Vec<(i64, i64, String)> = rows
+        .iter()
+        .filter(|r| r.4 == "redacted" && r.11 == 2)
+        .filter_map(|r| {
+            let d: Value = serde_json::from_str(&r.8).ok()?;
+            Some((r.0, d["seq"].as_i64()?, d["hash"].as_str()?.to_string()))
+        })
+        .collect();
     for (n, r) in rows.iter().enumerate() {
         let expected = n as i64 + 1;
         if r.0 != expected {
@@ -356,7 +366,14 @@ pub(crate) fn recompute_chain(rows: &[AuditRow]) -> Result<String, (i64, &'stati
         if !(1..=2).contains(&r.11) {
             return Err((expected, "hash version"));
         }
-        if entry_hash(&r.9, r) != r.10 {
+        if r.11 == 1 && r.13.is_some() {
+            let named = redactions
+                .iter()
+                .any(|(by, seq, hash)| *by > r.0 && *seq == r.0 && *hash == r.10);
+            if r.8 != "null" || !named {
+                return Err((expected, "redaction"));
+            }
+        } else if entry_hash(&r.9, r) != r.10 {
             return Err((expected, "content hash"));
         }
         if r.11 == 2 {
@@ -374,7 +391,7 @@ pub(crate) fn recompute_chain(rows: &[AuditRow]) -> Result<String, (i64, &'stati
 }
 
 /// Entry `r`'s hash with link `prev`, as documented above.
-fn entry_hash(prev: &str, r: &AuditRow) -> String {
+pub(crate) fn entry_hash(prev: &str, r: &AuditRow) -> String {
     let seq = r.0.to_string();
     let at = r.1.and_utc().timestamp_micros().to_string();
     let mut fields = vec![
@@ -640,7 +657,7 @@ fn cli(app: &TestApp, args: &[&str]) -> (bool, String) {
 /// A checkpoint printed by `eportfolio audit checkpoint`, its signature checked here
 /// with ed25519-dalek against the key `/dossier-keys` publishes, over the message
 /// `src/audit/checkpoint.rs` documents.
-fn take_checkpoint(app: &TestApp) -> Value {
+pub(crate) fn take_checkpoint(app: &TestApp) -> Value {
     let (ok, out) = cli(app, &["audit", "checkpoint"]);
     assert!(ok, "{out}");
     let line = out
@@ -667,7 +684,7 @@ fn take_checkpoint(app: &TestApp) -> Value {
 }
 
 /// `eportfolio audit verify --checkpoint FILE` with `lines` as the file.
-fn verify_against(app: &TestApp, lines: &str) -> (bool, String) {
+pub(crate) fn verify_against(app: &TestApp, lines: &str) -> (bool, String) {
     let file = app
         .config
         .data_dir

@@ -7,6 +7,7 @@ mod accounts;
 mod assessments;
 mod at_track;
 mod audit_erased_data;
+mod audit_redaction;
 mod audit_text_free;
 mod auth_flows;
 mod backup;
