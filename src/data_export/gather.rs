@@ -313,7 +313,13 @@ fn enrolment_documents(
         None,
         ALL,
     )?;
-    let asm = assessments::list(conn, id, &assessments::Filter::default(), None, ALL)?;
+    let asm = assessments::list(
+        conn,
+        &crate::ids::EnrolmentId::from(id),
+        &assessments::Filter::default(),
+        None,
+        ALL,
+    )?;
     let mut all_talks = serde_json::Map::new();
     for kind in [
         talks::TalkKind::Supervision,
@@ -335,8 +341,8 @@ fn enrolment_documents(
     let sums = summaries::list(conn, &crate::ids::EnrolmentId::from(id))?;
     let finals = final_assessment::list(conn, &crate::ids::EnrolmentId::new(id.to_string()))?;
     let courses = crate::portfolio::course_confirmation::of_enrolment(conn, id)?;
-    let evaluations = crate::feedback::evaluations::of_enrolment(conn, id)?;
-    let reviews = crate::feedback::group_reviews::of_enrolment(conn, id)?;
+    let evaluations = crate::feedback::evaluations::of_enrolment(conn, &id.into())?;
+    let reviews = crate::feedback::group_reviews::of_enrolment(conn, &id.into())?;
     let audit: Vec<AuditEntry> = audit_log::table
         .filter(audit_log::enrolment_id.eq(id))
         .order(audit_log::seq)

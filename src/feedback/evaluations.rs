@@ -356,7 +356,7 @@ pub fn aggregate(
 /// caller has been checked to be the enrolment's trainee).
 pub fn of_enrolment(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
 ) -> Result<Vec<PlacementEvaluation>, AppError> {
     let rows: Vec<EvaluationRow> = placement_evaluations::table
         .filter(placement_evaluations::enrolment_id.eq(enrolment_id))

@@ -206,7 +206,10 @@ pub fn get(conn: &mut DbConn, ctx: &Ctx, id: &GroupReviewId) -> Result<GroupRevi
 
 /// Every group review of an enrolment, for the trainee's own export (the caller has been
 /// checked to be the enrolment's trainee).
-pub fn of_enrolment(conn: &mut DbConn, enrolment_id: &str) -> Result<Vec<GroupReview>, AppError> {
+pub fn of_enrolment(
+    conn: &mut DbConn,
+    enrolment_id: &EnrolmentId,
+) -> Result<Vec<GroupReview>, AppError> {
     let rows: Vec<GroupReviewRow> = group_reviews::table
         .filter(group_reviews::enrolment_id.eq(enrolment_id))
         .order((group_reviews::held_on, group_reviews::id))

@@ -150,7 +150,7 @@ pub(super) fn provenance_text(p: &crate::portfolio::transferred::TransferProvena
 /// Fills each draft's `transferred` with the imported records among those it lists.
 fn with_transferred(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     drafts: &mut [CertificateDraft],
 ) -> Result<(), AppError> {
     let imported = crate::portfolio::transferred::of_enrolment(conn, enrolment_id)?;
@@ -357,7 +357,7 @@ pub(super) fn along_the_way(
         }
     }
     with_profiles(conn, &mut out)?;
-    with_transferred(conn, &basis.e.id, &mut out)?;
+    with_transferred(conn, &EnrolmentId::from(&basis.e.id), &mut out)?;
     Ok(out)
 }
 

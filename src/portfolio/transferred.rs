@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::clock::from_db;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::Day;
+use crate::ids::{Day, EnrolmentId};
 use crate::schema::{transfer_imports, transferred_records};
 
 /// The record is a row of its own table here (an activity, an assessment, and the plan:
@@ -154,7 +154,7 @@ fn enrich(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<TransferredRecord>, A
 /// Every imported record of an enrolment, oldest first (empty when nothing was imported).
 pub fn of_enrolment(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
 ) -> Result<Vec<TransferredRecord>, AppError> {
     let rows: Vec<Row> = transferred_records::table
         .filter(transferred_records::enrolment_id.eq(enrolment_id))

@@ -221,7 +221,7 @@ pub fn gate(
     conn: &mut DbConn,
     ctx: &Ctx,
     trainee_email: &str,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     email: &str,
     named: Named,
 ) -> Result<Gate, AppError> {
@@ -302,16 +302,10 @@ pub fn vetting_mail(
     conn: &mut DbConn,
     cfg: &Config,
     today: NaiveDate,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     email: &str,
 ) -> Result<Option<Mail>, AppError> {
-    let Some(main) = access::holder(
-        conn,
-        &EnrolmentId::from(enrolment_id),
-        access::MAIN_SUPERVISOR,
-        today,
-    )?
-    else {
+    let Some(main) = access::holder(conn, enrolment_id, access::MAIN_SUPERVISOR, today)? else {
         return Ok(None);
     };
     let to: String = users::table.find(&main).select(users::email).first(conn)?;

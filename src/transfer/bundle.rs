@@ -141,7 +141,7 @@ pub fn gather(
     // requests are work in progress on the sending side, not evidence).
     let signed: Vec<_> = assessments::list(
         conn,
-        enrolment_id,
+        &enrolment_id.into(),
         &assessments::Filter::default(),
         None,
         ALL,

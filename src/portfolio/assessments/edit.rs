@@ -2,7 +2,7 @@
 //! checks every change goes through.
 
 use super::*;
-use crate::ids::{AssessmentId, EnrolmentId};
+use crate::ids::{AssessmentId, EnrolmentId, UserId};
 
 /// Checks and applies `c` over `a` (the instrument's domains and scale, delmål of the
 /// template version, the placement).
@@ -103,7 +103,7 @@ pub(super) fn apply(
         }
     }
     if let Some(d) = c.delmal {
-        let allowed = links::allowed(conn, &EnrolmentId::from(&a.enrolment_id))?;
+        let allowed = links::allowed(conn, &a.enrolment_id)?;
         links::check(&allowed, &d, "delmal", &mut errors);
         a.delmal = links::normalised(&d);
     }
@@ -180,7 +180,7 @@ pub(super) fn save(
     }
     links::set(
         conn,
-        &EnrolmentId::from(&a.enrolment_id),
+        &a.enrolment_id,
         links::Record::Assessment(&AssessmentId::from(&a.id)),
         &a.delmal,
     )
@@ -249,7 +249,10 @@ pub(super) fn request_mail(
     cfg: &Config,
     a: &Assessment,
 ) -> Result<Mail, AppError> {
-    let to = email_of(conn, a.assessor_id.as_deref().unwrap_or_default())?;
+    let to = email_of(
+        conn,
+        &UserId::from(a.assessor_id.as_deref().unwrap_or_default()),
+    )?;
     let trainee = trainee_of(conn, &a.enrolment_id)?;
     let name: String = users::table
         .find(&trainee)
@@ -274,7 +277,7 @@ pub(super) fn request_mail(
 pub fn create(
     conn: &mut DbConn,
     ctx: &Ctx,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     n: NewAssessment,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
@@ -488,7 +491,7 @@ pub fn request(
     conn: &mut DbConn,
     ctx: &Ctx,
     id: &str,
-    assessor_id: &str,
+    assessor_id: &UserId,
 ) -> Result<(Assessment, Vec<Mail>), AppError> {
     let (cfg, now, me, client) = (&*ctx.config, ctx.now, &ctx.caller, &ctx.client);
     let a = readable(conn, me, id, crate::clock::day_of(now))?;
@@ -503,7 +506,7 @@ pub fn request(
             a.status
         )));
     }
-    if me.user_id == assessor_id {
+    if me.user_id == *assessor_id {
         return Err(AppError::validation(
             "assessor_id",
             "you cannot assess yourself",

@@ -75,7 +75,8 @@ pub struct Signature {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Assessment {
     pub id: String,
-    pub enrolment_id: String,
+    #[schema(value_type = String)]
+    pub enrolment_id: EnrolmentId,
     pub instrument: AssessmentType,
     #[schema(example = "awaiting_signature")]
     pub status: String,
@@ -251,7 +252,7 @@ fn from_rows(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<Assessment>, AppEr
                 ratings: serde_json::from_str(&r.ratings)
                     .map_err(|e| unreadable("ratings", &r.id, e))?,
                 id: r.id.into_inner(),
-                enrolment_id: r.enrolment_id.into_inner(),
+                enrolment_id: r.enrolment_id,
                 status: r.status,
                 assessor_id: r.assessor_id.map(UserId::into_inner),
                 placement_id: r.placement_id.map(PlacementId::into_inner),
@@ -283,7 +284,7 @@ pub fn get_assessment(conn: &mut DbConn, id: &str) -> Result<Assessment, AppErro
     from_rows(conn, vec![row])?.pop().ok_or(AppError::NotFound)
 }
 
-fn trainee_of(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError> {
+fn trainee_of(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<UserId, AppError> {
     Ok(enrolments::table
         .find(enrolment_id)
         .select(enrolments::trainee_id)
@@ -302,19 +303,13 @@ pub fn readable(
     if a.assessor_id.as_deref() == Some(me.user_id.as_str()) {
         return Ok(a);
     }
-    access::require(
-        conn,
-        me,
-        &EnrolmentId::from(&a.enrolment_id),
-        today,
-        Access::Read,
-    )?;
+    access::require(conn, me, &a.enrolment_id, today, Access::Read)?;
     Ok(a)
 }
 
 /// The e-mail address of the enrolment's trainee, in one statement (signing and
 /// declining tell the trainee; two look-ups cost the write path a statement more).
-fn trainee_email(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppError> {
+fn trainee_email(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<String, AppError> {
     Ok(enrolments::table
         .inner_join(users::table.on(users::id.eq(enrolments::trainee_id)))
         .filter(enrolments::id.eq(enrolment_id))
@@ -322,7 +317,7 @@ fn trainee_email(conn: &mut DbConn, enrolment_id: &str) -> Result<String, AppErr
         .first(conn)?)
 }
 
-fn email_of(conn: &mut DbConn, user_id: &str) -> Result<String, AppError> {
+fn email_of(conn: &mut DbConn, user_id: &UserId) -> Result<String, AppError> {
     Ok(users::table
         .find(user_id)
         .select(users::email)
@@ -341,13 +336,13 @@ pub struct Filter {
 
 pub fn list(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     f: &Filter,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Assessment>, AppError> {
     let mut q = assessments::table
-        .filter(assessments::enrolment_id.eq(enrolment_id.to_string()))
+        .filter(assessments::enrolment_id.eq(enrolment_id.clone()))
         .filter(assessments::deleted_at.is_null())
         .select(Row::as_select())
         .into_boxed();

@@ -13,7 +13,7 @@ use crate::context::Ctx;
 use crate::enrolment::access::{self, Access};
 use crate::error::AppError;
 use crate::http::{check_if_match, if_match, with_etag, Page, PageParams};
-use crate::ids::EnrolmentId;
+use crate::ids::{EnrolmentId, UserId};
 use crate::portfolio::assessments::{self, Assessment, AssessmentContent, NewAssessment};
 use crate::privacy::guard::Guarded;
 
@@ -41,7 +41,7 @@ pub async fn create_assessment(
     ctx: Ctx,
     state: web::Data<AppState>,
     _req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     body: Guarded<NewAssessment>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -84,7 +84,7 @@ pub struct AssessmentFilter {
 #[get("/enrolments/{id}/assessments")]
 pub async fn list_assessments(
     ctx: Ctx,
-    path: web::Path<String>,
+    path: web::Path<EnrolmentId>,
     query: web::Query<AssessmentFilter>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
@@ -104,13 +104,7 @@ pub async fn list_assessments(
     };
     let rows = ctx
         .read(move |c, ctx| {
-            access::require(
-                c,
-                &ctx.caller,
-                &EnrolmentId::from(&id),
-                ctx.today(),
-                Access::Read,
-            )?;
+            access::require(c, &ctx.caller, &id, ctx.today(), Access::Read)?;
             assessments::list(c, &id, &filter, after.as_deref(), limit)
         })
         .await?;
@@ -215,7 +209,7 @@ pub async fn request_signature(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let a = crate::notifications::deliver(&ctx, &state.outbox, move |c, ctx| {
-        assessments::request(c, ctx, &id, &body.assessor_id)
+        assessments::request(c, ctx, &id, &UserId::from(&body.assessor_id))
     })
     .await?;
     Ok(with_etag(StatusCode::OK, a.etag(), &a))
