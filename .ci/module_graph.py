@@ -26,10 +26,11 @@ import sys
 # Below the features: every feature may use these.
 PLATFORM = {
     "audit", "clock", "config", "context", "cors", "db", "error", "events", "http", "idempotency",
-    "ids", "mail", "outbox", "principal", "render", "schema", "secrets", "storage", "telemetry",
+    "ids", "mail", "outbox", "principal", "render", "schema", "secrets", "service_key", "storage",
+    "telemetry",
 }
 # The composition root (see above).
-ROOT = {"app", "lib", "main"}
+ROOT = {"app", "lib", "lib_tests", "main"}
 
 
 def top_level_modules(src):

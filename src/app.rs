@@ -480,8 +480,9 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
             }
             // Retention (gallring): once a day per region with a policy, the closed
             // enrolments past their period go; their files after the commit.
+            let keys = state.pool.keyring().cloned();
             match db::write(&state.pool, move |conn| {
-                crate::privacy::retention::run_due(conn, now)
+                crate::privacy::retention::run_due(conn, now, keys.as_deref())
             })
             .await
             {
@@ -541,17 +542,7 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
 
 /// Binds and starts the server; the returned `Server` finishes in-flight requests on
 /// shutdown (SIGINT/SIGTERM or `ServerHandle::stop(true)`).
-/// The dossier key signs the checkpoint taken before version-1 audit entries are
-/// redacted (`audit::redaction`, which sits below the dossier and cannot name it).
-fn redaction_signer(
-    conn: &mut crate::db::DbConn,
-) -> Result<(String, ed25519_dalek::SigningKey), AppError> {
-    let (key_id, key) = crate::dossier::signing::current_key(conn)?;
-    Ok((key_id.to_string(), key))
-}
-
 pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server, AppError> {
-    crate::audit::redaction::register_signer(redaction_signer);
     let state = web::Data::new(state);
     let api = web::Data::new(openapi());
     let config = state.config.clone();

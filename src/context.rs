@@ -84,6 +84,12 @@ impl<C> Context<C> {
     pub fn keyring(&self) -> Result<&crate::secrets::Keyring, AppError> {
         crate::secrets::required(self.pool.keyring())
     }
+
+    /// The master keys if the pool has them: for work that needs them only sometimes
+    /// (an erasure redacting version-1 audit entries) and fails itself when it does.
+    pub fn keyring_if_loaded(&self) -> Option<&crate::secrets::Keyring> {
+        self.pool.keyring().map(|k| &**k)
+    }
 }
 
 impl<C: Send + Sync + 'static> Context<C> {

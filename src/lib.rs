@@ -38,6 +38,7 @@ pub mod progress;
 pub mod render;
 pub mod schema;
 pub mod secrets;
+pub mod service_key;
 pub mod spec;
 pub mod storage;
 pub mod telemetry;
@@ -60,3 +61,7 @@ pub fn limit_malloc_arenas() {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lib_tests.rs"]
+mod lib_tests;

@@ -369,7 +369,12 @@ pub enum Naming<'a> {
 /// retention runs' own entries (counts only) stay. The caller records the count in
 /// its own entry's data under [`EMPTIED_FIELD`], in the same transaction. The records'
 /// text keys (`text.rs`) are deleted too.
-pub fn empty(conn: &mut DbConn, now: DateTime<Utc>, naming: Naming) -> Result<i64, AppError> {
+pub fn empty(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    keys: Option<&crate::secrets::Keyring>,
+    naming: Naming,
+) -> Result<i64, AppError> {
     // The records' digest keys go with them: digests left anywhere (a version-1 entry,
     // a backup) can no longer be tested against guessed texts.
     text::forget(conn, &naming)?;
@@ -413,6 +418,7 @@ pub fn empty(conn: &mut DbConn, now: DateTime<Utc>, naming: Naming) -> Result<i6
     redaction::redact(
         conn,
         now,
+        keys,
         v1.into_iter()
             .map(|(seq, _, hash, data)| (seq, hash, data))
             .collect(),

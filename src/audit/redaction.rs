@@ -15,11 +15,8 @@
 //! it with the same hash, and counts it apart (`content_removed`: "content removed, link
 //! verified"), never as intact content.
 
-use std::sync::OnceLock;
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use ed25519_dalek::SigningKey;
 use serde_json::json;
 
 use super::{sha256_hex, Event, EMPTIED};
@@ -27,6 +24,7 @@ use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::schema::audit_log;
+use crate::secrets::Keyring;
 
 /// The action of the entry that records a redaction.
 pub const REDACTED: &str = "redacted";
@@ -34,38 +32,23 @@ pub const REDACTED: &str = "redacted";
 /// The entity of a `redacted` entry: the audit entry it redacted.
 pub const ENTITY: &str = "audit_entry";
 
-/// The service's signing key (id and key), for the checkpoint before a redaction. The
-/// key is the dossier key, which the audit log (below the features) does not know: the
-/// application registers where to find it at start-up ([`register_signer`]).
-pub type Signer = fn(&mut DbConn) -> Result<(String, SigningKey), AppError>;
-
-static SIGNER: OnceLock<Signer> = OnceLock::new();
-
-/// Registers the signing key's source; the first registration holds.
-pub fn register_signer(signer: Signer) {
-    let _ = SIGNER.set(signer);
-}
-
 /// Redacts these version-1 entries (seq, hash, data) as the module docs say; returns how
-/// many. Without a registered signing key (a tool that never started the service) it
-/// redacts nothing: an entry emptied without the checkpoint first would lose the proof
-/// of the history before it.
+/// many. The checkpoint is signed with the service key (`service_key`), which needs the
+/// master keyring: without one this fails (and the caller's transaction with it) rather
+/// than empty an entry without the checkpoint that keeps the history before it provable.
 pub(super) fn redact(
     conn: &mut DbConn,
     now: DateTime<Utc>,
+    keys: Option<&Keyring>,
     entries: Vec<(i64, String, String)>,
 ) -> Result<i64, AppError> {
     if entries.is_empty() {
         return Ok(0);
     }
-    let Some(signer) = SIGNER.get() else {
-        tracing::warn!(
-            entries = entries.len(),
-            "version-1 audit entries not redacted: no signing key registered"
-        );
-        return Ok(0);
-    };
-    let (key_id, key) = signer(conn)?;
+    let keys = keys.ok_or_else(|| {
+        AppError::internal("version-1 audit entries need a signed checkpoint: no master key")
+    })?;
+    let (key_id, key) = crate::service_key::current_key(conn, keys)?;
     let checkpoint = super::checkpoint::make(conn, now, &key_id, &key)?;
     let checkpoint = serde_json::to_value(&checkpoint).map_err(AppError::internal)?;
     tracing::info!(

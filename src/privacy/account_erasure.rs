@@ -207,7 +207,7 @@ pub fn erase_account(
         .load(conn)?;
     let mut own_kept = 0i64;
     for e in &own {
-        let (done, files) = erasure::erase_records(conn, ctx.now, &ctx.caller, client, e)?;
+        let (done, files) = erasure::erase_records(conn, ctx, e)?;
         for (k, n) in done.erased {
             *erased.entry(k).or_default() += n;
         }
@@ -352,6 +352,7 @@ pub fn erase_account(
     let emptied = audit::empty(
         conn,
         ctx.now,
+        ctx.keyring_if_loaded(),
         audit::Naming::Records(std::slice::from_ref(&user_id.to_string())),
     )?;
     audit::append(

@@ -23,7 +23,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -31,6 +30,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{self, Event};
 use crate::auth::principal::{Principal, Role};
+use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::EnrolmentId;
@@ -140,24 +140,21 @@ fn signed(conn: &mut DbConn, id: &str) -> Result<Signed, AppError> {
 /// to remove once the transaction has committed.
 pub fn erase(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: Option<&str>,
+    ctx: &Ctx,
     id: &EnrolmentId,
 ) -> Result<(Erasure, Vec<String>), AppError> {
-    require_admin(conn, me, id)?;
-    erase_records(conn, now, me, client, id)
+    require_admin(conn, &ctx.caller, id)?;
+    erase_records(conn, ctx, id)
 }
 
 /// [`erase`] without the access check: also run for each enrolment of a trainee whose
 /// account is erased (`account_erasure`).
 pub(super) fn erase_records(
     conn: &mut DbConn,
-    now: DateTime<Utc>,
-    me: &Principal,
-    client: Option<&str>,
+    ctx: &Ctx,
     id: &str,
 ) -> Result<(Erasure, Vec<String>), AppError> {
+    let (now, me, client) = (ctx.now, &ctx.caller, ctx.client.user_agent.as_deref());
     if let DbConn::Pg(pg) = conn {
         diesel::sql_query("SELECT id FROM enrolments WHERE id = $1 FOR UPDATE")
             .bind::<diesel::sql_types::Text, _>(id)
@@ -302,7 +299,7 @@ pub(super) fn erase_records(
     let mut named = records.clone();
     named.extend(gone_attachments);
     let emptied = if erased.values().any(|n| *n > 0) {
-        audit::empty(conn, now, audit::Naming::Records(&named))?
+        audit::empty(conn, now, ctx.keyring_if_loaded(), audit::Naming::Records(&named))?
     } else {
         0
     };

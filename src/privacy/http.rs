@@ -280,13 +280,7 @@ pub async fn erase_enrolment(
     let id = EnrolmentId::from(path.into_inner());
     let (erasure, blobs) = ctx
         .write(move |c, ctx| {
-            erasure::erase(
-                c,
-                ctx.now,
-                &ctx.caller,
-                ctx.client.user_agent.as_deref(),
-                &id,
-            )
+            erasure::erase(c, ctx, &id)
         })
         .await?;
     remove_blobs(&state, blobs).await;

@@ -306,7 +306,11 @@ pub struct Round {
 /// The daily job (run by housekeeping): for every region with a policy and no run yet
 /// today, deletes the enrolments past their date and records the run. Runs inside one
 /// write transaction.
-pub fn run_due(conn: &mut DbConn, now: DateTime<Utc>) -> Result<Round, AppError> {
+pub fn run_due(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    keys: Option<&crate::secrets::Keyring>,
+) -> Result<Round, AppError> {
     let today = crate::clock::day_of(now);
     let policies: Vec<PolicyRow> = retention_policies::table
         .select(PolicyRow::as_select())
@@ -359,7 +363,7 @@ pub fn run_due(conn: &mut DbConn, now: DateTime<Utc>) -> Result<Round, AppError>
                 let (c, blobs) = delete_enrolment(conn, id)?;
                 // Its audit entries lose their copies of the text; the chain still
                 // verifies (their hashes cover a digest of it, see `audit`).
-                let emptied = audit::empty(conn, now, audit::Naming::Enrolment(id))?;
+                let emptied = audit::empty(conn, now, keys, audit::Naming::Enrolment(id))?;
                 audit::append(
                     conn,
                     now,
