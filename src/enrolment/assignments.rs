@@ -197,7 +197,7 @@ pub fn add_assignment(
     ) {
         let mut open = assignments::table
             .filter(assignments::enrolment_id.eq(enrolment_id))
-            .filter(assignments::role.eq(a.role.as_str()))
+            .filter(assignments::role.eq(a.role))
             .filter(
                 assignments::valid_to
                     .is_null()
@@ -237,7 +237,7 @@ pub fn add_assignment(
             assignments::id.eq(&id),
             assignments::enrolment_id.eq(enrolment_id),
             assignments::user_id.eq(&user_id),
-            assignments::role.eq(a.role.as_str()),
+            assignments::role.eq(a.role),
             assignments::placement_id.eq(&a.placement_id),
             assignments::valid_from.eq(from.to_string()),
             assignments::valid_to.eq(a.valid_to.map(|t| t.to_string())),
@@ -295,7 +295,7 @@ pub(crate) fn is_external_assessor(
     let n: i64 = assignments::table
         .filter(assignments::enrolment_id.eq_any(trainee_enrolments(conn, &trainee)?))
         .filter(assignments::user_id.eq(user_id))
-        .filter(assignments::role.eq(access::EXTERNAL_ASSESSOR))
+        .filter(assignments::role.eq(AssignmentRole::ExternalAssessor))
         .filter(
             assignments::valid_to
                 .is_null()

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 
+use super::enums::EnrolmentStatus;
 use super::history::{record_change, touch, Changed};
 use crate::db::DbConn;
 use crate::error::AppError;
@@ -69,9 +70,9 @@ fn complete(
     let changed = diesel::update(
         enrolments::table
             .find(enrolment_id)
-            .filter(enrolments::status.eq("active")),
+            .filter(enrolments::status.eq(EnrolmentStatus::Active)),
     )
-    .set(enrolments::status.eq("completed"))
+    .set(enrolments::status.eq(EnrolmentStatus::Completed))
     .execute(conn)?;
     if changed == 0 {
         return Ok(());

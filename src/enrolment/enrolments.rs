@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::assignments::{add_assignment, user_has_role, AssignmentInput};
-use super::enums::{AssignmentRole, Track};
+use super::enums::{AssignmentRole, EnrolmentStatus, Track};
 use super::history::{record_change, touch, Changed};
 use super::leave::{add_leave, LeaveInput};
 use super::loaders::{get_enrolment, Enrolment};
@@ -107,7 +107,7 @@ pub fn create_enrolment(
             enrolments::start_date.eq(input.start_date.to_string()),
             enrolments::planned_end.eq(input.planned_end.to_string()),
             enrolments::extent_percent.eq(extent),
-            enrolments::status.eq("active"),
+            enrolments::status.eq(EnrolmentStatus::Active),
             enrolments::bt_enrolment_id.eq(&input.bt_enrolment_id),
             enrolments::version.eq(1),
             enrolments::created_at.eq(to_db(now)),
@@ -257,8 +257,8 @@ pub fn update_enrolment(
             "must be after the start date",
         ));
     }
-    let status = patch.status.unwrap_or(current.status.clone());
-    if !["active", "completed", "withdrawn"].contains(&status.as_str()) {
+    let status = EnrolmentStatus::from_code(patch.status.as_deref().unwrap_or(&current.status));
+    if status.is_none() {
         errors.push(FieldError::new("status", "active, completed or withdrawn"));
     }
     let applied_on = patch.applied_on.unwrap_or(current.applied_on);
@@ -272,9 +272,10 @@ pub fn update_enrolment(
             ));
         }
     }
-    if !errors.is_empty() {
+    // An unknown status is among the errors.
+    let (Some(status), true) = (status, errors.is_empty()) else {
         return Err(AppError::Validation(errors));
-    }
+    };
     let bt_enrolment_id = patch
         .bt_enrolment_id
         .unwrap_or(current.bt_enrolment_id.clone());
@@ -302,7 +303,7 @@ pub fn update_enrolment(
         .set((
             enrolments::planned_end.eq(planned_end.to_string()),
             enrolments::extent_percent.eq(extent),
-            enrolments::status.eq(&status),
+            enrolments::status.eq(status),
             enrolments::bt_enrolment_id.eq(&bt_enrolment_id),
             enrolments::applied_on.eq(applied_on.map(|d| d.to_string())),
         ))
@@ -315,7 +316,7 @@ pub fn update_enrolment(
         id,
         Changed("updated", "enrolment", id),
         json!({
-            "planned_end": planned_end, "extent_percent": extent, "status": status,
+            "planned_end": planned_end, "extent_percent": extent, "status": status.as_str(),
             "bt_enrolment_id": bt_enrolment_id, "applied_on": applied_on,
         }),
     )?;

@@ -125,13 +125,13 @@ pub(crate) fn check_goal(
     enrolment_id: &EnrolmentId,
     goal: &str,
     delmal: &[String],
-    status: &str,
+    status: Option<GoalStatus>,
     errors: &mut Vec<FieldError>,
 ) -> Result<(), AppError> {
     if goal.trim().is_empty() || goal.chars().count() > 4000 {
         errors.push(FieldError::new("goal", "1 to 4000 characters"));
     }
-    if !["planned", "in_progress", "done"].contains(&status) {
+    if status.is_none() {
         errors.push(FieldError::new("status", "planned, in_progress or done"));
     }
     let codes = delmal_codes_of(conn, enrolment_id)?;
@@ -158,9 +158,12 @@ pub fn add_goal(
         crate::clock::day_of(now),
         Access::Supervise,
     )?;
-    let status = g.status.unwrap_or_else(|| "planned".into());
+    let status = g
+        .status
+        .as_deref()
+        .map_or(Some(GoalStatus::Planned), GoalStatus::from_code);
     let mut errors = Vec::new();
-    check_goal(conn, enrolment_id, &g.goal, &g.delmal, &status, &mut errors)?;
+    check_goal(conn, enrolment_id, &g.goal, &g.delmal, status, &mut errors)?;
     if let Some(p) = &g.placement_id {
         if enrolment_of_placement(conn, &PlacementId::from(p))
             .ok()
@@ -173,9 +176,10 @@ pub fn add_goal(
             ));
         }
     }
-    if !errors.is_empty() {
+    // An unknown status is among the errors.
+    let (Some(status), true) = (status, errors.is_empty()) else {
         return Err(AppError::Validation(errors));
-    }
+    };
     let id =
         g.id.map(|u| u.to_string())
             .unwrap_or_else(|| Uuid::new_v4().to_string());
@@ -186,7 +190,7 @@ pub fn add_goal(
             study_plan_goals::placement_id.eq(&g.placement_id),
             study_plan_goals::goal.eq(g.goal.trim()),
             study_plan_goals::delmal.eq(json!(g.delmal).to_string()),
-            study_plan_goals::status.eq(&status),
+            study_plan_goals::status.eq(status),
             study_plan_goals::version.eq(1),
             study_plan_goals::created_at.eq(to_db(now)),
             study_plan_goals::updated_at.eq(to_db(now)),
@@ -226,17 +230,18 @@ pub fn update_goal(
     if_match(&current.etag())?;
     let goal = patch.goal.unwrap_or(current.goal.clone());
     let delmal = patch.delmal.unwrap_or(current.delmal.clone());
-    let status = patch.status.unwrap_or(current.status.clone());
+    let status = GoalStatus::from_code(patch.status.as_deref().unwrap_or(&current.status));
     let mut errors = Vec::new();
-    check_goal(conn, &enrolment_id, &goal, &delmal, &status, &mut errors)?;
-    if !errors.is_empty() {
+    check_goal(conn, &enrolment_id, &goal, &delmal, status, &mut errors)?;
+    // An unknown status is among the errors.
+    let (Some(status), true) = (status, errors.is_empty()) else {
         return Err(AppError::Validation(errors));
-    }
+    };
     diesel::update(study_plan_goals::table.find(id))
         .set((
             study_plan_goals::goal.eq(goal.trim()),
             study_plan_goals::delmal.eq(json!(delmal).to_string()),
-            study_plan_goals::status.eq(&status),
+            study_plan_goals::status.eq(status),
             study_plan_goals::version.eq(current.version + 1),
             study_plan_goals::updated_at.eq(to_db(now)),
             study_plan_goals::updated_by.eq(&me.user_id),

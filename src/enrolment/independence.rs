@@ -21,7 +21,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::access;
+use super::enums::AssignmentRole;
 use crate::auth::principal::{load_roles, org_chain, Role};
 use crate::config::Config;
 use crate::db::DbConn;
@@ -129,16 +129,16 @@ pub fn involvement(
         }
     }
     let mine = super::assignments::trainee_enrolments(conn, &trainee)?;
-    let held: Vec<(String, String)> = assignments::table
+    let held: Vec<(String, AssignmentRole)> = assignments::table
         .filter(assignments::enrolment_id.eq_any(&mine))
         .filter(assignments::user_id.eq(user_id))
-        .filter(assignments::role.ne(access::EXTERNAL_ASSESSOR))
+        .filter(assignments::role.ne(AssignmentRole::ExternalAssessor))
         .order(assignments::valid_from)
         .select((assignments::id, assignments::role))
         .load(conn)?;
     facts.extend(
         held.into_iter()
-            .map(|(id, role)| fact("assignment", Some(id), Some(role))),
+            .map(|(id, role)| fact("assignment", Some(id), Some(role.as_str().into()))),
     );
     // Asked by link counts too: the address is the person's.
     let email: Option<String> = users::table

@@ -70,7 +70,7 @@ pub(crate) fn load_placements(
     let today = today.to_string();
     let supervisors: Vec<(Option<PlacementId>, UserId)> = assignments::table
         .filter(assignments::enrolment_id.eq(enrolment_id))
-        .filter(assignments::role.eq(access::PLACEMENT_SUPERVISOR))
+        .filter(assignments::role.eq(AssignmentRole::PlacementSupervisor))
         .filter(
             assignments::valid_to
                 .is_null()
