@@ -337,8 +337,8 @@ macro_rules! text_enum {
         }
 
         impl $name {
-            /// The stored code.
-            pub fn as_str(self) -> &'static str {
+            /// The stored code (`const`, so closed sets of codes can name it).
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $code),*
                 }

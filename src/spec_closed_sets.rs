@@ -50,10 +50,10 @@ pub(super) const PROPERTIES: &[(&str, &str, &[&str])] = &[
         "CourseConfirmation",
         "status",
         &[
-            course_confirmation::AWAITING_VETTING,
-            course_confirmation::AWAITING,
-            course_confirmation::CONFIRMED,
-            course_confirmation::RETURNED,
+            course_confirmation::AWAITING_VETTING.as_str(),
+            course_confirmation::AWAITING.as_str(),
+            course_confirmation::CONFIRMED.as_str(),
+            course_confirmation::RETURNED.as_str(),
         ],
     ),
     ("CourseConfirmation", "role", &[course_confirmation::ROLE]),
@@ -170,7 +170,11 @@ const ASSESSMENT_STATUS: &[&str] = &[
 const DECISIONS: &[&str] = &["achieved", "not_yet"];
 const DELIVERY_STATUS: &[&str] = &["pending", "delivered", "failed"];
 const ENROLMENT_STATUS: &[&str] = &["active", "completed", "withdrawn"];
-const EXTERNAL_ASSESSOR_STATUS: &[&str] = &[vetting::PENDING, vetting::APPROVED, vetting::DECLINED];
+const EXTERNAL_ASSESSOR_STATUS: &[&str] = &[
+    vetting::PENDING.as_str(),
+    vetting::APPROVED.as_str(),
+    vetting::DECLINED.as_str(),
+];
 const GOAL_STATUS: &[&str] = &["planned", "in_progress", "done"];
 const INVITATION_STATUS: &[&str] = &["pending", "accepted", "revoked", "expired"];
 const JUDGEMENTS: &[&str] = &["achieved", "progressing", "not_yet"];

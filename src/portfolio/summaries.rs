@@ -37,6 +37,18 @@ pub struct Judgement {
     pub comment: String,
 }
 
+crate::text_enum! {
+    /// Where a summary assessment stands: `signed` is final (a correction is a new one).
+    pub enum SummaryStatus { Draft = "draft", Signed = "signed" }
+}
+
+// The API shows the status as its stored code: a plain string in the spec, as before.
+impl Serialize for SummaryStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SummaryAssessment {
     pub id: String,
@@ -47,7 +59,8 @@ pub struct SummaryAssessment {
     #[schema(example = "En trygg och engagerad BT-läkare som ...")]
     pub overall: String,
     /// `draft` or `signed`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: SummaryStatus,
     pub supersedes_id: Option<String>,
     pub superseded_by: Option<String>,
     pub signature: Option<Signature>,
@@ -93,7 +106,7 @@ struct Row {
     /// JSON array of judgements per delmål.
     judgements: String,
     overall: String,
-    status: String,
+    status: SummaryStatus,
     supersedes_id: Option<SummaryId>,
     superseded_by: Option<SummaryId>,
     signed_at: Option<NaiveDateTime>,
@@ -278,7 +291,7 @@ fn insert(conn: &mut DbConn, now: DateTime<Utc>, d: Draft) -> Result<(), AppErro
             summary_assessments::author_id.eq(d.author),
             summary_assessments::judgements.eq(json!(d.judgements).to_string()),
             summary_assessments::overall.eq(d.overall),
-            summary_assessments::status.eq("draft"),
+            summary_assessments::status.eq(SummaryStatus::Draft),
             summary_assessments::supersedes_id.eq(d.supersedes),
             summary_assessments::version.eq(1),
             summary_assessments::created_at.eq(to_db(now)),
@@ -343,7 +356,7 @@ fn own_draft(s: &SummaryAssessment, me: &Principal) -> Result<(), AppError> {
             "only its author edits or signs a summary assessment".into(),
         ));
     }
-    if s.status == "signed" {
+    if s.status == SummaryStatus::Signed {
         return Err(AppError::Conflict(
             "a signed summary assessment cannot change; create a correction".into(),
         ));
@@ -414,7 +427,7 @@ pub fn sign(
     );
     diesel::update(summary_assessments::table.find(id))
         .set((
-            summary_assessments::status.eq("signed"),
+            summary_assessments::status.eq(SummaryStatus::Signed),
             summary_assessments::signed_at.eq(to_db(now)),
             summary_assessments::signature_method.eq(&me.second_factor),
             summary_assessments::content_hash.eq(&hash),
@@ -462,7 +475,7 @@ pub fn correct(
             "only the signer corrects a summary assessment".into(),
         ));
     }
-    if s.status != "signed" || s.superseded_by.is_some() {
+    if s.status != SummaryStatus::Signed || s.superseded_by.is_some() {
         return Err(AppError::Conflict(
             "only the newest signed version is corrected".into(),
         ));

@@ -33,9 +33,21 @@ use crate::schema::{assessments, assignments, enrolments, external_assessors, us
 
 use super::qualifications::{self, AssessorQualifications, QualificationsInput};
 
-pub const PENDING: &str = "pending";
-pub const APPROVED: &str = "approved";
-pub const DECLINED: &str = "declined";
+crate::text_enum! {
+    /// Where the vetting of a person without an account stands.
+    pub enum VettingStatus { Pending = "pending", Approved = "approved", Declined = "declined" }
+}
+
+// The API shows the status as its stored code: a plain string in the spec, as before.
+impl Serialize for VettingStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+pub const PENDING: VettingStatus = VettingStatus::Pending;
+pub const APPROVED: VettingStatus = VettingStatus::Approved;
+pub const DECLINED: VettingStatus = VettingStatus::Declined;
 
 /// What an audit entry keeps of an external assessor as values; the name, address,
 /// workplace and stated qualifications only as keyed digests (`audit::text`, issue 17).
@@ -67,8 +79,8 @@ pub struct ExternalAssessor {
     #[schema(example = "Akutkliniken, Södersjukhuset")]
     pub workplace: String,
     /// `pending`, `approved` or `declined`.
-    #[schema(example = "pending")]
-    pub status: String,
+    #[schema(example = "pending", value_type = String)]
+    pub status: VettingStatus,
     /// The trainee who named the person first.
     pub requested_by: String,
     pub requested_by_name: String,
@@ -106,7 +118,7 @@ struct Row {
     email: String,
     name: String,
     workplace: String,
-    status: String,
+    status: VettingStatus,
     requested_by: UserId,
     enrolment_id: EnrolmentId,
     decided_by: Option<UserId>,
@@ -240,7 +252,7 @@ pub fn gate(
         .find(enrolment_id)
         .select(enrolments::organisation_id)
         .first(conn)?;
-    let known: Option<(String, Option<String>)> = external_assessors::table
+    let known: Option<(VettingStatus, Option<String>)> = external_assessors::table
         .filter(external_assessors::organisation_id.eq(&org))
         .filter(external_assessors::email.eq(email))
         .select((external_assessors::status, external_assessors::decided_by))
@@ -378,7 +390,7 @@ pub fn list(
     conn: &mut DbConn,
     me: &Principal,
     today: NaiveDate,
-    status: &str,
+    status: VettingStatus,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<ExternalAssessor>, AppError> {
@@ -399,7 +411,7 @@ pub fn list(
     // And the kursledare they named for their courses.
     let named = [named, super::course_confirmation::named_in(conn, &mine)?].concat();
     let mut q = external_assessors::table
-        .filter(external_assessors::status.eq(status.to_string()))
+        .filter(external_assessors::status.eq(status))
         .select(Row::as_select())
         .into_boxed();
     if let Some(a) = after {
@@ -426,7 +438,12 @@ pub fn list(
     Ok(out)
 }
 
-fn decide(conn: &mut DbConn, ctx: &Ctx, id: &str, to: &str) -> Result<ExternalAssessor, AppError> {
+fn decide(
+    conn: &mut DbConn,
+    ctx: &Ctx,
+    id: &str,
+    to: VettingStatus,
+) -> Result<ExternalAssessor, AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     me.require_person()?;
     let x = get(conn, id)?;

@@ -42,14 +42,31 @@ use crate::schema::{
     course_confirmation_links, course_confirmations, enrolments, external_assessors, users,
 };
 
-/// Named, but the person is not vetted yet: no link is out.
-pub const AWAITING_VETTING: &str = "awaiting_vetting";
-/// The link is out.
-pub const AWAITING: &str = "awaiting_confirmation";
-/// Confirmed by the kursledare: immutable.
-pub const CONFIRMED: &str = "confirmed";
-/// The vetting declined the person: the trainee names someone else.
-pub const RETURNED: &str = "returned";
+crate::text_enum! {
+    /// Where a course's confirmation stands.
+    pub enum ConfirmationStatus {
+        /// Named, but the person is not vetted yet: no link is out.
+        AwaitingVetting = "awaiting_vetting",
+        /// The link is out.
+        Awaiting = "awaiting_confirmation",
+        /// Confirmed by the kursledare: immutable.
+        Confirmed = "confirmed",
+        /// The vetting declined the person: the trainee names someone else.
+        Returned = "returned",
+    }
+}
+
+// The API shows the status as its stored code: a plain string in the spec, as before.
+impl Serialize for ConfirmationStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+pub const AWAITING_VETTING: ConfirmationStatus = ConfirmationStatus::AwaitingVetting;
+pub const AWAITING: ConfirmationStatus = ConfirmationStatus::Awaiting;
+pub const CONFIRMED: ConfirmationStatus = ConfirmationStatus::Confirmed;
+pub const RETURNED: ConfirmationStatus = ConfirmationStatus::Returned;
 
 /// The role the confirmation is recorded with, as the forms name the signer.
 pub const ROLE: &str = "kursledare";
@@ -88,8 +105,8 @@ pub struct CourseConfirmation {
     #[schema(example = "Kursgivare Syd AB")]
     pub kursledare_workplace: String,
     /// `awaiting_vetting`, `awaiting_confirmation`, `confirmed` or `returned`.
-    #[schema(example = "awaiting_confirmation")]
-    pub status: String,
+    #[schema(example = "awaiting_confirmation", value_type = String)]
+    pub status: ConfirmationStatus,
     pub requested_by: String,
     #[serde(with = "crate::clock::millis")]
     pub requested_at: DateTime<Utc>,
@@ -135,7 +152,7 @@ struct Row {
     kursledare_email: String,
     kursledare_name: String,
     kursledare_workplace: String,
-    status: String,
+    status: ConfirmationStatus,
     requested_by: UserId,
     requested_at: NaiveDateTime,
     vetted_by: Option<UserId>,
@@ -147,14 +164,6 @@ struct Row {
 }
 
 fn from_row(r: Row) -> Result<CourseConfirmation, AppError> {
-    if ![AWAITING_VETTING, AWAITING, CONFIRMED, RETURNED].contains(&r.status.as_str()) {
-        return Err(AppError::unreadable(
-            "course_confirmation",
-            &r.activity_id,
-            "status",
-            &r.status,
-        ));
-    }
     Ok(CourseConfirmation {
         activity_id: r.activity_id.into_inner(),
         enrolment_id: r.enrolment_id.into_inner(),
@@ -346,7 +355,7 @@ pub fn request(
             kursledare_email: email.clone(),
             kursledare_name: name,
             kursledare_workplace: workplace,
-            status: status.into(),
+            status,
             requested_by: me.user_id.clone(),
             requested_at: to_db(now),
             vetted_by,

@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::http::{Page, PageParams};
 use crate::portfolio::qualifications::QualificationsInput;
 use crate::portfolio::vetting::{
-    approve, decline, list, state_qualifications, ExternalAssessor, APPROVED, DECLINED, PENDING,
+    approve, decline, list, state_qualifications, ExternalAssessor, VettingStatus, PENDING,
 };
 
 #[derive(Deserialize, IntoParams)]
@@ -41,29 +41,19 @@ pub async fn list_external_assessors(
     query: web::Query<ExternalAssessorFilter>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
-    let status = q.status.unwrap_or_else(|| PENDING.into());
-    if ![PENDING, APPROVED, DECLINED].contains(&status.as_str()) {
-        return Err(AppError::validation(
-            "status",
-            "must be pending, approved or declined",
-        ));
-    }
+    let status = match q.status.as_deref() {
+        None => PENDING,
+        Some(s) => VettingStatus::from_code(s).ok_or_else(|| {
+            AppError::validation("status", "must be pending, approved or declined")
+        })?,
+    };
     let page = PageParams {
         limit: q.limit,
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
     let rows = ctx
-        .read(move |c, ctx| {
-            list(
-                c,
-                &ctx.caller,
-                ctx.today(),
-                &status,
-                after.as_deref(),
-                limit,
-            )
-        })
+        .read(move |c, ctx| list(c, &ctx.caller, ctx.today(), status, after.as_deref(), limit))
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |x| x.id.clone())))
 }
