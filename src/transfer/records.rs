@@ -385,7 +385,7 @@ impl Importer {
             .select((activities::kind, activities::title))
             .first(conn)?;
         if kind != crate::portfolio::activities::ActivityKind::Course.as_str()
-            || text(c, "status") != Some(courses::CONFIRMED)
+            || text(c, "status") != Some(courses::CONFIRMED.as_str())
         {
             return Err(malformed("course_confirmations"));
         }
@@ -402,7 +402,7 @@ impl Importer {
                 kursledare_email: email,
                 kursledare_name: name,
                 kursledare_workplace: text(c, "kursledare_workplace").unwrap_or(""),
-                status: courses::CONFIRMED,
+                status: courses::CONFIRMED.as_str(),
                 requested_by: &self.trainee_id,
                 requested_at: time(&c["requested_at"]).map(to_db).unwrap_or(self.now),
                 vetted_by: None,
