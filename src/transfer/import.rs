@@ -68,6 +68,9 @@ pub struct ImportCounts {
     pub attachments: usize,
     /// Courses a kursledare confirmed there, confirmed here with their provenance.
     pub course_confirmations: usize,
+    /// Who supervised there (main and placement supervisors, with their periods), kept
+    /// as provenance facts: people of the other service, not accounts here.
+    pub supervisor_assignments: usize,
 }
 
 /// The answer to an import.

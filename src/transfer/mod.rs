@@ -8,6 +8,8 @@
 //! - `records`: each record of the bundle written here, with its provenance.
 //! - `plan`: the sending enrolment's placements, leave, extent and credited service as
 //!   the new enrolment's own, so time served counts them.
+//! - `supervisors`: who supervised there (main and placement supervisors, with their
+//!   periods), as provenance facts.
 //!
 //! The provenance of imported records, and the guard that keeps them read-only, are in
 //! `portfolio::transferred` (the portfolio, progress and the dossier show them).
@@ -17,6 +19,7 @@ pub mod http;
 pub mod import;
 mod plan;
 mod records;
+mod supervisors;
 pub mod trust;
 
 pub use http::routes;

@@ -48,8 +48,11 @@ impl Importer {
         e: &Value,
         cut: NaiveDate,
     ) -> Result<(), AppError> {
+        let mut served = std::collections::HashMap::new();
         for p in list(e, "placements") {
-            self.placement(conn, p, cut)?;
+            if let Some(here) = self.placement(conn, p, cut)? {
+                served.insert(text(p, "id").unwrap_or("").to_string(), here);
+            }
         }
         for l in list(e, "leave_periods") {
             self.leave(conn, l, cut)?;
@@ -58,7 +61,7 @@ impl Importer {
         for c in list(e, "credited_service") {
             self.credited(conn, c)?;
         }
-        Ok(())
+        self.supervisors(conn, e, cut, &served)
     }
 
     fn record(
@@ -75,13 +78,19 @@ impl Importer {
         Ok(())
     }
 
-    fn placement(&mut self, conn: &mut DbConn, p: &Value, cut: NaiveDate) -> Result<(), AppError> {
+    /// The placement's (type, id) here; none for one that began after `cut`.
+    fn placement(
+        &mut self,
+        conn: &mut DbConn,
+        p: &Value,
+        cut: NaiveDate,
+    ) -> Result<Option<(String, String)>, AppError> {
         let start = day(p, "start_date").ok_or_else(|| malformed("enrolment.placements"))?;
         let end = day(p, "end_date")
             .filter(|end| *end >= start)
             .ok_or_else(|| malformed("enrolment.placements"))?;
         if start > cut {
-            return Ok(());
+            return Ok(None);
         }
         let end = end.min(cut);
         // The type's key as the sending template named it: a key the receiving template
@@ -109,7 +118,8 @@ impl Importer {
             date: Some(start),
             signer: no_signer(),
         };
-        self.record(conn, &id, &item, (&[], &[]))
+        self.record(conn, &id, &item, (&[], &[]))?;
+        Ok(Some((kind.to_string(), id)))
     }
 
     fn leave(&mut self, conn: &mut DbConn, l: &Value, cut: NaiveDate) -> Result<(), AppError> {

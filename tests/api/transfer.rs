@@ -102,7 +102,7 @@ fn sender() -> Sender {
                    "start_date": "2026-03-01", "planned_end": "2027-02-28",
                    "main_supervisor_id": supervisor.id,
                    "placements": [{"placement_type": "akut", "start_date": "2026-03-01",
-                                   "end_date": "2026-08-31"},
+                                   "end_date": "2026-08-31", "supervisor_id": supervisor.id},
                                   {"placement_type": "allmanmedicin", "start_date": "2026-09-01",
                                    "end_date": "2026-12-31"},
                                   {"placement_type": "geriatrik", "start_date": "2027-01-01",
@@ -417,6 +417,7 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
     assert_eq!(done["counts"]["assessments"], 1);
     assert_eq!(done["counts"]["attachments"], 1);
     assert_eq!(done["counts"]["course_confirmations"], 1);
+    assert_eq!(done["counts"]["supervisor_assignments"], 2, "{done}");
     assert_eq!(done["unmapped_delmal"], json!([]), "{done}");
     // And later again: refused.
     let (status, _) = import(&b, &bundle);
@@ -508,6 +509,57 @@ fn a_trainee_moves_with_signed_records_and_the_receiving_side_keeps_their_proven
     assert!(transferred
         .iter()
         .any(|r| r["record_type"] == "placement" && r["kept_as"] == "record"));
+    // Who supervised on A, with their periods: facts, not accounts here.
+    let supervisor_name = content["people"]
+        .as_array()
+        .expect("people")
+        .iter()
+        .find(|p| p["id"] == a.supervisor.id.as_str())
+        .map(|p| p["name"].clone())
+        .expect("the supervisor");
+    let supervised: Vec<&Value> = transferred
+        .iter()
+        .filter(|r| r["record_type"] == "supervisor_assignment")
+        .collect();
+    let mut roles: Vec<(String, String)> = supervised
+        .iter()
+        .map(|r| {
+            assert_eq!(r["kept_as"], "evidence", "{r}");
+            assert_eq!(r["provenance"]["signed_by"], supervisor_name, "{r}");
+            assert_eq!(r["provenance"]["service_name"], "Region Uppsala");
+            assert_eq!(r["date"], "2026-03-01", "{r}");
+            (
+                r["provenance"]["signed_role"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                r["title"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        [
+            ("main_supervisor".to_string(), "main_supervisor".to_string()),
+            (
+                "placement_supervisor".to_string(),
+                "placement_supervisor akut".to_string()
+            ),
+        ]
+    );
+    let akut_supervisor = supervised
+        .iter()
+        .find(|r| r["provenance"]["signed_role"] == "placement_supervisor")
+        .expect("akut");
+    assert_eq!(akut_supervisor["content"]["served_until"], "2026-08-31");
+    assert!(akut_supervisor["content"]["placement_id_here"].is_string());
+    // No account or assignment was made for them here.
+    let here = b
+        .app
+        .get(&format!("/enrolments/{enrolment}"), Some(&b.trainee.access))
+        .expect(200);
+    assert_eq!(here.body["assignments"], json!([]), "{}", here.text);
     let bt1 = progress.body["delmal"]
         .as_array()
         .expect("delmal")
