@@ -24,7 +24,6 @@ pub const ALGORITHM: &str = "Ed25519";
 const PURPOSE: &str = "dossier";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-
 /// A published verification key.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PublicKey {

@@ -147,6 +147,11 @@ pub fn erase(
     erase_records(conn, ctx, id)
 }
 
+/// How an imported course confirmation's provenance row names its kind: the code
+/// `portfolio::course_confirmation::TRANSFERRED_RECORD_TYPE` writes (privacy sits below
+/// portfolio and cannot name it; `lib_tests` checks the two agree).
+pub const COURSE_CONFIRMATION_RECORD: &str = "course_confirmation";
+
 /// [`erase`] without the access check: also run for each enrolment of a trainee whose
 /// account is erased (`account_erasure`).
 pub(super) fn erase_records(
@@ -235,10 +240,7 @@ pub(super) fn erase_records(
     diesel::delete(
         crate::schema::transferred_records::table
             .filter(crate::schema::transferred_records::enrolment_id.eq(id))
-            .filter(
-                crate::schema::transferred_records::record_type
-                    .eq(crate::portfolio::course_confirmation::TRANSFERRED_RECORD_TYPE),
-            ),
+            .filter(crate::schema::transferred_records::record_type.eq(COURSE_CONFIRMATION_RECORD)),
     )
     .execute(conn)?;
     add(
@@ -299,7 +301,12 @@ pub(super) fn erase_records(
     let mut named = records.clone();
     named.extend(gone_attachments);
     let emptied = if erased.values().any(|n| *n > 0) {
-        audit::empty(conn, now, ctx.keyring_if_loaded(), audit::Naming::Records(&named))?
+        audit::empty(
+            conn,
+            now,
+            ctx.keyring_if_loaded(),
+            audit::Naming::Records(&named),
+        )?
     } else {
         0
     };

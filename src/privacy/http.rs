@@ -278,11 +278,7 @@ pub async fn erase_enrolment(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = EnrolmentId::from(path.into_inner());
-    let (erasure, blobs) = ctx
-        .write(move |c, ctx| {
-            erasure::erase(c, ctx, &id)
-        })
-        .await?;
+    let (erasure, blobs) = ctx.write(move |c, ctx| erasure::erase(c, ctx, &id)).await?;
     remove_blobs(&state, blobs).await;
     Ok(HttpResponse::Ok().json(erasure))
 }
