@@ -1,6 +1,10 @@
 //! The enrolment endpoints: parse, authorise, call the files of one concern beside this
 //! one, map the result to HTTP. The study-plan goals' endpoints are in `http_goals.rs`;
 //! every enrolment route is registered in `routes` below.
+//!
+//! Longer than the ~600-line target: it holds only handlers (parse, authorise, call,
+//! map) of one resource and its sub-resources, registered in `routes`; the goals'
+//! handlers are in `http_goals.rs`.
 
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};

@@ -3,6 +3,10 @@
 //! signer signs the same content hash with a second factor; an edit before the last
 //! signature asks everyone again; once all have signed the decision is final and never
 //! changes. After "not yet", a later final assessment can follow.
+//!
+//! Longer than the ~600-line target: create, update and sign share the checks of one
+//! decision document and its signers; reading is in `read.rs`, certificates in
+//! `cert_*.rs`.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

@@ -15,6 +15,10 @@
 //! hash of exactly what was confirmed; a confirmed course then never changes.
 //!
 //! `link.rs`: what the kursledare does through the link (view and confirm).
+//!
+//! Longer than the ~600-line target: naming, vetting and the import/export of a
+//! confirmation share its row and status rules; what the kursledare does through the
+//! link is in `link.rs`.
 
 mod link;
 pub use link::{confirm, link_view, CourseConfirmationLinkView};
