@@ -14,45 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::independent_verifiers::{
     audit_rows, entry_hash, recompute_chain, take_checkpoint, verify_against,
 };
-use crate::support::{TestApp, TestUser};
-
-struct Ward {
-    app: TestApp,
-    admin: TestUser,
-    trainee: TestUser,
-    supervisor: TestUser,
-    enrolment: String,
-}
-
-fn ward() -> Ward {
-    let app = TestApp::start();
-    let (admin, region) = app.admin();
-    let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
-    let template = app.stockholm_bt_template(&admin, &slso);
-    let trainee = app.join(&admin, "bt@sll.se", "trainee", &slso);
-    let supervisor = app.join(&admin, "hhl@sll.se", "supervisor", &slso);
-    let e = app
-        .post(
-            "/enrolments",
-            Some(&admin.access),
-            json!({"trainee_id": trainee.id, "template_id": template, "track": "bt_standalone",
-                   "start_date": "2026-09-01", "planned_end": "2027-08-31",
-                   "main_supervisor_id": supervisor.id}),
-        )
-        .expect(201);
-    Ward {
-        enrolment: e.body["id"].as_str().expect("id").to_string(),
-        app,
-        admin,
-        trainee,
-        supervisor,
-    }
-}
-
-fn db(app: &TestApp) -> eportfolio::db::PooledConn {
-    let pool = eportfolio::db::connect(&app.config.database_url, 1).expect("pool");
-    pool.get().expect("conn")
-}
+use crate::support::ward::{db, ward};
+use crate::support::TestApp;
 
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))

@@ -5,40 +5,8 @@
 
 use serde_json::json;
 
-use crate::support::{Resp, TestApp, TestUser};
-
-struct Ward {
-    app: TestApp,
-    admin: TestUser,
-    trainee: TestUser,
-    supervisor: TestUser,
-    enrolment: String,
-}
-
-fn ward() -> Ward {
-    let app = TestApp::start();
-    let (admin, region) = app.admin();
-    let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
-    let template = app.stockholm_bt_template(&admin, &slso);
-    let trainee = app.join(&admin, "bt@sll.se", "trainee", &slso);
-    let supervisor = app.join(&admin, "hhl@sll.se", "supervisor", &slso);
-    let e = app
-        .post(
-            "/enrolments",
-            Some(&admin.access),
-            json!({"trainee_id": trainee.id, "template_id": template, "track": "bt_standalone",
-                   "start_date": "2026-09-01", "planned_end": "2027-08-31",
-                   "main_supervisor_id": supervisor.id}),
-        )
-        .expect(201);
-    Ward {
-        enrolment: e.body["id"].as_str().expect("id").to_string(),
-        app,
-        admin,
-        trainee,
-        supervisor,
-    }
-}
+use crate::support::ward::{ward, Ward};
+use crate::support::{Resp, TestUser};
 
 fn assessment_asked_of_supervisor(w: &Ward) -> String {
     w.app

@@ -11,6 +11,7 @@ pub mod oidc;
 pub mod pdf;
 pub mod smtp;
 pub mod totp;
+pub mod ward;
 
 use std::collections::HashMap;
 use std::sync::Arc;
