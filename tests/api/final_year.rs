@@ -123,24 +123,21 @@ fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
-/// Creates an assessment as the trainee and has the assessor sign it.
-#[allow(clippy::too_many_arguments)]
+/// Creates an assessment as the trainee (`fields`: instrument, day, placement, delmål)
+/// and has the assessor sign it.
 fn signed_assessment(
     app: &TestApp,
     enrolment: &str,
     trainee: &TestUser,
     assessor: &TestUser,
-    instrument: &str,
-    on: &str,
-    placement: &str,
-    delmal: &[&str],
+    mut fields: Value,
 ) {
+    fields["assessor_id"] = json!(assessor.id);
     let a = app
         .post(
             &format!("/enrolments/{enrolment}/assessments"),
             Some(&trainee.access),
-            json!({"instrument": instrument, "performed_on": on, "assessor_id": assessor.id,
-                   "placement_id": placement, "delmal": delmal}),
+            fields,
         )
         .expect(201);
     app.post(
@@ -231,10 +228,8 @@ fn a_whole_bt_year_is_assessed_decided_and_compiled_into_a_signed_dossier() {
                 &enrolment,
                 &trainee,
                 supervisors[k],
-                instrument,
-                &day(on, c * 7),
-                &placement[k],
-                &delmal,
+                json!({"instrument": instrument, "performed_on": day(on, c * 7),
+                       "placement_id": placement[k], "delmal": delmal}),
             );
         }
     }
@@ -826,10 +821,8 @@ fn pace_flags_and_the_cohort_overview_show_who_needs_attention() {
         &b_id,
         &on_pace,
         &hhl_b,
-        "mini_cex",
-        "2026-10-14",
-        &am_b,
-        &["BT1"],
+        json!({"instrument": "mini_cex", "performed_on": "2026-10-14", "placement_id": am_b,
+               "delmal": ["BT1"]}),
     );
 
     // Cecilia: one session in early September, one assessment waiting for a signature.

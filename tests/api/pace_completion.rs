@@ -17,8 +17,7 @@ fn year(main: &TestUser) -> Value {
 }
 
 /// A committee final assessment for `enrolment`, every delmål judged as `judge` says,
-/// signed by both members; returns the decided assessment.
-#[allow(clippy::too_many_arguments)]
+/// signed by both members, with `(decision, missing)`; returns the decided assessment.
 fn decide(
     w: &World,
     enrolment: &str,
@@ -26,8 +25,7 @@ fn decide(
     main: &TestUser,
     members: [&TestUser; 2],
     judge: impl Fn(&str) -> &'static str,
-    decision: &str,
-    missing: &str,
+    (decision, missing): (&str, &str),
 ) -> Value {
     let app = &w.app;
     let check_in = app
@@ -89,8 +87,7 @@ fn a_positive_final_decision_completes_the_enrolment_and_takes_it_off_the_at_ris
         &main,
         [&m1, &m2],
         |_| "achieved",
-        "achieved",
-        "",
+        ("achieved", ""),
     );
 
     let now = app
@@ -149,8 +146,7 @@ fn after_not_yet_the_enrolment_stays_active_and_its_pace_names_what_is_missing()
                 "achieved"
             }
         },
-        "not_yet",
-        missing,
+        ("not_yet", missing),
     );
     let now = app
         .get(&format!("/enrolments/{enrolment}"), Some(&trainee.access))

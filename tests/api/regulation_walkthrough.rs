@@ -58,23 +58,21 @@ fn patch(r: &Region, enrolment: &str, body: Value) -> Value {
 }
 
 /// An ST enrolment of `template` with one placement at `unit`, supervised by `main`.
-#[allow(clippy::too_many_arguments)]
+/// Enrols `trainee` under `main` for `[start, end]` with one placement at `unit`;
+/// `fields` adds the enrolment's own (template, track, a BT enrolment).
 fn enrol_st(
     r: &Region,
     trainee: &TestUser,
     main: &TestUser,
-    template: &str,
-    track: &str,
-    start: &str,
-    end: &str,
+    [start, end]: [&str; 2],
     unit: &str,
-    extra: Value,
+    fields: Value,
 ) -> Value {
-    let mut body = json!({"trainee_id": trainee.id, "template_id": template, "track": track,
+    let mut body = json!({"trainee_id": trainee.id,
                           "start_date": start, "planned_end": end, "main_supervisor_id": main.id,
                           "placements": [{"placement_type": "allmanmedicin", "start_date": start,
                                           "end_date": end, "unit_id": unit, "supervisor_id": main.id}]});
-    if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
+    if let (Some(b), Some(x)) = (body.as_object_mut(), fields.as_object()) {
         for (k, v) in x {
             b.insert(k.clone(), v.clone());
         }
@@ -108,12 +106,9 @@ fn each_regulation_gets_its_forms_signers_and_st_rules() {
         &r,
         &osten,
         &arla,
-        &st15,
-        "st_2015",
-        "2020-12-01",
-        "2025-11-30",
+        ["2020-12-01", "2025-11-30"],
         &unit,
-        json!({}),
+        json!({"template_id": st15, "track": "st_2015"}),
     );
     assert_eq!(codes(&e15), Vec::<String>::new(), "{e15}");
     let e15 = id(&e15);
@@ -165,12 +160,9 @@ fn each_regulation_gets_its_forms_signers_and_st_rules() {
         &r,
         &asa,
         &goran,
-        &st21,
-        "st_integrated_bt",
-        "2025-09-01",
-        "2030-03-31",
+        ["2025-09-01", "2030-03-31"],
         &unit,
-        json!({"bt_enrolment_id": bt}),
+        json!({"template_id": st21, "track": "st_integrated_bt", "bt_enrolment_id": bt}),
     );
     // 55 months of ST and the 12 of the BT meet the 66 months; integrated BT's
     // certificate was due by 2026-08-31 and is not applied for.

@@ -73,16 +73,14 @@ impl Region {
         id(&r.body)
     }
 
-    /// An enrolment with one placement over the whole of it.
-    #[allow(clippy::too_many_arguments)]
+    /// An enrolment over `[start, end]` with one placement over the whole of it.
     fn enrol(
         &self,
         director: &TestUser,
         trainee: &TestUser,
         template: &str,
         track: &str,
-        start: &str,
-        end: &str,
+        [start, end]: [&str; 2],
         placement_type: &str,
     ) -> Value {
         self.app
@@ -140,8 +138,7 @@ fn an_st_2015_plan_shorter_than_five_years_warns_with_its_statute() {
         &trainee,
         &st,
         "st_2015",
-        "2022-01-01",
-        "2025-12-31",
+        ["2022-01-01", "2025-12-31"],
         "allmanmedicin",
     );
     assert_eq!(codes(&e["warnings"]), ["minimum_months"], "{e}");
@@ -156,8 +153,7 @@ fn an_st_2015_plan_shorter_than_five_years_warns_with_its_statute() {
         &trainee,
         &st,
         "st_2015",
-        "2022-01-01",
-        "2026-12-31",
+        ["2022-01-01", "2026-12-31"],
         "allmanmedicin",
     );
     assert_eq!(codes(&five["warnings"]), Vec::<String>::new(), "{five}");
@@ -175,8 +171,7 @@ fn st_2021_counts_the_linked_bt_and_warns_until_integrated_bt_is_applied_for() {
         &trainee,
         &st,
         "st_integrated_bt",
-        "2025-09-01",
-        "2030-03-31",
+        ["2025-09-01", "2030-03-31"],
         "allmanmedicin",
     );
     let st_id = id(&e);
@@ -242,8 +237,7 @@ fn only_a_manager_links_and_only_the_same_trainees_bt_that_nothing_else_builds_o
         &trainee,
         &st21,
         "st_integrated_bt",
-        "2025-09-01",
-        "2030-03-31",
+        ["2025-09-01", "2030-03-31"],
         "allmanmedicin",
     ));
     let refused = |resp: crate::support::Resp| {
@@ -292,8 +286,7 @@ fn only_a_manager_links_and_only_the_same_trainees_bt_that_nothing_else_builds_o
         &trainee,
         &st21,
         "st_2021",
-        "2025-09-01",
-        "2030-03-31",
+        ["2025-09-01", "2030-03-31"],
         "allmanmedicin",
     ));
     refused(r.patch(&r.director, &st, json!({"bt_enrolment_id": st_other})));
@@ -303,8 +296,7 @@ fn only_a_manager_links_and_only_the_same_trainees_bt_that_nothing_else_builds_o
         &trainee,
         &st15,
         "st_2015",
-        "2020-01-01",
-        "2024-12-31",
+        ["2020-01-01", "2024-12-31"],
         "allmanmedicin",
     ));
     refused(r.patch(&r.director, &st_2015, json!({"bt_enrolment_id": bt})));
