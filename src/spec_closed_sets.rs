@@ -161,11 +161,11 @@ pub(super) const PARAMETERS: &[(&str, &str, &str, &[&str])] = &[
 ];
 
 const ASSESSMENT_STATUS: &[&str] = &[
-    assessments::DRAFT,
-    assessments::AWAITING_VETTING,
-    assessments::AWAITING,
-    assessments::SIGNED,
-    assessments::DECLINED,
+    assessments::DRAFT.as_str(),
+    assessments::AWAITING_VETTING.as_str(),
+    assessments::AWAITING.as_str(),
+    assessments::SIGNED.as_str(),
+    assessments::DECLINED.as_str(),
 ];
 const DECISIONS: &[&str] = &["achieved", "not_yet"];
 const DELIVERY_STATUS: &[&str] = &["pending", "delivered", "failed"];

@@ -310,7 +310,7 @@ impl Importer {
                 id: &id,
                 enrolment_id: &self.enrolment_id,
                 instrument,
-                status: crate::portfolio::assessments::SIGNED,
+                status: crate::portfolio::assessments::SIGNED.as_str(),
                 performed_on: performed.to_string(),
                 context: context.to_string(),
                 ratings: ratings.to_string(),

@@ -376,11 +376,11 @@ pub fn create(
         enrolment_id: enrolment_id.into(),
         instrument: n.instrument,
         status: if matches!(gate, Some(crate::portfolio::vetting::Gate::Pending { .. })) {
-            AWAITING_VETTING.into()
+            AWAITING_VETTING
         } else if by_trainee && (assessor.is_some() || link_email.is_some()) {
-            AWAITING.into()
+            AWAITING
         } else {
-            DRAFT.into()
+            DRAFT
         },
         assessor_id: assessor,
         assessor_email: link_email.clone(),
@@ -422,7 +422,7 @@ pub fn create(
     }
     let a = get_assessment(conn, &a.id)?;
     log(conn, now, me, client, "created", &a)?;
-    let mails = match (&a.assessor_email, a.status.as_str(), &gate) {
+    let mails = match (&a.assessor_email, a.status, &gate) {
         (Some(email), AWAITING, Some(crate::portfolio::vetting::Gate::Approved { vetted_by })) => {
             vec![create_link(conn, cfg, now, &a, email, vetted_by)?]
         }
@@ -440,7 +440,7 @@ pub fn create(
 }
 
 pub(super) fn refuse_if_final(a: &Assessment) -> Result<(), AppError> {
-    match a.status.as_str() {
+    match a.status {
         SIGNED => Err(AppError::Conflict(
             "a signed assessment cannot change; create a correction (POST /assessments/{id}/corrections)".into(),
         )),
@@ -577,7 +577,7 @@ pub fn correct(
     }
     let mut a = Assessment {
         id: Uuid::new_v4().to_string(),
-        status: DRAFT.into(),
+        status: DRAFT,
         supersedes_id: Some(original.id.clone()),
         superseded_by: None,
         signature: None,

@@ -47,13 +47,31 @@ use crate::mail::Mail;
 use crate::portfolio::{instruments, links};
 use crate::schema::{assessments, enrolments, record_delmal, signing_links, users};
 
-/// `draft`, `awaiting_vetting`, `awaiting_signature`, `signed`, `declined`.
-pub const DRAFT: &str = "draft";
-/// Asked of an assessor without an account who is not vetted yet: no link is out.
-pub const AWAITING_VETTING: &str = "awaiting_vetting";
-pub const AWAITING: &str = "awaiting_signature";
-pub const SIGNED: &str = "signed";
-pub const DECLINED: &str = "declined";
+crate::text_enum! {
+    /// Where an assessment stands: `draft`, `awaiting_vetting` (asked of an assessor
+    /// without an account who is not vetted yet: no link is out), `awaiting_signature`,
+    /// `signed`, `declined`.
+    pub enum AssessmentStatus {
+        Draft = "draft",
+        AwaitingVetting = "awaiting_vetting",
+        Awaiting = "awaiting_signature",
+        Signed = "signed",
+        Declined = "declined",
+    }
+}
+
+// The API shows the status as its stored code: a plain string in the spec, as before.
+impl Serialize for AssessmentStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+pub const DRAFT: AssessmentStatus = AssessmentStatus::Draft;
+pub const AWAITING_VETTING: AssessmentStatus = AssessmentStatus::AwaitingVetting;
+pub const AWAITING: AssessmentStatus = AssessmentStatus::Awaiting;
+pub const SIGNED: AssessmentStatus = AssessmentStatus::Signed;
+pub const DECLINED: AssessmentStatus = AssessmentStatus::Declined;
 
 /// Who signed, when, how, and a hash of exactly what was signed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -78,8 +96,8 @@ pub struct Assessment {
     #[schema(value_type = String)]
     pub enrolment_id: EnrolmentId,
     pub instrument: AssessmentType,
-    #[schema(example = "awaiting_signature")]
-    pub status: String,
+    #[schema(example = "awaiting_signature", value_type = String)]
+    pub status: AssessmentStatus,
     pub assessor_id: Option<String>,
     /// An assessor without an account, asked through a signing link.
     pub assessor_email: Option<String>,
@@ -186,7 +204,7 @@ struct Row {
     enrolment_id: EnrolmentId,
     /// The instrument's code (`AssessmentType` in serde form).
     instrument: String,
-    status: String,
+    status: AssessmentStatus,
     assessor_id: Option<UserId>,
     placement_id: Option<PlacementId>,
     performed_on: Day,

@@ -70,7 +70,7 @@ pub(super) fn seal(
     // (PostgreSQL, READ COMMITTED), the second waits on the row lock and then finds the
     // record no longer awaiting a signature, so exactly one signs and is audited.
     claim_signature(conn, now, &a.id)?;
-    a.status = SIGNED.into();
+    a.status = SIGNED;
     save(conn, now, &a, false)?;
     let hash = crate::auth::crypto::sha256_hex(a.signed_content().to_string());
     diesel::update(assessments::table.find(&a.id))
