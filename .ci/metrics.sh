@@ -30,7 +30,12 @@ WORK=$(mktemp -d /tmp/eportfolio-metrics.XXXXXX)
 SCRAPE="$WORK/scrape.txt"
 
 echo "== the metrics test, keeping its scrape"
-METRICS_SCRAPE_FILE="$SCRAPE" cargo test --locked --test api metrics:: 2>&1 | tail -n 5
+# The summary when it passes; everything (the panic and its scrape) when it does not.
+if ! METRICS_SCRAPE_FILE="$SCRAPE" cargo test --locked --test api metrics:: > "$WORK/test.log" 2>&1; then
+    cat "$WORK/test.log"
+    exit 1
+fi
+tail -n 5 "$WORK/test.log"
 test -s "$SCRAPE" || { echo "metrics: the test wrote no scrape to $SCRAPE" >&2; exit 1; }
 
 echo "== promtool check metrics"

@@ -545,8 +545,31 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
 }
 
 /// Binds and starts the server; the returned `Server` finishes in-flight requests on
-/// shutdown (SIGINT/SIGTERM or `ServerHandle::stop(true)`).
+/// shutdown (SIGINT/SIGTERM or `ServerHandle::stop(true)`). The metrics listener, when
+/// `METRICS_BIND` is set, is bound here.
 pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server, AppError> {
+    let metrics = match state.config.metrics_bind {
+        Some(bind) if bind == state.config.bind => return Err(same_address()),
+        Some(bind) => Some(
+            std::net::TcpListener::bind(bind)
+                .map_err(|e| AppError::Config(format!("METRICS_BIND: cannot bind {bind}: {e}")))?,
+        ),
+        None => None,
+    };
+    server_with_metrics(state, listener, metrics)
+}
+
+fn same_address() -> AppError {
+    AppError::Config("METRICS_BIND must not be the API's address (EPORTFOLIO_BIND)".into())
+}
+
+/// [`server`] with the metrics listener bound by the caller (a test binds port 0 and
+/// keeps it, where a port found free and bound again later could be taken between).
+pub fn server_with_metrics(
+    state: AppState,
+    listener: std::net::TcpListener,
+    metrics: Option<std::net::TcpListener>,
+) -> Result<Server, AppError> {
     let state = web::Data::new(state);
     let api = web::Data::new(openapi());
     let config = state.config.clone();
@@ -561,21 +584,17 @@ pub fn server(state: AppState, listener: std::net::TcpListener) -> Result<Server
     // connections only wait in the pool (futex storms under load), so each worker gets
     // its share of the connections plus one (for password hashing and file reads).
     let blocking = (config.db_pool_size as usize).div_ceil(workers).max(1) + 1;
-    if let Some(bind) = config.metrics_bind {
-        if bind == config.bind {
-            return Err(AppError::Config(
-                "METRICS_BIND must not be the API's address (EPORTFOLIO_BIND)".into(),
-            ));
-        }
+    if let Some(metrics) = metrics {
+        let bind = metrics
+            .local_addr()
+            .map_err(|e| AppError::Config(format!("METRICS_BIND: no address: {e}")))?;
         let backend = if config.is_postgres() {
             "postgresql"
         } else {
             "sqlite"
         };
         let handle = crate::telemetry::metrics::install(backend)?;
-        let listener = std::net::TcpListener::bind(bind)
-            .map_err(|e| AppError::Config(format!("METRICS_BIND: cannot bind {bind}: {e}")))?;
-        crate::telemetry::endpoint::spawn(state.clone(), handle, listener)?;
+        crate::telemetry::endpoint::spawn(state.clone(), handle, metrics)?;
         tracing::info!(%bind, "metrics at http://{bind}/metrics");
     }
     spawn_housekeeping(state.clone());

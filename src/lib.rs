@@ -44,7 +44,7 @@ pub mod storage;
 pub mod telemetry;
 pub mod transfer;
 
-pub use app::{openapi, openapi_json, server, AppState};
+pub use app::{openapi, openapi_json, server, server_with_metrics, AppState};
 pub use config::Config;
 
 /// glibc gives each thread that allocates its own arena (up to eight per core), and

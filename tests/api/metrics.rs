@@ -6,20 +6,13 @@ use std::collections::BTreeMap;
 
 use crate::support::{log, TestApp, PASSWORD};
 
-/// A free loopback port for the metrics listener (the server binds it itself).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn start_with_metrics() -> (TestApp, String) {
-    let port = free_port();
+    // Port 0: the test app binds it and hands the listener to the server.
     let app = TestApp::start_with(|c| {
-        c.metrics_bind = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        c.metrics_bind = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     });
-    (app, format!("http://127.0.0.1:{port}/metrics"))
+    let addr = app.config.metrics_bind.expect("metrics address");
+    (app, format!("http://{addr}/metrics"))
 }
 
 /// One scrape: its text, and each sample (name with labels, as written) to its value.

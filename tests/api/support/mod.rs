@@ -219,8 +219,17 @@ impl TestApp {
             password: None,
         };
         adjust(&mut config);
+        // A metrics address with port 0 is bound here and kept: a port found free first and
+        // bound later by the server could be taken in between by another test.
+        let metrics = config
+            .metrics_bind
+            .filter(|addr| addr.port() == 0)
+            .map(|addr| std::net::TcpListener::bind(addr).expect("bind metrics"));
+        if let Some(listener) = &metrics {
+            config.metrics_bind = Some(listener.local_addr().expect("metrics addr"));
+        }
         let clock = ManualClock::new(start_clock());
-        let (handle, port) = Self::launch(&config, &clock);
+        let (handle, port) = Self::launch(&config, &clock, metrics);
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
             clock,
@@ -235,14 +244,24 @@ impl TestApp {
     }
 
     /// Starts a server for `config` on a new loopback port.
-    fn launch(config: &Config, clock: &Arc<ManualClock>) -> (actix_web::dev::ServerHandle, u16) {
+    fn launch(
+        config: &Config,
+        clock: &Arc<ManualClock>,
+        metrics: Option<std::net::TcpListener>,
+    ) -> (actix_web::dev::ServerHandle, u16) {
         let state = AppState::new(config.clone(), clock.clone()).expect("app state");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = eportfolio::server(state, listener).expect("server");
+                let server = match metrics {
+                    Some(metrics) => {
+                        eportfolio::server_with_metrics(state, listener, Some(metrics))
+                    }
+                    None => eportfolio::server(state, listener),
+                }
+                .expect("server");
                 tx.send(server.handle()).expect("send handle");
                 let _ = server.await;
             })
@@ -258,7 +277,7 @@ impl TestApp {
             .join()
             .expect("stop");
         adjust(&mut self.config);
-        let (handle, port) = Self::launch(&self.config, &self.clock);
+        let (handle, port) = Self::launch(&self.config, &self.clock, None);
         self.handle = handle;
         self.base = format!("http://127.0.0.1:{port}");
     }
