@@ -12,6 +12,8 @@ use tokio::net::TcpStream;
 pub struct Req {
     head: String,
     body: Vec<u8>,
+    /// Reported back in `Measured::acknowledged` when the answer is a success.
+    tag: Option<String>,
 }
 
 impl Req {
@@ -22,6 +24,7 @@ impl Req {
                 "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n"
             ),
             body: Vec::new(),
+            tag: None,
         }
     }
     pub fn get(path: &str) -> Req {
@@ -35,6 +38,11 @@ impl Req {
         self.head.push_str(": ");
         self.head.push_str(value);
         self.head.push_str("\r\n");
+        self
+    }
+    /// Names the request, so that the run reports whether it was acknowledged.
+    pub fn tagged(mut self, tag: String) -> Req {
+        self.tag = Some(tag);
         self
     }
     /// Asks for the body as it is (a client that does not accept gzip).
@@ -169,6 +177,10 @@ pub struct Measured {
     pub seconds: f64,
     /// Response bodies received, in bytes.
     pub bytes: usize,
+    /// The tags of the tagged requests answered with a success.
+    pub acknowledged: Vec<String>,
+    /// The statuses of the errors (0: no answer), and how many of each.
+    pub error_statuses: std::collections::BTreeMap<u16, usize>,
 }
 
 /// How requests are sent: every client again as soon as it has its answer (closed loop,
@@ -203,12 +215,16 @@ pub fn drive(
                 errors: 0,
                 seconds: 0.0,
                 bytes: 0,
+                acknowledged: Vec::new(),
+                error_statuses: Default::default(),
             };
         }
     };
     let next = std::cell::Cell::new(0usize);
     let errors = std::cell::Cell::new(0usize);
     let bytes = std::cell::Cell::new(0usize);
+    let acknowledged = std::cell::RefCell::new(Vec::new());
+    let error_statuses = std::cell::RefCell::new(std::collections::BTreeMap::new());
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(seconds);
     let total = match pace {
@@ -217,6 +233,7 @@ pub fn drive(
     };
     let client = |c: usize| {
         let (next, errors, bytes) = (&next, &errors, &bytes);
+        let (acknowledged, error_statuses) = (&acknowledged, &error_statuses);
         async move {
             let mut conn = Conn::new(addr);
             let mut mine = Vec::new();
@@ -246,8 +263,17 @@ pub fn drive(
                 let answer = conn.send(&req).await;
                 mine.push(due.unwrap_or(sent).elapsed().as_secs_f64() * 1000.0);
                 match answer {
-                    Some((status, size)) if status < 400 => bytes.set(bytes.get() + size),
-                    _ => errors.set(errors.get() + 1),
+                    Some((status, size)) if status < 400 => {
+                        bytes.set(bytes.get() + size);
+                        if let Some(tag) = req.tag {
+                            acknowledged.borrow_mut().push(tag);
+                        }
+                    }
+                    answer => {
+                        errors.set(errors.get() + 1);
+                        let status = answer.map_or(0, |(status, _)| status);
+                        *error_statuses.borrow_mut().entry(status).or_insert(0) += 1;
+                    }
                 }
             }
             mine
@@ -262,5 +288,7 @@ pub fn drive(
         errors: errors.get(),
         seconds,
         bytes: bytes.get(),
+        acknowledged: acknowledged.into_inner(),
+        error_statuses: error_statuses.into_inner(),
     }
 }

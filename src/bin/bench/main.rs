@@ -33,6 +33,7 @@ mod runner;
 mod seed;
 mod server;
 mod soak;
+mod two_nodes;
 use client::{Pace, Req};
 
 #[derive(Parser)]
@@ -77,6 +78,11 @@ pub(crate) struct Args {
     /// end whether they stayed flat. Exits 1 if they did not.
     #[arg(long)]
     soak: Option<u64>,
+    /// Instead of the scenarios: logging an activity split over two server processes on
+    /// the data set for this many seconds, with retries sent to the other node; checks
+    /// that the database holds every acknowledged activity once. Exits 1 if not.
+    #[arg(long)]
+    two_nodes: Option<u64>,
     /// Seconds per line of the soak's report.
     #[arg(long, default_value_t = 30)]
     report_every: u64,
@@ -342,6 +348,14 @@ fn main() {
         }
         std::process::exit(if flat { 0 } else { 1 });
     }
+    if let Some(seconds) = args.two_nodes {
+        let ok = split_over_two_nodes(&dir, &args, run.server, &trainees, seconds);
+        server.stop();
+        if args.dir.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        std::process::exit(if ok { 0 } else { 1 });
+    }
     let mut both = |name: &'static str, make: Make| {
         results.push(run.saturate(name, make));
         paced.push(run.at_rate(name, rate, make));
@@ -466,4 +480,45 @@ fn main() {
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// `--two-nodes`: a second server on the same data set beside the first, both driven.
+fn split_over_two_nodes(
+    dir: &std::path::Path,
+    args: &Args,
+    first: &Server,
+    trainees: &[Trainee],
+    seconds: u64,
+) -> bool {
+    let second = match Server::start(dir, args.pool_size) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench: the second node: {e}");
+            return false;
+        }
+    };
+    let state = match AppState::new(bench_config(dir, args.pool_size), Arc::new(SystemClock)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            second.stop();
+            return false;
+        }
+    };
+    println!(
+        "two nodes: {} and {}, {} clients each, {seconds} s",
+        first.base,
+        second.base,
+        (args.clients / 2).max(1)
+    );
+    let ok = two_nodes::TwoNodes {
+        nodes: [first, &second],
+        clients: args.clients,
+        seconds,
+        trainees,
+        pool: &state.pool,
+    }
+    .run();
+    second.stop();
+    ok
 }
