@@ -43,8 +43,9 @@ use crate::http::{client_info, ClientInfo};
 use crate::idempotency::RequestKey;
 use crate::principal::{AuthChanges, SessionCache};
 
-/// Something to do once the request's write transaction has ended (committed or not):
-/// for example forgetting cached sessions after a change to who may do what.
+/// Something to do once the request's write transaction has ended (committed or not).
+/// The session cache needs none: changes to who may do what are recorded on
+/// [`Context::auth_changes`], which the write acts on itself.
 pub type AfterCommit = Box<dyn FnOnce() + Send>;
 
 /// The request's context; `C` is the caller (see the module comment).
