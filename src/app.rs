@@ -53,6 +53,8 @@ pub struct AppState {
     /// Verified against when a login names no account, to keep timing uniform.
     pub dummy_hash: String,
     pub blobs: Arc<dyn crate::storage::BlobStore>,
+    /// This application's cache of live sessions (see `principal::SessionCache`).
+    pub sessions: Arc<crate::principal::SessionCache>,
 }
 
 impl AppState {
@@ -111,6 +113,7 @@ impl AppState {
             outbox: crate::outbox::Outbox::default(),
             jwt: JwtKeys::from_secret(&secret),
             blobs,
+            sessions: Arc::new(crate::principal::SessionCache::new()),
         })
     }
 }

@@ -19,7 +19,9 @@
 //! instant. [`Context::write`] reserves the request's `Idempotency-Key` in the same
 //! transaction as its effect (see `idempotency`), and runs what the transaction asked
 //! for after it commits ([`Context::after_commit`]): nothing rides on task- or
-//! thread-locals.
+//! thread-locals. What a write changed in sessions, users or roles is recorded on the
+//! context ([`Context::auth_changes`], by the only functions that write them); once the
+//! transaction has ended, the write empties this application's session cache for it.
 //!
 //! Cloning a context is a reference-count increment: the closures given to `read` and
 //! `write` run on other threads and get their own handle.
@@ -39,9 +41,11 @@ use crate::db::{self, DbConn, DbPool};
 use crate::error::AppError;
 use crate::http::{client_info, ClientInfo};
 use crate::idempotency::RequestKey;
+use crate::principal::{AuthChanges, SessionCache};
 
-/// Something to do once the request's write transaction has ended (committed or not):
-/// for example forgetting cached sessions after a change to who may do what.
+/// Something to do once the request's write transaction has ended (committed or not).
+/// The session cache needs none: changes to who may do what are recorded on
+/// [`Context::auth_changes`], which the write acts on itself.
 pub type AfterCommit = Box<dyn FnOnce() + Send>;
 
 /// The request's context; `C` is the caller (see the module comment).
@@ -63,6 +67,8 @@ pub struct Parts<C> {
     /// The request's `Idempotency-Key`, until a write takes it.
     key: Option<RequestKey>,
     after_commit: Mutex<Vec<AfterCommit>>,
+    /// What this context's writes changed in sessions, users and roles.
+    auth_changes: AuthChanges,
 }
 
 impl<C> Clone for Context<C> {
@@ -90,6 +96,12 @@ impl<C> Context<C> {
     pub fn keyring_if_loaded(&self) -> Option<&crate::secrets::Keyring> {
         self.pool.keyring().map(|k| &**k)
     }
+
+    /// Where the writers of sessions, role grants and users' e-mail and status record
+    /// what they changed (see the module comment).
+    pub fn auth_changes(&self) -> &AuthChanges {
+        &self.auth_changes
+    }
 }
 
 impl<C: Send + Sync + 'static> Context<C> {
@@ -100,6 +112,7 @@ impl<C: Send + Sync + 'static> Context<C> {
         client: ClientInfo,
         config: Arc<Config>,
         pool: DbPool,
+        sessions: Arc<SessionCache>,
     ) -> Self {
         Context(Arc::new(Parts {
             now,
@@ -109,6 +122,7 @@ impl<C: Send + Sync + 'static> Context<C> {
             pool,
             key: None,
             after_commit: Mutex::new(Vec::new()),
+            auth_changes: AuthChanges::new(sessions),
         }))
     }
 
@@ -199,7 +213,12 @@ impl<C: Send + Sync + 'static> Context<C> {
         }
     }
 
+    /// The write transaction has ended: act on what it changed, then run what it asked.
     fn run_after_commit(&self) {
+        let changes = self.auth_changes.settle();
+        if !changes.is_empty() {
+            tracing::debug!(?changes, "session cache emptied");
+        }
         let hooks = match self.after_commit.lock() {
             Ok(mut hooks) => std::mem::take(&mut *hooks),
             Err(_) => return,
@@ -236,6 +255,7 @@ where
                 pool: state.pool.clone(),
                 key,
                 after_commit: Mutex::new(Vec::new()),
+                auth_changes: AuthChanges::new(state.sessions.clone()),
             })))
         })
     }

@@ -15,7 +15,7 @@ use crate::clock::{to_db, SystemClock};
 use crate::config::Config;
 use crate::db;
 use crate::error::AppError;
-use crate::schema::{organisations, totp_credentials, user_roles, users};
+use crate::schema::{organisations, totp_credentials, users};
 use crate::AppState;
 
 const REGION: &str = "Demoregion Stockholm";
@@ -120,6 +120,8 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
     })?;
 
     let mut logins = Vec::new();
+    // No server runs yet: nothing is cached, the record is for form's sake.
+    let changes = crate::principal::AuthChanges::new(state.sessions.clone());
     let mut person = |role: &'static str,
                       role_key: &str,
                       org: &str,
@@ -148,15 +150,19 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
                     users::notification_mode.eq("immediate"),
                 ))
                 .execute(c)?;
-            diesel::insert_into(user_roles::table)
-                .values((
-                    user_roles::id.eq(uuid::Uuid::new_v4().to_string()),
-                    user_roles::user_id.eq(&id),
-                    user_roles::role.eq(role_key),
-                    user_roles::organisation_id.eq(org),
-                    user_roles::created_at.eq(at),
-                ))
-                .execute(c)?;
+            let role = crate::principal::Role::parse(role_key)
+                .ok_or_else(|| AppError::internal("demo: an unknown role"))?;
+            crate::auth::roles::grant(
+                c,
+                &changes,
+                now,
+                crate::auth::roles::Grant {
+                    user_id: &id,
+                    role,
+                    organisation_id: org,
+                    granted_by: None,
+                },
+            )?;
             diesel::insert_into(totp_credentials::table)
                 .values((
                     totp_credentials::user_id.eq(&id),

@@ -5,8 +5,10 @@
 //!
 //! Below the features: the request context (`context`) and the idempotency layer name
 //! the caller's type, and every feature checks roles with it. Establishing who is
-//! calling (sessions, tokens, the session cache) is `auth`'s: it fills a `Principal`
-//! (`auth::principal::authenticate`).
+//! calling (sessions, tokens) is `auth`'s: it fills a `Principal`
+//! (`auth::principal::authenticate`). The session cache, held by the application state
+//! and reached from the request context, and the record of changes to what a principal
+//! is built from are here (`cache`), so that the context's write can act on them.
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,9 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::{SessionId, UserId};
 use crate::schema::{organisations, user_roles};
+
+mod cache;
+pub use cache::{AuthChange, AuthChanges, SessionCache, SESSION_CACHE_TTL};
 
 /// A role held at an organisation (and, through the tree, below it).
 #[derive(

@@ -459,17 +459,18 @@ pub fn accept_invitation<C: Send + Sync + 'static>(
         .count()
         .get_result(conn)?;
     if has_role == 0 {
-        diesel::insert_into(user_roles::table)
-            .values((
-                user_roles::id.eq(Uuid::new_v4().to_string()),
-                user_roles::user_id.eq(&user_id),
-                user_roles::role.eq(p.role.as_str()),
-                user_roles::organisation_id.eq(&p.organisation_id),
-                user_roles::created_at.eq(to_db(now)),
-            ))
-            .execute(conn)?;
+        crate::auth::roles::grant(
+            conn,
+            ctx.auth_changes(),
+            now,
+            crate::auth::roles::Grant {
+                user_id: &user_id,
+                role: p.role,
+                organisation_id: &p.organisation_id,
+                granted_by: None,
+            },
+        )?;
     }
-    crate::auth::principal::changed_in(ctx);
     diesel::update(invitations::table.find(&pending.id))
         .set(invitations::user_id.eq(&user_id))
         .execute(conn)?;

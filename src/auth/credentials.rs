@@ -1,4 +1,10 @@
 //! An account's sign-in data (address, password hash, status): read and set.
+//!
+//! The only writer of the users' columns a principal or its session check reads (e-mail
+//! address, status): each such write records an `AuthChange` on the caller's
+//! `AuthChanges`, so that no cached principal keeps the old value (see
+//! `principal::SessionCache`); a test of the composition root fails on a write of
+//! those columns anywhere else.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -7,6 +13,7 @@ use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::UserId;
+use crate::principal::{AuthChange, AuthChanges};
 use crate::schema::users;
 
 crate::text_enum! {
@@ -56,6 +63,65 @@ pub fn set_password(
             users::version.eq(users::version + 1),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+/// A new e-mail address, confirmed from a link sent to it: the address is verified.
+pub fn confirm_new_email(
+    conn: &mut DbConn,
+    changes: &AuthChanges,
+    now: DateTime<Utc>,
+    user_id: &UserId,
+    email: &str,
+) -> Result<(), AppError> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::email.eq(email),
+            users::email_verified_at.eq(to_db(now)),
+            users::updated_at.eq(to_db(now)),
+            users::version.eq(users::version + 1),
+        ))
+        .execute(conn)?;
+    changes.record(AuthChange::EmailChanged);
+    Ok(())
+}
+
+/// The address from before a change, back (the owner undid the change).
+pub fn restore_email(
+    conn: &mut DbConn,
+    changes: &AuthChanges,
+    user_id: &UserId,
+    email: &str,
+) -> Result<(), AppError> {
+    diesel::update(users::table.find(user_id))
+        .set(users::email.eq(email))
+        .execute(conn)?;
+    changes.record(AuthChange::EmailChanged);
+    Ok(())
+}
+
+/// Closes an account for good (erasure): the row stays under the pseudonymous address
+/// `pseudonym`, disabled, with nothing to sign in with and no digest due.
+pub fn close_account(
+    conn: &mut DbConn,
+    changes: &AuthChanges,
+    now: DateTime<Utc>,
+    user_id: &UserId,
+    pseudonym: &str,
+) -> Result<(), AppError> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::email.eq(pseudonym),
+            users::password_hash.eq(None::<String>),
+            users::email_verified_at.eq(None::<chrono::NaiveDateTime>),
+            users::email_mfa_enabled.eq(0),
+            users::status.eq(UserStatus::Disabled),
+            users::last_digest_at.eq(None::<chrono::NaiveDateTime>),
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    changes.record(AuthChange::StatusChanged);
     Ok(())
 }
 

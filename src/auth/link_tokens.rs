@@ -227,15 +227,13 @@ pub fn confirm_email<C: Send + Sync + 'static>(
                     "that e-mail address belongs to another account".into(),
                 ));
             }
-            diesel::update(users::table.find(&user_id))
-                .set((
-                    users::email.eq(&email),
-                    users::email_verified_at.eq(to_db(now)),
-                    users::updated_at.eq(to_db(now)),
-                    users::version.eq(users::version + 1),
-                ))
-                .execute(conn)?;
-            crate::auth::principal::changed_in(ctx);
+            crate::auth::credentials::confirm_new_email(
+                conn,
+                ctx.auth_changes(),
+                now,
+                &user_id,
+                &email,
+            )?;
         }
         None => {
             diesel::update(users::table.find(&user_id))

@@ -6,7 +6,7 @@
 //! (sessions and refresh tokens), `link_tokens` (password reset, e-mail verification),
 //! `step_up` (re-authentication for security changes), `credentials`, `validate` (what
 //! people type into account fields), `ratelimit`, `crypto`, and `principal` (who is
-//! calling, and the session cache), `client_tokens` (API clients' tokens, scopes and
+//! calling), `roles` (role grants), `client_tokens` (API clients' tokens, scopes and
 //! the routes they may call), `oidc` (sign-in with a Swedish e-ID over OpenID Connect),
 //! `passkeys` (WebAuthn: registration, second factor and passwordless sign-in).
 
@@ -25,6 +25,7 @@ pub mod passkeys;
 pub mod principal;
 pub mod ratelimit;
 pub mod recovery_codes;
+pub mod roles;
 pub mod sessions;
 pub mod step_up;
 pub mod totp;

@@ -1,14 +1,16 @@
-//! Establishing who is calling: sessions and access tokens, checked per request (with a
-//! short cache), filling a `Principal`. The `Principal` type and its role checks sit
-//! below the features in `crate::principal` (the request context and the idempotency
-//! layer name it); they are re-exported here.
+//! Establishing who is calling: sessions and access tokens, checked per request, filling
+//! a `Principal`. The `Principal` type and its role checks sit below the features in
+//! `crate::principal` (the request context and the idempotency layer name it); they are
+//! re-exported here.
+//!
+//! A live session's principal is kept for at most `SESSION_CACHE_TTL` in the session
+//! cache of the application (`AppState::sessions`, see `principal::SessionCache`).
+//! Nothing here has to be told of changes: the only writers of sessions, role grants and
+//! users' e-mail and status (`auth::sessions`, `auth::roles`, `auth::credentials`) take
+//! the request's `AuthChanges`, and the context's write empties the cache for them.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -24,91 +26,9 @@ use crate::ids::{SessionId, UserId};
 use crate::schema::{sessions, users};
 
 pub use crate::principal::{
-    load_roles, org_chain, org_subtrees, ClientPrincipal, Principal, Role, RoleGrant,
+    load_roles, org_chain, org_subtrees, ClientPrincipal, Principal, Role, RoleGrant, SessionCache,
+    SESSION_CACHE_TTL,
 };
-
-// ---- Session cache -------------------------------------------------------------------
-//
-// Every authenticated request needs its session checked and its roles loaded. A live
-// session is remembered in process for at most `SESSION_CACHE_TTL`, keyed by session id.
-// Whatever ends a session or changes what a principal holds (logout, revocation,
-// password change, a new role, a changed e-mail address) calls `auth_changed` (inside a
-// request's write: `changed_in`, which also asks its context to call it again after the
-// commit), which empties the cache on this node at once. Other nodes sharing a
-// PostgreSQL database notice within the TTL.
-// Only positive answers are cached: an unknown or ended session always asks the database.
-
-/// How long another node may still accept a session that was ended elsewhere.
-pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(2);
-const SESSION_CACHE_MAX: usize = 50_000;
-
-/// Bumped by every change to sessions, users or roles; cached entries of an older epoch
-/// are not used.
-static AUTH_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-struct Cached {
-    principal: Principal,
-    session_expires: chrono::NaiveDateTime,
-    epoch: u64,
-    at: Instant,
-}
-
-fn session_cache() -> &'static Mutex<HashMap<String, Cached>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Cached>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// Sessions, users or roles changed: forget every cached principal. Call it after the
-/// change is executed; inside a request's write, call [`changed_in`] instead.
-pub fn auth_changed() {
-    AUTH_EPOCH.fetch_add(1, Ordering::SeqCst);
-    if let Ok(mut cache) = session_cache().lock() {
-        cache.clear();
-    }
-}
-
-/// A request's write changed sessions, users or roles: forget cached principals now, and
-/// again once the transaction has ended, so that no request reading the database
-/// between the change and its commit keeps (caches) the state from before it.
-pub fn changed_in<C: Send + Sync + 'static>(ctx: &crate::context::Context<C>) {
-    auth_changed();
-    ctx.after_commit(auth_changed);
-}
-
-fn cached(sid: &str, sub: &str, now: chrono::NaiveDateTime) -> Option<Principal> {
-    let epoch = AUTH_EPOCH.load(Ordering::SeqCst);
-    let cache = session_cache().lock().ok()?;
-    let hit = cache.get(sid)?;
-    (hit.epoch == epoch
-        && hit.at.elapsed() < SESSION_CACHE_TTL
-        && hit.session_expires > now
-        && hit.principal.user_id == sub)
-        .then(|| hit.principal.clone())
-}
-
-fn remember(p: &Principal, session_expires: chrono::NaiveDateTime, epoch: u64) {
-    let Ok(mut cache) = session_cache().lock() else {
-        return;
-    };
-    if cache.len() >= SESSION_CACHE_MAX {
-        cache.retain(|_, c| c.at.elapsed() < SESSION_CACHE_TTL);
-        if cache.len() >= SESSION_CACHE_MAX {
-            cache.clear();
-        }
-    }
-    // Not if something changed while this request read the database.
-    if AUTH_EPOCH.load(Ordering::SeqCst) == epoch {
-        cache.insert(
-            p.session_id.to_string(),
-            Cached {
-                principal: p.clone(),
-                session_expires,
-                epoch,
-                at: Instant::now(),
-            },
-        );
-    }
-}
 
 /// What a live session's check reads: its user (joined) and the session.
 #[derive(Queryable, Selectable)]
@@ -125,15 +45,16 @@ struct LiveSession {
 /// The live session `sid` of user `sub` at `now`, from the cache or the database.
 pub fn session_principal(
     conn: &mut DbConn,
+    cache: &SessionCache,
     sid: &str,
     sub: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Principal, AppError> {
     let now = to_db(now);
-    if let Some(p) = cached(sid, sub, now) {
+    if let Some(p) = cache.get(sid, sub, now) {
         return Ok(p);
     }
-    let epoch = AUTH_EPOCH.load(Ordering::SeqCst);
+    let epoch = cache.epoch();
     let found: Option<LiveSession> = crate::on_backend!(conn, |c| sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(sid))
@@ -160,7 +81,7 @@ pub fn session_principal(
         roles,
         client: None,
     };
-    remember(&p, expires, epoch);
+    cache.remember(&p, expires, epoch);
     Ok(p)
 }
 
@@ -220,11 +141,12 @@ pub fn authenticate(
             ));
         }
         // A cached live session needs no trip to the blocking pool.
-        if let Some(p) = cached(&claims.sid, &claims.sub, to_db(now)) {
+        if let Some(p) = state.sessions.get(&claims.sid, &claims.sub, to_db(now)) {
             return Ok(p);
         }
+        let cache = state.sessions.clone();
         db::run(&state.pool, move |conn| {
-            session_principal(conn, &claims.sid, &claims.sub, now)
+            session_principal(conn, &cache, &claims.sid, &claims.sub, now)
         })
         .await
     })

@@ -1,4 +1,10 @@
 //! Sessions and their rotating refresh tokens: start, refresh, revoke.
+//!
+//! The only writer of `sessions`: what ends a session records it on the context's
+//! `AuthChanges`, so that no cached principal of it is used again (see
+//! `principal::SessionCache`); a test of the composition root fails on a write to the
+//! table anywhere else. Starting or extending a session needs no record: only live
+//! sessions are cached, and an extended one is read again when its entry expires.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,6 +17,7 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::ClientInfo;
 use crate::ids::{SessionId, UserId};
+use crate::principal::AuthChange;
 use crate::schema::{refresh_tokens, remembered_devices, sessions, users};
 
 pub struct IssuedSession {
@@ -154,7 +161,7 @@ pub fn revoke_session<C: Send + Sync + 'static>(
         sessions::revoked_reason.eq(reason),
     ))
     .execute(conn)?;
-    crate::auth::principal::changed_in(ctx);
+    ctx.auth_changes().record(AuthChange::SessionsEnded);
     Ok(())
 }
 
@@ -184,6 +191,36 @@ pub fn revoke_all_sessions<C: Send + Sync + 'static>(
     )
     .set(remembered_devices::revoked_at.eq(to_db(now)))
     .execute(conn)?;
-    crate::auth::principal::changed_in(ctx);
+    ctx.auth_changes().record(AuthChange::SessionsEnded);
     Ok(())
+}
+
+/// A second factor was just proven in session `session_id` (a step-up).
+pub fn mark_second_factor(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    session_id: &SessionId,
+) -> Result<(), AppError> {
+    diesel::update(sessions::table.find(session_id))
+        .set(sessions::second_factor_at.eq(to_db(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes every session of a user and its refresh tokens (an account erased); returns
+/// how many sessions there were.
+pub fn erase_all_of<C: Send + Sync + 'static>(
+    conn: &mut DbConn,
+    ctx: &Context<C>,
+    user_id: &UserId,
+) -> Result<usize, AppError> {
+    let session_ids: Vec<SessionId> = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .select(sessions::id)
+        .load(conn)?;
+    diesel::delete(refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(&session_ids)))
+        .execute(conn)?;
+    let n = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?;
+    ctx.auth_changes().record(AuthChange::SessionsEnded);
+    Ok(n)
 }

@@ -258,9 +258,7 @@ fn check_factor_inner(
             return Ok(Ok(()));
         }
     }
-    diesel::update(sessions::table.find(&me.session_id))
-        .set(sessions::second_factor_at.eq(to_db(now)))
-        .execute(conn)?;
+    crate::auth::sessions::mark_second_factor(conn, now, &me.session_id)?;
     Ok(Ok(()))
 }
 
@@ -507,9 +505,7 @@ pub fn undo_change<C: Send + Sync + 'static>(
                 "the old e-mail address now belongs to another account".into(),
             ));
         }
-        diesel::update(users::table.find(&user_id))
-            .set(users::email.eq(old))
-            .execute(conn)?;
+        crate::auth::credentials::restore_email(conn, ctx.auth_changes(), &user_id, old)?;
     }
     if purpose == UNDO_SECOND_FACTOR {
         // Whoever changed it holds the new authenticator or codes: remove them. The

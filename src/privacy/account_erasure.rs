@@ -41,9 +41,9 @@ use crate::ids::UserId;
 use crate::schema::{
     account_erasures, account_tokens, assessments, enrolments, final_assessment_signers,
     invitations, mail_tokens, mfa_challenges, notification_queue, oidc_flows, oidc_links,
-    passkey_ceremonies, passkeys, personal_identities, recovery_codes, refresh_tokens,
-    remembered_devices, sessions, summary_assessments, talk_participants, totp_credentials,
-    user_roles, users, xapi_account_links, xapi_statements,
+    passkey_ceremonies, passkeys, personal_identities, recovery_codes, remembered_devices,
+    summary_assessments, talk_participants, totp_credentials, users, xapi_account_links,
+    xapi_statements,
 };
 
 /// The display name of an account whose name went.
@@ -233,15 +233,9 @@ pub fn erase_account(
     let mut add = |k: &str, n: usize| {
         *erased.entry(k.to_string()).or_default() += n as i64;
     };
-    let session_ids: Vec<String> = sessions::table
-        .filter(sessions::user_id.eq(user_id))
-        .select(sessions::id)
-        .load(conn)?;
-    diesel::delete(refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(&session_ids)))
-        .execute(conn)?;
     add(
         "sessions",
-        diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?,
+        crate::auth::sessions::erase_all_of(conn, ctx, user_id)?,
     );
     add(
         "remembered_devices",
@@ -309,26 +303,17 @@ pub fn erase_account(
     );
     add(
         "roles",
-        diesel::delete(user_roles::table.filter(user_roles::user_id.eq(user_id))).execute(conn)?,
+        crate::auth::roles::remove_all_of(conn, ctx.auth_changes(), user_id)?,
     );
     // The row stays (its id is named by what stays), with nothing to sign in with.
     let pseudonym = format!("erased-{user_id}@erased.invalid");
-    let version: i32 = users::table
-        .find(user_id)
-        .select(users::version)
-        .first(conn)?;
-    diesel::update(users::table.find(user_id))
-        .set((
-            users::email.eq(&pseudonym),
-            users::password_hash.eq(None::<String>),
-            users::email_verified_at.eq(None::<chrono::NaiveDateTime>),
-            users::email_mfa_enabled.eq(0),
-            users::status.eq(crate::auth::credentials::UserStatus::Disabled),
-            users::last_digest_at.eq(None::<chrono::NaiveDateTime>),
-            users::version.eq(version + 1),
-            users::updated_at.eq(to_db(ctx.now)),
-        ))
-        .execute(conn)?;
+    crate::auth::credentials::close_account(
+        conn,
+        ctx.auth_changes(),
+        ctx.now,
+        user_id,
+        &pseudonym,
+    )?;
     if !name_kept {
         diesel::update(users::table.find(user_id))
             .set(users::display_name.eq(ERASED_NAME))
@@ -369,8 +354,6 @@ pub fn erase_account(
                           audit::EMPTIED_FIELD: emptied}),
         },
     )?;
-    // Cached principals of the erased person's sessions go now, not at their expiry.
-    crate::auth::principal::changed_in(ctx);
     let audit_entries: i64 = crate::schema::audit_log::table
         .filter(
             crate::schema::audit_log::actor_id

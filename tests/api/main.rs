@@ -62,6 +62,7 @@ mod security_plumbing;
 mod security_secrets;
 mod security_stepup;
 mod security_webhooks;
+mod session_cache;
 mod signer_profile;
 mod st_certificates;
 mod st_rules;

@@ -316,18 +316,17 @@ pub fn import_users(
                     users::updated_at.eq(to_db(now)),
                 ))
                 .execute(conn)?;
-            diesel::insert_into(user_roles::table)
-                .values((
-                    user_roles::id.eq(Uuid::new_v4().to_string()),
-                    user_roles::user_id.eq(&uid),
-                    user_roles::role.eq(role.as_str()),
-                    user_roles::organisation_id.eq(&r.organisation_id),
-                    user_roles::granted_by.eq(&me.user_id),
-                    user_roles::created_at.eq(to_db(now)),
-                ))
-                .execute(conn)?;
-            // Sessions cached with the user's old roles must see the new one at once.
-            crate::auth::principal::changed_in(ctx);
+            crate::auth::roles::grant(
+                conn,
+                ctx.auth_changes(),
+                now,
+                crate::auth::roles::Grant {
+                    user_id: &crate::ids::UserId::from(&uid),
+                    role,
+                    organisation_id: &r.organisation_id,
+                    granted_by: Some(&me.user_id),
+                },
+            )?;
         }
         // The same entry either way (the invitation, not the account), so the audit
         // trail the importer reads does not tell either.

@@ -723,6 +723,47 @@ pub fn stockholm_bt(org: &str, regulation: &str) -> Value {
     })
 }
 
+/// A second server in this process on a test app's database, data directory and clock,
+/// with an application state of its own (its own session cache): `TestApp::beside`.
+/// Stopped when dropped.
+pub struct Beside {
+    base: String,
+    handle: actix_web::dev::ServerHandle,
+    agent: ureq::Agent,
+}
+
+impl TestApp {
+    pub fn beside(&self) -> Beside {
+        let (handle, port) = Self::launch(&self.config, &self.clock);
+        Beside {
+            base: format!("http://127.0.0.1:{port}"),
+            handle,
+            agent: ureq::AgentBuilder::new()
+                .timeout(std::time::Duration::from_secs(30))
+                .build(),
+        }
+    }
+}
+
+impl Beside {
+    pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        let mut req = self.agent.get(&format!("{}/api/v1{path}", self.base));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        TestApp::read(req.call())
+    }
+}
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ =
+            std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
+                .join();
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let handle = self.handle.clone();
