@@ -168,3 +168,11 @@ fn erasure_names_imported_course_confirmations_as_portfolio_stores_them() {
         crate::portfolio::course_confirmation::TRANSFERRED_RECORD_TYPE
     );
 }
+
+#[test]
+fn erasure_keeps_course_confirmations_by_the_status_portfolio_stores() {
+    assert_eq!(
+        crate::privacy::erasure::CONFIRMED_COURSE,
+        crate::portfolio::course_confirmation::CONFIRMED.as_str()
+    );
+}
