@@ -338,29 +338,29 @@ pub(super) fn delmal_certificates(
         fields.push(field("Handledare", name.clone()));
         fields.push(field("Handledd under", part.periods_text()));
         let mut draft = b.draft(
-                format!("delmal-{sup}"),
-                form,
-                fields,
-                vec![CertificateTable {
-                    title: "Delmål, aktiviteter och hur de kontrollerats".into(),
-                    headers: vec![
-                        "Delmål".into(),
-                        "Aktiviteter".into(),
-                        "Kontrollerat genom".into(),
-                    ],
-                    rows,
-                }],
-                form.signed_by
-                    .iter()
-                    .map(|role| SignatureLine {
-                        role: role.clone(),
-                        name: Some(name.clone()),
-                        user_id: Some(sup.clone()),
-                        specialty: None,
-                        workplace: None,
-                    })
-                    .collect(),
-            );
+            format!("delmal-{sup}"),
+            form,
+            fields,
+            vec![CertificateTable {
+                title: "Delmål, aktiviteter och hur de kontrollerats".into(),
+                headers: vec![
+                    "Delmål".into(),
+                    "Aktiviteter".into(),
+                    "Kontrollerat genom".into(),
+                ],
+                rows,
+            }],
+            form.signed_by
+                .iter()
+                .map(|role| SignatureLine {
+                    role: role.clone(),
+                    name: Some(name.clone()),
+                    user_id: Some(sup.clone()),
+                    specialty: None,
+                    workplace: None,
+                })
+                .collect(),
+        );
         draft.listed = listed;
         out.push(draft);
     }

@@ -272,7 +272,10 @@ pub(super) fn erase_records(
     // a course whose confirmation is no longer here.
     let imported: Vec<(String, String)> = transferred_records::table
         .filter(transferred_records::id.eq_any(&gone_activities))
-        .select((transferred_records::import_id, transferred_records::original_id))
+        .select((
+            transferred_records::import_id,
+            transferred_records::original_id,
+        ))
         .load(conn)?;
     for (import, original) in imported {
         diesel::delete(

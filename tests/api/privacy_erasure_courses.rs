@@ -76,7 +76,10 @@ fn an_erasure_keeps_a_course_its_kursledare_confirmed_and_names_it() {
 
     // The confirmed course and its confirmation stay as they were; the pending one went.
     let course = app
-        .get(&format!("/activities/{}", c.course), Some(&c.trainee.access))
+        .get(
+            &format!("/activities/{}", c.course),
+            Some(&c.trainee.access),
+        )
         .expect(200)
         .body;
     assert_eq!(course["title"], "Kurs i palliativ vård för ST-läkare");

@@ -868,7 +868,8 @@ fn delmal_certificate_lists_what_was_signed_there(
     assert_eq!(line["provenance"]["signed_role"], "assessor");
     let text = line["text"].as_str().expect("text");
     assert!(
-        text.starts_with("signerad i tjänsten Region Uppsala av ") && text.contains("(assessor) den "),
+        text.starts_with("signerad i tjänsten Region Uppsala av ")
+            && text.contains("(assessor) den "),
         "{text}"
     );
     let pdf = app
