@@ -4,10 +4,10 @@
 //!
 //! - **Erased:** learning activities (the trainee's own entries: no one signs them)
 //!   but a course its kursledare confirmed, a course's kursledare request that no one
-//!   confirmed (and every course's links), assessments nobody signed (drafts, awaiting a signature or vetting, declined) with
-//!   their signing links, talks nobody confirmed, unsigned summary assessments, the
-//!   attachments of all these (rows and files), their delmål links and the xAPI
-//!   statements that made activities.
+//!   confirmed (and every course's links), assessments nobody signed (drafts, awaiting
+//!   a signature or vetting, declined) with their signing links, talks nobody
+//!   confirmed, unsigned summary assessments, the attachments of all these (rows and
+//!   files), their delmål links and the xAPI statements that made activities.
 //! - **Kept:** signed assessments, confirmed talks, signed summary assessments and
 //!   confirmed courses (a supervisor, assessor or kursledare signed them: erasing would
 //!   erase the signer's statement, and the certificate applications rest on them; a
@@ -249,13 +249,13 @@ pub(super) fn erase_records(
     // activity. The links go for every course: a used link proves nothing the
     // confirmation does not, and an open one must not let anyone confirm an erased
     // course.
-    let courses: Vec<String> = activities::table
+    let all_activities: Vec<String> = activities::table
         .filter(activities::enrolment_id.eq(id))
         .select(activities::id)
         .load(conn)?;
     diesel::delete(
         course_confirmation_links::table
-            .filter(course_confirmation_links::activity_id.eq_any(&courses)),
+            .filter(course_confirmation_links::activity_id.eq_any(&all_activities)),
     )
     .execute(conn)?;
     add(
