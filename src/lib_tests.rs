@@ -334,3 +334,11 @@ fn the_scan_sees_writes_to_the_principal_tables() {
         ]
     );
 }
+
+#[test]
+fn erasure_keeps_course_confirmations_by_the_status_portfolio_stores() {
+    assert_eq!(
+        crate::privacy::erasure::CONFIRMED_COURSE,
+        crate::portfolio::course_confirmation::CONFIRMED.as_str()
+    );
+}

@@ -4,6 +4,12 @@
 //! their own assignments, and, as the activities behind each such delmål, the trainee's
 //! activities in the placements they supervised (a main supervisor: also those outside
 //! any placement) within those dates. Nothing comes from the rest of the enrolment.
+//!
+//! Records imported from another service (issue 17) were signed by someone there, not
+//! by this supervisor: they are never among the supervisor's own rows. The draft lists
+//! the imported signed records of its delmål in `transferred`, each with where, by whom
+//! and when it was signed ("signerad i tjänsten X av Y den Z"), as the course
+//! certificate does; the form's own fields stay as the catalogue has them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -298,7 +304,14 @@ pub(super) fn delmal_certificates(
     if parts.is_empty() {
         return Ok(out);
     }
-    let records = Records::load(conn, &EnrolmentId::from(b.e.id.as_str()))?;
+    let enrolment = EnrolmentId::from(b.e.id.as_str());
+    let records = Records::load(conn, &enrolment)?;
+    // Signed on the sending service by someone other than the trainee; an activity the
+    // trainee logged there is no one's signature.
+    let imported: Vec<_> = crate::portfolio::transferred::of_enrolment(conn, &enrolment)?
+        .into_iter()
+        .filter(|r| r.provenance.signed_by_another())
+        .collect();
     for (sup, part) in parts {
         let how = checks(&records, &sup, &part)?;
         if how.is_empty() {
@@ -315,36 +328,41 @@ pub(super) fn delmal_certificates(
                 ]
             })
             .collect();
+        let listed: Vec<String> = imported
+            .iter()
+            .filter(|r| r.delmal.iter().any(|c| how.contains_key(c)))
+            .map(|r| r.id.clone())
+            .collect();
         let name = name_of(conn, &sup)?;
         let mut fields = b.person.clone();
         fields.push(field("Handledare", name.clone()));
         fields.push(field("Handledd under", part.periods_text()));
-        out.push(
-            b.draft(
-                format!("delmal-{sup}"),
-                form,
-                fields,
-                vec![CertificateTable {
-                    title: "Delmål, aktiviteter och hur de kontrollerats".into(),
-                    headers: vec![
-                        "Delmål".into(),
-                        "Aktiviteter".into(),
-                        "Kontrollerat genom".into(),
-                    ],
-                    rows,
-                }],
-                form.signed_by
-                    .iter()
-                    .map(|role| SignatureLine {
-                        role: role.clone(),
-                        name: Some(name.clone()),
-                        user_id: Some(sup.clone()),
-                        specialty: None,
-                        workplace: None,
-                    })
-                    .collect(),
-            ),
+        let mut draft = b.draft(
+            format!("delmal-{sup}"),
+            form,
+            fields,
+            vec![CertificateTable {
+                title: "Delmål, aktiviteter och hur de kontrollerats".into(),
+                headers: vec![
+                    "Delmål".into(),
+                    "Aktiviteter".into(),
+                    "Kontrollerat genom".into(),
+                ],
+                rows,
+            }],
+            form.signed_by
+                .iter()
+                .map(|role| SignatureLine {
+                    role: role.clone(),
+                    name: Some(name.clone()),
+                    user_id: Some(sup.clone()),
+                    specialty: None,
+                    workplace: None,
+                })
+                .collect(),
         );
+        draft.listed = listed;
+        out.push(draft);
     }
     Ok(out)
 }

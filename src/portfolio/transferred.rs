@@ -20,6 +20,19 @@ use crate::schema::{transfer_imports, transferred_records};
 pub const KEPT_AS_RECORD: &str = "record";
 /// Only the sending service's content is kept (talks, summaries, final assessments).
 pub const KEPT_AS_EVIDENCE: &str = "evidence";
+/// The role a record's provenance names when the trainee logged it there (an activity):
+/// nobody else signed it.
+pub const LOGGED_BY_TRAINEE: &str = "trainee";
+
+impl TransferProvenance {
+    /// Signed there by someone other than the trainee (an assessor, a supervisor, a
+    /// kursledare), with the time of the signature.
+    pub fn signed_by_another(&self) -> bool {
+        self.signed_by.is_some()
+            && self.signed_at.is_some()
+            && self.signed_role.as_deref() != Some(LOGGED_BY_TRAINEE)
+    }
+}
 
 /// Where an imported record came from.
 #[derive(Debug, Clone, Serialize, ToSchema)]

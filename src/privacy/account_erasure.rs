@@ -220,6 +220,7 @@ pub fn erase_account(
                     erasure::KeptKind::SignedAssessments
                         | erasure::KeptKind::ConfirmedTalks
                         | erasure::KeptKind::SignedSummaryAssessments
+                        | erasure::KeptKind::ConfirmedCourses
                         | erasure::KeptKind::FinalAssessments
                 )
             })

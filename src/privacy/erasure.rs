@@ -2,14 +2,17 @@
 //! by an administrator of the region: what no signature depends on goes; what must stay
 //! is named in the answer with the reason.
 //!
-//! - **Erased:** learning activities (the trainee's own entries: no one signs them),
-//!   assessments nobody signed (drafts, awaiting a signature or vetting, declined) with
-//!   their signing links, talks nobody confirmed, unsigned summary assessments, the
-//!   attachments of all these (rows and files), their delmål links and the xAPI
-//!   statements that made activities.
-//! - **Kept:** signed assessments, confirmed talks and signed summary assessments (a
-//!   supervisor or assessor signed them: erasing would erase the signer's statement,
-//!   and the certificate applications rest on them); the final assessment and the
+//! - **Erased:** learning activities (the trainee's own entries: no one signs them)
+//!   but a course its kursledare confirmed, a course's kursledare request that no one
+//!   confirmed (and every course's links), assessments nobody signed (drafts, awaiting
+//!   a signature or vetting, declined) with their signing links, talks nobody
+//!   confirmed, unsigned summary assessments, the attachments of all these (rows and
+//!   files), their delmål links and the xAPI statements that made activities.
+//! - **Kept:** signed assessments, confirmed talks, signed summary assessments and
+//!   confirmed courses (a supervisor, assessor or kursledare signed them: erasing would
+//!   erase the signer's statement, and the certificate applications rest on them; a
+//!   confirmed course keeps its activity, delmål links, attachments and source, and an
+//!   imported one the provenance of its confirmation); the final assessment and the
 //!   certificates; the plan (placements, leave, assignments: the frame of the signed
 //!   records and of the time served); the audit log (its chain proves the record, and
 //!   it records this erasure with counts). Retention deletes these in their time.
@@ -35,8 +38,9 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::EnrolmentId;
 use crate::schema::{
-    activities, assessments, attachments, audit_log, enrolments, final_assessments, record_delmal,
-    signing_links, summary_assessments, talk_participants, talks, xapi_statements,
+    activities, assessments, attachments, audit_log, course_confirmation_links,
+    course_confirmations, enrolments, final_assessments, record_delmal, signing_links,
+    summary_assessments, talk_participants, talks, transferred_records, xapi_statements,
 };
 
 /// A kind of record an erasure keeps.
@@ -46,6 +50,8 @@ pub enum KeptKind {
     SignedAssessments,
     ConfirmedTalks,
     SignedSummaryAssessments,
+    /// Courses their kursledare confirmed (the activity with its confirmation).
+    ConfirmedCourses,
     FinalAssessments,
     Attachments,
     Plan,
@@ -65,8 +71,9 @@ pub struct Kept {
 pub struct Erasure {
     pub enrolment_id: String,
     /// Rows erased per kind (`activities`, `assessments`, `talks`,
-    /// `summary_assessments`, `attachments`, `xapi_statements`); all zero when nothing
-    /// was left to erase.
+    /// `summary_assessments`, `attachments`, `xapi_statements`,
+    /// `course_confirmations`: kursledare requests no one confirmed); all zero when
+    /// nothing was left to erase.
     #[schema(value_type = Object)]
     pub erased: BTreeMap<String, i64>,
     pub kept: Vec<Kept>,
@@ -90,12 +97,13 @@ fn require_admin(
     }
 }
 
-/// The records that stay: ids of signed assessments, confirmed talks and signed
-/// summaries.
+/// The records that stay: ids of signed assessments, confirmed talks, signed
+/// summaries and confirmed courses (their activities).
 struct Signed {
     assessments: Vec<String>,
     talks: Vec<String>,
     summaries: Vec<String>,
+    courses: Vec<String>,
 }
 
 fn signed(conn: &mut DbConn, id: &str) -> Result<Signed, AppError> {
@@ -128,10 +136,19 @@ fn signed(conn: &mut DbConn, id: &str) -> Result<Signed, AppError> {
         .filter(summary_assessments::signed_at.is_not_null())
         .select(summary_assessments::id)
         .load(conn)?;
+    // A course its kursledare confirmed carries their statement, and its certificate
+    // rests on it (`confirmed_kursledare`). Compared with the code the course feature
+    // stores (privacy sits below portfolio; `lib_tests` checks the two agree).
+    let courses: Vec<String> = course_confirmations::table
+        .filter(course_confirmations::enrolment_id.eq(id))
+        .filter(course_confirmations::status.eq(CONFIRMED_COURSE))
+        .select(course_confirmations::activity_id)
+        .load(conn)?;
     Ok(Signed {
         assessments,
         talks,
         summaries,
+        courses,
     })
 }
 
@@ -151,6 +168,10 @@ pub fn erase(
 /// `portfolio::course_confirmation::TRANSFERRED_RECORD_TYPE` writes (privacy sits below
 /// portfolio and cannot name it; `lib_tests` checks the two agree).
 pub const COURSE_CONFIRMATION_RECORD: &str = "course_confirmation";
+
+/// The status of a course confirmation the kursledare gave: the code
+/// `portfolio::course_confirmation::CONFIRMED` stores (checked in `lib_tests`).
+pub const CONFIRMED_COURSE: &str = "confirmed";
 
 /// [`erase`] without the access check: also run for each enrolment of a trainee whose
 /// account is erased (`account_erasure`).
@@ -183,6 +204,7 @@ pub(super) fn erase_records(
         .load(conn)?;
     let gone_activities: Vec<String> = activities::table
         .filter(activities::enrolment_id.eq(id))
+        .filter(activities::id.ne_all(&keep.courses))
         .select(activities::id)
         .load(conn)?;
     let mut records: Vec<String> = Vec::new();
@@ -223,26 +245,48 @@ pub(super) fn erase_records(
             .filter(record_delmal::record_id.eq_any(&records)),
     )
     .execute(conn)?;
-    // A course's kursledare request (and its links) names a person: it goes with its
-    // activity.
+    // A course's kursledare request names a person: one no one confirmed goes with its
+    // activity. The links go for every course: a used link proves nothing the
+    // confirmation does not, and an open one must not let anyone confirm an erased
+    // course.
+    let all_activities: Vec<String> = activities::table
+        .filter(activities::enrolment_id.eq(id))
+        .select(activities::id)
+        .load(conn)?;
     diesel::delete(
-        crate::schema::course_confirmation_links::table
-            .filter(crate::schema::course_confirmation_links::activity_id.eq_any(&gone_activities)),
+        course_confirmation_links::table
+            .filter(course_confirmation_links::activity_id.eq_any(&all_activities)),
     )
     .execute(conn)?;
-    diesel::delete(
-        crate::schema::course_confirmations::table
-            .filter(crate::schema::course_confirmations::activity_id.eq_any(&gone_activities)),
-    )
-    .execute(conn)?;
-    // And a confirmation imported with its course (issue 17): its provenance names the
-    // kursledare. Every activity goes, so every such row of the enrolment does.
-    diesel::delete(
-        crate::schema::transferred_records::table
-            .filter(crate::schema::transferred_records::enrolment_id.eq(id))
-            .filter(crate::schema::transferred_records::record_type.eq(COURSE_CONFIRMATION_RECORD)),
-    )
-    .execute(conn)?;
+    add(
+        "course_confirmations",
+        diesel::delete(
+            course_confirmations::table
+                .filter(course_confirmations::activity_id.eq_any(&gone_activities)),
+        )
+        .execute(conn)?,
+    );
+    // And the provenance of a confirmation imported with a course that goes (issue 17;
+    // it names the kursledare): the row shares the import and the original id with the
+    // course's own provenance row. Imported confirmations are confirmed, so this is for
+    // a course whose confirmation is no longer here.
+    let imported: Vec<(String, String)> = transferred_records::table
+        .filter(transferred_records::id.eq_any(&gone_activities))
+        .select((
+            transferred_records::import_id,
+            transferred_records::original_id,
+        ))
+        .load(conn)?;
+    for (import, original) in imported {
+        diesel::delete(
+            transferred_records::table
+                .filter(transferred_records::enrolment_id.eq(id))
+                .filter(transferred_records::import_id.eq(import))
+                .filter(transferred_records::original_id.eq(original))
+                .filter(transferred_records::record_type.eq(COURSE_CONFIRMATION_RECORD)),
+        )
+        .execute(conn)?;
+    }
     add(
         "xapi_statements",
         diesel::delete(
@@ -366,6 +410,13 @@ fn kept(conn: &mut DbConn, id: &str, keep: &Signed) -> Result<Vec<Kept>, AppErro
             kind: KeptKind::SignedSummaryAssessments,
             count: keep.summaries.len() as i64,
             reason: signed_reason.into(),
+        },
+        Kept {
+            kind: KeptKind::ConfirmedCourses,
+            count: keep.courses.len() as i64,
+            reason: "confirmed by the kursledare: the confirmation is their statement, and \
+                     the course's certificate rests on it"
+                .into(),
         },
         Kept {
             kind: KeptKind::FinalAssessments,

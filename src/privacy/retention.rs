@@ -10,6 +10,7 @@
 //! - **What goes.** Everything of the enrolment: the plan (placements, leave, extent,
 //!   credited service, study plan, assignments), activities, assessments and their
 //!   signing links, talks, summary assessments, the final assessment and its signers,
+//!   course confirmations (kursledare requests and confirmations) and their links,
 //!   attachments and their files, xAPI statements about it, its pending domain events,
 //!   restrictions on it, and the enrolment itself.
 //! - **What stays.** The audit log: deleting its entries would break the chain. The
@@ -98,7 +99,7 @@ pub struct RetentionRun {
     pub enrolments: i32,
     /// Rows deleted per kind (`activities`, `assessments`, `talks`,
     /// `summary_assessments`, `attachments`, `final_assessments`, `plan`,
-    /// `xapi_statements`, ...), summed over the enrolments.
+    /// `xapi_statements`, `course_confirmations`, ...), summed over the enrolments.
     #[schema(value_type = Object)]
     pub counts: BTreeMap<String, i64>,
 }
@@ -438,18 +439,24 @@ pub fn delete_enrolment(
         .filter(attachments::enrolment_id.eq(id))
         .select(attachments::storage_key)
         .load(conn)?;
-    // A course's kursledare request (and its links) names a person: it goes with its
-    // activity.
+    // A course's kursledare request or confirmation (and its links) names a person: it
+    // goes with the enrolment, counted like the other records (`course_confirmations`).
     diesel::delete(
         crate::schema::course_confirmation_links::table
             .filter(crate::schema::course_confirmation_links::activity_id.eq_any(&activity_ids)),
     )
     .execute(conn)?;
-    diesel::delete(
-        crate::schema::course_confirmations::table
-            .filter(crate::schema::course_confirmations::activity_id.eq_any(&activity_ids)),
-    )
-    .execute(conn)?;
+    add(
+        "course_confirmations",
+        diesel::delete(
+            crate::schema::course_confirmations::table.filter(
+                crate::schema::course_confirmations::enrolment_id
+                    .eq(id)
+                    .or(crate::schema::course_confirmations::activity_id.eq_any(&activity_ids)),
+            ),
+        )
+        .execute(conn)?,
+    );
     diesel::delete(
         signing_links::table.filter(signing_links::assessment_id.eq_any(assessment_ids)),
     )

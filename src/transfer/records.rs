@@ -267,7 +267,7 @@ impl Importer {
             date: Some(start),
             signer: Signer {
                 name: self.name_of(text(a, "created_by")),
-                role: Some("trainee".into()),
+                role: Some(crate::portfolio::transferred::LOGGED_BY_TRAINEE.into()),
                 at: time(&a["created_at"]),
             },
         };

@@ -15,23 +15,24 @@ use serde_json::{json, Value};
 use crate::certificates::{by_key, judged, lines, region, Region};
 use crate::support::{TestApp, TestUser};
 
-const KURSLEDARE: &str = "kare.ornberg@kursgivare.se";
+pub(crate) const KURSLEDARE: &str = "kare.ornberg@kursgivare.se";
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
-/// An ST 2021 trainee with a course in their one placement.
-struct Course {
-    r: Region,
-    trainee: TestUser,
-    main: TestUser,
+/// An ST 2021 trainee with a course in their one placement (also used by
+/// `privacy_erasure_courses`).
+pub(crate) struct Course {
+    pub(crate) r: Region,
+    pub(crate) trainee: TestUser,
+    pub(crate) main: TestUser,
     placement_sup: TestUser,
-    enrolment: String,
-    course: String,
+    pub(crate) enrolment: String,
+    pub(crate) course: String,
 }
 
-fn course(regulation: &str, track: &str, delmal: &str) -> Course {
+pub(crate) fn course(regulation: &str, track: &str, delmal: &str) -> Course {
     let r = region();
     let unit = r.unit("Vårdcentral Årsta", &r.slso);
     let trainee = r.person("asa@sll.se", "trainee", "Åsa Ström");
@@ -70,7 +71,7 @@ fn course(regulation: &str, track: &str, delmal: &str) -> Course {
 }
 
 impl Course {
-    fn app(&self) -> &TestApp {
+    pub(crate) fn app(&self) -> &TestApp {
         &self.r.app
     }
 
@@ -102,7 +103,7 @@ impl Course {
 
     /// Names the kursledare, has the main supervisor approve them, and returns the link's
     /// token from the mail.
-    fn vetted_link(&self) -> String {
+    pub(crate) fn vetted_link(&self) -> String {
         let asked = self.ask(KURSLEDARE, "Kåre Örnberg", "Läkarutbildning Väst, Göteborg");
         assert_eq!(asked["status"], "awaiting_vetting", "{asked}");
         let vetting = self.pending(&self.main, KURSLEDARE);
@@ -121,7 +122,7 @@ impl Course {
             .expect("link")
     }
 
-    fn confirmation(&self, user: &TestUser) -> Value {
+    pub(crate) fn confirmation(&self, user: &TestUser) -> Value {
         self.app()
             .get(
                 &format!("/activities/{}/course-confirmation", self.course),
@@ -131,7 +132,7 @@ impl Course {
             .body
     }
 
-    fn summary_entry(&self) -> Value {
+    pub(crate) fn summary_entry(&self) -> Value {
         let s = self
             .app()
             .get(

@@ -46,6 +46,7 @@ mod privacy;
 mod privacy_account_erasure;
 mod privacy_attachments;
 mod privacy_erasure;
+mod privacy_erasure_courses;
 mod privacy_export;
 mod privacy_retention;
 mod refusals;

@@ -377,3 +377,108 @@ fn only_the_regions_administrators_see_and_set_its_retention() {
         .expect("audit");
     assert_eq!(changes, 2);
 }
+
+/// Issue 17: the daily job deletes an enrolment's course confirmations (the one its
+/// kursledare confirmed, the request still waiting for the vetting) and their links
+/// with its other records, counts them in its report, and the chain still verifies.
+#[test]
+fn retention_deletes_the_course_confirmations_with_the_enrolment() {
+    use eportfolio::schema::{course_confirmation_links, course_confirmations};
+    let r = region();
+    let app = &r.app;
+    let (confirmed, _) = activity_with_file(app, &r.leaver, &r.closed);
+    crate::transfer::confirm_course(app, &r.leaver, &r.supervisor, &confirmed);
+    let pending = app
+        .post(
+            &format!("/enrolments/{}/activities", r.closed),
+            Some(&r.leaver.access),
+            json!({"kind": "course", "title": "Kurs i geriatrik", "start_date": "2026-11-02"}),
+        )
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.post(
+        &format!("/activities/{pending}/course-confirmation"),
+        Some(&r.leaver.access),
+        json!({"kursledare_email": "lina.lund@akutkurs.se", "kursledare_name": "Lina Lund",
+               "kursledare_workplace": "Akutkurs Norr AB"}),
+    )
+    .expect(201);
+    // The other trainee's request stays with their open enrolment.
+    let (open_course, _) = activity_with_file(app, &r.stayer, &r.open);
+    app.post(
+        &format!("/activities/{open_course}/course-confirmation"),
+        Some(&r.stayer.access),
+        json!({"kursledare_email": "lina.lund@akutkurs.se", "kursledare_name": "Lina Lund",
+               "kursledare_workplace": "Akutkurs Norr AB"}),
+    )
+    .expect(201);
+    let rows = |enrolment: &str| -> (i64, i64) {
+        let mut conn = db(app);
+        let courses: Vec<String> = course_confirmations::table
+            .filter(course_confirmations::enrolment_id.eq(enrolment))
+            .select(course_confirmations::activity_id)
+            .load(&mut conn)
+            .expect("courses");
+        let links: i64 = course_confirmation_links::table
+            .filter(course_confirmation_links::activity_id.eq_any(&courses))
+            .count()
+            .get_result(&mut conn)
+            .expect("links");
+        (courses.len() as i64, links)
+    };
+    assert_eq!(rows(&r.closed), (2, 1));
+    app.patch(
+        &format!("/enrolments/{}", r.closed),
+        Some(&r.admin.access),
+        json!({"status": "withdrawn"}),
+        &[],
+    )
+    .expect(200);
+    app.send(
+        "PUT",
+        &format!("/organisations/{}/retention-policy", r.region),
+        Some(&r.admin.access),
+        Some(&json!({"keep_months": 24})),
+        &[],
+    )
+    .expect(200);
+
+    // Past the period (planned end 2027-08-31, 24 months): the job deletes them.
+    move_to(app, 2029, 9, 1);
+    let admin = app.login_totp(&r.admin);
+    let run = run_of(app, &admin, &r.region, "2029-09-01");
+    assert_eq!(run["enrolments"], 1, "{run}");
+    assert_eq!(run["counts"]["course_confirmations"], 2, "{run}");
+    assert_eq!(run["counts"]["activities"], 2, "{run}");
+    assert_eq!(rows(&r.closed), (0, 0));
+    for path in [
+        format!("/activities/{confirmed}/course-confirmation"),
+        format!("/activities/{pending}/course-confirmation"),
+    ] {
+        app.get(&path, Some(&admin.access))
+            .expect_problem(404, "not-found");
+    }
+    assert_eq!(rows(&r.open), (1, 0));
+
+    // The chain verifies, and the run's entry has the count, not the kursledare.
+    let mut conn = db(app);
+    let v = eportfolio::audit::verify(&mut conn).expect("verify");
+    assert!(v.intact, "{v:?}");
+    use eportfolio::schema::audit_log;
+    let data: Vec<String> = audit_log::table
+        .filter(audit_log::action.eq("retention_deleted"))
+        .select(audit_log::data)
+        .load(&mut conn)
+        .expect("audit");
+    assert_eq!(data.len(), 1);
+    let entry: Value = serde_json::from_str(&data[0]).expect("json");
+    assert_eq!(entry["counts"]["course_confirmations"], 2, "{entry}");
+    assert!(
+        !data[0].contains("Örnberg") && !data[0].contains("Lina Lund"),
+        "{}",
+        data[0]
+    );
+}

@@ -721,6 +721,27 @@ fn certificates_say_where_imported_records_come_from(b: &Receiver, enrolment: &s
         )
         .expect(201);
     }
+    // The main supervisor here signs a Mini-CEX on BT1, a delmål A's assessor signed
+    // too: their delmål certificate lists A's assessment with where it was signed.
+    let mini_cex = app
+        .post(
+            &format!("/enrolments/{enrolment}/assessments"),
+            Some(&b.trainee.access),
+            json!({"instrument": "mini_cex", "performed_on": "2026-11-24", "assessor_id": main.id,
+                   "context": {"setting (outpatient, inpatient, emergency)": "outpatient"},
+                   "delmal": ["BT1"], "trainee_reflection": "Uppföljning av anamnesen."}),
+        )
+        .expect(201);
+    app.post(
+        &format!(
+            "/assessments/{}/sign",
+            mini_cex.body["id"].as_str().expect("id")
+        ),
+        Some(&main.access),
+        json!({"ratings": {"communication": 8}, "entrustment": 4,
+               "feedback_strengths": "Tydlig.", "feedback_next_steps": "Fortsätt."}),
+    )
+    .expect(200);
     let check_in = app
         .post(
             &format!("/enrolments/{enrolment}/final-check-ins"),
@@ -799,6 +820,7 @@ fn certificates_say_where_imported_records_come_from(b: &Receiver, enrolment: &s
         .expect("baskompetens")
         .clone();
     assert_eq!(competence["transferred"], json!([]));
+    delmal_certificate_lists_what_was_signed_there(app, &fa, &main, &drafts.body);
     let pdf = app
         .send(
             "GET",
@@ -814,6 +836,56 @@ fn certificates_say_where_imported_records_come_from(b: &Receiver, enrolment: &s
         text.contains("överförd från tjänsten Region Uppsala"),
         "{text}"
     );
+}
+
+/// The main supervisor's delmål certificate (bilaga 2) keeps its own rows (what they
+/// checked here) and lists A's signed assessment of the same delmål with its
+/// provenance, as the course certificate does; the activity the trainee logged on A is
+/// no one's signature and is not listed. JSON and PDF.
+fn delmal_certificate_lists_what_was_signed_there(
+    app: &TestApp,
+    fa: &str,
+    main: &TestUser,
+    drafts: &Value,
+) {
+    let key = format!("delmal-{}", main.id);
+    let cert = drafts["items"]
+        .as_array()
+        .expect("drafts")
+        .iter()
+        .find(|d| d["key"] == key.as_str())
+        .unwrap_or_else(|| panic!("no {key}: {drafts}"))
+        .clone();
+    let rows = cert["tables"][0]["rows"].to_string();
+    assert!(rows.contains("BT1 ") && !rows.contains("BT16 "), "{rows}");
+    let lines = cert["transferred"].as_array().expect("transferred");
+    assert_eq!(lines.len(), 1, "{cert}");
+    let line = &lines[0];
+    assert_eq!(line["record_type"], "assessment", "{line}");
+    assert_eq!(line["title"], "mini_cex");
+    assert_eq!(line["date"], "2026-04-14");
+    assert_eq!(line["provenance"]["service_name"], "Region Uppsala");
+    assert_eq!(line["provenance"]["signed_role"], "assessor");
+    let text = line["text"].as_str().expect("text");
+    assert!(
+        text.starts_with("signerad i tjänsten Region Uppsala av ")
+            && text.contains("(assessor) den "),
+        "{text}"
+    );
+    let pdf = app
+        .send(
+            "GET",
+            &format!("/final-assessments/{fa}/certificates/{key}"),
+            Some(&main.access),
+            None,
+            &[("Accept", "application/pdf")],
+        )
+        .expect(200);
+    let pdf = crate::support::pdf::text(&pdf.bytes);
+    let pdf = pdf.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in ["Överförda poster", "signerad i tjänsten Region Uppsala av"] {
+        assert!(pdf.contains(needle), "{needle} missing:\n{pdf}");
+    }
 }
 
 /// The months served on A count on B: the placements, leave, extent and credited

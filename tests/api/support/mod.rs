@@ -734,7 +734,7 @@ pub struct Beside {
 
 impl TestApp {
     pub fn beside(&self) -> Beside {
-        let (handle, port) = Self::launch(&self.config, &self.clock);
+        let (handle, port) = Self::launch(&self.config, &self.clock, None);
         Beside {
             base: format!("http://127.0.0.1:{port}"),
             handle,
