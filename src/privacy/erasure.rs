@@ -33,7 +33,7 @@ use crate::auth::principal::{Principal, Role};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::EnrolmentId;
+use crate::ids::{EnrolmentId, OrganisationId};
 use crate::schema::{
     activities, assessments, attachments, audit_log, enrolments, final_assessments, record_delmal,
     signing_links, summary_assessments, talk_participants, talks, xapi_statements,
@@ -79,7 +79,7 @@ fn require_admin(
     enrolment_id: &EnrolmentId,
 ) -> Result<(), AppError> {
     me.require_person()?;
-    let org: Option<String> = enrolments::table
+    let org: Option<OrganisationId> = enrolments::table
         .find(enrolment_id)
         .select(enrolments::organisation_id)
         .first(conn)

@@ -10,6 +10,7 @@ use crate::auth::principal::org_chain;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::events::{EventKind, StoredEvent};
+use crate::ids::OrganisationId;
 use crate::schema::{enrolments, users, xapi_account_links, xapi_statements};
 
 use super::statements::{try_resolve, StatementRecord};
@@ -42,7 +43,7 @@ pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> 
     let Some(enrolment) = &event.enrolment_id else {
         return Ok(());
     };
-    let (trainee, organisation): (String, String) = enrolments::table
+    let (trainee, organisation): (String, OrganisationId) = enrolments::table
         .find(enrolment)
         .select((enrolments::trainee_id, enrolments::organisation_id))
         .first(conn)?;

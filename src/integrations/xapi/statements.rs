@@ -11,7 +11,7 @@ use crate::clock::{from_db, to_db};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{ClientId, StatementId};
+use crate::ids::{ClientId, OrganisationId, StatementId};
 use crate::integrations::{audit_write, visible_orgs, JsonText};
 use crate::schema::xapi_statements;
 
@@ -129,7 +129,11 @@ pub fn visible_statement(
     let mut mine = Vec::new();
     for r in q.load::<StatementRecord>(conn)? {
         let s = XapiStatement::from(r);
-        if me.has_role_over(conn, Role::Administrator, &s.organisation_id)? {
+        if me.has_role_over(
+            conn,
+            Role::Administrator,
+            &OrganisationId::from(&s.organisation_id),
+        )? {
             mine.push(s);
         }
     }
