@@ -70,7 +70,7 @@ pub fn build(
     // corrected, so a correction's history is there too.
     let signed: Vec<_> = all_assessments
         .into_iter()
-        .filter(|a| a.status == "signed")
+        .filter(|a| a.status == assessments::AssessmentStatus::Signed)
         .collect();
     // Who vetted each assessor who signed by link (the trainee cannot vouch for them).
     let link_signed: Vec<String> = signed
@@ -88,7 +88,7 @@ pub fn build(
             .collect();
     let sums: Vec<_> = summaries::list(conn, enrolment_id)?
         .into_iter()
-        .filter(|s| s.status == "signed")
+        .filter(|s| s.status == summaries::SummaryStatus::Signed)
         .collect();
     let mut talks_by_kind = HashMap::new();
     for kind in [

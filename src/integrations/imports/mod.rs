@@ -311,7 +311,7 @@ pub fn import_users(
                     users::display_name.eq(accounts::validate_name("display_name", &name)?),
                     users::password_hash.eq(None::<String>),
                     users::email_mfa_enabled.eq(0),
-                    users::status.eq("active"),
+                    users::status.eq(crate::auth::credentials::UserStatus::Active),
                     users::version.eq(1),
                     users::created_at.eq(to_db(now)),
                     users::updated_at.eq(to_db(now)),

@@ -6,6 +6,7 @@
 
 use diesel::prelude::*;
 
+use super::StatementStatus;
 use crate::auth::principal::org_chain;
 use crate::db::DbConn;
 use crate::error::AppError;
@@ -24,7 +25,7 @@ pub fn listens(conn: &mut DbConn, kind: EventKind) -> Result<bool, AppError> {
         return Ok(false);
     }
     let waiting = xapi_statements::table
-        .filter(xapi_statements::status.eq("unmatched"))
+        .filter(xapi_statements::status.eq(StatementStatus::Unmatched))
         .filter(xapi_statements::reason.eq(UNKNOWN_LEARNER))
         .select(xapi_statements::id);
     let any: Option<String> = crate::on_backend!(conn, |c| waiting.first(c).optional())?;
@@ -65,7 +66,7 @@ pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> 
     );
     let waiting: Vec<StatementRecord> = xapi_statements::table
         .filter(xapi_statements::organisation_id.eq_any(&chain))
-        .filter(xapi_statements::status.eq("unmatched"))
+        .filter(xapi_statements::status.eq(StatementStatus::Unmatched))
         .filter(xapi_statements::reason.eq(UNKNOWN_LEARNER))
         .filter(xapi_statements::learner.eq_any(&learners))
         .order((xapi_statements::received_at, xapi_statements::id))

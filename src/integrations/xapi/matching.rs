@@ -149,12 +149,12 @@ pub fn try_match(
     let day = Day::from(date);
     let enrolment = candidates
         .iter()
-        .filter(|c| c.status == "active")
+        .filter(|c| c.status == EnrolmentStatus::Active)
         .find(|c| c.start_date <= day && day <= c.planned_end)
         .or_else(|| {
             candidates
                 .iter()
-                .filter(|c| c.status == "active")
+                .filter(|c| c.status == EnrolmentStatus::Active)
                 .max_by_key(|c| c.start_date)
         })
         .or_else(|| candidates.iter().max_by_key(|c| c.start_date))
