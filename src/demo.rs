@@ -143,7 +143,7 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
                     users::password_hash.eq(Some(&hash)),
                     users::email_verified_at.eq(Some(at)),
                     users::email_mfa_enabled.eq(0),
-                    users::status.eq("active"),
+                    users::status.eq(crate::auth::credentials::UserStatus::Active),
                     users::version.eq(1),
                     users::created_at.eq(at),
                     users::updated_at.eq(at),

@@ -191,6 +191,9 @@ id_types! {
     ClientId;
     /// A webhook subscription.
     WebhookId;
+    /// One webhook delivery (an event for one subscription): the `webhook-id` the
+    /// receiver deduplicates on.
+    DeliveryId;
     /// A group review of a trainee (kollegium).
     GroupReviewId;
     /// A pending second-factor or step-up challenge.

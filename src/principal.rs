@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{SessionId, UserId};
+use crate::ids::{OrganisationId, SessionId, UserId};
 use crate::schema::{organisations, user_roles};
 
 mod cache;
@@ -85,7 +85,7 @@ crate::text_enum_sql!(Role);
 #[diesel(table_name = user_roles, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct RoleGrant {
     pub role: Role,
-    pub organisation_id: String,
+    pub organisation_id: OrganisationId,
 }
 
 /// An API client (a learning platform) calling with a client-credentials access token.
@@ -155,7 +155,7 @@ impl Principal {
         &self,
         conn: &mut DbConn,
         role: Role,
-        org_id: &str,
+        org_id: &OrganisationId,
     ) -> Result<bool, AppError> {
         if !self.roles.iter().any(|g| g.role == role) {
             return Ok(false);
@@ -176,7 +176,7 @@ impl Principal {
         self.roles
             .iter()
             .filter(|g| roles.contains(&g.role))
-            .map(|g| g.organisation_id.clone())
+            .map(|g| g.organisation_id.to_string())
             .collect()
     }
 
@@ -187,7 +187,7 @@ impl Principal {
         &self,
         conn: &mut DbConn,
         role: Role,
-        org_id: &str,
+        org_id: &OrganisationId,
     ) -> Result<bool, AppError> {
         if self.has_role_over(conn, Role::Administrator, org_id)? {
             return Ok(true);
@@ -212,7 +212,7 @@ impl Principal {
 
 /// `org_id` followed by its ancestors up to the region. Trees are shallow (region,
 /// care provider, unit), so a walk is cheaper than a recursive query on both backends.
-pub fn org_chain(conn: &mut DbConn, org_id: &str) -> Result<Vec<String>, AppError> {
+pub fn org_chain(conn: &mut DbConn, org_id: &OrganisationId) -> Result<Vec<String>, AppError> {
     let mut chain = Vec::new();
     let mut next = Some(org_id.to_string());
     while let Some(id) = next {

@@ -41,6 +41,7 @@ use rand::RngCore;
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::{SigningKeyId, UserId};
 use crate::schema::{
     mail_outbox, personal_identities, sealing_keys, service_keys, totp_credentials,
     webhook_subscriptions,
@@ -58,7 +59,7 @@ pub const WEBHOOK_AAD: &str = "webhook_subscriptions.secret";
 
 /// Associated data of a user's TOTP secret (pending or active: confirming moves the
 /// sealed value from one column to the other).
-pub fn totp_aad(user_id: &str) -> String {
+pub fn totp_aad(user_id: &UserId) -> String {
     format!("totp_credentials.secret:{user_id}")
 }
 
@@ -69,13 +70,13 @@ pub fn outbox_body_aad(id: &str) -> String {
 }
 
 /// Associated data of a dossier signing key.
-pub fn signing_key_aad(key_id: &str) -> String {
+pub fn signing_key_aad(key_id: &SigningKeyId) -> String {
     format!("service_keys.private_key:{key_id}")
 }
 
 /// Associated data of a person's personnummer or samordningsnummer (issue 15): a sealed
 /// number opens only in its own row.
-pub fn personal_number_aad(user_id: &str) -> String {
+pub fn personal_number_aad(user_id: &UserId) -> String {
     format!("personal_identities.number:{user_id}")
 }
 
@@ -489,7 +490,7 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
     #[derive(Queryable, Selectable)]
     #[diesel(table_name = totp_credentials, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
     struct Totp {
-        user_id: String,
+        user_id: UserId,
         secret: Option<String>,
         pending_secret: Option<String>,
     }
@@ -533,7 +534,7 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
         count += 1;
     }
 
-    let rows: Vec<(String, String)> = service_keys::table
+    let rows: Vec<(SigningKeyId, String)> = service_keys::table
         .filter(service_keys::private_key.not_like(&sealed_now))
         .select((service_keys::id, service_keys::private_key))
         .load(conn)?;
@@ -559,7 +560,7 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
     }
 
     // Personal identity numbers, with their keyed hashes (which change with the key).
-    let rows: Vec<(String, Option<String>)> = personal_identities::table
+    let rows: Vec<(UserId, Option<String>)> = personal_identities::table
         .filter(personal_identities::number_sealed.not_like(&sealed_now))
         .select((
             personal_identities::user_id,

@@ -146,7 +146,7 @@ pub fn invite(
     }
     let org = org.ok_or(AppError::NotFound)?;
     if let Some(me) = me {
-        Principal::require(me.can_invite(conn, new.role, &org.id)?)?;
+        Principal::require(me.can_invite(conn, new.role, &OrganisationId::from(&org.id))?)?;
     }
     let existing_user: Option<String> = users::table
         .filter(users::email.eq(&email))
@@ -265,7 +265,7 @@ pub fn revoke_invitation(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), A
     let me = &ctx.caller;
     let now = ctx.now;
     let inv = get_invitation(conn, now, id)?;
-    if !me.can_invite(conn, inv.role, &inv.organisation_id)? {
+    if !me.can_invite(conn, inv.role, &OrganisationId::from(&inv.organisation_id))? {
         return Err(AppError::NotFound);
     }
     if inv.status != "pending" {

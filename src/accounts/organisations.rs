@@ -170,7 +170,7 @@ pub fn create_org(
             // New regions: only administrators of a region run the platform (not those
             // of a care provider or unit, whose reach ends at their subtree).
             None => administers_a_region(conn, me)?,
-            Some(p) => me.has_role_over(conn, Role::Administrator, &p.id)?,
+            Some(p) => me.has_role_over(conn, Role::Administrator, &OrganisationId::from(&p.id))?,
         };
         Principal::require(allowed)?;
     }
@@ -213,7 +213,7 @@ pub fn rename_org(
     let me = &ctx.caller;
     let now = ctx.now;
     let current = get_org(conn, id)?;
-    Principal::require(me.has_role_over(conn, Role::Administrator, id)?)?;
+    Principal::require(me.has_role_over(conn, Role::Administrator, &OrganisationId::from(id))?)?;
     if_match(&current.etag())?;
     let name = validate_name("name", name)?;
     diesel::update(organisations::table.find(id))

@@ -78,7 +78,7 @@ impl PersonalIdentity {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = personal_identities, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct Row {
-    user_id: String,
+    user_id: UserId,
     region_id: String,
     number_sealed: Option<String>,
     number_mac: Option<String>,
@@ -145,7 +145,7 @@ fn view(keys: &Keyring, user_id: &UserId, r: Option<Row>) -> Result<PersonalIden
     };
     let number = open_number(keys, &r)?;
     Ok(PersonalIdentity {
-        user_id: r.user_id.clone(),
+        user_id: r.user_id.to_string(),
         personal_identity_number: number.as_ref().map(|n| n.display()),
         number_kind: number.as_ref().map(|n| n.kind().as_str().to_string()),
         protected_identity: protected_flag(&r)?,

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::SigningKeyId;
 use crate::schema::audit_log;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -69,7 +70,7 @@ pub fn head(conn: &mut DbConn) -> Result<Option<(i64, String)>, AppError> {
 pub fn make(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    key_id: &str,
+    key_id: &SigningKeyId,
     key: &SigningKey,
 ) -> Result<Option<Checkpoint>, AppError> {
     Ok(head(conn)?.map(|(seq, hash)| sign(seq, hash, now, key_id, key)))
@@ -80,7 +81,7 @@ pub fn sign(
     seq: i64,
     hash: String,
     now: DateTime<Utc>,
-    key_id: &str,
+    key_id: &SigningKeyId,
     key: &SigningKey,
 ) -> Checkpoint {
     let at = now.to_rfc3339_opts(SecondsFormat::Secs, true);

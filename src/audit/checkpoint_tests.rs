@@ -15,7 +15,7 @@ fn checkpoint() -> Checkpoint {
         .with_ymd_and_hms(2026, 11, 30, 23, 59, 59)
         .single()
         .expect("time");
-    sign(42, "ab".repeat(32), now, "k1", &key())
+    sign(42, "ab".repeat(32), now, &SigningKeyId::new("k1"), &key())
 }
 
 #[test]
@@ -52,7 +52,13 @@ fn a_checkpoint_signed_with_an_unknown_key_does_not_count() {
     let problem = signature_problem(&cp, &keys()).expect("refused");
     assert!(problem.contains("k2"), "{problem}");
     let stranger = SigningKey::from_bytes(&[9u8; 32]);
-    let forged = sign(42, "ab".repeat(32), Utc::now(), "k1", &stranger);
+    let forged = sign(
+        42,
+        "ab".repeat(32),
+        Utc::now(),
+        &SigningKeyId::new("k1"),
+        &stranger,
+    );
     assert!(signature_problem(&forged, &keys()).is_some());
 }
 

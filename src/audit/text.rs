@@ -26,6 +26,7 @@ use sha2::Sha256;
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::EnrolmentId;
 use crate::schema::audit_text_keys;
 
 /// The field of an entry's data that holds the digests, by field name.
@@ -75,11 +76,15 @@ fn digest(key: &[u8], name: &str, value: &Value) -> String {
 
 /// The data of an entry about a record: its facts, and its other fields as digests
 /// under the record's key (made on first use).
+///
+/// `record_id` stays a `&str` on purpose: the keys table holds one key per record of
+/// any kind (assessments, talks, summaries, vetting, qualifications, signer profiles,
+/// ...), each with its own id type, and the id is only a lookup key here.
 pub fn record_data(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     record_id: &str,
-    enrolment_id: Option<&str>,
+    enrolment_id: Option<&EnrolmentId>,
     record: &impl Serialize,
     facts: &[&str],
 ) -> Result<Value, AppError> {
@@ -91,11 +96,13 @@ pub fn record_data(
 /// The record's key; made and stored on first use. Two transactions making the first
 /// entry of the same record at once: the second insert does nothing, and both read the
 /// one key stored.
+///
+/// `record_id` is any record kind's id (see [`record_data`]).
 fn key_of(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     record_id: &str,
-    enrolment_id: Option<&str>,
+    enrolment_id: Option<&EnrolmentId>,
 ) -> Result<Vec<u8>, AppError> {
     let fresh: [u8; 32] = rand::random();
     let insert = diesel::insert_into(audit_text_keys::table)

@@ -411,7 +411,7 @@ fn validate(
 }
 
 /// May `me` edit templates of `org`? Administrators and directors of studies over it.
-pub fn may_edit(conn: &mut DbConn, me: &Principal, org: &str) -> Result<bool, AppError> {
+pub fn may_edit(conn: &mut DbConn, me: &Principal, org: &OrganisationId) -> Result<bool, AppError> {
     Ok(me.has_role_over(conn, Role::Administrator, org)?
         || me.has_role_over(conn, Role::DirectorOfStudies, org)?)
 }
@@ -486,7 +486,11 @@ pub fn new_version(
     mut content: TemplateContent,
 ) -> Result<ProgrammeTemplate, AppError> {
     let current = get_template(conn, template_id, None)?;
-    Principal::require(may_edit(conn, me, &current.organisation_id)?)?;
+    Principal::require(may_edit(
+        conn,
+        me,
+        &OrganisationId::from(&current.organisation_id),
+    )?)?;
     if_match(&current.etag())?;
     let regulation_id = RegulationId::new(regulation_id.unwrap_or(&current.regulation_id));
     validate(conn, &regulation_id, &mut content)?;

@@ -340,7 +340,7 @@ fn enrolment_documents(
     }
     let sums = summaries::list(conn, &crate::ids::EnrolmentId::from(id))?;
     let finals = final_assessment::list(conn, &crate::ids::EnrolmentId::new(id.to_string()))?;
-    let courses = crate::portfolio::course_confirmation::of_enrolment(conn, id)?;
+    let courses = crate::portfolio::course_confirmation::of_enrolment(conn, &id.into())?;
     let evaluations = crate::feedback::evaluations::of_enrolment(conn, &id.into())?;
     let reviews = crate::feedback::group_reviews::of_enrolment(conn, &id.into())?;
     let audit: Vec<AuditEntry> = audit_log::table

@@ -13,7 +13,7 @@ use crate::db::DbConn;
 use crate::enrolment::service as enrolment;
 use crate::error::AppError;
 use crate::final_assessment::service as final_assessment;
-use crate::ids::EnrolmentId;
+use crate::ids::{ActivityId, EnrolmentId};
 use crate::portfolio::{activities, assessments, summaries, talks};
 use crate::progress::service as progress;
 use crate::schema::{audit_log, users};
@@ -70,7 +70,7 @@ pub fn build(
     // corrected, so a correction's history is there too.
     let signed: Vec<_> = all_assessments
         .into_iter()
-        .filter(|a| a.status == "signed")
+        .filter(|a| a.status == assessments::AssessmentStatus::Signed)
         .collect();
     // Who vetted each assessor who signed by link (the trainee cannot vouch for them).
     let link_signed: Vec<String> = signed
@@ -88,7 +88,7 @@ pub fn build(
             .collect();
     let sums: Vec<_> = summaries::list(conn, enrolment_id)?
         .into_iter()
-        .filter(|s| s.status == "signed")
+        .filter(|s| s.status == summaries::SummaryStatus::Signed)
         .collect();
     let mut talks_by_kind = HashMap::new();
     for kind in [
@@ -101,11 +101,10 @@ pub fn build(
     let finals = final_assessment::list(conn, enrolment_id)?;
     // The courses a kursledare confirmed (issue 14 item 8): who, where, when, and the
     // digest of what they confirmed; requests still open are work in progress.
-    let courses: Vec<_> =
-        crate::portfolio::course_confirmation::of_enrolment(conn, enrolment_id.as_str())?
-            .into_iter()
-            .filter(|c| c.status == crate::portfolio::course_confirmation::CONFIRMED)
-            .collect();
+    let courses: Vec<_> = crate::portfolio::course_confirmation::of_enrolment(conn, enrolment_id)?
+        .into_iter()
+        .filter(|c| c.status == crate::portfolio::course_confirmation::CONFIRMED)
+        .collect();
 
     // Everyone named anywhere, once.
     let mut ids: Vec<String> = vec![e.trainee_id.clone()];
@@ -233,8 +232,10 @@ pub fn build(
     let mut courses_json = Vec::new();
     for c in &courses {
         let mut v = to_value(c)?;
-        let ids =
-            crate::portfolio::course_confirmation::transferred_confirmation(conn, &c.activity_id)?;
+        let ids = crate::portfolio::course_confirmation::transferred_confirmation(
+            conn,
+            &ActivityId::from(&c.activity_id),
+        )?;
         v["transferred"] = json!(crate::portfolio::transferred::of_records(conn, &ids)?
             .into_values()
             .next());

@@ -19,7 +19,8 @@ use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::SigningKeyId;
 
-pub const ALGORITHM: &str = "Ed25519";
+/// The signature algorithm: the one of the service key that signs (one definition).
+pub use crate::service_key::ALGORITHM;
 pub const PDF_MARKER: &[u8] = b"%eportfolio-signature ";
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;

@@ -8,7 +8,7 @@ use crate::auth::principal::{Principal, Role};
 use crate::db::DbConn;
 use crate::enrolment::enums::AssignmentRole;
 use crate::error::AppError;
-use crate::ids::{EnrolmentId, UserId};
+use crate::ids::{EnrolmentId, OrganisationId, UserId};
 use crate::schema::{assignments, enrolments};
 
 /// What the caller may do with one enrolment, weakest first.
@@ -97,7 +97,8 @@ pub fn access(
     let query = enrolments::table
         .find(enrolment_id)
         .select((enrolments::trainee_id, enrolments::organisation_id));
-    let found: Option<(UserId, String)> = crate::on_backend!(conn, |c| query.first(c).optional())?;
+    let found: Option<(UserId, OrganisationId)> =
+        crate::on_backend!(conn, |c| query.first(c).optional())?;
     let Some((trainee, org)) = found else {
         return Ok(Access::None);
     };

@@ -20,7 +20,7 @@ use crate::curriculum::templates;
 use crate::db::DbConn;
 use crate::enrolment::access::{self, Access};
 use crate::error::{AppError, FieldError};
-use crate::ids::{EnrolmentId, TemplateId, UserId};
+use crate::ids::{EnrolmentId, OrganisationId, TemplateId, UserId};
 use crate::schema::enrolments;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -65,7 +65,11 @@ pub fn create_enrolment(
         input.template_version,
     )
     .map_err(|_| AppError::validation("template_id", "no such template (version)"))?;
-    Principal::require(templates::may_edit(conn, me, &template.organisation_id)?)?;
+    Principal::require(templates::may_edit(
+        conn,
+        me,
+        &OrganisationId::from(&template.organisation_id),
+    )?)?;
     let mut errors = Vec::new();
     if !user_has_role(conn, &UserId::from(&input.trainee_id), Role::Trainee)? {
         errors.push(FieldError::new(
@@ -335,7 +339,11 @@ pub fn migrate_template(
     let today = crate::clock::day_of(now);
     access::require(conn, me, id, today, Access::Read)?;
     let current = get_enrolment(conn, id, today)?;
-    Principal::require(me.has_role_over(conn, Role::Administrator, &current.organisation_id)?)?;
+    Principal::require(me.has_role_over(
+        conn,
+        Role::Administrator,
+        &OrganisationId::from(&current.organisation_id),
+    )?)?;
     let target = templates::get_template(
         conn,
         &TemplateId::from(current.template_id.as_str()),

@@ -279,7 +279,14 @@ fn audit_data(
     now: DateTime<Utc>,
     g: &StudyPlanGoal,
 ) -> Result<serde_json::Value, AppError> {
-    crate::audit::text::record_data(conn, now, &g.id, Some(&g.enrolment_id), g, AUDIT_FACTS)
+    crate::audit::text::record_data(
+        conn,
+        now,
+        &g.id,
+        Some(&EnrolmentId::from(&g.enrolment_id)),
+        g,
+        AUDIT_FACTS,
+    )
 }
 
 pub fn enrolment_of_goal(conn: &mut DbConn, id: &str) -> Result<EnrolmentId, AppError> {

@@ -26,7 +26,7 @@ use crate::auth::principal::{load_roles, org_chain, Role};
 use crate::config::Config;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{EnrolmentId, UserId};
+use crate::ids::{EnrolmentId, OrganisationId, UserId};
 use crate::schema::{
     activities, assessments, assignments, enrolments, external_assessors, group_reviews,
     signer_profiles, summary_assessments, talk_participants, talks, users,
@@ -107,7 +107,7 @@ pub fn involvement(
     enrolment_id: &EnrolmentId,
     user_id: &UserId,
 ) -> Result<Vec<InvolvementFact>, AppError> {
-    let (trainee, org): (UserId, String) = enrolments::table
+    let (trainee, org): (UserId, OrganisationId) = enrolments::table
         .find(enrolment_id)
         .select((enrolments::trainee_id, enrolments::organisation_id))
         .first(conn)?;
@@ -119,11 +119,11 @@ pub fn involvement(
     let chain = org_chain(conn, &org)?;
     for g in load_roles(conn, user_id)? {
         if matches!(g.role, Role::DirectorOfStudies | Role::Administrator)
-            && chain.contains(&g.organisation_id)
+            && chain.iter().any(|o| *o == g.organisation_id)
         {
             facts.push(fact(
                 "directs_programme",
-                Some(g.organisation_id.clone()),
+                Some(g.organisation_id.to_string()),
                 Some(g.role.as_str().to_string()),
             ));
         }

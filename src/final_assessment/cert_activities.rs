@@ -15,7 +15,7 @@ use super::certificates::{field, Basis, CertificateDraft, CertificateTable, Sign
 use crate::db::DbConn;
 use crate::enrolment::service::AssignmentRole;
 use crate::error::AppError;
-use crate::ids::{Day, EnrolmentId};
+use crate::ids::{ActivityId, Day, EnrolmentId};
 use crate::portfolio::activities::ActivityKind;
 use crate::schema::{activities, assessments, record_delmal};
 
@@ -348,7 +348,10 @@ pub(super) fn activities(
         // with where it was given.
         if item.kind == "course" {
             listed.extend(
-                crate::portfolio::course_confirmation::transferred_confirmation(conn, &item.key)?,
+                crate::portfolio::course_confirmation::transferred_confirmation(
+                    conn,
+                    &ActivityId::from(&item.key),
+                )?,
             );
         }
         let only_placement = item.kind == "placement";

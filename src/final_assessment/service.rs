@@ -134,14 +134,7 @@ fn audit_final(
     action: &str,
     f: &FinalAssessment,
 ) -> Result<(), AppError> {
-    let data = audit::text::record_data(
-        conn,
-        now,
-        &f.id,
-        Some(f.enrolment_id.as_str()),
-        f,
-        AUDIT_FACTS,
-    )?;
+    let data = audit::text::record_data(conn, now, &f.id, Some(&f.enrolment_id), f, AUDIT_FACTS)?;
     audit::append(
         conn,
         now,

@@ -10,10 +10,15 @@ use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::http::PageParams;
+use crate::ids::OrganisationId;
 
 pub(crate) const PROBLEM: &str = "application/problem+json";
 
 /// Appends an audit entry for a write by `me` (a person, or `client:<id>` for API clients).
+///
+/// `entity_id` stays a `&str`: the entity is of any kind the integrations write (API
+/// clients, webhook subscriptions and deliveries, xAPI statements, links and mappings,
+/// imported invitations), named by `entity`, and the audit log stores it as text.
 pub(crate) fn audit_write(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -42,7 +47,7 @@ pub(crate) fn audit_write(
 pub(crate) fn require_admin_over(
     conn: &mut DbConn,
     me: &Principal,
-    org: &str,
+    org: &OrganisationId,
 ) -> Result<(), AppError> {
     me.require_person()?;
     Principal::require(me.has_role_over(conn, Role::Administrator, org)?)

@@ -403,7 +403,8 @@ pub fn audit_data(
     ctx_now: chrono::DateTime<chrono::Utc>,
     a: &Activity,
 ) -> Result<serde_json::Value, AppError> {
-    audit::text::record_data(conn, ctx_now, &a.id, Some(&a.enrolment_id), a, AUDIT_FACTS)
+    let enrolment = EnrolmentId::from(&a.enrolment_id);
+    audit::text::record_data(conn, ctx_now, &a.id, Some(&enrolment), a, AUDIT_FACTS)
 }
 
 fn audit_activity(

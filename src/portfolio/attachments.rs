@@ -314,7 +314,7 @@ pub const AUDIT_FACTS: &[&str] = &[
 fn audit_data(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
     a: &Attachment,
 ) -> Result<serde_json::Value, AppError> {
     audit::text::record_data(conn, now, &a.id, Some(enrolment_id), a, AUDIT_FACTS)
@@ -337,7 +337,7 @@ pub fn record(conn: &mut DbConn, ctx: &Ctx, n: NewAttachment) -> Result<Attachme
         ))
         .execute(conn)?;
     let a = get(conn, &n.id)?.0;
-    let data = audit_data(conn, now, &n.enrolment_id, &a)?;
+    let data = audit_data(conn, now, &EnrolmentId::from(&n.enrolment_id), &a)?;
     audit::append(
         conn,
         now,
@@ -399,7 +399,7 @@ pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     diesel::update(attachments::table.find(id))
         .set(attachments::deleted_at.eq(to_db(now)))
         .execute(conn)?;
-    let data = audit_data(conn, now, &enrolment, &a)?;
+    let data = audit_data(conn, now, &EnrolmentId::from(&enrolment), &a)?;
     audit::append(
         conn,
         now,

@@ -13,6 +13,7 @@ use crate::context::Ctx;
 use crate::curriculum::templates::AssessmentType;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
+use crate::ids::OrganisationId;
 use crate::schema::assessment_forms;
 
 pub const CATALOG: &str = include_str!("../../catalog/assessment-instruments.json");
@@ -199,7 +200,7 @@ pub fn form_for(
     org: Option<&str>,
 ) -> Result<InstrumentForm, AppError> {
     if let Some(org) = org {
-        for o in org_chain(conn, org)? {
+        for o in org_chain(conn, &OrganisationId::from(org))? {
             if let Some(f) = stored(conn, instrument, &o)? {
                 return Ok(f);
             }
@@ -235,7 +236,11 @@ pub fn store(
             "no such organisation",
         ));
     }
-    Principal::require(me.has_role_over(conn, Role::Administrator, &f.organisation_id)?)?;
+    Principal::require(me.has_role_over(
+        conn,
+        Role::Administrator,
+        &OrganisationId::from(&f.organisation_id),
+    )?)?;
     let mut errors = Vec::new();
     if f.name.trim().is_empty() {
         errors.push(FieldError::new("name", "is required"));

@@ -255,7 +255,8 @@ fn log(
     action: &str,
     s: &SummaryAssessment,
 ) -> Result<(), AppError> {
-    let data = audit::text::record_data(conn, now, &s.id, Some(&s.enrolment_id), s, AUDIT_FACTS)?;
+    let enrolment = EnrolmentId::from(&s.enrolment_id);
+    let data = audit::text::record_data(conn, now, &s.id, Some(&enrolment), s, AUDIT_FACTS)?;
     audit::append(
         conn,
         now,

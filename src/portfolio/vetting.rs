@@ -366,7 +366,11 @@ fn may_decide(
     x: &ExternalAssessor,
     today: NaiveDate,
 ) -> Result<bool, AppError> {
-    if me.has_role_over(conn, Role::DirectorOfStudies, &x.organisation_id)? {
+    if me.has_role_over(
+        conn,
+        Role::DirectorOfStudies,
+        &OrganisationId::from(&x.organisation_id),
+    )? {
         return Ok(true);
     }
     let mine = main_supervised(conn, me, today)?;

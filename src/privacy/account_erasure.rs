@@ -37,7 +37,7 @@ use crate::clock::to_db;
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::UserId;
+use crate::ids::{OrganisationId, UserId};
 use crate::schema::{
     account_erasures, account_tokens, assessments, enrolments, final_assessment_signers,
     invitations, mail_tokens, mfa_challenges, notification_queue, oidc_flows, oidc_links,
@@ -135,7 +135,13 @@ fn refuse_if_erased(conn: &mut DbConn, ctx: &Ctx, user_id: &UserId) -> Result<()
         .optional()?;
     match through {
         None => Ok(()),
-        Some(org) if ctx.caller.has_role_over(conn, Role::Administrator, &org)? => {
+        Some(org)
+            if ctx.caller.has_role_over(
+                conn,
+                Role::Administrator,
+                &OrganisationId::from(&org),
+            )? =>
+        {
             Err(AppError::Conflict("this account was already erased".into()))
         }
         Some(_) => Err(AppError::NotFound),

@@ -126,7 +126,7 @@ fn require_region_admin(
     id: &OrganisationId,
 ) -> Result<(), AppError> {
     let org = organisations::get_org(conn, id)?;
-    Principal::require(me.has_role_over(conn, Role::Administrator, &org.id)?)?;
+    Principal::require(me.has_role_over(conn, Role::Administrator, id)?)?;
     if org.kind != OrgKind::Region {
         return Err(AppError::Unprocessable(format!(
             "accepted attachment types are set per region; this organisation is a {} \
@@ -236,7 +236,7 @@ pub fn accepted_for_enrolment(
     cfg: &Config,
     enrolment_id: &EnrolmentId,
 ) -> Result<Vec<String>, AppError> {
-    let org: String = enrolments::table
+    let org: OrganisationId = enrolments::table
         .find(enrolment_id)
         .select(enrolments::organisation_id)
         .first(conn)?;

@@ -36,7 +36,7 @@ use crate::auth::principal::{Principal, Role};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::EnrolmentId;
+use crate::ids::{EnrolmentId, OrganisationId};
 use crate::schema::{
     activities, assessments, attachments, audit_log, course_confirmation_links,
     course_confirmations, enrolments, final_assessments, record_delmal, signing_links,
@@ -86,7 +86,7 @@ fn require_admin(
     enrolment_id: &EnrolmentId,
 ) -> Result<(), AppError> {
     me.require_person()?;
-    let org: Option<String> = enrolments::table
+    let org: Option<OrganisationId> = enrolments::table
         .find(enrolment_id)
         .select(enrolments::organisation_id)
         .first(conn)

@@ -33,7 +33,7 @@ use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{EnrolmentId, UserId};
+use crate::ids::{EnrolmentId, OrganisationId, UserId};
 use crate::schema::{enrolments, restrictions, user_roles};
 
 /// Audit actions that never change the enrolment's records, let through while it is
@@ -310,7 +310,7 @@ pub(super) fn administered_through(
         }
     };
     for org in orgs {
-        if me.has_role_over(conn, Role::Administrator, &org)? {
+        if me.has_role_over(conn, Role::Administrator, &OrganisationId::from(&org))? {
             return Ok(org);
         }
     }
@@ -330,7 +330,11 @@ fn load(conn: &mut DbConn, id: &str) -> Result<Row, AppError> {
 pub fn get(conn: &mut DbConn, me: &Principal, id: &str) -> Result<Restriction, AppError> {
     me.require_person()?;
     let row = load(conn, id)?;
-    if !me.has_role_over(conn, Role::Administrator, &row.organisation_id)? {
+    if !me.has_role_over(
+        conn,
+        Role::Administrator,
+        &OrganisationId::from(&row.organisation_id),
+    )? {
         return Err(AppError::NotFound);
     }
     row.into_restriction()

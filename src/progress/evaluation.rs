@@ -13,6 +13,7 @@ use super::model::{
 use crate::curriculum::catalogue;
 use crate::curriculum::templates::{self, AssessmentType, ChecklistItem, ChecklistKind};
 use crate::db::DbConn;
+use crate::enrolment::enums::EnrolmentStatus;
 use crate::enrolment::time::{Plan, TimeServed};
 use crate::error::AppError;
 
@@ -400,7 +401,7 @@ pub(crate) fn pace(
             None
         }
     };
-    if i.e.status == "active" {
+    if i.e.status == EnrolmentStatus::Active {
         if let Some(reason) = final_not_yet(i) {
             raise(
                 PaceFlag::Behind,

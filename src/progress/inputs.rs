@@ -11,8 +11,11 @@ use super::model::EvidenceCounts;
 use crate::db::DbConn;
 use crate::enrolment::enums::{EnrolmentStatus, Track};
 use crate::error::AppError;
+use crate::final_assessment::model::FinalStatus;
 use crate::ids::{Day, EnrolmentId, OrganisationId, UserId};
+use crate::portfolio::assessments::AssessmentStatus;
 use crate::portfolio::links;
+use crate::portfolio::summaries::SummaryStatus;
 use crate::schema::{
     activities, assessments, credited_service, enrolments, extent_periods, final_assessments,
     leave_periods, placements, record_delmal, summary_assessments, talks,
@@ -244,7 +247,7 @@ pub(crate) fn load_inputs_of(
                 i.items_done.insert(item, n);
             }
         }
-        let rows: Vec<(String, Option<String>, String, String, i64)> = assessments::table
+        let rows: Vec<(String, Option<String>, String, AssessmentStatus, i64)> = assessments::table
             .filter(assessments::enrolment_id.eq_any(chunk))
             .filter(assessments::deleted_at.is_null())
             .filter(assessments::superseded_by.is_null())
@@ -264,10 +267,14 @@ pub(crate) fn load_inputs_of(
             .load(conn)?;
         for (e, placement, instrument, status, n) in rows {
             if let Some(i) = by_id.get_mut(&e) {
-                match status.as_str() {
-                    "signed" => *i.signed.entry((placement, instrument)).or_default() += n,
-                    "awaiting_signature" => i.awaiting_signature += n,
-                    _ => {}
+                match status {
+                    AssessmentStatus::Signed => {
+                        *i.signed.entry((placement, instrument)).or_default() += n
+                    }
+                    AssessmentStatus::Awaiting => i.awaiting_signature += n,
+                    AssessmentStatus::Draft
+                    | AssessmentStatus::AwaitingVetting
+                    | AssessmentStatus::Declined => {}
                 }
             }
         }
@@ -314,7 +321,7 @@ pub(crate) fn load_inputs_of(
             .filter(record_delmal::record_type.eq(links::ASSESSMENT))
             .filter(assessments::deleted_at.is_null())
             .filter(assessments::superseded_by.is_null())
-            .filter(assessments::status.eq("signed"))
+            .filter(assessments::status.eq(AssessmentStatus::Signed))
             .select((
                 record_delmal::enrolment_id,
                 record_delmal::code,
@@ -350,7 +357,7 @@ pub(crate) fn load_inputs_of(
         }
         let rows: Vec<(String, String, Option<chrono::NaiveDateTime>)> = summary_assessments::table
             .filter(summary_assessments::enrolment_id.eq_any(chunk))
-            .filter(summary_assessments::status.eq("signed"))
+            .filter(summary_assessments::status.eq(SummaryStatus::Signed))
             .filter(summary_assessments::superseded_by.is_null())
             .order(summary_assessments::signed_at)
             .select((
@@ -374,7 +381,7 @@ pub(crate) fn load_inputs_of(
         }
         let rows: Vec<(String, Option<String>, String, String)> = final_assessments::table
             .filter(final_assessments::enrolment_id.eq_any(chunk))
-            .filter(final_assessments::status.eq("decided"))
+            .filter(final_assessments::status.eq(FinalStatus::Decided))
             .order(final_assessments::decided_at)
             .select((
                 final_assessments::enrolment_id,

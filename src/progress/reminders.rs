@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use crate::clock::to_db;
 use crate::db::DbConn;
+use crate::enrolment::enums::EnrolmentStatus;
 use crate::error::AppError;
+use crate::portfolio::assessments::AssessmentStatus;
 use crate::schema::{assessments, enrolments, notification_queue, reminder_days, users};
 
 /// Days a signature request may wait before the signer is reminded.
@@ -76,7 +78,7 @@ pub fn due(
 ) -> Result<Vec<Reminder>, AppError> {
     let mut out = Vec::new();
     let active: Vec<String> = enrolments::table
-        .filter(enrolments::status.eq("active"))
+        .filter(enrolments::status.eq(EnrolmentStatus::Active))
         .order(enrolments::id)
         .select(enrolments::id)
         .load(conn)?;
@@ -125,7 +127,7 @@ pub fn due(
     let before = to_db(now - Duration::days(SIGNATURE_WAIT_DAYS));
     let waiting: Vec<(String, String)> = assessments::table
         .inner_join(enrolments::table.on(enrolments::id.eq(assessments::enrolment_id)))
-        .filter(assessments::status.eq("awaiting_signature"))
+        .filter(assessments::status.eq(AssessmentStatus::Awaiting))
         .filter(assessments::deleted_at.is_null())
         .filter(assessments::superseded_by.is_null())
         .filter(assessments::requested_at.le(before))

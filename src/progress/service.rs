@@ -22,6 +22,8 @@ pub use super::model::{
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::{Day, EnrolmentId};
+use crate::portfolio::assessments::AssessmentStatus;
+use crate::portfolio::summaries::SummaryStatus;
 use crate::schema::{
     activities, assessments, credited_service, record_delmal, summary_assessments, talks,
 };
@@ -107,7 +109,7 @@ pub fn evidence_items(
         .filter(assessments::enrolment_id.eq(enrolment_id))
         .filter(assessments::deleted_at.is_null())
         .filter(assessments::superseded_by.is_null())
-        .filter(assessments::status.eq("signed"))
+        .filter(assessments::status.eq(AssessmentStatus::Signed))
         .select((
             assessments::id,
             assessments::performed_on,
@@ -164,7 +166,7 @@ pub fn evidence_items(
     }
     let sums: Vec<(String, String, Option<chrono::NaiveDateTime>)> = summary_assessments::table
         .filter(summary_assessments::enrolment_id.eq(enrolment_id))
-        .filter(summary_assessments::status.eq("signed"))
+        .filter(summary_assessments::status.eq(SummaryStatus::Signed))
         .filter(summary_assessments::superseded_by.is_null())
         .select((
             summary_assessments::id,

@@ -23,6 +23,7 @@ use super::inputs::{Inputs, CHUNK};
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::Day;
+use crate::portfolio::summaries::SummaryStatus;
 use crate::schema::{assignments, summary_assessments, talk_participants, talks};
 
 /// The codes a [`SupervisionFlag`] carries (a closed set: see `spec_closed_sets.rs`).
@@ -265,7 +266,7 @@ pub(crate) fn load(
         }
         let rows: Vec<(String, String)> = summary_assessments::table
             .filter(summary_assessments::enrolment_id.eq_any(chunk))
-            .filter(summary_assessments::status.eq("signed"))
+            .filter(summary_assessments::status.eq(SummaryStatus::Signed))
             .filter(summary_assessments::superseded_by.is_null())
             .select((
                 summary_assessments::enrolment_id,

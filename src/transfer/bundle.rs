@@ -83,7 +83,11 @@ pub fn may_export(
     if e.trainee_id == me.user_id.as_str() {
         return Ok(Exporter::Trainee);
     }
-    if me.has_role_over(conn, Role::DirectorOfStudies, &e.organisation_id)? {
+    if me.has_role_over(
+        conn,
+        Role::DirectorOfStudies,
+        &crate::ids::OrganisationId::from(&e.organisation_id),
+    )? {
         return Ok(Exporter::DirectorOfStudies);
     }
     access::require(
@@ -174,10 +178,11 @@ pub fn gather(
     )?;
 
     // What a kursledare confirmed (requests still open are work in progress there).
-    let courses: Vec<_> = crate::portfolio::course_confirmation::of_enrolment(conn, enrolment_id)?
-        .into_iter()
-        .filter(|c| c.status == crate::portfolio::course_confirmation::CONFIRMED)
-        .collect();
+    let courses: Vec<_> =
+        crate::portfolio::course_confirmation::of_enrolment(conn, &enrolment_id.into())?
+            .into_iter()
+            .filter(|c| c.status == crate::portfolio::course_confirmation::CONFIRMED)
+            .collect();
 
     // Everyone the records name, so the receiving side can say who signed.
     let mut ids: Vec<String> = vec![e.trainee_id.clone()];

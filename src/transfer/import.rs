@@ -122,7 +122,11 @@ pub fn choose_template(
     if let Some(id) = requested {
         let t = templates::get_template(conn, &crate::ids::TemplateId::from(id), None)
             .map_err(|_| AppError::validation("template_id", "no such template"))?;
-        if !me.has_role_over(conn, Role::DirectorOfStudies, &t.organisation_id)? {
+        if !me.has_role_over(
+            conn,
+            Role::DirectorOfStudies,
+            &crate::ids::OrganisationId::from(&t.organisation_id),
+        )? {
             return Err(AppError::validation(
                 "template_id",
                 "not a template of a region where you are director of studies",

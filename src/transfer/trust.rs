@@ -100,7 +100,11 @@ pub fn create(
             "no such organisation",
         ));
     }
-    Principal::require(me.has_role_over(conn, Role::Administrator, &n.organisation_id)?)?;
+    Principal::require(me.has_role_over(
+        conn,
+        Role::Administrator,
+        &OrganisationId::from(&n.organisation_id),
+    )?)?;
     let mut errors = Vec::new();
     if n.name.trim().is_empty() || n.name.chars().count() > 200 {
         errors.push(FieldError::new("name", "1 to 200 characters"));
@@ -196,7 +200,11 @@ pub fn delete(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     let me = &ctx.caller;
     me.require_person()?;
     let found = get(conn, id)?;
-    if !me.has_role_over(conn, Role::Administrator, &found.organisation_id)? {
+    if !me.has_role_over(
+        conn,
+        Role::Administrator,
+        &OrganisationId::from(&found.organisation_id),
+    )? {
         return Err(AppError::NotFound);
     }
     diesel::delete(trusted_services::table.find(id)).execute(conn)?;
@@ -225,7 +233,7 @@ pub struct Trusted {
 
 /// The keys trusted for `org_id` (its own list and those of the organisations above it).
 pub fn keys_for(conn: &mut DbConn, org_id: &OrganisationId) -> Result<Vec<Trusted>, AppError> {
-    let chain = org_chain(conn, org_id.as_str())?;
+    let chain = org_chain(conn, org_id)?;
     let rows: Vec<Row> = trusted_services::table
         .filter(trusted_services::organisation_id.eq_any(&chain))
         .order((trusted_services::created_at, trusted_services::id))

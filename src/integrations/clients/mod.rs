@@ -26,7 +26,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
-use crate::ids::ClientId;
+use crate::ids::{ClientId, OrganisationId};
 use crate::integrations::{audit_write, require_admin_over, visible_orgs};
 use crate::schema::{api_client_tokens, api_clients};
 
@@ -151,7 +151,13 @@ pub fn visible_client(
     id: &ClientId,
 ) -> Result<ApiClient, AppError> {
     let c = get_client(conn, id)?;
-    if me.is_client() || !me.has_role_over(conn, Role::Administrator, &c.organisation_id)? {
+    if me.is_client()
+        || !me.has_role_over(
+            conn,
+            Role::Administrator,
+            &OrganisationId::from(&c.organisation_id),
+        )?
+    {
         return Err(AppError::NotFound);
     }
     Ok(c)
@@ -188,7 +194,7 @@ pub fn create_client(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    require_admin_over(conn, me, &n.organisation_id)?;
+    require_admin_over(conn, me, &OrganisationId::from(&n.organisation_id))?;
     let id =
         n.id.map_or_else(ClientId::random, |u| ClientId::new(u.to_string()));
     let secret = new_secret();

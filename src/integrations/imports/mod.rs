@@ -30,6 +30,7 @@ use crate::enrolment::service::{
     self as enrolment, Enrolment, NewEnrolment, PlacementInput, Track,
 };
 use crate::error::{AppError, FieldError};
+use crate::ids::OrganisationId;
 use crate::mail::Mail;
 use crate::schema::{user_roles, users};
 
@@ -220,7 +221,7 @@ pub fn import_users(
                 "organisation_id",
                 "no such organisation",
             );
-        } else if !me.can_invite(conn, role, &r.organisation_id)? {
+        } else if !me.can_invite(conn, role, &OrganisationId::from(&r.organisation_id))? {
             row_error(
                 &mut errors,
                 *i,
@@ -310,7 +311,7 @@ pub fn import_users(
                     users::display_name.eq(accounts::validate_name("display_name", &name)?),
                     users::password_hash.eq(None::<String>),
                     users::email_mfa_enabled.eq(0),
-                    users::status.eq("active"),
+                    users::status.eq(crate::auth::credentials::UserStatus::Active),
                     users::version.eq(1),
                     users::created_at.eq(to_db(now)),
                     users::updated_at.eq(to_db(now)),

@@ -9,7 +9,7 @@ use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::events::{EventKind, StoredEvent};
-use crate::ids::WebhookId;
+use crate::ids::{OrganisationId, WebhookId};
 use crate::schema::{enrolments, webhook_deliveries, webhook_subscriptions};
 
 use super::*;
@@ -41,8 +41,8 @@ pub fn listens(conn: &mut DbConn, _kind: EventKind) -> Result<bool, AppError> {
 ///
 /// `events::publish` calls it only after [`listens`] said yes.
 pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> {
-    let organisation = match (&event.organisation_id, &event.enrolment_id) {
-        (Some(org), _) => Some(org.clone()),
+    let organisation: Option<OrganisationId> = match (&event.organisation_id, &event.enrolment_id) {
+        (Some(org), _) => Some(OrganisationId::new(org.as_str())),
         (None, Some(enrolment)) => enrolments::table
             .find(enrolment)
             .select(enrolments::organisation_id)
@@ -69,7 +69,7 @@ struct Listener {
 /// [`on_event`], once it is known that somebody subscribes.
 fn enqueue_to_chain(
     conn: &mut DbConn,
-    organisation_id: &str,
+    organisation_id: &OrganisationId,
     event: &StoredEvent,
 ) -> Result<(), AppError> {
     let chain = org_chain(conn, organisation_id)?;

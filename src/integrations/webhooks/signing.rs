@@ -6,6 +6,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::ids::DeliveryId;
+
 fn mac(key: &[u8], content: &str) -> Option<Vec<u8>> {
     // HMAC accepts keys of any length; `None` cannot happen.
     let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
@@ -36,7 +38,7 @@ fn key(secret: &str) -> Vec<u8> {
 }
 
 /// `webhook-signature`: `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`.
-pub fn standard_signature(secret: &str, msg_id: &str, timestamp: i64, body: &str) -> String {
+pub fn standard_signature(secret: &str, msg_id: &DeliveryId, timestamp: i64, body: &str) -> String {
     let sig = mac(&key(secret), &format!("{msg_id}.{timestamp}.{body}")).unwrap_or_default();
     format!(
         "v1,{}",

@@ -13,6 +13,7 @@ use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
 use crate::http::etag;
+use crate::ids::OrganisationId;
 use crate::integrations::{audit_write, require_admin_over, visible_orgs};
 use crate::schema::{webhook_deliveries, webhook_subscriptions};
 
@@ -164,7 +165,7 @@ pub fn visible_subscription(
         || !me.has_role_over(
             conn,
             crate::auth::principal::Role::Administrator,
-            &s.organisation_id,
+            &OrganisationId::from(&s.organisation_id),
         )?
     {
         return Err(AppError::NotFound);
@@ -191,7 +192,7 @@ pub fn create_subscription(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    require_admin_over(conn, me, &n.organisation_id)?;
+    require_admin_over(conn, me, &OrganisationId::from(&n.organisation_id))?;
     let id =
         n.id.map_or_else(WebhookId::random, |u| WebhookId::new(u.to_string()));
     let secret = new_secret();

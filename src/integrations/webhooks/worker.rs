@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::clock::{from_db, to_db};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::DeliveryId;
 use crate::schema::{webhook_attempts, webhook_deliveries, webhook_subscriptions};
 use actix_web::web;
 
@@ -18,7 +19,7 @@ use super::*;
 /// A delivery claimed by this node.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    pub id: String,
+    pub id: DeliveryId,
     pub lease: String,
     pub url: String,
     pub secret: String,
@@ -54,7 +55,7 @@ pub fn claim_due(
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Claimed>, AppError> {
-    let due: Vec<String> = webhook_deliveries::table
+    let due: Vec<DeliveryId> = webhook_deliveries::table
         .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
         .filter(webhook_deliveries::next_attempt_at.le(to_db(now)))
         .filter(

@@ -6,10 +6,12 @@
 
 use diesel::prelude::*;
 
+use super::StatementStatus;
 use crate::auth::principal::org_chain;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::events::{EventKind, StoredEvent};
+use crate::ids::OrganisationId;
 use crate::schema::{enrolments, users, xapi_account_links, xapi_statements};
 
 use super::statements::{try_resolve, StatementRecord};
@@ -23,7 +25,7 @@ pub fn listens(conn: &mut DbConn, kind: EventKind) -> Result<bool, AppError> {
         return Ok(false);
     }
     let waiting = xapi_statements::table
-        .filter(xapi_statements::status.eq("unmatched"))
+        .filter(xapi_statements::status.eq(StatementStatus::Unmatched))
         .filter(xapi_statements::reason.eq(UNKNOWN_LEARNER))
         .select(xapi_statements::id);
     let any: Option<String> = crate::on_backend!(conn, |c| waiting.first(c).optional())?;
@@ -42,7 +44,7 @@ pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> 
     let Some(enrolment) = &event.enrolment_id else {
         return Ok(());
     };
-    let (trainee, organisation): (String, String) = enrolments::table
+    let (trainee, organisation): (String, OrganisationId) = enrolments::table
         .find(enrolment)
         .select((enrolments::trainee_id, enrolments::organisation_id))
         .first(conn)?;
@@ -64,7 +66,7 @@ pub fn on_event(conn: &mut DbConn, event: &StoredEvent) -> Result<(), AppError> 
     );
     let waiting: Vec<StatementRecord> = xapi_statements::table
         .filter(xapi_statements::organisation_id.eq_any(&chain))
-        .filter(xapi_statements::status.eq("unmatched"))
+        .filter(xapi_statements::status.eq(StatementStatus::Unmatched))
         .filter(xapi_statements::reason.eq(UNKNOWN_LEARNER))
         .filter(xapi_statements::learner.eq_any(&learners))
         .order((xapi_statements::received_at, xapi_statements::id))

@@ -12,6 +12,7 @@ use crate::clock::{from_db, to_db};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
+use crate::ids::OrganisationId;
 use crate::integrations::{audit_write, require_admin_over, visible_orgs};
 use crate::schema::{users, xapi_account_links};
 
@@ -116,7 +117,7 @@ pub fn create_link(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    require_admin_over(conn, me, &n.organisation_id)?;
+    require_admin_over(conn, me, &OrganisationId::from(&n.organisation_id))?;
     let user = user.ok_or(AppError::NotFound)?;
     let exists: i64 = xapi_account_links::table
         .filter(xapi_account_links::organisation_id.eq(&n.organisation_id))
@@ -198,7 +199,13 @@ pub fn delete_link(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppErro
         .select(LinkRecord::as_select())
         .first(conn)?;
     let l = AccountLink::from(r);
-    if me.is_client() || !me.has_role_over(conn, Role::Administrator, &l.organisation_id)? {
+    if me.is_client()
+        || !me.has_role_over(
+            conn,
+            Role::Administrator,
+            &OrganisationId::from(&l.organisation_id),
+        )?
+    {
         return Err(AppError::NotFound);
     }
     diesel::delete(xapi_account_links::table.find(id)).execute(conn)?;

@@ -12,6 +12,7 @@ use crate::clock::{from_db, to_db};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::{AppError, FieldError};
+use crate::ids::OrganisationId;
 use crate::integrations::{audit_write, require_admin_over, visible_orgs, JsonText};
 use crate::portfolio::activities::ActivityKind;
 use crate::schema::{delmal, xapi_activity_mappings};
@@ -131,7 +132,7 @@ pub fn create_mapping(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    require_admin_over(conn, me, &n.organisation_id)?;
+    require_admin_over(conn, me, &OrganisationId::from(&n.organisation_id))?;
     let exists: i64 = xapi_activity_mappings::table
         .filter(xapi_activity_mappings::organisation_id.eq(&n.organisation_id))
         .filter(xapi_activity_mappings::activity_iri.eq(&n.xapi_activity_id))
@@ -177,7 +178,8 @@ pub fn create_mapping(
     // Statements waiting for this mapping become activities now: received by clients
     // of the mapping's organisation, above it (a region's platform, a unit's trainee)
     // or below it.
-    let mut orgs = crate::auth::principal::org_chain(conn, &n.organisation_id)?;
+    let mut orgs =
+        crate::auth::principal::org_chain(conn, &OrganisationId::from(&n.organisation_id))?;
     orgs.extend(crate::auth::principal::org_subtrees(
         conn,
         std::slice::from_ref(&n.organisation_id),
@@ -226,7 +228,13 @@ pub fn list_mappings(
 pub fn delete_mapping(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     let m = get_mapping(conn, id)?;
-    if me.is_client() || !me.has_role_over(conn, Role::Administrator, &m.organisation_id)? {
+    if me.is_client()
+        || !me.has_role_over(
+            conn,
+            Role::Administrator,
+            &OrganisationId::from(&m.organisation_id),
+        )?
+    {
         return Err(AppError::NotFound);
     }
     diesel::delete(xapi_activity_mappings::table.find(id)).execute(conn)?;

@@ -8,7 +8,7 @@ use crate::auth::principal::{org_chain, org_subtrees, Principal};
 use crate::db::DbConn;
 use crate::enrolment::enums::EnrolmentStatus;
 use crate::error::AppError;
-use crate::ids::{ClientId, Day, EnrolmentId, StatementId};
+use crate::ids::{ClientId, Day, EnrolmentId, OrganisationId, StatementId};
 use crate::portfolio::activities::{self, ActivityKind, NewActivity};
 use crate::portfolio::provenance::{ActivitySource, SourceKind};
 use crate::schema::api_clients;
@@ -30,7 +30,7 @@ impl OrgTrees {
         if let Some(c) = self.chains.get(org) {
             return Ok(c.clone());
         }
-        let c = org_chain(conn, org)?;
+        let c = org_chain(conn, &OrganisationId::from(org))?;
         self.chains.insert(org.to_string(), c.clone());
         Ok(c)
     }
@@ -149,12 +149,12 @@ pub fn try_match(
     let day = Day::from(date);
     let enrolment = candidates
         .iter()
-        .filter(|c| c.status == "active")
+        .filter(|c| c.status == EnrolmentStatus::Active)
         .find(|c| c.start_date <= day && day <= c.planned_end)
         .or_else(|| {
             candidates
                 .iter()
-                .filter(|c| c.status == "active")
+                .filter(|c| c.status == EnrolmentStatus::Active)
                 .max_by_key(|c| c.start_date)
         })
         .or_else(|| candidates.iter().max_by_key(|c| c.start_date))

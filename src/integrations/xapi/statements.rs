@@ -11,7 +11,7 @@ use crate::clock::{from_db, to_db};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{ClientId, StatementId};
+use crate::ids::{ClientId, OrganisationId, StatementId};
 use crate::integrations::{audit_write, visible_orgs, JsonText};
 use crate::schema::xapi_statements;
 
@@ -129,7 +129,11 @@ pub fn visible_statement(
     let mut mine = Vec::new();
     for r in q.load::<StatementRecord>(conn)? {
         let s = XapiStatement::from(r);
-        if me.has_role_over(conn, Role::Administrator, &s.organisation_id)? {
+        if me.has_role_over(
+            conn,
+            Role::Administrator,
+            &OrganisationId::from(&s.organisation_id),
+        )? {
             mine.push(s);
         }
     }
@@ -194,7 +198,7 @@ pub fn resolve(
     organisation_id: Option<&str>,
 ) -> Result<XapiStatement, AppError> {
     let s = visible_statement(conn, &ctx.caller, id, organisation_id)?;
-    if s.status != "unmatched" {
+    if s.status != StatementStatus::Unmatched.as_str() {
         return Err(AppError::Conflict(format!(
             "the statement is {}, not unmatched",
             s.status
@@ -247,10 +251,10 @@ pub(super) fn try_resolve(
     let won = diesel::update(
         xapi_statements::table
             .find((&s.organisation_id, &s.id))
-            .filter(xapi_statements::status.eq("unmatched")),
+            .filter(xapi_statements::status.eq(StatementStatus::Unmatched)),
     )
     .set((
-        xapi_statements::status.eq("created"),
+        xapi_statements::status.eq(StatementStatus::Created),
         xapi_statements::reason.eq(None::<String>),
         xapi_statements::detail.eq(None::<String>),
         xapi_statements::user_id.eq(&m.user_id),
@@ -299,7 +303,7 @@ pub fn retry_unmatched(
 ) -> Result<usize, AppError> {
     let mut q = xapi_statements::table
         .filter(xapi_statements::organisation_id.eq_any(orgs))
-        .filter(xapi_statements::status.eq("unmatched"))
+        .filter(xapi_statements::status.eq(StatementStatus::Unmatched))
         .filter(xapi_statements::reason.eq(reason))
         .select(StatementRecord::as_select())
         .into_boxed();
@@ -336,7 +340,7 @@ pub fn dismiss(
 ) -> Result<XapiStatement, AppError> {
     let (now, me) = (ctx.now, &ctx.caller);
     let s = visible_statement(conn, me, id, organisation_id)?;
-    if s.status != "unmatched" {
+    if s.status != StatementStatus::Unmatched.as_str() {
         return Err(AppError::Conflict(format!(
             "the statement is {}, not unmatched",
             s.status
@@ -345,10 +349,10 @@ pub fn dismiss(
     let won = diesel::update(
         xapi_statements::table
             .find((&s.organisation_id, id))
-            .filter(xapi_statements::status.eq("unmatched")),
+            .filter(xapi_statements::status.eq(StatementStatus::Unmatched)),
     )
     .set((
-        xapi_statements::status.eq("dismissed"),
+        xapi_statements::status.eq(StatementStatus::Dismissed),
         xapi_statements::resolved_at.eq(to_db(now)),
         xapi_statements::version.eq(s.version + 1),
         xapi_statements::updated_at.eq(to_db(now)),

@@ -2,6 +2,7 @@
 //! with the assessor's own credentials (co-signing).
 
 use super::*;
+use crate::auth::credentials::UserStatus;
 
 /// Who signs or declines: a signed-in user, or an assessor without an account holding
 /// a signing link bound to their address.
@@ -266,8 +267,9 @@ pub fn co_sign_start(
         cfg.rate_limits.login_per_account,
         now,
     )?;
-    let creds = crate::auth::service::credentials_by_email(conn, &email)?
-        .filter(|c| c.status == "active" && Some(c.id.as_str()) == a.assessor_id.as_deref());
+    let creds = crate::auth::service::credentials_by_email(conn, &email)?.filter(|c| {
+        c.status == UserStatus::Active && Some(c.id.as_str()) == a.assessor_id.as_deref()
+    });
     Ok((a, creds))
 }
 

@@ -229,7 +229,7 @@ fn audit_as(
         conn,
         now,
         &c.activity_id,
-        Some(&c.enrolment_id),
+        Some(&EnrolmentId::from(&c.enrolment_id)),
         c,
         AUDIT_FACTS,
     )?;
@@ -614,7 +614,7 @@ pub fn confirmed_kursledare(
 /// for the personal data export, the dossier and the transfer bundle (issue 17).
 pub fn of_enrolment(
     conn: &mut DbConn,
-    enrolment_id: &str,
+    enrolment_id: &EnrolmentId,
 ) -> Result<Vec<CourseConfirmation>, AppError> {
     let rows: Vec<Row> = course_confirmations::table
         .filter(course_confirmations::enrolment_id.eq(enrolment_id))
@@ -632,7 +632,7 @@ pub fn of_enrolment(
 /// there; the confirmation's row has the same. Empty for a course confirmed here.
 pub fn transferred_confirmation(
     conn: &mut DbConn,
-    activity_id: &str,
+    activity_id: &ActivityId,
 ) -> Result<Vec<String>, AppError> {
     use crate::schema::transferred_records as t;
     let course: Option<(String, String)> = t::table

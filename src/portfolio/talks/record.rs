@@ -165,14 +165,7 @@ pub(super) fn log(
     action: &str,
     t: &Talk,
 ) -> Result<(), AppError> {
-    let data = audit::text::record_data(
-        conn,
-        now,
-        &t.id,
-        Some(t.enrolment_id.as_str()),
-        t,
-        AUDIT_FACTS,
-    )?;
+    let data = audit::text::record_data(conn, now, &t.id, Some(&t.enrolment_id), t, AUDIT_FACTS)?;
     audit::append(
         conn,
         now,
