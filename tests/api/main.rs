@@ -65,6 +65,7 @@ mod security_webhooks;
 mod signer_profile;
 mod st_certificates;
 mod st_rules;
+mod statements_per_request;
 mod storage_faults;
 mod storage_keys;
 mod storage_objects;
