@@ -94,8 +94,8 @@ pub fn record_data(
 }
 
 /// The record's key; made and stored on first use. Two transactions making the first
-/// entry of the same record at once: the second insert does nothing, and both read the
-/// one key stored.
+/// entry of the same record at once: the second insert does nothing (on PostgreSQL it
+/// waits for the first to commit), and reads the one key stored.
 ///
 /// `record_id` is any record kind's id (see [`record_data`]).
 fn key_of(
@@ -113,7 +113,11 @@ fn key_of(
             audit_text_keys::created_at.eq(to_db(now)),
         ))
         .on_conflict_do_nothing();
-    crate::on_backend!(conn, |c| insert.execute(c))?;
+    // Inserted: the key is the one just made (a record's first entry, as every create
+    // is), and reading it back would be a statement for nothing.
+    if crate::on_backend!(conn, |c| insert.execute(c))? == 1 {
+        return Ok(fresh.to_vec());
+    }
     let stored: String = audit_text_keys::table
         .find(record_id)
         .select(audit_text_keys::key_hex)

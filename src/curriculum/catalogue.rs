@@ -257,6 +257,18 @@ pub fn list_delmal(
     q: Option<&str>,
 ) -> Result<Vec<Delmal>, AppError> {
     get_regulation(conn, regulation_id)?;
+    delmal_of(conn, regulation_id, specialty, group, q)
+}
+
+/// As [`list_delmal`], for a regulation known to exist (a template's: the foreign key
+/// says so), without reading the regulation first.
+pub fn delmal_of(
+    conn: &mut DbConn,
+    regulation_id: &RegulationId,
+    specialty: Option<&str>,
+    group: Option<&str>,
+    q: Option<&str>,
+) -> Result<Vec<Delmal>, AppError> {
     let mut query = delmal::table
         .filter(delmal::regulation_id.eq(regulation_id.to_string()))
         .select(DelmalRow::as_select())

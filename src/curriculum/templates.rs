@@ -175,6 +175,10 @@ struct TemplateRow {
 
 fn template_from(conn: &mut DbConn, r: TemplateRow) -> Result<ProgrammeTemplate, AppError> {
     let latest = latest_version(conn, &r.template_id)? == Some(r.version);
+    template_with(r, latest)
+}
+
+fn template_with(r: TemplateRow, latest: bool) -> Result<ProgrammeTemplate, AppError> {
     let content: TemplateContent = serde_json::from_str(&r.content).map_err(|e| {
         AppError::internal(format!(
             "stored template {} v{}: {e}",
@@ -217,10 +221,21 @@ pub fn content_of(
         ));
     let (regulation_id, content): (RegulationId, String) =
         crate::on_backend!(conn, |c| query.first(c))?;
-    let content = serde_json::from_str(&content).map_err(|e| {
-        AppError::internal(format!("stored template {template_id} v{version}: {e}"))
-    })?;
-    Ok((regulation_id, content))
+    Ok((
+        regulation_id,
+        parse_content(template_id, version, &content)?,
+    ))
+}
+
+/// A version's stored content (`programme_templates.content`), for a caller that read
+/// it with other columns in one statement.
+pub fn parse_content(
+    template_id: &TemplateId,
+    version: i32,
+    content: &str,
+) -> Result<TemplateContent, AppError> {
+    serde_json::from_str(content)
+        .map_err(|e| AppError::internal(format!("stored template {template_id} v{version}: {e}")))
 }
 
 /// A version of a template, or the latest when `version` is None.
@@ -229,16 +244,33 @@ pub fn get_template(
     template_id: &TemplateId,
     version: Option<i32>,
 ) -> Result<ProgrammeTemplate, AppError> {
-    let version = match version {
-        Some(v) => v,
-        None => latest_version(conn, template_id)?.ok_or(AppError::NotFound)?,
+    let Some(version) = version else {
+        let version = latest_version(conn, template_id)?.ok_or(AppError::NotFound)?;
+        let row: TemplateRow = programme_templates::table
+            .filter(programme_templates::template_id.eq(template_id))
+            .filter(programme_templates::version.eq(version))
+            .select(TemplateRow::as_select())
+            .first(conn)?;
+        return template_with(row, true);
     };
-    let row: TemplateRow = programme_templates::table
+    // Whether it is the latest version, in the same statement (a subquery): progress
+    // reads a template on every request.
+    diesel::alias!(programme_templates as later: LaterTemplates);
+    let newest = later
+        .filter(
+            later
+                .field(programme_templates::template_id)
+                .eq(programme_templates::template_id),
+        )
+        .select(diesel::dsl::max(later.field(programme_templates::version)))
+        .single_value();
+    let (row, newest): (TemplateRow, Option<i32>) = programme_templates::table
         .filter(programme_templates::template_id.eq(template_id))
         .filter(programme_templates::version.eq(version))
-        .select(TemplateRow::as_select())
+        .select((TemplateRow::as_select(), newest))
         .first(conn)?;
-    template_from(conn, row)
+    let latest = newest == Some(row.version);
+    template_with(row, latest)
 }
 
 pub fn list_versions(

@@ -94,11 +94,36 @@ pub fn access(
     enrolment_id: &EnrolmentId,
     today: NaiveDate,
 ) -> Result<Access, AppError> {
+    // The enrolment and the caller's assignments to it today in one statement (a left
+    // join: one row per assignment, or one with no role): every request about an
+    // enrolment asks this, so a statement here is a statement on all of them.
+    let today_text = today.to_string();
     let query = enrolments::table
-        .find(enrolment_id)
-        .select((enrolments::trainee_id, enrolments::organisation_id));
-    let found: Option<(UserId, OrganisationId)> =
-        crate::on_backend!(conn, |c| query.first(c).optional())?;
+        .left_join(
+            assignments::table.on(assignments::enrolment_id
+                .eq(enrolments::id)
+                .and(assignments::user_id.eq(&me.user_id))
+                .and(assignments::valid_from.le(&today_text))
+                .and(
+                    assignments::valid_to
+                        .is_null()
+                        .or(assignments::valid_to.gt(&today_text)),
+                )),
+        )
+        .filter(enrolments::id.eq(enrolment_id))
+        .select((
+            enrolments::trainee_id,
+            enrolments::organisation_id,
+            assignments::role.nullable(),
+        ));
+    let rows: Vec<(UserId, OrganisationId, Option<AssignmentRole>)> =
+        crate::on_backend!(conn, |c| query.load(c))?;
+    let mut found = None;
+    let mut roles = Vec::new();
+    for (trainee, org, role) in rows {
+        found.get_or_insert((trainee, org));
+        roles.extend(role);
+    }
     let Some((trainee, org)) = found else {
         return Ok(Access::None);
     };
@@ -119,7 +144,6 @@ pub fn access(
     {
         return Ok(Access::Manage);
     }
-    let roles = active_assignment_roles(conn, &me.user_id, enrolment_id, today)?;
     if roles.contains(&AssignmentRole::DirectorOfStudies) {
         return Ok(Access::Manage);
     }

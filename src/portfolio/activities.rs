@@ -24,7 +24,7 @@ use crate::http::etag;
 use crate::ids::{ActivityId, Day, EnrolmentId, PlacementId, UserId};
 use crate::portfolio::attachments::{self, Attachment};
 use crate::portfolio::links;
-use crate::schema::{activities, enrolments, record_delmal};
+use crate::schema::{activities, enrolments, programme_templates, record_delmal};
 
 /// Kind of learning activity.
 #[derive(
@@ -306,14 +306,72 @@ pub fn require_trainee(
         .find(enrolment_id)
         .select(enrolments::trainee_id);
     let trainee: Option<String> = crate::on_backend!(conn, |c| query.first(c).optional())?;
+    require_trainee_is(conn, me, enrolment_id, today, trainee.as_deref())
+}
+
+/// As [`require_trainee`], with the enrolment's trainee read already (`None`: no such
+/// enrolment).
+fn require_trainee_is(
+    conn: &mut DbConn,
+    me: &Principal,
+    enrolment_id: &EnrolmentId,
+    today: NaiveDate,
+    trainee: Option<&str>,
+) -> Result<(), AppError> {
     // The trainee may always read their own enrolment; anyone else gets the answer
     // `access` gives (404 when they may not see it).
-    if trainee.as_deref() == Some(me.user_id.as_str()) {
+    if trainee == Some(me.user_id.as_str()) {
         return Ok(());
     }
     access::require(conn, me, enrolment_id, today, Access::Read)?;
     Err(AppError::Forbidden(
         "only the trainee logs their learning activities".into(),
+    ))
+}
+
+/// What a new activity is checked against: its enrolment's trainee and template
+/// version, with that version's stored content (parsed only once the caller may
+/// write).
+struct Target {
+    trainee_id: UserId,
+    template_id: crate::ids::TemplateId,
+    template_version: i32,
+    regulation_id: crate::ids::RegulationId,
+    content: String,
+}
+
+/// The enrolment and its template version in one statement (they were three reads:
+/// the trainee, the template version, the template); `None` for an unknown enrolment.
+fn target(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Result<Option<Target>, AppError> {
+    let query = enrolments::table
+        .inner_join(
+            programme_templates::table.on(programme_templates::template_id
+                .eq(enrolments::template_id)
+                .and(programme_templates::version.eq(enrolments::template_version))),
+        )
+        .filter(enrolments::id.eq(enrolment_id))
+        .select((
+            enrolments::trainee_id,
+            enrolments::template_id,
+            enrolments::template_version,
+            programme_templates::regulation_id,
+            programme_templates::content,
+        ));
+    let row: Option<(
+        UserId,
+        crate::ids::TemplateId,
+        i32,
+        crate::ids::RegulationId,
+        String,
+    )> = crate::on_backend!(conn, |c| query.first(c).optional())?;
+    Ok(row.map(
+        |(trainee_id, template_id, template_version, regulation_id, content)| Target {
+            trainee_id,
+            template_id,
+            template_version,
+            regulation_id,
+            content,
+        },
     ))
 }
 
@@ -326,18 +384,15 @@ struct Checked {
 fn check(
     conn: &mut DbConn,
     enrolment_id: &EnrolmentId,
+    target: &Target,
     n: &NewActivity,
 ) -> Result<Checked, AppError> {
-    let query = enrolments::table
-        .find(enrolment_id)
-        .select((enrolments::template_id, enrolments::template_version));
-    let (template_id, template_version): (crate::ids::TemplateId, i32) =
-        crate::on_backend!(conn, |c| query.first(c))?;
+    let template_version = target.template_version;
     // The template version and the delmål of its regulation (as `links::allowed`).
-    let (regulation_id, content) = templates::content_of(conn, &template_id, template_version)?;
+    let content = templates::parse_content(&target.template_id, template_version, &target.content)?;
     let codes = crate::curriculum::catalogue::delmal_codes(
         conn,
-        &regulation_id,
+        &target.regulation_id,
         content.specialty.as_deref(),
     )?;
     let mut errors = Vec::new();
@@ -435,8 +490,12 @@ pub fn create_activity(
     enrolment_id: &EnrolmentId,
     n: NewActivity,
 ) -> Result<Activity, AppError> {
-    require_trainee(conn, &ctx.caller, enrolment_id, ctx.today())?;
-    let a = insert_activity(conn, ctx.now, enrolment_id, &ctx.caller.user_id, n)?;
+    // One read of the enrolment serves the authorisation and the checks.
+    let target = target(conn, enrolment_id)?;
+    let trainee = target.as_ref().map(|t| t.trainee_id.as_str());
+    require_trainee_is(conn, &ctx.caller, enrolment_id, ctx.today(), trainee)?;
+    let target = target.ok_or(AppError::NotFound)?;
+    let a = insert_checked(conn, ctx.now, enrolment_id, &target, &ctx.caller.user_id, n)?;
     audit_activity(conn, ctx, "created", &a)?;
     announce_created(conn, ctx.now, &a)?;
     Ok(a)
@@ -468,7 +527,20 @@ pub fn insert_activity(
     created_by: &str,
     n: NewActivity,
 ) -> Result<Activity, AppError> {
-    let checked = check(conn, enrolment_id, &n)?;
+    let target = target(conn, enrolment_id)?.ok_or(AppError::NotFound)?;
+    insert_checked(conn, now, enrolment_id, &target, created_by, n)
+}
+
+/// As [`insert_activity`], with the enrolment read already.
+fn insert_checked(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    enrolment_id: &EnrolmentId,
+    target: &Target,
+    created_by: &str,
+    n: NewActivity,
+) -> Result<Activity, AppError> {
+    let checked = check(conn, enrolment_id, target, &n)?;
     let client_chosen = n.id.is_some();
     let id =
         n.id.map_or_else(ActivityId::random, |u| ActivityId::new(u.to_string()));
@@ -477,6 +549,7 @@ pub fn insert_activity(
     if client_chosen && links::id_in_use(conn, &id)? {
         return Err(AppError::Conflict(crate::error::UNIQUE_CONFLICT.into()));
     }
+    let (created_at, template_version) = (to_db(now), checked.template_version);
     let insert = diesel::insert_into(activities::table).values(NewRow {
         id: &id,
         enrolment_id,
@@ -486,32 +559,41 @@ pub fn insert_activity(
         end_date: n.end_date.map(|d| Day(d).to_text()),
         placement_id: n.placement_id.as_deref(),
         checklist_item_id: n.checklist_item_id.as_deref(),
-        template_version: checked.template_version,
+        template_version,
         reflection: &n.reflection,
         version: 1,
         created_by,
-        created_at: to_db(now),
-        updated_at: to_db(now),
+        created_at,
+        updated_at: created_at,
     });
     crate::on_backend!(conn, |c| insert.execute(c))?;
     // The id is new to every record table (random, or checked above), and a deleted
     // record's links go with it: there are no links to replace.
     links::add(conn, enrolment_id, links::Record::Activity(&id), &n.delmal)?;
-    // Read back as stored. Its delmål are the ones just set, and it has no attachments
-    // yet (they attach to an existing activity; the insert shows the id was new).
-    // Selected inside `on_backend!`: a selection is typed by its backend.
-    let row: Row = crate::on_backend!(conn, |c| activities::table
-        .find(&id)
-        .select(Row::as_select())
-        .first(c))?;
-    // A system that makes an activity sets its source itself (the statement that made
-    // it is stored after it).
-    Ok(from_row(
-        row,
-        links::normalised(&n.delmal),
-        Vec::new(),
-        None,
-    ))
+    // The activity as stored, from what was written rather than read back (a statement
+    // less): `now` is in whole milliseconds (`clock`), which both backends keep as is.
+    // Its delmål are the ones just set, and it has no attachments yet (they attach to
+    // an existing activity; the insert shows the id was new). A system that makes an
+    // activity sets its source itself (the statement that made it is stored after it).
+    Ok(Activity {
+        id: id.to_string(),
+        enrolment_id: enrolment_id.to_string(),
+        kind: n.kind,
+        title: n.title.trim().to_string(),
+        start_date: n.start_date,
+        end_date: n.end_date,
+        placement_id: n.placement_id.clone(),
+        checklist_item_id: n.checklist_item_id.clone(),
+        template_version,
+        reflection: n.reflection.clone(),
+        delmal: links::normalised(&n.delmal),
+        attachments: Vec::new(),
+        source: None,
+        version: 1,
+        created_by: created_by.to_string(),
+        created_at: from_db(created_at),
+        updated_at: from_db(created_at),
+    })
 }
 
 pub fn update_activity(
@@ -522,7 +604,10 @@ pub fn update_activity(
     p: ActivityPatch,
 ) -> Result<Activity, AppError> {
     let enrolment_id = enrolment_of_activity(conn, id)?;
-    require_trainee(conn, &ctx.caller, &enrolment_id, ctx.today())?;
+    let target = target(conn, &enrolment_id)?;
+    let trainee = target.as_ref().map(|t| t.trainee_id.as_str());
+    require_trainee_is(conn, &ctx.caller, &enrolment_id, ctx.today(), trainee)?;
+    let target = target.ok_or(AppError::NotFound)?;
     let current = get_activity(conn, id)?;
     // Imported from another service with its provenance: read-only here.
     crate::portfolio::transferred::refuse_if_transferred(conn, id)?;
@@ -540,7 +625,7 @@ pub fn update_activity(
         reflection: p.reflection.unwrap_or(current.reflection),
         delmal: p.delmal.unwrap_or(current.delmal),
     };
-    check(conn, &enrolment_id, &n)?;
+    check(conn, &enrolment_id, &target, &n)?;
     diesel::update(activities::table.find(id))
         .set(Edit {
             kind: n.kind,

@@ -123,6 +123,10 @@ fn codes(id: &str, field: &str, text: &str) -> Result<Vec<String>, AppError> {
 }
 
 fn enrich(conn: &mut DbConn, rows: Vec<Row>) -> Result<Vec<TransferredRecord>, AppError> {
+    // Most enrolments have no imported records: no imports to read for them.
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut import_ids: Vec<String> = rows.iter().map(|r| r.import_id.clone()).collect();
     import_ids.sort();
     import_ids.dedup();

@@ -174,10 +174,24 @@ impl Row {
 /// The enrolments among `ids` whose processing is restricted (directly, or through the
 /// trainee's account).
 pub fn restricted_among(conn: &mut DbConn, ids: &[String]) -> Result<HashSet<String>, AppError> {
-    let in_force: Vec<(SubjectKind, String)> = restrictions::table
+    let in_force = in_force(conn)?;
+    restricted_among_of(conn, &in_force, ids)
+}
+
+/// The restrictions in force: what they restrict.
+fn in_force(conn: &mut DbConn) -> Result<Vec<(SubjectKind, String)>, AppError> {
+    Ok(restrictions::table
         .filter(restrictions::lifted_at.is_null())
         .select((restrictions::subject_kind, restrictions::subject_id))
-        .load(conn)?;
+        .load(conn)?)
+}
+
+/// As [`restricted_among`], with the restrictions in force read already.
+fn restricted_among_of(
+    conn: &mut DbConn,
+    in_force: &[(SubjectKind, String)],
+    ids: &[String],
+) -> Result<HashSet<String>, AppError> {
     if in_force.is_empty() || ids.is_empty() {
         return Ok(HashSet::new());
     }
@@ -210,12 +224,38 @@ pub fn restricted_among(conn: &mut DbConn, ids: &[String]) -> Result<HashSet<Str
 /// (signing, assessing, confirming, as anyone's supervisor), and every change to its
 /// account data.
 pub fn audit_guard(conn: &mut DbConn, e: &Event<'_>) -> Result<(), AppError> {
-    if let Some(enrolment_id) = e.enrolment_id {
-        if !ALLOWED_WHILE_RESTRICTED.contains(&e.action) {
-            refuse_if_restricted(conn, &EnrolmentId::from(enrolment_id))?;
+    let enrolment = e
+        .enrolment_id
+        .filter(|_| !ALLOWED_WHILE_RESTRICTED.contains(&e.action));
+    let accounts = accounts_to_check(e);
+    if enrolment.is_none() && accounts.is_empty() {
+        return Ok(());
+    }
+    // One read of the restrictions in force serves both checks: the guard runs for
+    // every audited change, so a statement here is a statement on every write.
+    let in_force = in_force(conn)?;
+    if let Some(enrolment_id) = enrolment {
+        if !restricted_among_of(conn, &in_force, &[enrolment_id.to_string()])?.is_empty() {
+            return Err(enrolment_refusal());
         }
     }
-    refuse_if_actor_restricted(conn, e)
+    let restricted = |user: &str| {
+        in_force
+            .iter()
+            .any(|(k, s)| *k == SubjectKind::Account && s == user)
+    };
+    if accounts.into_iter().any(restricted) {
+        return Err(account_refusal());
+    }
+    Ok(())
+}
+
+fn enrolment_refusal() -> AppError {
+    AppError::ProcessingRestricted(
+        "processing of this training plan is restricted at the person's request: it can be \
+         read but not changed until an administrator lifts the restriction"
+            .into(),
+    )
 }
 
 /// 409 `processing-restricted` when the enrolment may not be changed (called by the
@@ -225,11 +265,7 @@ pub fn refuse_if_restricted(conn: &mut DbConn, enrolment_id: &EnrolmentId) -> Re
     if restricted_among(conn, &ids)?.is_empty() {
         return Ok(());
     }
-    Err(AppError::ProcessingRestricted(
-        "processing of this training plan is restricted at the person's request: it can be \
-         read but not changed until an administrator lifts the restriction"
-            .into(),
-    ))
+    Err(enrolment_refusal())
 }
 
 /// Whether the account's processing is restricted (a restriction of the account in
@@ -261,23 +297,24 @@ pub fn refuse_if_account_restricted(conn: &mut DbConn, user_id: &UserId) -> Resu
     Ok(())
 }
 
-/// 409 `processing-restricted` when a restricted account is the actor of an audited
-/// change, or the person whose account data (`user`, `personal_identity`) it changes
-/// (called by the audit log for every entry it records, like the enrolment check).
-fn refuse_if_actor_restricted(conn: &mut DbConn, e: &Event<'_>) -> Result<(), AppError> {
+/// The accounts whose restriction refuses an audited change: its actor, and the person
+/// whose account data (`user`, `personal_identity`) it changes (the guard checks them
+/// for every entry it records, like the enrolment).
+fn accounts_to_check<'a>(e: &Event<'a>) -> Vec<&'a str> {
+    let mut out = Vec::new();
     if ALLOWED_WHILE_RESTRICTED.contains(&e.action) || ACTOR_ALLOWED.contains(&e.action) {
-        return Ok(());
+        return out;
     }
     if let Some(actor) = e.actor_id {
         if !ACTOR_ALLOWED_ENTITIES.contains(&e.entity) {
-            refuse_if_account_restricted(conn, &UserId::from(actor))?;
+            out.push(actor);
         }
     }
     // These entities' ids are user ids.
     if matches!(e.entity, "user" | "personal_identity") && Some(e.entity_id) != e.actor_id {
-        refuse_if_account_restricted(conn, &UserId::from(e.entity_id))?;
+        out.push(e.entity_id);
     }
-    Ok(())
+    out
 }
 
 /// The organisation through which the caller administers the subject, or 404 (an

@@ -57,7 +57,7 @@ impl Catalogue {
         if let Some(d) = self.delmal.get(&key) {
             return Ok(d.clone());
         }
-        let list: DelmalList = catalogue::list_delmal(
+        let list: DelmalList = catalogue::delmal_of(
             conn,
             &crate::ids::RegulationId::from(t.regulation_id.as_str()),
             t.content.specialty.as_deref(),

@@ -278,26 +278,8 @@ pub(crate) fn load_inputs_of(
                 }
             }
         }
-        let rows: Vec<(String, Option<String>, Day, String)> = talks::table
-            .filter(talks::enrolment_id.eq_any(chunk))
-            .filter(talks::deleted_at.is_null())
-            .filter(talks::kind.eq("supervision"))
-            .select((
-                talks::enrolment_id,
-                talks::placement_id,
-                talks::held_on,
-                talks::topics,
-            ))
-            .load(conn)?;
-        for (e, placement, held, topics) in rows {
-            if let Some(i) = by_id.get_mut(&e) {
-                i.supervision.push((
-                    placement,
-                    held.date(),
-                    serde_json::from_str(&topics).map_err(AppError::internal)?,
-                ));
-            }
-        }
+        // The supervision sessions (`supervision`) are read with the supervision steps'
+        // talks, in `supervision_flags::load`.
         // Evidence per delmål, from the links alone (a deleted record's links are gone),
         // on the (enrolment, record type, code) index.
         let rows: Vec<(String, String, i64)> = record_delmal::table
@@ -355,19 +337,22 @@ pub(crate) fn load_inputs_of(
                 });
             }
         }
-        let rows: Vec<(String, String, Option<chrono::NaiveDateTime>)> = summary_assessments::table
+        // Signed, current summary assessments: their judgements, and (for the
+        // supervision flags) the placements they cover, in one read.
+        let rows: Vec<(String, String, String)> = summary_assessments::table
             .filter(summary_assessments::enrolment_id.eq_any(chunk))
             .filter(summary_assessments::status.eq(SummaryStatus::Signed))
             .filter(summary_assessments::superseded_by.is_null())
             .order(summary_assessments::signed_at)
             .select((
                 summary_assessments::enrolment_id,
+                summary_assessments::placement_id,
                 summary_assessments::judgements,
-                summary_assessments::signed_at,
             ))
             .load(conn)?;
-        for (e, judgements, _) in rows {
+        for (e, placement, judgements) in rows {
             if let Some(i) = by_id.get_mut(&e) {
+                i.supervision_steps.summarised.insert(placement);
                 let js: Vec<crate::portfolio::summaries::Judgement> =
                     serde_json::from_str(&judgements).map_err(AppError::internal)?;
                 for j in js {

@@ -23,8 +23,7 @@ use super::inputs::{Inputs, CHUNK};
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::Day;
-use crate::portfolio::summaries::SummaryStatus;
-use crate::schema::{assignments, summary_assessments, talk_participants, talks};
+use crate::schema::{assignments, talk_participants, talks};
 
 /// The codes a [`SupervisionFlag`] carries (a closed set: see `spec_closed_sets.rs`).
 pub const CODES: &[&str] = &[
@@ -198,9 +197,14 @@ struct TalkRow {
     placement_id: Option<String>,
     next_placement_id: Option<String>,
     held_on: Day,
+    /// A JSON list; read here for the supervision sessions of `Inputs::supervision` too.
+    topics: String,
 }
 
-/// Loads the supervision steps of many enrolments with grouped queries.
+/// Loads the supervision steps of many enrolments with grouped queries; with the talks,
+/// the supervision sessions of [`Inputs::supervision`] (one read of the talks for
+/// both). The placements with a summary assessment are read with the summaries, in
+/// `inputs`.
 pub(crate) fn load(
     conn: &mut DbConn,
     ids: &[String],
@@ -258,24 +262,14 @@ pub(crate) fn load(
                     r.held_on.date(),
                 ));
             } else {
+                let topics: Vec<String> =
+                    serde_json::from_str(&r.topics).map_err(AppError::internal)?;
+                i.supervision
+                    .push((r.placement_id.clone(), r.held_on.date(), topics));
                 let who = people.remove(&r.id).unwrap_or_default();
                 i.supervision_steps
                     .sessions
                     .push((r.placement_id, r.held_on.date(), who));
-            }
-        }
-        let rows: Vec<(String, String)> = summary_assessments::table
-            .filter(summary_assessments::enrolment_id.eq_any(chunk))
-            .filter(summary_assessments::status.eq(SummaryStatus::Signed))
-            .filter(summary_assessments::superseded_by.is_null())
-            .select((
-                summary_assessments::enrolment_id,
-                summary_assessments::placement_id,
-            ))
-            .load(conn)?;
-        for (e, placement) in rows {
-            if let Some(i) = by_id.get_mut(&e) {
-                i.supervision_steps.summarised.insert(placement);
             }
         }
     }

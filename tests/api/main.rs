@@ -67,6 +67,7 @@ mod session_cache;
 mod signer_profile;
 mod st_certificates;
 mod st_rules;
+mod statements_per_request;
 mod storage_faults;
 mod storage_keys;
 mod storage_objects;

@@ -10,6 +10,7 @@ pub mod log;
 pub mod oidc;
 pub mod pdf;
 pub mod smtp;
+pub mod statements;
 pub mod totp;
 pub mod ward;
 

@@ -15,7 +15,12 @@ pub struct Ward {
 }
 
 pub fn ward() -> Ward {
-    let app = TestApp::start();
+    ward_with(|_| {})
+}
+
+/// [`ward`], with the app's configuration adjusted.
+pub fn ward_with(adjust: impl FnOnce(&mut eportfolio::Config)) -> Ward {
+    let app = TestApp::start_with(adjust);
     let (admin, region) = app.admin();
     let slso = app.create_org(&admin, "care_provider", "SLSO", Some(&region));
     let template = app.stockholm_bt_template(&admin, &slso);
