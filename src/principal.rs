@@ -85,6 +85,7 @@ crate::text_enum_sql!(Role);
 #[diesel(table_name = user_roles, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct RoleGrant {
     pub role: Role,
+    #[schema(value_type = String)]
     pub organisation_id: OrganisationId,
 }
 
