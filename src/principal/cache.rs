@@ -151,3 +151,7 @@ impl AuthChanges {
         changes
     }
 }
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+mod tests;
