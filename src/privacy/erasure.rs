@@ -287,6 +287,14 @@ pub(super) fn erase_records(
         )
         .execute(conn)?;
     }
+    // An imported record's own provenance row holds its title and content as the sending
+    // service had them: it goes with the record (signed records stay, and so do theirs).
+    diesel::delete(
+        transferred_records::table
+            .filter(transferred_records::enrolment_id.eq(id))
+            .filter(transferred_records::id.eq_any(&records)),
+    )
+    .execute(conn)?;
     add(
         "xapi_statements",
         diesel::delete(

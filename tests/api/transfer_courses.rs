@@ -45,9 +45,14 @@ fn sending() -> (Region, TestUser, String) {
     (a, trainee, enrolment)
 }
 
-#[test]
-fn a_course_confirmed_on_the_sending_service_is_signed_by_its_kursledare_here() {
-    let (a, a_trainee, a_enrolment) = sending();
+/// B, a region that trusts A's keys for its care provider, imports the trainee's A
+/// enrolment onto its own ST template; returns B, the trainee there, the new enrolment
+/// and the import's answer.
+fn moved_to_b(
+    a: &Region,
+    a_trainee: &TestUser,
+    a_enrolment: &str,
+) -> (Region, TestUser, String, Value) {
     let bundle = a
         .app
         .send(
@@ -92,8 +97,15 @@ fn a_course_confirmed_on_the_sending_service_is_signed_by_its_kursledare_here() 
         )
         .expect(201)
         .body;
-    assert_eq!(done["counts"]["course_confirmations"], 1, "{done}");
     let enrolment = done["enrolment_id"].as_str().expect("id").to_string();
+    (b, trainee, enrolment, done)
+}
+
+#[test]
+fn a_course_confirmed_on_the_sending_service_is_signed_by_its_kursledare_here() {
+    let (a, a_trainee, a_enrolment) = sending();
+    let (b, trainee, enrolment, done) = moved_to_b(&a, &a_trainee, &a_enrolment);
+    assert_eq!(done["counts"]["course_confirmations"], 1, "{done}");
     let course = id(&b
         .app
         .get(
@@ -209,6 +221,65 @@ fn a_course_confirmed_on_the_sending_service_is_signed_by_its_kursledare_here() 
         .body;
     assert_eq!(kept_courses(&erased), 1, "{erased}");
     assert_eq!(rows(&a, &a_enrolment), (1, 0, 0));
+}
+
+#[test]
+fn an_erased_imported_activity_takes_its_provenance_with_it() {
+    let (a, a_trainee, a_enrolment) = sending();
+    // A second course on A that no kursledare confirmed: erasable here after the move.
+    let title = "Auskultation på hudkliniken, Akademiska";
+    a.app
+        .post(
+            &format!("/enrolments/{a_enrolment}/activities"),
+            Some(&a_trainee.access),
+            json!({"kind": "course", "title": title, "start_date": "2026-04-06",
+                   "delmal": ["STb1"]}),
+        )
+        .expect(201);
+    let (b, trainee, enrolment, _) = moved_to_b(&a, &a_trainee, &a_enrolment);
+    let titled = |title: &str| {
+        use diesel::prelude::*;
+        use eportfolio::schema::transferred_records;
+        let pool = eportfolio::db::connect(&b.app.config.database_url, 1).expect("pool");
+        let mut conn = pool.get().expect("conn");
+        transferred_records::table
+            .filter(transferred_records::enrolment_id.eq(&enrolment))
+            .filter(transferred_records::title.eq(title))
+            .count()
+            .get_result::<i64>(&mut *conn)
+            .expect("provenance")
+    };
+    assert_eq!(titled(title), 1, "the import keeps the course's provenance");
+    let listed = |title: &str| {
+        let progress = b
+            .app
+            .get(
+                &format!("/enrolments/{enrolment}/progress"),
+                Some(&trainee.access),
+            )
+            .expect(200)
+            .body;
+        progress.to_string().contains(title)
+    };
+    assert!(listed(title), "progress lists the imported course");
+
+    let erased = b
+        .app
+        .post(
+            &format!("/enrolments/{enrolment}/erasure"),
+            Some(&b.admin.access),
+            json!({}),
+        )
+        .expect(200)
+        .body;
+    assert_eq!(erased["erased"]["activities"], 1, "{erased}");
+    assert_eq!(kept_courses(&erased), 1, "{erased}");
+    // Its title and content were in its provenance row: gone with it. The confirmed
+    // course keeps its own row, and its confirmation's (which carries the same title).
+    assert_eq!(titled(title), 0, "the erased course's provenance is gone");
+    assert_eq!(titled("Kurs i palliativ vård för ST-läkare"), 2);
+    assert!(!listed(title), "progress no longer lists the erased course");
+    assert_eq!(rows(&b, &enrolment), (1, 0, 1));
 }
 
 /// The count an erasure's answer names for confirmed courses.
