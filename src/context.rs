@@ -17,8 +17,7 @@
 //!
 //! The time is read once per request, so every row a request writes carries the same
 //! instant. [`Context::write`] reserves the request's `Idempotency-Key` in the same
-//! transaction as its effect (see `idempotency`), and runs what the transaction asked
-//! for after it commits ([`Context::after_commit`]): nothing rides on task- or
+//! transaction as its effect (see `idempotency`): nothing rides on task- or
 //! thread-locals. What a write changed in sessions, users or roles is recorded on the
 //! context ([`Context::auth_changes`], by the only functions that write them); once the
 //! transaction has ended, the write empties this application's session cache for it.
@@ -29,7 +28,7 @@
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
@@ -42,11 +41,6 @@ use crate::error::AppError;
 use crate::http::{client_info, ClientInfo};
 use crate::idempotency::RequestKey;
 use crate::principal::{AuthChanges, SessionCache};
-
-/// Something to do once the request's write transaction has ended (committed or not).
-/// The session cache needs none: changes to who may do what are recorded on
-/// [`Context::auth_changes`], which the write acts on itself.
-pub type AfterCommit = Box<dyn FnOnce() + Send>;
 
 /// The request's context; `C` is the caller (see the module comment).
 pub struct Context<C = crate::principal::Principal>(Arc<Parts<C>>);
@@ -66,7 +60,6 @@ pub struct Parts<C> {
     pool: DbPool,
     /// The request's `Idempotency-Key`, until a write takes it.
     key: Option<RequestKey>,
-    after_commit: Mutex<Vec<AfterCommit>>,
     /// What this context's writes changed in sessions, users and roles.
     auth_changes: AuthChanges,
 }
@@ -121,7 +114,6 @@ impl<C: Send + Sync + 'static> Context<C> {
             config,
             pool,
             key: None,
-            after_commit: Mutex::new(Vec::new()),
             auth_changes: AuthChanges::new(sessions),
         }))
     }
@@ -174,7 +166,7 @@ impl<C: Send + Sync + 'static> Context<C> {
             }
             None => db::write_reserving(&self.pool, reservation, move |c| f(c, &ctx)).await,
         };
-        self.run_after_commit();
+        self.transaction_ended();
         result
     }
 
@@ -194,7 +186,7 @@ impl<C: Send + Sync + 'static> Context<C> {
             }
             None => db::write(&self.pool, move |c| f(c, &ctx)).await,
         };
-        self.run_after_commit();
+        self.transaction_ended();
         result
     }
 
@@ -204,27 +196,11 @@ impl<C: Send + Sync + 'static> Context<C> {
         crate::idempotency::settle(&self.pool, self.key.as_ref()).await
     }
 
-    /// Asks for `f` to run when the current write transaction has ended, committed or
-    /// rolled back (a cache that must not keep what the transaction changed). Called
-    /// inside a `write`; outside one it runs after the next write of this context.
-    pub fn after_commit(&self, f: impl FnOnce() + Send + 'static) {
-        if let Ok(mut hooks) = self.after_commit.lock() {
-            hooks.push(Box::new(f));
-        }
-    }
-
-    /// The write transaction has ended: act on what it changed, then run what it asked.
-    fn run_after_commit(&self) {
+    /// The write transaction has ended, committed or rolled back: act on what it changed.
+    fn transaction_ended(&self) {
         let changes = self.auth_changes.settle();
         if !changes.is_empty() {
             tracing::debug!(?changes, "session cache emptied");
-        }
-        let hooks = match self.after_commit.lock() {
-            Ok(mut hooks) => std::mem::take(&mut *hooks),
-            Err(_) => return,
-        };
-        for hook in hooks {
-            hook();
         }
     }
 }
@@ -254,7 +230,6 @@ where
                 config: state.config.clone(),
                 pool: state.pool.clone(),
                 key,
-                after_commit: Mutex::new(Vec::new()),
                 auth_changes: AuthChanges::new(state.sessions.clone()),
             })))
         })
