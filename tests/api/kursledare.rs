@@ -132,6 +132,33 @@ impl Course {
             .body
     }
 
+    /// An ST final assessment decided "achieved" on every delmål of the course's
+    /// enrolment (a head of department and an external assessor assigned first); returns
+    /// its id, whose certificates include the course's.
+    pub(crate) fn decide_st(&self) -> String {
+        let head = self.r.person("vc@sll.se", "supervisor", "Björn Älvdal");
+        let assessor = self
+            .r
+            .person("spec@uu.se", "external_assessor", "Åke Ängård");
+        self.r.assign(&self.enrolment, &head, "head_of_department");
+        self.r
+            .assign(&self.enrolment, &assessor, "external_assessor");
+        let codes: Vec<String> = [
+            "a1", "a2", "a3", "a4", "a5", "a6", "a7", "b1", "b2", "b3", "b4",
+        ]
+        .iter()
+        .map(|x| format!("ST{x}"))
+        .collect();
+        self.r.decide(
+            &self.enrolment,
+            &self.trainee,
+            &self.main,
+            &assessor,
+            json!({"mode": "external_assessor", "decision": "achieved", "judgements": judged(&codes)}),
+            &[&assessor, &self.main],
+        )
+    }
+
     pub(crate) fn summary_entry(&self) -> Value {
         let s = self
             .app()
@@ -298,24 +325,7 @@ fn the_kursledare_is_vetted_confirms_by_link_and_signs_the_course_certificate() 
     assert!(entry["signatures"][0]["user_id"].is_null());
 
     // After the decision: the certificate's JSON and PDF.
-    let head = c.r.person("vc@sll.se", "supervisor", "Björn Älvdal");
-    let assessor = c.r.person("spec@uu.se", "external_assessor", "Åke Ängård");
-    c.r.assign(&c.enrolment, &head, "head_of_department");
-    c.r.assign(&c.enrolment, &assessor, "external_assessor");
-    let codes: Vec<String> = [
-        "a1", "a2", "a3", "a4", "a5", "a6", "a7", "b1", "b2", "b3", "b4",
-    ]
-    .iter()
-    .map(|x| format!("ST{x}"))
-    .collect();
-    let fa = c.r.decide(
-        &c.enrolment,
-        &c.trainee,
-        &c.main,
-        &assessor,
-        json!({"mode": "external_assessor", "decision": "achieved", "judgements": judged(&codes)}),
-        &[&assessor, &c.main],
-    );
+    let fa = c.decide_st();
     let drafts = c.r.certificates(&fa, &c.trainee);
     let key = format!("utbildningsaktivitet-{}", c.course);
     let cert = by_key(&drafts, &key);

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::certificates::{by_key, judged, lines};
+use crate::certificates::{by_key, lines};
 use crate::kursledare::{course, KURSLEDARE};
 
 fn id(v: &Value) -> String {
@@ -110,24 +110,7 @@ fn an_erasure_keeps_a_course_its_kursledare_confirmed_and_names_it() {
     // and on the certificate after the decision (JSON and PDF).
     let entry = c.summary_entry();
     assert_eq!(entry["signatures"][0]["name"], "Kåre Örnberg", "{entry}");
-    let head = c.r.person("vc@sll.se", "supervisor", "Björn Älvdal");
-    let assessor = c.r.person("spec@uu.se", "external_assessor", "Åke Ängård");
-    c.r.assign(&c.enrolment, &head, "head_of_department");
-    c.r.assign(&c.enrolment, &assessor, "external_assessor");
-    let codes: Vec<String> = [
-        "a1", "a2", "a3", "a4", "a5", "a6", "a7", "b1", "b2", "b3", "b4",
-    ]
-    .iter()
-    .map(|x| format!("ST{x}"))
-    .collect();
-    let fa = c.r.decide(
-        &c.enrolment,
-        &c.trainee,
-        &c.main,
-        &assessor,
-        json!({"mode": "external_assessor", "decision": "achieved", "judgements": judged(&codes)}),
-        &[&assessor, &c.main],
-    );
+    let fa = c.decide_st();
     let drafts = c.r.certificates(&fa, &c.trainee);
     let key = format!("utbildningsaktivitet-{}", c.course);
     assert_eq!(
