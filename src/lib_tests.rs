@@ -342,3 +342,11 @@ fn erasure_keeps_course_confirmations_by_the_status_portfolio_stores() {
         crate::portfolio::course_confirmation::CONFIRMED.as_str()
     );
 }
+
+#[test]
+fn erasure_keeps_confirmed_talks_by_the_status_portfolio_stores() {
+    assert_eq!(
+        crate::privacy::erasure::CONFIRMED_TALK,
+        crate::portfolio::talks::TalkStatus::Confirmed.as_str()
+    );
+}

@@ -24,6 +24,7 @@ use crate::error::AppError;
 use crate::ids::{Day, EnrolmentId};
 use crate::portfolio::assessments::AssessmentStatus;
 use crate::portfolio::summaries::SummaryStatus;
+use crate::portfolio::talks::TalkKind;
 use crate::schema::{
     activities, assessments, credited_service, record_delmal, summary_assessments, talks,
 };
@@ -127,16 +128,19 @@ pub fn evidence_items(
             },
         );
     }
-    let tk: Vec<(String, Day, String, String)> = talks::table
+    // Supervisors' check-ins among themselves are never the trainee's evidence.
+    let tk: Vec<(String, Day, TalkKind, String)> = talks::table
         .filter(talks::enrolment_id.eq(enrolment_id))
         .filter(talks::deleted_at.is_null())
+        .filter(talks::kind.ne(TalkKind::SupervisorCheckIn))
         .select((talks::id, talks::held_on, talks::kind, talks::topics))
         .load(conn)?;
     for (id, d, kind, topics) in tk {
-        let record_type = match kind.as_str() {
-            "handover" => "handover_talk",
-            "final_check_in" => "final_check_in",
-            _ => "supervision_session",
+        let record_type = match kind {
+            TalkKind::Handover => "handover_talk",
+            TalkKind::FinalCheckIn => "final_check_in",
+            TalkKind::Supervision => "supervision_session",
+            TalkKind::SupervisorCheckIn => "supervisor_check_in",
         };
         // What the talk was about says more than its kind.
         let topics: Vec<String> = serde_json::from_str(&topics).map_err(AppError::internal)?;
