@@ -6,6 +6,7 @@
 //! are in its own module; the HTTP handlers of all of them are in `http`.
 
 pub mod activities;
+pub mod activity_list;
 pub mod assessments;
 pub mod attachments;
 pub mod course_confirmation;
