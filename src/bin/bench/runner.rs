@@ -20,6 +20,8 @@ pub(crate) struct Outcome {
     pub(crate) probe_ms: f64,
     /// Server CPU time per request during the timed run (robust on a shared machine).
     pub(crate) cpu_ms: f64,
+    /// PostgreSQL's CPU time per request during the timed run (0 on SQLite).
+    pub(crate) db_cpu_ms: f64,
     /// Bytes the server read from storage per request during the timed run (pages the
     /// operating system no longer had cached), in KB.
     pub(crate) disk_kb: f64,
@@ -38,6 +40,7 @@ impl Outcome {
             statements: 0.0,
             probe_ms: 0.0,
             cpu_ms: 0.0,
+            db_cpu_ms: 0.0,
             disk_kb: 0.0,
             kb: 0.0,
         }
@@ -64,6 +67,8 @@ pub(crate) struct Runner<'a> {
     pub(crate) server: &'a mut Server,
     /// host:port of the server.
     pub(crate) addr: String,
+    /// The data set is in PostgreSQL: its processes' CPU is measured too.
+    pub(crate) postgres: bool,
 }
 
 pub(crate) type Make<'a> = &'a (dyn Fn(usize, usize) -> Option<Req> + Sync);
@@ -119,6 +124,7 @@ impl Runner<'_> {
         make: Make,
     ) -> Outcome {
         let cpu_before = self.server.cpu_seconds();
+        let db_cpu_before = self.postgres.then(Server::database_cpu_seconds);
         let disk_before = self.server.disk_read_bytes();
         let m = client::drive(
             &self.addr,
@@ -135,6 +141,9 @@ impl Runner<'_> {
             seconds: m.seconds,
             latencies_ms: m.latencies_ms,
             cpu_ms: (self.server.cpu_seconds() - cpu_before) * 1000.0 / requests,
+            db_cpu_ms: db_cpu_before.map_or(0.0, |before| {
+                (Server::database_cpu_seconds() - before) * 1000.0 / requests
+            }),
             disk_kb: self.server.disk_read_bytes().saturating_sub(disk_before) as f64
                 / 1024.0
                 / requests,
@@ -146,3 +155,95 @@ impl Runner<'_> {
 /// Request numbers of the open-loop runs start here, so their idempotency keys and
 /// titles differ from the closed loop's.
 pub(crate) const AT_RATE_OFFSET: usize = 10_000_000;
+
+/// What the capacity search found for one scenario: the highest offered rate at which
+/// the open loop kept its latency objective, and the first rate at which it did not.
+pub(crate) struct Capacity {
+    pub(crate) name: &'static str,
+    pub(crate) objective_ms: f64,
+    /// The highest rate that kept the objective, with its p99 and server CPU per request.
+    pub(crate) kept: Option<(f64, f64, f64)>,
+    /// The lowest rate that missed it, with its p99 and why.
+    pub(crate) missed: Option<(f64, f64, &'static str)>,
+}
+
+/// Rates tried first, doubling; then halved intervals between the last kept and the
+/// first missed rate, `CAPACITY_REFINE` times (about 10 % resolution).
+const CAPACITY_START: f64 = 250.0;
+const CAPACITY_MAX: f64 = 32_000.0;
+const CAPACITY_REFINE: usize = 3;
+/// Request numbers of the capacity runs start here, a new block per step, so that their
+/// idempotency keys and titles differ from every other run's.
+const CAPACITY_OFFSET: usize = 20_000_000;
+
+impl Runner<'_> {
+    /// The open-loop capacity at a latency objective: offered rates double from
+    /// `CAPACITY_START` until one misses (p99 over `objective_ms`, any error, or the
+    /// server answering under 95 % of the offered rate), then the gap is halved.
+    /// Each step runs `seconds` (`--capacity-seconds`).
+    pub(crate) fn capacity(
+        &mut self,
+        name: &'static str,
+        objective_ms: f64,
+        seconds: u64,
+        make: Make,
+    ) -> Capacity {
+        let mut found = Capacity {
+            name,
+            objective_ms,
+            kept: None,
+            missed: None,
+        };
+        if self.skip(name) || seconds == 0 {
+            return found;
+        }
+        let saved = std::mem::replace(&mut self.seconds, seconds);
+        let mut step = 0;
+        let mut try_rate = |run: &mut Self, rate: f64| {
+            step += 1;
+            let m = run.timed(
+                name,
+                Pace::Rate(rate),
+                CAPACITY_OFFSET + step * 1_000_000,
+                make,
+            );
+            let p99 = m.pct(0.99);
+            let why = if m.errors > 0 {
+                Some("errors")
+            } else if m.rate() < 0.95 * rate {
+                Some("fell behind")
+            } else if p99 > objective_ms {
+                Some("p99")
+            } else {
+                None
+            };
+            match why {
+                None => Ok((rate, p99, m.cpu_ms)),
+                Some(why) => Err((rate, p99, why)),
+            }
+        };
+        let mut rate = CAPACITY_START;
+        while rate <= CAPACITY_MAX {
+            match try_rate(self, rate) {
+                Ok(k) => found.kept = Some(k),
+                Err(e) => {
+                    found.missed = Some(e);
+                    break;
+                }
+            }
+            rate *= 2.0;
+        }
+        for _ in 0..CAPACITY_REFINE {
+            let (Some(low), Some(high)) = (found.kept.map(|k| k.0), found.missed.map(|m| m.0))
+            else {
+                break;
+            };
+            match try_rate(self, ((low + high) / 2.0).round()) {
+                Ok(k) => found.kept = Some(k),
+                Err(e) => found.missed = Some(e),
+            }
+        }
+        self.seconds = saved;
+        found
+    }
+}

@@ -181,6 +181,29 @@ impl Server {
         (ticks(11) + ticks(12)) / 100.0
     }
 
+    /// CPU seconds of the PostgreSQL server on this machine (every process named
+    /// `postgres`: the backends serving the pool, the WAL writer, the checkpointer), so
+    /// that a PostgreSQL run's cost per request counts the database's work too, as the
+    /// SQLite run's `cpu ms` does (SQLite runs inside the server). 0 if none runs here.
+    pub(crate) fn database_cpu_seconds() -> f64 {
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return 0.0;
+        };
+        procs
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| stat.contains("(postgres)"))
+            .map(|stat| {
+                let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let ticks =
+                    |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                (ticks(11) + ticks(12)) / 100.0
+            })
+            .sum()
+    }
+
     /// Bytes the server has read from storage (`read_bytes` in /proc/PID/io): reads the
     /// page cache answered are not counted.
     pub(crate) fn disk_read_bytes(&self) -> u64 {
