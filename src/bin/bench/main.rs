@@ -48,6 +48,9 @@ pub(crate) struct Args {
     /// Seconds per scenario.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Trainees per care provider, as one director's cohort (the cohort overview's size).
+    #[arg(long, default_value_t = 500)]
+    cohort: usize,
     /// Activities per trainee.
     #[arg(long, default_value_t = 300)]
     activities: usize,
@@ -382,7 +385,7 @@ fn main() {
     both("trainee progress (delmål, checklist, pace)", Some(10.0), &progress);
     // The heavy reads: a director or an assessor at a time, not 64 at once.
     run.clients = 2;
-    let cohort = trainees.len().min(COHORT);
+    let cohort = trainees.len().min(args.cohort.max(1));
     let cohort_name: &'static str =
         Box::leak(format!("cohort overview ({cohort} trainees), 2 clients").into_boxed_str());
     results.push(run.saturate(cohort_name, &|_, _| {

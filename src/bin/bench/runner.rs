@@ -3,8 +3,6 @@
 use crate::client::{self, Pace, Req};
 use crate::server::*;
 
-/// Trainees per care provider, as one director's cohort.
-pub(crate) const COHORT: usize = 500;
 /// Records of the trainee whose dossier is built.
 pub(crate) const DOSSIER_RECORDS: usize = 1000;
 

@@ -102,9 +102,10 @@ pub(crate) fn seed(
             organisations::updated_at.eq(at),
         ))
         .execute(conn)?;
-    // Care providers of 500 trainees each: a director follows one (the cohort overview).
+    // Care providers of `--cohort` trainees each (500 by default): a director follows one
+    // (the cohort overview).
     let mut providers = Vec::new();
-    for p in 0..args.trainees.div_ceil(COHORT).max(1) {
+    for p in 0..args.trainees.div_ceil(args.cohort.max(1)).max(1) {
         let pid = id(&mut rng);
         diesel::insert_into(organisations::table)
             .values((
@@ -248,7 +249,7 @@ pub(crate) fn seed(
                 .values((
                     enrolments::id.eq(&enrolment),
                     enrolments::trainee_id.eq(&uid),
-                    enrolments::organisation_id.eq(&providers[t / COHORT]),
+                    enrolments::organisation_id.eq(&providers[t / args.cohort.max(1)]),
                     enrolments::template_id.eq(&template),
                     enrolments::template_version.eq(1),
                     enrolments::track.eq("bt_standalone"),
