@@ -377,12 +377,24 @@ fn main() {
         }
     };
     both("authenticated read: GET /me", Some(10.0), &me);
-    both("log an activity (delmål, Idempotency-Key)", Some(25.0), &log);
+    both(
+        "log an activity (delmål, Idempotency-Key)",
+        Some(25.0),
+        &log,
+    );
     both("list my records by delmål (phone)", Some(10.0), &list);
-    both("one trainee's plan: GET /enrolments/{id}", Some(10.0), &plan);
+    both(
+        "one trainee's plan: GET /enrolments/{id}",
+        Some(10.0),
+        &plan,
+    );
     both("supervisor's signature queue", Some(10.0), &queue);
     both("sign an assessment", None, &sign);
-    both("trainee progress (delmål, checklist, pace)", Some(10.0), &progress);
+    both(
+        "trainee progress (delmål, checklist, pace)",
+        Some(10.0),
+        &progress,
+    );
     // The heavy reads: a director or an assessor at a time, not 64 at once.
     run.clients = 2;
     let cohort = trainees.len().min(args.cohort.max(1));
@@ -482,7 +494,10 @@ fn main() {
         }
         println!("open loop: {} clients share a schedule of {rate:.0} requests/s; latency counts from when each request was due", args.clients);
     }
-    if capacities.iter().any(|c| c.kept.is_some() || c.missed.is_some()) {
+    if capacities
+        .iter()
+        .any(|c| c.kept.is_some() || c.missed.is_some())
+    {
         println!();
         println!(
             "{:<46} {:>9} {:>9} {:>8} {:>8} {:>9} {:>8} {:>11}",
@@ -495,13 +510,20 @@ fn main() {
             "p99 ms",
             "because"
         );
-        for c in capacities.iter().filter(|c| c.kept.is_some() || c.missed.is_some()) {
+        for c in capacities
+            .iter()
+            .filter(|c| c.kept.is_some() || c.missed.is_some())
+        {
             let (kept, kept_p99, kept_cpu) = c.kept.map_or(
                 ("none".to_string(), String::new(), String::new()),
                 |(r, p, cpu)| (format!("{r:.0}"), format!("{p:.2}"), format!("{cpu:.3}")),
             );
             let (missed, missed_p99, why) = c.missed.map_or(
-                (format!("> {:.0}", c.kept.map_or(0.0, |k| k.0)), String::new(), ""),
+                (
+                    format!("> {:.0}", c.kept.map_or(0.0, |k| k.0)),
+                    String::new(),
+                    "",
+                ),
                 |(r, p, why)| (format!("{r:.0}"), format!("{p:.2}"), why),
             );
             println!(

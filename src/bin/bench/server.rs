@@ -191,14 +191,18 @@ impl Server {
         };
         procs
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
             .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
             .filter(|stat| stat.contains("(postgres)"))
             .map(|stat| {
                 let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
                 let f: Vec<&str> = rest.split_whitespace().collect();
-                let ticks =
-                    |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
                 (ticks(11) + ticks(12)) / 100.0
             })
             .sum()
