@@ -23,7 +23,7 @@ use crate::curriculum::templates::{self, ProgrammeTemplate};
 use crate::db::DbConn;
 use crate::enrolment::enums::Track;
 use crate::error::AppError;
-use crate::ids::{TemplateId, TrustedServiceId};
+use crate::ids::{TemplateId, TransferredRecordType, TrustedServiceId};
 use crate::schema::{attachments, programme_templates, regulations, transfer_imports, users};
 
 /// What the receiving director sends besides the bundle.
@@ -48,8 +48,8 @@ pub struct NewTransfer {
 pub struct UnmappedDelmal {
     #[schema(example = "BT14")]
     pub code: String,
-    #[schema(example = "activity")]
-    pub record_type: String,
+    #[schema(value_type = String, example = "activity")]
+    pub record_type: TransferredRecordType,
     /// The record's id here (its provenance keeps the code).
     pub record_id: String,
 }
@@ -391,14 +391,14 @@ pub fn import(
     }
     for (kind, list) in b["talks"].as_object().into_iter().flatten() {
         let record_type = match kind.as_str() {
-            "handover" => "handover_talk",
-            "final_check_in" => "final_check_in",
-            _ => "supervision_session",
+            "handover" => TransferredRecordType::HandoverTalk,
+            "final_check_in" => TransferredRecordType::FinalCheckIn,
+            _ => TransferredRecordType::SupervisionSession,
         };
         for t in list.as_array().into_iter().flatten() {
             let topics = codes_of(&t["topics"]).join("; ");
             let title = if topics.is_empty() {
-                record_type.replace('_', " ")
+                record_type.as_str().replace('_', " ")
             } else {
                 topics
             };
@@ -442,7 +442,7 @@ pub fn import(
             at,
         };
         let item = Item {
-            record_type: "summary_assessment",
+            record_type: TransferredRecordType::SummaryAssessment,
             original: s,
             title: "summary assessment",
             date: at.map(|t| t.date_naive()),
@@ -466,7 +466,7 @@ pub fn import(
         };
         let at = time(&f["decided_at"]);
         let item = Item {
-            record_type: "final_assessment",
+            record_type: TransferredRecordType::FinalAssessment,
             original: f,
             title: "final assessment",
             date: at.map(|t| t.date_naive()),
