@@ -200,6 +200,26 @@ pub(super) fn malformed(field: &str) -> AppError {
     )])
 }
 
+/// The record type of the talks a bundle lists under `kind` (a key of its `talks`).
+/// Format `eportfolio-transfer/1` exports three kinds; any other key (a kind this build
+/// does not export, such as the supervisors' check-in the trainee never sees, or one it
+/// does not know) is refused as malformed (422), never taken for a supervision session.
+fn talk_record_type(kind: &str) -> Result<TransferredRecordType, AppError> {
+    use crate::portfolio::talks::TalkKind;
+    match TalkKind::from_code(kind) {
+        Some(TalkKind::Supervision) => Ok(TransferredRecordType::SupervisionSession),
+        Some(TalkKind::Handover) => Ok(TransferredRecordType::HandoverTalk),
+        Some(TalkKind::FinalCheckIn) => Ok(TransferredRecordType::FinalCheckIn),
+        Some(TalkKind::SupervisorCheckIn) | None => {
+            Err(AppError::Validation(vec![crate::error::FieldError::new(
+                format!("bundle.talks.{kind}"),
+                "not a kind of talk a transfer bundle holds (supervision, handover, \
+                 final_check_in)",
+            )]))
+        }
+    }
+}
+
 pub(super) fn codes_of(v: &Value) -> Vec<String> {
     v.as_array()
         .into_iter()
@@ -390,11 +410,7 @@ pub fn import(
         im.course_confirmation(conn, c, &local)?;
     }
     for (kind, list) in b["talks"].as_object().into_iter().flatten() {
-        let record_type = match kind.as_str() {
-            "handover" => TransferredRecordType::HandoverTalk,
-            "final_check_in" => TransferredRecordType::FinalCheckIn,
-            _ => TransferredRecordType::SupervisionSession,
-        };
+        let record_type = talk_record_type(kind)?;
         for t in list.as_array().into_iter().flatten() {
             let topics = codes_of(&t["topics"]).join("; ");
             let title = if topics.is_empty() {
