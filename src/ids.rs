@@ -415,6 +415,17 @@ impl serde::Serialize for TransferredRecordType {
     }
 }
 
+text_enum! {
+    /// Where a mail of the outbox (`mail_outbox.status`) stands: `pending` until a send
+    /// succeeds (`sent`) or the outbox gives up (`failed`).
+    ///
+    /// Here rather than in `accounts` (whose `GET /mail-outbox` lists it): the outbox
+    /// itself, the metrics and the re-sealing of secrets are plumbing below the features,
+    /// and `outbox` imports `secrets` and `telemetry`, so neither could import it from
+    /// there without a cycle.
+    pub enum MailStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
+}
+
 #[cfg(test)]
 #[path = "ids_tests.rs"]
 mod tests;

@@ -6,7 +6,7 @@ use diesel::dsl::sql;
 use diesel::sql_types::Text;
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 
-use super::TransferredRecordType;
+use super::{MailStatus, TransferredRecordType};
 
 /// Reads the SQL text literal `code` as a `T`, as a query reads a stored column.
 fn read_stored<T>(code: &str) -> Result<T, diesel::result::Error>
@@ -79,6 +79,16 @@ fn transferred_record_types_round_trip_and_unknown_ones_are_errors() {
         ],
         TransferredRecordType::as_str,
         TransferredRecordType::from_code,
+    );
+}
+
+#[test]
+fn mail_statuses_round_trip_and_unknown_ones_are_errors() {
+    round_trips(
+        MailStatus::ALL,
+        &["pending", "sent", "failed"],
+        MailStatus::as_str,
+        MailStatus::from_code,
     );
 }
 

@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::ids::MailStatus;
 use crate::schema::{mail_outbox, webhook_deliveries};
 use crate::telemetry::metrics::{self, Queue};
 
@@ -91,7 +92,7 @@ fn queue_states(conn: &mut crate::db::DbConn) -> Result<Vec<QueueState>, AppErro
         .select((count_star(), min(webhook_deliveries::created_at)))
         .first(conn)?;
     let (mails, mail_oldest): (i64, Option<NaiveDateTime>) = mail_outbox::table
-        .filter(mail_outbox::status.eq("pending"))
+        .filter(mail_outbox::status.eq(MailStatus::Pending))
         .select((count_star(), min(mail_outbox::created_at)))
         .first(conn)?;
     Ok(vec![
