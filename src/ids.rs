@@ -426,6 +426,19 @@ text_enum! {
     pub enum MailStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
 }
 
+text_enum! {
+    /// Where a webhook delivery (`webhook_deliveries.status`) stands.
+    ///
+    /// Here rather than in `integrations::webhooks` (which re-exports it): the metrics'
+    /// queue gauge (`telemetry`, below the features) counts the pending ones.
+    pub enum DeliveryStatus {
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Gave up after the retry window, or the subscription was deleted.
+        Failed = "failed",
+    }
+}
+
 #[cfg(test)]
 #[path = "ids_tests.rs"]
 mod tests;

@@ -6,7 +6,7 @@ use diesel::dsl::sql;
 use diesel::sql_types::Text;
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 
-use super::{MailStatus, TransferredRecordType};
+use super::{DeliveryStatus, MailStatus, TransferredRecordType};
 
 /// Reads the SQL text literal `code` as a `T`, as a query reads a stored column.
 fn read_stored<T>(code: &str) -> Result<T, diesel::result::Error>
@@ -89,6 +89,16 @@ fn mail_statuses_round_trip_and_unknown_ones_are_errors() {
         &["pending", "sent", "failed"],
         MailStatus::as_str,
         MailStatus::from_code,
+    );
+}
+
+#[test]
+fn delivery_statuses_round_trip_and_unknown_ones_are_errors() {
+    round_trips(
+        DeliveryStatus::ALL,
+        &["pending", "delivered", "failed"],
+        DeliveryStatus::as_str,
+        DeliveryStatus::from_code,
     );
 }
 
