@@ -346,6 +346,8 @@ macro_rules! text_enum {
                     $($name::$variant => $code),*
                 }
             }
+            /// Every value, in declaration order (tests walk the whole set).
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
             /// The value stored as `s`; `None` for a code this build does not know.
             pub fn from_code(s: &str) -> Option<$name> {
                 match s {
@@ -376,3 +378,67 @@ macro_rules! text_enum {
         $crate::text_enum_sql!($name);
     };
 }
+
+text_enum! {
+    /// The kind of record an imported record's provenance row names
+    /// (`transferred_records.record_type`), as progress names its evidence.
+    ///
+    /// Here rather than in a feature: `transfer` writes the rows, and `portfolio`,
+    /// `enrolment` and `privacy` read or delete them by kind; `privacy` sits below
+    /// `portfolio` and `enrolment`, so no feature is low enough for all of them.
+    pub enum TransferredRecordType {
+        Activity = "activity",
+        Assessment = "assessment",
+        SummaryAssessment = "summary_assessment",
+        FinalAssessment = "final_assessment",
+        /// Handledarsamtal.
+        SupervisionSession = "supervision_session",
+        /// Överlämningssamtal.
+        HandoverTalk = "handover_talk",
+        /// Slutavstämning.
+        FinalCheckIn = "final_check_in",
+        /// A kursledare's confirmation of an imported course.
+        CourseConfirmation = "course_confirmation",
+        /// Who supervised on the sending service (a fact, not an account here).
+        SupervisorAssignment = "supervisor_assignment",
+        Placement = "placement",
+        LeavePeriod = "leave_period",
+        ExtentPeriod = "extent_period",
+        CreditedService = "credited_service",
+    }
+}
+
+// The API shows the kind as its stored code: a plain string in the spec, as before.
+impl serde::Serialize for TransferredRecordType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+text_enum! {
+    /// Where a mail of the outbox (`mail_outbox.status`) stands: `pending` until a send
+    /// succeeds (`sent`) or the outbox gives up (`failed`).
+    ///
+    /// Here rather than in `accounts` (whose `GET /mail-outbox` lists it): the outbox
+    /// itself, the metrics and the re-sealing of secrets are plumbing below the features,
+    /// and `outbox` imports `secrets` and `telemetry`, so neither could import it from
+    /// there without a cycle.
+    pub enum MailStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
+}
+
+text_enum! {
+    /// Where a webhook delivery (`webhook_deliveries.status`) stands.
+    ///
+    /// Here rather than in `integrations::webhooks` (which re-exports it): the metrics'
+    /// queue gauge (`telemetry`, below the features) counts the pending ones.
+    pub enum DeliveryStatus {
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Gave up after the retry window, or the subscription was deleted.
+        Failed = "failed",
+    }
+}
+
+#[cfg(test)]
+#[path = "ids_tests.rs"]
+mod tests;

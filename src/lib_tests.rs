@@ -163,14 +163,6 @@ fn the_check_catches_a_nullable_free_text_kept_as_a_fact() {
     facts_hold_no_text::<crate::portfolio::assessments::Assessment>(&["decline_reason"], &[]);
 }
 
-#[test]
-fn erasure_names_imported_course_confirmations_as_portfolio_stores_them() {
-    assert_eq!(
-        crate::privacy::erasure::COURSE_CONFIRMATION_RECORD,
-        crate::portfolio::course_confirmation::TRANSFERRED_RECORD_TYPE
-    );
-}
-
 // ---- Who writes what a principal is built from -----------------------------------------
 //
 // The session cache stays right because the only writers of sessions, role grants and the

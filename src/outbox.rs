@@ -23,6 +23,7 @@ use crate::app::AppState;
 use crate::clock::to_db;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
+use crate::ids::MailStatus;
 use crate::mail::Mail;
 use crate::schema::mail_outbox;
 use crate::secrets::Keyring;
@@ -71,7 +72,7 @@ pub fn enqueue(
                 mail_outbox::recipient.eq(&mail.to),
                 mail_outbox::subject.eq(&mail.subject),
                 mail_outbox::body.eq(&body),
-                mail_outbox::status.eq("pending"),
+                mail_outbox::status.eq(MailStatus::Pending),
                 mail_outbox::attempts.eq(0),
                 mail_outbox::next_attempt_at.eq(to_db(now)),
                 mail_outbox::created_at.eq(to_db(now)),
@@ -103,7 +104,7 @@ pub fn claim_due(
         .is_null()
         .or(mail_outbox::locked_until.le(to_db(now)));
     let due: Vec<String> = mail_outbox::table
-        .filter(mail_outbox::status.eq("pending"))
+        .filter(mail_outbox::status.eq(MailStatus::Pending))
         .filter(mail_outbox::next_attempt_at.le(to_db(now)))
         .filter(free)
         .order(mail_outbox::next_attempt_at)
@@ -116,7 +117,7 @@ pub fn claim_due(
         let won = diesel::update(
             mail_outbox::table
                 .find(&id)
-                .filter(mail_outbox::status.eq("pending"))
+                .filter(mail_outbox::status.eq(MailStatus::Pending))
                 .filter(
                     mail_outbox::locked_until
                         .is_null()
@@ -148,7 +149,7 @@ pub fn claim_due(
                 tracing::error!(outbox_id = %id, error = %e, "a queued mail does not open");
                 diesel::update(mail_outbox::table.find(&id))
                     .set((
-                        mail_outbox::status.eq("failed"),
+                        mail_outbox::status.eq(MailStatus::Failed),
                         mail_outbox::updated_at.eq(to_db(now)),
                         mail_outbox::locked_until.eq(None::<chrono::NaiveDateTime>),
                         mail_outbox::lease.eq(None::<String>),
@@ -201,7 +202,7 @@ pub fn record(
         Ok(()) => {
             diesel::update(mine)
                 .set((
-                    mail_outbox::status.eq("sent"),
+                    mail_outbox::status.eq(MailStatus::Sent),
                     mail_outbox::body.eq(""),
                     mail_outbox::attempts.eq(attempts),
                     mail_outbox::sent_at.eq(Some(to_db(now))),
@@ -220,7 +221,11 @@ pub fn record(
             let gave_up = attempts >= MAX_ATTEMPTS;
             let updated = diesel::update(mine)
                 .set((
-                    mail_outbox::status.eq(if gave_up { "failed" } else { "pending" }),
+                    mail_outbox::status.eq(if gave_up {
+                        MailStatus::Failed
+                    } else {
+                        MailStatus::Pending
+                    }),
                     mail_outbox::attempts.eq(attempts),
                     mail_outbox::next_attempt_at.eq(to_db(now + backoff(attempts))),
                     mail_outbox::updated_at.eq(to_db(now)),

@@ -41,7 +41,7 @@ use rand::RngCore;
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{SigningKeyId, UserId};
+use crate::ids::{MailStatus, SigningKeyId, UserId};
 use crate::schema::{
     mail_outbox, personal_identities, sealing_keys, service_keys, totp_credentials,
     webhook_subscriptions,
@@ -547,7 +547,7 @@ pub fn seal_everything(conn: &mut DbConn, keyring: &Keyring) -> Result<usize, Ap
 
     // Mail waiting to be sent (sent and given-up mail keeps no body).
     let rows: Vec<(String, String)> = mail_outbox::table
-        .filter(mail_outbox::status.eq("pending"))
+        .filter(mail_outbox::status.eq(MailStatus::Pending))
         .filter(mail_outbox::body.ne(""))
         .filter(mail_outbox::body.not_like(&sealed_now))
         .select((mail_outbox::id, mail_outbox::body))

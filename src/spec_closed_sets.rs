@@ -11,6 +11,7 @@
 //! audit log), the webhook event names (declared with their own code), and values that are composed (`delmal-<id>`, comma-separated
 //! roles) or second-factor method names that grow with the methods.
 
+use crate::accounts::invitations::InvitationStatus;
 use crate::portfolio::{assessments, course_confirmation, vetting};
 
 /// `(component schema, property, values)`.
@@ -176,7 +177,12 @@ const EXTERNAL_ASSESSOR_STATUS: &[&str] = &[
     vetting::DECLINED.as_str(),
 ];
 const GOAL_STATUS: &[&str] = &["planned", "in_progress", "done"];
-const INVITATION_STATUS: &[&str] = &["pending", "accepted", "revoked", "expired"];
+const INVITATION_STATUS: &[&str] = &[
+    InvitationStatus::Pending.as_str(),
+    InvitationStatus::Accepted.as_str(),
+    InvitationStatus::Revoked.as_str(),
+    InvitationStatus::Expired.as_str(),
+];
 const JUDGEMENTS: &[&str] = &["achieved", "progressing", "not_yet"];
 const NOTIFICATION_MODES: &[&str] = &["immediate", "daily_digest"];
 const OUTBOX_STATUS: &[&str] = &["pending", "failed"];

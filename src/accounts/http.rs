@@ -244,23 +244,19 @@ pub async fn list_invitations(
     query: web::Query<InvitationFilter>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
-    if let Some(s) = &q.status {
-        if !["pending", "accepted", "revoked", "expired"].contains(&s.as_str()) {
-            return Err(AppError::validation(
-                "status",
-                "must be pending, accepted, revoked or expired",
-            ));
-        }
-    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(invitations::InvitationStatus::from_code(s).ok_or_else(|| {
+            AppError::validation("status", "must be pending, accepted, revoked or expired")
+        })?),
+    };
     let page = PageParams {
         limit: q.limit,
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
     let rows = ctx
-        .read(move |c, ctx| {
-            invitations::list_invitations(c, ctx, q.status.as_deref(), after.as_deref(), limit)
-        })
+        .read(move |c, ctx| invitations::list_invitations(c, ctx, status, after.as_deref(), limit))
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, limit, |i| i.id.clone())))
 }

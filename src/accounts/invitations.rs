@@ -29,7 +29,8 @@ pub struct Invitation {
     pub role: Role,
     pub organisation_id: String,
     /// `pending`, `accepted`, `revoked` or `expired`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: InvitationStatus,
     pub invited_by: Option<String>,
     #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
@@ -40,6 +41,53 @@ pub struct Invitation {
     pub version: i32,
     #[serde(with = "crate::clock::millis")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where an invitation stands. Not stored: derived from its row (`accepted_at`,
+/// `revoked_at`, `expires_at`) at the time of the request, so the API, the list's filter
+/// and revoking all name the same four values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationStatus {
+    /// Neither accepted nor revoked, and not expired: the link works.
+    Pending,
+    Accepted,
+    Revoked,
+    /// Neither accepted nor revoked before it expired.
+    Expired,
+}
+
+impl InvitationStatus {
+    /// Every status, in the order the API's description lists them.
+    pub const ALL: [InvitationStatus; 4] = [
+        InvitationStatus::Pending,
+        InvitationStatus::Accepted,
+        InvitationStatus::Revoked,
+        InvitationStatus::Expired,
+    ];
+
+    /// The API's name of the status (`const`, so the spec's closed sets can name it).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InvitationStatus::Pending => "pending",
+            InvitationStatus::Accepted => "accepted",
+            InvitationStatus::Revoked => "revoked",
+            InvitationStatus::Expired => "expired",
+        }
+    }
+
+    /// The status `code` names (a list filter); `None` for anything else.
+    pub fn from_code(code: &str) -> Option<InvitationStatus> {
+        InvitationStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == code)
+    }
+}
+
+// The API shows the status by its name: a plain string in the spec, as before.
+impl Serialize for InvitationStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// What an invitation's views read of its row (never the token hash).
@@ -61,13 +109,13 @@ struct InvitationRow {
 fn invitation_from(r: InvitationRow, now: DateTime<Utc>) -> Invitation {
     let expires_at = from_db(r.expires_at);
     let status = if r.accepted_at.is_some() {
-        "accepted"
+        InvitationStatus::Accepted
     } else if r.revoked_at.is_some() {
-        "revoked"
+        InvitationStatus::Revoked
     } else if expires_at <= now {
-        "expired"
+        InvitationStatus::Expired
     } else {
-        "pending"
+        InvitationStatus::Pending
     };
     // An invitation changes at most once (accepted or revoked after creation).
     let changed = r.accepted_at.or(r.revoked_at);
@@ -77,7 +125,7 @@ fn invitation_from(r: InvitationRow, now: DateTime<Utc>) -> Invitation {
         display_name: r.display_name,
         role: r.role,
         organisation_id: r.organisation_id.into_inner(),
-        status: status.into(),
+        status,
         invited_by: r.invited_by.map(UserId::into_inner),
         created_at: from_db(r.created_at),
         expires_at,
@@ -221,7 +269,7 @@ pub fn invite(
 pub fn list_invitations(
     conn: &mut DbConn,
     ctx: &Ctx,
-    status: Option<&str>,
+    status: Option<InvitationStatus>,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Invitation>, AppError> {
@@ -239,17 +287,18 @@ pub fn list_invitations(
         .select(InvitationRow::as_select())
         .into_boxed();
     let at = to_db(now);
+    // The same derivation as `invitation_from`, as filters.
     q = match status {
         None => q,
-        Some("accepted") => q.filter(invitations::accepted_at.is_not_null()),
-        Some("revoked") => q
+        Some(InvitationStatus::Accepted) => q.filter(invitations::accepted_at.is_not_null()),
+        Some(InvitationStatus::Revoked) => q
             .filter(invitations::accepted_at.is_null())
             .filter(invitations::revoked_at.is_not_null()),
-        Some("expired") => q
+        Some(InvitationStatus::Expired) => q
             .filter(invitations::accepted_at.is_null())
             .filter(invitations::revoked_at.is_null())
             .filter(invitations::expires_at.le(at)),
-        Some(_) => q
+        Some(InvitationStatus::Pending) => q
             .filter(invitations::accepted_at.is_null())
             .filter(invitations::revoked_at.is_null())
             .filter(invitations::expires_at.gt(at)),
@@ -268,10 +317,10 @@ pub fn revoke_invitation(conn: &mut DbConn, ctx: &Ctx, id: &str) -> Result<(), A
     if !me.can_invite(conn, inv.role, &OrganisationId::from(&inv.organisation_id))? {
         return Err(AppError::NotFound);
     }
-    if inv.status != "pending" {
+    if inv.status != InvitationStatus::Pending {
         return Err(AppError::Conflict(format!(
             "the invitation is already {}",
-            inv.status
+            inv.status.as_str()
         )));
     }
     diesel::update(invitations::table.find(id))
@@ -525,3 +574,7 @@ pub fn bootstrap_admin(
         },
     )
 }
+
+#[cfg(test)]
+#[path = "invitations_tests.rs"]
+mod tests;

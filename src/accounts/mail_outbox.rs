@@ -12,6 +12,7 @@ use crate::auth::principal::{org_subtrees, Principal, Role};
 use crate::clock::from_db;
 use crate::context::Ctx;
 use crate::error::AppError;
+use crate::ids::MailStatus;
 use crate::schema::{external_assessors, invitations, mail_outbox, user_roles, users};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -43,11 +44,6 @@ pub struct OutboxEntry {
     pub next_attempt_at: Option<DateTime<Utc>>,
     #[serde(with = "crate::clock::millis")]
     pub created_at: DateTime<Utc>,
-}
-
-crate::text_enum! {
-    /// Where an outbox mail stands.
-    pub enum MailStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
 }
 
 /// What the list reads of an outbox row (never the body).

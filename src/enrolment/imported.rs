@@ -12,13 +12,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{Day, EnrolmentId};
+use crate::ids::{Day, EnrolmentId, TransferredRecordType};
 use crate::schema::{extent_periods, placements, transferred_records};
-
-/// The record types of an imported extent period and placement in
-/// `transferred_records`.
-pub const EXTENT_PERIOD: &str = "extent_period";
-pub const PLACEMENT: &str = "placement";
 
 fn read_only() -> AppError {
     AppError::Refused {
@@ -57,28 +52,29 @@ pub(crate) fn refuse_extent_change_before_import(
     enrolment_id: &EnrolmentId,
     valid_from: Option<NaiveDate>,
 ) -> Result<(), AppError> {
-    let imported: Vec<(String, String)> = transferred_records::table
+    use TransferredRecordType::{ExtentPeriod, Placement};
+    let imported: Vec<(String, TransferredRecordType)> = transferred_records::table
         .filter(transferred_records::enrolment_id.eq(enrolment_id))
-        .filter(transferred_records::record_type.eq_any([EXTENT_PERIOD, PLACEMENT]))
+        .filter(transferred_records::record_type.eq_any([ExtentPeriod, Placement]))
         .select((transferred_records::id, transferred_records::record_type))
         .load(conn)?;
     if imported.is_empty() {
         return Ok(());
     }
-    let of = |kind: &str| -> Vec<String> {
+    let of = |kind: TransferredRecordType| -> Vec<String> {
         imported
             .iter()
-            .filter(|(_, t)| t == kind)
+            .filter(|(_, t)| *t == kind)
             .map(|(id, _)| id.clone())
             .collect()
     };
     let mut days: Vec<Day> = extent_periods::table
-        .filter(extent_periods::id.eq_any(of(EXTENT_PERIOD)))
+        .filter(extent_periods::id.eq_any(of(ExtentPeriod)))
         .select(extent_periods::valid_from)
         .load(conn)?;
     days.extend(
         placements::table
-            .filter(placements::id.eq_any(of(PLACEMENT)))
+            .filter(placements::id.eq_any(of(Placement)))
             .select(placements::end_date)
             .load::<Day>(conn)?,
     );

@@ -163,7 +163,7 @@ fn with_transferred(
             .filter(|r| d.listed.contains(&r.id))
             .map(|r| TransferredLine {
                 record_id: r.id.clone(),
-                record_type: r.record_type.clone(),
+                record_type: r.record_type.as_str().into(),
                 title: r.title.clone(),
                 date: r.date,
                 text: provenance_text(&r.provenance),

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::clock::from_db;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{Day, EnrolmentId};
+use crate::ids::{Day, EnrolmentId, TransferredRecordType};
 use crate::schema::{transfer_imports, transferred_records};
 
 /// The record is a row of its own table here (an activity, an assessment, and the plan:
@@ -71,8 +71,8 @@ pub struct TransferredRecord {
     pub id: String,
     /// The kind of record, named as in progress evidence (activity, assessment,
     /// supervision session, summary assessment, placement and so on).
-    #[schema(example = "assessment")]
-    pub record_type: String,
+    #[schema(value_type = String, example = "assessment")]
+    pub record_type: TransferredRecordType,
     /// `record` (a row of its own, e.g. under /activities, or the enrolment's placements,
     /// leave, extent periods and credited service) or `evidence` (the sending service's
     /// content only).
@@ -94,7 +94,7 @@ pub struct TransferredRecord {
 struct Row {
     id: String,
     import_id: String,
-    record_type: String,
+    record_type: TransferredRecordType,
     original_id: String,
     kept_as: String,
     title: String,

@@ -36,7 +36,7 @@ use crate::auth::principal::{Principal, Role};
 use crate::context::Ctx;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::ids::{EnrolmentId, OrganisationId};
+use crate::ids::{EnrolmentId, OrganisationId, TransferredRecordType};
 use crate::schema::{
     activities, assessments, attachments, audit_log, course_confirmation_links,
     course_confirmations, enrolments, final_assessments, record_delmal, signing_links,
@@ -166,11 +166,6 @@ pub fn erase(
     erase_records(conn, ctx, id)
 }
 
-/// How an imported course confirmation's provenance row names its kind: the code
-/// `portfolio::course_confirmation::TRANSFERRED_RECORD_TYPE` writes (privacy sits below
-/// portfolio and cannot name it; `lib_tests` checks the two agree).
-pub const COURSE_CONFIRMATION_RECORD: &str = "course_confirmation";
-
 /// The status of a talk every participant confirmed: the code
 /// `portfolio::talks::TalkStatus::Confirmed` stores (checked in `lib_tests`).
 pub const CONFIRMED_TALK: &str = "confirmed";
@@ -289,7 +284,9 @@ pub(super) fn erase_records(
                 .filter(transferred_records::enrolment_id.eq(id))
                 .filter(transferred_records::import_id.eq(import))
                 .filter(transferred_records::original_id.eq(original))
-                .filter(transferred_records::record_type.eq(COURSE_CONFIRMATION_RECORD)),
+                .filter(
+                    transferred_records::record_type.eq(TransferredRecordType::CourseConfirmation),
+                ),
         )
         .execute(conn)?;
     }

@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::ids::{DeliveryStatus, MailStatus};
 use crate::schema::{mail_outbox, webhook_deliveries};
 use crate::telemetry::metrics::{self, Queue};
 
@@ -87,11 +88,11 @@ type QueueState = (Queue, i64, Option<NaiveDateTime>);
 /// Items waiting in each delivery queue, and when the oldest was queued.
 fn queue_states(conn: &mut crate::db::DbConn) -> Result<Vec<QueueState>, AppError> {
     let (webhooks, webhook_oldest): (i64, Option<NaiveDateTime>) = webhook_deliveries::table
-        .filter(webhook_deliveries::status.eq("pending"))
+        .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
         .select((count_star(), min(webhook_deliveries::created_at)))
         .first(conn)?;
     let (mails, mail_oldest): (i64, Option<NaiveDateTime>) = mail_outbox::table
-        .filter(mail_outbox::status.eq("pending"))
+        .filter(mail_outbox::status.eq(MailStatus::Pending))
         .select((count_star(), min(mail_outbox::created_at)))
         .first(conn)?;
     Ok(vec![

@@ -23,7 +23,7 @@ use crate::curriculum::templates::{self, ProgrammeTemplate};
 use crate::db::DbConn;
 use crate::enrolment::enums::Track;
 use crate::error::AppError;
-use crate::ids::{TemplateId, TrustedServiceId};
+use crate::ids::{TemplateId, TransferredRecordType, TrustedServiceId};
 use crate::schema::{attachments, programme_templates, regulations, transfer_imports, users};
 
 /// What the receiving director sends besides the bundle.
@@ -48,8 +48,8 @@ pub struct NewTransfer {
 pub struct UnmappedDelmal {
     #[schema(example = "BT14")]
     pub code: String,
-    #[schema(example = "activity")]
-    pub record_type: String,
+    #[schema(value_type = String, example = "activity")]
+    pub record_type: TransferredRecordType,
     /// The record's id here (its provenance keeps the code).
     pub record_id: String,
 }
@@ -198,6 +198,26 @@ pub(super) fn malformed(field: &str) -> AppError {
         format!("bundle.{field}"),
         "missing or malformed",
     )])
+}
+
+/// The record type of the talks a bundle lists under `kind` (a key of its `talks`).
+/// Format `eportfolio-transfer/1` exports three kinds; any other key (a kind this build
+/// does not export, such as the supervisors' check-in the trainee never sees, or one it
+/// does not know) is refused as malformed (422), never taken for a supervision session.
+fn talk_record_type(kind: &str) -> Result<TransferredRecordType, AppError> {
+    use crate::portfolio::talks::TalkKind;
+    match TalkKind::from_code(kind) {
+        Some(TalkKind::Supervision) => Ok(TransferredRecordType::SupervisionSession),
+        Some(TalkKind::Handover) => Ok(TransferredRecordType::HandoverTalk),
+        Some(TalkKind::FinalCheckIn) => Ok(TransferredRecordType::FinalCheckIn),
+        Some(TalkKind::SupervisorCheckIn) | None => {
+            Err(AppError::Validation(vec![crate::error::FieldError::new(
+                format!("bundle.talks.{kind}"),
+                "not a kind of talk a transfer bundle holds (supervision, handover, \
+                 final_check_in)",
+            )]))
+        }
+    }
 }
 
 pub(super) fn codes_of(v: &Value) -> Vec<String> {
@@ -390,15 +410,11 @@ pub fn import(
         im.course_confirmation(conn, c, &local)?;
     }
     for (kind, list) in b["talks"].as_object().into_iter().flatten() {
-        let record_type = match kind.as_str() {
-            "handover" => "handover_talk",
-            "final_check_in" => "final_check_in",
-            _ => "supervision_session",
-        };
+        let record_type = talk_record_type(kind)?;
         for t in list.as_array().into_iter().flatten() {
             let topics = codes_of(&t["topics"]).join("; ");
             let title = if topics.is_empty() {
-                record_type.replace('_', " ")
+                record_type.as_str().replace('_', " ")
             } else {
                 topics
             };
@@ -442,7 +458,7 @@ pub fn import(
             at,
         };
         let item = Item {
-            record_type: "summary_assessment",
+            record_type: TransferredRecordType::SummaryAssessment,
             original: s,
             title: "summary assessment",
             date: at.map(|t| t.date_naive()),
@@ -466,7 +482,7 @@ pub fn import(
         };
         let at = time(&f["decided_at"]);
         let item = Item {
-            record_type: "final_assessment",
+            record_type: TransferredRecordType::FinalAssessment,
             original: f,
             title: "final assessment",
             date: at.map(|t| t.date_naive()),

@@ -21,12 +21,9 @@ use super::import::{codes_of, day, malformed, text};
 use super::records::{no_signer, Importer, Item};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::TransferredRecordType;
 use crate::portfolio::transferred::KEPT_AS_RECORD;
 use crate::schema::{credited_service, extent_periods, leave_periods, placements};
-
-/// The record types of the plan in `transferred_records`.
-const LEAVE: &str = "leave_period";
-const CREDITED: &str = "credited_service";
 
 fn list<'a>(e: &'a Value, field: &str) -> impl Iterator<Item = &'a Value> {
     e[field].as_array().into_iter().flatten()
@@ -112,7 +109,7 @@ impl Importer {
             ))
             .execute(conn)?;
         let item = Item {
-            record_type: crate::enrolment::imported::PLACEMENT,
+            record_type: TransferredRecordType::Placement,
             original: p,
             title: kind,
             date: Some(start),
@@ -150,7 +147,7 @@ impl Importer {
             ))
             .execute(conn)?;
         let item = Item {
-            record_type: LEAVE,
+            record_type: TransferredRecordType::LeavePeriod,
             original: l,
             title: &kind,
             date: Some(start),
@@ -194,7 +191,7 @@ impl Importer {
                 .execute(conn)?;
             let title = format!("{share} %");
             let item = Item {
-                record_type: crate::enrolment::imported::EXTENT_PERIOD,
+                record_type: TransferredRecordType::ExtentPeriod,
                 original: p,
                 title: &title,
                 date: Some(from),
@@ -217,7 +214,11 @@ impl Importer {
         let evidence = text(c, "evidence").unwrap_or("");
         let uid = uuid::Uuid::new_v4();
         let id = uid.to_string();
-        let (known, unknown) = self.map(CREDITED, uid, codes_of(&c["delmal"]));
+        let (known, unknown) = self.map(
+            TransferredRecordType::CreditedService,
+            uid,
+            codes_of(&c["delmal"]),
+        );
         diesel::insert_into(credited_service::table)
             .values((
                 credited_service::id.eq(&id),
@@ -232,7 +233,7 @@ impl Importer {
             ))
             .execute(conn)?;
         let item = Item {
-            record_type: CREDITED,
+            record_type: TransferredRecordType::CreditedService,
             original: c,
             title: description,
             date: Some(start),

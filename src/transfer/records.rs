@@ -11,6 +11,7 @@ use super::import::{codes_of, day, malformed, text, time, ImportCounts, Unmapped
 use crate::clock::to_db;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::TransferredRecordType;
 use crate::portfolio::course_confirmation as courses;
 use crate::portfolio::links;
 use crate::portfolio::transferred::{KEPT_AS_EVIDENCE, KEPT_AS_RECORD};
@@ -89,7 +90,7 @@ struct ProvenanceRow<'a> {
     id: &'a str,
     import_id: &'a str,
     enrolment_id: &'a str,
-    record_type: &'a str,
+    record_type: TransferredRecordType,
     original_id: &'a str,
     kept_as: &'a str,
     title: &'a str,
@@ -118,7 +119,7 @@ pub(super) struct Importer {
 /// One record of the bundle as its provenance names it.
 pub(super) struct Item<'a> {
     /// As progress names it: `activity`, `assessment`, `placement`, `handover_talk`, ...
-    pub(super) record_type: &'a str,
+    pub(super) record_type: TransferredRecordType,
     /// The record as the sending service wrote it.
     pub(super) original: &'a Value,
     pub(super) title: &'a str,
@@ -147,7 +148,7 @@ impl Importer {
     /// Splits codes into those the receiving template knows and those it does not.
     pub(super) fn map(
         &mut self,
-        record_type: &str,
+        record_type: TransferredRecordType,
         record_id: uuid::Uuid,
         codes: Vec<String>,
     ) -> (Vec<String>, Vec<String>) {
@@ -158,7 +159,7 @@ impl Importer {
             } else {
                 self.unmapped.push(UnmappedDelmal {
                     code: c.clone(),
-                    record_type: record_type.into(),
+                    record_type,
                     record_id: record_id.to_string(),
                 });
                 unknown.push(c);
@@ -258,10 +259,11 @@ impl Importer {
                 updated_at: self.now,
             })
             .execute(conn)?;
-        let (known, unknown) = self.map("activity", uid, codes_of(&a["delmal"]));
+        let (known, unknown) =
+            self.map(TransferredRecordType::Activity, uid, codes_of(&a["delmal"]));
         self.link(conn, &id, links::ACTIVITY.as_str(), &known)?;
         let item = Item {
-            record_type: "activity",
+            record_type: TransferredRecordType::Activity,
             original: a,
             title,
             date: Some(start),
@@ -334,10 +336,14 @@ impl Importer {
                 updated_at: self.now,
             })
             .execute(conn)?;
-        let (known, unknown) = self.map("assessment", uid, codes_of(&a["delmal"]));
+        let (known, unknown) = self.map(
+            TransferredRecordType::Assessment,
+            uid,
+            codes_of(&a["delmal"]),
+        );
         self.link(conn, &id, links::ASSESSMENT.as_str(), &known)?;
         let item = Item {
-            record_type: "assessment",
+            record_type: TransferredRecordType::Assessment,
             original: a,
             title: instrument,
             date: Some(performed),
@@ -416,7 +422,7 @@ impl Importer {
         let mut content = c.clone();
         content["vetted_by_name"] = json!(self.name_of(text(c, "vetted_by")));
         let item = Item {
-            record_type: courses::TRANSFERRED_RECORD_TYPE,
+            record_type: TransferredRecordType::CourseConfirmation,
             original: c,
             title: &title,
             date: Some(confirmed.date_naive()),

@@ -17,10 +17,8 @@ use super::import::{day, malformed, text};
 use super::records::{Importer, Item, Signer};
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::ids::TransferredRecordType;
 use crate::portfolio::transferred::KEPT_AS_EVIDENCE;
-
-/// The record type of a supervision fact in `transferred_records`.
-pub const SUPERVISOR_ASSIGNMENT: &str = "supervisor_assignment";
 
 /// The roles that supervise (the others, director, external assessor, head of
 /// department, decide or certify; they are not who supervised).
@@ -60,7 +58,7 @@ impl Importer {
             content["placement_id_here"] = json!(placement.map(|(_, id)| id));
             content["served_until"] = json!(until);
             let item = Item {
-                record_type: SUPERVISOR_ASSIGNMENT,
+                record_type: TransferredRecordType::SupervisorAssignment,
                 original: a,
                 title: &title,
                 date: Some(from),

@@ -1230,3 +1230,64 @@ fn a_bundle_larger_than_the_limit_is_refused_before_it_is_read() {
     app.post("/transfers", Some(&director.access), big)
         .expect_problem(413, "payload-too-large");
 }
+
+/// Talks under a key the format does not hold are refused (422 `validation`, naming
+/// the key), never imported as supervision sessions: the supervisors' check-in (a kind
+/// this build knows but never exports: the trainee does not see it) and a kind it does
+/// not know at all. The bundle is signed by a service B trusts, so only its content
+/// decides.
+#[test]
+fn talks_of_a_kind_the_bundle_format_does_not_hold_are_refused_not_guessed() {
+    let a = sender();
+    let b = receiver();
+    let content = export(&a, &a.trainee)["bundle"].clone();
+    // B trusts a service whose key this test holds, so it can sign what it likes.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[13; 32]);
+    let public = key.verifying_key().to_bytes();
+    b.app
+        .post(
+            "/trusted-services",
+            Some(&b.admin.access),
+            json!({"organisation_id": b.region, "name": "Region Uppsala", "base_url": a.base,
+                   "public_keys": [eportfolio::dossier::signing::pem(&public)]}),
+        )
+        .expect(201);
+    let key_id = eportfolio::ids::SigningKeyId::new(eportfolio::dossier::signing::key_id(&public));
+    let signed = |content: &Value| {
+        let signature = eportfolio::dossier::signing::sign_dossier(&key_id, &key, content);
+        json!({"bundle": content, "signature": signature})
+    };
+    let talk = json!({"id": "7d0c5a3e-52b1-4c2e-9a57-1f0e6c1b2d3a", "held_on": "2026-04-01",
+                      "participants": [], "topics": ["Handledning"], "delmal": []});
+    for kind in ["supervisor_check_in", "peer_review"] {
+        let mut odd = content.clone();
+        odd["talks"][kind] = json!([talk]);
+        let bundle = signed(&odd);
+        // Twice: the refused import left nothing behind (a second try is not "already
+        // imported").
+        for _ in 0..2 {
+            let refused = b
+                .app
+                .post(
+                    "/transfers",
+                    Some(&b.director.access),
+                    json!({"bundle": bundle, "trainee_email": b.trainee.email}),
+                )
+                .expect_problem(422, "validation");
+            assert_eq!(
+                refused.body["errors"][0]["field"],
+                format!("bundle.talks.{kind}"),
+                "{}",
+                refused.text
+            );
+        }
+    }
+    // The same content without the odd kind, signed by the same key, is imported.
+    b.app
+        .post(
+            "/transfers",
+            Some(&b.director.access),
+            json!({"bundle": signed(&content), "trainee_email": b.trainee.email}),
+        )
+        .expect(201);
+}

@@ -71,45 +71,9 @@ const RETRY_WINDOW_HOURS: i64 = 24;
 // Stored domain events outlive the deliveries made of them.
 const _: () = assert!(crate::events::RETENTION_HOURS >= RETRY_WINDOW_HOURS);
 
-/// Where a delivery stands.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum DeliveryStatus {
-    Pending,
-    Delivered,
-    /// Gave up after the retry window, or the subscription was deleted.
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<DeliveryStatus> {
-        [
-            DeliveryStatus::Pending,
-            DeliveryStatus::Delivered,
-            DeliveryStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == code)
-    }
-}
-
-crate::text_enum_sql!(DeliveryStatus);
+/// Where a delivery stands (declared in `ids`, below the metrics that count the
+/// pending ones).
+pub use crate::ids::DeliveryStatus;
 
 /// The event names a subscription listens to, stored as a JSON array; stored text that
 /// is not one is an error, never an empty list.

@@ -646,10 +646,7 @@ pub fn transferred_confirmation(
     Ok(t::table
         .filter(t::import_id.eq(import_id))
         .filter(t::original_id.eq(original_id))
-        .filter(t::record_type.eq(TRANSFERRED_RECORD_TYPE))
+        .filter(t::record_type.eq(crate::ids::TransferredRecordType::CourseConfirmation))
         .select(t::id)
         .load(conn)?)
 }
-
-/// How an imported confirmation's provenance row names its kind of record.
-pub const TRANSFERRED_RECORD_TYPE: &str = "course_confirmation";
