@@ -664,8 +664,11 @@ pub fn server_with_metrics(
             // Inside the request log, which then logs the 408 of a body sent too slowly.
             .wrap(from_fn(crate::body_deadline::middleware))
             .wrap(from_fn(http::request_id_and_log))
-            // Outermost, so the request-id middleware sees bodies before compression.
+            // Small answers are not worth a gzip encoder (see `compression`).
+            .wrap(from_fn(crate::compression::mark_small))
+            // Outside the request-id middleware, which sees bodies before compression.
             .wrap(Compress::default())
+            .wrap(from_fn(crate::compression::unmark))
     })
     // Without TCP_NODELAY a response sent in pieces (a compressed body is sent chunk by
     // chunk) waits for the client's delayed ACK: 40 ms added to every gzip answer.

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod backup;
 pub mod body_deadline;
 pub mod clock;
+pub mod compression;
 pub mod config;
 pub mod context;
 pub mod cors;

@@ -532,3 +532,93 @@ fn offline_clients_choose_the_id_of_what_they_create() {
     )
     .expect_problem(400, "malformed-request");
 }
+
+/// One GET with the given `Accept-Encoding` by curl, which keeps the body as it came
+/// over the wire (ureq, the tests' client, decodes gzip itself and drops the header):
+/// status, `Content-Encoding`, `Vary` and the raw body.
+fn get_encoded(app: &TestApp, path: &str, accept: &str) -> (u16, Option<String>, String, Vec<u8>) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-i", "-H", &format!("Accept-Encoding: {accept}")])
+        .arg(format!("{}{path}", app.base))
+        .output()
+        .expect("curl (installed by .ci/run) runs");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split = out
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
+    let head = String::from_utf8_lossy(&out.stdout[..split]).into_owned();
+    let body = out.stdout[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {head}"));
+    let field = |name: &str| -> Vec<String> {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_ascii_lowercase())
+            .collect()
+    };
+    let encoding = field("content-encoding").into_iter().next();
+    let vary = field("vary").join(",");
+    (status, encoding, vary, body)
+}
+
+/// Large answers go out gzip-compressed to a client that accepts gzip (and decode to
+/// the plain answer); small ones are sent plain, without any `Content-Encoding` (not
+/// even `identity`), as a gzip encoder would cost more than the bytes it saves.
+#[test]
+fn large_answers_are_gzipped_and_small_ones_sent_plain() {
+    use std::io::Read;
+    let app = TestApp::start();
+
+    let (status, encoding, _, plain) = get_encoded(&app, "/api/v1/openapi.json", "identity");
+    assert_eq!(status, 200);
+    assert_eq!(
+        encoding, None,
+        "a client that does not accept gzip gets it plain"
+    );
+    assert!(
+        plain.len() > 100_000,
+        "the document is large: {} bytes",
+        plain.len()
+    );
+
+    let (status, encoding, vary, wire) = get_encoded(&app, "/api/v1/openapi.json", "gzip");
+    assert_eq!(status, 200);
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(vary.contains("accept-encoding"), "Vary: {vary}");
+    assert!(
+        wire.len() < plain.len() / 4,
+        "{} of {} bytes",
+        wire.len(),
+        plain.len()
+    );
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&wire[..])
+        .read_to_end(&mut decoded)
+        .expect("a valid gzip stream");
+    assert_eq!(decoded, plain, "the compressed answer is the plain one");
+
+    // A small answer, and a small problem document: plain, and readable as sent.
+    for (path, expected) in [("/health", 200), ("/api/v1/no-such-route", 404)] {
+        let (status, encoding, _, body) = get_encoded(&app, path, "gzip, deflate, br");
+        assert_eq!(status, expected, "{path}");
+        assert_eq!(encoding, None, "{path} is sent plain");
+        assert!(
+            (body.len() as u64) < eportfolio::compression::MIN_COMPRESSED_BYTES,
+            "{path}: {} bytes",
+            body.len()
+        );
+        serde_json::from_slice::<Value>(&body)
+            .unwrap_or_else(|e| panic!("{path}: not plain JSON: {e}"));
+    }
+}
