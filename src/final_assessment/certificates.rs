@@ -113,8 +113,8 @@ pub struct TransferredLine {
     /// The record's id here.
     pub record_id: String,
     /// The kind of record as progress names it, e.g. `assessment`, `activity`, `placement`.
-    #[schema(example = "assessment")]
-    pub record_type: String,
+    #[schema(value_type = String, example = "assessment")]
+    pub record_type: crate::ids::TransferredRecordType,
     #[schema(example = "mini_cex")]
     pub title: String,
     pub date: Option<NaiveDate>,
@@ -163,7 +163,7 @@ fn with_transferred(
             .filter(|r| d.listed.contains(&r.id))
             .map(|r| TransferredLine {
                 record_id: r.id.clone(),
-                record_type: r.record_type.as_str().into(),
+                record_type: r.record_type,
                 title: r.title.clone(),
                 date: r.date,
                 text: provenance_text(&r.provenance),
@@ -453,7 +453,7 @@ pub fn render(d: &CertificateDraft, now: DateTime<Utc>) -> Result<Vec<u8>, AppEr
             .iter()
             .map(|t| {
                 vec![
-                    format!("{} ({})", t.title, t.record_type.replace('_', " ")),
+                    format!("{} ({})", t.title, t.record_type.as_str().replace('_', " ")),
                     t.date.map(|x| x.to_string()).unwrap_or_default(),
                     t.text.clone(),
                 ]

@@ -16,6 +16,7 @@ use crate::ids::{Day, EnrolmentId, OrganisationId, UserId};
 use crate::portfolio::assessments::AssessmentStatus;
 use crate::portfolio::links;
 use crate::portfolio::summaries::SummaryStatus;
+use crate::portfolio::talks::TalkKind;
 use crate::schema::{
     activities, assessments, credited_service, enrolments, extent_periods, final_assessments,
     leave_periods, placements, record_delmal, summary_assessments, talks,
@@ -317,7 +318,7 @@ pub(crate) fn load_inputs_of(
                 });
             }
         }
-        let rows: Vec<(String, String, String)> = record_delmal::table
+        let rows: Vec<(String, String, TalkKind)> = record_delmal::table
             .inner_join(talks::table.on(talks::id.eq(record_delmal::record_id)))
             .filter(record_delmal::enrolment_id.eq_any(chunk))
             .filter(record_delmal::record_type.eq(links::TALK))
@@ -330,10 +331,13 @@ pub(crate) fn load_inputs_of(
             .load(conn)?;
         for (e, code, kind) in rows {
             if let Some(i) = by_id.get_mut(&e) {
-                bump(&mut i.evidence, code, |c| match kind.as_str() {
-                    "handover" => c.handover_talks += 1,
-                    "final_check_in" => c.final_check_ins += 1,
-                    _ => c.supervision_sessions += 1,
+                bump(&mut i.evidence, code, |c| match kind {
+                    TalkKind::Supervision => c.supervision_sessions += 1,
+                    TalkKind::Handover => c.handover_talks += 1,
+                    TalkKind::FinalCheckIn => c.final_check_ins += 1,
+                    // Belongs to no enrolment and is never linked to a delmål (the
+                    // trainee never sees it); not evidence should a link ever appear.
+                    TalkKind::SupervisorCheckIn => {}
                 });
             }
         }

@@ -23,6 +23,7 @@ use super::inputs::{Inputs, CHUNK};
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::ids::Day;
+use crate::portfolio::talks::TalkKind;
 use crate::schema::{assignments, talk_participants, talks};
 
 /// The codes a [`SupervisionFlag`] carries (a closed set: see `spec_closed_sets.rs`).
@@ -193,7 +194,7 @@ pub(crate) fn main_supervisor(i: &Inputs, today: NaiveDate) -> Option<String> {
 struct TalkRow {
     enrolment_id: String,
     id: String,
-    kind: String,
+    kind: TalkKind,
     placement_id: Option<String>,
     next_placement_id: Option<String>,
     held_on: Day,
@@ -233,12 +234,12 @@ pub(crate) fn load(
         let rows: Vec<TalkRow> = talks::table
             .filter(talks::enrolment_id.eq_any(chunk))
             .filter(talks::deleted_at.is_null())
-            .filter(talks::kind.eq_any(["supervision", "handover"]))
+            .filter(talks::kind.eq_any([TalkKind::Supervision, TalkKind::Handover]))
             .select(TalkRow::as_select())
             .load(conn)?;
         let session_ids: Vec<&String> = rows
             .iter()
-            .filter(|r| r.kind == "supervision")
+            .filter(|r| r.kind == TalkKind::Supervision)
             .map(|r| &r.id)
             .collect();
         let mut people: HashMap<String, Vec<String>> = HashMap::new();
@@ -255,7 +256,7 @@ pub(crate) fn load(
             let Some(i) = by_id.get_mut(&r.enrolment_id) else {
                 continue;
             };
-            if r.kind == "handover" {
+            if r.kind == TalkKind::Handover {
                 i.supervision_steps.handovers.push((
                     r.placement_id,
                     r.next_placement_id,
