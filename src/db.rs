@@ -66,6 +66,11 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// The file of a SQLite URL.
+fn sqlite_path(url: &str) -> &std::path::Path {
+    std::path::Path::new(url.strip_prefix("sqlite://").unwrap_or(url))
+}
+
 /// Runs a diesel query on the backend's own connection instead of through the
 /// multi-backend layer, which re-serialises and walks every query several times (about
 /// twice the CPU of the statement itself on SQLite). The body is compiled once per
@@ -92,14 +97,14 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
             // WAL lets readers run beside the single writer; busy_timeout makes a second
             // writer wait instead of failing with "database is locked". It comes first:
             // switching to WAL itself needs a lock, and must wait for it too.
-            DbConn::Sqlite(_) => {
+            DbConn::Sqlite(_) => format!(
                 "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                  PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-                 PRAGMA journal_size_limit = 67108864;"
-            }
-            DbConn::Pg(_) => "SET TIME ZONE 'UTC';",
+                 PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES};"
+            ),
+            DbConn::Pg(_) => "SET TIME ZONE 'UTC';".to_string(),
         };
-        conn.batch_execute(sql)
+        conn.batch_execute(&sql)
             .map_err(diesel::r2d2::Error::QueryError)
     }
 }
@@ -200,16 +205,30 @@ impl Drop for Writer {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// WAL frames (pages) beyond which the writer finishes a checkpoint itself, so that
-/// the WAL starts over from its beginning. About 16 MB.
+/// the WAL starts over from its beginning. About 64 MB.
 ///
 /// SQLite reuses the WAL from its start only when a write begins while every frame in
 /// it has been copied back. Under a steady stream of writes the background checkpoint
 /// never catches up with the frames appended meanwhile, so the WAL grew without bound
-/// (1.4 GB after a few minutes of the bench, and every read searched it). Between two
-/// groups no frame is appended, so a checkpoint run there by the writer completes
-/// (unless a reader still needs old frames, when it is tried again at the next group).
-/// Most pages have already been copied by then, so it is short.
-const WAL_RESTART_FRAMES: i64 = 4096;
+/// (1.4 GB after a few minutes of the bench). Between two groups no frame is appended,
+/// so a checkpoint run there by the writer completes (unless a reader still needs old
+/// frames, when it is tried again at the next group).
+///
+/// That checkpoint holds up every write queued behind it for two `fsync`s at least
+/// (the WAL, then the database file), 10 to 130 ms each on the bench's virtual disk:
+/// the tail of the write latency (issue 19). A logged activity appends about 33 frames
+/// when writes are not grouped, so at 4,096 frames the writer stopped about every 125
+/// writes (twice a second at 250 writes/s); at 16,384 about every 500. The WAL is not
+/// searched beyond what the checkpoints have copied (a read starts after the frames
+/// already in the database file), so a longer one costs disk, not reads.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// The WAL file's size after a restart (`journal_size_limit`), above what
+/// [`WAL_RESTART_FRAMES`] lets it reach (frames of a 4 KiB page and their 24-byte
+/// headers, with room for as many frames again appended while the restart waits for a
+/// reader): a restart then reuses the file instead of truncating it, which cost the
+/// writer another 10 to 15 ms.
+const WAL_SIZE_LIMIT_BYTES: i64 = 256 * 1024 * 1024;
 
 impl Writer {
     fn start(url: &str) -> Result<Writer, AppError> {
@@ -250,14 +269,20 @@ impl Writer {
             })
             .map_err(|e| AppError::Config(format!("cannot start the database writer: {e}")))?;
         let running = alive.clone();
+        let file = sqlite_path(url).to_path_buf();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
+                let mut synced = Checkpointed::default();
                 while running.load(Ordering::Relaxed) {
                     std::thread::sleep(CHECKPOINT_EVERY);
                     match checkpoint(&mut checkpointer) {
-                        Ok(frames) => {
-                            wal_long.store(frames > WAL_RESTART_FRAMES, Ordering::Relaxed)
+                        Ok(done) => {
+                            if done != synced && done.checkpointed > 0 {
+                                sync_database_file(&file);
+                                synced = done;
+                            }
+                            wal_long.store(done.log > WAL_RESTART_FRAMES, Ordering::Relaxed)
                         }
                         Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
                     }
@@ -272,19 +297,39 @@ impl Writer {
     }
 }
 
-/// A passive checkpoint (copies what no reader still needs, waits for nobody); the
-/// frames in the WAL.
-fn checkpoint(conn: &mut DbConn) -> Result<i64, AppError> {
-    #[derive(diesel::QueryableByName)]
-    struct Checkpoint {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        log: i64,
+/// What a passive checkpoint reports: frames in the WAL, and how many of them are in the
+/// database file now.
+#[derive(diesel::QueryableByName, Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Checkpointed {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    log: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    checkpointed: i64,
+}
+
+/// Flushes the pages the checkpoints copied into the database file to disk, here on the
+/// checkpointer's thread rather than in the writer's checkpoint.
+///
+/// A passive checkpoint that did not reach the end of the WAL (writes went on meanwhile,
+/// as they do under load) copies pages without syncing the file: SQLite syncs it only
+/// when a checkpoint completes. The one that completes is the writer's (see
+/// [`WAL_RESTART_FRAMES`]), so it paid for every page copied since the last sync: 15 to
+/// 70 ms with a restart every 4,096 frames, 0.3 s with one every 65,536, every write
+/// waiting behind it. `fdatasync` on a descriptor of our own flushes the file's pages
+/// whichever descriptor wrote them; failing here costs nothing but that head start.
+fn sync_database_file(path: &std::path::Path) {
+    match std::fs::File::open(path).and_then(|f| f.sync_data()) {
+        Ok(()) => {}
+        Err(e) => tracing::warn!(error = %e, "syncing the database file failed"),
     }
+}
+
+/// A passive checkpoint (copies what no reader still needs, waits for nobody).
+fn checkpoint(conn: &mut DbConn) -> Result<Checkpointed, AppError> {
     let DbConn::Sqlite(c) = conn else {
-        return Ok(0);
+        return Ok(Checkpointed::default());
     };
-    let row: Checkpoint = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
-    Ok(row.log)
+    Ok(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?)
 }
 
 fn writer_loop(

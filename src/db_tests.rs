@@ -148,3 +148,35 @@ fn the_check_finds_a_migration_without_up_or_down_sql() {
         ]
     );
 }
+
+#[test]
+fn a_restarted_wal_is_reused_not_truncated() {
+    // A frame is a 4 KiB page and its 24-byte header; the WAL reaches the restart
+    // threshold plus what is appended until the restart happens.
+    let frame = 4096 + 24;
+    assert!(
+        2 * super::WAL_RESTART_FRAMES * frame <= super::WAL_SIZE_LIMIT_BYTES,
+        "a WAL at twice the restart threshold would be truncated on restart"
+    );
+}
+
+#[test]
+fn every_sqlite_connection_keeps_the_wal_size_limit() {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Limit {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        journal_size_limit: i64,
+    }
+    let dir = std::env::temp_dir().join(format!("eportfolio-wal-{}", uuid::Uuid::new_v4()));
+    let url = dir.join("db.sqlite3");
+    let pool = super::connect(url.to_str().expect("utf-8 path"), 2).expect("pool");
+    let mut conn = pool.get().expect("connection");
+    let got: Limit = diesel::sql_query("PRAGMA journal_size_limit")
+        .get_result::<Limit>(&mut *conn)
+        .expect("pragma");
+    assert_eq!(got.journal_size_limit, super::WAL_SIZE_LIMIT_BYTES);
+    drop(conn);
+    drop(pool);
+    let _ = std::fs::remove_dir_all(&dir);
+}
