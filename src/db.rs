@@ -525,14 +525,35 @@ where
     let Some(writer) = &pool.writer else {
         return run(pool, move |conn| write_tx(conn, f)).await;
     };
-    writer.submit(f, |answer| {
-        if let Err(e) = answer {
-            tracing::error!(error = %e, "a queued write failed");
-        }
-    })
+    writer.submit_detached(f)
+}
+
+/// [`write_detached`] for work of a single statement, which is atomic by itself: on
+/// PostgreSQL it runs without a transaction around it, one round trip (and one commit)
+/// instead of three statements (`BEGIN`, it, `COMMIT`).
+pub async fn write_statement_detached<F>(pool: &DbPool, f: F) -> Result<(), AppError>
+where
+    F: FnOnce(&mut DbConn) -> Result<(), AppError> + Send + 'static,
+{
+    let Some(writer) = &pool.writer else {
+        return run(pool, f).await;
+    };
+    writer.submit_detached(f)
 }
 
 impl Writer {
+    /// Queues `f` without waiting for it; a failure is logged.
+    fn submit_detached<F>(&self, f: F) -> Result<(), AppError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<(), AppError> + Send + 'static,
+    {
+        self.submit(f, |answer| {
+            if let Err(e) = answer {
+                tracing::error!(error = %e, "a queued write failed");
+            }
+        })
+    }
+
     /// Queues `f`; `answer` gets its result once its group has committed.
     fn submit<T, F, A>(&self, f: F, answer: A) -> Result<(), AppError>
     where

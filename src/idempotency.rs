@@ -338,7 +338,7 @@ pub async fn middleware<P: KeyOwner>(
         Taken::Known => replay_slot.lock().ok().and_then(|mut r| r.take()),
         Taken::Fresh | Taken::Settled => {
             // Queued before the response leaves: a retry is checked after it.
-            let result = db::write_detached(&state.pool, move |conn| {
+            let result = db::write_statement_detached(&state.pool, move |conn| {
                 store_response(conn, now, &scope, &key, &request_hash, store, stored)
             })
             .await;
@@ -406,6 +406,12 @@ struct Stored {
 /// Remembers the response of a reserved key (or forgets the key if the response is not
 /// to be remembered). The reservation may have been rolled back with a write that
 /// failed: then the row is made here.
+///
+/// One statement either way, so that on PostgreSQL it needs no transaction of its own
+/// ([`db::write_statement_detached`]). It touches only this request's row: the same
+/// hash and reservation instant. Another request may have taken the key after this
+/// one's reservation was rolled back; its row, and the answer a retry replays from it,
+/// stay its own.
 fn store_response(
     conn: &mut db::DbConn,
     now: chrono::DateTime<chrono::Utc>,
@@ -415,14 +421,18 @@ fn store_response(
     store: bool,
     r: Stored,
 ) -> Result<(), AppError> {
+    use diesel::upsert::excluded;
+    let created_at = to_db(now);
     if !store && !r.carries_secret {
         // A key whose write committed stays: running the request again would repeat it.
-        diesel::delete(
+        let forget = diesel::delete(
             idempotency_keys::table
                 .find((scope, key))
-                .filter(idempotency_keys::outcome.is_null()),
-        )
-        .execute(conn)?;
+                .filter(idempotency_keys::outcome.is_null())
+                .filter(idempotency_keys::request_hash.eq(hash))
+                .filter(idempotency_keys::created_at.eq(created_at)),
+        );
+        crate::on_backend!(conn, |c| forget.execute(c))?;
         return Ok(());
     }
     let (status, content_type, etag, body, outcome) = if r.carries_secret {
@@ -430,32 +440,43 @@ fn store_response(
     } else {
         (Some(r.status), r.content_type, r.etag, Some(r.body), None)
     };
-    let update = diesel::update(idempotency_keys::table.find((scope, key))).set((
+    let row = (
+        idempotency_keys::scope.eq(scope),
+        idempotency_keys::key.eq(key),
+        idempotency_keys::request_hash.eq(hash),
+        idempotency_keys::created_at.eq(created_at),
         idempotency_keys::status_code.eq(status),
         idempotency_keys::content_type.eq(&content_type),
         idempotency_keys::etag.eq(&etag),
         idempotency_keys::response_body.eq(&body),
-    ));
-    let updated = crate::on_backend!(conn, |c| update.execute(c))?;
-    if let Some(outcome) = outcome {
-        diesel::update(idempotency_keys::table.find((scope, key)))
-            .set(idempotency_keys::outcome.eq(outcome))
-            .execute(conn)?;
-    }
-    if updated == 0 {
-        diesel::insert_into(idempotency_keys::table)
-            .values((
-                idempotency_keys::scope.eq(scope),
-                idempotency_keys::key.eq(key),
-                idempotency_keys::request_hash.eq(hash),
-                idempotency_keys::created_at.eq(to_db(now)),
-                idempotency_keys::status_code.eq(status),
-                idempotency_keys::content_type.eq(&content_type),
-                idempotency_keys::etag.eq(&etag),
-                idempotency_keys::response_body.eq(&body),
-                idempotency_keys::outcome.eq(outcome),
-            ))
-            .execute(conn)?;
+        idempotency_keys::outcome.eq(outcome),
+    );
+    let answer = (
+        idempotency_keys::status_code.eq(excluded(idempotency_keys::status_code)),
+        idempotency_keys::content_type.eq(excluded(idempotency_keys::content_type)),
+        idempotency_keys::etag.eq(excluded(idempotency_keys::etag)),
+        idempotency_keys::response_body.eq(excluded(idempotency_keys::response_body)),
+    );
+    let mine = idempotency_keys::request_hash
+        .eq(excluded(idempotency_keys::request_hash))
+        .and(idempotency_keys::created_at.eq(excluded(idempotency_keys::created_at)));
+    let upsert = diesel::insert_into(idempotency_keys::table)
+        .values(row)
+        .on_conflict((idempotency_keys::scope, idempotency_keys::key));
+    if outcome.is_some() {
+        // A secret: only that the request was done (its outcome), never the answer.
+        let q = upsert
+            .do_update()
+            .set((
+                answer,
+                idempotency_keys::outcome.eq(excluded(idempotency_keys::outcome)),
+            ));
+        let q = diesel::query_dsl::methods::FilterDsl::filter(q, mine);
+        crate::on_backend!(conn, |c| q.execute(c))?;
+    } else {
+        // The outcome stays: `committed` when the request's write committed.
+        let q = diesel::query_dsl::methods::FilterDsl::filter(upsert.do_update().set(answer), mine);
+        crate::on_backend!(conn, |c| q.execute(c))?;
     }
     Ok(())
 }
@@ -573,3 +594,7 @@ pub fn prune(conn: &mut db::DbConn, now: chrono::DateTime<chrono::Utc>) -> Resul
             .execute(conn)?,
     )
 }
+
+#[cfg(test)]
+#[path = "idempotency_tests.rs"]
+mod tests;

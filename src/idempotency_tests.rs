@@ -1,0 +1,112 @@
+//! The stored answer of an `Idempotency-Key` on a real SQLite file: it goes to the
+//! request's own reservation, or makes the row when the reservation was rolled back, and
+//! never overwrites or forgets another request's row.
+
+use chrono::{Duration, TimeZone, Utc};
+use diesel::prelude::*;
+
+use super::{reserve, store_response, Slot, Stored, COMMITTED};
+use crate::db;
+use crate::schema::idempotency_keys;
+
+struct Scratch {
+    dir: std::path::PathBuf,
+    conn: db::PooledConn,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = std::env::temp_dir().join(format!("eportfolio-idem-{}", uuid::Uuid::new_v4()));
+        let url = dir.join("db.sqlite3");
+        let pool = db::connect(url.to_str().expect("utf-8 path"), 1).expect("pool");
+        let mut conn = pool.get().expect("connection");
+        db::migrate(&mut conn).expect("migrations");
+        Scratch { dir, conn }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn answer(status: i32, body: &str) -> Stored {
+    Stored {
+        carries_secret: false,
+        status,
+        content_type: Some("application/json".into()),
+        etag: None,
+        body: body.into(),
+    }
+}
+
+/// (status, body, outcome) of the stored key.
+fn stored(conn: &mut db::DbConn) -> Option<(Option<i32>, Option<String>, Option<String>)> {
+    idempotency_keys::table
+        .find(("user:1", "k"))
+        .select((
+            idempotency_keys::status_code,
+            idempotency_keys::response_body,
+            idempotency_keys::outcome,
+        ))
+        .first(conn)
+        .optional()
+        .expect("read")
+}
+
+#[test]
+fn the_answer_goes_to_the_requests_own_reservation_and_keeps_its_outcome() {
+    let mut s = Scratch::new();
+    let now = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).single().expect("time");
+    let slot = reserve(&mut s.conn, now, "user:1", "k", "h1", true).expect("reserve");
+    assert!(matches!(slot, Slot::Fresh));
+    store_response(&mut s.conn, now, "user:1", "k", "h1", true, answer(201, "{\"a\":1}"))
+        .expect("store");
+    assert_eq!(
+        stored(&mut s.conn),
+        Some((Some(201), Some("{\"a\":1}".into()), Some(COMMITTED.into())))
+    );
+}
+
+#[test]
+fn a_rolled_back_reservation_is_made_with_the_answer() {
+    let mut s = Scratch::new();
+    let now = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).single().expect("time");
+    store_response(&mut s.conn, now, "user:1", "k", "h1", true, answer(422, "{}"))
+        .expect("store");
+    assert_eq!(stored(&mut s.conn), Some((Some(422), Some("{}".into()), None)));
+}
+
+#[test]
+fn another_requests_row_is_neither_overwritten_nor_forgotten() {
+    let mut s = Scratch::new();
+    let first = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).single().expect("time");
+    // The first request's reservation was rolled back; a second one took the key, wrote
+    // and was answered.
+    let second = first + Duration::milliseconds(5);
+    reserve(&mut s.conn, second, "user:1", "k", "h1", true).expect("reserve");
+    store_response(&mut s.conn, second, "user:1", "k", "h1", true, answer(201, "{\"b\":2}"))
+        .expect("store");
+    // Now the first one's answer arrives: it must not replace the second's.
+    store_response(&mut s.conn, first, "user:1", "k", "h1", true, answer(409, "{}"))
+        .expect("store");
+    // Nor may its "forget me" (an answer not to remember) delete the second's row.
+    store_response(&mut s.conn, first, "user:1", "k", "h1", false, answer(503, "{}"))
+        .expect("forget");
+    assert_eq!(
+        stored(&mut s.conn),
+        Some((Some(201), Some("{\"b\":2}".into()), Some(COMMITTED.into())))
+    );
+}
+
+#[test]
+fn an_answer_with_a_secret_keeps_only_that_it_was_done() {
+    let mut s = Scratch::new();
+    let now = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).single().expect("time");
+    reserve(&mut s.conn, now, "user:1", "k", "h1", true).expect("reserve");
+    let mut secret = answer(201, "{\"recovery_codes\":[\"x\"]}");
+    secret.carries_secret = true;
+    store_response(&mut s.conn, now, "user:1", "k", "h1", true, secret).expect("store");
+    assert_eq!(stored(&mut s.conn), Some((None, None, Some(super::SECRET.into()))));
+}
