@@ -3,14 +3,16 @@
 //!
 //! Only plain SQL types cross this boundary: Text ids, Timestamp in UTC, JSON as Text.
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{
+    ConnectionManager, CustomizeConnection, ManageConnection, Pool, PooledConnection,
+};
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
@@ -29,8 +31,10 @@ pub enum DbConn {
 /// [`write`] goes through (see [`Writer`]). Dereferences to the r2d2 pool.
 #[derive(Clone)]
 pub struct DbPool {
-    pool: Pool<ConnectionManager<DbConn>>,
+    pool: Pool<Manager>,
     writer: Option<Arc<Writer>>,
+    /// When a connection was last found gone (see [`Manager`]).
+    lost: Arc<LostConnections>,
     /// The master keys of secrets at rest; work that seals or opens takes them from
     /// here (`Context::keyring`, `secrets::required`).
     keyring: Option<Arc<crate::secrets::Keyring>>,
@@ -45,6 +49,11 @@ impl DbPool {
         self.keyring.as_ref()
     }
 
+    /// A connection from the pool, checked first when [`Manager`] says so.
+    pub fn get(&self) -> Result<PooledConn, diesel::r2d2::PoolError> {
+        self.pool.get().map(PooledConn)
+    }
+
     /// Writes waiting for the SQLite writer (None on PostgreSQL), for `/metrics`.
     pub fn write_queue_depth(&self) -> Option<usize> {
         self.writer
@@ -54,13 +63,99 @@ impl DbPool {
 }
 
 impl Deref for DbPool {
-    type Target = Pool<ConnectionManager<DbConn>>;
+    type Target = Pool<Manager>;
     fn deref(&self) -> &Self::Target {
         &self.pool
     }
 }
 
-pub type PooledConn = PooledConnection<ConnectionManager<DbConn>>;
+/// A connection taken from the pool ([`DbPool::get`]); dereferences to the [`DbConn`].
+pub struct PooledConn(PooledConnection<Manager>);
+
+impl Deref for PooledConn {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        &self.0.conn
+    }
+}
+
+impl DerefMut for PooledConn {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.0.conn
+    }
+}
+
+/// How long a connection handed back healthy is taken on trust: used again within this,
+/// it is not checked first.
+const TRUSTED_FOR: Duration = Duration::from_secs(5);
+
+/// How long after a connection was found gone every connection is checked before use.
+const SUSPECT_FOR: Duration = Duration::from_secs(30);
+
+/// r2d2's connection manager, checking a connection before handing it out (`SELECT 1`,
+/// on PostgreSQL) only when that can find something: when it has been idle for more than
+/// [`TRUSTED_FOR`], or while the database is suspect, for [`SUSPECT_FOR`] after a request
+/// found a connection gone ([`run`] tells [`LostConnections`]).
+///
+/// Checking every checkout cost a round trip per transaction, two of a logged
+/// activity's eighteen statements (issue 19). A database restarted under a busy server
+/// now costs the requests that were using a connection at that moment, and at most one
+/// more per connection used within the last [`TRUSTED_FOR`]: they get 503 with
+/// `Retry-After`, as during the outage itself; the connections after them are checked.
+#[derive(Debug)]
+pub struct Manager {
+    inner: ConnectionManager<DbConn>,
+    lost: Arc<LostConnections>,
+}
+
+/// A pooled connection, with when it was last handed back healthy.
+pub struct Tracked {
+    conn: DbConn,
+    returned: Instant,
+}
+
+/// When a connection of the pool was last found gone.
+#[derive(Debug, Default)]
+pub struct LostConnections(std::sync::Mutex<Option<Instant>>);
+
+impl LostConnections {
+    fn found(&self) {
+        if let Ok(mut at) = self.0.lock() {
+            *at = Some(Instant::now());
+        }
+    }
+
+    fn suspect(&self) -> bool {
+        self.0
+            .lock()
+            .map(|at| at.is_some_and(|t| t.elapsed() < SUSPECT_FOR))
+            .unwrap_or(true)
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = Tracked;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Tracked, Self::Error> {
+        Ok(Tracked {
+            conn: self.inner.connect()?,
+            returned: Instant::now(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Tracked) -> Result<(), Self::Error> {
+        if conn.returned.elapsed() < TRUSTED_FOR && !self.lost.suspect() {
+            return Ok(());
+        }
+        self.inner.is_valid(&mut conn.conn)
+    }
+
+    fn has_broken(&self, conn: &mut Tracked) -> bool {
+        conn.returned = Instant::now();
+        self.inner.has_broken(&mut conn.conn)
+    }
+}
 
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -91,8 +186,14 @@ macro_rules! on_backend {
 #[derive(Debug)]
 struct ConnectionSetup;
 
-impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
-    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+impl CustomizeConnection<Tracked, diesel::r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut Tracked) -> Result<(), diesel::r2d2::Error> {
+        ConnectionSetup.setup(&mut conn.conn)
+    }
+}
+
+impl ConnectionSetup {
+    fn setup(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         let sql = match conn {
             // WAL lets readers run beside the single writer; busy_timeout makes a second
             // writer wait instead of failing with "database is locked". It comes first:
@@ -134,12 +235,17 @@ pub fn connect_waiting(url: &str, pool_size: u32, wait: Duration) -> Result<DbPo
         }
     }
     let sqlite = !is_postgres_url(url);
-    let manager = ConnectionManager::<DbConn>::new(url);
+    let lost = Arc::new(LostConnections::default());
+    let manager = Manager {
+        inner: ConnectionManager::<DbConn>::new(url),
+        lost: lost.clone(),
+    };
     let pool = Pool::builder()
         .max_size(pool_size.max(1))
         .connection_timeout(wait.max(Duration::from_millis(100)))
-        // A SQLite file does not go away under an open connection: checking each
-        // checkout with `SELECT 1` would only add a statement to every request.
+        // A SQLite file does not go away under an open connection: checking a
+        // connection with `SELECT 1` would only add a statement to every request. On
+        // PostgreSQL, `Manager` decides which checkouts are checked.
         .test_on_check_out(!sqlite)
         .connection_customizer(Box::new(ConnectionSetup))
         .build(manager)
@@ -163,6 +269,7 @@ pub fn connect_waiting(url: &str, pool_size: u32, wait: Duration) -> Result<DbPo
     Ok(DbPool {
         pool,
         writer,
+        lost,
         keyring: None,
     })
 }
@@ -238,7 +345,7 @@ impl Writer {
                 let mut conn = DbConn::establish(&url)
                     .map_err(|e| AppError::Config(format!("cannot open database {url}: {e}")))?;
                 ConnectionSetup
-                    .on_acquire(&mut conn)
+                    .setup(&mut conn)
                     .map_err(|e| AppError::Config(format!("database setup: {e}")))?;
                 Ok(conn)
             }
@@ -467,7 +574,12 @@ where
         if let Some(since) = waiting {
             crate::telemetry::metrics::pool_wait(since.elapsed());
         }
-        f(&mut conn)
+        let result = f(&mut conn);
+        if let Err(AppError::Unavailable(_)) = &result {
+            // Before the connection goes back: the next checkouts are checked.
+            pool.lost.found();
+        }
+        result
     })
     .await?
 }

@@ -89,7 +89,7 @@ pub fn run(mut config: Config) -> Result<Vec<Login>, AppError> {
     let exists: i64 = organisations::table
         .filter(organisations::name.eq(REGION))
         .count()
-        .get_result(&mut conn)?;
+        .get_result(&mut *conn)?;
     if exists > 0 {
         return Err(AppError::Conflict(format!(
             "the demo region \"{REGION}\" exists already in this database; use a fresh DATABASE_URL"

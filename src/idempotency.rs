@@ -465,12 +465,10 @@ fn store_response(
         .on_conflict((idempotency_keys::scope, idempotency_keys::key));
     if outcome.is_some() {
         // A secret: only that the request was done (its outcome), never the answer.
-        let q = upsert
-            .do_update()
-            .set((
-                answer,
-                idempotency_keys::outcome.eq(excluded(idempotency_keys::outcome)),
-            ));
+        let q = upsert.do_update().set((
+            answer,
+            idempotency_keys::outcome.eq(excluded(idempotency_keys::outcome)),
+        ));
         let q = diesel::query_dsl::methods::FilterDsl::filter(q, mine);
         crate::on_backend!(conn, |c| q.execute(c))?;
     } else {

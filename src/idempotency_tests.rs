@@ -58,11 +58,22 @@ fn stored(conn: &mut db::DbConn) -> Option<(Option<i32>, Option<String>, Option<
 #[test]
 fn the_answer_goes_to_the_requests_own_reservation_and_keeps_its_outcome() {
     let mut s = Scratch::new();
-    let now = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).single().expect("time");
+    let now = Utc
+        .with_ymd_and_hms(2026, 12, 2, 8, 0, 0)
+        .single()
+        .expect("time");
     let slot = reserve(&mut s.conn, now, "user:1", "k", "h1", true).expect("reserve");
     assert!(matches!(slot, Slot::Fresh));
-    store_response(&mut s.conn, now, "user:1", "k", "h1", true, answer(201, "{\"a\":1}"))
-        .expect("store");
+    store_response(
+        &mut s.conn,
+        now,
+        "user:1",
+        "k",
+        "h1",
+        true,
+        answer(201, "{\"a\":1}"),
+    )
+    .expect("store");
     assert_eq!(
         stored(&mut s.conn),
         Some((Some(201), Some("{\"a\":1}".into()), Some(COMMITTED.into())))
@@ -72,28 +83,69 @@ fn the_answer_goes_to_the_requests_own_reservation_and_keeps_its_outcome() {
 #[test]
 fn a_rolled_back_reservation_is_made_with_the_answer() {
     let mut s = Scratch::new();
-    let now = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).single().expect("time");
-    store_response(&mut s.conn, now, "user:1", "k", "h1", true, answer(422, "{}"))
-        .expect("store");
-    assert_eq!(stored(&mut s.conn), Some((Some(422), Some("{}".into()), None)));
+    let now = Utc
+        .with_ymd_and_hms(2026, 12, 2, 8, 0, 0)
+        .single()
+        .expect("time");
+    store_response(
+        &mut s.conn,
+        now,
+        "user:1",
+        "k",
+        "h1",
+        true,
+        answer(422, "{}"),
+    )
+    .expect("store");
+    assert_eq!(
+        stored(&mut s.conn),
+        Some((Some(422), Some("{}".into()), None))
+    );
 }
 
 #[test]
 fn another_requests_row_is_neither_overwritten_nor_forgotten() {
     let mut s = Scratch::new();
-    let first = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).single().expect("time");
+    let first = Utc
+        .with_ymd_and_hms(2026, 12, 2, 8, 0, 0)
+        .single()
+        .expect("time");
     // The first request's reservation was rolled back; a second one took the key, wrote
     // and was answered.
     let second = first + Duration::milliseconds(5);
     reserve(&mut s.conn, second, "user:1", "k", "h1", true).expect("reserve");
-    store_response(&mut s.conn, second, "user:1", "k", "h1", true, answer(201, "{\"b\":2}"))
-        .expect("store");
+    store_response(
+        &mut s.conn,
+        second,
+        "user:1",
+        "k",
+        "h1",
+        true,
+        answer(201, "{\"b\":2}"),
+    )
+    .expect("store");
     // Now the first one's answer arrives: it must not replace the second's.
-    store_response(&mut s.conn, first, "user:1", "k", "h1", true, answer(409, "{}"))
-        .expect("store");
+    store_response(
+        &mut s.conn,
+        first,
+        "user:1",
+        "k",
+        "h1",
+        true,
+        answer(409, "{}"),
+    )
+    .expect("store");
     // Nor may its "forget me" (an answer not to remember) delete the second's row.
-    store_response(&mut s.conn, first, "user:1", "k", "h1", false, answer(503, "{}"))
-        .expect("forget");
+    store_response(
+        &mut s.conn,
+        first,
+        "user:1",
+        "k",
+        "h1",
+        false,
+        answer(503, "{}"),
+    )
+    .expect("forget");
     assert_eq!(
         stored(&mut s.conn),
         Some((Some(201), Some("{\"b\":2}".into()), Some(COMMITTED.into())))
@@ -103,10 +155,16 @@ fn another_requests_row_is_neither_overwritten_nor_forgotten() {
 #[test]
 fn an_answer_with_a_secret_keeps_only_that_it_was_done() {
     let mut s = Scratch::new();
-    let now = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).single().expect("time");
+    let now = Utc
+        .with_ymd_and_hms(2026, 12, 2, 8, 0, 0)
+        .single()
+        .expect("time");
     reserve(&mut s.conn, now, "user:1", "k", "h1", true).expect("reserve");
     let mut secret = answer(201, "{\"recovery_codes\":[\"x\"]}");
     secret.carries_secret = true;
     store_response(&mut s.conn, now, "user:1", "k", "h1", true, secret).expect("store");
-    assert_eq!(stored(&mut s.conn), Some((None, None, Some(super::SECRET.into()))));
+    assert_eq!(
+        stored(&mut s.conn),
+        Some((None, None, Some(super::SECRET.into())))
+    );
 }

@@ -85,12 +85,12 @@ fn a_live_backup_restores_every_record_with_a_verifying_audit_chain() {
     let titles: Vec<String> = eportfolio::schema::activities::table
         .order(eportfolio::schema::activities::title)
         .select(eportfolio::schema::activities::title)
-        .load(&mut conn)
+        .load(&mut *conn)
         .expect("activities");
     assert_eq!(titles, ["Läsning 1", "Läsning 2", "Läsning 3"]);
     let users: i64 = eportfolio::schema::users::table
         .count()
-        .get_result(&mut conn)
+        .get_result(&mut *conn)
         .expect("users");
     assert_eq!(users, 2);
     assert!(eportfolio::audit::verify(&mut conn).expect("verify").intact);

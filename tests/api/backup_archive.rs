@@ -103,7 +103,7 @@ fn attachments_intact(url: &str, data_dir: &Path) -> Vec<String> {
     let mut conn = pool.get().expect("conn");
     let rows: Vec<(String, String, String)> = a::table
         .select((a::id, a::storage_key, a::sha256))
-        .load(&mut conn)
+        .load(&mut *conn)
         .expect("attachments");
     for (id, key, sha) in &rows {
         let bytes = blobs::read(data_dir, key).expect("restored blob");
@@ -274,7 +274,7 @@ fn a_sqlite_backup_restores_into_the_suites_backend() {
         let key: String = eportfolio::schema::attachments::table
             .find(id)
             .select(eportfolio::schema::attachments::storage_key)
-            .first(&mut m)
+            .first(&mut *m)
             .expect("key");
         assert_eq!(&blobs::read(&restored, &key).expect("blob"), bytes);
     }

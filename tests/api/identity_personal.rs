@@ -618,7 +618,7 @@ fn the_number_is_sealed_at_rest_and_never_reaches_the_log_or_the_audit_trail() {
             personal_identities::number_sealed,
             personal_identities::number_mac,
         ))
-        .first(&mut c)
+        .first(&mut *c)
         .expect("row");
     let sealed = sealed.expect("sealed");
     assert!(sealed.starts_with("sealed:v1:"), "{sealed}");
@@ -632,7 +632,7 @@ fn the_number_is_sealed_at_rest_and_never_reaches_the_log_or_the_audit_trail() {
         .filter(audit_log::entity.eq("personal_identity"))
         .order(audit_log::seq)
         .select((audit_log::actor_id, audit_log::action, audit_log::data))
-        .load(&mut c)
+        .load(&mut *c)
         .expect("audit");
     assert_eq!(entries.len(), 2, "{entries:?}");
     assert_eq!(entries[0].0.as_deref(), Some(w.trainee.id.as_str()));
@@ -674,7 +674,7 @@ fn two_people_given_the_same_number_at_once_one_is_refused() {
     let holders: i64 = personal_identities::table
         .filter(personal_identities::number_mac.is_not_null())
         .count()
-        .get_result(&mut conn(&w.app))
+        .get_result(&mut *conn(&w.app))
         .expect("count");
     assert_eq!(holders, 1);
 }
@@ -695,7 +695,7 @@ fn after_key_rotation_the_number_opens_and_stays_unique() {
                 personal_identities::number_sealed,
                 personal_identities::number_mac,
             ))
-            .first(&mut conn(&w.app))
+            .first(&mut *conn(&w.app))
             .expect("row");
         (s.expect("sealed"), m.expect("mac"))
     };

@@ -227,7 +227,7 @@ fn a_placement_walked_from_first_activity_to_handover() {
     assert!(v.intact && v.entries > 15, "{v:?}");
     use diesel::RunQueryDsl;
     diesel::sql_query("UPDATE audit_log SET actor_id = NULL WHERE seq = 5")
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .expect("tamper");
     let v = eportfolio::audit::verify(&mut conn).expect("verify");
     assert!(!v.intact);

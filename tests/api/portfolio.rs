@@ -540,7 +540,7 @@ fn the_audit_chain_verifies_and_detects_a_tampered_row() {
     // facts: the reflection's text was never in it, only its keyed digest).
     use diesel::RunQueryDsl;
     let changed = diesel::sql_query("UPDATE audit_log SET data = REPLACE(data, '\"version\":2', '\"version\":7') WHERE action = 'updated' AND entity = 'activity'")
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .expect("tamper");
     assert_eq!(changed, 1);
     let v = eportfolio::audit::verify(&mut conn).expect("verify");

@@ -65,7 +65,7 @@ fn audited(app: &TestApp, action: &str) -> Vec<(String, String, String)> {
         .filter(audit_log::action.eq(action))
         .order(audit_log::seq)
         .select((audit_log::action, audit_log::entity_id, audit_log::data))
-        .load(&mut db(app))
+        .load(&mut *db(app))
         .expect("audit")
 }
 
@@ -74,7 +74,7 @@ fn audit_holds(app: &TestApp, digits: &str) -> bool {
     use eportfolio::schema::audit_log;
     let all: Vec<String> = audit_log::table
         .select(audit_log::data)
-        .load(&mut db(app))
+        .load(&mut *db(app))
         .expect("audit");
     all.iter().any(|d| d.contains(digits))
 }
@@ -327,7 +327,7 @@ fn xapi_statements_and_imports_holding_a_personnummer_are_refused_and_not_stored
     use eportfolio::schema::xapi_statements;
     let stored: Vec<String> = xapi_statements::table
         .select(xapi_statements::id)
-        .load(&mut db(&s.app))
+        .load(&mut *db(&s.app))
         .expect("statements");
     assert!(stored.is_empty(), "{stored:?}");
     // The clean statement, sent again on its own, is stored.
@@ -342,7 +342,7 @@ fn xapi_statements_and_imports_holding_a_personnummer_are_refused_and_not_stored
         .expect(200);
     let stored: Vec<String> = xapi_statements::table
         .select(xapi_statements::id)
-        .load(&mut db(&s.app))
+        .load(&mut *db(&s.app))
         .expect("statements");
     assert_eq!(stored, vec![clean.to_string()]);
     assert!(!audit_holds(&s.app, "1212-1212"));

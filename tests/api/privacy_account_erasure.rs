@@ -63,7 +63,7 @@ fn audit_count(app: &TestApp, action: &str, entity: &str) -> i64 {
         .filter(audit_log::action.eq(action))
         .filter(audit_log::entity.eq(entity))
         .count()
-        .get_result(&mut db(app))
+        .get_result(&mut *db(app))
         .expect("audit")
 }
 
@@ -77,7 +77,7 @@ fn stored_user(app: &TestApp, id: &str) -> (String, String, String, Option<Strin
             users::status,
             users::password_hash,
         ))
-        .first(&mut db(app))
+        .first(&mut *db(app))
         .expect("user row")
 }
 
@@ -285,7 +285,7 @@ fn statement_learners(app: &TestApp) -> Vec<(String, String)> {
     xapi_statements::table
         .order(xapi_statements::id)
         .select((xapi_statements::id, xapi_statements::learner))
-        .load(&mut db(app))
+        .load(&mut *db(app))
         .expect("statements")
 }
 
@@ -350,7 +350,7 @@ fn an_account_erasure_takes_the_persons_unmatched_xapi_statements() {
             audit_log::data,
             audit_log::data_erased_at,
         ))
-        .load(&mut db(app))
+        .load(&mut *db(app))
         .expect("audit");
     assert!(about.iter().any(|e| e.0 != "erased"), "{about:?}");
     assert!(about

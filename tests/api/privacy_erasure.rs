@@ -58,7 +58,7 @@ fn audit_count(app: &TestApp, action: &str) -> i64 {
     audit_log::table
         .filter(audit_log::action.eq(action))
         .count()
-        .get_result(&mut db(app))
+        .get_result(&mut *db(app))
         .expect("audit")
 }
 
@@ -191,7 +191,7 @@ fn a_restricted_enrolment_is_read_only_and_unlisted_until_lifted() {
     let data: Vec<String> = audit_log::table
         .filter(audit_log::entity.eq("restriction"))
         .select(audit_log::data)
-        .load(&mut db(app))
+        .load(&mut *db(app))
         .expect("audit");
     assert!(data.iter().all(|d| !d.contains("ärende")), "{data:?}");
     let v = eportfolio::audit::verify(&mut db(app)).expect("verify");

@@ -312,7 +312,7 @@ fn audited(app: &TestApp, action: &str) -> Vec<(String, Value)> {
         .filter(audit_log::action.eq(action))
         .order(audit_log::seq)
         .select((audit_log::entity_id, audit_log::data))
-        .load(&mut pool.get().expect("conn"))
+        .load(&mut *pool.get().expect("conn"))
         .expect("audit");
     rows.into_iter()
         .map(|(id, data)| (id, serde_json::from_str(&data).expect("data")))

@@ -259,7 +259,7 @@ fn a_closed_enrolment_goes_after_the_regions_period_and_nothing_else_does() {
     let entries: Vec<(Option<String>, String)> = audit_log::table
         .filter(audit_log::action.eq("retention_deleted"))
         .select((audit_log::actor_id, audit_log::data))
-        .load(&mut conn)
+        .load(&mut *conn)
         .expect("audit");
     assert_eq!(entries.len(), 1);
     let data: Value = serde_json::from_str(&entries[0].1).expect("json");
@@ -277,7 +277,7 @@ fn a_closed_enrolment_goes_after_the_regions_period_and_nothing_else_does() {
                 audit_log::data,
                 audit_log::data_erased_at,
             ))
-            .load(&mut db(app))
+            .load(&mut *db(app))
             .expect("audit")
     };
     let gone = of(&r.closed);
@@ -298,14 +298,14 @@ fn a_closed_enrolment_goes_after_the_regions_period_and_nothing_else_does() {
         audit_text_keys::table
             .filter(audit_text_keys::enrolment_id.eq(id))
             .count()
-            .get_result(&mut db(app))
+            .get_result(&mut *db(app))
             .expect("keys")
     };
     assert_eq!(keys(&r.closed), 0);
     assert!(keys(&r.open) >= 2, "the kept activity and its file");
     let all: Vec<String> = audit_log::table
         .select(audit_log::data)
-        .load(&mut db(app))
+        .load(&mut *db(app))
         .expect("audit");
     assert!(all
         .iter()
@@ -373,7 +373,7 @@ fn only_the_regions_administrators_see_and_set_its_retention() {
     let changes: i64 = audit_log::table
         .filter(audit_log::entity.eq("retention_policy"))
         .count()
-        .get_result(&mut db(app))
+        .get_result(&mut *db(app))
         .expect("audit");
     assert_eq!(changes, 2);
 }
@@ -420,12 +420,12 @@ fn retention_deletes_the_course_confirmations_with_the_enrolment() {
         let courses: Vec<String> = course_confirmations::table
             .filter(course_confirmations::enrolment_id.eq(enrolment))
             .select(course_confirmations::activity_id)
-            .load(&mut conn)
+            .load(&mut *conn)
             .expect("courses");
         let links: i64 = course_confirmation_links::table
             .filter(course_confirmation_links::activity_id.eq_any(&courses))
             .count()
-            .get_result(&mut conn)
+            .get_result(&mut *conn)
             .expect("links");
         (courses.len() as i64, links)
     };
@@ -471,7 +471,7 @@ fn retention_deletes_the_course_confirmations_with_the_enrolment() {
     let data: Vec<String> = audit_log::table
         .filter(audit_log::action.eq("retention_deleted"))
         .select(audit_log::data)
-        .load(&mut conn)
+        .load(&mut *conn)
         .expect("audit");
     assert_eq!(data.len(), 1);
     let entry: Value = serde_json::from_str(&data[0]).expect("json");

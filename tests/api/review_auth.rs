@@ -137,7 +137,7 @@ fn a_copy_of_the_database_cannot_test_password_guesses_against_the_idempotency_s
     let stored: String = idempotency_keys::table
         .filter(idempotency_keys::key.eq("change-my-address"))
         .select(idempotency_keys::request_hash)
-        .first(&mut conn)
+        .first(&mut *conn)
         .expect("the key is kept");
     // What an offline guesser computes for each candidate password.
     let guess = |password: &str| {
@@ -186,7 +186,7 @@ fn a_copy_of_the_database_holds_no_link_of_mail_waiting_for_smtp() {
     let bodies: Vec<String> = mail_outbox::table
         .filter(mail_outbox::status.eq("pending"))
         .select(mail_outbox::body)
-        .load(&mut conn)
+        .load(&mut *conn)
         .expect("outbox");
     assert!(!bodies.is_empty(), "the reset mail waits in the outbox");
     for body in &bodies {
@@ -206,7 +206,7 @@ fn a_copy_of_the_database_holds_no_link_of_mail_waiting_for_smtp() {
             .filter(mail_outbox::attempts.ge(1))
             .filter(mail_outbox::lease.is_null())
             .count()
-            .get_result(&mut conn)
+            .get_result(&mut *conn)
             .expect("outbox");
         if failed == bodies.len() as i64 {
             break;

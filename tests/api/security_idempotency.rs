@@ -124,7 +124,7 @@ fn a_retry_after_the_answer_was_lost_with_its_server_does_not_log_the_activity_t
     let outcome: Option<String> = idempotency_keys::table
         .filter(idempotency_keys::key.eq("lost-answer"))
         .select(idempotency_keys::outcome)
-        .first(&mut conn(&app))
+        .first(&mut *conn(&app))
         .expect("key row");
     assert_eq!(outcome.as_deref(), Some("committed"));
     // What a server killed after that commit, before storing the answer, leaves behind.
@@ -135,7 +135,7 @@ fn a_retry_after_the_answer_was_lost_with_its_server_does_not_log_the_activity_t
             idempotency_keys::etag.eq(None::<String>),
             idempotency_keys::response_body.eq(None::<String>),
         ))
-        .execute(&mut conn(&app))
+        .execute(&mut *conn(&app))
         .expect("forget the answer");
 
     // At once: the first request may still be answering.

@@ -766,7 +766,7 @@ fn session_address(app: &TestApp, user_id: &str) -> Option<String> {
         .filter(sessions::user_id.eq(user_id))
         .order(sessions::created_at.desc())
         .select(sessions::client_address)
-        .first::<Option<String>>(&mut conn)
+        .first::<Option<String>>(&mut *conn)
         .expect("session")
 }
 

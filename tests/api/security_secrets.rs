@@ -21,7 +21,7 @@ fn totp_column(app: &TestApp, user_id: &str) -> String {
     totp_credentials::table
         .find(user_id)
         .select(totp_credentials::secret)
-        .first::<Option<String>>(&mut conn(app))
+        .first::<Option<String>>(&mut *conn(app))
         .expect("totp row")
         .expect("confirmed secret")
 }
@@ -115,7 +115,7 @@ fn recovery_codes_and_client_secrets_are_not_replayed_from_the_idempotency_store
             idempotency_keys::response_body,
             idempotency_keys::outcome,
         ))
-        .load(&mut conn(&app))
+        .load(&mut *conn(&app))
         .expect("keys");
     for key in ["new-recovery-codes-1", "new-client-1"] {
         let row = rows.iter().find(|r| r.0 == key).expect("key kept");
@@ -159,14 +159,14 @@ fn totp_and_webhook_secrets_are_stored_sealed_and_login_still_works() {
     let stored_hook: String = webhook_subscriptions::table
         .find(&sub_id)
         .select(webhook_subscriptions::secret)
-        .first(&mut conn(&app))
+        .first(&mut *conn(&app))
         .expect("subscription row");
     assert!(stored_hook.starts_with("sealed:v1:"), "{stored_hook}");
     assert!(!stored_hook.contains(&webhook_secret));
     // The dossier signing key too.
     let private_keys: Vec<String> = service_keys::table
         .select(service_keys::private_key)
-        .load(&mut conn(&app))
+        .load(&mut *conn(&app))
         .expect("signing keys");
     assert!(!private_keys.is_empty());
     for k in &private_keys {
@@ -194,7 +194,7 @@ fn a_sealed_totp_secret_copied_into_another_account_does_not_open_there() {
     let theirs = totp_column(&app, &attacker.id);
     diesel::update(totp_credentials::table.find(&admin.id))
         .set(totp_credentials::secret.eq(Some(&theirs)))
-        .execute(&mut conn(&app))
+        .execute(&mut *conn(&app))
         .expect("copy");
     let mfa = app.password_step(&admin.email, &admin.password);
     let code = app.totp(attacker.totp_secret.as_deref().expect("totp"));
@@ -210,7 +210,7 @@ fn plaintext_totp_secrets_from_before_are_sealed_at_start() {
     // As a database from before sealing has it.
     diesel::update(totp_credentials::table.find(&admin.id))
         .set(totp_credentials::secret.eq(Some(&totp_secret)))
-        .execute(&mut conn(&app))
+        .execute(&mut *conn(&app))
         .expect("plaintext");
     app.restart_with(|_| {});
     let stored = totp_column(&app, &admin.id);

@@ -150,7 +150,7 @@ fn the_same_file_twice_is_stored_once_and_stays_while_any_row_names_it() {
     // no other row names it.
     let store = blobs::open(&app.dir);
     diesel::delete(attachments::table.find(first_id))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .expect("delete row");
     eportfolio::storage::remove_released(&mut conn, &*store, std::slice::from_ref(&key));
     assert_eq!(blobs::read(&app.dir, &key).as_deref(), Some(&bytes[..]));
@@ -163,7 +163,7 @@ fn the_same_file_twice_is_stored_once_and_stays_while_any_row_names_it() {
 
     // The last row gone, the blob goes with it (a second later: S3 keeps whole seconds).
     diesel::delete(attachments::table.find(second_id))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .expect("delete row");
     std::thread::sleep(Duration::from_millis(2100));
     eportfolio::storage::remove_released(&mut conn, &*store, std::slice::from_ref(&key));
@@ -213,7 +213,7 @@ fn rows_from_before_content_keys_are_still_served_verified_and_backed_up() {
     let mut conn = pool.get().expect("conn");
     diesel::update(attachments::table.find(&id))
         .set(attachments::storage_key.eq(&id))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .expect("old key");
     blobs::remove(&app.dir, &key);
     if !blobs::object_store() {

@@ -196,7 +196,7 @@ fn a_store_that_goes_away_gives_503_with_retry_after_and_no_row_without_its_obje
             eportfolio::schema::attachments::uploaded_by.eq(&w.trainee.id),
             eportfolio::schema::attachments::created_at.eq(chrono::Utc::now().naive_utc()),
         ))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .expect("row");
 
     s3.go_away();
@@ -223,7 +223,7 @@ fn a_store_that_goes_away_gives_503_with_retry_after_and_no_row_without_its_obje
     let names: i64 = eportfolio::schema::attachments::table
         .filter(eportfolio::schema::attachments::record_id.eq(&w.activity))
         .count()
-        .get_result(&mut conn)
+        .get_result(&mut *conn)
         .expect("count");
     assert_eq!(names, 1, "no row names the object that was never stored");
 

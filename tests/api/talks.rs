@@ -406,7 +406,7 @@ fn store_content(app: &TestApp, talk: &str, content: &str) {
     let mut conn = pool.get().expect("conn");
     diesel::update(talks::table.find(talk))
         .set(talks::content.eq(content))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .expect("update");
 }
 

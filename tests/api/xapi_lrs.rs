@@ -223,7 +223,7 @@ fn an_lms_with_a_key_and_secret_stores_reads_and_voids_statements() {
     let voided_entries: i64 = eportfolio::schema::audit_log::table
         .filter(eportfolio::schema::audit_log::action.eq("voided"))
         .count()
-        .get_result(&mut conn)
+        .get_result(&mut *conn)
         .expect("audit");
     assert_eq!(voided_entries, 1);
     // A voiding statement cannot be voided.
