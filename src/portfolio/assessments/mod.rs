@@ -415,6 +415,10 @@ const QUEUE_CURSOR_TIME: &str = "%Y-%m-%dT%H:%M:%S%.f";
 /// (a draft I made myself counts from its creation), then by id. `after` is the cursor of
 /// the previous page (`time|id` of its last item); at most `limit + 1` items come back,
 /// each with its own cursor, in one query.
+/// The part of the signature queue's filter that the index `assessments_signature_queue`
+/// (migration 000041) is restricted to, in the index's words.
+const QUEUE_INDEX_PREDICATE: &str = "assessments.status IN ('awaiting_signature', 'draft')";
+
 pub fn signature_queue(
     conn: &mut DbConn,
     me: &Principal,
@@ -439,6 +443,11 @@ pub fn signature_queue(
         let mut query = assessments::table
             .filter(assessments::assessor_id.eq(&me.user_id))
             .filter(assessments::deleted_at.is_null())
+            // The index `assessments_signature_queue`'s predicate, literally: neither
+            // backend uses a partial index for a bound `status IN (?, ?)`.
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                QUEUE_INDEX_PREDICATE,
+            ))
             .filter(
                 assessments::status.eq(AWAITING).or(assessments::status
                     .eq(DRAFT)
@@ -464,3 +473,7 @@ pub fn signature_queue(
     let items = from_rows(conn, rows.into_iter().map(|q| q.row).collect())?;
     Ok(keys.into_iter().zip(items).collect())
 }
+
+#[cfg(test)]
+#[path = "queue_index_tests.rs"]
+mod queue_index_tests;
