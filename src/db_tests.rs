@@ -155,7 +155,7 @@ fn a_restarted_wal_is_reused_not_truncated() {
     // threshold plus what is appended until the restart happens.
     let frame = 4096 + 24;
     assert!(
-        2 * super::WAL_RESTART_FRAMES * frame <= super::WAL_SIZE_LIMIT_BYTES,
+        2 * super::writer::WAL_RESTART_FRAMES * frame <= super::WAL_SIZE_LIMIT_BYTES,
         "a WAL at twice the restart threshold would be truncated on restart"
     );
 }
